@@ -1,0 +1,115 @@
+"""The message between the functions: built from a Stripe event, read back from Pub/Sub."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.errors import MalformedMessageError
+
+SNAPSHOT_TYPE = "invoice.payment_failed"
+# Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
+THIN_TYPE = "v1.invoice.payment_failed"
+
+
+@dataclass(frozen=True)
+class FailedPayment:
+    """One failed payment attempt to recover; small on purpose, the invoice is re-read anyway."""
+
+    event_id: str
+    invoice_id: str
+    customer_id: str | None
+    attempt_count: int | None
+    livemode: bool
+    created: int | None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+
+    def attributes(self) -> dict[str, str]:
+        """Message attributes, so operators can filter and dead letters stay identifiable."""
+        return {"event_id": self.event_id, "invoice_id": self.invoice_id}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _unix(value: Any) -> int | None:
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return _int(value)
+
+
+def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
+    """The failed payment an event reports, or None for any other event type.
+
+    Raises ValueError when a payment-failed event lacks its invoice id.
+    """
+    kind = event.get("type")
+    if kind == SNAPSHOT_TYPE:
+        invoice = (event.get("data") or {}).get("object") or {}
+        customer = invoice.get("customer")
+        if isinstance(customer, Mapping):
+            customer = customer.get("id")
+        attempt = invoice.get("attempt_count")
+        invoice_id = invoice.get("id")
+    elif kind == THIN_TYPE:
+        related = event.get("related_object") or {}
+        invoice_id = related.get("id") if related.get("type") == "invoice" else None
+        customer, attempt = None, None
+    else:
+        return None
+    if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
+        raise ValueError(f"{kind} event without an invoice id")
+    event_id = event.get("id")
+    if not isinstance(event_id, str) or not event_id:
+        raise ValueError(f"{kind} event without an id")
+    return FailedPayment(
+        event_id=event_id,
+        invoice_id=invoice_id,
+        customer_id=customer if isinstance(customer, str) else None,
+        attempt_count=_int(attempt),
+        livemode=bool(event.get("livemode")),
+        created=_unix(event.get("created")),
+    )
+
+
+def from_pubsub(data: Mapping[str, Any] | None) -> FailedPayment:
+    """Decode a Pub/Sub CloudEvent's data (`message.data` is base64 JSON)."""
+    message = (data or {}).get("message") if isinstance(data, Mapping) else None
+    if not isinstance(message, Mapping) or "data" not in message:
+        raise MalformedMessageError("not a Pub/Sub message: no message.data")
+    try:
+        payload = json.loads(base64.b64decode(message["data"], validate=True))
+    except (binascii.Error, TypeError, ValueError) as exc:
+        reason = "not base64" if isinstance(exc, binascii.Error) else "not JSON"
+        raise MalformedMessageError(f"message data is {reason}") from None
+    if not isinstance(payload, Mapping):
+        raise MalformedMessageError("message data is not a JSON object")
+    invoice_id, event_id = payload.get("invoice_id"), payload.get("event_id")
+    if not isinstance(invoice_id, str) or not invoice_id:
+        raise MalformedMessageError("message has no invoice_id")
+    if not isinstance(event_id, str) or not event_id:
+        raise MalformedMessageError("message has no event_id")
+    attempt, created, customer = (
+        payload.get("attempt_count"),
+        payload.get("created"),
+        payload.get("customer_id"),
+    )
+    return FailedPayment(
+        event_id=event_id,
+        invoice_id=invoice_id,
+        customer_id=customer if isinstance(customer, str) else None,
+        attempt_count=_int(attempt),
+        livemode=bool(payload.get("livemode")),
+        created=_int(created),
+    )

@@ -1,0 +1,92 @@
+"""What the workflow needs from a Stripe invoice and its customer, read from plain dicts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.text import clean
+
+FALLBACK_DESCRIPTION = "your subscription"
+
+# Stripe writes subscription line descriptions itself: "1 × Pro plan (at $25.00 / month)",
+# "Pro plan (Tier 1 at $0.00 / month)", "Remaining time on 2 × Pro plan after 25 Nov 2026".
+_PRORATION = re.compile(r"^(?:Remaining|Unused) time on (?P<rest>.+?)(?: after .+)?$", re.I)
+_QUANTITY_PREFIX = re.compile(r"^\d+(?:[.,]\d+)?\s*[×xX]\s+")
+_PRICE_SUFFIX = re.compile(r"\s*\((?:at|tier \d+ at)\s[^()]*\)$", re.I)
+
+
+@dataclass(frozen=True)
+class Customer:
+    """The customer fields the text needs; `deleted` customers carry nothing else."""
+
+    id: str | None
+    name: str
+    phone: str | None
+    country: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """An invoice as re-read from Stripe at send time."""
+
+    id: str
+    status: str
+    amount_remaining: int
+    currency: str
+    hosted_invoice_url: str | None
+    attempt_count: int
+    livemode: bool
+    description: str
+    customer: Customer
+
+    @property
+    def collectable(self) -> bool:
+        """Only an open invoice with something still due is worth a text."""
+        return self.status == "open" and self.amount_remaining > 0
+
+
+def describe_line(description: str | None) -> str:
+    """A short product name from a line description, without Stripe's quantity and price text."""
+    text = clean(description)
+    proration = _PRORATION.match(text)
+    if proration:
+        text = proration.group("rest")
+    text = _PRICE_SUFFIX.sub("", _QUANTITY_PREFIX.sub("", text)).strip()
+    return text or FALLBACK_DESCRIPTION
+
+
+def parse_customer(data: Mapping[str, Any] | str | None) -> Customer:
+    """A customer from an expanded `customer` field; a bare id or a deleted stub has no contact."""
+    if not isinstance(data, Mapping):
+        return Customer(id=data, name="", phone=None, country=None, deleted=data is None)
+    if data.get("deleted"):
+        return Customer(id=data.get("id"), name="", phone=None, country=None, deleted=True)
+    address = data.get("address") or {}
+    return Customer(
+        id=data.get("id"),
+        name=clean(data.get("name")),
+        phone=data.get("phone"),
+        country=address.get("country"),
+    )
+
+
+def parse_invoice(data: Mapping[str, Any]) -> Invoice:
+    """An invoice retrieved with `expand=["customer"]`."""
+    lines = (data.get("lines") or {}).get("data") or []
+    first_line = lines[0].get("description") if lines else None
+    remaining = data.get("amount_remaining")
+    return Invoice(
+        id=data["id"],
+        status=data.get("status") or "",
+        amount_remaining=int(remaining if remaining is not None else data.get("amount_due") or 0),
+        currency=data.get("currency") or "",
+        hosted_invoice_url=data.get("hosted_invoice_url") or None,
+        attempt_count=int(data.get("attempt_count") or 0),
+        livemode=bool(data.get("livemode")),
+        description=describe_line(first_line),
+        customer=parse_customer(data.get("customer")),
+    )

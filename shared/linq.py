@@ -1,0 +1,183 @@
+"""Linq Partner API v3 adapter: lines, capability, chats; Linq's errors turned into ours."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from shared.errors import (
+    LineIneligibleError,
+    OptedOutError,
+    PermanentError,
+    RecoveryError,
+    RetryableError,
+    UnreachableError,
+)
+
+# (connect, read) seconds. Linq is not retried in-process: the whole run is redelivered by
+# Pub/Sub, and idempotency keys make the repeated sends harmless.
+TIMEOUT = (3.05, 8.0)
+# The line list changes rarely; re-reading it every few minutes keeps a warm run at one call less.
+LINES_TTL_SECONDS = 300.0
+
+CODE_OPTED_OUT = 2024
+CODE_LINE_INELIGIBLE = 2027
+# Codes with which the capability check refuses an address outright (unsupported region, format).
+_REFUSED_ADDRESS_CODES = frozenset({1002, 1005})
+
+
+@dataclass(frozen=True)
+class Line:
+    """One of the account's sending lines."""
+
+    number: str
+    reputation: str
+    line_type: str | None
+
+    @property
+    def usable(self) -> bool:
+        # Linq's guidance for a CRITICAL line is to pause outbound sends on it.
+        return self.reputation != "CRITICAL"
+
+
+@dataclass(frozen=True)
+class Capability:
+    """Whether a recipient can be reached from a line, and over which service."""
+
+    imessage: bool
+    service: str | None
+
+    @property
+    def reachable(self) -> bool:
+        return self.imessage or self.service in ("SMS", "RCS")
+
+
+def _error(response: requests.Response) -> RecoveryError:
+    """Our error for a Linq error response (the envelope is documented in linq-api.md section 6)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    status = response.status_code
+    code = error.get("code")
+    retry_after = error.get("retry_after") or response.headers.get("Retry-After")
+    message = error.get("message") or response.reason or "no message"
+    detail = {
+        "vendor": "linq",
+        "status": status,
+        "code": code,
+        "linq_message": message,
+        "retry_after": retry_after,
+        "trace_id": body.get("trace_id") if isinstance(body, dict) else None,
+    }
+    reason = f"Linq {status} (code {code}): {message}"
+    if status == 429 or status >= 500:
+        return RetryableError(reason, **detail)
+    if status == 403 and code == CODE_OPTED_OUT:
+        return OptedOutError(reason, **detail)
+    if status == 403 and code == CODE_LINE_INELIGIBLE:
+        return LineIneligibleError(reason, **detail)
+    return PermanentError(reason, **detail)
+
+
+class LinqClient:
+    """One keep-alive HTTP session per instance against `{api_base}/v3/...`."""
+
+    def __init__(
+        self, api_key: str, api_base: str, session: requests.Session | None = None
+    ) -> None:
+        self._base = api_base.rstrip("/") + "/v3"
+        self._session = session or requests.Session()
+        self._session.headers.update(
+            {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        )
+        self._lines: tuple[Line, ...] | None = None
+        self._lines_read_at = 0.0
+        self._lines_lock = threading.Lock()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            response = self._session.request(method, self._base + path, json=body, timeout=TIMEOUT)
+        except requests.Timeout as exc:
+            raise RetryableError(f"Linq {method} {path} timed out", vendor="linq") from exc
+        except requests.RequestException as exc:
+            raise RetryableError(
+                f"Linq {method} {path} unreachable: {type(exc).__name__}", vendor="linq"
+            ) from exc
+        if not response.ok:
+            raise _error(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            # A 2xx that is not JSON comes from something in between (a proxy page): try again.
+            raise RetryableError(
+                f"Linq {method} {path} answered {response.status_code} without JSON",
+                vendor="linq",
+                status=response.status_code,
+            ) from exc
+
+    def lines(self) -> tuple[Line, ...]:
+        """The account's lines, re-read at most every few minutes."""
+        with self._lines_lock:
+            fresh = time.monotonic() - self._lines_read_at < LINES_TTL_SECONDS
+            if self._lines is None or not fresh:
+                listed = self._call("GET", "/phone_numbers").get("phone_numbers") or []
+                self._lines = tuple(
+                    Line(
+                        number=item["phone_number"],
+                        reputation=(item.get("reputation") or {}).get("status") or "HEALTHY",
+                        line_type=item.get("line_type"),
+                    )
+                    for item in listed
+                )
+                self._lines_read_at = time.monotonic()
+            return self._lines
+
+    def check_imessage(self, address: str, sender: str) -> Capability:
+        """Which service would carry a text to `address` from `sender`."""
+        try:
+            answer = self._call(
+                "POST", "/capability/check_imessage", {"address": address, "from": sender}
+            )
+        except PermanentError as exc:
+            if exc.detail.get("status") == 400 and exc.detail.get("code") in _REFUSED_ADDRESS_CODES:
+                raise UnreachableError(exc.reason, **exc.detail) from exc
+            raise
+        return Capability(
+            imessage=bool(answer.get("available")), service=answer.get("selected_service")
+        )
+
+    def create_chat(self, sender: str, to: str, text: str, idempotency_key: str) -> str:
+        """Open (or reuse) the chat with `to` and send `text` in it; returns the chat id."""
+        answer = self._call(
+            "POST",
+            "/chats",
+            {
+                "from": sender,
+                "to": [to],
+                "message": {
+                    "parts": [{"type": "text", "value": text}],
+                    "idempotency_key": idempotency_key,
+                },
+            },
+        )
+        return str(answer["chat"]["id"])
+
+    def send_link(self, chat_id: str, url: str, idempotency_key: str) -> None:
+        """Post `url` as a link part (a rich preview card where the service supports one)."""
+        self._call(
+            "POST",
+            f"/chats/{chat_id}/messages",
+            {
+                "message": {
+                    "parts": [{"type": "link", "value": url}],
+                    "idempotency_key": idempotency_key,
+                }
+            },
+        )

@@ -1,0 +1,134 @@
+"""The text a customer receives: template checks at startup, rendering within the length limit."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.errors import ConfigError
+from shared.invoice import FALLBACK_DESCRIPTION
+from shared.text import ELLIPSIS, clean, shorten
+
+DEFAULT_TEMPLATE = (
+    "Hi {first_name}, your payment for {description} didn't go through. "
+    "You can update your card and retry with the link below. Reply STOP to opt out."
+)
+# "Under 320 characters": two SMS segments' worth of GSM text, so at most 319.
+MAX_TEXT_LENGTH = 319
+PLACEHOLDERS = ("first_name", "description")
+# Values shortened when the text is too long, in this order; the template's own words never are,
+# so the opt-out line always survives.
+SHRINK_ORDER = ("description", "first_name")
+NO_NAME = "there"
+# A "first name" longer than this is data-entry noise; cutting it early leaves room for the product.
+MAX_FIRST_NAME = 40
+OPT_OUT_KEYWORD = "STOP"
+
+# Linq rejects a URL anywhere in the first message of a new chat (400, code 1005), including a
+# bare domain, so the opener must not carry anything that looks like one.
+_URL = re.compile(
+    r"(?:\b[a-z][a-z0-9+.-]*://\S*)"
+    r"|(?:\bwww\.\S+)"
+    r"|(?:\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\."
+    r"(?:com|net|org|io|co|app|dev|ai|ly|me|us|uk|de|fr|info|biz|xyz|link|site|shop)\b\S*)",
+    re.IGNORECASE,
+)
+
+
+def contains_url(text: str) -> bool:
+    return _URL.search(text) is not None
+
+
+def without_urls(value: str) -> str:
+    """`value` with anything URL-like removed, so customer data cannot break the opener."""
+    return clean(_URL.sub(" ", value))
+
+
+def first_name(name: str | None) -> str:
+    """The first word of the customer's name, or a friendly stand-in when there is none."""
+    words = without_urls(name or "").split()
+    return shorten(words[0], MAX_FIRST_NAME) if words else NO_NAME
+
+
+def placeholder_values(name: str | None, description: str) -> dict[str, str]:
+    """The values for the template's placeholders, free of anything Linq would read as a URL."""
+    return {
+        "first_name": first_name(name),
+        "description": without_urls(description) or FALLBACK_DESCRIPTION,
+    }
+
+
+@dataclass(frozen=True)
+class Template:
+    """A validated message template; build with `Template.parse`."""
+
+    text: str
+    fields: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str, variable: str = "MESSAGE_TEMPLATE") -> Template:
+        """Check a template and say precisely what is wrong with it (a startup error)."""
+        if not text.strip():
+            raise ConfigError(f"{variable} is empty; unset it to use the default text")
+        fields: list[str] = []
+        literal = []
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise ConfigError(f"{variable} is not a valid template: {exc}") from None
+        for prefix, name, spec, conversion in parsed:
+            literal.append(prefix)
+            if name is None:
+                continue
+            if name == "url":
+                raise ConfigError(
+                    f"{variable} must not contain {{url}}: the payment link is sent as its own "
+                    "message after the text, because Linq rejects a URL in the first message"
+                )
+            if name not in PLACEHOLDERS:
+                raise ConfigError(
+                    f"{variable} has an unknown placeholder {{{name}}}; "
+                    f"allowed: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}"
+                )
+            if spec or conversion:
+                raise ConfigError(f"{variable}: write {{{name}}} without a format or conversion")
+            fields.append(name)
+        words = "".join(literal)
+        if not re.search(rf"\b{OPT_OUT_KEYWORD}\b", words):
+            raise ConfigError(
+                f"{variable} must tell the recipient how to opt out with the word "
+                f"{OPT_OUT_KEYWORD} (for example 'Reply STOP to opt out.')"
+            )
+        if contains_url(words):
+            raise ConfigError(
+                f"{variable} contains a URL; Linq rejects a URL in the first message of a new "
+                "chat, and the payment link follows in its own message"
+            )
+        template = cls(text=text, fields=tuple(fields))
+        shortest = template._format(dict.fromkeys(PLACEHOLDERS, ELLIPSIS))
+        if len(shortest) > MAX_TEXT_LENGTH:
+            raise ConfigError(
+                f"{variable} is {len(shortest)} characters before any customer data; "
+                f"the text must stay under {MAX_TEXT_LENGTH + 1}"
+            )
+        return template
+
+    def _format(self, values: Mapping[str, str]) -> str:
+        return self.text.format_map(values)
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The text with `values` filled in, shortening values (never the template) to fit."""
+        current = dict(values)
+        text = self._format(current)
+        for key in SHRINK_ORDER:
+            uses = self.fields.count(key)
+            if len(text) <= MAX_TEXT_LENGTH or not uses:
+                continue
+            excess = len(text) - MAX_TEXT_LENGTH
+            limit = max(len(ELLIPSIS), len(current[key]) - math.ceil(excess / uses))
+            current[key] = shorten(current[key], limit)
+            text = self._format(current)
+        return text

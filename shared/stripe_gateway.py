@@ -1,0 +1,55 @@
+"""Stripe adapter: the one read the workflow makes, with Stripe's errors turned into ours."""
+
+from __future__ import annotations
+
+import stripe
+
+from shared.errors import NotFoundError, PermanentError, RecoveryError, RetryableError
+from shared.invoice import Invoice, parse_invoice
+
+# (connect, read) seconds per attempt. With two retries and the SDK's backoff (at most 5 s each)
+# the worst case stays near 30 s, well under the recover function's timeout.
+TIMEOUT = (3.05, 8.0)
+MAX_NETWORK_RETRIES = 2
+
+
+def translate(exc: stripe.StripeError) -> RecoveryError:
+    """Our error for a Stripe error: outages and rate limits retry, everything else is final."""
+    status = exc.http_status
+    detail = {
+        "vendor": "stripe",
+        "status": status,
+        "code": exc.code,
+        "request_id": exc.request_id,
+    }
+    message = exc.user_message or str(exc) or type(exc).__name__
+    if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
+        return RetryableError(f"Stripe: {message}", **detail)
+    if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):
+        return PermanentError(f"Stripe rejected the API key: {message}", **detail)
+    if isinstance(exc, stripe.InvalidRequestError) and status == 404:
+        return NotFoundError(f"Stripe: {message}", **detail)
+    if status is None or status >= 500 or status == 409:
+        return RetryableError(f"Stripe: {message}", **detail)
+    return PermanentError(f"Stripe: {message}", **detail)
+
+
+class StripeGateway:
+    """Reads invoices with their customer through one configured `StripeClient` per instance."""
+
+    def __init__(self, api_key: str, api_base: str) -> None:
+        # StripeClient never retries unless told to, and its default timeout is 80 s.
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base},
+            http_client=stripe.RequestsClient(timeout=TIMEOUT),
+            max_network_retries=MAX_NETWORK_RETRIES,
+        )
+
+    def invoice(self, invoice_id: str) -> Invoice:
+        """The invoice as it is now, with its customer expanded: one request."""
+        try:
+            found = self._client.v1.invoices.retrieve(invoice_id, params={"expand": ["customer"]})
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return parse_invoice(found.to_dict())

@@ -1,0 +1,81 @@
+"""Unicode-safe cleaning and shortening of customer-supplied strings."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+
+ELLIPSIS = "…"
+
+_ZWJ = "\u200d"
+# Bidi overrides, embeddings and isolates can make a text read differently from what was sent.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+_SPACE_RUNS = re.compile(r"\s+")
+
+
+def clean(value: str | None) -> str:
+    """Collapse white space and drop control and bidi-override characters."""
+    if not value:
+        return ""
+    value = _BIDI_CONTROLS.sub("", value)
+    value = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
+    return _SPACE_RUNS.sub(" ", value).strip()
+
+
+def _extends(ch: str) -> bool:
+    """True when `ch` belongs to the character before it (combining mark, emoji modifier...)."""
+    cp = ord(ch)
+    return (
+        unicodedata.category(ch) in ("Mn", "Mc", "Me")
+        or ch == _ZWJ
+        or 0xFE00 <= cp <= 0xFE0F  # variation selectors
+        or 0x1F3FB <= cp <= 0x1F3FF  # emoji skin-tone modifiers
+        or 0xE0020 <= cp <= 0xE007F  # emoji tag sequences (subdivision flags)
+        or 0xE0100 <= cp <= 0xE01EF  # variation selectors supplement
+        or 0x1160 <= cp <= 0x11FF  # Hangul jamo vowels and finals join the leading consonant
+    )
+
+
+def _regional_indicator(ch: str) -> bool:
+    return 0x1F1E6 <= ord(ch) <= 0x1F1FF
+
+
+def graphemes(value: str) -> Iterator[str]:
+    """Split into user-perceived characters (a practical subset of Unicode UAX #29)."""
+    cluster = ""
+    for ch in value:
+        if not cluster:
+            cluster = ch
+            continue
+        last = cluster[-1]
+        joins = (
+            _extends(ch)
+            or last == _ZWJ
+            or (last == "\r" and ch == "\n")
+            or (
+                _regional_indicator(ch)
+                and _regional_indicator(last)
+                and sum(map(_regional_indicator, cluster)) % 2 == 1
+            )
+        )
+        if joins:
+            cluster += ch
+        else:
+            yield cluster
+            cluster = ch
+    if cluster:
+        yield cluster
+
+
+def shorten(value: str, limit: int) -> str:
+    """`value` cut to at most `limit` code points at a character boundary, ending in an ellipsis."""
+    if len(value) <= limit:
+        return value
+    budget = limit - len(ELLIPSIS)
+    kept = ""
+    for cluster in graphemes(value):
+        if len(kept) + len(cluster) > budget:
+            break
+        kept += cluster
+    return kept.rstrip(" ,.;:-–—") + ELLIPSIS if budget >= 0 else ""
