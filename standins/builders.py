@@ -1,0 +1,217 @@
+"""Builders for realistic Stripe objects/events and Linq lines, starting from the fixtures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DEFAULT_LINE = "1 × Pro plan (at $25.00 / month)"
+_ALPHANUMERIC = string.ascii_letters + string.digits
+_UNSET: Any = object()
+
+
+def new_id(prefix: str, length: int = 24) -> str:
+    """A Stripe-looking id such as `in_1Qx...`: prefix plus random alphanumerics."""
+    return prefix + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+
+
+@cache
+def _fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def _copy_fixture(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_fixture(name))
+
+
+def customer(
+    *,
+    id: str | None = None,
+    name: str | None = "Jane Doe",
+    phone: str | None = "+1 415 555 0100",
+    email: str | None = "jane@example.com",
+    country: str | None = "US",
+    deleted: bool = False,
+    livemode: bool = False,
+    preferred_locales: list[str] | None = None,
+    metadata: Mapping[str, str] | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A customer built on the OpenAPI fixture, or the deleted stub when `deleted`."""
+    customer_id = id or new_id("cus_", 14)
+    if deleted:
+        return {**_copy_fixture("openapi_fixture_deleted_customer.json"), "id": customer_id}
+    obj = _copy_fixture("openapi_fixture_customer.json")
+    obj.update(
+        id=customer_id,
+        name=name,
+        phone=phone,
+        email=email,
+        livemode=livemode,
+        preferred_locales=list(preferred_locales or []),
+        metadata=dict(metadata or {}),
+        created=int(time.time()) if created is None else created,
+        discount=None,
+        invoice_prefix=new_id("", 7).upper(),
+    )
+    obj["address"]["country"] = country
+    return obj
+
+
+def invoice(
+    customer: Mapping[str, Any] | str,
+    *,
+    id: str | None = None,
+    status: str = "open",
+    attempt_count: int = 1,
+    amount_due: int = 2500,
+    currency: str = "usd",
+    description_line: str | None = DEFAULT_LINE,
+    hosted_invoice_url: str | None = _UNSET,
+    livemode: bool | None = None,
+    created: int | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """An endive-shaped invoice from the synthetic event, for `customer` (a dict or an id).
+
+    Given a customer dict, the frozen `customer_*` fields copy it, as Stripe does at
+    finalization. `overrides` set any other top-level field last.
+    """
+    obj = _copy_fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
+    invoice_id = id or new_id("in_1", 23)
+    now = int(time.time()) if created is None else created
+    if isinstance(customer, Mapping):
+        customer_id = customer["id"]
+        if livemode is None:
+            livemode = bool(customer.get("livemode"))
+        if not customer.get("deleted"):
+            obj.update(
+                customer_name=customer.get("name"),
+                customer_phone=customer.get("phone"),
+                customer_email=customer.get("email"),
+                customer_address=copy.deepcopy(customer.get("address")),
+            )
+    else:
+        customer_id = customer
+    livemode = bool(livemode)
+    mode = "live" if livemode else "test"
+    token = new_id("", 40)
+    if hosted_invoice_url is _UNSET:
+        hosted_invoice_url = f"https://invoice.stripe.com/i/acct_1StandIn/{mode}_{token}?s=ap"
+    paid = status == "paid"
+    obj.update(
+        id=invoice_id,
+        customer=customer_id,
+        status=status,
+        attempt_count=attempt_count,
+        attempted=attempt_count > 0,
+        amount_due=amount_due,
+        amount_paid=amount_due if paid else 0,
+        amount_remaining=0 if paid or status == "void" else amount_due,
+        subtotal=amount_due,
+        subtotal_excluding_tax=amount_due,
+        total=amount_due,
+        total_excluding_tax=amount_due,
+        currency=currency,
+        livemode=livemode,
+        created=now,
+        hosted_invoice_url=hosted_invoice_url,
+        invoice_pdf=f"https://pay.stripe.com/invoice/acct_1StandIn/{mode}_{token}/pdf?s=ap",
+        number=f"{new_id('', 8).upper()}-{attempt_count:04d}",
+        effective_at=now,
+        webhooks_delivered_at=now,
+    )
+    transitions = obj["status_transitions"]
+    transitions.update(finalized_at=now, paid_at=now if paid else None)
+    transitions["voided_at"] = now if status == "void" else None
+    transitions["marked_uncollectible_at"] = now if status == "uncollectible" else None
+    if status == "draft":
+        # Drafts are not finalized yet: no number, no hosted page, no PDF.
+        obj.update(number=None, hosted_invoice_url=None, invoice_pdf=None, effective_at=None)
+        transitions["finalized_at"] = None
+    lines = obj["lines"]
+    lines["url"] = f"/v1/invoices/{invoice_id}/lines"
+    if description_line is None:
+        lines.update(data=[], total_count=0)
+    else:
+        line = lines["data"][0]
+        line.update(
+            id=new_id("il_1", 23),
+            invoice=invoice_id,
+            amount=amount_due,
+            subtotal=amount_due,
+            currency=currency,
+            description=description_line,
+            livemode=livemode,
+        )
+        line["pricing"]["unit_amount_decimal"] = str(amount_due)
+    obj.update(copy.deepcopy(overrides))
+    return obj
+
+
+def payment_failed_event(
+    invoice: Mapping[str, Any],
+    *,
+    id: str | None = None,
+    livemode: bool | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A snapshot `invoice.payment_failed` event carrying a copy of `invoice` in data.object."""
+    event = _copy_fixture("sample_invoice.payment_failed.synthetic.json")
+    event.update(
+        id=id or new_id("evt_1", 23),
+        livemode=bool(invoice.get("livemode")) if livemode is None else livemode,
+        created=int(time.time()) if created is None else created,
+    )
+    event["data"]["object"] = copy.deepcopy(dict(invoice))
+    return event
+
+
+def thin_payment_failed_event(
+    invoice_id: str,
+    *,
+    id: str | None = None,
+    livemode: bool = False,
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """A thin `v1.invoice.payment_failed` notification, as parse_event_notification expects."""
+    stamp = (created or datetime.now(UTC)).astimezone(UTC)
+    return {
+        "id": id or new_id("evt_" if livemode else "evt_test_", 46),
+        "object": "v2.core.event",
+        "type": "v1.invoice.payment_failed",
+        "created": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "livemode": livemode,
+        "related_object": {
+            "id": invoice_id,
+            "type": "invoice",
+            "url": f"/v1/invoices/{invoice_id}",
+        },
+    }
+
+
+def linq_line(
+    phone_number: str,
+    *,
+    reputation: str = "HEALTHY",
+    line_type: str | None = "iMessage",
+    forwarding_number: str | None = None,
+) -> dict[str, Any]:
+    """A line entry for the Linq stand-in's `phone_numbers` scenario key."""
+    return {
+        "id": str(uuid.uuid4()),
+        "phone_number": phone_number,
+        "reputation": {"status": reputation},
+        "forwarding_number": forwarding_number,
+        "line_type": line_type,
+    }

@@ -1,0 +1,617 @@
+"""Linq Partner API v3 stand-in: lines, capability checks, chats and messages with Linq's rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any
+
+from standins.base import Request, Response, StandinServer, bearer_token
+
+LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
+DEFAULT_PAIR_LIMIT = 30
+DEFAULT_PAIR_WINDOW_S = 60.0
+DEFAULT_CAPABILITY_LIMIT = 60
+DEFAULT_CAPABILITY_WINDOW_S = 60.0
+
+_E164 = re.compile(r"\+[1-9]\d{6,14}")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_TLDS = "com|net|org|io|co|app|dev|ai|ly|me|us|uk|de|fr|info|biz|xyz|link|site|shop"
+_URL = re.compile(
+    r"\b[a-z][a-z0-9+.-]*://\S+"
+    r"|\bwww\.[^\s.]+\.\S+"
+    rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b",
+    re.IGNORECASE,
+)
+_OPT_OUT_KEYWORDS = frozenset({"STOP", "UNSUBSCRIBE", "OPTOUT", "CANCEL", "END", "QUIT"})
+_OPT_OUT_PHRASE = re.compile(r"opt[ -]?out", re.IGNORECASE)
+_PART_TYPES = frozenset({"text", "link", "media"})
+_SERVICES = frozenset({"iMessage", "SMS", "RCS"})
+_REPUTATIONS = frozenset({"HEALTHY", "AT_RISK", "CRITICAL"})
+_LINE_TYPES = frozenset({"iMessage", "RCS", None})
+_MAX_PARTS, _MAX_URL_MEDIA, _MAX_LINK_LEN = 100, 40, 2048
+_SCENARIO_KEYS = frozenset(
+    {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
+)
+# Codes used when an injected fault gives only a status.
+_FAULT_CODES = {400: 1003, 401: 2004, 403: 2005, 404: 2001, 409: 1006, 429: 1007, 503: 4004}
+
+
+def contains_url(text: str) -> bool:
+    """Whether text holds something Linq's first-message rule would treat as a link."""
+    return _URL.search(text) is not None
+
+
+def is_opt_out(text: str) -> bool:
+    """Linq's opt-out keywords: exact-case whole message, or "opt out" in any case/spacing."""
+    trimmed = text.strip()
+    return trimmed in _OPT_OUT_KEYWORDS or _OPT_OUT_PHRASE.fullmatch(trimmed) is not None
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class LinqApiError(Exception):
+    """A Linq error response, raised inside handlers and turned into Linq's envelope."""
+
+    def __init__(
+        self, status: int, code: int, message: str, *, retry_after: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
+
+    def response(self) -> Response:
+        error: dict[str, Any] = {
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "doc_url": f"https://docs.linqapp.com/error/codes/{str(self.code)[0]}xxx/{self.code}/",
+        }
+        headers = {}
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+            headers["Retry-After"] = str(self.retry_after)
+        body = {"success": False, "error": error, "trace_id": uuid.uuid4().hex}
+        return Response(self.status, body, headers)
+
+
+@dataclass
+class _Chat:
+    id: str
+    sender: str
+    to: tuple[str, ...]
+    service: str
+    handles: list[dict[str, Any]]
+    created_at: str
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.to) > 1
+
+    @property
+    def own_handle(self) -> dict[str, Any]:
+        return next(handle for handle in self.handles if handle["is_me"])
+
+
+@dataclass
+class _SlidingLimit:
+    """At most `limit` events per `window_s` per key, counting only accepted events."""
+
+    limit: int
+    window_s: float
+    events: dict[Any, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, keys: Iterable[Any], now: float) -> int | None:
+        """Seconds until every key has room again, or None when all have room now (or no limit)."""
+        if not self.limit:
+            return None
+        waits = []
+        for key in keys:
+            window = self.events.setdefault(key, deque())
+            while window and window[0] <= now - self.window_s:
+                window.popleft()
+            if len(window) >= self.limit:
+                waits.append(window[0] + self.window_s - now)
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def add(self, keys: Iterable[Any], now: float) -> None:
+        for key in keys:
+            self.events.setdefault(key, deque()).append(now)
+
+
+def _require(obj: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
+    if obj.get(name) in (None, "", []):
+        raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
+    value = obj[name]
+    if not isinstance(value, kind):
+        raise LinqApiError(400, 1005, f"Invalid type for {where}{name}")
+    return value
+
+
+def _check_e164(value: str, field_name: str) -> None:
+    if not _E164.fullmatch(value):
+        raise LinqApiError(
+            400, 1002, f"{field_name} must be an E.164 phone number (e.g. +12223334444)"
+        )
+
+
+def _check_handle(value: Any, field_name: str) -> None:
+    if not isinstance(value, str) or not (_E164.fullmatch(value) or _EMAIL.fullmatch(value)):
+        raise LinqApiError(
+            400, 1002, f"{field_name} must be an E.164 phone number or an email address"
+        )
+
+
+def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "experience" in message and "parts" in message:
+        raise LinqApiError(400, 1004, "A message carries either parts or an experience, not both")
+    parts = _require(message, "parts", list, "message.")
+    if len(parts) > _MAX_PARTS:
+        raise LinqApiError(400, 1004, f"A message can have at most {_MAX_PARTS} parts")
+    previous = None
+    for index, part in enumerate(parts):
+        where = f"message.parts[{index}]."
+        if not isinstance(part, dict) or part.get("type") not in _PART_TYPES:
+            raise LinqApiError(400, 1004, f"{where}type must be one of {sorted(_PART_TYPES)}")
+        kind = part["type"]
+        if kind in ("text", "link"):
+            value = _require(part, "value", str, where)
+            if not value.strip():
+                raise LinqApiError(400, 1004, f"{where}value must not be blank")
+        if kind == "text" and previous == "text":
+            raise LinqApiError(400, 1004, "Two text parts cannot be adjacent")
+        if kind == "link":
+            if len(parts) != 1:
+                raise LinqApiError(400, 1004, "A link part must be the only part of its message")
+            if len(value) > _MAX_LINK_LEN or not re.fullmatch(r"https?://\S+", value):
+                raise LinqApiError(
+                    400,
+                    1004,
+                    f"A link part must be an http(s) URL of at most {_MAX_LINK_LEN} chars",
+                )
+        if kind == "media" and not (part.get("url") or part.get("attachment_id")):
+            raise LinqApiError(400, 1001, f"Missing required field: {where}url")
+        previous = kind
+    if sum(1 for p in parts if p["type"] == "media" and p.get("url")) > _MAX_URL_MEDIA:
+        raise LinqApiError(400, 1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
+    preferred = message.get("preferred_service")
+    if preferred is not None and preferred not in _SERVICES:
+        raise LinqApiError(400, 1005, f"preferred_service must be one of {sorted(_SERVICES)}")
+    key = message.get("idempotency_key")
+    if key is not None and not isinstance(key, str):
+        raise LinqApiError(400, 1005, "message.idempotency_key must be a string")
+    return parts
+
+
+class LinqStandin(StandinServer):
+    """Stand-in for the Linq Partner API v3 endpoints the product uses."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        latency_s: float = 0.0,
+        scenario: Mapping[str, Any] | None = None,
+        tokens: Iterable[str] = (LINQ_TOKEN,),
+        pair_limit: int = DEFAULT_PAIR_LIMIT,
+        pair_window_s: float = DEFAULT_PAIR_WINDOW_S,
+        capability_limit: int = DEFAULT_CAPABILITY_LIMIT,
+        capability_window_s: float = DEFAULT_CAPABILITY_WINDOW_S,
+    ) -> None:
+        self.tokens = frozenset(tokens)
+        self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
+        self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
+        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
+            ("GET", re.compile(r"/v3/phone_numbers"), "GET /v3/phone_numbers", self._lines),
+            (
+                "POST",
+                re.compile(r"/v3/capability/check_imessage"),
+                "POST /v3/capability/check_imessage",
+                self._check_imessage,
+            ),
+            ("POST", re.compile(r"/v3/chats"), "POST /v3/chats", self._create_chat),
+            (
+                "POST",
+                re.compile(r"/v3/chats/([^/]+)/messages"),
+                "POST /v3/chats/{chat_id}/messages",
+                self._send_message,
+            ),
+        ]
+        super().__init__(port, latency_s=latency_s, scenario=scenario)
+
+    # Scenario and Python controls ----------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self._phone_numbers: dict[str, dict[str, Any]] = {}
+        self._ineligible: set[str] = set()
+        self._capabilities: dict[str, dict[str, Any]] = {}
+        self._refused: set[str] = set()
+        self._opted_out: set[str] = set()
+        self._blocked: set[str] = set()
+        self._chats: dict[str, _Chat] = {}
+        self._chat_keys: dict[tuple[str, frozenset[str]], str] = {}
+        self._idempotency: dict[str, tuple[str, Response]] = {}
+        self._messages: list[dict[str, Any]] = []
+        self._pair_limit = _SlidingLimit(self.pair_limit, self.pair_window_s)
+        self._capability_limit = _SlidingLimit(self.capability_limit, self.capability_window_s)
+        self._rate_limited = 0
+        self._replays = 0
+
+    def load(self, scenario: Mapping[str, Any]) -> None:
+        """Replace each part of the account state named in `scenario` (see the module keys)."""
+        unknown = set(scenario) - _SCENARIO_KEYS
+        if unknown:
+            raise ValueError(f"unknown Linq scenario keys: {sorted(unknown)}")
+        with self._lock:
+            if "phone_numbers" in scenario:
+                self._phone_numbers = {}
+                for line in scenario["phone_numbers"]:
+                    normalized = self._normalize_line(line)
+                    self._phone_numbers[normalized["phone_number"]] = normalized
+            if "capabilities" in scenario:
+                self._capabilities = {
+                    address: {
+                        "imessage": bool(cap.get("imessage", True)),
+                        "selected_service": cap.get("selected_service"),
+                    }
+                    for address, cap in scenario["capabilities"].items()
+                }
+            for name in ("ineligible", "refused", "opted_out", "blocked"):
+                if name in scenario:
+                    values = scenario[name]
+                    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                        raise ValueError(f"{name} must be a list of strings")
+                    setattr(self, f"_{name}", set(values))
+
+    @staticmethod
+    def _normalize_line(line: Mapping[str, Any]) -> dict[str, Any]:
+        number = line.get("phone_number")
+        if not isinstance(number, str) or not _E164.fullmatch(number):
+            raise ValueError(f"line phone_number must be E.164: {number!r}")
+        reputation = dict(line.get("reputation") or {"status": "HEALTHY"})
+        if reputation.get("status") not in _REPUTATIONS:
+            raise ValueError(f"reputation.status must be one of {sorted(_REPUTATIONS)}")
+        reputation.setdefault("doc_url", None)
+        line_type = line.get("line_type", "iMessage")
+        if line_type not in _LINE_TYPES:
+            raise ValueError("line_type must be iMessage, RCS or null")
+        return {
+            "id": line.get("id") or str(uuid.uuid4()),
+            "phone_number": number,
+            "reputation": reputation,
+            "forwarding_number": line.get("forwarding_number"),
+            "line_type": line_type,
+        }
+
+    def inbound(self, sender: str, text: str) -> bool:
+        """Simulate a text from `sender`; returns whether the sender is now opted out."""
+        with self._lock:
+            if is_opt_out(text):
+                self._opted_out.add(sender)
+            else:
+                # Any later non-keyword message lifts the opt-out at once (no START needed).
+                self._opted_out.discard(sender)
+            return sender in self._opted_out
+
+    def messages(self) -> list[dict[str, Any]]:
+        """Accepted outbound messages in order (idempotent replays excluded)."""
+        with self._lock:
+            return copy.deepcopy(self._messages)
+
+    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
+        def inbound(request: Request, _: str) -> Response:
+            body = request.json()
+            return Response(200, {"opted_out": self.inbound(body["from"], body["text"])})
+
+        return {
+            ("POST", "inbound"): inbound,
+            ("GET", "messages"): lambda _req, _name: Response(200, self.messages()),
+        }
+
+    def _extra_stats(self) -> dict[str, Any]:
+        return {
+            "rate_limited": self._rate_limited,
+            "messages_accepted": len(self._messages),
+            "idempotent_replays": self._replays,
+            "chats": len(self._chats),
+            "opted_out": sorted(self._opted_out),
+        }
+
+    # Request plumbing ----------------------------------------------------------------------
+
+    def endpoint_key(self, method: str, path: str) -> str:
+        for route_method, pattern, template, _ in self._routes:
+            if route_method == method and pattern.fullmatch(path):
+                return template
+        return "unrecognized"
+
+    def error_response(self, status: int) -> Response:
+        code = _FAULT_CODES.get(status, 3006 if status >= 500 else 1005)
+        retry_after = 1 if status == 429 else None
+        phrase = HTTPStatus(status).phrase
+        return LinqApiError(status, code, phrase, retry_after=retry_after).response()
+
+    def handle_api(self, request: Request) -> Response:
+        try:
+            if bearer_token(request.headers) not in self.tokens:
+                raise LinqApiError(401, 2004, "Unauthorized: missing or invalid API token")
+            for method, pattern, _, handler in self._routes:
+                match = pattern.fullmatch(request.path)
+                if method == request.method and match:
+                    return handler(request, *match.groups())
+            # Linq's code for an unknown route is undocumented; 1000 is the stand-in's own.
+            raise LinqApiError(404, 1000, f"No route for {request.method} {request.path}")
+        except LinqApiError as exc:
+            return exc.response()
+
+    @staticmethod
+    def _json_object(request: Request) -> dict[str, Any]:
+        try:
+            body = request.json()
+        except ValueError:
+            raise LinqApiError(400, 1003, "Request body must be valid JSON") from None
+        if not isinstance(body, dict):
+            raise LinqApiError(400, 1003, "Request body must be a JSON object")
+        return body
+
+    def _line(self, number: str) -> dict[str, Any]:
+        line = self._phone_numbers.get(number)
+        if line is None:
+            raise LinqApiError(403, 2006, f"You do not have permission to send from {number}")
+        return line
+
+    def _capability(self, address: str) -> dict[str, Any]:
+        # Unlisted phone numbers default to iMessage; unlisted email handles to "unknown".
+        default = {"imessage": _E164.fullmatch(address) is not None, "selected_service": None}
+        return self._capabilities.get(address, default)
+
+    def _service(self, line: Mapping[str, Any], recipient: str, preferred: str | None) -> str:
+        cap = self._capability(recipient)
+        # An RCS line never sends iMessage; SMS/RCS preference means "never iMessage".
+        if cap["imessage"] and line["line_type"] != "RCS" and preferred in (None, "iMessage"):
+            return "iMessage"
+        return cap["selected_service"] if cap["selected_service"] in ("RCS", "SMS") else "SMS"
+
+    # Idempotency ---------------------------------------------------------------------------
+
+    def _replay(self, request: Request, body: Mapping[str, Any]) -> Response | None:
+        message = body.get("message")
+        key = message.get("idempotency_key") if isinstance(message, dict) else None
+        if not isinstance(key, str) or key not in self._idempotency:
+            return None
+        fingerprint, original = self._idempotency[key]
+        if fingerprint != self._fingerprint(request, body):
+            raise LinqApiError(
+                409,
+                1005,
+                f"idempotency_key '{key}' was already used for a different request; "
+                "use a new key for a new message",
+            )
+        self._replays += 1
+        return copy.deepcopy(original)
+
+    @staticmethod
+    def _fingerprint(request: Request, body: Mapping[str, Any]) -> str:
+        return f"{request.path} {json.dumps(body, sort_keys=True)}"
+
+    def _remember(self, request: Request, body: Mapping[str, Any], response: Response) -> None:
+        key = body["message"].get("idempotency_key")
+        # Keys are kept for accepted sends only, so a rejected request can be retried with its key.
+        if key is not None:
+            self._idempotency[key] = (self._fingerprint(request, body), copy.deepcopy(response))
+
+    # Send checks shared by both send endpoints ---------------------------------------------
+
+    def _check_can_send(
+        self, sender: str, recipients: tuple[str, ...], override_optout: bool
+    ) -> float:
+        if sender in self._ineligible:
+            raise LinqApiError(
+                403, 2027, f"The line {sender} is not eligible to send messages right now"
+            )
+        for recipient in recipients:
+            if recipient in self._blocked:
+                raise LinqApiError(403, 2026, f"{recipient} is on your block list")
+        # Opt-out blocks direct chats only; group threads are never blocked.
+        if len(recipients) == 1 and recipients[0] in self._opted_out and not override_optout:
+            raise LinqApiError(403, 2024, f"{recipients[0]} has opted out of messages")
+        now = time.monotonic()
+        pairs = [(sender, recipient) for recipient in recipients]
+        retry_after = self._pair_limit.retry_after(pairs, now)
+        if retry_after is not None:
+            self._rate_limited += 1
+            raise LinqApiError(
+                429,
+                1007,
+                f"Rate limited. Try again in {retry_after} seconds.",
+                retry_after=retry_after,
+            )
+        return now
+
+    def _accept(
+        self,
+        chat: _Chat,
+        message: Mapping[str, Any],
+        parts: list[dict[str, Any]],
+        endpoint: str,
+        now: float,
+    ) -> dict[str, Any]:
+        self._pair_limit.add([(chat.sender, r) for r in chat.to], now)
+        created_at = _now_iso()
+        rendered = {
+            "id": str(uuid.uuid4()),
+            "created_at": created_at,
+            "delivery_status": "queued",
+            "is_read": False,
+            "parts": copy.deepcopy(parts),
+            "sent_at": None,
+            "delivered_at": None,
+            "effect": copy.deepcopy(message.get("effect")),
+            "from_handle": copy.deepcopy(chat.own_handle),
+            "preferred_service": message.get("preferred_service"),
+            "reply_to": copy.deepcopy(message.get("reply_to")),
+            "service": chat.service,
+            "idempotency_key": message.get("idempotency_key"),
+        }
+        self._messages.append(
+            {
+                "chat_id": chat.id,
+                "message_id": rendered["id"],
+                "from": chat.sender,
+                "to": list(chat.to),
+                "parts": copy.deepcopy(parts),
+                "idempotency_key": message.get("idempotency_key"),
+                "service": chat.service,
+                "created_at": created_at,
+                "endpoint": endpoint,
+            }
+        )
+        return rendered
+
+    def _render_chat(self, chat: _Chat) -> dict[str, Any]:
+        opted_out = not chat.is_group and chat.to[0] in self._opted_out
+        return {
+            "id": chat.id,
+            "display_name": ", ".join(chat.to),
+            "is_group": chat.is_group,
+            "service": chat.service,
+            "handles": copy.deepcopy(chat.handles),
+            "health_status": {
+                "status": "OPTED_OUT" if opted_out else "HEALTHY",
+                "doc_url": None,
+                "updated_at": chat.created_at,
+            },
+        }
+
+    # Endpoints -----------------------------------------------------------------------------
+
+    def _lines(self, request: Request) -> Response:
+        return Response(200, {"phone_numbers": copy.deepcopy(list(self._phone_numbers.values()))})
+
+    def _check_imessage(self, request: Request) -> Response:
+        body = self._json_object(request)
+        address = _require(body, "address", str)
+        _check_handle(address, "address")
+        sender = body.get("from")
+        if sender is not None:
+            _check_e164(str(sender), "from")
+            self._line(sender)
+        now = time.monotonic()
+        retry_after = self._capability_limit.retry_after(["account"], now)
+        if retry_after is not None:
+            self._rate_limited += 1
+            raise LinqApiError(
+                429,
+                1007,
+                f"Rate limited. Try again in {retry_after} seconds.",
+                retry_after=retry_after,
+            )
+        self._capability_limit.add(["account"], now)
+        if address in self._refused:
+            raise LinqApiError(400, 1005, "address not supported in this region")
+        cap = self._capability(address)
+        answer: dict[str, Any] = {"address": address, "available": cap["imessage"]}
+        if not cap["imessage"]:
+            answer["reason"] = "not_supported"
+        service = cap["selected_service"] or ("iMessage" if cap["imessage"] else None)
+        # Linq omits selected_service (rather than sending null) when it cannot tell.
+        if service is not None:
+            answer["selected_service"] = service
+        return Response(200, answer)
+
+    def _create_chat(self, request: Request) -> Response:
+        body = self._json_object(request)
+        replay = self._replay(request, body)
+        if replay is not None:
+            return replay
+        sender = _require(body, "from", str)
+        to = _require(body, "to", list)
+        message = _require(body, "message", dict)
+        _check_e164(sender, "from")
+        for index, handle in enumerate(to):
+            _check_handle(handle, f"to[{index}]")
+        parts = _check_parts(message)
+        override = self._override(body)
+        recipients = tuple(dict.fromkeys(to))
+        line = self._line(sender)
+        chat_id = self._chat_keys.get((sender, frozenset(recipients)))
+        if chat_id is None:
+            # The first message of a new chat may not carry a link, a URL, an effect or a reply.
+            if any(p["type"] == "link" for p in parts) or any(
+                p["type"] == "text" and contains_url(p["value"]) for p in parts
+            ):
+                raise LinqApiError(
+                    400, 1005, "The first message of a new chat cannot contain a link or URL"
+                )
+            if message.get("effect") is not None or message.get("reply_to") is not None:
+                raise LinqApiError(
+                    400, 1005, "effect and reply_to are not allowed on the first message of a chat"
+                )
+        now = self._check_can_send(sender, recipients, override)
+        if chat_id is None:
+            chat = self._new_chat(line, recipients, message.get("preferred_service"))
+        else:
+            chat = self._chats[chat_id]
+        rendered = self._render_chat(chat)
+        rendered["message"] = self._accept(chat, message, parts, "chats", now)
+        response = Response(201, {"chat": rendered})
+        self._remember(request, body, response)
+        return response
+
+    def _send_message(self, request: Request, chat_id: str) -> Response:
+        body = self._json_object(request)
+        replay = self._replay(request, body)
+        if replay is not None:
+            return replay
+        chat = self._chats.get(chat_id)
+        if chat is None:
+            raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
+        message = _require(body, "message", dict)
+        parts = _check_parts(message)
+        override = self._override(body)
+        self._line(chat.sender)
+        now = self._check_can_send(chat.sender, chat.to, override)
+        rendered = self._accept(chat, message, parts, "messages", now)
+        response = Response(202, {"chat_id": chat.id, "message": rendered})
+        self._remember(request, body, response)
+        return response
+
+    @staticmethod
+    def _override(body: Mapping[str, Any]) -> bool:
+        override = body.get("override_optout", False)
+        if not isinstance(override, bool):
+            raise LinqApiError(400, 1005, "override_optout must be a boolean")
+        return override
+
+    def _new_chat(
+        self, line: Mapping[str, Any], recipients: tuple[str, ...], preferred: str | None
+    ) -> _Chat:
+        service = self._service(line, recipients[0], preferred)
+        joined = _now_iso()
+        handles = [
+            {
+                "id": str(uuid.uuid4()),
+                "handle": handle,
+                "joined_at": joined,
+                "service": service,
+                "is_me": is_me,
+                "left_at": None,
+                "line_type": line["line_type"] if is_me else None,
+                "status": "active",
+            }
+            for handle, is_me in [*((r, False) for r in recipients), (line["phone_number"], True)]
+        ]
+        chat = _Chat(str(uuid.uuid4()), line["phone_number"], recipients, service, handles, joined)
+        self._chats[chat.id] = chat
+        self._chat_keys[(chat.sender, frozenset(recipients))] = chat.id
+        return chat

@@ -1,0 +1,476 @@
+"""Stripe API stand-in: invoices and customers with Stripe's auth, errors, idempotency, limits."""
+
+from __future__ import annotations
+
+import copy
+import operator
+import re
+import secrets
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from standins.base import Request, Response, StandinServer, bearer_token, mask_secret
+
+STRIPE_TEST_KEY = "sk_test_standin0000"
+STRIPE_LIVE_KEY = "sk_live_standin0000"
+STRIPE_API_VERSION = "2026-10-28.endive"
+DEFAULT_ENDPOINT_RATE = 25
+DEFAULT_GLOBAL_RATE_TEST = 25
+DEFAULT_GLOBAL_RATE_LIVE = 100
+
+_KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
+_RATE_WINDOW_S = 1.0
+_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
+_UNRECOGNIZED = "unrecognized"
+_CREATED_FILTERS: dict[str, Callable[[int, int], bool]] = {
+    "": operator.eq,
+    "[gte]": operator.ge,
+    "[gt]": operator.gt,
+    "[lte]": operator.le,
+    "[lt]": operator.lt,
+}
+_NO_KEY_MESSAGE = (
+    "You did not provide an API key. You need to provide your API key in the Authorization "
+    "header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). See "
+    "https://stripe.com/docs/api#authentication for details, or we can help at "
+    "https://support.stripe.com/."
+)
+_RATE_LIMIT_MESSAGE = (
+    "Request rate limit exceeded. You can learn more about rate limits here "
+    "https://stripe.com/docs/rate-limits."
+)
+_METADATA_MAX_KEYS, _METADATA_MAX_KEY_LEN, _METADATA_MAX_VALUE_LEN = 50, 40, 500
+
+Params = dict[str, list[str]]
+
+
+class StripeApiError(Exception):
+    """A Stripe error response, raised inside handlers and turned into the Stripe envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error: dict[str, Any] = {"message": message, "type": type_}
+        if code is not None:
+            self.error["code"] = code
+            self.error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+        if param is not None:
+            self.error["param"] = param
+        self.headers = dict(headers or {})
+
+    def response(self) -> Response:
+        return Response(self.status, {"error": dict(self.error)}, dict(self.headers))
+
+
+def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
+    return StripeApiError(
+        404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+    )
+
+
+def _base_name(key: str) -> str:
+    return key.split("[", 1)[0]
+
+
+def _single(params: Params, key: str) -> str | None:
+    values = params.get(key)
+    return values[-1] if values else None
+
+
+def _expansions(params: Params) -> list[str]:
+    found = []
+    for key, values in params.items():
+        if _base_name(key) != "expand":
+            continue
+        # Stripe decodes expand only as an array: expand[]=x or expand[0]=x.
+        if not re.fullmatch(r"expand\[\d*\]", key):
+            raise StripeApiError(400, "Invalid array", param=key)
+        found.extend(values)
+    return found
+
+
+def _check_params(params: Params, allowed: set[str]) -> None:
+    for key in params:
+        if _base_name(key) not in allowed:
+            raise StripeApiError(400, f"Received unknown parameter: {key}", param=key)
+
+
+def _check_expand(params: Params, expandable: Iterable[str]) -> set[str]:
+    expand = _expansions(params)
+    for path in expand:
+        if path not in expandable:
+            raise StripeApiError(400, f"This property cannot be expanded ({path}).", param="expand")
+    return set(expand)
+
+
+def _int_param(params: Params, key: str) -> int | None:
+    value = _single(params, key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise StripeApiError(400, f"Invalid integer: {value}", param=key) from None
+
+
+def _key_mode(key: str) -> str:
+    match = _KEY_RE.fullmatch(key)
+    if match is None:
+        raise ValueError(f"not a Stripe secret or restricted key: {mask_secret(key)}")
+    return match.group(2)
+
+
+class StripeStandin(StandinServer):
+    """Stand-in for the Stripe v1 invoice and customer endpoints used by the product."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        latency_s: float = 0.0,
+        scenario: Mapping[str, Any] | None = None,
+        api_keys: Iterable[str] = (STRIPE_TEST_KEY,),
+        endpoint_rate: int | None = DEFAULT_ENDPOINT_RATE,
+        global_rate_test: int | None = DEFAULT_GLOBAL_RATE_TEST,
+        global_rate_live: int | None = DEFAULT_GLOBAL_RATE_LIVE,
+    ) -> None:
+        self.api_keys = {key: _key_mode(key) for key in api_keys}
+        self.endpoint_rate = endpoint_rate
+        self.global_rates = {"test": global_rate_test, "live": global_rate_live}
+        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Any]]] = [
+            ("GET", re.compile(r"/v1/invoices"), "GET /v1/invoices", self._list_invoices),
+            (
+                "GET",
+                re.compile(r"/v1/invoices/([^/]+)"),
+                "GET /v1/invoices/{id}",
+                self._retrieve_invoice,
+            ),
+            (
+                "POST",
+                re.compile(r"/v1/invoices/([^/]+)"),
+                "POST /v1/invoices/{id}",
+                self._update_invoice,
+            ),
+            (
+                "GET",
+                re.compile(r"/v1/customers/([^/]+)"),
+                "GET /v1/customers/{id}",
+                self._retrieve_customer,
+            ),
+        ]
+        super().__init__(port, latency_s=latency_s, scenario=scenario)
+
+    # Scenario and Python controls ----------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        self._customers: dict[str, dict[str, Any]] = {}
+        self._invoices: dict[str, dict[str, Any]] = {}
+        self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
+        self._rate_windows: dict[tuple[str, str], deque[float]] = {}
+        self._rate_limited: Counter[str] = Counter()
+        self._replays = 0
+
+    def load(self, scenario: Mapping[str, Any]) -> None:
+        """Upsert `{"customers": [...], "invoices": [...]}` (Stripe-shaped dicts) by id."""
+        unknown = set(scenario) - {"customers", "invoices"}
+        if unknown:
+            raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
+        with self._lock:
+            for kind, store in (("customer", self._customers), ("invoice", self._invoices)):
+                for obj in scenario.get(f"{kind}s", []):
+                    if obj.get("object") != kind or not obj.get("id"):
+                        raise ValueError(f"not a {kind} object with an id: {obj!r:.80}")
+                    store[obj["id"]] = copy.deepcopy(obj)
+
+    def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Shallow-merge `patch` into a stored invoice (raises KeyError if unknown)."""
+        with self._lock:
+            self._invoices[invoice_id].update(copy.deepcopy(dict(patch)))
+            return copy.deepcopy(self._invoices[invoice_id])
+
+    def update_customer(self, customer_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Shallow-merge `patch` into a stored customer (raises KeyError if unknown)."""
+        with self._lock:
+            self._customers[customer_id].update(copy.deepcopy(dict(patch)))
+            return copy.deepcopy(self._customers[customer_id])
+
+    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
+        return {
+            ("POST", r"invoices/([^/]+)"): lambda req, oid: Response(
+                200, self.update_invoice(oid, req.json())
+            ),
+            ("POST", r"customers/([^/]+)"): lambda req, oid: Response(
+                200, self.update_customer(oid, req.json())
+            ),
+        }
+
+    def _extra_stats(self) -> dict[str, Any]:
+        return {
+            "rate_limited": sum(self._rate_limited.values()),
+            "rate_limited_by_reason": dict(self._rate_limited),
+            "idempotent_replays": self._replays,
+        }
+
+    # Request plumbing ----------------------------------------------------------------------
+
+    def _match(self, method: str, path: str) -> tuple[str, Callable[..., Any], list[str]] | None:
+        for route_method, pattern, template, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if route_method == method and match:
+                return template, handler, [unquote(group) for group in match.groups()]
+        return None
+
+    def endpoint_key(self, method: str, path: str) -> str:
+        matched = self._match(method, path)
+        return matched[0] if matched else _UNRECOGNIZED
+
+    def journal_body(self, request: Request) -> Any:
+        return request.form() if request.raw else None
+
+    def error_response(self, status: int) -> Response:
+        if status == 429:
+            error = StripeApiError(429, _RATE_LIMIT_MESSAGE, code="rate_limit")
+        elif status >= 500:
+            error = StripeApiError(status, "An unknown error occurred", type_="api_error")
+        elif status == 401:
+            error = StripeApiError(401, "Invalid API Key provided")
+        elif status == 402:
+            error = StripeApiError(
+                402, "Your card was declined.", type_="card_error", code="card_declined"
+            )
+        elif status == 409:
+            error = StripeApiError(
+                409,
+                "This object cannot be accessed right now because another API request or "
+                "Stripe process is currently accessing it.",
+                code="lock_timeout",
+            )
+        else:
+            error = StripeApiError(status, "The request could not be processed.")
+        return error.response()
+
+    def common_headers(self, request: Request) -> dict[str, str]:
+        return {
+            "Request-Id": f"req_{secrets.token_hex(7)}",
+            "Stripe-Version": request.headers.get("Stripe-Version", STRIPE_API_VERSION),
+        }
+
+    def handle_api(self, request: Request) -> Response:
+        try:
+            mode = self._authenticate(request)
+            matched = self._match(request.method, request.path)
+            self._check_rate(mode, matched[0] if matched else _UNRECOGNIZED)
+            if matched is None:
+                raise StripeApiError(
+                    404,
+                    f"Unrecognized request URL ({request.method}: {request.path}). Please see "
+                    "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+                )
+            _, handler, ids = matched
+            params = dict(request.query)
+            if request.method == "POST":
+                params.update(request.form())
+                return self._idempotent(request, mode, params, lambda: handler(mode, params, *ids))
+            return Response(200, handler(mode, params, *ids))
+        except StripeApiError as exc:
+            return exc.response()
+
+    def _authenticate(self, request: Request) -> str:
+        token = bearer_token(request.headers)
+        if not token:
+            raise StripeApiError(401, _NO_KEY_MESSAGE)
+        mode = self.api_keys.get(token)
+        if mode is None:
+            raise StripeApiError(401, f"Invalid API Key provided: {mask_secret(token)}")
+        return mode
+
+    def _check_rate(self, mode: str, template: str) -> None:
+        now = time.monotonic()
+        buckets = (
+            ("endpoint-rate", (mode, template), self.endpoint_rate),
+            ("global-rate", (mode, "*"), self.global_rates[mode]),
+        )
+        windows = []
+        for reason, bucket, limit in buckets:
+            window = self._rate_windows.setdefault(bucket, deque())
+            while window and window[0] <= now - _RATE_WINDOW_S:
+                window.popleft()
+            if limit and len(window) >= limit:
+                self._rate_limited[reason] += 1
+                raise StripeApiError(
+                    429,
+                    _RATE_LIMIT_MESSAGE,
+                    code="rate_limit",
+                    headers={"Stripe-Rate-Limited-Reason": reason},
+                )
+            windows.append(window)
+        for window in windows:
+            window.append(now)
+
+    def _idempotent(
+        self, request: Request, mode: str, params: Params, run: Callable[[], Any]
+    ) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            return Response(200, run())
+        fingerprint = (
+            request.method,
+            request.path,
+            tuple(sorted((k, tuple(v)) for k, v in params.items())),
+        )
+        stored = self._idempotency.get((mode, key))
+        if stored is not None:
+            original_fingerprint, original = stored
+            if original_fingerprint != fingerprint:
+                raise StripeApiError(
+                    400,
+                    "Keys for idempotent requests can only be used with the same parameters they "
+                    f"were first used with. Try using a key other than '{key}' if you meant to "
+                    "execute a different request.",
+                    type_="idempotency_error",
+                )
+            self._replays += 1
+            replay = copy.deepcopy(original)
+            replay.headers.update({"Idempotent-Replayed": "true", "Idempotency-Key": key})
+            return replay
+        response = Response(200, run(), {"Idempotency-Key": key})
+        # Stripe saves a result only once the endpoint ran; rejected requests keep the key free.
+        self._idempotency[(mode, key)] = (fingerprint, copy.deepcopy(response))
+        return response
+
+    # Object access -------------------------------------------------------------------------
+
+    @staticmethod
+    def _visible(obj: Mapping[str, Any], mode: str) -> bool:
+        # Test and live data are separate: a key never sees the other mode's objects.
+        return bool(obj.get("livemode")) == (mode == "live")
+
+    def _get(self, kind: str, object_id: str, mode: str) -> dict[str, Any]:
+        store = self._invoices if kind == "invoice" else self._customers
+        obj = store.get(object_id)
+        if obj is None or not self._visible(obj, mode):
+            raise _missing(kind, object_id)
+        return obj
+
+    def _render_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        if customer.get("deleted"):
+            return {"id": customer["id"], "object": "customer", "deleted": True}
+        return copy.deepcopy(dict(customer))
+
+    def _render_invoice(
+        self, invoice: Mapping[str, Any], mode: str, expand: bool
+    ) -> dict[str, Any]:
+        out = copy.deepcopy(dict(invoice))
+        customer = self._customers.get(out.get("customer") or "")
+        if expand and customer is not None and self._visible(customer, mode):
+            out["customer"] = self._render_customer(customer)
+        return out
+
+    # Endpoints -----------------------------------------------------------------------------
+
+    def _retrieve_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
+        _check_params(params, {"expand"})
+        expand = _check_expand(params, {"customer"})
+        return self._render_invoice(self._get("invoice", invoice_id, mode), mode, bool(expand))
+
+    def _retrieve_customer(self, mode: str, params: Params, customer_id: str) -> dict[str, Any]:
+        _check_params(params, {"expand"})
+        _check_expand(params, ())
+        return self._render_customer(self._get("customer", customer_id, mode))
+
+    def _update_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
+        _check_params(params, {"metadata", "description", "expand"})
+        expand = _check_expand(params, {"customer"})
+        invoice = self._get("invoice", invoice_id, mode)
+        metadata = dict(invoice.get("metadata") or {})
+        for key, values in params.items():
+            value = values[-1]
+            if key == "metadata":
+                if value:
+                    raise StripeApiError(400, "Invalid object", param="metadata")
+                metadata.clear()
+            elif key.startswith("metadata["):
+                name = key[len("metadata[") : -1]
+                if len(name) > _METADATA_MAX_KEY_LEN or len(value) > _METADATA_MAX_VALUE_LEN:
+                    raise StripeApiError(
+                        400,
+                        f"Metadata keys can be at most {_METADATA_MAX_KEY_LEN} characters and "
+                        f"values at most {_METADATA_MAX_VALUE_LEN} characters.",
+                        param=key,
+                    )
+                # An empty value unsets the key, as in Stripe.
+                if value:
+                    metadata[name] = value
+                else:
+                    metadata.pop(name, None)
+        if len(metadata) > _METADATA_MAX_KEYS:
+            raise StripeApiError(
+                400, f"Metadata can have at most {_METADATA_MAX_KEYS} keys.", param="metadata"
+            )
+        invoice["metadata"] = metadata
+        description = _single(params, "description")
+        if description is not None:
+            invoice["description"] = description or None
+        return self._render_invoice(invoice, mode, bool(expand))
+
+    def _list_invoices(self, mode: str, params: Params) -> dict[str, Any]:
+        _check_params(
+            params, {"status", "customer", "created", "limit", "starting_after", "expand"}
+        )
+        expand = _check_expand(params, {"data.customer"})
+        limit = _int_param(params, "limit")
+        limit = 10 if limit is None else limit
+        if not 1 <= limit <= 100:
+            raise StripeApiError(
+                400, "This value must be between 1 and 100 (inclusive).", param="limit"
+            )
+        status = _single(params, "status")
+        if status is not None and status not in _INVOICE_STATUSES:
+            raise StripeApiError(
+                400,
+                f"Invalid status: must be one of {', '.join(_INVOICE_STATUSES)}",
+                param="status",
+            )
+        customer = _single(params, "customer")
+        created_bounds = [
+            (compare, bound)
+            for suffix, compare in _CREATED_FILTERS.items()
+            if (bound := _int_param(params, f"created{suffix}")) is not None
+        ]
+        candidates = sorted(
+            (
+                inv
+                for inv in self._invoices.values()
+                if self._visible(inv, mode)
+                and (status is None or inv.get("status") == status)
+                and (customer is None or inv.get("customer") == customer)
+                and all(compare(inv.get("created", 0), b) for compare, b in created_bounds)
+            ),
+            key=lambda inv: (inv.get("created", 0), inv["id"]),
+            reverse=True,
+        )
+        starting_after = _single(params, "starting_after")
+        if starting_after is not None:
+            ids = [inv["id"] for inv in candidates]
+            if starting_after not in ids:
+                raise _missing("invoice", starting_after, param="starting_after")
+            candidates = candidates[ids.index(starting_after) + 1 :]
+        page = candidates[:limit]
+        return {
+            "object": "list",
+            "data": [self._render_invoice(inv, mode, bool(expand)) for inv in page],
+            "has_more": len(candidates) > limit,
+            "url": "/v1/invoices",
+        }
