@@ -1,0 +1,77 @@
+"""HTTP entry point: verify a Stripe webhook and queue a failed payment for the recover function."""
+
+from __future__ import annotations
+
+import functools
+
+import flask
+import functions_framework
+
+from shared.config import IngestSettings
+from shared.errors import ConfigError, RetryableError
+from shared.log import ERROR, INFO, WARNING, log
+from shared.publisher import Publisher
+from shared.webhook import MAX_BODY_BYTES, WebhookRejected, parse_webhook
+
+Response = tuple[str, int, dict[str, str]]
+TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@functools.cache
+def _settings() -> IngestSettings:
+    return IngestSettings.from_env()
+
+
+@functools.cache
+def _publisher() -> Publisher:
+    settings = _settings()
+    return Publisher(settings.project, settings.topic)
+
+
+def _answer(status: int, text: str) -> Response:
+    return text, status, TEXT
+
+
+@functions_framework.http
+def stripe_webhook(request: flask.Request) -> Response:
+    if request.method != "POST":
+        return "method not allowed", 405, {**TEXT, "Allow": "POST"}
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _answer(413, "payload too large")
+    # Read at most one byte past the limit, so a body without a length is never read whole.
+    body = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        return _answer(413, "payload too large")
+    try:
+        settings = _settings()
+    except ConfigError as exc:
+        log(ERROR, f"configuration error: {exc}")
+        return _answer(500, "misconfigured")
+    try:
+        payment = parse_webhook(
+            body, request.headers.get("Stripe-Signature"), settings.webhook_secret
+        )
+    except WebhookRejected as exc:
+        log(WARNING, f"webhook rejected: {exc}", bytes=len(body))
+        return _answer(400, f"rejected: {exc}")
+    if payment is None:
+        return _answer(200, "ignored: not a failed payment")
+    try:
+        message_id = _publisher().publish(payment.to_json(), payment.attributes())
+    except RetryableError as exc:
+        log(
+            ERROR,
+            "not queued: Pub/Sub unavailable",
+            event_id=payment.event_id,
+            invoice_id=payment.invoice_id,
+            reason=exc.reason,
+        )
+        return _answer(503, "queue unavailable, retry later")
+    log(
+        INFO,
+        "queued",
+        event_id=payment.event_id,
+        invoice_id=payment.invoice_id,
+        message_id=message_id,
+    )
+    return _answer(200, "queued")

@@ -1,0 +1,55 @@
+"""Shared fixtures: the Pub/Sub emulator (one per session) and fresh stand-ins per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import stripe
+
+from standins import LinqStandin, SlackStandin, StripeStandin
+from standins.emulator import PubSubEmulator
+from tests.harness import Pipeline
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[PubSubEmulator]:
+    with PubSubEmulator() as running:
+        yield running
+
+
+@pytest.fixture
+def stripe_api() -> Iterator[StripeStandin]:
+    with StripeStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def linq_api() -> Iterator[LinqStandin]:
+    with LinqStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def slack_api() -> Iterator[SlackStandin]:
+    with SlackStandin() as server:
+        yield server
+
+
+@pytest.fixture
+def fast_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stripe-python sleeps at least 0.5 s between retries; tests need not wait that long."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.01)
+    monkeypatch.setattr(stripe.HTTPClient, "MAX_DELAY", 0.05)
+
+
+@pytest.fixture
+def pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    emulator: PubSubEmulator,
+    stripe_api: StripeStandin,
+    linq_api: LinqStandin,
+    slack_api: SlackStandin,
+) -> Pipeline:
+    return Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api)

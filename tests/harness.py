@@ -1,0 +1,184 @@
+"""Drives both functions in-process (functions-framework test clients) against the stand-ins."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import functions_framework
+import pytest
+import stripe
+
+from shared.event import FailedPayment
+from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
+from standins.emulator import PubSubEmulator
+
+ROOT = Path(__file__).resolve().parent.parent
+WEBHOOK_SECRET = "whsec_harness_secret"
+SENDER = "+12025550101"
+SECOND_SENDER = "+12025550102"
+
+
+def log_lines(text: str) -> list[dict[str, Any]]:
+    """Every JSON line in captured output (functions-framework may add plain text lines)."""
+    entries = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            entries.append(json.loads(line))
+    return entries
+
+
+def results(text: str) -> list[dict[str, Any]]:
+    """The result lines: those that carry an action."""
+    return [entry for entry in log_lines(text) if "action" in entry]
+
+
+class Pipeline:
+    """One test's world: stand-ins, environment and both functions, built on demand."""
+
+    def __init__(
+        self,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+        emulator: PubSubEmulator,
+        stripe_api: StripeStandin,
+        linq_api: LinqStandin,
+        slack_api: SlackStandin,
+    ) -> None:
+        self.monkeypatch, self.capsys, self.emulator = monkeypatch, capsys, emulator
+        self.stripe, self.linq, self.slack = stripe_api, linq_api, slack_api
+        self.topic = f"failed-{uuid.uuid4().hex[:12]}"
+        self.subscription = f"{self.topic}-pull"
+        emulator.create_topic(self.topic)
+        emulator.create_subscription(self.subscription, self.topic)
+        self.env = {
+            "STRIPE_API_KEY": STRIPE_TEST_KEY,
+            "STRIPE_API_BASE": stripe_api.url,
+            "LINQ_API_KEY": LINQ_TOKEN,
+            "LINQ_API_BASE": linq_api.url,
+            "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+            "GOOGLE_CLOUD_PROJECT": emulator.project,
+            "PUBSUB_TOPIC": self.topic,
+            "PUBSUB_EMULATOR_HOST": emulator.host,
+        }
+        linq_api.load({"phone_numbers": [builders.linq_line(SENDER)]})
+        self._ingest: Any = None
+        self._recover: Any = None
+
+    # --- scenario -------------------------------------------------------------------------
+
+    def configure(self, **env: str | None) -> None:
+        """Change environment variables before the functions first serve (None unsets)."""
+        self.env.update(env)
+        self._ingest = self._recover = None
+
+    def customer_with_invoice(
+        self, customer: dict[str, Any] | None = None, **invoice: Any
+    ) -> dict[str, Any]:
+        """Store a customer and an open invoice for them; returns the invoice."""
+        customer = customer or builders.customer()
+        data = builders.invoice(customer, **invoice)
+        self.stripe.load({"customers": [customer], "invoices": [data]})
+        return data
+
+    # --- the functions --------------------------------------------------------------------
+
+    def _app(self, source: str, target: str, signature: str) -> Any:
+        for name, value in self.env.items():
+            if value is None:
+                self.monkeypatch.delenv(name, raising=False)
+            else:
+                self.monkeypatch.setenv(name, value)
+        return functions_framework.create_app(target, str(ROOT / source), signature).test_client()
+
+    @property
+    def ingest(self) -> Any:
+        if self._ingest is None:
+            self._ingest = self._app("ingest_fn/main.py", "stripe_webhook", "http")
+        return self._ingest
+
+    @property
+    def recover_client(self) -> Any:
+        if self._recover is None:
+            self._recover = self._app("recover_fn/main.py", "recover_payment", "cloudevent")
+        return self._recover
+
+    def post_webhook(
+        self, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None
+    ) -> Any:
+        body = json.dumps(event)
+        header = stripe.WebhookSignature.generate_signature_header(
+            body, secret, timestamp=timestamp or int(time.time())
+        )
+        return self.ingest.post(
+            "/", data=body, headers={"Stripe-Signature": header, "Content-Type": "application/json"}
+        )
+
+    def published(self) -> list[dict[str, Any]]:
+        """Messages the ingest function put on the topic (pulled and acknowledged)."""
+        return self.emulator.pull(self.subscription)
+
+    def push(self, message: dict[str, Any]) -> Any:
+        """Hand one Pub/Sub message to the recover function as Eventarc would."""
+        return self.recover_client.post(
+            "/",
+            headers={
+                "ce-id": message.get("messageId", uuid.uuid4().hex),
+                "ce-specversion": "1.0",
+                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "ce-source": f"//pubsub.googleapis.com/projects/demo-proj/topics/{self.topic}",
+            },
+            json={
+                "message": message,
+                "subscription": f"projects/demo-proj/subscriptions/{self.topic}",
+            },
+        )
+
+    def recover(self, payment: FailedPayment) -> Any:
+        """Run the recover function on `payment` as if it had come through Pub/Sub."""
+        return self.push(
+            {
+                "data": base64.b64encode(payment.to_json()).decode(),
+                "attributes": payment.attributes(),
+                "messageId": uuid.uuid4().hex[:8],
+            }
+        )
+
+    def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Webhook in, every published message pushed to recover; returns the result lines."""
+        self.capsys.readouterr()
+        answer = self.post_webhook(event)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        for message in self.published():
+            self.push(message)
+        return results(self.capsys.readouterr().out)
+
+    def payment(self, invoice: dict[str, Any], **changes: Any) -> FailedPayment:
+        fields = {
+            "event_id": builders.new_id("evt_1", 23),
+            "invoice_id": invoice["id"],
+            "customer_id": invoice["customer"],
+            "attempt_count": invoice["attempt_count"],
+            "livemode": invoice["livemode"],
+            "created": invoice["created"],
+        }
+        fields.update(changes)
+        return FailedPayment(**fields)
+
+    def run(self, invoice: dict[str, Any], **changes: Any) -> tuple[int, list[dict[str, Any]]]:
+        """Recover `invoice` once; returns the HTTP status and every JSON log line."""
+        self.capsys.readouterr()
+        status = self.recover(self.payment(invoice, **changes)).status_code
+        return status, log_lines(self.capsys.readouterr().out)
+
+    def result(self, invoice: dict[str, Any], **changes: Any) -> dict[str, Any]:
+        """Recover `invoice` once, expecting an acknowledged run with exactly one result line."""
+        status, lines = self.run(invoice, **changes)
+        found = [entry for entry in lines if "action" in entry]
+        assert status == 200, lines
+        assert len(found) == 1, lines
+        return found[0]

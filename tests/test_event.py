@@ -1,0 +1,78 @@
+"""The message between the functions: from Stripe events, through Pub/Sub and back."""
+
+import base64
+import json
+
+import pytest
+
+from shared.errors import MalformedMessageError
+from shared.event import FailedPayment, from_pubsub, from_stripe_event
+from standins import builders
+
+
+def pubsub_data(payload: bytes) -> dict:
+    return {"message": {"data": base64.b64encode(payload).decode(), "attributes": {}}}
+
+
+def test_snapshot_event_becomes_a_compact_message():
+    invoice = builders.invoice("cus_Jane", id="in_Test1", attempt_count=3)
+    event = builders.payment_failed_event(invoice, id="evt_Test1")
+    payment = from_stripe_event(event)
+    assert payment == FailedPayment(
+        event_id="evt_Test1",
+        invoice_id="in_Test1",
+        customer_id="cus_Jane",
+        attempt_count=3,
+        livemode=False,
+        created=event["created"],
+    )
+    assert payment.attributes() == {"event_id": "evt_Test1", "invoice_id": "in_Test1"}
+
+
+def test_message_bytes_are_exactly_this():
+    payment = FailedPayment("evt_1", "in_1", "cus_1", 2, False, 1795600000)
+    assert payment.to_json() == (
+        b'{"attempt_count":2,"created":1795600000,"customer_id":"cus_1",'
+        b'"event_id":"evt_1","invoice_id":"in_1","livemode":false}'
+    )
+
+
+def test_thin_event_carries_the_invoice_id_only():
+    event = builders.thin_payment_failed_event("in_Thin1", id="evt_Thin1")
+    payment = from_stripe_event(event)
+    assert payment is not None
+    assert (payment.event_id, payment.invoice_id) == ("evt_Thin1", "in_Thin1")
+    assert payment.customer_id is None
+    assert payment.attempt_count is None
+    assert isinstance(payment.created, int)
+
+
+def test_other_event_types_are_not_failed_payments():
+    assert from_stripe_event({"id": "evt_1", "type": "invoice.paid", "data": {}}) is None
+
+
+def test_failed_payment_event_without_invoice_is_an_error():
+    with pytest.raises(ValueError, match="without an invoice id"):
+        from_stripe_event({"id": "evt_1", "type": "invoice.payment_failed", "data": {}})
+
+
+def test_round_trip_through_pubsub():
+    payment = FailedPayment("evt_1", "in_1", None, None, True, None)
+    assert from_pubsub(pubsub_data(payment.to_json())) == payment
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (None, "no message.data"),
+        ({"message": {}}, "no message.data"),
+        ({"message": {"data": "***not base64***"}}, "not base64"),
+        (pubsub_data(b"not json"), "not JSON"),
+        (pubsub_data(b"[1, 2]"), "not a JSON object"),
+        (pubsub_data(json.dumps({"event_id": "evt_1"}).encode()), "no invoice_id"),
+        (pubsub_data(json.dumps({"invoice_id": "in_1"}).encode()), "no event_id"),
+    ],
+)
+def test_malformed_messages_say_what_is_wrong(data, reason):
+    with pytest.raises(MalformedMessageError, match=reason):
+        from_pubsub(data)

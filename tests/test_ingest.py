@@ -1,0 +1,116 @@
+"""The ingest function: verify, publish once confirmed, refuse everything else clearly."""
+
+import base64
+import json
+import time
+
+import pytest
+
+from standins import builders
+from standins.emulator import free_port
+from tests.harness import log_lines
+
+
+def failed_event():
+    invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
+    return builders.payment_failed_event(invoice, id="evt_Ingest1", created=1795600000)
+
+
+def test_failed_payment_is_published_then_acknowledged(pipeline):
+    answer = pipeline.post_webhook(failed_event())
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
+    [message] = pipeline.published()
+    assert message["attributes"] == {"event_id": "evt_Ingest1", "invoice_id": "in_Ingest1"}
+    assert json.loads(base64.b64decode(message["data"])) == {
+        "attempt_count": 2,
+        "created": 1795600000,
+        "customer_id": "cus_Ingest1",
+        "event_id": "evt_Ingest1",
+        "invoice_id": "in_Ingest1",
+        "livemode": False,
+    }
+
+
+def test_queued_line_names_the_event_but_holds_no_body(pipeline):
+    pipeline.capsys.readouterr()
+    pipeline.post_webhook(failed_event())
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert (line["severity"], line["message"], line["event_id"], line["invoice_id"]) == (
+        "INFO",
+        "queued",
+        "evt_Ingest1",
+        "in_Ingest1",
+    )
+    assert "data" not in line
+    assert "jane@example.com" not in json.dumps(line)
+
+
+def test_thin_event_is_published(pipeline):
+    answer = pipeline.post_webhook(builders.thin_payment_failed_event("in_Thin1", id="evt_Thin1"))
+    assert answer.status_code == 200
+    [message] = pipeline.published()
+    assert message["attributes"]["invoice_id"] == "in_Thin1"
+
+
+def test_other_event_types_are_acknowledged_and_not_published(pipeline):
+    answer = pipeline.post_webhook({"id": "evt_2", "type": "customer.updated", "data": {}})
+    assert answer.status_code == 200
+    assert pipeline.published() == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"secret": "whsec_forged"}, "signature does not match"),
+        ({"timestamp": int(time.time()) - 301}, "signature timestamp too old"),
+    ],
+)
+def test_forged_or_stale_webhook_is_refused_and_not_published(pipeline, kwargs, reason):
+    answer = pipeline.post_webhook(failed_event(), **kwargs)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (400, f"rejected: {reason}")
+    assert pipeline.published() == []
+
+
+def test_missing_signature_is_refused(pipeline):
+    answer = pipeline.ingest.post("/", data=json.dumps(failed_event()))
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        400,
+        "rejected: missing Stripe-Signature header",
+    )
+    assert pipeline.published() == []
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+def test_only_post_is_allowed(pipeline, method):
+    answer = pipeline.ingest.open("/", method=method)
+    assert answer.status_code == 405
+    assert answer.headers["Allow"] == "POST"
+    assert pipeline.published() == []
+
+
+def test_oversized_body_is_refused_before_verification(pipeline):
+    answer = pipeline.ingest.post("/", data=b"x" * (1024 * 1024 + 1))
+    assert answer.status_code == 413
+    assert pipeline.published() == []
+
+
+def test_pubsub_unavailable_answers_503_within_seconds(pipeline):
+    pipeline.configure(PUBSUB_EMULATOR_HOST=f"127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(failed_event())
+    elapsed = time.monotonic() - started
+    assert answer.status_code == 503
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert (line["severity"], line["event_id"]) == ("ERROR", "evt_Ingest1")
+    # A hang guard, not a speed check: unbounded, the client would retry for 600 s.
+    assert elapsed < 30, elapsed
+
+
+def test_missing_configuration_is_a_500_naming_the_variable(pipeline):
+    pipeline.configure(STRIPE_WEBHOOK_SECRET=None)
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(failed_event())
+    assert answer.status_code == 500
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert line["message"].startswith("configuration error: STRIPE_WEBHOOK_SECRET is required")

@@ -1,0 +1,71 @@
+"""Reading an invoice and its customer out of Stripe's JSON."""
+
+import pytest
+
+from shared.invoice import FALLBACK_DESCRIPTION, describe_line, parse_invoice
+from standins import builders
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("1 × Pro plan (at $25.00 / month)", "Pro plan"),
+        ("3 × Seats (at €10.00 / month)", "Seats"),
+        ("2 x Team (at $5.00 / week)", "Team"),
+        ("Pro plan (Tier 1 at $0.00 / month)", "Pro plan"),
+        ("Remaining time on 2 × Pro plan after 25 Nov 2026", "Pro plan"),
+        ("Unused time on Pro plan after 25 Nov 2026", "Pro plan"),
+        ("Consulting (March)", "Consulting (March)"),
+        ("  Setup\tfee ", "Setup fee"),
+        (None, FALLBACK_DESCRIPTION),
+        ("", FALLBACK_DESCRIPTION),
+    ],
+)
+def test_line_description_loses_quantity_and_price(line, expected):
+    assert describe_line(line) == expected
+
+
+def test_expanded_invoice_gives_what_the_text_needs():
+    customer = builders.customer(name="Jane Doe", phone="+1 415 555 0100", country="US")
+    data = builders.invoice(customer["id"], attempt_count=2)
+    data["customer"] = customer
+    invoice = parse_invoice(data)
+    assert invoice.id == data["id"]
+    assert invoice.collectable
+    assert invoice.attempt_count == 2
+    assert invoice.description == "Pro plan"
+    assert invoice.hosted_invoice_url == data["hosted_invoice_url"]
+    assert (invoice.customer.id, invoice.customer.name, invoice.customer.phone) == (
+        customer["id"],
+        "Jane Doe",
+        "+1 415 555 0100",
+    )
+    assert invoice.customer.country == "US"
+
+
+@pytest.mark.parametrize(
+    ("changes", "collectable"),
+    [
+        ({"status": "paid", "amount_remaining": 0}, False),
+        ({"status": "void"}, False),
+        ({"status": "uncollectible"}, False),
+        ({"status": "open", "amount_remaining": 0}, False),
+        ({"status": "open"}, True),
+    ],
+)
+def test_only_open_invoices_with_money_due_are_collectable(changes, collectable):
+    data = {**builders.invoice("cus_x"), **changes}
+    assert parse_invoice(data).collectable is collectable
+
+
+def test_deleted_customer_has_no_contact():
+    data = builders.invoice("cus_gone")
+    data["customer"] = {"id": "cus_gone", "object": "customer", "deleted": True}
+    customer = parse_invoice(data).customer
+    assert customer.deleted
+    assert customer.phone is None
+
+
+def test_invoice_without_lines_uses_fallback_description():
+    data = builders.invoice("cus_x", description_line=None)
+    assert parse_invoice(data).description == FALLBACK_DESCRIPTION

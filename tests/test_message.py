@@ -1,0 +1,115 @@
+"""The customer's text: literal default output, template checks, length and URL rules."""
+
+import pytest
+
+from shared.errors import ConfigError
+from shared.message import (
+    DEFAULT_TEMPLATE,
+    MAX_TEXT_LENGTH,
+    Template,
+    contains_url,
+    first_name,
+    placeholder_values,
+)
+
+DEFAULT = Template.parse(DEFAULT_TEMPLATE)
+
+
+def render(name, description, template=DEFAULT):
+    return template.render(placeholder_values(name, description))
+
+
+def test_default_text_is_exactly_this():
+    assert render("Jane Doe", "Pro plan") == (
+        "Hi Jane, your payment for Pro plan didn't go through. You can update your card and "
+        "retry with the link below. Reply STOP to opt out."
+    )
+
+
+def test_no_name_greets_there():
+    assert render("", "Pro plan").startswith("Hi there, your payment for Pro plan")
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Jane Doe", "Jane"), ("  María  José ", "María"), (None, "there"), ("   ", "there")],
+)
+def test_first_name_is_first_word(name, expected):
+    assert first_name(name) == expected
+
+
+def test_long_description_is_shortened_first_with_ellipsis():
+    text = render("Jane Doe", "Enterprise " * 60)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.startswith("Hi Jane, your payment for Enterprise Enterprise")
+    assert "… didn't go through." in text
+    assert text.endswith("Reply STOP to opt out.")
+
+
+def test_name_is_kept_while_shortening_the_description_suffices():
+    filler = "Your payment didn't go through. " * 8
+    template = Template.parse("Hi {first_name}! " + filler + "{description}. Reply STOP")
+    name = "Bartholomew-Maximilian"
+    text = render(name, "Professional plan with extras", template)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.startswith(f"Hi {name}! ")
+    assert text.endswith("Professional plan with…. Reply STOP")
+
+
+def test_name_shrinks_when_description_is_already_minimal():
+    filler = "Your payment didn't go through. " * 9
+    template = Template.parse("{description} {first_name} " + filler + "Reply STOP")
+    text = render("Bartholomew" * 3, "Pro plan", template)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.startswith("… Bartho")
+    assert text.endswith("Reply STOP")
+
+
+def test_urls_in_customer_data_never_reach_the_text():
+    text = render("https://evil.example.com/x Jane", "Pro (see acme.com/terms, www.acme.io)")
+    assert not contains_url(text)
+    assert text.startswith("Hi Jane, your payment for Pro (see")
+
+
+def test_description_made_only_of_a_url_falls_back():
+    assert "payment for your subscription" in render("Jane", "https://acme.com")
+
+
+@pytest.mark.parametrize(
+    ("template", "complaint"),
+    [
+        ("Hi {name}, Reply STOP", "unknown placeholder {name}"),
+        ("Pay here {url}. Reply STOP", "must not contain {url}"),
+        ("Hi {first_name}, please pay.", "opt out with the word STOP"),
+        ("Hi {first_name}, reply stop to opt out", "opt out with the word STOP"),
+        ("Pay at https://acme.com. Reply STOP", "contains a URL"),
+        ("Pay at acme.com. Reply STOP", "contains a URL"),
+        ("Hi {first_name!r}. Reply STOP", "without a format or conversion"),
+        ("Hi {}. Reply STOP", "unknown placeholder {}"),
+        ("Hi {first_name. Reply STOP", "not a valid template"),
+        ("   ", "is empty"),
+        ("x" * 330 + " Reply STOP", "characters before any customer data"),
+    ],
+)
+def test_bad_templates_are_refused_with_the_reason(template, complaint):
+    with pytest.raises(ConfigError, match="MESSAGE_TEMPLATE") as caught:
+        Template.parse(template)
+    assert complaint in str(caught.value)
+
+
+def test_custom_template_with_both_placeholders_twice():
+    template = Template.parse("{first_name}: {description}/{description}, {first_name}. STOP")
+    assert render("Sam Lee", "Pro plan", template) == "Sam: Pro plan/Pro plan, Sam. STOP"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["see https://x.co/a", "http://localhost:8080", "www.example.org", "pay.stripe.com", "a.io"],
+)
+def test_url_detector_flags_urls(text):
+    assert contains_url(text)
+
+
+@pytest.mark.parametrize("text", ["Pro plan v2.0", "J.R. Smith", "Reply STOP to opt out.", "3.5x"])
+def test_url_detector_ignores_plain_words(text):
+    assert not contains_url(text)

@@ -1,0 +1,43 @@
+"""Phone numbers as customers type them, normalised to E.164 or refused."""
+
+import pytest
+
+from shared.log import mask_phone
+from shared.phone import to_e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "regions", "expected"),
+    [
+        ("+14155550100", ["US"], "+14155550100"),
+        ("+1 (415) 555-0100", [None, "US"], "+14155550100"),
+        ("(415) 555-0100", [None, "US"], "+14155550100"),
+        ("415.555.0100 ext. 12", ["US"], "+14155550100"),
+        ("1-800-FLOWERS", ["US"], "+18003569377"),
+        ("07911 123456", ["GB", "US"], "+447911123456"),
+        ("00447911123456", ["GB"], "+447911123456"),
+        ("+44 7911 123456", ["US"], "+447911123456"),
+        ("06 12 34 56 78", ["FR", "US"], "+33612345678"),
+        ("030 1234567", ["de"], "+49301234567"),
+    ],
+)
+def test_valid_numbers_become_e164(raw, regions, expected):
+    assert to_e164(raw, regions) == expected
+
+
+def test_address_country_is_tried_before_the_default_region():
+    assert to_e164("06 12 34 56 78", ["FR", "US"]) == "+33612345678"
+    assert to_e164("06 12 34 56 78", [None, "US"]) is None
+
+
+@pytest.mark.parametrize("raw", [None, "", "   ", "n/a", "12", "555", "+999 1234", "0000000000"])
+def test_unusable_numbers_are_none(raw):
+    assert to_e164(raw, ["US"]) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "masked"),
+    [("+14155550100", "+1******0100"), ("+447911123456", "+4*******3456"), (None, None)],
+)
+def test_mask_keeps_only_country_prefix_and_last_four(number, masked):
+    assert mask_phone(number) == masked

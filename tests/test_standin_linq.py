@@ -1,0 +1,472 @@
+"""Tests for the Linq Partner API v3 stand-in over real HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from standins import builders
+from standins.linq_api import LINQ_TOKEN, LinqStandin, contains_url, is_opt_out
+
+REPO = Path(__file__).resolve().parents[1]
+LINE, OTHER_LINE = "+12223334444", "+12223335555"
+SAM, ALEX = "+15556667777", "+15556668888"
+INVOICE_URL = "https://invoice.stripe.com/i/acct_1StandIn/test_abc?s=ap"
+OPENER = {"parts": [{"type": "text", "value": "Hi Sam, your last payment didn't go through."}]}
+LINK = {"parts": [{"type": "link", "value": INVOICE_URL}]}
+
+
+@pytest.fixture
+def server() -> Iterator[LinqStandin]:
+    scenario = {"phone_numbers": [builders.linq_line(LINE), builders.linq_line(OTHER_LINE)]}
+    with LinqStandin(scenario=scenario) as srv:
+        yield srv
+
+
+@pytest.fixture
+def api(server: LinqStandin) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {LINQ_TOKEN}"
+    return session
+
+
+def post(api: requests.Session, server: LinqStandin, path: str, body: object) -> requests.Response:
+    return api.post(f"{server.url}{path}", json=body, timeout=5)
+
+
+def create_chat(api, server, message=OPENER, to=(SAM,), **extra) -> requests.Response:
+    return post(
+        api, server, "/v3/chats", {"from": LINE, "to": list(to), "message": message, **extra}
+    )
+
+
+def error_code(resp: requests.Response) -> tuple[int, int]:
+    return resp.status_code, resp.json()["error"]["code"]
+
+
+# URL detector and opt-out keywords ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Pay here: https://invoice.stripe.com/i/x",
+        "see www.acme-billing.net/pay",
+        "visit acme.com to update your card",
+        "visit ACME.IO",
+        "go to pay.acme.co/x",
+        "ftp://files.example",
+        "write to billing@acme.com",
+    ],
+)
+def test_contains_url_detects_links(text):
+    assert contains_url(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hi Sam, your $25.00 payment to Acme didn't go through.",
+        "1 × Pro plan (at $25.00 / month)",
+        "We tried your card.Contact us by replying.",
+        "Reply STOP to opt out. e.g. later",
+    ],
+)
+def test_contains_url_ignores_plain_text(text):
+    assert not contains_url(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["STOP", "  QUIT  ", "UNSUBSCRIBE", "END", "CANCEL", "OPTOUT", "opt out", "Opt-Out"]
+)
+def test_opt_out_keywords(text):
+    assert is_opt_out(text)
+
+
+@pytest.mark.parametrize("text", ["stop", "Stop", "please stop", "STOP now", "opt  out", "hello"])
+def test_not_opt_out_keywords(text):
+    assert not is_opt_out(text)
+
+
+# Auth and envelope -------------------------------------------------------------------------
+
+
+def test_missing_token_is_401_2004_with_envelope(server):
+    resp = requests.get(f"{server.url}/v3/phone_numbers", timeout=5)
+    body = resp.json()
+    assert error_code(resp) == (401, 2004)
+    assert body["success"] is False
+    assert body["error"]["doc_url"] == "https://docs.linqapp.com/error/codes/2xxx/2004/"
+    assert re.fullmatch(r"[0-9a-f]{32}", body["trace_id"])
+
+
+def test_wrong_token_is_401(server):
+    resp = requests.get(
+        f"{server.url}/v3/phone_numbers", headers={"Authorization": "Bearer nope"}, timeout=5
+    )
+    assert error_code(resp) == (401, 2004)
+
+
+def test_phone_numbers_has_documented_shape(server, api):
+    lines = api.get(f"{server.url}/v3/phone_numbers", timeout=5).json()["phone_numbers"]
+    assert [line["phone_number"] for line in lines] == [LINE, OTHER_LINE]
+    assert set(lines[0]) == {"id", "phone_number", "reputation", "forwarding_number", "line_type"}
+    assert lines[0]["reputation"]["status"] == "HEALTHY"
+
+
+# Capability checks -------------------------------------------------------------------------
+
+
+def test_capability_defaults_to_imessage(server, api):
+    resp = post(api, server, "/v3/capability/check_imessage", {"address": SAM})
+    assert resp.json() == {"address": SAM, "available": True, "selected_service": "iMessage"}
+
+
+def test_capability_false_reports_reason_and_service(server, api):
+    server.load({"capabilities": {SAM: {"imessage": False, "selected_service": "SMS"}}})
+    resp = post(api, server, "/v3/capability/check_imessage", {"address": SAM})
+    assert resp.json() == {
+        "address": SAM,
+        "available": False,
+        "reason": "not_supported",
+        "selected_service": "SMS",
+    }
+
+
+def test_capability_omits_unknown_selected_service(server, api):
+    server.load({"capabilities": {SAM: {"imessage": False, "selected_service": None}}})
+    body = post(api, server, "/v3/capability/check_imessage", {"address": SAM}).json()
+    assert "selected_service" not in body
+
+
+def test_capability_accepts_email_address(server, api):
+    body = post(api, server, "/v3/capability/check_imessage", {"address": "sam@example.com"}).json()
+    assert body == {"address": "sam@example.com", "available": False, "reason": "not_supported"}
+
+
+def test_capability_rejects_non_e164(server, api):
+    resp = post(api, server, "/v3/capability/check_imessage", {"address": "555-666-7777"})
+    assert error_code(resp) == (400, 1002)
+
+
+def test_capability_refused_region(server, api):
+    server.load({"refused": [SAM]})
+    resp = post(api, server, "/v3/capability/check_imessage", {"address": SAM})
+    assert error_code(resp) == (400, 1005)
+
+
+def test_capability_from_must_be_account_line(server, api):
+    resp = post(api, server, "/v3/capability/check_imessage", {"address": SAM, "from": ALEX})
+    assert error_code(resp) == (403, 2006)
+
+
+def test_capability_checks_are_rate_limited():
+    with LinqStandin(capability_limit=2) as srv:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {LINQ_TOKEN}"
+        for _ in range(2):
+            post(session, srv, "/v3/capability/check_imessage", {"address": SAM})
+        resp = post(session, srv, "/v3/capability/check_imessage", {"address": SAM})
+    assert error_code(resp) == (429, 1007)
+    assert int(resp.headers["Retry-After"]) == resp.json()["error"]["retry_after"] > 0
+
+
+# Creating chats ----------------------------------------------------------------------------
+
+
+def test_create_chat_returns_201_with_chat_and_message(server, api):
+    resp = create_chat(api, server, message={**OPENER, "idempotency_key": "in_1-1-opener"})
+    chat = resp.json()["chat"]
+    assert resp.status_code == 201
+    assert chat["is_group"] is False
+    assert chat["service"] == "iMessage"
+    assert chat["message"]["delivery_status"] == "queued"
+    assert chat["message"]["parts"] == OPENER["parts"]
+    assert server.messages()[0]["idempotency_key"] == "in_1-1-opener"
+
+
+def test_create_chat_invalid_json_is_1003(server, api):
+    resp = api.post(f"{server.url}/v3/chats", data=b"{nope", timeout=5)
+    assert error_code(resp) == (400, 1003)
+
+
+def test_create_chat_missing_field_is_1001(server, api):
+    resp = post(api, server, "/v3/chats", {"from": LINE, "message": OPENER})
+    assert error_code(resp) == (400, 1001)
+
+
+def test_create_chat_non_e164_recipient_is_1002(server, api):
+    assert error_code(create_chat(api, server, to=["(555) 666-7777"])) == (400, 1002)
+
+
+def test_create_chat_from_unknown_line_is_2006(server, api):
+    resp = post(api, server, "/v3/chats", {"from": ALEX, "to": [SAM], "message": OPENER})
+    assert error_code(resp) == (403, 2006)
+
+
+def test_ineligible_line_is_2027_and_creates_nothing(server, api):
+    server.load({"ineligible": [LINE]})
+    assert error_code(create_chat(api, server)) == (403, 2027)
+    assert server.messages() == []
+    assert server.stats()["chats"] == 0
+
+
+def test_blocked_handle_is_2026(server, api):
+    server.load({"blocked": [SAM]})
+    assert error_code(create_chat(api, server)) == (403, 2026)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        LINK,
+        {"parts": [{"type": "text", "value": f"Pay here {INVOICE_URL}"}]},
+        {"parts": [{"type": "text", "value": "Update your card at acme.com"}]},
+        {"parts": [{"type": "text", "value": "Update your card at www.acme-pay.example"}]},
+    ],
+    ids=["link-part", "url-in-text", "bare-domain", "www-host"],
+)
+def test_first_message_of_new_chat_cannot_carry_a_link(server, api, message):
+    assert error_code(create_chat(api, server, message=message)) == (400, 1005)
+    assert server.messages() == []
+
+
+def test_effect_on_first_message_is_1005(server, api):
+    message = {**OPENER, "effect": {"type": "screen", "name": "confetti"}}
+    assert error_code(create_chat(api, server, message=message)) == (400, 1005)
+
+
+def test_reused_chat_accepts_a_link(server, api):
+    first = create_chat(api, server).json()["chat"]
+    second = create_chat(api, server, message=LINK)
+    assert second.status_code == 201
+    assert second.json()["chat"]["id"] == first["id"]
+
+
+def test_different_line_makes_a_new_chat(server, api):
+    first = create_chat(api, server).json()["chat"]
+    resp = post(api, server, "/v3/chats", {"from": OTHER_LINE, "to": [SAM], "message": OPENER})
+    assert resp.json()["chat"]["id"] != first["id"]
+
+
+# Parts rules -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [],
+        [{"type": "text", "value": "a"}, {"type": "text", "value": "b"}],
+        [{"type": "text", "value": "a"}, {"type": "link", "value": INVOICE_URL}],
+        [{"type": "link", "value": "https://x.example/" + "a" * 2048}],
+        [{"type": "text", "value": "a"}, {"type": "media", "url": "https://x/a.png"}] * 51,
+        [{"type": "sticker", "value": "a"}],
+    ],
+    ids=["none", "adjacent-text", "link-not-alone", "link-too-long", "over-100", "bad-type"],
+)
+def test_parts_rules_are_enforced(server, api, parts):
+    chat = create_chat(api, server).json()["chat"]
+    resp = post(api, server, f"/v3/chats/{chat['id']}/messages", {"message": {"parts": parts}})
+    assert resp.status_code == 400
+    assert resp.json()["error"]["code"] in (1001, 1004)
+
+
+# Sending into a chat -----------------------------------------------------------------------
+
+
+def test_send_link_into_existing_chat_is_202(server, api):
+    chat = create_chat(api, server).json()["chat"]
+    resp = post(api, server, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+    assert resp.status_code == 202
+    assert resp.json()["chat_id"] == chat["id"]
+    assert [m["endpoint"] for m in server.messages()] == ["chats", "messages"]
+
+
+def test_send_to_unknown_chat_is_404_2001(server, api):
+    resp = post(
+        api, server, "/v3/chats/00000000-0000-0000-0000-000000000000/messages", {"message": LINK}
+    )
+    assert error_code(resp) == (404, 2001)
+
+
+def test_send_on_line_that_became_ineligible_is_2027(server, api):
+    chat = create_chat(api, server).json()["chat"]
+    server.load({"ineligible": [LINE]})
+    resp = post(api, server, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+    assert error_code(resp) == (403, 2027)
+
+
+# Opt-out -----------------------------------------------------------------------------------
+
+
+def test_opted_out_recipient_is_2024(server, api):
+    server.load({"opted_out": [SAM]})
+    assert error_code(create_chat(api, server)) == (403, 2024)
+
+
+def test_override_optout_lets_one_request_through(server, api):
+    server.load({"opted_out": [SAM]})
+    assert create_chat(api, server, override_optout=True).status_code == 201
+    assert error_code(create_chat(api, server)) == (403, 2024)
+
+
+def test_inbound_stop_opts_out_on_every_chat(server, api):
+    chat = create_chat(api, server).json()["chat"]
+    resp = requests.post(
+        f"{server.url}/_control/inbound", json={"from": SAM, "text": " STOP "}, timeout=5
+    )
+    assert resp.json() == {"opted_out": True}
+    sent = post(api, server, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+    assert error_code(sent) == (403, 2024)
+    other = post(api, server, "/v3/chats", {"from": OTHER_LINE, "to": [SAM], "message": OPENER})
+    assert error_code(other) == (403, 2024)
+
+
+def test_lowercase_stop_does_not_opt_out(server, api):
+    assert server.inbound(SAM, "stop") is False
+    assert create_chat(api, server).status_code == 201
+
+
+def test_later_message_lifts_opt_out(server, api):
+    server.inbound(SAM, "Opt-Out")
+    assert server.inbound(SAM, "sorry, I paid already") is False
+    assert create_chat(api, server).status_code == 201
+
+
+def test_opt_out_does_not_block_group_chats(server, api):
+    server.inbound(SAM, "STOP")
+    assert create_chat(api, server, to=(SAM, ALEX)).status_code == 201
+
+
+# Pair rate limit ---------------------------------------------------------------------------
+
+
+def test_default_pair_limit_is_documented_30_per_60s():
+    srv = LinqStandin()
+    try:
+        assert (srv.pair_limit, srv.pair_window_s) == (30, 60.0)
+    finally:
+        srv.stop()
+
+
+def test_pair_limit_returns_429_with_retry_after():
+    scenario = {"phone_numbers": [builders.linq_line(LINE)]}
+    with LinqStandin(scenario=scenario, pair_limit=3, pair_window_s=0.4) as srv:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {LINQ_TOKEN}"
+        chat = create_chat(session, srv).json()["chat"]
+        for _ in range(2):
+            post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+        limited = post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+        other_pair = create_chat(session, srv, to=(ALEX,))
+        time.sleep(0.45)
+        after_window = post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+    assert error_code(limited) == (429, 1007)
+    assert limited.headers["Retry-After"] == "1"
+    assert other_pair.status_code == 201
+    assert after_window.status_code == 202
+
+
+# Idempotency -------------------------------------------------------------------------------
+
+
+def test_idempotent_replay_returns_original_without_sending():
+    scenario = {"phone_numbers": [builders.linq_line(LINE)]}
+    with LinqStandin(scenario=scenario, pair_limit=1) as srv:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {LINQ_TOKEN}"
+        message = {**OPENER, "idempotency_key": "in_1-1-opener"}
+        first = create_chat(session, srv, message=message)
+        again = create_chat(session, srv, message=message)
+        assert (again.status_code, again.json()) == (first.status_code, first.json())
+        assert len(srv.messages()) == 1
+        assert srv.stats()["idempotent_replays"] == 1
+
+
+def test_idempotency_key_reuse_with_other_body_is_409(server, api):
+    create_chat(api, server, message={**OPENER, "idempotency_key": "k"})
+    other = {"parts": [{"type": "text", "value": "Different"}], "idempotency_key": "k"}
+    assert error_code(create_chat(api, server, message=other)) == (409, 1005)
+
+
+def test_rejected_request_does_not_consume_its_key(server, api):
+    message = {**OPENER, "idempotency_key": "k"}
+    server.load({"opted_out": [SAM]})
+    assert create_chat(api, server, message=message).status_code == 403
+    server.inbound(SAM, "hi again")
+    assert create_chat(api, server, message=message).status_code == 201
+
+
+# Faults, latency, controls, process mode ---------------------------------------------------
+
+
+def test_injected_429_uses_linq_envelope(server, api):
+    server.add_fault("/v3/chats", method="POST", status=429)
+    resp = create_chat(api, server)
+    assert error_code(resp) == (429, 1007)
+    assert resp.headers["Retry-After"] == "1"
+    assert create_chat(api, server).status_code == 201
+
+
+def test_injected_reset_drops_the_connection(server, api):
+    server.add_fault("/v3/chats", reset=True)
+    with pytest.raises(requests.ConnectionError):
+        create_chat(api, server)
+    assert server.requests()[-1]["status"] is None
+
+
+def test_latency_applies_to_api_calls(server, api):
+    server.set_latency(0.15)
+    started = time.monotonic()
+    api.get(f"{server.url}/v3/phone_numbers", timeout=5)
+    assert time.monotonic() - started >= 0.15
+
+
+def test_control_messages_lists_what_linq_received(server, api):
+    create_chat(api, server)
+    sent = requests.get(f"{server.url}/_control/messages", timeout=5).json()
+    assert [(m["from"], m["to"], m["parts"]) for m in sent] == [(LINE, [SAM], OPENER["parts"])]
+
+
+def test_journal_masks_the_token(server, api):
+    api.get(f"{server.url}/v3/phone_numbers", timeout=5)
+    assert server.requests()[0]["headers"]["authorization"] == "Bearer ****0000"
+    assert LINQ_TOKEN not in repr(server.requests())
+
+
+def test_reset_clears_chats_and_messages(server, api):
+    create_chat(api, server)
+    requests.post(f"{server.url}/_control/reset", timeout=5)
+    assert server.messages() == []
+    assert server.requests() == []
+
+
+def test_process_mode_serves_and_exits_cleanly(tmp_path):
+    port_file = tmp_path / "linq.port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "standins", "linq", "--port", "0", "--port-file", str(port_file)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        resp = requests.get(
+            f"{url}/v3/phone_numbers", headers={"Authorization": f"Bearer {LINQ_TOKEN}"}, timeout=5
+        )
+        assert resp.json() == {"phone_numbers": []}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0

@@ -1,0 +1,432 @@
+"""Tests for the Stripe stand-in, driven by the real stripe-python client over HTTP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+import stripe
+
+from standins import builders
+from standins.stripe_api import STRIPE_LIVE_KEY, STRIPE_TEST_KEY, StripeStandin
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    """Shrink stripe-python's 0.5 s retry backoff so retry tests stay fast."""
+    monkeypatch.setattr(stripe.HTTPClient, "INITIAL_DELAY", 0.01)
+
+
+@pytest.fixture
+def server() -> Iterator[StripeStandin]:
+    with StripeStandin(api_keys=(STRIPE_TEST_KEY, STRIPE_LIVE_KEY)) as srv:
+        yield srv
+
+
+def make_client(
+    server: StripeStandin, key: str = STRIPE_TEST_KEY, timeout: float = 5
+) -> stripe.StripeClient:
+    return stripe.StripeClient(
+        key,
+        base_addresses={"api": server.url},
+        http_client=stripe.RequestsClient(timeout=timeout),
+        max_network_retries=2,
+    )
+
+
+@pytest.fixture
+def client(server: StripeStandin) -> stripe.StripeClient:
+    return make_client(server)
+
+
+@pytest.fixture
+def seeded(server: StripeStandin) -> tuple[dict, dict]:
+    cus = builders.customer(name="Sam Lee", phone="+1 415 555 0199")
+    inv = builders.invoice(cus)
+    server.load({"customers": [cus], "invoices": [inv]})
+    return cus, inv
+
+
+def test_retrieve_with_expand_inlines_customer(client, seeded):
+    cus, inv = seeded
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer"]})
+    assert got.customer.id == cus["id"]
+    assert got.customer.phone == "+1 415 555 0199"
+
+
+def test_retrieve_without_expand_keeps_customer_id(client, seeded):
+    cus, inv = seeded
+    assert client.v1.invoices.retrieve(inv["id"]).customer == cus["id"]
+
+
+def test_client_sends_indexed_expand_in_query(server, client, seeded):
+    client.v1.invoices.retrieve(seeded[1]["id"], params={"expand": ["customer"]})
+    assert server.requests()[-1]["query"] == {"expand[0]": ["customer"]}
+
+
+def test_bracket_expand_form_is_accepted(server, seeded):
+    cus, inv = seeded
+    resp = requests.get(
+        f"{server.url}/v1/invoices/{inv['id']}?expand[]=customer",
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    assert resp.json()["customer"]["id"] == cus["id"]
+
+
+def test_deleted_customer_expands_to_stub(server, client):
+    cus = builders.customer(deleted=True)
+    inv = builders.invoice(cus["id"])
+    server.load({"customers": [cus], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer"]})
+    assert got.customer.to_dict() == {"id": cus["id"], "object": "customer", "deleted": True}
+
+
+def test_deleted_customer_retrieve_returns_stub(server, client):
+    cus = builders.customer(deleted=True)
+    server.load({"customers": [cus]})
+    got = client.v1.customers.retrieve(cus["id"])
+    assert got.deleted is True
+    assert "phone" not in got
+
+
+def test_unknown_expand_is_rejected(client, seeded):
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.invoices.retrieve(seeded[1]["id"], params={"expand": ["subscription"]})
+    assert exc.value.http_status == 400
+    assert "cannot be expanded (subscription)" in str(exc.value.user_message)
+
+
+def test_unknown_invoice_gives_stripe_404_envelope(client):
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.invoices.retrieve("in_missing")
+    assert exc.value.http_status == 404
+    assert exc.value.json_body == {
+        "error": {
+            "code": "resource_missing",
+            "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+            "message": "No such invoice: 'in_missing'",
+            "param": "id",
+            "type": "invalid_request_error",
+        }
+    }
+
+
+def test_unknown_customer_is_404(client):
+    with pytest.raises(stripe.InvalidRequestError, match="No such customer: 'cus_nope'"):
+        client.v1.customers.retrieve("cus_nope")
+
+
+def test_missing_api_key_is_401(server, seeded):
+    resp = requests.get(f"{server.url}/v1/invoices/{seeded[1]['id']}", timeout=5)
+    assert resp.status_code == 401
+    assert resp.json()["error"]["message"].startswith("You did not provide an API key.")
+
+
+def test_unknown_api_key_is_401_with_masked_key(server, seeded):
+    with pytest.raises(stripe.AuthenticationError) as exc:
+        make_client(server, "sk_test_wrongkey1234").v1.invoices.retrieve(seeded[1]["id"])
+    assert exc.value.user_message == "Invalid API Key provided: sk_test_****1234"
+
+
+def test_journal_masks_the_api_key(server, client, seeded):
+    client.v1.invoices.retrieve(seeded[1]["id"])
+    entry = server.requests()[-1]
+    assert entry["headers"]["authorization"] == "Bearer sk_test_****0000"
+    assert STRIPE_TEST_KEY not in repr(server.requests())
+
+
+def test_live_key_cannot_see_test_invoice(server, seeded):
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        make_client(server, STRIPE_LIVE_KEY).v1.invoices.retrieve(seeded[1]["id"])
+    assert exc.value.http_status == 404
+
+
+def test_live_key_sees_live_invoice(server):
+    cus = builders.customer(livemode=True)
+    inv = builders.invoice(cus)
+    server.load({"customers": [cus], "invoices": [inv]})
+    assert make_client(server, STRIPE_LIVE_KEY).v1.invoices.retrieve(inv["id"]).livemode is True
+
+
+def test_responses_carry_request_id_and_version(server, client, seeded):
+    client.v1.invoices.retrieve(seeded[1]["id"])
+    headers = server.requests()[-1]["response_headers"]
+    assert headers["Request-Id"].startswith("req_")
+    assert headers["Stripe-Version"] == stripe.api_version
+
+
+def test_unrecognized_url_is_404(server):
+    resp = requests.get(
+        f"{server.url}/v1/nothing",
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    assert resp.status_code == 404
+    assert resp.json()["error"]["message"].startswith("Unrecognized request URL (GET: /v1/nothing)")
+
+
+def test_unknown_parameter_is_rejected(client, seeded):
+    with pytest.raises(stripe.InvalidRequestError, match="Received unknown parameter: foo"):
+        client.v1.invoices.retrieve(seeded[1]["id"], params={"foo": "bar"})
+
+
+def test_list_is_newest_first_and_paginates(server, client):
+    cus = builders.customer()
+    invoices = [builders.invoice(cus, created=1_000 + n) for n in range(3)]
+    server.load({"customers": [cus], "invoices": invoices})
+    first = client.v1.invoices.list(params={"limit": 2})
+    assert [i.id for i in first.data] == [invoices[2]["id"], invoices[1]["id"]]
+    assert first.has_more is True
+    rest = client.v1.invoices.list(params={"limit": 2, "starting_after": first.data[-1].id})
+    assert [i.id for i in rest.data] == [invoices[0]["id"]]
+    assert rest.has_more is False
+
+
+def test_list_filters_status_customer_and_created(server, client):
+    cus, other = builders.customer(), builders.customer()
+    wanted = builders.invoice(cus, created=2_000)
+    server.load(
+        {
+            "customers": [cus, other],
+            "invoices": [
+                wanted,
+                builders.invoice(cus, created=2_000, status="paid"),
+                builders.invoice(other, created=2_000),
+                builders.invoice(cus, created=500),
+            ],
+        }
+    )
+    got = client.v1.invoices.list(
+        params={"status": "open", "customer": cus["id"], "created": {"gte": 1_000, "lte": 3_000}}
+    )
+    assert [i.id for i in got.data] == [wanted["id"]]
+
+
+def test_list_expands_data_customer(client, seeded):
+    got = client.v1.invoices.list(params={"expand": ["data.customer"]})
+    assert got.data[0].customer.id == seeded[0]["id"]
+
+
+@pytest.mark.parametrize("limit", [0, 101])
+def test_list_limit_out_of_range_is_400(client, limit):
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.invoices.list(params={"limit": limit})
+    assert exc.value.param == "limit"
+
+
+def test_update_sets_and_unsets_metadata(server, client, seeded):
+    inv_id = seeded[1]["id"]
+    client.v1.invoices.update(inv_id, params={"metadata": {"a": "1", "b": "2"}})
+    got = client.v1.invoices.update(inv_id, params={"metadata": {"a": ""}})
+    assert got.metadata.to_dict() == {"b": "2"}
+
+
+def test_idempotent_replay_returns_stored_response(server, client, seeded):
+    inv_id = seeded[1]["id"]
+    options = {"idempotency_key": "k1"}
+    first = client.v1.invoices.update(inv_id, params={"metadata": {"n": "1"}}, options=options)
+    server.update_invoice(inv_id, {"metadata": {"n": "changed"}})
+    again = client.v1.invoices.update(inv_id, params={"metadata": {"n": "1"}}, options=options)
+    assert again.to_dict() == first.to_dict()
+    assert server.requests()[-1]["response_headers"]["Idempotent-Replayed"] == "true"
+
+
+def test_idempotency_key_reuse_with_other_params_is_rejected(client, seeded):
+    inv_id = seeded[1]["id"]
+    options = {"idempotency_key": "k2"}
+    client.v1.invoices.update(inv_id, params={"metadata": {"n": "1"}}, options=options)
+    with pytest.raises(stripe.IdempotencyError):
+        client.v1.invoices.update(inv_id, params={"metadata": {"n": "2"}}, options=options)
+
+
+def test_endpoint_rate_limit_returns_429_with_reason():
+    with StripeStandin(endpoint_rate=5, global_rate_test=100) as srv:
+        client = make_client(srv)
+        for _ in range(5):
+            with pytest.raises(stripe.InvalidRequestError):
+                client.v1.invoices.retrieve("in_missing")
+        with pytest.raises(stripe.RateLimitError) as exc:
+            client.v1.invoices.retrieve("in_missing")
+    assert exc.value.headers["Stripe-Rate-Limited-Reason"] == "endpoint-rate"
+    assert exc.value.json_body["error"]["code"] == "rate_limit"
+
+
+def test_global_rate_limit_spans_endpoints():
+    with StripeStandin(endpoint_rate=100, global_rate_test=4) as srv:
+        client = make_client(srv)
+        for _ in range(2):
+            with pytest.raises(stripe.InvalidRequestError):
+                client.v1.invoices.retrieve("in_missing")
+            with pytest.raises(stripe.InvalidRequestError):
+                client.v1.customers.retrieve("cus_missing")
+        with pytest.raises(stripe.RateLimitError) as exc:
+            client.v1.invoices.list()
+    assert exc.value.headers["Stripe-Rate-Limited-Reason"] == "global-rate"
+
+
+def test_concurrent_burst_admits_exactly_the_endpoint_limit():
+    with StripeStandin(endpoint_rate=10, global_rate_test=None) as srv:
+        url = f"{srv.url}/v1/invoices"
+        headers = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            codes = list(
+                pool.map(
+                    lambda _: requests.get(url, headers=headers, timeout=5).status_code, range(40)
+                )
+            )
+        stats = srv.stats()
+    assert sorted(codes) == [200] * 10 + [429] * 30
+    assert stats["peak_per_second"]["overall"] == 40
+
+
+def test_rate_window_slides():
+    with StripeStandin(endpoint_rate=2) as srv:
+        client = make_client(srv)
+        client.v1.invoices.list()
+        client.v1.invoices.list()
+        time.sleep(1.05)
+        assert client.v1.invoices.list().data == []
+
+
+def test_stats_report_peak_and_429s():
+    with StripeStandin(endpoint_rate=3) as srv:
+        client = make_client(srv)
+        for _ in range(4):
+            with contextlib.suppress(stripe.RateLimitError):
+                client.v1.invoices.list()
+        stats = srv.stats()
+    assert stats["rate_limited"] == 1
+    assert stats["peak_per_second"]["by_endpoint"]["GET /v1/invoices"] == 4
+    assert stats["by_endpoint"]["GET /v1/invoices"] == 4
+
+
+def test_injected_500s_are_retried_by_the_client(server, client, seeded):
+    server.add_fault(r"^/v1/invoices/", status=500, times=2)
+    assert client.v1.invoices.retrieve(seeded[1]["id"]).id == seeded[1]["id"]
+    assert [r["status"] for r in server.requests()] == [500, 500, 200]
+
+
+def test_injected_500_uses_stripe_envelope(server, seeded):
+    server.add_fault(status=500, times=3)
+    with pytest.raises(stripe.APIError) as exc:
+        make_client(server).v1.invoices.retrieve(seeded[1]["id"])
+    assert exc.value.json_body == {
+        "error": {"type": "api_error", "message": "An unknown error occurred"}
+    }
+
+
+def test_injected_reset_is_a_connection_error(server, seeded):
+    server.add_fault(reset=True, times=3)
+    with pytest.raises(stripe.APIConnectionError):
+        make_client(server).v1.invoices.retrieve(seeded[1]["id"])
+
+
+def test_injected_delay_times_out_the_client(server, seeded):
+    server.add_fault(delay_s=0.5, times=3)
+    with pytest.raises(stripe.APIConnectionError):
+        make_client(server, timeout=0.1).v1.invoices.retrieve(seeded[1]["id"])
+
+
+def test_fault_over_http_with_custom_body(server, client, seeded):
+    fault = {"method": "GET", "path": "invoices", "status": 429, "body": {"error": {"x": 1}}}
+    requests.post(f"{server.url}/_control/faults", json=[fault], timeout=5).raise_for_status()
+    with pytest.raises(stripe.RateLimitError) as exc:
+        client.v1.invoices.retrieve(seeded[1]["id"])
+    assert exc.value.json_body == {"error": {"x": 1}}
+
+
+def test_latency_delays_api_but_not_control(server, client, seeded):
+    requests.post(f"{server.url}/_control/latency", json={"latency_s": 0.2}, timeout=5)
+    started = time.monotonic()
+    client.v1.invoices.retrieve(seeded[1]["id"])
+    assert time.monotonic() - started >= 0.2
+    started = time.monotonic()
+    requests.get(f"{server.url}/_control/stats", timeout=5)
+    assert time.monotonic() - started < 0.15
+
+
+def test_control_patch_changes_invoice_mid_test(server, client, seeded):
+    inv_id = seeded[1]["id"]
+    resp = requests.post(
+        f"{server.url}/_control/invoices/{inv_id}",
+        json={"status": "paid", "amount_remaining": 0},
+        timeout=5,
+    )
+    assert resp.status_code == 200
+    assert client.v1.invoices.retrieve(inv_id).status == "paid"
+
+
+def test_control_scenario_and_reset(server, client):
+    cus = builders.customer()
+    requests.post(f"{server.url}/_control/scenario", json={"customers": [cus]}, timeout=5)
+    assert client.v1.customers.retrieve(cus["id"]).id == cus["id"]
+    requests.post(f"{server.url}/_control/reset", timeout=5)
+    with pytest.raises(stripe.InvalidRequestError):
+        client.v1.customers.retrieve(cus["id"])
+    assert len(requests.get(f"{server.url}/_control/requests", timeout=5).json()) == 1
+
+
+def test_invoice_builder_freezes_customer_fields():
+    cus = builders.customer(name="Ana Ruiz", phone="+34 600 000 000", country="ES")
+    inv = builders.invoice(cus, attempt_count=3)
+    assert (inv["customer"], inv["customer_name"], inv["customer_phone"]) == (
+        cus["id"],
+        "Ana Ruiz",
+        "+34 600 000 000",
+    )
+    assert inv["customer_address"]["country"] == "ES"
+    assert inv["id"].startswith("in_")
+    assert inv["attempt_count"] == 3
+
+
+def test_invoice_builder_without_lines():
+    assert builders.invoice("cus_x", description_line=None)["lines"]["data"] == []
+
+
+def test_snapshot_event_verifies_with_stripe():
+    inv = builders.invoice(builders.customer())
+    body = json.dumps(builders.payment_failed_event(inv))
+    header = stripe.WebhookSignature.generate_signature_header(body, "whsec_test")
+    event = stripe.Webhook.construct_event(body, header, "whsec_test")
+    assert event.type == "invoice.payment_failed"
+    assert event.data.object.id == inv["id"]
+
+
+def test_thin_event_parses_and_fetches_from_standin(server, client, seeded):
+    body = json.dumps(builders.thin_payment_failed_event(seeded[1]["id"]))
+    header = stripe.WebhookSignature.generate_signature_header(body, "whsec_test")
+    note = client.parse_event_notification(body, header, "whsec_test")
+    assert isinstance(note, stripe.events.V1InvoicePaymentFailedEventNotification)
+    assert note.fetch_related_object().id == seeded[1]["id"]
+
+
+def test_process_mode_serves_and_exits_cleanly(tmp_path):
+    port_file = tmp_path / "port"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "standins", "stripe", "--port", "0", "--port-file", str(port_file)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not port_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        assert requests.get(f"{url}/v1/invoices", timeout=5).status_code == 401
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0

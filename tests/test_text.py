@@ -1,0 +1,48 @@
+"""Unicode handling of customer data: cleaning, characters never broken in two."""
+
+import pytest
+
+from shared.text import ELLIPSIS, clean, graphemes, shorten
+
+FAMILY = "👨\u200d👩\u200d👧\u200d👦"
+FLAG_FR = "🇫🇷"
+THUMB = "👍🏽"
+E_ACUTE = "e\u0301"
+
+
+def test_clusters_keep_emoji_sequences_flags_and_accents_whole():
+    assert list(graphemes(f"a{FAMILY}{FLAG_FR}{FLAG_FR}{THUMB}{E_ACUTE}")) == [
+        "a",
+        FAMILY,
+        FLAG_FR,
+        FLAG_FR,
+        THUMB,
+        E_ACUTE,
+    ]
+
+
+@pytest.mark.parametrize("limit", range(1, 30))
+def test_shorten_never_splits_a_character(limit):
+    value = f"{FAMILY}{THUMB} שלום עולם {E_ACUTE}{FLAG_FR}" * 3
+    short = shorten(value, limit)
+    assert len(short) <= limit
+    assert short == value or short.endswith(ELLIPSIS)
+    body = short.removesuffix(ELLIPSIS)
+    assert "".join(list(graphemes(value))[: len(list(graphemes(body)))]) == body
+
+
+def test_shorten_leaves_short_values_alone():
+    assert shorten("Pro plan", 8) == "Pro plan"
+
+
+def test_shorten_trims_dangling_punctuation_before_the_ellipsis():
+    assert shorten("Pro plan, annual", 10) == "Pro plan…"
+
+
+def test_clean_collapses_space_and_drops_controls_and_bidi_overrides():
+    assert clean(" Jane\n\t\u202eDoe\x00 ") == "Jane Doe"
+    assert clean(None) == ""
+
+
+def test_clean_keeps_right_to_left_text():
+    assert clean("  محمد   علي ") == "محمد علي"
