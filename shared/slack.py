@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from shared.log import WARNING, log
+from shared.log import WARNING, log, redact
 
 TIMEOUT = (2.0, 3.0)
 
@@ -20,7 +20,7 @@ class SlackNotifier:
         if self._url is None:
             return
         try:
-            response = self._session.post(self._url, json={"text": text}, timeout=TIMEOUT)
+            response = self._session.post(self._url, json={"text": redact(text)}, timeout=TIMEOUT)
         except requests.RequestException as exc:
             log(WARNING, "slack note not delivered", error=type(exc).__name__)
             return

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.log import mask_phone
+from shared.log import log, mask_phone
 from shared.phone import to_e164
 
 
@@ -41,3 +41,12 @@ def test_unusable_numbers_are_none(raw):
 )
 def test_mask_keeps_only_country_prefix_and_last_four(number, masked):
     assert mask_phone(number) == masked
+
+
+def test_log_lines_mask_numbers_inside_vendor_messages(capsys):
+    log("INFO", "Linq said +14155550106 has opted out", reason="to +447911123456 failed", code=2024)
+    line = capsys.readouterr().out
+    assert "+1******0106 has opted out" in line
+    assert "+4*******3456 failed" in line
+    assert "4155550106" not in line
+    assert "7911123456" not in line

@@ -437,3 +437,13 @@ def test_result_line_never_holds_the_full_phone_number(pipeline):
     status, lines = pipeline.run(pipeline.customer_with_invoice())
     assert status == 200
     assert "4155550100" not in json.dumps(lines)
+
+
+def test_phone_numbers_in_vendor_errors_are_masked_in_logs_and_slack(pipeline, linq_api, slack_api):
+    pipeline.configure(SLACK_WEBHOOK_URL=f"{slack_api.url}/services/T0/B0/X0")
+    linq_api.inbound(PHONE, "STOP")
+    status, lines = pipeline.run(pipeline.customer_with_invoice())
+    assert status == 200
+    assert "4155550100" not in json.dumps(lines)
+    assert "+1******0100" in json.dumps(lines)
+    assert "4155550100" not in slack_api.notes()[0]["text"]

@@ -1,0 +1,157 @@
+"""`./dev sandbox`: run the product on this machine and show what it does for each demo customer.
+
+Default mode: Pub/Sub emulator, both functions and local Stripe/Linq/Slack stand-ins loaded with
+demo customers; one signed webhook per customer; each result line as it arrives; a table; then
+every process is stopped. `--live`: the same two functions on the emulator against the real
+Stripe and Linq accounts in your environment, fed by `stripe listen --forward-to`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from sandbox.demo import OPTED_OUT, DemoCase, cases, linq_scenario, stripe_scenario
+from shared.log import mask_phone
+from standins import builders
+from standins.stack import LocalStack, StackError, json_lines
+
+RESULT_TIMEOUT_S = 30.0
+LIVE_REQUIRED = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "LINQ_API_KEY")
+LIVE_OPTIONAL = ("LINQ_SENDER", "DEFAULT_PHONE_REGION", "MESSAGE_TEMPLATE", "SLACK_WEBHOOK_URL")
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+class _Tail:
+    """Prints result lines from the recover function's log as they appear."""
+
+    def __init__(self, log: Path) -> None:
+        self._log, self._seen = log, 0
+
+    def poll(self) -> list[dict[str, Any]]:
+        results = [entry for entry in json_lines(self._log) if "action" in entry]
+        for entry in results[self._seen :]:
+            _say("  " + _compact(entry))
+        self._seen = len(results)
+        return results
+
+
+def _compact(entry: dict[str, Any]) -> str:
+    return json.dumps(entry, ensure_ascii=False)
+
+
+def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
+    if case.phone is None:
+        return "-"
+    parts = [m["parts"][0] for m in messages if m["to"] == [case.phone]]
+    if not parts:
+        return "nothing"
+    described = []
+    for part in parts:
+        if part["type"] == "text":
+            value = part["value"]
+            described.append(f'text "{value[:38]}…"' if len(value) > 40 else f'text "{value}"')
+        else:
+            described.append("link to the hosted invoice")
+    return f"{mask_phone(case.phone)}: " + " + ".join(described)
+
+
+def run_demo() -> int:
+    demo = cases()
+    started = time.monotonic()
+    _say("Starting Pub/Sub emulator, Stripe/Linq/Slack stand-ins and both functions...")
+    with LocalStack() as stack:
+        _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
+        stack.stripe.load(stripe_scenario(demo))
+        stack.linq.load(linq_scenario())
+        stack.linq.inbound(OPTED_OUT, "STOP")
+        _say(f"Posting {len(demo)} signed invoice.payment_failed webhooks; results as they arrive:")
+        for case in demo:
+            answer = stack.post_webhook(builders.payment_failed_event(case.invoice))
+            if answer.status_code != 200:
+                raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
+        tail = _Tail(stack.log("recover"))
+        deadline = time.monotonic() + RESULT_TIMEOUT_S
+        while len(tail.poll()) < len(demo):
+            if time.monotonic() > deadline:
+                raise StackError(
+                    f"only {len(tail.poll())} of {len(demo)} results after {RESULT_TIMEOUT_S:.0f} s"
+                )
+            time.sleep(0.05)
+        by_invoice = {entry["invoice_id"]: entry for entry in tail.poll()}
+        messages = stack.linq.messages()
+        pids = stack.pids
+    _say()
+    width = max(len(case.label) for case in demo)
+    _say(f"{'customer':<{width}}  {'action':<20} what Linq received")
+    wrong = []
+    for case in demo:
+        action = by_invoice.get(case.invoice["id"], {}).get("action", "(none)")
+        mark = "" if action == case.expected else f"   <-- expected {case.expected}"
+        if mark:
+            wrong.append(case.label)
+        _say(f"{case.label:<{width}}  {action:<20} {_received(case, messages)}{mark}")
+    _say()
+    stopped = sum(not os.path.exists(f"/proc/{pid}") for pid in pids)
+    _say(f"Stopped {stopped} of {len(pids)} processes; done in {time.monotonic() - started:.1f} s.")
+    if wrong:
+        _say(f"FAILED: unexpected action for {', '.join(wrong)}")
+        return 1
+    return 0 if stopped == len(pids) else 1
+
+
+def run_live(port: int) -> int:
+    missing = [name for name in LIVE_REQUIRED if not os.environ.get(name)]
+    if missing:
+        _say(f"--live needs {', '.join(missing)} in the environment (see README, 'Live sandbox')")
+        return 2
+    env = {name: os.environ[name] for name in LIVE_REQUIRED + LIVE_OPTIONAL if os.environ.get(name)}
+    ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
+    with LocalStack(
+        standins=False, ingest_env=ingest_env, recover_env=env, ingest_port=port
+    ) as stack:
+        _say(
+            f"Ingest listening on {stack.urls['ingest']} (Pub/Sub emulator {stack.emulator.host})."
+        )
+        _say("In another terminal:")
+        _say(
+            f"  stripe listen --events invoice.payment_failed --latest "
+            f"--forward-to {stack.urls['ingest']}/"
+        )
+        _say("Result lines appear below; Ctrl-C stops every process.")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        tail = _Tail(stack.log("recover"))
+        try:
+            while not stop.wait(0.2):
+                tail.poll()
+        except KeyboardInterrupt:
+            pass
+    _say("Stopped.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="./dev sandbox", description=__doc__.splitlines()[0])
+    parser.add_argument("--live", action="store_true", help="use real Stripe and Linq accounts")
+    parser.add_argument("--port", type=int, default=8080, help="ingest port in --live mode")
+    args = parser.parse_args(argv)
+    try:
+        return run_live(args.port) if args.live else run_demo()
+    except StackError as exc:
+        _say(f"sandbox failed: {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

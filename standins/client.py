@@ -1,0 +1,54 @@
+"""Drive a stand-in running in another process through its `/_control/` endpoints."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import requests
+
+
+class StandinClient:
+    """The control API of a stand-in process, mirroring the in-process methods."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._http = requests.Session()
+
+    def _call(self, method: str, name: str, body: Any = None) -> Any:
+        response = self._http.request(method, f"{self.url}/_control/{name}", json=body, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def load(self, scenario: Mapping[str, Any]) -> None:
+        self._call("POST", "scenario", dict(scenario))
+
+    def add_fault(self, path: str = "", **fault: Any) -> None:
+        self._call("POST", "faults", {"path": path, **fault})
+
+    def set_latency(self, latency_s: float) -> None:
+        self._call("POST", "latency", {"latency_s": latency_s})
+
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "requests"))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "stats"))
+
+    # Linq only
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "messages"))
+
+    def inbound(self, sender: str, text: str) -> bool:
+        return bool(self._call("POST", "inbound", {"from": sender, "text": text})["opted_out"])
+
+    # Stripe only
+    def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return dict(self._call("POST", f"invoices/{invoice_id}", dict(patch)))
+
+    # Slack only
+    def notes(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "notes"))

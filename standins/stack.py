@@ -1,0 +1,348 @@
+"""The whole product on one machine: Pub/Sub emulator, stand-ins and both functions as processes.
+
+Used by the sandbox, the end-to-end tests and the benchmarks. Everything listens on 127.0.0.1,
+every process is started in its own session and stopped by process id, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+import requests
+import stripe
+
+from standins.client import StandinClient
+from standins.emulator import DEFAULT_PROJECT, PubSubEmulator, free_port
+from standins.linq_api import LINQ_TOKEN
+from standins.stripe_api import STRIPE_TEST_KEY
+
+REPO = Path(__file__).resolve().parent.parent
+# Signs the sandbox's own webhooks; it protects nothing real.
+SANDBOX_WEBHOOK_SECRET = "whsec_local_sandbox_only"  # noqa: S105
+TOPIC = "stripe-payment-failed"
+# Variables the product reads: never inherited from the caller's shell into a sandbox function.
+PRODUCT_VARIABLES = (
+    "STRIPE_API_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "LINQ_API_KEY",
+    "STRIPE_API_BASE",
+    "LINQ_API_BASE",
+    "GOOGLE_CLOUD_PROJECT",
+    "PUBSUB_TOPIC",
+    "LINQ_SENDER",
+    "DEFAULT_PHONE_REGION",
+    "MESSAGE_TEMPLATE",
+    "SLACK_WEBHOOK_URL",
+    "PUBSUB_EMULATOR_HOST",
+)
+
+
+class StackError(RuntimeError):
+    """Something did not come up; the message says what, with the end of its log."""
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def json_lines(path: Path) -> list[dict[str, Any]]:
+    """The JSON objects logged one per line in `path` (other lines are skipped)."""
+    entries = []
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return entries
+    for line in text.splitlines():
+        if line.startswith("{") and line.endswith("}"):
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                continue
+    return entries
+
+
+class LocalStack:
+    """Start with `with LocalStack(...) as stack:`; all processes are gone after the block."""
+
+    def __init__(
+        self,
+        *,
+        standins: bool = True,
+        latency_ms: float = 0.0,
+        ingest_env: Mapping[str, str] | None = None,
+        recover_env: Mapping[str, str] | None = None,
+        stripe_args: tuple[str, ...] = (),
+        linq_args: tuple[str, ...] = (),
+        min_backoff_s: float = 1.0,
+        max_backoff_s: float = 5.0,
+        max_delivery_attempts: int = 5,
+        ack_deadline_s: int = 60,
+        ingest_port: int = 0,
+        workdir: Path | None = None,
+    ) -> None:
+        self._standins = standins
+        self._latency_ms = latency_ms
+        self._ingest_env = dict(ingest_env or {})
+        self._recover_env = dict(recover_env or {})
+        self._stripe_args, self._linq_args = stripe_args, linq_args
+        self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
+        self._ingest_port = ingest_port or free_port()
+        self._owned_workdir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.emulator = PubSubEmulator()
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.urls: dict[str, str] = {}
+        self.topic = TOPIC
+        self.dead_letter_topic = f"{TOPIC}-dead-letter"
+        self.dead_letter_subscription = f"{TOPIC}-dead-letter-pull"
+        self.push_subscription = f"{TOPIC}-recover-push"
+        # A second, pull subscription on the topic: lets tests see exactly what was published.
+        self.audit_subscription = f"{TOPIC}-audit"
+        self._http = requests.Session()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.emulator.start()
+        if self._standins:
+            for name, extra in (
+                ("stripe", self._stripe_args),
+                ("linq", self._linq_args),
+                ("slack", ()),
+            ):
+                self._start_standin(name, extra)
+        self._create_topics()
+        recover_port = free_port()
+        self._start_function("recover", recover_port, self._recover_environment())
+        self.urls["recover"] = f"http://127.0.0.1:{recover_port}"
+        self.create_push_subscription()
+        self._start_function("ingest", self._ingest_port, self._ingest_environment())
+        self.urls["ingest"] = f"http://127.0.0.1:{self._ingest_port}"
+
+    def stop(self) -> None:
+        """Stop every process this stack started, by process group, then the emulator."""
+        for name, process in reversed(list(self._processes.items())):
+            _terminate(process)
+            del self._processes[name]
+        self.emulator.stop()
+
+    @property
+    def pids(self) -> list[int]:
+        """Every process id this stack started and that is still running."""
+        pids = [p.pid for p in self._processes.values() if p.poll() is None]
+        if self.emulator.pid is not None:
+            pids.append(self.emulator.pid)
+        return pids
+
+    # --- processes --------------------------------------------------------------------------
+
+    def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
+        log = (self.workdir / f"{name}.log").open("ab")
+        self._processes[name] = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def _base_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in PRODUCT_VARIABLES}
+        env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+        return env
+
+    def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
+        port_file = self.workdir / f"{name}.port"
+        port_file.unlink(missing_ok=True)
+        command = [sys.executable, "-m", "standins", name, "--port-file", str(port_file)]
+        command += ["--latency-ms", str(self._latency_ms), *extra]
+        self._spawn(name, command, self._base_env())
+        deadline = time.monotonic() + 15
+        while not port_file.exists():
+            self._check_alive(name)
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} stand-in did not start:\n{_tail(self.log(name))}")
+            time.sleep(0.02)
+        self.urls[name] = f"http://127.0.0.1:{port_file.read_text().strip()}"
+
+    def _start_function(self, name: str, port: int, env: Mapping[str, str]) -> None:
+        source, target, signature = {
+            "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
+            "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
+        }[name]
+        command = [
+            str(Path(sys.executable).parent / "functions-framework"),
+            f"--source={source}",
+            f"--target={target}",
+            f"--signature-type={signature}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ]
+        self._spawn(name, command, env)
+        deadline = time.monotonic() + 30
+        while True:
+            self._check_alive(name)
+            # A TCP connect, not a request: a GET would run the HTTP function.
+            with socket.socket() as probe:
+                probe.settimeout(0.2)
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} function did not start:\n{_tail(self.log(name))}")
+            time.sleep(0.05)
+
+    def _check_alive(self, name: str) -> None:
+        process = self._processes[name]
+        if process.poll() is not None:
+            raise StackError(
+                f"{name} exited with status {process.returncode}:\n{_tail(self.log(name))}"
+            )
+
+    def _ingest_environment(self) -> dict[str, str]:
+        env = self._base_env()
+        env.update(
+            PUBSUB_EMULATOR_HOST=self.emulator.host,
+            GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT,
+            PUBSUB_TOPIC=self.topic,
+        )
+        if self._standins:
+            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        env.update(self._ingest_env)
+        return env
+
+    def _recover_environment(self) -> dict[str, str]:
+        env = self._base_env()
+        if self._standins:
+            env.update(
+                STRIPE_API_KEY=STRIPE_TEST_KEY,
+                STRIPE_API_BASE=self.urls["stripe"],
+                LINQ_API_KEY=LINQ_TOKEN,
+                LINQ_API_BASE=self.urls["linq"],
+            )
+        env.update(self._recover_env)
+        return env
+
+    def create_push_subscription(self) -> None:
+        """Push to the recover function with backoff and dead-lettering, as deploy.sh sets up."""
+        min_s, max_s, attempts, ack_deadline = self._retry
+        self.emulator.create_subscription(
+            self.push_subscription,
+            self.topic,
+            push_endpoint=f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}",
+            ack_deadline_seconds=ack_deadline,
+            min_backoff_s=min_s,
+            max_backoff_s=max_s,
+            dead_letter_topic=self.dead_letter_topic,
+            max_delivery_attempts=attempts,
+        )
+
+    def _create_topics(self) -> None:
+        for topic in (self.topic, self.dead_letter_topic):
+            self.emulator.create_topic(topic)
+        self.emulator.create_subscription(self.dead_letter_subscription, self.dead_letter_topic)
+        self.emulator.create_subscription(self.audit_subscription, self.topic)
+
+    def restart_emulator(self) -> None:
+        """Bring a stopped emulator back on the same port, with the same topics."""
+        self.emulator.start()
+        self._create_topics()
+        self.create_push_subscription()
+
+    # --- using it ---------------------------------------------------------------------------
+
+    def standin(self, name: str) -> StandinClient:
+        return StandinClient(self.urls[name])
+
+    @property
+    def stripe(self) -> StandinClient:
+        return self.standin("stripe")
+
+    @property
+    def linq(self) -> StandinClient:
+        return self.standin("linq")
+
+    @property
+    def slack(self) -> StandinClient:
+        return self.standin("slack")
+
+    def log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    def post_webhook(
+        self,
+        event: Mapping[str, Any],
+        *,
+        secret: str = SANDBOX_WEBHOOK_SECRET,
+        timestamp: int | None = None,
+        timeout: float = 30.0,
+    ) -> requests.Response:
+        body = json.dumps(event)
+        header = stripe.WebhookSignature.generate_signature_header(
+            body, secret, timestamp=timestamp or int(time.time())
+        )
+        return self._http.post(
+            self.urls["ingest"],
+            data=body.encode(),
+            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+            timeout=timeout,
+        )
+
+    def results(self) -> list[dict[str, Any]]:
+        """Result lines the recover function has logged so far, oldest first."""
+        return [entry for entry in json_lines(self.log("recover")) if "action" in entry]
+
+    def wait_until(
+        self,
+        condition: Callable[[], bool],
+        timeout: float = 30.0,
+        what: str = "the condition",
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
+            time.sleep(0.05)
+
+
+def _terminate(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

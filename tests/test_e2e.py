@@ -1,0 +1,132 @@
+"""End to end over real processes: Pub/Sub emulator push, functions-framework, stand-ins."""
+
+import concurrent.futures
+import os
+import time
+
+import pytest
+
+from standins import builders
+from standins.stack import LocalStack
+
+SENDER = "+12025550100"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with LocalStack(min_backoff_s=0.5, max_backoff_s=2.0) as running:
+        yield running
+        pids = running.pids
+    assert [pid for pid in pids if os.path.exists(f"/proc/{pid}")] == []
+
+
+@pytest.fixture(autouse=True)
+def fresh_standins(stack):
+    for name in ("stripe", "linq", "slack"):
+        stack.standin(name).reset()
+    stack.linq.load({"phone_numbers": [builders.linq_line(SENDER)]})
+    stack.emulator.pull(stack.audit_subscription)
+
+
+def store(stack, **customer):
+    record = builders.customer(**customer)
+    invoice = builders.invoice(record)
+    stack.stripe.load({"customers": [record], "invoices": [invoice]})
+    return invoice
+
+
+def results_for(stack, invoice):
+    return [r for r in stack.results() if r["invoice_id"] == invoice["id"]]
+
+
+def wait_for_result(stack, invoice, count=1, timeout=30.0):
+    stack.wait_until(
+        lambda: len(results_for(stack, invoice)) >= count, timeout, f"{count} result(s)"
+    )
+    return results_for(stack, invoice)
+
+
+def messages_to(stack, phone):
+    return [m for m in stack.linq.messages() if m["to"] == [phone]]
+
+
+@pytest.mark.parametrize(
+    ("customer", "prepare", "action"),
+    [
+        ({"phone": "+14155550101"}, None, "sent"),
+        ({"name": None, "phone": "+14155550102"}, None, "sent"),
+        ({"phone": None}, None, "skipped:no_phone"),
+        (
+            {"phone": "+14155550104"},
+            lambda s: s.linq.load(
+                {"capabilities": {"+14155550104": {"imessage": False, "selected_service": None}}}
+            ),
+            "skipped:unreachable",
+        ),
+        (
+            {"phone": "+14155550105"},
+            lambda s: s.linq.inbound("+14155550105", "STOP"),
+            "skipped:opted_out",
+        ),
+        ({"phone": "+14155550106"}, lambda s: s.linq.load({"blocked": ["+14155550106"]}), "failed"),
+    ],
+)
+def test_each_action_through_the_emulator(stack, customer, prepare, action):
+    if prepare:
+        prepare(stack)
+    invoice = store(stack, **customer)
+    assert stack.post_webhook(builders.payment_failed_event(invoice)).status_code == 200
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == action
+    texted = len(messages_to(stack, customer["phone"])) if customer["phone"] else 0
+    assert texted == (2 if action == "sent" else 0)
+
+
+def test_paid_invoice_is_skipped_through_the_emulator(stack):
+    invoice = store(stack, phone="+14155550107")
+    stack.stripe.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    assert [r["action"] for r in wait_for_result(stack, invoice)] == ["skipped:not_open"]
+    assert stack.linq.requests() == []
+
+
+def test_same_event_three_times_at_once_texts_once(stack):
+    invoice = store(stack, phone="+14155550110")
+    event = builders.payment_failed_event(invoice)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: stack.post_webhook(event), range(3)))
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    wait_for_result(stack, invoice, count=3)
+    sent = messages_to(stack, "+14155550110")
+    assert [m["parts"][0]["type"] for m in sent] == ["text", "link"]
+
+
+def test_transient_linq_failure_is_redelivered_and_texts_once(stack):
+    invoice = store(stack, phone="+14155550111")
+    stack.linq.add_fault(r"/v3/chats$", method="POST", status=503)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    sent = messages_to(stack, "+14155550111")
+    assert [m["parts"][0]["type"] for m in sent] == ["text", "link"]
+    creates = [r for r in stack.linq.requests() if r["path"] == "/v3/chats"]
+    assert [r["status"] for r in creates] == [503, 201]
+
+
+def test_forged_signature_is_refused_and_nothing_moves(stack):
+    invoice = store(stack, phone="+14155550112")
+    answer = stack.post_webhook(builders.payment_failed_event(invoice), secret="whsec_forged")
+    assert answer.status_code == 400
+    time.sleep(0.5)
+    assert stack.emulator.pull(stack.audit_subscription) == []
+    assert results_for(stack, invoice) == []
+    assert stack.linq.requests() == []
+    assert stack.stripe.requests() == []
+
+
+def test_webhook_publishes_one_message_with_its_attributes(stack):
+    invoice = store(stack, phone="+14155550113")
+    event = builders.payment_failed_event(invoice)
+    stack.post_webhook(event)
+    [message] = stack.emulator.pull(stack.audit_subscription)
+    assert message["attributes"] == {"event_id": event["id"], "invoice_id": invoice["id"]}
