@@ -11,8 +11,9 @@ from cloudevents.http import CloudEvent
 from shared.config import RecoverSettings
 from shared.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.event import from_pubsub
+from shared.ledger import Duplicate, Ledger
 from shared.linq import LinqClient
-from shared.log import ERROR, WARNING, log
+from shared.log import ERROR, INFO, log
 from shared.outcome import log_result
 from shared.recovery import Recovery, Result
 from shared.slack import SlackNotifier
@@ -28,9 +29,13 @@ class _Instance:
 @functools.cache
 def _instance() -> _Instance:
     settings = RecoverSettings.from_env()
-    linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
-    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
-    return _Instance(Recovery(settings, stripe, linq), SlackNotifier(settings.slack_webhook_url))
+    recovery = Recovery(
+        settings,
+        StripeGateway(settings.stripe_api_key, settings.stripe_api_base),
+        LinqClient(settings.linq_api_key, settings.linq_api_base),
+        Ledger(settings.project, settings.firestore_database),
+    )
+    return _Instance(recovery, SlackNotifier(settings.slack_webhook_url))
 
 
 def _note(result: Result) -> str:
@@ -41,28 +46,37 @@ def _note(result: Result) -> str:
 
 @functions_framework.cloud_event
 def recover_payment(cloud_event: CloudEvent) -> None:
+    message_id = cloud_event["id"]
     try:
         job = from_pubsub(cloud_event.data)
     except MalformedMessageError as exc:
         # Acknowledged: redelivering a message nobody can read would loop until it dead-letters.
-        log(ERROR, f"malformed message dropped: {exc.reason}", message_id=cloud_event["id"])
+        log(ERROR, f"malformed message dropped: {exc.reason}", message_id=message_id)
         return
+    # Present in production when the subscription has a dead-letter policy; not in the emulator.
+    attempt = (cloud_event.data or {}).get("deliveryAttempt")
+    where = {"event_id": job.event_id, "invoice_id": job.invoice_id, "delivery_attempt": attempt}
     try:
         instance = _instance()
     except ConfigError as exc:
-        log(ERROR, f"configuration error: {exc}", event_id=job.event_id, invoice_id=job.invoice_id)
+        log(ERROR, f"configuration error: {exc}", **where)
         raise
     try:
-        result = instance.recovery.run(job)
+        result = instance.recovery.run(job, message_id)
     except RetryableError as exc:
-        log(
-            WARNING,
-            f"will retry: {exc.reason}",
-            event_id=job.event_id,
-            invoice_id=job.invoice_id,
-            **exc.detail,
-        )
+        # ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic,
+        # and these lines are the record of why.
+        log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
         raise
+    if isinstance(result, Duplicate):
+        log(
+            INFO,
+            "duplicate delivery ignored",
+            **where,
+            duplicate_of=result.event_id,
+            state=result.state,
+        )
+        return
     log_result(
         result.outcome,
         invoice_id=result.invoice_id,

@@ -17,6 +17,7 @@ DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_TOPIC = "stripe-payment-failed"
 DEFAULT_PHONE_REGION = "US"
+DEFAULT_FIRESTORE_DATABASE = "dunning"
 
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
@@ -97,6 +98,8 @@ class RecoverSettings:
 
     stripe_api_key: str
     linq_api_key: str
+    project: str
+    firestore_database: str
     stripe_api_base: str
     linq_api_base: str
     linq_sender: str | None
@@ -153,6 +156,8 @@ class RecoverSettings:
         return cls(
             stripe_api_key=stripe_api_key,
             linq_api_key=linq_api_key,
+            project=_required(env, "GOOGLE_CLOUD_PROJECT", "the project of the send ledger"),
+            firestore_database=_value(env, "FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
             stripe_api_base=_base_url(env, "STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
             linq_api_base=linq_api_base,
             linq_sender=sender,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from shared.config import RecoverSettings
@@ -10,11 +11,15 @@ from shared.errors import (
     NotFoundError,
     OptedOutError,
     PermanentError,
+    RecoveryError,
+    RetryableError,
     UnreachableError,
 )
 from shared.event import FailedPayment
 from shared.invoice import Invoice
+from shared.ledger import FAILED, RETRYING, Duplicate, Ledger
 from shared.linq import LinqClient
+from shared.log import WARNING, log
 from shared.message import placeholder_values
 from shared.outcome import Action, Outcome, failed, sent, skipped
 from shared.phone import to_e164
@@ -31,29 +36,90 @@ class Result:
     outcome: Outcome
 
 
+def payment_key(invoice_id: str, attempt: int) -> str:
+    """One failed payment: the ledger's document id and the stem of Linq's idempotency keys."""
+    return f"{invoice_id}-{attempt}"
+
+
 def idempotency_key(invoice_id: str, attempt: int, part: str) -> str:
     """The same failed payment always yields the same keys, so Linq sends each part once."""
-    return f"{invoice_id}-{attempt}-{part}"
+    return f"{payment_key(invoice_id, attempt)}-{part}"
 
 
 class Recovery:
     """Runs the workflow with one instance's settings and clients."""
 
-    def __init__(self, settings: RecoverSettings, stripe: StripeGateway, linq: LinqClient) -> None:
+    def __init__(
+        self, settings: RecoverSettings, stripe: StripeGateway, linq: LinqClient, ledger: Ledger
+    ) -> None:
         self._settings = settings
         self._stripe = stripe
         self._linq = linq
+        self._ledger = ledger
+        # Independent first calls run side by side: the ledger claim, the invoice read and (on a
+        # cold instance) the Linq line list, so a warm run waits for four calls in a row, not five.
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
 
-    def run(self, job: FailedPayment) -> Result:
-        """The outcome for `job`; raises RetryableError when a retry may succeed."""
-        customer_id = job.customer_id
+    def run(self, job: FailedPayment, message_id: str) -> Result | Duplicate:
+        """The outcome for `job`, or the Duplicate it turned out to be.
+
+        Raises RetryableError when a retry may succeed.
+        """
+        claim: Future[Duplicate | None] | None = None
+        key: str | None = None
+        if job.attempt_count is not None:
+            key = payment_key(job.invoice_id, job.attempt_count)
+            claim = self._pool.submit(self._ledger.claim, key, job.event_id, message_id)
+        self._pool.submit(self._linq.lines)
+        invoice: Invoice | None = None
+        error: RecoveryError | None = None
         try:
             invoice = self._read_invoice(job)
-            customer_id = invoice.customer.id or customer_id
+        except RecoveryError as exc:
+            error = exc
+        if claim is None:
+            # A thin event does not say which attempt failed: the invoice does.
+            if invoice is None:
+                return self._finish(job, None, None, message_id, error)
+            key = payment_key(job.invoice_id, invoice.attempt_count)
+            duplicate = self._ledger.claim(key, job.event_id, message_id)
+        else:
+            duplicate = claim.result()
+        if duplicate is not None:
+            return duplicate
+        return self._finish(job, invoice, key, message_id, error)
+
+    def _finish(
+        self,
+        job: FailedPayment,
+        invoice: Invoice | None,
+        key: str | None,
+        message_id: str,
+        error: RecoveryError | None,
+    ) -> Result:
+        customer_id = (invoice.customer.id if invoice else None) or job.customer_id
+        try:
+            if error is not None:
+                raise error
+            assert invoice is not None
             outcome = self._recover(job, invoice)
+        except RetryableError:
+            self._settle(key, RETRYING, message_id)
+            raise
         except PermanentError as exc:
             outcome = failed(exc.reason)
+        if outcome.action is Action.FAILED:
+            self._settle(key, FAILED, message_id)
         return Result(invoice_id=job.invoice_id, customer_id=customer_id, outcome=outcome)
+
+    def _settle(self, key: str | None, state: str, message_id: str) -> None:
+        """Let a later message take over; best effort, since the outcome is logged either way."""
+        if key is None:
+            return
+        try:
+            self._ledger.settle(key, state, message_id)
+        except RetryableError as exc:
+            log(WARNING, f"ledger not updated: {exc.reason}", key=key, state=state)
 
     def _read_invoice(self, job: FailedPayment) -> Invoice:
         mode = "live" if job.livemode else "test"

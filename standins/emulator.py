@@ -1,4 +1,4 @@
-"""The Pub/Sub emulator on a loopback port: one Java process, driven over its REST API."""
+"""Pub/Sub and Firestore emulators on loopback ports: one Java process each, driven over REST."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
 DEFAULT_PROJECT = "demo-proj"
-_JAR_GLOB = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
+_PUBSUB_JAR = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
+_FIRESTORE_JAR = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 
 
 def free_port() -> int:
@@ -25,67 +26,68 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def find_jar() -> Path:
-    """The emulator jar of the installed Google Cloud CLI."""
+def find_jar(pattern: str, component: str) -> Path:
+    """An emulator jar of the installed Google Cloud CLI."""
     gcloud = shutil.which("gcloud")
     if gcloud is None:
-        raise RuntimeError("gcloud is not on PATH: install the Google Cloud CLI and its emulator")
-    roots = [Path(os.path.realpath(gcloud)).parent.parent]
-    for root in roots:
-        found = sorted(glob.glob(str(root / _JAR_GLOB)))
-        if found:
-            return Path(found[-1])
-    sdk_root = subprocess.run(
-        [gcloud, "info", "--format=value(installation.sdk_root)"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    found = sorted(glob.glob(str(Path(sdk_root) / _JAR_GLOB)))
+        raise RuntimeError("gcloud is not on PATH: install the Google Cloud CLI and its emulators")
+    found = sorted(glob.glob(str(Path(os.path.realpath(gcloud)).parent.parent / pattern)))
     if not found:
-        raise RuntimeError(
-            "the Pub/Sub emulator is not installed: gcloud components install pubsub-emulator"
-        )
+        sdk_root = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        found = sorted(glob.glob(str(Path(sdk_root) / pattern)))
+    if not found:
+        raise RuntimeError(f"an emulator is missing: gcloud components install {component}")
     return Path(found[-1])
 
 
-class PubSubEmulator:
-    """Runs the emulator jar directly: a single process to stop, and faster than `gcloud beta`."""
+class Emulator:
+    """A Google Cloud emulator run as one Java process (faster than `gcloud beta emulators`,
+    and a single process id to stop)."""
+
+    name = "emulator"
 
     def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
         self.project = project
         self.port = port or free_port()
         self._process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.NamedTemporaryFile(prefix="pubsub-emulator-", suffix=".log")  # noqa: SIM115
+        self._log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log")  # noqa: SIM115
         self._http = requests.Session()
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     @property
     def host(self) -> str:
-        """The value for PUBSUB_EMULATOR_HOST."""
+        """The value for PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST."""
         return f"127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
         return f"http://{self.host}"
 
-    def start(self, timeout: float = 30.0) -> PubSubEmulator:
-        # The emulator binds IPv6 [::1] by default, so the IPv4 loopback host is given explicitly.
-        command = [
-            "java",
-            "-Xmx256m",
-            "-XX:TieredStopAtLevel=1",
-            "-jar",
-            str(find_jar()),
-            "--host=127.0.0.1",
-            f"--port={self.port}",
-        ]
+    def start(self, timeout: float = 30.0) -> Self:
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start the process without waiting; `wait_ready` then waits (emulators start in ~1-2 s,
+        so launching several before waiting on any saves that much)."""
         self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
+
+    def wait_ready(self, timeout: float = 30.0) -> Self:
+        if self._process is None:
+            raise RuntimeError("launch() first")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"Pub/Sub emulator exited at start:\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
             try:
                 if self._http.get(self.url + "/", timeout=1).text.strip() == "Ok":
                     return self
@@ -93,7 +95,7 @@ class PubSubEmulator:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"Pub/Sub emulator not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -113,14 +115,57 @@ class PubSubEmulator:
         self._log.flush()
         return "\n".join(Path(self._log.name).read_text(errors="replace").splitlines()[-lines:])
 
-    def __enter__(self) -> PubSubEmulator:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
         self._log.close()
 
-    # --- admin over REST -------------------------------------------------------------------
+
+# Both emulators bind IPv6 [::1] or "localhost" by default: the IPv4 loopback is given explicitly.
+_JVM = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1"]
+
+
+class FirestoreEmulator(Emulator):
+    """The Firestore emulator (native mode), for the send ledger."""
+
+    name = "firestore-emulator"
+
+    def command(self) -> list[str]:
+        return [
+            *_JVM,
+            "-Duser.language=en",
+            "-cp",
+            str(find_jar(_FIRESTORE_JAR, "cloud-firestore-emulator")),
+            "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+            "start",
+            "--host=127.0.0.1",
+            f"--port={self.port}",
+        ]
+
+    def clear(self, database: str) -> None:
+        """Delete every document of a database (the emulator's own reset endpoint)."""
+        response = self._http.delete(
+            f"{self.url}/emulator/v1/projects/{self.project}/databases/{database}/documents",
+            timeout=10,
+        )
+        response.raise_for_status()
+
+
+class PubSubEmulator(Emulator):
+    """The Pub/Sub emulator, with the admin calls the stack and tests need."""
+
+    name = "pubsub-emulator"
+
+    def command(self) -> list[str]:
+        return [
+            *_JVM,
+            "-jar",
+            str(find_jar(_PUBSUB_JAR, "pubsub-emulator")),
+            "--host=127.0.0.1",
+            f"--port={self.port}",
+        ]
 
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"

@@ -22,7 +22,7 @@ import requests
 import stripe
 
 from standins.client import StandinClient
-from standins.emulator import DEFAULT_PROJECT, PubSubEmulator, free_port
+from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator, free_port
 from standins.linq_api import LINQ_TOKEN
 from standins.stripe_api import STRIPE_TEST_KEY
 
@@ -44,6 +44,8 @@ PRODUCT_VARIABLES = (
     "MESSAGE_TEMPLATE",
     "SLACK_WEBHOOK_URL",
     "PUBSUB_EMULATOR_HOST",
+    "FIRESTORE_EMULATOR_HOST",
+    "FIRESTORE_DATABASE",
 )
 
 
@@ -104,6 +106,7 @@ class LocalStack:
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = PubSubEmulator()
+        self.firestore = FirestoreEmulator()
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self.urls: dict[str, str] = {}
         self.topic = TOPIC
@@ -131,7 +134,10 @@ class LocalStack:
         return self
 
     def _start(self) -> None:
-        self.emulator.start()
+        self.emulator.launch()
+        self.firestore.launch()
+        self.emulator.wait_ready()
+        self.firestore.wait_ready()
         if self._standins:
             for name, extra in (
                 ("stripe", self._stripe_args),
@@ -153,13 +159,13 @@ class LocalStack:
             _terminate(process)
             del self._processes[name]
         self.emulator.stop()
+        self.firestore.stop()
 
     @property
     def pids(self) -> list[int]:
         """Every process id this stack started and that is still running."""
         pids = [p.pid for p in self._processes.values() if p.poll() is None]
-        if self.emulator.pid is not None:
-            pids.append(self.emulator.pid)
+        pids += [e.pid for e in (self.emulator, self.firestore) if e.pid is not None]
         return pids
 
     # --- processes --------------------------------------------------------------------------
@@ -242,6 +248,9 @@ class LocalStack:
 
     def _recover_environment(self) -> dict[str, str]:
         env = self._base_env()
+        env.update(
+            FIRESTORE_EMULATOR_HOST=self.firestore.host, GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT
+        )
         if self._standins:
             env.update(
                 STRIPE_API_KEY=STRIPE_TEST_KEY,

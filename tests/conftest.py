@@ -8,14 +8,30 @@ import pytest
 import stripe
 
 from standins import LinqStandin, SlackStandin, StripeStandin
-from standins.emulator import PubSubEmulator
+from standins.emulator import FirestoreEmulator, PubSubEmulator
 from tests.harness import Pipeline
 
 
 @pytest.fixture(scope="session")
-def emulator() -> Iterator[PubSubEmulator]:
-    with PubSubEmulator() as running:
-        yield running
+def emulators() -> Iterator[tuple[PubSubEmulator, FirestoreEmulator]]:
+    pubsub, firestore = PubSubEmulator(), FirestoreEmulator()
+    try:
+        pubsub.launch()
+        firestore.launch()
+        yield pubsub.wait_ready(), firestore.wait_ready()
+    finally:
+        pubsub.stop()
+        firestore.stop()
+
+
+@pytest.fixture(scope="session")
+def emulator(emulators: tuple[PubSubEmulator, FirestoreEmulator]) -> PubSubEmulator:
+    return emulators[0]
+
+
+@pytest.fixture(scope="session")
+def firestore(emulators: tuple[PubSubEmulator, FirestoreEmulator]) -> FirestoreEmulator:
+    return emulators[1]
 
 
 @pytest.fixture
@@ -48,8 +64,9 @@ def pipeline(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     emulator: PubSubEmulator,
+    firestore: FirestoreEmulator,
     stripe_api: StripeStandin,
     linq_api: LinqStandin,
     slack_api: SlackStandin,
 ) -> Pipeline:
-    return Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api)
+    return Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api, firestore)

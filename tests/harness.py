@@ -15,7 +15,7 @@ import stripe
 
 from shared.event import FailedPayment
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
-from standins.emulator import PubSubEmulator
+from standins.emulator import FirestoreEmulator, PubSubEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_harness_secret"
@@ -48,6 +48,7 @@ class Pipeline:
         stripe_api: StripeStandin,
         linq_api: LinqStandin,
         slack_api: SlackStandin,
+        firestore: FirestoreEmulator,
     ) -> None:
         self.monkeypatch, self.capsys, self.emulator = monkeypatch, capsys, emulator
         self.stripe, self.linq, self.slack = stripe_api, linq_api, slack_api
@@ -64,6 +65,7 @@ class Pipeline:
             "GOOGLE_CLOUD_PROJECT": emulator.project,
             "PUBSUB_TOPIC": self.topic,
             "PUBSUB_EMULATOR_HOST": emulator.host,
+            "FIRESTORE_EMULATOR_HOST": firestore.host,
         }
         linq_api.load({"phone_numbers": [builders.linq_line(SENDER)]})
         self._ingest: Any = None
@@ -138,13 +140,17 @@ class Pipeline:
             },
         )
 
-    def recover(self, payment: FailedPayment) -> Any:
-        """Run the recover function on `payment` as if it had come through Pub/Sub."""
+    def recover(self, payment: FailedPayment, message_id: str | None = None) -> Any:
+        """Run the recover function on `payment` as if it had come through Pub/Sub.
+
+        Reuse a `message_id` to model Pub/Sub redelivering the same message; a new one models
+        another message (a duplicate publish) for the same event.
+        """
         return self.push(
             {
                 "data": base64.b64encode(payment.to_json()).decode(),
                 "attributes": payment.attributes(),
-                "messageId": uuid.uuid4().hex[:8],
+                "messageId": message_id or uuid.uuid4().hex[:12],
             }
         )
 
@@ -169,16 +175,26 @@ class Pipeline:
         fields.update(changes)
         return FailedPayment(**fields)
 
-    def run(self, invoice: dict[str, Any], **changes: Any) -> tuple[int, list[dict[str, Any]]]:
+    def run(
+        self, invoice: dict[str, Any], message_id: str | None = None, **changes: Any
+    ) -> tuple[int, list[dict[str, Any]]]:
         """Recover `invoice` once; returns the HTTP status and every JSON log line."""
         self.capsys.readouterr()
-        status = self.recover(self.payment(invoice, **changes)).status_code
+        status = self.recover(self.payment(invoice, **changes), message_id).status_code
         return status, log_lines(self.capsys.readouterr().out)
 
-    def result(self, invoice: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    def result(
+        self, invoice: dict[str, Any], message_id: str | None = None, **changes: Any
+    ) -> dict[str, Any]:
         """Recover `invoice` once, expecting an acknowledged run with exactly one result line."""
-        status, lines = self.run(invoice, **changes)
+        status, lines = self.run(invoice, message_id, **changes)
         found = [entry for entry in lines if "action" in entry]
         assert status == 200, lines
         assert len(found) == 1, lines
         return found[0]
+
+
+def customer_calls(linq: Any) -> list[dict[str, Any]]:
+    """Linq requests about a customer: everything but the line list, which a cold instance
+    fetches ahead of need, in parallel with the invoice read."""
+    return [r for r in linq.requests() if r["path"] != "/v3/phone_numbers"]

@@ -11,7 +11,11 @@ from shared.config import (
 from shared.errors import ConfigError
 from shared.message import DEFAULT_TEMPLATE
 
-RECOVER = {"STRIPE_API_KEY": "sk_test_abc123", "LINQ_API_KEY": "linq_token"}
+RECOVER = {
+    "STRIPE_API_KEY": "sk_test_abc123",
+    "LINQ_API_KEY": "linq_token",
+    "GOOGLE_CLOUD_PROJECT": "demo-proj",
+}
 INGEST = {"STRIPE_WEBHOOK_SECRET": "whsec_abc", "GOOGLE_CLOUD_PROJECT": "demo-proj"}
 
 
@@ -24,6 +28,7 @@ def test_recover_defaults():
     assert settings.template.text == DEFAULT_TEMPLATE
     assert settings.slack_webhook_url is None
     assert settings.stripe_mode == "test"
+    assert (settings.project, settings.firestore_database) == ("demo-proj", "dunning")
 
 
 def test_recover_overrides_are_normalised():
@@ -46,7 +51,7 @@ def test_recover_overrides_are_normalised():
     assert settings.template.fields == ("first_name", "description")
 
 
-@pytest.mark.parametrize("name", ["STRIPE_API_KEY", "LINQ_API_KEY"])
+@pytest.mark.parametrize("name", ["STRIPE_API_KEY", "LINQ_API_KEY", "GOOGLE_CLOUD_PROJECT"])
 def test_missing_recover_variable_is_named(name):
     env = {k: v for k, v in RECOVER.items() if k != name}
     with pytest.raises(ConfigError, match=f"^{name} is required"):

@@ -3,7 +3,7 @@
 import pytest
 
 from standins import builders
-from tests.harness import SENDER
+from tests.harness import SENDER, customer_calls
 
 PHONE = "+14155550100"
 
@@ -56,7 +56,7 @@ def test_sent_to_a_number_written_without_country_code(pipeline, linq_api):
 def test_no_usable_phone(pipeline, linq_api, customer, action):
     _, event = event_for(pipeline, customer)
     assert [r["action"] for r in pipeline.deliver(event)] == [action]
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 @pytest.mark.parametrize(
@@ -84,13 +84,13 @@ def test_paid_before_the_text_went_out(pipeline, linq_api, stripe_api):
     invoice, event = event_for(pipeline)
     stripe_api.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
     assert [r["action"] for r in pipeline.deliver(event)] == ["skipped:not_open"]
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 def test_open_invoice_without_link_fails(pipeline, linq_api):
     _, event = event_for(pipeline, hosted_invoice_url=None)
     assert [r["action"] for r in pipeline.deliver(event)] == ["failed"]
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 def test_invoice_unknown_to_stripe_fails(pipeline, linq_api):

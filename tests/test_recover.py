@@ -6,7 +6,7 @@ import pytest
 
 from shared import linq as linq_module
 from standins import builders
-from tests.harness import SECOND_SENDER, SENDER, log_lines
+from tests.harness import SECOND_SENDER, SENDER, customer_calls, log_lines
 
 PHONE = "+14155550100"
 OPENER = (
@@ -117,13 +117,49 @@ def test_thin_event_takes_the_attempt_from_the_invoice(pipeline, linq_api):
 # --- never twice ------------------------------------------------------------------------
 
 
-def test_redelivered_event_texts_once(pipeline, linq_api):
+def test_same_message_redelivered_after_success_texts_once(pipeline, linq_api):
     invoice = pipeline.customer_with_invoice()
     payment = pipeline.payment(invoice)
-    first = pipeline.result(invoice, event_id=payment.event_id)
-    second = pipeline.result(invoice, event_id=payment.event_id)
+    first = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    second = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
     assert first["chat_id"] == second["chat_id"]
     assert len(linq_api.messages()) == 2
+
+
+def test_second_message_for_the_same_event_is_a_duplicate(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    assert pipeline.result(invoice, event_id=payment.event_id)["action"] == "sent"
+    status, lines = pipeline.run(invoice, event_id=payment.event_id)
+    assert status == 200
+    [line] = lines
+    assert (line["message"], line["duplicate_of"], line["state"]) == (
+        "duplicate delivery ignored",
+        payment.event_id,
+        "claimed",
+    )
+    assert "action" not in line
+    assert len(linq_api.messages()) == 2
+
+
+def test_another_event_for_the_same_failed_attempt_is_a_duplicate(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    assert pipeline.result(invoice, event_id="evt_snapshot")["action"] == "sent"
+    status, [line] = pipeline.run(invoice, event_id="evt_thin")
+    assert (status, line["message"], line["duplicate_of"]) == (
+        200,
+        "duplicate delivery ignored",
+        "evt_snapshot",
+    )
+    assert len(linq_api.messages()) == 2
+
+
+def test_a_failed_run_can_be_taken_over_by_a_later_message(pipeline, linq_api):
+    pipeline.configure(LINQ_SENDER="+12025550199")
+    invoice = pipeline.customer_with_invoice()
+    assert pipeline.result(invoice)["action"] == "failed"
+    pipeline.configure(LINQ_SENDER=None)
+    assert pipeline.result(invoice)["action"] == "sent"
 
 
 def test_a_new_failed_attempt_texts_again_in_the_same_chat(pipeline, linq_api):
@@ -143,10 +179,10 @@ def test_crash_between_text_and_link_sends_only_the_link_on_retry(pipeline, linq
     invoice = pipeline.customer_with_invoice()
     linq_api.add_fault(r"/messages$", method="POST", status=503)
     payment = pipeline.payment(invoice)
-    status, _ = pipeline.run(invoice, event_id=payment.event_id)
+    status, _ = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
     assert status == 500
     assert sent_parts(linq_api) == [("chats", [{"type": "text", "value": OPENER}])]
-    assert pipeline.result(invoice, event_id=payment.event_id)["action"] == "sent"
+    assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
     assert [endpoint for endpoint, _ in sent_parts(linq_api)] == ["chats", "messages"]
 
 
@@ -166,14 +202,14 @@ def test_invoice_no_longer_open_is_skipped(pipeline, linq_api, status, reason):
     pipeline.stripe.update_invoice(invoice["id"], {"status": status, "amount_remaining": 0})
     result = pipeline.result(invoice)
     assert (result["action"], result["reason"]) == ("skipped:not_open", reason)
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 def test_open_invoice_with_nothing_due_is_skipped(pipeline, linq_api):
     invoice = pipeline.customer_with_invoice()
     pipeline.stripe.update_invoice(invoice["id"], {"amount_remaining": 0})
     assert pipeline.result(invoice)["action"] == "skipped:not_open"
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 @pytest.mark.parametrize(
@@ -193,7 +229,7 @@ def test_no_usable_phone_is_skipped(pipeline, linq_api, customer, reason):
         "skipped: no phone on file",
         reason,
     )
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 def test_no_service_at_all_is_unreachable(pipeline, linq_api):
@@ -226,7 +262,7 @@ def test_open_invoice_without_hosted_url_fails(pipeline, linq_api):
     result = pipeline.result(pipeline.customer_with_invoice(hosted_invoice_url=None))
     assert (result["action"], result["severity"]) == ("failed", "ERROR")
     assert result["reason"] == "open invoice has no hosted_invoice_url to link to"
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
 
 
 def test_unknown_invoice_fails_once(pipeline, stripe_api):
@@ -285,7 +321,7 @@ def test_stripe_outage_or_rate_limit_is_retried(pipeline, stripe_api, linq_api, 
     assert status_code == 500
     assert [entry for entry in lines if "action" in entry] == []
     assert retry_line(lines)["status"] == status
-    assert linq_api.requests() == []
+    assert customer_calls(linq_api) == []
     assert pipeline.result(invoice)["action"] == "sent"
 
 
@@ -312,7 +348,7 @@ def test_linq_rate_limit_is_logged_and_retried(pipeline, linq_api):
     assert status == 500
     line = retry_line(lines)
     assert (line["severity"], line["status"], line["code"], line["retry_after"]) == (
-        "WARNING",
+        "ERROR",
         429,
         1007,
         7,
@@ -322,10 +358,14 @@ def test_linq_rate_limit_is_logged_and_retried(pipeline, linq_api):
     assert pipeline.result(invoice)["action"] == "sent"
 
 
-@pytest.mark.parametrize("path", [r"/v3/phone_numbers", r"/v3/capability", r"/v3/chats$"])
-def test_linq_5xx_on_any_call_is_retried(pipeline, linq_api, path):
+# The line list is read twice before giving up: ahead of need, then when it is needed.
+@pytest.mark.parametrize(
+    ("path", "times"),
+    [(r"/v3/phone_numbers", 2), (r"/v3/capability", 1), (r"/v3/chats$", 1), (r"/messages$", 1)],
+)
+def test_linq_5xx_on_any_call_is_retried(pipeline, linq_api, path, times):
     invoice = pipeline.customer_with_invoice()
-    linq_api.add_fault(path, status=503)
+    linq_api.add_fault(path, status=503, times=times)
     status, lines = pipeline.run(invoice)
     assert status == 500
     assert retry_line(lines)["status"] == 503

@@ -76,7 +76,11 @@ def test_unreadable_reference_names_the_variable(client_factory, reference, comp
 
 def test_settings_resolve_references_once(secret_manager, client_factory):
     settings = RecoverSettings.from_env(
-        {"STRIPE_API_KEY": "sm://acme/stripe-key#2", "LINQ_API_KEY": "sm://acme/linq-key#3"},
+        {
+            "STRIPE_API_KEY": "sm://acme/stripe-key#2",
+            "LINQ_API_KEY": "sm://acme/linq-key#3",
+            "GOOGLE_CLOUD_PROJECT": "acme",
+        },
         SecretResolver(client_factory),
     )
     assert (settings.stripe_api_key, settings.linq_api_key) == ("sk_test_fromsm2", "linq_from_sm")
