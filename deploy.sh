@@ -1,0 +1,606 @@
+#!/usr/bin/env bash
+# Deploys "dunning by text" to Google Cloud: Pub/Sub topics, service accounts, IAM grants,
+# the ingest (HTTP) and recover (Pub/Sub) functions, and the dead-letter policy.
+#
+#   ./deploy.sh --project P --region R [--dry-run]
+#
+# Idempotent: every resource is created only when missing, IAM bindings are added (a no-op when
+# present), and a function is redeployed only when its staged code, requirements or deploy flags
+# changed (a hash of them is kept in the function's `deploy-hash` label). Never creates or prints
+# a secret's value. Run ./deploy.sh --help for the environment variables it reads.
+set -euo pipefail
+
+# ---- Tunables ------------------------------------------------------------------------------------
+RUNTIME=python313 # GA until 2029-10-10; google-cloud-pubsub needs Python >= 3.10.
+
+# ingest: verifies the signature and publishes; the publish is bounded at about 6 s
+# (shared/publisher.py), so 30 s covers a cold start plus the whole publish budget.
+INGEST_TIMEOUT_S=30
+INGEST_MEMORY=256Mi # the default; one small request at a time.
+# One request per instance: a concurrency above 1 needs --cpu=1 (6x the CPU of 256Mi) and THREADS;
+# failed-payment webhooks are few and each takes milliseconds, so isolation is cheaper.
+INGEST_CONCURRENCY=1
+# At most 20 webhooks in flight; beyond that Cloud Run answers 429 and Stripe retries later.
+INGEST_MAX_INSTANCES=20
+
+# recover: one Stripe read, a Linq reachability check and two sends, each with its own timeout.
+RECOVER_TIMEOUT_S=120
+# Ack deadline of the Eventarc subscription: the push request's timeout. It must stay above
+# RECOVER_TIMEOUT_S, or Pub/Sub redelivers a message while its first run is still going.
+ACK_DEADLINE_S=300
+RECOVER_MEMORY=256Mi # a single in-flight request needs little memory.
+RECOVER_CONCURRENCY=1 # one message per instance: max instances is then the parallelism cap.
+# Each run makes one Stripe request (GET invoice) and lasts at least ~0.5 s, so 10 instances
+# stay well under Stripe's 25 requests/s per endpoint. A later benchmark may adjust this number.
+RECOVER_MAX_INSTANCES=10
+
+# Dead-lettering and backoff on the Eventarc subscription.
+MAX_DELIVERY_ATTEMPTS=10 # then the message goes to the dead-letter topic (Pub/Sub allows 5..100).
+MIN_RETRY_DELAY=10s      # exponential backoff between redeliveries, from...
+MAX_RETRY_DELAY=600s     # ...to (Pub/Sub's maximum).
+DLQ_RETENTION=7d         # how long dead letters stay in the pull subscription (max 31d).
+
+# The send ledger (shared/ledger.py): a Firestore database of its own, in the functions' region
+# unless FIRESTORE_LOCATION says otherwise; records expire through a TTL policy on expire_at.
+FIRESTORE_DATABASE=${FIRESTORE_DATABASE:-dunning}
+LEDGER_COLLECTION=dunning_sends # shared/ledger.py COLLECTION
+LEDGER_TTL_FIELD=expire_at
+
+# ---- Names ---------------------------------------------------------------------------------------
+INGEST_FN=dunning-ingest
+RECOVER_FN=dunning-recover
+INGEST_SA_NAME=dunning-ingest
+RECOVER_SA_NAME=dunning-recover
+TRIGGER_SA_NAME=dunning-trigger
+WEBHOOK_SECRET=stripe-webhook-secret
+STRIPE_KEY_SECRET=stripe-api-key
+LINQ_KEY_SECRET=linq-api-key
+SLACK_SECRET=slack-webhook-url
+STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
+APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
+  pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
+  artifactregistry.googleapis.com firestore.googleapis.com)
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PYTHON=${PYTHON:-python3}
+export CLOUDSDK_CORE_DISABLE_PROMPTS=1
+
+usage() {
+  cat <<'EOF'
+Usage: deploy.sh --project PROJECT --region REGION [--dry-run]
+
+  --project P   Google Cloud project (else $GOOGLE_CLOUD_PROJECT or $CLOUDSDK_CORE_PROJECT)
+  --region R    region of the functions (else $REGION or $CLOUDSDK_FUNCTIONS_REGION)
+  --dry-run     print every gcloud command instead of running it; lookups print too and
+                return placeholders, and every resource is assumed missing
+  -h, --help    this help
+
+Environment:
+  PUBSUB_TOPIC                  topic id (default stripe-payment-failed)
+  STRIPE_WEBHOOK_SECRET_VERSION pin a secret version (default: the newest ENABLED version,
+  STRIPE_API_KEY_VERSION          resolved at deploy time; never "latest")
+  LINQ_API_KEY_VERSION
+  SLACK_WEBHOOK_URL_VERSION
+  SLACK                         1: require secret slack-webhook-url; 0: never use it;
+                                unset: use it when it exists
+  FIRESTORE_DATABASE            the send ledger's database (default dunning)
+  FIRESTORE_LOCATION            where to create it (default: the region)
+  LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE
+                                passed to the recover function when set
+  BUILD_DIR                     where the functions are staged (default ./build)
+
+Secrets (created by you, never by this script):
+  stripe-webhook-secret, stripe-api-key, linq-api-key, and optionally slack-webhook-url:
+    printf %s "$VALUE" | gcloud secrets create NAME --data-file=-
+EOF
+}
+
+usage_error() {
+  printf 'deploy.sh: %s\n' "$1" >&2
+  printf 'usage: deploy.sh --project PROJECT --region REGION [--dry-run]   (--help for more)\n' >&2
+  exit 2
+}
+
+die() {
+  printf 'deploy.sh: error: %s\n' "$*" >&2
+  exit 1
+}
+
+note() {
+  printf '== %s\n' "$*" >&2
+}
+
+# ---- Arguments -----------------------------------------------------------------------------------
+PROJECT=${GOOGLE_CLOUD_PROJECT:-${CLOUDSDK_CORE_PROJECT:-}}
+REGION=${REGION:-${CLOUDSDK_FUNCTIONS_REGION:-}}
+DRY_RUN=0
+while (($#)); do
+  case $1 in
+    --project | --region)
+      (($# >= 2)) || usage_error "$1 needs a value"
+      if [[ $1 == --project ]]; then PROJECT=$2; else REGION=$2; fi
+      shift 2
+      ;;
+    --project=*) PROJECT=${1#*=} && shift ;;
+    --region=*) REGION=${1#*=} && shift ;;
+    --dry-run) DRY_RUN=1 && shift ;;
+    -h | --help) usage && exit 0 ;;
+    *) usage_error "unknown argument: $1" ;;
+  esac
+done
+
+missing=""
+[[ -n $PROJECT ]] || missing="a project (--project P, or GOOGLE_CLOUD_PROJECT)"
+if [[ -z $REGION ]]; then
+  missing+="${missing:+ and }a region (--region R, or REGION)"
+fi
+[[ -z $missing ]] || usage_error "missing $missing"
+[[ $PROJECT =~ ^[a-z0-9][a-z0-9.:-]*[a-z0-9]$ ]] || usage_error "not a project id: $PROJECT"
+[[ $REGION =~ ^[a-z]+(-[a-z0-9]+)+$ ]] || usage_error "not a region: $REGION"
+
+TOPIC=${PUBSUB_TOPIC:-stripe-payment-failed}
+# The rule of shared/config.py (an id, not a path), shorter so the dead-letter names fit too.
+[[ $TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $TOPIC != goog* ]] ||
+  usage_error "PUBSUB_TOPIC must be a Pub/Sub topic id, got: $TOPIC"
+DLQ_TOPIC=$TOPIC-dead-letter
+DLQ_SUB=$TOPIC-dead-letter-pull
+
+((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
+  die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
+
+[[ $FIRESTORE_DATABASE =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
+  usage_error "FIRESTORE_DATABASE must be a database id such as dunning, got: $FIRESTORE_DATABASE"
+FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
+for var in STRIPE_WEBHOOK_SECRET_VERSION STRIPE_API_KEY_VERSION LINQ_API_KEY_VERSION \
+  SLACK_WEBHOOK_URL_VERSION; do
+  [[ ${!var:-} =~ ^([1-9][0-9]*)?$ ]] ||
+    usage_error "$var must be a version number, got '${!var}': versions are pinned, never 'latest'"
+done
+[[ ${SLACK:-} =~ ^[01]?$ ]] || usage_error "SLACK must be 1, 0 or unset, got: $SLACK"
+
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
+RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
+TRIGGER_SA=$TRIGGER_SA_NAME@$PROJECT.iam.gserviceaccount.com
+
+# ---- Running gcloud ------------------------------------------------------------------------------
+# Every gcloud command is shown as one shell-quoted line starting with "+ ": on stdout in a dry
+# run (that is the plan), on stderr otherwise (that is the log).
+if ((DRY_RUN)); then exec 3>&1; else exec 3>&2; fi
+
+show() {
+  local line="" arg
+  for arg in "$@"; do
+    if [[ $arg =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then
+      line+=" $arg"
+    else
+      line+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  printf '+%s\n' "$line" >&3
+}
+
+# run CMD...: a command that changes something.
+run() {
+  show "$@"
+  if ((!DRY_RUN)); then "$@"; fi
+}
+
+# grant CMD...: an add-iam-policy-binding (a no-op when the binding exists), retried because a
+# new service account takes a few seconds to become visible to IAM. --condition=None, where the
+# resource supports conditions, keeps gcloud from asking when the policy has conditional bindings.
+grant() {
+  show "$@"
+  ((DRY_RUN)) && return 0
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    "$@" >/dev/null && return 0
+    ((attempt < 5)) && note "retrying in $((attempt * 5)) s" && sleep $((attempt * 5))
+  done
+  die "failed: $*"
+}
+
+# query PLACEHOLDER CMD...: a lookup whose output is needed; a dry run prints PLACEHOLDER instead.
+query() {
+  local placeholder=$1
+  shift
+  show "$@"
+  if ((DRY_RUN)); then
+    printf '%s\n' "$placeholder"
+  else
+    "$@"
+  fi
+}
+
+# exists ASSUME CMD...: whether a describe command succeeds. A dry run answers ASSUME:
+# "missing" for what this script creates, "present" for what it only reads (secrets).
+exists() {
+  local assume=$1
+  shift
+  show "$@"
+  if ((DRY_RUN)); then
+    [[ $assume == present ]]
+  else
+    "$@" >/dev/null 2>&1
+  fi
+}
+
+# ---- Staging -------------------------------------------------------------------------------------
+# stage: BUILD_DIR/ingest and BUILD_DIR/recover each get their function's main.py, the shared/
+# modules it imports (transitively, lazy imports included) and a requirements.txt with the pinned
+# lines of the third-party packages those modules import; nothing else (no tests, stand-ins,
+# bench, pytest). BUILD_DIR/recover.env.yaml gets the recover function's plain variables: the
+# project and ledger database, and the optional settings that are set, as JSON strings, which YAML
+# reads back verbatim (MESSAGE_TEMPLATE has braces and commas, which --set-env-vars would split).
+stage() {
+  mkdir -p "$BUILD_DIR"
+  GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE \
+    "$PYTHON" - "$ROOT" "$BUILD_DIR" <<'PY'
+import ast
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+root, build = Path(sys.argv[1]), Path(sys.argv[2])
+FUNCTIONS = {"ingest": "ingest_fn", "recover": "recover_fn"}  # staged name -> source directory
+PACKAGE = "shared"
+# The recover function's plain variables (beside its source, so not uploaded with it).
+RECOVER_ENV = (
+    "GOOGLE_CLOUD_PROJECT",
+    "FIRESTORE_DATABASE",
+    "LINQ_SENDER",
+    "DEFAULT_PHONE_REGION",
+    "MESSAGE_TEMPLATE",
+)
+# Import name -> the pinned requirement that provides it. google.api_core comes with either
+# Google client library.
+PROVIDERS = {
+    "functions_framework": "functions-framework",
+    "flask": "functions-framework",
+    "werkzeug": "functions-framework",
+    "cloudevents": "functions-framework",
+    "google.cloud.pubsub": "google-cloud-pubsub",
+    "google.cloud.pubsub_v1": "google-cloud-pubsub",
+    "google.cloud.secretmanager": "google-cloud-secret-manager",
+    "google.auth": "google-auth",
+    "stripe": "stripe",
+    "requests": "requests",
+    "phonenumbers": "phonenumbers",
+}
+TRANSITIVE = {"google.api_core": ("google-cloud-secret-manager", "google-cloud-pubsub")}
+
+
+def imported(path: Path, module: str) -> set[str]:
+    """Every module name that `path` (module `module`) imports, lazily imported ones included."""
+    names: set[str] = set()
+    package = module.rpartition(".")[0] if path.name != "__init__.py" else module
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def shared_file(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    candidate = root.joinpath(*parts)
+    if candidate.with_suffix(".py").is_file():
+        return candidate.with_suffix(".py")
+    if (candidate / "__init__.py").is_file():
+        return candidate / "__init__.py"
+    return None
+
+
+def provider(name: str) -> str | tuple[str, ...] | None:
+    for table in (PROVIDERS, TRANSITIVE):
+        for prefix in sorted(table, key=len, reverse=True):
+            if name == prefix or name.startswith(prefix + "."):
+                return table[prefix]
+    return None
+
+
+def stage_function(src: str, out: Path) -> None:
+    main = root / src / "main.py"
+    todo, seen, needed, unknown = [(main, "main")], {main}, set(), set()
+    alternatives: list[tuple[str, ...]] = []
+    while todo:
+        path, module = todo.pop()
+        for name in sorted(imported(path, module)):
+            top = name.split(".")[0]
+            if top == PACKAGE:
+                found = shared_file(name)
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append((found, name))
+            elif top in sys.stdlib_module_names or top == "__future__":
+                continue
+            elif (dist := provider(name)) is None:
+                # "from google.cloud import pubsub_v1" also yields the bare "google.cloud".
+                if not any(p.startswith(name + ".") for p in (*PROVIDERS, *TRANSITIVE)):
+                    unknown.add(name)
+            elif isinstance(dist, tuple):
+                alternatives.append(dist)
+            else:
+                needed.add(dist)
+    if unknown:
+        sys.exit(f"deploy.sh: {main} imports {sorted(unknown)}: map it in PROVIDERS (deploy.sh)")
+    for choices in alternatives:
+        if not needed.intersection(choices):
+            needed.add(choices[0])
+
+    pinned = {}
+    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        spec = line.split("#")[0].strip()
+        if "==" in spec:
+            pinned[spec.split("==")[0].strip().lower().replace("_", "-")] = spec
+    if missing := sorted(needed - pinned.keys()):
+        sys.exit(f"deploy.sh: requirements.txt pins no version of {missing}")
+
+    shutil.copyfile(main, out / "main.py")
+    for path in sorted(seen - {main}):
+        target = out / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    init = out / PACKAGE / "__init__.py"
+    if init.parent.is_dir() and not init.exists():
+        shutil.copyfile(root / PACKAGE / "__init__.py", init)
+    lines = [spec for name, spec in pinned.items() if name in needed]
+    header = f"# Generated by deploy.sh from requirements.txt: what {src}/main.py imports.\n"
+    (out / "requirements.txt").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    modules = sorted(str(p.relative_to(out)) for p in out.rglob("*.py"))
+    print(f"== staged {out}: {' '.join(modules)}; {', '.join(lines)}", file=sys.stderr)
+
+
+def quoted(value: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly `value`."""
+    text = json.dumps(value, ensure_ascii=False)
+    # json.dumps escaped quotes, backslashes and control characters; escape what YAML would not
+    # keep verbatim either (line separators and other non-printables).
+    return "".join(
+        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+        for c in text
+    )
+
+
+for name, src in FUNCTIONS.items():
+    out = build / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    stage_function(src, out)
+values = {name: os.environ[name] for name in RECOVER_ENV if os.environ.get(name, "").strip()}
+with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
+    f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())
+PY
+}
+
+# deploy_hash DIR EXTRA...: a label-safe digest of DIR's files (names and contents) and EXTRA.
+deploy_hash() {
+  local dir=$1
+  shift
+  {
+    (cd "$dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    printf '%s\n' "$@"
+  } | sha256sum | cut -c1-32
+}
+
+# deploy_function NAME DIR EXTRA FLAGS...: deploys NAME from DIR unless its deploy-hash label
+# already matches the staged files, the flags and EXTRA (what the flags point to). The hash
+# leaves out local paths (--env-vars-file), so another checkout does not redeploy for nothing.
+deploy_function() {
+  local name=$1 dir=$2 extra=$3 hash current arg hashed=()
+  shift 3
+  for arg in "$@"; do
+    [[ $arg == --env-vars-file=* ]] || hashed+=("$arg")
+  done
+  hash=$(deploy_hash "$dir" "$extra" "${hashed[@]}")
+  current=$(query '<none>' gcloud functions describe "$name" --region="$REGION" \
+    --project="$PROJECT" '--format=value(labels.deploy-hash)' 2>/dev/null) || current=""
+  if [[ $current == "$hash" ]]; then
+    note "$name is up to date (deploy-hash $hash): not redeployed"
+    return 0
+  fi
+  run gcloud functions deploy "$name" --gen2 --region="$REGION" --project="$PROJECT" \
+    --source="$dir" "$@" --update-labels="deploy-hash=$hash"
+}
+
+# ---- Secrets -------------------------------------------------------------------------------------
+# secret_version NAME VERSION_VARIABLE: sets VERSION to the pinned version of secret NAME: the
+# variable's value if set (it must be ENABLED), else the newest ENABLED version.
+VERSION=""
+secret_version() {
+  local name=$1 pinned=${!2:-} found state
+  if ! exists present gcloud secrets describe "$name" --project="$PROJECT"; then
+    local extra=""
+    if [[ $name == "$WEBHOOK_SECRET" ]]; then
+      extra=$'\n'"Before the Stripe endpoint exists, create it with a placeholder value such as"
+      extra+=" whsec_pending; add the endpoint's signing secret as a new version later."
+    fi
+    die "secret $name does not exist in project $PROJECT (or you cannot read it). Create it with:
+  printf %s \"\$VALUE\" | gcloud secrets create $name --project=$PROJECT --data-file=-$extra"
+  fi
+  if [[ -n $pinned ]]; then
+    state=$(query ENABLED gcloud secrets versions describe "$pinned" --secret="$name" \
+      --project="$PROJECT" '--format=value(state)') || state=""
+    [[ $state == ENABLED ]] ||
+      die "version $pinned of secret $name is ${state:-missing}, not ENABLED"
+    VERSION=$pinned
+    return 0
+  fi
+  found=$(query '<latest-enabled>' gcloud secrets versions list "$name" --project="$PROJECT" \
+    --filter=state:ENABLED '--sort-by=~createTime' --limit=1 '--format=value(name)')
+  found=${found##*/}
+  [[ -n $found ]] || die "secret $name has no ENABLED version. Add one with:
+  printf %s \"\$VALUE\" | gcloud secrets versions add $name --project=$PROJECT --data-file=-"
+  VERSION=$found
+}
+
+# ---- 1. APIs -------------------------------------------------------------------------------------
+note "project $PROJECT, region $REGION, topic $TOPIC"
+run gcloud services enable "${APIS[@]}" --project="$PROJECT"
+
+# ---- 2. Stage the two functions ------------------------------------------------------------------
+stage
+INGEST_DIR=$BUILD_DIR/ingest
+RECOVER_DIR=$BUILD_DIR/recover
+
+# ---- 3. Secrets: the versions to pin (read only: a missing secret stops the run here) ------------
+note "secrets"
+secret_version "$WEBHOOK_SECRET" STRIPE_WEBHOOK_SECRET_VERSION
+WEBHOOK_VERSION=$VERSION
+secret_version "$STRIPE_KEY_SECRET" STRIPE_API_KEY_VERSION
+STRIPE_KEY_VERSION=$VERSION
+secret_version "$LINQ_KEY_SECRET" LINQ_API_KEY_VERSION
+LINQ_KEY_VERSION=$VERSION
+RECOVER_SECRETS="STRIPE_API_KEY=$STRIPE_KEY_SECRET:$STRIPE_KEY_VERSION"
+RECOVER_SECRETS+=",LINQ_API_KEY=$LINQ_KEY_SECRET:$LINQ_KEY_VERSION"
+RECOVER_SECRET_NAMES=("$STRIPE_KEY_SECRET" "$LINQ_KEY_SECRET")
+case ${SLACK:-} in
+  1) use_slack=1 ;;
+  0) use_slack=0 ;;
+  "")
+    use_slack=0
+    exists missing gcloud secrets describe "$SLACK_SECRET" --project="$PROJECT" && use_slack=1
+    ;;
+esac
+if ((use_slack)); then
+  secret_version "$SLACK_SECRET" SLACK_WEBHOOK_URL_VERSION
+  RECOVER_SECRETS+=",SLACK_WEBHOOK_URL=$SLACK_SECRET:$VERSION"
+  RECOVER_SECRET_NAMES+=("$SLACK_SECRET")
+fi
+
+# ---- 4. Topics: the trigger topic, and a dead-letter topic with a pull subscription --------------
+note "topics"
+for topic in "$TOPIC" "$DLQ_TOPIC"; do
+  exists missing gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
+    run gcloud pubsub topics create "$topic" --project="$PROJECT"
+done
+# Without a subscription, dead-lettered messages would be dropped; this one keeps them
+# DLQ_RETENTION and never expires for lack of activity.
+exists missing gcloud pubsub subscriptions describe "$DLQ_SUB" --project="$PROJECT" ||
+  run gcloud pubsub subscriptions create "$DLQ_SUB" --project="$PROJECT" --topic="$DLQ_TOPIC" \
+    --message-retention-duration="$DLQ_RETENTION" --expiration-period=never
+
+# ---- 5. Service accounts: one per function, and one for the Eventarc trigger ---------------------
+note "service accounts"
+for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
+  "$RECOVER_SA_NAME:dunning recover (texts the customer)" \
+  "$TRIGGER_SA_NAME:dunning trigger (Eventarc invoker)"; do
+  sa=${pair%%:*}
+  exists missing gcloud iam service-accounts describe "$sa@$PROJECT.iam.gserviceaccount.com" \
+    --project="$PROJECT" ||
+    run gcloud iam service-accounts create "$sa" --project="$PROJECT" --display-name="${pair#*:}"
+done
+
+# ---- 6. The send ledger: a Firestore database with a TTL policy ----------------------------------
+note "Firestore send ledger"
+exists missing gcloud firestore databases describe --database="$FIRESTORE_DATABASE" \
+  --project="$PROJECT" ||
+  run gcloud firestore databases create --database="$FIRESTORE_DATABASE" --project="$PROJECT" \
+    --location="$FIRESTORE_LOCATION" --type=firestore-native --delete-protection
+ttls=$(query '' gcloud firestore fields ttls list --collection-group="$LEDGER_COLLECTION" \
+  --database="$FIRESTORE_DATABASE" --project="$PROJECT" '--format=value(name)')
+if [[ $'\n'$ttls$'\n' != *"/fields/$LEDGER_TTL_FIELD"$'\n'* ]]; then
+  run gcloud firestore fields ttls update "$LEDGER_TTL_FIELD" \
+    --collection-group="$LEDGER_COLLECTION" --database="$FIRESTORE_DATABASE" \
+    --project="$PROJECT" --enable-ttl --async
+fi
+
+# ---- 7. IAM: least privilege for each function ---------------------------------------------------
+note "IAM: least privilege for each function"
+# ingest: publish to its topic, read the webhook signing secret; nothing else.
+grant gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
+  --member="serviceAccount:$INGEST_SA" --role=roles/pubsub.publisher
+grant gcloud secrets add-iam-policy-binding "$WEBHOOK_SECRET" --project="$PROJECT" \
+  --member="serviceAccount:$INGEST_SA" --role=roles/secretmanager.secretAccessor --condition=None
+# recover: read its own secrets, and read and write the ledger's database only (Firestore roles
+# are granted on the project; the condition narrows this one to the one database).
+for secret in "${RECOVER_SECRET_NAMES[@]}"; do
+  grant gcloud secrets add-iam-policy-binding "$secret" --project="$PROJECT" \
+    --member="serviceAccount:$RECOVER_SA" --role=roles/secretmanager.secretAccessor --condition=None
+done
+ledger_only="expression=resource.name==\"projects/$PROJECT/databases/$FIRESTORE_DATABASE\""
+grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RECOVER_SA" \
+  --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
+
+# ---- 8. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
+PROJECT_NUMBER=$(query '<project-number>' gcloud projects describe "$PROJECT" \
+  '--format=value(projectNumber)')
+[[ -n $PROJECT_NUMBER ]] || die "could not read the project number of $PROJECT"
+PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
+grant gcloud pubsub topics add-iam-policy-binding "$DLQ_TOPIC" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+# Needed by projects whose Pub/Sub agent predates 2021-04-08; scoped to the trigger's account.
+grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator \
+  --condition=None
+
+# ---- 9. Functions --------------------------------------------------------------------------------
+note "ingest function"
+deploy_function "$INGEST_FN" "$INGEST_DIR" "" \
+  --runtime="$RUNTIME" --entry-point=stripe_webhook --trigger-http --allow-unauthenticated \
+  --service-account="$INGEST_SA" --memory="$INGEST_MEMORY" \
+  --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
+  --timeout="${INGEST_TIMEOUT_S}s" \
+  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PUBSUB_TOPIC=$TOPIC" \
+  --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$WEBHOOK_VERSION"
+
+note "recover function"
+ENV_FILE=$BUILD_DIR/recover.env.yaml # outside the source directory: not uploaded
+deploy_function "$RECOVER_FN" "$RECOVER_DIR" "env:$(sha256sum <"$ENV_FILE")" \
+  --runtime="$RUNTIME" --entry-point=recover_payment --trigger-topic="$TOPIC" --retry \
+  --service-account="$RECOVER_SA" --trigger-service-account="$TRIGGER_SA" \
+  --memory="$RECOVER_MEMORY" --concurrency="$RECOVER_CONCURRENCY" \
+  --max-instances="$RECOVER_MAX_INSTANCES" --timeout="${RECOVER_TIMEOUT_S}s" \
+  --env-vars-file="$ENV_FILE" --set-secrets="$RECOVER_SECRETS"
+# Eventarc calls the function as the trigger account: it needs run.invoker on this service only.
+grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGION" \
+  --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
+
+# ---- 10. Dead-letter policy and backoff on the subscription Eventarc created ---------------------
+note "dead-lettering"
+trigger=$(query '<trigger>' gcloud functions describe "$RECOVER_FN" --region="$REGION" \
+  --project="$PROJECT" '--format=value(eventTrigger.trigger)')
+trigger=${trigger##*/}
+[[ -n $trigger ]] || die "$RECOVER_FN has no Eventarc trigger"
+subscription=$(query '<eventarc-subscription>' gcloud eventarc triggers describe "$trigger" \
+  --location="$REGION" --project="$PROJECT" '--format=value(transport.pubsub.subscription)')
+subscription=${subscription##*/}
+[[ -n $subscription ]] || die "trigger $trigger has no Pub/Sub subscription"
+grant gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
+  --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+# Re-applied on every run: a redeploy may recreate the subscription with Eventarc's defaults.
+run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+  --dead-letter-topic="$DLQ_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" \
+  --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY" \
+  --ack-deadline="$ACK_DEADLINE_S"
+
+# ---- 11. The webhook URL and the next step -------------------------------------------------------
+url=$(query '<ingest-url>' gcloud functions describe "$INGEST_FN" --region="$REGION" \
+  --project="$PROJECT" '--format=value(serviceConfig.uri)')
+cat <<EOF
+
+Webhook URL: $url
+
+Next step: create the Stripe webhook endpoint for invoice.payment_failed only, with API version
+$STRIPE_API_VERSION (the version the code is written for).
+  Dashboard: Developers > Webhooks > Add destination: URL above, API version $STRIPE_API_VERSION,
+             events: invoice.payment_failed (only that one).
+  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d api_version=$STRIPE_API_VERSION
+  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d api_version=$STRIPE_API_VERSION
+Then store the endpoint's signing secret (the whsec_... it returns) and re-run deploy.sh, which
+pins the new version:
+  printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-
+  ./deploy.sh --project $PROJECT --region $REGION
+Thin events (v1.invoice.payment_failed, from an event destination) are accepted too.
+Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
+EOF

@@ -1,0 +1,497 @@
+"""deploy.sh: the commands a dry run would run, what it stages, and that a re-run changes nothing.
+
+No test here reaches Google Cloud: the dry runs see a `gcloud` that fails loudly if it is ever
+called, and the idempotency test uses a small stateful fake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "deploy.sh"
+VENV_BIN = Path(sys.executable).parent
+PROJECT, REGION = "demo", "us-central1"
+TOPIC, DLQ = "stripe-payment-failed", "stripe-payment-failed-dead-letter"
+INGEST_SA = f"serviceAccount:dunning-ingest@{PROJECT}.iam.gserviceaccount.com"
+RECOVER_SA = f"serviceAccount:dunning-recover@{PROJECT}.iam.gserviceaccount.com"
+TRIGGER_SA = f"serviceAccount:dunning-trigger@{PROJECT}.iam.gserviceaccount.com"
+PUBSUB_AGENT = "serviceAccount:service-<project-number>@gcp-sa-pubsub.iam.gserviceaccount.com"
+SUBSCRIPTION = "<eventarc-subscription>"
+BIND = "add-iam-policy-binding"
+
+# A gcloud that must never run during a dry run: it leaves a mark and fails.
+TRIPWIRE = """#!/bin/sh
+echo "$@" >> "${0%/*}/called"
+exit 99
+"""
+
+# A gcloud that remembers what was created and which deploy-hash each function carries.
+STATEFUL = r"""#!/bin/bash
+set -eu
+state=${0%/*}/state
+[[ -d $state ]] || mkdir "$state"
+echo "$*" >> "$state/calls"
+key() { printf '%s' "$state/$1_$2_${3%%@*}"; }
+case "$1 $2 $3 " in
+  "functions deploy "*)
+    for arg in "$@"; do
+      case $arg in --update-labels=deploy-hash=*) echo "${arg##*=}" > "$state/hash_$3" ;; esac
+    done ;;
+  "functions describe "*)
+    case "$*" in
+      *labels.deploy-hash*) cat "$state/hash_$3" 2>/dev/null || exit 1 ;;
+      *eventTrigger*) echo "projects/demo/locations/us-central1/triggers/$3-123" ;;
+      *serviceConfig.uri*) echo "https://$3-abc.a.run.app" ;;
+    esac ;;
+  "eventarc triggers describe "*) echo "projects/demo/subscriptions/eventarc-sub-456" ;;
+  "projects describe "*) echo 123456789 ;;
+  "secrets describe "*) [[ $3 != slack-webhook-url && $3 != "${MISSING_SECRET:-}" ]] || exit 1 ;;
+  "secrets versions list "*) echo "projects/123456789/secrets/$4/versions/3" ;;
+  "firestore fields ttls ")
+    case $4 in
+      list) cat "$state/ttl" 2>/dev/null || true ;;
+      update) echo "projects/demo/databases/dunning/collectionGroups/dunning_sends/fields/$5" \
+        > "$state/ttl" ;;
+    esac ;;
+  *" create "*) touch "$(key "$1" "$2" "$4")" ;;
+  *" describe "*) [[ -e $(key "$1" "$2" "$4") ]] || exit 1 ;;
+esac
+"""
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    build: Path
+    gcloud_calls: list[str]
+
+    @property
+    def commands(self) -> list[list[str]]:
+        """Each printed gcloud command as its argument list."""
+        return [shlex.split(line[2:]) for line in self.stdout.splitlines() if line.startswith("+ ")]
+
+    def find(self, *words: str) -> list[list[str]]:
+        """The commands that start with `gcloud WORDS...`."""
+        n = len(words) + 1
+        return [argv for argv in self.commands if argv[:n] == ["gcloud", *words]]
+
+    def one(self, *words: str) -> list[str]:
+        found = self.find(*words)
+        assert len(found) == 1, found
+        return found[0]
+
+
+def flag(argv: list[str], name: str) -> str:
+    values = [arg.split("=", 1)[1] for arg in argv if arg.startswith(f"{name}=")]
+    assert len(values) == 1, (name, argv)
+    return values[0]
+
+
+def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
+    fakebin = tmp / "bin"
+    fakebin.mkdir(exist_ok=True)
+    gcloud = fakebin / "gcloud"
+    gcloud.write_text(fake)
+    gcloud.chmod(0o755)
+    build = tmp / "build"
+    environment = {
+        "PATH": f"{fakebin}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "HOME": str(tmp),
+        "LC_ALL": "C.UTF-8",
+        "PYTHON": sys.executable,
+        "BUILD_DIR": str(build),
+        **env,
+    }
+    done = subprocess.run(
+        [str(SCRIPT), *args],
+        cwd=tmp,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    marker = fakebin / "called"
+    calls = marker.read_text().splitlines() if marker.exists() else []
+    return Run(done.returncode, done.stdout, done.stderr, build, calls)
+
+
+def dry_run(tmp: Path, **env: str) -> Run:
+    return deploy(tmp, "--project", PROJECT, "--region", REGION, "--dry-run", **env)
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One dry run with the defaults, shared by the tests that only read it."""
+    return dry_run(tmp_path_factory.mktemp("deploy"))
+
+
+TEMPLATE = 'Hi {first_name}, "{description}": didn\'t go through, #1 — reply STOP'
+
+
+@pytest.fixture(scope="module")
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One dry run configured only through the environment, every option set."""
+    return deploy(
+        tmp_path_factory.mktemp("deploy"),
+        "--dry-run",
+        GOOGLE_CLOUD_PROJECT="env-proj",
+        REGION="europe-west1",
+        STRIPE_API_KEY_VERSION="7",
+        SLACK="1",
+        MESSAGE_TEMPLATE=TEMPLATE,
+        DEFAULT_PHONE_REGION="NO",
+    )
+
+
+def test_dry_run_succeeds_without_ever_calling_gcloud(plan: Run) -> None:
+    assert plan.returncode == 0, plan.stderr
+    assert plan.gcloud_calls == []
+
+
+def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
+    expected = [
+        "gcloud services enable cloudfunctions.googleapis.com run.googleapis.com "
+        "eventarc.googleapis.com pubsub.googleapis.com secretmanager.googleapis.com "
+        "cloudbuild.googleapis.com artifactregistry.googleapis.com firestore.googleapis.com",
+        "gcloud secrets describe stripe-webhook-secret",
+        "gcloud secrets versions list stripe-webhook-secret",
+        "gcloud secrets describe stripe-api-key",
+        "gcloud secrets versions list stripe-api-key",
+        "gcloud secrets describe linq-api-key",
+        "gcloud secrets versions list linq-api-key",
+        "gcloud secrets describe slack-webhook-url",
+        f"gcloud pubsub topics describe {TOPIC}",
+        f"gcloud pubsub topics create {TOPIC}",
+        f"gcloud pubsub topics describe {DLQ}",
+        f"gcloud pubsub topics create {DLQ}",
+        f"gcloud pubsub subscriptions describe {DLQ}-pull",
+        f"gcloud pubsub subscriptions create {DLQ}-pull",
+        f"gcloud iam service-accounts describe dunning-ingest@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-ingest",
+        f"gcloud iam service-accounts describe dunning-recover@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-recover",
+        f"gcloud iam service-accounts describe dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-trigger",
+        "gcloud firestore databases describe --database=dunning",
+        "gcloud firestore databases create --database=dunning",
+        "gcloud firestore fields ttls list --collection-group=dunning_sends",
+        "gcloud firestore fields ttls update expire_at --collection-group=dunning_sends",
+        f"gcloud pubsub topics add-iam-policy-binding {TOPIC}",
+        "gcloud secrets add-iam-policy-binding stripe-webhook-secret",
+        "gcloud secrets add-iam-policy-binding stripe-api-key",
+        "gcloud secrets add-iam-policy-binding linq-api-key",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
+        f"gcloud projects describe {PROJECT}",
+        f"gcloud pubsub topics add-iam-policy-binding {DLQ}",
+        "gcloud iam service-accounts add-iam-policy-binding "
+        f"dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud functions describe dunning-ingest",
+        "gcloud functions deploy dunning-ingest",
+        "gcloud functions describe dunning-recover",
+        "gcloud functions deploy dunning-recover",
+        "gcloud functions add-invoker-policy-binding dunning-recover",
+        "gcloud functions describe dunning-recover",
+        "gcloud eventarc triggers describe <trigger>",
+        f"gcloud pubsub subscriptions add-iam-policy-binding {SUBSCRIPTION}",
+        f"gcloud pubsub subscriptions update {SUBSCRIPTION}",
+        "gcloud functions describe dunning-ingest",
+    ]
+    printed = [" ".join(argv) for argv in plan.commands]
+    assert len(printed) == len(expected), "\n".join(printed)
+    for got, want in zip(printed, expected, strict=True):
+        assert got == want or got.startswith(f"{want} "), (got, want)
+
+
+def test_every_command_names_the_project(plan: Run) -> None:
+    for argv in plan.commands:
+        assert f"--project={PROJECT}" in argv or argv[1:4:2] == ["projects", PROJECT], argv
+
+
+def test_ingest_deploys_as_a_public_http_function(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-ingest")
+    assert {"--gen2", "--trigger-http", "--allow-unauthenticated"} <= set(argv)
+    assert flag(argv, "--runtime") == "python313"
+    assert flag(argv, "--region") == REGION
+    assert flag(argv, "--entry-point") == "stripe_webhook"
+    assert flag(argv, "--source") == str(plan.build / "ingest")
+    assert f"serviceAccount:{flag(argv, '--service-account')}" == INGEST_SA
+    assert flag(argv, "--timeout") == "30s"
+    assert flag(argv, "--set-env-vars") == f"GOOGLE_CLOUD_PROJECT={PROJECT},PUBSUB_TOPIC={TOPIC}"
+    assert re.fullmatch(r"deploy-hash=[0-9a-f]{32}", flag(argv, "--update-labels"))
+
+
+def test_recover_deploys_on_the_topic_with_retries(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-recover")
+    assert {"--gen2", "--retry"} <= set(argv)
+    assert flag(argv, "--trigger-topic") == TOPIC
+    assert flag(argv, "--runtime") == "python313"
+    assert flag(argv, "--entry-point") == "recover_payment"
+    assert flag(argv, "--source") == str(plan.build / "recover")
+    assert f"serviceAccount:{flag(argv, '--service-account')}" == RECOVER_SA
+    assert f"serviceAccount:{flag(argv, '--trigger-service-account')}" == TRIGGER_SA
+    assert flag(argv, "--concurrency") == "1"
+    # One Stripe request per run, each run at least ~0.5 s: far below 25 requests/s.
+    assert 1 <= int(flag(argv, "--max-instances")) <= 12
+
+
+def test_recover_timeout_is_below_the_subscription_ack_deadline(plan: Run) -> None:
+    timeout = flag(plan.one("functions", "deploy", "dunning-recover"), "--timeout")
+    ack = flag(plan.one("pubsub", "subscriptions", "update"), "--ack-deadline")
+    assert int(timeout.removesuffix("s")) < int(ack)
+
+
+def test_secrets_are_pinned_to_versions_never_latest(plan: Run) -> None:
+    refs = {
+        name: ref
+        for argv in plan.find("functions", "deploy")
+        for pair in flag(argv, "--set-secrets").split(",")
+        for name, ref in [pair.split("=", 1)]
+    }
+    assert refs == {
+        "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret:<latest-enabled>",
+        "STRIPE_API_KEY": "stripe-api-key:<latest-enabled>",
+        "LINQ_API_KEY": "linq-api-key:<latest-enabled>",
+    }
+    assert ":latest" not in plan.stdout
+
+
+def test_version_from_the_environment_is_pinned(tuned: Run) -> None:
+    assert tuned.returncode == 0, tuned.stderr
+    secrets = flag(tuned.one("functions", "deploy", "dunning-recover"), "--set-secrets")
+    assert "STRIPE_API_KEY=stripe-api-key:7" in secrets.split(",")
+    assert tuned.find("secrets", "versions", "describe", "7")
+    assert not tuned.find("secrets", "versions", "list", "stripe-api-key")
+
+
+def test_latest_is_refused_as_a_version(tmp_path: Path) -> None:
+    run = dry_run(tmp_path, LINQ_API_KEY_VERSION="latest")
+    assert run.returncode == 2
+    assert "LINQ_API_KEY_VERSION" in run.stderr
+    assert run.stdout == ""
+
+
+def test_slack_secret_is_added_when_asked_for(tuned: Run) -> None:
+    secrets = flag(tuned.one("functions", "deploy", "dunning-recover"), "--set-secrets")
+    assert "SLACK_WEBHOOK_URL=slack-webhook-url:<latest-enabled>" in secrets.split(",")
+    grant = tuned.one("secrets", "add-iam-policy-binding", "slack-webhook-url")
+    assert (
+        flag(grant, "--member") == "serviceAccount:dunning-recover@env-proj.iam.gserviceaccount.com"
+    )
+
+
+def test_each_function_account_gets_only_its_own_grants(plan: Run) -> None:
+    # (service, resource, member, role) for every add-iam-policy-binding.
+    grants = {
+        (argv[1], argv[argv.index(BIND) + 1], flag(argv, "--member"), flag(argv, "--role"))
+        for argv in plan.commands
+        if BIND in argv
+    }
+    assert {g for g in grants if g[2] == INGEST_SA} == {
+        ("pubsub", TOPIC, INGEST_SA, "roles/pubsub.publisher"),
+        ("secrets", "stripe-webhook-secret", INGEST_SA, "roles/secretmanager.secretAccessor"),
+    }
+    assert {g for g in grants if g[2] == RECOVER_SA} == {
+        ("secrets", "stripe-api-key", RECOVER_SA, "roles/secretmanager.secretAccessor"),
+        ("secrets", "linq-api-key", RECOVER_SA, "roles/secretmanager.secretAccessor"),
+        ("projects", PROJECT, RECOVER_SA, "roles/datastore.user"),
+    }
+
+
+def test_recover_may_use_only_the_ledger_database(plan: Run) -> None:
+    argv = plan.one("projects", "add-iam-policy-binding", PROJECT)
+    condition = flag(argv, "--condition")
+    assert condition.startswith(
+        f'expression=resource.name=="projects/{PROJECT}/databases/dunning",title='
+    )
+
+
+def test_ledger_database_gets_a_ttl_policy_on_the_ledger_records(plan: Run) -> None:
+    from shared import ledger
+
+    create = plan.one("firestore", "databases", "create")
+    assert flag(create, "--database") == "dunning"
+    assert flag(create, "--location") == REGION
+    assert flag(create, "--type") == "firestore-native"
+    ttl = plan.one("firestore", "fields", "ttls", "update", "expire_at")
+    assert flag(ttl, "--collection-group") == ledger.COLLECTION
+    assert "--enable-ttl" in ttl
+    assert "expire_at" in Path(ledger.__file__).read_text()
+
+
+def test_trigger_account_may_invoke_the_recover_function(plan: Run) -> None:
+    argv = plan.one("functions", "add-invoker-policy-binding", "dunning-recover")
+    assert flag(argv, "--member") == TRIGGER_SA
+
+
+def test_dead_letter_topic_keeps_messages_in_a_pull_subscription(plan: Run) -> None:
+    argv = plan.one("pubsub", "subscriptions", "create", f"{DLQ}-pull")
+    assert flag(argv, "--topic") == DLQ
+    assert flag(argv, "--message-retention-duration") == "7d"
+    assert flag(argv, "--expiration-period") == "never"
+
+
+def test_eventarc_subscription_gets_dead_lettering_and_backoff(plan: Run) -> None:
+    argv = plan.one("pubsub", "subscriptions", "update", SUBSCRIPTION)
+    assert flag(argv, "--dead-letter-topic") == DLQ
+    assert flag(argv, "--max-delivery-attempts") == "10"
+    assert flag(argv, "--min-retry-delay") == "10s"
+    assert flag(argv, "--max-retry-delay") == "600s"
+
+
+def test_pubsub_service_agent_can_dead_letter(plan: Run) -> None:
+    publish = plan.one("pubsub", "topics", "add-iam-policy-binding", DLQ)
+    assert (flag(publish, "--member"), flag(publish, "--role")) == (
+        PUBSUB_AGENT,
+        "roles/pubsub.publisher",
+    )
+    subscribe = plan.one("pubsub", "subscriptions", "add-iam-policy-binding", SUBSCRIPTION)
+    assert (flag(subscribe, "--member"), flag(subscribe, "--role")) == (
+        PUBSUB_AGENT,
+        "roles/pubsub.subscriber",
+    )
+
+
+def test_ends_with_the_webhook_url_and_the_stripe_next_step(plan: Run) -> None:
+    tail = plan.stdout.rsplit("\n+ ", 1)[1]
+    assert "Webhook URL: <ingest-url>" in tail
+    assert "invoice.payment_failed" in tail
+    assert "api_version=2026-10-28.endive" in tail
+    assert "gcloud secrets versions add stripe-webhook-secret" in tail
+    assert "v1.invoice.payment_failed" in tail
+
+
+def test_ingest_is_staged_with_only_what_it_imports(plan: Run) -> None:
+    staged = plan.build / "ingest"
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/publisher.py"} <= files
+    assert {"shared/webhook.py", "shared/config.py"} <= files
+    assert not files & {"shared/linq.py", "shared/recovery.py", "shared/slack.py"}
+    assert all(f.startswith("shared/") or f in {"main.py", "requirements.txt"} for f in files)
+    assert (staged / "main.py").read_bytes() == (ROOT / "ingest_fn" / "main.py").read_bytes()
+
+
+def test_recover_is_staged_with_only_what_it_imports(plan: Run) -> None:
+    staged = plan.build / "recover"
+    files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
+    assert {"main.py", "requirements.txt", "shared/recovery.py", "shared/linq.py"} <= files
+    assert not files & {"shared/publisher.py", "shared/webhook.py"}
+    assert all(f.startswith("shared/") or f in {"main.py", "requirements.txt"} for f in files)
+    assert (staged / "main.py").read_bytes() == (ROOT / "recover_fn" / "main.py").read_bytes()
+
+
+def requirements(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("==", 1) for line in lines)
+
+
+def test_staged_requirements_are_pinned_lines_of_the_repo_file(plan: Run) -> None:
+    pinned = requirements(ROOT / "requirements.txt")
+    ingest = requirements(plan.build / "ingest" / "requirements.txt")
+    recover = requirements(plan.build / "recover" / "requirements.txt")
+    assert {"functions-framework", "google-cloud-pubsub", "stripe"} <= ingest.keys()
+    assert {"functions-framework", "stripe", "requests", "phonenumbers"} <= recover.keys()
+    assert "google-auth" in recover  # the send ledger imports it directly
+    assert "google-cloud-pubsub" not in recover
+    assert "requests" not in ingest
+    for staged in (ingest, recover):
+        assert "pytest" not in staged
+        assert all(pinned[name] == version for name, version in staged.items())
+
+
+def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
+    argv = tuned.one("functions", "deploy", "dunning-recover")
+    env_file = Path(flag(argv, "--env-vars-file"))
+    assert env_file.parent == tuned.build  # beside the source, so it is not uploaded with it
+    values = dict(line.split(": ", 1) for line in env_file.read_text().splitlines())
+    # Double-quoted JSON strings: YAML reads them back unchanged ("NO" stays a string).
+    assert {name: json.loads(value) for name, value in values.items()} == {
+        "GOOGLE_CLOUD_PROJECT": "env-proj",
+        "FIRESTORE_DATABASE": "dunning",
+        "MESSAGE_TEMPLATE": TEMPLATE,
+        "DEFAULT_PHONE_REGION": "NO",
+    }
+
+
+def test_recover_always_gets_the_project_and_the_ledger_database(plan: Run) -> None:
+    env_file = Path(flag(plan.one("functions", "deploy", "dunning-recover"), "--env-vars-file"))
+    assert (
+        env_file.read_text()
+        == f'GOOGLE_CLOUD_PROJECT: "{PROJECT}"\nFIRESTORE_DATABASE: "dunning"\n'
+    )
+
+
+def test_missing_project_and_region_is_a_usage_error(tmp_path: Path) -> None:
+    run = deploy(tmp_path, "--dry-run")
+    assert run.returncode == 2
+    assert "--project" in run.stderr
+    assert "--region" in run.stderr
+    assert run.stdout == ""
+
+
+def test_project_and_region_may_come_from_the_environment(tuned: Run) -> None:
+    assert flag(tuned.one("functions", "deploy", "dunning-ingest"), "--region") == "europe-west1"
+    assert "--project=env-proj" in tuned.one("services", "enable")
+
+
+def test_help_exits_zero_with_usage(tmp_path: Path) -> None:
+    run = deploy(tmp_path, "--help")
+    assert run.returncode == 0
+    assert "--project" in run.stdout
+    assert "--dry-run" in run.stdout
+
+
+def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
+    first = deploy(tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL)
+    assert first.returncode == 0, first.stderr
+    calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
+    # 2 topics, the dead-letter subscription, 3 service accounts, the ledger database.
+    assert sum(" create " in call for call in calls) == 7
+    assert sum(call.startswith("functions deploy ") for call in calls) == 2
+    assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
+
+    (tmp_path / "bin" / "state" / "calls").unlink()
+    second = deploy(tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL)
+    assert second.returncode == 0, second.stderr
+    calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
+    changes = (" create ", "functions deploy ", "ttls update ")
+    assert [call for call in calls if any(change in call for change in changes)] == []
+    assert "dunning-recover is up to date" in second.stderr
+
+
+def test_missing_secret_stops_with_how_to_create_it(tmp_path: Path) -> None:
+    run = deploy(
+        tmp_path,
+        "--project",
+        PROJECT,
+        "--region",
+        REGION,
+        fake=STATEFUL,
+        MISSING_SECRET="linq-api-key",
+    )
+    assert run.returncode == 1
+    assert 'printf %s "$VALUE" | gcloud secrets create linq-api-key' in run.stderr
+    # Checked before anything is created.
+    assert " create " not in (tmp_path / "bin" / "state" / "calls").read_text()
+
+
+def test_deploy_sh_is_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck", path=f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}")
+    assert shellcheck, "shellcheck not found: pip install -r requirements-dev.txt"
+    done = subprocess.run(
+        [shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
