@@ -42,11 +42,15 @@ PRODUCT_VARIABLES = (
     "LINQ_SENDER",
     "DEFAULT_PHONE_REGION",
     "MESSAGE_TEMPLATE",
+    "BRAND_NAME",
+    "TEXT_ON_ATTEMPTS",
+    "DRY_RUN",
     "SLACK_WEBHOOK_URL",
     "PUBSUB_EMULATOR_HOST",
     "FIRESTORE_EMULATOR_HOST",
     "FIRESTORE_DATABASE",
 )
+LANGUAGE_TEMPLATE_PREFIX = "MESSAGE_TEMPLATE_"
 
 
 class StackError(RuntimeError):
@@ -93,6 +97,7 @@ class LocalStack:
         max_delivery_attempts: int = 5,
         ack_deadline_s: int = 60,
         ingest_port: int = 0,
+        slack: bool = False,
         workdir: Path | None = None,
     ) -> None:
         self._standins = standins
@@ -101,7 +106,8 @@ class LocalStack:
         self._recover_env = dict(recover_env or {})
         self._stripe_args, self._linq_args = stripe_args, linq_args
         self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
-        self._ingest_port = ingest_port or free_port()
+        self._ports = {"ingest": ingest_port or free_port(), "recover": free_port()}
+        self._slack = slack
         self._owned_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -146,12 +152,9 @@ class LocalStack:
             ):
                 self._start_standin(name, extra)
         self._create_topics()
-        recover_port = free_port()
-        self._start_function("recover", recover_port, self._recover_environment())
-        self.urls["recover"] = f"http://127.0.0.1:{recover_port}"
+        self.start_function("recover")
         self.create_push_subscription()
-        self._start_function("ingest", self._ingest_port, self._ingest_environment())
-        self.urls["ingest"] = f"http://127.0.0.1:{self._ingest_port}"
+        self.start_function("ingest")
 
     def stop(self) -> None:
         """Stop every process this stack started, by process group, then the emulator."""
@@ -183,7 +186,11 @@ class LocalStack:
         log.close()
 
     def _base_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in PRODUCT_VARIABLES}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in PRODUCT_VARIABLES and not k.startswith(LANGUAGE_TEMPLATE_PREFIX)
+        }
         env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
         return env
 
@@ -201,7 +208,21 @@ class LocalStack:
             time.sleep(0.02)
         self.urls[name] = f"http://127.0.0.1:{port_file.read_text().strip()}"
 
-    def _start_function(self, name: str, port: int, env: Mapping[str, str]) -> None:
+    def start_function(self, name: str, **extra_env: str) -> None:
+        """Start `ingest` or `recover` on its port (the same one again after `kill`)."""
+        base = self._recover_environment() if name == "recover" else self._ingest_environment()
+        port = self._ports[name]
+        self._run_function(name, port, {**base, **extra_env})
+        self.urls[name] = f"http://127.0.0.1:{port}"
+
+    def kill(self, name: str) -> None:
+        """SIGKILL a process, as a crashed or preempted instance would stop."""
+        process = self._processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    def _run_function(self, name: str, port: int, env: Mapping[str, str]) -> None:
         source, target, signature = {
             "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
             "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
@@ -258,6 +279,8 @@ class LocalStack:
                 LINQ_API_KEY=LINQ_TOKEN,
                 LINQ_API_BASE=self.urls["linq"],
             )
+            if self._slack:
+                env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
         env.update(self._recover_env)
         return env
 

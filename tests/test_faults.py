@@ -1,0 +1,263 @@
+"""Faults end to end over the emulator: outages, timeouts, crashes, dead letters, bad config."""
+
+import time
+
+import pytest
+
+from standins import builders
+from standins.stack import json_lines
+from tests.stack_support import (
+    SENDER,
+    clean_run,
+    lines_for,
+    parts_sent_to,
+    results_for,
+    running_stack,
+    store,
+    wait_for_result,
+)
+
+SECOND = "+12025550199"
+# Longer than the product's 8 s read timeout for Stripe and Linq.
+TIMEOUT_DELAY_S = 9.0
+LINQ_429 = {
+    "success": False,
+    "error": {"status": 429, "code": 1007, "message": "Rate limited.", "retry_after": 1},
+    "trace_id": "0" * 32,
+}
+
+
+@pytest.fixture(scope="module")
+def stack():
+    options = {
+        "min_backoff_s": 0.5,
+        "max_backoff_s": 2.0,
+        "max_delivery_attempts": 5,
+        "slack": True,
+        # Linq does not publish its capability-check limit; keep it out of these tests' way.
+        "linq_args": ("--capability-limit", "100000"),
+    }
+    with running_stack(**options) as running:
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def fresh(stack):
+    with clean_run(stack, SENDER, SECOND):
+        yield
+
+
+def send_and_wait(stack, phone, timeout=60.0):
+    invoice = store(stack, phone=phone)
+    assert stack.post_webhook(builders.payment_failed_event(invoice)).status_code == 200
+    [result] = wait_for_result(stack, invoice, timeout=timeout)
+    return invoice, result
+
+
+def retries_logged(stack, invoice):
+    return [line for line in lines_for(stack, invoice) if line["message"].startswith("will retry")]
+
+
+# --- transient failures: retried, one text in the end ----------------------------------------
+
+
+@pytest.mark.parametrize(("status", "times"), [(500, 3), (503, 3), (429, 1)])
+def test_stripe_outage_or_rate_limit_on_the_invoice_read(stack, status, times):
+    stack.stripe.add_fault(r"^/v1/invoices/", status=status, times=times)
+    invoice, result = send_and_wait(stack, "+14155550120")
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, "+14155550120") == ["text", "link"]
+    [retry] = retries_logged(stack, invoice)
+    assert (retry["severity"], retry["status"]) == ("ERROR", status)
+
+
+def test_stripe_timeout_on_the_invoice_read(stack):
+    stack.stripe.add_fault(r"^/v1/invoices/", delay_s=TIMEOUT_DELAY_S, reset=True)
+    invoice, result = send_and_wait(stack, "+14155550121")
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, "+14155550121") == ["text", "link"]
+    # stripe-python retried the timed-out read inside the same run (the stand-in journals the
+    # abandoned request only when its delay ends).
+    stack.wait_until(lambda: len(stack.stripe.requests()) == 2, what="two invoice reads")
+    assert retries_logged(stack, invoice) == []
+
+
+@pytest.mark.parametrize("path", [r"^/v3/capability/", r"^/v3/chats$", r"/messages$"])
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 503}, {"status": 429, "body": LINQ_429, "headers": {"Retry-After": "1"}}],
+    ids=["5xx", "429"],
+)
+def test_linq_outage_or_rate_limit_on_every_call(stack, path, fault):
+    stack.linq.add_fault(path, method=None, **fault)
+    invoice, result = send_and_wait(stack, "+14155550122")
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, "+14155550122") == ["text", "link"]
+    assert retries_logged(stack, invoice)[0]["status"] == fault["status"]
+
+
+def test_linq_line_list_failure_on_a_cold_instance(stack):
+    stack.kill("recover")
+    stack.start_function("recover")
+    # Read twice before giving up: ahead of need, then when needed.
+    stack.linq.add_fault(r"^/v3/phone_numbers$", status=503, times=2)
+    invoice, result = send_and_wait(stack, "+14155550123")
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, "+14155550123") == ["text", "link"]
+    assert retries_logged(stack, invoice)[0]["status"] == 503
+
+
+def test_linq_timeouts_on_every_call(stack):
+    for path in (r"^/v3/capability/", r"^/v3/chats$", r"/messages$"):
+        stack.linq.add_fault(path, delay_s=TIMEOUT_DELAY_S, reset=True)
+    phones = ["+14155550124", "+14155550125", "+14155550126"]
+    invoices = [store(stack, phone=phone) for phone in phones]
+    for invoice in invoices:
+        stack.post_webhook(builders.payment_failed_event(invoice))
+    for invoice in invoices:
+        assert [r["action"] for r in wait_for_result(stack, invoice, timeout=90)] == ["sent"]
+    assert [parts_sent_to(stack, phone) for phone in phones] == [["text", "link"]] * 3
+    assert stack.linq.stats()["faults_injected"] == 3
+
+
+def test_crash_after_the_text_sends_only_the_link_on_retry(stack):
+    phone = "+14155550127"
+    # The link request hangs, then its connection drops unanswered: Linq never gets it.
+    stack.linq.add_fault(r"/messages$", delay_s=3.0, reset=True)
+    invoice = store(stack, phone=phone)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text"], what="the text")
+    stack.kill("recover")
+    stack.start_function("recover")
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, phone) == ["text", "link"]
+
+
+def test_pubsub_down_answers_503_and_stripes_retry_is_published(stack):
+    invoice = store(stack, phone="+14155550128")
+    event = builders.payment_failed_event(invoice)
+    stack.emulator.stop()
+    try:
+        started = time.monotonic()
+        answer = stack.post_webhook(event)
+        elapsed = time.monotonic() - started
+    finally:
+        stack.restart_emulator()
+    assert answer.status_code == 503
+    # A hang guard, not a speed check: unbounded, the publish would retry for 600 s.
+    assert elapsed < 30, elapsed
+    # Stripe retries with backoff until it gets a 2xx.
+    deadline = time.monotonic() + 90
+    while stack.post_webhook(event).status_code != 200:
+        assert time.monotonic() < deadline, "ingest never recovered"
+        time.sleep(1.0)
+    assert [r["action"] for r in wait_for_result(stack, invoice)] == ["sent"]
+    assert parts_sent_to(stack, "+14155550128") == ["text", "link"]
+
+
+def test_message_that_keeps_failing_is_dead_lettered_with_the_reason(stack):
+    invoice = store(stack, phone="+14155550129")
+    stack.stripe.add_fault(f"^/v1/invoices/{invoice['id']}$", status=500, times=1000)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    dead = []
+    deadline = time.monotonic() + 90
+    while not dead:
+        assert time.monotonic() < deadline, "nothing reached the dead-letter topic"
+        time.sleep(0.5)
+        dead = stack.emulator.pull(stack.dead_letter_subscription)
+    [message] = dead
+    assert message["attributes"]["invoice_id"] == invoice["id"]
+    assert message["attributes"]["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    retries = retries_logged(stack, invoice)
+    assert len(retries) == 5
+    assert {(r["severity"], r["status"]) for r in retries} == {("ERROR", 500)}
+    assert results_for(stack, invoice) == []
+
+
+# --- permanent failures: logged once, acknowledged --------------------------------------------
+
+
+def settles_without_retry(stack, invoice):
+    [result] = wait_for_result(stack, invoice)
+    time.sleep(2.5)  # longer than the subscription's maximum backoff: a nack would show by now
+    assert len(results_for(stack, invoice)) == 1
+    assert retries_logged(stack, invoice) == []
+    return result
+
+
+def test_unknown_invoice_fails_once(stack):
+    invoice = builders.invoice(builders.customer(phone="+14155550130"))
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    result = settles_without_retry(stack, invoice)
+    assert (result["action"], result["severity"]) == ("failed", "ERROR")
+    assert "No such invoice" in result["reason"]
+    assert len(stack.stripe.requests()) == 1
+
+
+def test_stripe_auth_error_fails_once(stack):
+    invoice = store(stack, phone="+14155550131")
+    stack.stripe.add_fault(r"^/v1/invoices/", status=401)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    result = settles_without_retry(stack, invoice)
+    assert result["action"] == "failed"
+    assert result["reason"].startswith("Stripe rejected the API key")
+
+
+def test_linq_client_error_fails_once(stack):
+    stack.linq.load({"blocked": ["+14155550132"]})
+    invoice = store(stack, phone="+14155550132")
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    result = settles_without_retry(stack, invoice)
+    assert result["reason"].startswith("Linq 403 (code 2026)")
+    assert len([r for r in stack.linq.requests() if r["path"] == "/v3/chats"]) == 1
+
+
+def test_live_event_with_a_test_key_fails_and_says_so(stack):
+    invoice = store(stack, phone="+14155550133")
+    stack.post_webhook(builders.payment_failed_event(invoice, livemode=True))
+    result = settles_without_retry(stack, invoice)
+    assert "event is live-mode but STRIPE_API_KEY is a test key" in result["reason"]
+    assert stack.stripe.requests() == []
+
+
+def test_malformed_message_is_logged_and_acknowledged(stack):
+    stack.emulator.publish(stack.topic, b"{not json", {"event_id": "evt_bad"})
+    dropped = lambda: [  # noqa: E731
+        line
+        for line in json_lines(stack.log("recover"))
+        if line["message"].startswith("malformed message dropped")
+    ]
+    before = len(dropped())
+    stack.wait_until(lambda: len(dropped()) == before + 1, what="the malformed-message line")
+    time.sleep(2.5)
+    assert len(dropped()) == before + 1
+    assert dropped()[-1]["severity"] == "ERROR"
+    assert stack.emulator.pull(stack.dead_letter_subscription) == []
+
+
+# --- ineligible lines (Linq 403, code 2027) ---------------------------------------------------
+
+
+def test_ineligible_picked_line_falls_over_to_the_next(stack):
+    stack.linq.load({"ineligible": [SENDER]})
+    _, result = send_and_wait(stack, "+14155550134")
+    assert result["action"] == "sent"
+    assert {m["from"] for m in stack.linq.messages()} == {SECOND}
+
+
+def test_ineligible_configured_line_is_retried_until_it_recovers(stack):
+    stack.kill("recover")
+    stack.start_function("recover", LINQ_SENDER=SENDER)
+    try:
+        stack.linq.load({"ineligible": [SENDER]})
+        invoice = store(stack, phone="+14155550135")
+        stack.post_webhook(builders.payment_failed_event(invoice))
+        stack.wait_until(lambda: retries_logged(stack, invoice), what="a retry line")
+        assert retries_logged(stack, invoice)[0]["code"] == 2027
+        stack.linq.load({"ineligible": []})
+        assert [r["action"] for r in wait_for_result(stack, invoice)] == ["sent"]
+        assert {m["from"] for m in stack.linq.messages()} == {SENDER}
+    finally:
+        stack.kill("recover")
+        stack.start_function("recover")
