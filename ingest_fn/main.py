@@ -32,16 +32,24 @@ def _answer(status: int, text: str) -> Response:
     return text, status, TEXT
 
 
+def _too_large() -> flask.Response:
+    # Streamed, because functions-framework drains the rest of a request body after a plain
+    # response; and the connection is closed rather than reused with unread bytes in it.
+    return flask.Response(
+        iter([b"payload too large"]), status=413, headers={**TEXT, "Connection": "close"}
+    )
+
+
 @functions_framework.http
-def stripe_webhook(request: flask.Request) -> Response:
+def stripe_webhook(request: flask.Request) -> Response | flask.Response:
     if request.method != "POST":
         return "method not allowed", 405, {**TEXT, "Allow": "POST"}
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        return _answer(413, "payload too large")
+        return _too_large()
     # Read at most one byte past the limit, so a body without a length is never read whole.
     body = request.stream.read(MAX_BODY_BYTES + 1)
     if len(body) > MAX_BODY_BYTES:
-        return _answer(413, "payload too large")
+        return _too_large()
     try:
         settings = _settings()
     except ConfigError as exc:

@@ -36,6 +36,11 @@ class FailedPayment:
         return {"event_id": self.event_id, "invoice_id": self.invoice_id}
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one: webhook bodies can hold anything."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -56,14 +61,14 @@ def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
     """
     kind = event.get("type")
     if kind == SNAPSHOT_TYPE:
-        invoice = (event.get("data") or {}).get("object") or {}
+        invoice = _mapping(_mapping(event.get("data")).get("object"))
         customer = invoice.get("customer")
         if isinstance(customer, Mapping):
             customer = customer.get("id")
         attempt = invoice.get("attempt_count")
         invoice_id = invoice.get("id")
     elif kind == THIN_TYPE:
-        related = event.get("related_object") or {}
+        related = _mapping(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
     else:
