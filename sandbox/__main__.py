@@ -21,11 +21,19 @@ from typing import Any
 from sandbox.demo import OPTED_OUT, DemoCase, cases, linq_scenario, stripe_scenario
 from shared.log import mask_phone
 from standins import builders
-from standins.stack import LocalStack, StackError, json_lines
+from standins.stack import LANGUAGE_TEMPLATE_PREFIX, LocalStack, StackError, json_lines
 
 RESULT_TIMEOUT_S = 30.0
 LIVE_REQUIRED = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "LINQ_API_KEY")
-LIVE_OPTIONAL = ("LINQ_SENDER", "DEFAULT_PHONE_REGION", "MESSAGE_TEMPLATE", "SLACK_WEBHOOK_URL")
+LIVE_OPTIONAL = (
+    "LINQ_SENDER",
+    "DEFAULT_PHONE_REGION",
+    "MESSAGE_TEMPLATE",
+    "BRAND_NAME",
+    "TEXT_ON_ATTEMPTS",
+    "DRY_RUN",
+    "SLACK_WEBHOOK_URL",
+)
 
 
 def _say(text: str = "") -> None:
@@ -115,7 +123,12 @@ def run_live(port: int) -> int:
     if missing:
         _say(f"--live needs {', '.join(missing)} in the environment (see README, 'Live sandbox')")
         return 2
-    env = {name: os.environ[name] for name in LIVE_REQUIRED + LIVE_OPTIONAL if os.environ.get(name)}
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if value
+        and (name in LIVE_REQUIRED + LIVE_OPTIONAL or name.startswith(LANGUAGE_TEMPLATE_PREFIX))
+    }
     ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
     with LocalStack(
         standins=False, ingest_env=ingest_env, recover_env=env, ingest_port=port

@@ -9,19 +9,27 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
-from shared.message import DEFAULT_TEMPLATE, Template
+from shared.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE, Template, Templates, contains_url
 from shared.phone import is_region, to_e164
+from shared.policy import ALL, AttemptPolicy
 from shared.secrets import SecretResolver
+from shared.text import clean
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_TOPIC = "stripe-payment-failed"
 DEFAULT_PHONE_REGION = "US"
 DEFAULT_FIRESTORE_DATABASE = "dunning"
+# The brand opens every text and is never shortened, so it has to stay short.
+MAX_BRAND_LENGTH = 40
+TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+# MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
+_LANGUAGE_TEMPLATE = re.compile(rf"^{TEMPLATE_VARIABLE}_([A-Z]{{2,3}})$")
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 Environ = Mapping[str, str]
 
@@ -57,6 +65,70 @@ def _base_url(env: Environ, name: str, default: str) -> str:
     return _http_url(name, _value(env, name) or default, default)
 
 
+def _stripe_api_key(env: Environ, secrets: SecretResolver) -> str:
+    key = _secret(env, "STRIPE_API_KEY", "a Stripe secret key (sk_...)", secrets)
+    if not _STRIPE_KEY.match(key):
+        raise ConfigError(
+            "STRIPE_API_KEY must be a secret or restricted key (sk_test_..., sk_live_..., "
+            "rk_...); publishable keys (pk_...) cannot read invoices"
+        )
+    return key
+
+
+def _topic(env: Environ) -> str:
+    topic = _value(env, "PUBSUB_TOPIC") or DEFAULT_TOPIC
+    if not _TOPIC.match(topic):
+        raise ConfigError(f"PUBSUB_TOPIC must be a Pub/Sub topic id (not a path), got {topic!r}")
+    return topic
+
+
+def _flag(env: Environ, name: str) -> bool:
+    """A yes/no variable; unset is no."""
+    value = _value(env, name)
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    raise ConfigError(f"{name} must be true or false (or 1/0, yes/no), got {value!r}")
+
+
+def _brand(env: Environ) -> str | None:
+    value = _value(env, "BRAND_NAME")
+    if value is None:
+        return None
+    brand = clean(value)
+    if len(brand) > MAX_BRAND_LENGTH:
+        raise ConfigError(
+            f"BRAND_NAME must be at most {MAX_BRAND_LENGTH} characters (it is never shortened), "
+            f"got {len(brand)}"
+        )
+    if contains_url(brand):
+        raise ConfigError(
+            f"BRAND_NAME must not look like a URL or a domain, got {brand!r}: Linq rejects a URL "
+            "in the first message of a new chat; use the name customers know, such as Acme"
+        )
+    return brand
+
+
+def _templates(env: Environ, brand: str | None) -> Templates:
+    """MESSAGE_TEMPLATE (by default the branded text when BRAND_NAME is set) and every
+    MESSAGE_TEMPLATE_<LANG>, each checked under its own name."""
+    default = env.get(TEMPLATE_VARIABLE) or (BRANDED_TEMPLATE if brand else DEFAULT_TEMPLATE)
+    by_language = {}
+    for name in sorted(env):
+        if not name.startswith(f"{TEMPLATE_VARIABLE}_"):
+            continue
+        match = _LANGUAGE_TEMPLATE.match(name)
+        if match is None:
+            raise ConfigError(
+                f"{name} is not a language template: the name must end in a two- or three-letter "
+                f"ISO 639 language code in upper case, such as {TEMPLATE_VARIABLE}_ES"
+            )
+        if env[name]:
+            by_language[match.group(1).lower()] = Template.parse(env[name], name, brand)
+    return Templates(Template.parse(default, TEMPLATE_VARIABLE, brand), by_language)
+
+
 def stripe_key_mode(key: str) -> str:
     """`test` or `live`, from the key's prefix."""
     return "live" if "_live_" in key[:8] else "test"
@@ -83,18 +155,15 @@ class IngestSettings:
             raise ConfigError(
                 "STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_...)"
             )
-        topic = _value(env, "PUBSUB_TOPIC") or DEFAULT_TOPIC
-        if not _TOPIC.match(topic):
-            raise ConfigError(
-                f"PUBSUB_TOPIC must be a Pub/Sub topic id (not a path), got {topic!r}"
-            )
+        topic = _topic(env)
         project = _required(env, "GOOGLE_CLOUD_PROJECT", "the project that owns the topic")
         return cls(webhook_secret=webhook_secret, project=project, topic=topic)
 
 
 @dataclass(frozen=True)
 class RecoverSettings:
-    """What the recover function needs: API access, sender choice and the text."""
+    """What the recover function needs: API access, sender choice, the texts and the operator's
+    controls (which attempts get a text, dry run)."""
 
     stripe_api_key: str
     linq_api_key: str
@@ -104,7 +173,10 @@ class RecoverSettings:
     linq_api_base: str
     linq_sender: str | None
     default_region: str
-    template: Template
+    brand: str | None
+    templates: Templates
+    attempts: AttemptPolicy
+    dry_run: bool
     slack_webhook_url: str | None
 
     @property
@@ -117,12 +189,7 @@ class RecoverSettings:
     ) -> RecoverSettings:
         env = os.environ if env is None else env
         secrets = secrets or SecretResolver()
-        stripe_api_key = _secret(env, "STRIPE_API_KEY", "a Stripe secret key (sk_...)", secrets)
-        if not _STRIPE_KEY.match(stripe_api_key):
-            raise ConfigError(
-                "STRIPE_API_KEY must be a secret or restricted key (sk_test_..., sk_live_..., "
-                "rk_...); publishable keys (pk_...) cannot read invoices"
-            )
+        stripe_api_key = _stripe_api_key(env, secrets)
         linq_api_key = _secret(env, "LINQ_API_KEY", "the Linq partner API token", secrets)
         linq_api_base = _base_url(env, "LINQ_API_BASE", DEFAULT_LINQ_API_BASE)
         if linq_api_base.endswith("/v3"):
@@ -152,7 +219,7 @@ class RecoverSettings:
                 "https://hooks.slack.com/services/T000/B000/XXXX",
                 secret=True,
             )
-        template_text = env.get("MESSAGE_TEMPLATE") or DEFAULT_TEMPLATE
+        brand = _brand(env)
         return cls(
             stripe_api_key=stripe_api_key,
             linq_api_key=linq_api_key,
@@ -162,6 +229,31 @@ class RecoverSettings:
             linq_api_base=linq_api_base,
             linq_sender=sender,
             default_region=region,
-            template=Template.parse(template_text, "MESSAGE_TEMPLATE"),
+            brand=brand,
+            templates=_templates(env, brand),
+            attempts=AttemptPolicy.parse(_value(env, "TEXT_ON_ATTEMPTS") or ALL),
+            dry_run=_flag(env, "DRY_RUN"),
             slack_webhook_url=slack,
+        )
+
+
+@dataclass(frozen=True)
+class BackfillSettings:
+    """What `./dev backfill` needs: Stripe read access and the topic the recover function reads."""
+
+    stripe_api_key: str
+    stripe_api_base: str
+    project: str
+    topic: str
+
+    @classmethod
+    def from_env(
+        cls, env: Environ | None = None, secrets: SecretResolver | None = None
+    ) -> BackfillSettings:
+        env = os.environ if env is None else env
+        return cls(
+            stripe_api_key=_stripe_api_key(env, secrets or SecretResolver()),
+            stripe_api_base=_base_url(env, "STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+            project=_required(env, "GOOGLE_CLOUD_PROJECT", "the project that owns the topic"),
+            topic=_topic(env),
         )

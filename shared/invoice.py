@@ -27,6 +27,8 @@ class Customer:
     phone: str | None
     country: str | None
     deleted: bool = False
+    # Stripe's IETF tags, most preferred first (`es-419`, `fr`); they choose the template.
+    preferred_locales: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,15 @@ class Invoice:
     customer: Customer
 
     @property
+    def why_not_collectable(self) -> str | None:
+        """Why the invoice is not worth a text, or None: only an open one with something due is."""
+        if self.status != "open":
+            return f"invoice is {self.status}"
+        return "nothing is due" if self.amount_remaining <= 0 else None
+
+    @property
     def collectable(self) -> bool:
-        """Only an open invoice with something still due is worth a text."""
-        return self.status == "open" and self.amount_remaining > 0
+        return self.why_not_collectable is None
 
 
 def describe_line(description: str | None) -> str:
@@ -66,11 +74,13 @@ def parse_customer(data: Mapping[str, Any] | str | None) -> Customer:
     if data.get("deleted"):
         return Customer(id=data.get("id"), name="", phone=None, country=None, deleted=True)
     address = data.get("address") or {}
+    locales = data.get("preferred_locales") or []
     return Customer(
         id=data.get("id"),
         name=clean(data.get("name")),
         phone=data.get("phone"),
         country=address.get("country"),
+        preferred_locales=tuple(locale for locale in locales if isinstance(locale, str)),
     )
 
 

@@ -5,22 +5,29 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.errors import ConfigError
 from shared.invoice import FALLBACK_DESCRIPTION
+from shared.money import LONGEST_AMOUNT
 from shared.text import ELLIPSIS, clean, shorten
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "
     "You can update your card and retry with the link below. Reply STOP to opt out."
 )
+# The default when BRAND_NAME is set: a recipient who does not know the Linq number sees at once
+# who is writing, and what is due.
+BRANDED_TEMPLATE = (
+    "{brand}: Hi {first_name}, your {amount} payment for {description} didn't go through. "
+    "You can update your card and retry with the link below. Reply STOP to opt out."
+)
 # "Under 320 characters": two SMS segments' worth of GSM text, so at most 319.
 MAX_TEXT_LENGTH = 319
-PLACEHOLDERS = ("first_name", "description")
-# Values shortened when the text is too long, in this order; the template's own words never are,
-# so the opt-out line always survives.
+PLACEHOLDERS = ("first_name", "description", "amount", "brand")
+# Values shortened when the text is too long, in this order; the template's own words, the amount
+# and the brand never are, so the opt-out line always survives.
 SHRINK_ORDER = ("description", "first_name")
 NO_NAME = "there"
 # A "first name" longer than this is data-entry noise; cutting it early leaves room for the product.
@@ -53,11 +60,16 @@ def first_name(name: str | None) -> str:
     return shorten(words[0], MAX_FIRST_NAME) if words else NO_NAME
 
 
-def placeholder_values(name: str | None, description: str) -> dict[str, str]:
-    """The values for the template's placeholders, free of anything Linq would read as a URL."""
+def placeholder_values(
+    name: str | None, description: str, amount: str, brand: str | None
+) -> dict[str, str]:
+    """The values for the template's placeholders; customer data is freed of anything Linq would
+    read as a URL (the amount is ours, and BRAND_NAME is checked at startup)."""
     return {
         "first_name": first_name(name),
         "description": without_urls(description) or FALLBACK_DESCRIPTION,
+        "amount": amount,
+        "brand": brand or "",
     }
 
 
@@ -69,8 +81,13 @@ class Template:
     fields: tuple[str, ...]
 
     @classmethod
-    def parse(cls, text: str, variable: str = "MESSAGE_TEMPLATE") -> Template:
-        """Check a template and say precisely what is wrong with it (a startup error)."""
+    def parse(
+        cls, text: str, variable: str = "MESSAGE_TEMPLATE", brand: str | None = None
+    ) -> Template:
+        """Check a template and say precisely what is wrong with it (a startup error).
+
+        `brand` is BRAND_NAME: it is never shortened, so the length check counts it in full.
+        """
         if not text.strip():
             raise ConfigError(f"{variable} is empty; unset it to use the default text")
         fields: list[str] = []
@@ -95,6 +112,8 @@ class Template:
                 )
             if spec or conversion:
                 raise ConfigError(f"{variable}: write {{{name}}} without a format or conversion")
+            if name == "brand" and brand is None:
+                raise ConfigError(f"{variable} uses {{brand}}: set BRAND_NAME, or remove it")
             fields.append(name)
         words = "".join(literal)
         if not re.search(rf"\b{OPT_OUT_KEYWORD}\b", words):
@@ -108,11 +127,20 @@ class Template:
                 "chat, and the payment link follows in its own message"
             )
         template = cls(text=text, fields=tuple(fields))
-        shortest = template._format(dict.fromkeys(PLACEHOLDERS, ELLIPSIS))
+        # The shortest the text can get: shortened values down to an ellipsis, and the brand and
+        # the longest amount Stripe can hold, which are never cut.
+        shortest = template._format(
+            {
+                **dict.fromkeys(SHRINK_ORDER, ELLIPSIS),
+                "amount": "0" * LONGEST_AMOUNT,
+                "brand": brand or "",
+            }
+        )
         if len(shortest) > MAX_TEXT_LENGTH:
             raise ConfigError(
-                f"{variable} is {len(shortest)} characters before any customer data; "
-                f"the text must stay under {MAX_TEXT_LENGTH + 1}"
+                f"{variable} is {len(shortest)} characters before any customer data "
+                f"(counting BRAND_NAME and the longest amount); the text must stay under "
+                f"{MAX_TEXT_LENGTH + 1}"
             )
         return template
 
@@ -132,3 +160,18 @@ class Template:
             current[key] = shorten(current[key], limit)
             text = self._format(current)
         return text
+
+
+@dataclass(frozen=True)
+class Templates:
+    """MESSAGE_TEMPLATE and the MESSAGE_TEMPLATE_<LANG> variants, by lower-case language code."""
+
+    default: Template
+    by_language: Mapping[str, Template]
+
+    def for_locales(self, preferred_locales: Sequence[str]) -> Template:
+        """The template of the customer's first preferred language (`es-419` is `es`), if any."""
+        if not preferred_locales:
+            return self.default
+        language = preferred_locales[0].split("-")[0].lower()
+        return self.by_language.get(language, self.default)

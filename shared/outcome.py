@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import TextIO
 
-from shared.log import ERROR, INFO, log
+from shared.log import ERROR, INFO, WARNING, log, mask_phone
 
 
 class Action(enum.StrEnum):
@@ -17,7 +17,9 @@ class Action(enum.StrEnum):
     UNREACHABLE = "skipped:unreachable"
     NOT_OPEN = "skipped:not_open"
     OPTED_OUT = "skipped:opted_out"
+    SKIPPED_POLICY = "skipped:policy"
     FAILED = "failed"
+    DRY_RUN = "dry_run"
 
 
 # The log summary an operator sees for each action.
@@ -27,25 +29,39 @@ _MESSAGES = {
     Action.UNREACHABLE: "skipped: unreachable",
     Action.NOT_OPEN: "skipped: invoice not open",
     Action.OPTED_OUT: "skipped: opted out",
+    Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
     Action.FAILED: "failed",
+    Action.DRY_RUN: "dry run",
 }
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The end of one run: an action, and either the chat it went to or the reason it did not."""
+    """The end of one run: an action, and either the chat it went to or the reason it did not.
+
+    A dry run also says what a live run would have done (`would_be`), and, once it found a
+    usable number, the text it would have sent to it.
+    """
 
     action: Action
     reason: str | None = None
     chat_id: str | None = None
+    would_be: Action | None = None
+    text: str | None = None
+    phone: str | None = None
 
     @property
     def message(self) -> str:
+        if self.would_be is not None:
+            return f"{_MESSAGES[self.action]}: {self.would_be}"
         return _MESSAGES[self.action]
 
     @property
     def severity(self) -> str:
-        return ERROR if self.action is Action.FAILED else INFO
+        if self.action is Action.FAILED:
+            return ERROR
+        # A dry run that would fail is worth noticing, but nothing has failed yet.
+        return WARNING if self.would_be is Action.FAILED else INFO
 
 
 def sent(chat_id: str) -> Outcome:
@@ -60,6 +76,21 @@ def failed(reason: str) -> Outcome:
     return Outcome(Action.FAILED, reason=reason)
 
 
+def rehearsed(would_be: Outcome) -> Outcome:
+    """A dry run's outcome: the action a live run would have taken and why, as the reason, with
+    the text it would have sent; the number is kept masked only."""
+    reason = would_be.action.value
+    if would_be.reason is not None:
+        reason = f"{reason}: {would_be.reason}"
+    return Outcome(
+        Action.DRY_RUN,
+        reason=reason,
+        would_be=would_be.action,
+        text=would_be.text,
+        phone=mask_phone(would_be.phone),
+    )
+
+
 def log_result(
     outcome: Outcome,
     *,
@@ -68,7 +99,8 @@ def log_result(
     event_id: str | None,
     stream: TextIO | None = None,
 ) -> None:
-    """Print the run's one result line; `chat_id` only when sent, `reason` for everything else."""
+    """Print the run's one result line; `chat_id` only when sent, `reason` for everything else,
+    and for a dry run that got as far as a usable number, the masked `phone` and the `text`."""
     log(
         outcome.severity,
         outcome.message,
@@ -78,5 +110,7 @@ def log_result(
         action=outcome.action.value,
         chat_id=outcome.chat_id if outcome.action is Action.SENT else None,
         reason=None if outcome.action is Action.SENT else outcome.reason,
+        phone=outcome.phone,
+        text=outcome.text,
         event_id=event_id,
     )

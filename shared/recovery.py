@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from shared.config import RecoverSettings
 from shared.errors import (
@@ -21,7 +21,8 @@ from shared.ledger import FAILED, RETRYING, Duplicate, Ledger
 from shared.linq import LinqClient
 from shared.log import WARNING, log
 from shared.message import placeholder_values
-from shared.outcome import Action, Outcome, failed, sent, skipped
+from shared.money import format_amount
+from shared.outcome import Action, Outcome, failed, rehearsed, sent, skipped
 from shared.phone import to_e164
 from shared.sender import pick_sender
 from shared.stripe_gateway import StripeGateway
@@ -65,11 +66,16 @@ class Recovery:
 
         Raises RetryableError when a retry may succeed.
         """
+        # A dry run never claims: the ledger would otherwise keep the later live run from sending.
+        live = not self._settings.dry_run
         claim: Future[Duplicate | None] | None = None
-        key: str | None = None
-        if job.attempt_count is not None:
-            key = payment_key(job.invoice_id, job.attempt_count)
-            claim = self._pool.submit(self._ledger.claim, key, job.event_id, message_id)
+        if live and job.attempt_count is not None:
+            claim = self._pool.submit(
+                self._ledger.claim,
+                payment_key(job.invoice_id, job.attempt_count),
+                job.event_id,
+                message_id,
+            )
         self._pool.submit(self._linq.lines)
         invoice: Invoice | None = None
         error: RecoveryError | None = None
@@ -77,32 +83,30 @@ class Recovery:
             invoice = self._read_invoice(job)
         except RecoveryError as exc:
             error = exc
-        if claim is None:
-            # A thin event does not say which attempt failed: the invoice does.
-            if invoice is None:
-                return self._finish(job, None, None, message_id, error)
-            key = payment_key(job.invoice_id, invoice.attempt_count)
-            duplicate = self._ledger.claim(key, job.event_id, message_id)
-        else:
-            duplicate = claim.result()
+        # A thin event does not say which attempt failed: the invoice does.
+        attempt = job.attempt_count
+        if attempt is None and invoice is not None:
+            attempt = invoice.attempt_count
+        if not live or attempt is None:
+            return self._finish(job, invoice, attempt, None, message_id, error)
+        key = payment_key(job.invoice_id, attempt)
+        duplicate = claim.result() if claim else self._ledger.claim(key, job.event_id, message_id)
         if duplicate is not None:
             return duplicate
-        return self._finish(job, invoice, key, message_id, error)
+        return self._finish(job, invoice, attempt, key, message_id, error)
 
     def _finish(
         self,
         job: FailedPayment,
         invoice: Invoice | None,
+        attempt: int | None,
         key: str | None,
         message_id: str,
         error: RecoveryError | None,
     ) -> Result:
         customer_id = (invoice.customer.id if invoice else None) or job.customer_id
         try:
-            if error is not None:
-                raise error
-            assert invoice is not None
-            outcome = self._recover(job, invoice)
+            outcome = self._decide(invoice, attempt, error)
         except RetryableError:
             self._settle(key, RETRYING, message_id)
             raise
@@ -110,7 +114,25 @@ class Recovery:
             outcome = failed(exc.reason)
         if outcome.action is Action.FAILED:
             self._settle(key, FAILED, message_id)
+        if self._settings.dry_run:
+            outcome = rehearsed(outcome)
         return Result(invoice_id=job.invoice_id, customer_id=customer_id, outcome=outcome)
+
+    def _decide(
+        self, invoice: Invoice | None, attempt: int | None, error: RecoveryError | None
+    ) -> Outcome:
+        # The operator's policy first: an attempt that never gets a text needs nothing else,
+        # not even a readable invoice.
+        policy = self._settings.attempts
+        if attempt is not None and not policy.allows(attempt):
+            return skipped(
+                Action.SKIPPED_POLICY, f"attempt {attempt} is not in TEXT_ON_ATTEMPTS={policy}"
+            )
+        if error is not None:
+            raise error
+        assert invoice is not None
+        assert attempt is not None
+        return self._recover(invoice, attempt)
 
     def _settle(self, key: str | None, state: str, message_id: str) -> None:
         """Let a later message take over; best effort, since the outcome is logged either way."""
@@ -133,9 +155,8 @@ class Recovery:
         except NotFoundError as exc:
             raise PermanentError(f"invoice not found in {mode} mode: {exc.reason}") from exc
 
-    def _recover(self, job: FailedPayment, invoice: Invoice) -> Outcome:
-        if not invoice.collectable:
-            why = f"invoice is {invoice.status}" if invoice.status != "open" else "nothing is due"
+    def _recover(self, invoice: Invoice, attempt: int) -> Outcome:
+        if (why := invoice.why_not_collectable) is not None:
             return skipped(Action.NOT_OPEN, why)
         if invoice.hosted_invoice_url is None:
             return failed("open invoice has no hosted_invoice_url to link to")
@@ -147,11 +168,34 @@ class Recovery:
         phone = to_e164(customer.phone, (customer.country, self._settings.default_region))
         if phone is None:
             return skipped(Action.NO_PHONE, "phone on file is not a valid number")
-        attempt = job.attempt_count if job.attempt_count is not None else invoice.attempt_count
-        text = self._settings.template.render(
-            placeholder_values(customer.name, invoice.description)
-        )
+        text = self._text(invoice)
+        if self._settings.dry_run:
+            return self._rehearse(phone, text)
         return self._send(phone, text, invoice.hosted_invoice_url, invoice.id, attempt)
+
+    def _text(self, invoice: Invoice) -> str:
+        """The text in the customer's language, with the amount in the invoice's currency."""
+        customer = invoice.customer
+        template = self._settings.templates.for_locales(customer.preferred_locales)
+        amount = format_amount(invoice.amount_remaining, invoice.currency)
+        return template.render(
+            placeholder_values(customer.name, invoice.description, amount, self._settings.brand)
+        )
+
+    def _unreachable(self, phone: str, line: str) -> Outcome | None:
+        """The skip when `line` cannot reach `phone` at all, else None."""
+        try:
+            if self._linq.check_imessage(phone, line).reachable:
+                return None
+            return skipped(Action.UNREACHABLE, "no iMessage, SMS or RCS for the number")
+        except UnreachableError as exc:
+            return skipped(Action.UNREACHABLE, exc.reason)
+
+    def _rehearse(self, phone: str, text: str) -> Outcome:
+        """What a live send would do, from the lookups it makes first; nothing is sent."""
+        line = pick_sender(self._linq.lines(), self._settings.linq_sender)
+        would_be = self._unreachable(phone, line.number) or Outcome(Action.SENT)
+        return replace(would_be, text=text, phone=phone)
 
     def _send(self, phone: str, text: str, url: str, invoice_id: str, attempt: int) -> Outcome:
         """Text from the first line that will take it, then the link into the same chat."""
@@ -160,11 +204,9 @@ class Recovery:
         try:
             while True:
                 line = pick_sender(self._linq.lines(), configured, exclude=ineligible)
-                try:
-                    if not self._linq.check_imessage(phone, line.number).reachable:
-                        return skipped(Action.UNREACHABLE, "no iMessage, SMS or RCS for the number")
-                except UnreachableError as exc:
-                    return skipped(Action.UNREACHABLE, exc.reason)
+                unreachable = self._unreachable(phone, line.number)
+                if unreachable is not None:
+                    return unreachable
                 try:
                     # Linq rejects a URL in the first message of a new chat (400, code 1005):
                     # the text opens the chat and the link follows in a second message.

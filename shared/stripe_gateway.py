@@ -1,6 +1,10 @@
-"""Stripe adapter: the one read the workflow makes, with Stripe's errors turned into ours."""
+"""Stripe adapter: the invoice read the workflow makes (and the event list the backfill reads),
+with Stripe's errors turned into ours."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import stripe
 
@@ -11,6 +15,8 @@ from shared.invoice import Invoice, parse_invoice
 # the worst case stays near 30 s, well under the recover function's timeout.
 TIMEOUT = (3.05, 8.0)
 MAX_NETWORK_RETRIES = 2
+# Stripe's largest page.
+PAGE_SIZE = 100
 
 
 def translate(exc: stripe.StripeError) -> RecoveryError:
@@ -53,3 +59,21 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return parse_invoice(found.to_dict())
+
+    def failed_payment_events(
+        self, created_since: int, starting_after: str | None = None
+    ) -> tuple[list[Mapping[str, Any]], bool]:
+        """One page of `invoice.payment_failed` events created at or after `created_since` (unix
+        time), newest first, and whether more pages follow."""
+        params: dict[str, Any] = {
+            "type": "invoice.payment_failed",
+            "created": {"gte": created_since},
+            "limit": PAGE_SIZE,
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        try:
+            page = self._client.v1.events.list(params=params)
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+        return [event.to_dict() for event in page.data], bool(page.has_more)

@@ -8,7 +8,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -175,6 +175,18 @@ def payment_failed_event(
     )
     event["data"]["object"] = copy.deepcopy(dict(invoice))
     return event
+
+
+def payment_failed_events(
+    invoice: Mapping[str, Any], attempts: Sequence[int], *, last_created: int
+) -> list[dict[str, Any]]:
+    """One snapshot event per failed attempt of `invoice`, a second apart, the last at
+    `last_created`: what Stripe has sent by the time the invoice reached `attempts[-1]`."""
+    first = last_created - len(attempts) + 1
+    return [
+        payment_failed_event({**invoice, "attempt_count": attempt}, created=first + i)
+        for i, attempt in enumerate(attempts)
+    ]
 
 
 def thin_payment_failed_event(

@@ -1,4 +1,5 @@
-"""Stripe API stand-in: invoices and customers with Stripe's auth, errors, idempotency, limits."""
+"""Stripe API stand-in: invoices, customers and events with Stripe's auth, errors, idempotency,
+limits."""
 
 from __future__ import annotations
 
@@ -125,6 +126,40 @@ def _int_param(params: Params, key: str) -> int | None:
         raise StripeApiError(400, f"Invalid integer: {value}", param=key) from None
 
 
+def _limit(params: Params) -> int:
+    limit = _int_param(params, "limit")
+    limit = 10 if limit is None else limit
+    if not 1 <= limit <= 100:
+        raise StripeApiError(
+            400, "This value must be between 1 and 100 (inclusive).", param="limit"
+        )
+    return limit
+
+
+def _created_filter(params: Params) -> Callable[[Mapping[str, Any]], bool]:
+    """`created`, `created[gte]`, ... as one test on an object's `created`."""
+    bounds = [
+        (compare, bound)
+        for suffix, compare in _CREATED_FILTERS.items()
+        if (bound := _int_param(params, f"created{suffix}")) is not None
+    ]
+    return lambda obj: all(compare(obj.get("created", 0), bound) for compare, bound in bounds)
+
+
+def _page(
+    candidates: list[dict[str, Any]], params: Params, kind: str, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Newest first, from after `starting_after`: one page and whether more follow."""
+    ordered = sorted(candidates, key=lambda obj: (obj.get("created", 0), obj["id"]), reverse=True)
+    starting_after = _single(params, "starting_after")
+    if starting_after is not None:
+        ids = [obj["id"] for obj in ordered]
+        if starting_after not in ids:
+            raise _missing(kind, starting_after, param="starting_after")
+        ordered = ordered[ids.index(starting_after) + 1 :]
+    return ordered[:limit], len(ordered) > limit
+
+
 def _key_mode(key: str) -> str:
     match = _KEY_RE.fullmatch(key)
     if match is None:
@@ -133,7 +168,7 @@ def _key_mode(key: str) -> str:
 
 
 class StripeStandin(StandinServer):
-    """Stand-in for the Stripe v1 invoice and customer endpoints used by the product."""
+    """Stand-in for the Stripe v1 invoice, customer and event endpoints used by the product."""
 
     def __init__(
         self,
@@ -169,6 +204,7 @@ class StripeStandin(StandinServer):
                 "GET /v1/customers/{id}",
                 self._retrieve_customer,
             ),
+            ("GET", re.compile(r"/v1/events"), "GET /v1/events", self._list_events),
         ]
         super().__init__(port, latency_s=latency_s, scenario=scenario)
 
@@ -177,21 +213,28 @@ class StripeStandin(StandinServer):
     def _reset_state(self) -> None:
         self._customers: dict[str, dict[str, Any]] = {}
         self._invoices: dict[str, dict[str, Any]] = {}
+        self._events: dict[str, dict[str, Any]] = {}
         self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
         self._rate_windows: dict[tuple[str, str], deque[float]] = {}
         self._rate_limited: Counter[str] = Counter()
         self._replays = 0
 
     def load(self, scenario: Mapping[str, Any]) -> None:
-        """Upsert `{"customers": [...], "invoices": [...]}` (Stripe-shaped dicts) by id."""
-        unknown = set(scenario) - {"customers", "invoices"}
+        """Upsert `{"customers": [...], "invoices": [...], "events": [...]}` (Stripe-shaped
+        dicts) by id."""
+        unknown = set(scenario) - {"customers", "invoices", "events"}
         if unknown:
             raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
+        stores = (
+            ("customer", self._customers),
+            ("invoice", self._invoices),
+            ("event", self._events),
+        )
         with self._lock:
-            for kind, store in (("customer", self._customers), ("invoice", self._invoices)):
+            for kind, store in stores:
                 for obj in scenario.get(f"{kind}s", []):
                     if obj.get("object") != kind or not obj.get("id"):
-                        raise ValueError(f"not a {kind} object with an id: {obj!r:.80}")
+                        raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
                     store[obj["id"]] = copy.deepcopy(obj)
 
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -430,12 +473,7 @@ class StripeStandin(StandinServer):
             params, {"status", "customer", "created", "limit", "starting_after", "expand"}
         )
         expand = _check_expand(params, {"data.customer"})
-        limit = _int_param(params, "limit")
-        limit = 10 if limit is None else limit
-        if not 1 <= limit <= 100:
-            raise StripeApiError(
-                400, "This value must be between 1 and 100 (inclusive).", param="limit"
-            )
+        limit = _limit(params)
         status = _single(params, "status")
         if status is not None and status not in _INVOICE_STATUSES:
             raise StripeApiError(
@@ -444,33 +482,35 @@ class StripeStandin(StandinServer):
                 param="status",
             )
         customer = _single(params, "customer")
-        created_bounds = [
-            (compare, bound)
-            for suffix, compare in _CREATED_FILTERS.items()
-            if (bound := _int_param(params, f"created{suffix}")) is not None
+        created = _created_filter(params)
+        candidates = [
+            inv
+            for inv in self._invoices.values()
+            if self._visible(inv, mode)
+            and (status is None or inv.get("status") == status)
+            and (customer is None or inv.get("customer") == customer)
+            and created(inv)
         ]
-        candidates = sorted(
-            (
-                inv
-                for inv in self._invoices.values()
-                if self._visible(inv, mode)
-                and (status is None or inv.get("status") == status)
-                and (customer is None or inv.get("customer") == customer)
-                and all(compare(inv.get("created", 0), b) for compare, b in created_bounds)
-            ),
-            key=lambda inv: (inv.get("created", 0), inv["id"]),
-            reverse=True,
-        )
-        starting_after = _single(params, "starting_after")
-        if starting_after is not None:
-            ids = [inv["id"] for inv in candidates]
-            if starting_after not in ids:
-                raise _missing("invoice", starting_after, param="starting_after")
-            candidates = candidates[ids.index(starting_after) + 1 :]
-        page = candidates[:limit]
+        page, has_more = _page(candidates, params, "invoice", limit)
+        data = [self._render_invoice(inv, mode, bool(expand)) for inv in page]
+        return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/invoices"}
+
+    def _list_events(self, mode: str, params: Params) -> dict[str, Any]:
+        _check_params(params, {"type", "created", "limit", "starting_after"})
+        limit = _limit(params)
+        kind = _single(params, "type")
+        created = _created_filter(params)
+        candidates = [
+            event
+            for event in self._events.values()
+            if self._visible(event, mode)
+            and (kind is None or event.get("type") == kind)
+            and created(event)
+        ]
+        page, has_more = _page(candidates, params, "event", limit)
         return {
             "object": "list",
-            "data": [self._render_invoice(inv, mode, bool(expand)) for inv in page],
-            "has_more": len(candidates) > limit,
-            "url": "/v1/invoices",
+            "data": copy.deepcopy(page),
+            "has_more": has_more,
+            "url": "/v1/events",
         }

@@ -5,11 +5,12 @@ import pytest
 from shared.config import (
     DEFAULT_LINQ_API_BASE,
     DEFAULT_STRIPE_API_BASE,
+    BackfillSettings,
     IngestSettings,
     RecoverSettings,
 )
 from shared.errors import ConfigError
-from shared.message import DEFAULT_TEMPLATE
+from shared.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
 
 RECOVER = {
     "STRIPE_API_KEY": "sk_test_abc123",
@@ -25,7 +26,9 @@ def test_recover_defaults():
     assert settings.linq_api_base == DEFAULT_LINQ_API_BASE
     assert settings.linq_sender is None
     assert settings.default_region == "US"
-    assert settings.template.text == DEFAULT_TEMPLATE
+    assert settings.templates.default.text == DEFAULT_TEMPLATE
+    assert settings.templates.by_language == {}
+    assert (settings.brand, str(settings.attempts), settings.dry_run) == (None, "all", False)
     assert settings.slack_webhook_url is None
     assert settings.stripe_mode == "test"
     assert (settings.project, settings.firestore_database) == ("demo-proj", "dunning")
@@ -48,7 +51,7 @@ def test_recover_overrides_are_normalised():
     assert settings.linq_sender == "+12025550101"
     assert settings.default_region == "GB"
     assert settings.stripe_mode == "live"
-    assert settings.template.fields == ("first_name", "description")
+    assert settings.templates.default.fields == ("first_name", "description")
 
 
 @pytest.mark.parametrize("name", ["STRIPE_API_KEY", "LINQ_API_KEY", "GOOGLE_CLOUD_PROJECT"])
@@ -68,12 +71,76 @@ def test_missing_recover_variable_is_named(name):
         ("DEFAULT_PHONE_REGION", "USA", "two-letter region"),
         ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an http(s) URL"),
         ("MESSAGE_TEMPLATE", "Hi {first_name}", "STOP"),
+        ("MESSAGE_TEMPLATE_ES", "Hola {first_name}", "STOP"),
+        ("MESSAGE_TEMPLATE_FR", "Bonjour {brand}. STOP", "set BRAND_NAME"),
+        ("MESSAGE_TEMPLATE_es", "Hola. STOP", "such as MESSAGE_TEMPLATE_ES"),
+        ("MESSAGE_TEMPLATE_SPANISH", "Hola. STOP", "two- or three-letter ISO 639"),
+        ("MESSAGE_TEMPLATE_", "Hola. STOP", "two- or three-letter ISO 639"),
+        ("MESSAGE_TEMPLATE_PT_BR", "Olá. STOP", "two- or three-letter ISO 639"),
+        ("TEXT_ON_ATTEMPTS", "1 and 3", "such as 1,3"),
+        ("TEXT_ON_ATTEMPTS", "0", "such as 1,3"),
+        ("DRY_RUN", "maybe", "true or false"),
+        ("BRAND_NAME", "A" * 41, "at most 40 characters"),
+        ("BRAND_NAME", "acme.com", "must not look like a URL"),
+        ("BRAND_NAME", "https://acme.example", "must not look like a URL"),
     ],
 )
 def test_malformed_recover_variable_is_named(name, value, complaint):
     with pytest.raises(ConfigError, match=name) as caught:
         RecoverSettings.from_env({**RECOVER, name: value})
     assert complaint in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "dry_run"),
+    [
+        ("true", True),
+        ("TRUE", True),
+        ("1", True),
+        ("yes", True),
+        ("false", False),
+        ("0", False),
+        ("No", False),
+        ("", False),
+    ],
+)
+def test_dry_run_takes_the_usual_spellings(value, dry_run):
+    assert RecoverSettings.from_env({**RECOVER, "DRY_RUN": value}).dry_run is dry_run
+
+
+def test_operator_controls_are_read():
+    settings = RecoverSettings.from_env(
+        {
+            **RECOVER,
+            "TEXT_ON_ATTEMPTS": "3, 1",
+            "BRAND_NAME": "  Acme  Cloud ",
+            "MESSAGE_TEMPLATE_ES": "{brand}: Hola {first_name}, {amount}. Responde STOP.",
+            "MESSAGE_TEMPLATE_FIL": "Kumusta {first_name}. Reply STOP.",
+            "MESSAGE_TEMPLATE_DE": "",
+            "MESSAGE_TEMPLATES_DIR": "ignored: not MESSAGE_TEMPLATE_ followed by anything",
+        }
+    )
+    assert (str(settings.attempts), settings.brand) == ("1,3", "Acme Cloud")
+    assert sorted(settings.templates.by_language) == ["es", "fil"]
+    assert settings.templates.by_language["es"].fields == ("brand", "first_name", "amount")
+
+
+def test_brand_name_makes_the_branded_text_the_default():
+    settings = RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "Acme"})
+    assert settings.templates.default.text == BRANDED_TEMPLATE
+
+
+def test_an_own_template_stays_as_written_with_a_brand_name():
+    own = "Hi {first_name}, Acme here. Reply STOP to opt out."
+    settings = RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "Acme", "MESSAGE_TEMPLATE": own})
+    assert settings.templates.default.text == own
+
+
+def test_template_too_long_with_the_brand_name_names_both():
+    template = "{brand} " + "x" * 270 + " Reply STOP"
+    assert RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "Acme", "MESSAGE_TEMPLATE": template})
+    with pytest.raises(ConfigError, match=r"^MESSAGE_TEMPLATE is .*counting BRAND_NAME"):
+        RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "A" * 40, "MESSAGE_TEMPLATE": template})
 
 
 def test_slack_url_is_never_echoed_in_errors():
@@ -109,3 +176,30 @@ def test_missing_ingest_variable_is_named(name):
 def test_malformed_ingest_variable_is_named(name, value):
     with pytest.raises(ConfigError, match=name):
         IngestSettings.from_env({**INGEST, name: value})
+
+
+BACKFILL = {"STRIPE_API_KEY": "rk_live_abc123", "GOOGLE_CLOUD_PROJECT": "demo-proj"}
+
+
+def test_backfill_defaults():
+    settings = BackfillSettings.from_env(BACKFILL)
+    assert (settings.stripe_api_base, settings.project, settings.topic) == (
+        DEFAULT_STRIPE_API_BASE,
+        "demo-proj",
+        "stripe-payment-failed",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STRIPE_API_KEY", ""),
+        ("GOOGLE_CLOUD_PROJECT", " "),
+        ("STRIPE_API_KEY", "pk_live_abc"),
+        ("STRIPE_API_BASE", "stripe"),
+        ("PUBSUB_TOPIC", "projects/p/topics/t"),
+    ],
+)
+def test_missing_or_malformed_backfill_variable_is_named(name, value):
+    with pytest.raises(ConfigError, match=f"^{name} "):
+        BackfillSettings.from_env({**BACKFILL, name: value})

@@ -41,6 +41,14 @@ def test_expanded_invoice_gives_what_the_text_needs():
         "+1 415 555 0100",
     )
     assert invoice.customer.country == "US"
+    assert (invoice.amount_remaining, invoice.currency) == (2500, "usd")
+    assert invoice.customer.preferred_locales == ()
+
+
+def test_preferred_locales_are_read_in_order():
+    data = builders.invoice("cus_x")
+    data["customer"] = builders.customer(preferred_locales=["es-419", "en"])
+    assert parse_invoice(data).customer.preferred_locales == ("es-419", "en")
 
 
 @pytest.mark.parametrize(
@@ -56,6 +64,20 @@ def test_expanded_invoice_gives_what_the_text_needs():
 def test_only_open_invoices_with_money_due_are_collectable(changes, collectable):
     data = {**builders.invoice("cus_x"), **changes}
     assert parse_invoice(data).collectable is collectable
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"status": "paid", "amount_remaining": 0}, "invoice is paid"),
+        ({"status": "void"}, "invoice is void"),
+        ({"status": "open", "amount_remaining": 0}, "nothing is due"),
+        ({"status": "open"}, None),
+    ],
+)
+def test_why_an_invoice_is_not_collectable(changes, why):
+    data = {**builders.invoice("cus_x"), **changes}
+    assert parse_invoice(data).why_not_collectable == why
 
 
 def test_deleted_customer_has_no_contact():

@@ -4,9 +4,11 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.message import (
+    BRANDED_TEMPLATE,
     DEFAULT_TEMPLATE,
     MAX_TEXT_LENGTH,
     Template,
+    Templates,
     contains_url,
     first_name,
     placeholder_values,
@@ -15,8 +17,8 @@ from shared.message import (
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
 
 
-def render(name, description, template=DEFAULT):
-    return template.render(placeholder_values(name, description))
+def render(name, description, template=DEFAULT, amount="$25.00", brand=None):
+    return template.render(placeholder_values(name, description, amount, brand))
 
 
 def test_default_text_is_exactly_this():
@@ -24,6 +26,35 @@ def test_default_text_is_exactly_this():
         "Hi Jane, your payment for Pro plan didn't go through. You can update your card and "
         "retry with the link below. Reply STOP to opt out."
     )
+
+
+def test_branded_text_is_exactly_this():
+    branded = Template.parse(BRANDED_TEMPLATE, brand="Acme")
+    assert render("Jane Doe", "Pro plan", branded, brand="Acme") == (
+        "Acme: Hi Jane, your $25.00 payment for Pro plan didn't go through. You can update your "
+        "card and retry with the link below. Reply STOP to opt out."
+    )
+
+
+def test_custom_template_with_brand_and_amount_is_exactly_this():
+    template = Template.parse(
+        "{brand} here. {first_name}, {amount} for {description} is unpaid. Reply STOP to opt out.",
+        brand="Kōbō Studio",
+    )
+    text = render("Yuki Sato", "Team plan", template, amount="¥2,500", brand="Kōbō Studio")
+    assert text == (
+        "Kōbō Studio here. Yuki, ¥2,500 for Team plan is unpaid. Reply STOP to opt out."
+    )
+
+
+def test_brand_and_amount_are_never_shortened():
+    brand = "B" * 40
+    template = Template.parse(BRANDED_TEMPLATE, brand=brand)
+    text = render("Bartholomew" * 5, "Enterprise " * 60, template, "KWD 99,999.999", brand)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.startswith(f"{brand}: Hi ")
+    assert "your KWD 99,999.999 payment for Enterprise" in text
+    assert text.endswith("Reply STOP to opt out.")
 
 
 def test_no_name_greets_there():
@@ -95,6 +126,46 @@ def test_bad_templates_are_refused_with_the_reason(template, complaint):
     with pytest.raises(ConfigError, match="MESSAGE_TEMPLATE") as caught:
         Template.parse(template)
     assert complaint in str(caught.value)
+
+
+def test_brand_placeholder_needs_brand_name():
+    with pytest.raises(ConfigError, match=r"^MESSAGE_TEMPLATE_ES uses \{brand\}: set BRAND_NAME"):
+        Template.parse("{brand}: Hola. Responde STOP", "MESSAGE_TEMPLATE_ES")
+
+
+def test_length_check_counts_the_brand_name():
+    words = "x" * 250 + " Reply STOP {brand}"
+    assert Template.parse(words, brand="Acme")
+    with pytest.raises(ConfigError, match="counting BRAND_NAME and the longest amount"):
+        Template.parse(words, brand="A" * 40 + " " + "B" * 40)
+
+
+def test_length_check_counts_the_longest_amount():
+    # 12 characters of " Reply STOP " and 16 for the amount: 291 more is the most that fits.
+    assert Template.parse("x" * 291 + " Reply STOP {amount}")
+    with pytest.raises(ConfigError, match=r"^MESSAGE_TEMPLATE is 320 characters"):
+        Template.parse("x" * 292 + " Reply STOP {amount}")
+
+
+ES = Template.parse("Hola {first_name}. Responde STOP para darte de baja.", "MESSAGE_TEMPLATE_ES")
+PT = Template.parse("Olá {first_name}. Responda STOP para sair.", "MESSAGE_TEMPLATE_PT")
+TEMPLATES = Templates(DEFAULT, {"es": ES, "pt": PT})
+
+
+@pytest.mark.parametrize(
+    ("locales", "expected"),
+    [
+        ((), DEFAULT),
+        (("es",), ES),
+        (("es-419",), ES),
+        (("ES-es",), ES),
+        (("pt-BR", "es"), PT),
+        (("fr-CA", "es"), DEFAULT),
+        (("en-US",), DEFAULT),
+    ],
+)
+def test_template_follows_the_first_preferred_locale(locales, expected):
+    assert TEMPLATES.for_locales(locales) is expected
 
 
 def test_custom_template_with_both_placeholders_twice():

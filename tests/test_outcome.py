@@ -2,10 +2,11 @@
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 
-from shared.outcome import Action, failed, log_result, sent, skipped
+from shared.outcome import Action, Outcome, failed, log_result, rehearsed, sent, skipped
 
 
 def line_for(outcome) -> str:
@@ -29,6 +30,43 @@ def test_skip_line_is_exactly_this():
     )
 
 
+def test_policy_skip_line_is_exactly_this():
+    assert line_for(skipped(Action.SKIPPED_POLICY, "attempt 2 is not in TEXT_ON_ATTEMPTS=1,3")) == (
+        '{"severity": "INFO", "message": "skipped: attempt not in TEXT_ON_ATTEMPTS", '
+        '"invoice_id": "in_1", "customer_id": "cus_1", "action": "skipped:policy", '
+        '"reason": "attempt 2 is not in TEXT_ON_ATTEMPTS=1,3", "event_id": "evt_1"}\n'
+    )
+
+
+def test_dry_run_line_is_exactly_this():
+    would_send = replace(Outcome(Action.SENT), text="Hi Jane. Reply STOP", phone="+14155550100")
+    assert line_for(rehearsed(would_send)) == (
+        '{"severity": "INFO", "message": "dry run: sent", "invoice_id": "in_1", '
+        '"customer_id": "cus_1", "action": "dry_run", "reason": "sent", '
+        '"phone": "+1******0100", "text": "Hi Jane. Reply STOP", "event_id": "evt_1"}\n'
+    )
+
+
+def test_dry_run_of_a_skip_carries_the_skip_and_its_reason():
+    entry = json.loads(line_for(rehearsed(skipped(Action.NO_PHONE, "no phone on file"))))
+    assert (entry["message"], entry["action"], entry["reason"]) == (
+        "dry run: skipped:no_phone",
+        "dry_run",
+        "skipped:no_phone: no phone on file",
+    )
+    assert "phone" not in entry
+    assert "text" not in entry
+
+
+def test_dry_run_that_would_fail_is_a_warning():
+    entry = json.loads(line_for(rehearsed(failed("LINQ_SENDER is not a line"))))
+    assert (entry["severity"], entry["message"], entry["reason"]) == (
+        "WARNING",
+        "dry run: failed",
+        "failed: LINQ_SENDER is not a line",
+    )
+
+
 def test_failed_line_is_an_error_with_its_reason():
     entry = json.loads(line_for(failed("Stripe: No such invoice")))
     assert entry["severity"] == "ERROR"
@@ -44,6 +82,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.UNREACHABLE, "skipped: unreachable"),
         (Action.NOT_OPEN, "skipped: invoice not open"),
         (Action.OPTED_OUT, "skipped: opted out"),
+        (Action.SKIPPED_POLICY, "skipped: attempt not in TEXT_ON_ATTEMPTS"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -58,5 +97,7 @@ def test_action_vocabulary_is_closed():
         "skipped:unreachable",
         "skipped:not_open",
         "skipped:opted_out",
+        "skipped:policy",
         "failed",
+        "dry_run",
     }

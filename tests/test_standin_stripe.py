@@ -227,6 +227,64 @@ def test_list_limit_out_of_range_is_400(client, limit):
     assert exc.value.param == "limit"
 
 
+def failure_events(created_times, livemode=False):
+    cus = builders.customer(livemode=livemode)
+    invoice = builders.invoice(cus)
+    return [builders.payment_failed_event(invoice, created=t) for t in created_times]
+
+
+def test_events_list_newest_first_and_paginates(server, client):
+    events = failure_events([1_000, 1_002, 1_001])
+    server.load({"events": events})
+    first = client.v1.events.list(params={"limit": 2})
+    assert [e.id for e in first.data] == [events[1]["id"], events[2]["id"]]
+    assert (first.has_more, first.url) == (True, "/v1/events")
+    rest = client.v1.events.list(params={"limit": 2, "starting_after": first.data[-1].id})
+    assert [e.id for e in rest.data] == [events[0]["id"]]
+    assert rest.has_more is False
+    assert rest.data[0].data.object.id == events[0]["data"]["object"]["id"]
+
+
+def test_events_filter_by_type_and_created(server, client):
+    old, wanted, late = failure_events([500, 2_000, 4_000])
+    other = {**failure_events([2_000])[0], "type": "invoice.paid"}
+    server.load({"events": [old, wanted, late, other]})
+    got = client.v1.events.list(
+        params={"type": "invoice.payment_failed", "created": {"gte": 1_000, "lte": 3_000}}
+    )
+    assert [e.id for e in got.data] == [wanted["id"]]
+    assert server.requests()[-1]["query"]["created[gte]"] == ["1000"]
+
+
+def test_events_are_partitioned_by_mode(server):
+    test_event, live_event = failure_events([1_000])[0], failure_events([1_000], livemode=True)[0]
+    server.load({"events": [test_event, live_event]})
+    assert [e.id for e in make_client(server).v1.events.list().data] == [test_event["id"]]
+    live = make_client(server, STRIPE_LIVE_KEY).v1.events.list()
+    assert [e.id for e in live.data] == [live_event["id"]]
+
+
+def test_events_unknown_parameter_is_rejected(client):
+    with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: delivery_success"):
+        client.v1.events.list(params={"delivery_success": False})
+
+
+def test_events_unknown_starting_after_is_404(client):
+    with pytest.raises(stripe.InvalidRequestError, match="No such event: 'evt_gone'"):
+        client.v1.events.list(params={"starting_after": "evt_gone"})
+
+
+def test_events_limit_out_of_range_is_400(client):
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.events.list(params={"limit": 101})
+    assert exc.value.param == "limit"
+
+
+def test_scenario_refuses_an_event_that_is_not_one(server):
+    with pytest.raises(ValueError, match="not a Stripe event object"):
+        server.load({"events": [builders.customer()]})
+
+
 def test_update_sets_and_unsets_metadata(server, client, seeded):
     inv_id = seeded[1]["id"]
     client.v1.invoices.update(inv_id, params={"metadata": {"a": "1", "b": "2"}})

@@ -1,0 +1,270 @@
+"""`./dev backfill`: queue failed payments for the recover function, by invoice id or by age.
+
+`./dev backfill in_123 in_456` re-runs the recovery for those invoices, at their current attempt.
+`./dev backfill --since 7d` finds the invoices whose payment failed in the last 7 days (from
+Stripe's `invoice.payment_failed` events) and queues each open one at its latest failed attempt.
+Either way the messages go to the topic the ingest function publishes to, so the recover function
+applies every rule: the open check, TEXT_ON_ATTEMPTS, DRY_RUN, the send ledger and Linq's
+idempotency keys. Event ids are `backfill_<invoice>_<attempt>`, so a second run, or a failure
+the live pipeline already handled, is a duplicate and texts nobody twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TextIO, TypeVar
+
+from shared.config import BackfillSettings
+from shared.errors import ConfigError, NotFoundError, PermanentError, RetryableError
+from shared.event import FailedPayment
+from shared.money import format_amount
+from shared.publisher import Publisher
+from shared.stripe_gateway import StripeGateway
+
+# Stripe keeps events for 30 days.
+MAX_SINCE_S = 30 * 86400
+_SINCE = re.compile(r"^([1-9][0-9]*)([hd])$")
+# Stripe allows 25 reads a second per endpoint, and the recover function reads every queued
+# invoice from the same endpoint: the backfill takes 10 a second and leaves it the rest.
+READS_PER_SECOND = 10.0
+# A 429 can still come from the account's other traffic: wait and try again this many times.
+RATE_LIMIT_TRIES = 4
+BAR_WIDTH = 30
+
+T = TypeVar("T")
+
+
+def parse_since(text: str) -> int:
+    """`7d` or `48h` as seconds, at most 30 days."""
+    match = _SINCE.match(text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"give hours or days, such as 48h or 7d, not {text!r}")
+    seconds = int(match.group(1)) * (3600 if match.group(2) == "h" else 86400)
+    if seconds > MAX_SINCE_S:
+        raise argparse.ArgumentTypeError(
+            f"{text} is too far back: Stripe keeps events for 30 days, so at most 30d"
+        )
+    return seconds
+
+
+def backfill_event_id(invoice_id: str, attempt: int) -> str:
+    """The same failed payment always gets the same id, so queuing it again is a duplicate."""
+    return f"backfill_{invoice_id}_{attempt}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """An invoice to queue, at the attempt a failure event reported (None: its current one)."""
+
+    invoice_id: str
+    attempt: int | None = None
+    created: int | None = None
+
+
+class Throttle:
+    """Spaces calls evenly at no more than `per_second`."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+
+    def wait(self) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self._interval
+
+
+class Progress:
+    """A plain-text bar on stderr (`[#####-----] 120/300`); lines said meanwhile go to stdout
+    without tearing it."""
+
+    def __init__(self, total: int, enabled: bool, out: TextIO, err: TextIO) -> None:
+        self._total, self._enabled, self._out, self._err = total, enabled, out, err
+        self._done = 0
+
+    def _bar(self) -> str:
+        filled = BAR_WIDTH * self._done // max(self._total, 1)
+        return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {self._done}/{self._total}"
+
+    def _draw(self) -> None:
+        if self._enabled:
+            self._err.write(f"\r{self._bar()}")
+            self._err.flush()
+
+    def say(self, line: str) -> None:
+        if self._enabled:
+            self._err.write("\r" + " " * len(self._bar()) + "\r")
+            self._err.flush()
+        self._out.write(line + "\n")
+        self._out.flush()
+        self._draw()
+
+    def step(self) -> None:
+        self._done += 1
+        self._draw()
+
+    def close(self) -> None:
+        if self._enabled:
+            self._err.write("\n")
+            self._err.flush()
+
+
+class Backfill:
+    """Reads Stripe at a safe pace and queues (or, in a dry run, lists) each failed payment."""
+
+    def __init__(
+        self, stripe: StripeGateway, publisher: Publisher | None, throttle: Throttle
+    ) -> None:
+        self._stripe, self._publisher, self._throttle = stripe, publisher, throttle
+        self.queued = self.skipped = self.missing = 0
+
+    def _read(self, call: Callable[[], T]) -> T:
+        """`call` at the throttle's pace, waiting longer after each 429 before the last try."""
+        for pause_s in range(1, RATE_LIMIT_TRIES):
+            self._throttle.wait()
+            try:
+                return call()
+            except RetryableError as exc:
+                if exc.detail.get("status") != 429:
+                    raise
+            time.sleep(pause_s)
+        self._throttle.wait()
+        return call()
+
+    def failed_since(self, seconds: int, now: float) -> list[Target]:
+        """Each invoice with a payment failure in the last `seconds`, newest first, at its
+        latest failed attempt: older attempts are superseded, and texting a customer once per
+        past attempt, all at once, would be spam."""
+        targets: dict[str, Target] = {}
+        for event in self._events(int(now) - seconds):
+            invoice = event.get("data", {}).get("object", {})
+            invoice_id, attempt = invoice.get("id"), invoice.get("attempt_count")
+            if isinstance(invoice_id, str) and invoice_id not in targets:
+                attempt = attempt if isinstance(attempt, int) else None
+                targets[invoice_id] = Target(invoice_id, attempt, event.get("created"))
+        return list(targets.values())
+
+    def _events(self, since: int) -> Iterator[dict[str, Any]]:
+        after: str | None = None
+        while True:
+            page, more = self._read(partial(self._stripe.failed_payment_events, since, after))
+            yield from (dict(event) for event in page)
+            if not more or not page:
+                return
+            after = page[-1]["id"]
+
+    def queue(self, target: Target, progress: Progress) -> None:
+        """Queue `target` if its invoice is still open and has failed at least once."""
+        try:
+            invoice = self._read(partial(self._stripe.invoice, target.invoice_id))
+        except NotFoundError as exc:
+            self.missing += 1
+            progress.say(f"skipped {target.invoice_id}: not found ({exc.reason})")
+            return
+        attempt = target.attempt if target.attempt is not None else invoice.attempt_count
+        # The recover function checks again when it runs; this only saves a message.
+        why_not = invoice.why_not_collectable
+        if why_not is None and attempt < 1:
+            why_not = "no payment attempt has failed yet"
+        if why_not is not None:
+            self.skipped += 1
+            progress.say(f"skipped {invoice.id}: {why_not}")
+            return
+        payment = FailedPayment(
+            event_id=backfill_event_id(invoice.id, attempt),
+            invoice_id=invoice.id,
+            customer_id=invoice.customer.id,
+            attempt_count=attempt,
+            livemode=invoice.livemode,
+            created=target.created,
+        )
+        amount = format_amount(invoice.amount_remaining, invoice.currency)
+        what = f"{invoice.id} {invoice.customer.id} attempt {attempt} {amount}"
+        if self._publisher is None:
+            progress.say(f"would queue {what}")
+        else:
+            self._publisher.publish(payment.to_json(), payment.attributes())
+            progress.say(f"queued {what}")
+        self.queued += 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="./dev backfill",
+        description="Queue failed payments for the recover function: the invoices given, or "
+        "those whose payment failed within --since. Reads STRIPE_API_KEY, STRIPE_API_BASE, "
+        "GOOGLE_CLOUD_PROJECT and PUBSUB_TOPIC (and PUBSUB_EMULATOR_HOST locally).",
+    )
+    parser.add_argument("invoice_ids", nargs="*", metavar="INVOICE_ID", help="in_... to re-run")
+    parser.add_argument(
+        "--since", type=parse_since, help="failures in the last N days or hours: 7d, 48h (max 30d)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help="print what would be queued only")
+    parser.add_argument("--progress", action="store_true", help="progress bar even if not a TTY")
+    return parser
+
+
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if bool(args.invoice_ids) == (args.since is not None):
+        parser.error("give invoice ids (in_...) or --since, one of the two")
+    wrong = [value for value in args.invoice_ids if not value.startswith("in_")]
+    if wrong:
+        parser.error(f"not invoice ids (in_...): {', '.join(wrong)}")
+    return args
+
+
+def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
+    args = _arguments(argv)
+    settings = BackfillSettings.from_env()
+    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    publisher = None if args.dry_run else Publisher(settings.project, settings.topic)
+    backfill = Backfill(stripe, publisher, Throttle(READS_PER_SECOND))
+    if args.since is None:
+        targets = [Target(invoice_id) for invoice_id in dict.fromkeys(args.invoice_ids)]
+    else:
+        targets = backfill.failed_since(args.since, time.time())
+        out.write(f"{len(targets)} invoice(s) with a failed payment in that time, newest first\n")
+    progress = Progress(len(targets), args.progress or err.isatty(), out, err)
+    try:
+        for target in targets:
+            backfill.queue(target, progress)
+            progress.step()
+    finally:
+        progress.close()
+    verb = "would be queued (dry run: nothing published)" if args.dry_run else "queued"
+    out.write(
+        f"{backfill.queued} {verb}, {backfill.skipped} skipped, {backfill.missing} not found\n"
+    )
+    return 1 if backfill.missing else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv, sys.stdout, sys.stderr)
+    except ConfigError as exc:
+        print(f"backfill: {exc}", file=sys.stderr)
+        return 2
+    except (PermanentError, RetryableError) as exc:
+        # What was queued before stays queued; a second run finds it a duplicate in the ledger.
+        print(f"backfill stopped: {exc.reason}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
