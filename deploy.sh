@@ -85,7 +85,8 @@ Environment:
                                 unset: use it when it exists
   FIRESTORE_DATABASE            the send ledger's database (default dunning)
   FIRESTORE_LOCATION            where to create it (default: the region)
-  LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE
+  LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE, MESSAGE_TEMPLATE_<LANG>,
+  BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
                                 passed to the recover function when set
   BUILD_DIR                     where the functions are staged (default ./build)
 
@@ -113,7 +114,7 @@ note() {
 # ---- Arguments -----------------------------------------------------------------------------------
 PROJECT=${GOOGLE_CLOUD_PROJECT:-${CLOUDSDK_CORE_PROJECT:-}}
 REGION=${REGION:-${CLOUDSDK_FUNCTIONS_REGION:-}}
-DRY_RUN=0
+PRINT_ONLY=0 # --dry-run; not DRY_RUN, which is a setting of the recover function
 while (($#)); do
   case $1 in
     --project | --region)
@@ -123,7 +124,7 @@ while (($#)); do
       ;;
     --project=*) PROJECT=${1#*=} && shift ;;
     --region=*) REGION=${1#*=} && shift ;;
-    --dry-run) DRY_RUN=1 && shift ;;
+    --dry-run) PRINT_ONLY=1 && shift ;;
     -h | --help) usage && exit 0 ;;
     *) usage_error "unknown argument: $1" ;;
   esac
@@ -166,7 +167,7 @@ TRIGGER_SA=$TRIGGER_SA_NAME@$PROJECT.iam.gserviceaccount.com
 # ---- Running gcloud ------------------------------------------------------------------------------
 # Every gcloud command is shown as one shell-quoted line starting with "+ ": on stdout in a dry
 # run (that is the plan), on stderr otherwise (that is the log).
-if ((DRY_RUN)); then exec 3>&1; else exec 3>&2; fi
+if ((PRINT_ONLY)); then exec 3>&1; else exec 3>&2; fi
 
 show() {
   local line="" arg
@@ -183,7 +184,7 @@ show() {
 # run CMD...: a command that changes something.
 run() {
   show "$@"
-  if ((!DRY_RUN)); then "$@"; fi
+  if ((!PRINT_ONLY)); then "$@"; fi
 }
 
 # grant CMD...: an add-iam-policy-binding (a no-op when the binding exists), retried because a
@@ -191,7 +192,7 @@ run() {
 # resource supports conditions, keeps gcloud from asking when the policy has conditional bindings.
 grant() {
   show "$@"
-  ((DRY_RUN)) && return 0
+  ((PRINT_ONLY)) && return 0
   local attempt
   for attempt in 1 2 3 4 5; do
     "$@" >/dev/null && return 0
@@ -205,7 +206,7 @@ query() {
   local placeholder=$1
   shift
   show "$@"
-  if ((DRY_RUN)); then
+  if ((PRINT_ONLY)); then
     printf '%s\n' "$placeholder"
   else
     "$@"
@@ -218,7 +219,7 @@ exists() {
   local assume=$1
   shift
   show "$@"
-  if ((DRY_RUN)); then
+  if ((PRINT_ONLY)); then
     [[ $assume == present ]]
   else
     "$@" >/dev/null 2>&1
@@ -253,7 +254,12 @@ RECOVER_ENV = (
     "LINQ_SENDER",
     "DEFAULT_PHONE_REGION",
     "MESSAGE_TEMPLATE",
+    "BRAND_NAME",
+    "TEXT_ON_ATTEMPTS",
+    "DRY_RUN",
 )
+# Language templates: MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FR, ...
+RECOVER_ENV_PREFIX = "MESSAGE_TEMPLATE_"
 # Import name -> the pinned requirement that provides it. google.api_core comes with either
 # Google client library.
 PROVIDERS = {
@@ -377,7 +383,8 @@ for name, src in FUNCTIONS.items():
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     stage_function(src, out)
-values = {name: os.environ[name] for name in RECOVER_ENV if os.environ.get(name, "").strip()}
+names = [*RECOVER_ENV, *sorted(n for n in os.environ if n.startswith(RECOVER_ENV_PREFIX))]
+values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
 with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
     f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())
 PY

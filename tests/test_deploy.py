@@ -153,6 +153,10 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
         STRIPE_API_KEY_VERSION="7",
         SLACK="1",
         MESSAGE_TEMPLATE=TEMPLATE,
+        MESSAGE_TEMPLATE_ES="Hola {first_name}: responde STOP",
+        BRAND_NAME="Acme",
+        TEXT_ON_ATTEMPTS="1,3",
+        DRY_RUN="true",
         DEFAULT_PHONE_REGION="NO",
     )
 
@@ -422,6 +426,10 @@ def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
         "GOOGLE_CLOUD_PROJECT": "env-proj",
         "FIRESTORE_DATABASE": "dunning",
         "MESSAGE_TEMPLATE": TEMPLATE,
+        "MESSAGE_TEMPLATE_ES": "Hola {first_name}: responde STOP",
+        "BRAND_NAME": "Acme",
+        "TEXT_ON_ATTEMPTS": "1,3",
+        "DRY_RUN": "true",
         "DEFAULT_PHONE_REGION": "NO",
     }
 
