@@ -8,13 +8,13 @@ from dataclasses import dataclass
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.config import RecoverSettings
 from shared.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.event import from_pubsub
 from shared.ledger import Duplicate, Ledger
 from shared.linq import LinqClient
 from shared.log import ERROR, INFO, log
 from shared.outcome import log_result
+from shared.recover_config import RecoverSettings
 from shared.recovery import Recovery, Result
 from shared.slack import SlackNotifier
 from shared.stripe_gateway import StripeGateway

@@ -5,7 +5,6 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from shared.config import RecoverSettings
 from shared.errors import (
     LineIneligibleError,
     NotFoundError,
@@ -24,6 +23,7 @@ from shared.message import placeholder_values
 from shared.money import format_amount
 from shared.outcome import Action, Outcome, failed, rehearsed, sent, skipped
 from shared.phone import to_e164
+from shared.recover_config import RecoverSettings
 from shared.sender import pick_sender
 from shared.stripe_gateway import StripeGateway
 

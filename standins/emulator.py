@@ -20,6 +20,14 @@ _PUBSUB_JAR = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 _FIRESTORE_JAR = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 
 
+def die_with_parent(command: list[str]) -> list[str]:
+    """`command`, run so that it gets SIGTERM when the thread that started it ends: a killed
+    test run or sandbox then leaves no emulator or function behind. Start processes from the
+    main thread. (util-linux's setpriv; where it is missing, the command runs as it is.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -78,7 +86,10 @@ class Emulator:
         """Start the process without waiting; `wait_ready` then waits (emulators start in ~1-2 s,
         so launching several before waiting on any saves that much)."""
         self._process = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            die_with_parent(self.command()),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 30.0) -> Self:

@@ -22,7 +22,13 @@ import requests
 import stripe
 
 from standins.client import StandinClient
-from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator, free_port
+from standins.emulator import (
+    DEFAULT_PROJECT,
+    FirestoreEmulator,
+    PubSubEmulator,
+    die_with_parent,
+    free_port,
+)
 from standins.linq_api import LINQ_TOKEN
 from standins.stripe_api import STRIPE_TEST_KEY
 
@@ -176,7 +182,7 @@ class LocalStack:
     def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         self._processes[name] = subprocess.Popen(
-            command,
+            die_with_parent(command),
             cwd=REPO,
             env=dict(env),
             stdout=log,

@@ -7,8 +7,8 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
 from shared import secrets as secrets_module
-from shared.config import RecoverSettings
 from shared.errors import ConfigError
+from shared.recover_config import RecoverSettings
 from shared.secrets import SecretResolver
 from standins.secretmanager_api import SecretManagerStandin
 
