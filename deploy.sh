@@ -30,9 +30,10 @@ RECOVER_TIMEOUT_S=120
 ACK_DEADLINE_S=300
 RECOVER_MEMORY=256Mi # a single in-flight request needs little memory.
 RECOVER_CONCURRENCY=1 # one message per instance: max instances is then the parallelism cap.
-# Each run makes one Stripe request (GET invoice) and lasts at least ~0.5 s, so 10 instances
-# stay well under Stripe's 25 requests/s per endpoint. A later benchmark may adjust this number.
-RECOVER_MAX_INSTANCES=10
+# Each run makes one Stripe request (GET invoice). With 50 ms per external call a run lasts ~0.23 s,
+# so an instance can ask Stripe for ~4.3 requests/s: 4 instances peaked at 18-19/s with no 429 in
+# ./dev bench (2,000 events), 8 reached 31/s. Keep max instances x concurrency at 4 (BENCHMARKS.md).
+RECOVER_MAX_INSTANCES=4
 
 # Dead-lettering and backoff on the Eventarc subscription.
 MAX_DELIVERY_ATTEMPTS=10 # then the message goes to the dead-letter topic (Pub/Sub allows 5..100).
@@ -269,6 +270,7 @@ PROVIDERS = {
     "cloudevents": "functions-framework",
     "google.cloud.pubsub": "google-cloud-pubsub",
     "google.cloud.pubsub_v1": "google-cloud-pubsub",
+    "google.pubsub_v1": "google-cloud-pubsub",
     "google.cloud.secretmanager": "google-cloud-secret-manager",
     "google.auth": "google-auth",
     "stripe": "stripe",
