@@ -1,0 +1,1 @@
+"""Benchmarks for latency, cold start, burst throughput and cost: `./dev bench`."""

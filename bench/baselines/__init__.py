@@ -1,0 +1,1 @@
+"""Baseline functions the benchmarks compare the product against."""

@@ -1,0 +1,79 @@
+"""The usual webhook template: verify the signature, run the whole recovery inline, then answer.
+
+It runs the product's own code: the ingest function's signature check, then the recover
+function's entry point called in-process with the CloudEvent the ingest function would have
+published, so the only difference from the product is where (and when) the recovery happens.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import importlib.util
+import os
+import sys
+import traceback
+import uuid
+from pathlib import Path
+from types import ModuleType
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared.config import IngestSettings
+from shared.webhook import WebhookRejected, parse_webhook
+
+_RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
+
+
+@functools.cache
+def _secret() -> str:
+    return IngestSettings.from_env().webhook_secret
+
+
+@functools.cache
+def _recover() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("recover_main", _RECOVER)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@functions_framework.http
+def sync_webhook(request: flask.Request) -> tuple[str, int]:
+    try:
+        payment = parse_webhook(
+            request.get_data(), request.headers.get("Stripe-Signature"), _secret()
+        )
+    except WebhookRejected as exc:
+        return f"rejected: {exc}", 400
+    if payment is None:
+        return "ignored", 200
+    message_id = str(uuid.uuid4().int % 10**16)
+    topic = f"projects/{os.environ['GOOGLE_CLOUD_PROJECT']}/topics/stripe-payment-failed"
+    event = CloudEvent(
+        {
+            "id": message_id,
+            "source": f"//pubsub.googleapis.com/{topic}",
+            "type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "specversion": "1.0",
+        },
+        {
+            "message": {
+                "data": base64.b64encode(payment.to_json()).decode(),
+                "attributes": payment.attributes(),
+                "messageId": message_id,
+            }
+        },
+    )
+    try:
+        _recover().recover_payment(event)
+    except Exception:
+        # What the recover function raises is what Pub/Sub would retry: tell Stripe to retry.
+        traceback.print_exc()
+        return "retry later", 503
+    return "done", 200

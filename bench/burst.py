@@ -1,0 +1,281 @@
+"""Burst: thousands of failed payments at once through the emulator, at several concurrencies."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import fixtures
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
+from bench.load import Prepared, concurrent
+from bench.procs import cpu_seconds, peak_rss_mib, pids_with_args
+from bench.pusher import Pusher
+from bench.report import INFO, Result, Row, markdown_table, verdict
+from bench.stats import fmt
+from standins.emulator import DEFAULT_PROJECT
+from standins.stack import LocalStack, json_lines
+from standins.stripe_api import DEFAULT_ENDPOINT_RATE
+
+NAME = "burst"
+POST_CLIENTS = 8
+# Keep peak Stripe traffic this far under its documented 25 requests/s per endpoint: the
+# account's other traffic shares the limit (and, in a sandbox, the global 25/s as well).
+SAFE_RATE = 20
+# Redelivery as deploy.sh configures it (10 attempts), with backoff scaled down 10x (1-5 s
+# instead of 10-600 s) so a rate-limited run finishes inside the bench's time budget.
+MAX_DELIVERY_ATTEMPTS = 10
+# functions-framework's own default on this machine (4 per CPU), for the emulator-push run.
+EMULATOR_THREADS = 8
+
+
+@dataclass
+class Run:
+    """One burst at one concurrency setting (`slots` None: the emulator's own push)."""
+
+    slots: int | None
+    events: int
+    posted_ok: int = 0
+    post_seconds: float = 0.0
+    seconds: float = 0.0
+    peak_stripe: int = 0
+    stripe_429: int = 0
+    linq_429: int = 0
+    retries: int = 0
+    missing: int = 0
+    lost: int = 0
+    extra_results: int = 0
+    not_sent: int = 0
+    text_dupes: int = 0
+    texts_missing: int = 0
+    dead_letters: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    rss: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_second(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.extra_results == 0 and self.text_dupes == 0
+
+    @property
+    def safe(self) -> bool:
+        return self.clean and self.stripe_429 == 0 and self.peak_stripe <= SAFE_RATE
+
+    @property
+    def label(self) -> str:
+        return "emulator push (2 loops)" if self.slots is None else f"{self.slots} slots"
+
+
+def _count_results(log: Path) -> int:
+    try:
+        return log.read_text(errors="replace").count('"action": ')
+    except FileNotFoundError:
+        return 0
+
+
+def _function_pids(stack: LocalStack, name: str) -> list[int]:
+    port = stack.urls[name].rsplit(":", 1)[1]
+    return pids_with_args("functions-framework", f"--port={port}")
+
+
+def burst(workdir: Path, slots: int | None, events: int) -> Run:
+    """Post `events` webhooks as fast as 8 clients can and wait for every result line.
+
+    `slots` pushes at most that many messages at once to a recover function with as many
+    threads (max instances x concurrency); None leaves delivery to the emulator's push loops.
+    """
+    run = Run(slots, events)
+    stack = LocalStack(
+        latency_ms=LATENCY_MS,
+        linq_args=LINQ_NO_CAPABILITY_LIMIT,
+        recover_env={"THREADS": str(slots or EMULATOR_THREADS)},
+        max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+        workdir=workdir / f"burst-{slots or 'emulator'}-{events}",
+    )
+    pusher: Pusher | None = None
+    with stack:
+        if slots is not None:
+            endpoint = f"{stack.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{stack.topic}"
+            pusher = Pusher(
+                stack.emulator,
+                stack.push_subscription,
+                endpoint,
+                slots,
+                dead_letter_topic=stack.dead_letter_topic,
+                max_attempts=MAX_DELIVERY_ATTEMPTS,
+            ).start()
+        fixtures.load_linq_line(stack.linq)
+        batch = fixtures.cases(events)
+        fixtures.load(stack.stripe, batch)
+        pids = {name: _function_pids(stack, name) for name in ("ingest", "recover")}
+        cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
+        webhooks: list[Prepared] = []
+        for case in batch:
+            body, headers = fixtures.signed_webhook(case.event)
+            webhooks.append(("POST", body, headers))
+        began = time.monotonic()
+        posted = concurrent(stack.urls["ingest"], webhooks, POST_CLIENTS)
+        run.post_seconds = posted.elapsed
+        run.posted_ok = posted.ok
+        log = stack.log("recover")
+        deadline = time.monotonic() + 60 + events * 0.5
+        while _count_results(log) < events and time.monotonic() < deadline:
+            time.sleep(0.1)
+        run.seconds = time.monotonic() - began
+        time.sleep(0.5)  # let late duplicates (if any) show up before counting
+        if pusher is not None:
+            pusher.stop()
+        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
+        run.rss = {name: peak_rss_mib(p) for name, p in pids.items()}
+
+        lines = json_lines(log)
+        results = Counter(line["invoice_id"] for line in lines if "action" in line)
+        actions = Counter(line["action"] for line in lines if "action" in line)
+        run.retries = sum(
+            1 for line in lines if str(line.get("message", "")).startswith("will retry")
+        )
+        wanted = {case.invoice_id for case in batch}
+        run.missing = len(wanted - set(results))
+        run.extra_results = sum(n - 1 for n in results.values() if n > 1)
+        run.not_sent = sum(n for action, n in actions.items() if action != "sent")
+        texts = Counter(
+            (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
+        )
+        unsent = {line["invoice_id"] for line in lines if line.get("action") not in (None, "sent")}
+        for case in batch:
+            counts = [texts.get((case.phone, part), 0) for part in ("text", "link")]
+            run.texts_missing += 0 in counts
+            run.text_dupes += sum(max(0, n - 1) for n in counts)
+            # Lost: no result line, a result other than sent, or a text or link never sent.
+            run.lost += case.invoice_id not in results or case.invoice_id in unsent or 0 in counts
+        stats = stack.stripe.stats()
+        run.peak_stripe = int(stats["peak_per_second"]["overall"])
+        run.stripe_429 = int(stats["by_status"].get("429", 0))
+        run.linq_429 = int(stack.linq.stats()["rate_limited"])
+        run.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
+    return run
+
+
+def _row(run: Run) -> list[str]:
+    return [
+        run.label,
+        str(run.events),
+        f"{run.posted_ok}/{run.events}",
+        fmt(run.events / run.post_seconds if run.post_seconds else 0.0, 0),
+        fmt(run.seconds, 1),
+        fmt(run.per_second, 1),
+        str(run.peak_stripe),
+        str(run.stripe_429),
+        str(run.retries),
+        f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ",
+        fmt(run.cpu["recover"] * 1000 / run.events, 1),
+        fmt(run.cpu["ingest"] * 1000 / run.events, 1),
+        f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
+    ]
+
+
+def run(workdir: Path, quick: bool = False) -> Result:
+    if quick:
+        # A smoke run: one short burst at four slots stands in for the probes and the full run.
+        final = burst(workdir, 4, 60)
+        runs, recommended = [final], 4
+    else:
+        runs = [burst(workdir, None, 120)]
+        runs += [burst(workdir, slots, 250) for slots in (4, 8, 16)]
+        safe = [r.slots for r in runs[1:] if r.safe and r.slots is not None]
+        recommended = max(safe, default=4)
+        final = burst(workdir, recommended, 2000)
+        runs.append(final)
+
+    rows = [
+        Row(
+            NAME,
+            f"{final.events} events at {recommended} slots: events/s end to end",
+            fmt(final.per_second, 1),
+            f"{final.posted_ok}/{final.events} webhooks got 200 in {fmt(final.post_seconds, 1)} s",
+            f"{final.lost} lost, {final.extra_results + final.text_dupes} doubled (0 and 0)",
+            verdict(final.clean and final.posted_ok == final.events),
+        ),
+        Row(
+            NAME,
+            f"peak Stripe requests/s at {recommended} slots",
+            str(final.peak_stripe),
+            f"{final.stripe_429} × 429",
+            f"≤ {DEFAULT_ENDPOINT_RATE}/s documented (aim ≤ {SAFE_RATE})",
+            verdict(final.stripe_429 == 0 and final.peak_stripe <= DEFAULT_ENDPOINT_RATE),
+        ),
+    ]
+    for probe in runs[:-1]:
+        rows.append(
+            Row(
+                NAME,
+                f"{probe.label}, {probe.events} events",
+                f"{fmt(probe.per_second, 1)} ev/s",
+                f"peak Stripe {probe.peak_stripe}/s, {probe.stripe_429} × 429",
+                f"lost {probe.lost}, {probe.retries} redelivered",
+                INFO,
+            )
+        )
+    details = [
+        "### 4. Burst",
+        "",
+        "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 "
+        "requests/s per endpoint (and 25/s global in test mode) and answers 429 above it; "
+        f"stand-ins at {LATENCY_MS:.0f} ms per call; redelivery as in deploy.sh "
+        f"({MAX_DELIVERY_ATTEMPTS} attempts, then the dead-letter topic) with the backoff scaled "
+        f"to 1-5 s. Webhooks are posted by {POST_CLIENTS} keep-alive clients as fast as the ingest "
+        "function takes them; the clock runs from the first POST to the last result line.",
+        "",
+        "The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a "
+        "time each (`PushLoop`, started twice in `FakePubsubServer$SubscriptionData`), so through "
+        "its own push at most two runs are ever in flight, whatever the function's concurrency "
+        "(first row). Production Pub/Sub keeps as many pushes outstanding as the function "
+        "accepts, i.e. max instances × concurrency. The other rows model that with "
+        "`bench/pusher.py`: the stack's push subscription is switched to pull (same retry and "
+        "dead-letter policy) "
+        "and the bench delivers from it with *n slots* concurrent raw Pub/Sub pushes to a recover "
+        "function started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short "
+        f"probes choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s "
+        "with no 429 and nothing lost); the full burst then runs at that setting. The Linq "
+        "stand-in's capability-check limit is off (see the analysis). CPU is user+system time of "
+        "each function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
+        "",
+        *markdown_table(
+            [
+                "delivery",
+                "events",
+                "webhooks 200",
+                "webhooks/s",
+                "drain s",
+                "events/s",
+                "peak Stripe/s",
+                "Stripe 429",
+                "redeliveries",
+                "outcome",
+                "recover CPU ms/event",
+                "ingest CPU ms/event",
+                "peak RSS MiB recover / ingest",
+            ],
+            [_row(r) for r in runs],
+        ),
+        "",
+        f"**Recommended:** {recommended} slots, i.e. max instances × concurrency = {recommended} "
+        "for the recover function (deploy.sh runs concurrency 1, so "
+        f"`RECOVER_MAX_INSTANCES={recommended}`).",
+    ]
+    data = {
+        "recommended": recommended,
+        "events": final.events,
+        "cpu_recover_s": final.cpu["recover"] / final.events,
+        "cpu_ingest_s": final.cpu["ingest"] / final.events,
+        "rss_recover_mib": final.rss["recover"],
+        "rss_ingest_mib": final.rss["ingest"],
+        "per_second": final.per_second,
+        "peak_stripe": final.peak_stripe,
+        "per_slot_per_second": final.per_second / recommended,
+    }
+    return Result(NAME, rows, details, data)

@@ -1,0 +1,94 @@
+"""Sequential external calls from request journals: calls that overlap in time run in parallel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Call:
+    """One external call as seen by the server: who, what, and its wall-clock interval."""
+
+    service: str
+    what: str
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def standin_calls(service: str, journal: Iterable[dict[str, Any]], latency_s: float) -> list[Call]:
+    """Stand-in journal entries as calls lasting the injected latency (their network time)."""
+    return [
+        Call(
+            service,
+            e.get("endpoint") or f"{e['method']} {e['path']}",
+            e["t_wall"],
+            e["t_wall"] + latency_s,
+        )
+        for e in journal
+        if not e["path"].startswith("/_control/")
+    ]
+
+
+def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:
+    """Journal-proxy entries as calls lasting their measured round trip."""
+    return [Call(service, _ledger_op(e), e["t_start"], e["t_end"]) for e in journal]
+
+
+def _ledger_op(entry: dict[str, Any]) -> str:
+    if entry["path"].endswith(":commit"):
+        return "commit (take over)"
+    return {"POST": "create (claim)", "GET": "read", "PATCH": "patch (settle)"}.get(
+        entry["method"], entry["path"]
+    )
+
+
+def stages(calls: Iterable[Call]) -> list[list[Call]]:
+    """Group calls into stages: a call that starts before every earlier call ended joins them."""
+    grouped: list[list[Call]] = []
+    stage_end = float("-inf")
+    for call in sorted(calls, key=lambda c: c.start):
+        if grouped and call.start < stage_end:
+            grouped[-1].append(call)
+            stage_end = max(stage_end, call.end)
+        else:
+            grouped.append([call])
+            stage_end = call.end
+    return grouped
+
+
+def external_seconds(grouped: list[list[Call]]) -> float:
+    """Time spent waiting on the outside: each stage lasts as long as its longest call."""
+    return sum(max(c.seconds for c in stage) for stage in grouped)
+
+
+def within(calls: Iterable[Call], start: float, end: float) -> list[Call]:
+    return [c for c in calls if start <= c.start < end]
+
+
+def until(grouped: list[list[Call]], what: str) -> list[list[Call]]:
+    """The stages up to and including the first one holding a call whose `what` contains `what`."""
+    for index, stage in enumerate(grouped):
+        if any(what in c.what for c in stage):
+            return grouped[: index + 1]
+    return grouped
+
+
+def describe(grouped: list[list[Call]]) -> str:
+    """`ledger create ∥ stripe GET /v1/invoices/{id} → linq ...` for the report."""
+    return " → ".join(" ∥ ".join(f"{c.service} {c.what}" for c in stage) for stage in grouped)
+
+
+def shape(grouped: list[list[Call]]) -> str:
+    """`ledger∥stripe → linq → linq → linq`: who is called, stage by stage."""
+    return " → ".join("∥".join(sorted({c.service for c in stage})) for stage in grouped)
+
+
+def iso_to_epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

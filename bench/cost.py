@@ -1,0 +1,129 @@
+"""Cost: Cloud Run functions (2nd gen) list prices applied to the measured CPU time and memory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from bench import burst
+from bench.env import LATENCY_MS
+from bench.report import INFO, Result, Row, markdown_table
+from bench.stats import fmt
+
+NAME = "cost"
+PRICES_AS_OF = "2026-11-25"
+# Cloud Run, Tier 1 regions, request-based billing ("CPU only allocated during request
+# processing"), which is how Cloud Run functions (2nd gen) are billed. CPU: the stored copy of
+# cloud.google.com/run/pricing; memory and requests: the same table as quoted by third-party
+# 2025 guides (cloudchipr.com, cloudwebschool.com). Not confirmed live on PRICES_AS_OF.
+CPU_PER_VCPU_S = 0.000024
+MEMORY_PER_GIB_S = 0.0000025
+PER_MILLION_REQUESTS = 0.40
+FREE_TIER = "180,000 vCPU-s, 360,000 GiB-s and 2 million requests per month per billing account"
+BILLING_GRANULARITY_S = 0.1
+# deploy.sh: both functions at 256 MiB, which Cloud Run functions pair with 0.167 vCPU.
+MEMORY_GIB = 0.25
+VCPU = 0.167
+
+
+def _billed(seconds: float) -> float:
+    return math.ceil(seconds / BILLING_GRANULARITY_S - 1e-9) * BILLING_GRANULARITY_S
+
+
+def _instance_cost(seconds: float) -> float:
+    return seconds * (VCPU * CPU_PER_VCPU_S + MEMORY_GIB * MEMORY_PER_GIB_S)
+
+
+def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Result:
+    if "burst" in earlier:
+        measured = earlier["burst"].data
+        source = f"the {measured['events']}-event burst (benchmark 4)"
+    else:
+        slots, events = 4, 60 if quick else 300
+        one = burst.burst(workdir, slots, events)
+        measured = {
+            "cpu_recover_s": one.cpu["recover"] / events,
+            "cpu_ingest_s": one.cpu["ingest"] / events,
+            "rss_recover_mib": one.rss["recover"],
+            "rss_ingest_mib": one.rss["ingest"],
+        }
+        source = f"a {events}-event burst at {slots} slots"
+    waiting = (
+        earlier["webhook→text"].data["warm_external_all_ms"] / 1000
+        if "webhook→text" in earlier
+        else 4 * LATENCY_MS / 1000
+    )
+    cpu = {"ingest": measured["cpu_ingest_s"], "recover": measured["cpu_recover_s"]}
+    rss = {"ingest": measured["rss_ingest_mib"], "recover": measured["rss_recover_mib"]}
+    # Request time on the deployed size: waiting on the outside, plus the CPU work stretched by
+    # the fraction of a vCPU the instance gets. Ingest waits ~1 ms on Pub/Sub, recover on its calls.
+    wall = {"ingest": 0.001 + cpu["ingest"] / VCPU, "recover": waiting + cpu["recover"] / VCPU}
+    billed = {name: _billed(seconds) for name, seconds in wall.items()}
+    per_thousand = {name: 1000 * _instance_cost(billed[name]) for name in wall}
+    requests_cost = 1000 * 2 * PER_MILLION_REQUESTS / 1e6
+    total = sum(per_thousand.values()) + requests_cost
+    fits = max(rss.values()) < MEMORY_GIB * 1024
+    cpu_only = 1000 * sum(cpu.values()) * CPU_PER_VCPU_S
+    rows = [
+        Row(
+            NAME,
+            "Cloud Run functions, per 1,000 recoveries (USD)",
+            f"${total:.4f}",
+            f"CPU actually used: ${cpu_only:.5f}",
+            f"list prices of {PRICES_AS_OF}, free tier not applied",
+            INFO,
+        ),
+        Row(
+            NAME,
+            "CPU ms per recovery (recover + ingest)",
+            f"{cpu['recover'] * 1000:.1f} + {cpu['ingest'] * 1000:.1f}",
+            f"peak RSS {rss['recover']:.0f} / {rss['ingest']:.0f} MiB",
+            f"fits {MEMORY_GIB * 1024:.0f} MiB: {'yes' if fits else 'NO'}",
+            INFO,
+        ),
+    ]
+    table = [
+        [
+            name,
+            fmt(cpu[name] * 1000, 1),
+            f"{rss[name]:.0f}",
+            fmt(wall[name] * 1000, 0),
+            fmt(billed[name] * 1000, 0),
+            f"${per_thousand[name]:.5f}",
+        ]
+        for name in ("ingest", "recover")
+    ]
+    table.append(["requests (2 per recovery)", "", "", "", "", f"${requests_cost:.5f}"])
+    table.append(["**total**", "", "", "", "", f"**${total:.4f}**"])
+    details = [
+        "### 5. Cost",
+        "",
+        f"CPU time (user+system of each function's processes) and peak RSS from {source}. "
+        f"Prices: Cloud Run request-based billing, Tier 1 regions (how Cloud Run functions 2nd gen "
+        f"are billed): ${CPU_PER_VCPU_S:.6f} per vCPU-second, ${MEMORY_PER_GIB_S:.7f} per "
+        f"GiB-second, ${PER_MILLION_REQUESTS:.2f} per million requests, billed time rounded up to "
+        f"{BILLING_GRANULARITY_S * 1000:.0f} ms; the CPU price is from the stored copy of "
+        "cloud.google.com/run/pricing, memory and request prices from third-party 2025 copies "
+        f"of the same table; none could be confirmed live on {PRICES_AS_OF}, so treat them as "
+        f"assumptions. Free tier ({FREE_TIER}) not subtracted. Deployed size as deploy.sh: "
+        f"{MEMORY_GIB * 1024:.0f} MiB with {VCPU} vCPU, concurrency 1, so an instance is billed "
+        "for the whole request: time waiting on the outside (recover: the warm run's external "
+        f"stages from benchmark 2, {waiting * 1000:.0f} ms at {LATENCY_MS:.0f} ms per call; "
+        "ingest: "
+        f"about 1 ms to Pub/Sub) plus the measured CPU time divided by {VCPU} vCPU. Slower real "
+        "APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
+        "are billed separately and not included.",
+        "",
+        *markdown_table(
+            [
+                "function",
+                "CPU ms/event",
+                "peak RSS MiB",
+                "request ms at 0.167 vCPU",
+                "billed ms",
+                "per 1,000",
+            ],
+            table,
+        ),
+    ]
+    return Result(NAME, rows, details, {"per_thousand": total})

@@ -1,0 +1,103 @@
+"""Benchmark data: customers with distinct phones, open invoices, signed webhooks, CloudEvents."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+
+from shared.event import from_stripe_event
+from standins import builders
+from standins.client import StandinClient
+from standins.stack import SANDBOX_WEBHOOK_SECRET
+
+SENDER = "+12025550100"
+_phones = itertools.count(2_000_000)
+LOAD_CHUNK = 250
+
+
+def next_phone() -> str:
+    """A valid US number unique in this run (Linq limits texts per sender and recipient)."""
+    return f"+1415{next(_phones):07d}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One failed payment ready to send: the customer, the invoice and its webhook event."""
+
+    customer: dict[str, Any]
+    invoice: dict[str, Any]
+    event: dict[str, Any]
+
+    @property
+    def invoice_id(self) -> str:
+        return str(self.invoice["id"])
+
+    @property
+    def phone(self) -> str:
+        return str(self.customer["phone"])
+
+
+def cases(count: int) -> list[Case]:
+    """`count` open invoices of distinct customers, each with a valid, distinct phone number."""
+    made = []
+    for _ in range(count):
+        customer = builders.customer(phone=next_phone())
+        invoice = builders.invoice(customer)
+        made.append(Case(customer, invoice, builders.payment_failed_event(invoice)))
+    return made
+
+
+def load(stripe_standin: StandinClient, batch: list[Case]) -> None:
+    """Put the customers and invoices into the Stripe stand-in through its scenario endpoint."""
+    for start in range(0, len(batch), LOAD_CHUNK):
+        chunk = batch[start : start + LOAD_CHUNK]
+        stripe_standin.load(
+            {"customers": [c.customer for c in chunk], "invoices": [c.invoice for c in chunk]}
+        )
+
+
+def load_linq_line(linq: StandinClient) -> None:
+    linq.load({"phone_numbers": [builders.linq_line(SENDER)]})
+
+
+def signed_webhook(
+    event: dict[str, Any], secret: str = SANDBOX_WEBHOOK_SECRET
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe would send (signed now; valid for five minutes)."""
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, timestamp=int(time.time())
+    )
+    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A binary-mode Pub/Sub CloudEvent carrying what the ingest function would publish."""
+    payment = from_stripe_event(event)
+    assert payment is not None
+    message_id = str(uuid.uuid4().int % 10**16)
+    data = {
+        "message": {
+            "data": base64.b64encode(payment.to_json()).decode(),
+            "attributes": payment.attributes(),
+            "messageId": message_id,
+            "publishTime": "2026-11-25T00:00:00.000Z",
+        },
+        "subscription": "projects/demo-proj/subscriptions/bench",
+    }
+    headers = {
+        "Content-Type": "application/json",
+        "ce-id": message_id,
+        "ce-specversion": "1.0",
+        "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/stripe-payment-failed",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-time": "2026-11-25T00:00:00.000Z",
+    }
+    return json.dumps(data).encode(), headers

@@ -1,0 +1,179 @@
+"""Push delivery with a chosen concurrency, modelling Pub/Sub in front of n function slots.
+
+The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a time each
+(`PushLoop` in its jar), so it never keeps more than two recover runs in flight. In production
+Pub/Sub keeps as many pushes outstanding as the function accepts: max instances × concurrency.
+This pusher turns the stack's push subscription into a pull subscription and delivers from it
+with `slots` concurrent pushes in the raw Pub/Sub push format. A 2xx is acknowledged; otherwise
+the message stays leased and is pushed again after exponential backoff between the retry
+policy's bounds, and after `max_attempts` it is published to the dead-letter topic and
+acknowledged, as Pub/Sub does. (The emulator's own redelivery after `modifyAckDeadline` proved
+unreliable under load: a few messages never came back.)
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import threading
+import time
+from typing import Any
+
+import requests
+
+from standins.emulator import DEFAULT_PROJECT, PubSubEmulator
+
+LEASE_S = 60
+
+
+class Pusher:
+    """`slots` threads, each: take a due retry or pull one message, push it, settle it."""
+
+    def __init__(
+        self,
+        emulator: PubSubEmulator,
+        subscription: str,
+        endpoint: str,
+        slots: int,
+        *,
+        dead_letter_topic: str,
+        max_attempts: int,
+        min_backoff_s: float = 1.0,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self._emulator = emulator
+        self._base = f"{emulator.url}/v1/projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
+        self._subscription = f"projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
+        self._endpoint = endpoint
+        self._slots = slots
+        self._dead_letter_topic = dead_letter_topic
+        self._max_attempts = max_attempts
+        self._backoff = (min_backoff_s, max_backoff_s)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._retries: list[tuple[float, int, dict[str, Any], int]] = []
+        self._sequence = itertools.count()
+        self._in_flight = 0
+        self.pushed = 0
+        self.failed = 0
+        self.dead_lettered = 0
+        self.in_flight_peak = 0
+        self.errors: list[str] = []
+
+    def start(self) -> Pusher:
+        # No push endpoint: the emulator stops its own push loops and the subscription is pulled.
+        requests.post(
+            f"{self._base}:modifyPushConfig", json={"pushConfig": {}}, timeout=10
+        ).raise_for_status()
+        for index in range(self._slots):
+            thread = threading.Thread(target=self._work, name=f"pusher-{index}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=130)
+
+    def _due_retry(self) -> tuple[dict[str, Any], int] | None:
+        with self._lock:
+            if self._retries and self._retries[0][0] <= time.monotonic():
+                _, _, item, attempt = heapq.heappop(self._retries)
+                return item, attempt
+        return None
+
+    def _work(self) -> None:
+        emulator, function = requests.Session(), requests.Session()
+        while not self._stop.is_set():
+            due = self._due_retry()
+            if due is not None:
+                items = [due]
+            else:
+                try:
+                    answer = emulator.post(
+                        f"{self._base}:pull",
+                        json={"maxMessages": 1, "returnImmediately": True},
+                        timeout=10,
+                    ).json()
+                except (requests.RequestException, ValueError) as exc:
+                    self._note(exc)
+                    time.sleep(0.05)
+                    continue
+                items = [(item, 1) for item in answer.get("receivedMessages") or []]
+                if not items:
+                    time.sleep(0.02)
+                    continue
+            for item, attempt in items:
+                try:
+                    self._deliver(emulator, function, item, attempt)
+                except requests.RequestException as exc:
+                    self._note(exc)
+
+    def _note(self, exc: Exception) -> None:
+        with self._lock:
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def _deliver(
+        self,
+        emulator: requests.Session,
+        function: requests.Session,
+        item: dict[str, Any],
+        attempt: int,
+    ) -> None:
+        message = item["message"]
+        envelope = {
+            "message": {
+                "data": message.get("data", ""),
+                "attributes": message.get("attributes", {}),
+                "messageId": message["messageId"],
+                "publishTime": message.get("publishTime"),
+            },
+            "subscription": self._subscription,
+            "deliveryAttempt": attempt,
+        }
+        with self._lock:
+            self._in_flight += 1
+            self.in_flight_peak = max(self.in_flight_peak, self._in_flight)
+        try:
+            status = function.post(self._endpoint, json=envelope, timeout=120).status_code
+        except requests.RequestException:
+            status = 0
+        with self._lock:
+            self._in_flight -= 1
+        if 200 <= status < 300:
+            self._ack(emulator, item)
+            with self._lock:
+                self.pushed += 1
+            return
+        with self._lock:
+            self.failed += 1
+        if attempt >= self._max_attempts:
+            self._emulator.publish(
+                self._dead_letter_topic,
+                b"",
+                {**message.get("attributes", {}), "bench_dead_lettered": message["messageId"]},
+            )
+            self._ack(emulator, item)
+            with self._lock:
+                self.dead_lettered += 1
+            return
+        # Keep the lease while backing off, so the emulator does not hand the message out again.
+        emulator.post(
+            f"{self._base}:modifyAckDeadline",
+            json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
+            timeout=10,
+        )
+        low, high = self._backoff
+        delay = min(high, low * 2 ** (attempt - 1))
+        with self._lock:
+            heapq.heappush(
+                self._retries,
+                (time.monotonic() + delay, next(self._sequence), item, attempt + 1),
+            )
+
+    def _ack(self, emulator: requests.Session, item: dict[str, Any]) -> None:
+        emulator.post(
+            f"{self._base}:acknowledge", json={"ackIds": [item["ackId"]]}, timeout=10
+        ).raise_for_status()
