@@ -79,11 +79,6 @@ def parts_sent_to(stack: LocalStack, phone: str) -> list[str]:
     return [m["parts"][0]["type"] for m in messages_to(stack, phone)]
 
 
-def customer_calls(linq: Any) -> list[dict[str, Any]]:
-    """Linq requests about a customer: all but the line list, which is read ahead of need."""
-    return [r for r in linq.requests() if r["path"] != "/v3/phone_numbers"]
-
-
 def _phones_seen(stack: LocalStack) -> set[str]:
     """The last ten digits of every customer phone Stripe returned and every number texted."""
     raw = [m["to"][0] for m in stack.linq.messages() if m["to"]]

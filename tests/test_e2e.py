@@ -7,9 +7,9 @@ import pytest
 
 from standins import builders
 from standins.stack import json_lines
+from tests.harness import customer_calls
 from tests.stack_support import (
     clean_run,
-    customer_calls,
     messages_to,
     parts_sent_to,
     results_for,

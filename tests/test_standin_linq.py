@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -448,25 +444,3 @@ def test_reset_clears_chats_and_messages(server, api):
     requests.post(f"{server.url}/_control/reset", timeout=5)
     assert server.messages() == []
     assert server.requests() == []
-
-
-def test_process_mode_serves_and_exits_cleanly(tmp_path):
-    port_file = tmp_path / "linq.port"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "standins", "linq", "--port", "0", "--port-file", str(port_file)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not port_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{port_file.read_text().strip()}"
-        resp = requests.get(
-            f"{url}/v3/phone_numbers", headers={"Authorization": f"Bearer {LINQ_TOKEN}"}, timeout=5
-        )
-        assert resp.json() == {"phone_numbers": []}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=10) == 0
