@@ -13,7 +13,7 @@ import requests
 
 from bench.fixtures import load_linq_line
 from bench.procs import FunctionProcess, base_env, port_open
-from standins.emulator import die_with_parent, free_port
+from standins.emulator import die_with_parent, free_port, stop_process
 from standins.stack import REPO, LocalStack
 
 LATENCY_MS = 50.0
@@ -67,13 +67,7 @@ class JournalProxy:
         self._http.post(f"http://{self.host}/_journal", timeout=10)
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
 
 
 class BenchEnv:

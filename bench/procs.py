@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from standins.emulator import die_with_parent, free_port
+from standins.emulator import die_with_parent, free_port, stop_process
 from standins.stack import PRODUCT_VARIABLES, REPO
 
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
@@ -105,17 +104,7 @@ class FunctionProcess:
 
     def stop(self) -> None:
         """Stop this process's own session (master and worker), by its process group id."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> FunctionProcess:
         return self.start()

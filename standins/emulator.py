@@ -6,6 +6,7 @@ import base64
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -26,6 +27,22 @@ def die_with_parent(command: list[str]) -> list[str]:
     main thread. (util-linux's setpriv; where it is missing, the command runs as it is.)"""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
+def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> None:
+    """SIGTERM the session `process` leads (started with `start_new_session=True`), children
+    included; SIGKILL it after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def free_port() -> int:
@@ -109,13 +126,7 @@ class Emulator:
         raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            try:
-                self._process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
+        stop_process(self._process)
         self._process = None
 
     @property

@@ -427,7 +427,11 @@ class LinqStandin(StandinServer):
             raise LinqApiError(403, 2024, f"{recipients[0]} has opted out of messages")
         now = time.monotonic()
         pairs = [(sender, recipient) for recipient in recipients]
-        retry_after = self._pair_limit.retry_after(pairs, now)
+        self._raise_if_limited(self._pair_limit.retry_after(pairs, now))
+        return now
+
+    def _raise_if_limited(self, retry_after: int | None) -> None:
+        """Linq's 429 (code 1007) with its Retry-After, counted for the tests."""
         if retry_after is not None:
             self._rate_limited += 1
             raise LinqApiError(
@@ -436,7 +440,6 @@ class LinqStandin(StandinServer):
                 f"Rate limited. Try again in {retry_after} seconds.",
                 retry_after=retry_after,
             )
-        return now
 
     def _accept(
         self,
@@ -507,15 +510,7 @@ class LinqStandin(StandinServer):
             _check_e164(str(sender), "from")
             self._line(sender)
         now = time.monotonic()
-        retry_after = self._capability_limit.retry_after(["account"], now)
-        if retry_after is not None:
-            self._rate_limited += 1
-            raise LinqApiError(
-                429,
-                1007,
-                f"Rate limited. Try again in {retry_after} seconds.",
-                retry_after=retry_after,
-            )
+        self._raise_if_limited(self._capability_limit.retry_after(["account"], now))
         self._capability_limit.add(["account"], now)
         if address in self._refused:
             raise LinqApiError(400, 1005, "address not supported in this region")

@@ -28,6 +28,7 @@ from standins.emulator import (
     PubSubEmulator,
     die_with_parent,
     free_port,
+    stop_process,
 )
 from standins.linq_api import LINQ_TOKEN
 from standins.stripe_api import STRIPE_TEST_KEY
@@ -165,7 +166,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process this stack started, by process group, then the emulator."""
         for name, process in reversed(list(self._processes.items())):
-            _terminate(process)
+            stop_process(process)
             del self._processes[name]
         self.emulator.stop()
         self.firestore.stop()
@@ -370,17 +371,3 @@ class LocalStack:
             if time.monotonic() > deadline:
                 raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
             time.sleep(0.05)
-
-
-def _terminate(process: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
