@@ -17,19 +17,27 @@ class DemoCase:
     label: str
     expected: str
     customer: dict[str, Any]
+    subscription: dict[str, Any]
     invoice: dict[str, Any]
     phone: str | None  # the E.164 number Linq should see, when a text is expected to go out
 
 
 def _case(
-    label: str, expected: str, texted: str | None, invoice: Any = None, **customer: Any
+    label: str,
+    expected: str,
+    texted: str | None,
+    invoice: Any = None,
+    subscription_status: str = "past_due",
+    **customer: Any,
 ) -> DemoCase:
     record = builders.customer(**customer)
-    return DemoCase(label, expected, record, builders.invoice(record, **(invoice or {})), texted)
+    subscription = builders.subscription(record, status=subscription_status)
+    bill = builders.invoice(record, subscription=subscription, **(invoice or {}))
+    return DemoCase(label, expected, record, subscription, bill, texted)
 
 
 def cases() -> list[DemoCase]:
-    """Seven customers: every branch a new user wants to see, with fresh ids each run."""
+    """Eight customers: every branch a new user wants to see, with fresh ids each run."""
     return [
         _case("Ada Lovelace", "sent", "+14155550101", name="Ada Lovelace", phone="+1 415 555 0101"),
         _case("(no name)", "sent", "+14155550102", name=None, phone="+14155550102"),
@@ -64,12 +72,21 @@ def cases() -> list[DemoCase]:
             name="Donald Knuth",
             phone="+14155550107",
         ),
+        _case(
+            "Frances Allen, subscription canceled",
+            "skipped:canceled",
+            "+14155550108",
+            subscription_status="canceled",
+            name="Frances Allen",
+            phone="+14155550108",
+        ),
     ]
 
 
 def stripe_scenario(demo: list[DemoCase]) -> dict[str, Any]:
     return {
         "customers": [case.customer for case in demo],
+        "subscriptions": [case.subscription for case in demo],
         "invoices": [case.invoice for case in demo],
     }
 

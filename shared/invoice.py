@@ -10,12 +10,16 @@ from typing import Any
 from shared.text import clean
 
 FALLBACK_DESCRIPTION = "your subscription"
+# What the recover function expands when it reads an invoice: still one request.
+EXPAND = ("customer", "parent.subscription_details.subscription")
 
 # Stripe writes subscription line descriptions itself: "1 × Pro plan (at $25.00 / month)",
 # "Pro plan (Tier 1 at $0.00 / month)", "Remaining time on 2 × Pro plan after 25 Nov 2026".
 _PRORATION = re.compile(r"^(?:Remaining|Unused) time on (?P<rest>.+?)(?: after .+)?$", re.I)
 _QUANTITY_PREFIX = re.compile(r"^\d+(?:[.,]\d+)?\s*[×xX]\s+")
 _PRICE_SUFFIX = re.compile(r"\s*\((?:at|tier \d+ at)\s[^()]*\)$", re.I)
+# A subscription in one of these states is over: its customer is not asked to pay for it.
+ENDED_SUBSCRIPTION = frozenset({"canceled", "incomplete_expired"})
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,14 @@ class Invoice:
     livemode: bool
     description: str
     customer: Customer
+    # The parent subscription's id and status; None when the invoice has no subscription, or
+    # when Stripe did not expand it (the text then goes out: a missed notice costs more).
+    subscription_id: str | None = None
+    subscription_status: str | None = None
+
+    @property
+    def subscription_ended(self) -> bool:
+        return self.subscription_status in ENDED_SUBSCRIPTION
 
     @property
     def why_not_collectable(self) -> str | None:
@@ -85,7 +97,13 @@ def parse_customer(data: Mapping[str, Any] | str | None) -> Customer:
 
 
 def parse_invoice(data: Mapping[str, Any]) -> Invoice:
-    """An invoice retrieved with `expand=["customer"]`."""
+    """An invoice retrieved with its customer and subscription expanded (`EXPAND`)."""
+    details = (data.get("parent") or {}).get("subscription_details") or {}
+    subscription = details.get("subscription")
+    if isinstance(subscription, Mapping):
+        subscription_id, status = subscription.get("id"), subscription.get("status")
+    else:
+        subscription_id, status = subscription, None
     lines = (data.get("lines") or {}).get("data") or []
     first_line = lines[0].get("description") if lines else None
     remaining = data.get("amount_remaining")
@@ -99,4 +117,6 @@ def parse_invoice(data: Mapping[str, Any]) -> Invoice:
         livemode=bool(data.get("livemode")),
         description=describe_line(first_line),
         customer=parse_customer(data.get("customer")),
+        subscription_id=subscription_id if isinstance(subscription_id, str) else None,
+        subscription_status=status if isinstance(status, str) else None,
     )

@@ -16,6 +16,7 @@ class Action(enum.StrEnum):
     NO_PHONE = "skipped:no_phone"
     UNREACHABLE = "skipped:unreachable"
     NOT_OPEN = "skipped:not_open"
+    CANCELED = "skipped:canceled"
     OPTED_OUT = "skipped:opted_out"
     SKIPPED_POLICY = "skipped:policy"
     FAILED = "failed"
@@ -28,6 +29,7 @@ _MESSAGES = {
     Action.NO_PHONE: "skipped: no phone on file",
     Action.UNREACHABLE: "skipped: unreachable",
     Action.NOT_OPEN: "skipped: invoice not open",
+    Action.CANCELED: "skipped: subscription canceled",
     Action.OPTED_OUT: "skipped: opted out",
     Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
     Action.FAILED: "failed",

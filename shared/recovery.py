@@ -158,6 +158,11 @@ class Recovery:
     def _recover(self, invoice: Invoice, attempt: int) -> Outcome:
         if (why := invoice.why_not_collectable) is not None:
             return skipped(Action.NOT_OPEN, why)
+        if invoice.subscription_ended:
+            return skipped(
+                Action.CANCELED,
+                f"subscription {invoice.subscription_id} is {invoice.subscription_status}",
+            )
         if invoice.hosted_invoice_url is None:
             return failed("open invoice has no hosted_invoice_url to link to")
         customer = invoice.customer

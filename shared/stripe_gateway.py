@@ -9,7 +9,7 @@ from typing import Any
 import stripe
 
 from shared.errors import NotFoundError, PermanentError, RecoveryError, RetryableError
-from shared.invoice import Invoice, parse_invoice
+from shared.invoice import EXPAND, Invoice, parse_invoice
 
 # (connect, read) seconds per attempt. With two retries and the SDK's backoff (at most 5 s each)
 # the worst case stays near 30 s, well under the recover function's timeout.
@@ -53,9 +53,9 @@ class StripeGateway:
         )
 
     def invoice(self, invoice_id: str) -> Invoice:
-        """The invoice as it is now, with its customer expanded: one request."""
+        """The invoice as it is now, with its customer and subscription expanded: one request."""
         try:
-            found = self._client.v1.invoices.retrieve(invoice_id, params={"expand": ["customer"]})
+            found = self._client.v1.invoices.retrieve(invoice_id, params={"expand": list(EXPAND)})
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return parse_invoice(found.to_dict())

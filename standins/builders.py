@@ -68,6 +68,38 @@ def customer(
     return obj
 
 
+def subscription(
+    customer: Mapping[str, Any] | str,
+    *,
+    id: str | None = None,
+    status: str = "past_due",
+    livemode: bool | None = None,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A subscription in `status` (Stripe's: active, past_due, unpaid, canceled, ...) for
+    `customer`, with the fields the product and an operator look at."""
+    customer_id = customer["id"] if isinstance(customer, Mapping) else customer
+    if livemode is None:
+        livemode = bool(customer.get("livemode")) if isinstance(customer, Mapping) else False
+    now = int(time.time()) if created is None else created
+    ended = now if status in ("canceled", "incomplete_expired") else None
+    return {
+        "id": id or new_id("sub_1", 23),
+        "object": "subscription",
+        "customer": customer_id,
+        "status": status,
+        "livemode": livemode,
+        "created": now,
+        "start_date": now,
+        "cancel_at": None,
+        "cancel_at_period_end": False,
+        "canceled_at": ended,
+        "ended_at": ended,
+        "collection_method": "charge_automatically",
+        "metadata": {},
+    }
+
+
 def invoice(
     customer: Mapping[str, Any] | str,
     *,
@@ -80,12 +112,15 @@ def invoice(
     hosted_invoice_url: str | None = _UNSET,
     livemode: bool | None = None,
     created: int | None = None,
+    subscription: Mapping[str, Any] | str | None = _UNSET,
     **overrides: Any,
 ) -> dict[str, Any]:
     """An endive-shaped invoice from the synthetic event, for `customer` (a dict or an id).
 
     Given a customer dict, the frozen `customer_*` fields copy it, as Stripe does at
-    finalization. `overrides` set any other top-level field last.
+    finalization. `subscription` (a dict or an id) is the parent subscription; None makes a
+    one-off invoice without one; unset keeps the fixture's id, unknown to the stand-in.
+    `overrides` set any other top-level field last.
     """
     obj = _copy_fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
     invoice_id = id or new_id("in_1", 23)
@@ -139,6 +174,11 @@ def invoice(
         # Drafts are not finalized yet: no number, no hosted page, no PDF.
         obj.update(number=None, hosted_invoice_url=None, invoice_pdf=None, effective_at=None)
         transitions["finalized_at"] = None
+    if subscription is None:
+        obj["parent"] = None
+    elif subscription is not _UNSET:
+        sub_id = subscription["id"] if isinstance(subscription, Mapping) else subscription
+        obj["parent"]["subscription_details"]["subscription"] = sub_id
     lines = obj["lines"]
     lines["url"] = f"/v1/invoices/{invoice_id}/lines"
     if description_line is None:

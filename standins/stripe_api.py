@@ -108,6 +108,10 @@ def _check_params(params: Params, allowed: set[str]) -> None:
             raise StripeApiError(400, f"Received unknown parameter: {key}", param=key)
 
 
+# An invoice's subscription (basil and later): expandable like `customer`.
+SUBSCRIPTION_PATH = "parent.subscription_details.subscription"
+
+
 def _check_expand(params: Params, expandable: Iterable[str]) -> set[str]:
     expand = _expansions(params)
     for path in expand:
@@ -212,6 +216,7 @@ class StripeStandin(StandinServer):
 
     def _reset_state(self) -> None:
         self._customers: dict[str, dict[str, Any]] = {}
+        self._subscriptions: dict[str, dict[str, Any]] = {}
         self._invoices: dict[str, dict[str, Any]] = {}
         self._events: dict[str, dict[str, Any]] = {}
         self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
@@ -220,13 +225,14 @@ class StripeStandin(StandinServer):
         self._replays = 0
 
     def load(self, scenario: Mapping[str, Any]) -> None:
-        """Upsert `{"customers": [...], "invoices": [...], "events": [...]}` (Stripe-shaped
-        dicts) by id."""
-        unknown = set(scenario) - {"customers", "invoices", "events"}
+        """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
+        "events": [...]}` (Stripe-shaped dicts) by id."""
+        unknown = set(scenario) - {"customers", "subscriptions", "invoices", "events"}
         if unknown:
             raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
         stores = (
             ("customer", self._customers),
+            ("subscription", self._subscriptions),
             ("invoice", self._invoices),
             ("event", self._events),
         )
@@ -413,20 +419,28 @@ class StripeStandin(StandinServer):
         return copy.deepcopy(dict(customer))
 
     def _render_invoice(
-        self, invoice: Mapping[str, Any], mode: str, expand: bool
+        self, invoice: Mapping[str, Any], mode: str, expand: Iterable[str]
     ) -> dict[str, Any]:
+        """The invoice, with `customer` and `parent.subscription_details.subscription` expanded
+        when asked (as Stripe, an id it cannot resolve stays an id)."""
         out = copy.deepcopy(dict(invoice))
+        paths = {path.removeprefix("data.") for path in expand}
         customer = self._customers.get(out.get("customer") or "")
-        if expand and customer is not None and self._visible(customer, mode):
+        if "customer" in paths and customer is not None and self._visible(customer, mode):
             out["customer"] = self._render_customer(customer)
+        details = (out.get("parent") or {}).get("subscription_details")
+        if SUBSCRIPTION_PATH in paths and isinstance(details, dict):
+            subscription = self._subscriptions.get(str(details.get("subscription")))
+            if subscription is not None and self._visible(subscription, mode):
+                details["subscription"] = copy.deepcopy(subscription)
         return out
 
     # Endpoints -----------------------------------------------------------------------------
 
     def _retrieve_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
         _check_params(params, {"expand"})
-        expand = _check_expand(params, {"customer"})
-        return self._render_invoice(self._get("invoice", invoice_id, mode), mode, bool(expand))
+        expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
+        return self._render_invoice(self._get("invoice", invoice_id, mode), mode, expand)
 
     def _retrieve_customer(self, mode: str, params: Params, customer_id: str) -> dict[str, Any]:
         _check_params(params, {"expand"})
@@ -435,7 +449,7 @@ class StripeStandin(StandinServer):
 
     def _update_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
         _check_params(params, {"metadata", "description", "expand"})
-        expand = _check_expand(params, {"customer"})
+        expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
         invoice = self._get("invoice", invoice_id, mode)
         metadata = dict(invoice.get("metadata") or {})
         for key, values in params.items():
@@ -466,13 +480,13 @@ class StripeStandin(StandinServer):
         description = _single(params, "description")
         if description is not None:
             invoice["description"] = description or None
-        return self._render_invoice(invoice, mode, bool(expand))
+        return self._render_invoice(invoice, mode, expand)
 
     def _list_invoices(self, mode: str, params: Params) -> dict[str, Any]:
         _check_params(
             params, {"status", "customer", "created", "limit", "starting_after", "expand"}
         )
-        expand = _check_expand(params, {"data.customer"})
+        expand = _check_expand(params, {"data.customer", f"data.{SUBSCRIPTION_PATH}"})
         limit = _limit(params)
         status = _single(params, "status")
         if status is not None and status not in _INVOICE_STATUSES:
@@ -492,7 +506,7 @@ class StripeStandin(StandinServer):
             and created(inv)
         ]
         page, has_more = _page(candidates, params, "invoice", limit)
-        data = [self._render_invoice(inv, mode, bool(expand)) for inv in page]
+        data = [self._render_invoice(inv, mode, expand) for inv in page]
         return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/invoices"}
 
     def _list_events(self, mode: str, params: Params) -> dict[str, Any]:

@@ -82,6 +82,24 @@ def test_paid_invoice_is_skipped_through_the_emulator(stack):
     assert customer_calls(stack.linq) == []
 
 
+def test_invoice_of_a_canceled_subscription_is_skipped_through_the_emulator(stack):
+    customer = builders.customer(phone="+14155550108")
+    subscription = builders.subscription(customer, status="canceled")
+    invoice = builders.invoice(customer, subscription=subscription)
+    stack.stripe.load(
+        {"customers": [customer], "subscriptions": [subscription], "invoices": [invoice]}
+    )
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    [result] = wait_for_result(stack, invoice)
+    assert (result["action"], result["reason"]) == (
+        "skipped:canceled",
+        f"subscription {subscription['id']} is canceled",
+    )
+    assert customer_calls(stack.linq) == []
+    [note] = stack.slack.notes()
+    assert "skipped:canceled" in note["text"]
+
+
 def test_same_event_three_times_at_once_texts_once(stack):
     invoice = store(stack, phone="+14155550110")
     event = builders.payment_failed_event(invoice)

@@ -91,3 +91,49 @@ def test_deleted_customer_has_no_contact():
 def test_invoice_without_lines_uses_fallback_description():
     data = builders.invoice("cus_x", description_line=None)
     assert parse_invoice(data).description == FALLBACK_DESCRIPTION
+
+
+def test_expanded_subscription_gives_its_id_and_status():
+    customer = builders.customer()
+    subscription = builders.subscription(customer, status="canceled")
+    data = builders.invoice(customer, subscription=subscription)
+    data["parent"]["subscription_details"]["subscription"] = subscription
+    invoice = parse_invoice(data)
+    assert (invoice.subscription_id, invoice.subscription_status) == (
+        subscription["id"],
+        "canceled",
+    )
+    assert invoice.subscription_ended
+
+
+@pytest.mark.parametrize(
+    ("subscription", "status", "ended"),
+    [
+        ("sub_1NotExpanded", None, False),  # an id only: nothing known, the text goes out
+        (None, None, False),  # a one-off invoice
+    ],
+)
+def test_unexpanded_or_missing_subscription_never_stops_a_text(subscription, status, ended):
+    data = builders.invoice(builders.customer(), subscription=subscription)
+    invoice = parse_invoice(data)
+    assert (invoice.subscription_id, invoice.subscription_status) == (subscription, status)
+    assert invoice.subscription_ended is ended
+
+
+@pytest.mark.parametrize(
+    ("status", "ended"),
+    [
+        ("active", False),
+        ("past_due", False),
+        ("unpaid", False),
+        ("trialing", False),
+        ("paused", False),
+        ("incomplete", False),
+        ("incomplete_expired", True),
+        ("canceled", True),
+    ],
+)
+def test_only_canceled_or_expired_subscriptions_have_ended(status, ended):
+    data = builders.invoice(builders.customer())
+    data["parent"]["subscription_details"]["subscription"] = {"id": "sub_1", "status": status}
+    assert parse_invoice(data).subscription_ended is ended

@@ -83,6 +83,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.NOT_OPEN, "skipped: invoice not open"),
         (Action.OPTED_OUT, "skipped: opted out"),
         (Action.SKIPPED_POLICY, "skipped: attempt not in TEXT_ON_ATTEMPTS"),
+        (Action.CANCELED, "skipped: subscription canceled"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -96,6 +97,7 @@ def test_action_vocabulary_is_closed():
         "skipped:no_phone",
         "skipped:unreachable",
         "skipped:not_open",
+        "skipped:canceled",
         "skipped:opted_out",
         "skipped:policy",
         "failed",

@@ -205,6 +205,43 @@ def test_invoice_no_longer_open_is_skipped(pipeline, linq_api, status, reason):
     assert customer_calls(linq_api) == []
 
 
+@pytest.mark.parametrize("status", ["canceled", "incomplete_expired"])
+def test_invoice_of_an_ended_subscription_is_skipped(pipeline, linq_api, status):
+    customer = builders.customer()
+    subscription = builders.subscription(customer, status=status)
+    pipeline.stripe.load({"subscriptions": [subscription]})
+    invoice = pipeline.customer_with_invoice(customer, subscription=subscription)
+    result = pipeline.result(invoice)
+    assert (result["action"], result["message"], result["reason"]) == (
+        "skipped:canceled",
+        "skipped: subscription canceled",
+        f"subscription {subscription['id']} is {status}",
+    )
+    assert customer_calls(linq_api) == []
+
+
+@pytest.mark.parametrize("status", ["past_due", "unpaid", "active"])
+def test_invoice_of_a_live_subscription_is_texted(pipeline, status):
+    customer = builders.customer()
+    subscription = builders.subscription(customer, status=status)
+    pipeline.stripe.load({"subscriptions": [subscription]})
+    invoice = pipeline.customer_with_invoice(customer, subscription=subscription)
+    assert pipeline.result(invoice)["action"] == "sent"
+
+
+def test_one_off_invoice_without_a_subscription_is_texted(pipeline):
+    invoice = pipeline.customer_with_invoice(subscription=None)
+    assert pipeline.result(invoice)["action"] == "sent"
+
+
+def test_paid_invoice_of_a_canceled_subscription_is_not_open(pipeline):
+    customer = builders.customer()
+    subscription = builders.subscription(customer, status="canceled")
+    pipeline.stripe.load({"subscriptions": [subscription]})
+    invoice = pipeline.customer_with_invoice(customer, subscription=subscription, status="paid")
+    assert pipeline.result(invoice)["action"] == "skipped:not_open"
+
+
 def test_open_invoice_with_nothing_due_is_skipped(pipeline, linq_api):
     invoice = pipeline.customer_with_invoice()
     pipeline.stripe.update_invoice(invoice["id"], {"amount_remaining": 0})

@@ -105,6 +105,45 @@ def test_unknown_expand_is_rejected(client, seeded):
     assert "cannot be expanded (subscription)" in str(exc.value.user_message)
 
 
+SUBSCRIPTION = "parent.subscription_details.subscription"
+
+
+def test_retrieve_expands_the_parent_subscription(server, client):
+    cus = builders.customer()
+    sub = builders.subscription(cus, status="canceled")
+    inv = builders.invoice(cus, subscription=sub)
+    server.load({"customers": [cus], "subscriptions": [sub], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer", SUBSCRIPTION]})
+    expanded = got.parent.subscription_details.subscription
+    assert (expanded.id, expanded.status, expanded.customer) == (sub["id"], "canceled", cus["id"])
+    assert got.customer.id == cus["id"]
+
+
+def test_parent_subscription_stays_an_id_unless_expanded(server, client):
+    cus = builders.customer()
+    sub = builders.subscription(cus)
+    inv = builders.invoice(cus, subscription=sub)
+    server.load({"customers": [cus], "subscriptions": [sub], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer"]})
+    assert got.parent.subscription_details.subscription == sub["id"]
+
+
+def test_subscription_of_the_other_mode_is_not_expanded(server, client):
+    cus = builders.customer()
+    sub = builders.subscription(cus, livemode=True)
+    inv = builders.invoice(cus, subscription=sub)
+    server.load({"customers": [cus], "subscriptions": [sub], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": [SUBSCRIPTION]})
+    assert got.parent.subscription_details.subscription == sub["id"]
+
+
+def test_one_off_invoice_has_no_parent_to_expand(server, client):
+    cus = builders.customer()
+    inv = builders.invoice(cus, subscription=None)
+    server.load({"customers": [cus], "invoices": [inv]})
+    assert client.v1.invoices.retrieve(inv["id"], params={"expand": [SUBSCRIPTION]}).parent is None
+
+
 def test_unknown_invoice_gives_stripe_404_envelope(client):
     with pytest.raises(stripe.InvalidRequestError) as exc:
         client.v1.invoices.retrieve("in_missing")
