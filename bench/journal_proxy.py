@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import signal
 import socket
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from standins.base import wait_for_stop_signal
 
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"}
 
@@ -117,14 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="HOST:PORT of the emulator")
     args = parser.parse_args(argv)
     server = _Server(args.port, args.target)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     ).start()
     print(f"journal proxy on 127.0.0.1:{args.port} -> {args.target}", flush=True)
-    stopping.wait()
+    wait_for_stop_signal()
     server.shutdown()
     return 0
 

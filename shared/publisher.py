@@ -73,7 +73,7 @@ class Publisher:
     """Publishes to one topic; nothing is created at import."""
 
     def __init__(self, project: str, topic: str) -> None:
-        self._project, self._topic = project, topic
+        self._topic = topic
         self._topic_path = f"projects/{project}/topics/{topic}"
         self._session: requests.Session | None = None
         self._url = ""
@@ -88,12 +88,14 @@ class Publisher:
             try:
                 return grpc.publish(data, attributes)
             except Exception as exc:
-                raise RetryableError(
-                    f"publish to {self._topic} failed: {type(exc).__name__}", error=str(exc)[:200]
-                ) from exc
+                raise self._failed(type(exc).__name__, str(exc)) from exc
         message_id = self._publish_rest(data, attributes)
         self._load_grpc_soon()
         return message_id
+
+    def _failed(self, error: str, detail: str) -> RetryableError:
+        """The event is not safely queued: the caller answers 503 so Stripe sends it again."""
+        return RetryableError(f"publish to {self._topic} failed: {error}", error=detail[:200])
 
     def _load_grpc_soon(self) -> None:
         with self._lock:
@@ -144,6 +146,6 @@ class Publisher:
             except (requests.RequestException, ValueError, KeyError, IndexError) as exc:
                 transient, error, detail = True, type(exc).__name__, str(exc)[:200]
             if not transient or time.monotonic() + delay >= deadline:
-                raise RetryableError(f"publish to {self._topic} failed: {error}", error=detail)
+                raise self._failed(error, detail)
             time.sleep(delay)
             delay = min(delay * 2, 1.0)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
-from standins.base import StandinServer
+from standins.base import StandinServer, wait_for_stop_signal
 from standins.linq_api import (
     DEFAULT_CAPABILITY_LIMIT,
     DEFAULT_CAPABILITY_WINDOW_S,
@@ -101,14 +99,11 @@ def _write_port_file(path: Path, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     server = _build(args)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
     server.start()
     if args.port_file:
         _write_port_file(args.port_file, server.port)
     print(f"{args.service} stand-in listening on {server.url}", flush=True)
-    stopping.wait()
+    wait_for_stop_signal()
     server.stop()
     return 0
 

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 import re
+import signal
 import socket
 import struct
 import sys
@@ -24,6 +25,14 @@ from urllib.parse import parse_qs, urlsplit
 
 CONTROL_PREFIX = "/_control/"
 PEAK_WINDOW_S = 1.0
+
+
+def wait_for_stop_signal() -> None:
+    """Block the main thread until SIGTERM or SIGINT: how a server run as its own process ends."""
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
 
 
 @dataclass(frozen=True)

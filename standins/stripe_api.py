@@ -227,15 +227,15 @@ class StripeStandin(StandinServer):
     def load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
         "events": [...]}` (Stripe-shaped dicts) by id."""
-        unknown = set(scenario) - {"customers", "subscriptions", "invoices", "events"}
-        if unknown:
-            raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
         stores = (
             ("customer", self._customers),
             ("subscription", self._subscriptions),
             ("invoice", self._invoices),
             ("event", self._events),
         )
+        unknown = set(scenario) - {f"{kind}s" for kind, _ in stores}
+        if unknown:
+            raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
         with self._lock:
             for kind, store in stores:
                 for obj in scenario.get(f"{kind}s", []):
