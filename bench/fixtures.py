@@ -12,7 +12,7 @@ from typing import Any
 
 import stripe
 
-from shared.event import from_stripe_event
+from shared.core.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
 from standins.stack import SANDBOX_WEBHOOK_SECRET

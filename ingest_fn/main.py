@@ -7,11 +7,11 @@ import functools
 import flask
 import functions_framework
 
-from shared.config import IngestSettings
-from shared.errors import ConfigError, RetryableError
-from shared.log import ERROR, INFO, WARNING, log
-from shared.publisher import Publisher
-from shared.webhook import MAX_BODY_BYTES, WebhookRejected, parse_webhook
+from shared.adapters.publisher import Publisher
+from shared.adapters.webhook import MAX_BODY_BYTES, WebhookRejected, parse_webhook
+from shared.core.errors import ConfigError, RetryableError
+from shared.core.log import ERROR, INFO, WARNING, log
+from shared.workflow.config import IngestSettings
 
 Response = tuple[str, int, dict[str, str]]
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}

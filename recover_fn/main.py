@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.errors import ConfigError, MalformedMessageError, RetryableError
-from shared.event import from_pubsub
-from shared.ledger import Duplicate, Ledger
-from shared.linq import LinqClient
-from shared.log import ERROR, INFO, log
-from shared.outcome import log_result
-from shared.recover_config import RecoverSettings
-from shared.recovery import Recovery, Result
-from shared.slack import SlackNotifier
-from shared.stripe_gateway import StripeGateway
+from shared.adapters.ledger import Duplicate, Ledger
+from shared.adapters.linq import LinqClient
+from shared.adapters.slack import SlackNotifier
+from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
+from shared.core.event import from_pubsub
+from shared.core.log import ERROR, INFO, log
+from shared.core.outcome import log_result
+from shared.workflow.recover_config import RecoverSettings
+from shared.workflow.recovery import Recovery, Result
 
 
 @dataclass(frozen=True)

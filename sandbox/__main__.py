@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.demo import OPTED_OUT, DemoCase, cases, linq_scenario, stripe_scenario
-from shared.log import mask_phone
+from shared.core.log import mask_phone
 from standins import builders
 from standins.stack import LANGUAGE_TEMPLATE_PREFIX, LocalStack, StackError, json_lines
 

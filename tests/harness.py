@@ -13,7 +13,7 @@ import functions_framework
 import pytest
 import stripe
 
-from shared.event import FailedPayment
+from shared.core.event import FailedPayment
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import FirestoreEmulator, PubSubEmulator
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from shared.config import DEFAULT_STRIPE_API_BASE, BackfillSettings, IngestSettings
-from shared.errors import ConfigError
-from shared.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
-from shared.recover_config import DEFAULT_LINQ_API_BASE, RecoverSettings
+from shared.core.errors import ConfigError
+from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
+from shared.workflow.config import DEFAULT_STRIPE_API_BASE, BackfillSettings, IngestSettings
+from shared.workflow.recover_config import DEFAULT_LINQ_API_BASE, RecoverSettings
 
 RECOVER = {
     "STRIPE_API_KEY": "sk_test_abc123",

@@ -4,7 +4,7 @@ language."""
 import pytest
 import requests
 
-from shared.ledger import COLLECTION
+from shared.adapters.ledger import COLLECTION
 from standins import builders
 from tests.harness import SENDER, customer_calls
 

@@ -324,7 +324,7 @@ def test_recover_may_use_only_the_ledger_database(plan: Run) -> None:
 
 
 def test_ledger_database_gets_a_ttl_policy_on_the_ledger_records(plan: Run) -> None:
-    from shared import ledger
+    from shared.adapters import ledger
 
     create = plan.one("firestore", "databases", "create")
     assert flag(create, "--database") == "dunning"
@@ -381,9 +381,18 @@ def test_ends_with_the_webhook_url_and_the_stripe_next_step(plan: Run) -> None:
 def test_ingest_is_staged_with_only_what_it_imports(plan: Run) -> None:
     staged = plan.build / "ingest"
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
-    assert {"main.py", "requirements.txt", "shared/__init__.py", "shared/publisher.py"} <= files
-    assert {"shared/webhook.py", "shared/config.py"} <= files
-    assert not files & {"shared/linq.py", "shared/recovery.py", "shared/slack.py"}
+    assert {
+        "main.py",
+        "requirements.txt",
+        "shared/__init__.py",
+        "shared/adapters/publisher.py",
+    } <= files
+    assert {"shared/adapters/webhook.py", "shared/workflow/config.py"} <= files
+    assert not files & {
+        "shared/adapters/linq.py",
+        "shared/workflow/recovery.py",
+        "shared/adapters/slack.py",
+    }
     assert all(f.startswith("shared/") or f in {"main.py", "requirements.txt"} for f in files)
     assert (staged / "main.py").read_bytes() == (ROOT / "ingest_fn" / "main.py").read_bytes()
 
@@ -391,8 +400,13 @@ def test_ingest_is_staged_with_only_what_it_imports(plan: Run) -> None:
 def test_recover_is_staged_with_only_what_it_imports(plan: Run) -> None:
     staged = plan.build / "recover"
     files = {p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()}
-    assert {"main.py", "requirements.txt", "shared/recovery.py", "shared/linq.py"} <= files
-    assert not files & {"shared/publisher.py", "shared/webhook.py"}
+    assert {
+        "main.py",
+        "requirements.txt",
+        "shared/workflow/recovery.py",
+        "shared/adapters/linq.py",
+    } <= files
+    assert not files & {"shared/adapters/publisher.py", "shared/adapters/webhook.py"}
     assert all(f.startswith("shared/") or f in {"main.py", "requirements.txt"} for f in files)
     assert (staged / "main.py").read_bytes() == (ROOT / "recover_fn" / "main.py").read_bytes()
 

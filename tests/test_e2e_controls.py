@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from shared.ledger import COLLECTION
+from shared.adapters.ledger import COLLECTION
 from standins import STRIPE_TEST_KEY, builders
 from standins.emulator import DEFAULT_PROJECT
 from standins.stack import PRODUCT_VARIABLES, REPO, json_lines

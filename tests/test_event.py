@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from shared.errors import MalformedMessageError
-from shared.event import FailedPayment, from_pubsub, from_stripe_event
+from shared.core.errors import MalformedMessageError
+from shared.core.event import FailedPayment, from_pubsub, from_stripe_event
 from standins import builders
 
 

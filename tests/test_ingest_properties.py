@@ -11,8 +11,8 @@ import stripe
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.event import from_stripe_event
-from shared.webhook import MAX_BODY_BYTES
+from shared.adapters.webhook import MAX_BODY_BYTES
+from shared.core.event import from_stripe_event
 from standins import builders
 from tests.harness import ROOT
 

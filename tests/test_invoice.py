@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.invoice import FALLBACK_DESCRIPTION, describe_line, parse_invoice
+from shared.core.invoice import FALLBACK_DESCRIPTION, describe_line, parse_invoice
 from standins import builders
 
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.message import (
+from shared.core.errors import ConfigError
+from shared.core.message import (
     BRANDED_TEMPLATE,
     DEFAULT_TEMPLATE,
     MAX_TEXT_LENGTH,

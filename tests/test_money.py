@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.money import LONGEST_AMOUNT, decimals, format_amount
+from shared.core.money import LONGEST_AMOUNT, decimals, format_amount
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.outcome import Action, Outcome, failed, log_result, rehearsed, sent, skipped
+from shared.core.outcome import Action, Outcome, failed, log_result, rehearsed, sent, skipped
 
 
 def line_for(outcome) -> str:

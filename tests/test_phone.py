@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.log import log, mask_phone
-from shared.phone import to_e164
+from shared.core.log import log, mask_phone
+from shared.core.phone import to_e164
 
 
 @pytest.mark.parametrize(

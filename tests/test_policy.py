@@ -2,8 +2,8 @@
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.policy import AttemptPolicy
+from shared.core.errors import ConfigError
+from shared.core.policy import AttemptPolicy
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared import linq as linq_module
+from shared.adapters import linq as linq_module
 from standins import builders
 from tests.harness import SECOND_SENDER, SENDER, customer_calls, log_lines
 

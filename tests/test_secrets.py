@@ -6,10 +6,10 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
-from shared import secrets as secrets_module
-from shared.errors import ConfigError
-from shared.recover_config import RecoverSettings
-from shared.secrets import SecretResolver
+from shared.adapters import secrets as secrets_module
+from shared.adapters.secrets import SecretResolver
+from shared.core.errors import ConfigError
+from shared.workflow.recover_config import RecoverSettings
 from standins.secretmanager_api import SecretManagerStandin
 
 

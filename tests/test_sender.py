@@ -2,9 +2,9 @@
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.linq import Line
-from shared.sender import pick_sender
+from shared.core.errors import PermanentError
+from shared.core.lines import Line
+from shared.core.sender import pick_sender
 
 HEALTHY = Line("+12025550101", "HEALTHY", "iMessage")
 CRITICAL = Line("+12025550102", "CRITICAL", "iMessage")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.text import ELLIPSIS, clean, graphemes, shorten
+from shared.core.text import ELLIPSIS, clean, graphemes, shorten
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
 FLAG_FR = "🇫🇷"

@@ -6,7 +6,7 @@ import time
 import pytest
 import stripe
 
-from shared.webhook import WebhookRejected, parse_webhook
+from shared.adapters.webhook import WebhookRejected, parse_webhook
 from standins import builders
 
 SECRET = "whsec_test_secret"

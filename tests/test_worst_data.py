@@ -6,15 +6,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.message import (
+from shared.core.message import (
     DEFAULT_TEMPLATE,
     MAX_TEXT_LENGTH,
     Template,
     contains_url,
     placeholder_values,
 )
-from shared.phone import to_e164
-from shared.text import ELLIPSIS, clean, graphemes
+from shared.core.phone import to_e164
+from shared.core.text import ELLIPSIS, clean, graphemes
 from standins import builders
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)

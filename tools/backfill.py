@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO, TypeVar
 
-from shared.config import BackfillSettings
-from shared.errors import ConfigError, NotFoundError, PermanentError, RetryableError
-from shared.event import FailedPayment
-from shared.money import format_amount
-from shared.publisher import Publisher
-from shared.stripe_gateway import StripeGateway
+from shared.adapters.publisher import Publisher
+from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.errors import ConfigError, NotFoundError, PermanentError, RetryableError
+from shared.core.event import FailedPayment
+from shared.core.money import format_amount
+from shared.workflow.config import BackfillSettings
 
 # Stripe keeps events for 30 days.
 MAX_SINCE_S = 30 * 86400

@@ -21,8 +21,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.config import IngestSettings
-from shared.webhook import WebhookRejected, parse_webhook
+from shared.adapters.webhook import WebhookRejected, parse_webhook
+from shared.workflow.config import IngestSettings
 
 _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
 

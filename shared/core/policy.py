@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 ALL = "all"
 _NUMBERS = re.compile(r"^\s*[1-9][0-9]*\s*(?:,\s*[1-9][0-9]*\s*)*$")

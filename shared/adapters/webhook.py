@@ -7,7 +7,7 @@ from typing import Any
 
 import stripe
 
-from shared.event import FailedPayment, from_stripe_event
+from shared.core.event import FailedPayment, from_stripe_event
 
 MAX_BODY_BYTES = 1024 * 1024
 # Stripe's default: a signature older than five minutes is refused (replay protection).

@@ -8,10 +8,10 @@ import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shared.errors import ConfigError
-from shared.invoice import FALLBACK_DESCRIPTION
-from shared.money import LONGEST_AMOUNT
-from shared.text import ELLIPSIS, clean, shorten
+from shared.core.errors import ConfigError
+from shared.core.invoice import FALLBACK_DESCRIPTION
+from shared.core.money import LONGEST_AMOUNT
+from shared.core.text import ELLIPSIS, clean, shorten
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "

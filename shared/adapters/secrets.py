@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from shared.errors import ConfigError
+from shared.core.errors import ConfigError
 
 PREFIX = "sm://"
 _REFERENCE = re.compile(

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from shared.errors import RetryableError
+from shared.core.errors import RetryableError
 
 # The whole publish, retries included, must end well inside Stripe's webhook timeout so that a
 # Pub/Sub outage turns into a 503 (and a Stripe retry) rather than a hung request.

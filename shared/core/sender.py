@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from shared.errors import PermanentError
-from shared.linq import Line
-from shared.log import mask_phone
+from shared.core.errors import PermanentError
+from shared.core.lines import Line
+from shared.core.log import mask_phone
 
 
 def pick_sender(

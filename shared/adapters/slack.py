@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from shared.log import WARNING, log, redact
+from shared.core.log import WARNING, log, redact
 
 TIMEOUT = (2.0, 3.0)
 

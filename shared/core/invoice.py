@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.text import clean
+from shared.core.text import clean
 
 FALLBACK_DESCRIPTION = "your subscription"
 # What the recover function expands when it reads an invoice: still one request.

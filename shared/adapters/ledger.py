@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import requests
 
-from shared.errors import RetryableError
+from shared.core.errors import RetryableError
 
 COLLECTION = "dunning_sends"
 TIMEOUT = (3.05, 5.0)

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import TextIO
 
-from shared.log import ERROR, INFO, WARNING, log, mask_phone
+from shared.core.log import ERROR, INFO, WARNING, log, mask_phone
 
 
 class Action(enum.StrEnum):

@@ -8,8 +8,8 @@ from typing import Any
 
 import stripe
 
-from shared.errors import NotFoundError, PermanentError, RecoveryError, RetryableError
-from shared.invoice import EXPAND, Invoice, parse_invoice
+from shared.core.errors import NotFoundError, PermanentError, RecoveryError, RetryableError
+from shared.core.invoice import EXPAND, Invoice, parse_invoice
 
 # (connect, read) seconds per attempt. With two retries and the SDK's backoff (at most 5 s each)
 # the worst case stays near 30 s, well under the recover function's timeout.

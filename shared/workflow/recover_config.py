@@ -6,7 +6,19 @@ import os
 import re
 from dataclasses import dataclass
 
-from shared.config import (
+from shared.adapters.secrets import SecretResolver
+from shared.core.errors import ConfigError
+from shared.core.message import (
+    BRANDED_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    Template,
+    Templates,
+    contains_url,
+)
+from shared.core.phone import is_region, to_e164
+from shared.core.policy import ALL, AttemptPolicy
+from shared.core.text import clean
+from shared.workflow.config import (
     DEFAULT_STRIPE_API_BASE,
     Environ,
     base_url,
@@ -18,12 +30,6 @@ from shared.config import (
     stripe_api_key_from,
     stripe_key_mode,
 )
-from shared.errors import ConfigError
-from shared.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE, Template, Templates, contains_url
-from shared.phone import is_region, to_e164
-from shared.policy import ALL, AttemptPolicy
-from shared.secrets import SecretResolver
-from shared.text import clean
 
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_PHONE_REGION = "US"

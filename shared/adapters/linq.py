@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from shared.errors import (
+from shared.core.errors import (
     LineIneligibleError,
     OptedOutError,
     PermanentError,
@@ -17,6 +16,7 @@ from shared.errors import (
     RetryableError,
     UnreachableError,
 )
+from shared.core.lines import Capability, Line
 
 # (connect, read) seconds. Linq is not retried in-process: the whole run is redelivered by
 # Pub/Sub, and idempotency keys make the repeated sends harmless.
@@ -28,32 +28,6 @@ CODE_OPTED_OUT = 2024
 CODE_LINE_INELIGIBLE = 2027
 # Codes with which the capability check refuses an address outright (unsupported region, format).
 _REFUSED_ADDRESS_CODES = frozenset({1002, 1005})
-
-
-@dataclass(frozen=True)
-class Line:
-    """One of the account's sending lines."""
-
-    number: str
-    reputation: str
-    line_type: str | None
-
-    @property
-    def usable(self) -> bool:
-        # Linq's guidance for a CRITICAL line is to pause outbound sends on it.
-        return self.reputation != "CRITICAL"
-
-
-@dataclass(frozen=True)
-class Capability:
-    """Whether a recipient can be reached from a line, and over which service."""
-
-    imessage: bool
-    service: str | None
-
-    @property
-    def reachable(self) -> bool:
-        return self.imessage or self.service in ("SMS", "RCS")
 
 
 def _error(response: requests.Response) -> RecoveryError:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from shared.errors import (
+from shared.adapters.ledger import FAILED, RETRYING, Duplicate, Ledger
+from shared.adapters.linq import LinqClient
+from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.errors import (
     LineIneligibleError,
     NotFoundError,
     OptedOutError,
@@ -14,18 +17,15 @@ from shared.errors import (
     RetryableError,
     UnreachableError,
 )
-from shared.event import FailedPayment
-from shared.invoice import Invoice
-from shared.ledger import FAILED, RETRYING, Duplicate, Ledger
-from shared.linq import LinqClient
-from shared.log import WARNING, log
-from shared.message import placeholder_values
-from shared.money import format_amount
-from shared.outcome import Action, Outcome, failed, rehearsed, sent, skipped
-from shared.phone import to_e164
-from shared.recover_config import RecoverSettings
-from shared.sender import pick_sender
-from shared.stripe_gateway import StripeGateway
+from shared.core.event import FailedPayment
+from shared.core.invoice import Invoice
+from shared.core.log import WARNING, log
+from shared.core.message import placeholder_values
+from shared.core.money import format_amount
+from shared.core.outcome import Action, Outcome, failed, rehearsed, sent, skipped
+from shared.core.phone import to_e164
+from shared.core.sender import pick_sender
+from shared.workflow.recover_config import RecoverSettings
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.errors import MalformedMessageError
+from shared.core.errors import MalformedMessageError
 
 SNAPSHOT_TYPE = "invoice.payment_failed"
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.

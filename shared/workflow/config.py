@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigError
-from shared.secrets import SecretResolver
+from shared.adapters.secrets import SecretResolver
+from shared.core.errors import ConfigError
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_TOPIC = "stripe-payment-failed"
