@@ -8,16 +8,16 @@ from dataclasses import dataclass
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.adapters.ledger import Duplicate, Ledger
+from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import from_pubsub
-from shared.core.log import ERROR, INFO, log
+from shared.core.log import ERROR, INFO, log, redact
 from shared.core.outcome import log_result
 from shared.workflow.recover_config import RecoverSettings
-from shared.workflow.recovery import Recovery, Result
+from shared.workflow.recovery import Ignored, Recovery, RunResult
 
 
 @dataclass(frozen=True)
@@ -33,12 +33,12 @@ def _instance() -> _Instance:
         settings,
         StripeGateway(settings.stripe_api_key, settings.stripe_api_base),
         LinqClient(settings.linq_api_key, settings.linq_api_base),
-        Ledger(settings.project, settings.firestore_database),
+        Ledger(settings.project, settings.firestore_database, settings.lease),
     )
     return _Instance(recovery, SlackNotifier(settings.slack_webhook_url))
 
 
-def _note(result: Result) -> str:
+def _note(result: RunResult) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
     return f"Dunning text {outcome.action} for {result.invoice_id} ({result.customer_id}): {tail}"
@@ -68,12 +68,17 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         # and these lines are the record of why.
         log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
         raise
-    if isinstance(result, Duplicate):
+    except Exception as exc:
+        # A bug or an answer nobody expected: the run released its lease, and a retry may pass.
+        log(ERROR, f"will retry: unexpected {type(exc).__name__}: {redact(str(exc))}", **where)
+        raise
+    if isinstance(result, Ignored):
         log(
             INFO,
-            "duplicate delivery ignored",
+            result.message,
             **where,
-            duplicate_of=result.event_id,
+            key=result.key,
+            owner_event=result.owner_event,
             state=result.state,
         )
         return
@@ -81,6 +86,7 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         result.outcome,
         invoice_id=result.invoice_id,
         customer_id=result.customer_id,
+        attempt=result.attempt,
         event_id=job.event_id,
     )
     instance.slack.notify(_note(result))

@@ -105,15 +105,15 @@ def test_queued_payments_are_recovered_and_a_second_run_texts_nobody_twice(
     assert len(linq_api.messages()) == 4
 
 
-def test_a_failure_the_live_pipeline_handled_is_a_duplicate(pipeline, backfill, linq_api):
+def test_a_failure_the_live_pipeline_texted_is_not_texted_again(pipeline, backfill, linq_api):
     invoice = failed_invoice(pipeline)
     assert [r["action"] for r in pipeline.deliver(builders.payment_failed_event(invoice))] == [
         "sent"
     ]
     backfill("--since", "1d")
     [line] = push_all(pipeline)
-    assert (line["message"], line["event_id"]) == (
-        "duplicate delivery ignored",
+    assert (line["action"], line["event_id"]) == (
+        "skipped:already_texted",
         backfill_event_id(invoice["id"], 1),
     )
     assert len(linq_api.messages()) == 2

@@ -49,7 +49,10 @@ def test_attempt_outside_the_policy_is_skipped_without_a_linq_call(pipeline, lin
 def test_attempts_in_the_policy_are_texted(pipeline, linq_api):
     pipeline.configure(TEXT_ON_ATTEMPTS="1,3")
     invoice = pipeline.customer_with_invoice(attempt_count=1)
-    actions = [pipeline.result(invoice, attempt_count=n)["action"] for n in (1, 2, 3)]
+    actions = []
+    for attempt in (1, 2, 3):
+        pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": attempt})
+        actions.append(pipeline.result(invoice, attempt_count=attempt)["action"])
     assert actions == ["sent", "skipped:policy", "sent"]
     assert [m["idempotency_key"].split("-", 1)[1] for m in linq_api.messages()] == [
         "1-text",
@@ -67,15 +70,16 @@ def test_thin_event_is_judged_by_the_invoice_attempt(pipeline, linq_api):
     assert customer_calls(linq_api) == []
 
 
-def test_policy_skip_is_claimed_so_a_second_message_is_a_duplicate(pipeline):
+def test_policy_skip_is_claimed_so_a_second_message_is_not_run_again(pipeline):
     pipeline.configure(TEXT_ON_ATTEMPTS="1")
     invoice = pipeline.customer_with_invoice(attempt_count=2)
     assert pipeline.result(invoice, event_id="evt_a")["action"] == "skipped:policy"
     status, [line] = pipeline.run(invoice, event_id="evt_b")
-    assert (status, line["message"], line["duplicate_of"]) == (
+    assert (status, line["message"], line["owner_event"], line["state"]) == (
         200,
-        "duplicate delivery ignored",
+        "already handled",
         "evt_a",
+        "done",
     )
 
 

@@ -18,6 +18,10 @@ from tests.stack_support import (
 )
 
 SECOND = "+12025550199"
+DELIVERY_ATTEMPTS = 8
+# A run killed mid-way leaves its lease to run out before the redelivery may resume; production
+# leases outlast the function's timeout, these stay short so the tests need not wait minutes.
+LEASE_SECONDS = "3"
 # Longer than the product's 8 s read timeout for Stripe and Linq.
 TIMEOUT_DELAY_S = 9.0
 LINQ_429 = {
@@ -32,7 +36,8 @@ def stack():
     options = {
         "min_backoff_s": 0.5,
         "max_backoff_s": 2.0,
-        "max_delivery_attempts": 5,
+        "max_delivery_attempts": DELIVERY_ATTEMPTS,
+        "recover_env": {"LEASE_SECONDS": LEASE_SECONDS},
         "slack": True,
         # Linq does not publish its capability-check limit; keep it out of these tests' way.
         "linq_args": ("--capability-limit", "100000"),
@@ -168,9 +173,11 @@ def test_message_that_keeps_failing_is_dead_lettered_with_the_reason(stack):
         dead = stack.emulator.pull(stack.dead_letter_subscription)
     [message] = dead
     assert message["attributes"]["invoice_id"] == invoice["id"]
-    assert message["attributes"]["CloudPubSubDeadLetterSourceDeliveryCount"] == "5"
+    assert message["attributes"]["CloudPubSubDeadLetterSourceDeliveryCount"] == str(
+        DELIVERY_ATTEMPTS
+    )
     retries = retries_logged(stack, invoice)
-    assert len(retries) == 5
+    assert len(retries) == DELIVERY_ATTEMPTS
     assert {(r["severity"], r["status"]) for r in retries} == {("ERROR", 500)}
     assert results_for(stack, invoice) == []
 

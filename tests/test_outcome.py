@@ -84,6 +84,8 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.OPTED_OUT, "skipped: opted out"),
         (Action.SKIPPED_POLICY, "skipped: attempt not in TEXT_ON_ATTEMPTS"),
         (Action.CANCELED, "skipped: subscription canceled"),
+        (Action.SUPERSEDED, "skipped: a newer attempt superseded it"),
+        (Action.ALREADY_TEXTED, "skipped: already texted for this attempt"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -100,6 +102,8 @@ def test_action_vocabulary_is_closed():
         "skipped:canceled",
         "skipped:opted_out",
         "skipped:policy",
+        "skipped:superseded",
+        "skipped:already_texted",
         "failed",
         "dry_run",
     }

@@ -117,12 +117,14 @@ def test_thin_event_takes_the_attempt_from_the_invoice(pipeline, linq_api):
 # --- never twice ------------------------------------------------------------------------
 
 
-def test_same_message_redelivered_after_success_texts_once(pipeline, linq_api):
+def test_same_message_redelivered_after_success_texts_once_and_logs_once(pipeline, linq_api):
+    # Pub/Sub redelivers a message whose acknowledgement was lost: the entry is done.
     invoice = pipeline.customer_with_invoice()
     payment = pipeline.payment(invoice)
-    first = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
-    second = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
-    assert first["chat_id"] == second["chat_id"]
+    assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
+    status, [line] = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
+    assert (status, line["message"], line["state"]) == (200, "duplicate delivery ignored", "done")
+    assert "action" not in line
     assert len(linq_api.messages()) == 2
 
 
@@ -133,23 +135,27 @@ def test_second_message_for_the_same_event_is_a_duplicate(pipeline, linq_api):
     status, lines = pipeline.run(invoice, event_id=payment.event_id)
     assert status == 200
     [line] = lines
-    assert (line["message"], line["duplicate_of"], line["state"]) == (
+    assert (line["message"], line["owner_event"], line["state"]) == (
         "duplicate delivery ignored",
         payment.event_id,
-        "claimed",
+        "done",
     )
     assert "action" not in line
     assert len(linq_api.messages()) == 2
 
 
-def test_another_event_for_the_same_failed_attempt_is_a_duplicate(pipeline, linq_api):
+def test_another_event_for_an_attempt_already_texted_is_said_so_not_called_a_duplicate(
+    pipeline, linq_api
+):
+    # A customer's manual retry that failed too: Stripe sends a new event for the same attempt.
     invoice = pipeline.customer_with_invoice()
     assert pipeline.result(invoice, event_id="evt_snapshot")["action"] == "sent"
-    status, [line] = pipeline.run(invoice, event_id="evt_thin")
-    assert (status, line["message"], line["duplicate_of"]) == (
-        200,
-        "duplicate delivery ignored",
-        "evt_snapshot",
+    result = pipeline.result(invoice, event_id="evt_manual_retry")
+    assert (result["action"], result["message"], result["reason"], result["event_id"]) == (
+        "skipped:already_texted",
+        "skipped: already texted for this attempt",
+        "attempt 1 was already texted for event evt_snapshot",
+        "evt_manual_retry",
     )
     assert len(linq_api.messages()) == 2
 
@@ -165,6 +171,7 @@ def test_a_failed_run_can_be_taken_over_by_a_later_message(pipeline, linq_api):
 def test_a_new_failed_attempt_texts_again_in_the_same_chat(pipeline, linq_api):
     invoice = pipeline.customer_with_invoice(attempt_count=1)
     first = pipeline.result(invoice)
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     second = pipeline.result(invoice, attempt_count=2)
     assert first["chat_id"] == second["chat_id"]
     assert [m["idempotency_key"].split("-", 1)[1] for m in linq_api.messages()] == [

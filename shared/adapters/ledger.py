@@ -1,42 +1,74 @@
-"""The send ledger: one Firestore document per failed payment, so each is handled once.
+"""The send ledger: one Firestore document per failed payment, owned by one run at a time.
 
-Linq's idempotency keys already stop a repeated send, but how long Linq keeps them is not
-documented, and they cannot tell a duplicate delivery from a first one. The ledger can: the first
-Pub/Sub message to claim `{invoice_id}-{attempt}` owns it; a redelivery of that same message
-(same message id) carries on, because the owner's message is redelivered until it is acknowledged
-or dead-lettered; any other message for the same failed payment is a duplicate and is dropped.
-An owner whose run failed, or gave up for now, lets a later message (a replay) take over.
+The design is Stripe's for its own idempotency keys (brandur.org/idempotency-keys), on Firestore:
+
+- **A lease.** A run owns `{invoice_id}-{attempt}` while `lease_until` is ahead; the lease is
+  longer than the function's timeout, so a run that dies in any way (crash, timeout, OOM) leaves
+  a lease that expires and a replay can take over. A run that raises for a retry releases its
+  lease at once (sets it to now), so its redelivery, or any other message, can go on.
+- **A version on every write.** Each write is conditional on the document's `updateTime` as this
+  run last wrote or read it, so of two runs racing through a claim or a takeover exactly one wins,
+  and a run that lost ownership fails its next write (`LeaseLostError`) and stops.
+- **A recorded plan.** Before the first send the owner records what it will send (line, recipient,
+  text, link); after the text it records the chat. Whoever owns the entry next resumes from there
+  with the recorded plan, byte for byte, so its requests match Linq's idempotency keys.
+
+States: `active` (owned while the lease runs), `done` (an outcome was logged; every later message
+for it is a duplicate), `failed` (a permanent failure was logged; a later message may take over).
+Entries written by the previous version (`claimed`, `retrying`) read as `done` and as an expired
+`active`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 import requests
 
-from shared.core.errors import RetryableError
+from shared.adapters.google import rest_session
+from shared.core.decide import Entry, Plan
+from shared.core.errors import LeaseLostError, RetryableError
+from shared.core.event import FailedPayment
+from shared.core.outcome import Action, Outcome
 
 COLLECTION = "dunning_sends"
 TIMEOUT = (3.05, 5.0)
 # Kept past Stripe's longest retry window (Smart Retries: up to two months); a Firestore TTL
 # policy on `expire_at` (set by deploy.sh) deletes records after that.
 RETENTION = dt.timedelta(days=70)
-CLAIMED, FAILED, RETRYING = "claimed", "failed", "retrying"
-_TAKEOVER_STATES = frozenset({FAILED, RETRYING})
+# Longer than the recover function's timeout (120 s in deploy.sh), so no run outlives its lease.
+DEFAULT_LEASE = dt.timedelta(seconds=180)
+ACTIVE, DONE, FAILED = "active", "done", "failed"
+_LEGACY_STATES = {"claimed": DONE, "retrying": ACTIVE}
 _SCOPE = "https://www.googleapis.com/auth/datastore"
+# Firestore's answers to a write whose precondition no longer holds.
+_CONFLICTS = frozenset({"ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND", "ABORTED"})
 
 
 @dataclass(frozen=True)
-class Duplicate:
-    """Another message already owns this failed payment."""
+class Lease:
+    """This run owns `key` as of `version` (the document's updateTime after its last write)."""
 
     key: str
-    event_id: str
+    version: str
+    entry: Entry
+    # The event of the run this lease took over from, when it was not a fresh claim.
+    took_over_from: str | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """Another run owns this failed payment, or one has finished it."""
+
+    key: str
     state: str
+    event_id: str
+    message_id: str
+    action: str | None
+    lease_until: dt.datetime | None
 
 
 def _now() -> dt.datetime:
@@ -47,121 +79,220 @@ def _stamp(moment: dt.datetime) -> str:
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def _fields(values: dict[str, str | dt.datetime]) -> dict[str, Any]:
-    return {
-        name: {"timestampValue": _stamp(v)} if isinstance(v, dt.datetime) else {"stringValue": v}
-        for name, v in values.items()
-    }
+def _encode(value: Any) -> dict[str, Any]:
+    """A Firestore REST value for a str, int, bool, datetime, mapping or None."""
+    if value is None:
+        return {"nullValue": None}
+    if isinstance(value, bool):
+        return {"booleanValue": value}
+    if isinstance(value, int):
+        return {"integerValue": str(value)}
+    if isinstance(value, dt.datetime):
+        return {"timestampValue": _stamp(value)}
+    if isinstance(value, dict):
+        return {"mapValue": {"fields": {k: _encode(v) for k, v in value.items()}}}
+    return {"stringValue": str(value)}
 
 
-def _read(document: dict[str, Any], name: str) -> str:
-    return str((document.get("fields", {}).get(name) or {}).get("stringValue", ""))
+def _decode(value: dict[str, Any]) -> Any:
+    if "mapValue" in value:
+        fields = value["mapValue"].get("fields") or {}
+        return {k: _decode(v) for k, v in fields.items()}
+    if "integerValue" in value:
+        return int(value["integerValue"])
+    if "timestampValue" in value:
+        return dt.datetime.fromisoformat(value["timestampValue"].replace("Z", "+00:00"))
+    for kind in ("stringValue", "booleanValue"):
+        if kind in value:
+            return value[kind]
+    return None
 
 
-def _authorized_session() -> requests.Session:
-    # Imported only in production: google-auth finds the function's service account.
-    import google.auth
-    from google.auth.transport.requests import AuthorizedSession
+def _entry(fields: dict[str, Any]) -> Entry:
+    plan = fields.get("plan")
+    return Entry(
+        plan=Plan(**{k: str(plan[k]) for k in ("to", "text", "link", "line")})
+        if isinstance(plan, dict)
+        else None,
+        chat_id=fields.get("chat_id") or None,
+    )
 
-    credentials, _ = google.auth.default(scopes=[_SCOPE])
-    return AuthorizedSession(credentials)
+
+def _error(response: requests.Response) -> RetryableError | LeaseLostError:
+    """Our error for a Firestore error response: a lost precondition, or something to retry.
+
+    Access problems are retried too: fixing IAM should not lose the payment.
+    """
+    try:
+        status = (response.json().get("error") or {}).get("status")
+    except (ValueError, AttributeError):
+        status = None
+    if status in _CONFLICTS:
+        return LeaseLostError(f"ledger entry changed under this run ({status})", vendor="firestore")
+    return RetryableError(
+        f"Firestore {response.status_code}: {response.text[:200]}",
+        vendor="firestore",
+        status=response.status_code,
+    )
 
 
 class Ledger:
     """Firestore over REST: one keep-alive session, no gRPC stack to import at cold start."""
 
     def __init__(
-        self, project: str, database: str, session: requests.Session | None = None
+        self,
+        project: str,
+        database: str,
+        lease: dt.timedelta = DEFAULT_LEASE,
+        session: requests.Session | None = None,
     ) -> None:
-        emulator = os.environ.get("FIRESTORE_EMULATOR_HOST")
-        if emulator:
-            base = f"http://{emulator}/v1"
-            self._session = session or requests.Session()
-            # The emulator accepts this token as an administrator, bypassing security rules.
-            self._session.headers["Authorization"] = "Bearer owner"
-        else:
-            base = "https://firestore.googleapis.com/v1"
-            self._session = session or _authorized_session()
-        self._documents = f"{base}/projects/{project}/databases/{database}/documents"
+        own_session, base = rest_session(
+            _SCOPE, "FIRESTORE_EMULATOR_HOST", "https://firestore.googleapis.com"
+        )
+        self._session = session or own_session
+        self._lease = lease
+        self._database = f"projects/{project}/databases/{database}"
+        self._documents = f"{base}/v1/{self._database}/documents"
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _name(self, key: str) -> str:
+        return f"{self._database}/documents/{COLLECTION}/{key}"
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            response = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+            return self._session.request(method, url, timeout=TIMEOUT, **kwargs)
         except requests.RequestException as exc:
             raise RetryableError(
                 f"Firestore unreachable: {type(exc).__name__}", vendor="firestore"
             ) from exc
-        if response.status_code >= 500 or response.status_code in (401, 403, 429):
-            # Access problems are retried too: fixing IAM should not lose the payment.
-            raise RetryableError(
-                f"Firestore {response.status_code}: {response.text[:200]}",
-                vendor="firestore",
-                status=response.status_code,
-            )
-        return response
 
-    def _url(self, key: str) -> str:
-        return f"{self._documents}/{COLLECTION}/{quote(key, safe='')}"
-
-    def claim(self, key: str, event_id: str, message_id: str) -> Duplicate | None:
-        """Own `key` for this message (None), or the Duplicate that already owns it."""
-        now = _now()
-        record = _fields(
-            {
-                "message_id": message_id,
-                "event_id": event_id,
-                "state": CLAIMED,
-                "updated_at": now,
-                "expire_at": now + RETENTION,
-            }
-        )
-        created = self._call(
-            "POST",
-            f"{self._documents}/{COLLECTION}",
-            params={"documentId": key},
-            json={"fields": record},
-        )
-        if created.ok:
-            return None
-        if created.status_code != 409:
-            raise RetryableError(
-                f"Firestore {created.status_code}: {created.text[:200]}",
-                vendor="firestore",
-                status=created.status_code,
-            )
-        existing = self._call("GET", self._url(key))
-        if existing.status_code == 404:
-            # Deleted (expired) between the two calls: claim again.
-            return self.claim(key, event_id, message_id)
-        document = existing.json()
-        if _read(document, "message_id") == message_id:
-            return None
-        if _read(document, "state") not in _TAKEOVER_STATES:
-            return Duplicate(key, _read(document, "event_id"), _read(document, "state"))
-        # A write with a precondition on the version read: of two messages taking over at
-        # once, exactly one succeeds (the other gets FAILED_PRECONDITION).
-        taken = self._call(
-            "POST",
-            f"{self._documents}:commit",
-            json={
-                "writes": [
-                    {
-                        "update": {"name": document["name"], "fields": record},
-                        "currentDocument": {"updateTime": document["updateTime"]},
-                    }
-                ]
+    def _commit(self, key: str, values: dict[str, Any], precondition: dict[str, Any]) -> str:
+        """Write `values` into the entry if `precondition` holds; returns the new version."""
+        write = {
+            "update": {
+                "name": self._name(key),
+                "fields": {k: _encode(v) for k, v in values.items()},
             },
-        )
-        if taken.ok:
-            return None
-        return Duplicate(key, _read(document, "event_id"), _read(document, "state"))
+            "updateMask": {"fieldPaths": sorted(values)},
+            "currentDocument": precondition,
+        }
+        answer = self._call("POST", f"{self._documents}:commit", json={"writes": [write]})
+        if not answer.ok:
+            raise _error(answer)
+        return str(answer.json()["writeResults"][0]["updateTime"])
 
-    def settle(self, key: str, state: str, message_id: str) -> None:
-        """Record that the owner failed or will retry, so a later message may take over."""
-        values = {"state": state, "message_id": message_id, "updated_at": _now()}
-        self._call(
-            "PATCH",
-            self._url(key),
-            params=[("updateMask.fieldPaths", name) for name in values],
-            json={"fields": _fields(values)},
-        )
+    def _update(self, lease: Lease, values: dict[str, Any]) -> Lease:
+        version = self._commit(lease.key, values, {"updateTime": lease.version})
+        return replace(lease, version=version)
+
+    def _read(self, key: str) -> tuple[dict[str, Any], str] | None:
+        answer = self._call("GET", f"{self._documents}/{COLLECTION}/{quote(key, safe='')}")
+        if answer.status_code == 404:
+            return None
+        if not answer.ok:
+            raise _error(answer)
+        document = answer.json()
+        fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
+        return fields, str(document["updateTime"])
+
+    def _owner(self, job: FailedPayment, message_id: str, run: str, now: dt.datetime) -> dict:
+        return {
+            "message_id": message_id,
+            "event_id": job.event_id,
+            "run": run,
+            "state": ACTIVE,
+            "lease_until": now + self._lease,
+            "updated_at": now,
+            "expire_at": now + RETENTION,
+        }
+
+    # --- ownership --------------------------------------------------------------------------
+
+    def claim(
+        self, key: str, job: FailedPayment, message_id: str, run: str, attempt: int
+    ) -> Lease | Held:
+        """Own `key` for this run (a Lease, carrying what earlier owners recorded), or learn who
+        holds it (Held).
+
+        Takes over an entry that failed or whose lease has run out; a concurrent claim or takeover
+        by another run makes this one re-read and decide again.
+        """
+        for _ in range(5):
+            now = _now()
+            owner = self._owner(job, message_id, run, now)
+            fresh = {
+                **owner,
+                "invoice_id": job.invoice_id,
+                "attempt": attempt,
+                "customer_id": job.customer_id,
+                "created_at": now,
+            }
+            try:
+                version = self._commit(key, fresh, {"exists": False})
+                return Lease(key, version, Entry())
+            except LeaseLostError:
+                pass  # it exists: see who holds it
+            found = self._read(key)
+            if found is None:
+                continue  # expired and deleted between the two calls: claim again
+            fields, version = found
+            state = _LEGACY_STATES.get(fields.get("state", ""), fields.get("state"))
+            lease_until = fields.get("lease_until")
+            live = isinstance(lease_until, dt.datetime) and lease_until > now
+            if state == DONE or (state == ACTIVE and live):
+                return Held(
+                    key,
+                    str(state),
+                    str(fields.get("event_id") or ""),
+                    str(fields.get("message_id") or ""),
+                    fields.get("action"),
+                    lease_until if isinstance(lease_until, dt.datetime) else None,
+                )
+            try:
+                version = self._commit(key, owner, {"updateTime": version})
+            except LeaseLostError:
+                continue  # another run took it first: look again
+            return Lease(key, version, _entry(fields), str(fields.get("event_id") or ""))
+        raise RetryableError(f"ledger entry {key} keeps changing; try again later")
+
+    def record_plan(self, lease: Lease, plan: Plan) -> Lease:
+        """Record what this failed payment will get, before the first send."""
+        now = _now()
+        values = {
+            "plan": {"line": plan.line, "to": plan.to, "text": plan.text, "link": plan.link},
+            "lease_until": now + self._lease,
+            "updated_at": now,
+        }
+        return replace(self._update(lease, values), entry=Entry(plan=plan))
+
+    def record_text(self, lease: Lease, chat_id: str) -> Lease:
+        """Record that the text went out into `chat_id`: a resumed run sends only the link."""
+        now = _now()
+        values = {
+            "chat_id": chat_id,
+            "texted_at": now,
+            "lease_until": now + self._lease,
+            "updated_at": now,
+        }
+        return replace(self._update(lease, values), entry=replace(lease.entry, chat_id=chat_id))
+
+    def finish(self, lease: Lease, outcome: Outcome) -> None:
+        """Record the outcome: `done` for good, or `failed`, which a later message may take over."""
+        now = _now()
+        values: dict[str, Any] = {
+            "state": FAILED if outcome.action is Action.FAILED else DONE,
+            "action": outcome.action.value,
+            "reason": outcome.reason,
+            "lease_until": now,
+            "updated_at": now,
+            "finished_at": now,
+        }
+        if outcome.chat_id is not None:
+            values["chat_id"] = outcome.chat_id
+        self._update(lease, values)
+
+    def release(self, lease: Lease) -> None:
+        """End the lease now, so the redelivery (or another message) need not wait for it."""
+        now = _now()
+        self._update(lease, {"lease_until": now, "updated_at": now})

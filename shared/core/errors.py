@@ -48,3 +48,8 @@ class LineIneligibleError(RetryableError):
 
 class MalformedMessageError(PermanentError):
     """A Pub/Sub message this function cannot read: not base64, not JSON, or missing fields."""
+
+
+class LeaseLostError(RecoveryError):
+    """Another run took this failed payment over (or it was finished meanwhile): this run stops
+    without sending anything more, and its message is acknowledged."""

@@ -19,6 +19,8 @@ class Action(enum.StrEnum):
     CANCELED = "skipped:canceled"
     OPTED_OUT = "skipped:opted_out"
     SKIPPED_POLICY = "skipped:policy"
+    SUPERSEDED = "skipped:superseded"
+    ALREADY_TEXTED = "skipped:already_texted"
     FAILED = "failed"
     DRY_RUN = "dry_run"
 
@@ -32,6 +34,8 @@ _MESSAGES = {
     Action.CANCELED: "skipped: subscription canceled",
     Action.OPTED_OUT: "skipped: opted out",
     Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
+    Action.SUPERSEDED: "skipped: a newer attempt superseded it",
+    Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",
 }
@@ -99,19 +103,22 @@ def log_result(
     invoice_id: str,
     customer_id: str | None,
     event_id: str | None,
+    attempt: int | None = None,
     stream: TextIO | None = None,
 ) -> None:
-    """Print the run's one result line; `chat_id` only when sent, `reason` for everything else,
-    and for a dry run that got as far as a usable number, the masked `phone` and the `text`."""
+    """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
+    (and for a text whose link did not follow), and for a dry run that got as far as a usable
+    number, the masked `phone` and the `text`."""
     log(
         outcome.severity,
         outcome.message,
         stream=stream,
         invoice_id=invoice_id,
         customer_id=customer_id,
+        attempt=attempt,
         action=outcome.action.value,
         chat_id=outcome.chat_id if outcome.action is Action.SENT else None,
-        reason=None if outcome.action is Action.SENT else outcome.reason,
+        reason=outcome.reason,
         phone=outcome.phone,
         text=outcome.text,
         event_id=event_id,

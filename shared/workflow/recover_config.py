@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ DEFAULT_FIRESTORE_DATABASE = "dunning"
 # The brand opens every text and is never shortened, so it has to stay short.
 MAX_BRAND_LENGTH = 40
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
+# The ledger lease must outlast a run (the function's timeout, 120 s in deploy.sh): a shorter one
+# could let a second run take over while the first is still sending.
+DEFAULT_LEASE_SECONDS = 180
+_LEASE_RANGE = range(2, 3601)
 # MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
 _LANGUAGE_TEMPLATE = re.compile(rf"^{TEMPLATE_VARIABLE}_([A-Z]{{2,3}})$")
 
@@ -57,6 +62,18 @@ def _brand(env: Environ) -> str | None:
             "in the first message of a new chat; use the name customers know, such as Acme"
         )
     return brand
+
+
+def _lease(env: Environ) -> dt.timedelta:
+    text = env_value(env, "LEASE_SECONDS")
+    if text is None:
+        return dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
+    if not text.isdigit() or int(text) not in _LEASE_RANGE:
+        raise ConfigError(
+            f"LEASE_SECONDS must be whole seconds from {_LEASE_RANGE.start} to "
+            f"{_LEASE_RANGE.stop - 1}, longer than the function's timeout, got {text!r}"
+        )
+    return dt.timedelta(seconds=int(text))
 
 
 def _templates(env: Environ, brand: str | None) -> Templates:
@@ -96,6 +113,7 @@ class RecoverSettings:
     attempts: AttemptPolicy
     dry_run: bool
     slack_webhook_url: str | None
+    lease: dt.timedelta = dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
 
     @property
     def stripe_mode(self) -> str:
@@ -152,4 +170,5 @@ class RecoverSettings:
             attempts=AttemptPolicy.parse(env_value(env, "TEXT_ON_ATTEMPTS") or ALL),
             dry_run=flag(env, "DRY_RUN"),
             slack_webhook_url=slack,
+            lease=_lease(env),
         )

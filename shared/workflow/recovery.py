@@ -1,40 +1,62 @@
-"""The recovery workflow: from one failed payment to one outcome, guards in a fixed order."""
+"""The recovery shell: gather the facts, ask `decide`, carry out the decision step by step.
+
+One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel,
+asks the pure decision what to do, and then either records an outcome or carries out a plan:
+record the plan ∥ check the recipient, send the text, send the link ∥ record the chat, record the
+outcome. Each send is a recovery point, so a retry or a takeover resumes where the last owner
+stopped, with the recorded plan.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import TypeVar
 
-from shared.adapters.ledger import FAILED, RETRYING, Duplicate, Ledger
+from shared.adapters.ledger import ACTIVE, DONE, Held, Lease, Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.decide import Facts, Finish, Plan, Send, decide, screen
 from shared.core.errors import (
+    LeaseLostError,
     LineIneligibleError,
     NotFoundError,
     OptedOutError,
     PermanentError,
-    RecoveryError,
     RetryableError,
     UnreachableError,
 )
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice
 from shared.core.log import WARNING, log
-from shared.core.message import placeholder_values
-from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, rehearsed, sent, skipped
-from shared.core.phone import to_e164
 from shared.core.sender import pick_sender
 from shared.workflow.recover_config import RecoverSettings
 
+U = TypeVar("U")
+
 
 @dataclass(frozen=True)
-class Result:
-    """What one run did, for the result line."""
+class RunResult:
+    """What one run did, for its result line."""
 
     invoice_id: str
     customer_id: str | None
+    attempt: int | None
     outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """A message that gets no result line: another run owns, or has finished, its payment."""
+
+    message: str
+    key: str
+    owner_event: str | None = None
+    state: str | None = None
 
 
 def payment_key(invoice_id: str, attempt: int) -> str:
@@ -57,175 +79,255 @@ class Recovery:
         self._stripe = stripe
         self._linq = linq
         self._ledger = ledger
-        # Independent first calls run side by side: the ledger claim, the invoice read and (on a
-        # cold instance) the Linq line list, so a warm run waits for four calls in a row, not five.
+        # Independent calls run side by side: the claim, the invoice read and (on a cold instance)
+        # the line list; later the plan record and the recipient check, the link and its record.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
 
-    def run(self, job: FailedPayment, message_id: str) -> Result | Duplicate:
-        """The outcome for `job`, or the Duplicate it turned out to be.
+    def run(self, job: FailedPayment, message_id: str) -> RunResult | Ignored:
+        """The outcome for `job`, or why this message gets none.
 
-        Raises RetryableError when a retry may succeed.
+        Raises RetryableError when a retry may succeed (having released its lease first).
         """
-        # A dry run never claims: the ledger would otherwise keep the later live run from sending.
-        live = not self._settings.dry_run
-        claim: Future[Duplicate | None] | None = None
-        if live and job.attempt_count is not None:
-            claim = self._pool.submit(
-                self._ledger.claim,
-                payment_key(job.invoice_id, job.attempt_count),
-                job.event_id,
-                message_id,
-            )
-        self._pool.submit(self._linq.lines)
-        invoice: Invoice | None = None
-        error: RecoveryError | None = None
-        try:
-            invoice = self._read_invoice(job)
-        except RecoveryError as exc:
-            error = exc
-        # A thin event does not say which attempt failed: the invoice does.
-        attempt = job.attempt_count
-        if attempt is None and invoice is not None:
-            attempt = invoice.attempt_count
-        if not live or attempt is None:
-            return self._finish(job, invoice, attempt, None, message_id, error)
-        key = payment_key(job.invoice_id, attempt)
-        duplicate = claim.result() if claim else self._ledger.claim(key, job.event_id, message_id)
-        if duplicate is not None:
-            return duplicate
-        return self._finish(job, invoice, attempt, key, message_id, error)
-
-    def _finish(
-        self,
-        job: FailedPayment,
-        invoice: Invoice | None,
-        attempt: int | None,
-        key: str | None,
-        message_id: str,
-        error: RecoveryError | None,
-    ) -> Result:
-        customer_id = (invoice.customer.id if invoice else None) or job.customer_id
-        try:
-            outcome = self._decide(invoice, attempt, error)
-        except RetryableError:
-            self._settle(key, RETRYING, message_id)
-            raise
-        except PermanentError as exc:
-            outcome = failed(exc.reason)
-        if outcome.action is Action.FAILED:
-            self._settle(key, FAILED, message_id)
         if self._settings.dry_run:
-            outcome = rehearsed(outcome)
-        return Result(invoice_id=job.invoice_id, customer_id=customer_id, outcome=outcome)
+            return self._rehearse(job)
+        return self._recover(job, message_id)
 
-    def _decide(
-        self, invoice: Invoice | None, attempt: int | None, error: RecoveryError | None
-    ) -> Outcome:
-        # The operator's policy first: an attempt that never gets a text needs nothing else,
-        # not even a readable invoice.
-        policy = self._settings.attempts
-        if attempt is not None and not policy.allows(attempt):
-            return skipped(
-                Action.SKIPPED_POLICY, f"attempt {attempt} is not in TEXT_ON_ATTEMPTS={policy}"
-            )
-        if error is not None:
-            raise error
-        assert invoice is not None
-        assert attempt is not None
-        return self._recover(invoice, attempt)
+    # --- facts ------------------------------------------------------------------------------
 
-    def _settle(self, key: str | None, state: str, message_id: str) -> None:
-        """Let a later message take over; best effort, since the outcome is logged either way."""
-        if key is None:
-            return
+    def _read_invoice(self, job: FailedPayment) -> tuple[Invoice | None, PermanentError | None]:
+        """The invoice as it is now, or the permanent reason it cannot be read."""
         try:
-            self._ledger.settle(key, state, message_id)
-        except RetryableError as exc:
-            log(WARNING, f"ledger not updated: {exc.reason}", key=key, state=state)
-
-    def _read_invoice(self, job: FailedPayment) -> Invoice:
-        mode = "live" if job.livemode else "test"
-        if mode != self._settings.stripe_mode:
-            raise PermanentError(
-                f"event is {mode}-mode but STRIPE_API_KEY is a {self._settings.stripe_mode} key; "
-                "use the key of the mode the webhook endpoint belongs to"
-            )
-        try:
-            return self._stripe.invoice(job.invoice_id)
+            return self._stripe.invoice(job.invoice_id), None
         except NotFoundError as exc:
-            raise PermanentError(f"invoice not found in {mode} mode: {exc.reason}") from exc
+            mode = "live" if job.livemode else "test"
+            return None, PermanentError(f"invoice not found in {mode} mode: {exc.reason}")
+        except PermanentError as exc:
+            return None, exc
 
-    def _recover(self, invoice: Invoice, attempt: int) -> Outcome:
-        if (why := invoice.why_not_collectable) is not None:
-            return skipped(Action.NOT_OPEN, why)
-        if invoice.subscription_ended:
-            return skipped(
-                Action.CANCELED,
-                f"subscription {invoice.subscription_id} is {invoice.subscription_status}",
-            )
-        if invoice.hosted_invoice_url is None:
-            return failed("open invoice has no hosted_invoice_url to link to")
-        customer = invoice.customer
-        if customer.deleted:
-            return skipped(Action.NO_PHONE, "customer was deleted")
-        if not customer.phone or not customer.phone.strip():
-            return skipped(Action.NO_PHONE, "no phone on file")
-        phone = to_e164(customer.phone, (customer.country, self._settings.default_region))
-        if phone is None:
-            return skipped(Action.NO_PHONE, "phone on file is not a valid number")
-        text = self._text(invoice)
-        if self._settings.dry_run:
-            return self._rehearse(phone, text)
-        return self._send(phone, text, invoice.hosted_invoice_url, invoice.id, attempt)
+    def _facts(self, job: FailedPayment) -> Facts:
+        """The invoice, unless the message alone already decides (policy, mode)."""
+        self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
+        if screen(job, self._settings) is not None:
+            return Facts(job)
+        invoice, error = self._read_invoice(job)
+        return Facts(job, invoice, error)
 
-    def _text(self, invoice: Invoice) -> str:
-        """The text in the customer's language, with the amount in the invoice's currency."""
-        customer = invoice.customer
-        template = self._settings.templates.for_locales(customer.preferred_locales)
-        amount = format_amount(invoice.amount_remaining, invoice.currency)
-        return template.render(
-            placeholder_values(customer.name, invoice.description, amount, self._settings.brand)
+    # --- live -------------------------------------------------------------------------------
+
+    def _recover(self, job: FailedPayment, message_id: str) -> RunResult | Ignored:
+        run = uuid.uuid4().hex
+        # The message's attempt is claimed while Stripe is read: the common case costs no extra
+        # round trip. A thin event names no attempt, so it claims once the invoice has said.
+        speculative: Future[Lease | Held] | None = None
+        if job.attempt_count is not None:
+            speculative = self._pool.submit(self._claim, job, job.attempt_count, message_id, run)
+        try:
+            facts = self._facts(job)
+        except RetryableError:
+            # A payment another run holds (or has finished) needs no invoice: say so, and only
+            # retry what this run owns.
+            held = self._abandon(speculative)
+            if held is not None and not (held.state == ACTIVE and held.message_id == message_id):
+                return self._held(job, held, message_id, None)
+            raise
+        except BaseException:
+            self._abandon(speculative)
+            raise
+        attempt = self._attempt(job, facts.invoice)
+        claim = speculative.result() if speculative is not None else None
+        if isinstance(claim, Lease) and attempt is not None and attempt < (job.attempt_count or 0):
+            # The invoice decides which attempt this is: it has not reached the message's.
+            self._release(claim)
+            claim = None
+        if claim is None and attempt is not None:
+            claim = self._claim(job, attempt, message_id, run)
+        if isinstance(claim, Held):
+            return self._held(job, claim, message_id, facts.invoice)
+        owner = _Owner(self._ledger, self._pool, claim) if claim is not None else None
+        try:
+            entry = owner.lease.entry if owner is not None else facts.entry
+            decision = decide(replace(facts, entry=entry), self._settings)
+            outcome = self._execute(decision, job, attempt, owner)
+        except LeaseLostError as exc:
+            key = owner.lease.key if owner is not None else job.invoice_id
+            return Ignored(f"stopped: {exc.reason}; another run carries on", key)
+        except BaseException:
+            self._release(owner.lease if owner is not None else None)
+            raise
+        customer_id = _customer_id(job, facts.invoice)
+        return RunResult(job.invoice_id, customer_id, attempt, outcome)
+
+    def _claim(self, job: FailedPayment, attempt: int, message_id: str, run: str) -> Lease | Held:
+        return self._ledger.claim(
+            payment_key(job.invoice_id, attempt), job, message_id, run, attempt
         )
 
-    def _unreachable(self, phone: str, line: str) -> Outcome | None:
-        """The skip when `line` cannot reach `phone` at all, else None."""
+    @staticmethod
+    def _attempt(job: FailedPayment, invoice: Invoice | None) -> int | None:
+        # The invoice decides which attempt this is; without it, the message is all there is.
+        return invoice.attempt_count if invoice is not None else job.attempt_count
+
+    def _held(
+        self, job: FailedPayment, held: Held, message_id: str, invoice: Invoice | None
+    ) -> RunResult | Ignored:
+        """What to say about a failed payment another run holds or has finished."""
+        if held.state == ACTIVE and held.message_id == message_id:
+            # An earlier run of this very message may still be going (or died without releasing):
+            # retry once its lease has run out, rather than acknowledge and perhaps lose it.
+            raise RetryableError(
+                f"an earlier run of this message holds {held.key} until {held.lease_until}; "
+                "retrying after that"
+            )
+        if held.event_id == job.event_id:
+            return Ignored("duplicate delivery ignored", held.key, held.event_id, held.state)
+        if held.state == DONE and held.action == Action.SENT.value:
+            # Another event for an attempt already texted: a customer's manual retry that failed
+            # too, a backfill, a thin event beside a snapshot one. Not a redelivery.
+            attempt = int(held.key.rsplit("-", 1)[1])
+            return RunResult(
+                job.invoice_id,
+                _customer_id(job, invoice),
+                attempt,
+                skipped(
+                    Action.ALREADY_TEXTED,
+                    f"attempt {attempt} was already texted for event {held.event_id}",
+                ),
+            )
+        message = "already handled" if held.state == DONE else "in progress for another event"
+        return Ignored(message, held.key, held.event_id, held.state)
+
+    def _execute(
+        self, decision: Finish | Send, job: FailedPayment, attempt: int | None, owner: _Owner | None
+    ) -> Outcome:
+        if isinstance(decision, Finish):
+            return owner.finish(decision.outcome) if owner is not None else decision.outcome
+        # A plan is only made for a claimed key.
+        assert owner is not None
+        assert attempt is not None
+        keys = {part: idempotency_key(job.invoice_id, attempt, part) for part in ("text", "link")}
+        plan, chat_id = decision.plan, decision.chat_id
+        texted_now = chat_id is None
+        if chat_id is None:
+            try:
+                plan, chat_id = self._text(plan, keys["text"], owner)
+            except (OptedOutError, UnreachableError) as exc:
+                action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
+                prefix = "recipient opted out: " if action is Action.OPTED_OUT else ""
+                return owner.finish(skipped(action, prefix + exc.reason))
+            except PermanentError as exc:
+                return owner.finish(failed(exc.reason))
         try:
-            if self._linq.check_imessage(phone, line).reachable:
-                return None
-            return skipped(Action.UNREACHABLE, "no iMessage, SMS or RCS for the number")
-        except UnreachableError as exc:
-            return skipped(Action.UNREACHABLE, exc.reason)
+            owner.alongside(
+                partial(self._linq.send_link, chat_id, plan.link, keys["link"]),
+                partial(self._ledger.record_text, owner.lease, chat_id) if texted_now else None,
+            )
+        except OptedOutError as exc:
+            # The text went out; the recipient said STOP before the link followed.
+            return owner.finish(replace(sent(chat_id), reason=f"link refused: {exc.reason}"))
+        except PermanentError as exc:
+            return owner.finish(
+                replace(failed(f"text sent, link refused: {exc.reason}"), chat_id=chat_id)
+            )
+        return owner.finish(sent(chat_id))
 
-    def _rehearse(self, phone: str, text: str) -> Outcome:
-        """What a live send would do, from the lookups it makes first; nothing is sent."""
-        line = pick_sender(self._linq.lines(), self._settings.linq_sender)
-        would_be = self._unreachable(phone, line.number) or Outcome(Action.SENT)
-        return replace(would_be, text=text, phone=phone)
-
-    def _send(self, phone: str, text: str, url: str, invoice_id: str, attempt: int) -> Outcome:
-        """Text from the first line that will take it, then the link into the same chat."""
+    def _text(self, plan: Plan, key: str, owner: _Owner) -> tuple[Plan, str]:
+        """Send the text from the planned line (a new plan picks one and records it first);
+        returns the plan as sent and the chat."""
+        recorded = plan.line is not None
         configured = self._settings.linq_sender
         ineligible: list[str] = []
+        while True:
+            line = plan.line
+            if line is None:
+                line = pick_sender(self._linq.lines(), configured, exclude=ineligible).number
+            planned = replace(plan, line=line)
+            owner.alongside(
+                partial(self._check, plan.to, line),
+                None if recorded else partial(self._ledger.record_plan, owner.lease, planned),
+            )
+            try:
+                # Linq rejects a URL in the first message of a new chat (400, code 1005): the text
+                # opens the chat and the link follows in a second message.
+                return planned, self._linq.create_chat(line, plan.to, plan.text, key)
+            except LineIneligibleError:
+                # Linq refuses before creating anything. A line this run picked may give way to
+                # the next; a configured line, or one an earlier run may already have sent from,
+                # is waited for instead.
+                if recorded or configured is not None:
+                    raise
+                ineligible.append(line)
+
+    def _check(self, to: str, line: str) -> None:
+        """Raises UnreachableError when `line` cannot reach `to` at all."""
+        if not self._linq.check_imessage(to, line).reachable:
+            raise UnreachableError("no iMessage, SMS or RCS for the number")
+
+    def _release(self, lease: Lease | Held | None) -> None:
+        """Give the lease back before a retry; best effort, since it expires anyway."""
+        if not isinstance(lease, Lease):
+            return
         try:
-            while True:
-                line = pick_sender(self._linq.lines(), configured, exclude=ineligible)
-                unreachable = self._unreachable(phone, line.number)
-                if unreachable is not None:
-                    return unreachable
-                try:
-                    # Linq rejects a URL in the first message of a new chat (400, code 1005):
-                    # the text opens the chat and the link follows in a second message.
-                    chat_id = self._linq.create_chat(
-                        line.number, phone, text, idempotency_key(invoice_id, attempt, "text")
-                    )
-                    break
-                except LineIneligibleError:
-                    # Linq refuses before creating anything, so another line may take the same
-                    # key. A configured line is the operator's choice: wait for it instead.
-                    if configured is not None:
-                        raise
-                    ineligible.append(line.number)
-            self._linq.send_link(chat_id, url, idempotency_key(invoice_id, attempt, "link"))
-        except OptedOutError as exc:
-            return skipped(Action.OPTED_OUT, f"recipient opted out: {exc.reason}")
-        return sent(chat_id)
+            self._ledger.release(lease)
+        except (RetryableError, LeaseLostError) as exc:
+            log(WARNING, f"lease not released: {exc.reason}", key=lease.key)
+
+    def _abandon(self, speculative: Future[Lease | Held] | None) -> Held | None:
+        """Give back a claim made while the run could not go on; returns it when it was held."""
+        if speculative is None:
+            return None
+        try:
+            claim = speculative.result()
+        except (RetryableError, LeaseLostError):
+            return None
+        if isinstance(claim, Held):
+            return claim
+        self._release(claim)
+        return None
+
+    # --- dry run ----------------------------------------------------------------------------
+
+    def _rehearse(self, job: FailedPayment) -> RunResult:
+        """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
+        facts = self._facts(job)
+        decision = decide(facts, self._settings)
+        attempt = self._attempt(job, facts.invoice)
+        would_be = decision.outcome if isinstance(decision, Finish) else self._would_send(decision)
+        return RunResult(
+            job.invoice_id, _customer_id(job, facts.invoice), attempt, rehearsed(would_be)
+        )
+
+    def _would_send(self, decision: Send) -> Outcome:
+        plan = decision.plan
+        try:
+            line = pick_sender(self._linq.lines(), self._settings.linq_sender)
+            self._check(plan.to, line.number)
+        except UnreachableError as exc:
+            return replace(skipped(Action.UNREACHABLE, exc.reason), text=plan.text, phone=plan.to)
+        except PermanentError as exc:
+            return failed(exc.reason)
+        return Outcome(Action.SENT, text=plan.text, phone=plan.to)
+
+
+def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:
+    return (invoice.customer.id if invoice is not None else None) or job.customer_id
+
+
+class _Owner:
+    """The lease of one run, kept current across its writes (some run beside a Linq call)."""
+
+    def __init__(self, ledger: Ledger, pool: ThreadPoolExecutor, lease: Lease) -> None:
+        self._ledger, self._pool, self.lease = ledger, pool, lease
+
+    def alongside(self, call: Callable[[], object], write: Callable[[], Lease] | None) -> None:
+        """Run `call` while the ledger `write` runs; the write's failure wins (a lost lease stops
+        everything), otherwise the call's failure is raised, the new version kept either way."""
+        pending = self._pool.submit(write) if write is not None else None
+        try:
+            call()
+        finally:
+            if pending is not None:
+                self.lease = pending.result()
+
+    def finish(self, outcome: Outcome) -> Outcome:
+        self._ledger.finish(self.lease, outcome)
+        return outcome

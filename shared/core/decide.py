@@ -1,0 +1,205 @@
+"""The recovery decision: every guard in one fixed order, as a pure function of the facts.
+
+The workflow shell gathers the facts (the ledger entry, the invoice as it is now, the account's
+lines), calls `decide`, and executes what it returns. Nothing here does I/O, so every outcome is
+one row of a table test (tests/test_decide.py).
+
+Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
+the key's mode, a readable invoice, a newer attempt, an open invoice, a live subscription, a link
+to send, a customer, a phone. Which line it goes out from is the shell's choice (it may have to
+fall over to another line), recorded with the plan before the first send. Once a plan is recorded
+the decision is made: a retry or a takeover only checks that the invoice still wants paying, and
+sends what was planned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from shared.core.errors import PermanentError
+from shared.core.event import FailedPayment
+from shared.core.invoice import Invoice
+from shared.core.message import Templates, placeholder_values
+from shared.core.money import format_amount
+from shared.core.outcome import Action, Outcome, failed, skipped
+from shared.core.phone import to_e164
+from shared.core.policy import AttemptPolicy
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the first owner of a failed payment decided to send. It is recorded in the ledger
+    before the first send and replayed byte for byte by every retry or takeover, so the requests
+    always match their idempotency keys. `line` is None until the shell picks one."""
+
+    to: str
+    text: str
+    link: str
+    line: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The ledger entry of a failed payment, as far as the decision needs it."""
+
+    plan: Plan | None = None
+    # Set once the text went out: only the link is left to send.
+    chat_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the decision looks at, gathered by the shell."""
+
+    job: FailedPayment
+    # The invoice as re-read from Stripe now; None when it was not read (see `screen`) or could
+    # not be (`read_error`).
+    invoice: Invoice | None = None
+    read_error: PermanentError | None = None
+    entry: Entry = Entry()
+
+
+class Rules(Protocol):
+    """The settings the decision depends on (the recover function's settings satisfy it)."""
+
+    @property
+    def attempts(self) -> AttemptPolicy: ...
+
+    @property
+    def stripe_mode(self) -> str: ...
+
+    @property
+    def default_region(self) -> str: ...
+
+    @property
+    def templates(self) -> Templates: ...
+
+    @property
+    def brand(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Finish:
+    """Nothing (more) to send: end with this outcome."""
+
+    outcome: Outcome
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send `plan`: the text, then the link; with `chat_id` set the text already went out."""
+
+    plan: Plan
+    chat_id: str | None = None
+
+
+Decision = Finish | Send
+
+
+def screen(job: FailedPayment, rules: Rules) -> Finish | None:
+    """The guards that need nothing but the message: the attempt policy, then the mode.
+
+    The shell reads the invoice only when this returns None: an attempt that never gets a text
+    needs no invoice, and a key of the other mode cannot see it.
+    """
+    if job.attempt_count is not None and not rules.attempts.allows(job.attempt_count):
+        return _not_in_policy(job.attempt_count, rules)
+    mode = "live" if job.livemode else "test"
+    if mode != rules.stripe_mode:
+        return Finish(
+            failed(
+                f"event is {mode}-mode but STRIPE_API_KEY is a {rules.stripe_mode} key; "
+                "use the key of the mode the webhook endpoint belongs to"
+            )
+        )
+    return None
+
+
+def decide(facts: Facts, rules: Rules) -> Decision:
+    """What to do for one failed payment, given the facts."""
+    if (early := screen(facts.job, rules)) is not None:
+        return early
+    if facts.read_error is not None:
+        return Finish(failed(facts.read_error.reason))
+    invoice = facts.invoice
+    if invoice is None:
+        raise ValueError("decide needs the invoice once screen() lets the message through")
+    if facts.entry.plan is not None:
+        return _resume(invoice, facts.entry)
+    # A thin event names no attempt: the invoice's own count is the one the policy judges.
+    if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
+        return _not_in_policy(invoice.attempt_count, rules)
+    if (stale := _superseded(facts.job, invoice)) is not None:
+        return stale
+    if (closed := _closed(invoice)) is not None:
+        return Finish(closed)
+    if invoice.hosted_invoice_url is None:
+        return Finish(failed("open invoice has no hosted_invoice_url to link to"))
+    customer = invoice.customer
+    if customer.deleted:
+        return Finish(skipped(Action.NO_PHONE, "customer was deleted"))
+    if not customer.phone or not customer.phone.strip():
+        return Finish(skipped(Action.NO_PHONE, "no phone on file"))
+    phone = to_e164(customer.phone, (customer.country, rules.default_region))
+    if phone is None:
+        return Finish(skipped(Action.NO_PHONE, "phone on file is not a valid number"))
+    return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
+
+
+def render_text(invoice: Invoice, rules: Rules) -> str:
+    """The text in the customer's language, with the amount in the invoice's currency."""
+    customer = invoice.customer
+    template = rules.templates.for_locales(customer.preferred_locales)
+    amount = format_amount(invoice.amount_remaining, invoice.currency)
+    return template.render(
+        placeholder_values(customer.name, invoice.description, amount, rules.brand)
+    )
+
+
+def _not_in_policy(attempt: int, rules: Rules) -> Finish:
+    return Finish(
+        skipped(
+            Action.SKIPPED_POLICY, f"attempt {attempt} is not in TEXT_ON_ATTEMPTS={rules.attempts}"
+        )
+    )
+
+
+def _superseded(job: FailedPayment, invoice: Invoice) -> Finish | None:
+    """An event for an older attempt than the invoice's: the newer attempt has its own event."""
+    if job.attempt_count is None or job.attempt_count >= invoice.attempt_count:
+        return None
+    return Finish(
+        skipped(
+            Action.SUPERSEDED,
+            f"attempt {job.attempt_count} is superseded: the invoice is at attempt "
+            f"{invoice.attempt_count}",
+        )
+    )
+
+
+def _closed(invoice: Invoice) -> Outcome | None:
+    """Why the invoice no longer wants a text, or None while it does."""
+    if (why := invoice.why_not_collectable) is not None:
+        return skipped(Action.NOT_OPEN, why)
+    if invoice.subscription_ended:
+        return skipped(
+            Action.CANCELED,
+            f"subscription {invoice.subscription_id} is {invoice.subscription_status}",
+        )
+    return None
+
+
+def _resume(invoice: Invoice, entry: Entry) -> Decision:
+    """A recorded plan is carried out as recorded, unless the invoice stopped wanting it."""
+    assert entry.plan is not None
+    closed = _closed(invoice)
+    if closed is None:
+        return Send(entry.plan, entry.chat_id)
+    if entry.chat_id is None:
+        return Finish(closed)
+    # The text went out before the invoice was paid (or its subscription ended): it counts as
+    # sent, and the link is not sent after the fact.
+    return Finish(
+        Outcome(Action.SENT, chat_id=entry.chat_id, reason=f"link not sent: {closed.reason}")
+    )

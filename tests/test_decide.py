@@ -1,0 +1,222 @@
+"""The decision, one row per outcome, with no network: guards in their fixed order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pytest
+
+from shared.core.decide import Entry, Facts, Finish, Plan, Send, decide, screen
+from shared.core.errors import PermanentError
+from shared.core.event import FailedPayment
+from shared.core.invoice import Invoice, parse_invoice
+from shared.core.message import DEFAULT_TEMPLATE, Template, Templates
+from shared.core.policy import AttemptPolicy
+from standins import builders
+
+LINK = "https://invoice.stripe.com/i/acct_1/test_abc"
+TEXT = (
+    "Hi Jane, your payment for Pro plan didn't go through. You can update your card and retry "
+    "with the link below. Reply STOP to opt out."
+)
+PLAN = Plan("+14155550100", TEXT, LINK)
+
+
+EVERY_ATTEMPT = AttemptPolicy()
+DEFAULT_TEXT = Templates(Template.parse(DEFAULT_TEMPLATE), {})
+
+
+@dataclass(frozen=True)
+class Rules:
+    attempts: AttemptPolicy = EVERY_ATTEMPT
+    stripe_mode: str = "test"
+    default_region: str = "US"
+    templates: Templates = DEFAULT_TEXT
+    brand: str | None = None
+
+
+def invoice(customer: dict[str, Any] | None = None, **changes: Any) -> Invoice:
+    """An invoice as the recover function reads it: customer (and subscription) expanded."""
+    customer = customer or builders.customer()
+    data = builders.invoice(customer, hosted_invoice_url=LINK, attempt_count=2)
+    data["customer"] = customer
+    subscription = changes.pop("subscription", None)
+    data.update(changes)
+    if subscription is not None:
+        data["parent"]["subscription_details"]["subscription"] = subscription
+    return parse_invoice(data)
+
+
+def job(**changes: Any) -> FailedPayment:
+    fields: dict[str, Any] = {
+        "event_id": "evt_1",
+        "invoice_id": "in_1",
+        "customer_id": "cus_1",
+        "attempt_count": 2,
+        "livemode": False,
+        "created": None,
+    }
+    fields.update(changes)
+    return FailedPayment(**fields)
+
+
+def facts(**changes: Any) -> Facts:
+    base = Facts(job(), invoice())
+    return replace(base, **changes)
+
+
+def outcome(decision: Finish | Send) -> tuple[str, str | None]:
+    assert isinstance(decision, Finish), decision
+    return decision.outcome.action.value, decision.outcome.reason
+
+
+# One row per outcome that is not a send, in the order the guards run.
+FINISHES = [
+    (
+        "attempt outside TEXT_ON_ATTEMPTS",
+        facts(),
+        Rules(attempts=AttemptPolicy.parse("1")),
+        ("skipped:policy", "attempt 2 is not in TEXT_ON_ATTEMPTS=1"),
+    ),
+    (
+        "thin event: the invoice's attempt is judged",
+        facts(job=job(attempt_count=None)),
+        Rules(attempts=AttemptPolicy.parse("1")),
+        ("skipped:policy", "attempt 2 is not in TEXT_ON_ATTEMPTS=1"),
+    ),
+    (
+        "live event, test key",
+        facts(job=job(livemode=True)),
+        Rules(),
+        (
+            "failed",
+            "event is live-mode but STRIPE_API_KEY is a test key; use the key of the mode the "
+            "webhook endpoint belongs to",
+        ),
+    ),
+    (
+        "invoice unreadable",
+        facts(invoice=None, read_error=PermanentError("invoice not found in test mode: gone")),
+        Rules(),
+        ("failed", "invoice not found in test mode: gone"),
+    ),
+    (
+        "older attempt than the invoice's",
+        facts(job=job(attempt_count=1)),
+        Rules(),
+        (
+            "skipped:superseded",
+            "attempt 1 is superseded: the invoice is at attempt 2",
+        ),
+    ),
+    (
+        "invoice paid",
+        facts(invoice=invoice(status="paid")),
+        Rules(),
+        ("skipped:not_open", "invoice is paid"),
+    ),
+    (
+        "nothing due",
+        facts(invoice=invoice(amount_remaining=0)),
+        Rules(),
+        ("skipped:not_open", "nothing is due"),
+    ),
+    (
+        "subscription canceled",
+        facts(invoice=invoice(subscription={"id": "sub_1", "status": "canceled"})),
+        Rules(),
+        ("skipped:canceled", "subscription sub_1 is canceled"),
+    ),
+    (
+        "no hosted invoice URL",
+        facts(invoice=invoice(hosted_invoice_url=None)),
+        Rules(),
+        ("failed", "open invoice has no hosted_invoice_url to link to"),
+    ),
+    (
+        "deleted customer",
+        facts(invoice=invoice(builders.customer(deleted=True))),
+        Rules(),
+        ("skipped:no_phone", "customer was deleted"),
+    ),
+    (
+        "no phone",
+        facts(invoice=invoice(builders.customer(phone=None))),
+        Rules(),
+        ("skipped:no_phone", "no phone on file"),
+    ),
+    (
+        "phone not a number",
+        facts(invoice=invoice(builders.customer(phone="call me"))),
+        Rules(),
+        ("skipped:no_phone", "phone on file is not a valid number"),
+    ),
+    (
+        "resumed, invoice paid before the text",
+        facts(invoice=invoice(status="paid"), entry=Entry(plan=replace(PLAN, line="+1202"))),
+        Rules(),
+        ("skipped:not_open", "invoice is paid"),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "rules", "expected"), FINISHES, ids=[r[0] for r in FINISHES]
+)
+def test_each_guard_ends_the_run_with_its_outcome(case, given, rules, expected):
+    assert outcome(decide(given, rules)) == expected
+
+
+def test_an_open_invoice_with_a_phone_is_planned_with_the_exact_text():
+    assert decide(facts(), Rules()) == Send(PLAN)
+
+
+def test_the_policy_comes_before_everything_even_an_unreadable_invoice():
+    given = facts(invoice=None, read_error=PermanentError("Stripe rejected the API key"))
+    assert outcome(decide(given, Rules(attempts=AttemptPolicy.parse("1"))))[0] == "skipped:policy"
+
+
+def test_the_mode_comes_before_the_invoice():
+    given = facts(job=job(livemode=True), invoice=None)
+    assert outcome(decide(given, Rules()))[0] == "failed"
+
+
+def test_screen_needs_no_invoice_and_lets_everything_else_through():
+    assert screen(job(), Rules()) is None
+    assert screen(job(attempt_count=None), Rules(attempts=AttemptPolicy.parse("1"))) is None
+    assert isinstance(screen(job(livemode=True), Rules()), Finish)
+
+
+def test_a_recorded_plan_is_sent_as_recorded_even_after_the_customer_changed():
+    recorded = replace(PLAN, text="Hi Ana, the text as it was first decided. Reply STOP", line="+1")
+    changed = invoice(builders.customer(name="Someone Else", phone="+1 415 555 0199"))
+    assert decide(facts(invoice=changed, entry=Entry(plan=recorded)), Rules()) == Send(recorded)
+
+
+def test_a_resumed_run_after_the_text_sends_only_the_link():
+    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    assert decide(facts(entry=entry), Rules()) == Send(entry.plan, "chat_1")
+
+
+def test_invoice_paid_between_text_and_link_counts_as_sent_without_the_link():
+    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    decision = decide(facts(invoice=invoice(status="paid"), entry=entry), Rules())
+    assert isinstance(decision, Finish)
+    assert (decision.outcome.action.value, decision.outcome.chat_id, decision.outcome.reason) == (
+        "sent",
+        "chat_1",
+        "link not sent: invoice is paid",
+    )
+
+
+def test_a_newer_attempt_does_not_stop_a_resumed_link():
+    # The text of attempt 1 went out; attempt 2 has its own event and its own text.
+    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    assert decide(facts(job=job(attempt_count=1), entry=entry), Rules()) == Send(
+        entry.plan, "chat_1"
+    )
+
+
+def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
+    assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
