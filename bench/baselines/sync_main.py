@@ -21,7 +21,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.adapters.webhook import WebhookRejected, parse_webhook
+from shared.adapters.webhook import parse_webhook
+from shared.core.errors import WebhookRejected
 from shared.workflow.config import IngestSettings
 
 _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
