@@ -435,8 +435,11 @@ secret_version() {
   if ! exists present gcloud secrets describe "$name" --project="$PROJECT"; then
     local extra=""
     if [[ $name == "$WEBHOOK_SECRET" ]]; then
-      extra=$'\n'"Before the Stripe endpoint exists, create it with a placeholder value such as"
-      extra+=" whsec_pending; add the endpoint's signing secret as a new version later."
+      extra=$'\n'"Before the Stripe endpoint exists, create it with the placeholder not-set-yet"
+      extra+=" (VALUE=not-set-yet): until the endpoint's signing secret is added as a new"
+      extra+=" version and deploy.sh runs again, the ingest function answers every webhook 503"
+      extra+=" and verifies nothing; Stripe retries them (for up to three days in live mode), so"
+      extra+=" none is lost."
     fi
     die "secret $name does not exist in project $PROJECT (or you cannot read it). Create it with:
   printf %s \"\$VALUE\" | gcloud secrets create $name --project=$PROJECT --data-file=-$extra"
@@ -614,6 +617,9 @@ Then store the endpoint's signing secret (the whsec_... it returns) and re-run d
 pins the new version:
   printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-
   ./deploy.sh --project $PROJECT --region $REGION
+While $WEBHOOK_SECRET holds a placeholder (not-set-yet), the ingest function verifies nothing and
+answers every webhook 503; Stripe retries each one (for up to three days in live mode), so the
+webhooks that arrive in between are delivered once the secret is deployed: none is lost.
 Thin events (v1.invoice.payment_failed, from an event destination) are accepted too.
 Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
 EOF

@@ -64,6 +64,17 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}")
         return _answer(500, "misconfigured")
+    if settings.webhook_secret is None:
+        # The first deployment, before the Stripe endpoint exists: nothing can be verified, and a
+        # guessable secret must never verify. Stripe retries a 503 (for up to three days in live
+        # mode), so what arrives before the real secret is stored is delivered after.
+        log(
+            WARNING,
+            f"webhook not verified: STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret "
+            f"yet ({settings.not_set_up}); store the whsec_... secret Stripe gave for the "
+            "endpoint and redeploy",
+        )
+        return _answer(503, "endpoint not set up yet, retry later")
     try:
         payment = parse_webhook(
             body, request.headers.get("Stripe-Signature"), settings.webhook_secret

@@ -12,7 +12,8 @@ RECOVER = {
     "LINQ_API_KEY": "linq_token",
     "GOOGLE_CLOUD_PROJECT": "demo-proj",
 }
-INGEST = {"STRIPE_WEBHOOK_SECRET": "whsec_abc", "GOOGLE_CLOUD_PROJECT": "demo-proj"}
+SIGNING_SECRET = "whsec_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+INGEST = {"STRIPE_WEBHOOK_SECRET": SIGNING_SECRET, "GOOGLE_CLOUD_PROJECT": "demo-proj"}
 
 
 def test_recover_defaults():
@@ -146,11 +147,42 @@ def test_slack_url_is_never_echoed_in_errors():
 
 def test_ingest_defaults():
     settings = IngestSettings.from_env(INGEST)
-    assert (settings.webhook_secret, settings.project, settings.topic) == (
-        "whsec_abc",
-        "demo-proj",
-        "stripe-payment-failed",
-    )
+    assert (settings.webhook_secret, settings.not_set_up) == (SIGNING_SECRET, None)
+    assert (settings.project, settings.topic) == ("demo-proj", "stripe-payment-failed")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        SIGNING_SECRET,
+        "whsec_" + "0123456789abcdef" * 4,  # what `stripe listen` prints: 64 hex digits
+        "whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2",  # the shortest accepted: 24 after whsec_
+    ],
+)
+def test_real_signing_secrets_are_used(secret):
+    settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
+    assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("whsec_pending", "not 24 or more letters and digits"),
+        ("not-set-yet", "does not start with whsec_"),
+        ("sk_test_wrong_secret", "does not start with whsec_"),
+        ("whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L", "not 24 or more letters and digits"),
+        ("whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2-", "not 24 or more letters and digits"),
+        ("whsec_" + "x" * 32, "a placeholder"),
+        ("whsec_" + "abcd1234" * 4, "a placeholder"),
+        ("whsec_" + "PendingPendingPendingPending", "a placeholder"),
+        ("whsec_" + "ReplaceMeWithTheRealSecretPlaceholder", "a placeholder"),
+    ],
+)
+def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(secret, problem):
+    settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
+    assert settings.webhook_secret is None
+    assert problem in settings.not_set_up
+    assert secret not in settings.not_set_up
 
 
 @pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "GOOGLE_CLOUD_PROJECT"])
@@ -163,7 +195,6 @@ def test_missing_ingest_variable_is_named(name):
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("STRIPE_WEBHOOK_SECRET", "sk_test_wrong_secret"),
         ("PUBSUB_TOPIC", "projects/p/topics/t"),
         ("PUBSUB_TOPIC", "goog-topic"),
     ],

@@ -517,3 +517,25 @@ def test_deploy_sh_is_shellcheck_clean() -> None:
         [shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_missing_webhook_secret_suggests_a_placeholder_that_never_verifies(tmp_path: Path) -> None:
+    run = deploy(
+        tmp_path,
+        "--project",
+        PROJECT,
+        "--region",
+        REGION,
+        fake=STATEFUL,
+        MISSING_SECRET="stripe-webhook-secret",
+    )
+    assert run.returncode == 1
+    assert "placeholder not-set-yet" in run.stderr
+    assert "answers every webhook 503" in run.stderr
+    assert "whsec_pending" not in run.stderr
+
+
+def test_next_step_says_what_happens_to_webhooks_before_the_secret(plan: Run) -> None:
+    tail = plan.stdout.rsplit("\n+ ", 1)[1]
+    assert "answers every webhook 503" in tail
+    assert "none is lost" in tail

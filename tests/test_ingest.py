@@ -140,3 +140,28 @@ def test_correctly_signed_deeply_nested_body_is_a_400_not_a_500(pipeline):
         "rejected: body is nested too deeply",
     )
     assert pipeline.published() == []
+
+
+@pytest.mark.parametrize("placeholder", ["whsec_pending", "not-set-yet", "whsec_" + "0" * 32])
+def test_placeholder_secret_verifies_nothing_and_asks_stripe_to_retry(pipeline, placeholder):
+    pipeline.configure(STRIPE_WEBHOOK_SECRET=placeholder)
+    pipeline.capsys.readouterr()
+    # Signed with the placeholder itself: what anyone who read the README could forge.
+    answer = pipeline.post_webhook(failed_event(), secret=placeholder)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503,
+        "endpoint not set up yet, retry later",
+    )
+    assert pipeline.published() == []
+    output = pipeline.capsys.readouterr().out
+    [line] = log_lines(output)
+    assert line["severity"] == "WARNING"
+    assert "STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret yet" in line["message"]
+    assert placeholder not in output
+
+
+def test_unsigned_webhook_is_also_503_while_not_set_up(pipeline):
+    pipeline.configure(STRIPE_WEBHOOK_SECRET="not-set-yet")
+    answer = pipeline.ingest.post("/", data=json.dumps(failed_event()))
+    assert answer.status_code == 503
+    assert pipeline.published() == []

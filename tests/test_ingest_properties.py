@@ -19,7 +19,7 @@ from shared.core.event import from_stripe_event
 from standins import builders
 from tests.harness import ROOT
 
-SECRET = "whsec_property_secret"
+SECRET = "whsec_PropertySigningKey9d2e7b4c1a8f3065"
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -20,6 +20,12 @@ DEFAULT_TOPIC = "stripe-payment-failed"
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+# A signing secret as Stripe issues it: whsec_ and a long random part (32 letters and digits from
+# the Dashboard, 64 hex digits from the Stripe CLI). Stripe documents no length, so the bound is
+# one no guessable stand-in reaches while every issued secret does.
+_SIGNING_SECRET = re.compile(r"whsec_[A-Za-z0-9]{24,}")
+# Words of the stand-ins operators type while the endpoint does not exist yet.
+_PLACEHOLDER_WORDS = ("pending", "placeholder", "notset", "notyet", "changeme", "example", "dummy")
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 Environ = Mapping[str, str]
@@ -88,11 +94,32 @@ def stripe_key_mode(key: str) -> str:
     return "live" if "_live_" in key[:8] else "test"
 
 
+def signing_secret_problem(secret: str) -> str | None:
+    """What keeps `secret` from being a Stripe endpoint's signing secret, without quoting it;
+    None when it is one."""
+    if not secret.startswith("whsec_"):
+        return "it does not start with whsec_"
+    if not _SIGNING_SECRET.fullmatch(secret):
+        return "after whsec_ it is not 24 or more letters and digits"
+    random_part = secret.removeprefix("whsec_").lower()
+    repeats = any(random_part == random_part[:n] * (len(random_part) // n) for n in range(1, 9))
+    if repeats or any(word in random_part for word in _PLACEHOLDER_WORDS):
+        return "it is a placeholder"
+    return None
+
+
 @dataclass(frozen=True)
 class IngestSettings:
-    """What the ingest function needs: the signing secret and where to publish."""
+    """What the ingest function needs: the signing secret and where to publish.
 
-    webhook_secret: str
+    While STRIPE_WEBHOOK_SECRET holds no real signing secret (the first deployment, before the
+    Stripe endpoint exists), `webhook_secret` is None and `not_set_up` says what is wrong with
+    the value, never quoting it. The function then verifies nothing and answers 503, so Stripe
+    retries and nothing is lost.
+    """
+
+    webhook_secret: str | None
+    not_set_up: str | None
     project: str
     topic: str
 
@@ -105,13 +132,15 @@ class IngestSettings:
         webhook_secret = secret_value(
             env, "STRIPE_WEBHOOK_SECRET", "the whsec_... signing secret of the endpoint", secrets
         )
-        if not webhook_secret.startswith("whsec_"):
-            raise ConfigError(
-                "STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret (whsec_...)"
-            )
+        problem = signing_secret_problem(webhook_secret)
         topic = topic_id(env)
         project = required(env, "GOOGLE_CLOUD_PROJECT", "the project that owns the topic")
-        return cls(webhook_secret=webhook_secret, project=project, topic=topic)
+        return cls(
+            webhook_secret=None if problem else webhook_secret,
+            not_set_up=problem,
+            project=project,
+            topic=topic,
+        )
 
 
 @dataclass(frozen=True)
