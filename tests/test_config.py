@@ -61,11 +61,18 @@ def test_missing_recover_variable_is_named(name):
     ("name", "value", "complaint"),
     [
         ("STRIPE_API_KEY", "pk_test_abc", "publishable keys"),
-        ("STRIPE_API_BASE", "api.stripe.com", "must be an http(s) URL"),
+        ("STRIPE_API_BASE", "api.stripe.com", "must be an https URL"),
+        ("STRIPE_API_BASE", "http://api.stripe.com", "must use https"),
+        ("STRIPE_API_BASE", "http://127.0.0.2:9000", "must use https"),
+        ("STRIPE_API_BASE", "http://localhost.example.com", "must use https"),
+        ("STRIPE_API_BASE", "http://[::1", "must be an https URL"),
+        ("LINQ_API_BASE", "http://api.linqapp.com/api/partner", "must use https"),
+        ("LINQ_API_BASE", "http://10.0.0.5:8080", "must use https"),
         ("LINQ_API_BASE", "https://api.linqapp.com/api/partner/v3", "must not end in /v3"),
         ("LINQ_SENDER", "202-555-0101", "E.164"),
         ("DEFAULT_PHONE_REGION", "USA", "two-letter region"),
-        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an http(s) URL"),
+        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an https URL"),
+        ("SLACK_WEBHOOK_URL", "http://hooks.slack.com/services/T/B/X", "must use https"),
         ("MESSAGE_TEMPLATE", "Hi {first_name}", "STOP"),
         ("MESSAGE_TEMPLATE_ES", "Hola {first_name}", "STOP"),
         ("MESSAGE_TEMPLATE_FR", "Bonjour {brand}. STOP", "set BRAND_NAME"),
@@ -139,10 +146,26 @@ def test_template_too_long_with_the_brand_name_names_both():
         RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "A" * 40, "MESSAGE_TEMPLATE": template})
 
 
-def test_slack_url_is_never_echoed_in_errors():
-    with pytest.raises(ConfigError) as caught:
-        RecoverSettings.from_env({**RECOVER, "SLACK_WEBHOOK_URL": "ftp://secret-token"})
+@pytest.mark.parametrize("url", ["ftp://secret-token", "http://hooks.example/secret-token"])
+def test_slack_url_is_never_echoed_in_errors(url):
+    with pytest.raises(ConfigError, match="SLACK_WEBHOOK_URL") as caught:
+        RecoverSettings.from_env({**RECOVER, "SLACK_WEBHOOK_URL": url})
     assert "secret-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:9000", "localhost:9000", "LOCALHOST", "127.0.0.1"])
+def test_plain_http_is_allowed_on_this_machine_only(host):
+    settings = RecoverSettings.from_env(
+        {
+            **RECOVER,
+            "STRIPE_API_BASE": f"http://{host}",
+            "LINQ_API_BASE": f"http://{host}/api/partner",
+            "SLACK_WEBHOOK_URL": f"http://{host}/services/T/B/X",
+        }
+    )
+    assert settings.stripe_api_base == f"http://{host}"
+    assert settings.linq_api_base == f"http://{host}/api/partner"
+    assert settings.slack_webhook_url == f"http://{host}/services/T/B/X"
 
 
 def test_ingest_defaults():
@@ -223,6 +246,7 @@ def test_backfill_defaults():
         ("GOOGLE_CLOUD_PROJECT", " "),
         ("STRIPE_API_KEY", "pk_live_abc"),
         ("STRIPE_API_BASE", "stripe"),
+        ("STRIPE_API_BASE", "http://api.stripe.com"),
         ("PUBSUB_TOPIC", "projects/p/topics/t"),
     ],
 )

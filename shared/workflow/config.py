@@ -16,6 +16,8 @@ from shared.core.errors import ConfigError
 
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_TOPIC = "stripe-payment-failed"
+# The only hosts an API base may name with plain http: the stand-ins and the sandbox listen there.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
@@ -49,12 +51,23 @@ def secret_value(env: Environ, name: str, meaning: str, secrets: SecretResolver)
 
 
 def http_url(name: str, value: str, example: str, *, secret: bool = False) -> str:
-    """An http(s) URL without a trailing slash; a secret URL is never echoed in the error."""
+    """An https URL without a trailing slash (plain http only on this machine, for the stand-ins
+    and the sandbox); a secret URL is never echoed in the error."""
     value = value.rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        found = "" if secret else f", got {value!r}"
-        raise ConfigError(f"{name} must be an http(s) URL such as {example}{found}")
+    found = "" if secret else f", got {value!r}"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ in the host
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{name} must be an https URL such as {example}{found}")
+    # API keys and customer data travel in these requests: never in clear over a network.
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{name} must use https (http:// is allowed only for "
+            f"{' and '.join(sorted(LOOPBACK_HOSTS))}){found}"
+        )
     return value
 
 
