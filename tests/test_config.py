@@ -86,6 +86,12 @@ def test_missing_recover_variable_is_named(name):
         ("BRAND_NAME", "A" * 41, "at most 40 characters"),
         ("BRAND_NAME", "acme.com", "must not look like a URL"),
         ("BRAND_NAME", "https://acme.example", "must not look like a URL"),
+        ("BRAND_NAME", "pay-here.click", "must not look like a URL"),
+        ("BRAND_NAME", "acme\u200b.ca", "must not look like a URL"),
+        ("BRAND_NAME", "ａｃｍｅ．ｒｕ", "must not look like a URL"),
+        ("BRAND_NAME", "1.2.3.4", "must not look like a URL"),
+        ("MESSAGE_TEMPLATE", "Pay at evil.ru/login. Reply STOP", "contains a URL"),
+        ("MESSAGE_TEMPLATE_ES", "Paga en mysite.ca. Responde STOP", "contains a URL"),
     ],
 )
 def test_malformed_recover_variable_is_named(name, value, complaint):

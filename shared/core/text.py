@@ -12,6 +12,13 @@ _ZWJ = "\u200d"
 # Bidi overrides, embeddings and isolates can make a text read differently from what was sent.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _SPACE_RUNS = re.compile(r"\s+")
+# Invisible characters that emoji need: a joiner between two pictographs (👩‍💻), and the tag run
+# of a subdivision flag (🏴 and tags: England). Every other format character goes.
+_PICTOGRAPH = "\u2600-\u27bf\U0001f000-\U0001faff"
+_EMOJI_FORMAT = re.compile(
+    rf"(?<=[{_PICTOGRAPH}\ufe0f]){_ZWJ}(?=[{_PICTOGRAPH}])"
+    r"|\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f"
+)
 
 
 def clean(value: str | None) -> str:
@@ -21,6 +28,22 @@ def clean(value: str | None) -> str:
     value = _BIDI_CONTROLS.sub("", value)
     value = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
     return _SPACE_RUNS.sub(" ", value).strip()
+
+
+def _without_format(value: str) -> str:
+    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+
+
+def normalise(value: str) -> str:
+    """`value` as a reader sees it: compatibility forms folded (NFKC: full-width ｅｖｉｌ．ｃｏｍ is
+    evil.com) and invisible format characters (zero-width space, bidi marks...) dropped, so
+    nothing hides between the characters of a word."""
+    value = unicodedata.normalize("NFKC", value)
+    kept, start = [], 0
+    for match in _EMOJI_FORMAT.finditer(value):
+        kept += [_without_format(value[start : match.start()]), match.group()]
+        start = match.end()
+    return "".join([*kept, _without_format(value[start:])])
 
 
 def _extends(ch: str) -> bool:
