@@ -276,6 +276,7 @@ PROVIDERS = {
     "stripe": "stripe",
     "requests": "requests",
     "phonenumbers": "phonenumbers",
+    "regex": "regex",
 }
 TRANSITIVE = {"google.api_core": ("google-cloud-secret-manager", "google-cloud-pubsub")}
 
