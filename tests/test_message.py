@@ -18,6 +18,7 @@ from shared.core.message import (
     first_name,
     placeholder_values,
 )
+from shared.core.money import format_amount, largest_amount
 from standins import linkrule
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
@@ -151,10 +152,24 @@ def test_length_check_counts_the_brand_name():
 
 
 def test_length_check_counts_the_longest_amount():
-    # 12 characters of " Reply STOP " and 16 for the amount: 291 more is the most that fits.
-    assert Template.parse("x" * 291 + " Reply STOP {amount}")
+    # 12 characters of " Reply STOP " and 20 for the amount (IDR 9,999,999,999.99): 287 more
+    # is the most that fits.
+    assert Template.parse("x" * 287 + " Reply STOP {amount}")
     with pytest.raises(ConfigError, match=r"^MESSAGE_TEMPLATE is 320 characters"):
-        Template.parse("x" * 292 + " Reply STOP {amount}")
+        Template.parse("x" * 288 + " Reply STOP {amount}")
+
+
+@pytest.mark.parametrize("currency", ["idr", "usd", "kwd", "jpy", "chf"])
+@pytest.mark.parametrize("filler", range(280, 300))
+def test_no_accepted_template_overflows_with_the_largest_amount(currency, filler):
+    try:
+        template = Template.parse("{first_name} {description} " + "x" * filler + " {amount} STOP")
+    except ConfigError:
+        return  # refused at startup: never rendered
+    amount = format_amount(largest_amount(currency), currency)
+    text = render("Bartholomew", "Pro plan", template, amount)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.endswith(f" {amount} STOP")
 
 
 ES = Template.parse("Hola {first_name}. Responde STOP para darte de baja.", "MESSAGE_TEMPLATE_ES")
