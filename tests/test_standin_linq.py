@@ -63,14 +63,8 @@ def error_code(resp: requests.Response) -> tuple[int, int]:
         "go to pay.acme.co/x",
         "ftp://files.example",
         "write to billing@acme.com",
-        # .contact is a top-level domain, like the endings below: none is in a short list.
+        # Top-level domains beyond any short list (tests/test_message.py tries more).
         "We tried your card.Contact us by replying.",
-        "evil.ru/login",
-        "1.2.3.4/pay",
-        "mysite.ca",
-        "pay-here.click",
-        "evil\u200b.com",
-        "ｅｖｉｌ．ｃｏｍ",
         "नमूना.भारत",
     ],
 )
