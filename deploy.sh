@@ -53,6 +53,11 @@ RECOVER_FN=dunning-recover
 INGEST_SA_NAME=dunning-ingest
 RECOVER_SA_NAME=dunning-recover
 TRIGGER_SA_NAME=dunning-trigger
+BUILD_SA_NAME=dunning-build
+# What Cloud Build needs to build a function from source, and no more (Cloud Functions docs,
+# "Custom service account for Cloud Build"): write build logs, push the image to Artifact
+# Registry, read the uploaded source. Builds run as this account, not the default compute one.
+BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
 WEBHOOK_SECRET=stripe-webhook-secret
 STRIPE_KEY_SECRET=stripe-api-key
 LINQ_KEY_SECRET=linq-api-key
@@ -60,10 +65,10 @@ SLACK_SECRET=slack-webhook-url
 STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
-  artifactregistry.googleapis.com firestore.googleapis.com)
+  artifactregistry.googleapis.com firestore.googleapis.com iam.googleapis.com)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-PYTHON=${PYTHON:-python3}
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python} # the environment CI tested: ./dev setup makes it
 export CLOUDSDK_CORE_DISABLE_PROMPTS=1
 
 usage() {
@@ -90,6 +95,8 @@ Environment:
   BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
                                 passed to the recover function when set
   BUILD_DIR                     where the functions are staged (default ./build)
+  PYTHON                        the checkout's environment, whose pinned packages are shipped
+                                (default .venv/bin/python, made by ./dev setup)
 
 Secrets (created by you, never by this script):
   stripe-webhook-secret, stripe-api-key, linq-api-key, and optionally slack-webhook-url:
@@ -164,6 +171,10 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
 TRIGGER_SA=$TRIGGER_SA_NAME@$PROJECT.iam.gserviceaccount.com
+BUILD_SA=$BUILD_SA_NAME@$PROJECT.iam.gserviceaccount.com
+BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-service-account takes
+[[ -x $PYTHON ]] || command -v "$PYTHON" >/dev/null ||
+  die "no Python environment at $PYTHON: run ./dev setup (or set PYTHON)"
 
 # ---- Running gcloud ------------------------------------------------------------------------------
 # Every gcloud command is shown as one shell-quoted line starting with "+ ": on stdout in a dry
@@ -229,171 +240,17 @@ exists() {
 
 # ---- Staging -------------------------------------------------------------------------------------
 # stage: BUILD_DIR/ingest and BUILD_DIR/recover each get their function's main.py, the shared/
-# modules it imports (transitively, lazy imports included) and a requirements.txt with the pinned
-# lines of the third-party packages those modules import; nothing else (no tests, stand-ins,
-# bench, pytest). BUILD_DIR/recover.env.yaml gets the recover function's plain variables: the
-# project and ledger database, and the optional settings that are set, as JSON strings, which YAML
-# reads back verbatim (MESSAGE_TEMPLATE has braces and commas, which --set-env-vars would split).
+# modules it imports and a requirements.txt pinning every package it needs, transitive ones
+# included, to the version in constraints.txt: what CI installed, tested and `./dev audit`
+# audits; nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
+# recover function's plain variables: the project and ledger database, and the optional settings
+# that are set, as JSON strings, which YAML reads back verbatim (MESSAGE_TEMPLATE has braces and
+# commas, which --set-env-vars would split). The work is tools/stage.py's, which reads the
+# installed packages' metadata: it runs with the checkout's environment (./dev setup).
 stage() {
   mkdir -p "$BUILD_DIR"
-  GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE \
-    "$PYTHON" - "$ROOT" "$BUILD_DIR" <<'PY'
-import ast
-import json
-import os
-import shutil
-import sys
-from pathlib import Path
-
-root, build = Path(sys.argv[1]), Path(sys.argv[2])
-FUNCTIONS = {"ingest": "ingest_fn", "recover": "recover_fn"}  # staged name -> source directory
-PACKAGE = "shared"
-# The recover function's plain variables (beside its source, so not uploaded with it).
-RECOVER_ENV = (
-    "GOOGLE_CLOUD_PROJECT",
-    "FIRESTORE_DATABASE",
-    "LINQ_SENDER",
-    "DEFAULT_PHONE_REGION",
-    "MESSAGE_TEMPLATE",
-    "BRAND_NAME",
-    "TEXT_ON_ATTEMPTS",
-    "DRY_RUN",
-)
-# Language templates: MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FR, ...
-RECOVER_ENV_PREFIX = "MESSAGE_TEMPLATE_"
-# Import name -> the pinned requirement that provides it. google.api_core comes with either
-# Google client library.
-PROVIDERS = {
-    "functions_framework": "functions-framework",
-    "flask": "functions-framework",
-    "werkzeug": "functions-framework",
-    "cloudevents": "functions-framework",
-    "google.cloud.pubsub": "google-cloud-pubsub",
-    "google.cloud.pubsub_v1": "google-cloud-pubsub",
-    "google.pubsub_v1": "google-cloud-pubsub",
-    "google.cloud.secretmanager": "google-cloud-secret-manager",
-    "google.auth": "google-auth",
-    "stripe": "stripe",
-    "requests": "requests",
-    "phonenumbers": "phonenumbers",
-}
-TRANSITIVE = {"google.api_core": ("google-cloud-secret-manager", "google-cloud-pubsub")}
-
-
-def imported(path: Path, module: str) -> set[str]:
-    """Every module name that `path` (module `module`) imports, lazily imported ones included."""
-    names: set[str] = set()
-    package = module.rpartition(".")[0] if path.name != "__init__.py" else module
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*parts, base] if base else parts)
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
-
-
-def shared_file(name: str) -> Path | None:
-    parts = name.split(".")
-    if parts[0] != PACKAGE:
-        return None
-    candidate = root.joinpath(*parts)
-    if candidate.with_suffix(".py").is_file():
-        return candidate.with_suffix(".py")
-    if (candidate / "__init__.py").is_file():
-        return candidate / "__init__.py"
-    return None
-
-
-def provider(name: str) -> str | tuple[str, ...] | None:
-    for table in (PROVIDERS, TRANSITIVE):
-        for prefix in sorted(table, key=len, reverse=True):
-            if name == prefix or name.startswith(prefix + "."):
-                return table[prefix]
-    return None
-
-
-def stage_function(src: str, out: Path) -> None:
-    main = root / src / "main.py"
-    todo, seen, needed, unknown = [(main, "main")], {main}, set(), set()
-    alternatives: list[tuple[str, ...]] = []
-    while todo:
-        path, module = todo.pop()
-        for name in sorted(imported(path, module)):
-            top = name.split(".")[0]
-            if top == PACKAGE:
-                found = shared_file(name)
-                if found is not None and found not in seen:
-                    seen.add(found)
-                    todo.append((found, name))
-            elif top in sys.stdlib_module_names or top == "__future__":
-                continue
-            elif (dist := provider(name)) is None:
-                # "from google.cloud import pubsub_v1" also yields the bare "google.cloud".
-                if not any(p.startswith(name + ".") for p in (*PROVIDERS, *TRANSITIVE)):
-                    unknown.add(name)
-            elif isinstance(dist, tuple):
-                alternatives.append(dist)
-            else:
-                needed.add(dist)
-    if unknown:
-        sys.exit(f"deploy.sh: {main} imports {sorted(unknown)}: map it in PROVIDERS (deploy.sh)")
-    for choices in alternatives:
-        if not needed.intersection(choices):
-            needed.add(choices[0])
-
-    pinned = {}
-    for line in (root / "requirements.txt").read_text(encoding="utf-8").splitlines():
-        spec = line.split("#")[0].strip()
-        if "==" in spec:
-            pinned[spec.split("==")[0].strip().lower().replace("_", "-")] = spec
-    if missing := sorted(needed - pinned.keys()):
-        sys.exit(f"deploy.sh: requirements.txt pins no version of {missing}")
-
-    shutil.copyfile(main, out / "main.py")
-    for path in sorted(seen - {main}):
-        target = out / path.relative_to(root)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-    # Every package on the way to a staged module keeps its __init__.py (shared/, shared/core/...).
-    staged = list(out.joinpath(PACKAGE).rglob("*.py"))
-    packages = {d for p in staged for d in p.relative_to(out).parents if d != Path(".")}
-    for package in sorted(out / d for d in packages):
-        init = package / "__init__.py"
-        if not init.exists():
-            shutil.copyfile(root / package.relative_to(out) / "__init__.py", init)
-    lines = [spec for name, spec in pinned.items() if name in needed]
-    header = f"# Generated by deploy.sh from requirements.txt: what {src}/main.py imports.\n"
-    (out / "requirements.txt").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-    modules = sorted(str(p.relative_to(out)) for p in out.rglob("*.py"))
-    print(f"== staged {out}: {' '.join(modules)}; {', '.join(lines)}", file=sys.stderr)
-
-
-def quoted(value: str) -> str:
-    """A YAML double-quoted scalar that reads back as exactly `value`."""
-    text = json.dumps(value, ensure_ascii=False)
-    # json.dumps escaped quotes, backslashes and control characters; escape what YAML would not
-    # keep verbatim either (line separators and other non-printables).
-    return "".join(
-        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
-        for c in text
-    )
-
-
-for name, src in FUNCTIONS.items():
-    out = build / name
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    stage_function(src, out)
-names = [*RECOVER_ENV, *sorted(n for n in os.environ if n.startswith(RECOVER_ENV_PREFIX))]
-values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
-with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
-    f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())
-PY
+  GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE PYTHONPATH=$ROOT \
+    "$PYTHON" -m tools.stage "$BUILD_DIR"
 }
 
 # deploy_hash DIR EXTRA...: a label-safe digest of DIR's files (names and contents) and EXTRA.
@@ -435,8 +292,11 @@ secret_version() {
   if ! exists present gcloud secrets describe "$name" --project="$PROJECT"; then
     local extra=""
     if [[ $name == "$WEBHOOK_SECRET" ]]; then
-      extra=$'\n'"Before the Stripe endpoint exists, create it with a placeholder value such as"
-      extra+=" whsec_pending; add the endpoint's signing secret as a new version later."
+      extra=$'\n'"Before the Stripe endpoint exists, create it with the placeholder not-set-yet"
+      extra+=" (VALUE=not-set-yet): until the endpoint's signing secret is added as a new"
+      extra+=" version and deploy.sh runs again, the ingest function answers every webhook 503"
+      extra+=" and verifies nothing; Stripe retries them (for up to three days in live mode), so"
+      extra+=" none is lost."
     fi
     die "secret $name does not exist in project $PROJECT (or you cannot read it). Create it with:
   printf %s \"\$VALUE\" | gcloud secrets create $name --project=$PROJECT --data-file=-$extra"
@@ -503,11 +363,12 @@ exists missing gcloud pubsub subscriptions describe "$DLQ_SUB" --project="$PROJE
   run gcloud pubsub subscriptions create "$DLQ_SUB" --project="$PROJECT" --topic="$DLQ_TOPIC" \
     --message-retention-duration="$DLQ_RETENTION" --expiration-period=never
 
-# ---- 5. Service accounts: one per function, and one for the Eventarc trigger ---------------------
+# ---- 5. Service accounts: one per function, one for the Eventarc trigger, one for builds ---------
 note "service accounts"
 for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
   "$RECOVER_SA_NAME:dunning recover (texts the customer)" \
-  "$TRIGGER_SA_NAME:dunning trigger (Eventarc invoker)"; do
+  "$TRIGGER_SA_NAME:dunning trigger (Eventarc invoker)" \
+  "$BUILD_SA_NAME:dunning build (Cloud Build of both functions)"; do
   sa=${pair%%:*}
   exists missing gcloud iam service-accounts describe "$sa@$PROJECT.iam.gserviceaccount.com" \
     --project="$PROJECT" ||
@@ -544,6 +405,12 @@ done
 ledger_only="expression=resource.name==\"projects/$PROJECT/databases/$FIRESTORE_DATABASE\""
 grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RECOVER_SA" \
   --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
+# build: the roles a function build needs, on the project (where the source bucket, the image
+# repository and the logs are).
+for role in "${BUILD_ROLES[@]}"; do
+  grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" \
+    --role="$role" --condition=None
+done
 
 # ---- 8. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
 PROJECT_NUMBER=$(query '<project-number>' gcloud projects describe "$PROJECT" \
@@ -561,17 +428,21 @@ grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project
 note "ingest function"
 deploy_function "$INGEST_FN" "$INGEST_DIR" "" \
   --runtime="$RUNTIME" --entry-point=stripe_webhook --trigger-http --allow-unauthenticated \
-  --service-account="$INGEST_SA" --memory="$INGEST_MEMORY" \
+  --service-account="$INGEST_SA" --build-service-account="$BUILD_SA_PATH" \
+  --memory="$INGEST_MEMORY" \
   --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
   --timeout="${INGEST_TIMEOUT_S}s" \
   --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PUBSUB_TOPIC=$TOPIC" \
   --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$WEBHOOK_VERSION"
 
 note "recover function"
+# Ingress internal-only: only Eventarc's push from the project's own Pub/Sub reaches it, never
+# a request from the internet.
 ENV_FILE=$BUILD_DIR/recover.env.yaml # outside the source directory: not uploaded
 deploy_function "$RECOVER_FN" "$RECOVER_DIR" "env:$(sha256sum <"$ENV_FILE")" \
   --runtime="$RUNTIME" --entry-point=recover_payment --trigger-topic="$TOPIC" --retry \
   --service-account="$RECOVER_SA" --trigger-service-account="$TRIGGER_SA" \
+  --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
   --memory="$RECOVER_MEMORY" --concurrency="$RECOVER_CONCURRENCY" \
   --max-instances="$RECOVER_MAX_INSTANCES" --timeout="${RECOVER_TIMEOUT_S}s" \
   --env-vars-file="$ENV_FILE" --set-secrets="$RECOVER_SECRETS"
@@ -614,6 +485,9 @@ Then store the endpoint's signing secret (the whsec_... it returns) and re-run d
 pins the new version:
   printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-
   ./deploy.sh --project $PROJECT --region $REGION
+While $WEBHOOK_SECRET holds a placeholder (not-set-yet), the ingest function verifies nothing and
+answers every webhook 503; Stripe retries each one (for up to three days in live mode), so the
+webhooks that arrive in between are delivered once the secret is deployed: none is lost.
 Thin events (v1.invoice.payment_failed, from an event destination) are accepted too.
 Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
 EOF

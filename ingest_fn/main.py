@@ -6,10 +6,11 @@ import functools
 
 import flask
 import functions_framework
+from werkzeug.exceptions import ClientDisconnected
 
 from shared.adapters.publisher import Publisher
-from shared.adapters.webhook import MAX_BODY_BYTES, WebhookRejected, parse_webhook
-from shared.core.errors import ConfigError, RetryableError
+from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
+from shared.core.errors import ConfigError, RetryableError, WebhookRejected
 from shared.core.log import ERROR, INFO, WARNING, log
 from shared.workflow.config import IngestSettings
 
@@ -32,29 +33,48 @@ def _answer(status: int, text: str) -> Response:
     return text, status, TEXT
 
 
-def _too_large() -> flask.Response:
+def _closing(status: int, text: str, **headers: str) -> flask.Response:
+    """An answer given without reading the body (whole)."""
     # Streamed, because functions-framework drains the rest of a request body after a plain
-    # response; and the connection is closed rather than reused with unread bytes in it.
+    # response (and fails with a 500 when the body is cut short); and the connection is closed
+    # rather than reused with unread bytes in it.
     return flask.Response(
-        iter([b"payload too large"]), status=413, headers={**TEXT, "Connection": "close"}
+        iter([text.encode()]), status=status, headers={**TEXT, "Connection": "close", **headers}
     )
 
 
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> Response | flask.Response:
     if request.method != "POST":
-        return "method not allowed", 405, {**TEXT, "Allow": "POST"}
+        return _closing(405, "method not allowed", Allow="POST")
     if (request.content_length or 0) > MAX_BODY_BYTES:
-        return _too_large()
-    # Read at most one byte past the limit, so a body without a length is never read whole.
-    body = request.stream.read(MAX_BODY_BYTES + 1)
+        return _closing(413, "payload too large")
+    try:
+        # At most one byte past the limit, so a body without a length is never read whole.
+        body = request.stream.read(MAX_BODY_BYTES + 1)
+    except ClientDisconnected:
+        body = b""
+    if len(body) < (request.content_length or 0):
+        # The client went away before sending what it declared.
+        return _closing(400, "rejected: body shorter than its Content-Length")
     if len(body) > MAX_BODY_BYTES:
-        return _too_large()
+        return _closing(413, "payload too large")
     try:
         settings = _settings()
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}")
         return _answer(500, "misconfigured")
+    if settings.webhook_secret is None:
+        # The first deployment, before the Stripe endpoint exists: nothing can be verified, and a
+        # guessable secret must never verify. Stripe retries a 503 (for up to three days in live
+        # mode), so what arrives before the real secret is stored is delivered after.
+        log(
+            WARNING,
+            f"webhook not verified: STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret "
+            f"yet ({settings.not_set_up}); store the whsec_... secret Stripe gave for the "
+            "endpoint and redeploy",
+        )
+        return _answer(503, "endpoint not set up yet, retry later")
     try:
         payment = parse_webhook(
             body, request.headers.get("Stripe-Signature"), settings.webhook_secret

@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from standins.base import Request, Response, StandinServer, bearer_token
+from standins.linkrule import contains_url
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
 DEFAULT_PAIR_LIMIT = 30
@@ -25,13 +26,6 @@ DEFAULT_CAPABILITY_WINDOW_S = 60.0
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_TLDS = "com|net|org|io|co|app|dev|ai|ly|me|us|uk|de|fr|info|biz|xyz|link|site|shop"
-_URL = re.compile(
-    r"\b[a-z][a-z0-9+.-]*://\S+"
-    r"|\bwww\.[^\s.]+\.\S+"
-    rf"|\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:{_TLDS})\b",
-    re.IGNORECASE,
-)
 _OPT_OUT_KEYWORDS = frozenset({"STOP", "UNSUBSCRIBE", "OPTOUT", "CANCEL", "END", "QUIT"})
 _OPT_OUT_PHRASE = re.compile(r"opt[ -]?out", re.IGNORECASE)
 _PART_TYPES = frozenset({"text", "link", "media"})
@@ -44,11 +38,6 @@ _SCENARIO_KEYS = frozenset(
 )
 # Codes used when an injected fault gives only a status.
 _FAULT_CODES = {400: 1003, 401: 2004, 403: 2005, 404: 2001, 409: 1006, 429: 1007, 503: 4004}
-
-
-def contains_url(text: str) -> bool:
-    """Whether text holds something Linq's first-message rule would treat as a link."""
-    return _URL.search(text) is not None
 
 
 def is_opt_out(text: str) -> bool:

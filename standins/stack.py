@@ -34,8 +34,9 @@ from standins.linq_api import LINQ_TOKEN
 from standins.stripe_api import STRIPE_TEST_KEY
 
 REPO = Path(__file__).resolve().parent.parent
-# Signs the sandbox's own webhooks; it protects nothing real.
-SANDBOX_WEBHOOK_SECRET = "whsec_local_sandbox_only"  # noqa: S105
+# Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
+# signing secret, which the ingest function requires.
+SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
 TOPIC = "stripe-payment-failed"
 # Variables the product reads: never inherited from the caller's shell into a sandbox function.
 PRODUCT_VARIABLES = (

@@ -18,7 +18,7 @@ from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, Str
 from standins.emulator import FirestoreEmulator, PubSubEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
-WEBHOOK_SECRET = "whsec_harness_secret"
+WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
 

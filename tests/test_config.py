@@ -12,7 +12,8 @@ RECOVER = {
     "LINQ_API_KEY": "linq_token",
     "GOOGLE_CLOUD_PROJECT": "demo-proj",
 }
-INGEST = {"STRIPE_WEBHOOK_SECRET": "whsec_abc", "GOOGLE_CLOUD_PROJECT": "demo-proj"}
+SIGNING_SECRET = "whsec_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+INGEST = {"STRIPE_WEBHOOK_SECRET": SIGNING_SECRET, "GOOGLE_CLOUD_PROJECT": "demo-proj"}
 
 
 def test_recover_defaults():
@@ -60,11 +61,18 @@ def test_missing_recover_variable_is_named(name):
     ("name", "value", "complaint"),
     [
         ("STRIPE_API_KEY", "pk_test_abc", "publishable keys"),
-        ("STRIPE_API_BASE", "api.stripe.com", "must be an http(s) URL"),
+        ("STRIPE_API_BASE", "api.stripe.com", "must be an https URL"),
+        ("STRIPE_API_BASE", "http://api.stripe.com", "must use https"),
+        ("STRIPE_API_BASE", "http://127.0.0.2:9000", "must use https"),
+        ("STRIPE_API_BASE", "http://localhost.example.com", "must use https"),
+        ("STRIPE_API_BASE", "http://[::1", "must be an https URL"),
+        ("LINQ_API_BASE", "http://api.linqapp.com/api/partner", "must use https"),
+        ("LINQ_API_BASE", "http://10.0.0.5:8080", "must use https"),
         ("LINQ_API_BASE", "https://api.linqapp.com/api/partner/v3", "must not end in /v3"),
         ("LINQ_SENDER", "202-555-0101", "E.164"),
         ("DEFAULT_PHONE_REGION", "USA", "two-letter region"),
-        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an http(s) URL"),
+        ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an https URL"),
+        ("SLACK_WEBHOOK_URL", "http://hooks.slack.com/services/T/B/X", "must use https"),
         ("MESSAGE_TEMPLATE", "Hi {first_name}", "STOP"),
         ("MESSAGE_TEMPLATE_ES", "Hola {first_name}", "STOP"),
         ("MESSAGE_TEMPLATE_FR", "Bonjour {brand}. STOP", "set BRAND_NAME"),
@@ -78,6 +86,12 @@ def test_missing_recover_variable_is_named(name):
         ("BRAND_NAME", "A" * 41, "at most 40 characters"),
         ("BRAND_NAME", "acme.com", "must not look like a URL"),
         ("BRAND_NAME", "https://acme.example", "must not look like a URL"),
+        ("BRAND_NAME", "pay-here.click", "must not look like a URL"),
+        ("BRAND_NAME", "acme\u200b.ca", "must not look like a URL"),
+        ("BRAND_NAME", "ａｃｍｅ．ｒｕ", "must not look like a URL"),
+        ("BRAND_NAME", "1.2.3.4", "must not look like a URL"),
+        ("MESSAGE_TEMPLATE", "Pay at evil.ru/login. Reply STOP", "contains a URL"),
+        ("MESSAGE_TEMPLATE_ES", "Paga en mysite.ca. Responde STOP", "contains a URL"),
     ],
 )
 def test_malformed_recover_variable_is_named(name, value, complaint):
@@ -138,19 +152,66 @@ def test_template_too_long_with_the_brand_name_names_both():
         RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "A" * 40, "MESSAGE_TEMPLATE": template})
 
 
-def test_slack_url_is_never_echoed_in_errors():
-    with pytest.raises(ConfigError) as caught:
-        RecoverSettings.from_env({**RECOVER, "SLACK_WEBHOOK_URL": "ftp://secret-token"})
+@pytest.mark.parametrize("url", ["ftp://secret-token", "http://hooks.example/secret-token"])
+def test_slack_url_is_never_echoed_in_errors(url):
+    with pytest.raises(ConfigError, match="SLACK_WEBHOOK_URL") as caught:
+        RecoverSettings.from_env({**RECOVER, "SLACK_WEBHOOK_URL": url})
     assert "secret-token" not in str(caught.value)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:9000", "localhost:9000", "LOCALHOST", "127.0.0.1"])
+def test_plain_http_is_allowed_on_this_machine_only(host):
+    settings = RecoverSettings.from_env(
+        {
+            **RECOVER,
+            "STRIPE_API_BASE": f"http://{host}",
+            "LINQ_API_BASE": f"http://{host}/api/partner",
+            "SLACK_WEBHOOK_URL": f"http://{host}/services/T/B/X",
+        }
+    )
+    assert settings.stripe_api_base == f"http://{host}"
+    assert settings.linq_api_base == f"http://{host}/api/partner"
+    assert settings.slack_webhook_url == f"http://{host}/services/T/B/X"
 
 
 def test_ingest_defaults():
     settings = IngestSettings.from_env(INGEST)
-    assert (settings.webhook_secret, settings.project, settings.topic) == (
-        "whsec_abc",
-        "demo-proj",
-        "stripe-payment-failed",
-    )
+    assert (settings.webhook_secret, settings.not_set_up) == (SIGNING_SECRET, None)
+    assert (settings.project, settings.topic) == ("demo-proj", "stripe-payment-failed")
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        SIGNING_SECRET,
+        "whsec_" + "0123456789abcdef" * 4,  # what `stripe listen` prints: 64 hex digits
+        "whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2",  # the shortest accepted: 24 after whsec_
+    ],
+)
+def test_real_signing_secrets_are_used(secret):
+    settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
+    assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("whsec_pending", "not 24 or more letters and digits"),
+        ("not-set-yet", "does not start with whsec_"),
+        ("sk_test_wrong_secret", "does not start with whsec_"),
+        ("whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L", "not 24 or more letters and digits"),
+        ("whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2-", "not 24 or more letters and digits"),
+        ("whsec_" + "x" * 32, "a placeholder"),
+        ("whsec_" + "abcd1234" * 4, "a placeholder"),
+        ("whsec_" + "PendingPendingPendingPending", "a placeholder"),
+        ("whsec_" + "ReplaceMeWithTheRealSecretPlaceholder", "a placeholder"),
+    ],
+)
+def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(secret, problem):
+    settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
+    assert settings.webhook_secret is None
+    assert problem in settings.not_set_up
+    assert secret not in settings.not_set_up
 
 
 @pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "GOOGLE_CLOUD_PROJECT"])
@@ -163,7 +224,6 @@ def test_missing_ingest_variable_is_named(name):
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("STRIPE_WEBHOOK_SECRET", "sk_test_wrong_secret"),
         ("PUBSUB_TOPIC", "projects/p/topics/t"),
         ("PUBSUB_TOPIC", "goog-topic"),
     ],
@@ -192,6 +252,7 @@ def test_backfill_defaults():
         ("GOOGLE_CLOUD_PROJECT", " "),
         ("STRIPE_API_KEY", "pk_live_abc"),
         ("STRIPE_API_BASE", "stripe"),
+        ("STRIPE_API_BASE", "http://api.stripe.com"),
         ("PUBSUB_TOPIC", "projects/p/topics/t"),
     ],
 )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
@@ -26,6 +27,12 @@ TOPIC, DLQ = "stripe-payment-failed", "stripe-payment-failed-dead-letter"
 INGEST_SA = f"serviceAccount:dunning-ingest@{PROJECT}.iam.gserviceaccount.com"
 RECOVER_SA = f"serviceAccount:dunning-recover@{PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA = f"serviceAccount:dunning-trigger@{PROJECT}.iam.gserviceaccount.com"
+BUILD_SA = f"serviceAccount:dunning-build@{PROJECT}.iam.gserviceaccount.com"
+BUILD_ROLES = {
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+    "roles/storage.objectViewer",
+}
 PUBSUB_AGENT = "serviceAccount:service-<project-number>@gcp-sa-pubsub.iam.gserviceaccount.com"
 SUBSCRIPTION = "<eventarc-subscription>"
 BIND = "add-iam-policy-binding"
@@ -170,7 +177,8 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
     expected = [
         "gcloud services enable cloudfunctions.googleapis.com run.googleapis.com "
         "eventarc.googleapis.com pubsub.googleapis.com secretmanager.googleapis.com "
-        "cloudbuild.googleapis.com artifactregistry.googleapis.com firestore.googleapis.com",
+        "cloudbuild.googleapis.com artifactregistry.googleapis.com firestore.googleapis.com "
+        "iam.googleapis.com",
         "gcloud secrets describe stripe-webhook-secret",
         "gcloud secrets versions list stripe-webhook-secret",
         "gcloud secrets describe stripe-api-key",
@@ -190,6 +198,8 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud iam service-accounts create dunning-recover",
         f"gcloud iam service-accounts describe dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-trigger",
+        f"gcloud iam service-accounts describe dunning-build@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-build",
         "gcloud firestore databases describe --database=dunning",
         "gcloud firestore databases create --database=dunning",
         "gcloud firestore fields ttls list --collection-group=dunning_sends",
@@ -198,6 +208,9 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud secrets add-iam-policy-binding stripe-webhook-secret",
         "gcloud secrets add-iam-policy-binding stripe-api-key",
         "gcloud secrets add-iam-policy-binding linq-api-key",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects describe {PROJECT}",
         f"gcloud pubsub topics add-iam-policy-binding {DLQ}",
@@ -313,10 +326,34 @@ def test_each_function_account_gets_only_its_own_grants(plan: Run) -> None:
         ("secrets", "linq-api-key", RECOVER_SA, "roles/secretmanager.secretAccessor"),
         ("projects", PROJECT, RECOVER_SA, "roles/datastore.user"),
     }
+    assert {g for g in grants if g[2] == BUILD_SA} == {
+        ("projects", PROJECT, BUILD_SA, role) for role in BUILD_ROLES
+    }
+
+
+def test_builds_run_as_the_build_account_not_the_default_compute_one(plan: Run) -> None:
+    assert plan.one("iam", "service-accounts", "create", "dunning-build")
+    for function in ("dunning-ingest", "dunning-recover"):
+        argv = plan.one("functions", "deploy", function)
+        assert flag(argv, "--build-service-account") == (
+            f"projects/{PROJECT}/serviceAccounts/{BUILD_SA.removeprefix('serviceAccount:')}"
+        )
+
+
+def test_recover_takes_internal_traffic_only_and_ingest_stays_public(plan: Run) -> None:
+    recover = plan.one("functions", "deploy", "dunning-recover")
+    assert flag(recover, "--ingress-settings") == "internal-only"
+    assert "--allow-unauthenticated" not in recover
+    ingest = plan.one("functions", "deploy", "dunning-ingest")
+    assert not any(arg.startswith("--ingress-settings=") for arg in ingest)
 
 
 def test_recover_may_use_only_the_ledger_database(plan: Run) -> None:
-    argv = plan.one("projects", "add-iam-policy-binding", PROJECT)
+    [argv] = [
+        argv
+        for argv in plan.find("projects", "add-iam-policy-binding", PROJECT)
+        if flag(argv, "--member") == RECOVER_SA
+    ]
     condition = flag(argv, "--condition")
     assert condition.startswith(
         f'expression=resource.name=="projects/{PROJECT}/databases/dunning",title='
@@ -416,18 +453,57 @@ def requirements(path: Path) -> dict[str, str]:
     return dict(line.split("==", 1) for line in lines)
 
 
-def test_staged_requirements_are_pinned_lines_of_the_repo_file(plan: Run) -> None:
-    pinned = requirements(ROOT / "requirements.txt")
+def test_staged_requirements_pin_every_package_as_ci_tested_it(plan: Run) -> None:
+    pinned = {
+        canonicalize_name(name): version
+        for name, version in requirements(ROOT / "constraints.txt").items()
+    }
     ingest = requirements(plan.build / "ingest" / "requirements.txt")
     recover = requirements(plan.build / "recover" / "requirements.txt")
     assert {"functions-framework", "google-cloud-pubsub", "stripe"} <= ingest.keys()
-    assert {"functions-framework", "stripe", "requests", "phonenumbers"} <= recover.keys()
+    assert {"functions-framework", "stripe", "requests", "phonenumbers", "regex"} <= recover.keys()
     assert "google-auth" in recover  # the send ledger imports it directly
     assert "google-cloud-pubsub" not in recover
+    assert "phonenumbers" not in ingest
     assert {"requests", "google-auth"} <= ingest.keys()  # the REST publisher imports both
+    # What the direct dependencies bring along: nothing is left for Cloud Build to resolve.
+    transitive = {"flask", "werkzeug", "gunicorn", "urllib3", "certifi", "protobuf", "grpcio"}
+    assert transitive <= ingest.keys()
+    assert transitive <= recover.keys()
+    dev_only = {"pytest", "ruff", "hypothesis", "pip-audit", "import-linter", "publicsuffixlist"}
     for staged in (ingest, recover):
-        assert "pytest" not in staged
+        assert not dev_only & staged.keys()
         assert all(pinned[name] == version for name, version in staged.items())
+
+
+def test_staged_requirements_are_the_closure_of_the_installed_metadata(plan: Run) -> None:
+    from tools import stage
+
+    for function in ("ingest", "recover"):
+        staged = requirements(plan.build / function / "requirements.txt")
+        # Each package's own requirements (for python 3.13 on Linux) are staged too.
+        for name in staged:
+            for needed in stage.requires(name, frozenset()):
+                assert canonicalize_name(needed.name) in staged, (function, name, needed)
+
+
+def test_audit_audits_exactly_what_is_shipped(plan: Run) -> None:
+    from tools import audit
+
+    staged = {
+        line
+        for function in ("ingest", "recover")
+        for line in (plan.build / function / "requirements.txt").read_text().splitlines()
+        if not line.startswith("#")
+    }
+    assert audit.shipped() == sorted(staged)
+
+
+def test_staging_targets_the_deployed_runtime(plan: Run) -> None:
+    from tools import stage
+
+    runtime = flag(plan.one("functions", "deploy", "dunning-ingest"), "--runtime")
+    assert runtime == "python" + stage.TARGET_PYTHON.replace(".", "")
 
 
 def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
@@ -480,8 +556,8 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     first = deploy(tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL)
     assert first.returncode == 0, first.stderr
     calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
-    # 2 topics, the dead-letter subscription, 3 service accounts, the ledger database.
-    assert sum(" create " in call for call in calls) == 7
+    # 2 topics, the dead-letter subscription, 4 service accounts, the ledger database.
+    assert sum(" create " in call for call in calls) == 8
     assert sum(call.startswith("functions deploy ") for call in calls) == 2
     assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
 
@@ -494,18 +570,24 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     assert "dunning-recover is up to date" in second.stderr
 
 
-def test_missing_secret_stops_with_how_to_create_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("secret", "advice"),
+    [
+        ("linq-api-key", []),
+        # A placeholder that never verifies, and what happens to webhooks meanwhile.
+        ("stripe-webhook-secret", ["placeholder not-set-yet", "answers every webhook 503"]),
+    ],
+)
+def test_missing_secret_stops_with_how_to_create_it(
+    tmp_path: Path, secret: str, advice: list[str]
+) -> None:
     run = deploy(
-        tmp_path,
-        "--project",
-        PROJECT,
-        "--region",
-        REGION,
-        fake=STATEFUL,
-        MISSING_SECRET="linq-api-key",
+        tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL, MISSING_SECRET=secret
     )
     assert run.returncode == 1
-    assert 'printf %s "$VALUE" | gcloud secrets create linq-api-key' in run.stderr
+    assert f'printf %s "$VALUE" | gcloud secrets create {secret}' in run.stderr
+    assert all(words in run.stderr for words in advice)
+    assert "whsec_pending" not in run.stderr
     # Checked before anything is created.
     assert " create " not in (tmp_path / "bin" / "state" / "calls").read_text()
 
@@ -517,3 +599,9 @@ def test_deploy_sh_is_shellcheck_clean() -> None:
         [shellcheck, str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_next_step_says_what_happens_to_webhooks_before_the_secret(plan: Run) -> None:
+    tail = plan.stdout.rsplit("\n+ ", 1)[1]
+    assert "answers every webhook 503" in tail
+    assert "none is lost" in tail

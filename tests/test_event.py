@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shared.core.errors import MalformedMessageError
+from shared.core.errors import MalformedEventError, MalformedMessageError
 from shared.core.event import FailedPayment, from_pubsub, from_stripe_event
 from standins import builders
 
@@ -52,8 +52,14 @@ def test_other_event_types_are_not_failed_payments():
 
 
 def test_failed_payment_event_without_invoice_is_an_error():
-    with pytest.raises(ValueError, match="without an invoice id"):
+    with pytest.raises(MalformedEventError, match="without an invoice id"):
         from_stripe_event({"id": "evt_1", "type": "invoice.payment_failed", "data": {}})
+
+
+def test_failed_payment_event_without_its_own_id_is_an_error():
+    event = {**builders.payment_failed_event(builders.invoice("cus_1", id="in_1")), "id": ""}
+    with pytest.raises(MalformedEventError, match="without an id"):
+        from_stripe_event(event)
 
 
 def test_round_trip_through_pubsub():

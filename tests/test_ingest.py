@@ -5,10 +5,11 @@ import json
 import time
 
 import pytest
+import stripe
 
 from standins import builders
 from standins.emulator import free_port
-from tests.harness import log_lines
+from tests.harness import WEBHOOK_SECRET, log_lines
 
 
 def failed_event():
@@ -114,3 +115,53 @@ def test_missing_configuration_is_a_500_naming_the_variable(pipeline):
     assert answer.status_code == 500
     [line] = log_lines(pipeline.capsys.readouterr().out)
     assert line["message"].startswith("configuration error: STRIPE_WEBHOOK_SECRET is required")
+
+
+def test_non_ascii_signature_header_is_a_400_not_a_500(pipeline):
+    # The stripe library's comparison raises TypeError on a non-ASCII signature.
+    answer = pipeline.ingest.post(
+        "/", data=json.dumps(failed_event()), headers={"Stripe-Signature": "t=1,v1=\xe9"}
+    )
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        400,
+        "rejected: non-ASCII Stripe-Signature header",
+    )
+    assert pipeline.published() == []
+
+
+def test_correctly_signed_deeply_nested_body_is_a_400_not_a_500(pipeline):
+    answer = pipeline.post_webhook({"id": "evt_deep", "data": json.loads("[" * 100 + "]" * 100)})
+    assert answer.status_code == 200  # deep but readable: not a failed payment, ignored
+    body = '{"a":' * 5000 + "1" + "}" * 5000
+    header = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
+    answer = pipeline.ingest.post("/", data=body, headers={"Stripe-Signature": header})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        400,
+        "rejected: body is nested too deeply",
+    )
+    assert pipeline.published() == []
+
+
+@pytest.mark.parametrize("placeholder", ["whsec_pending", "not-set-yet", "whsec_" + "0" * 32])
+def test_placeholder_secret_verifies_nothing_and_asks_stripe_to_retry(pipeline, placeholder):
+    pipeline.configure(STRIPE_WEBHOOK_SECRET=placeholder)
+    pipeline.capsys.readouterr()
+    # Signed with the placeholder itself: what anyone who read the README could forge.
+    answer = pipeline.post_webhook(failed_event(), secret=placeholder)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503,
+        "endpoint not set up yet, retry later",
+    )
+    assert pipeline.published() == []
+    output = pipeline.capsys.readouterr().out
+    [line] = log_lines(output)
+    assert line["severity"] == "WARNING"
+    assert "STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret yet" in line["message"]
+    assert placeholder not in output
+
+
+def test_unsigned_webhook_is_also_503_while_not_set_up(pipeline):
+    pipeline.configure(STRIPE_WEBHOOK_SECRET="not-set-yet")
+    answer = pipeline.ingest.post("/", data=json.dumps(failed_event()))
+    assert answer.status_code == 503
+    assert pipeline.published() == []

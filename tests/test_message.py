@@ -1,6 +1,11 @@
 """The customer's text: literal default output, template checks, length and URL rules."""
 
+from pathlib import Path
+
+import publicsuffixlist
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.core.errors import ConfigError
 from shared.core.message import (
@@ -13,6 +18,8 @@ from shared.core.message import (
     first_name,
     placeholder_values,
 )
+from shared.core.money import format_amount, largest_amount
+from standins import linkrule
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
 
@@ -115,6 +122,10 @@ def test_description_made_only_of_a_url_falls_back():
         ("Hi {first_name}, reply stop to opt out", "opt out with the word STOP"),
         ("Pay at https://acme.com. Reply STOP", "contains a URL"),
         ("Pay at acme.com. Reply STOP", "contains a URL"),
+        ("Pay at pay-here.click. Reply STOP", "contains a URL"),
+        ("Pay at ｅｖｉｌ．ｃｏｍ. Reply STOP", "contains a URL"),
+        ("Hi {first_name}.com, Reply STOP", "a placeholder against a dot and a word"),
+        ("Hi {description}.Reply STOP", "a placeholder against a dot and a word"),
         ("Hi {first_name!r}. Reply STOP", "without a format or conversion"),
         ("Hi {}. Reply STOP", "unknown placeholder {}"),
         ("Hi {first_name. Reply STOP", "not a valid template"),
@@ -141,10 +152,24 @@ def test_length_check_counts_the_brand_name():
 
 
 def test_length_check_counts_the_longest_amount():
-    # 12 characters of " Reply STOP " and 16 for the amount: 291 more is the most that fits.
-    assert Template.parse("x" * 291 + " Reply STOP {amount}")
+    # 12 characters of " Reply STOP " and 20 for the amount (IDR 9,999,999,999.99): 287 more
+    # is the most that fits.
+    assert Template.parse("x" * 287 + " Reply STOP {amount}")
     with pytest.raises(ConfigError, match=r"^MESSAGE_TEMPLATE is 320 characters"):
-        Template.parse("x" * 292 + " Reply STOP {amount}")
+        Template.parse("x" * 288 + " Reply STOP {amount}")
+
+
+@pytest.mark.parametrize("currency", ["idr", "usd", "kwd", "jpy", "chf"])
+@pytest.mark.parametrize("filler", range(280, 300))
+def test_no_accepted_template_overflows_with_the_largest_amount(currency, filler):
+    try:
+        template = Template.parse("{first_name} {description} " + "x" * filler + " {amount} STOP")
+    except ConfigError:
+        return  # refused at startup: never rendered
+    amount = format_amount(largest_amount(currency), currency)
+    text = render("Bartholomew", "Pro plan", template, amount)
+    assert len(text) <= MAX_TEXT_LENGTH
+    assert text.endswith(f" {amount} STOP")
 
 
 ES = Template.parse("Hola {first_name}. Responde STOP para darte de baja.", "MESSAGE_TEMPLATE_ES")
@@ -184,3 +209,81 @@ def test_url_detector_flags_urls(text):
 @pytest.mark.parametrize("text", ["Pro plan v2.0", "J.R. Smith", "Reply STOP to opt out.", "3.5x"])
 def test_url_detector_ignores_plain_words(text):
     assert not contains_url(text)
+
+
+# What survived the old filter of 20 domain endings into the first message.
+SURVIVORS = [
+    "evil.ru/login",
+    "1.2.3.4/pay",
+    "mysite.ca",
+    "pay-here.click",
+    "evil\u200b.com",
+    "ｅｖｉｌ．ｃｏｍ",
+]
+
+
+@pytest.mark.parametrize("link", SURVIVORS)
+def test_links_beyond_a_short_list_of_endings_never_reach_the_text(link):
+    assert contains_url(link)
+    assert linkrule.contains_url(link)  # the Linq stand-in would refuse them: 1005
+    text = render(f"Jane {link}", f"Pro plan {link} (annual)")
+    assert text.startswith("Hi Jane, your payment for Pro plan (annual) didn't go through.")
+    assert not contains_url(text)
+    assert not linkrule.contains_url(text)
+
+
+def test_text_is_normalised_and_keeps_emoji_whole():
+    family = "👨\u200d👩\u200d👧"
+    england = "🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"
+    text = render(f"Ｊａｎｅ{family}", f"Pro\u200b plan {england}")
+    assert text.startswith(f"Hi Jane{family}, your payment for Pro plan {england} didn't")
+
+
+def top_level_domains() -> list[str]:
+    """Every top-level domain in the public suffix list bundled with publicsuffixlist."""
+    rules = Path(publicsuffixlist.PSLFILE).read_text(encoding="utf-8").splitlines()
+    return sorted(
+        {line.split()[0].rsplit(".", 1)[-1] for line in rules if line and not line.startswith("//")}
+    )
+
+
+def test_every_top_level_domain_reads_as_a_link():
+    missed = [tld for tld in top_level_domains() if not contains_url(f"Pay at example.{tld}")]
+    assert len(top_level_domains()) > 1000
+    assert missed == []
+
+
+hosts = st.builds(
+    "{}.{}{}".format,
+    st.from_regex(r"[a-z0-9][a-z0-9-]{0,20}(\.[a-z0-9-]{1,10}){0,2}", fullmatch=True),
+    st.sampled_from(top_level_domains()),
+    st.sampled_from(["", "/", "/login?x=1", ":8443/pay"]),
+) | st.builds("{}.{}.{}.{}/{}".format, *[st.integers(0, 255)] * 4, st.text("pay/", max_size=4))
+# How a host can be dressed up: upper case, full width, an invisible character after a label.
+disguises = st.sampled_from(
+    [
+        lambda host: host,
+        str.upper,
+        lambda host: "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in host),
+        lambda host: host.replace(".", "\u200b.", 1),
+        lambda host: host.replace(".", "\u2060.\u00ad", 1),
+        lambda host: f"https://{host}",
+    ]
+)
+customer_text = st.text(st.characters(codec="utf-8"), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    host=hosts,
+    disguise=disguises,
+    before=customer_text,
+    after=customer_text,
+    in_name=st.booleans(),
+)
+def test_a_host_anywhere_in_customer_data_never_survives(host, disguise, before, after, in_name):
+    dressed = before + disguise(host) + after
+    name, description = (dressed, "Pro plan") if in_name else ("Jane", dressed)
+    text = render(name, description)
+    assert not contains_url(text)
+    assert not linkrule.contains_url(text)

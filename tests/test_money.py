@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.core.money import LONGEST_AMOUNT, decimals, format_amount
+from shared.core.money import LONGEST_AMOUNT, decimals, format_amount, largest_amount
 
 
 @pytest.mark.parametrize(
@@ -37,6 +37,25 @@ def test_decimals_follow_stripe_lists(currency, places):
     assert decimals(currency) == places
 
 
-@pytest.mark.parametrize("currency", ["usd", "jpy", "kwd", "chf", "cad", "xpf"])
-def test_largest_stripe_amount_fits_the_length_the_templates_are_checked_with(currency):
-    assert len(format_amount(99999999, currency)) <= LONGEST_AMOUNT
+@pytest.mark.parametrize(
+    ("currency", "largest", "written"),
+    [
+        # Stripe: up to twelve digits for IDR, eight for every other currency.
+        ("idr", 999_999_999_999, "IDR 9,999,999,999.99"),
+        ("IDR", 999_999_999_999, "IDR 9,999,999,999.99"),
+        ("usd", 99_999_999, "$999,999.99"),
+        ("jpy", 99_999_999, "¥99,999,999"),
+        ("kwd", 99_999_999, "KWD 99,999.999"),
+        ("xof", 99_999_999, "XOF 99,999,999"),
+        ("chf", 99_999_999, "CHF 999,999.99"),
+        ("zzz", 99_999_999, "ZZZ 999,999.99"),
+    ],
+)
+def test_largest_stripe_amount_of_each_currency(currency, largest, written):
+    assert largest_amount(currency) == largest
+    assert format_amount(largest, currency) == written
+    assert len(written) <= LONGEST_AMOUNT
+
+
+def test_longest_amount_is_that_of_the_rupiah():
+    assert LONGEST_AMOUNT == len("IDR 9,999,999,999.99") == 20

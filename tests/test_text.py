@@ -21,6 +21,20 @@ def test_clusters_keep_emoji_sequences_flags_and_accents_whole():
     ]
 
 
+def test_thirty_thousand_characters_of_flags_and_joiners_split_whole():
+    # The old splitter recounted a cluster's flags at every character: 9.4 s for the first one.
+    joined = (FLAG_FR + "\u200d") * 10_000
+    assert list(graphemes(joined)) == [FLAG_FR + "\u200d"] * 10_000
+    mixed = (FLAG_FR * 3 + FAMILY + "!") * 2_000
+    assert len(mixed) == 28_000
+    assert list(graphemes(mixed)) == [FLAG_FR, FLAG_FR, FLAG_FR, FAMILY, "!"] * 2_000
+
+
+def test_clusters_follow_unicode_beyond_emoji():
+    # CR LF, a Devanagari conjunct (virama), and Hangul jamo making one syllable.
+    assert list(graphemes("\r\nस्ते\u1100\u1161\u11a8")) == ["\r\n", "स्ते", "\u1100\u1161\u11a8"]
+
+
 @pytest.mark.parametrize("limit", range(1, 30))
 def test_shorten_never_splits_a_character(limit):
     value = f"{FAMILY}{THUMB} שלום עולם {E_ACUTE}{FLAG_FR}" * 3

@@ -6,7 +6,8 @@ import time
 import pytest
 import stripe
 
-from shared.adapters.webhook import WebhookRejected, parse_webhook
+from shared.adapters.webhook import check_signature_header, parse_webhook
+from shared.core.errors import DunningError, MalformedEventError, WebhookRejected
 from standins import builders
 
 SECRET = "whsec_test_secret"
@@ -54,7 +55,7 @@ def test_other_event_types_are_ignored():
         (lambda body, header: (body, None), "missing Stripe-Signature header"),
         (lambda body, header: (body, ""), "missing Stripe-Signature header"),
         (lambda body, header: (body, "garbage"), "malformed Stripe-Signature header"),
-        (lambda body, header: (body, header.split(",")[0]), "malformed Stripe-Signature header"),
+        (lambda body, header: (body, header.split(",")[0]), "no v1 signature"),
         (lambda body, header: (body + b" ", header), "signature does not match"),
         (
             lambda body, header: (json.dumps(json.loads(body), indent=1).encode(), header),
@@ -90,3 +91,63 @@ def test_signed_payment_failed_event_without_invoice_is_rejected():
     body, header = signed({"id": "evt_3", "type": "invoice.payment_failed", "data": {}})
     with pytest.raises(WebhookRejected, match="without an invoice id"):
         parse_webhook(body, header, SECRET)
+
+
+NOW = 1_800_000_000
+FRESH = f"t={NOW},v1={'a' * 64}"
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing Stripe-Signature header"),
+        (" ", "missing Stripe-Signature header"),
+        # The stripe library's own comparison raises TypeError on these.
+        ("t=1,v1=\xe9", "non-ASCII Stripe-Signature header"),
+        (f"t={NOW},v1=\u0430{'a' * 63}", "non-ASCII Stripe-Signature header"),
+        (f"t={NOW},v1={'a' * 63}\x00", "malformed Stripe-Signature header"),
+        (f"t={NOW}\x7f,v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"t={NOW},t={NOW},v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"t=+{NOW},v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"t={'9' * 5000},v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"t={NOW},garbage,v1={'a' * 64}", "malformed Stripe-Signature header"),
+        (f"t={NOW},v0={'a' * 64}", "no v1 signature in Stripe-Signature header"),
+        (f"t={NOW},v1=", "no v1 signature in Stripe-Signature header"),
+        (f"t={NOW - 301},v1={'a' * 64}", "signature timestamp too old"),
+    ],
+)
+def test_signature_header_is_classified_before_verifying(header, reason):
+    with pytest.raises(WebhookRejected) as caught:
+        check_signature_header(header, NOW)
+    assert str(caught.value) == reason
+
+
+@pytest.mark.parametrize(
+    "header", [FRESH, f"t={NOW + 3600},v1={'a' * 64}", f"t={NOW},v1=x,v1={'b' * 64},v0=c"]
+)
+def test_well_formed_fresh_header_goes_on_to_verification(header):
+    assert check_signature_header(header, NOW) is None
+
+
+def test_non_ascii_signature_is_rejected_not_crashed():
+    body, _ = signed(event())
+    with pytest.raises(WebhookRejected, match=r"^non-ASCII Stripe-Signature header$"):
+        parse_webhook(body, "t=1,v1=\xe9", SECRET)
+
+
+@pytest.mark.parametrize("opening", ["[", '{"a":'])
+def test_correctly_signed_deeply_nested_body_is_rejected(opening):
+    closing = "]" if opening == "[" else "}"
+    body = opening * 5000 + "1" + closing * 5000
+    header = stripe.WebhookSignature.generate_signature_header(body, SECRET)
+    with pytest.raises(WebhookRejected, match=r"^body is nested too deeply$"):
+        parse_webhook(body.encode(), header, SECRET)
+
+
+def test_webhook_errors_belong_to_the_project_error_tree():
+    body, header = signed({"id": "evt_3", "type": "invoice.payment_failed", "data": {}})
+    with pytest.raises(MalformedEventError) as caught:
+        parse_webhook(body, header, SECRET)
+    assert isinstance(caught.value, WebhookRejected)
+    assert isinstance(caught.value, DunningError)

@@ -15,7 +15,7 @@ from shared.core.message import (
 )
 from shared.core.phone import to_e164
 from shared.core.text import ELLIPSIS, clean, graphemes
-from standins import builders
+from standins import builders, linkrule
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
 OPT_OUT = "Reply STOP to opt out."
@@ -46,6 +46,7 @@ def test_any_name_and_description_give_a_sendable_text(name, description):
     assert len(text) <= MAX_TEXT_LENGTH
     assert text.endswith(OPT_OUT)
     assert not contains_url(text)
+    assert not linkrule.contains_url(text)  # nor by the Linq stand-in's rule
     assert text.startswith("Hi ")
 
 

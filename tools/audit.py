@@ -1,27 +1,52 @@
-"""`./dev audit`: pip-audit over the project's environment, and PyPI's own advisories where
-pip-audit cannot reach its vulnerability service."""
+"""`./dev audit`: pip-audit over exactly what deploy.sh ships (every package of both functions,
+pinned as in constraints.txt: tools/stage.py), and PyPI's own advisories where pip-audit cannot
+reach its vulnerability service."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from tools.stage import FUNCTIONS, StageError
+from tools.stage import requirements as shipped_requirements
+
 PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
+
+
+def shipped() -> list[str]:
+    """The pinned requirement lines deploy.sh ships, over both functions."""
+    return sorted({line for function in FUNCTIONS for line in shipped_requirements(function)})
 
 
 def _pip_audit() -> list[dict[str, Any]]:
     pip_audit = Path(sys.executable).parent / "pip-audit"
-    answer = subprocess.run(
-        [str(pip_audit), "--format=json", "--progress-spinner=off", "--skip-editable"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        lines = shipped()
+    except StageError as exc:
+        sys.exit(f"audit: {exc}")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", encoding="utf-8") as listing:
+        listing.write("\n".join(lines) + "\n")
+        listing.flush()
+        # Every version is pinned and the set is complete: nothing to resolve or install.
+        answer = subprocess.run(
+            [
+                str(pip_audit),
+                f"--requirement={listing.name}",
+                "--no-deps",
+                "--disable-pip",
+                "--format=json",
+                "--progress-spinner=off",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     # pip-audit exits 1 when it finds vulnerabilities; its JSON report is what counts.
     try:
         return list(json.loads(answer.stdout)["dependencies"])

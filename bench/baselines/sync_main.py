@@ -21,7 +21,8 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.adapters.webhook import WebhookRejected, parse_webhook
+from shared.adapters.webhook import parse_webhook
+from shared.core.errors import ConfigError, WebhookRejected
 from shared.workflow.config import IngestSettings
 
 _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
@@ -29,7 +30,10 @@ _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
 
 @functools.cache
 def _secret() -> str:
-    return IngestSettings.from_env().webhook_secret
+    settings = IngestSettings.from_env()
+    if settings.webhook_secret is None:
+        raise ConfigError(f"STRIPE_WEBHOOK_SECRET is no signing secret: {settings.not_set_up}")
+    return settings.webhook_secret
 
 
 @functools.cache

@@ -5,11 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 
-class ConfigError(Exception):
+class DunningError(Exception):
+    """Base of every error the project raises on purpose; anything else is a bug."""
+
+
+class ConfigError(DunningError):
     """A setting is missing or malformed; the message names the variable and what was expected."""
 
 
-class RecoveryError(Exception):
+class WebhookRejected(DunningError):
+    """The request is not an authentic, readable Stripe event; the message says why, briefly.
+
+    The message is the ingest function's 400 answer, so it never echoes the request back.
+    """
+
+
+class MalformedEventError(WebhookRejected):
+    """A Stripe event that reports a failed payment but lacks its invoice id or its own id."""
+
+
+class RecoveryError(DunningError):
     """Base of every error the recovery workflow understands.
 
     ``detail`` carries operator-facing facts (vendor, status, code, retry_after...) for the log

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.core.errors import MalformedMessageError
+from shared.core.errors import MalformedEventError, MalformedMessageError
 
 SNAPSHOT_TYPE = "invoice.payment_failed"
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
@@ -57,7 +57,7 @@ def _unix(value: Any) -> int | None:
 def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
     """The failed payment an event reports, or None for any other event type.
 
-    Raises ValueError when a payment-failed event lacks its invoice id.
+    Raises MalformedEventError when a payment-failed event lacks its invoice id or its id.
     """
     kind = event.get("type")
     if kind == SNAPSHOT_TYPE:
@@ -74,10 +74,10 @@ def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
     else:
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
-        raise ValueError(f"{kind} event without an invoice id")
+        raise MalformedEventError(f"{kind} event without an invoice id")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
-        raise ValueError(f"{kind} event without an id")
+        raise MalformedEventError(f"{kind} event without an id")
     return FailedPayment(
         event_id=event_id,
         invoice_id=invoice_id,

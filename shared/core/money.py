@@ -28,9 +28,13 @@ ZERO_DECIMAL = frozenset(
     | {"pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"}
 )
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
-# Stripe caps an amount at eight digits (99999999 minor units: $999,999.99, KWD 99,999.999), so
-# no formatted amount is longer than this; startup checks of a template's length rely on it.
-LONGEST_AMOUNT = 16
+# The largest amount Stripe accepts, in minor units (docs.stripe.com/currencies, "Minimum and
+# maximum charge amounts"): twelve digits for IDR (IDR 9,999,999,999.99), eight for every other
+# currency ($999,999.99, KWD 99,999.999, ¥99,999,999).
+_MAX_MINOR_UNITS = {"idr": 10**12 - 1}
+_DEFAULT_MAX_MINOR_UNITS = 10**8 - 1
+# Stands for every currency without a symbol or a special rule: its code is written out.
+_ANY_OTHER_CURRENCY = "xxx"
 
 
 def decimals(currency: str) -> int:
@@ -49,3 +53,16 @@ def format_amount(minor_units: int, currency: str) -> str:
     number = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
     code = currency.lower()
     return SYMBOLS.get(code, f"{code.upper()} ") + number
+
+
+def largest_amount(currency: str) -> int:
+    """The largest amount of `currency`, in minor units, that Stripe accepts."""
+    return _MAX_MINOR_UNITS.get(currency.lower(), _DEFAULT_MAX_MINOR_UNITS)
+
+
+# The longest amount any currency can produce when formatted (IDR's, 20 characters): the startup
+# check of a template's length counts it, since the amount is never shortened.
+LONGEST_AMOUNT = max(
+    len(format_amount(largest_amount(code), code))
+    for code in {*SYMBOLS, *ZERO_DECIMAL, *THREE_DECIMAL, *_MAX_MINOR_UNITS, _ANY_OTHER_CURRENCY}
+)

@@ -1,0 +1,253 @@
+"""What deploy.sh ships of each function, and what `./dev audit` audits: the same set.
+
+Each function gets its main.py, the shared/ modules it imports (transitively, lazy imports
+included) and a requirements.txt that pins every package it needs, direct and transitive, to
+the version CI installed, tested and audited (constraints.txt); nothing is left for Cloud Build
+to resolve. BUILD_DIR/recover.env.yaml gets the recover function's plain variables.
+
+    python -m tools.stage BUILD_DIR     (deploy.sh runs it, with the checkout's environment)
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import json
+import os
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = {"ingest": "ingest_fn", "recover": "recover_fn"}  # staged name -> source directory
+PACKAGE = "shared"
+# Requirement markers are evaluated for the runtime the functions run on (deploy.sh's
+# RUNTIME=python313 on Linux), not for the machine that stages them.
+TARGET_PYTHON = "3.13"
+TARGET = {
+    "python_version": TARGET_PYTHON,
+    "python_full_version": f"{TARGET_PYTHON}.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "os_name": "posix",
+    "platform_machine": "x86_64",
+}
+# The recover function's plain variables (beside its source, so not uploaded with it).
+RECOVER_ENV = (
+    "GOOGLE_CLOUD_PROJECT",
+    "FIRESTORE_DATABASE",
+    "LINQ_SENDER",
+    "DEFAULT_PHONE_REGION",
+    "MESSAGE_TEMPLATE",
+    "BRAND_NAME",
+    "TEXT_ON_ATTEMPTS",
+    "DRY_RUN",
+)
+# Language templates: MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FR, ...
+RECOVER_ENV_PREFIX = "MESSAGE_TEMPLATE_"
+# Import name -> the distribution that provides it. google.api_core comes with either Google
+# client library.
+PROVIDERS = {
+    "functions_framework": "functions-framework",
+    "flask": "functions-framework",
+    "werkzeug": "functions-framework",
+    "cloudevents": "functions-framework",
+    "google.cloud.pubsub": "google-cloud-pubsub",
+    "google.cloud.pubsub_v1": "google-cloud-pubsub",
+    "google.pubsub_v1": "google-cloud-pubsub",
+    "google.cloud.secretmanager": "google-cloud-secret-manager",
+    "google.auth": "google-auth",
+    "stripe": "stripe",
+    "requests": "requests",
+    "phonenumbers": "phonenumbers",
+    "regex": "regex",
+}
+TRANSITIVE = {"google.api_core": ("google-cloud-secret-manager", "google-cloud-pubsub")}
+
+
+class StageError(Exception):
+    """The functions cannot be staged as CI tested them; the message says what to fix."""
+
+
+def imported(path: Path, module: str) -> set[str]:
+    """Every module name that `path` (module `module`) imports, lazily imported ones included."""
+    names: set[str] = set()
+    package = module.rpartition(".")[0] if path.name != "__init__.py" else module
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def shared_file(name: str) -> Path | None:
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    candidate = ROOT.joinpath(*parts)
+    if candidate.with_suffix(".py").is_file():
+        return candidate.with_suffix(".py")
+    if (candidate / "__init__.py").is_file():
+        return candidate / "__init__.py"
+    return None
+
+
+def provider(name: str) -> str | tuple[str, ...] | None:
+    for table in (PROVIDERS, TRANSITIVE):
+        for prefix in sorted(table, key=len, reverse=True):
+            if name == prefix or name.startswith(prefix + "."):
+                return table[prefix]
+    return None
+
+
+def sources(function: str) -> tuple[set[Path], set[str]]:
+    """The files `function` runs (its main.py and shared/ modules) and the distributions they
+    import directly."""
+    main = ROOT / FUNCTIONS[function] / "main.py"
+    todo, seen, needed, unknown = [(main, "main")], {main}, set(), set()
+    alternatives: list[tuple[str, ...]] = []
+    while todo:
+        path, module = todo.pop()
+        for name in sorted(imported(path, module)):
+            top = name.split(".")[0]
+            if top == PACKAGE:
+                found = shared_file(name)
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append((found, name))
+            elif top in sys.stdlib_module_names or top == "__future__":
+                continue
+            elif (dist := provider(name)) is None:
+                # "from google.cloud import pubsub_v1" also yields the bare "google.cloud".
+                if not any(p.startswith(name + ".") for p in (*PROVIDERS, *TRANSITIVE)):
+                    unknown.add(name)
+            elif isinstance(dist, tuple):
+                alternatives.append(dist)
+            else:
+                needed.add(dist)
+    if unknown:
+        raise StageError(f"{main} imports {sorted(unknown)}: map it in PROVIDERS (tools/stage.py)")
+    for choices in alternatives:
+        if not needed.intersection(choices):
+            needed.add(choices[0])
+    return seen, needed
+
+
+def constraints() -> dict[str, str]:
+    """Every pinned package of constraints.txt: normalised name -> version."""
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        spec = line.split("#")[0].strip()
+        if "==" in spec:
+            name, version = spec.split("==")
+            pins[canonicalize_name(name)] = version.strip()
+    return pins
+
+
+def requires(distribution: str, extras: frozenset[str]) -> Iterable[Requirement]:
+    """What `distribution` (with `extras`) requires on the target runtime, from its installed
+    metadata."""
+    for line in importlib.metadata.requires(distribution) or []:
+        requirement = Requirement(line)
+        marker: Marker | None = requirement.marker
+        if marker is None or any(
+            marker.evaluate({**TARGET, "extra": extra}) for extra in extras or {""}
+        ):
+            yield requirement
+
+
+def requirements(function: str) -> list[str]:
+    """`function`'s requirements.txt lines: every package it needs, direct and transitive, each
+    pinned to its version in constraints.txt (which must be the installed one)."""
+    pins = constraints()
+    todo = [(name, frozenset[str]()) for name in sources(function)[1]]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        todo += [(r.name, frozenset(r.extras)) for r in requires(name, extras)]
+    lines = []
+    for name in sorted({canonicalize_name(name) for name, _ in seen}):
+        if name not in pins:
+            raise StageError(f"constraints.txt pins no version of {name}, which {function} needs")
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise StageError(f"{name} is not installed here: run ./dev setup") from None
+        if installed != pins[name]:
+            raise StageError(
+                f"{name} {installed} is installed, constraints.txt pins {pins[name]}: "
+                "run ./dev setup, so what is shipped is what was tested"
+            )
+        lines.append(f"{name}=={pins[name]}")
+    return lines
+
+
+def stage_function(function: str, out: Path) -> None:
+    main = ROOT / FUNCTIONS[function] / "main.py"
+    files, _ = sources(function)
+    shutil.copyfile(main, out / "main.py")
+    for path in sorted(files - {main}):
+        target = out / path.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+    # Every package on the way to a staged module keeps its __init__.py (shared/, shared/core/...).
+    staged = list(out.joinpath(PACKAGE).rglob("*.py"))
+    packages = {d for p in staged for d in p.relative_to(out).parents if d != Path(".")}
+    for package in sorted(out / d for d in packages):
+        init = package / "__init__.py"
+        if not init.exists():
+            shutil.copyfile(ROOT / package.relative_to(out) / "__init__.py", init)
+    lines = requirements(function)
+    header = (
+        f"# Generated by deploy.sh (tools/stage.py): every package {FUNCTIONS[function]}/main.py "
+        "needs, pinned as in constraints.txt.\n"
+    )
+    (out / "requirements.txt").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    modules = sorted(str(p.relative_to(out)) for p in out.rglob("*.py"))
+    print(f"== staged {out}: {' '.join(modules)}; {', '.join(lines)}", file=sys.stderr)
+
+
+def quoted(value: str) -> str:
+    """A YAML double-quoted scalar that reads back as exactly `value`."""
+    text = json.dumps(value, ensure_ascii=False)
+    # json.dumps escaped quotes, backslashes and control characters; escape what YAML would not
+    # keep verbatim either (line separators and other non-printables).
+    return "".join(
+        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
+        for c in text
+    )
+
+
+def main(build: Path) -> None:
+    for function in FUNCTIONS:
+        out = build / function
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        stage_function(function, out)
+    names = [*RECOVER_ENV, *sorted(n for n in os.environ if n.startswith(RECOVER_ENV_PREFIX))]
+    values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
+    with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
+        f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())
+
+
+if __name__ == "__main__":
+    try:
+        main(Path(sys.argv[1]))
+    except StageError as exc:
+        sys.exit(f"deploy.sh: {exc}")
