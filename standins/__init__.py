@@ -1,6 +1,6 @@
 """Local stand-in servers for Stripe, Linq and Slack, used by tests and the sandbox only."""
 
-from standins.base import Fault, Request, Response, StandinServer
+from standins.base import Fault, StandinServer
 from standins.linq_api import LINQ_TOKEN, LinqStandin, contains_url, is_opt_out
 from standins.slack_api import SlackStandin
 from standins.stripe_api import STRIPE_API_VERSION, STRIPE_LIVE_KEY, STRIPE_TEST_KEY, StripeStandin
@@ -12,8 +12,6 @@ __all__ = [
     "STRIPE_TEST_KEY",
     "Fault",
     "LinqStandin",
-    "Request",
-    "Response",
     "SlackStandin",
     "StandinServer",
     "StripeStandin",

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from standins.base import StandinServer, wait_for_stop_signal
+from standins.base import StandinServer
 from standins.linq_api import (
     DEFAULT_CAPABILITY_LIMIT,
     DEFAULT_CAPABILITY_WINDOW_S,
@@ -18,6 +18,7 @@ from standins.linq_api import (
     LINQ_TOKEN,
     LinqStandin,
 )
+from standins.serving import wait_for_stop_signal
 from standins.slack_api import SlackStandin
 from standins.stripe_api import (
     DEFAULT_ENDPOINT_RATE,
