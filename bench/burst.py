@@ -7,10 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from bench import fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import Prepared, concurrent
-from bench.procs import cpu_seconds, peak_rss_mib, pids_with_args
+from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
 from bench.pusher import Pusher
 from bench.report import INFO, Result, Row, markdown_table, verdict
 from bench.stats import fmt
@@ -77,9 +79,9 @@ def _count_results(log: Path) -> int:
         return 0
 
 
-def _function_pids(stack: LocalStack, name: str) -> list[int]:
+def _function_processes(stack: LocalStack, name: str) -> list[psutil.Process]:
     port = stack.urls[name].rsplit(":", 1)[1]
-    return pids_with_args("functions-framework", f"--port={port}")
+    return processes_with_args("functions-framework", f"--port={port}")
 
 
 def burst(workdir: Path, slots: int | None, events: int) -> Run:
@@ -111,8 +113,8 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
         fixtures.load_linq_line(stack.linq)
         batch = fixtures.cases(events)
         fixtures.load(stack.stripe, batch)
-        pids = {name: _function_pids(stack, name) for name in ("ingest", "recover")}
-        cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
+        processes = {name: _function_processes(stack, name) for name in ("ingest", "recover")}
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         webhooks: list[Prepared] = []
         for case in batch:
             body, headers = fixtures.signed_webhook(case.event)
@@ -129,8 +131,8 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
         time.sleep(0.5)  # let late duplicates (if any) show up before counting
         if pusher is not None:
             pusher.stop()
-        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
-        run.rss = {name: peak_rss_mib(p) for name, p in pids.items()}
+        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
+        run.rss = {name: peak_rss_mib(p) for name, p in processes.items()}
 
         lines = json_lines(log)
         results = Counter(line["invoice_id"] for line in lines if "action" in line)

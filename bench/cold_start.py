@@ -14,11 +14,11 @@ import requests
 from bench import fixtures
 from bench.chain import Call, external_seconds, proxy_calls, shape, stages, standin_calls, within
 from bench.env import BenchEnv
-from bench.procs import FunctionProcess, base_env
 from bench.report import Result, Row, markdown_table, verdict
 from bench.stats import fmt, median, ratio
 from standins import builders
-from standins.stack import REPO
+from standins.processes import FunctionProcess
+from standins.stack import REPO, base_env
 
 NAME = "cold start"
 TARGET_RATIO = 2.0
