@@ -43,14 +43,10 @@ class Run:
     seconds: float = 0.0
     peak_stripe: int = 0
     stripe_429: int = 0
-    linq_429: int = 0
     retries: int = 0
-    missing: int = 0
     lost: int = 0
     extra_results: int = 0
-    not_sent: int = 0
     text_dupes: int = 0
-    texts_missing: int = 0
     dead_letters: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
@@ -136,28 +132,22 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
 
         lines = json_lines(log)
         results = Counter(line["invoice_id"] for line in lines if "action" in line)
-        actions = Counter(line["action"] for line in lines if "action" in line)
         run.retries = sum(
             1 for line in lines if str(line.get("message", "")).startswith("will retry")
         )
-        wanted = {case.invoice_id for case in batch}
-        run.missing = len(wanted - set(results))
         run.extra_results = sum(n - 1 for n in results.values() if n > 1)
-        run.not_sent = sum(n for action, n in actions.items() if action != "sent")
         texts = Counter(
             (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
         )
         unsent = {line["invoice_id"] for line in lines if line.get("action") not in (None, "sent")}
         for case in batch:
             counts = [texts.get((case.phone, part), 0) for part in ("text", "link")]
-            run.texts_missing += 0 in counts
             run.text_dupes += sum(max(0, n - 1) for n in counts)
             # Lost: no result line, a result other than sent, or a text or link never sent.
             run.lost += case.invoice_id not in results or case.invoice_id in unsent or 0 in counts
         stats = stack.stripe.stats()
         run.peak_stripe = int(stats["peak_per_second"]["overall"])
         run.stripe_429 = int(stats["by_status"].get("429", 0))
-        run.linq_429 = int(stack.linq.stats()["rate_limited"])
         run.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
     return run
 

@@ -131,10 +131,6 @@ class BenchEnv:
             return self.stack.function_env("recover")
         return {}
 
-    def set_latency(self, latency_s: float) -> None:
-        for name in ("stripe", "linq", "slack"):
-            self.stack.standin(name).set_latency(latency_s)
-
     def stop(self) -> None:
         for process in self._started:
             process.stop()
