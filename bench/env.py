@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 
+from bench.chain import Call, proxy_calls, standin_calls
 from bench.fixtures import load_linq_line
 from standins.processes import Child, FunctionProcess, free_port, port_open
 from standins.stack import FUNCTIONS, SANDBOX_WEBHOOK_SECRET, LocalStack, base_env
@@ -109,6 +110,14 @@ class BenchEnv:
             emulator.publish(WARMUP_TOPIC, b'{"warm": %d}' % i)
         time.sleep(0.5)
         emulator.delete_subscription(f"{WARMUP_TOPIC}-push")
+
+    def calls(self) -> list[Call]:
+        """Every external call the stand-ins and the ledger proxy have seen so far."""
+        return [
+            *standin_calls("stripe", self.stack.stripe.requests(), self.latency_s),
+            *standin_calls("linq", self.stack.linq.requests(), self.latency_s),
+            *proxy_calls("ledger", self.proxy.journal()),
+        ]
 
     def function(self, name: str) -> FunctionProcess:
         """A function process of our own wired to this stack, on a free port (not started)."""

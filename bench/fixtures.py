@@ -7,11 +7,13 @@ import itertools
 import json
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import stripe
 
+from bench.load import Prepared
 from shared.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
@@ -76,6 +78,11 @@ def signed_webhook(
         body, secret, timestamp=int(time.time())
     )
     return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
+def signed_posts(events: Iterable[dict[str, Any]]) -> list[Prepared]:
+    """Each event as the webhook POST Stripe would send, for the load generators."""
+    return [("POST", *signed_webhook(event)) for event in events]
 
 
 def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

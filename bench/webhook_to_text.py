@@ -13,10 +13,8 @@ from bench.chain import (
     describe,
     external_seconds,
     iso_to_epoch,
-    proxy_calls,
     shape,
     stages,
-    standin_calls,
     until,
     within,
 )
@@ -62,16 +60,8 @@ class Sample:
         return (self.chain[0][0].start - self.posted) * 1000 if self.chain else float("nan")
 
 
-def collect_calls(env: BenchEnv) -> list[Call]:
-    """Every external call the stand-ins and the ledger proxy have seen so far."""
-    return [
-        *standin_calls("stripe", env.stack.stripe.requests(), env.latency_s),
-        *standin_calls("linq", env.stack.linq.requests(), env.latency_s),
-        *proxy_calls("ledger", env.proxy.journal()),
-    ]
-
-
-def run(env: BenchEnv, quick: bool = False) -> Result:
+def measure(env: BenchEnv, quick: bool) -> list[Sample]:
+    """One event at a time through the running stack, the first one cold."""
     count = 8 if quick else 40
     batch = fixtures.cases(count)
     fixtures.load(env.stack.stripe, batch)
@@ -95,7 +85,7 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
         for m in env.stack.linq.messages()
         if m["parts"] and m["parts"][0]["type"] == "text"
     }
-    calls = collect_calls(env)
+    calls = env.calls()
     samples = []
     for index, (case, (posted, acked)) in enumerate(zip(batch, marks, strict=True)):
         end = marks[index + 1][0] if index + 1 < len(marks) else time.time()
@@ -104,7 +94,15 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
         )
     sent = sum(1 for r in results if r.get("action") == "sent")
     assert sent >= count, f"only {sent} of {count} events were sent"
+    return samples
 
+
+def run(env: BenchEnv, quick: bool = False) -> Result:
+    return render(measure(env, quick), env.latency_ms)
+
+
+def render(samples: list[Sample], latency_ms: float) -> Result:
+    """The summary rows, the report section and what the cost benchmark reads."""
     warm = samples[1:]
     cold = samples[0]
     warm_calls = max(len(s.chain) for s in warm)
@@ -167,9 +165,9 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
     details = [
         "### 2. Webhook to text",
         "",
-        f"{count} signed webhooks posted one at a time to the ingest function of the running "
-        "stack (ingest → Pub/Sub emulator push → recover → stand-ins at "
-        f"{env.latency_ms:.0f} ms per call); the first reaches a recover process that has served "
+        f"{len(samples)} signed webhooks posted one at a time to the ingest function of the "
+        "running stack (ingest → Pub/Sub emulator push → recover → stand-ins at "
+        f"{latency_ms:.0f} ms per call); the first reaches a recover process that has served "
         "nothing yet (cold), the rest are warm. End = the Linq stand-in's `created_at` for the "
         "text message. Calls come from the Stripe and Linq journals (`t_wall`, lasting the "
         "injected latency) and from a recording proxy in front of the Firestore emulator "
