@@ -18,7 +18,7 @@ from bench.report import Result, Row, markdown_table, verdict
 from bench.stats import fmt, median, ratio
 from standins import builders
 from standins.processes import FunctionProcess
-from standins.stack import REPO, base_env
+from standins.stack import REPO, base_env, signed_webhook
 
 NAME = "cold start"
 TARGET_RATIO = 2.0
@@ -79,9 +79,7 @@ def _start_bare(env: BenchEnv) -> Start:
 def _start_ingest(env: BenchEnv) -> Start:
     process = env.function("ingest")
     customer = builders.customer(phone=fixtures.next_phone())
-    body, headers = fixtures.signed_webhook(
-        builders.payment_failed_event(builders.invoice(customer))
-    )
+    body, headers = signed_webhook(builders.payment_failed_event(builders.invoice(customer)))
     try:
         return Start(
             _first_answer(

@@ -19,9 +19,9 @@ from bench.chain import (
     within,
 )
 from bench.env import BenchEnv
-from bench.load import poll
 from bench.report import Result, Row, markdown_table, verdict
 from bench.stats import fmt, median, p99
+from standins.stack import signed_webhook
 
 NAME = "webhook→text"
 OVERHEAD_TARGET_MS = 150.0
@@ -70,13 +70,14 @@ def measure(env: BenchEnv, quick: bool) -> list[Sample]:
     url = env.stack.urls["ingest"]
     marks: list[tuple[float, float]] = []
     for index, case in enumerate(batch):
-        body, headers = fixtures.signed_webhook(case.event)
+        body, headers = signed_webhook(case.event)
         posted = time.time()
         answer = session.post(url, data=body, headers=headers, timeout=30)
         acked = time.time()
         assert answer.status_code == 200, answer.text
-        done = poll(lambda n=index + 1: len(env.stack.results()) >= n, timeout=30)
-        assert done, f"no result line for event {index}"
+        env.stack.wait_until(
+            lambda n=index + 1: len(env.stack.results()) >= n, 30, f"event {index}'s result line"
+        )
         marks.append((posted, acked))
         time.sleep(0.05)  # a quiet gap, so each event's calls fall in its own window
     results = env.stack.results()

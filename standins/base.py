@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 import flask
@@ -47,6 +46,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path)
+        self.headers = dict(self.headers)
         if self.method is not None:
             self.method = self.method.upper()
         if not isinstance(self.times, int) or self.times < 1:
@@ -146,12 +146,7 @@ class StandinServer(ABC):
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     # Python control API --------------------------------------------------------------------
@@ -168,21 +163,10 @@ class StandinServer(ABC):
     def load(self, scenario: Mapping[str, Any]) -> None:
         """Load scenario data; each server documents its scenario keys."""
 
-    def add_fault(
-        self,
-        path: str = "",
-        *,
-        method: str | None = None,
-        times: int = 1,
-        status: int | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        delay_s: float = 0.0,
-        reset: bool = False,
-    ) -> None:
-        fault = Fault(path, method, times, status, body, dict(headers or {}), delay_s, reset)
+    def add_fault(self, path: str = "", **fault: Any) -> None:
+        """Inject a failure; the keywords and their defaults are Fault's fields."""
         with self._lock:
-            self._faults.append(fault)
+            self._faults.append(Fault(path, **fault))
 
     @property
     def latency_s(self) -> float:

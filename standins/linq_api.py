@@ -9,7 +9,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -219,8 +219,8 @@ class LinqStandin(StandinServer):
     def _routes(self) -> None:
         self.route("GET", "/v3/phone_numbers", self._lines)
         self.route("POST", "/v3/capability/check_imessage", self._check_imessage)
-        self.route("POST", "/v3/chats", self._create_chat)
-        self.route("POST", "/v3/chats/<chat_id>/messages", self._send_message)
+        self.route("POST", "/v3/chats", self._idempotent(self._create_chat))
+        self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
         self.api.before_request(self._authenticate)
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
         self.control_route("POST", "/inbound", self._inbound_control)
@@ -366,31 +366,33 @@ class LinqStandin(StandinServer):
 
     # Idempotency ---------------------------------------------------------------------------
 
-    def _replay(self, body: Mapping[str, Any]) -> Reply | None:
-        message = body.get("message")
-        key = message.get("idempotency_key") if isinstance(message, dict) else None
-        if not isinstance(key, str) or key not in self._idempotency:
-            return None
-        fingerprint, original = self._idempotency[key]
-        if fingerprint != self._fingerprint(body):
-            raise LinqApiError(
-                409,
-                1005,
-                f"idempotency_key '{key}' was already used for a different request; "
-                "use a new key for a new message",
-            )
-        self._replays += 1
-        return copy.deepcopy(original)
+    def _idempotent(self, send: Callable[..., Reply]) -> Callable[..., Reply]:
+        """A send endpoint that answers a repeated `message.idempotency_key` with the answer it
+        got first, without sending again. Keys are kept for accepted sends only, so a rejected
+        request can be retried with its key."""
 
-    @staticmethod
-    def _fingerprint(body: Mapping[str, Any]) -> str:
-        return f"{flask.request.path} {json.dumps(body, sort_keys=True)}"
+        def view(**params: str) -> Reply:
+            body = self._json_object()
+            message = body.get("message")
+            key = message.get("idempotency_key") if isinstance(message, dict) else None
+            fingerprint = f"{flask.request.path} {json.dumps(body, sort_keys=True)}"
+            if isinstance(key, str) and key in self._idempotency:
+                first_fingerprint, first = self._idempotency[key]
+                if first_fingerprint != fingerprint:
+                    raise LinqApiError(
+                        409,
+                        1005,
+                        f"idempotency_key '{key}' was already used for a different request; "
+                        "use a new key for a new message",
+                    )
+                self._replays += 1
+                return copy.deepcopy(first)
+            reply = send(body, **params)
+            if key is not None:
+                self._idempotency[key] = (fingerprint, copy.deepcopy(reply))
+            return reply
 
-    def _remember(self, body: Mapping[str, Any], response: Reply) -> None:
-        key = body["message"].get("idempotency_key")
-        # Keys are kept for accepted sends only, so a rejected request can be retried with its key.
-        if key is not None:
-            self._idempotency[key] = (self._fingerprint(body), copy.deepcopy(response))
+        return view
 
     # Send checks shared by both send endpoints ---------------------------------------------
 
@@ -506,11 +508,7 @@ class LinqStandin(StandinServer):
             answer["selected_service"] = service
         return answer
 
-    def _create_chat(self) -> Reply:
-        body = self._json_object()
-        replay = self._replay(body)
-        if replay is not None:
-            return replay
+    def _create_chat(self, body: dict[str, Any]) -> Reply:
         sender = _require(body, "from", str)
         to = _require(body, "to", list)
         message = _require(body, "message", dict)
@@ -541,15 +539,9 @@ class LinqStandin(StandinServer):
             chat = self._chats[chat_id]
         rendered = self._render_chat(chat)
         rendered["message"] = self._accept(chat, message, parts, "chats", now)
-        response: Reply = ({"chat": rendered}, 201, {})
-        self._remember(body, response)
-        return response
+        return {"chat": rendered}, 201, {}
 
-    def _send_message(self, chat_id: str) -> Reply:
-        body = self._json_object()
-        replay = self._replay(body)
-        if replay is not None:
-            return replay
+    def _send_message(self, body: dict[str, Any], chat_id: str) -> Reply:
         chat = self._chats.get(chat_id)
         if chat is None:
             raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
@@ -559,9 +551,7 @@ class LinqStandin(StandinServer):
         self._line(chat.sender)
         now = self._check_can_send(chat.sender, chat.to, override)
         rendered = self._accept(chat, message, parts, "messages", now)
-        response: Reply = ({"chat_id": chat.id, "message": rendered}, 202, {})
-        self._remember(body, response)
-        return response
+        return {"chat_id": chat.id, "message": rendered}, 202, {}
 
     @staticmethod
     def _override(body: Mapping[str, Any]) -> bool:

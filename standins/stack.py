@@ -68,6 +68,18 @@ def base_env() -> dict[str, str]:
     return env
 
 
+def signed_webhook(
+    event: Mapping[str, Any], secret: str = SANDBOX_WEBHOOK_SECRET, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe would send (signed now unless `timestamp` says otherwise;
+    valid for five minutes)."""
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, timestamp=timestamp or int(time.time())
+    )
+    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects logged one per line in `path` (other lines are skipped)."""
     entries = []
@@ -284,16 +296,8 @@ class LocalStack:
         timestamp: int | None = None,
         timeout: float = 30.0,
     ) -> requests.Response:
-        body = json.dumps(event)
-        header = stripe.WebhookSignature.generate_signature_header(
-            body, secret, timestamp=timestamp or int(time.time())
-        )
-        return self._http.post(
-            self.urls["ingest"],
-            data=body.encode(),
-            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-            timeout=timeout,
-        )
+        body, headers = signed_webhook(event, secret, timestamp)
+        return self._http.post(self.urls["ingest"], data=body, headers=headers, timeout=timeout)
 
     def results(self) -> list[dict[str, Any]]:
         """Result lines the recover function has logged so far, oldest first."""
