@@ -17,7 +17,7 @@ import flask
 import urllib3
 from werkzeug.http import remove_hop_by_hop_headers
 
-from standins.serving import Server, wait_for_stop_signal
+from standins.serving import Server, serve_until_signalled
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -84,10 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = Server(create_app(args.target), args.port)
     server.start()
-    print(f"journal proxy on 127.0.0.1:{args.port} -> {args.target}", flush=True)
-    wait_for_stop_signal()
-    server.stop()
-    return 0
+    return serve_until_signalled(
+        server, f"journal proxy on 127.0.0.1:{server.port} -> {args.target}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import signal
 import socket
 import struct
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
@@ -17,12 +17,20 @@ from werkzeug.wrappers import Response
 DROP_CONNECTION = "standins.drop_connection"
 
 
-def wait_for_stop_signal() -> None:
-    """Block the main thread until SIGTERM or SIGINT: how a server run as its own process ends."""
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+def serve_until_signalled(server: _Stoppable, banner: str) -> int:
+    """How a started server run as its own process lives: it prints `banner`, serves until
+    SIGTERM or SIGINT, then stops; the process's exit status is the result."""
+    print(banner, flush=True)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     stopping.wait()
+    server.stop()
+    return 0
 
 
 class _Handler(WSGIRequestHandler):
