@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -58,6 +59,32 @@ class Fault:
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method in (None, method)) and self._pattern.search(path) is not None
+
+
+@dataclass
+class SlidingLimit:
+    """At most `limit` events per `window_s` per key, counting only accepted events."""
+
+    limit: int
+    window_s: float
+    events: dict[Any, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, keys: Iterable[Any], now: float) -> int | None:
+        """Seconds until every key has room again, or None when all have room now (or no limit)."""
+        if not self.limit:
+            return None
+        waits = []
+        for key in keys:
+            window = self.events.setdefault(key, deque())
+            while window and window[0] <= now - self.window_s:
+                window.popleft()
+            if len(window) >= self.limit:
+                waits.append(window[0] + self.window_s - now)
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def add(self, keys: Iterable[Any], now: float) -> None:
+        for key in keys:
+            self.events.setdefault(key, deque()).append(now)
 
 
 def mask_secret(secret: str) -> str:

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
@@ -18,7 +16,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import BadRequest
 
-from standins.base import Reply, StandinServer, bearer_token, json_body
+from standins.base import Reply, SlidingLimit, StandinServer, bearer_token, json_body
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
 DEFAULT_PAIR_LIMIT = 30
@@ -104,32 +102,6 @@ class _Chat:
     @property
     def own_handle(self) -> dict[str, Any]:
         return next(handle for handle in self.handles if handle["is_me"])
-
-
-@dataclass
-class _SlidingLimit:
-    """At most `limit` events per `window_s` per key, counting only accepted events."""
-
-    limit: int
-    window_s: float
-    events: dict[Any, deque[float]] = field(default_factory=dict)
-
-    def retry_after(self, keys: Iterable[Any], now: float) -> int | None:
-        """Seconds until every key has room again, or None when all have room now (or no limit)."""
-        if not self.limit:
-            return None
-        waits = []
-        for key in keys:
-            window = self.events.setdefault(key, deque())
-            while window and window[0] <= now - self.window_s:
-                window.popleft()
-            if len(window) >= self.limit:
-                waits.append(window[0] + self.window_s - now)
-        return max(1, math.ceil(max(waits))) if waits else None
-
-    def add(self, keys: Iterable[Any], now: float) -> None:
-        for key in keys:
-            self.events.setdefault(key, deque()).append(now)
 
 
 def _require(obj: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
@@ -239,8 +211,8 @@ class LinqStandin(StandinServer):
         self._chat_keys: dict[tuple[str, frozenset[str]], str] = {}
         self._idempotency: dict[str, tuple[str, Reply]] = {}
         self._messages: list[dict[str, Any]] = []
-        self._pair_limit = _SlidingLimit(self.pair_limit, self.pair_window_s)
-        self._capability_limit = _SlidingLimit(self.capability_limit, self.capability_window_s)
+        self._pair_limit = SlidingLimit(self.pair_limit, self.pair_window_s)
+        self._capability_limit = SlidingLimit(self.capability_limit, self.capability_window_s)
         self._rate_limited = 0
         self._replays = 0
 

@@ -8,7 +8,7 @@ import operator
 import re
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -17,6 +17,7 @@ import flask
 from standins.base import (
     UNRECOGNIZED,
     Reply,
+    SlidingLimit,
     StandinServer,
     bearer_token,
     json_body,
@@ -235,7 +236,11 @@ class StripeStandin(StandinServer):
     def _reset_state(self) -> None:
         self._stores: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
         self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
-        self._rate_windows: dict[tuple[str, str], deque[float]] = {}
+        self._endpoint_limit = SlidingLimit(self.endpoint_rate or 0, _RATE_WINDOW_S)
+        self._global_limits = {
+            mode: SlidingLimit(rate or 0, _RATE_WINDOW_S)
+            for mode, rate in self.global_rates.items()
+        }
         self._rate_limited: Counter[str] = Counter()
         self._replays = 0
 
@@ -320,17 +325,14 @@ class StripeStandin(StandinServer):
             self._check_rate(mode, flask.request.endpoint or UNRECOGNIZED)
 
     def _check_rate(self, mode: str, endpoint: str) -> None:
+        """A request counts against both limits only when both have room for it."""
         now = time.monotonic()
         buckets = (
-            ("endpoint-rate", (mode, endpoint), self.endpoint_rate),
-            ("global-rate", (mode, "*"), self.global_rates[mode]),
+            ("endpoint-rate", self._endpoint_limit, (mode, endpoint)),
+            ("global-rate", self._global_limits[mode], mode),
         )
-        windows = []
-        for reason, bucket, limit in buckets:
-            window = self._rate_windows.setdefault(bucket, deque())
-            while window and window[0] <= now - _RATE_WINDOW_S:
-                window.popleft()
-            if limit and len(window) >= limit:
+        for reason, limit, key in buckets:
+            if limit.retry_after([key], now) is not None:
                 self._rate_limited[reason] += 1
                 raise StripeApiError(
                     429,
@@ -338,9 +340,8 @@ class StripeStandin(StandinServer):
                     code="rate_limit",
                     headers={"Stripe-Rate-Limited-Reason": reason},
                 )
-            windows.append(window)
-        for window in windows:
-            window.append(now)
+        for _, limit, key in buckets:
+            limit.add([key], now)
 
     def _idempotent(self, params: Params, run: Callable[[], Any]) -> Reply:
         """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
