@@ -8,10 +8,13 @@ import signal
 import socket
 import struct
 import threading
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 # The WSGI environ key of a function an app calls to have the connection dropped unanswered.
 DROP_CONNECTION = "standins.drop_connection"
@@ -89,8 +92,10 @@ class _Handler(WSGIRequestHandler):
 class Server(ThreadedWSGIServer):
     """Serves a WSGI app on 127.0.0.1 (`port` 0: any free port) from a background thread."""
 
-    # LISTEN_QUEUE: a benchmark opens many connections at once, more than a backlog of 5 takes.
-    def __init__(self, app: Any, port: int = 0) -> None:
+    # A benchmark opens many connections at once; a listen backlog of 5 would refuse some.
+    request_queue_size = 128
+
+    def __init__(self, app: WSGIApplication, port: int = 0) -> None:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
