@@ -272,8 +272,13 @@ def test_throttle_spaces_calls_evenly():
     assert clock.slept == pytest.approx([0.1, 0.1])
 
 
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
 def test_progress_bar_is_redrawn_under_each_line():
-    out, err = io.StringIO(), io.StringIO()
+    out, err = io.StringIO(), Terminal()
     progress = Progress(2, True, out, err)
     progress.step()
     drawn = len(err.getvalue())
@@ -284,7 +289,19 @@ def test_progress_bar_is_redrawn_under_each_line():
     assert out.getvalue() == "queued in_1\n"
     # The bar steps aside (cursor up, line erased) for the line, then is drawn again at 1/2.
     assert around.index(ERASE_LINE_ABOVE) < around.rindex("1/2")
-    assert ANSI.sub("", err.getvalue()).rstrip().endswith("2/2")
+    assert ANSI.sub("", err.getvalue()).rstrip().endswith("] 2/2")
+
+
+def test_progress_bar_into_a_file_is_the_final_one_only():
+    out, err = io.StringIO(), io.StringIO()
+    progress = Progress(2, True, out, err)
+    progress.step()
+    progress.say("queued in_1")
+    progress.step()
+    progress.close()
+    assert out.getvalue() == "queued in_1\n"
+    assert err.getvalue().endswith("] 2/2\n")
+    assert err.getvalue().count("\n") == 1
 
 
 def test_progress_bar_is_off_unless_asked_or_on_a_terminal():

@@ -91,17 +91,19 @@ class Throttle:
 
 
 class Progress:
-    """rich's bar on stderr (`━━━━━━╺━━━━━━ 120/300`); a line said meanwhile goes to stdout,
-    and the bar steps aside for it and is drawn again below."""
+    """rich's bar on stderr (`[ ━━━━━━╺━━━━━━ ] 120/300`) while lines said meanwhile go to stdout.
+    On a terminal the bar steps aside for each line and is drawn again below it; into a file or
+    a pipe (with --progress) only the final bar is written."""
 
     def __init__(self, total: int, enabled: bool, out: TextIO, err: TextIO) -> None:
         self._out = out
         self._bar = rich.progress.Progress(
+            rich.progress.TextColumn("["),
             rich.progress.BarColumn(),
+            rich.progress.TextColumn("]"),
             rich.progress.MofNCompleteColumn(),
-            # Forced with --progress, so the bar is drawn into a file or pipe as well.
-            console=rich.console.Console(file=err, force_terminal=enabled),
-            # Transient: stopping erases the bar, which lets a line through untorn.
+            console=rich.console.Console(file=err),
+            # Transient while it runs: stopping erases the bar, which lets a line through untorn.
             transient=True,
             auto_refresh=False,
             redirect_stdout=False,
@@ -112,7 +114,8 @@ class Progress:
         self._bar.start()
 
     def say(self, line: str) -> None:
-        self._bar.stop()
+        # Live's stop, not Progress's, which ends the line in a file or pipe for a final bar.
+        self._bar.live.stop()
         self._out.write(line + "\n")
         self._out.flush()
         self._bar.start()
@@ -122,6 +125,8 @@ class Progress:
         self._bar.refresh()
 
     def close(self) -> None:
+        # The final bar stays, as the last line on stderr.
+        self._bar.live.transient = False
         self._bar.stop()
 
 
