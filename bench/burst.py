@@ -7,10 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from bench import fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
-from bench.load import Prepared, concurrent
-from bench.procs import cpu_seconds, peak_rss_mib, pids_with_args
+from bench.load import concurrent
+from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
 from bench.pusher import Pusher
 from bench.report import INFO, Result, Row, markdown_table, verdict
 from bench.stats import fmt
@@ -41,14 +43,10 @@ class Run:
     seconds: float = 0.0
     peak_stripe: int = 0
     stripe_429: int = 0
-    linq_429: int = 0
     retries: int = 0
-    missing: int = 0
     lost: int = 0
     extra_results: int = 0
-    not_sent: int = 0
     text_dupes: int = 0
-    texts_missing: int = 0
     dead_letters: int = 0
     cpu: dict[str, float] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
@@ -77,9 +75,9 @@ def _count_results(log: Path) -> int:
         return 0
 
 
-def _function_pids(stack: LocalStack, name: str) -> list[int]:
+def _function_processes(stack: LocalStack, name: str) -> list[psutil.Process]:
     port = stack.urls[name].rsplit(":", 1)[1]
-    return pids_with_args("functions-framework", f"--port={port}")
+    return processes_with_args("functions-framework", f"--port={port}")
 
 
 def burst(workdir: Path, slots: int | None, events: int) -> Run:
@@ -111,53 +109,62 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
         fixtures.load_linq_line(stack.linq)
         batch = fixtures.cases(events)
         fixtures.load(stack.stripe, batch)
-        pids = {name: _function_pids(stack, name) for name in ("ingest", "recover")}
-        cpu_before = {name: cpu_seconds(p) for name, p in pids.items()}
-        webhooks: list[Prepared] = []
-        for case in batch:
-            body, headers = fixtures.signed_webhook(case.event)
-            webhooks.append(("POST", body, headers))
+        processes = {name: _function_processes(stack, name) for name in ("ingest", "recover")}
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+        webhooks = fixtures.signed_posts(case.event for case in batch)
         began = time.monotonic()
         posted = concurrent(stack.urls["ingest"], webhooks, POST_CLIENTS)
         run.post_seconds = posted.elapsed
         run.posted_ok = posted.ok
-        log = stack.log("recover")
         deadline = time.monotonic() + 60 + events * 0.5
-        while _count_results(log) < events and time.monotonic() < deadline:
+        while _count_results(stack.log("recover")) < events and time.monotonic() < deadline:
             time.sleep(0.1)
         run.seconds = time.monotonic() - began
         time.sleep(0.5)  # let late duplicates (if any) show up before counting
         if pusher is not None:
             pusher.stop()
-        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in pids.items()}
-        run.rss = {name: peak_rss_mib(p) for name, p in pids.items()}
-
-        lines = json_lines(log)
-        results = Counter(line["invoice_id"] for line in lines if "action" in line)
-        actions = Counter(line["action"] for line in lines if "action" in line)
-        run.retries = sum(
-            1 for line in lines if str(line.get("message", "")).startswith("will retry")
-        )
-        wanted = {case.invoice_id for case in batch}
-        run.missing = len(wanted - set(results))
-        run.extra_results = sum(n - 1 for n in results.values() if n > 1)
-        run.not_sent = sum(n for action, n in actions.items() if action != "sent")
-        texts = Counter(
-            (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
-        )
-        unsent = {line["invoice_id"] for line in lines if line.get("action") not in (None, "sent")}
-        for case in batch:
-            counts = [texts.get((case.phone, part), 0) for part in ("text", "link")]
-            run.texts_missing += 0 in counts
-            run.text_dupes += sum(max(0, n - 1) for n in counts)
-            # Lost: no result line, a result other than sent, or a text or link never sent.
-            run.lost += case.invoice_id not in results or case.invoice_id in unsent or 0 in counts
-        stats = stack.stripe.stats()
-        run.peak_stripe = int(stats["peak_per_second"]["overall"])
-        run.stripe_429 = int(stats["by_status"].get("429", 0))
-        run.linq_429 = int(stack.linq.stats()["rate_limited"])
-        run.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
+        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
+        run.rss = {name: peak_rss_mib(p) for name, p in processes.items()}
+        _count_outcomes(run, stack, batch)
     return run
+
+
+def _count_outcomes(run: Run, stack: LocalStack, batch: list[fixtures.Case]) -> None:
+    """What became of each event: result lines, texts, 429s, redeliveries, dead letters."""
+    lines = json_lines(stack.log("recover"))
+    results = Counter(line["invoice_id"] for line in lines if "action" in line)
+    run.retries = sum(1 for line in lines if str(line.get("message", "")).startswith("will retry"))
+    run.extra_results = sum(n - 1 for n in results.values() if n > 1)
+    texts = Counter(
+        (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
+    )
+    unsent = {line["invoice_id"] for line in lines if line.get("action") not in (None, "sent")}
+    for case in batch:
+        counts = [texts.get((case.phone, part), 0) for part in ("text", "link")]
+        run.text_dupes += sum(max(0, n - 1) for n in counts)
+        # Lost: no result line, a result other than sent, or a text or link never sent.
+        run.lost += case.invoice_id not in results or case.invoice_id in unsent or 0 in counts
+    stats = stack.stripe.stats()
+    run.peak_stripe = int(stats["peak_per_second"]["overall"])
+    run.stripe_429 = int(stats["by_status"].get("429", 0))
+    run.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
+
+
+def measure(workdir: Path, quick: bool) -> tuple[list[Run], int]:
+    """Short probes at several settings, then the full burst at the most slots that were safe
+    (the last run), and that number of slots."""
+    if quick:
+        # A smoke run: one short burst at four slots stands in for the probes and the full run.
+        return [burst(workdir, 4, 60)], 4
+    runs = [burst(workdir, None, 120)]
+    runs += [burst(workdir, slots, 250) for slots in (4, 8, 16)]
+    safe = [r.slots for r in runs[1:] if r.safe and r.slots is not None]
+    recommended = max(safe, default=4)
+    return [*runs, burst(workdir, recommended, 2000)], recommended
+
+
+def run(workdir: Path, quick: bool = False) -> Result:
+    return render(*measure(workdir, quick))
 
 
 def _row(run: Run) -> list[str]:
@@ -178,19 +185,9 @@ def _row(run: Run) -> list[str]:
     ]
 
 
-def run(workdir: Path, quick: bool = False) -> Result:
-    if quick:
-        # A smoke run: one short burst at four slots stands in for the probes and the full run.
-        final = burst(workdir, 4, 60)
-        runs, recommended = [final], 4
-    else:
-        runs = [burst(workdir, None, 120)]
-        runs += [burst(workdir, slots, 250) for slots in (4, 8, 16)]
-        safe = [r.slots for r in runs[1:] if r.safe and r.slots is not None]
-        recommended = max(safe, default=4)
-        final = burst(workdir, recommended, 2000)
-        runs.append(final)
-
+def render(runs: list[Run], recommended: int) -> Result:
+    """The summary rows, the report section and what the cost benchmark reads."""
+    final = runs[-1]
     rows = [
         Row(
             NAME,

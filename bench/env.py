@@ -3,7 +3,6 @@ the bare baseline, and warmed-up emulators."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,10 +10,10 @@ from typing import Any
 
 import requests
 
+from bench.chain import Call, proxy_calls, standin_calls
 from bench.fixtures import load_linq_line
-from bench.procs import FunctionProcess, base_env, port_open
-from standins.emulator import die_with_parent, free_port, stop_process
-from standins.stack import REPO, LocalStack
+from standins.processes import Child, FunctionProcess, free_port, port_open
+from standins.stack import FUNCTIONS, SANDBOX_WEBHOOK_SECRET, LocalStack, base_env
 
 LATENCY_MS = 50.0
 # The stand-in models Linq's unpublished capability-check limit as 60 per minute per account;
@@ -24,6 +23,12 @@ STRIPE_NO_RATE_LIMIT = ("--endpoint-rate", "0", "--global-rate", "0")
 WARMUP_TOPIC = "bench-warmup"
 WARMUP_CALLS = 60
 INGEST_TOPIC = "bench-ingest"
+# The product's functions and the baselines they are compared against.
+BENCH_FUNCTIONS = {
+    **FUNCTIONS,
+    "bare": ("bench/baselines/bare_main.py", "bare", "http"),
+    "sync": ("bench/baselines/sync_main.py", "sync_webhook", "http"),
+}
 
 
 class JournalProxy:
@@ -32,33 +37,15 @@ class JournalProxy:
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self._workdir = workdir
-        self._process: subprocess.Popen[bytes] | None = None
+        self._log = workdir / "journal-proxy.log"
+        self._process: Child | None = None
         self._http = requests.Session()
 
     def start(self, target: str) -> None:
-        with (self._workdir / "journal-proxy.log").open("ab") as log:
-            self._process = subprocess.Popen(
-                die_with_parent(
-                    [
-                        sys.executable,
-                        "-m",
-                        "bench.journal_proxy",
-                        f"--port={self.port}",
-                        f"--target={target}",
-                    ]
-                ),
-                cwd=REPO,
-                env=base_env(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + 10
-        while not port_open(self.port):
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError("journal proxy did not start")
-            time.sleep(0.02)
+        command = [sys.executable, "-m", "bench.journal_proxy"]
+        command += [f"--port={self.port}", f"--target={target}"]
+        self._process = Child("journal proxy", command, self._log, base_env()).spawn()
+        self._process.wait_until(lambda: port_open(self.port), 10)
 
     def journal(self) -> list[dict[str, Any]]:
         return list(self._http.get(f"http://{self.host}/_journal", timeout=10).json())
@@ -67,7 +54,8 @@ class JournalProxy:
         self._http.post(f"http://{self.host}/_journal", timeout=10)
 
     def stop(self) -> None:
-        stop_process(self._process)
+        if self._process is not None:
+            self._process.stop()
 
 
 class BenchEnv:
@@ -84,8 +72,8 @@ class BenchEnv:
             recover_env={"FIRESTORE_EMULATOR_HOST": self.proxy.host},
             workdir=workdir / "stack",
         )
-        self.bare = FunctionProcess("bare", {}, workdir)
         self._started: list[FunctionProcess] = []
+        self.bare = self.function("bare")
 
     @property
     def latency_s(self) -> float:
@@ -123,41 +111,37 @@ class BenchEnv:
         time.sleep(0.5)
         emulator.delete_subscription(f"{WARMUP_TOPIC}-push")
 
-    def function(self, name: str, env: dict[str, str] | None = None) -> FunctionProcess:
-        """A function process of our own wired to this stack (not started)."""
-        wired = {**self.function_env(name), **(env or {})}
-        process = FunctionProcess(name, wired, self.workdir)
+    def calls(self) -> list[Call]:
+        """Every external call the stand-ins and the ledger proxy have seen so far."""
+        return [
+            *standin_calls("stripe", self.stack.stripe.requests(), self.latency_s),
+            *standin_calls("linq", self.stack.linq.requests(), self.latency_s),
+            *proxy_calls("ledger", self.proxy.journal()),
+        ]
+
+    def function(self, name: str) -> FunctionProcess:
+        """A function process of our own wired to this stack, on a free port (not started)."""
+        port = free_port()
+        env = {**base_env(), **self.function_env(name)}
+        log = self.workdir / f"{name}-{port}.log"
+        process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)
         self._started.append(process)
         return process
 
     def function_env(self, name: str) -> dict[str, str]:
-        from standins.emulator import DEFAULT_PROJECT
-        from standins.linq_api import LINQ_TOKEN
-        from standins.stack import SANDBOX_WEBHOOK_SECRET
-        from standins.stripe_api import STRIPE_TEST_KEY
-
-        env: dict[str, str] = {"GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT}
-        if name in ("ingest", "sync"):
-            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        """Ingest as in the stack but publishing to a topic without subscribers; the
+        synchronous handler checks webhooks like ingest and recovers like recover."""
         if name == "ingest":
-            env.update(PUBSUB_EMULATOR_HOST=self.stack.emulator.host, PUBSUB_TOPIC=INGEST_TOPIC)
-        if name in ("recover", "sync"):
-            env.update(
-                STRIPE_API_KEY=STRIPE_TEST_KEY,
-                STRIPE_API_BASE=self.stack.urls["stripe"],
-                LINQ_API_KEY=LINQ_TOKEN,
-                LINQ_API_BASE=self.stack.urls["linq"],
-                FIRESTORE_EMULATOR_HOST=self.proxy.host,
-            )
-        return env
-
-    def set_latency(self, latency_s: float) -> None:
-        for name in ("stripe", "linq", "slack"):
-            self.stack.standin(name).set_latency(latency_s)
+            return {**self.stack.function_env("ingest"), "PUBSUB_TOPIC": INGEST_TOPIC}
+        if name == "sync":
+            secret = {"STRIPE_WEBHOOK_SECRET": SANDBOX_WEBHOOK_SECRET}
+            return {**self.stack.function_env("recover"), **secret}
+        if name == "recover":
+            return self.stack.function_env("recover")
+        return {}
 
     def stop(self) -> None:
         for process in self._started:
             process.stop()
-        self.bare.stop()
         self.stack.stop()
         self.proxy.stop()

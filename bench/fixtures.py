@@ -5,17 +5,16 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import stripe
-
+from bench.load import Prepared
 from shared.core.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
-from standins.stack import SANDBOX_WEBHOOK_SECRET
+from standins.stack import signed_webhook
 
 SENDER = "+12025550100"
 _phones = itertools.count(2_000_000)
@@ -67,15 +66,9 @@ def load_linq_line(linq: StandinClient) -> None:
     linq.load({"phone_numbers": [builders.linq_line(SENDER)]})
 
 
-def signed_webhook(
-    event: dict[str, Any], secret: str = SANDBOX_WEBHOOK_SECRET
-) -> tuple[bytes, dict[str, str]]:
-    """The body and headers Stripe would send (signed now; valid for five minutes)."""
-    body = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(
-        body, secret, timestamp=int(time.time())
-    )
-    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+def signed_posts(events: Iterable[dict[str, Any]]) -> list[Prepared]:
+    """Each event as the webhook POST Stripe would send, for the load generators."""
+    return [("POST", *signed_webhook(event)) for event in events]
 
 
 def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

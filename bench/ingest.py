@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bench import fixtures
 from bench.env import BenchEnv
 from bench.load import Prepared, Timings, concurrent, sequential
@@ -14,65 +16,88 @@ CLIENTS = 8
 P50_MARGIN_MS, P99_MARGIN_MS, SPEEDUP = 5.0, 25.0, 20.0
 
 
+# What each function is called in the table.
+LABELS = {
+    "bare": "bare function (floor)",
+    "ingest": "ingest function",
+    "sync": "synchronous handler",
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many requests each part sends."""
+
+    rounds: int
+    per_round: int
+    warmup: int
+    sync_sequential: int
+    sync_warmup: int
+    fast_concurrent: int
+    sync_concurrent: int
+
+
+QUICK = Counts(1, 80, 20, 10, 2, 200, 32)
+FULL = Counts(3, 250, 50, 60, 5, 2000, 240)
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Sequential latency (summary in ms) and concurrent throughput of each function."""
+
+    counts: Counts
+    latency: dict[str, dict[str, float]]
+    throughput: dict[str, Timings]
+
+
 def _webhooks(count: int) -> list[Prepared]:
     """Signed invoice.payment_failed webhooks (the ingest function never reads Stripe)."""
     customer = builders.customer(phone=fixtures.next_phone())
-    prepared: list[Prepared] = []
-    for _ in range(count):
-        body, headers = fixtures.signed_webhook(
-            builders.payment_failed_event(builders.invoice(customer))
-        )
-        prepared.append(("POST", body, headers))
-    return prepared
+    invoices = (builders.invoice(customer) for _ in range(count))
+    return fixtures.signed_posts(builders.payment_failed_event(invoice) for invoice in invoices)
 
 
-def _signed(cases: list[fixtures.Case]) -> list[Prepared]:
-    out: list[Prepared] = []
-    for case in cases:
-        body, headers = fixtures.signed_webhook(case.event)
-        out.append(("POST", body, headers))
-    return out
+def measure(env: BenchEnv, quick: bool) -> Measured:
+    n = QUICK if quick else FULL
+    ingest = env.function("ingest").start()
+    sync = env.function("sync").start()
+    # The synchronous handler does a whole recovery per request: each needs its own invoice.
+    sync_cases = fixtures.cases(n.sync_sequential + n.sync_warmup + n.sync_concurrent)
+    fixtures.load(env.stack.stripe, sync_cases)
+    sync_first = n.sync_sequential + n.sync_warmup
+
+    latency: dict[str, list[float]] = {"bare": [], "ingest": []}
+    for _ in range(n.rounds):
+        # Alternate the two in rounds, so drift on a shared machine hits both alike.
+        for name, process in (("bare", env.bare), ("ingest", ingest)):
+            timings = sequential(process.url, _webhooks(n.per_round + n.warmup), n.warmup)
+            assert timings.ok == len(timings.statuses), f"{name} answered {set(timings.statuses)}"
+            latency[name] += timings.durations
+    sync_posts = fixtures.signed_posts(case.event for case in sync_cases[:sync_first])
+    sync_seq = sequential(sync.url, sync_posts, n.sync_warmup)
+    assert sync_seq.ok == len(sync_seq.statuses), f"sync answered {set(sync_seq.statuses)}"
+    latency["sync"] = sync_seq.durations
+
+    throughput = {
+        "bare": concurrent(env.bare.url, _webhooks(n.fast_concurrent), CLIENTS),
+        "ingest": concurrent(ingest.url, _webhooks(n.fast_concurrent), CLIENTS),
+        "sync": concurrent(
+            sync.url, fixtures.signed_posts(c.event for c in sync_cases[sync_first:]), CLIENTS
+        ),
+    }
+    ingest.stop()
+    sync.stop()
+    return Measured(n, {k: summary_ms(v) for k, v in latency.items()}, throughput)
 
 
 def run(env: BenchEnv, quick: bool = False) -> Result:
-    rounds = 1 if quick else 3
-    per_round, warmup = (80, 20) if quick else (250, 50)
-    sync_sequential, sync_warmup = (10, 2) if quick else (60, 5)
-    fast_concurrent = 200 if quick else 2000
-    sync_concurrent = 32 if quick else 240
+    return render(measure(env, quick), env.latency_ms)
 
-    ingest = env.function("ingest").start()
-    sync = env.function("sync").start()
-    bare = env.bare
 
-    # The synchronous handler does a whole recovery per request: each needs its own invoice.
-    sync_cases = fixtures.cases(sync_sequential + sync_warmup + sync_concurrent)
-    fixtures.load(env.stack.stripe, sync_cases)
-
-    latency: dict[str, list[float]] = {"bare": [], "ingest": []}
-    for _ in range(rounds):
-        # Alternate the two in rounds, so drift on a shared machine hits both alike.
-        for name, process in (("bare", bare), ("ingest", ingest)):
-            timings = sequential(process.url, _webhooks(per_round + warmup), warmup=warmup)
-            assert timings.ok == len(timings.statuses), f"{name} answered {set(timings.statuses)}"
-            latency[name] += timings.durations
-    sync_seq = sequential(
-        sync.url, _signed(sync_cases[: sync_sequential + sync_warmup]), sync_warmup
-    )
-    assert sync_seq.ok == len(sync_seq.statuses), f"sync answered {set(sync_seq.statuses)}"
-
-    throughput: dict[str, Timings] = {}
-    throughput["bare"] = concurrent(bare.url, _webhooks(fast_concurrent), CLIENTS)
-    throughput["ingest"] = concurrent(ingest.url, _webhooks(fast_concurrent), CLIENTS)
-    throughput["sync"] = concurrent(
-        sync.url, _signed(sync_cases[sync_sequential + sync_warmup :]), CLIENTS
-    )
-    ingest.stop()
-    sync.stop()
-
+def render(measured: Measured, latency_ms: float) -> Result:
+    """The summary rows, the report section and the figures as data."""
+    s, throughput, n = measured.latency, measured.throughput, measured.counts
     rate = {name: t.per_second for name, t in throughput.items()}
-    s = {name: summary_ms(values) for name, values in latency.items()}
-    s["sync"] = summary_ms(sync_seq.durations)
     gaps = {q: s["ingest"][q] - s["bare"][q] for q in ("p50", "p99")}
     speedup = ratio(s["sync"]["p50"], s["ingest"]["p50"])
     rows = [
@@ -105,38 +130,32 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
             INFO,
         ),
     ]
-    table = []
-    for name in ("bare", "ingest", "sync"):
-        t = throughput[name]
-        table.append(
-            [
-                {
-                    "bare": "bare function (floor)",
-                    "ingest": "ingest function",
-                    "sync": "synchronous handler",
-                }[name],
-                fmt(s[name]["p50"], 2),
-                fmt(s[name]["p90"], 2),
-                fmt(s[name]["p99"], 2),
-                f"{s[name]['n']:.0f}",
-                fmt(t.per_second, 1),
-                f"{t.ok}/{len(t.statuses)}",
-                fmt(summary_ms(t.durations)["p50"], 1),
-            ]
-        )
+    table = [
+        [
+            LABELS[name],
+            fmt(s[name]["p50"], 2),
+            fmt(s[name]["p90"], 2),
+            fmt(s[name]["p99"], 2),
+            f"{s[name]['n']:.0f}",
+            fmt(t.per_second, 1),
+            f"{t.ok}/{len(t.statuses)}",
+            fmt(summary_ms(t.durations)["p50"], 1),
+        ]
+        for name, t in throughput.items()
+    ]
     details = [
         "### 1. Ingest acknowledgement",
         "",
         "Sequential POSTs of signed `invoice.payment_failed` webhooks over one keep-alive "
-        f"connection after {warmup} warm-up requests ({rounds} alternating rounds of {per_round} "
-        f"for the bare and ingest functions; {sync_sequential} for the synchronous handler), then "
-        f"{CLIENTS} concurrent keep-alive clients for requests/s. The bare function gets the "
-        "same bodies. The ingest "
+        f"connection after {n.warmup} warm-up requests ({n.rounds} alternating rounds of "
+        f"{n.per_round} for the bare and ingest functions; {n.sync_sequential} for the "
+        f"synchronous handler), then {CLIENTS} concurrent keep-alive clients for requests/s. "
+        "The bare function gets the same bodies. The ingest "
         f"function publishes to the Pub/Sub emulator (a topic without subscribers, so no recovery "
         "competes for the two CPUs); the synchronous handler (`bench/baselines/sync_main.py`) "
         "verifies the signature with the product's code, then calls the recover function's "
         "entry point in-process with the CloudEvent the ingest function would publish (ledger, "
-        f"Stripe and Linq at {env.latency_ms:.0f} ms per call) and answers when it returns. "
+        f"Stripe and Linq at {latency_ms:.0f} ms per call) and answers when it returns. "
         "Client-side times, in ms.",
         "",
         *markdown_table(

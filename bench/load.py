@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import requests
@@ -90,13 +90,3 @@ def concurrent(url: str, requests_: Sequence[Prepared], clients: int) -> Timings
         thread.join()
     timings.elapsed = time.perf_counter() - began
     return timings
-
-
-def poll(condition: Callable[[], bool], timeout: float, interval: float = 0.01) -> bool:
-    """Wait until `condition()` holds; False on timeout."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True

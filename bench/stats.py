@@ -12,21 +12,17 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100) by linear interpolation between closest ranks."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    position = (len(ordered) - 1) * q / 100.0
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def percentile(values: Sequence[float], q: int) -> float:
+    """The q-th percentile (0..100), interpolated between closest ranks: the standard library's
+    inclusive method, which treats the values as the whole population."""
+    if len(values) < 2:
+        return values[0] if values else math.nan
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return [min(values), *cuts, max(values)][q]
 
 
 def p99(values: Sequence[float]) -> float:
-    return percentile(values, 99.0)
+    return percentile(values, 99)
 
 
 def ratio(value: float, baseline: float) -> float:
@@ -41,7 +37,7 @@ def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
     ms = [s * 1000.0 for s in seconds]
     return {
         "p50": median(ms),
-        "p90": percentile(ms, 90.0),
+        "p90": percentile(ms, 90),
         "p99": p99(ms),
         "min": min(ms) if ms else math.nan,
         "n": float(len(ms)),

@@ -13,17 +13,15 @@ from bench.chain import (
     describe,
     external_seconds,
     iso_to_epoch,
-    proxy_calls,
     shape,
     stages,
-    standin_calls,
     until,
     within,
 )
 from bench.env import BenchEnv
-from bench.load import poll
 from bench.report import Result, Row, markdown_table, verdict
 from bench.stats import fmt, median, p99
+from standins.stack import signed_webhook
 
 NAME = "webhook→text"
 OVERHEAD_TARGET_MS = 150.0
@@ -62,16 +60,8 @@ class Sample:
         return (self.chain[0][0].start - self.posted) * 1000 if self.chain else float("nan")
 
 
-def collect_calls(env: BenchEnv) -> list[Call]:
-    """Every external call the stand-ins and the ledger proxy have seen so far."""
-    return [
-        *standin_calls("stripe", env.stack.stripe.requests(), env.latency_s),
-        *standin_calls("linq", env.stack.linq.requests(), env.latency_s),
-        *proxy_calls("ledger", env.proxy.journal()),
-    ]
-
-
-def run(env: BenchEnv, quick: bool = False) -> Result:
+def measure(env: BenchEnv, quick: bool) -> list[Sample]:
+    """One event at a time through the running stack, the first one cold."""
     count = 8 if quick else 40
     batch = fixtures.cases(count)
     fixtures.load(env.stack.stripe, batch)
@@ -80,13 +70,14 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
     url = env.stack.urls["ingest"]
     marks: list[tuple[float, float]] = []
     for index, case in enumerate(batch):
-        body, headers = fixtures.signed_webhook(case.event)
+        body, headers = signed_webhook(case.event)
         posted = time.time()
         answer = session.post(url, data=body, headers=headers, timeout=30)
         acked = time.time()
         assert answer.status_code == 200, answer.text
-        done = poll(lambda n=index + 1: len(env.stack.results()) >= n, timeout=30)
-        assert done, f"no result line for event {index}"
+        env.stack.wait_until(
+            lambda n=index + 1: len(env.stack.results()) >= n, 30, f"event {index}'s result line"
+        )
         marks.append((posted, acked))
         time.sleep(0.05)  # a quiet gap, so each event's calls fall in its own window
     results = env.stack.results()
@@ -95,7 +86,7 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
         for m in env.stack.linq.messages()
         if m["parts"] and m["parts"][0]["type"] == "text"
     }
-    calls = collect_calls(env)
+    calls = env.calls()
     samples = []
     for index, (case, (posted, acked)) in enumerate(zip(batch, marks, strict=True)):
         end = marks[index + 1][0] if index + 1 < len(marks) else time.time()
@@ -104,7 +95,15 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
         )
     sent = sum(1 for r in results if r.get("action") == "sent")
     assert sent >= count, f"only {sent} of {count} events were sent"
+    return samples
 
+
+def run(env: BenchEnv, quick: bool = False) -> Result:
+    return render(measure(env, quick), env.latency_ms)
+
+
+def render(samples: list[Sample], latency_ms: float) -> Result:
+    """The summary rows, the report section and what the cost benchmark reads."""
     warm = samples[1:]
     cold = samples[0]
     warm_calls = max(len(s.chain) for s in warm)
@@ -167,9 +166,9 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
     details = [
         "### 2. Webhook to text",
         "",
-        f"{count} signed webhooks posted one at a time to the ingest function of the running "
-        "stack (ingest → Pub/Sub emulator push → recover → stand-ins at "
-        f"{env.latency_ms:.0f} ms per call); the first reaches a recover process that has served "
+        f"{len(samples)} signed webhooks posted one at a time to the ingest function of the "
+        "running stack (ingest → Pub/Sub emulator push → recover → stand-ins at "
+        f"{latency_ms:.0f} ms per call); the first reaches a recover process that has served "
         "nothing yet (cold), the rest are warm. End = the Linq stand-in's `created_at` for the "
         "text message. Calls come from the Stripe and Linq journals (`t_wall`, lasting the "
         "injected latency) and from a recording proxy in front of the Firestore emulator "

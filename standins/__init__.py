@@ -1,6 +1,6 @@
 """Local stand-in servers for Stripe, Linq and Slack, used by tests and the sandbox only."""
 
-from standins.base import Fault, Request, Response, StandinServer
+from standins.base import Fault, StandinServer
 from standins.linkrule import contains_url
 from standins.linq_api import LINQ_TOKEN, LinqStandin, is_opt_out
 from standins.slack_api import SlackStandin
@@ -13,8 +13,6 @@ __all__ = [
     "STRIPE_TEST_KEY",
     "Fault",
     "LinqStandin",
-    "Request",
-    "Response",
     "SlackStandin",
     "StandinServer",
     "StripeStandin",

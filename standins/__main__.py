@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from standins.base import StandinServer, wait_for_stop_signal
+from standins.base import StandinServer
 from standins.linq_api import (
     DEFAULT_CAPABILITY_LIMIT,
     DEFAULT_CAPABILITY_WINDOW_S,
@@ -18,6 +18,7 @@ from standins.linq_api import (
     LINQ_TOKEN,
     LinqStandin,
 )
+from standins.serving import serve_until_signalled
 from standins.slack_api import SlackStandin
 from standins.stripe_api import (
     DEFAULT_ENDPOINT_RATE,
@@ -102,10 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     if args.port_file:
         _write_port_file(args.port_file, server.port)
-    print(f"{args.service} stand-in listening on {server.url}", flush=True)
-    wait_for_stop_signal()
-    server.stop()
-    return 0
+    return serve_until_signalled(server, f"{args.service} stand-in listening on {server.url}")
 
 
 if __name__ == "__main__":

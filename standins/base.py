@@ -1,71 +1,35 @@
-"""Shared HTTP scaffolding for the stand-ins: lifecycle, journal, faults, latency, controls."""
+"""What every stand-in shares, on Flask: journal, faults, latency, stats and the control API."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
+import math
 import re
-import signal
-import socket
-import struct
-import sys
 import threading
 import time
-import traceback
 from abc import ABC, abstractmethod
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
 
-CONTROL_PREFIX = "/_control/"
+import flask
+from flask import g, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import InternalServerError
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+from standins.serving import DROP_CONNECTION, Server
+
+CONTROL_PREFIX = "/_control"
 PEAK_WINDOW_S = 1.0
+UNRECOGNIZED = "unrecognized"
+# A Flask rule's `<param>` or `<converter:param>`, written `{param}` in stats.
+_PARAMETER, _TEMPLATE = re.compile(r"<(?:\w+:)?(\w+)>"), r"{\1}"
 
-
-def wait_for_stop_signal() -> None:
-    """Block the main thread until SIGTERM or SIGINT: how a server run as its own process ends."""
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
-    stopping.wait()
-
-
-@dataclass(frozen=True)
-class Request:
-    """One parsed HTTP request as the stand-in handlers see it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Message
-    raw: bytes
-
-    def json(self) -> Any:
-        """The body parsed as JSON; raises ValueError when it is not JSON."""
-        return json.loads(self.raw.decode("utf-8"))
-
-    def form(self) -> dict[str, list[str]]:
-        """The body parsed as application/x-www-form-urlencoded."""
-        return parse_qs(self.raw.decode("utf-8"), keep_blank_values=True)
-
-
-@dataclass
-class Response:
-    """A response to send: a str body goes out as text/plain, anything else as JSON."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def encode(self) -> tuple[bytes, str]:
-        if isinstance(self.body, str):
-            return self.body.encode("utf-8"), "text/plain; charset=utf-8"
-        return json.dumps(self.body).encode("utf-8"), "application/json"
+# A vendor's answer: body (a str goes out as text/plain, anything else as JSON), status, headers.
+Reply = tuple[Any, int, dict[str, str]]
 
 
 @dataclass
@@ -83,6 +47,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         self._pattern = re.compile(self.path)
+        self.headers = dict(self.headers)
         if self.method is not None:
             self.method = self.method.upper()
         if not isinstance(self.times, int) or self.times < 1:
@@ -96,94 +61,68 @@ class Fault:
         return (self.method in (None, method)) and self._pattern.search(path) is not None
 
 
+@dataclass
+class SlidingLimit:
+    """At most `limit` events per `window_s` per key, counting only accepted events."""
+
+    limit: int
+    window_s: float
+    events: dict[Any, deque[float]] = field(default_factory=dict)
+
+    def retry_after(self, keys: Iterable[Any], now: float) -> int | None:
+        """Seconds until every key has room again, or None when all have room now (or no limit)."""
+        if not self.limit:
+            return None
+        waits = []
+        for key in keys:
+            window = self.events.setdefault(key, deque())
+            while window and window[0] <= now - self.window_s:
+                window.popleft()
+            if len(window) >= self.limit:
+                waits.append(window[0] + self.window_s - now)
+        return max(1, math.ceil(max(waits))) if waits else None
+
+    def add(self, keys: Iterable[Any], now: float) -> None:
+        for key in keys:
+            self.events.setdefault(key, deque()).append(now)
+
+
 def mask_secret(secret: str) -> str:
     """Mask a credential the way Stripe does: keep the key prefix and the last four characters."""
     prefix = secret[: secret.rfind("_") + 1] if secret.count("_") >= 2 else ""
     return f"{prefix}****{secret[-4:]}"
 
 
-def bearer_token(headers: Message) -> str | None:
-    value = headers.get("Authorization")
+def bearer_token() -> str | None:
+    """The current request's bearer token; "" when the Authorization header is not Bearer."""
+    value = request.headers.get("Authorization")
     if value is None:
         return None
     scheme, _, token = value.partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else ""
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    # A benchmark opens many connections at once; the default backlog of 5 would refuse some.
-    request_queue_size = 128
-
-    def __init__(self, port: int, standin: StandinServer) -> None:
-        self.standin = standin
-        super().__init__(("127.0.0.1", port), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+def json_body() -> Any:
+    """The current request's body as JSON, whatever its Content-Type says."""
+    return request.get_json(force=True)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    # Clients use pooled keep-alive sessions: HTTP/1.1 with a Content-Length on every reply.
-    protocol_version = "HTTP/1.1"
-    server: _HTTPServer
+class _Response(flask.Response):
+    # A view's bare string is plain text (Slack answers "ok"), not Flask's default HTML.
+    default_mimetype = "text/plain"
 
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silence the access log: the journal records every request."""
 
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; Nagle would hold the body ~40 ms per reply.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.standin._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.standin._track(self.connection, add=False)
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
-    def _serve(self) -> None:
-        split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        query = parse_qs(split.query, keep_blank_values=True)
-        request = Request(self.command, split.path, query, self.headers, raw)
-        response = self.server.standin._handle(request)
-        if response is None:
-            # SO_LINGER 0 makes close() send RST, like a server that dropped the connection.
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
-            return
-        payload, content_type = response.encode()
-        self.send_response(response.status)
-        headers = {"Content-Type": content_type, **response.headers}
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+def _flask_app(name: str) -> flask.Flask:
+    app = flask.Flask(name)
+    app.response_class = _Response
+    # Flask sorts JSON keys by default; the vendors' field order is kept instead.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    return app
 
 
 class StandinServer(ABC):
-    """Base stand-in: a threaded HTTP server on 127.0.0.1 with journal, faults and latency."""
+    """Base stand-in: the vendor's API as one Flask app and `/_control/` as another, served on
+    127.0.0.1 by Werkzeug from a thread, with a request journal, injected faults and latency."""
 
     def __init__(
         self,
@@ -196,53 +135,45 @@ class StandinServer(ABC):
         self._latency_s = latency_s
         self._faults: list[Fault] = []
         self._journal: list[dict[str, Any]] = []
-        self._connections: set[socket.socket] = set()
-        self._thread: threading.Thread | None = None
         self._clear_counters()
         self._reset_state()
         if scenario is not None:
             self.load(scenario)
-        self._httpd = _HTTPServer(port, self)
+        self.api = _flask_app(type(self).__module__)
+        # Registered first: the journal's after_request runs last and sees the final response.
+        self.api.before_request(self._arrive)
+        self.api.after_request(self._record)
+        for status in (404, 405):
+            self.api.register_error_handler(status, lambda _: self.unrecognized())
+        # Flask logs a stand-in bug's traceback; the client sees the vendor's own 500.
+        self.api.register_error_handler(InternalServerError, lambda _: self.error_response(500))
+        self.control = _flask_app(f"{type(self).__module__}.control")
+        self._control_routes()
+        self._routes()
+        app = DispatcherMiddleware(self.api, {CONTROL_PREFIX: self.control})
+        self._server = Server(app, port)
 
     # Lifecycle -----------------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        return int(self._httpd.server_address[1])
+        return self._server.port
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join()
-            self._thread = None
-        # Keep-alive connections would otherwise keep answering from a stopped server.
-        with self._lock:
-            connections = list(self._connections)
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        self._httpd.server_close()
+        self._server.stop()
 
     def __enter__(self) -> Self:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.stop()
 
     # Python control API --------------------------------------------------------------------
@@ -259,21 +190,10 @@ class StandinServer(ABC):
     def load(self, scenario: Mapping[str, Any]) -> None:
         """Load scenario data; each server documents its scenario keys."""
 
-    def add_fault(
-        self,
-        path: str = "",
-        *,
-        method: str | None = None,
-        times: int = 1,
-        status: int | None = None,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        delay_s: float = 0.0,
-        reset: bool = False,
-    ) -> None:
-        fault = Fault(path, method, times, status, body, dict(headers or {}), delay_s, reset)
+    def add_fault(self, path: str = "", **fault: Any) -> None:
+        """Inject a failure; the keywords and their defaults are Fault's fields."""
         with self._lock:
-            self._faults.append(fault)
+            self._faults.append(Fault(path, **fault))
 
     @property
     def latency_s(self) -> float:
@@ -287,7 +207,13 @@ class StandinServer(ABC):
     def requests(self) -> list[dict[str, Any]]:
         """The journal of API requests, oldest first."""
         with self._lock:
-            return copy.deepcopy(self._journal)
+            journal = copy.deepcopy(self._journal)
+        # Answers are kept as sent and decoded only here, off the path of the request.
+        for entry in journal:
+            if entry["response"] is not None:
+                is_json, data = entry["response"]
+                entry["response"] = json.loads(data) if is_json else data.decode()
+        return journal
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
@@ -303,45 +229,90 @@ class StandinServer(ABC):
                 **self._extra_stats(),
             }
 
-    # Hooks for subclasses ------------------------------------------------------------------
+    # For subclasses ------------------------------------------------------------------------
+
+    def route(
+        self,
+        method: str,
+        rule: str,
+        view: Callable[..., ResponseReturnValue],
+        name: str | None = None,
+    ) -> None:
+        """Serve `view` at `rule` with the state lock held; stats count it as `METHOD name`,
+        by default the rule with `{param}` for `<param>`."""
+
+        def locked(**params: str) -> ResponseReturnValue:
+            with self._lock:
+                return view(**params)
+
+        endpoint = f"{method} {name or _PARAMETER.sub(_TEMPLATE, rule)}"
+        self.api.add_url_rule(
+            rule, endpoint, locked, methods=[method], provide_automatic_options=False
+        )
+
+    def control_route(self, method: str, rule: str, action: Callable[..., Any]) -> None:
+        """`/_control/<rule>` answers what `action` returns, as JSON (None: `{"ok": true}`)."""
+
+        def view(**params: str) -> Any:
+            answer = action(**params)
+            return {"ok": True} if answer is None else answer
+
+        self.control.add_url_rule(rule, f"{method} {rule}", view, methods=[method])
+
+    @abstractmethod
+    def _routes(self) -> None:
+        """Register the vendor's endpoints (`route`), request hooks and own control endpoints."""
 
     @abstractmethod
     def _reset_state(self) -> None:
         """Clear the server's own data."""
 
-    @abstractmethod
     def _extra_stats(self) -> dict[str, Any]:
         """Server-specific counters merged into stats()."""
-
-    @abstractmethod
-    def endpoint_key(self, method: str, path: str) -> str:
-        """The bucket a request counts under in stats (a route template)."""
-
-    @abstractmethod
-    def handle_api(self, request: Request) -> Response:
-        """Answer an API request; called with the state lock held."""
-
-    @abstractmethod
-    def error_response(self, status: int) -> Response:
-        """The server's own error envelope for a bare status (used by faults)."""
-
-    def common_headers(self, request: Request) -> dict[str, str]:
-        """Headers every API response carries, faults included."""
         return {}
 
-    def journal_body(self, request: Request) -> Any:
-        if not request.raw:
-            return None
-        try:
-            return request.json()
-        except ValueError:
-            return request.raw.decode("utf-8", "replace")
+    @abstractmethod
+    def error_response(self, status: int) -> Reply:
+        """The server's own error envelope for a bare status (faults, stand-in bugs)."""
 
     @abstractmethod
-    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
-        """Extra control endpoints: (method, regex on the name after /_control/) -> handler."""
+    def unrecognized(self) -> Reply:
+        """The vendor's answer to a method and path it does not serve."""
+
+    def journal_body(self) -> Any:
+        """The request body as the journal keeps it: parsed JSON, else text; None when empty."""
+        if not request.get_data():
+            return None
+        body = request.get_json(force=True, silent=True)
+        return request.get_data(as_text=True) if body is None else body
 
     # Internals -----------------------------------------------------------------------------
+
+    def _control_routes(self) -> None:
+        self.control_route("POST", "/reset", self.reset)
+        self.control_route("POST", "/scenario", lambda: self.load(json_body()))
+        self.control_route("POST", "/faults", lambda: self._add_faults(json_body()))
+        self.control_route(
+            "POST", "/latency", lambda: self.set_latency(float(json_body()["latency_s"]))
+        )
+        self.control_route("GET", "/requests", self.requests)
+        self.control_route("GET", "/stats", self.stats)
+        control = self.control
+        control.register_error_handler(KeyError, lambda exc: ({"error": f"not found: {exc}"}, 404))
+        for error in (TypeError, ValueError):
+            control.register_error_handler(error, lambda exc: ({"error": str(exc)}, 400))
+        for status in (404, 405):
+            control.register_error_handler(
+                status,
+                lambda _: (
+                    {"error": f"unknown control endpoint {request.method} {request.path[1:]}"},
+                    404,
+                ),
+            )
+
+    def _add_faults(self, spec: Any) -> None:
+        for one in spec if isinstance(spec, list) else [spec]:
+            self.add_fault(**one)
 
     def _clear_counters(self) -> None:
         self._by_endpoint: Counter[str] = Counter()
@@ -350,51 +321,29 @@ class StandinServer(ABC):
         self._arrivals: dict[str, deque[float]] = {}
         self._peak: dict[str, int] = {}
 
-    def _track(self, conn: socket.socket, *, add: bool) -> None:
+    def _arrive(self) -> ResponseReturnValue | None:
+        """Count the request, wait the injected latency, and apply the first matching fault."""
+        g.arrived, g.arrived_wall = time.monotonic(), time.time()
         with self._lock:
-            if add:
-                self._connections.add(conn)
-            else:
-                self._connections.discard(conn)
-
-    def _handle(self, request: Request) -> Response | None:
-        if request.path.startswith(CONTROL_PREFIX):
-            return self._control(request)
-        arrived, arrived_wall = time.monotonic(), time.time()
-        endpoint = self.endpoint_key(request.method, request.path)
-        with self._lock:
-            self._note_arrival(endpoint, arrived)
-            fault = self._take_fault(request)
+            self._note_arrival(request.endpoint or UNRECOGNIZED, g.arrived)
+            g.fault = fault = self._take_fault(request.method, request.path)
         delay = self._latency_s + (fault.delay_s if fault else 0.0)
         if delay:
             time.sleep(delay)
-        response: Response | None = None
         if fault is None or (fault.status is None and not fault.reset):
-            with self._lock:
-                response = self._handle_api_safely(request)
-        elif fault.status is not None:
-            response = self.error_response(fault.status)
-            if fault.body is not None:
-                response.body = fault.body
-        if response is not None:
-            response.headers.update(self.common_headers(request))
-            if fault is not None:
-                response.headers.update(fault.headers)
-        with self._lock:
-            self._record(request, endpoint, response, fault, arrived, arrived_wall)
-        return response
+            return None
+        if fault.status is None:
+            g.dropped = True
+            request.environ[DROP_CONNECTION]()
+            return ""  # never sent: the server drops the connection instead
+        body, status, headers = self.error_response(fault.status)
+        if fault.body is not None:
+            body = fault.body if isinstance(fault.body, str) else self.api.json.response(fault.body)
+        return body, status, headers
 
-    def _handle_api_safely(self, request: Request) -> Response:
-        try:
-            return self.handle_api(request)
-        except Exception:
-            # A stand-in bug must be loud, not look like a flaky upstream.
-            traceback.print_exc()
-            return self.error_response(500)
-
-    def _take_fault(self, request: Request) -> Fault | None:
+    def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self._faults:
-            if fault.matches(request.method, request.path):
+            if fault.matches(method, path):
                 fault.times -= 1
                 if fault.times == 0:
                     self._faults.remove(fault)
@@ -410,72 +359,33 @@ class StandinServer(ABC):
                 window.popleft()
             self._peak[key] = max(self._peak.get(key, 0), len(window))
 
-    def _record(
-        self,
-        request: Request,
-        endpoint: str,
-        response: Response | None,
-        fault: Fault | None,
-        arrived: float,
-        arrived_wall: float,
-    ) -> None:
+    def _record(self, response: flask.Response) -> flask.Response:
+        fault: Fault | None = g.fault
+        if fault is not None:
+            response.headers.update(fault.headers)
+        answered = not g.get("dropped")
+        status = response.status_code if answered else None
         headers = {k.lower(): v for k, v in request.headers.items()}
-        token = bearer_token(request.headers)
+        token = bearer_token()
         if token is not None:
             headers["authorization"] = f"Bearer {mask_secret(token)}" if token else "(malformed)"
-        status = response.status if response is not None else None
-        self._by_endpoint[endpoint] += 1
-        self._by_status[str(status) if status is not None else "reset"] += 1
-        self._journal.append(
-            {
-                "method": request.method,
-                "path": request.path,
-                "endpoint": endpoint,
-                "query": request.query,
-                "body": self.journal_body(request),
-                "headers": headers,
-                "authorized": token is not None,
-                "status": status,
-                "response": copy.deepcopy(response.body) if response is not None else None,
-                "response_headers": dict(response.headers) if response is not None else None,
-                "fault": fault is not None,
-                "t_monotonic": arrived,
-                "t_wall": arrived_wall,
-            }
-        )
-
-    def _control(self, request: Request) -> Response:
-        name = request.path[len(CONTROL_PREFIX) :]
-        try:
-            return self._dispatch_control(request, name)
-        except KeyError as exc:
-            return Response(404, {"error": f"not found: {exc}"})
-        except (TypeError, ValueError) as exc:
-            return Response(400, {"error": str(exc)})
-
-    def _dispatch_control(self, request: Request, name: str) -> Response:
-        ok = Response(200, {"ok": True})
-        match (request.method, name):
-            case ("POST", "reset"):
-                self.reset()
-                return ok
-            case ("POST", "scenario"):
-                self.load(request.json())
-                return ok
-            case ("POST", "faults"):
-                spec = request.json()
-                for one in spec if isinstance(spec, list) else [spec]:
-                    self.add_fault(**one)
-                return ok
-            case ("POST", "latency"):
-                self.set_latency(float(request.json()["latency_s"]))
-                return ok
-            case ("GET", "requests"):
-                return Response(200, self.requests())
-            case ("GET", "stats"):
-                return Response(200, self.stats())
-        for (method, pattern), handler in self.control_routes().items():
-            match = re.fullmatch(pattern, name)
-            if method == request.method and match:
-                return handler(request, match.group(match.lastindex or 0))
-        return Response(404, {"error": f"unknown control endpoint {request.method} {name}"})
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "endpoint": request.endpoint or UNRECOGNIZED,
+            "query": request.args.to_dict(flat=False),
+            "body": self.journal_body(),
+            "headers": headers,
+            "authorized": token is not None,
+            "status": status,
+            "response": (response.is_json, response.get_data()) if answered else None,
+            "response_headers": dict(response.headers) if answered else None,
+            "fault": fault is not None,
+            "t_monotonic": g.arrived,
+            "t_wall": g.arrived_wall,
+        }
+        with self._lock:
+            self._by_endpoint[entry["endpoint"]] += 1
+            self._by_status[str(status) if answered else "reset"] += 1
+            self._journal.append(entry)
+        return response

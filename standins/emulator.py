@@ -6,49 +6,18 @@ import base64
 import glob
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Self
 
 import requests
 
+from standins.processes import Child, StackError, free_port
+
 DEFAULT_PROJECT = "demo-proj"
 _PUBSUB_JAR = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
 _FIRESTORE_JAR = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
-
-
-def die_with_parent(command: list[str]) -> list[str]:
-    """`command`, run so that it gets SIGTERM when the thread that started it ends: a killed
-    test run or sandbox then leaves no emulator or function behind. Start processes from the
-    main thread. (util-linux's setpriv; where it is missing, the command runs as it is.)"""
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
-
-
-def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> None:
-    """SIGTERM the session `process` leads (started with `start_new_session=True`), children
-    included; SIGKILL it after `grace_s`."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def find_jar(pattern: str, component: str) -> Path:
@@ -79,7 +48,7 @@ class Emulator:
     def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
         self.project = project
         self.port = port or free_port()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._child: Child | None = None
         self._log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log")  # noqa: SIM115
         self._http = requests.Session()
 
@@ -102,40 +71,32 @@ class Emulator:
     def launch(self) -> None:
         """Start the process without waiting; `wait_ready` then waits (emulators start in ~1-2 s,
         so launching several before waiting on any saves that much)."""
-        self._process = subprocess.Popen(
-            die_with_parent(self.command()),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self._child = Child(self.name, self.command(), Path(self._log.name)).spawn()
 
     def wait_ready(self, timeout: float = 30.0) -> Self:
-        if self._process is None:
+        if self._child is None:
             raise RuntimeError("launch() first")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                if self._http.get(self.url + "/", timeout=1).text.strip() == "Ok":
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+        try:
+            self._child.wait_until(self._answers, timeout, "answer")
+        except StackError:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            return self._http.get(self.url + "/", timeout=1).text.strip() == "Ok"
+        except requests.RequestException:
+            return False
 
     def stop(self) -> None:
-        stop_process(self._process)
-        self._process = None
+        if self._child is not None:
+            self._child.stop()
+            self._child = None
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process else None
-
-    def log_tail(self, lines: int = 20) -> str:
-        self._log.flush()
-        return "\n".join(Path(self._log.name).read_text(errors="replace").splitlines()[-lines:])
+        return self._child.pid if self._child else None
 
     def __enter__(self) -> Self:
         return self.start()

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import re
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
-from standins.base import Request, Response, StandinServer, bearer_token
+import flask
+from werkzeug.exceptions import BadRequest
+
+from standins.base import Reply, SlidingLimit, StandinServer, bearer_token, json_body
 from standins.linkrule import contains_url
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
@@ -59,7 +60,7 @@ class LinqApiError(Exception):
         super().__init__(message)
         self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
-    def response(self) -> Response:
+    def response(self) -> Reply:
         error: dict[str, Any] = {
             "status": self.status,
             "code": self.code,
@@ -71,7 +72,7 @@ class LinqApiError(Exception):
             error["retry_after"] = self.retry_after
             headers["Retry-After"] = str(self.retry_after)
         body = {"success": False, "error": error, "trace_id": uuid.uuid4().hex}
-        return Response(self.status, body, headers)
+        return body, self.status, headers
 
 
 @dataclass
@@ -90,32 +91,6 @@ class _Chat:
     @property
     def own_handle(self) -> dict[str, Any]:
         return next(handle for handle in self.handles if handle["is_me"])
-
-
-@dataclass
-class _SlidingLimit:
-    """At most `limit` events per `window_s` per key, counting only accepted events."""
-
-    limit: int
-    window_s: float
-    events: dict[Any, deque[float]] = field(default_factory=dict)
-
-    def retry_after(self, keys: Iterable[Any], now: float) -> int | None:
-        """Seconds until every key has room again, or None when all have room now (or no limit)."""
-        if not self.limit:
-            return None
-        waits = []
-        for key in keys:
-            window = self.events.setdefault(key, deque())
-            while window and window[0] <= now - self.window_s:
-                window.popleft()
-            if len(window) >= self.limit:
-                waits.append(window[0] + self.window_s - now)
-        return max(1, math.ceil(max(waits))) if waits else None
-
-    def add(self, keys: Iterable[Any], now: float) -> None:
-        for key in keys:
-            self.events.setdefault(key, deque()).append(now)
 
 
 def _require(obj: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
@@ -200,23 +175,17 @@ class LinqStandin(StandinServer):
         self.tokens = frozenset(tokens)
         self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
         self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
-        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
-            ("GET", re.compile(r"/v3/phone_numbers"), "GET /v3/phone_numbers", self._lines),
-            (
-                "POST",
-                re.compile(r"/v3/capability/check_imessage"),
-                "POST /v3/capability/check_imessage",
-                self._check_imessage,
-            ),
-            ("POST", re.compile(r"/v3/chats"), "POST /v3/chats", self._create_chat),
-            (
-                "POST",
-                re.compile(r"/v3/chats/([^/]+)/messages"),
-                "POST /v3/chats/{chat_id}/messages",
-                self._send_message,
-            ),
-        ]
         super().__init__(port, latency_s=latency_s, scenario=scenario)
+
+    def _routes(self) -> None:
+        self.route("GET", "/v3/phone_numbers", self._lines)
+        self.route("POST", "/v3/capability/check_imessage", self._check_imessage)
+        self.route("POST", "/v3/chats", self._idempotent(self._create_chat))
+        self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
+        self.api.before_request(self._authenticate)
+        self.api.register_error_handler(LinqApiError, LinqApiError.response)
+        self.control_route("POST", "/inbound", self._inbound_control)
+        self.control_route("GET", "/messages", self.messages)
 
     # Scenario and Python controls ----------------------------------------------------------
 
@@ -229,10 +198,10 @@ class LinqStandin(StandinServer):
         self._blocked: set[str] = set()
         self._chats: dict[str, _Chat] = {}
         self._chat_keys: dict[tuple[str, frozenset[str]], str] = {}
-        self._idempotency: dict[str, tuple[str, Response]] = {}
+        self._idempotency: dict[str, tuple[str, Reply]] = {}
         self._messages: list[dict[str, Any]] = []
-        self._pair_limit = _SlidingLimit(self.pair_limit, self.pair_window_s)
-        self._capability_limit = _SlidingLimit(self.capability_limit, self.capability_window_s)
+        self._pair_limit = SlidingLimit(self.pair_limit, self.pair_window_s)
+        self._capability_limit = SlidingLimit(self.capability_limit, self.capability_window_s)
         self._rate_limited = 0
         self._replays = 0
 
@@ -297,15 +266,9 @@ class LinqStandin(StandinServer):
         with self._lock:
             return copy.deepcopy(self._messages)
 
-    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
-        def inbound(request: Request, _: str) -> Response:
-            body = request.json()
-            return Response(200, {"opted_out": self.inbound(body["from"], body["text"])})
-
-        return {
-            ("POST", "inbound"): inbound,
-            ("GET", "messages"): lambda _req, _name: Response(200, self.messages()),
-        }
+    def _inbound_control(self) -> dict[str, bool]:
+        body = json_body()
+        return {"opted_out": self.inbound(body["from"], body["text"])}
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -318,36 +281,27 @@ class LinqStandin(StandinServer):
 
     # Request plumbing ----------------------------------------------------------------------
 
-    def endpoint_key(self, method: str, path: str) -> str:
-        for route_method, pattern, template, _ in self._routes:
-            if route_method == method and pattern.fullmatch(path):
-                return template
-        return "unrecognized"
-
-    def error_response(self, status: int) -> Response:
+    def error_response(self, status: int) -> Reply:
         code = _FAULT_CODES.get(status, 3006 if status >= 500 else 1005)
         retry_after = 1 if status == 429 else None
         phrase = HTTPStatus(status).phrase
         return LinqApiError(status, code, phrase, retry_after=retry_after).response()
 
-    def handle_api(self, request: Request) -> Response:
-        try:
-            if bearer_token(request.headers) not in self.tokens:
-                raise LinqApiError(401, 2004, "Unauthorized: missing or invalid API token")
-            for method, pattern, _, handler in self._routes:
-                match = pattern.fullmatch(request.path)
-                if method == request.method and match:
-                    return handler(request, *match.groups())
-            # Linq's code for an unknown route is undocumented; 1000 is the stand-in's own.
-            raise LinqApiError(404, 1000, f"No route for {request.method} {request.path}")
-        except LinqApiError as exc:
-            return exc.response()
+    def unrecognized(self) -> Reply:
+        # Linq's code for an unknown route is undocumented; 1000 is the stand-in's own.
+        method, path = flask.request.method, flask.request.path
+        return LinqApiError(404, 1000, f"No route for {method} {path}").response()
+
+    def _authenticate(self) -> None:
+        """Linq checks the token before it looks at the route."""
+        if bearer_token() not in self.tokens:
+            raise LinqApiError(401, 2004, "Unauthorized: missing or invalid API token")
 
     @staticmethod
-    def _json_object(request: Request) -> dict[str, Any]:
+    def _json_object() -> dict[str, Any]:
         try:
-            body = request.json()
-        except ValueError:
+            body = flask.request.get_json(force=True)
+        except BadRequest:
             raise LinqApiError(400, 1003, "Request body must be valid JSON") from None
         if not isinstance(body, dict):
             raise LinqApiError(400, 1003, "Request body must be a JSON object")
@@ -373,31 +327,33 @@ class LinqStandin(StandinServer):
 
     # Idempotency ---------------------------------------------------------------------------
 
-    def _replay(self, request: Request, body: Mapping[str, Any]) -> Response | None:
-        message = body.get("message")
-        key = message.get("idempotency_key") if isinstance(message, dict) else None
-        if not isinstance(key, str) or key not in self._idempotency:
-            return None
-        fingerprint, original = self._idempotency[key]
-        if fingerprint != self._fingerprint(request, body):
-            raise LinqApiError(
-                409,
-                1005,
-                f"idempotency_key '{key}' was already used for a different request; "
-                "use a new key for a new message",
-            )
-        self._replays += 1
-        return copy.deepcopy(original)
+    def _idempotent(self, send: Callable[..., Reply]) -> Callable[..., Reply]:
+        """A send endpoint that answers a repeated `message.idempotency_key` with the answer it
+        got first, without sending again. Keys are kept for accepted sends only, so a rejected
+        request can be retried with its key."""
 
-    @staticmethod
-    def _fingerprint(request: Request, body: Mapping[str, Any]) -> str:
-        return f"{request.path} {json.dumps(body, sort_keys=True)}"
+        def view(**params: str) -> Reply:
+            body = self._json_object()
+            message = body.get("message")
+            key = message.get("idempotency_key") if isinstance(message, dict) else None
+            fingerprint = f"{flask.request.path} {json.dumps(body, sort_keys=True)}"
+            if isinstance(key, str) and key in self._idempotency:
+                first_fingerprint, first = self._idempotency[key]
+                if first_fingerprint != fingerprint:
+                    raise LinqApiError(
+                        409,
+                        1005,
+                        f"idempotency_key '{key}' was already used for a different request; "
+                        "use a new key for a new message",
+                    )
+                self._replays += 1
+                return copy.deepcopy(first)
+            reply = send(body, **params)
+            if key is not None:
+                self._idempotency[key] = (fingerprint, copy.deepcopy(reply))
+            return reply
 
-    def _remember(self, request: Request, body: Mapping[str, Any], response: Response) -> None:
-        key = body["message"].get("idempotency_key")
-        # Keys are kept for accepted sends only, so a rejected request can be retried with its key.
-        if key is not None:
-            self._idempotency[key] = (self._fingerprint(request, body), copy.deepcopy(response))
+        return view
 
     # Send checks shared by both send endpoints ---------------------------------------------
 
@@ -487,11 +443,11 @@ class LinqStandin(StandinServer):
 
     # Endpoints -----------------------------------------------------------------------------
 
-    def _lines(self, request: Request) -> Response:
-        return Response(200, {"phone_numbers": copy.deepcopy(list(self._phone_numbers.values()))})
+    def _lines(self) -> dict[str, Any]:
+        return {"phone_numbers": copy.deepcopy(list(self._phone_numbers.values()))}
 
-    def _check_imessage(self, request: Request) -> Response:
-        body = self._json_object(request)
+    def _check_imessage(self) -> dict[str, Any]:
+        body = self._json_object()
         address = _require(body, "address", str)
         _check_handle(address, "address")
         sender = body.get("from")
@@ -511,13 +467,9 @@ class LinqStandin(StandinServer):
         # Linq omits selected_service (rather than sending null) when it cannot tell.
         if service is not None:
             answer["selected_service"] = service
-        return Response(200, answer)
+        return answer
 
-    def _create_chat(self, request: Request) -> Response:
-        body = self._json_object(request)
-        replay = self._replay(request, body)
-        if replay is not None:
-            return replay
+    def _create_chat(self, body: dict[str, Any]) -> Reply:
         sender = _require(body, "from", str)
         to = _require(body, "to", list)
         message = _require(body, "message", dict)
@@ -548,15 +500,9 @@ class LinqStandin(StandinServer):
             chat = self._chats[chat_id]
         rendered = self._render_chat(chat)
         rendered["message"] = self._accept(chat, message, parts, "chats", now)
-        response = Response(201, {"chat": rendered})
-        self._remember(request, body, response)
-        return response
+        return {"chat": rendered}, 201, {}
 
-    def _send_message(self, request: Request, chat_id: str) -> Response:
-        body = self._json_object(request)
-        replay = self._replay(request, body)
-        if replay is not None:
-            return replay
+    def _send_message(self, body: dict[str, Any], chat_id: str) -> Reply:
         chat = self._chats.get(chat_id)
         if chat is None:
             raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
@@ -566,9 +512,7 @@ class LinqStandin(StandinServer):
         self._line(chat.sender)
         now = self._check_can_send(chat.sender, chat.to, override)
         rendered = self._accept(chat, message, parts, "messages", now)
-        response = Response(202, {"chat_id": chat.id, "message": rendered})
-        self._remember(request, body, response)
-        return response
+        return {"chat_id": chat.id, "message": rendered}, 202, {}
 
     @staticmethod
     def _override(body: Mapping[str, Any]) -> bool:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
-from standins.base import Request, Response, StandinServer
+import flask
+from werkzeug.exceptions import BadRequest
+
+from standins.base import Reply, StandinServer
 
 _FAULT_TEXT = {
     400: "invalid_payload",
@@ -21,6 +24,10 @@ _FAULT_TEXT = {
 
 class SlackStandin(StandinServer):
     """Stand-in for Slack incoming webhooks (any path under /services/)."""
+
+    def _routes(self) -> None:
+        self.route("POST", "/services/<path:hook>", self._post, name="/services/...")
+        self.control_route("GET", "/notes", self.notes)
 
     def _reset_state(self) -> None:
         self._notes: list[dict[str, Any]] = []
@@ -43,41 +50,34 @@ class SlackStandin(StandinServer):
         with self._lock:
             return copy.deepcopy(self._notes)
 
-    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
-        return {("GET", "notes"): lambda _req, _name: Response(200, self.notes())}
-
     def _extra_stats(self) -> dict[str, Any]:
         return {"notes": len(self._notes)}
 
-    def endpoint_key(self, method: str, path: str) -> str:
-        return f"{method} /services/..." if path.startswith("/services/") else "unrecognized"
-
-    def error_response(self, status: int) -> Response:
+    def error_response(self, status: int) -> Reply:
         text = _FAULT_TEXT.get(status, HTTPStatus(status).phrase.lower().replace(" ", "_"))
-        return Response(status, text)
+        return text, status, {}
 
-    def handle_api(self, request: Request) -> Response:
-        path = request.path
-        if (
-            request.method != "POST"
-            or not path.startswith("/services/")
-            or path in self._no_service
-        ):
-            return Response(404, "no_service")
+    def unrecognized(self) -> Reply:
+        return "no_service", 404, {}
+
+    def _post(self, hook: str) -> Reply:
+        path = flask.request.path
+        if path in self._no_service:
+            return self.unrecognized()
         if path in self._archived:
-            return Response(410, "channel_is_archived")
+            return "channel_is_archived", 410, {}
         try:
-            payload = request.json()
-        except ValueError:
-            return Response(400, "invalid_payload")
+            payload = flask.request.get_json(force=True)
+        except BadRequest:
+            return "invalid_payload", 400, {}
         if not isinstance(payload, dict):
-            return Response(400, "invalid_payload")
+            return "invalid_payload", 400, {}
         text = payload.get("text")
         # Slack posts blocks or attachments without text, but rejects a post with none of them.
         has_text = isinstance(text, str) and text.strip()
         if not (has_text or payload.get("blocks") or payload.get("attachments")):
-            return Response(400, "missing_text_or_fallback_or_attachments")
+            return "missing_text_or_fallback_or_attachments", 400, {}
         self._notes.append(
             {"path": path, "text": text, "payload": payload, "received_at": time.time()}
         )
-        return Response(200, "ok")
+        return "ok", 200, {}

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,18 +19,11 @@ import requests
 import stripe
 
 from standins.client import StandinClient
-from standins.emulator import (
-    DEFAULT_PROJECT,
-    FirestoreEmulator,
-    PubSubEmulator,
-    die_with_parent,
-    free_port,
-    stop_process,
-)
+from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
+from standins.processes import REPO, Child, FunctionProcess, StackError, free_port
 from standins.stripe_api import STRIPE_TEST_KEY
 
-REPO = Path(__file__).resolve().parent.parent
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
 # signing secret, which the ingest function requires.
 SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
@@ -61,15 +51,34 @@ PRODUCT_VARIABLES = (
 LANGUAGE_TEMPLATE_PREFIX = "MESSAGE_TEMPLATE_"
 
 
-class StackError(RuntimeError):
-    """Something did not come up; the message says what, with the end of its log."""
+# name -> (source, target, signature type) of the product's functions
+FUNCTIONS = {
+    "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
+    "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
+}
 
 
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
+def base_env() -> dict[str, str]:
+    """The caller's environment for a process of ours, without the product's variables."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in PRODUCT_VARIABLES and not k.startswith(LANGUAGE_TEMPLATE_PREFIX)
+    }
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+def signed_webhook(
+    event: Mapping[str, Any], secret: str = SANDBOX_WEBHOOK_SECRET, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe would send (signed now unless `timestamp` says otherwise;
+    valid for five minutes)."""
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, timestamp=timestamp or int(time.time())
+    )
+    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
@@ -121,7 +130,7 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = PubSubEmulator()
         self.firestore = FirestoreEmulator()
-        self._processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._processes: dict[str, Child] = {}
         self.urls: dict[str, str] = {}
         self.topic = TOPIC
         self.dead_letter_topic = f"{TOPIC}-dead-letter"
@@ -167,7 +176,7 @@ class LocalStack:
     def stop(self) -> None:
         """Stop every process this stack started, by process group, then the emulator."""
         for name, process in reversed(list(self._processes.items())):
-            stop_process(process)
+            process.stop()
             del self._processes[name]
         self.emulator.stop()
         self.firestore.stop()
@@ -175,96 +184,38 @@ class LocalStack:
     @property
     def pids(self) -> list[int]:
         """Every process id this stack started and that is still running."""
-        pids = [p.pid for p in self._processes.values() if p.poll() is None]
-        pids += [e.pid for e in (self.emulator, self.firestore) if e.pid is not None]
-        return pids
+        children = [*self._processes.values(), self.emulator, self.firestore]
+        return [child.pid for child in children if child.pid is not None]
 
     # --- processes --------------------------------------------------------------------------
-
-    def _spawn(self, name: str, command: list[str], env: Mapping[str, str]) -> None:
-        log = (self.workdir / f"{name}.log").open("ab")
-        self._processes[name] = subprocess.Popen(
-            die_with_parent(command),
-            cwd=REPO,
-            env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
-
-    def _base_env(self) -> dict[str, str]:
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k not in PRODUCT_VARIABLES and not k.startswith(LANGUAGE_TEMPLATE_PREFIX)
-        }
-        env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
-        return env
 
     def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
         port_file = self.workdir / f"{name}.port"
         port_file.unlink(missing_ok=True)
         command = [sys.executable, "-m", "standins", name, "--port-file", str(port_file)]
         command += ["--latency-ms", str(self._latency_ms), *extra]
-        self._spawn(name, command, self._base_env())
-        deadline = time.monotonic() + 15
-        while not port_file.exists():
-            self._check_alive(name)
-            if time.monotonic() > deadline:
-                raise StackError(f"{name} stand-in did not start:\n{_tail(self.log(name))}")
-            time.sleep(0.02)
+        process = Child(f"{name} stand-in", command, self.log(name), base_env())
+        self._processes[name] = process.spawn()
+        process.wait_until(port_file.exists, 15)
         self.urls[name] = f"http://127.0.0.1:{port_file.read_text().strip()}"
 
     def start_function(self, name: str, **extra_env: str) -> None:
         """Start `ingest` or `recover` on its port (the same one again after `kill`)."""
-        base = self._recover_environment() if name == "recover" else self._ingest_environment()
-        port = self._ports[name]
-        self._run_function(name, port, {**base, **extra_env})
-        self.urls[name] = f"http://127.0.0.1:{port}"
+        env = {**self.function_env(name), **extra_env}
+        process = FunctionProcess(name, FUNCTIONS[name], self._ports[name], self.log(name), env)
+        self._processes[name] = process
+        self.urls[name] = process.start().url
 
     def kill(self, name: str) -> None:
         """SIGKILL a process, as a crashed or preempted instance would stop."""
-        process = self._processes.pop(name)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        self._processes.pop(name).kill()
 
-    def _run_function(self, name: str, port: int, env: Mapping[str, str]) -> None:
-        source, target, signature = {
-            "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
-            "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
-        }[name]
-        command = [
-            str(Path(sys.executable).parent / "functions-framework"),
-            f"--source={source}",
-            f"--target={target}",
-            f"--signature-type={signature}",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ]
-        self._spawn(name, command, env)
-        deadline = time.monotonic() + 30
-        while True:
-            self._check_alive(name)
-            # A TCP connect, not a request: a GET would run the HTTP function.
-            with socket.socket() as probe:
-                probe.settimeout(0.2)
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    return
-            if time.monotonic() > deadline:
-                raise StackError(f"{name} function did not start:\n{_tail(self.log(name))}")
-            time.sleep(0.05)
-
-    def _check_alive(self, name: str) -> None:
-        process = self._processes[name]
-        if process.poll() is not None:
-            raise StackError(
-                f"{name} exited with status {process.returncode}:\n{_tail(self.log(name))}"
-            )
+    def function_env(self, name: str) -> dict[str, str]:
+        """The environment `ingest` or `recover` runs with in this stack."""
+        return self._recover_environment() if name == "recover" else self._ingest_environment()
 
     def _ingest_environment(self) -> dict[str, str]:
-        env = self._base_env()
+        env = base_env()
         env.update(
             PUBSUB_EMULATOR_HOST=self.emulator.host,
             GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT,
@@ -276,7 +227,7 @@ class LocalStack:
         return env
 
     def _recover_environment(self) -> dict[str, str]:
-        env = self._base_env()
+        env = base_env()
         env.update(
             FIRESTORE_EMULATOR_HOST=self.firestore.host, GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT
         )
@@ -346,16 +297,8 @@ class LocalStack:
         timestamp: int | None = None,
         timeout: float = 30.0,
     ) -> requests.Response:
-        body = json.dumps(event)
-        header = stripe.WebhookSignature.generate_signature_header(
-            body, secret, timestamp=timestamp or int(time.time())
-        )
-        return self._http.post(
-            self.urls["ingest"],
-            data=body.encode(),
-            headers={"Stripe-Signature": header, "Content-Type": "application/json"},
-            timeout=timeout,
-        )
+        body, headers = signed_webhook(event, secret, timestamp)
+        return self._http.post(self.urls["ingest"], data=body, headers=headers, timeout=timeout)
 
     def results(self) -> list[dict[str, Any]]:
         """Result lines the recover function has logged so far, oldest first."""

@@ -8,12 +8,21 @@ import operator
 import re
 import secrets
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import unquote
 
-from standins.base import Request, Response, StandinServer, bearer_token, mask_secret
+import flask
+
+from standins.base import (
+    UNRECOGNIZED,
+    Reply,
+    SlidingLimit,
+    StandinServer,
+    bearer_token,
+    json_body,
+    mask_secret,
+)
 
 STRIPE_TEST_KEY = "sk_test_standin0000"
 STRIPE_LIVE_KEY = "sk_live_standin0000"
@@ -25,7 +34,7 @@ DEFAULT_GLOBAL_RATE_LIVE = 100
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _RATE_WINDOW_S = 1.0
 _INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
-_UNRECOGNIZED = "unrecognized"
+_KINDS = ("customer", "subscription", "invoice", "event")
 _CREATED_FILTERS: dict[str, Callable[[int, int], bool]] = {
     "": operator.eq,
     "[gte]": operator.ge,
@@ -71,8 +80,8 @@ class StripeApiError(Exception):
             self.error["param"] = param
         self.headers = dict(headers or {})
 
-    def response(self) -> Response:
-        return Response(self.status, {"error": dict(self.error)}, dict(self.headers))
+    def response(self) -> Reply:
+        return {"error": dict(self.error)}, self.status, dict(self.headers)
 
 
 def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
@@ -83,6 +92,22 @@ def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
 
 def _base_name(key: str) -> str:
     return key.split("[", 1)[0]
+
+
+def _params() -> Params:
+    """The request's query and form parameters, as Stripe reads them."""
+    params = flask.request.args.to_dict(flat=False)
+    params.update(flask.request.form.to_dict(flat=False))
+    return params
+
+
+def _stamp(response: flask.Response) -> flask.Response:
+    """Headers every Stripe answer carries, errors and injected faults included."""
+    response.headers["Request-Id"] = f"req_{secrets.token_hex(7)}"
+    response.headers["Stripe-Version"] = flask.request.headers.get(
+        "Stripe-Version", STRIPE_API_VERSION
+    )
+    return response
 
 
 def _single(params: Params, key: str) -> str | None:
@@ -188,56 +213,45 @@ class StripeStandin(StandinServer):
         self.api_keys = {key: _key_mode(key) for key in api_keys}
         self.endpoint_rate = endpoint_rate
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
-        self._routes: list[tuple[str, re.Pattern[str], str, Callable[..., Any]]] = [
-            ("GET", re.compile(r"/v1/invoices"), "GET /v1/invoices", self._list_invoices),
-            (
-                "GET",
-                re.compile(r"/v1/invoices/([^/]+)"),
-                "GET /v1/invoices/{id}",
-                self._retrieve_invoice,
-            ),
-            (
-                "POST",
-                re.compile(r"/v1/invoices/([^/]+)"),
-                "POST /v1/invoices/{id}",
-                self._update_invoice,
-            ),
-            (
-                "GET",
-                re.compile(r"/v1/customers/([^/]+)"),
-                "GET /v1/customers/{id}",
-                self._retrieve_customer,
-            ),
-            ("GET", re.compile(r"/v1/events"), "GET /v1/events", self._list_events),
-        ]
         super().__init__(port, latency_s=latency_s, scenario=scenario)
+
+    def _routes(self) -> None:
+        self.route("GET", "/v1/invoices", self._list_invoices)
+        self.route("GET", "/v1/invoices/<id>", self._retrieve_invoice)
+        self.route("POST", "/v1/invoices/<id>", self._update_invoice)
+        self.route("GET", "/v1/customers/<id>", self._retrieve_customer)
+        self.route("GET", "/v1/events", self._list_events)
+        self.api.before_request(self._authenticate)
+        self.api.after_request(_stamp)
+        self.api.register_error_handler(StripeApiError, StripeApiError.response)
+        self.control_route(
+            "POST", "/invoices/<id>", lambda id: self.update_invoice(id, json_body())
+        )
+        self.control_route(
+            "POST", "/customers/<id>", lambda id: self.update_customer(id, json_body())
+        )
 
     # Scenario and Python controls ----------------------------------------------------------
 
     def _reset_state(self) -> None:
-        self._customers: dict[str, dict[str, Any]] = {}
-        self._subscriptions: dict[str, dict[str, Any]] = {}
-        self._invoices: dict[str, dict[str, Any]] = {}
-        self._events: dict[str, dict[str, Any]] = {}
-        self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Response]] = {}
-        self._rate_windows: dict[tuple[str, str], deque[float]] = {}
+        self._stores: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
+        self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
+        self._endpoint_limit = SlidingLimit(self.endpoint_rate or 0, _RATE_WINDOW_S)
+        self._global_limits = {
+            mode: SlidingLimit(rate or 0, _RATE_WINDOW_S)
+            for mode, rate in self.global_rates.items()
+        }
         self._rate_limited: Counter[str] = Counter()
         self._replays = 0
 
     def load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
         "events": [...]}` (Stripe-shaped dicts) by id."""
-        stores = (
-            ("customer", self._customers),
-            ("subscription", self._subscriptions),
-            ("invoice", self._invoices),
-            ("event", self._events),
-        )
-        unknown = set(scenario) - {f"{kind}s" for kind, _ in stores}
+        unknown = set(scenario) - {f"{kind}s" for kind in _KINDS}
         if unknown:
             raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
         with self._lock:
-            for kind, store in stores:
+            for kind, store in self._stores.items():
                 for obj in scenario.get(f"{kind}s", []):
                     if obj.get("object") != kind or not obj.get("id"):
                         raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
@@ -245,25 +259,16 @@ class StripeStandin(StandinServer):
 
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Shallow-merge `patch` into a stored invoice (raises KeyError if unknown)."""
-        with self._lock:
-            self._invoices[invoice_id].update(copy.deepcopy(dict(patch)))
-            return copy.deepcopy(self._invoices[invoice_id])
+        return self._patch("invoice", invoice_id, patch)
 
     def update_customer(self, customer_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Shallow-merge `patch` into a stored customer (raises KeyError if unknown)."""
-        with self._lock:
-            self._customers[customer_id].update(copy.deepcopy(dict(patch)))
-            return copy.deepcopy(self._customers[customer_id])
+        return self._patch("customer", customer_id, patch)
 
-    def control_routes(self) -> dict[tuple[str, str], Callable[[Request, str], Response]]:
-        return {
-            ("POST", r"invoices/([^/]+)"): lambda req, oid: Response(
-                200, self.update_invoice(oid, req.json())
-            ),
-            ("POST", r"customers/([^/]+)"): lambda req, oid: Response(
-                200, self.update_customer(oid, req.json())
-            ),
-        }
+    def _patch(self, kind: str, object_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            self._stores[kind][object_id].update(copy.deepcopy(dict(patch)))
+            return copy.deepcopy(self._stores[kind][object_id])
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -274,21 +279,10 @@ class StripeStandin(StandinServer):
 
     # Request plumbing ----------------------------------------------------------------------
 
-    def _match(self, method: str, path: str) -> tuple[str, Callable[..., Any], list[str]] | None:
-        for route_method, pattern, template, handler in self._routes:
-            match = pattern.fullmatch(path)
-            if route_method == method and match:
-                return template, handler, [unquote(group) for group in match.groups()]
-        return None
+    def journal_body(self) -> Any:
+        return flask.request.form.to_dict(flat=False) if flask.request.get_data() else None
 
-    def endpoint_key(self, method: str, path: str) -> str:
-        matched = self._match(method, path)
-        return matched[0] if matched else _UNRECOGNIZED
-
-    def journal_body(self, request: Request) -> Any:
-        return request.form() if request.raw else None
-
-    def error_response(self, status: int) -> Response:
+    def error_response(self, status: int) -> Reply:
         if status == 429:
             error = StripeApiError(429, _RATE_LIMIT_MESSAGE, code="rate_limit")
         elif status >= 500:
@@ -310,53 +304,35 @@ class StripeStandin(StandinServer):
             error = StripeApiError(status, "The request could not be processed.")
         return error.response()
 
-    def common_headers(self, request: Request) -> dict[str, str]:
-        return {
-            "Request-Id": f"req_{secrets.token_hex(7)}",
-            "Stripe-Version": request.headers.get("Stripe-Version", STRIPE_API_VERSION),
-        }
+    def unrecognized(self) -> Reply:
+        method, path = flask.request.method, flask.request.path
+        return StripeApiError(
+            404,
+            f"Unrecognized request URL ({method}: {path}). Please see "
+            "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+        ).response()
 
-    def handle_api(self, request: Request) -> Response:
-        try:
-            mode = self._authenticate(request)
-            matched = self._match(request.method, request.path)
-            self._check_rate(mode, matched[0] if matched else _UNRECOGNIZED)
-            if matched is None:
-                raise StripeApiError(
-                    404,
-                    f"Unrecognized request URL ({request.method}: {request.path}). Please see "
-                    "https://stripe.com/docs or we can help at https://support.stripe.com/.",
-                )
-            _, handler, ids = matched
-            params = dict(request.query)
-            if request.method == "POST":
-                params.update(request.form())
-                return self._idempotent(request, mode, params, lambda: handler(mode, params, *ids))
-            return Response(200, handler(mode, params, *ids))
-        except StripeApiError as exc:
-            return exc.response()
-
-    def _authenticate(self, request: Request) -> str:
-        token = bearer_token(request.headers)
+    def _authenticate(self) -> None:
+        """Stripe checks the key, then the rate limits, before it looks at the route."""
+        token = bearer_token()
         if not token:
             raise StripeApiError(401, _NO_KEY_MESSAGE)
         mode = self.api_keys.get(token)
         if mode is None:
             raise StripeApiError(401, f"Invalid API Key provided: {mask_secret(token)}")
-        return mode
+        flask.g.mode = mode
+        with self._lock:
+            self._check_rate(mode, flask.request.endpoint or UNRECOGNIZED)
 
-    def _check_rate(self, mode: str, template: str) -> None:
+    def _check_rate(self, mode: str, endpoint: str) -> None:
+        """A request counts against both limits only when both have room for it."""
         now = time.monotonic()
         buckets = (
-            ("endpoint-rate", (mode, template), self.endpoint_rate),
-            ("global-rate", (mode, "*"), self.global_rates[mode]),
+            ("endpoint-rate", self._endpoint_limit, (mode, endpoint)),
+            ("global-rate", self._global_limits[mode], mode),
         )
-        windows = []
-        for reason, bucket, limit in buckets:
-            window = self._rate_windows.setdefault(bucket, deque())
-            while window and window[0] <= now - _RATE_WINDOW_S:
-                window.popleft()
-            if limit and len(window) >= limit:
+        for reason, limit, key in buckets:
+            if limit.retry_after([key], now) is not None:
                 self._rate_limited[reason] += 1
                 raise StripeApiError(
                     429,
@@ -364,19 +340,18 @@ class StripeStandin(StandinServer):
                     code="rate_limit",
                     headers={"Stripe-Rate-Limited-Reason": reason},
                 )
-            windows.append(window)
-        for window in windows:
-            window.append(now)
+        for _, limit, key in buckets:
+            limit.add([key], now)
 
-    def _idempotent(
-        self, request: Request, mode: str, params: Params, run: Callable[[], Any]
-    ) -> Response:
-        key = request.headers.get("Idempotency-Key")
+    def _idempotent(self, params: Params, run: Callable[[], Any]) -> Reply:
+        """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
+        key = flask.request.headers.get("Idempotency-Key")
         if not key:
-            return Response(200, run())
+            return run(), 200, {}
+        mode = flask.g.mode
         fingerprint = (
-            request.method,
-            request.path,
+            flask.request.method,
+            flask.request.path,
             tuple(sorted((k, tuple(v)) for k, v in params.items())),
         )
         stored = self._idempotency.get((mode, key))
@@ -391,13 +366,12 @@ class StripeStandin(StandinServer):
                     type_="idempotency_error",
                 )
             self._replays += 1
-            replay = copy.deepcopy(original)
-            replay.headers.update({"Idempotent-Replayed": "true", "Idempotency-Key": key})
-            return replay
-        response = Response(200, run(), {"Idempotency-Key": key})
+            replayed = {"Idempotent-Replayed": "true", "Idempotency-Key": key}
+            return copy.deepcopy(original), 200, replayed
+        body = run()
         # Stripe saves a result only once the endpoint ran; rejected requests keep the key free.
-        self._idempotency[(mode, key)] = (fingerprint, copy.deepcopy(response))
-        return response
+        self._idempotency[(mode, key)] = (fingerprint, copy.deepcopy(body))
+        return body, 200, {"Idempotency-Key": key}
 
     # Object access -------------------------------------------------------------------------
 
@@ -407,11 +381,25 @@ class StripeStandin(StandinServer):
         return bool(obj.get("livemode")) == (mode == "live")
 
     def _get(self, kind: str, object_id: str, mode: str) -> dict[str, Any]:
-        store = self._invoices if kind == "invoice" else self._customers
-        obj = store.get(object_id)
+        obj = self._stores[kind].get(object_id)
         if obj is None or not self._visible(obj, mode):
             raise _missing(kind, object_id)
         return obj
+
+    def _page(
+        self, kind: str, mode: str, params: Params, limit: int, **equal: str | None
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the mode's `kind` objects within the `created` bounds whose fields
+        equal the given values (None: any)."""
+        created = _created_filter(params)
+        candidates = [
+            obj
+            for obj in self._stores[kind].values()
+            if self._visible(obj, mode)
+            and all(value is None or obj.get(name) == value for name, value in equal.items())
+            and created(obj)
+        ]
+        return _page(candidates, params, kind, limit)
 
     def _render_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
         if customer.get("deleted"):
@@ -425,29 +413,35 @@ class StripeStandin(StandinServer):
         when asked (as Stripe, an id it cannot resolve stays an id)."""
         out = copy.deepcopy(dict(invoice))
         paths = {path.removeprefix("data.") for path in expand}
-        customer = self._customers.get(out.get("customer") or "")
+        customer = self._stores["customer"].get(out.get("customer") or "")
         if "customer" in paths and customer is not None and self._visible(customer, mode):
             out["customer"] = self._render_customer(customer)
         details = (out.get("parent") or {}).get("subscription_details")
         if SUBSCRIPTION_PATH in paths and isinstance(details, dict):
-            subscription = self._subscriptions.get(str(details.get("subscription")))
+            subscription = self._stores["subscription"].get(str(details.get("subscription")))
             if subscription is not None and self._visible(subscription, mode):
                 details["subscription"] = copy.deepcopy(subscription)
         return out
 
     # Endpoints -----------------------------------------------------------------------------
 
-    def _retrieve_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
+    def _retrieve_invoice(self, id: str) -> dict[str, Any]:
+        mode, params = flask.g.mode, _params()
         _check_params(params, {"expand"})
         expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
-        return self._render_invoice(self._get("invoice", invoice_id, mode), mode, expand)
+        return self._render_invoice(self._get("invoice", id, mode), mode, expand)
 
-    def _retrieve_customer(self, mode: str, params: Params, customer_id: str) -> dict[str, Any]:
+    def _retrieve_customer(self, id: str) -> dict[str, Any]:
+        params = _params()
         _check_params(params, {"expand"})
         _check_expand(params, ())
-        return self._render_customer(self._get("customer", customer_id, mode))
+        return self._render_customer(self._get("customer", id, flask.g.mode))
 
-    def _update_invoice(self, mode: str, params: Params, invoice_id: str) -> dict[str, Any]:
+    def _update_invoice(self, id: str) -> Reply:
+        params = _params()
+        return self._idempotent(params, lambda: self._apply_update(id, flask.g.mode, params))
+
+    def _apply_update(self, invoice_id: str, mode: str, params: Params) -> dict[str, Any]:
         _check_params(params, {"metadata", "description", "expand"})
         expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
         invoice = self._get("invoice", invoice_id, mode)
@@ -482,7 +476,8 @@ class StripeStandin(StandinServer):
             invoice["description"] = description or None
         return self._render_invoice(invoice, mode, expand)
 
-    def _list_invoices(self, mode: str, params: Params) -> dict[str, Any]:
+    def _list_invoices(self) -> dict[str, Any]:
+        mode, params = flask.g.mode, _params()
         _check_params(
             params, {"status", "customer", "created", "limit", "starting_after", "expand"}
         )
@@ -496,35 +491,18 @@ class StripeStandin(StandinServer):
                 param="status",
             )
         customer = _single(params, "customer")
-        created = _created_filter(params)
-        candidates = [
-            inv
-            for inv in self._invoices.values()
-            if self._visible(inv, mode)
-            and (status is None or inv.get("status") == status)
-            and (customer is None or inv.get("customer") == customer)
-            and created(inv)
-        ]
-        page, has_more = _page(candidates, params, "invoice", limit)
+        page, has_more = self._page(
+            "invoice", mode, params, limit, status=status, customer=customer
+        )
         data = [self._render_invoice(inv, mode, expand) for inv in page]
         return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/invoices"}
 
-    def _list_events(self, mode: str, params: Params) -> dict[str, Any]:
+    def _list_events(self) -> dict[str, Any]:
+        params = _params()
         _check_params(params, {"type", "created", "limit", "starting_after"})
         limit = _limit(params)
-        kind = _single(params, "type")
-        created = _created_filter(params)
-        candidates = [
-            event
-            for event in self._events.values()
-            if self._visible(event, mode)
-            and (kind is None or event.get("type") == kind)
-            and created(event)
-        ]
-        page, has_more = _page(candidates, params, "event", limit)
-        return {
-            "object": "list",
-            "data": copy.deepcopy(page),
-            "has_more": has_more,
-            "url": "/v1/events",
-        }
+        page, has_more = self._page(
+            "event", flask.g.mode, params, limit, type=_single(params, "type")
+        )
+        data = copy.deepcopy(page)
+        return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}

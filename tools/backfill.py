@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, TextIO, TypeVar
 
+import rich.console
+import rich.progress
+
 from shared.adapters.publisher import Publisher
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, NotFoundError, PermanentError, RetryableError
@@ -35,7 +38,6 @@ _SINCE = re.compile(r"^([1-9][0-9]*)([hd])$")
 READS_PER_SECOND = 10.0
 # A 429 can still come from the account's other traffic: wait and try again this many times.
 RATE_LIMIT_TRIES = 4
-BAR_WIDTH = 30
 
 T = TypeVar("T")
 
@@ -89,38 +91,43 @@ class Throttle:
 
 
 class Progress:
-    """A plain-text bar on stderr (`[#####-----] 120/300`); lines said meanwhile go to stdout
-    without tearing it."""
+    """rich's bar on stderr (`[ ━━━━━━╺━━━━━━ ] 120/300`) while lines said meanwhile go to stdout.
+    On a terminal the bar steps aside for each line and is drawn again below it; into a file or
+    a pipe (with --progress) only the final bar is written."""
 
     def __init__(self, total: int, enabled: bool, out: TextIO, err: TextIO) -> None:
-        self._total, self._enabled, self._out, self._err = total, enabled, out, err
-        self._done = 0
-
-    def _bar(self) -> str:
-        filled = BAR_WIDTH * self._done // max(self._total, 1)
-        return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {self._done}/{self._total}"
-
-    def _draw(self) -> None:
-        if self._enabled:
-            self._err.write(f"\r{self._bar()}")
-            self._err.flush()
+        self._out = out
+        self._bar = rich.progress.Progress(
+            rich.progress.TextColumn("["),
+            rich.progress.BarColumn(),
+            rich.progress.TextColumn("]"),
+            rich.progress.MofNCompleteColumn(),
+            console=rich.console.Console(file=err),
+            # Transient while it runs: stopping erases the bar, which lets a line through untorn.
+            transient=True,
+            auto_refresh=False,
+            redirect_stdout=False,
+            redirect_stderr=False,
+            disable=not enabled,
+        )
+        self._task = self._bar.add_task("backfill", total=total)
+        self._bar.start()
 
     def say(self, line: str) -> None:
-        if self._enabled:
-            self._err.write("\r" + " " * len(self._bar()) + "\r")
-            self._err.flush()
+        # Live's stop, not Progress's, which ends the line in a file or pipe for a final bar.
+        self._bar.live.stop()
         self._out.write(line + "\n")
         self._out.flush()
-        self._draw()
+        self._bar.start()
 
     def step(self) -> None:
-        self._done += 1
-        self._draw()
+        self._bar.advance(self._task)
+        self._bar.refresh()
 
     def close(self) -> None:
-        if self._enabled:
-            self._err.write("\n")
-            self._err.flush()
+        # The final bar stays, as the last line on stderr.
+        self._bar.live.transient = False
+        self._bar.stop()
 
 
 class Backfill:

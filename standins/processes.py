@@ -1,0 +1,154 @@
+"""Processes of our own (emulators, stand-ins, functions, the journal proxy): each in a session
+of its own, its output in a log file, stopped by its process id."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+REPO = Path(__file__).resolve().parent.parent
+FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
+
+
+class StackError(RuntimeError):
+    """Something did not come up; the message says what, with the end of its log."""
+
+
+def die_with_parent(command: list[str]) -> list[str]:
+    """`command`, run so that it gets SIGTERM when the thread that started it ends: a killed
+    test run or sandbox then leaves no emulator or function behind. Start processes from the
+    main thread. (util-linux's setpriv; where it is missing, the command runs as it is.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
+def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> None:
+    """SIGTERM the session `process` leads (started with `start_new_session=True`), children
+    included; SIGKILL it after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    """Whether 127.0.0.1:`port` accepts a TCP connection (a request could run a function)."""
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Child:
+    """One process: `spawn` starts it, `wait_until` waits for it to be ready, `stop` ends it."""
+
+    def __init__(
+        self, name: str, command: list[str], log: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.name, self.command, self.log = name, command, log
+        self._env = None if env is None else dict(env)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.spawned_at = 0.0
+
+    def spawn(self) -> Self:
+        """Start without waiting; `spawned_at` is the monotonic time just before."""
+        with self.log.open("ab") as log:
+            self.spawned_at = time.monotonic()
+            self.process = subprocess.Popen(
+                die_with_parent(self.command),
+                cwd=REPO,
+                env=self._env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str = "start") -> Self:
+        """Poll `ready` until it holds; StackError when the process exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while not ready():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise StackError(f"{self.name} did not {what} in {timeout:.0f} s:\n{self.tail()}")
+            time.sleep(0.02)
+        return self
+
+    def check_alive(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            status = self.process.returncode
+            raise StackError(f"{self.name} exited with status {status}:\n{self.tail()}")
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def tail(self, lines: int = 15) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:]) or "(no log)"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id while it runs."""
+        if self.process is None or self.process.poll() is not None:
+            return None
+        return self.process.pid
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def kill(self) -> None:
+        """SIGKILL the session, as a crashed or preempted instance would stop."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+class FunctionProcess(Child):
+    """A functions-framework process serving one function on 127.0.0.1:`port`."""
+
+    def __init__(
+        self,
+        name: str,
+        function: tuple[str, str, str],
+        port: int,
+        log: Path,
+        env: Mapping[str, str],
+    ) -> None:
+        source, target, signature = function
+        command = [
+            FUNCTIONS_FRAMEWORK,
+            f"--source={source}",
+            f"--target={target}",
+            f"--signature-type={signature}",
+            "--host=127.0.0.1",
+            f"--port={port}",
+        ]
+        super().__init__(name, command, log, env)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Spawn and wait until the port accepts connections."""
+        return self.spawn().wait_until(lambda: port_open(self.port), timeout, "listen")
