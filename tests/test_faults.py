@@ -1,9 +1,14 @@
 """Faults end to end over the emulator: outages, timeouts, crashes, dead letters, bad config."""
 
+import os
+import signal
 import time
+from contextlib import contextmanager
 
 import pytest
+import requests
 
+from shared.adapters.ledger import COLLECTION
 from standins import builders
 from standins.stack import json_lines
 from tests.stack_support import (
@@ -137,6 +142,94 @@ def test_crash_after_the_text_sends_only_the_link_on_retry(stack):
     [result] = wait_for_result(stack, invoice)
     assert result["action"] == "sent"
     assert parts_sent_to(stack, phone) == ["text", "link"]
+
+
+def ledger_entry(stack, invoice, attempt=1):
+    url = (
+        f"{stack.firestore.url}/v1/projects/{stack.firestore.project}/databases/dunning/documents/"
+        f"{COLLECTION}/{invoice['id']}-{attempt}"
+    )
+    answer = requests.get(url, headers={"Authorization": "Bearer owner"}, timeout=5)
+    return answer.json().get("fields") if answer.ok else None
+
+
+@contextmanager
+def frozen(emulator):
+    """The Firestore emulator stopped dead (SIGSTOP): every ledger call hangs until it thaws."""
+    os.kill(emulator.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(emulator.pid, signal.SIGCONT)
+
+
+def test_owner_killed_after_the_claim_is_taken_over_once_its_lease_runs_out(stack):
+    phone = "+14155550140"
+    # The invoice read hangs: the claim (made beside it) is in the ledger when the run dies.
+    stack.stripe.add_fault(r"^/v1/invoices/", delay_s=3.0)
+    invoice = store(stack, phone=phone)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    stack.wait_until(lambda: ledger_entry(stack, invoice) is not None, what="the claim")
+    stack.kill("recover")
+    stack.start_function("recover")
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, phone) == ["text", "link"]
+
+
+def test_owner_killed_after_the_link_is_finished_by_a_replay_without_a_second_send(stack):
+    phone = "+14155550141"
+    # The text is held a moment at Linq; once it has arrived (so the plan is recorded) the ledger
+    # freezes: the chat record beside the link hangs, the link goes out, and the run, still waiting
+    # on that record, is killed before it could write the outcome.
+    stack.linq.add_fault(r"^/v3/chats$", delay_s=1.0)
+    stack.linq.add_fault(r"/messages$", delay_s=1.0)
+    invoice = store(stack, phone=phone)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    stack.wait_until(lambda: stack.linq.stats()["faults_injected"] >= 1, what="the text request")
+    with frozen(stack.firestore):
+        stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text", "link"], what="the link")
+        stack.kill("recover")
+    stack.start_function("recover")
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, phone) == ["text", "link"]
+    assert ledger_entry(stack, invoice)["state"]["stringValue"] == "done"
+
+
+def test_owner_killed_as_its_outcome_is_written_has_it_restated_not_resent(stack):
+    # The outcome reached the ledger but the run died before its result line: the redelivery
+    # states it from the ledger, and nothing is sent twice.
+    phone = "+14155550143"
+    stack.linq.add_fault(r"/messages$", delay_s=1.0)
+    invoice = store(stack, phone=phone)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text"], what="the text")
+    time.sleep(0.3)  # the chat record, beside the held link, is written by now
+    with frozen(stack.firestore):
+        stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text", "link"], what="the link")
+        time.sleep(0.3)  # the outcome write is on its way to the frozen ledger
+        stack.kill("recover")
+    stack.start_function("recover")
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    assert ledger_entry(stack, invoice)["action"]["stringValue"] == "sent"
+    assert parts_sent_to(stack, phone) == ["text", "link"]
+
+
+def test_ledger_down_during_the_last_write_is_retried_and_texts_once(stack):
+    phone = "+14155550142"
+    stack.linq.add_fault(r"/messages$", delay_s=1.0)
+    invoice = store(stack, phone=phone)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text"], what="the text")
+    with frozen(stack.firestore):
+        # Longer than the ledger's 5 s read timeout, twice: the outcome and the release fail.
+        stack.wait_until(lambda: retries_logged(stack, invoice), timeout=30, what="a retry")
+    [result] = wait_for_result(stack, invoice)
+    assert result["action"] == "sent"
+    assert parts_sent_to(stack, phone) == ["text", "link"]
+    assert retries_logged(stack, invoice)[0]["vendor"] == "firestore"
 
 
 def test_pubsub_down_answers_503_and_stripes_retry_is_published(stack):

@@ -117,14 +117,16 @@ def test_thin_event_takes_the_attempt_from_the_invoice(pipeline, linq_api):
 # --- never twice ------------------------------------------------------------------------
 
 
-def test_same_message_redelivered_after_success_texts_once_and_logs_once(pipeline, linq_api):
-    # Pub/Sub redelivers a message whose acknowledgement was lost: the entry is done.
+def test_same_message_redelivered_after_its_outcome_restates_it_and_sends_nothing(
+    pipeline, linq_api
+):
+    # Pub/Sub redelivers a message whose run wrote its outcome but did not finish: the result
+    # line is stated again from the ledger, nothing is sent.
     invoice = pipeline.customer_with_invoice()
     payment = pipeline.payment(invoice)
-    assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
-    status, [line] = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
-    assert (status, line["message"], line["state"]) == (200, "duplicate delivery ignored", "done")
-    assert "action" not in line
+    first = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    again = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert (again["action"], again["chat_id"], again["attempt"]) == ("sent", first["chat_id"], 1)
     assert len(linq_api.messages()) == 2
 
 

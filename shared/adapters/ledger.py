@@ -69,6 +69,8 @@ class Held:
     message_id: str
     action: str | None
     lease_until: dt.datetime | None
+    reason: str | None = None
+    chat_id: str | None = None
 
 
 def _now() -> dt.datetime:
@@ -248,6 +250,8 @@ class Ledger:
                     str(fields.get("message_id") or ""),
                     fields.get("action"),
                     lease_until if isinstance(lease_until, dt.datetime) else None,
+                    fields.get("reason"),
+                    fields.get("chat_id"),
                 )
             try:
                 version = self._commit(key, owner, {"updateTime": version})

@@ -178,12 +178,18 @@ class Recovery:
                 f"an earlier run of this message holds {held.key} until {held.lease_until}; "
                 "retrying after that"
             )
+        attempt = int(held.key.rsplit("-", 1)[1])
+        if held.state == DONE and held.message_id == message_id and held.action is not None:
+            # Pub/Sub redelivers only a message whose run did not finish: that run's outcome
+            # reached the ledger, but its result line may not have (a write that timed out yet
+            # committed, a crash). Restate it; nothing is sent.
+            outcome = Outcome(Action(held.action), reason=held.reason, chat_id=held.chat_id)
+            return RunResult(job.invoice_id, _customer_id(job, invoice), attempt, outcome)
         if held.event_id == job.event_id:
             return Ignored("duplicate delivery ignored", held.key, held.event_id, held.state)
         if held.state == DONE and held.action == Action.SENT.value:
             # Another event for an attempt already texted: a customer's manual retry that failed
             # too, a backfill, a thin event beside a snapshot one. Not a redelivery.
-            attempt = int(held.key.rsplit("-", 1)[1])
             return RunResult(
                 job.invoice_id,
                 _customer_id(job, invoice),

@@ -1,0 +1,233 @@
+"""One owner, one decision, one plan, attacked through the recover function in-process: racing
+deliveries, retries after the data changed, stale attempts, garbage from Linq, a ledger that fails
+at the last write. Each must end with at most one text and one link."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from shared.adapters import ledger as ledger_module
+from shared.core.errors import RetryableError
+from standins import builders
+from tests.harness import SENDER, log_lines, results
+
+PHONE = "+14155550100"
+
+
+def accepted(linq_api) -> list[tuple[str, str]]:
+    """What Linq took, in order: (endpoint, part type); idempotent replays are not counted."""
+    return [(m["endpoint"], m["parts"][0]["type"]) for m in linq_api.messages()]
+
+
+def chat_requests(linq_api) -> int:
+    return sum(1 for r in linq_api.requests() if r["endpoint"] == "POST /v3/chats")
+
+
+def in_background(call: Any) -> tuple[threading.Thread, list[Any]]:
+    answer: list[Any] = []
+    thread = threading.Thread(target=lambda: answer.append(call()))
+    thread.start()
+    return thread, answer
+
+
+# --- racing deliveries ------------------------------------------------------------------
+
+
+def test_a_resend_during_the_owners_slow_redelivery_sends_nothing(pipeline, linq_api):
+    # The issue's sequence: A's first run gets a Linq 503 and raises; A's redelivery is slow on
+    # POST /v3/chats; meanwhile B (Stripe resending the event) and C (a backfill of the same
+    # payment) arrive. Only A's redelivery may send.
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"/v3/capability/", status=503)
+    assert pipeline.recover(payment, "m-A").status_code == 500
+    pipeline.capsys.readouterr()
+    linq_api.add_fault(r"^/v3/chats$", delay_s=1.5)
+    thread, answer = in_background(lambda: pipeline.recover(payment, "m-A"))
+    deadline = time.monotonic() + 10
+    while chat_requests(linq_api) == 0 and not linq_api.stats()["faults_injected"] >= 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert pipeline.recover(payment, "m-B").status_code == 200
+    backfill = pipeline.payment(invoice, event_id=f"backfill_{invoice['id']}_1")
+    assert pipeline.recover(backfill, "m-C").status_code == 200
+    thread.join(10)
+    assert answer[0].status_code == 200
+    lines = log_lines(pipeline.capsys.readouterr().out)
+    assert [line["action"] for line in results_of(lines)] == ["sent"]
+    ignored = {line["message"] for line in lines if "action" not in line}
+    assert ignored == {"duplicate delivery ignored", "in progress for another event"}
+    assert chat_requests(linq_api) == 1
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+def results_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "action" in line]
+
+
+@pytest.mark.parametrize("racers", [2, 10])
+def test_many_messages_for_one_failed_payment_at_once_text_once(pipeline, linq_api, racers):
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", delay_s=0.3)  # keep the owner busy while the rest arrive
+    barrier = threading.Barrier(racers)
+
+    def deliver(index: int) -> int:
+        barrier.wait()
+        return pipeline.recover(payment, f"m-{index}").status_code
+
+    pipeline.capsys.readouterr()
+    threads = [threading.Thread(target=deliver, args=(index,)) for index in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    lines = log_lines(pipeline.capsys.readouterr().out)
+    assert [line["action"] for line in results_of(lines)] == ["sent"]
+    assert len([line for line in lines if line["message"] == "duplicate delivery ignored"]) == (
+        racers - 1
+    )
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+# --- a retry after the data changed sends what was decided --------------------------------
+
+
+def test_link_retried_after_the_customer_and_the_line_changed_sends_only_the_link(
+    pipeline, linq_api
+):
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"/messages$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    pipeline.stripe.update_customer(invoice["customer"], {"name": "Renamed Person"})
+    linq_api.load({"phone_numbers": [builders.linq_line(SENDER, reputation="CRITICAL")]})
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "sent"
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+    assert linq_api.messages()[0]["parts"][0]["value"].startswith("Hi Jane,")
+    assert all(r["status"] != 409 for r in linq_api.requests())
+
+
+def test_text_retried_after_the_customer_changed_is_the_recorded_text(pipeline, linq_api):
+    # The plan was recorded, then the text failed before Linq took it: the retry sends the text
+    # as decided, not one rebuilt from the customer's new name.
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    pipeline.stripe.update_customer(invoice["customer"], {"name": "Renamed Person"})
+    assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
+    [text, _] = linq_api.messages()
+    assert text["parts"][0]["value"].startswith("Hi Jane, your payment")
+    assert text["idempotency_key"] == f"{invoice['id']}-1-text"
+
+
+def test_a_takeover_by_another_event_resumes_with_the_first_plan(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    linq_api.add_fault(r"/messages$", status=503)
+    assert pipeline.recover(pipeline.payment(invoice), "m-1").status_code == 500
+    pipeline.stripe.update_customer(invoice["customer"], {"name": "Renamed Person"})
+    backfill = pipeline.payment(invoice, event_id=f"backfill_{invoice['id']}_1")
+    pipeline.capsys.readouterr()
+    assert pipeline.recover(backfill, "m-2").status_code == 200
+    [line] = results(pipeline.capsys.readouterr().out)
+    assert (line["action"], line["event_id"]) == ("sent", backfill.event_id)
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+def test_opt_out_between_the_text_and_the_link_ends_sent_with_the_refusal(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"/messages$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    linq_api.inbound(PHONE, "STOP")
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "sent"
+    assert result["reason"].startswith("link refused: Linq 403 (code 2024)")
+    assert accepted(linq_api) == [("chats", "text")]
+
+
+def test_invoice_paid_between_the_text_and_the_link_gets_no_link(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"/messages$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    pipeline.stripe.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert (result["action"], result["reason"]) == ("sent", "link not sent: invoice is paid")
+    assert accepted(linq_api) == [("chats", "text")]
+
+
+# --- the invoice decides which attempt this is ---------------------------------------------
+
+
+def test_an_event_for_an_older_attempt_after_a_newer_one_was_texted_is_superseded(
+    pipeline, linq_api
+):
+    invoice = pipeline.customer_with_invoice(attempt_count=2)
+    assert pipeline.result(invoice)["action"] == "sent"
+    before = len(linq_api.requests())
+    late = pipeline.result(invoice, attempt_count=1)
+    assert (late["action"], late["reason"]) == (
+        "skipped:superseded",
+        "attempt 1 is superseded: the invoice is at attempt 2",
+    )
+    assert len(linq_api.requests()) == before
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+# --- garbage from Linq, a ledger that fails at the end --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "garbage", ["<html>gateway</html>", {"chat": {"no": "id"}}], ids=["not-json", "no-chat-id"]
+)
+def test_linq_garbage_on_every_delivery_then_a_replay_texts_once(pipeline, linq_api, garbage):
+    # Three deliveries end in a retry each (the lease released every time); then the message is
+    # dead-lettered, and a backfill replay takes the payment over and sends it.
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=200, body=garbage, times=3)
+    for _ in range(3):
+        assert pipeline.recover(payment, "m-1").status_code == 500
+    replay = pipeline.payment(invoice, event_id=f"backfill_{invoice['id']}_1")
+    pipeline.capsys.readouterr()
+    assert pipeline.recover(replay, "m-replay").status_code == 200
+    assert [line["action"] for line in results(pipeline.capsys.readouterr().out)] == ["sent"]
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+def test_ledger_failing_at_the_last_write_ends_with_one_text_and_one_link(
+    pipeline, linq_api, monkeypatch
+):
+    # Firestore is unreachable from the moment the link went out: the outcome cannot be written
+    # and the lease cannot be released. The redelivery waits for the lease to run out, resumes
+    # from the recorded chat and sends only the link (a replay for Linq), then writes the outcome.
+    pipeline.configure(LEASE_SECONDS="2")
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    real_commit = ledger_module.Ledger._commit
+    outage = threading.Event()
+
+    def commit(self: Any, key: str, values: dict[str, Any], precondition: dict[str, Any]) -> str:
+        if "finished_at" in values:
+            outage.set()
+        if outage.is_set():
+            raise RetryableError("Firestore unreachable: ConnectionError", vendor="firestore")
+        return real_commit(self, key, values, precondition)
+
+    monkeypatch.setattr(ledger_module.Ledger, "_commit", commit)
+    status, lines = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
+    assert status == 500
+    assert any(line["message"].startswith("lease not released") for line in lines)
+    monkeypatch.setattr(ledger_module.Ledger, "_commit", real_commit)
+    status, lines = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
+    assert status == 500  # the dead run's lease still holds: retried, not acknowledged
+    time.sleep(2.2)
+    assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
