@@ -5,7 +5,24 @@ from datetime import time
 import pytest
 
 from shared.core.errors import ConfigError
-from shared.core.quiet_hours import parse_quiet_hours
+from shared.core.quiet_hours import candidate_zones, parse_quiet_hours
+
+CHICAGO = ("America/Chicago",)
+NEW_YORK = ("America/New_York",)
+LONDON = ("Europe/London",)
+US_ZONES = (
+    "America/Adak",
+    "America/Anchorage",
+    "America/Boise",
+    "America/Chicago",
+    "America/Denver",
+    "America/Juneau",
+    "America/Los_Angeles",
+    "America/New_York",
+    "America/North_Dakota/Center",
+    "America/Phoenix",
+    "Pacific/Honolulu",
+)
 
 
 @pytest.mark.parametrize(
@@ -70,3 +87,31 @@ def test_a_window_that_starts_where_it_ends_is_refused(text):
 def test_the_error_names_the_variable_it_was_read_from():
     with pytest.raises(ConfigError, match=r"^QUIET_HOURS_EU must be 'off'"):
         parse_quiet_hours("late", variable="QUIET_HOURS_EU")
+
+
+@pytest.mark.parametrize(
+    ("e164", "address_country", "zones"),
+    [
+        # One zone: a London landline, a US number by its area code.
+        ("+442079460000", None, LONDON),
+        ("+442079460000", "GB", LONDON),
+        ("+13125550100", None, CHICAGO),
+        ("+12125550100", None, NEW_YORK),
+        ("+13125550100", "us", CHICAGO),
+        # Area code 907 (Alaska) spans two zones.
+        ("+19072345678", None, ("America/Adak", "America/Anchorage")),
+        # Toll-free: phonenumbers knows only every +1 zone (Guam to Newfoundland); the US's instead.
+        ("+18002345678", None, US_ZONES),
+        # An address abroad adds that country's zones.
+        ("+13125550100", "DE", ("America/Chicago", "Europe/Berlin")),
+        ("+12125550100", "PR", ("America/New_York", "America/Puerto_Rico")),
+        ("+442079460000", "FR", ("Europe/London", "Europe/Paris")),
+        # An address country phonenumbers does not know adds nothing.
+        ("+13125550100", "XX", CHICAGO),
+        # +800 (international freephone) has no place: the address's, or UTC.
+        ("+80012345678", "de", ("Europe/Berlin",)),
+        ("+80012345678", None, ("UTC",)),
+    ],
+)
+def test_the_candidate_zones_of_a_recipient(e164, address_country, zones):
+    assert candidate_zones(e164, address_country) == zones
