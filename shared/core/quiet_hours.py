@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cache
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
@@ -21,8 +23,11 @@ DEFAULT_QUIET_HOURS = "21:00-08:00"
 # A number and an address that say nothing about a place (a +800 freephone or a satellite number,
 # no address country): the window is applied in UTC rather than not at all.
 UNKNOWN_PLACE_ZONE = "UTC"
+# The window repeats daily, so a day ahead holds every kind of moment there is to find.
+HORIZON = timedelta(hours=24)
 
 _WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+_DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,20 @@ class QuietHours:
 
     def __str__(self) -> str:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """Hold the text until `due_at` (UTC); `reason` is for operators and names local times.
+
+    `partial`: no moment in the next 24 hours is outside the window in every zone, so `due_at` is
+    the earliest one outside it in the most zones (and may be now).
+    """
+
+    due_at: datetime
+    zones: tuple[str, ...]
+    reason: str
+    partial: bool
 
 
 def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | None:
@@ -135,3 +154,104 @@ def _valid_in(country: str, code: int, digits: str, example: str) -> bool:
         country_code=code, national_number=int(digits + example[len(digits) :])
     )
     return phonenumbers.is_valid_number_for_region(number, country)
+
+
+def when_to_send(now: datetime, window: QuietHours | None, zones: Sequence[str]) -> Deferral | None:
+    """None to send now; else the earliest moment at or after `now` at which every zone's clock
+    reads a time outside the window (or, when no moment within `HORIZON` does, the earliest at
+    which the most zones' clocks do: `partial`).
+
+    Exact to the second: a due time is a window boundary (such as 08:00:00 local) or a clock
+    change, never a rounded one. A boundary the clock skips (02:30 on the night clocks go
+    forward) is passed at the clock change (03:00 local); one it reads twice (01:30 on the night
+    they go back) is passed twice.
+    """
+    if window is None:
+        return None
+    if now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    if not zones:
+        raise ValueError("at least one time zone is needed")
+    now = now.astimezone(UTC)
+    places = [ZoneInfo(name) for name in dict.fromkeys(zones)]
+    quiet_now = _quiet(window, places, now)
+    if not quiet_now:
+        return None
+    horizon = now + HORIZON
+    moments = sorted({moment for zone in places for moment in _changes(window, zone, now, horizon)})
+    best, still_quiet = now, quiet_now
+    for moment in moments:
+        if not now < moment <= horizon:
+            continue
+        quiet = _quiet(window, places, moment)
+        if not quiet:
+            return Deferral(moment, tuple(zones), _reason(quiet_now, moment, []), partial=False)
+        if len(quiet) < len(still_quiet):
+            best, still_quiet = moment, quiet
+    return Deferral(best, tuple(zones), _reason(quiet_now, best, still_quiet), partial=True)
+
+
+def _quiet(window: QuietHours, places: list[ZoneInfo], moment: datetime) -> list[datetime]:
+    """The local times, at `moment`, of the zones inside the window then."""
+    local_times = (moment.astimezone(zone) for zone in places)
+    return [local for local in local_times if window.covers(local.time())]
+
+
+def _changes(
+    window: QuietHours, zone: ZoneInfo, now: datetime, horizon: datetime
+) -> Iterator[datetime]:
+    """Every moment `zone`'s clock reaches or jumps over a window boundary around [now, horizon].
+
+    A zone can only leave the window at one of these, so checking them in order finds the first
+    moment every zone is out of it. A day more on each side covers clocks that change at midnight.
+    """
+    day = now.astimezone(zone).date() - _DAY
+    last = horizon.astimezone(zone).date() + _DAY
+    while day <= last:
+        for boundary in (window.start, window.end):
+            yield from _readings(day, boundary, zone)
+        day += _DAY
+
+
+def _readings(day: date, wall: time, zone: ZoneInfo) -> tuple[datetime, ...]:
+    """The UTC moments `zone`'s clock reads `wall` on `day`, and the clock change if it skips or
+    repeats that reading."""
+    earlier = datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+    later = datetime.combine(day, wall.replace(fold=1), tzinfo=zone).astimezone(UTC)
+    if earlier == later:
+        return (earlier,)
+    if earlier < later:
+        return (earlier, _clock_change(zone, earlier, later), later)
+    # Skipped: fold=0 is read with the offset from before the change, so it comes out later.
+    return (_clock_change(zone, later, earlier),)
+
+
+def _clock_change(zone: ZoneInfo, after: datetime, until: datetime) -> datetime:
+    """The second in (after, until] at which `zone`'s UTC offset becomes that of `until`.
+
+    The tz database has no two changes of one zone within two days of each other since 1970, and
+    (after, until] spans one change, so halving finds it exactly.
+    """
+    offset = until.astimezone(zone).utcoffset()
+    low, high = int(after.timestamp()), int(until.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _reason(quiet_now: list[datetime], due_at: datetime, still_quiet: list[datetime]) -> str:
+    reason = f"{_clock_readings(quiet_now)}; due {due_at:%Y-%m-%dT%H:%M:%SZ}"
+    if still_quiet:
+        reason += (
+            "; no moment in the next 24 hours is outside quiet hours in every zone, "
+            f"still inside them then: {_clock_readings(still_quiet)}"
+        )
+    return reason
+
+
+def _clock_readings(local_times: list[datetime]) -> str:
+    return ", ".join(f"{local:%H:%M} in {local.tzinfo}" for local in local_times)
