@@ -1,0 +1,257 @@
+"""Quiet hours: whether a failed payment may be texted now, or the UTC moment it becomes due."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import phonenumbers
+
+# 1.0-1.5 ms on top of phonenumbers itself (which shared.core.phone imports anyway), and the first
+# failed payment of an instance needs it: a lazy import would only move that millisecond.
+from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
+from phonenumbers.tzdata import TIMEZONE_DATA
+
+from shared.core.errors import ConfigError
+
+OFF = "off"
+DEFAULT_QUIET_HOURS = "21:00-08:00"
+# A number and an address that say nothing about a place (a +800 freephone or a satellite number,
+# no address country): the window is applied in UTC rather than not at all.
+UNKNOWN_PLACE_ZONE = "UTC"
+# The window repeats daily, so a day ahead holds every kind of moment there is to find.
+HORIZON = timedelta(hours=24)
+
+_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """Local times from `start` (included) to `end` (excluded) at which nothing is sent.
+
+    `start` after `end` means the window crosses midnight (21:00-08:00). It is judged by what the
+    recipient's clock reads, so on the night clocks go back a window may be entered twice.
+    """
+
+    start: time
+    end: time
+
+    def covers(self, local: time) -> bool:
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True)
+class Deferral:
+    """Hold the text until `due_at` (UTC); `reason` is for operators and names local times.
+
+    `partial`: no moment in the next 24 hours is outside the window in every zone, so `due_at` is
+    the earliest one outside it in the most zones (and may be now).
+    """
+
+    due_at: datetime
+    zones: tuple[str, ...]
+    reason: str
+    partial: bool
+
+
+def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | None:
+    """`off` (any case) for no quiet hours, else `HH:MM-HH:MM` in the recipient's local time."""
+    value = text.strip()
+    if value.lower() == OFF:
+        return None
+    match = _WINDOW.fullmatch(value)
+    if match is None:
+        raise ConfigError(
+            f"{variable} must be '{OFF}' or a local-time window HH:MM-HH:MM with hours 00-23, "
+            f"such as {DEFAULT_QUIET_HOURS} (which crosses midnight), got {text!r}"
+        )
+    start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
+    window = QuietHours(time(start_hour, start_minute), time(end_hour, end_minute))
+    # Equal ends read either as "never quiet" or "always quiet": the first is what 'off' says
+    # plainly, the second would hold every text forever, so neither is guessed.
+    if window.start == window.end:
+        raise ConfigError(
+            f"{variable} must start and end at different times ('{OFF}' texts at any hour; "
+            f"a window of the whole day would never text), got {text!r}"
+        )
+    return window
+
+
+def candidate_zones(e164: str, address_country: str | None) -> tuple[str, ...]:
+    """The IANA zones the recipient may be in, sorted; never empty.
+
+    The number's own zones (a US number: its area code's). When phonenumbers knows no zone for the
+    number, or only those of its whole calling code (a US toll-free number gets every +1 zone
+    from Guam to Newfoundland), every zone of the number's country instead. An address country
+    (ISO 3166-1 alpha-2) other than the number's adds every zone of that country. With no place at
+    all, `UNKNOWN_PLACE_ZONE`. `e164` must be a number `shared.core.phone.to_e164` returned.
+    """
+    number = phonenumbers.parse(e164)
+    country = phonenumbers.region_code_for_number(number)
+    zones = set(time_zones_for_number(number)) - {UNKNOWN_TIMEZONE}
+    if country and (not zones or zones == set(TIMEZONE_DATA.get(str(number.country_code), ()))):
+        zones = set(_country_zones(country)) or zones
+    address = address_country.strip().upper() if address_country else None
+    if address and address != country:
+        zones |= _country_zones(address)
+    return tuple(sorted(zones)) or (UNKNOWN_PLACE_ZONE,)
+
+
+# Cached: sorting out the 2,000 prefixes of +1 takes 10-45 ms per country (once per instance).
+@cache
+def _country_zones(country: str) -> frozenset[str]:
+    """Every zone phonenumbers lists for the number prefixes that belong to `country`.
+
+    Prefixes are listed per calling code, and several countries share one (+1: the US, Canada
+    and 23 others). A prefix belongs to a country when the prefix followed by the rest of one of
+    the country's example numbers is a valid number there; when no prefix does, the calling
+    code's own list stands in (+590: Guadeloupe, Saint Barthélemy and Saint Martin).
+    """
+    code = phonenumbers.country_code_for_region(country)
+    if not code:
+        return frozenset()
+    calling_code = str(code)
+    prefixes = {
+        prefix[len(calling_code) :]: zones
+        for prefix, zones in TIMEZONE_DATA.items()
+        if prefix.startswith(calling_code)
+    }
+    if len(phonenumbers.region_codes_for_country_code(code)) > 1:
+        # The calling code's own list holds the zones of all its countries: only the longer
+        # prefixes tell them apart.
+        examples = [
+            str(example.national_number)
+            for kind in (
+                phonenumbers.PhoneNumberType.FIXED_LINE,
+                phonenumbers.PhoneNumberType.MOBILE,
+            )
+            if (example := phonenumbers.example_number_for_type(country, kind)) is not None
+        ]
+        prefixes = {
+            digits: zones
+            for digits, zones in prefixes.items()
+            if digits and any(_valid_in(country, code, digits, example) for example in examples)
+        }
+    found = frozenset(zone for zones in prefixes.values() for zone in zones)
+    return found or frozenset(TIMEZONE_DATA.get(calling_code, ()))
+
+
+def _valid_in(country: str, code: int, digits: str, example: str) -> bool:
+    """Whether `digits` followed by the rest of `example` is a valid number of `country`."""
+    if len(digits) >= len(example):
+        return False
+    number = phonenumbers.PhoneNumber(
+        country_code=code, national_number=int(digits + example[len(digits) :])
+    )
+    return phonenumbers.is_valid_number_for_region(number, country)
+
+
+def when_to_send(now: datetime, window: QuietHours | None, zones: Sequence[str]) -> Deferral | None:
+    """None to send now; else the earliest moment at or after `now` at which every zone's clock
+    reads a time outside the window (or, when no moment within `HORIZON` does, the earliest at
+    which the most zones' clocks do: `partial`).
+
+    Exact to the second: a due time is a window boundary (such as 08:00:00 local) or a clock
+    change, never a rounded one. A boundary the clock skips (02:30 on the night clocks go
+    forward) is passed at the clock change (03:00 local); one it reads twice (01:30 on the night
+    they go back) is passed twice.
+    """
+    if window is None:
+        return None
+    if now.utcoffset() is None:
+        raise ValueError("now must be an aware datetime")
+    if not zones:
+        raise ValueError("at least one time zone is needed")
+    now = now.astimezone(UTC)
+    places = [ZoneInfo(name) for name in dict.fromkeys(zones)]
+    quiet_now = _quiet(window, places, now)
+    if not quiet_now:
+        return None
+    horizon = now + HORIZON
+    moments = sorted({moment for zone in places for moment in _changes(window, zone, now, horizon)})
+    best, still_quiet = now, quiet_now
+    for moment in moments:
+        if not now < moment <= horizon:
+            continue
+        quiet = _quiet(window, places, moment)
+        if not quiet:
+            return Deferral(moment, tuple(zones), _reason(quiet_now, moment, []), partial=False)
+        if len(quiet) < len(still_quiet):
+            best, still_quiet = moment, quiet
+    return Deferral(best, tuple(zones), _reason(quiet_now, best, still_quiet), partial=True)
+
+
+def _quiet(window: QuietHours, places: list[ZoneInfo], moment: datetime) -> list[datetime]:
+    """The local times, at `moment`, of the zones inside the window then."""
+    local_times = (moment.astimezone(zone) for zone in places)
+    return [local for local in local_times if window.covers(local.time())]
+
+
+def _changes(
+    window: QuietHours, zone: ZoneInfo, now: datetime, horizon: datetime
+) -> Iterator[datetime]:
+    """Every moment `zone`'s clock reaches or jumps over a window boundary around [now, horizon].
+
+    A zone can only leave the window at one of these, so checking them in order finds the first
+    moment every zone is out of it. A day more on each side covers clocks that change at midnight.
+    """
+    day = now.astimezone(zone).date() - _DAY
+    last = horizon.astimezone(zone).date() + _DAY
+    while day <= last:
+        for boundary in (window.start, window.end):
+            yield from _readings(day, boundary, zone)
+        day += _DAY
+
+
+def _readings(day: date, wall: time, zone: ZoneInfo) -> tuple[datetime, ...]:
+    """The UTC moments `zone`'s clock reads `wall` on `day`, and the clock change if it skips or
+    repeats that reading."""
+    earlier = datetime.combine(day, wall, tzinfo=zone).astimezone(UTC)
+    later = datetime.combine(day, wall.replace(fold=1), tzinfo=zone).astimezone(UTC)
+    if earlier == later:
+        return (earlier,)
+    if earlier < later:
+        return (earlier, _clock_change(zone, earlier, later), later)
+    # Skipped: fold=0 is read with the offset from before the change, so it comes out later.
+    return (_clock_change(zone, later, earlier),)
+
+
+def _clock_change(zone: ZoneInfo, after: datetime, until: datetime) -> datetime:
+    """The second in (after, until] at which `zone`'s UTC offset becomes that of `until`.
+
+    The tz database has no two changes of one zone within two days of each other since 1970, and
+    (after, until] spans one change, so halving finds it exactly.
+    """
+    offset = until.astimezone(zone).utcoffset()
+    low, high = int(after.timestamp()), int(until.timestamp())
+    while high - low > 1:
+        middle = (low + high) // 2
+        if datetime.fromtimestamp(middle, zone).utcoffset() == offset:
+            high = middle
+        else:
+            low = middle
+    return datetime.fromtimestamp(high, UTC)
+
+
+def _reason(quiet_now: list[datetime], due_at: datetime, still_quiet: list[datetime]) -> str:
+    reason = f"{_clock_readings(quiet_now)}; due {due_at:%Y-%m-%dT%H:%M:%SZ}"
+    if still_quiet:
+        reason += (
+            "; no moment in the next 24 hours is outside quiet hours in every zone, "
+            f"still inside them then: {_clock_readings(still_quiet)}"
+        )
+    return reason
+
+
+def _clock_readings(local_times: list[datetime]) -> str:
+    return ", ".join(f"{local:%H:%M} in {local.tzinfo}" for local in local_times)
