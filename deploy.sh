@@ -148,7 +148,7 @@ fi
 [[ $REGION =~ ^[a-z]+(-[a-z0-9]+)+$ ]] || usage_error "not a region: $REGION"
 
 TOPIC=${PUBSUB_TOPIC:-stripe-payment-failed}
-# The rule of shared/workflow/config.py (an id, not a path), shorter so the dead-letter names fit too.
+# The rule of shared/workflow/settings.py (an id, not a path), shorter so the dead-letter names fit too.
 [[ $TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $TOPIC != goog* ]] ||
   usage_error "PUBSUB_TOPIC must be a Pub/Sub topic id, got: $TOPIC"
 DLQ_TOPIC=$TOPIC-dead-letter

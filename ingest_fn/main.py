@@ -12,7 +12,7 @@ from shared.adapters.publisher import Publisher
 from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
 from shared.core.errors import ConfigError, RetryableError, WebhookRejected
 from shared.core.log import ERROR, INFO, WARNING, log
-from shared.workflow.config import IngestSettings
+from shared.workflow.settings import IngestSettings
 
 Response = tuple[str, int, dict[str, str]]
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import traceback
 from dataclasses import dataclass
 
 import functions_framework
@@ -14,9 +15,9 @@ from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import from_pubsub
-from shared.core.log import ERROR, INFO, log, redact
+from shared.core.log import ERROR, INFO, log
 from shared.core.outcome import log_result
-from shared.workflow.recover_config import RecoverSettings
+from shared.workflow.recover_settings import RecoverSettings
 from shared.workflow.recovery import Ignored, Recovery, RunResult
 
 
@@ -55,7 +56,12 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         return
     # Present in production when the subscription has a dead-letter policy; not in the emulator.
     attempt = (cloud_event.data or {}).get("deliveryAttempt")
-    where = {"event_id": job.event_id, "invoice_id": job.invoice_id, "delivery_attempt": attempt}
+    where = {
+        "event_id": job.event_id,
+        "invoice_id": job.invoice_id,
+        "account": job.account,
+        "delivery_attempt": attempt,
+    }
     try:
         instance = _instance()
     except ConfigError as exc:
@@ -67,11 +73,18 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         # ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic,
         # and these lines are the record of why.
         log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
-        raise
+        # Raised afresh without its cause: functions-framework prints the traceback, and a
+        # vendor exception's own text is not ours to vouch for.
+        raise RetryableError(exc.reason) from None
     except Exception as exc:
         # A bug or an answer nobody expected: the run released its lease, and a retry may pass.
-        log(ERROR, f"will retry: unexpected {type(exc).__name__}: {redact(str(exc))}", **where)
-        raise
+        log(
+            ERROR,
+            f"will retry: unexpected {type(exc).__name__}: {exc}",
+            **where,
+            stack_trace=traceback.format_exc(),
+        )
+        raise RetryableError(f"unexpected {type(exc).__name__}; see the line above") from None
     if isinstance(result, Ignored):
         log(
             INFO,
@@ -88,5 +101,6 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         customer_id=result.customer_id,
         attempt=result.attempt,
         event_id=job.event_id,
+        account=job.account,
     )
     instance.slack.notify(_note(result))

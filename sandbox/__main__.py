@@ -15,25 +15,27 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sandbox.demo import OPTED_OUT, DemoCase, cases, linq_scenario, stripe_scenario
 from shared.core.log import mask_phone
+from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
 from standins import builders
-from standins.stack import LANGUAGE_TEMPLATE_PREFIX, LocalStack, StackError, json_lines
+from standins.stack import LocalStack, StackError, json_lines
 
 RESULT_TIMEOUT_S = 30.0
-LIVE_REQUIRED = ("STRIPE_API_KEY", "STRIPE_WEBHOOK_SECRET", "LINQ_API_KEY")
-LIVE_OPTIONAL = (
-    "LINQ_SENDER",
-    "DEFAULT_PHONE_REGION",
-    "MESSAGE_TEMPLATE",
-    "BRAND_NAME",
-    "TEXT_ON_ATTEMPTS",
-    "DRY_RUN",
-    "SLACK_WEBHOOK_URL",
+# What the live sandbox sets itself: the emulators, and the project and topic they hold.
+_STACK_SETS = frozenset({"GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC"})
+# Everything else the two functions read is passed through from your environment, the API bases
+# included, so the live sandbox can be pointed at another Stripe or Linq.
+LIVE_VARIABLES = tuple(
+    v
+    for v in VARIABLES
+    if (INGEST in v.readers or RECOVER in v.readers) and not v.local and v.name not in _STACK_SETS
 )
+LIVE_REQUIRED = tuple(v.name for v in LIVE_VARIABLES if v.default == "required")
 
 
 def _say(text: str = "") -> None:
@@ -41,17 +43,26 @@ def _say(text: str = "") -> None:
 
 
 class _Tail:
-    """Prints result lines from the recover function's log as they appear."""
+    """Prints the lines of a function's log that `wanted` picks, as they appear."""
 
-    def __init__(self, log: Path) -> None:
-        self._log, self._seen = log, 0
+    def __init__(self, log: Path, wanted: Callable[[dict[str, Any]], bool]) -> None:
+        self._log, self._wanted, self._seen = log, wanted, 0
 
     def poll(self) -> list[dict[str, Any]]:
-        results = [entry for entry in json_lines(self._log) if "action" in entry]
-        for entry in results[self._seen :]:
+        lines = [entry for entry in json_lines(self._log) if self._wanted(entry)]
+        for entry in lines[self._seen :]:
             _say("  " + _compact(entry))
-        self._seen = len(results)
-        return results
+        self._seen = len(lines)
+        return lines
+
+
+def _is_result(entry: dict[str, Any]) -> bool:
+    return "action" in entry
+
+
+def _worth_seeing(entry: dict[str, Any]) -> bool:
+    """In live mode: every result, and every ERROR and WARNING (a `will retry` among them)."""
+    return _is_result(entry) or entry.get("severity") in ("ERROR", "WARNING")
 
 
 def _compact(entry: dict[str, Any]) -> str:
@@ -88,7 +99,7 @@ def run_demo() -> int:
             answer = stack.post_webhook(builders.payment_failed_event(case.invoice))
             if answer.status_code != 200:
                 raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
-        tail = _Tail(stack.log("recover"))
+        tail = _Tail(stack.log("recover"), _is_result)
         deadline = time.monotonic() + RESULT_TIMEOUT_S
         while len(tail.poll()) < len(demo):
             if time.monotonic() > deadline:
@@ -123,11 +134,11 @@ def run_live(port: int) -> int:
     if missing:
         _say(f"--live needs {', '.join(missing)} in the environment (see README, 'Live sandbox')")
         return 2
+    passed = {v.name for v in LIVE_VARIABLES}
     env = {
         name: value
         for name, value in os.environ.items()
-        if value
-        and (name in LIVE_REQUIRED + LIVE_OPTIONAL or name.startswith(LANGUAGE_TEMPLATE_PREFIX))
+        if value and (name in passed or name.startswith(LANGUAGE_TEMPLATE_PREFIX))
     }
     ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
     with LocalStack(
@@ -141,13 +152,14 @@ def run_live(port: int) -> int:
             f"  stripe listen --events invoice.payment_failed --latest "
             f"--forward-to {stack.urls['ingest']}/"
         )
-        _say("Result lines appear below; Ctrl-C stops every process.")
+        _say("Result lines, errors and warnings appear below; Ctrl-C stops every process.")
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        tail = _Tail(stack.log("recover"))
+        tails = [_Tail(stack.log(name), _worth_seeing) for name in ("ingest", "recover")]
         try:
             while not stop.wait(0.2):
-                tail.poll()
+                for tail in tails:
+                    tail.poll()
         except KeyboardInterrupt:
             pass
     _say("Stopped.")

@@ -18,6 +18,7 @@ from typing import Any, Self
 import requests
 import stripe
 
+from shared.workflow.settings import is_product_variable
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
@@ -28,27 +29,6 @@ from standins.stripe_api import STRIPE_TEST_KEY
 # signing secret, which the ingest function requires.
 SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
 TOPIC = "stripe-payment-failed"
-# Variables the product reads: never inherited from the caller's shell into a sandbox function.
-PRODUCT_VARIABLES = (
-    "STRIPE_API_KEY",
-    "STRIPE_WEBHOOK_SECRET",
-    "LINQ_API_KEY",
-    "STRIPE_API_BASE",
-    "LINQ_API_BASE",
-    "GOOGLE_CLOUD_PROJECT",
-    "PUBSUB_TOPIC",
-    "LINQ_SENDER",
-    "DEFAULT_PHONE_REGION",
-    "MESSAGE_TEMPLATE",
-    "BRAND_NAME",
-    "TEXT_ON_ATTEMPTS",
-    "DRY_RUN",
-    "SLACK_WEBHOOK_URL",
-    "PUBSUB_EMULATOR_HOST",
-    "FIRESTORE_EMULATOR_HOST",
-    "FIRESTORE_DATABASE",
-)
-LANGUAGE_TEMPLATE_PREFIX = "MESSAGE_TEMPLATE_"
 
 
 # name -> (source, target, signature type) of the product's functions
@@ -59,12 +39,9 @@ FUNCTIONS = {
 
 
 def base_env() -> dict[str, str]:
-    """The caller's environment for a process of ours, without the product's variables."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in PRODUCT_VARIABLES and not k.startswith(LANGUAGE_TEMPLATE_PREFIX)
-    }
+    """The caller's environment for a process of ours, without the product's variables: a
+    sandbox function never inherits a key or a setting from the caller's shell."""
+    env = {k: v for k, v in os.environ.items() if not is_product_variable(k)}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1")
     return env
 

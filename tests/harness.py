@@ -170,7 +170,6 @@ class Pipeline:
             "customer_id": invoice["customer"],
             "attempt_count": invoice["attempt_count"],
             "livemode": invoice["livemode"],
-            "created": invoice["created"],
         }
         fields.update(changes)
         return FailedPayment(**fields)

@@ -83,8 +83,8 @@ def test_since_queues_each_open_invoice_once_at_its_latest_failed_attempt(pipeli
     ]
     [message] = queued(pipeline)
     assert message == {
+        "account": None,
         "attempt_count": 2,
-        "created": message["created"],
         "customer_id": retried["customer"],
         "event_id": f"backfill_{retried['id']}_2",
         "invoice_id": retried["id"],

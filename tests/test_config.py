@@ -4,8 +4,13 @@ import pytest
 
 from shared.core.errors import ConfigError
 from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
-from shared.workflow.config import DEFAULT_STRIPE_API_BASE, BackfillSettings, IngestSettings
-from shared.workflow.recover_config import DEFAULT_LINQ_API_BASE, RecoverSettings
+from shared.workflow.recover_settings import RecoverSettings
+from shared.workflow.settings import (
+    DEFAULT_LINQ_API_BASE,
+    DEFAULT_STRIPE_API_BASE,
+    BackfillSettings,
+    IngestSettings,
+)
 
 RECOVER = {
     "STRIPE_API_KEY": "sk_test_abc123",

@@ -55,7 +55,6 @@ def job(**changes: Any) -> FailedPayment:
         "customer_id": "cus_1",
         "attempt_count": 2,
         "livemode": False,
-        "created": None,
     }
     fields.update(changes)
     return FailedPayment(**fields)

@@ -424,7 +424,7 @@ def test_ingest_is_staged_with_only_what_it_imports(plan: Run) -> None:
         "shared/__init__.py",
         "shared/adapters/publisher.py",
     } <= files
-    assert {"shared/adapters/webhook.py", "shared/workflow/config.py"} <= files
+    assert {"shared/adapters/webhook.py", "shared/workflow/settings.py"} <= files
     assert not files & {
         "shared/adapters/linq.py",
         "shared/workflow/recovery.py",

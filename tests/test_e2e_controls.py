@@ -10,9 +10,10 @@ import pytest
 import requests
 
 from shared.adapters.ledger import COLLECTION
+from shared.workflow.settings import is_product_variable
 from standins import STRIPE_TEST_KEY, builders
 from standins.emulator import DEFAULT_PROJECT
-from standins.stack import PRODUCT_VARIABLES, REPO, json_lines
+from standins.stack import REPO, json_lines
 from tests.stack_support import (
     clean_run,
     messages_to,
@@ -65,7 +66,7 @@ def ledger_status(stack, invoice):
 
 def backfill(stack, *args):
     """`./dev backfill ARGS` against the stack's Stripe stand-in and topic."""
-    env = {k: v for k, v in os.environ.items() if k not in PRODUCT_VARIABLES}
+    env = {k: v for k, v in os.environ.items() if not is_product_variable(k)}
     env.update(
         STRIPE_API_KEY=STRIPE_TEST_KEY,
         STRIPE_API_BASE=stack.urls["stripe"],

@@ -24,16 +24,37 @@ def test_snapshot_event_becomes_a_compact_message():
         customer_id="cus_Jane",
         attempt_count=3,
         livemode=False,
-        created=event["created"],
     )
     assert payment.attributes() == {"event_id": "evt_Test1", "invoice_id": "in_Test1"}
 
 
 def test_message_bytes_are_exactly_this():
-    payment = FailedPayment("evt_1", "in_1", "cus_1", 2, False, 1795600000)
+    payment = FailedPayment("evt_1", "in_1", "cus_1", 2, False)
     assert payment.to_json() == (
+        b'{"account":null,"attempt_count":2,"customer_id":"cus_1",'
+        b'"event_id":"evt_1","invoice_id":"in_1","livemode":false}'
+    )
+
+
+def test_an_event_of_a_connected_account_carries_the_account():
+    invoice = builders.invoice("cus_1", id="in_1")
+    event = {**builders.payment_failed_event(invoice), "account": "acct_1Connected"}
+    payment = from_stripe_event(event)
+    assert payment is not None
+    assert payment.account == "acct_1Connected"
+    assert payment.attributes()["account"] == "acct_1Connected"
+    thin = {**builders.thin_payment_failed_event("in_1"), "context": "acct_1Connected"}
+    assert from_stripe_event(thin).account == "acct_1Connected"
+    assert from_stripe_event({**event, "account": "not an account"}).account is None
+
+
+def test_a_message_queued_by_the_previous_version_is_still_read():
+    data = base64.b64encode(
         b'{"attempt_count":2,"created":1795600000,"customer_id":"cus_1",'
         b'"event_id":"evt_1","invoice_id":"in_1","livemode":false}'
+    ).decode()
+    assert from_pubsub({"message": {"data": data}}) == FailedPayment(
+        "evt_1", "in_1", "cus_1", 2, False
     )
 
 
@@ -44,7 +65,6 @@ def test_thin_event_carries_the_invoice_id_only():
     assert (payment.event_id, payment.invoice_id) == ("evt_Thin1", "in_Thin1")
     assert payment.customer_id is None
     assert payment.attempt_count is None
-    assert isinstance(payment.created, int)
 
 
 def test_other_event_types_are_not_failed_payments():

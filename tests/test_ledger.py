@@ -45,7 +45,7 @@ def key() -> str:
 
 
 def job(event: str = "evt_a") -> FailedPayment:
-    return FailedPayment(event, "in_1", "cus_1", 1, False, None)
+    return FailedPayment(event, "in_1", "cus_1", 1, False)
 
 
 def record(firestore, key: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from google.cloud import secretmanager
 from shared.adapters import secrets as secrets_module
 from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError
-from shared.workflow.recover_config import RecoverSettings
+from shared.workflow.recover_settings import RecoverSettings
 from standins.secretmanager_api import SecretManagerStandin
 
 

@@ -28,7 +28,7 @@ from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, NotFoundError, PermanentError, RetryableError
 from shared.core.event import FailedPayment
 from shared.core.money import format_amount
-from shared.workflow.config import BackfillSettings
+from shared.workflow.settings import BackfillSettings
 
 # Stripe keeps events for 30 days.
 MAX_SINCE_S = 30 * 86400
@@ -66,7 +66,6 @@ class Target:
 
     invoice_id: str
     attempt: int | None = None
-    created: int | None = None
 
 
 class Throttle:
@@ -162,7 +161,7 @@ class Backfill:
             invoice_id, attempt = invoice.get("id"), invoice.get("attempt_count")
             if isinstance(invoice_id, str) and invoice_id not in targets:
                 attempt = attempt if isinstance(attempt, int) else None
-                targets[invoice_id] = Target(invoice_id, attempt, event.get("created"))
+                targets[invoice_id] = Target(invoice_id, attempt)
         return list(targets.values())
 
     def _events(self, since: int) -> Iterator[dict[str, Any]]:
@@ -197,7 +196,6 @@ class Backfill:
             customer_id=invoice.customer.id,
             attempt_count=attempt,
             livemode=invoice.livemode,
-            created=target.created,
         )
         amount = format_amount(invoice.amount_remaining, invoice.currency)
         what = f"{invoice.id} {invoice.customer.id} attempt {attempt} {amount}"

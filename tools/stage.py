@@ -23,6 +23,8 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from shared.workflow.settings import LANGUAGE_TEMPLATE_PREFIX, RECOVER, plain_names
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = {"ingest": "ingest_fn", "recover": "recover_fn"}  # staged name -> source directory
 PACKAGE = "shared"
@@ -39,19 +41,9 @@ TARGET = {
     "os_name": "posix",
     "platform_machine": "x86_64",
 }
-# The recover function's plain variables (beside its source, so not uploaded with it).
-RECOVER_ENV = (
-    "GOOGLE_CLOUD_PROJECT",
-    "FIRESTORE_DATABASE",
-    "LINQ_SENDER",
-    "DEFAULT_PHONE_REGION",
-    "MESSAGE_TEMPLATE",
-    "BRAND_NAME",
-    "TEXT_ON_ATTEMPTS",
-    "DRY_RUN",
-)
-# Language templates: MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FR, ...
-RECOVER_ENV_PREFIX = "MESSAGE_TEMPLATE_"
+# The recover function's plain variables (beside its source, so not uploaded with it): the ones
+# shared/workflow/settings.py says it reads, secrets and local-only ones aside.
+RECOVER_ENV = plain_names(RECOVER)
 # Import name -> the distribution that provides it. google.api_core comes with either Google
 # client library.
 PROVIDERS = {
@@ -240,7 +232,8 @@ def main(build: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         stage_function(function, out)
-    names = [*RECOVER_ENV, *sorted(n for n in os.environ if n.startswith(RECOVER_ENV_PREFIX))]
+    languages = sorted(n for n in os.environ if n.startswith(LANGUAGE_TEMPLATE_PREFIX))
+    names = [*RECOVER_ENV, *languages]
     values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
     with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
         f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())

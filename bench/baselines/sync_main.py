@@ -23,7 +23,7 @@ from cloudevents.http import CloudEvent
 
 from shared.adapters.webhook import parse_webhook
 from shared.core.errors import ConfigError, WebhookRejected
-from shared.workflow.config import IngestSettings
+from shared.workflow.settings import IngestSettings
 
 _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
 

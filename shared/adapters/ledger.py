@@ -228,6 +228,7 @@ class Ledger:
                 "invoice_id": job.invoice_id,
                 "attempt": attempt,
                 "customer_id": job.customer_id,
+                "account": job.account,
                 "created_at": now,
             }
             try:

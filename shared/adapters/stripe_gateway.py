@@ -52,10 +52,17 @@ class StripeGateway:
             max_network_retries=MAX_NETWORK_RETRIES,
         )
 
-    def invoice(self, invoice_id: str) -> Invoice:
-        """The invoice as it is now, with its customer and subscription expanded: one request."""
+    def invoice(self, invoice_id: str, account: str | None = None) -> Invoice:
+        """The invoice as it is now, with its customer and subscription expanded: one request.
+
+        `account` is the connected account it belongs to (Stripe Connect: the `Stripe-Account`
+        header), or None for the platform's own.
+        """
+        options: dict[str, Any] = {"stripe_account": account} if account else {}
         try:
-            found = self._client.v1.invoices.retrieve(invoice_id, params={"expand": list(EXPAND)})
+            found = self._client.v1.invoices.retrieve(
+                invoice_id, params={"expand": list(EXPAND)}, options=options
+            )
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return parse_invoice(found.to_dict())

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.core.log import redact
+
 
 class DunningError(Exception):
     """Base of every error the project raises on purpose; anything else is a bug."""
@@ -32,9 +34,13 @@ class RecoveryError(DunningError):
     """
 
     def __init__(self, reason: str, **detail: Any) -> None:
+        # Masked here, at the source: the text also reaches tracebacks, which no logger redacts.
+        reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
-        self.detail = {k: v for k, v in detail.items() if v is not None}
+        self.detail = {
+            k: redact(v) if isinstance(v, str) else v for k, v in detail.items() if v is not None
+        }
 
 
 class RetryableError(RecoveryError):

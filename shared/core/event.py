@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import Any
 
 from shared.core.errors import MalformedEventError, MalformedMessageError
@@ -15,6 +15,7 @@ from shared.core.errors import MalformedEventError, MalformedMessageError
 SNAPSHOT_TYPE = "invoice.payment_failed"
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
 THIN_TYPE = "v1.invoice.payment_failed"
+_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,18 @@ class FailedPayment:
     customer_id: str | None
     attempt_count: int | None
     livemode: bool
-    created: int | None
+    # The connected account the event belongs to (Stripe Connect), or None for the platform's own.
+    account: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
 
     def attributes(self) -> dict[str, str]:
         """Message attributes, so operators can filter and dead letters stay identifiable."""
-        return {"event_id": self.event_id, "invoice_id": self.invoice_id}
+        attributes = {"event_id": self.event_id, "invoice_id": self.invoice_id}
+        if self.account is not None:
+            attributes["account"] = self.account
+        return attributes
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -45,13 +50,9 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _unix(value: Any) -> int | None:
-    if isinstance(value, str):
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
-        except ValueError:
-            return None
-    return _int(value)
+def _account(value: Any) -> str | None:
+    """A Stripe account id (`acct_...`), or None: anything else is not an account to read from."""
+    return value if isinstance(value, str) and _ACCOUNT.fullmatch(value) else None
 
 
 def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
@@ -67,10 +68,13 @@ def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
             customer = customer.get("id")
         attempt = invoice.get("attempt_count")
         invoice_id = invoice.get("id")
+        account = event.get("account")
     elif kind == THIN_TYPE:
         related = _mapping(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
+        # A thin event names a connected account in its context.
+        account = event.get("context")
     else:
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
@@ -84,7 +88,7 @@ def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
         customer_id=customer if isinstance(customer, str) else None,
         attempt_count=_int(attempt),
         livemode=bool(event.get("livemode")),
-        created=_unix(event.get("created")),
+        account=_account(account),
     )
 
 
@@ -105,16 +109,12 @@ def from_pubsub(data: Mapping[str, Any] | None) -> FailedPayment:
         raise MalformedMessageError("message has no invoice_id")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedMessageError("message has no event_id")
-    attempt, created, customer = (
-        payload.get("attempt_count"),
-        payload.get("created"),
-        payload.get("customer_id"),
-    )
+    customer = payload.get("customer_id")
     return FailedPayment(
         event_id=event_id,
         invoice_id=invoice_id,
         customer_id=customer if isinstance(customer, str) else None,
-        attempt_count=_int(attempt),
+        attempt_count=_int(payload.get("attempt_count")),
         livemode=bool(payload.get("livemode")),
-        created=_int(created),
+        account=_account(payload.get("account")),
     )

@@ -61,7 +61,7 @@ class Invoice:
     def why_not_collectable(self) -> str | None:
         """Why the invoice is not worth a text, or None: only an open one with something due is."""
         if self.status != "open":
-            return f"invoice is {self.status}"
+            return f"invoice is {self.status}" if self.status else "invoice has no status"
         return "nothing is due" if self.amount_remaining <= 0 else None
 
     @property
@@ -79,10 +79,24 @@ def describe_line(description: str | None) -> str:
     return text or FALLBACK_DESCRIPTION
 
 
-def parse_customer(data: Mapping[str, Any] | str | None) -> Customer:
-    """A customer from an expanded `customer` field; a bare id or a deleted stub has no contact."""
+def parse_customer(data: Mapping[str, Any] | str | None, invoice: Mapping[str, Any]) -> Customer:
+    """The customer of `invoice`, from its expanded `customer` field.
+
+    An invoice billed to an Accounts v2 `customer_account` has no customer object (`customer` is
+    null): its own copies (`customer_name`, `customer_phone`, `customer_address`, frozen when it
+    was finalized) stand in. A customer without an address takes the invoice's address country
+    as its phone region. A bare id or a deleted customer has no contact.
+    """
+    frozen_country = (invoice.get("customer_address") or {}).get("country")
+    if data is None:
+        return Customer(
+            id=invoice.get("customer_account"),
+            name=clean(invoice.get("customer_name")),
+            phone=invoice.get("customer_phone"),
+            country=frozen_country,
+        )
     if not isinstance(data, Mapping):
-        return Customer(id=data, name="", phone=None, country=None, deleted=data is None)
+        return Customer(id=data, name="", phone=None, country=None)
     if data.get("deleted"):
         return Customer(id=data.get("id"), name="", phone=None, country=None, deleted=True)
     address = data.get("address") or {}
@@ -91,7 +105,7 @@ def parse_customer(data: Mapping[str, Any] | str | None) -> Customer:
         id=data.get("id"),
         name=clean(data.get("name")),
         phone=data.get("phone"),
-        country=address.get("country"),
+        country=address.get("country") or frozen_country,
         preferred_locales=tuple(locale for locale in locales if isinstance(locale, str)),
     )
 
@@ -116,7 +130,7 @@ def parse_invoice(data: Mapping[str, Any]) -> Invoice:
         attempt_count=int(data.get("attempt_count") or 0),
         livemode=bool(data.get("livemode")),
         description=describe_line(first_line),
-        customer=parse_customer(data.get("customer")),
+        customer=parse_customer(data.get("customer"), data),
         subscription_id=subscription_id if isinstance(subscription_id, str) else None,
         subscription_status=status if isinstance(status, str) else None,
     )

@@ -10,13 +10,18 @@ from typing import Any, TextIO
 # Cloud Logging lifts `severity` and `message` out of a JSON line; every other key stays queryable
 # as jsonPayload.KEY.
 INFO = "INFO"
-NOTICE = "NOTICE"
 WARNING = "WARNING"
 ERROR = "ERROR"
 
 
-# An E.164 number anywhere in a logged string, such as inside a vendor's error message.
+# What must never reach a log whole, wherever it hides (a vendor's error message, an exception's
+# text, a traceback): phone numbers in E.164 or written the North American way, email addresses,
+# and API keys, signing secrets and bearer tokens.
 _E164 = re.compile(r"\+\d{6,15}\b")
+_NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}\b")
+_EMAIL = re.compile(r"\b[\w.+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})\b")
+_SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+")
+_BEARER = re.compile(r"\b([Bb]earer\s+)\S+")
 
 
 def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
@@ -33,8 +38,12 @@ def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any
 
 
 def redact(text: str) -> str:
-    """`text` with every E.164 number masked."""
-    return _E164.sub(lambda match: mask_phone(match.group()) or "", text)
+    """`text` with every phone number, email address and secret in it masked."""
+    text = _E164.sub(lambda match: mask_phone(match.group()) or "", text)
+    text = _NANP.sub(lambda match: "***-***-" + match.group()[-4:], text)
+    text = _EMAIL.sub(lambda match: "***@" + match.group(1), text)
+    text = _SECRET.sub(lambda match: match.group(1) + "****" + match.group()[-4:], text)
+    return _BEARER.sub(lambda match: match.group(1) + "****", text)
 
 
 def mask_phone(number: str | None) -> str | None:

@@ -104,6 +104,7 @@ def log_result(
     customer_id: str | None,
     event_id: str | None,
     attempt: int | None = None,
+    account: str | None = None,
     stream: TextIO | None = None,
 ) -> None:
     """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
@@ -122,4 +123,5 @@ def log_result(
         phone=outcome.phone,
         text=outcome.text,
         event_id=event_id,
+        account=account,
     )

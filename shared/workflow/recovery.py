@@ -34,7 +34,7 @@ from shared.core.invoice import Invoice
 from shared.core.log import WARNING, log
 from shared.core.outcome import Action, Outcome, failed, rehearsed, sent, skipped
 from shared.core.sender import pick_sender
-from shared.workflow.recover_config import RecoverSettings
+from shared.workflow.recover_settings import RecoverSettings
 
 U = TypeVar("U")
 
@@ -97,7 +97,7 @@ class Recovery:
     def _read_invoice(self, job: FailedPayment) -> tuple[Invoice | None, PermanentError | None]:
         """The invoice as it is now, or the permanent reason it cannot be read."""
         try:
-            return self._stripe.invoice(job.invoice_id), None
+            return self._stripe.invoice(job.invoice_id, job.account), None
         except NotFoundError as exc:
             mode = "live" if job.livemode else "test"
             return None, PermanentError(f"invoice not found in {mode} mode: {exc.reason}")

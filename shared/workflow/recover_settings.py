@@ -1,0 +1,175 @@
+"""The recover function's settings: API access, sender choice, texts and operator controls,
+read with the one reader of shared/workflow/settings.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Self
+
+from shared.core.errors import ConfigError
+from shared.core.message import (
+    BRANDED_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    Template,
+    Templates,
+    contains_url,
+)
+from shared.core.phone import is_region, to_e164
+from shared.core.policy import ALL, AttemptPolicy
+from shared.core.text import clean
+from shared.workflow.settings import (
+    DEFAULT_FIRESTORE_DATABASE,
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_LINQ_API_BASE,
+    DEFAULT_PHONE_REGION,
+    DEFAULT_STRIPE_API_BASE,
+    LANGUAGE_TEMPLATE_PREFIX,
+    TEMPLATE_VARIABLE,
+    Reader,
+    Settings,
+    http_url,
+    stripe_api_key,
+    stripe_key_mode,
+)
+
+# MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
+_LANGUAGE_TEMPLATE = re.compile(rf"^{LANGUAGE_TEMPLATE_PREFIX}([A-Z]{{2,3}})$")
+_LEASE_RANGE = range(2, 3601)
+# The brand opens every text and is never shortened, so it has to stay short.
+MAX_BRAND_LENGTH = 40
+
+
+@dataclass(frozen=True)
+class RecoverSettings(Settings):
+    """What the recover function needs: API access, sender choice, the texts and the operator's
+    controls (which attempts get a text, dry run)."""
+
+    stripe_api_key: str
+    linq_api_key: str
+    project: str
+    firestore_database: str
+    stripe_api_base: str
+    linq_api_base: str
+    linq_sender: str | None
+    default_region: str
+    brand: str | None
+    templates: Templates
+    attempts: AttemptPolicy
+    dry_run: bool
+    slack_webhook_url: str | None
+    lease: dt.timedelta = dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
+
+    @property
+    def stripe_mode(self) -> str:
+        return stripe_key_mode(self.stripe_api_key)
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        brand = _brand(env)
+        slack = env.optional_secret("SLACK_WEBHOOK_URL")
+        return cls(
+            stripe_api_key=stripe_api_key(env),
+            linq_api_key=env.secret("LINQ_API_KEY"),
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
+            stripe_api_base=env.base_url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+            linq_api_base=_linq_api_base(env),
+            linq_sender=_sender(env),
+            default_region=_region(env),
+            brand=brand,
+            templates=_templates(env, brand),
+            attempts=AttemptPolicy.parse(env.value("TEXT_ON_ATTEMPTS") or ALL),
+            dry_run=env.flag("DRY_RUN"),
+            slack_webhook_url=None
+            if slack is None
+            else http_url(
+                "SLACK_WEBHOOK_URL",
+                slack,
+                "https://hooks.slack.com/services/T000/B000/XXXX",
+                secret=True,
+            ),
+            lease=_lease(env),
+        )
+
+
+def _linq_api_base(env: Reader) -> str:
+    base = env.base_url("LINQ_API_BASE", DEFAULT_LINQ_API_BASE)
+    if base.endswith("/v3"):
+        raise ConfigError(
+            f"LINQ_API_BASE must not end in /v3 (every path already starts with it): "
+            f"use {base.removesuffix('/v3')}"
+        )
+    return base
+
+
+def _region(env: Reader) -> str:
+    region = (env.value("DEFAULT_PHONE_REGION") or DEFAULT_PHONE_REGION).upper()
+    if not is_region(region):
+        raise ConfigError(
+            f"DEFAULT_PHONE_REGION must be a two-letter region code such as US, got {region!r}"
+        )
+    return region
+
+
+def _sender(env: Reader) -> str | None:
+    sender = env.value("LINQ_SENDER")
+    if sender is None:
+        return None
+    normalised = to_e164(sender, []) if sender.startswith("+") else None
+    if normalised is None:
+        raise ConfigError(
+            f"LINQ_SENDER must be one of your Linq lines in E.164 (+14155550100), got {sender!r}"
+        )
+    return normalised
+
+
+def _brand(env: Reader) -> str | None:
+    value = env.value("BRAND_NAME")
+    if value is None:
+        return None
+    brand = clean(value)
+    if len(brand) > MAX_BRAND_LENGTH:
+        raise ConfigError(
+            f"BRAND_NAME must be at most {MAX_BRAND_LENGTH} characters (it is never shortened), "
+            f"got {len(brand)}"
+        )
+    if contains_url(brand):
+        raise ConfigError(
+            f"BRAND_NAME must not look like a URL or a domain, got {brand!r}: Linq rejects a URL "
+            "in the first message of a new chat; use the name customers know, such as Acme"
+        )
+    return brand
+
+
+def _templates(env: Reader, brand: str | None) -> Templates:
+    """MESSAGE_TEMPLATE (by default the branded text when BRAND_NAME is set) and every
+    MESSAGE_TEMPLATE_<LANG>, each checked under its own name."""
+    default = env.raw(TEMPLATE_VARIABLE) or (BRANDED_TEMPLATE if brand else DEFAULT_TEMPLATE)
+    by_language = {}
+    for name in env.names():
+        if not name.startswith(LANGUAGE_TEMPLATE_PREFIX):
+            continue
+        match = _LANGUAGE_TEMPLATE.match(name)
+        if match is None:
+            raise ConfigError(
+                f"{name} is not a language template: the name must end in a two- or three-letter "
+                f"ISO 639 language code in upper case, such as {LANGUAGE_TEMPLATE_PREFIX}ES"
+            )
+        text = env.raw(name)
+        if text:
+            by_language[match.group(1).lower()] = Template.parse(text, name, brand)
+    return Templates(Template.parse(default, TEMPLATE_VARIABLE, brand), by_language)
+
+
+def _lease(env: Reader) -> dt.timedelta:
+    text = env.value("LEASE_SECONDS")
+    if text is None:
+        return dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
+    if not text.isdigit() or int(text) not in _LEASE_RANGE:
+        raise ConfigError(
+            f"LEASE_SECONDS must be whole seconds from {_LEASE_RANGE.start} to "
+            f"{_LEASE_RANGE.stop - 1}, longer than the function's timeout, got {text!r}"
+        )
+    return dt.timedelta(seconds=int(text))

@@ -1,0 +1,377 @@
+"""Every variable the product reads, in one place: its name, who reads it, what it means, its
+default; the one reader of the environment; the ingest and backfill settings (the recover
+function's, which need the templates and phonenumbers, are in recover_settings.py).
+
+deploy.sh (through tools/stage.py), the local stack, the sandbox and the README's Configuration
+table all take the names from `VARIABLES`; tests/test_settings.py fails when one disagrees.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Self
+from urllib.parse import urlsplit
+
+from shared.adapters.secrets import SecretResolver
+from shared.core.errors import ConfigError
+
+INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
+DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
+DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
+DEFAULT_TOPIC = "stripe-payment-failed"
+DEFAULT_FIRESTORE_DATABASE = "dunning"
+DEFAULT_PHONE_REGION = "US"
+# The ledger lease must outlast a run (the function's timeout, 120 s in deploy.sh): a shorter one
+# could let a second run take over while the first is still sending.
+DEFAULT_LEASE_SECONDS = 180
+TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
+LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: who reads it, what it means, what it is when unset."""
+
+    name: str
+    readers: tuple[str, ...]
+    meaning: str
+    default: str
+    # A secret: a plain value (what `gcloud --set-secrets` injects) or an sm:// reference, and
+    # deployed through Secret Manager rather than as a plain variable.
+    secret: bool = False
+    # Only for running on this machine (the emulators): never deployed.
+    local: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "STRIPE_API_KEY",
+        (RECOVER, BACKFILL),
+        "Stripe secret or restricted key (`sk_...`, `rk_...`)",
+        "required",
+        secret=True,
+    ),
+    Variable(
+        "STRIPE_WEBHOOK_SECRET",
+        (INGEST,),
+        "`whsec_...` signing secret of the webhook endpoint (`whsec_` and at least 24 letters and "
+        "digits). Anything else (a placeholder such as `not-set-yet`, before the endpoint exists) "
+        'means "not set up yet": every webhook is answered 503 without being verified, and a '
+        "WARNING line per request names the problem",
+        "required",
+        secret=True,
+    ),
+    Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
+    Variable(
+        "GOOGLE_CLOUD_PROJECT",
+        (INGEST, RECOVER, BACKFILL),
+        "project of the topic (ingest, backfill) and of the send ledger (recover)",
+        "required",
+    ),
+    Variable(
+        "STRIPE_API_BASE",
+        (RECOVER, BACKFILL),
+        "Stripe API base URL; `https://` (plain `http://` only for `127.0.0.1` and `localhost`, "
+        "where the stand-ins run)",
+        f"`{DEFAULT_STRIPE_API_BASE}`",
+    ),
+    Variable(
+        "LINQ_API_BASE",
+        (RECOVER,),
+        "Linq API base URL, without a trailing `/v3`; `https://` (plain `http://` only for "
+        "`127.0.0.1` and `localhost`)",
+        f"`{DEFAULT_LINQ_API_BASE}`",
+    ),
+    Variable(
+        "FIRESTORE_DATABASE",
+        (RECOVER,),
+        "Firestore database (native mode) holding the send ledger",
+        f"`{DEFAULT_FIRESTORE_DATABASE}`",
+    ),
+    Variable(
+        "PUBSUB_TOPIC",
+        (INGEST, BACKFILL),
+        "topic id failed payments are published to",
+        f"`{DEFAULT_TOPIC}`",
+    ),
+    Variable(
+        "LINQ_SENDER",
+        (RECOVER,),
+        "E.164 line to send from when the account has several",
+        "first usable line",
+    ),
+    Variable(
+        "DEFAULT_PHONE_REGION",
+        (RECOVER,),
+        "region for numbers written without a country code",
+        f"`{DEFAULT_PHONE_REGION}` (the customer's address country wins)",
+    ),
+    Variable(
+        TEMPLATE_VARIABLE,
+        (RECOVER,),
+        "the text; placeholders `{first_name}` `{description}` `{amount}` `{brand}`; must contain "
+        "`STOP`, no `{url}`, no URL, and fit in 319 characters with `BRAND_NAME` and the longest "
+        "amount Stripe accepts in any currency (`IDR 9,999,999,999.99`, 20 characters)",
+        "the default above (the branded one when `BRAND_NAME` is set)",
+    ),
+    Variable(
+        f"{LANGUAGE_TEMPLATE_PREFIX}<LANG>",
+        (RECOVER,),
+        "the text for customers whose first preferred locale is in language `<LANG>`, a two- or "
+        "three-letter ISO 639 code in upper case (`MESSAGE_TEMPLATE_ES`); checked like "
+        "`MESSAGE_TEMPLATE`",
+        "`MESSAGE_TEMPLATE`",
+    ),
+    Variable(
+        "BRAND_NAME",
+        (RECOVER,),
+        "who is writing, for `{brand}`: at most 40 characters, not a URL or a domain (Linq's "
+        "first-message rule)",
+        "none; a template with `{brand}` then fails to start",
+    ),
+    Variable(
+        "TEXT_ON_ATTEMPTS",
+        (RECOVER,),
+        "which failed attempts get a text: `all`, or attempt numbers such as `1,3`; the others "
+        "end as `skipped:policy`",
+        "`all` (one text per failed payment)",
+    ),
+    Variable(
+        "DRY_RUN",
+        (RECOVER,),
+        "`true`: decide everything, send nothing, record nothing, log `dry_run` lines "
+        "(`true`/`false`, `1`/`0`, `yes`/`no`)",
+        "`false`",
+    ),
+    Variable(
+        "LEASE_SECONDS",
+        (RECOVER,),
+        "how long a run owns a failed payment before another may take it over (the ledger "
+        "lease); must be longer than the function's timeout (120 s in `deploy.sh`)",
+        f"`{DEFAULT_LEASE_SECONDS}`",
+    ),
+    Variable(
+        "SLACK_WEBHOOK_URL",
+        (RECOVER,),
+        "Slack incoming webhook for an internal note per outcome (dry runs included); "
+        "`https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
+        "off",
+        secret=True,
+    ),
+    Variable(
+        "PUBSUB_EMULATOR_HOST",
+        (INGEST, BACKFILL),
+        "send the Pub/Sub client to the emulator (`./dev` and the tests set it)",
+        "unset",
+        local=True,
+    ),
+    Variable(
+        "FIRESTORE_EMULATOR_HOST",
+        (RECOVER,),
+        "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
+        "unset",
+        local=True,
+    ),
+)
+BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def read_by(reader: str) -> tuple[Variable, ...]:
+    """The variables one function (or tool) reads."""
+    return tuple(variable for variable in VARIABLES if reader in variable.readers)
+
+
+def is_product_variable(name: str) -> bool:
+    """Whether `name` is a variable the product reads (language templates included)."""
+    return name in BY_NAME or name.startswith(LANGUAGE_TEMPLATE_PREFIX)
+
+
+def plain_names(reader: str) -> tuple[str, ...]:
+    """The plain (not secret, not local-only) variables `reader` reads, by name; the language
+    templates, a family of names, are matched with LANGUAGE_TEMPLATE_PREFIX."""
+    return tuple(
+        v.name
+        for v in read_by(reader)
+        if not v.secret and not v.local and not v.name.startswith(LANGUAGE_TEMPLATE_PREFIX)
+    )
+
+
+# --- reading --------------------------------------------------------------------------------
+
+Environ = Mapping[str, str]
+# The only hosts an API base may name with plain http: the stand-ins and the sandbox listen there.
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
+_STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
+# Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
+_TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
+# A signing secret as Stripe issues it: whsec_ and a long random part (32 letters and digits from
+# the Dashboard, 64 hex digits from the Stripe CLI). Stripe documents no length, so the bound is
+# one no guessable stand-in reaches while every issued secret does.
+_SIGNING_SECRET = re.compile(r"whsec_[A-Za-z0-9]{24,}")
+# Words of the stand-ins operators type while the endpoint does not exist yet.
+_PLACEHOLDER_WORDS = ("pending", "placeholder", "notset", "notyet", "changeme", "example", "dummy")
+_TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
+class Reader:
+    """One environment, read variable by variable; every error names the variable."""
+
+    def __init__(self, env: Environ, secrets: SecretResolver) -> None:
+        self._env, self._secrets = env, secrets
+
+    def value(self, name: str) -> str | None:
+        """The value with surrounding white space removed; unset and blank are the same."""
+        return self._env.get(name, "").strip() or None
+
+    def raw(self, name: str) -> str | None:
+        """The value exactly as set (a template's own spacing is the operator's), or None."""
+        return self._env.get(name)
+
+    def required(self, name: str) -> str:
+        value = self.value(name)
+        if value is None:
+            raise ConfigError(f"{name} is required: {BY_NAME[name].meaning}")
+        return value
+
+    def secret(self, name: str) -> str:
+        return self._secrets.resolve(name, self.required(name))
+
+    def optional_secret(self, name: str) -> str | None:
+        value = self.value(name)
+        return None if value is None else self._secrets.resolve(name, value)
+
+    def flag(self, name: str) -> bool:
+        """A yes/no variable; unset is no."""
+        value = self.value(name)
+        if value is None or value.lower() in _FALSE:
+            return False
+        if value.lower() in _TRUE:
+            return True
+        raise ConfigError(f"{name} must be true or false (or 1/0, yes/no), got {value!r}")
+
+    def base_url(self, name: str, default: str) -> str:
+        return http_url(name, self.value(name) or default, default)
+
+    def names(self) -> list[str]:
+        return sorted(self._env)
+
+
+def http_url(name: str, value: str, example: str, *, secret: bool = False) -> str:
+    """An https URL without a trailing slash (plain http only on this machine, for the stand-ins
+    and the sandbox); a secret URL is never echoed in the error."""
+    value = value.rstrip("/")
+    found = "" if secret else f", got {value!r}"
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # an unbalanced [ in the host
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{name} must be an https URL such as {example}{found}")
+    # API keys and customer data travel in these requests: never in clear over a network.
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"{name} must use https (http:// is allowed only for "
+            f"{' and '.join(sorted(LOOPBACK_HOSTS))}){found}"
+        )
+    return value
+
+
+def stripe_key_mode(key: str) -> str:
+    """`test` or `live`, from the key's prefix."""
+    return "live" if "_live_" in key[:8] else "test"
+
+
+def signing_secret_problem(secret: str) -> str | None:
+    """What keeps `secret` from being a Stripe endpoint's signing secret, without quoting it;
+    None when it is one."""
+    if not secret.startswith("whsec_"):
+        return "it does not start with whsec_"
+    if not _SIGNING_SECRET.fullmatch(secret):
+        return "after whsec_ it is not 24 or more letters and digits"
+    random_part = secret.removeprefix("whsec_").lower()
+    repeats = any(random_part == random_part[:n] * (len(random_part) // n) for n in range(1, 9))
+    if repeats or any(word in random_part for word in _PLACEHOLDER_WORDS):
+        return "it is a placeholder"
+    return None
+
+
+def stripe_api_key(env: Reader) -> str:
+    key = env.secret("STRIPE_API_KEY")
+    if not _STRIPE_KEY.match(key):
+        raise ConfigError(
+            "STRIPE_API_KEY must be a secret or restricted key (sk_test_..., sk_live_..., "
+            "rk_...); publishable keys (pk_...) cannot read invoices"
+        )
+    return key
+
+
+def _topic(env: Reader) -> str:
+    topic = env.value("PUBSUB_TOPIC") or DEFAULT_TOPIC
+    if not _TOPIC.match(topic):
+        raise ConfigError(f"PUBSUB_TOPIC must be a Pub/Sub topic id (not a path), got {topic!r}")
+    return topic
+
+
+# --- each function's settings ------------------------------------------------------------------
+
+
+class Settings:
+    """Read and validated once per instance, lazily (never at import)."""
+
+    @classmethod
+    def from_env(cls, env: Environ | None = None, secrets: SecretResolver | None = None) -> Self:
+        return cls.read(Reader(os.environ if env is None else env, secrets or SecretResolver()))
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class IngestSettings(Settings):
+    """What the ingest function needs: the signing secret and where to publish.
+
+    While STRIPE_WEBHOOK_SECRET holds no real signing secret (the first deployment, before the
+    Stripe endpoint exists), `webhook_secret` is None and `not_set_up` says what is wrong with
+    the value, never quoting it. The function then verifies nothing and answers 503, so Stripe
+    retries and nothing is lost.
+    """
+
+    webhook_secret: str | None
+    not_set_up: str | None
+    project: str
+    topic: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        webhook_secret = env.secret("STRIPE_WEBHOOK_SECRET")
+        problem = signing_secret_problem(webhook_secret)
+        return cls(
+            webhook_secret=None if problem else webhook_secret,
+            not_set_up=problem,
+            topic=_topic(env),
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+        )
+
+
+@dataclass(frozen=True)
+class BackfillSettings(Settings):
+    """What `./dev backfill` needs: Stripe read access and the topic the recover function reads."""
+
+    stripe_api_key: str
+    stripe_api_base: str
+    project: str
+    topic: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            stripe_api_key=stripe_api_key(env),
+            stripe_api_base=env.base_url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            topic=_topic(env),
+        )

@@ -1,0 +1,132 @@
+"""`./dev sandbox`, as a new user runs it: the demo, and `--live` pointed at another Stripe and
+Linq through STRIPE_API_BASE and LINQ_API_BASE."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import requests
+
+from shared.workflow.settings import is_product_variable
+from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
+from standins.processes import REPO, free_port
+from standins.stack import signed_webhook
+
+LIVE_SECRET = "whsec_LiveSandboxTest4f8e2a9c1b7d3e65"
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not is_product_variable(k)}
+    env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def test_the_demo_shows_every_case_and_leaves_nothing_running():
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "expected" not in done.stdout  # no case ended with another action than its own
+    results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("  {")]
+    assert {r["action"] for r in results} >= {"sent", "skipped:no_phone", "skipped:not_open"}
+    stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
+    [summary] = stopped
+    counts = summary.split()[1], summary.split()[3]
+    assert counts[0] == counts[1], summary
+
+
+class Output:
+    """A process's stdout, collected line by line in the background."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def entries(self) -> list[dict]:
+        return [json.loads(line) for line in self.lines if line.startswith("  {")]
+
+    def wait_for(self, what: str, found: Callable[[dict], bool], timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            match = [entry for entry in self.entries() if found(entry)]
+            if match:
+                return match[0]
+            assert time.monotonic() < deadline, f"no {what} in:\n" + "\n".join(self.lines[-30:])
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def live_sandbox(stripe_api, linq_api) -> Iterator[tuple[int, Output]]:
+    port = free_port()
+    env = clean_env(
+        STRIPE_API_KEY=STRIPE_TEST_KEY,
+        LINQ_API_KEY=LINQ_TOKEN,
+        STRIPE_WEBHOOK_SECRET=LIVE_SECRET,
+        STRIPE_API_BASE=stripe_api.url,
+        LINQ_API_BASE=linq_api.url,
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--live", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    output = Output(process)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(line.startswith("Ingest listening") for line in output.lines):
+            assert process.poll() is None, "\n".join(output.lines)
+            assert time.monotonic() < deadline, "\n".join(output.lines)
+            time.sleep(0.1)
+        yield port, output
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def test_live_mode_uses_the_api_bases_given_and_shows_retries(live_sandbox, stripe_api, linq_api):
+    port, output = live_sandbox
+    linq_api.load({"phone_numbers": [builders.linq_line("+12025550100")]})
+    first, second = builders.customer(phone="+14155550150"), builders.customer(phone="+14155550151")
+    invoices = [builders.invoice(first), builders.invoice(second)]
+    stripe_api.load({"customers": [first, second], "invoices": invoices})
+    # The second one's text meets a Linq outage once: its retry must show.
+    linq_api.add_fault(r"^/v3/capability/", status=503)
+    for invoice in invoices:
+        body, headers = signed_webhook(builders.payment_failed_event(invoice), LIVE_SECRET)
+        answer = requests.post(f"http://127.0.0.1:{port}/", data=body, headers=headers, timeout=30)
+        assert answer.status_code == 200, answer.text
+    retry = output.wait_for("retry line", lambda e: e["message"].startswith("will retry"))
+    assert (retry["severity"], retry["status"]) == ("ERROR", 503)
+    for invoice in invoices:
+        sent = output.wait_for(
+            "result", lambda e, i=invoice: e.get("invoice_id") == i["id"] and "action" in e
+        )
+        assert sent["action"] == "sent"
+    assert {r["path"] for r in stripe_api.requests()} == {
+        f"/v1/invoices/{i['id']}" for i in invoices
+    }
+    assert len(linq_api.messages()) == 4
