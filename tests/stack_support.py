@@ -79,6 +79,16 @@ def parts_sent_to(stack: LocalStack, phone: str) -> list[str]:
     return [m["parts"][0]["type"] for m in messages_to(stack, phone)]
 
 
+def _emails_seen(stack: LocalStack) -> set[str]:
+    """Every customer email address Stripe returned."""
+    emails = set()
+    for request in stack.stripe.requests():
+        customer = (request.get("response") or {}).get("customer")
+        if isinstance(customer, dict) and customer.get("email"):
+            emails.add(customer["email"])
+    return emails
+
+
 def _phones_seen(stack: LocalStack) -> set[str]:
     """The last ten digits of every customer phone Stripe returned and every number texted."""
     raw = [m["to"][0] for m in stack.linq.messages() if m["to"]]
@@ -90,9 +100,13 @@ def _phones_seen(stack: LocalStack) -> set[str]:
     return {d[-10:] for d in digits if len(d) >= 10}
 
 
-def find_leaks(stack: LocalStack, extra_numbers: Iterable[str] = ()) -> list[str]:
-    """Secrets and full customer numbers found in the functions' logs and the Slack notes."""
+def find_leaks(
+    stack: LocalStack, extra_numbers: Iterable[str] = (), extra_emails: Iterable[str] = ()
+) -> list[str]:
+    """Secrets, full customer numbers and email addresses found in every byte the functions
+    wrote (tracebacks included) and in the Slack notes."""
     numbers = _phones_seen(stack) | {n[-10:] for n in extra_numbers}
+    emails = _emails_seen(stack) | set(extra_emails)
     texts = [stack.log(name).read_text(errors="replace") for name in ("ingest", "recover")]
     texts += [note["text"] for note in stack.slack.notes()]
     leaks = []
@@ -100,4 +114,5 @@ def find_leaks(stack: LocalStack, extra_numbers: Iterable[str] = ()) -> list[str
         leaks += [f"secret {s[:6]}... in text {index}" for s in SECRETS if s in text]
         digits = re.sub(r"[\s().-]", "", text)
         leaks += [f"number ...{n[-4:]} in text {index}" for n in numbers if n in digits]
+        leaks += [f"email {e[:3]}... in text {index}" for e in emails if e in text]
     return leaks

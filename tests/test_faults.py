@@ -9,11 +9,12 @@ import pytest
 import requests
 
 from shared.adapters.ledger import COLLECTION
-from standins import builders
+from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
 from standins.stack import json_lines
 from tests.stack_support import (
     SENDER,
     clean_run,
+    find_leaks,
     lines_for,
     parts_sent_to,
     results_for,
@@ -361,3 +362,63 @@ def test_ineligible_configured_line_is_retried_until_it_recovers(stack):
     finally:
         stack.kill("recover")
         stack.start_function("recover")
+
+
+# --- vendors' error text carries customer data: none of it reaches a log or a traceback -------
+
+LEAKY_PHONE = "+14155550160"
+LEAKY_EMAIL = "ana.leak@example.com"
+LEAKY_TEXT = (
+    f"delivery to {LEAKY_PHONE} for {LEAKY_EMAIL} failed (key {STRIPE_TEST_KEY}, "
+    f"Authorization: Bearer {LINQ_TOKEN})"
+)
+
+
+def stripe_error(status, type_="api_error", code=None):
+    error = {"message": LEAKY_TEXT, "type": type_}
+    if code is not None:
+        error["code"] = code
+    return {"status": status, "body": {"error": error}}
+
+
+def linq_error(status, code):
+    body = {"success": False, "error": {"status": status, "code": code, "message": LEAKY_TEXT}}
+    headers = {"Retry-After": "1"} if status == 429 else {}
+    return {"status": status, "body": {**body, "trace_id": "0" * 32}, "headers": headers}
+
+
+# One case per error class: retried (5xx, 429) and final (4xx) of each vendor, and Slack's.
+LEAKS = {
+    "stripe 500": ("stripe", r"^/v1/invoices/", stripe_error(500), 3),
+    "stripe 429": (
+        "stripe",
+        r"^/v1/invoices/",
+        stripe_error(429, "invalid_request_error", "rate_limit"),
+        1,
+    ),
+    "stripe 401": ("stripe", r"^/v1/invoices/", stripe_error(401, "invalid_request_error"), 1),
+    "stripe 404": (
+        "stripe",
+        r"^/v1/invoices/",
+        stripe_error(404, "invalid_request_error", "resource_missing"),
+        1,
+    ),
+    "linq 503": ("linq", r"^/v3/chats$", linq_error(503, 3006), 1),
+    "linq 429": ("linq", r"^/v3/capability/", linq_error(429, 1007), 1),
+    "linq 400": ("linq", r"^/v3/capability/", linq_error(400, 1002), 1),
+    "linq 403 opted out": ("linq", r"^/v3/chats$", linq_error(403, 2024), 1),
+    "linq 403 blocked": ("linq", r"^/v3/chats$", linq_error(403, 2026), 1),
+    "linq 403 ineligible": ("linq", r"/messages$", linq_error(403, 2027), 1),
+    "slack 500": ("slack", r"/services/", {"status": 500, "body": LEAKY_TEXT}, 1),
+}
+
+
+@pytest.mark.parametrize("case", LEAKS, ids=list(LEAKS))
+def test_vendor_error_text_with_a_number_a_key_and_an_email_leaks_nowhere(stack, case):
+    service, path, fault, times = LEAKS[case]
+    stack.standin(service).add_fault(path, times=times, **fault)
+    invoice = store(stack, phone=LEAKY_PHONE, email=LEAKY_EMAIL)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    wait_for_result(stack, invoice)
+    time.sleep(0.5)  # a traceback is written after the answer
+    assert find_leaks(stack, [LEAKY_PHONE], [LEAKY_EMAIL]) == []

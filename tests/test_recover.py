@@ -533,3 +533,39 @@ def test_phone_numbers_in_vendor_errors_are_masked_in_logs_and_slack(pipeline, l
     assert "4155550100" not in json.dumps(lines)
     assert "+1******0100" in json.dumps(lines)
     assert "4155550100" not in slack_api.notes()[0]["text"]
+
+
+# --- invoices without a customer object, Stripe Connect -------------------------------------
+
+
+def test_invoice_billed_to_a_customer_account_uses_its_own_customer_fields(pipeline, linq_api):
+    # Accounts v2: `customer` is null and the invoice's frozen customer_* fields are all there is.
+    invoice = pipeline.customer_with_invoice()
+    pipeline.stripe.update_invoice(
+        invoice["id"],
+        {
+            "customer": None,
+            "customer_account": "acctv2_1Billing",
+            "customer_name": "Ana Souza",
+            "customer_phone": "07911 123456",
+            "customer_address": {"country": "GB"},
+        },
+    )
+    result = pipeline.result(invoice, customer_id=None)
+    assert (result["action"], result["customer_id"]) == ("sent", "acctv2_1Billing")
+    assert linq_api.messages()[0]["to"] == ["+447911123456"]
+    assert linq_api.messages()[0]["parts"][0]["value"].startswith("Hi Ana,")
+
+
+def test_customer_without_an_address_takes_the_invoices_country_as_phone_region(pipeline, linq_api):
+    customer = builders.customer(phone="06 12 34 56 78", country=None)
+    invoice = pipeline.customer_with_invoice(customer, customer_address={"country": "FR"})
+    assert pipeline.result(invoice)["action"] == "sent"
+    assert linq_api.messages()[0]["to"] == ["+33612345678"]
+
+
+def test_invoice_without_a_status_is_skipped_with_a_reason_that_reads_well(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    pipeline.stripe.update_invoice(invoice["id"], {"status": None})
+    result = pipeline.result(invoice)
+    assert (result["action"], result["reason"]) == ("skipped:not_open", "invoice has no status")
