@@ -1,24 +1,29 @@
-"""Pub/Sub entry point: recover one failed payment and log its one result line."""
+"""Pub/Sub entry points: recover one failed payment and log its one result line; release the
+payments deferred for quiet hours whose morning has come."""
 
 from __future__ import annotations
 
 import functools
 import traceback
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
+from shared.adapters.publisher import Publisher
 from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import from_pubsub
 from shared.core.log import ERROR, INFO, log
-from shared.core.outcome import log_result
+from shared.core.outcome import Action, log_result
 from shared.workflow.recover_settings import RecoverSettings
 from shared.workflow.recovery import Ignored, Recovery, RunResult
+from shared.workflow.release import Sweep
+from shared.workflow.settings import ReleaseSettings
 
 
 @dataclass(frozen=True)
@@ -39,10 +44,14 @@ def _instance() -> _Instance:
     return _Instance(recovery, SlackNotifier(settings.slack_webhook_url))
 
 
-def _note(result: RunResult) -> str:
+def _note(result: RunResult, released: bool) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
-    return f"Dunning text {outcome.action} for {result.invoice_id} ({result.customer_id}): {tail}"
+    held = " (held for the recipient's quiet hours)" if released else ""
+    return (
+        f"Dunning text {outcome.action}{held} for {result.invoice_id} ({result.customer_id}): "
+        f"{tail}"
+    )
 
 
 @functions_framework.cloud_event
@@ -103,4 +112,39 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         event_id=job.event_id,
         account=job.account,
     )
-    instance.slack.notify(_note(result))
+    # A deferral is only a result line: its note comes with the send or skip that ends it.
+    if result.outcome.action is not Action.DEFERRED:
+        instance.slack.notify(_note(result, released=job.release is not None))
+
+
+@functools.cache
+def _sweep() -> Sweep:
+    settings = ReleaseSettings.from_env()
+    return Sweep(
+        Ledger(settings.project, settings.firestore_database),
+        Publisher(settings.project, settings.topic),
+    )
+
+
+@functions_framework.cloud_event
+def release_deferred(cloud_event: CloudEvent) -> None:
+    """Triggered every five minutes (Cloud Scheduler, through its own topic): what the message
+    says does not matter, only that it is time to look."""
+    try:
+        sweep = _sweep()
+    except ConfigError as exc:
+        log(ERROR, f"configuration error: {exc}")
+        raise
+    try:
+        done = sweep.run(datetime.now(UTC))
+    except RetryableError as exc:
+        # Whatever it marked and did not publish is released again by a later sweep.
+        log(ERROR, f"sweep stopped: {exc.reason}", **exc.detail)
+        raise RetryableError(exc.reason) from None
+    log(
+        INFO,
+        f"released {done.released} deferred payment(s)",
+        released=done.released,
+        released_again=done.released_again,
+        taken_by_another_sweep=done.skipped,
+    )

@@ -66,17 +66,21 @@ class Pipeline:
             "PUBSUB_TOPIC": self.topic,
             "PUBSUB_EMULATOR_HOST": emulator.host,
             "FIRESTORE_EMULATOR_HOST": firestore.host,
+            # Quiet hours are tested on purpose (tests/test_quiet_hours_flow.py); elsewhere a test
+            # run at night in California must not defer.
+            "QUIET_HOURS": "off",
         }
         linq_api.load({"phone_numbers": [builders.linq_line(SENDER)]})
         self._ingest: Any = None
         self._recover: Any = None
+        self._release: Any = None
 
     # --- scenario -------------------------------------------------------------------------
 
     def configure(self, **env: str | None) -> None:
         """Change environment variables before the functions first serve (None unsets)."""
         self.env.update(env)
-        self._ingest = self._recover = None
+        self._ingest = self._recover = self._release = None
 
     def customer_with_invoice(
         self, customer: dict[str, Any] | None = None, **invoice: Any
@@ -108,6 +112,21 @@ class Pipeline:
         if self._recover is None:
             self._recover = self._app("recover_fn/main.py", "recover_payment", "cloudevent")
         return self._recover
+
+    def sweep(self) -> Any:
+        """Run the release function once, as Cloud Scheduler's tick through its topic would."""
+        if self._release is None:
+            self._release = self._app("recover_fn/main.py", "release_deferred", "cloudevent")
+        return self._release.post(
+            "/",
+            headers={
+                "ce-id": uuid.uuid4().hex,
+                "ce-specversion": "1.0",
+                "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/release-sweep",
+            },
+            json={"message": {"data": "", "messageId": uuid.uuid4().hex[:12]}},
+        )
 
     def post_webhook(
         self, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None

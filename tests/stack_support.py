@@ -18,6 +18,8 @@ SECRETS = (STRIPE_TEST_KEY, LINQ_TOKEN, SANDBOX_WEBHOOK_SECRET, "T000/B000/sandb
 @contextmanager
 def running_stack(**options: Any) -> Iterator[LocalStack]:
     """A stack for one test module; afterwards every process it started must be gone."""
+    # Quiet hours are tested on purpose; elsewhere a run at night in California must not defer.
+    options["recover_env"] = {"QUIET_HOURS": "off", **options.get("recover_env", {})}
     with LocalStack(**options) as stack:
         try:
             yield stack

@@ -83,7 +83,6 @@ def test_since_queues_each_open_invoice_once_at_its_latest_failed_attempt(pipeli
     ]
     [message] = queued(pipeline)
     assert message == {
-        "account": None,
         "attempt_count": 2,
         "customer_id": retried["customer"],
         "event_id": f"backfill_{retried['id']}_2",

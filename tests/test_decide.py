@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from shared.core.decide import Entry, Facts, Finish, Plan, Send, decide, screen
+from shared.core.decide import Defer, Entry, Facts, Finish, Plan, Send, decide, screen
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
 from shared.core.message import DEFAULT_TEMPLATE, Template, Templates
 from shared.core.policy import AttemptPolicy
+from shared.core.quiet_hours import QuietHours, parse_quiet_hours
 from standins import builders
 
 LINK = "https://invoice.stripe.com/i/acct_1/test_abc"
@@ -25,6 +27,7 @@ PLAN = Plan("+14155550100", TEXT, LINK)
 
 EVERY_ATTEMPT = AttemptPolicy()
 DEFAULT_TEXT = Templates(Template.parse(DEFAULT_TEMPLATE), {})
+NIGHTS = parse_quiet_hours("21:00-08:00")
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Rules:
     default_region: str = "US"
     templates: Templates = DEFAULT_TEXT
     brand: str | None = None
+    quiet_hours: QuietHours | None = NIGHTS
 
 
 def invoice(customer: dict[str, Any] | None = None, **changes: Any) -> Invoice:
@@ -60,8 +64,12 @@ def job(**changes: Any) -> FailedPayment:
     return FailedPayment(**fields)
 
 
+# Noon in San Francisco, the default customer's number: outside the default quiet hours.
+NOON = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
+
+
 def facts(**changes: Any) -> Facts:
-    base = Facts(job(), invoice())
+    base = Facts(job(), NOON, invoice())
     return replace(base, **changes)
 
 
@@ -219,3 +227,56 @@ def test_a_newer_attempt_does_not_stop_a_resumed_link():
 
 def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
     assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
+
+
+# --- quiet hours (the recipient: +1 415, America/Los_Angeles) --------------------------------
+
+NIGHT = datetime(2026, 11, 26, 11, 12, tzinfo=UTC)  # 03:12 in San Francisco
+
+
+def test_a_failure_at_night_is_deferred_to_the_recipients_morning():
+    decision = decide(facts(now=NIGHT), Rules())
+    assert isinstance(decision, Defer)
+    assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)  # 08:00 local
+    assert decision.zones == ("America/Los_Angeles",)
+    assert (decision.outcome.action.value, decision.outcome.reason, decision.outcome.due_at) == (
+        "deferred:quiet_hours",
+        "03:12 in America/Los_Angeles; due 2026-11-26T16:00:00Z",
+        "2026-11-26T16:00:00Z",
+    )
+
+
+def test_quiet_hours_off_texts_at_night():
+    assert decide(facts(now=NIGHT), Rules(quiet_hours=None)) == Send(PLAN)
+
+
+def test_the_policy_and_the_invoice_come_before_the_quiet_hours():
+    # At night, an attempt outside the policy or a paid invoice is said at once, not deferred.
+    assert outcome(decide(facts(now=NIGHT), Rules(attempts=AttemptPolicy.parse("1"))))[0] == (
+        "skipped:policy"
+    )
+    assert outcome(decide(facts(now=NIGHT, invoice=invoice(status="paid")), Rules()))[0] == (
+        "skipped:not_open"
+    )
+    no_phone = facts(now=NIGHT, invoice=invoice(builders.customer(phone=None)))
+    assert outcome(decide(no_phone, Rules()))[0] == "skipped:no_phone"
+
+
+def test_the_address_country_adds_its_zones():
+    # A US number, an address in France: daytime in California is evening in Paris (21:00).
+    customer = builders.customer(phone="+1 415 555 0100", country="FR")
+    decision = decide(facts(invoice=invoice(customer)), Rules())
+    assert isinstance(decision, Defer)
+    assert "Europe/Paris" in decision.zones
+
+
+def test_a_deferral_already_due_sends_now():
+    # Judged at the window's end: a released payment is decided again and goes out.
+    morning = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+    assert decide(facts(now=morning), Rules()) == Send(PLAN)
+
+
+def test_a_recorded_plan_is_not_deferred():
+    # A payment whose text went out is finished at once, whatever the hour: the link follows it.
+    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    assert decide(facts(now=NIGHT, entry=entry), Rules()) == Send(entry.plan, "chat_1")

@@ -31,7 +31,7 @@ def test_snapshot_event_becomes_a_compact_message():
 def test_message_bytes_are_exactly_this():
     payment = FailedPayment("evt_1", "in_1", "cus_1", 2, False)
     assert payment.to_json() == (
-        b'{"account":null,"attempt_count":2,"customer_id":"cus_1",'
+        b'{"attempt_count":2,"customer_id":"cus_1",'
         b'"event_id":"evt_1","invoice_id":"in_1","livemode":false}'
     )
 

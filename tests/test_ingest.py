@@ -23,7 +23,6 @@ def test_failed_payment_is_published_then_acknowledged(pipeline):
     [message] = pipeline.published()
     assert message["attributes"] == {"event_id": "evt_Ingest1", "invoice_id": "in_Ingest1"}
     assert json.loads(base64.b64decode(message["data"])) == {
-        "account": None,
         "attempt_count": 2,
         "customer_id": "cus_Ingest1",
         "event_id": "evt_Ingest1",

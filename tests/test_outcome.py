@@ -104,6 +104,7 @@ def test_action_vocabulary_is_closed():
         "skipped:policy",
         "skipped:superseded",
         "skipped:already_texted",
+        "deferred:quiet_hours",
         "failed",
         "dry_run",
     }

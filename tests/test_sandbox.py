@@ -84,6 +84,7 @@ def live_sandbox(stripe_api, linq_api) -> Iterator[tuple[int, Output]]:
         STRIPE_WEBHOOK_SECRET=LIVE_SECRET,
         STRIPE_API_BASE=stripe_api.url,
         LINQ_API_BASE=linq_api.url,
+        QUIET_HOURS="off",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "sandbox", "--live", "--port", str(port)],

@@ -61,6 +61,9 @@ PROVIDERS = {
     "phonenumbers": "phonenumbers",
     "regex": "regex",
 }
+# Standard modules whose data comes from a package: zoneinfo falls back to tzdata where the
+# runtime image has no time-zone database, so a function that uses it ships the pinned tzdata.
+STDLIB_DATA = {"zoneinfo": "tzdata"}
 TRANSITIVE = {"google.api_core": ("google-cloud-secret-manager", "google-cloud-pubsub")}
 
 
@@ -120,6 +123,8 @@ def sources(function: str) -> tuple[set[Path], set[str]]:
                 if found is not None and found not in seen:
                     seen.add(found)
                     todo.append((found, name))
+            elif top in STDLIB_DATA:
+                needed.add(STDLIB_DATA[top])
             elif top in sys.stdlib_module_names or top == "__future__":
                 continue
             elif (dist := provider(name)) is None:

@@ -14,7 +14,9 @@ The design is Stripe's for its own idempotency keys (brandur.org/idempotency-key
   with the recorded plan, byte for byte, so its requests match Linq's idempotency keys.
 
 States: `active` (owned while the lease runs), `done` (an outcome was logged; every later message
-for it is a duplicate), `failed` (a permanent failure was logged; a later message may take over).
+for it is a duplicate), `failed` (a permanent failure was logged; a later message may take over),
+`deferred` (night at the recipient: held until `due_at`), `released` (the release sweep handed it
+back with a token; only the message carrying that token may take it over).
 Entries written by the previous version (`claimed`, `retrying`) read as `done` and as an expired
 `active`.
 """
@@ -42,6 +44,7 @@ RETENTION = dt.timedelta(days=70)
 # Longer than the recover function's timeout (120 s in deploy.sh), so no run outlives its lease.
 DEFAULT_LEASE = dt.timedelta(seconds=180)
 ACTIVE, DONE, FAILED = "active", "done", "failed"
+DEFERRED, RELEASED = "deferred", "released"
 _LEGACY_STATES = {"claimed": DONE, "retrying": ACTIVE}
 _SCOPE = "https://www.googleapis.com/auth/datastore"
 # Firestore's answers to a write whose precondition no longer holds.
@@ -71,6 +74,18 @@ class Held:
     lease_until: dt.datetime | None
     reason: str | None = None
     chat_id: str | None = None
+    due_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Due:
+    """A deferred entry the sweep may release: what it needs to queue the payment again."""
+
+    key: str
+    version: str
+    job: FailedPayment
+    # DEFERRED (due for the first time) or RELEASED (a stale release, released again).
+    state: str
 
 
 def _now() -> dt.datetime:
@@ -229,6 +244,7 @@ class Ledger:
                 "attempt": attempt,
                 "customer_id": job.customer_id,
                 "account": job.account,
+                "livemode": job.livemode,
                 "created_at": now,
             }
             try:
@@ -243,7 +259,12 @@ class Ledger:
             state = _LEGACY_STATES.get(fields.get("state", ""), fields.get("state"))
             lease_until = fields.get("lease_until")
             live = isinstance(lease_until, dt.datetime) and lease_until > now
-            if state == DONE or (state == ACTIVE and live):
+            # A deferred payment waits for its release; a released one is taken over by the
+            # message the sweep published for it, and by no other.
+            held_for_release = state == DEFERRED or (
+                state == RELEASED and (job.release is None or job.release != fields.get("release"))
+            )
+            if state == DONE or (state == ACTIVE and live) or held_for_release:
                 return Held(
                     key,
                     str(state),
@@ -253,6 +274,7 @@ class Ledger:
                     lease_until if isinstance(lease_until, dt.datetime) else None,
                     fields.get("reason"),
                     fields.get("chat_id"),
+                    fields.get("due_at"),
                 )
             try:
                 version = self._commit(key, owner, {"updateTime": version})
@@ -296,6 +318,87 @@ class Ledger:
         if outcome.chat_id is not None:
             values["chat_id"] = outcome.chat_id
         self._update(lease, values)
+
+    def defer(
+        self, lease: Lease, outcome: Outcome, due_at: dt.datetime, zones: tuple[str, ...]
+    ) -> None:
+        """Hold the payment until `due_at`: the release sweep hands it back then."""
+        now = _now()
+        self._update(
+            lease,
+            {
+                "state": DEFERRED,
+                "action": outcome.action.value,
+                "reason": outcome.reason,
+                "due_at": due_at,
+                "zones": ",".join(zones),
+                "lease_until": now,
+                "updated_at": now,
+            },
+        )
+
+    # --- the release sweep ------------------------------------------------------------------
+
+    def due(self, now: dt.datetime, limit: int, stale_before: dt.datetime) -> list[Due]:
+        """Entries to release: deferred ones whose `due_at` has passed, and released ones whose
+        release is older than `stale_before` and was never taken over (a sweep that died after
+        marking them, a message lost): at most `limit` of each, the longest waiting first."""
+        found = self._query(DEFERRED, "due_at", now, limit)
+        found += self._query(RELEASED, "released_at", stale_before, limit)
+        return [self._due(document) for document in found]
+
+    def _query(
+        self, state: str, field: str, until: dt.datetime, limit: int
+    ) -> list[dict[str, Any]]:
+        def compare(path: str, op: str, value: Any) -> dict[str, Any]:
+            return {
+                "fieldFilter": {"field": {"fieldPath": path}, "op": op, "value": _encode(value)}
+            }
+
+        query = {
+            "structuredQuery": {
+                "from": [{"collectionId": COLLECTION}],
+                "where": {
+                    "compositeFilter": {
+                        "op": "AND",
+                        "filters": [
+                            compare("state", "EQUAL", state),
+                            compare(field, "LESS_THAN_OR_EQUAL", until),
+                        ],
+                    }
+                },
+                "orderBy": [{"field": {"fieldPath": field}, "direction": "ASCENDING"}],
+                "limit": limit,
+            }
+        }
+        answer = self._call("POST", f"{self._documents}:runQuery", json=query)
+        if not answer.ok:
+            raise _error(answer)
+        return [row["document"] for row in answer.json() if "document" in row]
+
+    @staticmethod
+    def _due(document: dict[str, Any]) -> Due:
+        fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
+        job = FailedPayment(
+            event_id=str(fields.get("event_id") or ""),
+            invoice_id=str(fields.get("invoice_id") or ""),
+            customer_id=fields.get("customer_id"),
+            attempt_count=fields.get("attempt"),
+            livemode=bool(fields.get("livemode")),
+            account=fields.get("account"),
+        )
+        key = document["name"].rsplit("/", 1)[1]
+        return Due(key, str(document["updateTime"]), job, str(fields.get("state")))
+
+    def mark_released(self, due: Due, token: str) -> bool:
+        """Mark `due` released with `token`, if no other sweep got there first (False then)."""
+        now = _now()
+        values = {"state": RELEASED, "release": token, "released_at": now, "updated_at": now}
+        try:
+            self._commit(due.key, values, {"updateTime": due.version})
+        except LeaseLostError:
+            return False
+        return True
 
     def release(self, lease: Lease) -> None:
         """End the lease now, so the redelivery (or another message) need not wait for it."""

@@ -6,8 +6,9 @@ one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt, an open invoice, a live subscription, a link
-to send, a customer, a phone. Which line it goes out from is the shell's choice (it may have to
-fall over to another line), recorded with the plan before the first send. Once a plan is recorded
+to send, a customer, a phone, the recipient's quiet hours. Which line it goes out from is the
+shell's choice (it may have to fall over to another line), recorded with the plan before the
+first send. Once a plan is recorded
 the decision is made: a retry or a takeover only checks that the invoice still wants paying, and
 sends what was planned.
 """
@@ -15,6 +16,7 @@ sends what was planned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 from shared.core.errors import PermanentError
@@ -25,6 +27,7 @@ from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, skipped
 from shared.core.phone import to_e164
 from shared.core.policy import AttemptPolicy
+from shared.core.quiet_hours import QuietHours, candidate_zones, when_to_send
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Facts:
     """Everything the decision looks at, gathered by the shell."""
 
     job: FailedPayment
+    # The moment of the decision, from the shell's clock: the quiet hours are judged at it.
+    now: datetime
     # The invoice as re-read from Stripe now; None when it was not read (see `screen`) or could
     # not be (`read_error`).
     invoice: Invoice | None = None
@@ -78,6 +83,9 @@ class Rules(Protocol):
     @property
     def brand(self) -> str | None: ...
 
+    @property
+    def quiet_hours(self) -> QuietHours | None: ...
+
 
 @dataclass(frozen=True)
 class Finish:
@@ -94,7 +102,17 @@ class Send:
     chat_id: str | None = None
 
 
-Decision = Finish | Send
+@dataclass(frozen=True)
+class Defer:
+    """Nothing now: it is night where the recipient is. Hold the payment until `due_at`, then
+    decide again on the invoice as it is then."""
+
+    outcome: Outcome
+    due_at: datetime
+    zones: tuple[str, ...]
+
+
+Decision = Finish | Send | Defer
 
 
 def screen(job: FailedPayment, rules: Rules) -> Finish | None:
@@ -144,6 +162,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     phone = to_e164(customer.phone, (customer.country, rules.default_region))
     if phone is None:
         return Finish(skipped(Action.NO_PHONE, "phone on file is not a valid number"))
+    if (night := _night(phone, customer.country, facts.now, rules)) is not None:
+        return night
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
 
 
@@ -155,6 +175,21 @@ def render_text(invoice: Invoice, rules: Rules) -> str:
     return template.render(
         placeholder_values(customer.name, invoice.description, amount, rules.brand)
     )
+
+
+def _night(phone: str, country: str | None, now: datetime, rules: Rules) -> Defer | None:
+    """A deferral while it is night in any of the recipient's zones, else None.
+
+    A deferral already due (a partial one, when no moment suits every zone; a released payment
+    being decided again) lets the text go now.
+    """
+    zones = candidate_zones(phone, country)
+    deferral = when_to_send(now, rules.quiet_hours, zones)
+    if deferral is None or deferral.due_at <= now:
+        return None
+    due = deferral.due_at.isoformat().replace("+00:00", "Z")
+    outcome = Outcome(Action.DEFERRED, reason=deferral.reason, due_at=due)
+    return Defer(outcome, deferral.due_at, deferral.zones)
 
 
 def _not_in_policy(attempt: int, rules: Rules) -> Finish:

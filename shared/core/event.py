@@ -29,15 +29,22 @@ class FailedPayment:
     livemode: bool
     # The connected account the event belongs to (Stripe Connect), or None for the platform's own.
     account: str | None = None
+    # Set by the release sweep on a payment deferred for quiet hours: the token its ledger entry
+    # was released with, which lets this message (and no other) take the entry over.
+    release: str | None = None
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
+        """Compact JSON; a field that is None is left out (from_pubsub reads it back as None)."""
+        fields = {name: value for name, value in asdict(self).items() if value is not None}
+        return json.dumps(fields, separators=(",", ":"), sort_keys=True).encode()
 
     def attributes(self) -> dict[str, str]:
         """Message attributes, so operators can filter and dead letters stay identifiable."""
         attributes = {"event_id": self.event_id, "invoice_id": self.invoice_id}
         if self.account is not None:
             attributes["account"] = self.account
+        if self.release is not None:
+            attributes["release"] = self.release
         return attributes
 
 
@@ -117,4 +124,5 @@ def from_pubsub(data: Mapping[str, Any] | None) -> FailedPayment:
         attempt_count=_int(payload.get("attempt_count")),
         livemode=bool(payload.get("livemode")),
         account=_account(payload.get("account")),
+        release=release if isinstance(release := payload.get("release"), str) else None,
     )

@@ -21,6 +21,7 @@ class Action(enum.StrEnum):
     SKIPPED_POLICY = "skipped:policy"
     SUPERSEDED = "skipped:superseded"
     ALREADY_TEXTED = "skipped:already_texted"
+    DEFERRED = "deferred:quiet_hours"
     FAILED = "failed"
     DRY_RUN = "dry_run"
 
@@ -36,6 +37,7 @@ _MESSAGES = {
     Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
     Action.SUPERSEDED: "skipped: a newer attempt superseded it",
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
+    Action.DEFERRED: "deferred: quiet hours at the recipient",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",
 }
@@ -55,6 +57,8 @@ class Outcome:
     would_be: Action | None = None
     text: str | None = None
     phone: str | None = None
+    # When a deferred payment becomes due (UTC, ISO 8601).
+    due_at: str | None = None
 
     @property
     def message(self) -> str:
@@ -94,6 +98,7 @@ def rehearsed(would_be: Outcome) -> Outcome:
         would_be=would_be.action,
         text=would_be.text,
         phone=mask_phone(would_be.phone),
+        due_at=would_be.due_at,
     )
 
 
@@ -122,6 +127,7 @@ def log_result(
         reason=outcome.reason,
         phone=outcome.phone,
         text=outcome.text,
+        due_at=outcome.due_at,
         event_id=event_id,
         account=account,
     )

@@ -18,12 +18,14 @@ from shared.core.message import (
 )
 from shared.core.phone import is_region, to_e164
 from shared.core.policy import ALL, AttemptPolicy
+from shared.core.quiet_hours import QuietHours, parse_quiet_hours
 from shared.core.text import clean
 from shared.workflow.settings import (
     DEFAULT_FIRESTORE_DATABASE,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_LINQ_API_BASE,
     DEFAULT_PHONE_REGION,
+    DEFAULT_QUIET_HOURS,
     DEFAULT_STRIPE_API_BASE,
     LANGUAGE_TEMPLATE_PREFIX,
     TEMPLATE_VARIABLE,
@@ -60,6 +62,7 @@ class RecoverSettings(Settings):
     dry_run: bool
     slack_webhook_url: str | None
     lease: dt.timedelta = dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
+    quiet_hours: QuietHours | None = None
 
     @property
     def stripe_mode(self) -> str:
@@ -91,6 +94,7 @@ class RecoverSettings(Settings):
                 secret=True,
             ),
             lease=_lease(env),
+            quiet_hours=parse_quiet_hours(env.value("QUIET_HOURS") or DEFAULT_QUIET_HOURS),
         )
 
 

@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
 
-from shared.adapters.ledger import ACTIVE, DONE, Held, Lease, Ledger
+from shared.adapters.ledger import ACTIVE, DEFERRED, DONE, RELEASED, Held, Lease, Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.stripe_gateway import StripeGateway
-from shared.core.decide import Facts, Finish, Plan, Send, decide, screen
+from shared.core.decide import Defer, Facts, Finish, Plan, Send, decide, screen
 from shared.core.errors import (
     LeaseLostError,
     LineIneligibleError,
@@ -108,9 +109,9 @@ class Recovery:
         """The invoice, unless the message alone already decides (policy, mode)."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
-            return Facts(job)
+            return Facts(job, _now())
         invoice, error = self._read_invoice(job)
-        return Facts(job, invoice, error)
+        return Facts(job, _now(), invoice, error)
 
     # --- live -------------------------------------------------------------------------------
 
@@ -143,6 +144,9 @@ class Recovery:
             claim = self._claim(job, attempt, message_id, run)
         if isinstance(claim, Held):
             return self._held(job, claim, message_id, facts.invoice)
+        if claim is not None:
+            # The entry's own attempt: the invoice's, or an older one this message superseded.
+            attempt = int(claim.key.rsplit("-", 1)[1])
         owner = _Owner(self._ledger, self._pool, claim) if claim is not None else None
         try:
             entry = owner.lease.entry if owner is not None else facts.entry
@@ -199,14 +203,27 @@ class Recovery:
                     f"attempt {attempt} was already texted for event {held.event_id}",
                 ),
             )
+        if held.state in (DEFERRED, RELEASED):
+            return Ignored(
+                f"deferred for quiet hours until {held.due_at}", held.key, held.event_id, held.state
+            )
         message = "already handled" if held.state == DONE else "in progress for another event"
         return Ignored(message, held.key, held.event_id, held.state)
 
     def _execute(
-        self, decision: Finish | Send, job: FailedPayment, attempt: int | None, owner: _Owner | None
+        self,
+        decision: Finish | Send | Defer,
+        job: FailedPayment,
+        attempt: int | None,
+        owner: _Owner | None,
     ) -> Outcome:
         if isinstance(decision, Finish):
             return owner.finish(decision.outcome) if owner is not None else decision.outcome
+        if isinstance(decision, Defer):
+            # A deferral needs its entry: the release sweep finds it there.
+            assert owner is not None
+            self._ledger.defer(owner.lease, decision.outcome, decision.due_at, decision.zones)
+            return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
         assert attempt is not None
@@ -297,7 +314,9 @@ class Recovery:
         facts = self._facts(job)
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
-        would_be = decision.outcome if isinstance(decision, Finish) else self._would_send(decision)
+        would_be = (
+            decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
+        )
         return RunResult(
             job.invoice_id, _customer_id(job, facts.invoice), attempt, rehearsed(would_be)
         )
@@ -312,6 +331,10 @@ class Recovery:
         except PermanentError as exc:
             return failed(exc.reason)
         return Outcome(Action.SENT, text=plan.text, phone=plan.to)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:

@@ -19,6 +19,8 @@ from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError
 
 INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
+# The release function (release_deferred): the sweep that hands deferred payments back.
+RELEASE = "release"
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_TOPIC = "stripe-payment-failed"
@@ -27,6 +29,7 @@ DEFAULT_PHONE_REGION = "US"
 # The ledger lease must outlast a run (the function's timeout, 120 s in deploy.sh): a shorter one
 # could let a second run take over while the first is still sending.
 DEFAULT_LEASE_SECONDS = 180
+DEFAULT_QUIET_HOURS = "21:00-08:00"
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
 
@@ -67,7 +70,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
         "GOOGLE_CLOUD_PROJECT",
-        (INGEST, RECOVER, BACKFILL),
+        (INGEST, RECOVER, BACKFILL, RELEASE),
         "project of the topic (ingest, backfill) and of the send ledger (recover)",
         "required",
     ),
@@ -87,14 +90,14 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "FIRESTORE_DATABASE",
-        (RECOVER,),
+        (RECOVER, RELEASE),
         "Firestore database (native mode) holding the send ledger",
         f"`{DEFAULT_FIRESTORE_DATABASE}`",
     ),
     Variable(
         "PUBSUB_TOPIC",
-        (INGEST, BACKFILL),
-        "topic id failed payments are published to",
+        (INGEST, BACKFILL, RELEASE),
+        "topic id failed payments are published to (and deferred ones re-published to)",
         f"`{DEFAULT_TOPIC}`",
     ),
     Variable(
@@ -147,6 +150,14 @@ VARIABLES: tuple[Variable, ...] = (
         "`false`",
     ),
     Variable(
+        "QUIET_HOURS",
+        (RECOVER,),
+        "the window, in the recipient's local time, in which nothing is sent: `HH:MM-HH:MM` "
+        "(may cross midnight), or `off`; a failure inside it is deferred to the window's end "
+        "(`deferred:quiet_hours`) and sent then if it still should be",
+        f"`{DEFAULT_QUIET_HOURS}` (US rules for such messages: 08:00-21:00 local)",
+    ),
+    Variable(
         "LEASE_SECONDS",
         (RECOVER,),
         "how long a run owns a failed payment before another may take it over (the ledger "
@@ -163,14 +174,14 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "PUBSUB_EMULATOR_HOST",
-        (INGEST, BACKFILL),
+        (INGEST, BACKFILL, RELEASE),
         "send the Pub/Sub client to the emulator (`./dev` and the tests set it)",
         "unset",
         local=True,
     ),
     Variable(
         "FIRESTORE_EMULATOR_HOST",
-        (RECOVER,),
+        (RECOVER, RELEASE),
         "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
         "unset",
         local=True,
@@ -373,5 +384,22 @@ class BackfillSettings(Settings):
             stripe_api_key=stripe_api_key(env),
             stripe_api_base=env.base_url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
             project=env.required("GOOGLE_CLOUD_PROJECT"),
+            topic=_topic(env),
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseSettings(Settings):
+    """What the release function needs: the ledger, and the topic deferred payments go back to."""
+
+    project: str
+    firestore_database: str
+    topic: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
             topic=_topic(env),
         )

@@ -1,0 +1,294 @@
+"""Quiet hours through the functions, over the emulators: a failure at night is deferred, released
+by the sweep when the recipient's morning comes, and decided again on the invoice as it is then.
+
+"Night" is made for the test's customer (+1 415, America/Los_Angeles): QUIET_HOURS is set to a
+window around the moment the test runs, and "morning" by moving the entry's due time into the
+past and ending the window (no clock in the product is touched).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+
+from shared.adapters import ledger as ledger_module
+from shared.adapters.ledger import Ledger
+from shared.adapters.publisher import Publisher
+from shared.workflow import release as release_module
+from shared.workflow.release import Sweep
+from standins import builders
+from tests.harness import log_lines, results
+
+LOS_ANGELES = ZoneInfo("America/Los_Angeles")
+
+
+def night_around_now() -> str:
+    """A QUIET_HOURS window that holds the present moment in Los Angeles, for two hours yet."""
+    local = datetime.now(LOS_ANGELES)
+    return f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=2):%H:%M}"
+
+
+@pytest.fixture
+def night(pipeline):
+    pipeline.configure(QUIET_HOURS=night_around_now())
+    return pipeline
+
+
+def entry_url(pipeline, invoice: dict[str, Any], attempt: int) -> str:
+    return (
+        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
+        f"/databases/dunning/documents/{ledger_module.COLLECTION}/{invoice['id']}-{attempt}"
+    )
+
+
+def entry(pipeline, invoice: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
+    answer = requests.get(
+        entry_url(pipeline, invoice, attempt), headers={"Authorization": "Bearer owner"}, timeout=5
+    )
+    answer.raise_for_status()
+    return {k: ledger_module._decode(v) for k, v in answer.json()["fields"].items()}
+
+
+def morning(pipeline, *invoices: tuple[dict[str, Any], int]) -> None:
+    """The recipients' morning: the entries are due, and it is no longer night."""
+    for invoice, attempt in invoices:
+        answer = requests.patch(
+            entry_url(pipeline, invoice, attempt),
+            params={"updateMask.fieldPaths": "due_at"},
+            json={"fields": {"due_at": {"timestampValue": "2026-01-01T00:00:00Z"}}},
+            headers={"Authorization": "Bearer owner"},
+            timeout=5,
+        )
+        answer.raise_for_status()
+    pipeline.configure(QUIET_HOURS="off")
+
+
+def released(pipeline) -> list[dict[str, Any]]:
+    """The messages the sweep published to the failed-payment topic (pulled)."""
+    return pipeline.published()
+
+
+def payload(message: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(message["data"]))
+
+
+def push_all(pipeline, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    pipeline.capsys.readouterr()
+    for message in messages:
+        assert pipeline.push(message).status_code == 200
+    return log_lines(pipeline.capsys.readouterr().out)
+
+
+# --- at night --------------------------------------------------------------------------------
+
+
+def test_a_failure_at_night_is_deferred_with_its_due_time_and_no_linq_call(night, linq_api):
+    night.configure(SLACK_WEBHOOK_URL=f"{night.slack.url}/services/T0/B0/X0")
+    invoice = night.customer_with_invoice()
+    result = night.result(invoice)
+    assert result["action"] == "deferred:quiet_hours"
+    assert result["message"] == "deferred: quiet hours at the recipient"
+    local = datetime.now(LOS_ANGELES)
+    assert result["reason"].startswith(f"{local:%H:}")
+    assert " in America/Los_Angeles; due " in result["reason"]
+    due = datetime.fromisoformat(result["due_at"].replace("Z", "+00:00"))
+    assert timedelta(hours=1) < due - datetime.now(UTC) <= timedelta(hours=2)
+    assert due.astimezone(LOS_ANGELES).second == 0
+    stored = entry(night, invoice)
+    assert (stored["state"], stored["zones"], stored["due_at"]) == (
+        "deferred",
+        "America/Los_Angeles",
+        due,
+    )
+    assert [r for r in linq_api.requests() if r["path"] != "/v3/phone_numbers"] == []
+    assert night.slack.notes() == []  # a deferral is only a result line
+
+
+def test_another_message_for_a_deferred_payment_waits_with_it(night, linq_api):
+    invoice = night.customer_with_invoice()
+    payment = night.payment(invoice)
+    assert night.result(invoice, event_id=payment.event_id)["action"] == "deferred:quiet_hours"
+    status, [line] = night.run(invoice, event_id=payment.event_id)
+    assert (status, line["message"], line["state"]) == (
+        200,
+        "duplicate delivery ignored",
+        "deferred",
+    )
+    status, [line] = night.run(invoice, event_id=f"backfill_{invoice['id']}_1")
+    assert (status, line["state"]) == (200, "deferred")
+    assert line["message"].startswith("deferred for quiet hours until ")
+    assert linq_api.messages() == []
+
+
+def test_a_dry_run_at_night_reports_the_deferral_and_records_nothing(night):
+    night.configure(DRY_RUN="true")
+    invoice = night.customer_with_invoice()
+    result = night.result(invoice)
+    assert result["action"] == "dry_run"
+    assert result["reason"].startswith("deferred:quiet_hours: ")
+    assert "due_at" in result
+    answer = requests.get(
+        entry_url(night, invoice, 1), headers={"Authorization": "Bearer owner"}, timeout=5
+    )
+    assert answer.status_code == 404
+
+
+def test_the_attempt_policy_comes_before_the_night(night, linq_api):
+    night.configure(TEXT_ON_ATTEMPTS="1")
+    invoice = night.customer_with_invoice(attempt_count=2)
+    assert night.result(invoice)["action"] == "skipped:policy"
+
+
+def test_a_backfill_at_night_is_deferred_too(night):
+    invoice = night.customer_with_invoice()
+    backfill = night.payment(invoice, event_id=f"backfill_{invoice['id']}_1")
+    night.capsys.readouterr()
+    assert night.recover(backfill).status_code == 200
+    [line] = results(night.capsys.readouterr().out)
+    assert line["action"] == "deferred:quiet_hours"
+
+
+# --- in the morning ---------------------------------------------------------------------------
+
+
+def test_the_sweep_releases_a_due_payment_and_it_is_sent_once(night, linq_api):
+    night.configure(SLACK_WEBHOOK_URL=f"{night.slack.url}/services/T0/B0/X0")
+    invoice = night.customer_with_invoice()
+    payment = night.payment(invoice)
+    assert night.result(invoice, event_id=payment.event_id)["action"] == "deferred:quiet_hours"
+    night.sweep()
+    assert released(night) == []  # not due yet
+    morning(night, (invoice, 1))
+    night.capsys.readouterr()
+    assert night.sweep().status_code == 200
+    [sweep_line] = log_lines(night.capsys.readouterr().out)
+    assert (sweep_line["message"], sweep_line["released"]) == ("released 1 deferred payment(s)", 1)
+    [message] = released(night)
+    assert payload(message)["event_id"] == payment.event_id
+    assert message["attributes"]["release"] == payload(message)["release"]
+    lines = push_all(night, [message])
+    [result] = [line for line in lines if "action" in line]
+    assert (result["action"], result["event_id"]) == ("sent", payment.event_id)
+    assert [m["parts"][0]["type"] for m in linq_api.messages()] == ["text", "link"]
+    [note] = night.slack.notes()
+    assert "held for the recipient's quiet hours" in note["text"]
+    # The released message again (a redelivery), and the original event again: nothing more.
+    lines = push_all(night, [message])
+    assert [line.get("action") for line in lines if "action" in line] == ["sent"]  # restated
+    night.capsys.readouterr()
+    assert night.recover(payment).status_code == 200
+    assert len(linq_api.messages()) == 2
+
+
+def test_a_payment_paid_overnight_is_not_texted_in_the_morning(night, linq_api):
+    invoice = night.customer_with_invoice()
+    assert night.result(invoice)["action"] == "deferred:quiet_hours"
+    night.stripe.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
+    morning(night, (invoice, 1))
+    night.sweep()
+    [line] = [entry for entry in push_all(night, released(night)) if "action" in entry]
+    assert (line["action"], line["reason"]) == ("skipped:not_open", "invoice is paid")
+    assert linq_api.messages() == []
+
+
+def test_an_older_attempt_deferred_beside_a_newer_one_is_superseded(night, linq_api):
+    # Stripe fails the same invoice again during the night: one text in the morning, not two.
+    invoice = night.customer_with_invoice(attempt_count=2)
+    assert night.result(invoice)["action"] == "deferred:quiet_hours"
+    night.stripe.update_invoice(invoice["id"], {"attempt_count": 3})
+    assert night.result(invoice, attempt_count=3)["action"] == "deferred:quiet_hours"
+    morning(night, (invoice, 2), (invoice, 3))
+    night.sweep()
+    lines = push_all(night, released(night))
+    actions = sorted((line["attempt"], line["action"]) for line in lines if "action" in line)
+    assert actions == [(2, "skipped:superseded"), (3, "sent")]
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-3-text",
+        f"{invoice['id']}-3-link",
+    ]
+
+
+def deferred_payments(night, count: int) -> list[dict[str, Any]]:
+    invoices = []
+    for index in range(count):
+        invoice = night.customer_with_invoice(builders.customer(phone=f"+1415555{index:04d}"))
+        assert night.result(invoice)["action"] == "deferred:quiet_hours"
+        invoices.append(invoice)
+    morning(night, *((invoice, 1) for invoice in invoices))
+    return invoices
+
+
+def sweeper(night) -> Sweep:
+    project, topic = night.emulator.project, night.topic
+    return Sweep(Ledger(project, "dunning"), Publisher(project, topic))
+
+
+def test_two_overlapping_sweeps_publish_each_payment_once(night, linq_api, monkeypatch):
+    for name, value in night.env.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    invoices = deferred_payments(night, 6)
+    barrier = threading.Barrier(2)
+    done = []
+
+    def sweep() -> None:
+        one = sweeper(night)
+        barrier.wait()
+        done.append(one.run(datetime.now(UTC)))
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sum(result.released for result in done) == 6
+    messages = released(night)
+    assert sorted(payload(m)["invoice_id"] for m in messages) == sorted(i["id"] for i in invoices)
+    lines = push_all(night, messages)
+    assert [line["action"] for line in lines if "action" in line] == ["sent"] * 6
+    assert len(linq_api.messages()) == 12
+
+
+def test_a_sweep_that_dies_halfway_loses_nothing(night, linq_api, monkeypatch):
+    for name, value in night.env.items():
+        if value is not None:
+            monkeypatch.setenv(name, value)
+    invoices = deferred_payments(night, 3)
+    real_publish, real_mark = Publisher.publish, Ledger.mark_released
+    calls: list[str] = []
+
+    def publish(self: Publisher, data: bytes, attributes: dict[str, str]) -> str:
+        calls.append("publish")
+        if calls.count("publish") == 2:
+            raise SystemExit("the instance is gone")  # the second: marked, never published
+        return real_publish(self, data, attributes)
+
+    def mark(self: Ledger, due: Any, token: str) -> bool:
+        calls.append("mark")
+        if calls.count("mark") == 3:
+            raise SystemExit("the instance is gone")  # the third: never marked
+        return real_mark(self, due, token)
+
+    monkeypatch.setattr(release_module, "WORKERS", 1)
+    monkeypatch.setattr(Publisher, "publish", publish)
+    monkeypatch.setattr(Ledger, "mark_released", mark)
+    with pytest.raises(SystemExit):
+        sweeper(night).run(datetime.now(UTC))
+    monkeypatch.setattr(Ledger, "mark_released", real_mark)
+    monkeypatch.setattr(Publisher, "publish", real_publish)
+    # The next sweep: the third is still due; the second, marked but never published, is
+    # released again once its release is stale (15 minutes; here, at once).
+    monkeypatch.setattr(release_module, "STALE", timedelta(0))
+    again = sweeper(night).run(datetime.now(UTC))
+    assert (again.released, again.released_again) == (1, 2)
+    lines = push_all(night, released(night))
+    sent = sorted(line["invoice_id"] for line in lines if line.get("action") == "sent")
+    assert sent == sorted(i["id"] for i in invoices)
+    assert len(linq_api.messages()) == 6
