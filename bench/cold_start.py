@@ -51,7 +51,7 @@ class Start:
 
 def _first_answer(process: FunctionProcess, send: Callable[[], requests.Response]) -> float:
     """Spawn, then try the request on a new connection every 5 ms until it answers 200."""
-    process.spawn()
+    process.launch()
     deadline = process.spawned_at + 60
     while True:
         try:

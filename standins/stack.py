@@ -21,7 +21,8 @@ import stripe
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
-from standins.processes import REPO, Child, FunctionProcess, StackError, free_port
+from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
+from standins.processes import StackError as StackError  # for the sandbox
 from standins.stripe_api import STRIPE_TEST_KEY
 
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
@@ -125,12 +126,11 @@ class LocalStack:
         self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
         self._ports = {"ingest": ingest_port or free_port(), "recover": free_port()}
         self._slack = slack
-        self._owned_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = PubSubEmulator()
         self.firestore = FirestoreEmulator()
-        self._processes: dict[str, Child] = {}
+        self._processes: dict[str, Child] = {e.name: e for e in (self.emulator, self.firestore)}
         self.urls: dict[str, str] = {}
         self.topic = TOPIC
         self.dead_letter_topic = f"{TOPIC}-dead-letter"
@@ -174,30 +174,24 @@ class LocalStack:
         self.start_function("ingest")
 
     def stop(self) -> None:
-        """Stop every process this stack started, by process group, then the emulator."""
-        for name, process in reversed(list(self._processes.items())):
+        """Stop every process this stack started, by process group, the emulators last."""
+        for process in reversed(self._processes.values()):
             process.stop()
-            del self._processes[name]
-        self.emulator.stop()
-        self.firestore.stop()
 
     @property
     def pids(self) -> list[int]:
         """Every process id this stack started and that is still running."""
-        children = [*self._processes.values(), self.emulator, self.firestore]
-        return [child.pid for child in children if child.pid is not None]
+        return [process.pid for process in self._processes.values() if process.pid is not None]
 
     # --- processes --------------------------------------------------------------------------
 
     def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
-        port_file = self.workdir / f"{name}.port"
-        port_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "standins", name, "--port-file", str(port_file)]
+        port = free_port()
+        command = [sys.executable, "-m", "standins", name, f"--port={port}"]
         command += ["--latency-ms", str(self._latency_ms), *extra]
-        process = Child(f"{name} stand-in", command, self.log(name), base_env())
-        self._processes[name] = process.spawn()
-        process.wait_until(port_file.exists, 15)
-        self.urls[name] = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        process = Child(f"{name} stand-in", command, port, self.log(name), base_env())
+        self._processes[name] = process
+        self.urls[name] = process.start(15).url
 
     def start_function(self, name: str, **extra_env: str) -> None:
         """Start `ingest` or `recover` on its port (the same one again after `kill`)."""
@@ -310,8 +304,4 @@ class LocalStack:
         timeout: float = 30.0,
         what: str = "the condition",
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(0.05)
+        wait_for(condition, timeout, lambda: f"timed out after {timeout:.0f} s waiting for {what}")
