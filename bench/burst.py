@@ -167,22 +167,24 @@ def run(workdir: Path, quick: bool = False) -> Result:
     return render(*measure(workdir, quick))
 
 
-def _row(run: Run) -> list[str]:
-    return [
-        run.label,
-        str(run.events),
-        f"{run.posted_ok}/{run.events}",
-        fmt(run.events / run.post_seconds if run.post_seconds else 0.0, 0),
-        fmt(run.seconds, 1),
-        fmt(run.per_second, 1),
-        str(run.peak_stripe),
-        str(run.stripe_429),
-        str(run.retries),
-        f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ",
-        fmt(run.cpu["recover"] * 1000 / run.events, 1),
-        fmt(run.cpu["ingest"] * 1000 / run.events, 1),
-        f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
-    ]
+def _row(run: Run) -> dict[str, str]:
+    return {
+        "delivery": run.label,
+        "events": str(run.events),
+        "webhooks 200": f"{run.posted_ok}/{run.events}",
+        "webhooks/s": fmt(run.events / run.post_seconds if run.post_seconds else 0.0, 0),
+        "drain s": fmt(run.seconds, 1),
+        "events/s": fmt(run.per_second, 1),
+        "peak Stripe/s": str(run.peak_stripe),
+        "Stripe 429": str(run.stripe_429),
+        "redeliveries": str(run.retries),
+        "outcome": (
+            f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ"
+        ),
+        "recover CPU ms/event": fmt(run.cpu["recover"] * 1000 / run.events, 1),
+        "ingest CPU ms/event": fmt(run.cpu["ingest"] * 1000 / run.events, 1),
+        "peak RSS MiB recover / ingest": f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
+    }
 
 
 def render(runs: list[Run], recommended: int) -> Result:
@@ -241,24 +243,7 @@ def render(runs: list[Run], recommended: int) -> Result:
         "stand-in's capability-check limit is off (see the analysis). CPU is user+system time of "
         "each function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
         "",
-        *markdown_table(
-            [
-                "delivery",
-                "events",
-                "webhooks 200",
-                "webhooks/s",
-                "drain s",
-                "events/s",
-                "peak Stripe/s",
-                "Stripe 429",
-                "redeliveries",
-                "outcome",
-                "recover CPU ms/event",
-                "ingest CPU ms/event",
-                "peak RSS MiB recover / ingest",
-            ],
-            [_row(r) for r in runs],
-        ),
+        *markdown_table([_row(r) for r in runs]),
         "",
         f"**Recommended:** {recommended} slots, i.e. max instances × concurrency = {recommended} "
         "for the recover function (deploy.sh runs concurrency 1, so "

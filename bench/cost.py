@@ -83,18 +83,21 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         ),
     ]
     table = [
-        [
-            name,
-            fmt(cpu[name] * 1000, 1),
-            f"{rss[name]:.0f}",
-            fmt(wall[name] * 1000, 0),
-            fmt(billed[name] * 1000, 0),
-            f"${per_thousand[name]:.5f}",
-        ]
+        {
+            "function": name,
+            "CPU ms/event": fmt(cpu[name] * 1000, 1),
+            "peak RSS MiB": f"{rss[name]:.0f}",
+            f"request ms at {VCPU} vCPU": fmt(wall[name] * 1000, 0),
+            "billed ms": fmt(billed[name] * 1000, 0),
+            "per 1,000": f"${per_thousand[name]:.5f}",
+        }
         for name in ("ingest", "recover")
     ]
-    table.append(["requests (2 per recovery)", "", "", "", "", f"${requests_cost:.5f}"])
-    table.append(["**total**", "", "", "", "", f"**${total:.4f}**"])
+    for label, cost in (
+        ("requests (2 per recovery)", f"${requests_cost:.5f}"),
+        ("**total**", f"**${total:.4f}**"),
+    ):
+        table.append(dict.fromkeys(table[0], "") | {"function": label, "per 1,000": cost})
     details = [
         "### 5. Cost",
         "",
@@ -114,16 +117,6 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         "APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
         "are billed separately and not included.",
         "",
-        *markdown_table(
-            [
-                "function",
-                "CPU ms/event",
-                "peak RSS MiB",
-                "request ms at 0.167 vCPU",
-                "billed ms",
-                "per 1,000",
-            ],
-            table,
-        ),
+        *markdown_table(table),
     ]
     return Result(NAME, rows, details, {"per_thousand": total})

@@ -131,16 +131,16 @@ def render(measured: Measured, latency_ms: float) -> Result:
         ),
     ]
     table = [
-        [
-            LABELS[name],
-            fmt(s[name]["p50"], 2),
-            fmt(s[name]["p90"], 2),
-            fmt(s[name]["p99"], 2),
-            f"{s[name]['n']:.0f}",
-            fmt(t.per_second, 1),
-            f"{t.ok}/{len(t.statuses)}",
-            fmt(summary_ms(t.durations)["p50"], 1),
-        ]
+        {
+            "function": LABELS[name],
+            "p50": fmt(s[name]["p50"], 2),
+            "p90": fmt(s[name]["p90"], 2),
+            "p99": fmt(s[name]["p99"], 2),
+            "n": f"{s[name]['n']:.0f}",
+            "req/s": fmt(t.per_second, 1),
+            "2xx": f"{t.ok}/{len(t.statuses)}",
+            "p50 under load": fmt(summary_ms(t.durations)["p50"], 1),
+        }
         for name, t in throughput.items()
     ]
     details = [
@@ -158,10 +158,7 @@ def render(measured: Measured, latency_ms: float) -> Result:
         f"Stripe and Linq at {latency_ms:.0f} ms per call) and answers when it returns. "
         "Client-side times, in ms.",
         "",
-        *markdown_table(
-            ["function", "p50", "p90", "p99", "n", "req/s", "2xx", "p50 under load"],
-            table,
-        ),
+        *markdown_table(table),
     ]
     return Result(
         NAME,

@@ -6,7 +6,8 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,26 +45,28 @@ def verdict(ok: bool) -> str:
     return PASS if ok else MISS
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+def markdown_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Rows of cells by column name as a markdown table, in the columns of the first row."""
+    header = list(rows[0])
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(row[h].replace("|", "\\|") for h in header) + " |" for row in rows]
     return lines
-
-
-def summary_rows(results: list[Result]) -> list[list[str]]:
-    return [
-        [r.benchmark, r.figure, r.value, r.baseline, r.target, r.verdict]
-        for result in results
-        for r in result.rows
-    ]
 
 
 SUMMARY_HEADER = ["benchmark", "figure", "measured", "baseline", "ratio / target", "verdict"]
 
 
+def summary_rows(results: list[Result]) -> list[dict[str, str]]:
+    return [
+        dict(zip(SUMMARY_HEADER, astuple(row), strict=True))
+        for result in results
+        for row in result.rows
+    ]
+
+
 def text_table(results: list[Result]) -> str:
     """The summary as a plain-text table for the terminal."""
-    rows = [SUMMARY_HEADER, *summary_rows(results)]
+    rows = [SUMMARY_HEADER, *(list(row.values()) for row in summary_rows(results))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_HEADER))]
     out = []
     for index, row in enumerate(rows):
@@ -102,7 +105,7 @@ def render(results: list[Result], meta: dict[str, str]) -> list[str]:
     lines = [BEGIN, "", "## Figures", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items()]
     lines += [""]
-    lines += markdown_table(SUMMARY_HEADER, summary_rows(results))
+    lines += markdown_table(summary_rows(results))
     for result in results:
         lines += ["", *result.details]
     lines += ["", END]
