@@ -16,7 +16,14 @@ from typing import Any
 import flask
 from werkzeug.exceptions import BadRequest
 
-from standins.base import Reply, SlidingLimit, StandinServer, bearer_token, json_body
+from standins.base import (
+    IdempotencyKeys,
+    Reply,
+    SlidingLimit,
+    StandinServer,
+    bearer_token,
+    json_body,
+)
 from standins.linkrule import contains_url
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
@@ -34,9 +41,6 @@ _SERVICES = frozenset({"iMessage", "SMS", "RCS"})
 _REPUTATIONS = frozenset({"HEALTHY", "AT_RISK", "CRITICAL"})
 _LINE_TYPES = frozenset({"iMessage", "RCS", None})
 _MAX_PARTS, _MAX_URL_MEDIA, _MAX_LINK_LEN = 100, 40, 2048
-_SCENARIO_KEYS = frozenset(
-    {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
-)
 # Codes used when an injected fault gives only a status.
 _FAULT_CODES = {400: 1003, 401: 2004, 403: 2005, 404: 2001, 409: 1006, 429: 1007, 503: 4004}
 
@@ -160,6 +164,11 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
 class LinqStandin(StandinServer):
     """Stand-in for the Linq Partner API v3 endpoints the product uses."""
 
+    vendor = "Linq"
+    scenario_keys = frozenset(
+        {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
+    )
+
     def __init__(
         self,
         port: int = 0,
@@ -184,6 +193,10 @@ class LinqStandin(StandinServer):
         self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
         self.api.before_request(self._authenticate)
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
+        self.api.register_error_handler(
+            BadRequest,
+            lambda _: LinqApiError(400, 1003, "Request body must be valid JSON").response(),
+        )
         self.control_route("POST", "/inbound", self._inbound_control)
         self.control_route("GET", "/messages", self.messages)
 
@@ -198,38 +211,31 @@ class LinqStandin(StandinServer):
         self._blocked: set[str] = set()
         self._chats: dict[str, _Chat] = {}
         self._chat_keys: dict[tuple[str, frozenset[str]], str] = {}
-        self._idempotency: dict[str, tuple[str, Reply]] = {}
+        self._keys = IdempotencyKeys()
         self._messages: list[dict[str, Any]] = []
         self._pair_limit = SlidingLimit(self.pair_limit, self.pair_window_s)
         self._capability_limit = SlidingLimit(self.capability_limit, self.capability_window_s)
         self._rate_limited = 0
-        self._replays = 0
 
-    def load(self, scenario: Mapping[str, Any]) -> None:
-        """Replace each part of the account state named in `scenario` (see the module keys)."""
-        unknown = set(scenario) - _SCENARIO_KEYS
-        if unknown:
-            raise ValueError(f"unknown Linq scenario keys: {sorted(unknown)}")
-        with self._lock:
-            if "phone_numbers" in scenario:
-                self._phone_numbers = {}
-                for line in scenario["phone_numbers"]:
-                    normalized = self._normalize_line(line)
-                    self._phone_numbers[normalized["phone_number"]] = normalized
-            if "capabilities" in scenario:
-                self._capabilities = {
-                    address: {
-                        "imessage": bool(cap.get("imessage", True)),
-                        "selected_service": cap.get("selected_service"),
-                    }
-                    for address, cap in scenario["capabilities"].items()
+    def _load(self, scenario: Mapping[str, Any]) -> None:
+        """Replace each part of the account state named in `scenario` (`scenario_keys`)."""
+        if "phone_numbers" in scenario:
+            lines = [self._normalize_line(line) for line in scenario["phone_numbers"]]
+            self._phone_numbers = {line["phone_number"]: line for line in lines}
+        if "capabilities" in scenario:
+            self._capabilities = {
+                address: {
+                    "imessage": bool(cap.get("imessage", True)),
+                    "selected_service": cap.get("selected_service"),
                 }
-            for name in ("ineligible", "refused", "opted_out", "blocked"):
-                if name in scenario:
-                    values = scenario[name]
-                    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                        raise ValueError(f"{name} must be a list of strings")
-                    setattr(self, f"_{name}", set(values))
+                for address, cap in scenario["capabilities"].items()
+            }
+        for name in ("ineligible", "refused", "opted_out", "blocked"):
+            if name in scenario:
+                values = scenario[name]
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise ValueError(f"{name} must be a list of strings")
+                setattr(self, f"_{name}", set(values))
 
     @staticmethod
     def _normalize_line(line: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,7 +280,7 @@ class LinqStandin(StandinServer):
         return {
             "rate_limited": self._rate_limited,
             "messages_accepted": len(self._messages),
-            "idempotent_replays": self._replays,
+            "idempotent_replays": self._keys.replays,
             "chats": len(self._chats),
             "opted_out": sorted(self._opted_out),
         }
@@ -299,10 +305,7 @@ class LinqStandin(StandinServer):
 
     @staticmethod
     def _json_object() -> dict[str, Any]:
-        try:
-            body = flask.request.get_json(force=True)
-        except BadRequest:
-            raise LinqApiError(400, 1003, "Request body must be valid JSON") from None
+        body = flask.request.get_json(force=True)
         if not isinstance(body, dict):
             raise LinqApiError(400, 1003, "Request body must be a JSON object")
         return body
@@ -336,21 +339,17 @@ class LinqStandin(StandinServer):
             body = self._json_object()
             message = body.get("message")
             key = message.get("idempotency_key") if isinstance(message, dict) else None
-            fingerprint = f"{flask.request.path} {json.dumps(body, sort_keys=True)}"
-            if isinstance(key, str) and key in self._idempotency:
-                first_fingerprint, first = self._idempotency[key]
-                if first_fingerprint != fingerprint:
-                    raise LinqApiError(
-                        409,
-                        1005,
-                        f"idempotency_key '{key}' was already used for a different request; "
-                        "use a new key for a new message",
-                    )
-                self._replays += 1
-                return copy.deepcopy(first)
-            reply = send(body, **params)
-            if key is not None:
-                self._idempotency[key] = (fingerprint, copy.deepcopy(reply))
+            reply, _ = self._keys.answer(
+                key if isinstance(key, str) else None,
+                f"{flask.request.path} {json.dumps(body, sort_keys=True)}",
+                lambda: send(body, **params),
+                lambda: LinqApiError(
+                    409,
+                    1005,
+                    f"idempotency_key '{key}' was already used for a different request; "
+                    "use a new key for a new message",
+                ),
+            )
             return reply
 
         return view
@@ -395,36 +394,27 @@ class LinqStandin(StandinServer):
         now: float,
     ) -> dict[str, Any]:
         self._pair_limit.add([(chat.sender, r) for r in chat.to], now)
-        created_at = _now_iso()
         rendered = {
             "id": str(uuid.uuid4()),
-            "created_at": created_at,
+            "created_at": _now_iso(),
             "delivery_status": "queued",
             "is_read": False,
-            "parts": copy.deepcopy(parts),
+            "parts": parts,
             "sent_at": None,
             "delivered_at": None,
-            "effect": copy.deepcopy(message.get("effect")),
-            "from_handle": copy.deepcopy(chat.own_handle),
+            "effect": message.get("effect"),
+            "from_handle": chat.own_handle,
             "preferred_service": message.get("preferred_service"),
-            "reply_to": copy.deepcopy(message.get("reply_to")),
+            "reply_to": message.get("reply_to"),
             "service": chat.service,
             "idempotency_key": message.get("idempotency_key"),
         }
-        self._messages.append(
-            {
-                "chat_id": chat.id,
-                "message_id": rendered["id"],
-                "from": chat.sender,
-                "to": list(chat.to),
-                "parts": copy.deepcopy(parts),
-                "idempotency_key": message.get("idempotency_key"),
-                "service": chat.service,
-                "created_at": created_at,
-                "endpoint": endpoint,
-            }
-        )
-        return rendered
+        accepted = {"chat_id": chat.id, "message_id": rendered["id"], "from": chat.sender}
+        accepted.update(to=list(chat.to), endpoint=endpoint)
+        for name in ("parts", "idempotency_key", "service", "created_at"):
+            accepted[name] = rendered[name]
+        self._messages.append(copy.deepcopy(accepted))
+        return copy.deepcopy(rendered)
 
     def _render_chat(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
