@@ -72,10 +72,6 @@ class BenchEnv:
         self._started: list[FunctionProcess] = []
         self.bare = self.function("bare")
 
-    @property
-    def latency_s(self) -> float:
-        return self.latency_ms / 1000.0
-
     def start(self) -> BenchEnv:
         try:
             self.proxy.start(10)
@@ -110,32 +106,29 @@ class BenchEnv:
 
     def calls(self) -> list[Call]:
         """Every external call the stand-ins and the ledger proxy have seen so far."""
+        latency_s = self.latency_ms / 1000
         return [
-            *standin_calls("stripe", self.stack.stripe.requests(), self.latency_s),
-            *standin_calls("linq", self.stack.linq.requests(), self.latency_s),
+            *standin_calls("stripe", self.stack.stripe.requests(), latency_s),
+            *standin_calls("linq", self.stack.linq.requests(), latency_s),
             *proxy_calls("ledger", self.proxy.journal()),
         ]
 
     def function(self, name: str) -> FunctionProcess:
-        """A function process of our own wired to this stack, on a free port (not started)."""
+        """A function process of our own wired to this stack, on a free port (not started):
+        ingest as in the stack but publishing to a topic without subscribers; the synchronous
+        handler checks webhooks like ingest and recovers like recover."""
+        env = base_env()
+        if name in ("recover", "sync"):
+            env.update(self.stack.function_env("recover"))
+        if name == "sync":
+            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        if name == "ingest":
+            env.update(self.stack.function_env("ingest"), PUBSUB_TOPIC=INGEST_TOPIC)
         port = free_port()
-        env = {**base_env(), **self.function_env(name)}
         log = self.workdir / f"{name}-{port}.log"
         process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)
         self._started.append(process)
         return process
-
-    def function_env(self, name: str) -> dict[str, str]:
-        """Ingest as in the stack but publishing to a topic without subscribers; the
-        synchronous handler checks webhooks like ingest and recovers like recover."""
-        if name == "ingest":
-            return {**self.stack.function_env("ingest"), "PUBSUB_TOPIC": INGEST_TOPIC}
-        if name == "sync":
-            secret = {"STRIPE_WEBHOOK_SECRET": SANDBOX_WEBHOOK_SECRET}
-            return {**self.stack.function_env("recover"), **secret}
-        if name == "recover":
-            return self.stack.function_env("recover")
-        return {}
 
     def stop(self) -> None:
         for process in self._started:

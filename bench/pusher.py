@@ -1,19 +1,16 @@
-"""Push delivery with a chosen concurrency, modelling Pub/Sub in front of n function slots.
+"""Push delivery with a chosen concurrency, modelling Pub/Sub in front of n function slots (why
+the emulator's own push cannot: the burst section of the report, in bench/burst.py).
 
-The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a time each
-(`PushLoop` in its jar), so it never keeps more than two recover runs in flight. In production
-Pub/Sub keeps as many pushes outstanding as the function accepts: max instances × concurrency.
-This pusher turns the stack's push subscription into a pull subscription and delivers from it
-with `slots` concurrent pushes in the raw Pub/Sub push format. A 2xx is acknowledged; otherwise
-the message stays leased and is pushed again after exponential backoff between the retry
-policy's bounds, and after `max_attempts` it is published to the dead-letter topic and
-acknowledged, as Pub/Sub does. (The emulator's own redelivery after `modifyAckDeadline` proved
-unreliable under load: a few messages never came back.)
+The stack's push subscription becomes a pull subscription, delivered from with `slots`
+concurrent pushes in the raw Pub/Sub push format. A 2xx is acknowledged; otherwise the message
+stays leased and is pushed again after exponential backoff between the retry policy's bounds,
+and after `max_attempts` it is published to the dead-letter topic and acknowledged, as Pub/Sub
+does. (The emulator's own redelivery after `modifyAckDeadline` proved unreliable under load: a
+few messages never came back.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import threading
@@ -72,37 +69,31 @@ class Pusher:
         for thread in self._threads:
             thread.join(timeout=130)
 
-    def _due_retry(self) -> tuple[dict[str, Any], int] | None:
+    def _next(self, emulator: requests.Session) -> tuple[dict[str, Any], int] | None:
+        """A retry that is due, else a message pulled from the subscription, with its attempt."""
         with self._lock:
             if self._retries and self._retries[0][0] <= time.monotonic():
                 _, _, item, attempt = heapq.heappop(self._retries)
                 return item, attempt
-        return None
+        answer = emulator.post(
+            f"{self._base}:pull", json={"maxMessages": 1, "returnImmediately": True}, timeout=10
+        ).json()
+        received = answer.get("receivedMessages") or []
+        return (received[0], 1) if received else None
 
     def _work(self) -> None:
         emulator, function = requests.Session(), requests.Session()
         while not self._stop.is_set():
-            due = self._due_retry()
-            if due is not None:
-                items = [due]
-            else:
-                try:
-                    answer = emulator.post(
-                        f"{self._base}:pull",
-                        json={"maxMessages": 1, "returnImmediately": True},
-                        timeout=10,
-                    ).json()
-                except (requests.RequestException, ValueError):
-                    time.sleep(0.05)
-                    continue
-                items = [(item, 1) for item in answer.get("receivedMessages") or []]
-                if not items:
-                    time.sleep(0.02)
-                    continue
-            for item, attempt in items:
-                # A failed emulator call leaves the message leased: it comes back when that ends.
-                with contextlib.suppress(requests.RequestException):
-                    self._deliver(emulator, function, item, attempt)
+            # A failed emulator call leaves the message leased: it comes back when that ends.
+            try:
+                due = self._next(emulator)
+                if due is not None:
+                    self._deliver(emulator, function, *due)
+            except (requests.RequestException, ValueError):
+                time.sleep(0.05)
+                continue
+            if due is None:
+                time.sleep(0.02)
 
     def _deliver(
         self,

@@ -23,6 +23,7 @@ from cloudevents.http import CloudEvent
 
 from shared.adapters.webhook import parse_webhook
 from shared.core.errors import ConfigError, WebhookRejected
+from shared.core.event import FailedPayment
 from shared.workflow.config import IngestSettings
 
 _RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
@@ -47,6 +48,28 @@ def _recover() -> ModuleType:
     return module
 
 
+def pubsub_event(payment: FailedPayment, project: str) -> CloudEvent:
+    """The CloudEvent a push of what the ingest function publishes about `payment` arrives as."""
+    message_id = str(uuid.uuid4().int % 10**16)
+    topic = f"projects/{project}/topics/stripe-payment-failed"
+    attributes = {
+        "id": message_id,
+        "source": f"//pubsub.googleapis.com/{topic}",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+    }
+    message = {
+        "data": base64.b64encode(payment.to_json()).decode(),
+        "attributes": payment.attributes(),
+        "messageId": message_id,
+        "publishTime": "2026-11-25T00:00:00.000Z",
+    }
+    return CloudEvent(
+        attributes, {"message": message, "subscription": f"projects/{project}/subscriptions/bench"}
+    )
+
+
 @functions_framework.http
 def sync_webhook(request: flask.Request) -> tuple[str, int]:
     try:
@@ -57,25 +80,8 @@ def sync_webhook(request: flask.Request) -> tuple[str, int]:
         return f"rejected: {exc}", 400
     if payment is None:
         return "ignored", 200
-    message_id = str(uuid.uuid4().int % 10**16)
-    topic = f"projects/{os.environ['GOOGLE_CLOUD_PROJECT']}/topics/stripe-payment-failed"
-    event = CloudEvent(
-        {
-            "id": message_id,
-            "source": f"//pubsub.googleapis.com/{topic}",
-            "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "specversion": "1.0",
-        },
-        {
-            "message": {
-                "data": base64.b64encode(payment.to_json()).decode(),
-                "attributes": payment.attributes(),
-                "messageId": message_id,
-            }
-        },
-    )
     try:
-        _recover().recover_payment(event)
+        _recover().recover_payment(pubsub_event(payment, os.environ["GOOGLE_CLOUD_PROJECT"]))
     except Exception:
         # What the recover function raises is what Pub/Sub would retry: tell Stripe to retry.
         traceback.print_exc()
