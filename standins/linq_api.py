@@ -97,33 +97,33 @@ class _Chat:
         return next(handle for handle in self.handles if handle["is_me"])
 
 
-def _require(obj: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
-    if obj.get(name) in (None, "", []):
-        raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
-    value = obj[name]
+def _field(
+    obj: Mapping[str, Any], name: str, kind: type, where: str = "", *, required: bool = True
+) -> Any:
+    """`obj[name]` if it is a `kind`: 1001 when a required one is missing or empty, 1005 when
+    it is of another type."""
+    value = obj.get(name)
+    if value in (None, "", []):
+        if required:
+            raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
+        return None
     if not isinstance(value, kind):
         raise LinqApiError(400, 1005, f"Invalid type for {where}{name}")
     return value
 
 
-def _check_e164(value: str, field_name: str) -> None:
-    if not _E164.fullmatch(value):
-        raise LinqApiError(
-            400, 1002, f"{field_name} must be an E.164 phone number (e.g. +12223334444)"
-        )
-
-
-def _check_handle(value: Any, field_name: str) -> None:
-    if not isinstance(value, str) or not (_E164.fullmatch(value) or _EMAIL.fullmatch(value)):
-        raise LinqApiError(
-            400, 1002, f"{field_name} must be an E.164 phone number or an email address"
-        )
+def _check_address(value: Any, field_name: str, *, email: bool = False) -> None:
+    """An E.164 phone number (or, where `email`, an email address), else 1002."""
+    if isinstance(value, str) and (_E164.fullmatch(value) or (email and _EMAIL.fullmatch(value))):
+        return
+    expected = "or an email address" if email else "(e.g. +12223334444)"
+    raise LinqApiError(400, 1002, f"{field_name} must be an E.164 phone number {expected}")
 
 
 def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     if "experience" in message and "parts" in message:
         raise LinqApiError(400, 1004, "A message carries either parts or an experience, not both")
-    parts = _require(message, "parts", list, "message.")
+    parts = _field(message, "parts", list, "message.")
     if len(parts) > _MAX_PARTS:
         raise LinqApiError(400, 1004, f"A message can have at most {_MAX_PARTS} parts")
     previous = None
@@ -133,7 +133,7 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
             raise LinqApiError(400, 1004, f"{where}type must be one of {sorted(_PART_TYPES)}")
         kind = part["type"]
         if kind in ("text", "link"):
-            value = _require(part, "value", str, where)
+            value = _field(part, "value", str, where)
             if not value.strip():
                 raise LinqApiError(400, 1004, f"{where}value must not be blank")
         if kind == "text" and previous == "text":
@@ -152,12 +152,9 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         previous = kind
     if sum(1 for p in parts if p["type"] == "media" and p.get("url")) > _MAX_URL_MEDIA:
         raise LinqApiError(400, 1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
-    preferred = message.get("preferred_service")
-    if preferred is not None and preferred not in _SERVICES:
+    if message.get("preferred_service") not in (None, *_SERVICES):
         raise LinqApiError(400, 1005, f"preferred_service must be one of {sorted(_SERVICES)}")
-    key = message.get("idempotency_key")
-    if key is not None and not isinstance(key, str):
-        raise LinqApiError(400, 1005, "message.idempotency_key must be a string")
+    _field(message, "idempotency_key", str, "message.", required=False)
     return parts
 
 
@@ -357,7 +354,7 @@ class LinqStandin(StandinServer):
     # Send checks shared by both send endpoints ---------------------------------------------
 
     def _check_can_send(
-        self, sender: str, recipients: tuple[str, ...], override_optout: bool
+        self, sender: str, recipients: tuple[str, ...], override_optout: bool | None
     ) -> float:
         if sender in self._ineligible:
             raise LinqApiError(
@@ -438,11 +435,11 @@ class LinqStandin(StandinServer):
 
     def _check_imessage(self) -> dict[str, Any]:
         body = self._json_object()
-        address = _require(body, "address", str)
-        _check_handle(address, "address")
+        address = _field(body, "address", str)
+        _check_address(address, "address", email=True)
         sender = body.get("from")
         if sender is not None:
-            _check_e164(str(sender), "from")
+            _check_address(str(sender), "from")
             self._line(sender)
         now = time.monotonic()
         self._raise_if_limited(self._capability_limit.retry_after(["account"], now))
@@ -460,14 +457,14 @@ class LinqStandin(StandinServer):
         return answer
 
     def _create_chat(self, body: dict[str, Any]) -> Reply:
-        sender = _require(body, "from", str)
-        to = _require(body, "to", list)
-        message = _require(body, "message", dict)
-        _check_e164(sender, "from")
+        sender = _field(body, "from", str)
+        to = _field(body, "to", list)
+        message = _field(body, "message", dict)
+        _check_address(sender, "from")
         for index, handle in enumerate(to):
-            _check_handle(handle, f"to[{index}]")
+            _check_address(handle, f"to[{index}]", email=True)
         parts = _check_parts(message)
-        override = self._override(body)
+        override = _field(body, "override_optout", bool, required=False)
         recipients = tuple(dict.fromkeys(to))
         line = self._line(sender)
         chat_id = self._chat_keys.get((sender, frozenset(recipients)))
@@ -496,20 +493,13 @@ class LinqStandin(StandinServer):
         chat = self._chats.get(chat_id)
         if chat is None:
             raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
-        message = _require(body, "message", dict)
+        message = _field(body, "message", dict)
         parts = _check_parts(message)
-        override = self._override(body)
+        override = _field(body, "override_optout", bool, required=False)
         self._line(chat.sender)
         now = self._check_can_send(chat.sender, chat.to, override)
         rendered = self._accept(chat, message, parts, "messages", now)
         return {"chat_id": chat.id, "message": rendered}, 202, {}
-
-    @staticmethod
-    def _override(body: Mapping[str, Any]) -> bool:
-        override = body.get("override_optout", False)
-        if not isinstance(override, bool):
-            raise LinqApiError(400, 1005, "override_optout must be a boolean")
-        return override
 
     def _new_chat(
         self, line: Mapping[str, Any], recipients: tuple[str, ...], preferred: str | None
