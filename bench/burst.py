@@ -16,7 +16,6 @@ from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
 from bench.pusher import Pusher
 from bench.report import INFO, Result, Row, markdown_table, verdict
 from bench.stats import fmt
-from standins.emulator import DEFAULT_PROJECT
 from standins.stack import LocalStack, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
@@ -97,15 +96,7 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
     pusher: Pusher | None = None
     with stack:
         if slots is not None:
-            endpoint = f"{stack.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{stack.topic}"
-            pusher = Pusher(
-                stack.emulator,
-                stack.push_subscription,
-                endpoint,
-                slots,
-                dead_letter_topic=stack.dead_letter_topic,
-                max_attempts=MAX_DELIVERY_ATTEMPTS,
-            ).start()
+            pusher = Pusher(stack, slots, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
         fixtures.load_linq_line(stack.linq)
         batch = fixtures.cases(events)
         fixtures.load(stack.stripe, batch)

@@ -19,7 +19,7 @@ from typing import Any
 
 import requests
 
-from standins.emulator import DEFAULT_PROJECT, PubSubEmulator
+from standins.stack import LocalStack
 
 LEASE_S = 60
 
@@ -29,22 +29,19 @@ class Pusher:
 
     def __init__(
         self,
-        emulator: PubSubEmulator,
-        subscription: str,
-        endpoint: str,
+        stack: LocalStack,
         slots: int,
         *,
-        dead_letter_topic: str,
         max_attempts: int,
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 5.0,
     ) -> None:
-        self._emulator = emulator
-        self._base = f"{emulator.url}/v1/projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
-        self._subscription = f"projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
-        self._endpoint = endpoint
+        self._emulator = stack.emulator
+        self._subscription = stack.emulator.subscription_path(stack.push_subscription)
+        self._base = f"{stack.emulator.url}/v1/{self._subscription}"
+        self._endpoint = stack.push_endpoint
         self._slots = slots
-        self._dead_letter_topic = dead_letter_topic
+        self._dead_letter_topic = stack.dead_letter_topic
         self._max_attempts = max_attempts
         self._backoff = (min_backoff_s, max_backoff_s)
         self._stop = threading.Event()

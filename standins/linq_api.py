@@ -351,11 +351,33 @@ class LinqStandin(StandinServer):
 
         return view
 
-    # Send checks shared by both send endpoints ---------------------------------------------
+    # What both send endpoints do ----------------------------------------------------------
 
-    def _check_can_send(
-        self, sender: str, recipients: tuple[str, ...], override_optout: bool | None
-    ) -> float:
+    def _send(
+        self,
+        body: Mapping[str, Any],
+        message: Mapping[str, Any],
+        sender: str,
+        recipients: tuple[str, ...],
+        chat: _Chat | None,
+        endpoint: str,
+    ) -> tuple[_Chat, dict[str, Any]]:
+        """Check and accept a message into `chat`, or into a new chat when None."""
+        parts = _check_parts(message)
+        override_optout = _field(body, "override_optout", bool, required=False)
+        line = self._line(sender)
+        # The first message of a new chat may not carry a link, a URL, an effect or a reply.
+        if chat is None and (
+            any(p["type"] == "link" for p in parts)
+            or any(p["type"] == "text" and contains_url(p["value"]) for p in parts)
+        ):
+            raise LinqApiError(
+                400, 1005, "The first message of a new chat cannot contain a link or URL"
+            )
+        if chat is None and (message.get("effect"), message.get("reply_to")) != (None, None):
+            raise LinqApiError(
+                400, 1005, "effect and reply_to are not allowed on the first message of a chat"
+            )
         if sender in self._ineligible:
             raise LinqApiError(
                 403, 2027, f"The line {sender} is not eligible to send messages right now"
@@ -369,28 +391,9 @@ class LinqStandin(StandinServer):
         now = time.monotonic()
         pairs = [(sender, recipient) for recipient in recipients]
         self._raise_if_limited(self._pair_limit.retry_after(pairs, now))
-        return now
-
-    def _raise_if_limited(self, retry_after: int | None) -> None:
-        """Linq's 429 (code 1007) with its Retry-After, counted for the tests."""
-        if retry_after is not None:
-            self._rate_limited += 1
-            raise LinqApiError(
-                429,
-                1007,
-                f"Rate limited. Try again in {retry_after} seconds.",
-                retry_after=retry_after,
-            )
-
-    def _accept(
-        self,
-        chat: _Chat,
-        message: Mapping[str, Any],
-        parts: list[dict[str, Any]],
-        endpoint: str,
-        now: float,
-    ) -> dict[str, Any]:
-        self._pair_limit.add([(chat.sender, r) for r in chat.to], now)
+        self._pair_limit.add(pairs, now)
+        if chat is None:
+            chat = self._new_chat(line, recipients, message.get("preferred_service"))
         rendered = {
             "id": str(uuid.uuid4()),
             "created_at": _now_iso(),
@@ -411,7 +414,18 @@ class LinqStandin(StandinServer):
         for name in ("parts", "idempotency_key", "service", "created_at"):
             accepted[name] = rendered[name]
         self._messages.append(copy.deepcopy(accepted))
-        return copy.deepcopy(rendered)
+        return chat, copy.deepcopy(rendered)
+
+    def _raise_if_limited(self, retry_after: int | None) -> None:
+        """Linq's 429 (code 1007) with its Retry-After, counted for the tests."""
+        if retry_after is not None:
+            self._rate_limited += 1
+            raise LinqApiError(
+                429,
+                1007,
+                f"Rate limited. Try again in {retry_after} seconds.",
+                retry_after=retry_after,
+            )
 
     def _render_chat(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
@@ -463,43 +477,19 @@ class LinqStandin(StandinServer):
         _check_address(sender, "from")
         for index, handle in enumerate(to):
             _check_address(handle, f"to[{index}]", email=True)
-        parts = _check_parts(message)
-        override = _field(body, "override_optout", bool, required=False)
         recipients = tuple(dict.fromkeys(to))
-        line = self._line(sender)
         chat_id = self._chat_keys.get((sender, frozenset(recipients)))
-        if chat_id is None:
-            # The first message of a new chat may not carry a link, a URL, an effect or a reply.
-            if any(p["type"] == "link" for p in parts) or any(
-                p["type"] == "text" and contains_url(p["value"]) for p in parts
-            ):
-                raise LinqApiError(
-                    400, 1005, "The first message of a new chat cannot contain a link or URL"
-                )
-            if message.get("effect") is not None or message.get("reply_to") is not None:
-                raise LinqApiError(
-                    400, 1005, "effect and reply_to are not allowed on the first message of a chat"
-                )
-        now = self._check_can_send(sender, recipients, override)
-        if chat_id is None:
-            chat = self._new_chat(line, recipients, message.get("preferred_service"))
-        else:
-            chat = self._chats[chat_id]
-        rendered = self._render_chat(chat)
-        rendered["message"] = self._accept(chat, message, parts, "chats", now)
-        return {"chat": rendered}, 201, {}
+        chat = None if chat_id is None else self._chats[chat_id]
+        chat, sent = self._send(body, message, sender, recipients, chat, "chats")
+        return {"chat": {**self._render_chat(chat), "message": sent}}, 201, {}
 
     def _send_message(self, body: dict[str, Any], chat_id: str) -> Reply:
         chat = self._chats.get(chat_id)
         if chat is None:
             raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
         message = _field(body, "message", dict)
-        parts = _check_parts(message)
-        override = _field(body, "override_optout", bool, required=False)
-        self._line(chat.sender)
-        now = self._check_can_send(chat.sender, chat.to, override)
-        rendered = self._accept(chat, message, parts, "messages", now)
-        return {"chat_id": chat.id, "message": rendered}, 202, {}
+        chat, sent = self._send(body, message, chat.sender, chat.to, chat, "messages")
+        return {"chat_id": chat.id, "message": sent}, 202, {}
 
     def _new_chat(
         self, line: Mapping[str, Any], recipients: tuple[str, ...], preferred: str | None

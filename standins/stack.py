@@ -120,9 +120,8 @@ class LocalStack:
     ) -> None:
         self._standins = standins
         self._latency_ms = latency_ms
-        self._ingest_env = dict(ingest_env or {})
-        self._recover_env = dict(recover_env or {})
-        self._stripe_args, self._linq_args = stripe_args, linq_args
+        self._extra_env = {"ingest": dict(ingest_env or {}), "recover": dict(recover_env or {})}
+        self._standin_args = {"stripe": stripe_args, "linq": linq_args, "slack": ()}
         self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
         self._ports = {"ingest": ingest_port or free_port(), "recover": free_port()}
         self._slack = slack
@@ -150,28 +149,21 @@ class LocalStack:
 
     def start(self) -> Self:
         try:
-            self._start()
+            self.emulator.launch()
+            self.firestore.launch()
+            self.emulator.wait_ready()
+            self.firestore.wait_ready()
+            if self._standins:
+                for name, extra in self._standin_args.items():
+                    self._start_standin(name, extra)
+            self._create_topics()
+            self.start_function("recover")
+            self.create_push_subscription()
+            self.start_function("ingest")
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _start(self) -> None:
-        self.emulator.launch()
-        self.firestore.launch()
-        self.emulator.wait_ready()
-        self.firestore.wait_ready()
-        if self._standins:
-            for name, extra in (
-                ("stripe", self._stripe_args),
-                ("linq", self._linq_args),
-                ("slack", ()),
-            ):
-                self._start_standin(name, extra)
-        self._create_topics()
-        self.start_function("recover")
-        self.create_push_subscription()
-        self.start_function("ingest")
 
     def stop(self) -> None:
         """Stop every process this stack started, by process group, the emulators last."""
@@ -205,37 +197,30 @@ class LocalStack:
         self._processes.pop(name).kill()
 
     def function_env(self, name: str) -> dict[str, str]:
-        """The environment `ingest` or `recover` runs with in this stack."""
-        return self._recover_environment() if name == "recover" else self._ingest_environment()
-
-    def _ingest_environment(self) -> dict[str, str]:
-        env = base_env()
-        env.update(
-            PUBSUB_EMULATOR_HOST=self.emulator.host,
-            GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT,
-            PUBSUB_TOPIC=self.topic,
-        )
-        if self._standins:
-            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
-        env.update(self._ingest_env)
-        return env
-
-    def _recover_environment(self) -> dict[str, str]:
-        env = base_env()
-        env.update(
-            FIRESTORE_EMULATOR_HOST=self.firestore.host, GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT
-        )
-        if self._standins:
-            env.update(
-                STRIPE_API_KEY=STRIPE_TEST_KEY,
-                STRIPE_API_BASE=self.urls["stripe"],
-                LINQ_API_KEY=LINQ_TOKEN,
-                LINQ_API_BASE=self.urls["linq"],
-            )
-            if self._slack:
+        """The environment `ingest` or `recover` runs with in this stack: its emulator, and the
+        stand-ins' secrets and addresses when the stack runs them."""
+        env = {**base_env(), "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT}
+        if name == "ingest":
+            env.update(PUBSUB_EMULATOR_HOST=self.emulator.host, PUBSUB_TOPIC=self.topic)
+            if self._standins:
+                env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        else:
+            env["FIRESTORE_EMULATOR_HOST"] = self.firestore.host
+            if self._standins:
+                env.update(
+                    STRIPE_API_KEY=STRIPE_TEST_KEY,
+                    STRIPE_API_BASE=self.urls["stripe"],
+                    LINQ_API_KEY=LINQ_TOKEN,
+                    LINQ_API_BASE=self.urls["linq"],
+                )
+            if self._standins and self._slack:
                 env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
-        env.update(self._recover_env)
-        return env
+        return {**env, **self._extra_env[name]}
+
+    @property
+    def push_endpoint(self) -> str:
+        """Where Pub/Sub pushes the topic's messages: the recover function."""
+        return f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}"
 
     def create_push_subscription(self) -> None:
         """Push to the recover function with backoff and dead-lettering, as deploy.sh sets up."""
@@ -243,7 +228,7 @@ class LocalStack:
         self.emulator.create_subscription(
             self.push_subscription,
             self.topic,
-            push_endpoint=f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}",
+            push_endpoint=self.push_endpoint,
             ack_deadline_seconds=ack_deadline,
             min_backoff_s=min_s,
             max_backoff_s=max_s,
