@@ -240,15 +240,5 @@ def render(runs: list[Run], recommended: int) -> Result:
         "for the recover function (deploy.sh runs concurrency 1, so "
         f"`RECOVER_MAX_INSTANCES={recommended}`).",
     ]
-    data = {
-        "recommended": recommended,
-        "events": final.events,
-        "cpu_recover_s": final.cpu["recover"] / final.events,
-        "cpu_ingest_s": final.cpu["ingest"] / final.events,
-        "rss_recover_mib": final.rss["recover"],
-        "rss_ingest_mib": final.rss["ingest"],
-        "per_second": final.per_second,
-        "peak_stripe": final.peak_stripe,
-        "per_slot_per_second": final.per_second / recommended,
-    }
-    return Result(NAME, rows, details, data)
+    # The cost benchmark prices the full burst's CPU time and memory.
+    return Result(NAME, rows, details, {"run": final})

@@ -240,12 +240,4 @@ def render(measured: Measured, latency_ms: float) -> Result:
             f"- **{name}**, after its first publish: `import {module}` {lazy[name]:.0f} ms more, "
             "in a background thread (the first publishes go over REST meanwhile)"
         )
-    data = {
-        "bare_ms": bare,
-        "ingest_ms": ms("ingest"),
-        "recover_ms": ms("recover"),
-        "recover_net_ms": ms("recover", net=True),
-        "imports": imports,
-        "lazy": lazy,
-    }
-    return Result(NAME, rows, details, data)
+    return Result(NAME, rows, details)

@@ -36,25 +36,18 @@ def _instance_cost(seconds: float) -> float:
 
 def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Result:
     if "burst" in earlier:
-        measured = earlier["burst"].data
-        source = f"the {measured['events']}-event burst (benchmark 4)"
+        one: burst.Run = earlier["burst"].data["run"]
+        source = f"the {one.events}-event burst (benchmark 4)"
     else:
-        slots, events = 4, 60 if quick else 300
-        one = burst.burst(workdir, slots, events)
-        measured = {
-            "cpu_recover_s": one.cpu["recover"] / events,
-            "cpu_ingest_s": one.cpu["ingest"] / events,
-            "rss_recover_mib": one.rss["recover"],
-            "rss_ingest_mib": one.rss["ingest"],
-        }
-        source = f"a {events}-event burst at {slots} slots"
+        one = burst.burst(workdir, 4, 60 if quick else 300)
+        source = f"a {one.events}-event burst at {one.slots} slots"
     waiting = (
         earlier["webhook→text"].data["warm_external_all_ms"] / 1000
         if "webhook→text" in earlier
         else 4 * LATENCY_MS / 1000
     )
-    cpu = {"ingest": measured["cpu_ingest_s"], "recover": measured["cpu_recover_s"]}
-    rss = {"ingest": measured["rss_ingest_mib"], "recover": measured["rss_recover_mib"]}
+    cpu = {name: one.cpu[name] / one.events for name in ("ingest", "recover")}
+    rss = one.rss
     # Request time on the deployed size: waiting on the outside, plus the CPU work stretched by
     # the fraction of a vCPU the instance gets. Ingest waits ~1 ms on Pub/Sub, recover on its calls.
     wall = {"ingest": 0.001 + cpu["ingest"] / VCPU, "recover": waiting + cpu["recover"] / VCPU}
@@ -119,4 +112,4 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         "",
         *markdown_table(table),
     ]
-    return Result(NAME, rows, details, {"per_thousand": total})
+    return Result(NAME, rows, details)

@@ -160,9 +160,4 @@ def render(measured: Measured, latency_ms: float) -> Result:
         "",
         *markdown_table(table),
     ]
-    return Result(
-        NAME,
-        rows,
-        details,
-        {"latency": s, "throughput": {k: v.per_second for k, v in throughput.items()}},
-    )
+    return Result(NAME, rows, details)

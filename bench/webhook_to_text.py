@@ -174,12 +174,6 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
         "",
         f"Cold chain: {describe(cold.chain)}",
     ]
-    data = {
-        "warm_total_ms": total,
-        "warm_external_ms": external,
-        "warm_external_all_ms": median([external_seconds(s.chain) * 1000 for s in warm]),
-        "warm_overhead_ms": overhead,
-        "warm_calls": warm_calls,
-        "cold_calls": len(cold.chain),
-    }
-    return Result(NAME, rows, details, data)
+    # The cost benchmark bills recover for the time its warm run waits on the outside.
+    all_calls = median([external_seconds(s.chain) * 1000 for s in warm])
+    return Result(NAME, rows, details, {"warm_external_all_ms": all_calls})
