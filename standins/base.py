@@ -233,10 +233,6 @@ class StandinServer(ABC):
         with self._lock:
             self._faults.append(Fault(path, **fault))
 
-    @property
-    def latency_s(self) -> float:
-        return self._latency_s
-
     def set_latency(self, latency_s: float) -> None:
         if latency_s < 0:
             raise ValueError("latency_s must not be negative")

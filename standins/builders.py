@@ -26,12 +26,19 @@ def new_id(prefix: str, length: int = 24) -> str:
 
 
 @cache
+def _fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
 def _fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads(_fixture_text(name))
 
 
-def _copy_fixture(name: str) -> dict[str, Any]:
-    return copy.deepcopy(_fixture(name))
+def _owner(customer: Mapping[str, Any] | str, livemode: bool | None) -> tuple[str, bool]:
+    """A customer's id, and the mode: `livemode`, else the customer's (an id alone: test)."""
+    if isinstance(customer, str):
+        return customer, bool(livemode)
+    return customer["id"], bool(customer.get("livemode")) if livemode is None else livemode
 
 
 def customer(
@@ -50,8 +57,8 @@ def customer(
     """A customer built on the OpenAPI fixture, or the deleted stub when `deleted`."""
     customer_id = id or new_id("cus_", 14)
     if deleted:
-        return {**_copy_fixture("openapi_fixture_deleted_customer.json"), "id": customer_id}
-    obj = _copy_fixture("openapi_fixture_customer.json")
+        return {**_fixture("openapi_fixture_deleted_customer.json"), "id": customer_id}
+    obj = _fixture("openapi_fixture_customer.json")
     obj.update(
         id=customer_id,
         name=name,
@@ -78,9 +85,7 @@ def subscription(
 ) -> dict[str, Any]:
     """A subscription in `status` (Stripe's: active, past_due, unpaid, canceled, ...) for
     `customer`, with the fields the product and an operator look at."""
-    customer_id = customer["id"] if isinstance(customer, Mapping) else customer
-    if livemode is None:
-        livemode = bool(customer.get("livemode")) if isinstance(customer, Mapping) else False
+    customer_id, livemode = _owner(customer, livemode)
     now = int(time.time()) if created is None else created
     ended = now if status in ("canceled", "incomplete_expired") else None
     return {
@@ -122,23 +127,17 @@ def invoice(
     one-off invoice without one; unset keeps the fixture's id, unknown to the stand-in.
     `overrides` set any other top-level field last.
     """
-    obj = _copy_fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
+    obj = _fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
     invoice_id = id or new_id("in_1", 23)
     now = int(time.time()) if created is None else created
-    if isinstance(customer, Mapping):
-        customer_id = customer["id"]
-        if livemode is None:
-            livemode = bool(customer.get("livemode"))
-        if not customer.get("deleted"):
-            obj.update(
-                customer_name=customer.get("name"),
-                customer_phone=customer.get("phone"),
-                customer_email=customer.get("email"),
-                customer_address=copy.deepcopy(customer.get("address")),
-            )
-    else:
-        customer_id = customer
-    livemode = bool(livemode)
+    customer_id, livemode = _owner(customer, livemode)
+    if isinstance(customer, Mapping) and not customer.get("deleted"):
+        obj.update(
+            customer_name=customer.get("name"),
+            customer_phone=customer.get("phone"),
+            customer_email=customer.get("email"),
+            customer_address=copy.deepcopy(customer.get("address")),
+        )
     mode = "live" if livemode else "test"
     token = new_id("", 40)
     if hosted_invoice_url is _UNSET:
@@ -207,7 +206,7 @@ def payment_failed_event(
     created: int | None = None,
 ) -> dict[str, Any]:
     """A snapshot `invoice.payment_failed` event carrying a copy of `invoice` in data.object."""
-    event = _copy_fixture("sample_invoice.payment_failed.synthetic.json")
+    event = _fixture("sample_invoice.payment_failed.synthetic.json")
     event.update(
         id=id or new_id("evt_1", 23),
         livemode=bool(invoice.get("livemode")) if livemode is None else livemode,

@@ -126,7 +126,6 @@ class PubSubEmulator(Emulator):
         topic: str,
         *,
         push_endpoint: str | None = None,
-        ack_deadline_seconds: int = 60,
         min_backoff_s: float | None = None,
         max_backoff_s: float | None = None,
         dead_letter_topic: str | None = None,
@@ -134,7 +133,7 @@ class PubSubEmulator(Emulator):
     ) -> None:
         body: dict[str, Any] = {
             "topic": self.topic_path(topic),
-            "ackDeadlineSeconds": ack_deadline_seconds,
+            "ackDeadlineSeconds": 60,
         }
         if push_endpoint is not None:
             body["pushConfig"] = {"pushEndpoint": push_endpoint}

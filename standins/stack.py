@@ -113,7 +113,6 @@ class LocalStack:
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 5.0,
         max_delivery_attempts: int = 5,
-        ack_deadline_s: int = 60,
         ingest_port: int = 0,
         slack: bool = False,
         workdir: Path | None = None,
@@ -122,7 +121,7 @@ class LocalStack:
         self._latency_ms = latency_ms
         self._extra_env = {"ingest": dict(ingest_env or {}), "recover": dict(recover_env or {})}
         self._standin_args = {"stripe": stripe_args, "linq": linq_args, "slack": ()}
-        self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
+        self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts)
         self._ports = {"ingest": ingest_port or free_port(), "recover": free_port()}
         self._slack = slack
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
@@ -224,12 +223,11 @@ class LocalStack:
 
     def create_push_subscription(self) -> None:
         """Push to the recover function with backoff and dead-lettering, as deploy.sh sets up."""
-        min_s, max_s, attempts, ack_deadline = self._retry
+        min_s, max_s, attempts = self._retry
         self.emulator.create_subscription(
             self.push_subscription,
             self.topic,
             push_endpoint=self.push_endpoint,
-            ack_deadline_seconds=ack_deadline,
             min_backoff_s=min_s,
             max_backoff_s=max_s,
             dead_letter_topic=self.dead_letter_topic,
