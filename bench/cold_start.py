@@ -164,7 +164,7 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
 
 
 def render(measured: Measured, latency_ms: float) -> Result:
-    """The summary rows, the report section and the figures as data."""
+    """The summary rows and the report section."""
     starts, imports, lazy = measured.starts, measured.imports, measured.lazy
 
     def ms(name: str, net: bool = False) -> float:

@@ -95,7 +95,7 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
 
 
 def render(measured: Measured, latency_ms: float) -> Result:
-    """The summary rows, the report section and the figures as data."""
+    """The summary rows and the report section."""
     s, throughput, n = measured.latency, measured.throughput, measured.counts
     rate = {name: t.per_second for name, t in throughput.items()}
     gaps = {q: s["ingest"][q] - s["bare"][q] for q in ("p50", "p99")}

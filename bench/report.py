@@ -87,9 +87,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    java_version = (
-        (java.stderr or java.stdout).splitlines()[0] if (java.stderr or java.stdout) else "?"
-    )
+    java_version = [*(java.stderr or java.stdout).splitlines(), "?"][0]
     return {
         "CPUs (nproc)": str(os.cpu_count()),
         "CPU model": cpu,
@@ -115,12 +113,10 @@ def render(results: list[Result], meta: dict[str, str]) -> list[str]:
 def write(path: Path, generated: list[str]) -> None:
     """Replace the generated block of `path`, keeping everything written outside the markers."""
     block = "\n".join(generated)
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-        if pattern.search(text):
-            path.write_text(pattern.sub(lambda _: block, text, count=1), encoding="utf-8")
-            return
-        path.write_text(text.rstrip("\n") + "\n\n" + block + "\n", encoding="utf-8")
-        return
-    path.write_text("# Benchmarks\n\n" + block + "\n", encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
