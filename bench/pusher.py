@@ -114,32 +114,25 @@ class Pusher:
             status = function.post(self._endpoint, json=envelope, timeout=120).status_code
         except requests.RequestException:
             status = 0
-        if 200 <= status < 300:
-            self._ack(emulator, item)
+        delivered = 200 <= status < 300
+        if not delivered and attempt < self._max_attempts:
+            # Keep the lease while backing off: the emulator must not hand the message out again.
+            emulator.post(
+                f"{self._base}:modifyAckDeadline",
+                json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
+                timeout=10,
+            )
+            low, high = self._backoff
+            due = time.monotonic() + min(high, low * 2 ** (attempt - 1))
+            with self._lock:
+                heapq.heappush(self._retries, (due, next(self._sequence), item, attempt + 1))
             return
-        if attempt >= self._max_attempts:
+        if not delivered:
             self._emulator.publish(
                 self._dead_letter_topic,
                 b"",
                 {**message.get("attributes", {}), "bench_dead_lettered": message["messageId"]},
             )
-            self._ack(emulator, item)
-            return
-        # Keep the lease while backing off, so the emulator does not hand the message out again.
-        emulator.post(
-            f"{self._base}:modifyAckDeadline",
-            json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
-            timeout=10,
-        )
-        low, high = self._backoff
-        delay = min(high, low * 2 ** (attempt - 1))
-        with self._lock:
-            heapq.heappush(
-                self._retries,
-                (time.monotonic() + delay, next(self._sequence), item, attempt + 1),
-            )
-
-    def _ack(self, emulator: requests.Session, item: dict[str, Any]) -> None:
         emulator.post(
             f"{self._base}:acknowledge", json={"ackIds": [item["ackId"]]}, timeout=10
         ).raise_for_status()

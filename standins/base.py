@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import flask
 from flask import g, request
@@ -150,7 +150,7 @@ def _flask_app(name: str) -> flask.Flask:
     return app
 
 
-class StandinServer(ABC):
+class StandinServer(Server, ABC):
     """Base stand-in: the vendor's API as one Flask app and `/_control/` as another, served on
     127.0.0.1 by Werkzeug from a thread, with a request journal, injected faults and latency."""
 
@@ -184,31 +184,7 @@ class StandinServer(ABC):
         self.control = _flask_app(f"{type(self).__module__}.control")
         self._control_routes()
         self._routes()
-        app = DispatcherMiddleware(self.api, {CONTROL_PREFIX: self.control})
-        self._server = Server(app, port)
-
-    # Lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        super().__init__(DispatcherMiddleware(self.api, {CONTROL_PREFIX: self.control}), port)
 
     # Python control API --------------------------------------------------------------------
 
