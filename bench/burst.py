@@ -14,7 +14,7 @@ from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
 from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
 from bench.pusher import Pusher
-from bench.report import INFO, Result, Row, markdown_table, verdict
+from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt
 from standins.stack import LocalStack, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
@@ -210,35 +210,30 @@ def render(runs: list[Run], recommended: int) -> Result:
                 INFO,
             )
         )
-    details = [
+    details = section(
         "### 4. Burst",
-        "",
-        "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 "
-        "requests/s per endpoint (and 25/s global in test mode) and answers 429 above it; "
-        f"stand-ins at {LATENCY_MS:.0f} ms per call; redelivery as in deploy.sh "
-        f"({MAX_DELIVERY_ATTEMPTS} attempts, then the dead-letter topic) with the backoff scaled "
-        f"to 1-5 s. Webhooks are posted by {POST_CLIENTS} keep-alive clients as fast as the ingest "
-        "function takes them; the clock runs from the first POST to the last result line.",
-        "",
+        "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 requests/s "
+        "per endpoint (and 25/s global in test mode) and answers 429 above it; stand-ins at "
+        f"{LATENCY_MS:.0f} ms per call; redelivery as in deploy.sh ({MAX_DELIVERY_ATTEMPTS} "
+        "attempts, then the dead-letter topic) with the backoff scaled to 1-5 s. Webhooks are "
+        f"posted by {POST_CLIENTS} keep-alive clients as fast as the ingest function takes them; "
+        "the clock runs from the first POST to the last result line.",
         "The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a "
         "time each (`PushLoop`, started twice in `FakePubsubServer$SubscriptionData`), so through "
         "its own push at most two runs are ever in flight, whatever the function's concurrency "
-        "(first row). Production Pub/Sub keeps as many pushes outstanding as the function "
-        "accepts, i.e. max instances × concurrency. The other rows model that with "
-        "`bench/pusher.py`: the stack's push subscription is switched to pull (same retry and "
-        "dead-letter policy) "
-        "and the bench delivers from it with *n slots* concurrent raw Pub/Sub pushes to a recover "
-        "function started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short "
-        f"probes choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s "
-        "with no 429 and nothing lost); the full burst then runs at that setting. The Linq "
-        "stand-in's capability-check limit is off (see the analysis). CPU is user+system time of "
-        "each function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
-        "",
-        *markdown_table([_row(r) for r in runs]),
-        "",
+        "(first row). Production Pub/Sub keeps as many pushes outstanding as the function accepts, "
+        "i.e. max instances × concurrency. The other rows model that with `bench/pusher.py`: the "
+        "stack's push subscription is switched to pull (same retry and dead-letter policy) and the "
+        "bench delivers from it with *n slots* concurrent raw Pub/Sub pushes to a recover function "
+        "started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short probes "
+        f"choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s with no "
+        "429 and nothing lost); the full burst then runs at that setting. The Linq stand-in's "
+        "capability-check limit is off (see the analysis). CPU is user+system time of each "
+        "function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
+        markdown_table([_row(r) for r in runs]),
         f"**Recommended:** {recommended} slots, i.e. max instances × concurrency = {recommended} "
         "for the recover function (deploy.sh runs concurrency 1, so "
         f"`RECOVER_MAX_INSTANCES={recommended}`).",
-    ]
+    )
     # The cost benchmark prices the full burst's CPU time and memory.
     return Result(NAME, rows, details, {"run": final})

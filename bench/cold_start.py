@@ -14,7 +14,7 @@ from bench import fixtures
 from bench.chain import external_seconds, shape, stages, within
 from bench.env import BenchEnv
 from bench.load import Prepared
-from bench.report import Result, Row, markdown_table, verdict
+from bench.report import Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, median, ratio
 from standins.stack import REPO, base_env, signed_webhook
 
@@ -212,32 +212,30 @@ def render(measured: Measured, latency_ms: float) -> Result:
         }
         for name, runs in starts.items()
     ]
-    details = [
+    imported = [
+        f"- **{name}** (`import {IMPORTS[name][1]}` {total:.0f} ms): "
+        + "; ".join(f"`{module}` {module_ms:.0f}" for module, module_ms in top)
+        for name, (total, top) in imports.items()
+    ]
+    imported += [
+        f"- **{name}**, after its first publish: `import {module}` {lazy[name]:.0f} ms more, in a "
+        "background thread (the first publishes go over REST meanwhile)"
+        for name, module in LAZY.items()
+    ]
+    details = section(
         "### 3. Cold start",
-        "",
         f"Each function process spawned {repeats} times (interleaved), timed from `Popen` to the "
         "first successful answer, retrying on a fresh connection every 5 ms: a GET for the bare "
         "function, a signed webhook for ingest (which includes creating the Pub/Sub client and "
         "publishing), and a Pub/Sub CloudEvent for recover whose whole run (ledger, Stripe, Linq "
-        f"at {latency_ms:.0f} ms per call) completes and sends. For recover the external "
-        "time of that first run (stages from the journals, as in benchmark 2) is subtracted: the "
-        "target compares start-up work, not network time. Times in ms.",
-        "",
-        *markdown_table(table),
-        "",
+        f"at {latency_ms:.0f} ms per call) completes and sends. For recover the external time of "
+        "that first run (stages from the journals, as in benchmark 2) is subtracted: the target "
+        "compares start-up work, not network time. Times in ms.",
+        markdown_table(table),
         "Recover's first run, stages seen: "
         + "; ".join(f"{shape_} ({n}×)" for shape_, n in shapes.most_common()),
-        "",
         'Import time (`python -X importtime -c "import main"`, median of 3 after one to warm the '
         "file cache): the ten costliest direct imports of each function's module, cumulative ms.",
-        "",
-    ]
-    for name, (total, top) in imports.items():
-        listed = "; ".join(f"`{module}` {ms_:.0f}" for module, ms_ in top)
-        details.append(f"- **{name}** (`import {IMPORTS[name][1]}` {total:.0f} ms): {listed}")
-    for name, module in LAZY.items():
-        details.append(
-            f"- **{name}**, after its first publish: `import {module}` {lazy[name]:.0f} ms more, "
-            "in a background thread (the first publishes go over REST meanwhile)"
-        )
+        imported,
+    )
     return Result(NAME, rows, details)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import burst
 from bench.env import LATENCY_MS
-from bench.report import INFO, Result, Row, markdown_table
+from bench.report import INFO, Result, Row, markdown_table, section
 from bench.stats import fmt
 
 NAME = "cost"
@@ -91,25 +91,22 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         ("**total**", f"**${total:.4f}**"),
     ):
         table.append(dict.fromkeys(table[0], "") | {"function": label, "per 1,000": cost})
-    details = [
+    details = section(
         "### 5. Cost",
-        "",
-        f"CPU time (user+system of each function's processes) and peak RSS from {source}. "
-        f"Prices: Cloud Run request-based billing, Tier 1 regions (how Cloud Run functions 2nd gen "
-        f"are billed): ${CPU_PER_VCPU_S:.6f} per vCPU-second, ${MEMORY_PER_GIB_S:.7f} per "
-        f"GiB-second, ${PER_MILLION_REQUESTS:.2f} per million requests, billed time rounded up to "
+        f"CPU time (user+system of each function's processes) and peak RSS from {source}. Prices: "
+        "Cloud Run request-based billing, Tier 1 regions (how Cloud Run functions 2nd gen are "
+        f"billed): ${CPU_PER_VCPU_S:.6f} per vCPU-second, ${MEMORY_PER_GIB_S:.7f} per GiB-second, "
+        f"${PER_MILLION_REQUESTS:.2f} per million requests, billed time rounded up to "
         f"{BILLING_GRANULARITY_S * 1000:.0f} ms; the CPU price is from the stored copy of "
-        "cloud.google.com/run/pricing, memory and request prices from third-party 2025 copies "
-        f"of the same table; none could be confirmed live on {PRICES_AS_OF}, so treat them as "
+        "cloud.google.com/run/pricing, memory and request prices from third-party 2025 copies of "
+        f"the same table; none could be confirmed live on {PRICES_AS_OF}, so treat them as "
         f"assumptions. Free tier ({FREE_TIER}) not subtracted. Deployed size as deploy.sh: "
         f"{MEMORY_GIB * 1024:.0f} MiB with {VCPU} vCPU, concurrency 1, so an instance is billed "
         "for the whole request: time waiting on the outside (recover: the warm run's external "
         f"stages from benchmark 2, {waiting * 1000:.0f} ms at {LATENCY_MS:.0f} ms per call; "
-        "ingest: "
-        f"about 1 ms to Pub/Sub) plus the measured CPU time divided by {VCPU} vCPU. Slower real "
-        "APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
+        f"ingest: about 1 ms to Pub/Sub) plus the measured CPU time divided by {VCPU} vCPU. Slower "
+        "real APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
         "are billed separately and not included.",
-        "",
-        *markdown_table(table),
-    ]
+        markdown_table(table),
+    )
     return Result(NAME, rows, details)

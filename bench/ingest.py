@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from bench import fixtures
 from bench.env import BenchEnv
 from bench.load import Prepared, Timings, concurrent, sequential
-from bench.report import INFO, Result, Row, markdown_table, verdict
+from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, ratio, summary_ms
 from standins import builders
 
@@ -143,21 +143,18 @@ def render(measured: Measured, latency_ms: float) -> Result:
         }
         for name, t in throughput.items()
     ]
-    details = [
+    details = section(
         "### 1. Ingest acknowledgement",
-        "",
         "Sequential POSTs of signed `invoice.payment_failed` webhooks over one keep-alive "
         f"connection after {n.warmup} warm-up requests ({n.rounds} alternating rounds of "
-        f"{n.per_round} for the bare and ingest functions; {n.sync_sequential} for the "
-        f"synchronous handler), then {CLIENTS} concurrent keep-alive clients for requests/s. "
-        "The bare function gets the same bodies. The ingest "
-        f"function publishes to the Pub/Sub emulator (a topic without subscribers, so no recovery "
-        "competes for the two CPUs); the synchronous handler (`bench/baselines/sync_main.py`) "
-        "verifies the signature with the product's code, then calls the recover function's "
-        "entry point in-process with the CloudEvent the ingest function would publish (ledger, "
-        f"Stripe and Linq at {latency_ms:.0f} ms per call) and answers when it returns. "
-        "Client-side times, in ms.",
-        "",
-        *markdown_table(table),
-    ]
+        f"{n.per_round} for the bare and ingest functions; {n.sync_sequential} for the synchronous "
+        f"handler), then {CLIENTS} concurrent keep-alive clients for requests/s. The bare function "
+        "gets the same bodies. The ingest function publishes to the Pub/Sub emulator (a topic "
+        "without subscribers, so no recovery competes for the two CPUs); the synchronous handler "
+        "(`bench/baselines/sync_main.py`) verifies the signature with the product's code, then "
+        "calls the recover function's entry point in-process with the CloudEvent the ingest "
+        f"function would publish (ledger, Stripe and Linq at {latency_ms:.0f} ms per call) and "
+        "answers when it returns. Client-side times, in ms.",
+        markdown_table(table),
+    )
     return Result(NAME, rows, details)

@@ -45,6 +45,15 @@ def verdict(ok: bool) -> str:
     return PASS if ok else MISS
 
 
+def section(*blocks: str | list[str]) -> list[str]:
+    """Markdown blocks (a line, or the lines of a table or a list), a blank line between each."""
+    lines: list[str] = []
+    for block in blocks:
+        lines += [""] if lines else []
+        lines += [block] if isinstance(block, str) else block
+    return lines
+
+
 def markdown_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
     """Rows of cells by column name as a markdown table, in the columns of the first row."""
     header = list(rows[0])
@@ -100,14 +109,14 @@ def machine() -> dict[str, str]:
 
 def render(results: list[Result], meta: dict[str, str]) -> list[str]:
     """The generated part of BENCHMARKS.md."""
-    lines = [BEGIN, "", "## Figures", ""]
-    lines += [f"- **{key}**: {value}" for key, value in meta.items()]
-    lines += [""]
-    lines += markdown_table(summary_rows(results))
-    for result in results:
-        lines += ["", *result.details]
-    lines += ["", END]
-    return lines
+    return section(
+        BEGIN,
+        "## Figures",
+        [f"- **{key}**: {value}" for key, value in meta.items()],
+        markdown_table(summary_rows(results)),
+        *(result.details for result in results),
+        END,
+    )
 
 
 def write(path: Path, generated: list[str]) -> None:

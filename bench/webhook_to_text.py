@@ -19,7 +19,7 @@ from bench.chain import (
     within,
 )
 from bench.env import BenchEnv
-from bench.report import Result, Row, markdown_table, verdict
+from bench.report import Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, median, p99
 from standins.stack import signed_webhook
 
@@ -154,26 +154,22 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
             )
         ),
     ]
-    details = [
+    details = section(
         "### 2. Webhook to text",
-        "",
         f"{len(samples)} signed webhooks posted one at a time to the ingest function of the "
-        "running stack (ingest → Pub/Sub emulator push → recover → stand-ins at "
-        f"{latency_ms:.0f} ms per call); the first reaches a recover process that has served "
-        "nothing yet (cold), the rest are warm. End = the Linq stand-in's `created_at` for the "
-        "text message. Calls come from the Stripe and Linq journals (`t_wall`, lasting the "
-        "injected latency) and from a recording proxy in front of the Firestore emulator "
-        "(measured round trip; the emulator has no injected latency). "
-        "Calls that overlap in time are one stage. **Overhead = webhook→text time − Σ over the "
-        "stages up to the text of the longest call in each stage.** The link message and the "
-        "ledger settle come after the text and are counted in the call total, not in the overhead.",
-        "",
-        *markdown_table([_table_row("warm", warm), _table_row("cold (first event)", [cold])]),
-        "",
+        f"running stack (ingest → Pub/Sub emulator push → recover → stand-ins at {latency_ms:.0f} "
+        "ms per call); the first reaches a recover process that has served nothing yet (cold), the "
+        "rest are warm. End = the Linq stand-in's `created_at` for the text message. Calls come "
+        "from the Stripe and Linq journals (`t_wall`, lasting the injected latency) and from a "
+        "recording proxy in front of the Firestore emulator (measured round trip; the emulator has "
+        "no injected latency). Calls that overlap in time are one stage. **Overhead = webhook→text "
+        "time − Σ over the stages up to the text of the longest call in each stage.** The link "
+        "message and the ledger settle come after the text and are counted in the call total, not "
+        "in the overhead.",
+        markdown_table([_table_row("warm", warm), _table_row("cold (first event)", [cold])]),
         f"Warm chain: {describe(warm[0].chain)}",
-        "",
         f"Cold chain: {describe(cold.chain)}",
-    ]
+    )
     # The cost benchmark bills recover for the time its warm run waits on the outside.
     all_calls = median([external_seconds(s.chain) * 1000 for s in warm])
     return Result(NAME, rows, details, {"warm_external_all_ms": all_calls})
