@@ -183,7 +183,6 @@ def render(runs: list[Run], recommended: int) -> Result:
     final = runs[-1]
     rows = [
         Row(
-            NAME,
             f"{final.events} events at {recommended} slots: events/s end to end",
             fmt(final.per_second, 1),
             f"{final.posted_ok}/{final.events} webhooks got 200 in {fmt(final.post_seconds, 1)} s",
@@ -191,7 +190,6 @@ def render(runs: list[Run], recommended: int) -> Result:
             verdict(final.clean and final.posted_ok == final.events),
         ),
         Row(
-            NAME,
             f"peak Stripe requests/s at {recommended} slots",
             str(final.peak_stripe),
             f"{final.stripe_429} × 429",
@@ -202,7 +200,6 @@ def render(runs: list[Run], recommended: int) -> Result:
     for probe in runs[:-1]:
         rows.append(
             Row(
-                NAME,
                 f"{probe.label}, {probe.events} events",
                 f"{fmt(probe.per_second, 1)} ev/s",
                 f"peak Stripe {probe.peak_stripe}/s, {probe.stripe_429} × 429",

@@ -173,7 +173,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
     bare, repeats = ms("bare"), len(starts["bare"])
     rows = [
         Row(
-            NAME,
             figure,
             fmt(ms(name, net), 0),
             f"bare {fmt(bare, 0)}",
@@ -188,7 +187,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
     most_calls = max(starts["recover"], key=lambda s: s.calls)
     rows.append(
         Row(
-            NAME,
             "recover: sequential external calls, cold",
             str(most_calls.calls),
             most_calls.chain,

@@ -59,7 +59,6 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
     cpu_only = 1000 * sum(cpu.values()) * CPU_PER_VCPU_S
     rows = [
         Row(
-            NAME,
             "Cloud Run functions, per 1,000 recoveries (USD)",
             f"${total:.4f}",
             f"CPU actually used: ${cpu_only:.5f}",
@@ -67,7 +66,6 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
             INFO,
         ),
         Row(
-            NAME,
             "CPU ms per recovery (recover + ingest)",
             f"{cpu['recover'] * 1000:.1f} + {cpu['ingest'] * 1000:.1f}",
             f"peak RSS {rss['recover']:.0f} / {rss['ingest']:.0f} MiB",

@@ -102,7 +102,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
     speedup = ratio(s["sync"]["p50"], s["ingest"]["p50"])
     rows = [
         Row(
-            NAME,
             f"ack {q} (ms)",
             fmt(s["ingest"][q], 2),
             f"bare {fmt(s['bare'][q], 2)}",
@@ -113,7 +112,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
     ]
     rows += [
         Row(
-            NAME,
             "ack p50 vs synchronous handler",
             fmt(s["ingest"]["p50"], 2),
             f"sync {fmt(s['sync']['p50'], 1)}",
@@ -121,7 +119,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
             verdict(speedup >= SPEEDUP),
         ),
         Row(
-            NAME,
             f"requests/s, {CLIENTS} clients",
             fmt(throughput["ingest"].per_second, 0),
             f"bare {fmt(rate['bare'], 0)}; sync {fmt(rate['sync'], 1)}",

@@ -20,9 +20,8 @@ END = "<!-- bench:end -->"
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the summary table."""
+    """One line of the summary table (its benchmark is the Result's name)."""
 
-    benchmark: str
     figure: str
     value: str
     baseline: str
@@ -67,7 +66,7 @@ SUMMARY_HEADER = ["benchmark", "figure", "measured", "baseline", "ratio / target
 
 def summary_rows(results: list[Result]) -> list[dict[str, str]]:
     return [
-        dict(zip(SUMMARY_HEADER, astuple(row), strict=True))
+        dict(zip(SUMMARY_HEADER, (result.name, *astuple(row)), strict=True))
         for result in results
         for row in result.rows
     ]

@@ -132,7 +132,6 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
     total, external = median([s.total_ms for s in warm]), median([s.external_ms for s in warm])
     rows = [
         Row(
-            NAME,
             "median overhead, warm (ms)",
             fmt(overhead),
             f"total {fmt(total)} − external {fmt(external)}",
@@ -141,7 +140,6 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
         ),
         *(
             Row(
-                NAME,
                 f"sequential external calls, {label}",
                 str(calls),
                 shape(example.chain),
