@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import requests
 
 from bench import fixtures
-from bench.chain import (
-    Call,
-    describe,
-    external_seconds,
-    iso_to_epoch,
-    shape,
-    stages,
-    until,
-    within,
-)
+from bench.chain import Call, describe, external_seconds, shape, stages, until, within
 from bench.env import BenchEnv
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, median, p99
@@ -81,7 +73,7 @@ def measure(env: BenchEnv, quick: bool) -> list[Sample]:
         time.sleep(0.05)  # a quiet gap, so each event's calls fall in its own window
     results = env.stack.results()
     texts = {
-        m["to"][0]: iso_to_epoch(m["created_at"])
+        m["to"][0]: datetime.fromisoformat(m["created_at"]).timestamp()
         for m in env.stack.linq.messages()
         if m["parts"] and m["parts"][0]["type"] == "text"
     }

@@ -97,11 +97,7 @@ class IdempotencyKeys:
     replays: int = 0
 
     def answer(
-        self,
-        key: Any,
-        fingerprint: Any,
-        run: Callable[[], Any],
-        refuse: Callable[[], Exception],
+        self, key: Any, fingerprint: Any, run: Callable[[], Any], refuse: Callable[[], Exception]
     ) -> tuple[Any, bool]:
         """`run()`, or the answer kept for `key` (None: no key); and whether it is a replay."""
         if key is None:
@@ -159,11 +155,7 @@ class StandinServer(Server, ABC):
     scenario_keys: frozenset[str] = frozenset()
 
     def __init__(
-        self,
-        port: int = 0,
-        *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
+        self, port: int = 0, *, latency_s: float = 0.0, scenario: Mapping[str, Any] | None = None
     ) -> None:
         self._lock = threading.RLock()
         self._latency_s = latency_s

@@ -131,10 +131,7 @@ class PubSubEmulator(Emulator):
         dead_letter_topic: str | None = None,
         max_delivery_attempts: int = 5,
     ) -> None:
-        body: dict[str, Any] = {
-            "topic": self.topic_path(topic),
-            "ackDeadlineSeconds": 60,
-        }
+        body: dict[str, Any] = {"topic": self.topic_path(topic), "ackDeadlineSeconds": 60}
         if push_endpoint is not None:
             body["pushConfig"] = {"pushEndpoint": push_endpoint}
         if min_backoff_s is not None and max_backoff_s is not None:

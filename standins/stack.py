@@ -282,9 +282,6 @@ class LocalStack:
         return [entry for entry in json_lines(self.log("recover")) if "action" in entry]
 
     def wait_until(
-        self,
-        condition: Callable[[], bool],
-        timeout: float = 30.0,
-        what: str = "the condition",
+        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "the condition"
     ) -> None:
         wait_for(condition, timeout, lambda: f"timed out after {timeout:.0f} s waiting for {what}")
