@@ -80,11 +80,9 @@ def _function_processes(stack: LocalStack, name: str) -> list[psutil.Process]:
 
 
 def burst(workdir: Path, slots: int | None, events: int) -> Run:
-    """Post `events` webhooks as fast as 8 clients can and wait for every result line.
-
-    `slots` pushes at most that many messages at once to a recover function with as many
-    threads (max instances x concurrency); None leaves delivery to the emulator's push loops.
-    """
+    """Post `events` webhooks as fast as 8 clients can and wait for every result line. `slots`
+    pushes at most that many messages at once to a recover function with as many threads (max
+    instances x concurrency); None leaves delivery to the emulator's push loops."""
     run = Run(slots, events)
     stack = LocalStack(
         latency_ms=LATENCY_MS,

@@ -9,7 +9,6 @@ from bench.env import BenchEnv
 from bench.load import Prepared, Timings, concurrent, sequential
 from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, ratio, summary_ms
-from standins import builders
 
 NAME = "ingest"
 CLIENTS = 8
@@ -52,9 +51,7 @@ class Measured:
 
 def _webhooks(count: int) -> list[Prepared]:
     """Signed invoice.payment_failed webhooks (the ingest function never reads Stripe)."""
-    customer = builders.customer(phone=fixtures.next_phone())
-    invoices = (builders.invoice(customer) for _ in range(count))
-    return fixtures.signed_posts(builders.payment_failed_event(invoice) for invoice in invoices)
+    return fixtures.signed_posts(case.event for case in fixtures.cases(count))
 
 
 def measure(env: BenchEnv, quick: bool) -> Measured:

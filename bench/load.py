@@ -46,10 +46,8 @@ def _timings(answers: list[tuple[float, int]], elapsed: float = 0.0) -> Timings:
 
 
 def sequential(url: str, requests_: Sequence[Prepared], warmup: int = 0) -> Timings:
-    """One keep-alive connection, one request at a time: latency without queueing.
-
-    The first `warmup` requests are sent but not counted.
-    """
+    """One keep-alive connection, one request at a time: latency without queueing. The first
+    `warmup` requests are sent but not counted."""
     with requests.Session() as session:
         return _timings([_send(session, url, request) for request in requests_][warmup:])
 
