@@ -49,8 +49,8 @@ def wait_for(
     timed_out: Callable[[], str],
     check: Callable[[], None] = lambda: None,
 ) -> None:
-    """Poll `condition` until it holds; `check` runs between polls and may raise first (a
-    process that exited); StackError with the message `timed_out` makes after `timeout` s."""
+    """Poll `condition` until it holds; between polls `check` may raise first (a process that
+    exited); after `timeout` s, StackError with the message `timed_out()` returns."""
     deadline = time.monotonic() + timeout
     while not condition():
         check()

@@ -22,7 +22,7 @@ from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
-from standins.processes import StackError as StackError  # for the sandbox
+from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
 from standins.stripe_api import STRIPE_TEST_KEY
 
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
