@@ -7,12 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from bench import fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
-from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
+from bench.procs import cpu_seconds, peak_rss_mib, with_children
 from bench.pusher import Pusher
 from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt
@@ -74,11 +72,6 @@ def _count_results(log: Path) -> int:
         return 0
 
 
-def _function_processes(stack: LocalStack, name: str) -> list[psutil.Process]:
-    port = stack.urls[name].rsplit(":", 1)[1]
-    return processes_with_args("functions-framework", f"--port={port}")
-
-
 def burst(workdir: Path, slots: int | None, events: int) -> Run:
     """Post `events` webhooks as fast as 8 clients can and wait for every result line. `slots`
     pushes at most that many messages at once to a recover function with as many threads (max
@@ -98,7 +91,7 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
         fixtures.load_linq_line(stack.linq)
         batch = fixtures.cases(events)
         fixtures.load(stack.stripe, batch)
-        processes = {name: _function_processes(stack, name) for name in ("ingest", "recover")}
+        processes = {name: with_children(stack.pid(name)) for name in ("ingest", "recover")}
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         webhooks = fixtures.signed_posts(case.event for case in batch)
         began = time.monotonic()

@@ -169,6 +169,11 @@ class LocalStack:
         for process in reversed(self._processes.values()):
             process.stop()
 
+    def pid(self, name: str) -> int | None:
+        """The process id of one of this stack's processes (a function, a stand-in, an
+        emulator's name), while it runs."""
+        return self._processes[name].pid
+
     @property
     def pids(self) -> list[int]:
         """Every process id this stack started and that is still running."""
