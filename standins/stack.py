@@ -6,6 +6,7 @@ every process is started in its own session and stopped by process id, also on f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -91,10 +92,8 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
         return entries
     for line in text.splitlines():
         if line.startswith("{") and line.endswith("}"):
-            try:
+            with contextlib.suppress(ValueError):
                 entries.append(json.loads(line))
-            except ValueError:
-                continue
     return entries
 
 
