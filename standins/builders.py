@@ -143,19 +143,17 @@ def invoice(
     if hosted_invoice_url is _UNSET:
         hosted_invoice_url = f"https://invoice.stripe.com/i/acct_1StandIn/{mode}_{token}?s=ap"
     paid = status == "paid"
+    # No discount and no tax: every total of the invoice is the amount due.
+    totals = ("amount_due", "subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax")
+    obj.update(dict.fromkeys(totals, amount_due))
     obj.update(
         id=invoice_id,
         customer=customer_id,
         status=status,
         attempt_count=attempt_count,
         attempted=attempt_count > 0,
-        amount_due=amount_due,
         amount_paid=amount_due if paid else 0,
         amount_remaining=0 if paid or status == "void" else amount_due,
-        subtotal=amount_due,
-        subtotal_excluding_tax=amount_due,
-        total=amount_due,
-        total_excluding_tax=amount_due,
         currency=currency,
         livemode=livemode,
         created=now,

@@ -170,18 +170,17 @@ class LinqStandin(StandinServer):
         self,
         port: int = 0,
         *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
         tokens: Iterable[str] = (LINQ_TOKEN,),
         pair_limit: int = DEFAULT_PAIR_LIMIT,
         pair_window_s: float = DEFAULT_PAIR_WINDOW_S,
         capability_limit: int = DEFAULT_CAPABILITY_LIMIT,
         capability_window_s: float = DEFAULT_CAPABILITY_WINDOW_S,
+        **common: Any,
     ) -> None:
         self.tokens = frozenset(tokens)
         self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
         self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
-        super().__init__(port, latency_s=latency_s, scenario=scenario)
+        super().__init__(port, **common)
 
     def _routes(self) -> None:
         self.route("GET", "/v3/phone_numbers", self._lines)

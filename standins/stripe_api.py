@@ -195,17 +195,16 @@ class StripeStandin(StandinServer):
         self,
         port: int = 0,
         *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
         api_keys: Iterable[str] = (STRIPE_TEST_KEY,),
         endpoint_rate: int | None = DEFAULT_ENDPOINT_RATE,
         global_rate_test: int | None = DEFAULT_GLOBAL_RATE_TEST,
         global_rate_live: int | None = DEFAULT_GLOBAL_RATE_LIVE,
+        **common: Any,
     ) -> None:
         self.api_keys = {key: _key_mode(key) for key in api_keys}
         self.endpoint_rate = endpoint_rate
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
-        super().__init__(port, latency_s=latency_s, scenario=scenario)
+        super().__init__(port, **common)
 
     def _routes(self) -> None:
         self.route("GET", "/v1/invoices", lambda: self._list("invoice", "status", "customer"))
