@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from standins.stack import REPO
 NAMES = ("ingest", "webhook_to_text", "cold_start", "burst", "cost")
 # Benchmarks 1-3 share one stack; webhook_to_text goes first, so its first event meets a
 # recover process that has served nothing yet.
-SHARED_ORDER = ("webhook_to_text", "ingest", "cold_start")
+SHARED = {"webhook_to_text": webhook_to_text, "ingest": ingest, "cold_start": cold_start}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,20 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: {name} done in {result.seconds:.0f} s", file=sys.stderr, flush=True)
 
     try:
-        shared = [name for name in SHARED_ORDER if name in chosen]
+        shared = [name for name in SHARED if name in chosen]
         if shared:
             print("bench: starting the stack ...", file=sys.stderr, flush=True)
             (workdir / "shared").mkdir(exist_ok=True)
             env = BenchEnv(workdir / "shared", LATENCY_MS)
             env.start()
             try:
-                runners = {
-                    "webhook_to_text": lambda: webhook_to_text.run(env, args.quick),
-                    "ingest": lambda: ingest.run(env, args.quick),
-                    "cold_start": lambda: cold_start.run(env, args.quick),
-                }
                 for name in shared:
-                    timed(name, runners[name])
+                    timed(name, functools.partial(SHARED[name].run, env, args.quick))
             finally:
                 env.stop()
         if "burst" in chosen:

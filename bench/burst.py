@@ -7,16 +7,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from bench import fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
-from bench.procs import cpu_seconds, peak_rss_mib, processes_with_args
+from bench.procs import cpu_seconds, peak_rss_mib, with_children
 from bench.pusher import Pusher
-from bench.report import INFO, Result, Row, markdown_table, verdict
+from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt
-from standins.emulator import DEFAULT_PROJECT
 from standins.stack import LocalStack, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
@@ -75,41 +72,26 @@ def _count_results(log: Path) -> int:
         return 0
 
 
-def _function_processes(stack: LocalStack, name: str) -> list[psutil.Process]:
-    port = stack.urls[name].rsplit(":", 1)[1]
-    return processes_with_args("functions-framework", f"--port={port}")
-
-
 def burst(workdir: Path, slots: int | None, events: int) -> Run:
-    """Post `events` webhooks as fast as 8 clients can and wait for every result line.
-
-    `slots` pushes at most that many messages at once to a recover function with as many
-    threads (max instances x concurrency); None leaves delivery to the emulator's push loops.
-    """
+    """Post `events` webhooks as fast as 8 clients can and wait for every result line. `slots`
+    pushes at most that many messages at once to a recover function with as many threads (max
+    instances x concurrency); None leaves delivery to the emulator's push loops."""
     run = Run(slots, events)
     stack = LocalStack(
         latency_ms=LATENCY_MS,
         linq_args=LINQ_NO_CAPABILITY_LIMIT,
-        recover_env={"THREADS": str(slots or EMULATOR_THREADS)},
+        recover_env={"THREADS": str(slots or EMULATOR_THREADS), "QUIET_HOURS": "off"},
         max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / f"burst-{slots or 'emulator'}-{events}",
     )
     pusher: Pusher | None = None
     with stack:
         if slots is not None:
-            endpoint = f"{stack.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{stack.topic}"
-            pusher = Pusher(
-                stack.emulator,
-                stack.push_subscription,
-                endpoint,
-                slots,
-                dead_letter_topic=stack.dead_letter_topic,
-                max_attempts=MAX_DELIVERY_ATTEMPTS,
-            ).start()
+            pusher = Pusher(stack, slots, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
         fixtures.load_linq_line(stack.linq)
         batch = fixtures.cases(events)
         fixtures.load(stack.stripe, batch)
-        processes = {name: _function_processes(stack, name) for name in ("ingest", "recover")}
+        processes = {name: with_children(stack.pid(name)) for name in ("ingest", "recover")}
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         webhooks = fixtures.signed_posts(case.event for case in batch)
         began = time.monotonic()
@@ -167,22 +149,24 @@ def run(workdir: Path, quick: bool = False) -> Result:
     return render(*measure(workdir, quick))
 
 
-def _row(run: Run) -> list[str]:
-    return [
-        run.label,
-        str(run.events),
-        f"{run.posted_ok}/{run.events}",
-        fmt(run.events / run.post_seconds if run.post_seconds else 0.0, 0),
-        fmt(run.seconds, 1),
-        fmt(run.per_second, 1),
-        str(run.peak_stripe),
-        str(run.stripe_429),
-        str(run.retries),
-        f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ",
-        fmt(run.cpu["recover"] * 1000 / run.events, 1),
-        fmt(run.cpu["ingest"] * 1000 / run.events, 1),
-        f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
-    ]
+def _row(run: Run) -> dict[str, str]:
+    return {
+        "delivery": run.label,
+        "events": str(run.events),
+        "webhooks 200": f"{run.posted_ok}/{run.events}",
+        "webhooks/s": fmt(run.events / run.post_seconds if run.post_seconds else 0.0, 0),
+        "drain s": fmt(run.seconds, 1),
+        "events/s": fmt(run.per_second, 1),
+        "peak Stripe/s": str(run.peak_stripe),
+        "Stripe 429": str(run.stripe_429),
+        "redeliveries": str(run.retries),
+        "outcome": (
+            f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ"
+        ),
+        "recover CPU ms/event": fmt(run.cpu["recover"] * 1000 / run.events, 1),
+        "ingest CPU ms/event": fmt(run.cpu["ingest"] * 1000 / run.events, 1),
+        "peak RSS MiB recover / ingest": f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
+    }
 
 
 def render(runs: list[Run], recommended: int) -> Result:
@@ -190,7 +174,6 @@ def render(runs: list[Run], recommended: int) -> Result:
     final = runs[-1]
     rows = [
         Row(
-            NAME,
             f"{final.events} events at {recommended} slots: events/s end to end",
             fmt(final.per_second, 1),
             f"{final.posted_ok}/{final.events} webhooks got 200 in {fmt(final.post_seconds, 1)} s",
@@ -198,7 +181,6 @@ def render(runs: list[Run], recommended: int) -> Result:
             verdict(final.clean and final.posted_ok == final.events),
         ),
         Row(
-            NAME,
             f"peak Stripe requests/s at {recommended} slots",
             str(final.peak_stripe),
             f"{final.stripe_429} × 429",
@@ -209,7 +191,6 @@ def render(runs: list[Run], recommended: int) -> Result:
     for probe in runs[:-1]:
         rows.append(
             Row(
-                NAME,
                 f"{probe.label}, {probe.events} events",
                 f"{fmt(probe.per_second, 1)} ev/s",
                 f"peak Stripe {probe.peak_stripe}/s, {probe.stripe_429} × 429",
@@ -217,62 +198,30 @@ def render(runs: list[Run], recommended: int) -> Result:
                 INFO,
             )
         )
-    details = [
+    details = section(
         "### 4. Burst",
-        "",
-        "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 "
-        "requests/s per endpoint (and 25/s global in test mode) and answers 429 above it; "
-        f"stand-ins at {LATENCY_MS:.0f} ms per call; redelivery as in deploy.sh "
-        f"({MAX_DELIVERY_ATTEMPTS} attempts, then the dead-letter topic) with the backoff scaled "
-        f"to 1-5 s. Webhooks are posted by {POST_CLIENTS} keep-alive clients as fast as the ingest "
-        "function takes them; the clock runs from the first POST to the last result line.",
-        "",
+        "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 requests/s "
+        "per endpoint (and 25/s global in test mode) and answers 429 above it; stand-ins at "
+        f"{LATENCY_MS:.0f} ms per call; redelivery as in deploy.sh ({MAX_DELIVERY_ATTEMPTS} "
+        "attempts, then the dead-letter topic) with the backoff scaled to 1-5 s. Webhooks are "
+        f"posted by {POST_CLIENTS} keep-alive clients as fast as the ingest function takes them; "
+        "the clock runs from the first POST to the last result line.",
         "The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a "
         "time each (`PushLoop`, started twice in `FakePubsubServer$SubscriptionData`), so through "
         "its own push at most two runs are ever in flight, whatever the function's concurrency "
-        "(first row). Production Pub/Sub keeps as many pushes outstanding as the function "
-        "accepts, i.e. max instances × concurrency. The other rows model that with "
-        "`bench/pusher.py`: the stack's push subscription is switched to pull (same retry and "
-        "dead-letter policy) "
-        "and the bench delivers from it with *n slots* concurrent raw Pub/Sub pushes to a recover "
-        "function started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short "
-        f"probes choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s "
-        "with no 429 and nothing lost); the full burst then runs at that setting. The Linq "
-        "stand-in's capability-check limit is off (see the analysis). CPU is user+system time of "
-        "each function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
-        "",
-        *markdown_table(
-            [
-                "delivery",
-                "events",
-                "webhooks 200",
-                "webhooks/s",
-                "drain s",
-                "events/s",
-                "peak Stripe/s",
-                "Stripe 429",
-                "redeliveries",
-                "outcome",
-                "recover CPU ms/event",
-                "ingest CPU ms/event",
-                "peak RSS MiB recover / ingest",
-            ],
-            [_row(r) for r in runs],
-        ),
-        "",
+        "(first row). Production Pub/Sub keeps as many pushes outstanding as the function accepts, "
+        "i.e. max instances × concurrency. The other rows model that with `bench/pusher.py`: the "
+        "stack's push subscription is switched to pull (same retry and dead-letter policy) and the "
+        "bench delivers from it with *n slots* concurrent raw Pub/Sub pushes to a recover function "
+        "started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short probes "
+        f"choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s with no "
+        "429 and nothing lost); the full burst then runs at that setting. The Linq stand-in's "
+        "capability-check limit is off (see the analysis). CPU is user+system time of each "
+        "function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
+        markdown_table([_row(r) for r in runs]),
         f"**Recommended:** {recommended} slots, i.e. max instances × concurrency = {recommended} "
         "for the recover function (deploy.sh runs concurrency 1, so "
         f"`RECOVER_MAX_INSTANCES={recommended}`).",
-    ]
-    data = {
-        "recommended": recommended,
-        "events": final.events,
-        "cpu_recover_s": final.cpu["recover"] / final.events,
-        "cpu_ingest_s": final.cpu["ingest"] / final.events,
-        "rss_recover_mib": final.rss["recover"],
-        "rss_ingest_mib": final.rss["ingest"],
-        "per_second": final.per_second,
-        "peak_stripe": final.peak_stripe,
-        "per_slot_per_second": final.per_second / recommended,
-    }
-    return Result(NAME, rows, details, data)
+    )
+    # The cost benchmark prices the full burst's CPU time and memory.
+    return Result(NAME, rows, details, {"run": final})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 
@@ -88,7 +87,3 @@ def describe(grouped: list[list[Call]]) -> str:
 def shape(grouped: list[list[Call]]) -> str:
     """`ledger∥stripe → linq → linq → linq`: who is called, stage by stage."""
     return " → ".join("∥".join(sorted({c.service for c in stage})) for stage in grouped)
-
-
-def iso_to_epoch(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import burst
 from bench.env import LATENCY_MS
-from bench.report import INFO, Result, Row, markdown_table
+from bench.report import INFO, Result, Row, markdown_table, section
 from bench.stats import fmt
 
 NAME = "cost"
@@ -36,25 +36,18 @@ def _instance_cost(seconds: float) -> float:
 
 def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Result:
     if "burst" in earlier:
-        measured = earlier["burst"].data
-        source = f"the {measured['events']}-event burst (benchmark 4)"
+        one: burst.Run = earlier["burst"].data["run"]
+        source = f"the {one.events}-event burst (benchmark 4)"
     else:
-        slots, events = 4, 60 if quick else 300
-        one = burst.burst(workdir, slots, events)
-        measured = {
-            "cpu_recover_s": one.cpu["recover"] / events,
-            "cpu_ingest_s": one.cpu["ingest"] / events,
-            "rss_recover_mib": one.rss["recover"],
-            "rss_ingest_mib": one.rss["ingest"],
-        }
-        source = f"a {events}-event burst at {slots} slots"
+        one = burst.burst(workdir, 4, 60 if quick else 300)
+        source = f"a {one.events}-event burst at {one.slots} slots"
     waiting = (
         earlier["webhook→text"].data["warm_external_all_ms"] / 1000
         if "webhook→text" in earlier
         else 4 * LATENCY_MS / 1000
     )
-    cpu = {"ingest": measured["cpu_ingest_s"], "recover": measured["cpu_recover_s"]}
-    rss = {"ingest": measured["rss_ingest_mib"], "recover": measured["rss_recover_mib"]}
+    cpu = {name: one.cpu[name] / one.events for name in ("ingest", "recover")}
+    rss = one.rss
     # Request time on the deployed size: waiting on the outside, plus the CPU work stretched by
     # the fraction of a vCPU the instance gets. Ingest waits ~1 ms on Pub/Sub, recover on its calls.
     wall = {"ingest": 0.001 + cpu["ingest"] / VCPU, "recover": waiting + cpu["recover"] / VCPU}
@@ -66,7 +59,6 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
     cpu_only = 1000 * sum(cpu.values()) * CPU_PER_VCPU_S
     rows = [
         Row(
-            NAME,
             "Cloud Run functions, per 1,000 recoveries (USD)",
             f"${total:.4f}",
             f"CPU actually used: ${cpu_only:.5f}",
@@ -74,7 +66,6 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
             INFO,
         ),
         Row(
-            NAME,
             "CPU ms per recovery (recover + ingest)",
             f"{cpu['recover'] * 1000:.1f} + {cpu['ingest'] * 1000:.1f}",
             f"peak RSS {rss['recover']:.0f} / {rss['ingest']:.0f} MiB",
@@ -83,47 +74,37 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         ),
     ]
     table = [
-        [
-            name,
-            fmt(cpu[name] * 1000, 1),
-            f"{rss[name]:.0f}",
-            fmt(wall[name] * 1000, 0),
-            fmt(billed[name] * 1000, 0),
-            f"${per_thousand[name]:.5f}",
-        ]
+        {
+            "function": name,
+            "CPU ms/event": fmt(cpu[name] * 1000, 1),
+            "peak RSS MiB": f"{rss[name]:.0f}",
+            f"request ms at {VCPU} vCPU": fmt(wall[name] * 1000, 0),
+            "billed ms": fmt(billed[name] * 1000, 0),
+            "per 1,000": f"${per_thousand[name]:.5f}",
+        }
         for name in ("ingest", "recover")
     ]
-    table.append(["requests (2 per recovery)", "", "", "", "", f"${requests_cost:.5f}"])
-    table.append(["**total**", "", "", "", "", f"**${total:.4f}**"])
-    details = [
+    for label, cost in (
+        ("requests (2 per recovery)", f"${requests_cost:.5f}"),
+        ("**total**", f"**${total:.4f}**"),
+    ):
+        table.append(dict.fromkeys(table[0], "") | {"function": label, "per 1,000": cost})
+    details = section(
         "### 5. Cost",
-        "",
-        f"CPU time (user+system of each function's processes) and peak RSS from {source}. "
-        f"Prices: Cloud Run request-based billing, Tier 1 regions (how Cloud Run functions 2nd gen "
-        f"are billed): ${CPU_PER_VCPU_S:.6f} per vCPU-second, ${MEMORY_PER_GIB_S:.7f} per "
-        f"GiB-second, ${PER_MILLION_REQUESTS:.2f} per million requests, billed time rounded up to "
+        f"CPU time (user+system of each function's processes) and peak RSS from {source}. Prices: "
+        "Cloud Run request-based billing, Tier 1 regions (how Cloud Run functions 2nd gen are "
+        f"billed): ${CPU_PER_VCPU_S:.6f} per vCPU-second, ${MEMORY_PER_GIB_S:.7f} per GiB-second, "
+        f"${PER_MILLION_REQUESTS:.2f} per million requests, billed time rounded up to "
         f"{BILLING_GRANULARITY_S * 1000:.0f} ms; the CPU price is from the stored copy of "
-        "cloud.google.com/run/pricing, memory and request prices from third-party 2025 copies "
-        f"of the same table; none could be confirmed live on {PRICES_AS_OF}, so treat them as "
+        "cloud.google.com/run/pricing, memory and request prices from third-party 2025 copies of "
+        f"the same table; none could be confirmed live on {PRICES_AS_OF}, so treat them as "
         f"assumptions. Free tier ({FREE_TIER}) not subtracted. Deployed size as deploy.sh: "
         f"{MEMORY_GIB * 1024:.0f} MiB with {VCPU} vCPU, concurrency 1, so an instance is billed "
         "for the whole request: time waiting on the outside (recover: the warm run's external "
         f"stages from benchmark 2, {waiting * 1000:.0f} ms at {LATENCY_MS:.0f} ms per call; "
-        "ingest: "
-        f"about 1 ms to Pub/Sub) plus the measured CPU time divided by {VCPU} vCPU. Slower real "
-        "APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
+        f"ingest: about 1 ms to Pub/Sub) plus the measured CPU time divided by {VCPU} vCPU. Slower "
+        "real APIs lengthen recover's billed time proportionally. Pub/Sub, Firestore and egress "
         "are billed separately and not included.",
-        "",
-        *markdown_table(
-            [
-                "function",
-                "CPU ms/event",
-                "peak RSS MiB",
-                "request ms at 0.167 vCPU",
-                "billed ms",
-                "per 1,000",
-            ],
-            table,
-        ),
-    ]
-    return Result(NAME, rows, details, {"per_thousand": total})
+        markdown_table(table),
+    )
+    return Result(NAME, rows, details)

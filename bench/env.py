@@ -12,14 +12,21 @@ import requests
 
 from bench.chain import Call, proxy_calls, standin_calls
 from bench.fixtures import load_linq_line
-from standins.processes import Child, FunctionProcess, free_port, port_open
+from standins.processes import Child, FunctionProcess, free_port
 from standins.stack import FUNCTIONS, SANDBOX_WEBHOOK_SECRET, LocalStack, base_env
 
 LATENCY_MS = 50.0
 # The stand-in models Linq's unpublished capability-check limit as 60 per minute per account;
 # left on, every benchmark would measure that limit instead of the product (see BENCHMARKS.md).
 LINQ_NO_CAPABILITY_LIMIT = ("--capability-limit", "0")
-STRIPE_NO_RATE_LIMIT = ("--endpoint-rate", "0", "--global-rate", "0")
+STRIPE_NO_RATE_LIMIT = (
+    "--endpoint-rate",
+    "0",
+    "--global-rate-test",
+    "0",
+    "--global-rate-live",
+    "0",
+)
 WARMUP_TOPIC = "bench-warmup"
 WARMUP_CALLS = 60
 INGEST_TOPIC = "bench-ingest"
@@ -31,31 +38,19 @@ BENCH_FUNCTIONS = {
 }
 
 
-class JournalProxy:
+class JournalProxy(Child):
     """`python -m bench.journal_proxy` as a process of its own, and its journal."""
 
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        self._log = workdir / "journal-proxy.log"
-        self._process: Child | None = None
+    def __init__(self, port: int, target: str, log: Path) -> None:
+        command = [sys.executable, "-m", "bench.journal_proxy", f"--port={port}"]
+        super().__init__("journal proxy", [*command, f"--target={target}"], port, log, base_env())
         self._http = requests.Session()
 
-    def start(self, target: str) -> None:
-        command = [sys.executable, "-m", "bench.journal_proxy"]
-        command += [f"--port={self.port}", f"--target={target}"]
-        self._process = Child("journal proxy", command, self._log, base_env()).spawn()
-        self._process.wait_until(lambda: port_open(self.port), 10)
-
     def journal(self) -> list[dict[str, Any]]:
-        return list(self._http.get(f"http://{self.host}/_journal", timeout=10).json())
+        return list(self._http.get(f"{self.url}/_journal", timeout=10).json())
 
     def reset(self) -> None:
-        self._http.post(f"http://{self.host}/_journal", timeout=10)
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.stop()
+        self._http.post(f"{self.url}/_journal", timeout=10)
 
 
 class BenchEnv:
@@ -64,24 +59,26 @@ class BenchEnv:
     def __init__(self, workdir: Path, latency_ms: float = LATENCY_MS) -> None:
         self.workdir = workdir
         self.latency_ms = latency_ms
-        self.proxy = JournalProxy(workdir)
+        proxy_port = free_port()
         self.stack = LocalStack(
             latency_ms=latency_ms,
             linq_args=LINQ_NO_CAPABILITY_LIMIT,
             stripe_args=STRIPE_NO_RATE_LIMIT,
-            recover_env={"FIRESTORE_EMULATOR_HOST": self.proxy.host},
+            # QUIET_HOURS off: the figures are the send path's, whatever the hour of the run.
+            recover_env={
+                "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy_port}",
+                "QUIET_HOURS": "off",
+            },
             workdir=workdir / "stack",
         )
+        target = self.stack.firestore.host
+        self.proxy = JournalProxy(proxy_port, target, workdir / "journal-proxy.log")
         self._started: list[FunctionProcess] = []
         self.bare = self.function("bare")
 
-    @property
-    def latency_s(self) -> float:
-        return self.latency_ms / 1000.0
-
     def start(self) -> BenchEnv:
         try:
-            self.proxy.start(self.stack.firestore.host)
+            self.proxy.start(10)
             self.stack.start()
             self.bare.start()
             load_linq_line(self.stack.linq)
@@ -97,7 +94,7 @@ class BenchEnv:
         write and a push delivery are ~10x slower on the first hundred calls."""
         session = requests.Session()
         session.headers["Authorization"] = "Bearer owner"
-        base = f"http://{self.proxy.host}/v1/projects/demo-proj/databases/bench/documents/warmup"
+        base = f"{self.proxy.url}/v1/projects/demo-proj/databases/bench/documents/warmup"
         for i in range(WARMUP_CALLS):
             session.post(base, params={"documentId": f"w{i}"}, json={"fields": {}}, timeout=10)
         self.proxy.reset()
@@ -113,32 +110,29 @@ class BenchEnv:
 
     def calls(self) -> list[Call]:
         """Every external call the stand-ins and the ledger proxy have seen so far."""
+        latency_s = self.latency_ms / 1000
         return [
-            *standin_calls("stripe", self.stack.stripe.requests(), self.latency_s),
-            *standin_calls("linq", self.stack.linq.requests(), self.latency_s),
+            *standin_calls("stripe", self.stack.stripe.requests(), latency_s),
+            *standin_calls("linq", self.stack.linq.requests(), latency_s),
             *proxy_calls("ledger", self.proxy.journal()),
         ]
 
     def function(self, name: str) -> FunctionProcess:
-        """A function process of our own wired to this stack, on a free port (not started)."""
+        """A function process of our own wired to this stack, on a free port (not started):
+        ingest as in the stack but publishing to a topic without subscribers; the synchronous
+        handler checks webhooks like ingest and recovers like recover."""
+        env = base_env()
+        if name in ("recover", "sync"):
+            env.update(self.stack.function_env("recover"))
+        if name == "sync":
+            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        if name == "ingest":
+            env.update(self.stack.function_env("ingest"), PUBSUB_TOPIC=INGEST_TOPIC)
         port = free_port()
-        env = {**base_env(), **self.function_env(name)}
         log = self.workdir / f"{name}-{port}.log"
         process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)
         self._started.append(process)
         return process
-
-    def function_env(self, name: str) -> dict[str, str]:
-        """Ingest as in the stack but publishing to a topic without subscribers; the
-        synchronous handler checks webhooks like ingest and recovers like recover."""
-        if name == "ingest":
-            return {**self.stack.function_env("ingest"), "PUBSUB_TOPIC": INGEST_TOPIC}
-        if name == "sync":
-            secret = {"STRIPE_WEBHOOK_SECRET": SANDBOX_WEBHOOK_SECRET}
-            return {**self.stack.function_env("recover"), **secret}
-        if name == "recover":
-            return self.stack.function_env("recover")
-        return {}
 
     def stop(self) -> None:
         for process in self._started:

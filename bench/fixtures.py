@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from cloudevents.conversion import to_binary
+
+from bench.baselines.sync_main import pubsub_event
 from bench.load import Prepared
 from shared.core.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
+from standins.emulator import DEFAULT_PROJECT
 from standins.stack import signed_webhook
 
 SENDER = "+12025550100"
@@ -75,22 +76,5 @@ def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """A binary-mode Pub/Sub CloudEvent carrying what the ingest function would publish."""
     payment = from_stripe_event(event)
     assert payment is not None
-    message_id = str(uuid.uuid4().int % 10**16)
-    data = {
-        "message": {
-            "data": base64.b64encode(payment.to_json()).decode(),
-            "attributes": payment.attributes(),
-            "messageId": message_id,
-            "publishTime": "2026-11-25T00:00:00.000Z",
-        },
-        "subscription": "projects/demo-proj/subscriptions/bench",
-    }
-    headers = {
-        "Content-Type": "application/json",
-        "ce-id": message_id,
-        "ce-specversion": "1.0",
-        "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/stripe-payment-failed",
-        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "ce-time": "2026-11-25T00:00:00.000Z",
-    }
-    return json.dumps(data).encode(), headers
+    headers, body = to_binary(pubsub_event(payment, DEFAULT_PROJECT))
+    return body, headers

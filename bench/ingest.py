@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from bench import fixtures
 from bench.env import BenchEnv
 from bench.load import Prepared, Timings, concurrent, sequential
-from bench.report import INFO, Result, Row, markdown_table, verdict
+from bench.report import INFO, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, ratio, summary_ms
-from standins import builders
 
 NAME = "ingest"
 CLIENTS = 8
@@ -52,9 +51,7 @@ class Measured:
 
 def _webhooks(count: int) -> list[Prepared]:
     """Signed invoice.payment_failed webhooks (the ingest function never reads Stripe)."""
-    customer = builders.customer(phone=fixtures.next_phone())
-    invoices = (builders.invoice(customer) for _ in range(count))
-    return fixtures.signed_posts(builders.payment_failed_event(invoice) for invoice in invoices)
+    return fixtures.signed_posts(case.event for case in fixtures.cases(count))
 
 
 def measure(env: BenchEnv, quick: bool) -> Measured:
@@ -95,14 +92,13 @@ def run(env: BenchEnv, quick: bool = False) -> Result:
 
 
 def render(measured: Measured, latency_ms: float) -> Result:
-    """The summary rows, the report section and the figures as data."""
+    """The summary rows and the report section."""
     s, throughput, n = measured.latency, measured.throughput, measured.counts
     rate = {name: t.per_second for name, t in throughput.items()}
     gaps = {q: s["ingest"][q] - s["bare"][q] for q in ("p50", "p99")}
     speedup = ratio(s["sync"]["p50"], s["ingest"]["p50"])
     rows = [
         Row(
-            NAME,
             f"ack {q} (ms)",
             fmt(s["ingest"][q], 2),
             f"bare {fmt(s['bare'][q], 2)}",
@@ -113,7 +109,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
     ]
     rows += [
         Row(
-            NAME,
             "ack p50 vs synchronous handler",
             fmt(s["ingest"]["p50"], 2),
             f"sync {fmt(s['sync']['p50'], 1)}",
@@ -121,7 +116,6 @@ def render(measured: Measured, latency_ms: float) -> Result:
             verdict(speedup >= SPEEDUP),
         ),
         Row(
-            NAME,
             f"requests/s, {CLIENTS} clients",
             fmt(throughput["ingest"].per_second, 0),
             f"bare {fmt(rate['bare'], 0)}; sync {fmt(rate['sync'], 1)}",
@@ -131,41 +125,30 @@ def render(measured: Measured, latency_ms: float) -> Result:
         ),
     ]
     table = [
-        [
-            LABELS[name],
-            fmt(s[name]["p50"], 2),
-            fmt(s[name]["p90"], 2),
-            fmt(s[name]["p99"], 2),
-            f"{s[name]['n']:.0f}",
-            fmt(t.per_second, 1),
-            f"{t.ok}/{len(t.statuses)}",
-            fmt(summary_ms(t.durations)["p50"], 1),
-        ]
+        {
+            "function": LABELS[name],
+            "p50": fmt(s[name]["p50"], 2),
+            "p90": fmt(s[name]["p90"], 2),
+            "p99": fmt(s[name]["p99"], 2),
+            "n": f"{s[name]['n']:.0f}",
+            "req/s": fmt(t.per_second, 1),
+            "2xx": f"{t.ok}/{len(t.statuses)}",
+            "p50 under load": fmt(summary_ms(t.durations)["p50"], 1),
+        }
         for name, t in throughput.items()
     ]
-    details = [
+    details = section(
         "### 1. Ingest acknowledgement",
-        "",
         "Sequential POSTs of signed `invoice.payment_failed` webhooks over one keep-alive "
         f"connection after {n.warmup} warm-up requests ({n.rounds} alternating rounds of "
-        f"{n.per_round} for the bare and ingest functions; {n.sync_sequential} for the "
-        f"synchronous handler), then {CLIENTS} concurrent keep-alive clients for requests/s. "
-        "The bare function gets the same bodies. The ingest "
-        f"function publishes to the Pub/Sub emulator (a topic without subscribers, so no recovery "
-        "competes for the two CPUs); the synchronous handler (`bench/baselines/sync_main.py`) "
-        "verifies the signature with the product's code, then calls the recover function's "
-        "entry point in-process with the CloudEvent the ingest function would publish (ledger, "
-        f"Stripe and Linq at {latency_ms:.0f} ms per call) and answers when it returns. "
-        "Client-side times, in ms.",
-        "",
-        *markdown_table(
-            ["function", "p50", "p90", "p99", "n", "req/s", "2xx", "p50 under load"],
-            table,
-        ),
-    ]
-    return Result(
-        NAME,
-        rows,
-        details,
-        {"latency": s, "throughput": {k: v.per_second for k, v in throughput.items()}},
+        f"{n.per_round} for the bare and ingest functions; {n.sync_sequential} for the synchronous "
+        f"handler), then {CLIENTS} concurrent keep-alive clients for requests/s. The bare function "
+        "gets the same bodies. The ingest function publishes to the Pub/Sub emulator (a topic "
+        "without subscribers, so no recovery competes for the two CPUs); the synchronous handler "
+        "(`bench/baselines/sync_main.py`) verifies the signature with the product's code, then "
+        "calls the recover function's entry point in-process with the CloudEvent the ingest "
+        f"function would publish (ledger, Stripe and Linq at {latency_ms:.0f} ms per call) and "
+        "answers when it returns. Client-side times, in ms.",
+        markdown_table(table),
     )
+    return Result(NAME, rows, details)

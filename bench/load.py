@@ -30,56 +30,48 @@ class Timings:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
 
-def sequential(url: str, requests_: Sequence[Prepared], warmup: int = 0) -> Timings:
-    """One keep-alive connection, one request at a time: latency without queueing.
+def _send(session: requests.Session, url: str, request: Prepared) -> tuple[float, int]:
+    """One request's client-side duration and status (0: no answer)."""
+    method, body, headers = request
+    start = time.perf_counter()
+    try:
+        status = session.request(method, url, data=body, headers=headers, timeout=60).status_code
+    except requests.RequestException:
+        status = 0
+    return time.perf_counter() - start, status
 
-    The first `warmup` requests are sent but not counted.
-    """
-    session = requests.Session()
-    timings = Timings()
-    began = time.perf_counter()
-    for index, (method, body, headers) in enumerate(requests_):
-        start = time.perf_counter()
-        response = session.request(method, url, data=body, headers=headers, timeout=30)
-        duration = time.perf_counter() - start
-        if index >= warmup:
-            timings.durations.append(duration)
-            timings.statuses.append(response.status_code)
-    timings.elapsed = time.perf_counter() - began
-    session.close()
-    return timings
+
+def _timings(answers: list[tuple[float, int]], elapsed: float = 0.0) -> Timings:
+    return Timings([seconds for seconds, _ in answers], [status for _, status in answers], elapsed)
+
+
+def sequential(url: str, requests_: Sequence[Prepared], warmup: int = 0) -> Timings:
+    """One keep-alive connection, one request at a time: latency without queueing. The first
+    `warmup` requests are sent but not counted."""
+    with requests.Session() as session:
+        return _timings([_send(session, url, request) for request in requests_][warmup:])
 
 
 def concurrent(url: str, requests_: Sequence[Prepared], clients: int) -> Timings:
     """`clients` threads, each with its own keep-alive session, share the requests in order."""
-    timings = Timings()
     lock = threading.Lock()
-    next_index = iter(range(len(requests_)))
+    pending = iter(requests_)
+    answers: list[tuple[float, int]] = []
     ready = threading.Barrier(clients + 1)
 
     def client() -> None:
-        session = requests.Session()
-        # Open the connection before the clock starts.
-        session.request("GET", url + "/_bench_connect", timeout=30)
-        ready.wait()
-        while True:
-            with lock:
-                index = next(next_index, None)
-            if index is None:
-                break
-            method, body, headers = requests_[index]
-            start = time.perf_counter()
-            try:
-                status = session.request(
-                    method, url, data=body, headers=headers, timeout=60
-                ).status_code
-            except requests.RequestException:
-                status = 0
-            duration = time.perf_counter() - start
-            with lock:
-                timings.durations.append(duration)
-                timings.statuses.append(status)
-        session.close()
+        with requests.Session() as session:
+            # Open the connection before the clock starts.
+            session.request("GET", url + "/_bench_connect", timeout=30)
+            ready.wait()
+            while True:
+                with lock:
+                    request = next(pending, None)
+                if request is None:
+                    return
+                answer = _send(session, url, request)
+                with lock:
+                    answers.append(answer)
 
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for thread in threads:
@@ -88,5 +80,4 @@ def concurrent(url: str, requests_: Sequence[Prepared], clients: int) -> Timings
     began = time.perf_counter()
     for thread in threads:
         thread.join()
-    timings.elapsed = time.perf_counter() - began
-    return timings
+    return _timings(answers, time.perf_counter() - began)

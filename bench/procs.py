@@ -9,13 +9,12 @@ from pathlib import Path
 import psutil
 
 
-def processes_with_args(*needles: str) -> list[psutil.Process]:
-    """Processes whose command line contains every one of `needles` (for LocalStack's own)."""
-    return [
-        process
-        for process in psutil.process_iter(["cmdline"])
-        if all(needle in " ".join(process.info["cmdline"] or ()) for needle in needles)
-    ]
+def with_children(pid: int | None) -> list[psutil.Process]:
+    """A running process and all its descendants (a gunicorn master and its workers)."""
+    if pid is None:
+        raise RuntimeError("the process is not running")
+    parent = psutil.Process(pid)
+    return [parent, *parent.children(recursive=True)]
 
 
 def cpu_seconds(processes: Iterable[psutil.Process]) -> float:

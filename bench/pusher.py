@@ -1,19 +1,16 @@
-"""Push delivery with a chosen concurrency, modelling Pub/Sub in front of n function slots.
+"""Push delivery with a chosen concurrency, modelling Pub/Sub in front of n function slots (why
+the emulator's own push cannot: the burst section of the report, in bench/burst.py).
 
-The Pub/Sub emulator pushes with exactly two loops per subscription, one message at a time each
-(`PushLoop` in its jar), so it never keeps more than two recover runs in flight. In production
-Pub/Sub keeps as many pushes outstanding as the function accepts: max instances × concurrency.
-This pusher turns the stack's push subscription into a pull subscription and delivers from it
-with `slots` concurrent pushes in the raw Pub/Sub push format. A 2xx is acknowledged; otherwise
-the message stays leased and is pushed again after exponential backoff between the retry
-policy's bounds, and after `max_attempts` it is published to the dead-letter topic and
-acknowledged, as Pub/Sub does. (The emulator's own redelivery after `modifyAckDeadline` proved
-unreliable under load: a few messages never came back.)
+The stack's push subscription becomes a pull subscription, delivered from with `slots`
+concurrent pushes in the raw Pub/Sub push format. A 2xx is acknowledged; otherwise the message
+stays leased and is pushed again after exponential backoff between the retry policy's bounds,
+and after `max_attempts` it is published to the dead-letter topic and acknowledged, as Pub/Sub
+does. (The emulator's own redelivery after `modifyAckDeadline` proved unreliable under load: a
+few messages never came back.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import itertools
 import threading
@@ -22,7 +19,7 @@ from typing import Any
 
 import requests
 
-from standins.emulator import DEFAULT_PROJECT, PubSubEmulator
+from standins.stack import LocalStack
 
 LEASE_S = 60
 
@@ -32,22 +29,19 @@ class Pusher:
 
     def __init__(
         self,
-        emulator: PubSubEmulator,
-        subscription: str,
-        endpoint: str,
+        stack: LocalStack,
         slots: int,
         *,
-        dead_letter_topic: str,
         max_attempts: int,
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 5.0,
     ) -> None:
-        self._emulator = emulator
-        self._base = f"{emulator.url}/v1/projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
-        self._subscription = f"projects/{DEFAULT_PROJECT}/subscriptions/{subscription}"
-        self._endpoint = endpoint
+        self._emulator = stack.emulator
+        self._subscription = stack.emulator.subscription_path(stack.push_subscription)
+        self._base = f"{stack.emulator.url}/v1/{self._subscription}"
+        self._endpoint = stack.push_endpoint
         self._slots = slots
-        self._dead_letter_topic = dead_letter_topic
+        self._dead_letter_topic = stack.dead_letter_topic
         self._max_attempts = max_attempts
         self._backoff = (min_backoff_s, max_backoff_s)
         self._stop = threading.Event()
@@ -72,37 +66,31 @@ class Pusher:
         for thread in self._threads:
             thread.join(timeout=130)
 
-    def _due_retry(self) -> tuple[dict[str, Any], int] | None:
+    def _next(self, emulator: requests.Session) -> tuple[dict[str, Any], int] | None:
+        """A retry that is due, else a message pulled from the subscription, with its attempt."""
         with self._lock:
             if self._retries and self._retries[0][0] <= time.monotonic():
                 _, _, item, attempt = heapq.heappop(self._retries)
                 return item, attempt
-        return None
+        answer = emulator.post(
+            f"{self._base}:pull", json={"maxMessages": 1, "returnImmediately": True}, timeout=10
+        ).json()
+        received = answer.get("receivedMessages") or []
+        return (received[0], 1) if received else None
 
     def _work(self) -> None:
         emulator, function = requests.Session(), requests.Session()
         while not self._stop.is_set():
-            due = self._due_retry()
-            if due is not None:
-                items = [due]
-            else:
-                try:
-                    answer = emulator.post(
-                        f"{self._base}:pull",
-                        json={"maxMessages": 1, "returnImmediately": True},
-                        timeout=10,
-                    ).json()
-                except (requests.RequestException, ValueError):
-                    time.sleep(0.05)
-                    continue
-                items = [(item, 1) for item in answer.get("receivedMessages") or []]
-                if not items:
-                    time.sleep(0.02)
-                    continue
-            for item, attempt in items:
-                # A failed emulator call leaves the message leased: it comes back when that ends.
-                with contextlib.suppress(requests.RequestException):
-                    self._deliver(emulator, function, item, attempt)
+            # A failed emulator call leaves the message leased: it comes back when that ends.
+            try:
+                due = self._next(emulator)
+                if due is not None:
+                    self._deliver(emulator, function, *due)
+            except (requests.RequestException, ValueError):
+                time.sleep(0.05)
+                continue
+            if due is None:
+                time.sleep(0.02)
 
     def _deliver(
         self,
@@ -126,32 +114,25 @@ class Pusher:
             status = function.post(self._endpoint, json=envelope, timeout=120).status_code
         except requests.RequestException:
             status = 0
-        if 200 <= status < 300:
-            self._ack(emulator, item)
+        delivered = 200 <= status < 300
+        if not delivered and attempt < self._max_attempts:
+            # Keep the lease while backing off: the emulator must not hand the message out again.
+            emulator.post(
+                f"{self._base}:modifyAckDeadline",
+                json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
+                timeout=10,
+            )
+            low, high = self._backoff
+            due = time.monotonic() + min(high, low * 2 ** (attempt - 1))
+            with self._lock:
+                heapq.heappush(self._retries, (due, next(self._sequence), item, attempt + 1))
             return
-        if attempt >= self._max_attempts:
+        if not delivered:
             self._emulator.publish(
                 self._dead_letter_topic,
                 b"",
                 {**message.get("attributes", {}), "bench_dead_lettered": message["messageId"]},
             )
-            self._ack(emulator, item)
-            return
-        # Keep the lease while backing off, so the emulator does not hand the message out again.
-        emulator.post(
-            f"{self._base}:modifyAckDeadline",
-            json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
-            timeout=10,
-        )
-        low, high = self._backoff
-        delay = min(high, low * 2 ** (attempt - 1))
-        with self._lock:
-            heapq.heappush(
-                self._retries,
-                (time.monotonic() + delay, next(self._sequence), item, attempt + 1),
-            )
-
-    def _ack(self, emulator: requests.Session, item: dict[str, Any]) -> None:
         emulator.post(
             f"{self._base}:acknowledge", json={"ackIds": [item["ackId"]]}, timeout=10
         ).raise_for_status()

@@ -6,7 +6,8 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,8 @@ END = "<!-- bench:end -->"
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the summary table."""
+    """One line of the summary table (its benchmark is the Result's name)."""
 
-    benchmark: str
     figure: str
     value: str
     baseline: str
@@ -44,26 +44,37 @@ def verdict(ok: bool) -> str:
     return PASS if ok else MISS
 
 
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+def section(*blocks: str | list[str]) -> list[str]:
+    """Markdown blocks (a line, or the lines of a table or a list), a blank line between each."""
+    lines: list[str] = []
+    for block in blocks:
+        lines += [""] if lines else []
+        lines += [block] if isinstance(block, str) else block
     return lines
 
 
-def summary_rows(results: list[Result]) -> list[list[str]]:
-    return [
-        [r.benchmark, r.figure, r.value, r.baseline, r.target, r.verdict]
-        for result in results
-        for r in result.rows
-    ]
+def markdown_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Rows of cells by column name as a markdown table, in the columns of the first row."""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row[h].replace("|", "\\|") for h in header) + " |" for row in rows]
+    return lines
 
 
 SUMMARY_HEADER = ["benchmark", "figure", "measured", "baseline", "ratio / target", "verdict"]
 
 
+def summary_rows(results: list[Result]) -> list[dict[str, str]]:
+    return [
+        dict(zip(SUMMARY_HEADER, (result.name, *astuple(row)), strict=True))
+        for result in results
+        for row in result.rows
+    ]
+
+
 def text_table(results: list[Result]) -> str:
     """The summary as a plain-text table for the terminal."""
-    rows = [SUMMARY_HEADER, *summary_rows(results)]
+    rows = [SUMMARY_HEADER, *(list(row.values()) for row in summary_rows(results))]
     widths = [max(len(row[i]) for row in rows) for i in range(len(SUMMARY_HEADER))]
     out = []
     for index, row in enumerate(rows):
@@ -84,9 +95,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
-    java_version = (
-        (java.stderr or java.stdout).splitlines()[0] if (java.stderr or java.stdout) else "?"
-    )
+    java_version = [*(java.stderr or java.stdout).splitlines(), "?"][0]
     return {
         "CPUs (nproc)": str(os.cpu_count()),
         "CPU model": cpu,
@@ -99,25 +108,23 @@ def machine() -> dict[str, str]:
 
 def render(results: list[Result], meta: dict[str, str]) -> list[str]:
     """The generated part of BENCHMARKS.md."""
-    lines = [BEGIN, "", "## Figures", ""]
-    lines += [f"- **{key}**: {value}" for key, value in meta.items()]
-    lines += [""]
-    lines += markdown_table(SUMMARY_HEADER, summary_rows(results))
-    for result in results:
-        lines += ["", *result.details]
-    lines += ["", END]
-    return lines
+    return section(
+        BEGIN,
+        "## Figures",
+        [f"- **{key}**: {value}" for key, value in meta.items()],
+        markdown_table(summary_rows(results)),
+        *(result.details for result in results),
+        END,
+    )
 
 
 def write(path: Path, generated: list[str]) -> None:
     """Replace the generated block of `path`, keeping everything written outside the markers."""
     block = "\n".join(generated)
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
-        if pattern.search(text):
-            path.write_text(pattern.sub(lambda _: block, text, count=1), encoding="utf-8")
-            return
-        path.write_text(text.rstrip("\n") + "\n\n" + block + "\n", encoding="utf-8")
-        return
-    path.write_text("# Benchmarks\n\n" + block + "\n", encoding="utf-8")
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")

@@ -33,15 +33,9 @@ def ratio(value: float, baseline: float) -> float:
 
 
 def summary_ms(seconds: Sequence[float]) -> dict[str, float]:
-    """Median, p90, p99, min and count of a list of durations in seconds, in milliseconds."""
+    """Median, p90, p99 and count of a list of durations in seconds, in milliseconds."""
     ms = [s * 1000.0 for s in seconds]
-    return {
-        "p50": median(ms),
-        "p90": percentile(ms, 90),
-        "p99": p99(ms),
-        "min": min(ms) if ms else math.nan,
-        "n": float(len(ms)),
-    }
+    return {"p50": median(ms), "p90": percentile(ms, 90), "p99": p99(ms), "n": float(len(ms))}
 
 
 def fmt(value: float, digits: int = 1) -> str:

@@ -16,16 +16,31 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sandbox.demo import OPTED_OUT, DemoCase, cases, linq_scenario, stripe_scenario
+from sandbox.demo import (
+    OPTED_OUT,
+    TOKYO,
+    DemoCase,
+    cases,
+    linq_scenario,
+    quiet_hours_for_demo,
+    stripe_scenario,
+)
 from shared.core.log import mask_phone
+from shared.core.outcome import Action
 from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
 from standins import builders
 from standins.stack import LocalStack, StackError, json_lines
 
 RESULT_TIMEOUT_S = 30.0
+# The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
+# this long past the window's end for the released text.
+SWEEP_EVERY_S = 5.0
+DEFERRED = Action.DEFERRED.value
+RELEASE_TIMEOUT_S = 30.0
 # What the live sandbox sets itself: the emulators, and the project and topic they hold.
 _STACK_SETS = frozenset({"GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC"})
 # Everything else the two functions read is passed through from your environment, the API bases
@@ -88,8 +103,10 @@ def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
 def run_demo() -> int:
     demo = cases()
     started = time.monotonic()
-    _say("Starting Pub/Sub emulator, Stripe/Linq/Slack stand-ins and both functions...")
-    with LocalStack() as stack:
+    window, morning = quiet_hours_for_demo(datetime.now(UTC))
+    _say("Starting the Pub/Sub and Firestore emulators, the Stripe/Linq/Slack stand-ins and the")
+    _say(f"functions (QUIET_HOURS={window}: night in Tokyo now, not in California or London)...")
+    with LocalStack(release=True, recover_env={"QUIET_HOURS": window}) as stack:
         _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
         stack.stripe.load(stripe_scenario(demo))
         stack.linq.load(linq_scenario())
@@ -100,26 +117,30 @@ def run_demo() -> int:
             if answer.status_code != 200:
                 raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
         tail = _Tail(stack.log("recover"), _is_result)
-        deadline = time.monotonic() + RESULT_TIMEOUT_S
-        while len(tail.poll()) < len(demo):
-            if time.monotonic() > deadline:
-                raise StackError(
-                    f"only {len(tail.poll())} of {len(demo)} results after {RESULT_TIMEOUT_S:.0f} s"
-                )
-            time.sleep(0.05)
-        by_invoice = {entry["invoice_id"]: entry for entry in tail.poll()}
+        _await(tail, len(demo), RESULT_TIMEOUT_S)
+        deferred = sum(case.deferred for case in demo)
+        wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
+        _say(
+            f"Deferred until the window ends in Tokyo at {morning.astimezone(TOKYO):%H:%M} local "
+            f"(in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every "
+            "5 minutes when deployed):"
+        )
+        _await(tail, len(demo) + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
+        lines = tail.poll()
         messages = stack.linq.messages()
         pids = stack.pids
     _say()
     width = max(len(case.label) for case in demo)
-    _say(f"{'customer':<{width}}  {'action':<20} what Linq received")
+    _say(f"{'customer':<{width}}  {'action':<34} what Linq received")
     wrong = []
     for case in demo:
-        action = by_invoice.get(case.invoice["id"], {}).get("action", "(none)")
-        mark = "" if action == case.expected else f"   <-- expected {case.expected}"
+        actions = [entry["action"] for entry in lines if entry["invoice_id"] == case.invoice["id"]]
+        expected = ([DEFERRED] if case.deferred else []) + [case.expected]
+        mark = "" if actions == expected else f"   <-- expected {' → '.join(expected)}"
         if mark:
             wrong.append(case.label)
-        _say(f"{case.label:<{width}}  {action:<20} {_received(case, messages)}{mark}")
+        shown = " → ".join(actions) or "(none)"
+        _say(f"{case.label:<{width}}  {shown:<34} {_received(case, messages)}{mark}")
     _say()
     stopped = sum(not os.path.exists(f"/proc/{pid}") for pid in pids)
     _say(f"Stopped {stopped} of {len(pids)} processes; done in {time.monotonic() - started:.1f} s.")
@@ -127,6 +148,19 @@ def run_demo() -> int:
         _say(f"FAILED: unexpected action for {', '.join(wrong)}")
         return 1
     return 0 if stopped == len(pids) else 1
+
+
+def _await(tail: _Tail, count: int, timeout: float, tick: Callable[[], None] | None = None) -> None:
+    """Print result lines until there are `count`, calling `tick` every SWEEP_EVERY_S."""
+    deadline = time.monotonic() + timeout
+    next_tick = time.monotonic()
+    while len(tail.poll()) < count:
+        if time.monotonic() > deadline:
+            raise StackError(f"only {len(tail.poll())} of {count} results after {timeout:.0f} s")
+        if tick is not None and time.monotonic() >= next_tick:
+            tick()
+            next_tick = time.monotonic() + SWEEP_EVERY_S
+        time.sleep(0.05)
 
 
 def run_live(port: int) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from standins import builders
 
@@ -20,6 +22,8 @@ class DemoCase:
     subscription: dict[str, Any]
     invoice: dict[str, Any]
     phone: str | None  # the E.164 number Linq should see, when a text is expected to go out
+    # At night where the customer is: deferred first, then released by the sweep.
+    deferred: bool = False
 
 
 def _case(
@@ -28,16 +32,17 @@ def _case(
     texted: str | None,
     invoice: Any = None,
     subscription_status: str = "past_due",
+    deferred: bool = False,
     **customer: Any,
 ) -> DemoCase:
     record = builders.customer(**customer)
     subscription = builders.subscription(record, status=subscription_status)
     bill = builders.invoice(record, subscription=subscription, **(invoice or {}))
-    return DemoCase(label, expected, record, subscription, bill, texted)
+    return DemoCase(label, expected, record, subscription, bill, texted, deferred)
 
 
 def cases() -> list[DemoCase]:
-    """Eight customers: every branch a new user wants to see, with fresh ids each run."""
+    """Nine customers: every branch a new user wants to see, with fresh ids each run."""
     return [
         _case("Ada Lovelace", "sent", "+14155550101", name="Ada Lovelace", phone="+1 415 555 0101"),
         _case("(no name)", "sent", "+14155550102", name=None, phone="+14155550102"),
@@ -80,7 +85,27 @@ def cases() -> list[DemoCase]:
             name="Frances Allen",
             phone="+14155550108",
         ),
+        _case(
+            "Yukihiro Matsumoto, at night in Tokyo",
+            "sent",
+            NIGHT_OWL,
+            deferred=True,
+            name="Yukihiro Matsumoto",
+            phone="090-1234-5678",
+            country="JP",
+        ),
     ]
+
+
+def quiet_hours_for_demo(now: datetime) -> tuple[str, datetime]:
+    """A QUIET_HOURS window in which it is night in Tokyo right now, ending at the next minute
+    (at least 40 s away, so the webhook is in first); the other demo customers, in California
+    and London, are 9 and 17 hours away from it. Returns the window and when it ends (UTC)."""
+    local = now.astimezone(TOKYO)
+    end = local.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    if end - local < timedelta(seconds=40):
+        end += timedelta(minutes=1)
+    return f"{local - timedelta(minutes=30):%H:%M}-{end:%H:%M}", end.astimezone(now.tzinfo)
 
 
 def stripe_scenario(demo: list[DemoCase]) -> dict[str, Any]:
@@ -99,3 +124,5 @@ def linq_scenario() -> dict[str, Any]:
 
 
 OPTED_OUT = "+14155550106"
+NIGHT_OWL = "+819012345678"
+TOKYO = ZoneInfo("Asia/Tokyo")

@@ -1,32 +1,41 @@
-"""Run one stand-in as a process: python -m standins stripe|linq|slack --port-file PATH."""
+"""Run one stand-in as a process: python -m standins stripe|linq|slack --port-file PATH.
+
+Each keyword argument of a stand-in's constructor is an option of its subcommand (`pair_limit`
+is `--pair-limit`, 0 turning a limit off); one whose default is a tuple (the accepted keys or
+tokens) is repeatable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from standins.base import StandinServer
-from standins.linq_api import (
-    DEFAULT_CAPABILITY_LIMIT,
-    DEFAULT_CAPABILITY_WINDOW_S,
-    DEFAULT_PAIR_LIMIT,
-    DEFAULT_PAIR_WINDOW_S,
-    LINQ_TOKEN,
-    LinqStandin,
-)
+from standins.linq_api import LinqStandin
 from standins.serving import serve_until_signalled
 from standins.slack_api import SlackStandin
-from standins.stripe_api import (
-    DEFAULT_ENDPOINT_RATE,
-    DEFAULT_GLOBAL_RATE_LIVE,
-    DEFAULT_GLOBAL_RATE_TEST,
-    STRIPE_TEST_KEY,
-    StripeStandin,
-)
+from standins.stripe_api import StripeStandin
+
+SERVERS: dict[str, type[StandinServer]] = {
+    "stripe": StripeStandin,
+    "linq": LinqStandin,
+    "slack": SlackStandin,
+}
+# Keyword arguments every stand-in takes, set by the common options.
+COMMON = ("latency_s", "scenario")
+
+
+def _options(server: type[StandinServer]) -> list[inspect.Parameter]:
+    """The keyword arguments of `server`'s own."""
+    return [
+        parameter
+        for parameter in inspect.signature(server).parameters.values()
+        if parameter.kind is parameter.KEYWORD_ONLY and parameter.name not in COMMON
+    ]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,57 +46,30 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--latency-ms", type=float, default=0.0, help="delay per API request")
     parser = argparse.ArgumentParser(prog="python -m standins", description=__doc__)
     services = parser.add_subparsers(dest="service", required=True)
-
-    stripe = services.add_parser("stripe", parents=[common], help="Stripe API stand-in")
-    stripe.add_argument(
-        "--api-key", action="append", help=f"accepted key (default {STRIPE_TEST_KEY})"
-    )
-    stripe.add_argument("--endpoint-rate", type=int, default=DEFAULT_ENDPOINT_RATE)
-    stripe.add_argument(
-        "--global-rate", type=int, help=f"both modes (default {DEFAULT_GLOBAL_RATE_TEST}/s test)"
-    )
-    stripe.add_argument(
-        "--global-rate-live", type=int, help=f"default {DEFAULT_GLOBAL_RATE_LIVE}/s"
-    )
-
-    linq = services.add_parser("linq", parents=[common], help="Linq Partner API v3 stand-in")
-    linq.add_argument("--token", action="append", help=f"accepted token (default {LINQ_TOKEN})")
-    linq.add_argument("--pair-limit", type=int, default=DEFAULT_PAIR_LIMIT)
-    linq.add_argument("--pair-window-s", type=float, default=DEFAULT_PAIR_WINDOW_S)
-    linq.add_argument("--capability-limit", type=int, default=DEFAULT_CAPABILITY_LIMIT)
-    linq.add_argument("--capability-window-s", type=float, default=DEFAULT_CAPABILITY_WINDOW_S)
-
-    services.add_parser("slack", parents=[common], help="Slack incoming-webhook stand-in")
+    for name, server in SERVERS.items():
+        summary = (server.__doc__ or name).splitlines()[0]
+        options = services.add_parser(name, parents=[common], help=summary)
+        for option in _options(server):
+            flag = "--" + option.name.replace("_", "-")
+            if isinstance(option.default, tuple):
+                default = ", ".join(option.default)
+                options.add_argument(flag, action="append", help=f"repeatable (default {default})")
+            else:
+                options.add_argument(
+                    flag, type=type(option.default), help=f"default {option.default}"
+                )
     return parser
 
 
 def _build(args: argparse.Namespace) -> StandinServer:
+    server = SERVERS[args.service]
     scenario = json.loads(args.scenario.read_text(encoding="utf-8")) if args.scenario else None
-    common: dict[str, Any] = {"latency_s": args.latency_ms / 1000, "scenario": scenario}
-    if args.service == "stripe":
-        global_test = DEFAULT_GLOBAL_RATE_TEST if args.global_rate is None else args.global_rate
-        global_live = args.global_rate_live
-        if global_live is None:
-            global_live = DEFAULT_GLOBAL_RATE_LIVE if args.global_rate is None else args.global_rate
-        return StripeStandin(
-            args.port,
-            api_keys=args.api_key or (STRIPE_TEST_KEY,),
-            endpoint_rate=args.endpoint_rate,
-            global_rate_test=global_test,
-            global_rate_live=global_live,
-            **common,
-        )
-    if args.service == "linq":
-        return LinqStandin(
-            args.port,
-            tokens=args.token or (LINQ_TOKEN,),
-            pair_limit=args.pair_limit,
-            pair_window_s=args.pair_window_s,
-            capability_limit=args.capability_limit,
-            capability_window_s=args.capability_window_s,
-            **common,
-        )
-    return SlackStandin(args.port, **common)
+    given = {
+        option.name: getattr(args, option.name)
+        for option in _options(server)
+        if getattr(args, option.name) is not None
+    }
+    return server(args.port, latency_s=args.latency_ms / 1000, scenario=scenario, **given)
 
 
 def _write_port_file(path: Path, port: int) -> None:

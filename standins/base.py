@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import flask
 from flask import g, request
@@ -87,6 +87,32 @@ class SlidingLimit:
             self.events.setdefault(key, deque()).append(now)
 
 
+@dataclass
+class IdempotencyKeys:
+    """The first answer to each idempotency key: a repeat of the same request replays it, another
+    request with the key is refused. An answer is kept only once the endpoint ran, so a rejected
+    request can be retried with its key."""
+
+    answers: dict[Any, tuple[Any, Any]] = field(default_factory=dict)
+    replays: int = 0
+
+    def answer(
+        self, key: Any, fingerprint: Any, run: Callable[[], Any], refuse: Callable[[], Exception]
+    ) -> tuple[Any, bool]:
+        """`run()`, or the answer kept for `key` (None: no key); and whether it is a replay."""
+        if key is None:
+            return run(), False
+        if key in self.answers:
+            first_fingerprint, first = self.answers[key]
+            if first_fingerprint != fingerprint:
+                raise refuse()
+            self.replays += 1
+            return copy.deepcopy(first), True
+        answer = run()
+        self.answers[key] = (fingerprint, copy.deepcopy(answer))
+        return answer, False
+
+
 def mask_secret(secret: str) -> str:
     """Mask a credential the way Stripe does: keep the key prefix and the last four characters."""
     prefix = secret[: secret.rfind("_") + 1] if secret.count("_") >= 2 else ""
@@ -120,16 +146,16 @@ def _flask_app(name: str) -> flask.Flask:
     return app
 
 
-class StandinServer(ABC):
+class StandinServer(Server, ABC):
     """Base stand-in: the vendor's API as one Flask app and `/_control/` as another, served on
     127.0.0.1 by Werkzeug from a thread, with a request journal, injected faults and latency."""
 
+    vendor = "the vendor"
+    # The keys `load` accepts (each server documents them in its `_load`).
+    scenario_keys: frozenset[str] = frozenset()
+
     def __init__(
-        self,
-        port: int = 0,
-        *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
+        self, port: int = 0, *, latency_s: float = 0.0, scenario: Mapping[str, Any] | None = None
     ) -> None:
         self._lock = threading.RLock()
         self._latency_s = latency_s
@@ -150,31 +176,7 @@ class StandinServer(ABC):
         self.control = _flask_app(f"{type(self).__module__}.control")
         self._control_routes()
         self._routes()
-        app = DispatcherMiddleware(self.api, {CONTROL_PREFIX: self.control})
-        self._server = Server(app, port)
-
-    # Lifecycle -----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Self:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
+        super().__init__(DispatcherMiddleware(self.api, {CONTROL_PREFIX: self.control}), port)
 
     # Python control API --------------------------------------------------------------------
 
@@ -186,18 +188,18 @@ class StandinServer(ABC):
             self._clear_counters()
             self._reset_state()
 
-    @abstractmethod
     def load(self, scenario: Mapping[str, Any]) -> None:
         """Load scenario data; each server documents its scenario keys."""
+        unknown = set(scenario) - self.scenario_keys
+        if unknown:
+            raise ValueError(f"unknown {self.vendor} scenario keys: {sorted(unknown)}")
+        with self._lock:
+            self._load(scenario)
 
     def add_fault(self, path: str = "", **fault: Any) -> None:
         """Inject a failure; the keywords and their defaults are Fault's fields."""
         with self._lock:
             self._faults.append(Fault(path, **fault))
-
-    @property
-    def latency_s(self) -> float:
-        return self._latency_s
 
     def set_latency(self, latency_s: float) -> None:
         if latency_s < 0:
@@ -262,6 +264,10 @@ class StandinServer(ABC):
     @abstractmethod
     def _routes(self) -> None:
         """Register the vendor's endpoints (`route`), request hooks and own control endpoints."""
+
+    @abstractmethod
+    def _load(self, scenario: Mapping[str, Any]) -> None:
+        """Load the keys of `scenario` (all known), with the state lock held."""
 
     @abstractmethod
     def _reset_state(self) -> None:

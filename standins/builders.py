@@ -26,12 +26,19 @@ def new_id(prefix: str, length: int = 24) -> str:
 
 
 @cache
+def _fixture_text(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
 def _fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+    return json.loads(_fixture_text(name))
 
 
-def _copy_fixture(name: str) -> dict[str, Any]:
-    return copy.deepcopy(_fixture(name))
+def _owner(customer: Mapping[str, Any] | str, livemode: bool | None) -> tuple[str, bool]:
+    """A customer's id, and the mode: `livemode`, else the customer's (an id alone: test)."""
+    if isinstance(customer, str):
+        return customer, bool(livemode)
+    return customer["id"], bool(customer.get("livemode")) if livemode is None else livemode
 
 
 def customer(
@@ -50,8 +57,8 @@ def customer(
     """A customer built on the OpenAPI fixture, or the deleted stub when `deleted`."""
     customer_id = id or new_id("cus_", 14)
     if deleted:
-        return {**_copy_fixture("openapi_fixture_deleted_customer.json"), "id": customer_id}
-    obj = _copy_fixture("openapi_fixture_customer.json")
+        return {**_fixture("openapi_fixture_deleted_customer.json"), "id": customer_id}
+    obj = _fixture("openapi_fixture_customer.json")
     obj.update(
         id=customer_id,
         name=name,
@@ -78,9 +85,7 @@ def subscription(
 ) -> dict[str, Any]:
     """A subscription in `status` (Stripe's: active, past_due, unpaid, canceled, ...) for
     `customer`, with the fields the product and an operator look at."""
-    customer_id = customer["id"] if isinstance(customer, Mapping) else customer
-    if livemode is None:
-        livemode = bool(customer.get("livemode")) if isinstance(customer, Mapping) else False
+    customer_id, livemode = _owner(customer, livemode)
     now = int(time.time()) if created is None else created
     ended = now if status in ("canceled", "incomplete_expired") else None
     return {
@@ -122,41 +127,33 @@ def invoice(
     one-off invoice without one; unset keeps the fixture's id, unknown to the stand-in.
     `overrides` set any other top-level field last.
     """
-    obj = _copy_fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
+    obj = _fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
     invoice_id = id or new_id("in_1", 23)
     now = int(time.time()) if created is None else created
-    if isinstance(customer, Mapping):
-        customer_id = customer["id"]
-        if livemode is None:
-            livemode = bool(customer.get("livemode"))
-        if not customer.get("deleted"):
-            obj.update(
-                customer_name=customer.get("name"),
-                customer_phone=customer.get("phone"),
-                customer_email=customer.get("email"),
-                customer_address=copy.deepcopy(customer.get("address")),
-            )
-    else:
-        customer_id = customer
-    livemode = bool(livemode)
+    customer_id, livemode = _owner(customer, livemode)
+    if isinstance(customer, Mapping) and not customer.get("deleted"):
+        obj.update(
+            customer_name=customer.get("name"),
+            customer_phone=customer.get("phone"),
+            customer_email=customer.get("email"),
+            customer_address=copy.deepcopy(customer.get("address")),
+        )
     mode = "live" if livemode else "test"
     token = new_id("", 40)
     if hosted_invoice_url is _UNSET:
         hosted_invoice_url = f"https://invoice.stripe.com/i/acct_1StandIn/{mode}_{token}?s=ap"
     paid = status == "paid"
+    # No discount and no tax: every total of the invoice is the amount due.
+    totals = ("amount_due", "subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax")
+    obj.update(dict.fromkeys(totals, amount_due))
     obj.update(
         id=invoice_id,
         customer=customer_id,
         status=status,
         attempt_count=attempt_count,
         attempted=attempt_count > 0,
-        amount_due=amount_due,
         amount_paid=amount_due if paid else 0,
         amount_remaining=0 if paid or status == "void" else amount_due,
-        subtotal=amount_due,
-        subtotal_excluding_tax=amount_due,
-        total=amount_due,
-        total_excluding_tax=amount_due,
         currency=currency,
         livemode=livemode,
         created=now,
@@ -207,7 +204,7 @@ def payment_failed_event(
     created: int | None = None,
 ) -> dict[str, Any]:
     """A snapshot `invoice.payment_failed` event carrying a copy of `invoice` in data.object."""
-    event = _copy_fixture("sample_invoice.payment_failed.synthetic.json")
+    event = _fixture("sample_invoice.payment_failed.synthetic.json")
     event.update(
         id=id or new_id("evt_1", 23),
         livemode=bool(invoice.get("livemode")) if livemode is None else livemode,

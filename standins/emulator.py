@@ -9,11 +9,11 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import requests
 
-from standins.processes import Child, StackError, free_port
+from standins.processes import Child, free_port
 
 DEFAULT_PROJECT = "demo-proj"
 _PUBSUB_JAR = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
@@ -39,20 +39,21 @@ def find_jar(pattern: str, component: str) -> Path:
     return Path(found[-1])
 
 
-class Emulator:
+class Emulator(Child):
     """A Google Cloud emulator run as one Java process (faster than `gcloud beta emulators`,
-    and a single process id to stop)."""
+    and a single process id to stop). `launch` several, then `wait_ready` on each: they start
+    in ~1-2 s, so launching all before waiting on any saves that much."""
 
     name = "emulator"
 
     def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
         self.project = project
-        self.port = port or free_port()
-        self._child: Child | None = None
+        port = port or free_port()
         self._log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log")  # noqa: SIM115
         self._http = requests.Session()
+        super().__init__(self.name, self.command(port), port, Path(self._log.name))
 
-    def command(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
         raise NotImplementedError
 
     @property
@@ -60,50 +61,11 @@ class Emulator:
         """The value for PUBSUB_EMULATOR_HOST / FIRESTORE_EMULATOR_HOST."""
         return f"127.0.0.1:{self.port}"
 
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}"
-
-    def start(self, timeout: float = 30.0) -> Self:
-        self.launch()
-        return self.wait_ready(timeout)
-
-    def launch(self) -> None:
-        """Start the process without waiting; `wait_ready` then waits (emulators start in ~1-2 s,
-        so launching several before waiting on any saves that much)."""
-        self._child = Child(self.name, self.command(), Path(self._log.name)).spawn()
-
-    def wait_ready(self, timeout: float = 30.0) -> Self:
-        if self._child is None:
-            raise RuntimeError("launch() first")
-        try:
-            self._child.wait_until(self._answers, timeout, "answer")
-        except StackError:
-            self.stop()
-            raise
-        return self
-
-    def _answers(self) -> bool:
+    def ready(self) -> bool:
         try:
             return self._http.get(self.url + "/", timeout=1).text.strip() == "Ok"
         except requests.RequestException:
             return False
-
-    def stop(self) -> None:
-        if self._child is not None:
-            self._child.stop()
-            self._child = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._child.pid if self._child else None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-        self._log.close()
 
 
 # Both emulators bind IPv6 [::1] or "localhost" by default: the IPv4 loopback is given explicitly.
@@ -115,7 +77,7 @@ class FirestoreEmulator(Emulator):
 
     name = "firestore-emulator"
 
-    def command(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
         return [
             *_JVM,
             "-Duser.language=en",
@@ -124,16 +86,8 @@ class FirestoreEmulator(Emulator):
             "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
             "start",
             "--host=127.0.0.1",
-            f"--port={self.port}",
+            f"--port={port}",
         ]
-
-    def clear(self, database: str) -> None:
-        """Delete every document of a database (the emulator's own reset endpoint)."""
-        response = self._http.delete(
-            f"{self.url}/emulator/v1/projects/{self.project}/databases/{database}/documents",
-            timeout=10,
-        )
-        response.raise_for_status()
 
 
 class PubSubEmulator(Emulator):
@@ -141,13 +95,13 @@ class PubSubEmulator(Emulator):
 
     name = "pubsub-emulator"
 
-    def command(self) -> list[str]:
+    def command(self, port: int) -> list[str]:
         return [
             *_JVM,
             "-jar",
             str(find_jar(_PUBSUB_JAR, "pubsub-emulator")),
             "--host=127.0.0.1",
-            f"--port={self.port}",
+            f"--port={port}",
         ]
 
     def topic_path(self, topic: str) -> str:
@@ -166,25 +120,18 @@ class PubSubEmulator(Emulator):
     def create_topic(self, topic: str) -> None:
         self._call("PUT", self.topic_path(topic), {})
 
-    def delete_topic(self, topic: str) -> None:
-        self._call("DELETE", self.topic_path(topic))
-
     def create_subscription(
         self,
         subscription: str,
         topic: str,
         *,
         push_endpoint: str | None = None,
-        ack_deadline_seconds: int = 60,
         min_backoff_s: float | None = None,
         max_backoff_s: float | None = None,
         dead_letter_topic: str | None = None,
         max_delivery_attempts: int = 5,
     ) -> None:
-        body: dict[str, Any] = {
-            "topic": self.topic_path(topic),
-            "ackDeadlineSeconds": ack_deadline_seconds,
-        }
+        body: dict[str, Any] = {"topic": self.topic_path(topic), "ackDeadlineSeconds": 60}
         if push_endpoint is not None:
             body["pushConfig"] = {"pushEndpoint": push_endpoint}
         if min_backoff_s is not None and max_backoff_s is not None:

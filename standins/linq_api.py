@@ -16,7 +16,14 @@ from typing import Any
 import flask
 from werkzeug.exceptions import BadRequest
 
-from standins.base import Reply, SlidingLimit, StandinServer, bearer_token, json_body
+from standins.base import (
+    IdempotencyKeys,
+    Reply,
+    SlidingLimit,
+    StandinServer,
+    bearer_token,
+    json_body,
+)
 from standins.linkrule import contains_url
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
@@ -34,9 +41,6 @@ _SERVICES = frozenset({"iMessage", "SMS", "RCS"})
 _REPUTATIONS = frozenset({"HEALTHY", "AT_RISK", "CRITICAL"})
 _LINE_TYPES = frozenset({"iMessage", "RCS", None})
 _MAX_PARTS, _MAX_URL_MEDIA, _MAX_LINK_LEN = 100, 40, 2048
-_SCENARIO_KEYS = frozenset(
-    {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
-)
 # Codes used when an injected fault gives only a status.
 _FAULT_CODES = {400: 1003, 401: 2004, 403: 2005, 404: 2001, 409: 1006, 429: 1007, 503: 4004}
 
@@ -93,33 +97,33 @@ class _Chat:
         return next(handle for handle in self.handles if handle["is_me"])
 
 
-def _require(obj: Mapping[str, Any], name: str, kind: type, where: str = "") -> Any:
-    if obj.get(name) in (None, "", []):
-        raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
-    value = obj[name]
+def _field(
+    obj: Mapping[str, Any], name: str, kind: type, where: str = "", *, required: bool = True
+) -> Any:
+    """`obj[name]` if it is a `kind`: 1001 when a required one is missing or empty, 1005 when
+    it is of another type."""
+    value = obj.get(name)
+    if value in (None, "", []):
+        if required:
+            raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
+        return None
     if not isinstance(value, kind):
         raise LinqApiError(400, 1005, f"Invalid type for {where}{name}")
     return value
 
 
-def _check_e164(value: str, field_name: str) -> None:
-    if not _E164.fullmatch(value):
-        raise LinqApiError(
-            400, 1002, f"{field_name} must be an E.164 phone number (e.g. +12223334444)"
-        )
-
-
-def _check_handle(value: Any, field_name: str) -> None:
-    if not isinstance(value, str) or not (_E164.fullmatch(value) or _EMAIL.fullmatch(value)):
-        raise LinqApiError(
-            400, 1002, f"{field_name} must be an E.164 phone number or an email address"
-        )
+def _check_address(value: Any, field_name: str, *, email: bool = False) -> None:
+    """An E.164 phone number (or, where `email`, an email address), else 1002."""
+    if isinstance(value, str) and (_E164.fullmatch(value) or (email and _EMAIL.fullmatch(value))):
+        return
+    expected = "or an email address" if email else "(e.g. +12223334444)"
+    raise LinqApiError(400, 1002, f"{field_name} must be an E.164 phone number {expected}")
 
 
 def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     if "experience" in message and "parts" in message:
         raise LinqApiError(400, 1004, "A message carries either parts or an experience, not both")
-    parts = _require(message, "parts", list, "message.")
+    parts = _field(message, "parts", list, "message.")
     if len(parts) > _MAX_PARTS:
         raise LinqApiError(400, 1004, f"A message can have at most {_MAX_PARTS} parts")
     previous = None
@@ -129,7 +133,7 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
             raise LinqApiError(400, 1004, f"{where}type must be one of {sorted(_PART_TYPES)}")
         kind = part["type"]
         if kind in ("text", "link"):
-            value = _require(part, "value", str, where)
+            value = _field(part, "value", str, where)
             if not value.strip():
                 raise LinqApiError(400, 1004, f"{where}value must not be blank")
         if kind == "text" and previous == "text":
@@ -148,34 +152,35 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         previous = kind
     if sum(1 for p in parts if p["type"] == "media" and p.get("url")) > _MAX_URL_MEDIA:
         raise LinqApiError(400, 1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
-    preferred = message.get("preferred_service")
-    if preferred is not None and preferred not in _SERVICES:
+    if message.get("preferred_service") not in (None, *_SERVICES):
         raise LinqApiError(400, 1005, f"preferred_service must be one of {sorted(_SERVICES)}")
-    key = message.get("idempotency_key")
-    if key is not None and not isinstance(key, str):
-        raise LinqApiError(400, 1005, "message.idempotency_key must be a string")
+    _field(message, "idempotency_key", str, "message.", required=False)
     return parts
 
 
 class LinqStandin(StandinServer):
     """Stand-in for the Linq Partner API v3 endpoints the product uses."""
 
+    vendor = "Linq"
+    scenario_keys = frozenset(
+        {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
+    )
+
     def __init__(
         self,
         port: int = 0,
         *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
         tokens: Iterable[str] = (LINQ_TOKEN,),
         pair_limit: int = DEFAULT_PAIR_LIMIT,
         pair_window_s: float = DEFAULT_PAIR_WINDOW_S,
         capability_limit: int = DEFAULT_CAPABILITY_LIMIT,
         capability_window_s: float = DEFAULT_CAPABILITY_WINDOW_S,
+        **common: Any,
     ) -> None:
         self.tokens = frozenset(tokens)
         self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
         self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
-        super().__init__(port, latency_s=latency_s, scenario=scenario)
+        super().__init__(port, **common)
 
     def _routes(self) -> None:
         self.route("GET", "/v3/phone_numbers", self._lines)
@@ -184,6 +189,10 @@ class LinqStandin(StandinServer):
         self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
         self.api.before_request(self._authenticate)
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
+        self.api.register_error_handler(
+            BadRequest,
+            lambda _: LinqApiError(400, 1003, "Request body must be valid JSON").response(),
+        )
         self.control_route("POST", "/inbound", self._inbound_control)
         self.control_route("GET", "/messages", self.messages)
 
@@ -198,38 +207,31 @@ class LinqStandin(StandinServer):
         self._blocked: set[str] = set()
         self._chats: dict[str, _Chat] = {}
         self._chat_keys: dict[tuple[str, frozenset[str]], str] = {}
-        self._idempotency: dict[str, tuple[str, Reply]] = {}
+        self._keys = IdempotencyKeys()
         self._messages: list[dict[str, Any]] = []
         self._pair_limit = SlidingLimit(self.pair_limit, self.pair_window_s)
         self._capability_limit = SlidingLimit(self.capability_limit, self.capability_window_s)
         self._rate_limited = 0
-        self._replays = 0
 
-    def load(self, scenario: Mapping[str, Any]) -> None:
-        """Replace each part of the account state named in `scenario` (see the module keys)."""
-        unknown = set(scenario) - _SCENARIO_KEYS
-        if unknown:
-            raise ValueError(f"unknown Linq scenario keys: {sorted(unknown)}")
-        with self._lock:
-            if "phone_numbers" in scenario:
-                self._phone_numbers = {}
-                for line in scenario["phone_numbers"]:
-                    normalized = self._normalize_line(line)
-                    self._phone_numbers[normalized["phone_number"]] = normalized
-            if "capabilities" in scenario:
-                self._capabilities = {
-                    address: {
-                        "imessage": bool(cap.get("imessage", True)),
-                        "selected_service": cap.get("selected_service"),
-                    }
-                    for address, cap in scenario["capabilities"].items()
+    def _load(self, scenario: Mapping[str, Any]) -> None:
+        """Replace each part of the account state named in `scenario` (`scenario_keys`)."""
+        if "phone_numbers" in scenario:
+            lines = [self._normalize_line(line) for line in scenario["phone_numbers"]]
+            self._phone_numbers = {line["phone_number"]: line for line in lines}
+        if "capabilities" in scenario:
+            self._capabilities = {
+                address: {
+                    "imessage": bool(cap.get("imessage", True)),
+                    "selected_service": cap.get("selected_service"),
                 }
-            for name in ("ineligible", "refused", "opted_out", "blocked"):
-                if name in scenario:
-                    values = scenario[name]
-                    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-                        raise ValueError(f"{name} must be a list of strings")
-                    setattr(self, f"_{name}", set(values))
+                for address, cap in scenario["capabilities"].items()
+            }
+        for name in ("ineligible", "refused", "opted_out", "blocked"):
+            if name in scenario:
+                values = scenario[name]
+                if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+                    raise ValueError(f"{name} must be a list of strings")
+                setattr(self, f"_{name}", set(values))
 
     @staticmethod
     def _normalize_line(line: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,7 +276,7 @@ class LinqStandin(StandinServer):
         return {
             "rate_limited": self._rate_limited,
             "messages_accepted": len(self._messages),
-            "idempotent_replays": self._replays,
+            "idempotent_replays": self._keys.replays,
             "chats": len(self._chats),
             "opted_out": sorted(self._opted_out),
         }
@@ -299,10 +301,7 @@ class LinqStandin(StandinServer):
 
     @staticmethod
     def _json_object() -> dict[str, Any]:
-        try:
-            body = flask.request.get_json(force=True)
-        except BadRequest:
-            raise LinqApiError(400, 1003, "Request body must be valid JSON") from None
+        body = flask.request.get_json(force=True)
         if not isinstance(body, dict):
             raise LinqApiError(400, 1003, "Request body must be a JSON object")
         return body
@@ -336,30 +335,48 @@ class LinqStandin(StandinServer):
             body = self._json_object()
             message = body.get("message")
             key = message.get("idempotency_key") if isinstance(message, dict) else None
-            fingerprint = f"{flask.request.path} {json.dumps(body, sort_keys=True)}"
-            if isinstance(key, str) and key in self._idempotency:
-                first_fingerprint, first = self._idempotency[key]
-                if first_fingerprint != fingerprint:
-                    raise LinqApiError(
-                        409,
-                        1005,
-                        f"idempotency_key '{key}' was already used for a different request; "
-                        "use a new key for a new message",
-                    )
-                self._replays += 1
-                return copy.deepcopy(first)
-            reply = send(body, **params)
-            if key is not None:
-                self._idempotency[key] = (fingerprint, copy.deepcopy(reply))
+            reply, _ = self._keys.answer(
+                key if isinstance(key, str) else None,
+                f"{flask.request.path} {json.dumps(body, sort_keys=True)}",
+                lambda: send(body, **params),
+                lambda: LinqApiError(
+                    409,
+                    1005,
+                    f"idempotency_key '{key}' was already used for a different request; "
+                    "use a new key for a new message",
+                ),
+            )
             return reply
 
         return view
 
-    # Send checks shared by both send endpoints ---------------------------------------------
+    # What both send endpoints do ----------------------------------------------------------
 
-    def _check_can_send(
-        self, sender: str, recipients: tuple[str, ...], override_optout: bool
-    ) -> float:
+    def _send(
+        self,
+        body: Mapping[str, Any],
+        message: Mapping[str, Any],
+        sender: str,
+        recipients: tuple[str, ...],
+        chat: _Chat | None,
+        endpoint: str,
+    ) -> tuple[_Chat, dict[str, Any]]:
+        """Check and accept a message into `chat`, or into a new chat when None."""
+        parts = _check_parts(message)
+        override_optout = _field(body, "override_optout", bool, required=False)
+        line = self._line(sender)
+        # The first message of a new chat may not carry a link, a URL, an effect or a reply.
+        if chat is None and (
+            any(p["type"] == "link" for p in parts)
+            or any(p["type"] == "text" and contains_url(p["value"]) for p in parts)
+        ):
+            raise LinqApiError(
+                400, 1005, "The first message of a new chat cannot contain a link or URL"
+            )
+        if chat is None and (message.get("effect"), message.get("reply_to")) != (None, None):
+            raise LinqApiError(
+                400, 1005, "effect and reply_to are not allowed on the first message of a chat"
+            )
         if sender in self._ineligible:
             raise LinqApiError(
                 403, 2027, f"The line {sender} is not eligible to send messages right now"
@@ -373,7 +390,30 @@ class LinqStandin(StandinServer):
         now = time.monotonic()
         pairs = [(sender, recipient) for recipient in recipients]
         self._raise_if_limited(self._pair_limit.retry_after(pairs, now))
-        return now
+        self._pair_limit.add(pairs, now)
+        if chat is None:
+            chat = self._new_chat(line, recipients, message.get("preferred_service"))
+        rendered = {
+            "id": str(uuid.uuid4()),
+            "created_at": _now_iso(),
+            "delivery_status": "queued",
+            "is_read": False,
+            "parts": parts,
+            "sent_at": None,
+            "delivered_at": None,
+            "effect": message.get("effect"),
+            "from_handle": chat.own_handle,
+            "preferred_service": message.get("preferred_service"),
+            "reply_to": message.get("reply_to"),
+            "service": chat.service,
+            "idempotency_key": message.get("idempotency_key"),
+        }
+        accepted = {"chat_id": chat.id, "message_id": rendered["id"], "from": chat.sender}
+        accepted.update(to=list(chat.to), endpoint=endpoint)
+        for name in ("parts", "idempotency_key", "service", "created_at"):
+            accepted[name] = rendered[name]
+        self._messages.append(copy.deepcopy(accepted))
+        return chat, copy.deepcopy(rendered)
 
     def _raise_if_limited(self, retry_after: int | None) -> None:
         """Linq's 429 (code 1007) with its Retry-After, counted for the tests."""
@@ -385,46 +425,6 @@ class LinqStandin(StandinServer):
                 f"Rate limited. Try again in {retry_after} seconds.",
                 retry_after=retry_after,
             )
-
-    def _accept(
-        self,
-        chat: _Chat,
-        message: Mapping[str, Any],
-        parts: list[dict[str, Any]],
-        endpoint: str,
-        now: float,
-    ) -> dict[str, Any]:
-        self._pair_limit.add([(chat.sender, r) for r in chat.to], now)
-        created_at = _now_iso()
-        rendered = {
-            "id": str(uuid.uuid4()),
-            "created_at": created_at,
-            "delivery_status": "queued",
-            "is_read": False,
-            "parts": copy.deepcopy(parts),
-            "sent_at": None,
-            "delivered_at": None,
-            "effect": copy.deepcopy(message.get("effect")),
-            "from_handle": copy.deepcopy(chat.own_handle),
-            "preferred_service": message.get("preferred_service"),
-            "reply_to": copy.deepcopy(message.get("reply_to")),
-            "service": chat.service,
-            "idempotency_key": message.get("idempotency_key"),
-        }
-        self._messages.append(
-            {
-                "chat_id": chat.id,
-                "message_id": rendered["id"],
-                "from": chat.sender,
-                "to": list(chat.to),
-                "parts": copy.deepcopy(parts),
-                "idempotency_key": message.get("idempotency_key"),
-                "service": chat.service,
-                "created_at": created_at,
-                "endpoint": endpoint,
-            }
-        )
-        return rendered
 
     def _render_chat(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
@@ -448,11 +448,11 @@ class LinqStandin(StandinServer):
 
     def _check_imessage(self) -> dict[str, Any]:
         body = self._json_object()
-        address = _require(body, "address", str)
-        _check_handle(address, "address")
+        address = _field(body, "address", str)
+        _check_address(address, "address", email=True)
         sender = body.get("from")
         if sender is not None:
-            _check_e164(str(sender), "from")
+            _check_address(str(sender), "from")
             self._line(sender)
         now = time.monotonic()
         self._raise_if_limited(self._capability_limit.retry_after(["account"], now))
@@ -470,56 +470,25 @@ class LinqStandin(StandinServer):
         return answer
 
     def _create_chat(self, body: dict[str, Any]) -> Reply:
-        sender = _require(body, "from", str)
-        to = _require(body, "to", list)
-        message = _require(body, "message", dict)
-        _check_e164(sender, "from")
+        sender = _field(body, "from", str)
+        to = _field(body, "to", list)
+        message = _field(body, "message", dict)
+        _check_address(sender, "from")
         for index, handle in enumerate(to):
-            _check_handle(handle, f"to[{index}]")
-        parts = _check_parts(message)
-        override = self._override(body)
+            _check_address(handle, f"to[{index}]", email=True)
         recipients = tuple(dict.fromkeys(to))
-        line = self._line(sender)
         chat_id = self._chat_keys.get((sender, frozenset(recipients)))
-        if chat_id is None:
-            # The first message of a new chat may not carry a link, a URL, an effect or a reply.
-            if any(p["type"] == "link" for p in parts) or any(
-                p["type"] == "text" and contains_url(p["value"]) for p in parts
-            ):
-                raise LinqApiError(
-                    400, 1005, "The first message of a new chat cannot contain a link or URL"
-                )
-            if message.get("effect") is not None or message.get("reply_to") is not None:
-                raise LinqApiError(
-                    400, 1005, "effect and reply_to are not allowed on the first message of a chat"
-                )
-        now = self._check_can_send(sender, recipients, override)
-        if chat_id is None:
-            chat = self._new_chat(line, recipients, message.get("preferred_service"))
-        else:
-            chat = self._chats[chat_id]
-        rendered = self._render_chat(chat)
-        rendered["message"] = self._accept(chat, message, parts, "chats", now)
-        return {"chat": rendered}, 201, {}
+        chat = None if chat_id is None else self._chats[chat_id]
+        chat, sent = self._send(body, message, sender, recipients, chat, "chats")
+        return {"chat": {**self._render_chat(chat), "message": sent}}, 201, {}
 
     def _send_message(self, body: dict[str, Any], chat_id: str) -> Reply:
         chat = self._chats.get(chat_id)
         if chat is None:
             raise LinqApiError(404, 2001, f"Chat {chat_id} not found")
-        message = _require(body, "message", dict)
-        parts = _check_parts(message)
-        override = self._override(body)
-        self._line(chat.sender)
-        now = self._check_can_send(chat.sender, chat.to, override)
-        rendered = self._accept(chat, message, parts, "messages", now)
-        return {"chat_id": chat.id, "message": rendered}, 202, {}
-
-    @staticmethod
-    def _override(body: Mapping[str, Any]) -> bool:
-        override = body.get("override_optout", False)
-        if not isinstance(override, bool):
-            raise LinqApiError(400, 1005, "override_optout must be a boolean")
-        return override
+        message = _field(body, "message", dict)
+        chat, sent = self._send(body, message, chat.sender, chat.to, chat, "messages")
+        return {"chat_id": chat.id, "message": sent}, 202, {}
 
     def _new_chat(
         self, line: Mapping[str, Any], recipients: tuple[str, ...], preferred: str | None

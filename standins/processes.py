@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
 FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
@@ -30,22 +30,6 @@ def die_with_parent(command: list[str]) -> list[str]:
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
-def stop_process(process: subprocess.Popen[Any] | None, grace_s: float = 10.0) -> None:
-    """SIGTERM the session `process` leads (started with `start_new_session=True`), children
-    included; SIGKILL it after `grace_s`."""
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -59,18 +43,41 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
+def wait_for(
+    condition: Callable[[], bool],
+    timeout: float,
+    timed_out: Callable[[], str],
+    check: Callable[[], None] = lambda: None,
+) -> None:
+    """Poll `condition` until it holds; between polls `check` may raise first (a process that
+    exited); after `timeout` s, StackError with the message `timed_out()` returns."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        check()
+        if time.monotonic() > deadline:
+            raise StackError(timed_out())
+        time.sleep(0.02)
+
+
 class Child:
-    """One process: `spawn` starts it, `wait_until` waits for it to be ready, `stop` ends it."""
+    """One process of ours, serving on 127.0.0.1:`port`: `launch` starts it, `wait_ready` waits
+    until it serves (`start` does both), `stop` ends it."""
 
     def __init__(
-        self, name: str, command: list[str], log: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        command: list[str],
+        port: int,
+        log: Path,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name, self.command, self.log = name, command, log
+        self.name, self.command, self.port, self.log = name, command, port, log
+        self.url = f"http://127.0.0.1:{port}"
         self._env = None if env is None else dict(env)
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
 
-    def spawn(self) -> Self:
+    def launch(self) -> Self:
         """Start without waiting; `spawned_at` is the monotonic time just before."""
         with self.log.open("ab") as log:
             self.spawned_at = time.monotonic()
@@ -84,14 +91,26 @@ class Child:
             )
         return self
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float, what: str = "start") -> Self:
-        """Poll `ready` until it holds; StackError when the process exits or time runs out."""
-        deadline = time.monotonic() + timeout
-        while not ready():
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise StackError(f"{self.name} did not {what} in {timeout:.0f} s:\n{self.tail()}")
-            time.sleep(0.02)
+    def ready(self) -> bool:
+        """Whether it serves: by default, once its port accepts connections."""
+        return port_open(self.port)
+
+    def start(self, timeout: float = 30.0) -> Self:
+        return self.launch().wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> Self:
+        """Poll `ready` until it holds; when the process exits or time runs out, StackError,
+        and the process is stopped."""
+        try:
+            wait_for(
+                self.ready,
+                timeout,
+                lambda: f"{self.name} did not get ready in {timeout:.0f} s:\n{self.tail()}",
+                self.check_alive,
+            )
+        except StackError:
+            self.stop()
+            raise
         return self
 
     def check_alive(self) -> None:
@@ -115,8 +134,20 @@ class Child:
             return None
         return self.process.pid
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def stop(self, grace_s: float = 10.0) -> None:
+        """SIGTERM the session the process leads (started with `start_new_session`), children
+        included; SIGKILL it after `grace_s`."""
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def kill(self) -> None:
         """SIGKILL the session, as a crashed or preempted instance would stop."""
@@ -145,10 +176,4 @@ class FunctionProcess(Child):
             "--host=127.0.0.1",
             f"--port={port}",
         ]
-        super().__init__(name, command, log, env)
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-    def start(self, timeout: float = 30.0) -> Self:
-        """Spawn and wait until the port accepts connections."""
-        return self.spawn().wait_until(lambda: port_open(self.port), timeout, "listen")
+        super().__init__(name, command, port, log, env)

@@ -22,6 +22,9 @@ class SecretManagerStandin(StandinServer):
     """Serves `{"secrets": {"projects/P/secrets/S": {"1": "value", ...}}}`; `latest` is the
     highest version; `{"denied": ["projects/P/secrets/S"]}` answers PERMISSION_DENIED."""
 
+    vendor = "Secret Manager"
+    scenario_keys = frozenset({"secrets", "denied"})
+
     def _routes(self) -> None:
         self.route(
             "GET",
@@ -34,14 +37,10 @@ class SecretManagerStandin(StandinServer):
         self._secrets: dict[str, dict[str, str]] = {}
         self._denied: set[str] = set()
 
-    def load(self, scenario: Mapping[str, Any]) -> None:
-        unknown = set(scenario) - {"secrets", "denied"}
-        if unknown:
-            raise ValueError(f"unknown Secret Manager scenario keys: {sorted(unknown)}")
-        with self._lock:
-            for name, versions in scenario.get("secrets", {}).items():
-                self._secrets[name] = {str(k): str(v) for k, v in versions.items()}
-            self._denied |= set(scenario.get("denied", []))
+    def _load(self, scenario: Mapping[str, Any]) -> None:
+        for name, versions in scenario.get("secrets", {}).items():
+            self._secrets[name] = {str(k): str(v) for k, v in versions.items()}
+        self._denied |= set(scenario.get("denied", []))
 
     def error_response(self, status: int) -> Reply:
         return _error(status, "injected fault")

@@ -8,7 +8,7 @@ import signal
 import socket
 import struct
 import threading
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Self
 
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
@@ -20,11 +20,7 @@ if TYPE_CHECKING:
 DROP_CONNECTION = "standins.drop_connection"
 
 
-class _Stoppable(Protocol):
-    def stop(self) -> None: ...
-
-
-def serve_until_signalled(server: _Stoppable, banner: str) -> int:
+def serve_until_signalled(server: Server, banner: str) -> int:
     """How a started server run as its own process lives: it prints `banner`, serves until
     SIGTERM or SIGINT, then stops; the process's exit status is the result."""
     print(banner, flush=True)
@@ -108,11 +104,16 @@ class Server(ThreadedWSGIServer):
             else:
                 self._connections.discard(connection)
 
-    def start(self) -> None:
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Self:
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         """Stop accepting, then end the kept-alive connections, which would otherwise go on
@@ -128,3 +129,9 @@ class Server(ThreadedWSGIServer):
             self._thread.join()
             self._thread = None
         self.server_close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()

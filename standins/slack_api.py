@@ -25,8 +25,12 @@ _FAULT_TEXT = {
 class SlackStandin(StandinServer):
     """Stand-in for Slack incoming webhooks (any path under /services/)."""
 
+    vendor = "Slack"
+    scenario_keys = frozenset({"no_service", "archived"})
+
     def _routes(self) -> None:
         self.route("POST", "/services/<path:hook>", self._post, name="/services/...")
+        self.api.register_error_handler(BadRequest, lambda _: ("invalid_payload", 400))
         self.control_route("GET", "/notes", self.notes)
 
     def _reset_state(self) -> None:
@@ -34,16 +38,12 @@ class SlackStandin(StandinServer):
         self._no_service: set[str] = set()
         self._archived: set[str] = set()
 
-    def load(self, scenario: Mapping[str, Any]) -> None:
+    def _load(self, scenario: Mapping[str, Any]) -> None:
         """Replace `{"no_service": [paths], "archived": [paths]}` (each key optional)."""
-        unknown = set(scenario) - {"no_service", "archived"}
-        if unknown:
-            raise ValueError(f"unknown Slack scenario keys: {sorted(unknown)}")
-        with self._lock:
-            if "no_service" in scenario:
-                self._no_service = set(scenario["no_service"])
-            if "archived" in scenario:
-                self._archived = set(scenario["archived"])
+        if "no_service" in scenario:
+            self._no_service = set(scenario["no_service"])
+        if "archived" in scenario:
+            self._archived = set(scenario["archived"])
 
     def notes(self) -> list[dict[str, Any]]:
         """Accepted webhook posts in order: path, text, full payload, received_at."""
@@ -66,10 +66,7 @@ class SlackStandin(StandinServer):
             return self.unrecognized()
         if path in self._archived:
             return "channel_is_archived", 410, {}
-        try:
-            payload = flask.request.get_json(force=True)
-        except BadRequest:
-            return "invalid_payload", 400, {}
+        payload = flask.request.get_json(force=True)
         if not isinstance(payload, dict):
             return "invalid_payload", 400, {}
         text = payload.get("text")

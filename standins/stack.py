@@ -6,6 +6,7 @@ every process is started in its own session and stopped by process id, also on f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -22,7 +23,8 @@ from shared.workflow.settings import is_product_variable
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
-from standins.processes import REPO, Child, FunctionProcess, StackError, free_port
+from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
+from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
 from standins.stripe_api import STRIPE_TEST_KEY
 
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
@@ -35,7 +37,10 @@ TOPIC = "stripe-payment-failed"
 FUNCTIONS = {
     "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
     "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
+    "release": ("recover_fn/main.py", "release_deferred", "cloudevent"),
 }
+# The release sweep's own topic: Cloud Scheduler publishes a tick to it every five minutes.
+SWEEP_TOPIC = "dunning-release-sweep"
 
 
 def base_env() -> dict[str, str]:
@@ -67,10 +72,8 @@ def json_lines(path: Path) -> list[dict[str, Any]]:
         return entries
     for line in text.splitlines():
         if line.startswith("{") and line.endswith("}"):
-            try:
+            with contextlib.suppress(ValueError):
                 entries.append(json.loads(line))
-            except ValueError:
-                continue
     return entries
 
 
@@ -84,30 +87,37 @@ class LocalStack:
         latency_ms: float = 0.0,
         ingest_env: Mapping[str, str] | None = None,
         recover_env: Mapping[str, str] | None = None,
+        release: bool = False,
         stripe_args: tuple[str, ...] = (),
         linq_args: tuple[str, ...] = (),
         min_backoff_s: float = 1.0,
         max_backoff_s: float = 5.0,
         max_delivery_attempts: int = 5,
-        ack_deadline_s: int = 60,
         ingest_port: int = 0,
         slack: bool = False,
         workdir: Path | None = None,
     ) -> None:
         self._standins = standins
         self._latency_ms = latency_ms
-        self._ingest_env = dict(ingest_env or {})
-        self._recover_env = dict(recover_env or {})
-        self._stripe_args, self._linq_args = stripe_args, linq_args
-        self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts, ack_deadline_s)
-        self._ports = {"ingest": ingest_port or free_port(), "recover": free_port()}
+        self._extra_env = {
+            "ingest": dict(ingest_env or {}),
+            "recover": dict(recover_env or {}),
+            "release": {},
+        }
+        self._standin_args = {"stripe": stripe_args, "linq": linq_args, "slack": ()}
+        self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts)
+        self._ports = {
+            "ingest": ingest_port or free_port(),
+            "recover": free_port(),
+            "release": free_port(),
+        }
+        self._release = release
         self._slack = slack
-        self._owned_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = PubSubEmulator()
         self.firestore = FirestoreEmulator()
-        self._processes: dict[str, Child] = {}
+        self._processes: dict[str, Child] = {e.name: e for e in (self.emulator, self.firestore)}
         self.urls: dict[str, str] = {}
         self.topic = TOPIC
         self.dead_letter_topic = f"{TOPIC}-dead-letter"
@@ -127,57 +137,57 @@ class LocalStack:
 
     def start(self) -> Self:
         try:
-            self._start()
+            self.emulator.launch()
+            self.firestore.launch()
+            self.emulator.wait_ready()
+            self.firestore.wait_ready()
+            if self._standins:
+                for name, extra in self._standin_args.items():
+                    self._start_standin(name, extra)
+            self._create_topics()
+            self.start_function("recover")
+            self.create_push_subscription()
+            if self._release:
+                self.start_function("release")
+                self.emulator.create_subscription(
+                    f"{SWEEP_TOPIC}-push",
+                    SWEEP_TOPIC,
+                    push_endpoint=f"{self.urls['release']}/projects/{DEFAULT_PROJECT}/topics/"
+                    f"{SWEEP_TOPIC}",
+                )
+            self.start_function("ingest")
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _start(self) -> None:
-        self.emulator.launch()
-        self.firestore.launch()
-        self.emulator.wait_ready()
-        self.firestore.wait_ready()
-        if self._standins:
-            for name, extra in (
-                ("stripe", self._stripe_args),
-                ("linq", self._linq_args),
-                ("slack", ()),
-            ):
-                self._start_standin(name, extra)
-        self._create_topics()
-        self.start_function("recover")
-        self.create_push_subscription()
-        self.start_function("ingest")
-
     def stop(self) -> None:
-        """Stop every process this stack started, by process group, then the emulator."""
-        for name, process in reversed(list(self._processes.items())):
+        """Stop every process this stack started, by process group, the emulators last."""
+        for process in reversed(self._processes.values()):
             process.stop()
-            del self._processes[name]
-        self.emulator.stop()
-        self.firestore.stop()
+
+    def pid(self, name: str) -> int | None:
+        """The process id of one of this stack's processes (a function, a stand-in, an
+        emulator's name), while it runs."""
+        return self._processes[name].pid
 
     @property
     def pids(self) -> list[int]:
         """Every process id this stack started and that is still running."""
-        children = [*self._processes.values(), self.emulator, self.firestore]
-        return [child.pid for child in children if child.pid is not None]
+        return [process.pid for process in self._processes.values() if process.pid is not None]
 
     # --- processes --------------------------------------------------------------------------
 
     def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
-        port_file = self.workdir / f"{name}.port"
-        port_file.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "standins", name, "--port-file", str(port_file)]
+        port = free_port()
+        command = [sys.executable, "-m", "standins", name, f"--port={port}"]
         command += ["--latency-ms", str(self._latency_ms), *extra]
-        process = Child(f"{name} stand-in", command, self.log(name), base_env())
-        self._processes[name] = process.spawn()
-        process.wait_until(port_file.exists, 15)
-        self.urls[name] = f"http://127.0.0.1:{port_file.read_text().strip()}"
+        process = Child(f"{name} stand-in", command, port, self.log(name), base_env())
+        self._processes[name] = process
+        self.urls[name] = process.start(15).url
 
     def start_function(self, name: str, **extra_env: str) -> None:
-        """Start `ingest` or `recover` on its port (the same one again after `kill`)."""
+        """Start `ingest`, `recover` or `release` on its port (the same one again after `kill`)."""
         env = {**self.function_env(name), **extra_env}
         process = FunctionProcess(name, FUNCTIONS[name], self._ports[name], self.log(name), env)
         self._processes[name] = process
@@ -188,54 +198,56 @@ class LocalStack:
         self._processes.pop(name).kill()
 
     def function_env(self, name: str) -> dict[str, str]:
-        """The environment `ingest` or `recover` runs with in this stack."""
-        return self._recover_environment() if name == "recover" else self._ingest_environment()
-
-    def _ingest_environment(self) -> dict[str, str]:
-        env = base_env()
-        env.update(
-            PUBSUB_EMULATOR_HOST=self.emulator.host,
-            GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT,
-            PUBSUB_TOPIC=self.topic,
-        )
-        if self._standins:
-            env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
-        env.update(self._ingest_env)
-        return env
-
-    def _recover_environment(self) -> dict[str, str]:
-        env = base_env()
-        env.update(
-            FIRESTORE_EMULATOR_HOST=self.firestore.host, GOOGLE_CLOUD_PROJECT=DEFAULT_PROJECT
-        )
-        if self._standins:
+        """The environment `ingest` or `recover` runs with in this stack: its emulator, and the
+        stand-ins' secrets and addresses when the stack runs them."""
+        env = {**base_env(), "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT}
+        if name == "release":
             env.update(
-                STRIPE_API_KEY=STRIPE_TEST_KEY,
-                STRIPE_API_BASE=self.urls["stripe"],
-                LINQ_API_KEY=LINQ_TOKEN,
-                LINQ_API_BASE=self.urls["linq"],
+                PUBSUB_EMULATOR_HOST=self.emulator.host,
+                PUBSUB_TOPIC=self.topic,
+                FIRESTORE_EMULATOR_HOST=self.firestore.host,
             )
-            if self._slack:
+        elif name == "ingest":
+            env.update(PUBSUB_EMULATOR_HOST=self.emulator.host, PUBSUB_TOPIC=self.topic)
+            if self._standins:
+                env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
+        else:
+            env["FIRESTORE_EMULATOR_HOST"] = self.firestore.host
+            if self._standins:
+                env.update(
+                    STRIPE_API_KEY=STRIPE_TEST_KEY,
+                    STRIPE_API_BASE=self.urls["stripe"],
+                    LINQ_API_KEY=LINQ_TOKEN,
+                    LINQ_API_BASE=self.urls["linq"],
+                )
+            if self._standins and self._slack:
                 env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
-        env.update(self._recover_env)
-        return env
+        return {**env, **self._extra_env[name]}
+
+    @property
+    def push_endpoint(self) -> str:
+        """Where Pub/Sub pushes the topic's messages: the recover function."""
+        return f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}"
 
     def create_push_subscription(self) -> None:
         """Push to the recover function with backoff and dead-lettering, as deploy.sh sets up."""
-        min_s, max_s, attempts, ack_deadline = self._retry
+        min_s, max_s, attempts = self._retry
         self.emulator.create_subscription(
             self.push_subscription,
             self.topic,
-            push_endpoint=f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}",
-            ack_deadline_seconds=ack_deadline,
+            push_endpoint=self.push_endpoint,
             min_backoff_s=min_s,
             max_backoff_s=max_s,
             dead_letter_topic=self.dead_letter_topic,
             max_delivery_attempts=attempts,
         )
 
+    def sweep(self) -> None:
+        """One tick of the release sweep, as Cloud Scheduler publishes it."""
+        self.emulator.publish(SWEEP_TOPIC, b"{}")
+
     def _create_topics(self) -> None:
-        for topic in (self.topic, self.dead_letter_topic):
+        for topic in (self.topic, self.dead_letter_topic, SWEEP_TOPIC):
             self.emulator.create_topic(topic)
         self.emulator.create_subscription(self.dead_letter_subscription, self.dead_letter_topic)
         self.emulator.create_subscription(self.audit_subscription, self.topic)
@@ -282,13 +294,6 @@ class LocalStack:
         return [entry for entry in json_lines(self.log("recover")) if "action" in entry]
 
     def wait_until(
-        self,
-        condition: Callable[[], bool],
-        timeout: float = 30.0,
-        what: str = "the condition",
+        self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "the condition"
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            if time.monotonic() > deadline:
-                raise StackError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(0.05)
+        wait_for(condition, timeout, lambda: f"timed out after {timeout:.0f} s waiting for {what}")

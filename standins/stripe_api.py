@@ -9,13 +9,14 @@ import re
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import flask
 
 from standins.base import (
     UNRECOGNIZED,
+    IdempotencyKeys,
     Reply,
     SlidingLimit,
     StandinServer,
@@ -33,8 +34,20 @@ DEFAULT_GLOBAL_RATE_LIVE = 100
 
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _RATE_WINDOW_S = 1.0
-_INVOICE_STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 _KINDS = ("customer", "subscription", "invoice", "event")
+# An invoice's subscription (basil and later): expandable like `customer`.
+SUBSCRIPTION_PATH = "parent.subscription_details.subscription"
+# The paths `expand[]` may name in each kind of object; the last part of a path names the kind of
+# object it holds. None: the endpoint takes no `expand` at all.
+_EXPANDABLE: dict[str, Collection[str] | None] = {
+    "invoice": ("customer", SUBSCRIPTION_PATH),
+    "customer": (),
+    "event": None,
+}
+# Parameters every list takes, besides the fields it filters on.
+_PAGING = ("created", "limit", "starting_after")
+# The values a list filter accepts, where Stripe checks them.
+_CHOICES = {"status": ("draft", "open", "paid", "uncollectible", "void")}
 _CREATED_FILTERS: dict[str, Callable[[int, int], bool]] = {
     "": operator.eq,
     "[gte]": operator.ge,
@@ -52,6 +65,18 @@ _RATE_LIMIT_MESSAGE = (
     "Request rate limit exceeded. You can learn more about rate limits here "
     "https://stripe.com/docs/rate-limits."
 )
+# The error of a bare status (an injected fault, a stand-in bug): message, type and code.
+_STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    401: ("Invalid API Key provided", "invalid_request_error", None),
+    402: ("Your card was declined.", "card_error", "card_declined"),
+    409: (
+        "This object cannot be accessed right now because another API request or Stripe "
+        "process is currently accessing it.",
+        "invalid_request_error",
+        "lock_timeout",
+    ),
+    429: (_RATE_LIMIT_MESSAGE, "invalid_request_error", "rate_limit"),
+}
 _METADATA_MAX_KEYS, _METADATA_MAX_KEY_LEN, _METADATA_MAX_VALUE_LEN = 50, 40, 500
 
 Params = dict[str, list[str]]
@@ -90,10 +115,6 @@ def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
     )
 
 
-def _base_name(key: str) -> str:
-    return key.split("[", 1)[0]
-
-
 def _params() -> Params:
     """The request's query and form parameters, as Stripe reads them."""
     params = flask.request.args.to_dict(flat=False)
@@ -115,32 +136,24 @@ def _single(params: Params, key: str) -> str | None:
     return values[-1] if values else None
 
 
-def _expansions(params: Params) -> list[str]:
-    found = []
-    for key, values in params.items():
-        if _base_name(key) != "expand":
-            continue
-        # Stripe decodes expand only as an array: expand[]=x or expand[0]=x.
-        if not re.fullmatch(r"expand\[\d*\]", key):
-            raise StripeApiError(400, "Invalid array", param=key)
-        found.extend(values)
-    return found
-
-
-def _check_params(params: Params, allowed: set[str]) -> None:
+def _expansions(
+    params: Params, taken: Iterable[str], expandable: Collection[str] | None
+) -> set[str]:
+    """Refuse a parameter the endpoint does not take (by its name before any `[`); the paths
+    `expand[]` names, each one the endpoint can expand."""
+    taken = {*taken, "expand"} if expandable is not None else set(taken)
     for key in params:
-        if _base_name(key) not in allowed:
+        if key.split("[", 1)[0] not in taken:
             raise StripeApiError(400, f"Received unknown parameter: {key}", param=key)
-
-
-# An invoice's subscription (basil and later): expandable like `customer`.
-SUBSCRIPTION_PATH = "parent.subscription_details.subscription"
-
-
-def _check_expand(params: Params, expandable: Iterable[str]) -> set[str]:
-    expand = _expansions(params)
+    expand = []
+    for key, values in params.items():
+        if key.split("[", 1)[0] == "expand":
+            # Stripe decodes expand only as an array: expand[]=x or expand[0]=x.
+            if not re.fullmatch(r"expand\[\d*\]", key):
+                raise StripeApiError(400, "Invalid array", param=key)
+            expand.extend(values)
     for path in expand:
-        if path not in expandable:
+        if path not in (expandable or ()):
             raise StripeApiError(400, f"This property cannot be expanded ({path}).", param="expand")
     return set(expand)
 
@@ -155,16 +168,6 @@ def _int_param(params: Params, key: str) -> int | None:
         raise StripeApiError(400, f"Invalid integer: {value}", param=key) from None
 
 
-def _limit(params: Params) -> int:
-    limit = _int_param(params, "limit")
-    limit = 10 if limit is None else limit
-    if not 1 <= limit <= 100:
-        raise StripeApiError(
-            400, "This value must be between 1 and 100 (inclusive).", param="limit"
-        )
-    return limit
-
-
 def _created_filter(params: Params) -> Callable[[Mapping[str, Any]], bool]:
     """`created`, `created[gte]`, ... as one test on an object's `created`."""
     bounds = [
@@ -173,20 +176,6 @@ def _created_filter(params: Params) -> Callable[[Mapping[str, Any]], bool]:
         if (bound := _int_param(params, f"created{suffix}")) is not None
     ]
     return lambda obj: all(compare(obj.get("created", 0), bound) for compare, bound in bounds)
-
-
-def _page(
-    candidates: list[dict[str, Any]], params: Params, kind: str, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """Newest first, from after `starting_after`: one page and whether more follow."""
-    ordered = sorted(candidates, key=lambda obj: (obj.get("created", 0), obj["id"]), reverse=True)
-    starting_after = _single(params, "starting_after")
-    if starting_after is not None:
-        ids = [obj["id"] for obj in ordered]
-        if starting_after not in ids:
-            raise _missing(kind, starting_after, param="starting_after")
-        ordered = ordered[ids.index(starting_after) + 1 :]
-    return ordered[:limit], len(ordered) > limit
 
 
 def _key_mode(key: str) -> str:
@@ -199,28 +188,30 @@ def _key_mode(key: str) -> str:
 class StripeStandin(StandinServer):
     """Stand-in for the Stripe v1 invoice, customer and event endpoints used by the product."""
 
+    vendor = "Stripe"
+    scenario_keys = frozenset(f"{kind}s" for kind in _KINDS)
+
     def __init__(
         self,
         port: int = 0,
         *,
-        latency_s: float = 0.0,
-        scenario: Mapping[str, Any] | None = None,
         api_keys: Iterable[str] = (STRIPE_TEST_KEY,),
         endpoint_rate: int | None = DEFAULT_ENDPOINT_RATE,
         global_rate_test: int | None = DEFAULT_GLOBAL_RATE_TEST,
         global_rate_live: int | None = DEFAULT_GLOBAL_RATE_LIVE,
+        **common: Any,
     ) -> None:
         self.api_keys = {key: _key_mode(key) for key in api_keys}
         self.endpoint_rate = endpoint_rate
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
-        super().__init__(port, latency_s=latency_s, scenario=scenario)
+        super().__init__(port, **common)
 
     def _routes(self) -> None:
-        self.route("GET", "/v1/invoices", self._list_invoices)
-        self.route("GET", "/v1/invoices/<id>", self._retrieve_invoice)
+        self.route("GET", "/v1/invoices", lambda: self._list("invoice", "status", "customer"))
+        self.route("GET", "/v1/invoices/<id>", lambda id: self._retrieve("invoice", id))
         self.route("POST", "/v1/invoices/<id>", self._update_invoice)
-        self.route("GET", "/v1/customers/<id>", self._retrieve_customer)
-        self.route("GET", "/v1/events", self._list_events)
+        self.route("GET", "/v1/customers/<id>", lambda id: self._retrieve("customer", id))
+        self.route("GET", "/v1/events", lambda: self._list("event", "type"))
         self.api.before_request(self._authenticate)
         self.api.after_request(_stamp)
         self.api.register_error_handler(StripeApiError, StripeApiError.response)
@@ -235,27 +226,22 @@ class StripeStandin(StandinServer):
 
     def _reset_state(self) -> None:
         self._stores: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
-        self._idempotency: dict[tuple[str, str], tuple[tuple[Any, ...], Any]] = {}
+        self._keys = IdempotencyKeys()
         self._endpoint_limit = SlidingLimit(self.endpoint_rate or 0, _RATE_WINDOW_S)
         self._global_limits = {
             mode: SlidingLimit(rate or 0, _RATE_WINDOW_S)
             for mode, rate in self.global_rates.items()
         }
         self._rate_limited: Counter[str] = Counter()
-        self._replays = 0
 
-    def load(self, scenario: Mapping[str, Any]) -> None:
+    def _load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
         "events": [...]}` (Stripe-shaped dicts) by id."""
-        unknown = set(scenario) - {f"{kind}s" for kind in _KINDS}
-        if unknown:
-            raise ValueError(f"unknown Stripe scenario keys: {sorted(unknown)}")
-        with self._lock:
-            for kind, store in self._stores.items():
-                for obj in scenario.get(f"{kind}s", []):
-                    if obj.get("object") != kind or not obj.get("id"):
-                        raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
-                    store[obj["id"]] = copy.deepcopy(obj)
+        for kind, store in self._stores.items():
+            for obj in scenario.get(f"{kind}s", []):
+                if obj.get("object") != kind or not obj.get("id"):
+                    raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
+                store[obj["id"]] = copy.deepcopy(obj)
 
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Shallow-merge `patch` into a stored invoice (raises KeyError if unknown)."""
@@ -274,7 +260,7 @@ class StripeStandin(StandinServer):
         return {
             "rate_limited": sum(self._rate_limited.values()),
             "rate_limited_by_reason": dict(self._rate_limited),
-            "idempotent_replays": self._replays,
+            "idempotent_replays": self._keys.replays,
         }
 
     # Request plumbing ----------------------------------------------------------------------
@@ -283,26 +269,12 @@ class StripeStandin(StandinServer):
         return flask.request.form.to_dict(flat=False) if flask.request.get_data() else None
 
     def error_response(self, status: int) -> Reply:
-        if status == 429:
-            error = StripeApiError(429, _RATE_LIMIT_MESSAGE, code="rate_limit")
-        elif status >= 500:
-            error = StripeApiError(status, "An unknown error occurred", type_="api_error")
-        elif status == 401:
-            error = StripeApiError(401, "Invalid API Key provided")
-        elif status == 402:
-            error = StripeApiError(
-                402, "Your card was declined.", type_="card_error", code="card_declined"
-            )
-        elif status == 409:
-            error = StripeApiError(
-                409,
-                "This object cannot be accessed right now because another API request or "
-                "Stripe process is currently accessing it.",
-                code="lock_timeout",
-            )
-        else:
-            error = StripeApiError(status, "The request could not be processed.")
-        return error.response()
+        if status >= 500:
+            return StripeApiError(status, "An unknown error occurred", type_="api_error").response()
+        message, type_, code = _STATUS_ERRORS.get(
+            status, ("The request could not be processed.", "invalid_request_error", None)
+        )
+        return StripeApiError(status, message, type_=type_, code=code).response()
 
     def unrecognized(self) -> Reply:
         method, path = flask.request.method, flask.request.path
@@ -343,37 +315,7 @@ class StripeStandin(StandinServer):
         for _, limit, key in buckets:
             limit.add([key], now)
 
-    def _idempotent(self, params: Params, run: Callable[[], Any]) -> Reply:
-        """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
-        key = flask.request.headers.get("Idempotency-Key")
-        if not key:
-            return run(), 200, {}
-        mode = flask.g.mode
-        fingerprint = (
-            flask.request.method,
-            flask.request.path,
-            tuple(sorted((k, tuple(v)) for k, v in params.items())),
-        )
-        stored = self._idempotency.get((mode, key))
-        if stored is not None:
-            original_fingerprint, original = stored
-            if original_fingerprint != fingerprint:
-                raise StripeApiError(
-                    400,
-                    "Keys for idempotent requests can only be used with the same parameters they "
-                    f"were first used with. Try using a key other than '{key}' if you meant to "
-                    "execute a different request.",
-                    type_="idempotency_error",
-                )
-            self._replays += 1
-            replayed = {"Idempotent-Replayed": "true", "Idempotency-Key": key}
-            return copy.deepcopy(original), 200, replayed
-        body = run()
-        # Stripe saves a result only once the endpoint ran; rejected requests keep the key free.
-        self._idempotency[(mode, key)] = (fingerprint, copy.deepcopy(body))
-        return body, 200, {"Idempotency-Key": key}
-
-    # Object access -------------------------------------------------------------------------
+    # Objects -------------------------------------------------------------------------------
 
     @staticmethod
     def _visible(obj: Mapping[str, Any], mode: str) -> bool:
@@ -386,64 +328,100 @@ class StripeStandin(StandinServer):
             raise _missing(kind, object_id)
         return obj
 
-    def _page(
-        self, kind: str, mode: str, params: Params, limit: int, **equal: str | None
-    ) -> tuple[list[dict[str, Any]], bool]:
-        """One page of the mode's `kind` objects within the `created` bounds whose fields
-        equal the given values (None: any)."""
+    def _render(
+        self, kind: str, obj: Mapping[str, Any], mode: str, expand: Iterable[str] = ()
+    ) -> dict[str, Any]:
+        """The object as the API returns it: a deleted customer as its stub, and each path to
+        expand holding the object it names (as in Stripe, an id it cannot resolve stays an id)."""
+        if kind == "customer" and obj.get("deleted"):
+            return {"id": obj["id"], "object": "customer", "deleted": True}
+        out = copy.deepcopy(dict(obj))
+        for path in expand:
+            *parents, name = path.removeprefix("data.").split(".")
+            holder: Any = out
+            for parent in parents:
+                holder = holder.get(parent) if isinstance(holder, dict) else None
+            if not isinstance(holder, dict):
+                continue
+            linked = self._stores[name].get(str(holder.get(name)))
+            if linked is not None and self._visible(linked, mode):
+                holder[name] = self._render(name, linked, mode)
+        return out
+
+    # Endpoints -----------------------------------------------------------------------------
+
+    def _retrieve(self, kind: str, id: str) -> dict[str, Any]:
+        mode, expand = flask.g.mode, _expansions(_params(), (), _EXPANDABLE[kind])
+        return self._render(kind, self._get(kind, id, mode), mode, expand)
+
+    def _list(self, kind: str, *filters: str) -> dict[str, Any]:
+        """One page of the mode's objects, newest first, from after `starting_after`: those
+        within the `created` bounds whose `filters` fields equal the parameters of that name."""
+        mode, params, expandable = flask.g.mode, _params(), _EXPANDABLE[kind]
+        listed = None if expandable is None else [f"data.{path}" for path in expandable]
+        expand = _expansions(params, (*filters, *_PAGING), listed)
+        limit = _int_param(params, "limit")
+        limit = 10 if limit is None else limit
+        if not 1 <= limit <= 100:
+            raise StripeApiError(
+                400, "This value must be between 1 and 100 (inclusive).", param="limit"
+            )
+        equal = {name: _single(params, name) for name in filters}
+        for name, choices in _CHOICES.items():
+            if equal.get(name) not in (None, *choices):
+                raise StripeApiError(
+                    400, f"Invalid {name}: must be one of {', '.join(choices)}", param=name
+                )
         created = _created_filter(params)
-        candidates = [
+        found = [
             obj
             for obj in self._stores[kind].values()
             if self._visible(obj, mode)
             and all(value is None or obj.get(name) == value for name, value in equal.items())
             and created(obj)
         ]
-        return _page(candidates, params, kind, limit)
-
-    def _render_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
-        if customer.get("deleted"):
-            return {"id": customer["id"], "object": "customer", "deleted": True}
-        return copy.deepcopy(dict(customer))
-
-    def _render_invoice(
-        self, invoice: Mapping[str, Any], mode: str, expand: Iterable[str]
-    ) -> dict[str, Any]:
-        """The invoice, with `customer` and `parent.subscription_details.subscription` expanded
-        when asked (as Stripe, an id it cannot resolve stays an id)."""
-        out = copy.deepcopy(dict(invoice))
-        paths = {path.removeprefix("data.") for path in expand}
-        customer = self._stores["customer"].get(out.get("customer") or "")
-        if "customer" in paths and customer is not None and self._visible(customer, mode):
-            out["customer"] = self._render_customer(customer)
-        details = (out.get("parent") or {}).get("subscription_details")
-        if SUBSCRIPTION_PATH in paths and isinstance(details, dict):
-            subscription = self._stores["subscription"].get(str(details.get("subscription")))
-            if subscription is not None and self._visible(subscription, mode):
-                details["subscription"] = copy.deepcopy(subscription)
-        return out
-
-    # Endpoints -----------------------------------------------------------------------------
-
-    def _retrieve_invoice(self, id: str) -> dict[str, Any]:
-        mode, params = flask.g.mode, _params()
-        _check_params(params, {"expand"})
-        expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
-        return self._render_invoice(self._get("invoice", id, mode), mode, expand)
-
-    def _retrieve_customer(self, id: str) -> dict[str, Any]:
-        params = _params()
-        _check_params(params, {"expand"})
-        _check_expand(params, ())
-        return self._render_customer(self._get("customer", id, flask.g.mode))
+        found.sort(key=lambda obj: (obj.get("created", 0), obj["id"]), reverse=True)
+        starting_after = _single(params, "starting_after")
+        if starting_after is not None:
+            ids = [obj["id"] for obj in found]
+            if starting_after not in ids:
+                raise _missing(kind, starting_after, param="starting_after")
+            found = found[ids.index(starting_after) + 1 :]
+        return {
+            "object": "list",
+            "data": [self._render(kind, obj, mode, expand) for obj in found[:limit]],
+            "has_more": len(found) > limit,
+            "url": flask.request.path,
+        }
 
     def _update_invoice(self, id: str) -> Reply:
-        params = _params()
-        return self._idempotent(params, lambda: self._apply_update(id, flask.g.mode, params))
+        """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
+        mode, params = flask.g.mode, _params()
+        key = flask.request.headers.get("Idempotency-Key")
+        fingerprint = (
+            flask.request.method,
+            flask.request.path,
+            tuple(sorted((k, tuple(v)) for k, v in params.items())),
+        )
+        body, replayed = self._keys.answer(
+            (mode, key) if key else None,
+            fingerprint,
+            lambda: self._apply_update(id, mode, params),
+            lambda: StripeApiError(
+                400,
+                "Keys for idempotent requests can only be used with the same parameters they "
+                f"were first used with. Try using a key other than '{key}' if you meant to "
+                "execute a different request.",
+                type_="idempotency_error",
+            ),
+        )
+        headers = {"Idempotency-Key": key} if key else {}
+        if replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return body, 200, headers
 
     def _apply_update(self, invoice_id: str, mode: str, params: Params) -> dict[str, Any]:
-        _check_params(params, {"metadata", "description", "expand"})
-        expand = _check_expand(params, {"customer", SUBSCRIPTION_PATH})
+        expand = _expansions(params, ("metadata", "description"), _EXPANDABLE["invoice"])
         invoice = self._get("invoice", invoice_id, mode)
         metadata = dict(invoice.get("metadata") or {})
         for key, values in params.items():
@@ -474,35 +452,4 @@ class StripeStandin(StandinServer):
         description = _single(params, "description")
         if description is not None:
             invoice["description"] = description or None
-        return self._render_invoice(invoice, mode, expand)
-
-    def _list_invoices(self) -> dict[str, Any]:
-        mode, params = flask.g.mode, _params()
-        _check_params(
-            params, {"status", "customer", "created", "limit", "starting_after", "expand"}
-        )
-        expand = _check_expand(params, {"data.customer", f"data.{SUBSCRIPTION_PATH}"})
-        limit = _limit(params)
-        status = _single(params, "status")
-        if status is not None and status not in _INVOICE_STATUSES:
-            raise StripeApiError(
-                400,
-                f"Invalid status: must be one of {', '.join(_INVOICE_STATUSES)}",
-                param="status",
-            )
-        customer = _single(params, "customer")
-        page, has_more = self._page(
-            "invoice", mode, params, limit, status=status, customer=customer
-        )
-        data = [self._render_invoice(inv, mode, expand) for inv in page]
-        return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/invoices"}
-
-    def _list_events(self) -> dict[str, Any]:
-        params = _params()
-        _check_params(params, {"type", "created", "limit", "starting_after"})
-        limit = _limit(params)
-        page, has_more = self._page(
-            "event", flask.g.mode, params, limit, type=_single(params, "type")
-        )
-        data = copy.deepcopy(page)
-        return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}
+        return self._render("invoice", invoice, mode, expand)

@@ -33,7 +33,7 @@ def test_percentiles_interpolate_and_ratios_tolerate_zero():
 def test_the_generated_block_is_replaced_and_hand_written_text_kept(tmp_path):
     path = tmp_path / "BENCHMARKS.md"
     path.write_text(f"# Benchmarks\n\nanalysis by hand\n\n{BEGIN}\nold\n{END}\n\nmore by hand\n")
-    result = Result("x", [Row("x", "figure", "1", "2", "≤ 3", "pass")], ["### details"])
+    result = Result("x", [Row("figure", "1", "2", "≤ 3", "pass")], ["### details"])
     write(path, render([result], {"Date": "today"}))
     text = path.read_text()
     assert "analysis by hand" in text

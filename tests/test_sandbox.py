@@ -42,7 +42,13 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "expected" not in done.stdout  # no case ended with another action than its own
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("  {")]
-    assert {r["action"] for r in results} >= {"sent", "skipped:no_phone", "skipped:not_open"}
+    assert {r["action"] for r in results} >= {
+        "sent",
+        "skipped:no_phone",
+        "skipped:not_open",
+        "deferred:quiet_hours",
+    }
+    assert "deferred:quiet_hours → sent" in done.stdout  # released by the sweep, then sent
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped
     counts = summary.split()[1], summary.split()[3]

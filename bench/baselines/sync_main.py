@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import base64
 import functools
-import importlib.util
+import importlib
 import os
-import sys
 import traceback
 import uuid
-from pathlib import Path
 from types import ModuleType
 
 import flask
@@ -23,9 +21,8 @@ from cloudevents.http import CloudEvent
 
 from shared.adapters.webhook import parse_webhook
 from shared.core.errors import ConfigError, WebhookRejected
+from shared.core.event import FailedPayment
 from shared.workflow.settings import IngestSettings
-
-_RECOVER = Path(__file__).resolve().parents[2] / "recover_fn" / "main.py"
 
 
 @functools.cache
@@ -38,13 +35,30 @@ def _secret() -> str:
 
 @functools.cache
 def _recover() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recover_main", _RECOVER)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    # Imported on first use: the bench process imports this module for pubsub_event alone.
+    return importlib.import_module("recover_fn.main")
+
+
+def pubsub_event(payment: FailedPayment, project: str) -> CloudEvent:
+    """The CloudEvent a push of what the ingest function publishes about `payment` arrives as."""
+    message_id = str(uuid.uuid4().int % 10**16)
+    topic = f"projects/{project}/topics/stripe-payment-failed"
+    attributes = {
+        "id": message_id,
+        "source": f"//pubsub.googleapis.com/{topic}",
+        "type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+    }
+    message = {
+        "data": base64.b64encode(payment.to_json()).decode(),
+        "attributes": payment.attributes(),
+        "messageId": message_id,
+        "publishTime": "2026-11-25T00:00:00.000Z",
+    }
+    return CloudEvent(
+        attributes, {"message": message, "subscription": f"projects/{project}/subscriptions/bench"}
+    )
 
 
 @functions_framework.http
@@ -57,25 +71,8 @@ def sync_webhook(request: flask.Request) -> tuple[str, int]:
         return f"rejected: {exc}", 400
     if payment is None:
         return "ignored", 200
-    message_id = str(uuid.uuid4().int % 10**16)
-    topic = f"projects/{os.environ['GOOGLE_CLOUD_PROJECT']}/topics/stripe-payment-failed"
-    event = CloudEvent(
-        {
-            "id": message_id,
-            "source": f"//pubsub.googleapis.com/{topic}",
-            "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "specversion": "1.0",
-        },
-        {
-            "message": {
-                "data": base64.b64encode(payment.to_json()).decode(),
-                "attributes": payment.attributes(),
-                "messageId": message_id,
-            }
-        },
-    )
     try:
-        _recover().recover_payment(event)
+        _recover().recover_payment(pubsub_event(payment, os.environ["GOOGLE_CLOUD_PROJECT"]))
     except Exception:
         # What the recover function raises is what Pub/Sub would retry: tell Stripe to retry.
         traceback.print_exc()
