@@ -189,7 +189,9 @@ class StripeStandin(StandinServer):
     """Stand-in for the Stripe v1 invoice, customer and event endpoints used by the product."""
 
     vendor = "Stripe"
-    scenario_keys = frozenset(f"{kind}s" for kind in _KINDS)
+    # `accounts`: connected accounts (Stripe Connect), each `{"id": "acct_...", "customers": [...],
+    # "invoices": [...], ...}`: its objects are seen only with `Stripe-Account: acct_...`.
+    scenario_keys = frozenset({*(f"{kind}s" for kind in _KINDS), "accounts"})
 
     def __init__(
         self,
@@ -226,6 +228,9 @@ class StripeStandin(StandinServer):
 
     def _reset_state(self) -> None:
         self._stores: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
+        # Object id -> the connected account it belongs to; the platform's own are absent.
+        self._owners: dict[str, str] = {}
+        self._accounts: set[str] = set()
         self._keys = IdempotencyKeys()
         self._endpoint_limit = SlidingLimit(self.endpoint_rate or 0, _RATE_WINDOW_S)
         self._global_limits = {
@@ -236,7 +241,17 @@ class StripeStandin(StandinServer):
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
-        "events": [...]}` (Stripe-shaped dicts) by id."""
+        "events": [...]}` (Stripe-shaped dicts) by id, the platform's or, under `accounts`, a
+        connected account's."""
+        for account in scenario.get("accounts", []):
+            if not str(account.get("id", "")).startswith("acct_"):
+                raise ValueError(f"a connected account needs an acct_ id: {account!r:.80}")
+            self._accounts.add(account["id"])
+            self._load(account)
+            for kind in _KINDS:
+                self._owners.update(
+                    (obj["id"], account["id"]) for obj in account.get(f"{kind}s", [])
+                )
         for kind, store in self._stores.items():
             for obj in scenario.get(f"{kind}s", []):
                 if obj.get("object") != kind or not obj.get("id"):
@@ -293,6 +308,15 @@ class StripeStandin(StandinServer):
         if mode is None:
             raise StripeApiError(401, f"Invalid API Key provided: {mask_secret(token)}")
         flask.g.mode = mode
+        account = flask.request.headers.get("Stripe-Account")
+        if account is not None and account not in self._accounts:
+            raise StripeApiError(
+                403,
+                f"The provided key '{mask_secret(token)}' does not have access to account "
+                f"'{account}' (or that account does not exist). Application access may have been "
+                "revoked.",
+            )
+        flask.g.account = account
         with self._lock:
             self._check_rate(mode, flask.request.endpoint or UNRECOGNIZED)
 
@@ -317,10 +341,11 @@ class StripeStandin(StandinServer):
 
     # Objects -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _visible(obj: Mapping[str, Any], mode: str) -> bool:
-        # Test and live data are separate: a key never sees the other mode's objects.
-        return bool(obj.get("livemode")) == (mode == "live")
+    def _visible(self, obj: Mapping[str, Any], mode: str) -> bool:
+        # Test and live data are separate: a key never sees the other mode's objects. A connected
+        # account's objects are seen only on its behalf (Stripe-Account), and only they are then.
+        same_mode = bool(obj.get("livemode")) == (mode == "live")
+        return same_mode and self._owners.get(obj["id"]) == flask.g.get("account")
 
     def _get(self, kind: str, object_id: str, mode: str) -> dict[str, Any]:
         obj = self._stores[kind].get(object_id)

@@ -569,3 +569,27 @@ def test_invoice_without_a_status_is_skipped_with_a_reason_that_reads_well(pipel
     pipeline.stripe.update_invoice(invoice["id"], {"status": None})
     result = pipeline.result(invoice)
     assert (result["action"], result["reason"]) == ("skipped:not_open", "invoice has no status")
+
+
+def test_an_event_of_a_connected_account_reads_the_invoice_on_that_account(pipeline, linq_api):
+    customer = builders.customer()
+    invoice = builders.invoice(customer)
+    pipeline.stripe.load(
+        {"accounts": [{"id": "acct_1Connected", "customers": [customer], "invoices": [invoice]}]}
+    )
+    result = pipeline.result(invoice, account="acct_1Connected")
+    assert (result["action"], result["account"]) == ("sent", "acct_1Connected")
+    [read] = pipeline.stripe.requests()
+    assert read["headers"]["stripe-account"] == "acct_1Connected"
+    assert len(linq_api.messages()) == 2
+
+
+def test_a_connected_accounts_invoice_is_not_the_platforms(pipeline):
+    customer = builders.customer()
+    invoice = builders.invoice(customer)
+    pipeline.stripe.load(
+        {"accounts": [{"id": "acct_1Connected", "customers": [customer], "invoices": [invoice]}]}
+    )
+    result = pipeline.result(invoice)  # no account: read on the platform, where it is not
+    assert result["action"] == "failed"
+    assert "No such invoice" in result["reason"]

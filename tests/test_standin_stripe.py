@@ -504,3 +504,19 @@ def test_thin_event_parses_and_fetches_from_standin(server, client, seeded):
     note = client.parse_event_notification(body, header, "whsec_test")
     assert isinstance(note, stripe.events.V1InvoicePaymentFailedEventNotification)
     assert note.fetch_related_object().id == seeded[1]["id"]
+
+
+def test_a_connected_accounts_objects_are_seen_only_on_its_behalf(stripe_api):
+    customer = builders.customer()
+    invoice = builders.invoice(customer)
+    stripe_api.load(
+        {"accounts": [{"id": "acct_1Seen", "invoices": [invoice], "customers": [customer]}]}
+    )
+    auth = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+    url = f"{stripe_api.url}/v1/invoices/{invoice['id']}"
+    assert requests.get(url, headers=auth, timeout=5).status_code == 404
+    on_behalf = requests.get(url, headers={**auth, "Stripe-Account": "acct_1Seen"}, timeout=5)
+    assert on_behalf.status_code == 200
+    stranger = requests.get(url, headers={**auth, "Stripe-Account": "acct_1Other"}, timeout=5)
+    assert stranger.status_code == 403
+    assert "does not have access to account 'acct_1Other'" in stranger.json()["error"]["message"]
