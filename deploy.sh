@@ -35,6 +35,13 @@ RECOVER_CONCURRENCY=1 # one message per instance: max instances is then the para
 # ./dev bench (2,000 events), 8 reached 31/s. Keep max instances x concurrency at 4 (BENCHMARKS.md).
 RECOVER_MAX_INSTANCES=4
 
+# release: the quiet-hours sweep (shared/workflow/release.py). One instance at a time is plenty
+# (a morning's thousand entries are released in seconds), and an overlap would be harmless.
+RELEASE_SCHEDULE="*/5 * * * *" # every five minutes: a deferred text waits at most that long
+RELEASE_TIMEOUT_S=120
+RELEASE_MEMORY=256Mi
+RELEASE_MAX_INSTANCES=1
+
 # Dead-lettering and backoff on the Eventarc subscription.
 MAX_DELIVERY_ATTEMPTS=10 # then the message goes to the dead-letter topic (Pub/Sub allows 5..100).
 MIN_RETRY_DELAY=10s      # exponential backoff between redeliveries, from...
@@ -50,8 +57,12 @@ LEDGER_TTL_FIELD=expire_at
 # ---- Names ---------------------------------------------------------------------------------------
 INGEST_FN=dunning-ingest
 RECOVER_FN=dunning-recover
+RELEASE_FN=dunning-release
+SWEEP_TOPIC=dunning-release-sweep # standins/stack.py SWEEP_TOPIC
+SWEEP_JOB=dunning-release-sweep
 INGEST_SA_NAME=dunning-ingest
 RECOVER_SA_NAME=dunning-recover
+RELEASE_SA_NAME=dunning-release
 TRIGGER_SA_NAME=dunning-trigger
 BUILD_SA_NAME=dunning-build
 # What Cloud Build needs to build a function from source, and no more (Cloud Functions docs,
@@ -65,7 +76,8 @@ SLACK_SECRET=slack-webhook-url
 STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
-  artifactregistry.googleapis.com firestore.googleapis.com iam.googleapis.com)
+  artifactregistry.googleapis.com firestore.googleapis.com iam.googleapis.com
+  cloudscheduler.googleapis.com)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python} # the environment CI tested: ./dev setup makes it
@@ -156,6 +168,12 @@ DLQ_SUB=$TOPIC-dead-letter-pull
 
 ((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
   die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
+# A ledger lease shorter than a run could let a second run take over a payment still being sent.
+if [[ -n ${LEASE_SECONDS:-} ]]; then
+  if [[ ! $LEASE_SECONDS =~ ^[0-9]+$ ]] || ((LEASE_SECONDS <= RECOVER_TIMEOUT_S)); then
+    usage_error "LEASE_SECONDS must be whole seconds above $RECOVER_TIMEOUT_S, got: $LEASE_SECONDS"
+  fi
+fi
 
 [[ $FIRESTORE_DATABASE =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
   usage_error "FIRESTORE_DATABASE must be a database id such as dunning, got: $FIRESTORE_DATABASE"
@@ -170,6 +188,7 @@ done
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
+RELEASE_SA=$RELEASE_SA_NAME@$PROJECT.iam.gserviceaccount.com
 TRIGGER_SA=$TRIGGER_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA=$BUILD_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-service-account takes
@@ -353,7 +372,7 @@ fi
 
 # ---- 4. Topics: the trigger topic, and a dead-letter topic with a pull subscription --------------
 note "topics"
-for topic in "$TOPIC" "$DLQ_TOPIC"; do
+for topic in "$TOPIC" "$DLQ_TOPIC" "$SWEEP_TOPIC"; do
   exists missing gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
     run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done
@@ -367,6 +386,7 @@ exists missing gcloud pubsub subscriptions describe "$DLQ_SUB" --project="$PROJE
 note "service accounts"
 for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
   "$RECOVER_SA_NAME:dunning recover (texts the customer)" \
+  "$RELEASE_SA_NAME:dunning release (hands deferred payments back)" \
   "$TRIGGER_SA_NAME:dunning trigger (Eventarc invoker)" \
   "$BUILD_SA_NAME:dunning build (Cloud Build of both functions)"; do
   sa=${pair%%:*}
@@ -389,6 +409,19 @@ if [[ $'\n'$ttls$'\n' != *"/fields/$LEDGER_TTL_FIELD"$'\n'* ]]; then
     --project="$PROJECT" --enable-ttl --async
 fi
 
+# The release sweep's queries: deferred entries by due time, releases by age (state == X and
+# time <= T needs a composite index).
+indexes=$(query '' gcloud firestore indexes composite list --database="$FIRESTORE_DATABASE" \
+  --project="$PROJECT" '--format=value(fields[].fieldPath)')
+for field in due_at released_at; do
+  if [[ $'\n'$indexes$'\n' != *$'\n'"state;$field"* ]]; then
+    run gcloud firestore indexes composite create --collection-group="$LEDGER_COLLECTION" \
+      --database="$FIRESTORE_DATABASE" --project="$PROJECT" --query-scope=collection \
+      --field-config=field-path=state,order=ascending \
+      --field-config="field-path=$field,order=ascending" --async
+  fi
+done
+
 # ---- 7. IAM: least privilege for each function ---------------------------------------------------
 note "IAM: least privilege for each function"
 # ingest: publish to its topic, read the webhook signing secret; nothing else.
@@ -405,6 +438,11 @@ done
 ledger_only="expression=resource.name==\"projects/$PROJECT/databases/$FIRESTORE_DATABASE\""
 grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RECOVER_SA" \
   --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
+# release: read and write the ledger, publish to the failed-payment topic; nothing else.
+grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$RELEASE_SA" \
+  --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
+grant gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
+  --member="serviceAccount:$RELEASE_SA" --role=roles/pubsub.publisher
 # build: the roles a function build needs, on the project (where the source bucket, the image
 # repository and the logs are).
 for role in "${BUILD_ROLES[@]}"; do
@@ -449,6 +487,24 @@ deploy_function "$RECOVER_FN" "$RECOVER_DIR" "env:$(sha256sum <"$ENV_FILE")" \
 # Eventarc calls the function as the trigger account: it needs run.invoker on this service only.
 grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
+
+note "release function and its schedule"
+# The same source as recover (recover_fn/main.py), another entry point. No --retry: the next
+# tick comes in five minutes, and whatever a failed sweep left is found by it.
+deploy_function "$RELEASE_FN" "$RECOVER_DIR" "" \
+  --runtime="$RUNTIME" --entry-point=release_deferred --trigger-topic="$SWEEP_TOPIC" \
+  --service-account="$RELEASE_SA" --trigger-service-account="$TRIGGER_SA" \
+  --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
+  --memory="$RELEASE_MEMORY" --max-instances="$RELEASE_MAX_INSTANCES" \
+  --timeout="${RELEASE_TIMEOUT_S}s" \
+  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE,PUBSUB_TOPIC=$TOPIC"
+grant gcloud functions add-invoker-policy-binding "$RELEASE_FN" --region="$REGION" \
+  --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
+exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" \
+  --project="$PROJECT" ||
+  run gcloud scheduler jobs create pubsub "$SWEEP_JOB" --location="$REGION" --project="$PROJECT" \
+    --schedule="$RELEASE_SCHEDULE" --time-zone=Etc/UTC --topic="$SWEEP_TOPIC" --message-body='{}' \
+    --description="dunning: release payments deferred for the recipient's quiet hours"
 
 # ---- 10. Dead-letter policy and backoff on the subscription Eventarc created ---------------------
 note "dead-lettering"

@@ -24,6 +24,8 @@ SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent
 PROJECT, REGION = "demo", "us-central1"
 TOPIC, DLQ = "stripe-payment-failed", "stripe-payment-failed-dead-letter"
+SWEEP = "dunning-release-sweep"
+RELEASE_SA = f"serviceAccount:dunning-release@{PROJECT}.iam.gserviceaccount.com"
 INGEST_SA = f"serviceAccount:dunning-ingest@{PROJECT}.iam.gserviceaccount.com"
 RECOVER_SA = f"serviceAccount:dunning-recover@{PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA = f"serviceAccount:dunning-trigger@{PROJECT}.iam.gserviceaccount.com"
@@ -71,6 +73,21 @@ case "$1 $2 $3 " in
       update) echo "projects/demo/databases/dunning/collectionGroups/dunning_sends/fields/$5" \
         > "$state/ttl" ;;
     esac ;;
+  "firestore indexes composite ")
+    case $4 in
+      list) cat "$state/indexes" 2>/dev/null || true ;;
+      create)
+        for arg in "$@"; do
+          case $arg in
+            --field-config=field-path=state,*) ;;
+            --field-config=field-path=*)
+              field=${arg#--field-config=field-path=}
+              echo "state;${field%%,*};__name__" >> "$state/indexes" ;;
+          esac
+        done ;;
+    esac ;;
+  "scheduler jobs describe ") [[ -e $state/job_$4 ]] || exit 1 ;;
+  "scheduler jobs create ") touch "$state/job_$5" ;;
   *" create "*) touch "$(key "$1" "$2" "$4")" ;;
   *" describe "*) [[ -e $(key "$1" "$2" "$4") ]] || exit 1 ;;
 esac
@@ -178,7 +195,7 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud services enable cloudfunctions.googleapis.com run.googleapis.com "
         "eventarc.googleapis.com pubsub.googleapis.com secretmanager.googleapis.com "
         "cloudbuild.googleapis.com artifactregistry.googleapis.com firestore.googleapis.com "
-        "iam.googleapis.com",
+        "iam.googleapis.com cloudscheduler.googleapis.com",
         "gcloud secrets describe stripe-webhook-secret",
         "gcloud secrets versions list stripe-webhook-secret",
         "gcloud secrets describe stripe-api-key",
@@ -190,12 +207,16 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         f"gcloud pubsub topics create {TOPIC}",
         f"gcloud pubsub topics describe {DLQ}",
         f"gcloud pubsub topics create {DLQ}",
+        f"gcloud pubsub topics describe {SWEEP}",
+        f"gcloud pubsub topics create {SWEEP}",
         f"gcloud pubsub subscriptions describe {DLQ}-pull",
         f"gcloud pubsub subscriptions create {DLQ}-pull",
         f"gcloud iam service-accounts describe dunning-ingest@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-ingest",
         f"gcloud iam service-accounts describe dunning-recover@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-recover",
+        f"gcloud iam service-accounts describe dunning-release@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-release",
         f"gcloud iam service-accounts describe dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-trigger",
         f"gcloud iam service-accounts describe dunning-build@{PROJECT}.iam.gserviceaccount.com",
@@ -204,11 +225,16 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud firestore databases create --database=dunning",
         "gcloud firestore fields ttls list --collection-group=dunning_sends",
         "gcloud firestore fields ttls update expire_at --collection-group=dunning_sends",
+        "gcloud firestore indexes composite list --database=dunning",
+        "gcloud firestore indexes composite create --collection-group=dunning_sends",
+        "gcloud firestore indexes composite create --collection-group=dunning_sends",
         f"gcloud pubsub topics add-iam-policy-binding {TOPIC}",
         "gcloud secrets add-iam-policy-binding stripe-webhook-secret",
         "gcloud secrets add-iam-policy-binding stripe-api-key",
         "gcloud secrets add-iam-policy-binding linq-api-key",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
+        f"gcloud pubsub topics add-iam-policy-binding {TOPIC}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
@@ -221,6 +247,11 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud functions describe dunning-recover",
         "gcloud functions deploy dunning-recover",
         "gcloud functions add-invoker-policy-binding dunning-recover",
+        "gcloud functions describe dunning-release",
+        "gcloud functions deploy dunning-release",
+        "gcloud functions add-invoker-policy-binding dunning-release",
+        f"gcloud scheduler jobs describe {SWEEP}",
+        f"gcloud scheduler jobs create pubsub {SWEEP}",
         "gcloud functions describe dunning-recover",
         "gcloud eventarc triggers describe <trigger>",
         f"gcloud pubsub subscriptions add-iam-policy-binding {SUBSCRIPTION}",
@@ -275,6 +306,7 @@ def test_secrets_are_pinned_to_versions_never_latest(plan: Run) -> None:
     refs = {
         name: ref
         for argv in plan.find("functions", "deploy")
+        if any(arg.startswith("--set-secrets=") for arg in argv)
         for pair in flag(argv, "--set-secrets").split(",")
         for name, ref in [pair.split("=", 1)]
     }
@@ -560,9 +592,10 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     first = deploy(tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL)
     assert first.returncode == 0, first.stderr
     calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
-    # 2 topics, the dead-letter subscription, 4 service accounts, the ledger database.
-    assert sum(" create " in call for call in calls) == 8
-    assert sum(call.startswith("functions deploy ") for call in calls) == 2
+    # 3 topics, the dead-letter subscription, 5 service accounts, the ledger database, its 2
+    # indexes, the Scheduler job.
+    assert sum(" create " in call for call in calls) == 13
+    assert sum(call.startswith("functions deploy ") for call in calls) == 3
     assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
 
     (tmp_path / "bin" / "state" / "calls").unlink()
@@ -609,3 +642,56 @@ def test_next_step_says_what_happens_to_webhooks_before_the_secret(plan: Run) ->
     tail = plan.stdout.rsplit("\n+ ", 1)[1]
     assert "answers every webhook 503" in tail
     assert "none is lost" in tail
+
+
+# --- the quiet-hours release ------------------------------------------------------------------
+
+
+def test_release_deploys_from_the_recover_source_on_its_own_topic_and_account(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-release")
+    assert flag(argv, "--entry-point") == "release_deferred"
+    assert flag(argv, "--source") == str(plan.build / "recover")
+    assert flag(argv, "--trigger-topic") == SWEEP
+    assert f"serviceAccount:{flag(argv, '--service-account')}" == RELEASE_SA
+    assert flag(argv, "--ingress-settings") == "internal-only"
+    assert flag(argv, "--set-env-vars") == (
+        f"GOOGLE_CLOUD_PROJECT={PROJECT},FIRESTORE_DATABASE=dunning,PUBSUB_TOPIC={TOPIC}"
+    )
+    assert "--retry" not in argv  # the next tick comes in five minutes
+    assert not any(arg.startswith("--set-secrets") for arg in argv)
+
+
+def test_release_may_use_the_ledger_and_publish_failed_payments_only(plan: Run) -> None:
+    granted = [argv for argv in plan.commands if BIND in argv and f"--member={RELEASE_SA}" in argv]
+    assert sorted((argv[1:3], flag(argv, "--role")) for argv in granted) == [
+        (["projects", "add-iam-policy-binding"], "roles/datastore.user"),
+        (["pubsub", "topics"], "roles/pubsub.publisher"),
+    ]
+    [ledger] = [argv for argv in granted if argv[1] == "projects"]
+    assert "databases/dunning" in flag(ledger, "--condition")
+    [topic] = [argv for argv in granted if argv[1] == "pubsub"]
+    assert topic[4] == TOPIC
+
+
+def test_a_scheduler_job_ticks_the_sweep_every_five_minutes(plan: Run) -> None:
+    argv = plan.one("scheduler", "jobs", "create")
+    assert argv[4:6] == ["pubsub", SWEEP]
+    assert flag(argv, "--schedule") == "*/5 * * * *"
+    assert flag(argv, "--topic") == SWEEP
+
+
+def test_the_sweeps_queries_get_their_composite_indexes(plan: Run) -> None:
+    created = plan.find("firestore", "indexes", "composite", "create")
+    fields = sorted(
+        tuple(
+            arg.split("=", 2)[2].split(",")[0] for arg in argv if arg.startswith("--field-config")
+        )
+        for argv in created
+    )
+    assert fields == [("state", "due_at"), ("state", "released_at")]
+
+
+def test_a_lease_shorter_than_a_run_is_refused(tmp_path: Path) -> None:
+    run = dry_run(tmp_path, LEASE_SECONDS="60")
+    assert run.returncode == 2
+    assert "LEASE_SECONDS must be whole seconds above 120" in run.stderr
