@@ -97,6 +97,11 @@ def test_missing_recover_variable_is_named(name):
         ("BRAND_NAME", "1.2.3.4", "must not look like a URL"),
         ("MESSAGE_TEMPLATE", "Pay at evil.ru/login. Reply STOP", "contains a URL"),
         ("MESSAGE_TEMPLATE_ES", "Paga en mysite.ca. Responde STOP", "contains a URL"),
+        ("HOLDOUT_PERCENT", "51", "from 0 to 50"),
+        ("HOLDOUT_PERCENT", "10%", "from 0 to 50"),
+        ("QUIET_HOURS", "21-08", "QUIET_HOURS"),
+        ("QUIET_HOURS", "25:00-08:00", "QUIET_HOURS"),
+        ("LEASE_SECONDS", "1", "LEASE_SECONDS must be whole seconds"),
     ],
 )
 def test_malformed_recover_variable_is_named(name, value, complaint):

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 
-from shared.core.decide import Defer, Entry, Facts, Finish, Plan, Send, decide, screen
+from shared.core.decide import (
+    Defer,
+    Entry,
+    Facts,
+    Finish,
+    Plan,
+    Send,
+    decide,
+    in_holdout,
+    screen,
+)
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
@@ -38,6 +48,7 @@ class Rules:
     templates: Templates = DEFAULT_TEXT
     brand: str | None = None
     quiet_hours: QuietHours | None = NIGHTS
+    holdout_percent: int = 0
 
 
 def invoice(customer: dict[str, Any] | None = None, **changes: Any) -> Invoice:
@@ -280,3 +291,36 @@ def test_a_recorded_plan_is_not_deferred():
     # A payment whose text went out is finished at once, whatever the hour: the link follows it.
     entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     assert decide(facts(now=NIGHT, entry=entry), Rules()) == Send(entry.plan, "chat_1")
+
+
+# --- holdout ---------------------------------------------------------------------------------
+
+
+def test_an_invoice_in_the_holdout_group_is_not_texted():
+    holdout = next(f"in_{n}" for n in range(1000) if in_holdout(f"in_{n}", 10))
+    given = facts(invoice=replace(invoice(), id=holdout))
+    assert outcome(decide(given, Rules(holdout_percent=10))) == (
+        "skipped:holdout",
+        "in the holdout group (HOLDOUT_PERCENT=10): kept untexted to measure what the texts cause",
+    )
+    assert decide(given, Rules(holdout_percent=0)) == Send(PLAN)
+
+
+def test_the_holdout_comes_after_the_invoice_and_the_phone_and_before_the_night():
+    holdout = next(f"in_{n}" for n in range(1000) if in_holdout(f"in_{n}", 50))
+    paid = facts(invoice=replace(invoice(status="paid"), id=holdout))
+    assert outcome(decide(paid, Rules(holdout_percent=50)))[0] == "skipped:not_open"
+    at_night = facts(now=NIGHT, invoice=replace(invoice(), id=holdout))
+    assert outcome(decide(at_night, Rules(holdout_percent=50)))[0] == "skipped:holdout"
+
+
+def test_the_holdout_hash_is_stable_and_close_to_the_share():
+    ids = [f"in_1{n:023d}" for n in range(10_000)]
+    chosen = [invoice_id for invoice_id in ids if in_holdout(invoice_id, 10)]
+    assert 900 <= len(chosen) <= 1100
+    # Stable: the same ids again (a known answer pins the hash across versions of Python).
+    assert chosen == [invoice_id for invoice_id in ids if in_holdout(invoice_id, 10)]
+    assert in_holdout("in_1Known", 50) is in_holdout("in_1Known", 50)
+    # Known answers: pin the hash, so an invoice never changes group between versions.
+    assert [n for n in range(100) if in_holdout(f"in_{n}", 10)][:5] == [26, 30, 33, 69, 72]
+    assert not any(in_holdout(invoice_id, 0) for invoice_id in ids)

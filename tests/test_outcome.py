@@ -86,6 +86,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.CANCELED, "skipped: subscription canceled"),
         (Action.SUPERSEDED, "skipped: a newer attempt superseded it"),
         (Action.ALREADY_TEXTED, "skipped: already texted for this attempt"),
+        (Action.HOLDOUT, "skipped: holdout group"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -104,6 +105,7 @@ def test_action_vocabulary_is_closed():
         "skipped:policy",
         "skipped:superseded",
         "skipped:already_texted",
+        "skipped:holdout",
         "deferred:quiet_hours",
         "failed",
         "dry_run",

@@ -6,15 +6,15 @@ one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt, an open invoice, a live subscription, a link
-to send, a customer, a phone, the recipient's quiet hours. Which line it goes out from is the
-shell's choice (it may have to fall over to another line), recorded with the plan before the
-first send. Once a plan is recorded
-the decision is made: a retry or a takeover only checks that the invoice still wants paying, and
-sends what was planned.
+to send, a customer, a phone, the holdout group, the recipient's quiet hours. Which line it goes
+out from is the shell's choice (it may have to fall over to another line), recorded with the plan
+before the first send. Once a plan is recorded the decision is made: a retry or a takeover only
+checks that the invoice still wants paying, and sends what was planned.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -85,6 +85,9 @@ class Rules(Protocol):
 
     @property
     def quiet_hours(self) -> QuietHours | None: ...
+
+    @property
+    def holdout_percent(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -162,6 +165,14 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     phone = to_e164(customer.phone, (customer.country, rules.default_region))
     if phone is None:
         return Finish(skipped(Action.NO_PHONE, "phone on file is not a valid number"))
+    if in_holdout(invoice.id, rules.holdout_percent):
+        return Finish(
+            skipped(
+                Action.HOLDOUT,
+                f"in the holdout group (HOLDOUT_PERCENT={rules.holdout_percent}): kept untexted "
+                "to measure what the texts cause",
+            )
+        )
     if (night := _night(phone, customer.country, facts.now, rules)) is not None:
         return night
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
@@ -175,6 +186,14 @@ def render_text(invoice: Invoice, rules: Rules) -> str:
     return template.render(
         placeholder_values(customer.name, invoice.description, amount, rules.brand)
     )
+
+
+def in_holdout(invoice_id: str, percent: int) -> bool:
+    """Whether the invoice is in the holdout group: a stable hash of its id (not Python's
+    `hash`, which changes between processes), so it stays in its group across attempts, replays
+    and instances, in hundredths of a percent."""
+    bucket = int.from_bytes(hashlib.sha256(invoice_id.encode()).digest()[:8], "big") % 10_000
+    return bucket < percent * 100
 
 
 def _night(phone: str, country: str | None, now: datetime, rules: Rules) -> Defer | None:

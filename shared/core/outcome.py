@@ -21,6 +21,7 @@ class Action(enum.StrEnum):
     SKIPPED_POLICY = "skipped:policy"
     SUPERSEDED = "skipped:superseded"
     ALREADY_TEXTED = "skipped:already_texted"
+    HOLDOUT = "skipped:holdout"
     DEFERRED = "deferred:quiet_hours"
     FAILED = "failed"
     DRY_RUN = "dry_run"
@@ -37,6 +38,7 @@ _MESSAGES = {
     Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
     Action.SUPERSEDED: "skipped: a newer attempt superseded it",
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
+    Action.HOLDOUT: "skipped: holdout group",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",

@@ -41,6 +41,8 @@ _LANGUAGE_TEMPLATE = re.compile(rf"^{LANGUAGE_TEMPLATE_PREFIX}([A-Z]{{2,3}})$")
 _LEASE_RANGE = range(2, 3601)
 # The brand opens every text and is never shortened, so it has to stay short.
 MAX_BRAND_LENGTH = 40
+# More than half untexted would cost more recoveries than the measurement is worth.
+MAX_HOLDOUT_PERCENT = 50
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class RecoverSettings(Settings):
     slack_webhook_url: str | None
     lease: dt.timedelta = dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
     quiet_hours: QuietHours | None = None
+    holdout_percent: int = 0
 
     @property
     def stripe_mode(self) -> str:
@@ -95,6 +98,7 @@ class RecoverSettings(Settings):
             ),
             lease=_lease(env),
             quiet_hours=parse_quiet_hours(env.value("QUIET_HOURS") or DEFAULT_QUIET_HOURS),
+            holdout_percent=_holdout(env),
         )
 
 
@@ -177,3 +181,15 @@ def _lease(env: Reader) -> dt.timedelta:
             f"{_LEASE_RANGE.stop - 1}, longer than the function's timeout, got {text!r}"
         )
     return dt.timedelta(seconds=int(text))
+
+
+def _holdout(env: Reader) -> int:
+    text = env.value("HOLDOUT_PERCENT")
+    if text is None:
+        return 0
+    if not text.isdigit() or int(text) > MAX_HOLDOUT_PERCENT:
+        raise ConfigError(
+            f"HOLDOUT_PERCENT must be a whole number from 0 to {MAX_HOLDOUT_PERCENT} (the share "
+            f"of failed payments kept untexted), got {text!r}"
+        )
+    return int(text)

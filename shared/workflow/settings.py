@@ -21,6 +21,8 @@ from shared.core.errors import ConfigError
 INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 # The release function (release_deferred): the sweep that hands deferred payments back.
 RELEASE = "release"
+# `./dev report`: reads the ledger from a checkout.
+REPORT = "report"
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_TOPIC = "stripe-payment-failed"
@@ -70,7 +72,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
         "GOOGLE_CLOUD_PROJECT",
-        (INGEST, RECOVER, BACKFILL, RELEASE),
+        (INGEST, RECOVER, BACKFILL, RELEASE, REPORT),
         "project of the topic (ingest, backfill) and of the send ledger (recover)",
         "required",
     ),
@@ -90,7 +92,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "FIRESTORE_DATABASE",
-        (RECOVER, RELEASE),
+        (RECOVER, RELEASE, REPORT),
         "Firestore database (native mode) holding the send ledger",
         f"`{DEFAULT_FIRESTORE_DATABASE}`",
     ),
@@ -158,6 +160,14 @@ VARIABLES: tuple[Variable, ...] = (
         f"`{DEFAULT_QUIET_HOURS}` (US rules for such messages: 08:00-21:00 local)",
     ),
     Variable(
+        "HOLDOUT_PERCENT",
+        (RECOVER,),
+        "the share of failed payments kept untexted to measure what the texts cause "
+        "(`skipped:holdout`), 0 to 50; chosen by a stable hash of the invoice id, so an invoice "
+        "stays in its group across attempts and replays",
+        "`0`",
+    ),
+    Variable(
         "LEASE_SECONDS",
         (RECOVER,),
         "how long a run owns a failed payment before another may take it over (the ledger "
@@ -181,7 +191,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "FIRESTORE_EMULATOR_HOST",
-        (RECOVER, RELEASE),
+        (RECOVER, RELEASE, REPORT),
         "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
         "unset",
         local=True,
@@ -402,4 +412,19 @@ class ReleaseSettings(Settings):
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
             topic=_topic(env),
+        )
+
+
+@dataclass(frozen=True)
+class ReportSettings(Settings):
+    """What `./dev report` needs: where the ledger is."""
+
+    project: str
+    firestore_database: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
         )
