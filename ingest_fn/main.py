@@ -1,4 +1,5 @@
-"""HTTP entry point: verify a Stripe webhook and queue a failed payment for the recover function."""
+"""HTTP entry point: verify a Stripe webhook and queue a failed payment, or a payment that may
+follow a text, for the recover function."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from werkzeug.exceptions import ClientDisconnected
 from shared.adapters.publisher import Publisher
 from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
 from shared.core.errors import ConfigError, RetryableError, WebhookRejected
+from shared.core.event import InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
 from shared.workflow.settings import IngestSettings
 
@@ -84,6 +86,10 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         return _answer(400, f"rejected: {exc}")
     if payment is None:
         return _answer(200, "ignored: not a failed payment")
+    if isinstance(payment, InvoicePaid) and payment.first_try:
+        # The ordinary renewal, paid at its first attempt: nobody was texted about it, so it
+        # costs one verified webhook and nothing more.
+        return _answer(200, "ignored: paid at its first attempt")
     try:
         message_id = _publisher().publish(payment.to_json(), payment.attributes())
     except RetryableError as exc:

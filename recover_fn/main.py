@@ -17,10 +17,12 @@ from shared.adapters.publisher import Publisher
 from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
-from shared.core.event import from_pubsub
+from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
-from shared.core.outcome import Action, log_result
+from shared.core.money import format_amount
+from shared.core.outcome import Action, log_recovery, log_result
 from shared.workflow.recover_settings import RecoverSettings
+from shared.workflow.recovered import attribute_payment
 from shared.workflow.recovery import Ignored, Recovery, RunResult
 from shared.workflow.release import Sweep
 from shared.workflow.settings import ReleaseSettings
@@ -29,19 +31,21 @@ from shared.workflow.settings import ReleaseSettings
 @dataclass(frozen=True)
 class _Instance:
     recovery: Recovery
+    ledger: Ledger
     slack: SlackNotifier
 
 
 @functools.cache
 def _instance() -> _Instance:
     settings = RecoverSettings.from_env()
+    ledger = Ledger(settings.project, settings.firestore_database, settings.lease)
     recovery = Recovery(
         settings,
         StripeGateway(settings.stripe_api_key, settings.stripe_api_base),
         LinqClient(settings.linq_api_key, settings.linq_api_base),
-        Ledger(settings.project, settings.firestore_database, settings.lease),
+        ledger,
     )
-    return _Instance(recovery, SlackNotifier(settings.slack_webhook_url))
+    return _Instance(recovery, ledger, SlackNotifier(settings.slack_webhook_url))
 
 
 def _note(result: RunResult, released: bool) -> str:
@@ -77,6 +81,9 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         log(ERROR, f"configuration error: {exc}", **where)
         raise
     try:
+        if isinstance(job, InvoicePaid):
+            _recovered(instance, job)
+            return
         result = instance.recovery.run(job, message_id)
     except RetryableError as exc:
         # ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic,
@@ -115,6 +122,31 @@ def recover_payment(cloud_event: CloudEvent) -> None:
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:
         instance.slack.notify(_note(result, released=job.release is not None))
+
+
+def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
+    """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
+    nobody was texted or held out about, or a redelivery of one already attributed)."""
+    found = attribute_payment(instance.ledger, paid, datetime.now(UTC))
+    if found is None:
+        return
+    log_recovery(
+        invoice_id=paid.invoice_id,
+        customer_id=paid.customer_id,
+        attempt=found.attempt,
+        amount=paid.amount,
+        currency=paid.currency,
+        minutes_after_text=found.minutes_after_text,
+        group=found.group,
+        reason=found.reason,
+        event_id=paid.event_id,
+        account=paid.account,
+    )
+    after = f", {found.minutes_after_text:g} min after the text" if found.minutes_after_text else ""
+    instance.slack.notify(
+        f"Recovered {format_amount(paid.amount, paid.currency)} for {paid.invoice_id} "
+        f"({paid.customer_id}): group {found.group}{after}"
+    )
 
 
 @functools.cache

@@ -202,16 +202,33 @@ def payment_failed_event(
     id: str | None = None,
     livemode: bool | None = None,
     created: int | None = None,
+    type: str = "invoice.payment_failed",
 ) -> dict[str, Any]:
-    """A snapshot `invoice.payment_failed` event carrying a copy of `invoice` in data.object."""
+    """A snapshot event (`invoice.payment_failed` unless `type` says otherwise) carrying a copy
+    of `invoice` in data.object."""
     event = _fixture("sample_invoice.payment_failed.synthetic.json")
     event.update(
         id=id or new_id("evt_1", 23),
+        type=type,
         livemode=bool(invoice.get("livemode")) if livemode is None else livemode,
         created=int(time.time()) if created is None else created,
     )
     event["data"]["object"] = copy.deepcopy(dict(invoice))
     return event
+
+
+def paid(invoice: Mapping[str, Any], *, at: int | None = None) -> dict[str, Any]:
+    """`invoice` as Stripe has it once paid (at `at`, unix time; now by default), in full."""
+    out = copy.deepcopy(dict(invoice))
+    paid_at = int(time.time()) if at is None else at
+    out.update(status="paid", amount_paid=out["amount_due"], amount_remaining=0)
+    out["status_transitions"] = {**out.get("status_transitions", {}), "paid_at": paid_at}
+    return out
+
+
+def invoice_paid_event(invoice: Mapping[str, Any], **event: Any) -> dict[str, Any]:
+    """An `invoice.paid` event for `invoice` (give it already paid: see `paid`)."""
+    return payment_failed_event(invoice, type="invoice.paid", **event)
 
 
 def payment_failed_events(

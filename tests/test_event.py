@@ -67,8 +67,9 @@ def test_thin_event_carries_the_invoice_id_only():
     assert payment.attempt_count is None
 
 
-def test_other_event_types_are_not_failed_payments():
-    assert from_stripe_event({"id": "evt_1", "type": "invoice.paid", "data": {}}) is None
+def test_other_event_types_are_neither_failed_payments_nor_payments():
+    for kind in ("invoice.created", "invoice.payment_succeeded", "customer.updated"):
+        assert from_stripe_event({"id": "evt_1", "type": kind, "data": {}}) is None
 
 
 def test_failed_payment_event_without_invoice_is_an_error():

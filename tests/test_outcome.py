@@ -107,6 +107,7 @@ def test_action_vocabulary_is_closed():
         "skipped:already_texted",
         "skipped:holdout",
         "deferred:quiet_hours",
+        "recovered",
         "failed",
         "dry_run",
     }

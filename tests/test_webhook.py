@@ -46,7 +46,12 @@ def test_thin_event_is_accepted():
 
 
 def test_other_event_types_are_ignored():
-    assert parse_webhook(*signed({"id": "evt_2", "type": "invoice.paid"}), SECRET) is None
+    assert parse_webhook(*signed({"id": "evt_2", "type": "invoice.created"}), SECRET) is None
+
+
+def test_an_invoice_paid_without_its_invoice_is_rejected():
+    with pytest.raises(WebhookRejected, match=r"invoice\.paid event without an invoice id"):
+        parse_webhook(*signed({"id": "evt_2", "type": "invoice.paid"}), SECRET)
 
 
 @pytest.mark.parametrize(

@@ -400,6 +400,39 @@ class Ledger:
             return False
         return True
 
+    # --- payments -----------------------------------------------------------------------------
+
+    def entries(self, invoice_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every entry of one invoice (one per failed attempt): key, version and fields."""
+        filters = {
+            "fieldFilter": {
+                "field": {"fieldPath": "invoice_id"},
+                "op": "EQUAL",
+                "value": _encode(invoice_id),
+            }
+        }
+        query = {"structuredQuery": {"from": [{"collectionId": COLLECTION}], "where": filters}}
+        answer = self._call("POST", f"{self._documents}:runQuery", json=query)
+        if not answer.ok:
+            raise _error(answer)
+        found = []
+        for row in answer.json():
+            if "document" in row:
+                document = row["document"]
+                fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
+                found.append((document["name"].rsplit("/", 1)[1], document["updateTime"], fields))
+        return found
+
+    def record_payment(self, key: str, version: str, payment: dict[str, Any]) -> bool:
+        """Record a payment on entry `key` if it is still at `version`; False when another run
+        changed it first (the caller reads again)."""
+        values = {**payment, "updated_at": _now()}
+        try:
+            self._commit(key, values, {"updateTime": version})
+        except LeaseLostError:
+            return False
+        return True
+
     def release(self, lease: Lease) -> None:
         """End the lease now, so the redelivery (or another message) need not wait for it."""
         now = _now()

@@ -10,7 +10,7 @@ from typing import Any
 import stripe
 
 from shared.core.errors import WebhookRejected
-from shared.core.event import FailedPayment, from_stripe_event
+from shared.core.event import Message, from_stripe_event
 
 MAX_BODY_BYTES = 1024 * 1024
 # Stripe's default: a signature older than five minutes is refused (replay protection).
@@ -46,8 +46,9 @@ def check_signature_header(signature: str | None, now: float) -> None:
         raise WebhookRejected("signature timestamp too old")
 
 
-def parse_webhook(body: bytes, signature: str | None, secret: str) -> FailedPayment | None:
-    """The failed payment in a verified webhook body, or None for another event type."""
+def parse_webhook(body: bytes, signature: str | None, secret: str) -> Message | None:
+    """The failed payment or the payment in a verified webhook body, or None for another event
+    type."""
     check_signature_header(signature, time.time())
     try:
         payload = body.decode("utf-8")

@@ -13,6 +13,10 @@ from typing import Any
 from shared.core.errors import MalformedEventError, MalformedMessageError
 
 SNAPSHOT_TYPE = "invoice.payment_failed"
+PAID_TYPE = "invoice.paid"
+# A payment this soon after the invoice was finalized is the first attempt succeeding (a card is
+# charged at finalization): nobody can have been texted and have paid in between.
+FIRST_TRY_SECONDS = 60
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
 THIN_TYPE = "v1.invoice.payment_failed"
 _ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
@@ -48,6 +52,66 @@ class FailedPayment:
         return attributes
 
 
+@dataclass(frozen=True)
+class InvoicePaid:
+    """An invoice paid (`invoice.paid`): the recover function attributes it to a text, to the
+    holdout group, or to neither. Carries what was paid, from the verified event."""
+
+    event_id: str
+    invoice_id: str
+    customer_id: str | None
+    livemode: bool
+    amount: int
+    currency: str
+    # Unix time Stripe marked it paid.
+    paid_at: int | None
+    account: str | None = None
+    # Whether the invoice was paid at its first attempt: the ingest function drops those (not
+    # carried on the topic).
+    first_try: bool = False
+
+    def to_json(self) -> bytes:
+        fields = {k: v for k, v in asdict(self).items() if v is not None and k != "first_try"}
+        return json.dumps(
+            {**fields, "event_type": PAID_TYPE}, separators=(",", ":"), sort_keys=True
+        ).encode()
+
+    def attributes(self) -> dict[str, str]:
+        attributes = {"event_id": self.event_id, "invoice_id": self.invoice_id}
+        attributes["event_type"] = PAID_TYPE
+        if self.account is not None:
+            attributes["account"] = self.account
+        return attributes
+
+
+Message = FailedPayment | InvoicePaid
+
+
+def paid_at_first_try(invoice: Mapping[str, Any]) -> bool:
+    """Whether a paid invoice was paid at its first attempt: the ordinary monthly renewal, which
+    nobody was texted about.
+
+    `attempt_count` alone cannot tell: Stripe counts the first attempt of any kind and after it
+    only automatic retries, so a customer who paid through the text's link after the first
+    attempt failed leaves it at 1. A first attempt that succeeds pays the invoice as it is
+    finalized (a card is charged then); a payment after a failure comes later, at a retry or when
+    the customer pays. So: paid at attempt 1, within FIRST_TRY_SECONDS of finalization, and not
+    marked paid by hand (`paid_out_of_band`: the merchant settled it, typically after failures).
+    An invoice never attempted (a zero total, a credit balance) failed nothing either. A first
+    try that settles late (a bank debit) is carried anyway: the recover function finds no ledger
+    entry for it and says nothing, which costs one message, never a missed recovery.
+    """
+    if not invoice.get("attempted"):
+        return True
+    if invoice.get("paid_out_of_band") or (_int(invoice.get("attempt_count")) or 0) > 1:
+        return False
+    transitions = _mapping(invoice.get("status_transitions"))
+    finalized, paid = _int(transitions.get("finalized_at")), _int(transitions.get("paid_at"))
+    if finalized is None or paid is None:
+        return False
+    return paid - finalized < FIRST_TRY_SECONDS
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
     """`value` when it is a JSON object, else an empty one: webhook bodies can hold anything."""
     return value if isinstance(value, Mapping) else {}
@@ -62,45 +126,55 @@ def _account(value: Any) -> str | None:
     return value if isinstance(value, str) and _ACCOUNT.fullmatch(value) else None
 
 
-def from_stripe_event(event: Mapping[str, Any]) -> FailedPayment | None:
-    """The failed payment an event reports, or None for any other event type.
+def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
+    """The failed payment or the payment an event reports, or None for any other event type.
 
-    Raises MalformedEventError when a payment-failed event lacks its invoice id or its id.
+    Raises MalformedEventError when such an event lacks its invoice id or its id.
     """
     kind = event.get("type")
-    if kind == SNAPSHOT_TYPE:
-        invoice = _mapping(_mapping(event.get("data")).get("object"))
-        customer = invoice.get("customer")
-        if isinstance(customer, Mapping):
-            customer = customer.get("id")
-        attempt = invoice.get("attempt_count")
-        invoice_id = invoice.get("id")
-        account = event.get("account")
-    elif kind == THIN_TYPE:
+    account = event.get("account")
+    invoice = _mapping(_mapping(event.get("data")).get("object"))
+    customer = invoice.get("customer")
+    if isinstance(customer, Mapping):
+        customer = customer.get("id")
+    invoice_id = invoice.get("id")
+    attempt = invoice.get("attempt_count")
+    if kind == THIN_TYPE:
         related = _mapping(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
         # A thin event names a connected account in its context.
         account = event.get("context")
-    else:
+    elif kind not in (SNAPSHOT_TYPE, PAID_TYPE):
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
         raise MalformedEventError(f"{kind} event without an invoice id")
     event_id = event.get("id")
     if not isinstance(event_id, str) or not event_id:
         raise MalformedEventError(f"{kind} event without an id")
-    return FailedPayment(
-        event_id=event_id,
-        invoice_id=invoice_id,
-        customer_id=customer if isinstance(customer, str) else None,
-        attempt_count=_int(attempt),
-        livemode=bool(event.get("livemode")),
-        account=_account(account),
-    )
+    common = {
+        "event_id": event_id,
+        "invoice_id": invoice_id,
+        "customer_id": customer if isinstance(customer, str) else None,
+        "livemode": bool(event.get("livemode")),
+        "account": _account(account),
+    }
+    if kind == PAID_TYPE:
+        currency = invoice.get("currency")
+        return InvoicePaid(
+            **common,
+            amount=_int(invoice.get("amount_paid")) or 0,
+            currency=currency if isinstance(currency, str) else "",
+            paid_at=_int(_mapping(invoice.get("status_transitions")).get("paid_at")),
+            first_try=paid_at_first_try(invoice),
+        )
+    return FailedPayment(**common, attempt_count=_int(attempt))
 
 
-def from_pubsub(data: Mapping[str, Any] | None) -> FailedPayment:
-    """Decode a Pub/Sub CloudEvent's data (`message.data` is base64 JSON)."""
+def from_pubsub(data: Mapping[str, Any] | None) -> Message:
+    """Decode a Pub/Sub CloudEvent's data (`message.data` is base64 JSON): a payment when it says
+    `event_type: invoice.paid`, else a failed payment (messages queued before payments were
+    carried say nothing)."""
     message = (data or {}).get("message") if isinstance(data, Mapping) else None
     if not isinstance(message, Mapping) or "data" not in message:
         raise MalformedMessageError("not a Pub/Sub message: no message.data")
@@ -117,12 +191,23 @@ def from_pubsub(data: Mapping[str, Any] | None) -> FailedPayment:
     if not isinstance(event_id, str) or not event_id:
         raise MalformedMessageError("message has no event_id")
     customer = payload.get("customer_id")
+    common = {
+        "event_id": event_id,
+        "invoice_id": invoice_id,
+        "customer_id": customer if isinstance(customer, str) else None,
+        "livemode": bool(payload.get("livemode")),
+        "account": _account(payload.get("account")),
+    }
+    if payload.get("event_type") == PAID_TYPE:
+        currency = payload.get("currency")
+        return InvoicePaid(
+            **common,
+            amount=_int(payload.get("amount")) or 0,
+            currency=currency if isinstance(currency, str) else "",
+            paid_at=_int(payload.get("paid_at")),
+        )
     return FailedPayment(
-        event_id=event_id,
-        invoice_id=invoice_id,
-        customer_id=customer if isinstance(customer, str) else None,
+        **common,
         attempt_count=_int(payload.get("attempt_count")),
-        livemode=bool(payload.get("livemode")),
-        account=_account(payload.get("account")),
         release=release if isinstance(release := payload.get("release"), str) else None,
     )

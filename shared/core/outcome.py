@@ -23,6 +23,8 @@ class Action(enum.StrEnum):
     ALREADY_TEXTED = "skipped:already_texted"
     HOLDOUT = "skipped:holdout"
     DEFERRED = "deferred:quiet_hours"
+    # Not an end of a failed payment but a later fact about it: the invoice was paid.
+    RECOVERED = "recovered"
     FAILED = "failed"
     DRY_RUN = "dry_run"
 
@@ -40,6 +42,7 @@ _MESSAGES = {
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
     Action.HOLDOUT: "skipped: holdout group",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
+    Action.RECOVERED: "recovered",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",
 }
@@ -130,6 +133,40 @@ def log_result(
         phone=outcome.phone,
         text=outcome.text,
         due_at=outcome.due_at,
+        event_id=event_id,
+        account=account,
+    )
+
+
+def log_recovery(
+    *,
+    invoice_id: str,
+    customer_id: str | None,
+    attempt: int | None,
+    amount: int,
+    currency: str,
+    minutes_after_text: float | None,
+    group: str,
+    reason: str | None,
+    event_id: str,
+    account: str | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """The result line of a paid invoice the ledger knows: what was paid, and how it relates to
+    the texts (`group`: texted, holdout, not_texted)."""
+    log(
+        INFO,
+        _MESSAGES[Action.RECOVERED],
+        stream=stream,
+        invoice_id=invoice_id,
+        customer_id=customer_id,
+        attempt=attempt,
+        action=Action.RECOVERED.value,
+        amount=amount,
+        currency=currency,
+        minutes_after_text=minutes_after_text,
+        group=group,
+        reason=reason,
         event_id=event_id,
         account=account,
     )
