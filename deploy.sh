@@ -531,12 +531,13 @@ cat <<EOF
 
 Webhook URL: $url
 
-Next step: create the Stripe webhook endpoint for invoice.payment_failed only, with API version
+Next step: create the Stripe webhook endpoint for invoice.payment_failed and invoice.paid (the
+payments measured against the texts), with API version
 $STRIPE_API_VERSION (the version the code is written for).
   Dashboard: Developers > Webhooks > Add destination: URL above, API version $STRIPE_API_VERSION,
-             events: invoice.payment_failed (only that one).
-  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d api_version=$STRIPE_API_VERSION
-  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d api_version=$STRIPE_API_VERSION
+             events: invoice.payment_failed and invoice.paid (only those two).
+  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
+  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
 Then store the endpoint's signing secret (the whsec_... it returns) and re-run deploy.sh, which
 pins the new version:
   printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-
