@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sandbox.demo import (
+    HOLDOUT_PERCENT,
     OPTED_OUT,
     TOKYO,
     DemoCase,
@@ -33,13 +34,13 @@ from shared.core.log import mask_phone
 from shared.core.outcome import Action
 from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
 from standins import builders
-from standins.stack import LocalStack, StackError, json_lines
+from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack, StackError, json_lines
 
 RESULT_TIMEOUT_S = 30.0
 # The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
 # this long past the window's end for the released text.
 SWEEP_EVERY_S = 5.0
-DEFERRED = Action.DEFERRED.value
+DEFERRED, RECOVERED = Action.DEFERRED.value, Action.RECOVERED.value
 RELEASE_TIMEOUT_S = 30.0
 # What the live sandbox sets itself: the emulators, and the project and topic they hold.
 _STACK_SETS = frozenset({"GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC"})
@@ -106,9 +107,12 @@ def run_demo() -> int:
     window, morning = quiet_hours_for_demo(datetime.now(UTC))
     _say("Starting the Pub/Sub and Firestore emulators, the Stripe/Linq/Slack stand-ins and the")
     _say(f"functions (QUIET_HOURS={window}: night in Tokyo now, not in California or London)...")
-    with LocalStack(release=True, recover_env={"QUIET_HOURS": window}) as stack:
+    recover_env = {"QUIET_HOURS": window, "HOLDOUT_PERCENT": str(HOLDOUT_PERCENT)}
+    with LocalStack(release=True, recover_env=recover_env) as stack:
         _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
-        stack.stripe.load(stripe_scenario(demo))
+        # Stripe's stand-in sends its events (invoice.paid) to the ingest function, signed.
+        webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
+        stack.stripe.load({**stripe_scenario(demo), "webhook": webhook})
         stack.linq.load(linq_scenario())
         stack.linq.inbound(OPTED_OUT, "STOP")
         _say(f"Posting {len(demo)} signed invoice.payment_failed webhooks; results as they arrive:")
@@ -118,6 +122,14 @@ def run_demo() -> int:
                 raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
         tail = _Tail(stack.log("recover"), _is_result)
         _await(tail, len(demo), RESULT_TIMEOUT_S)
+        payers = [case for case in demo if case.pays]
+        _say(
+            f"{len(payers)} customers pay (two after their text, one held out untexted); Stripe "
+            "sends invoice.paid:"
+        )
+        for case in payers:
+            stack.stripe.pay_invoice(case.invoice["id"])
+        _await(tail, len(demo) + len(payers), RESULT_TIMEOUT_S)
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
         _say(
@@ -125,17 +137,18 @@ def run_demo() -> int:
             f"(in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every "
             "5 minutes when deployed):"
         )
-        _await(tail, len(demo) + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
+        _await(tail, len(demo) + len(payers) + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
         pids = stack.pids
     _say()
     width = max(len(case.label) for case in demo)
-    _say(f"{'customer':<{width}}  {'action':<34} what Linq received")
+    _say(f"{'customer':<{width}}  {'actions':<34} what Linq received")
     wrong = []
     for case in demo:
         actions = [entry["action"] for entry in lines if entry["invoice_id"] == case.invoice["id"]]
         expected = ([DEFERRED] if case.deferred else []) + [case.expected]
+        expected += [RECOVERED] if case.pays else []
         mark = "" if actions == expected else f"   <-- expected {' → '.join(expected)}"
         if mark:
             wrong.append(case.label)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.core.decide import in_holdout
 from standins import builders
 
 SENDER_LINE = "+12025550100"
@@ -24,6 +26,8 @@ class DemoCase:
     phone: str | None  # the E.164 number Linq should see, when a text is expected to go out
     # At night where the customer is: deferred first, then released by the sweep.
     deferred: bool = False
+    # Pays after the text (or, held out, untexted): Stripe sends invoice.paid.
+    pays: bool = False
 
 
 def _case(
@@ -33,19 +37,42 @@ def _case(
     invoice: Any = None,
     subscription_status: str = "past_due",
     deferred: bool = False,
+    pays: bool = False,
     **customer: Any,
 ) -> DemoCase:
     record = builders.customer(**customer)
     subscription = builders.subscription(record, status=subscription_status)
-    bill = builders.invoice(record, subscription=subscription, **(invoice or {}))
-    return DemoCase(label, expected, record, subscription, bill, texted, deferred)
+    invoice = dict(invoice or {})
+    # An id that puts the invoice in the holdout group exactly when the case says so.
+    holdout = expected == "skipped:holdout"
+    while in_holdout(invoice_id := builders.new_id("in_1", 23), HOLDOUT_PERCENT) != holdout:
+        continue
+    if pays:
+        # Finalized an hour ago, when its first attempt failed: a payment now is not a first try.
+        invoice["created"] = int(time.time()) - 3600
+    bill = builders.invoice(record, id=invoice_id, subscription=subscription, **invoice)
+    return DemoCase(label, expected, record, subscription, bill, texted, deferred, pays)
 
 
 def cases() -> list[DemoCase]:
-    """Nine customers: every branch a new user wants to see, with fresh ids each run."""
+    """Ten customers: every branch a new user wants to see, with fresh ids each run."""
     return [
-        _case("Ada Lovelace", "sent", "+14155550101", name="Ada Lovelace", phone="+1 415 555 0101"),
-        _case("(no name)", "sent", "+14155550102", name=None, phone="+14155550102"),
+        _case(
+            "Ada Lovelace, pays after the text",
+            "sent",
+            "+14155550101",
+            pays=True,
+            name="Ada Lovelace",
+            phone="+1 415 555 0101",
+        ),
+        _case(
+            "(no name), pays too",
+            "sent",
+            "+14155550102",
+            pays=True,
+            name=None,
+            phone="+14155550102",
+        ),
         _case("Grace Hopper, no phone", "skipped:no_phone", None, name="Grace Hopper", phone=None),
         _case(
             "Alan Turing, UK number without +44",
@@ -86,6 +113,14 @@ def cases() -> list[DemoCase]:
             phone="+14155550108",
         ),
         _case(
+            "Radia Perlman, holdout group, pays",
+            "skipped:holdout",
+            "+14155550109",
+            pays=True,
+            name="Radia Perlman",
+            phone="+14155550109",
+        ),
+        _case(
             "Yukihiro Matsumoto, at night in Tokyo",
             "sent",
             NIGHT_OWL,
@@ -124,5 +159,7 @@ def linq_scenario() -> dict[str, Any]:
 
 
 OPTED_OUT = "+14155550106"
+# The share kept untexted in the demo: one customer of ten is in it, on purpose.
+HOLDOUT_PERCENT = 10
 NIGHT_OWL = "+819012345678"
 TOKYO = ZoneInfo("Asia/Tokyo")

@@ -49,6 +49,9 @@ class StandinClient:
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         return dict(self._call("POST", f"invoices/{invoice_id}", dict(patch)))
 
+    def pay_invoice(self, invoice_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"invoices/{invoice_id}/pay"))
+
     # Slack only
     def notes(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "notes"))

@@ -11,13 +11,11 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
 import requests
-import stripe
 
 from shared.workflow.settings import is_product_variable
 from standins.client import StandinClient
@@ -25,7 +23,7 @@ from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
 from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
-from standins.stripe_api import STRIPE_TEST_KEY
+from standins.stripe_api import STRIPE_TEST_KEY, signed
 
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
 # signing secret, which the ingest function requires.
@@ -54,13 +52,8 @@ def base_env() -> dict[str, str]:
 def signed_webhook(
     event: Mapping[str, Any], secret: str = SANDBOX_WEBHOOK_SECRET, timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
-    """The body and headers Stripe would send (signed now unless `timestamp` says otherwise;
-    valid for five minutes)."""
-    body = json.dumps(event)
-    header = stripe.WebhookSignature.generate_signature_header(
-        body, secret, timestamp=timestamp or int(time.time())
-    )
-    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+    """What Stripe would send, signed with the sandbox's secret unless told otherwise."""
+    return signed(event, secret, timestamp)
 
 
 def json_lines(path: Path) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ limits."""
 from __future__ import annotations
 
 import copy
+import json
 import operator
 import re
 import secrets
@@ -13,7 +14,10 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 import flask
+import requests
+import stripe
 
+from standins import builders
 from standins.base import (
     UNRECOGNIZED,
     IdempotencyKeys,
@@ -178,6 +182,18 @@ def _created_filter(params: Params) -> Callable[[Mapping[str, Any]], bool]:
     return lambda obj: all(compare(obj.get("created", 0), bound) for compare, bound in bounds)
 
 
+def signed(
+    event: Mapping[str, Any], secret: str, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers Stripe sends an endpoint: `Stripe-Signature: t=...,v1=...` over the
+    exact body (signed now unless `timestamp` says otherwise; valid for five minutes)."""
+    body = json.dumps(event)
+    header = stripe.WebhookSignature.generate_signature_header(
+        body, secret, timestamp=timestamp or int(time.time())
+    )
+    return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
+
+
 def _key_mode(key: str) -> str:
     match = _KEY_RE.fullmatch(key)
     if match is None:
@@ -191,7 +207,8 @@ class StripeStandin(StandinServer):
     vendor = "Stripe"
     # `accounts`: connected accounts (Stripe Connect), each `{"id": "acct_...", "customers": [...],
     # "invoices": [...], ...}`: its objects are seen only with `Stripe-Account: acct_...`.
-    scenario_keys = frozenset({*(f"{kind}s" for kind in _KINDS), "accounts"})
+    # `webhook`: `{"url": ..., "secret": "whsec_..."}`, the endpoint events are sent to, signed.
+    scenario_keys = frozenset({*(f"{kind}s" for kind in _KINDS), "accounts", "webhook"})
 
     def __init__(
         self,
@@ -223,6 +240,7 @@ class StripeStandin(StandinServer):
         self.control_route(
             "POST", "/customers/<id>", lambda id: self.update_customer(id, json_body())
         )
+        self.control_route("POST", "/invoices/<id>/pay", lambda id: self.pay_invoice(id))
 
     # Scenario and Python controls ----------------------------------------------------------
 
@@ -231,6 +249,7 @@ class StripeStandin(StandinServer):
         # Object id -> the connected account it belongs to; the platform's own are absent.
         self._owners: dict[str, str] = {}
         self._accounts: set[str] = set()
+        self._webhook: dict[str, str] | None = None
         self._keys = IdempotencyKeys()
         self._endpoint_limit = SlidingLimit(self.endpoint_rate or 0, _RATE_WINDOW_S)
         self._global_limits = {
@@ -243,6 +262,11 @@ class StripeStandin(StandinServer):
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
         "events": [...]}` (Stripe-shaped dicts) by id, the platform's or, under `accounts`, a
         connected account's."""
+        if "webhook" in scenario:
+            self._webhook = {
+                "url": scenario["webhook"]["url"],
+                "secret": scenario["webhook"]["secret"],
+            }
         for account in scenario.get("accounts", []):
             if not str(account.get("id", "")).startswith("acct_"):
                 raise ValueError(f"a connected account needs an acct_ id: {account!r:.80}")
@@ -257,6 +281,24 @@ class StripeStandin(StandinServer):
                 if obj.get("object") != kind or not obj.get("id"):
                     raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
                 store[obj["id"]] = copy.deepcopy(obj)
+
+    def pay_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """The customer pays a stored invoice now. As Stripe does, `invoice.paid` is stored and,
+        when a webhook endpoint is set, sent to it signed (once: the stand-in does not retry).
+        Returns the event and the endpoint's status (None without an endpoint)."""
+        with self._lock:
+            invoice = self._stores["invoice"][invoice_id]
+            invoice.update(builders.paid(invoice))
+            event = builders.invoice_paid_event(invoice)
+            self._stores["event"][event["id"]] = copy.deepcopy(event)
+            endpoint = self._webhook
+        status = None
+        if endpoint is not None:
+            body, headers = signed(event, endpoint["secret"])
+            status = requests.post(
+                endpoint["url"], data=body, headers=headers, timeout=30
+            ).status_code
+        return {"event": event, "delivered": status}
 
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         """Shallow-merge `patch` into a stored invoice (raises KeyError if unknown)."""
