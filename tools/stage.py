@@ -60,6 +60,7 @@ PROVIDERS = {
     "requests": "requests",
     "phonenumbers": "phonenumbers",
     "regex": "regex",
+    "standardwebhooks": "standardwebhooks",
 }
 # Standard modules whose data comes from a package: zoneinfo falls back to tzdata where the
 # runtime image has no time-zone database, so a function that uses it ships the pinned tzdata.

@@ -37,6 +37,10 @@ from shared.core.event import FailedPayment
 from shared.core.outcome import Action, Outcome
 
 COLLECTION = "dunning_sends"
+# Our own STOP list, one document per number (E.164): every line and every Linq account.
+OPT_OUTS = "dunning_optouts"
+# Linq webhook ids already handled: each event is acted on once.
+LINQ_EVENTS = "dunning_linq_events"
 TIMEOUT = (3.05, 5.0)
 # Kept past Stripe's longest retry window (Smart Retries: up to two months); a Firestore TTL
 # policy on `expire_at` (set by deploy.sh) deletes records after that.
@@ -173,8 +177,8 @@ class Ledger:
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _name(self, key: str) -> str:
-        return f"{self._database}/documents/{COLLECTION}/{key}"
+    def _name(self, key: str, collection: str = COLLECTION) -> str:
+        return f"{self._database}/documents/{collection}/{key}"
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
@@ -203,8 +207,8 @@ class Ledger:
         version = self._commit(lease.key, values, {"updateTime": lease.version})
         return replace(lease, version=version)
 
-    def _read(self, key: str) -> tuple[dict[str, Any], str] | None:
-        answer = self._call("GET", f"{self._documents}/{COLLECTION}/{quote(key, safe='')}")
+    def _read(self, key: str, collection: str = COLLECTION) -> tuple[dict[str, Any], str] | None:
+        answer = self._call("GET", f"{self._documents}/{collection}/{quote(key, safe='')}")
         if answer.status_code == 404:
             return None
         if not answer.ok:
@@ -283,11 +287,13 @@ class Ledger:
             return Lease(key, version, _entry(fields), str(fields.get("event_id") or ""))
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
 
-    def record_plan(self, lease: Lease, plan: Plan) -> Lease:
-        """Record what this failed payment will get, before the first send."""
+    def record_plan(self, lease: Lease, plan: Plan, first_name: str | None = None) -> Lease:
+        """Record what this failed payment will get, before the first send (and whom to name
+        when the recipient answers)."""
         now = _now()
         values = {
             "plan": {"line": plan.line, "to": plan.to, "text": plan.text, "link": plan.link},
+            "first_name": first_name,
             "lease_until": now + self._lease,
             "updated_at": now,
         }
@@ -347,6 +353,23 @@ class Ledger:
         found += self._query(RELEASED, "released_at", stale_before, limit)
         return [self._due(document) for document in found]
 
+    def _find(self, field: str, value: Any) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every ledger entry whose `field` equals `value`: key, version and fields."""
+        filters = {
+            "fieldFilter": {"field": {"fieldPath": field}, "op": "EQUAL", "value": _encode(value)}
+        }
+        query = {"structuredQuery": {"from": [{"collectionId": COLLECTION}], "where": filters}}
+        answer = self._call("POST", f"{self._documents}:runQuery", json=query)
+        if not answer.ok:
+            raise _error(answer)
+        found = []
+        for row in answer.json():
+            if "document" in row:
+                document = row["document"]
+                fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
+                found.append((document["name"].rsplit("/", 1)[1], document["updateTime"], fields))
+        return found
+
     def _query(
         self, state: str, field: str, until: dt.datetime, limit: int
     ) -> list[dict[str, Any]]:
@@ -404,24 +427,11 @@ class Ledger:
 
     def entries(self, invoice_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         """Every entry of one invoice (one per failed attempt): key, version and fields."""
-        filters = {
-            "fieldFilter": {
-                "field": {"fieldPath": "invoice_id"},
-                "op": "EQUAL",
-                "value": _encode(invoice_id),
-            }
-        }
-        query = {"structuredQuery": {"from": [{"collectionId": COLLECTION}], "where": filters}}
-        answer = self._call("POST", f"{self._documents}:runQuery", json=query)
-        if not answer.ok:
-            raise _error(answer)
-        found = []
-        for row in answer.json():
-            if "document" in row:
-                document = row["document"]
-                fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
-                found.append((document["name"].rsplit("/", 1)[1], document["updateTime"], fields))
-        return found
+        return self._find("invoice_id", invoice_id)
+
+    def entries_of_chat(self, chat_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """The entries whose text opened (or went into) chat `chat_id`."""
+        return self._find("chat_id", chat_id)
 
     def record_payment(self, key: str, version: str, payment: dict[str, Any]) -> bool:
         """Record a payment on entry `key` if it is still at `version`; False when another run
@@ -432,6 +442,99 @@ class Ledger:
         except LeaseLostError:
             return False
         return True
+
+    # --- what Linq tells us -------------------------------------------------------------------
+
+    def record_delivery(
+        self, key: str, part: str, delivered: bool, code: int | None, reason: str | None
+    ) -> bool | None:
+        """Record Linq's word on the `part` (text or link) of entry `key`: None when there is no
+        such entry, False when nothing changed (a delivery is final: a `failed` after it, which
+        Linq can send out of order, changes nothing), True when recorded."""
+        for _ in range(5):
+            found = self._read(key)
+            if found is None:
+                return None
+            fields, version = found
+            if (fields.get(f"{part}_delivery") or {}).get("status") == "delivered":
+                return False
+            status = {"status": "delivered" if delivered else "failed", "at": _now()}
+            if not delivered:
+                status.update(code=code, reason=reason)
+            try:
+                self._commit(key, {f"{part}_delivery": status}, {"updateTime": version})
+            except LeaseLostError:
+                continue  # written meanwhile (by the run itself, or another event): read again
+            return True
+        raise RetryableError(f"ledger entry {key} keeps changing; try again later")
+
+    def opted_out_at(self, phone: str) -> dt.datetime | None:
+        """When `phone` replied STOP, if it is on our own opt-out list now."""
+        found = self._read(phone, OPT_OUTS)
+        if found is None or not found[0].get("opted_out"):
+            return None
+        return found[0].get("changed_at")
+
+    def set_opt_out(
+        self, phone: str, opted_out: bool, at: dt.datetime, context: dict[str, Any]
+    ) -> bool:
+        """Put `phone` on our opt-out list, or take it off, as of its message sent `at`: a later
+        word wins whatever order the events arrive in. Returns whether the list changed."""
+        for _ in range(5):
+            found = self._read(phone, OPT_OUTS)
+            if found is not None:
+                fields, version = found
+                changed_at = fields.get("changed_at")
+                if bool(fields.get("opted_out")) == opted_out or (
+                    isinstance(changed_at, dt.datetime) and changed_at >= at
+                ):
+                    return False
+                precondition: dict[str, Any] = {"updateTime": version}
+            elif not opted_out:
+                return False
+            else:
+                precondition = {"exists": False}
+            values = {**context, "opted_out": opted_out, "changed_at": at, "updated_at": _now()}
+            try:
+                self._commit(phone, values, precondition, OPT_OUTS)
+            except LeaseLostError:
+                continue
+            return True
+        raise RetryableError("the opt-out list keeps changing; try again later")
+
+    def claim_event(self, webhook_id: str, stale: dt.timedelta) -> bool:
+        """Own Linq event `webhook_id` (True), unless it was handled already or is being handled
+        (False); a claim older than `stale` that never finished is taken over."""
+        now = _now()
+        values = {"claimed_at": now, "done": False, "expire_at": now + RETENTION}
+        try:
+            self._commit(webhook_id, values, {"exists": False}, LINQ_EVENTS)
+            return True
+        except LeaseLostError:
+            pass
+        found = self._read(webhook_id, LINQ_EVENTS)
+        if found is None:
+            return self.claim_event(webhook_id, stale)
+        fields, version = found
+        claimed_at = fields.get("claimed_at")
+        if fields.get("done") or (isinstance(claimed_at, dt.datetime) and claimed_at > now - stale):
+            return False
+        try:
+            self._commit(webhook_id, values, {"updateTime": version}, LINQ_EVENTS)
+        except LeaseLostError:
+            return False
+        return True
+
+    def finish_event(self, webhook_id: str) -> None:
+        self._commit(webhook_id, {"done": True}, {"exists": True}, LINQ_EVENTS)
+
+    def release_event(self, webhook_id: str) -> None:
+        """Forget a claim before a retry, so the redelivery handles the event at once."""
+        answer = self._call(
+            "DELETE", f"{self._documents}/{LINQ_EVENTS}/{quote(webhook_id, safe='')}"
+        )
+        if not answer.ok and answer.status_code != 404:
+            raise _error(answer)
 
     def release(self, lease: Lease) -> None:
         """End the lease now, so the redelivery (or another message) need not wait for it."""

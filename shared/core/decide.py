@@ -6,7 +6,8 @@ one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt, an open invoice, a live subscription, a link
-to send, a customer, a phone, the holdout group, the recipient's quiet hours. Which line it goes
+to send, a customer, a phone, our own opt-out list, the holdout group, the recipient's quiet
+hours. Which line it goes
 out from is the shell's choice (it may have to fall over to another line), recorded with the plan
 before the first send. Once a plan is recorded the decision is made: a retry or a takeover only
 checks that the invoice still wants paying, and sends what was planned.
@@ -63,6 +64,9 @@ class Facts:
     invoice: Invoice | None = None
     read_error: PermanentError | None = None
     entry: Entry = Entry()
+    # When the recipient replied STOP, if they are on our own opt-out list (looked up for the
+    # number `recipient` gives, or the recorded plan's).
+    opted_out_at: datetime | None = None
 
 
 class Rules(Protocol):
@@ -147,7 +151,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     if invoice is None:
         raise ValueError("decide needs the invoice once screen() lets the message through")
     if facts.entry.plan is not None:
-        return _resume(invoice, facts.entry)
+        return _resume(invoice, facts.entry, facts.opted_out_at)
     # A thin event names no attempt: the invoice's own count is the one the policy judges.
     if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
         return _not_in_policy(invoice.attempt_count, rules)
@@ -162,9 +166,11 @@ def decide(facts: Facts, rules: Rules) -> Decision:
         return Finish(skipped(Action.NO_PHONE, "customer was deleted"))
     if not customer.phone or not customer.phone.strip():
         return Finish(skipped(Action.NO_PHONE, "no phone on file"))
-    phone = to_e164(customer.phone, (customer.country, rules.default_region))
+    phone = recipient(invoice, rules)
     if phone is None:
         return Finish(skipped(Action.NO_PHONE, "phone on file is not a valid number"))
+    if facts.opted_out_at is not None:
+        return Finish(skipped(Action.OPTED_OUT, _replied_stop(facts.opted_out_at)))
     if in_holdout(invoice.id, rules.holdout_percent):
         return Finish(
             skipped(
@@ -176,6 +182,18 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     if (night := _night(phone, customer.country, facts.now, rules)) is not None:
         return night
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
+
+
+def recipient(invoice: Invoice, rules: Rules) -> str | None:
+    """The customer's number in E.164, or None when there is none that is valid."""
+    customer = invoice.customer
+    if customer.deleted or not customer.phone:
+        return None
+    return to_e164(customer.phone, (customer.country, rules.default_region))
+
+
+def _replied_stop(at: datetime) -> str:
+    return f"replied STOP on {at:%Y-%m-%d %H:%M} UTC (our own opt-out list)"
 
 
 def render_text(invoice: Invoice, rules: Rules) -> str:
@@ -244,16 +262,19 @@ def _closed(invoice: Invoice) -> Outcome | None:
     return None
 
 
-def _resume(invoice: Invoice, entry: Entry) -> Decision:
-    """A recorded plan is carried out as recorded, unless the invoice stopped wanting it."""
+def _resume(invoice: Invoice, entry: Entry, opted_out_at: datetime | None) -> Decision:
+    """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
+    recipient replied STOP since."""
     assert entry.plan is not None
     closed = _closed(invoice)
+    if closed is None and opted_out_at is not None:
+        closed = skipped(Action.OPTED_OUT, _replied_stop(opted_out_at))
     if closed is None:
         return Send(entry.plan, entry.chat_id)
     if entry.chat_id is None:
         return Finish(closed)
-    # The text went out before the invoice was paid (or its subscription ended): it counts as
-    # sent, and the link is not sent after the fact.
+    # The text went out before the invoice was paid (or its subscription ended, or the recipient
+    # said STOP): it counts as sent, and the link is not sent after the fact.
     return Finish(
         Outcome(Action.SENT, chat_id=entry.chat_id, reason=f"link not sent: {closed.reason}")
     )

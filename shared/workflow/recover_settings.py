@@ -31,7 +31,7 @@ from shared.workflow.settings import (
     TEMPLATE_VARIABLE,
     Reader,
     Settings,
-    http_url,
+    slack_url,
     stripe_api_key,
     stripe_key_mode,
 )
@@ -74,7 +74,6 @@ class RecoverSettings(Settings):
     @classmethod
     def read(cls, env: Reader) -> Self:
         brand = _brand(env)
-        slack = env.optional_secret("SLACK_WEBHOOK_URL")
         return cls(
             stripe_api_key=stripe_api_key(env),
             linq_api_key=env.secret("LINQ_API_KEY"),
@@ -88,14 +87,7 @@ class RecoverSettings(Settings):
             templates=_templates(env, brand),
             attempts=AttemptPolicy.parse(env.value("TEXT_ON_ATTEMPTS") or ALL),
             dry_run=env.flag("DRY_RUN"),
-            slack_webhook_url=None
-            if slack is None
-            else http_url(
-                "SLACK_WEBHOOK_URL",
-                slack,
-                "https://hooks.slack.com/services/T000/B000/XXXX",
-                secret=True,
-            ),
+            slack_webhook_url=slack_url(env),
             lease=_lease(env),
             quiet_hours=parse_quiet_hours(env.value("QUIET_HOURS") or DEFAULT_QUIET_HOURS),
             holdout_percent=_holdout(env),

@@ -20,7 +20,17 @@ from typing import TypeVar
 from shared.adapters.ledger import ACTIVE, DEFERRED, DONE, RELEASED, Held, Lease, Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.stripe_gateway import StripeGateway
-from shared.core.decide import Defer, Facts, Finish, Plan, Send, decide, screen
+from shared.core.decide import (
+    Defer,
+    Entry,
+    Facts,
+    Finish,
+    Plan,
+    Send,
+    decide,
+    recipient,
+    screen,
+)
 from shared.core.errors import (
     LeaseLostError,
     LineIneligibleError,
@@ -33,6 +43,7 @@ from shared.core.errors import (
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice
 from shared.core.log import WARNING, log
+from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, failed, rehearsed, sent, skipped
 from shared.core.sender import pick_sender
 from shared.workflow.recover_settings import RecoverSettings
@@ -150,8 +161,9 @@ class Recovery:
         owner = _Owner(self._ledger, self._pool, claim) if claim is not None else None
         try:
             entry = owner.lease.entry if owner is not None else facts.entry
-            decision = decide(replace(facts, entry=entry), self._settings)
-            outcome = self._execute(decision, job, attempt, owner)
+            facts = replace(facts, entry=entry, opted_out_at=self._opted_out(facts, entry))
+            decision = decide(facts, self._settings)
+            outcome = self._execute(decision, job, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
             key = owner.lease.key if owner is not None else job.invoice_id
             return Ignored(f"stopped: {exc.reason}; another run carries on", key)
@@ -160,6 +172,14 @@ class Recovery:
             raise
         customer_id = _customer_id(job, facts.invoice)
         return RunResult(job.invoice_id, customer_id, attempt, outcome)
+
+    def _opted_out(self, facts: Facts, entry: Entry) -> datetime | None:
+        """Our own STOP list, for the number this run would text: checked before any Linq call,
+        on every line and every Linq account."""
+        phone = entry.plan.to if entry.plan is not None else None
+        if phone is None and facts.invoice is not None:
+            phone = recipient(facts.invoice, self._settings)
+        return self._ledger.opted_out_at(phone) if phone is not None else None
 
     def _claim(self, job: FailedPayment, attempt: int, message_id: str, run: str) -> Lease | Held:
         return self._ledger.claim(
@@ -216,6 +236,7 @@ class Recovery:
         job: FailedPayment,
         attempt: int | None,
         owner: _Owner | None,
+        name: str | None = None,
     ) -> Outcome:
         if isinstance(decision, Finish):
             return owner.finish(decision.outcome) if owner is not None else decision.outcome
@@ -232,7 +253,7 @@ class Recovery:
         texted_now = chat_id is None
         if chat_id is None:
             try:
-                plan, chat_id = self._text(plan, keys["text"], owner)
+                plan, chat_id = self._text(plan, keys["text"], owner, name)
             except (OptedOutError, UnreachableError) as exc:
                 action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
                 prefix = "recipient opted out: " if action is Action.OPTED_OUT else ""
@@ -253,7 +274,7 @@ class Recovery:
             )
         return owner.finish(sent(chat_id))
 
-    def _text(self, plan: Plan, key: str, owner: _Owner) -> tuple[Plan, str]:
+    def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, str]:
         """Send the text from the planned line (a new plan picks one and records it first);
         returns the plan as sent and the chat."""
         recorded = plan.line is not None
@@ -266,7 +287,7 @@ class Recovery:
             planned = replace(plan, line=line)
             owner.alongside(
                 partial(self._check, plan.to, line),
-                None if recorded else partial(self._ledger.record_plan, owner.lease, planned),
+                None if recorded else partial(self._ledger.record_plan, owner.lease, planned, name),
             )
             try:
                 # Linq rejects a URL in the first message of a new chat (400, code 1005): the text
@@ -312,6 +333,7 @@ class Recovery:
     def _rehearse(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
         facts = self._facts(job)
+        facts = replace(facts, opted_out_at=self._opted_out(facts, facts.entry))
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
@@ -335,6 +357,13 @@ class Recovery:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _name(invoice: Invoice | None) -> str | None:
+    """The customer's first name, for the team's note when they answer; None without one."""
+    if invoice is None or not invoice.customer.name:
+        return None
+    return first_name(invoice.customer.name)
 
 
 def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:

@@ -8,6 +8,7 @@ table all take the names from `VARIABLES`; tests/test_settings.py fails when one
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping
@@ -23,9 +24,12 @@ INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 RELEASE = "release"
 # `./dev report`: reads the ledger from a checkout.
 REPORT = "report"
+# Listening to Linq: the HTTP intake (linq_webhook) and its subscriber (linq_event).
+LINQ_INTAKE, LINQ_EVENTS = "linq-intake", "linq-events"
 DEFAULT_STRIPE_API_BASE = "https://api.stripe.com"
 DEFAULT_LINQ_API_BASE = "https://api.linqapp.com/api/partner"
 DEFAULT_TOPIC = "stripe-payment-failed"
+DEFAULT_LINQ_EVENTS_TOPIC = "linq-events"
 DEFAULT_FIRESTORE_DATABASE = "dunning"
 DEFAULT_PHONE_REGION = "US"
 # The ledger lease must outlast a run (the function's timeout, 120 s in deploy.sh): a shorter one
@@ -72,7 +76,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
         "GOOGLE_CLOUD_PROJECT",
-        (INGEST, RECOVER, BACKFILL, RELEASE, REPORT),
+        (INGEST, RECOVER, BACKFILL, RELEASE, REPORT, LINQ_INTAKE, LINQ_EVENTS),
         "project of the topic (ingest, backfill) and of the send ledger (recover)",
         "required",
     ),
@@ -92,7 +96,7 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "FIRESTORE_DATABASE",
-        (RECOVER, RELEASE, REPORT),
+        (RECOVER, RELEASE, REPORT, LINQ_EVENTS),
         "Firestore database (native mode) holding the send ledger",
         f"`{DEFAULT_FIRESTORE_DATABASE}`",
     ),
@@ -175,8 +179,23 @@ VARIABLES: tuple[Variable, ...] = (
         f"`{DEFAULT_LEASE_SECONDS}`",
     ),
     Variable(
+        "LINQ_WEBHOOK_SECRET",
+        (LINQ_INTAKE,),
+        "`whsec_...` signing secret of the Linq webhook subscription (`./dev linq-webhook` stores "
+        "it in Secret Manager); until it is one, every Linq webhook is answered 503 without being "
+        "verified, and Linq retries it for about 30 minutes",
+        "required",
+        secret=True,
+    ),
+    Variable(
+        "LINQ_EVENTS_TOPIC",
+        (LINQ_INTAKE,),
+        "topic id verified Linq webhooks are published to",
+        f"`{DEFAULT_LINQ_EVENTS_TOPIC}`",
+    ),
+    Variable(
         "SLACK_WEBHOOK_URL",
-        (RECOVER,),
+        (RECOVER, LINQ_EVENTS),
         "Slack incoming webhook for an internal note per outcome (dry runs included); "
         "`https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
         "off",
@@ -184,14 +203,14 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "PUBSUB_EMULATOR_HOST",
-        (INGEST, BACKFILL, RELEASE),
+        (INGEST, BACKFILL, RELEASE, LINQ_INTAKE),
         "send the Pub/Sub client to the emulator (`./dev` and the tests set it)",
         "unset",
         local=True,
     ),
     Variable(
         "FIRESTORE_EMULATOR_HOST",
-        (RECOVER, RELEASE, REPORT),
+        (RECOVER, RELEASE, REPORT, LINQ_EVENTS),
         "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
         "unset",
         local=True,
@@ -234,6 +253,7 @@ _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 _SIGNING_SECRET = re.compile(r"whsec_[A-Za-z0-9]{24,}")
 # Words of the stand-ins operators type while the endpoint does not exist yet.
 _PLACEHOLDER_WORDS = ("pending", "placeholder", "notset", "notyet", "changeme", "example", "dummy")
+_SLACK_EXAMPLE = "https://hooks.slack.com/services/T000/B000/XXXX"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
 
@@ -301,6 +321,14 @@ def http_url(name: str, value: str, example: str, *, secret: bool = False) -> st
     return value
 
 
+def slack_url(env: Reader) -> str | None:
+    """SLACK_WEBHOOK_URL (a secret: never echoed in an error), or None when unset."""
+    slack = env.optional_secret("SLACK_WEBHOOK_URL")
+    return (
+        None if slack is None else http_url("SLACK_WEBHOOK_URL", slack, _SLACK_EXAMPLE, secret=True)
+    )
+
+
 def stripe_key_mode(key: str) -> str:
     """`test` or `live`, from the key's prefix."""
     return "live" if "_live_" in key[:8] else "test"
@@ -330,10 +358,10 @@ def stripe_api_key(env: Reader) -> str:
     return key
 
 
-def _topic(env: Reader) -> str:
-    topic = env.value("PUBSUB_TOPIC") or DEFAULT_TOPIC
+def _topic(env: Reader, name: str = "PUBSUB_TOPIC", default: str = DEFAULT_TOPIC) -> str:
+    topic = env.value(name) or default
     if not _TOPIC.match(topic):
-        raise ConfigError(f"PUBSUB_TOPIC must be a Pub/Sub topic id (not a path), got {topic!r}")
+        raise ConfigError(f"{name} must be a Pub/Sub topic id (not a path), got {topic!r}")
     return topic
 
 
@@ -427,4 +455,56 @@ class ReportSettings(Settings):
         return cls(
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
+        )
+
+
+def linq_signing_secret_problem(secret: str) -> str | None:
+    """What keeps `secret` from being a Standard Webhooks signing secret (whsec_ and the base64
+    of at least 24 random bytes), without quoting it; None when it is one."""
+    if not secret.startswith("whsec_"):
+        return "it does not start with whsec_"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_") + "==", validate=False)
+    except ValueError:
+        return "after whsec_ it is not base64"
+    return None if len(key) >= 24 else "it is too short to be a signing secret (a placeholder?)"
+
+
+@dataclass(frozen=True)
+class LinqIntakeSettings(Settings):
+    """What the Linq intake needs: the subscription's signing secret and where to publish. While
+    LINQ_WEBHOOK_SECRET is no signing secret yet, `webhook_secret` is None and `not_set_up`
+    says why: every webhook is answered 503 (Linq retries) and nothing is verified."""
+
+    webhook_secret: str | None
+    not_set_up: str | None
+    project: str
+    topic: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        secret = env.secret("LINQ_WEBHOOK_SECRET")
+        problem = linq_signing_secret_problem(secret)
+        return cls(
+            webhook_secret=None if problem else secret,
+            not_set_up=problem,
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            topic=_topic(env, "LINQ_EVENTS_TOPIC", DEFAULT_LINQ_EVENTS_TOPIC),
+        )
+
+
+@dataclass(frozen=True)
+class LinqEventSettings(Settings):
+    """What the Linq event subscriber needs: the ledger, and the team's Slack."""
+
+    project: str
+    firestore_database: str
+    slack_webhook_url: str | None
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
+            slack_webhook_url=slack_url(env),
         )
