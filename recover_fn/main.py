@@ -1,9 +1,11 @@
 """Pub/Sub entry points: recover one failed payment and log its one result line; release the
-payments deferred for quiet hours whose morning has come."""
+payments deferred for quiet hours whose morning has come; act on what Linq tells us."""
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,17 +23,19 @@ from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
 from shared.core.money import format_amount
 from shared.core.outcome import Action, log_recovery, log_result
+from shared.workflow.linq_events import handle
 from shared.workflow.recover_settings import RecoverSettings
 from shared.workflow.recovered import attribute_payment
 from shared.workflow.recovery import Ignored, Recovery, RunResult
 from shared.workflow.release import Sweep
-from shared.workflow.settings import ReleaseSettings
+from shared.workflow.settings import LinqEventSettings, ReleaseSettings
 
 
 @dataclass(frozen=True)
 class _Instance:
     recovery: Recovery
     ledger: Ledger
+    linq: LinqClient
     slack: SlackNotifier
 
 
@@ -39,13 +43,10 @@ class _Instance:
 def _instance() -> _Instance:
     settings = RecoverSettings.from_env()
     ledger = Ledger(settings.project, settings.firestore_database, settings.lease)
-    recovery = Recovery(
-        settings,
-        StripeGateway(settings.stripe_api_key, settings.stripe_api_base),
-        LinqClient(settings.linq_api_key, settings.linq_api_base),
-        ledger,
-    )
-    return _Instance(recovery, ledger, SlackNotifier(settings.slack_webhook_url))
+    linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
+    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    recovery = Recovery(settings, stripe, linq, ledger)
+    return _Instance(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
 
 
 def _note(result: RunResult, released: bool) -> str:
@@ -180,3 +181,53 @@ def release_deferred(cloud_event: CloudEvent) -> None:
         released_again=done.released_again,
         taken_by_another_sweep=done.skipped,
     )
+
+
+@functools.cache
+def _listener() -> tuple[Ledger, SlackNotifier]:
+    settings = LinqEventSettings.from_env()
+    ledger = Ledger(settings.project, settings.firestore_database)
+    return ledger, SlackNotifier(settings.slack_webhook_url)
+
+
+def _forget_lines() -> None:
+    """Drop the line list cached on this instance, if it has recovered anything yet."""
+    if _instance.cache_info().currsize:
+        _instance().linq.forget_lines()
+
+
+@functions_framework.cloud_event
+def linq_event(cloud_event: CloudEvent) -> None:
+    """One Linq webhook event (queued by linq_webhook): one line, and a note when the team
+    should know (a reply, a STOP, a line getting worse)."""
+    message = (
+        (cloud_event.data or {}).get("message") if isinstance(cloud_event.data, dict) else None
+    )
+    try:
+        if not isinstance(message, dict):
+            raise MalformedMessageError("not a Pub/Sub message")
+        webhook_id = (message.get("attributes") or {}).get("webhook_id")
+        event = json.loads(base64.b64decode(message.get("data") or "", validate=True))
+        if not webhook_id or not isinstance(event, dict):
+            raise MalformedMessageError("no webhook_id, or data is not a JSON object")
+    except (MalformedMessageError, ValueError, TypeError) as exc:
+        log(
+            ERROR,
+            f"malformed Linq event dropped: {type(exc).__name__}",
+            message_id=cloud_event["id"],
+        )
+        return
+    where = {"webhook_id": webhook_id, "event_type": event.get("event_type")}
+    try:
+        ledger, slack = _listener()
+    except ConfigError as exc:
+        log(ERROR, f"configuration error: {exc}", **where)
+        raise
+    try:
+        said = handle(ledger, webhook_id, event, _forget_lines, datetime.now(UTC))
+    except RetryableError as exc:
+        log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
+        raise RetryableError(exc.reason) from None
+    log(said.severity, said.message, **where, **said.fields)
+    if said.note is not None:
+        slack.notify(said.note)

@@ -108,6 +108,12 @@ def test_action_vocabulary_is_closed():
         "skipped:holdout",
         "deferred:quiet_hours",
         "recovered",
+        "delivered",
+        "delivery_failed",
+        "reply_received",
+        "opt_out_recorded",
+        "opt_out_lifted",
+        "line_health",
         "failed",
         "dry_run",
     }

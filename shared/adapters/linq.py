@@ -113,6 +113,11 @@ class LinqClient:
                 self._lines_read_at = time.monotonic()
             return self._lines
 
+    def forget_lines(self) -> None:
+        """Read the line list afresh next time (Linq said a line's status changed)."""
+        with self._lines_lock:
+            self._lines = None
+
     def check_imessage(self, address: str, sender: str) -> Capability:
         """Which service would carry a text to `address` from `sender`."""
         try:

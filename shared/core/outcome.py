@@ -25,6 +25,13 @@ class Action(enum.StrEnum):
     DEFERRED = "deferred:quiet_hours"
     # Not an end of a failed payment but a later fact about it: the invoice was paid.
     RECOVERED = "recovered"
+    # What Linq told us afterwards (the linq_event subscriber's lines).
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    REPLY_RECEIVED = "reply_received"
+    OPT_OUT_RECORDED = "opt_out_recorded"
+    OPT_OUT_LIFTED = "opt_out_lifted"
+    LINE_HEALTH = "line_health"
     FAILED = "failed"
     DRY_RUN = "dry_run"
 
@@ -43,6 +50,12 @@ _MESSAGES = {
     Action.HOLDOUT: "skipped: holdout group",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
     Action.RECOVERED: "recovered",
+    Action.DELIVERED: "delivered",
+    Action.DELIVERY_FAILED: "delivery failed",
+    Action.REPLY_RECEIVED: "reply received",
+    Action.OPT_OUT_RECORDED: "replied STOP: on our own opt-out list",
+    Action.OPT_OUT_LIFTED: "wrote again: off our own opt-out list",
+    Action.LINE_HEALTH: "sending line worse",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",
 }

@@ -358,7 +358,7 @@ def stripe_api_key(env: Reader) -> str:
     return key
 
 
-def _topic(env: Reader, name: str = "PUBSUB_TOPIC", default: str = DEFAULT_TOPIC) -> str:
+def _topic(env: Reader, name: str, default: str) -> str:
     topic = env.value(name) or default
     if not _TOPIC.match(topic):
         raise ConfigError(f"{name} must be a Pub/Sub topic id (not a path), got {topic!r}")
@@ -402,7 +402,7 @@ class IngestSettings(Settings):
         return cls(
             webhook_secret=None if problem else webhook_secret,
             not_set_up=problem,
-            topic=_topic(env),
+            topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
             project=env.required("GOOGLE_CLOUD_PROJECT"),
         )
 
@@ -422,7 +422,7 @@ class BackfillSettings(Settings):
             stripe_api_key=stripe_api_key(env),
             stripe_api_base=env.base_url("STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE),
             project=env.required("GOOGLE_CLOUD_PROJECT"),
-            topic=_topic(env),
+            topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
         )
 
 
@@ -439,7 +439,7 @@ class ReleaseSettings(Settings):
         return cls(
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             firestore_database=env.value("FIRESTORE_DATABASE") or DEFAULT_FIRESTORE_DATABASE,
-            topic=_topic(env),
+            topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
         )
 
 

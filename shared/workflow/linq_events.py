@@ -1,0 +1,140 @@
+"""What the product does with what Linq tells it: delivery, replies, STOP, line health.
+
+One event, one line: `handle` returns it (and the team's Slack note, if any) for the entry point
+to write. Each webhook id is acted on once (the ledger records the ids handled); a retryable
+failure forgets the claim first, so the redelivery acts on it at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.adapters.ledger import Ledger
+from shared.core.linq_events import Delivery, LineChange, Reply, is_opt_out, read_event
+from shared.core.log import INFO, WARNING, mask_phone
+from shared.core.outcome import Action
+
+# The note quotes at most this much of a reply: enough to act on, short enough for a channel.
+MAX_QUOTE = 300
+# A claim on an event this old that never finished (its run died) is taken over.
+STALE_CLAIM = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Said:
+    """The one line an event gets, and the note for the team when there is one."""
+
+    severity: str
+    message: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+
+def handle(
+    ledger: Ledger,
+    webhook_id: str,
+    event: Mapping[str, Any],
+    forget_lines: Callable[[], None],
+    now: dt.datetime,
+) -> Said:
+    """Act on one Linq event; raises RetryableError when a retry may succeed."""
+    if not ledger.claim_event(webhook_id, STALE_CLAIM):
+        return Said(INFO, "duplicate Linq event ignored")
+    try:
+        said = _act(ledger, event, forget_lines, now)
+    except BaseException:
+        ledger.release_event(webhook_id)
+        raise
+    ledger.finish_event(webhook_id)
+    return said
+
+
+def _act(
+    ledger: Ledger, event: Mapping[str, Any], forget_lines: Callable[[], None], now: dt.datetime
+) -> Said:
+    fact = read_event(event)
+    if isinstance(fact, Delivery):
+        return _delivery(ledger, fact)
+    if isinstance(fact, Reply):
+        return _reply(ledger, fact, now)
+    if isinstance(fact, LineChange):
+        return _line(fact, forget_lines)
+    return Said(INFO, f"ignored: Linq event {event.get('event_type')!r} is not acted upon")
+
+
+def _delivery(ledger: Ledger, fact: Delivery) -> Said:
+    if fact.entry is None or fact.part is None:
+        return Said(INFO, "ignored: a message the product did not send (no key of ours)")
+    recorded = ledger.record_delivery(fact.entry, fact.part, fact.delivered, fact.code, fact.reason)
+    invoice_id, attempt = fact.entry.rsplit("-", 1)
+    where = {"invoice_id": invoice_id, "attempt": int(attempt), "part": fact.part}
+    if recorded is None:
+        return Said(INFO, "ignored: no ledger entry for the message's key", where)
+    if not recorded:
+        return Said(INFO, "ignored: delivered already (a delivery is final)", where)
+    if fact.delivered:
+        return Said(INFO, "delivered", {**where, "action": Action.DELIVERED.value})
+    failure = {"code": fact.code, "reason": fact.reason, "action": Action.DELIVERY_FAILED.value}
+    return Said(WARNING, "delivery failed", {**where, **failure})
+
+
+def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
+    if fact.history_or_group:
+        return Said(INFO, "ignored: reconciled history or a group chat", {"chat_id": fact.chat_id})
+    if fact.sender is None:
+        return Said(INFO, "ignored: a message without a sender")
+    sent_at = fact.sent_at or now
+    entries = ledger.entries_of_chat(fact.chat_id) if fact.chat_id else []
+    latest = max(entries, key=lambda e: e[2].get("created_at") or now, default=None)
+    ours = latest[2] if latest is not None else {}
+    where = {
+        "invoice_id": ours.get("invoice_id"),
+        "customer_id": ours.get("customer_id"),
+        "chat_id": fact.chat_id,
+    }
+    name = ours.get("first_name") or "the customer"
+    who = f"{name} ({ours.get('customer_id')}, invoice {ours.get('invoice_id')})"
+    if is_opt_out(fact.text):
+        if latest is None:
+            return Said(INFO, "ignored: STOP on a chat the product did not open", where)
+        context = {"chat_id": fact.chat_id, **{k: v for k, v in where.items() if k != "chat_id"}}
+        changed = ledger.set_opt_out(fact.sender, True, sent_at, context)
+        action = Action.OPT_OUT_RECORDED.value
+        note = (
+            f"{who} replied STOP: no more texts to {mask_phone(fact.sender)}" if changed else None
+        )
+        return Said(INFO, "replied STOP", {**where, "action": action, "changed": changed}, note)
+    # Any other word from the person lifts the STOP, as Linq does: no START needed.
+    lifted = ledger.set_opt_out(fact.sender, False, sent_at, {"chat_id": fact.chat_id})
+    if latest is None:
+        if lifted:
+            return Said(
+                INFO, "wrote again: off our opt-out list", {"action": Action.OPT_OUT_LIFTED.value}
+            )
+        return Said(INFO, "ignored: a reply on a chat the product did not open")
+    quote = fact.text if len(fact.text) <= MAX_QUOTE else fact.text[: MAX_QUOTE - 1] + "…"
+    fields = {
+        **where,
+        "action": Action.REPLY_RECEIVED.value,
+        "length": len(fact.text),
+        "opt_out_lifted": lifted,
+    }
+    # The text goes to the team only, never to a log line.
+    return Said(INFO, "reply received", fields, f'Reply from {who}: "{quote}"')
+
+
+def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
+    change = (
+        f"status {fact.status[0]} → {fact.status[1]}, reputation {fact.reputation[0]} → "
+        f"{fact.reputation[1]}"
+    )
+    where = {"line": fact.line, "change": change}
+    if not fact.worrying:
+        return Said(INFO, "sending line updated", where)
+    # This instance picks lines afresh; CRITICAL lines are never chosen, FLAGGED ones refuse.
+    forget_lines()
+    note = f"Linq line {mask_phone(fact.line)} got worse: {change}"
+    return Said(WARNING, "sending line worse", {**where, "action": Action.LINE_HEALTH.value}, note)
