@@ -41,7 +41,8 @@ def test_every_variable_the_code_reads_is_in_the_list_and_every_listed_one_is_re
         text = source.read_text()
         read |= set(
             re.findall(
-                r'(?:env\.(?:value|raw|required|secret|optional_secret|flag|base_url)\(|_topic\(env, )"([A-Z_]+)"',
+                r"(?:env\.(?:value|raw|required|secret|optional_secret|flag|base_url)\("
+                r'|_topic\(env, )"([A-Z_]+)"',
                 text,
             )
         )
