@@ -89,6 +89,11 @@ class FirestoreEmulator(Emulator):
             f"--port={port}",
         ]
 
+    def clear(self, project: str = DEFAULT_PROJECT, database: str = "(default)") -> None:
+        """Delete every document of one database (the emulator's own endpoint)."""
+        path = f"/emulator/v1/projects/{project}/databases/{database}/documents"
+        self._http.delete(self.url + path, timeout=10).raise_for_status()
+
 
 class PubSubEmulator(Emulator):
     """The Pub/Sub emulator, with the admin calls the stack and tests need."""

@@ -6,19 +6,24 @@ import base64
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import functions_framework
 import pytest
+import standardwebhooks
 import stripe
 
 from shared.core.event import FailedPayment
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import FirestoreEmulator, PubSubEmulator
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
+# A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
+LINQ_SECRET = "whsec_" + base64.b64encode(b"linq-harness-signing-secret-0001").decode()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
 
@@ -56,6 +61,11 @@ class Pipeline:
         self.subscription = f"{self.topic}-pull"
         emulator.create_topic(self.topic)
         emulator.create_subscription(self.subscription, self.topic)
+        # The ledger starts empty: our own opt-out list is keyed by phone, which tests share.
+        firestore.clear(emulator.project, DEFAULT_FIRESTORE_DATABASE)
+        self.linq_topic = f"{self.topic}-linq"
+        emulator.create_topic(self.linq_topic)
+        emulator.create_subscription(f"{self.linq_topic}-pull", self.linq_topic)
         self.env = {
             "STRIPE_API_KEY": STRIPE_TEST_KEY,
             "STRIPE_API_BASE": stripe_api.url,
@@ -66,6 +76,8 @@ class Pipeline:
             "PUBSUB_TOPIC": self.topic,
             "PUBSUB_EMULATOR_HOST": emulator.host,
             "FIRESTORE_EMULATOR_HOST": firestore.host,
+            "LINQ_WEBHOOK_SECRET": LINQ_SECRET,
+            "LINQ_EVENTS_TOPIC": self.linq_topic,
             # Quiet hours are tested on purpose (tests/test_quiet_hours_flow.py); elsewhere a test
             # run at night in California must not defer.
             "QUIET_HOURS": "off",
@@ -74,6 +86,7 @@ class Pipeline:
         self._ingest: Any = None
         self._recover: Any = None
         self._release: Any = None
+        self._apps: dict[str, Any] = {}
 
     # --- scenario -------------------------------------------------------------------------
 
@@ -81,6 +94,7 @@ class Pipeline:
         """Change environment variables before the functions first serve (None unsets)."""
         self.env.update(env)
         self._ingest = self._recover = self._release = None
+        self._apps = {}
 
     def customer_with_invoice(
         self, customer: dict[str, Any] | None = None, **invoice: Any
@@ -112,6 +126,56 @@ class Pipeline:
         if self._recover is None:
             self._recover = self._app("recover_fn/main.py", "recover_payment", "cloudevent")
         return self._recover
+
+    def app(self, source: str, target: str, signature: str) -> Any:
+        """A test client of one entry point, built once per configuration."""
+        if target not in self._apps:
+            self._apps[target] = self._app(source, target, signature)
+        return self._apps[target]
+
+    def post_linq(
+        self,
+        event: dict[str, Any],
+        *,
+        secret: str = LINQ_SECRET,
+        webhook_id: str | None = None,
+        timestamp: int | None = None,
+    ) -> Any:
+        """A Linq webhook, signed as Linq signs (Standard Webhooks), to the Linq intake."""
+        body = json.dumps(event)
+        webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
+        stamp = timestamp or int(time.time())
+        key = base64.b64decode(secret.removeprefix("whsec_"))
+        signature = standardwebhooks.Webhook(key).sign(
+            webhook_id, datetime.fromtimestamp(stamp, UTC), body
+        )
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": signature,
+            "Content-Type": "application/json",
+        }
+        intake = self.app("ingest_fn/main.py", "linq_webhook", "http")
+        return intake.post("/", data=body, headers=headers)
+
+    def hear(self, event: dict[str, Any], **signing: Any) -> list[dict[str, Any]]:
+        """A Linq event through the intake and the subscriber; every log line of both."""
+        self.capsys.readouterr()
+        answer = self.post_linq(event, **signing)
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        subscriber = self.app("recover_fn/main.py", "linq_event", "cloudevent")
+        for message in self.emulator.pull(f"{self.linq_topic}-pull"):
+            subscriber.post(
+                "/",
+                headers={
+                    "ce-id": message["messageId"],
+                    "ce-specversion": "1.0",
+                    "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+                    "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/linq",
+                },
+                json={"message": message},
+            )
+        return log_lines(self.capsys.readouterr().out)
 
     def sweep(self) -> Any:
         """Run the release function once, as Cloud Scheduler's tick through its topic would."""

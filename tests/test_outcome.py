@@ -114,6 +114,7 @@ def test_action_vocabulary_is_closed():
         "opt_out_recorded",
         "opt_out_lifted",
         "line_health",
+        "ignored",
         "failed",
         "dry_run",
     }

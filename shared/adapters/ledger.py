@@ -24,6 +24,7 @@ Entries written by the previous version (`claimed`, `retrying`) read as `done` a
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -94,6 +95,12 @@ class Due:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _event_key(webhook_id: str) -> str:
+    """A Linq event's document id: the sender's webhook id may hold `/` or any printable ASCII,
+    which a Firestore document id cannot, so the id is hashed (and kept as a field)."""
+    return "wh-" + hashlib.sha256(webhook_id.encode()).hexdigest()
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -188,11 +195,17 @@ class Ledger:
                 f"Firestore unreachable: {type(exc).__name__}", vendor="firestore"
             ) from exc
 
-    def _commit(self, key: str, values: dict[str, Any], precondition: dict[str, Any]) -> str:
-        """Write `values` into the entry if `precondition` holds; returns the new version."""
+    def _commit(
+        self,
+        key: str,
+        values: dict[str, Any],
+        precondition: dict[str, Any],
+        collection: str = COLLECTION,
+    ) -> str:
+        """Write `values` into the document if `precondition` holds; returns the new version."""
         write = {
             "update": {
-                "name": self._name(key),
+                "name": self._name(key, collection),
                 "fields": {k: _encode(v) for k, v in values.items()},
             },
             "updateMask": {"fieldPaths": sorted(values)},
@@ -505,34 +518,39 @@ class Ledger:
     def claim_event(self, webhook_id: str, stale: dt.timedelta) -> bool:
         """Own Linq event `webhook_id` (True), unless it was handled already or is being handled
         (False); a claim older than `stale` that never finished is taken over."""
-        now = _now()
-        values = {"claimed_at": now, "done": False, "expire_at": now + RETENTION}
-        try:
-            self._commit(webhook_id, values, {"exists": False}, LINQ_EVENTS)
+        key = _event_key(webhook_id)
+        for _ in range(5):
+            now = _now()
+            values = {
+                "webhook_id": webhook_id,
+                "claimed_at": now,
+                "done": False,
+                "expire_at": now + RETENTION,
+            }
+            found = self._read(key, LINQ_EVENTS)
+            if found is None:
+                precondition: dict[str, Any] = {"exists": False}
+            else:
+                fields, version = found
+                claimed_at = fields.get("claimed_at")
+                if fields.get("done") or (
+                    isinstance(claimed_at, dt.datetime) and claimed_at > now - stale
+                ):
+                    return False
+                precondition = {"updateTime": version}
+            try:
+                self._commit(key, values, precondition, LINQ_EVENTS)
+            except LeaseLostError:
+                continue  # claimed (or finished) meanwhile: look again
             return True
-        except LeaseLostError:
-            pass
-        found = self._read(webhook_id, LINQ_EVENTS)
-        if found is None:
-            return self.claim_event(webhook_id, stale)
-        fields, version = found
-        claimed_at = fields.get("claimed_at")
-        if fields.get("done") or (isinstance(claimed_at, dt.datetime) and claimed_at > now - stale):
-            return False
-        try:
-            self._commit(webhook_id, values, {"updateTime": version}, LINQ_EVENTS)
-        except LeaseLostError:
-            return False
-        return True
+        raise RetryableError(f"Linq event {webhook_id} keeps changing hands; try again later")
 
     def finish_event(self, webhook_id: str) -> None:
-        self._commit(webhook_id, {"done": True}, {"exists": True}, LINQ_EVENTS)
+        self._commit(_event_key(webhook_id), {"done": True}, {"exists": True}, LINQ_EVENTS)
 
     def release_event(self, webhook_id: str) -> None:
         """Forget a claim before a retry, so the redelivery handles the event at once."""
-        answer = self._call(
-            "DELETE", f"{self._documents}/{LINQ_EVENTS}/{quote(webhook_id, safe='')}"
-        )
+        answer = self._call("DELETE", f"{self._documents}/{LINQ_EVENTS}/{_event_key(webhook_id)}")
         if not answer.ok and answer.status_code != 404:
             raise _error(answer)
 

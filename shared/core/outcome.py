@@ -32,6 +32,8 @@ class Action(enum.StrEnum):
     OPT_OUT_RECORDED = "opt_out_recorded"
     OPT_OUT_LIFTED = "opt_out_lifted"
     LINE_HEALTH = "line_health"
+    # A Linq event with nothing to act on (a duplicate, history, a message we did not send).
+    IGNORED = "ignored"
     FAILED = "failed"
     DRY_RUN = "dry_run"
 
@@ -56,6 +58,7 @@ _MESSAGES = {
     Action.OPT_OUT_RECORDED: "replied STOP: on our own opt-out list",
     Action.OPT_OUT_LIFTED: "wrote again: off our own opt-out list",
     Action.LINE_HEALTH: "sending line worse",
+    Action.IGNORED: "ignored",
     Action.FAILED: "failed",
     Action.DRY_RUN: "dry run",
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.adapters.ledger import Ledger
@@ -42,13 +42,16 @@ def handle(
 ) -> Said:
     """Act on one Linq event; raises RetryableError when a retry may succeed."""
     if not ledger.claim_event(webhook_id, STALE_CLAIM):
-        return Said(INFO, "duplicate Linq event ignored")
-    try:
-        said = _act(ledger, event, forget_lines, now)
-    except BaseException:
-        ledger.release_event(webhook_id)
-        raise
-    ledger.finish_event(webhook_id)
+        said = Said(INFO, "duplicate Linq event ignored")
+    else:
+        try:
+            said = _act(ledger, event, forget_lines, now)
+        except BaseException:
+            ledger.release_event(webhook_id)
+            raise
+        ledger.finish_event(webhook_id)
+    if "action" not in said.fields:
+        said = replace(said, fields={**said.fields, "action": Action.IGNORED.value})
     return said
 
 
@@ -133,7 +136,7 @@ def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
     )
     where = {"line": fact.line, "change": change}
     if not fact.worrying:
-        return Said(INFO, "sending line updated", where)
+        return Said(INFO, "sending line updated", {**where, "action": Action.LINE_HEALTH.value})
     # This instance picks lines afresh; CRITICAL lines are never chosen, FLAGGED ones refuse.
     forget_lines()
     note = f"Linq line {mask_phone(fact.line)} got worse: {change}"
