@@ -3,9 +3,11 @@ and the webhooks Linq sends about them."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 from werkzeug.exceptions import BadRequest
@@ -210,6 +213,9 @@ class LinqStandin(StandinServer):
         self.route("POST", "/v3/capability/check_imessage", self._check_imessage)
         self.route("POST", "/v3/chats", self._idempotent(self._create_chat))
         self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
+        self.route("POST", "/v3/webhook-subscriptions", self._create_subscription)
+        self.route("GET", "/v3/webhook-subscriptions", self._list_subscriptions)
+        self.route("DELETE", "/v3/webhook-subscriptions/<id>", self._delete_subscription)
         self.api.before_request(self._authenticate)
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
         self.api.register_error_handler(
@@ -641,3 +647,34 @@ class LinqStandin(StandinServer):
         self._chats[chat.id] = chat
         self._chat_keys[(chat.sender, frozenset(recipients))] = chat.id
         return chat
+
+    def _create_subscription(self) -> Reply:
+        body = self._json_object()
+        target_url = _field(body, "target_url", str)
+        events = _field(body, "subscribed_events", list)
+        phone_numbers = _field(body, "phone_numbers", list, required=False) or []
+        unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+        if unknown:
+            raise LinqApiError(400, 1005, f"Unknown event types: {unknown}")
+        for index, number in enumerate(phone_numbers):
+            _check_address(number, f"phone_numbers[{index}]")
+        url = urlsplit(target_url)
+        # Linq requires HTTPS; plain http is let through to this machine, where tests listen.
+        loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost")
+        if not ((url.scheme == "https" and url.hostname) or loopback):
+            raise LinqApiError(400, 1005, "target_url must be an HTTPS URL")
+        # Linq allows each target_url once per account; its code for it is undocumented.
+        if any(s["target_url"] == target_url for s, _ in self._subscriptions.values()):
+            raise LinqApiError(409, 1005, f"target_url {target_url} already has a subscription")
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        subscription = self._subscribe(target_url, events, phone_numbers, secret)
+        # The only answer that ever carries the signing secret.
+        return {**subscription, "signing_secret": secret}, 201, {}
+
+    def _list_subscriptions(self) -> dict[str, Any]:
+        return {"subscriptions": copy.deepcopy([s for s, _ in self._subscriptions.values()])}
+
+    def _delete_subscription(self, id: str) -> Reply:
+        if self._subscriptions.pop(id, None) is None:
+            raise LinqApiError(404, 1000, f"Webhook subscription {id} not found")
+        return "", 204, {}

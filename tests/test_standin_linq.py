@@ -16,7 +16,7 @@ from werkzeug.wrappers import Request, Response
 from standins import builders
 from standins.client import StandinClient
 from standins.linkrule import contains_url
-from standins.linq_api import LINQ_TOKEN, LinqStandin, is_opt_out
+from standins.linq_api import LINQ_TOKEN, WEBHOOK_EVENTS, LinqStandin, is_opt_out
 from standins.serving import Server
 from standins.webhooks import RETRY_BACKOFF_S, sign
 
@@ -680,6 +680,76 @@ def test_an_unreachable_endpoint_is_tried_a_few_times_then_given_up(server, api)
         lambda: len(server.webhooks()) == len(RETRY_BACKOFF_S) + 1 and server.webhooks()
     )
     assert all(a["status"] is None and "ConnectionError" in a["error"] for a in attempts)
+
+
+def subscribe(api, server, target_url: str, **extra) -> requests.Response:
+    body = {"target_url": target_url, "subscribed_events": list(WEBHOOK_EVENTS), **extra}
+    return post(api, server, "/v3/webhook-subscriptions", body)
+
+
+def test_subscription_shows_its_secret_once_and_receives_signed_events(server, receiver, api):
+    created = subscribe(api, server, receiver.url)
+    subscription = created.json()
+    secret = subscription.pop("signing_secret")
+    assert created.status_code == 201
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", secret)
+    assert subscription["target_url"] == receiver.url
+    listed = api.get(f"{server.url}/v3/webhook-subscriptions", timeout=5).json()
+    assert listed == {"subscriptions": [subscription]}
+    assert secret not in json.dumps(listed)
+    create_chat(api, server)
+    receiver.events(1)
+    request = receiver.requests[0]
+    headers = request["headers"]
+    expected = sign(
+        secret, headers["webhook-id"], int(headers["webhook-timestamp"]), request["body"]
+    )
+    assert headers["webhook-signature"] == expected
+
+
+def test_a_target_url_takes_one_subscription(server, receiver, api):
+    subscribe(api, server, receiver.url)
+    assert error_code(subscribe(api, server, receiver.url)) == (409, 1005)
+
+
+@pytest.mark.parametrize(
+    ("target_url", "extra", "code"),
+    [
+        ("http://hooks.example.com/linq", {}, 1005),
+        ("https://hooks.example.com/linq", {"subscribed_events": ["message.exploded"]}, 1005),
+        ("https://hooks.example.com/linq", {"phone_numbers": ["555"]}, 1002),
+        ("", {}, 1001),
+    ],
+    ids=["plain-http", "unknown-event", "bad-number", "no-url"],
+)
+def test_subscription_requests_are_checked(server, api, target_url, extra, code):
+    assert error_code(subscribe(api, server, target_url, **extra)) == (400, code)
+
+
+def test_subscription_events_and_lines_filter_what_is_sent(server, receiver, api):
+    subscribe(
+        api,
+        server,
+        receiver.url,
+        subscribed_events=["phone_number.status_updated"],
+        phone_numbers=[OTHER_LINE],
+    )
+    create_chat(api, server)
+    server.set_line_status(LINE, status="FLAGGED")
+    server.set_line_status(OTHER_LINE, status="FLAGGED")
+    [event] = receiver.events(1)
+    assert event["data"]["phone_number"] == OTHER_LINE
+    assert len(receiver.requests) == 1
+
+
+def test_a_deleted_subscription_receives_nothing(server, receiver, api):
+    subscription = subscribe(api, server, receiver.url).json()
+    path = f"{server.url}/v3/webhook-subscriptions/{subscription['id']}"
+    assert api.delete(path, timeout=5).status_code == 204
+    assert error_code(api.delete(path, timeout=5)) == (404, 1000)
+    assert api.get(f"{server.url}/v3/webhook-subscriptions", timeout=5).json() == {
+        "subscriptions": []
+    }
 
 
 def test_the_control_client_drives_webhooks(hooked, receiver, api):
