@@ -42,8 +42,20 @@ class StandinClient:
     def messages(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "messages"))
 
-    def inbound(self, sender: str, text: str) -> bool:
-        return bool(self._call("POST", "inbound", {"from": sender, "text": text})["opted_out"])
+    def inbound(
+        self, sender: str, text: str, *, chat_id: str | None = None, reconciled: bool = False
+    ) -> bool:
+        body = {"from": sender, "text": text, "chat_id": chat_id, "reconciled": reconciled}
+        return bool(self._call("POST", "inbound", body)["opted_out"])
+
+    def set_line_status(
+        self, phone_number: str, status: str | None = None, reputation: str | None = None
+    ) -> dict[str, Any]:
+        body = {"phone_number": phone_number, "status": status, "reputation": reputation}
+        return dict(self._call("POST", "line_status", body))
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "webhooks"))
 
     # Stripe only
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:

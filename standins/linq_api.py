@@ -1,17 +1,21 @@
-"""Linq Partner API v3 stand-in: lines, capability checks, chats and messages with Linq's rules."""
+"""Linq Partner API v3 stand-in: lines, capability checks, chats and messages with Linq's rules,
+and the webhooks Linq sends about them."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import Any
+from urllib.parse import urlsplit
 
 import flask
 from werkzeug.exceptions import BadRequest
@@ -25,12 +29,24 @@ from standins.base import (
     json_body,
 )
 from standins.linkrule import contains_url
+from standins.webhooks import WebhookSender
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
 DEFAULT_PAIR_LIMIT = 30
 DEFAULT_PAIR_WINDOW_S = 60.0
 DEFAULT_CAPABILITY_LIMIT = 60
 DEFAULT_CAPABILITY_WINDOW_S = 60.0
+# Linq reports a delivery after the send was answered; the stand-in waits this long.
+WEBHOOK_DELAY_S = 0.2
+# The events the stand-in sends (Linq has many more), in the 2026-02-03 payload format only.
+WEBHOOK_EVENTS = (
+    "message.received",
+    "message.failed",
+    "message.delivered",
+    "phone_number.status_updated",
+)
+WEBHOOK_VERSION = "2026-02-03"
+PARTNER_ID = "partner_standin"
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -40,6 +56,11 @@ _PART_TYPES = frozenset({"text", "link", "media"})
 _SERVICES = frozenset({"iMessage", "SMS", "RCS"})
 _REPUTATIONS = frozenset({"HEALTHY", "AT_RISK", "CRITICAL"})
 _LINE_TYPES = frozenset({"iMessage", "RCS", None})
+_LINE_STATUSES = frozenset({"ACTIVE", "FLAGGED"})
+# What a message event's data takes from the message itself.
+_MESSAGE_FIELDS = ("id", "parts", "effect", "reply_to", "preferred_service", "idempotency_key")
+# How long before its event a reconciled inbound message was sent: it arrives as history.
+_RECONCILED_LAG = timedelta(minutes=20)
 _MAX_PARTS, _MAX_URL_MEDIA, _MAX_LINK_LEN = 100, 40, 2048
 # Codes used when an injected fault gives only a status.
 _FAULT_CODES = {400: 1003, 401: 2004, 403: 2005, 404: 2001, 409: 1006, 429: 1007, 503: 4004}
@@ -51,8 +72,8 @@ def is_opt_out(text: str) -> bool:
     return trimmed in _OPT_OUT_KEYWORDS or _OPT_OUT_PHRASE.fullmatch(trimmed) is not None
 
 
-def _now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def _now_iso(ago: timedelta = timedelta()) -> str:
+    return (datetime.now(UTC) - ago).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class LinqApiError(Exception):
@@ -162,8 +183,12 @@ class LinqStandin(StandinServer):
     """Stand-in for the Linq Partner API v3 endpoints the product uses."""
 
     vendor = "Linq"
+    # `webhook`: `{"url": ..., "secret": "whsec_..."}` replaces the account's webhook
+    # subscriptions with one to every event. `undeliverable`: addresses whose
+    # messages get `message.failed`; `delivery_flaps`: `message.failed`, then `delivered`.
     scenario_keys = frozenset(
         {"phone_numbers", "ineligible", "capabilities", "refused", "opted_out", "blocked"}
+        | {"webhook", "undeliverable", "delivery_flaps"}
     )
 
     def __init__(
@@ -180,6 +205,7 @@ class LinqStandin(StandinServer):
         self.tokens = frozenset(tokens)
         self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
         self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
+        self._sender = WebhookSender(WEBHOOK_DELAY_S)
         super().__init__(port, **common)
 
     def _routes(self) -> None:
@@ -187,6 +213,9 @@ class LinqStandin(StandinServer):
         self.route("POST", "/v3/capability/check_imessage", self._check_imessage)
         self.route("POST", "/v3/chats", self._idempotent(self._create_chat))
         self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
+        self.route("POST", "/v3/webhook-subscriptions", self._create_subscription)
+        self.route("GET", "/v3/webhook-subscriptions", self._list_subscriptions)
+        self.route("DELETE", "/v3/webhook-subscriptions/<id>", self._delete_subscription)
         self.api.before_request(self._authenticate)
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
         self.api.register_error_handler(
@@ -195,6 +224,8 @@ class LinqStandin(StandinServer):
         )
         self.control_route("POST", "/inbound", self._inbound_control)
         self.control_route("GET", "/messages", self.messages)
+        self.control_route("GET", "/webhooks", self.webhooks)
+        self.control_route("POST", "/line_status", lambda: self.set_line_status(**json_body()))
 
     # Scenario and Python controls ----------------------------------------------------------
 
@@ -212,6 +243,18 @@ class LinqStandin(StandinServer):
         self._pair_limit = SlidingLimit(self.pair_limit, self.pair_window_s)
         self._capability_limit = SlidingLimit(self.capability_limit, self.capability_window_s)
         self._rate_limited = 0
+        # Subscription id -> the subscription as listed, and its signing secret.
+        self._subscriptions: dict[str, tuple[dict[str, Any], str]] = {}
+        self._undeliverable: set[str] = set()
+        self._delivery_flaps: set[str] = set()
+        self._line_status: dict[str, str] = {}
+        # Events queued before a reset are dropped with their sender.
+        self._sender.close()
+        self._sender = WebhookSender(WEBHOOK_DELAY_S)
+
+    def stop(self) -> None:
+        super().stop()
+        self._sender.close()
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         """Replace each part of the account state named in `scenario` (`scenario_keys`)."""
@@ -226,7 +269,12 @@ class LinqStandin(StandinServer):
                 }
                 for address, cap in scenario["capabilities"].items()
             }
-        for name in ("ineligible", "refused", "opted_out", "blocked"):
+        if "webhook" in scenario:
+            self._subscriptions.clear()
+            hook = scenario["webhook"]
+            self._subscribe(hook["url"], WEBHOOK_EVENTS, [], hook["secret"])
+        names = ("ineligible", "refused", "opted_out", "blocked", "undeliverable", "delivery_flaps")
+        for name in names:
             if name in scenario:
                 values = scenario[name]
                 if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
@@ -253,15 +301,53 @@ class LinqStandin(StandinServer):
             "line_type": line_type,
         }
 
-    def inbound(self, sender: str, text: str) -> bool:
-        """Simulate a text from `sender`; returns whether the sender is now opted out."""
+    def inbound(
+        self, sender: str, text: str, *, chat_id: str | None = None, reconciled: bool = False
+    ) -> bool:
+        """Simulate a text from `sender`; returns whether the sender is now opted out. Sent as
+        `message.received` from `chat_id` (direct or group) or else the sender's latest direct
+        chat, if any; `reconciled`: recovered late (`reconciled_at`, an old `sent_at`)."""
         with self._lock:
+            direct = [chat for chat in self._chats.values() if chat.to == (sender,)]
+            chat = self._chats[chat_id] if chat_id else (direct or [None])[-1]
+            if chat is not None and sender not in chat.to:
+                raise ValueError(f"{sender} is not in chat {chat.id}")
             if is_opt_out(text):
                 self._opted_out.add(sender)
             else:
                 # Any later non-keyword message lifts the opt-out at once (no START needed).
                 self._opted_out.discard(sender)
+            if chat is not None:
+                handle = next(h for h in chat.handles if h["handle"] == sender)
+                message = {"id": str(uuid.uuid4()), "parts": [{"type": "text", "value": text}]}
+                lag = _RECONCILED_LAG if reconciled else timedelta()
+                times = {"reconciled_at": _now_iso()} if reconciled else {}
+                data = self._message_data(chat, message, handle, sent_at=_now_iso(lag), **times)
+                self._publish("message.received", chat.sender, data)
             return sender in self._opted_out
+
+    def set_line_status(
+        self, phone_number: str, status: str | None = None, reputation: str | None = None
+    ) -> dict[str, Any]:
+        """Change a line's status (not shown by GET /v3/phone_numbers) and reputation (shown),
+        and send `phone_number.status_updated`; returns its data. FLAGGED does not make the line
+        ineligible (how it relates to 2027 is undocumented): the `ineligible` key does that."""
+        if status not in (None, *_LINE_STATUSES) or reputation not in (None, *_REPUTATIONS):
+            raise ValueError(f"status: {set(_LINE_STATUSES)}, reputation: {set(_REPUTATIONS)}")
+        with self._lock:
+            line = self._phone_numbers[phone_number]
+            before = (self._line_status.get(phone_number, "ACTIVE"), line["reputation"]["status"])
+            after = (status or before[0], reputation or before[1])
+            self._line_status[phone_number], line["reputation"]["status"] = after
+            data = {"phone_number": phone_number, "previous_status": before[0]}
+            data.update(new_status=after[0], previous_reputation=before[1])
+            data.update(new_reputation=after[1], changed_at=_now_iso())
+            self._publish("phone_number.status_updated", phone_number, data)
+            return copy.deepcopy(data)
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook delivery attempt (WebhookSender.attempts), as it is now."""
+        return copy.deepcopy(list(self._sender.attempts))
 
     def messages(self) -> list[dict[str, Any]]:
         """Accepted outbound messages in order (idempotent replays excluded)."""
@@ -270,7 +356,8 @@ class LinqStandin(StandinServer):
 
     def _inbound_control(self) -> dict[str, bool]:
         body = json_body()
-        return {"opted_out": self.inbound(body["from"], body["text"])}
+        options = {"chat_id": body.get("chat_id"), "reconciled": bool(body.get("reconciled"))}
+        return {"opted_out": self.inbound(body["from"], body["text"], **options)}
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -413,6 +500,7 @@ class LinqStandin(StandinServer):
         for name in ("parts", "idempotency_key", "service", "created_at"):
             accepted[name] = rendered[name]
         self._messages.append(copy.deepcopy(accepted))
+        self._publish_delivery(chat, rendered)
         return chat, copy.deepcopy(rendered)
 
     def _raise_if_limited(self, retry_after: int | None) -> None:
@@ -426,20 +514,67 @@ class LinqStandin(StandinServer):
                 retry_after=retry_after,
             )
 
-    def _render_chat(self, chat: _Chat) -> dict[str, Any]:
+    def _health(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
+        status = "OPTED_OUT" if opted_out else "HEALTHY"
+        return {"status": status, "doc_url": None, "updated_at": chat.created_at}
+
+    def _render_chat(self, chat: _Chat) -> dict[str, Any]:
         return {
             "id": chat.id,
             "display_name": ", ".join(chat.to),
             "is_group": chat.is_group,
             "service": chat.service,
             "handles": copy.deepcopy(chat.handles),
-            "health_status": {
-                "status": "OPTED_OUT" if opted_out else "HEALTHY",
-                "doc_url": None,
-                "updated_at": chat.created_at,
-            },
+            "health_status": self._health(chat),
         }
+
+    # Webhooks ------------------------------------------------------------------------------
+
+    def _message_data(
+        self, chat: _Chat, message: Mapping[str, Any], sender: dict[str, Any], **times: str
+    ) -> dict[str, Any]:
+        """A message event's data in the 2026-02-03 format (the SDK's MessageEventV2)."""
+        data = {name: message.get(name) for name in _MESSAGE_FIELDS}
+        data.update(service=chat.service, sender_handle=sender, delivered_at=None, read_at=None)
+        data["direction"] = "outbound" if sender["is_me"] else "inbound"
+        data["chat"] = {"id": chat.id, "is_group": chat.is_group, "owner_handle": chat.own_handle}
+        data["chat"]["health_status"] = self._health(chat)
+        return copy.deepcopy({**data, **times})
+
+    def _publish(self, event_type: str, line: str, data: dict[str, Any]) -> None:
+        """Queue the event for every subscription to `event_type` that covers `line`."""
+        event = {"api_version": "v3", "webhook_version": WEBHOOK_VERSION, "event_type": event_type}
+        event.update(event_id=str(uuid.uuid4()), created_at=_now_iso(), partner_id=PARTNER_ID)
+        event.update(trace_id=uuid.uuid4().hex, data=data)
+        for subscription, secret in self._subscriptions.values():
+            lines = subscription["phone_numbers"] or [line]
+            if event_type in subscription["subscribed_events"] and line in lines:
+                self._sender.send(subscription["target_url"], secret, event)
+
+    def _publish_delivery(self, chat: _Chat, sent: Mapping[str, Any]) -> None:
+        """What Linq reports a moment after accepting `sent`: delivered, or failed (for an
+        `undeliverable` recipient), or (`delivery_flaps`) failed and then delivered."""
+        undeliverable = not self._undeliverable.isdisjoint(chat.to)
+        if undeliverable or not self._delivery_flaps.isdisjoint(chat.to):
+            # The SDK's message.failed data: no idempotency_key; detail_code is opaque.
+            failed = {"code": 4001, "detail_code": 40001, "reason": "Message not delivered"}
+            failed.update(message_id=sent["id"], chat_id=chat.id, failed_at=_now_iso())
+            failed.update(service=chat.service, preferred_service=sent["preferred_service"])
+            self._publish("message.failed", chat.sender, failed)
+        if not undeliverable:
+            times = {"sent_at": sent["created_at"], "delivered_at": _now_iso()}
+            data = self._message_data(chat, sent, chat.own_handle, **times)
+            self._publish("message.delivered", chat.sender, data)
+
+    def _subscribe(
+        self, target_url: str, events: Iterable[str], phone_numbers: list[str], secret: str
+    ) -> dict[str, Any]:
+        subscription = {"id": str(uuid.uuid4()), "target_url": target_url, "is_active": True}
+        subscription.update(subscribed_events=list(events), phone_numbers=phone_numbers)
+        subscription["created_at"] = subscription["updated_at"] = _now_iso()
+        self._subscriptions[subscription["id"]] = (subscription, secret)
+        return copy.deepcopy(subscription)
 
     # Endpoints -----------------------------------------------------------------------------
 
@@ -512,3 +647,34 @@ class LinqStandin(StandinServer):
         self._chats[chat.id] = chat
         self._chat_keys[(chat.sender, frozenset(recipients))] = chat.id
         return chat
+
+    def _create_subscription(self) -> Reply:
+        body = self._json_object()
+        target_url = _field(body, "target_url", str)
+        events = _field(body, "subscribed_events", list)
+        phone_numbers = _field(body, "phone_numbers", list, required=False) or []
+        unknown = [event for event in events if event not in WEBHOOK_EVENTS]
+        if unknown:
+            raise LinqApiError(400, 1005, f"Unknown event types: {unknown}")
+        for index, number in enumerate(phone_numbers):
+            _check_address(number, f"phone_numbers[{index}]")
+        url = urlsplit(target_url)
+        # Linq requires HTTPS; plain http is let through to this machine, where tests listen.
+        loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost")
+        if not ((url.scheme == "https" and url.hostname) or loopback):
+            raise LinqApiError(400, 1005, "target_url must be an HTTPS URL")
+        # Linq allows each target_url once per account; its code for it is undocumented.
+        if any(s["target_url"] == target_url for s, _ in self._subscriptions.values()):
+            raise LinqApiError(409, 1005, f"target_url {target_url} already has a subscription")
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        subscription = self._subscribe(target_url, events, phone_numbers, secret)
+        # The only answer that ever carries the signing secret.
+        return {**subscription, "signing_secret": secret}, 201, {}
+
+    def _list_subscriptions(self) -> dict[str, Any]:
+        return {"subscriptions": copy.deepcopy([s for s, _ in self._subscriptions.values()])}
+
+    def _delete_subscription(self, id: str) -> Reply:
+        if self._subscriptions.pop(id, None) is None:
+            raise LinqApiError(404, 1000, f"Webhook subscription {id} not found")
+        return "", 204, {}

@@ -1,26 +1,30 @@
-"""Secret Manager stand-in: the REST `versions:access` call google-cloud-secret-manager makes."""
+"""Secret Manager stand-in: the REST calls google-cloud-secret-manager makes to read a secret
+(`versions:access`), create one and add a version."""
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import flask
 
-from standins.base import Reply, StandinServer
+from standins.base import Reply, StandinServer, json_body
 
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL"}
 
 
-def _error(code: int, message: str) -> Reply:
-    status = _STATUS.get(code, "UNKNOWN")
+def _error(code: int, message: str, status: str | None = None) -> Reply:
+    # 409 is ALREADY_EXISTS or ABORTED: the caller names it.
+    status = status or _STATUS.get(code, "UNKNOWN")
     return {"error": {"code": code, "message": message, "status": status}}, code, {}
 
 
 class SecretManagerStandin(StandinServer):
     """Serves `{"secrets": {"projects/P/secrets/S": {"1": "value", ...}}}`; `latest` is the
-    highest version; `{"denied": ["projects/P/secrets/S"]}` answers PERMISSION_DENIED."""
+    highest version; `{"denied": ["projects/P/secrets/S"]}` answers PERMISSION_DENIED to every
+    call on that secret."""
 
     vendor = "Secret Manager"
     scenario_keys = frozenset({"secrets", "denied"})
@@ -32,6 +36,8 @@ class SecretManagerStandin(StandinServer):
             self._access,
             name="versions:access",
         )
+        self.route("POST", "/v1/projects/<project>/secrets", self._create)
+        self.route("POST", "/v1/projects/<project>/secrets/<secret>:addVersion", self._add_version)
 
     def _reset_state(self) -> None:
         self._secrets: dict[str, dict[str, str]] = {}
@@ -61,3 +67,26 @@ class SecretManagerStandin(StandinServer):
             return _error(404, f"Secret Version [{name}/versions/{version}] not found.")
         data = base64.b64encode(versions[version].encode()).decode()
         return {"name": f"{name}/versions/{version}", "payload": {"data": data}}, 200, {}
+
+    def _create(self, project: str) -> Reply:
+        secret_id = flask.request.args.get("secretId", "")
+        if not re.fullmatch(r"[\w-]{1,255}", secret_id):
+            return _error(400, "secretId must be 1 to 255 letters, digits, - or _")
+        name = f"projects/{project}/secrets/{secret_id}"
+        if name in self._denied:
+            return _error(403, f"Permission 'secretmanager.secrets.create' denied on {name}")
+        if name in self._secrets:
+            return _error(409, f"Secret [{name}] already exists.", "ALREADY_EXISTS")
+        self._secrets[name] = {}
+        return {"name": name, "replication": json_body().get("replication", {})}, 200, {}
+
+    def _add_version(self, project: str, secret: str) -> Reply:
+        name = f"projects/{project}/secrets/{secret}"
+        if name in self._denied:
+            return _error(403, f"Permission 'secretmanager.versions.add' denied on {name}")
+        if name not in self._secrets:
+            return _error(404, f"Secret [{name}] not found.")
+        versions = self._secrets[name]
+        version = str(max(map(int, versions), default=0) + 1)
+        versions[version] = base64.b64decode(json_body()["payload"]["data"]).decode()
+        return {"name": f"{name}/versions/{version}", "state": "ENABLED"}, 200, {}

@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import pytest
+from google.api_core import exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
@@ -98,3 +99,23 @@ def test_recover_function_resolves_secrets_once_per_instance(
     assert pipeline.result(pipeline.customer_with_invoice())["action"] == "sent"
     assert pipeline.result(pipeline.customer_with_invoice())["action"] == "sent"
     assert len(secret_manager.requests()) == 1
+
+
+def test_a_secret_can_be_created_and_given_versions(secret_manager, client_factory):
+    client = client_factory()
+    secret = {"replication": {"automatic": {}}}
+    client.create_secret(request={"parent": "projects/acme", "secret_id": "new", "secret": secret})
+    with pytest.raises(exceptions.Conflict):
+        client.create_secret(
+            request={"parent": "projects/acme", "secret_id": "new", "secret": secret}
+        )
+    for value in ("first", "second"):
+        version = client.add_secret_version(
+            request={"parent": "projects/acme/secrets/new", "payload": {"data": value.encode()}}
+        )
+    assert version.name == "projects/acme/secrets/new/versions/2"
+    assert SecretResolver(client_factory).resolve("X", "sm://acme/new") == "second"
+    with pytest.raises(exceptions.NotFound):
+        client.add_secret_version(
+            request={"parent": "projects/acme/secrets/gone", "payload": {"data": b"x"}}
+        )

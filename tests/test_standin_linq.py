@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import requests
+from werkzeug.wrappers import Request, Response
 
 from standins import builders
+from standins.client import StandinClient
 from standins.linkrule import contains_url
-from standins.linq_api import LINQ_TOKEN, LinqStandin, is_opt_out
+from standins.linq_api import LINQ_TOKEN, WEBHOOK_EVENTS, LinqStandin, is_opt_out
+from standins.serving import Server
+from standins.webhooks import RETRY_BACKOFF_S, sign
 
 REPO = Path(__file__).resolve().parents[1]
 LINE, OTHER_LINE = "+12223334444", "+12223335555"
@@ -449,3 +455,311 @@ def test_reset_clears_chats_and_messages(server, api):
     requests.post(f"{server.url}/_control/reset", timeout=5)
     assert server.messages() == []
     assert server.requests() == []
+
+
+# Webhooks ----------------------------------------------------------------------------------
+
+# Standard Webhooks' published test vector (the spec's and every library's known answer).
+VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+VECTOR_ID, VECTOR_TIMESTAMP = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
+VECTOR_BODY = '{"test": 2432232314}'
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = 10.0) -> T:
+    """`condition()` once it is truthy; fails after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+    return value
+
+
+class Receiver:
+    """A webhook endpoint on loopback: keeps each request and answers the statuses queued in
+    `answers`, then 200."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.answers: list[int] = []
+        self.server = Server(self._app).start()
+        self.url = f"{self.server.url}/linq?version=2026-02-03"
+
+    def _app(self, environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        body = request.get_data(as_text=True)
+        self.requests.append({"path": request.full_path, "headers": headers, "body": body})
+        status = self.answers.pop(0) if self.answers else 200
+        return Response("", status)(environ, start_response)
+
+    def events(self, count: int) -> list[dict[str, Any]]:
+        """The first `count` events received (waiting for them), decoded."""
+        received = wait_for(lambda: len(self.requests) >= count and self.requests)
+        return [json.loads(request["body"]) for request in received[:count]]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.server.stop()
+
+
+@pytest.fixture
+def hooked(server: LinqStandin, receiver: Receiver) -> LinqStandin:
+    """The stand-in sending every event to `receiver`, signed with the test vector's secret."""
+    server.load({"webhook": {"url": receiver.url, "secret": VECTOR_SECRET}})
+    return server
+
+
+def send_link(api, server, chat_id: str) -> requests.Response:
+    return post(api, server, f"/v3/chats/{chat_id}/messages", {"message": LINK})
+
+
+def test_signer_gives_the_standard_webhooks_known_answer():
+    signature = sign(VECTOR_SECRET, VECTOR_ID, VECTOR_TIMESTAMP, VECTOR_BODY)
+    assert signature == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_accepted_send_is_followed_by_a_signed_message_delivered(hooked, receiver, api):
+    message = {**OPENER, "idempotency_key": "in_1-1-opener"}
+    chat = create_chat(api, hooked, message=message).json()["chat"]
+    [event] = receiver.events(1)
+    request = receiver.requests[0]
+    assert request["path"] == "/linq?version=2026-02-03"
+    assert set(event) == {
+        "api_version",
+        "webhook_version",
+        "event_type",
+        "event_id",
+        "created_at",
+        "partner_id",
+        "trace_id",
+        "data",
+    }
+    assert (event["event_type"], event["webhook_version"]) == ("message.delivered", "2026-02-03")
+    headers = request["headers"]
+    assert headers["webhook-id"] == event["event_id"]
+    expected = sign(
+        VECTOR_SECRET, headers["webhook-id"], int(headers["webhook-timestamp"]), request["body"]
+    )
+    assert headers["webhook-signature"] == expected
+    data = event["data"]
+    assert (data["id"], data["chat"]["id"]) == (chat["message"]["id"], chat["id"])
+    assert (data["direction"], data["idempotency_key"]) == ("outbound", "in_1-1-opener")
+    assert (data["sender_handle"]["handle"], data["sender_handle"]["is_me"]) == (LINE, True)
+    assert data["delivered_at"] is not None
+    assert data["service"] == "iMessage"
+    assert data["chat"]["owner_handle"]["handle"] == LINE
+
+
+def test_an_idempotent_replay_sends_no_event(hooked, receiver, api):
+    message = {**OPENER, "idempotency_key": "k"}
+    chat = create_chat(api, hooked, message=message).json()["chat"]
+    create_chat(api, hooked, message=message)
+    send_link(api, hooked, chat["id"])
+    # One worker delivers in order: a replay's event would come before the link's.
+    first, second = receiver.events(2)
+    assert second["data"]["parts"] == LINK["parts"]
+    assert first["data"]["id"] != second["data"]["id"]
+
+
+def test_undeliverable_recipient_gets_message_failed(hooked, receiver, api):
+    hooked.load({"undeliverable": [SAM]})
+    chat = create_chat(api, hooked).json()["chat"]
+    send_link(api, hooked, chat["id"])
+    failed, _ = receiver.events(2)
+    assert failed["event_type"] == "message.failed"
+    assert set(failed["data"]) == {
+        "code",
+        "detail_code",
+        "reason",
+        "message_id",
+        "chat_id",
+        "failed_at",
+        "service",
+        "preferred_service",
+    }
+    assert (failed["data"]["message_id"], failed["data"]["code"]) == (chat["message"]["id"], 4001)
+    assert [e["event_type"] for e in receiver.events(2)] == ["message.failed", "message.failed"]
+
+
+def test_a_flapping_delivery_is_failed_then_delivered(hooked, receiver, api):
+    hooked.load({"delivery_flaps": [SAM]})
+    chat = create_chat(api, hooked).json()["chat"]
+    failed, delivered = receiver.events(2)
+    assert (failed["event_type"], delivered["event_type"]) == (
+        "message.failed",
+        "message.delivered",
+    )
+    assert failed["data"]["message_id"] == delivered["data"]["id"] == chat["message"]["id"]
+
+
+def test_inbound_to_a_known_chat_is_message_received(hooked, receiver, api):
+    chat = create_chat(api, hooked).json()["chat"]
+    hooked.inbound(ALEX, "who is this?")  # no chat with Alex: nothing is sent
+    assert hooked.inbound(SAM, "STOP") is True
+    _, received = receiver.events(2)
+    data = received["data"]
+    assert received["event_type"] == "message.received"
+    assert (data["direction"], data["sender_handle"]["handle"]) == ("inbound", SAM)
+    assert data["parts"] == [{"type": "text", "value": "STOP"}]
+    assert (data["chat"]["id"], data["chat"]["is_group"]) == (chat["id"], False)
+    assert data["chat"]["health_status"]["status"] == "OPTED_OUT"
+    assert data["idempotency_key"] is None
+    assert "reconciled_at" not in data
+    assert len(receiver.requests) == 2
+
+
+def test_a_reconciled_inbound_arrives_as_history(hooked, receiver, api):
+    create_chat(api, hooked)
+    hooked.inbound(SAM, "paid it yesterday", reconciled=True)
+    data = receiver.events(2)[1]["data"]
+    assert data["sent_at"] < data["reconciled_at"]
+
+
+def test_inbound_into_a_group_chat(hooked, receiver, api):
+    group = create_chat(api, hooked, to=(SAM, ALEX)).json()["chat"]
+    hooked.inbound(ALEX, "hi all", chat_id=group["id"])
+    data = receiver.events(2)[1]["data"]
+    assert (data["chat"]["id"], data["chat"]["is_group"]) == (group["id"], True)
+    assert data["sender_handle"]["handle"] == ALEX
+
+
+def test_line_status_change_is_sent_and_listed(hooked, receiver, api):
+    answer = requests.post(
+        f"{hooked.url}/_control/line_status",
+        json={"phone_number": LINE, "status": "FLAGGED", "reputation": "AT_RISK"},
+        timeout=5,
+    )
+    [event] = receiver.events(1)
+    assert event["event_type"] == "phone_number.status_updated"
+    assert event["data"] == answer.json()
+    assert {k: v for k, v in event["data"].items() if k != "changed_at"} == {
+        "phone_number": LINE,
+        "previous_status": "ACTIVE",
+        "new_status": "FLAGGED",
+        "previous_reputation": "HEALTHY",
+        "new_reputation": "AT_RISK",
+    }
+    lines = api.get(f"{hooked.url}/v3/phone_numbers", timeout=5).json()["phone_numbers"]
+    assert lines[0]["reputation"]["status"] == "AT_RISK"
+    assert hooked.set_line_status(LINE, reputation="HEALTHY")["previous_status"] == "FLAGGED"
+
+
+def test_line_status_rejects_unknown_values(server):
+    with pytest.raises(ValueError, match="status"):
+        server.set_line_status(LINE, status="PAUSED")
+
+
+def test_5xx_and_429_are_retried_with_the_same_id(hooked, receiver, api):
+    receiver.answers = [503, 429]
+    create_chat(api, hooked)
+    wait_for(lambda: len(receiver.requests) == 3)
+    assert [a["status"] for a in hooked.webhooks()] == [503, 429, 200]
+    assert [a["attempt"] for a in hooked.webhooks()] == [1, 2, 3]
+    assert len({r["headers"]["webhook-id"] for r in receiver.requests}) == 1
+
+
+def test_other_4xx_is_not_retried(hooked, receiver, api):
+    receiver.answers = [400]
+    chat = create_chat(api, hooked).json()["chat"]
+    send_link(api, hooked, chat["id"])
+    receiver.events(2)
+    assert [a["status"] for a in hooked.webhooks()] == [400, 200]
+
+
+def test_an_unreachable_endpoint_is_tried_a_few_times_then_given_up(server, api):
+    closed = Server(lambda environ, start_response: [])
+    url = closed.url
+    closed.server_close()
+    server.load({"webhook": {"url": url, "secret": VECTOR_SECRET}})
+    create_chat(api, server)
+    attempts = wait_for(
+        lambda: len(server.webhooks()) == len(RETRY_BACKOFF_S) + 1 and server.webhooks()
+    )
+    assert all(a["status"] is None and "ConnectionError" in a["error"] for a in attempts)
+
+
+def subscribe(api, server, target_url: str, **extra) -> requests.Response:
+    body = {"target_url": target_url, "subscribed_events": list(WEBHOOK_EVENTS), **extra}
+    return post(api, server, "/v3/webhook-subscriptions", body)
+
+
+def test_subscription_shows_its_secret_once_and_receives_signed_events(server, receiver, api):
+    created = subscribe(api, server, receiver.url)
+    subscription = created.json()
+    secret = subscription.pop("signing_secret")
+    assert created.status_code == 201
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", secret)
+    assert subscription["target_url"] == receiver.url
+    listed = api.get(f"{server.url}/v3/webhook-subscriptions", timeout=5).json()
+    assert listed == {"subscriptions": [subscription]}
+    assert secret not in json.dumps(listed)
+    create_chat(api, server)
+    receiver.events(1)
+    request = receiver.requests[0]
+    headers = request["headers"]
+    expected = sign(
+        secret, headers["webhook-id"], int(headers["webhook-timestamp"]), request["body"]
+    )
+    assert headers["webhook-signature"] == expected
+
+
+def test_a_target_url_takes_one_subscription(server, receiver, api):
+    subscribe(api, server, receiver.url)
+    assert error_code(subscribe(api, server, receiver.url)) == (409, 1005)
+
+
+@pytest.mark.parametrize(
+    ("target_url", "extra", "code"),
+    [
+        ("http://hooks.example.com/linq", {}, 1005),
+        ("https://hooks.example.com/linq", {"subscribed_events": ["message.exploded"]}, 1005),
+        ("https://hooks.example.com/linq", {"phone_numbers": ["555"]}, 1002),
+        ("", {}, 1001),
+    ],
+    ids=["plain-http", "unknown-event", "bad-number", "no-url"],
+)
+def test_subscription_requests_are_checked(server, api, target_url, extra, code):
+    assert error_code(subscribe(api, server, target_url, **extra)) == (400, code)
+
+
+def test_subscription_events_and_lines_filter_what_is_sent(server, receiver, api):
+    subscribe(
+        api,
+        server,
+        receiver.url,
+        subscribed_events=["phone_number.status_updated"],
+        phone_numbers=[OTHER_LINE],
+    )
+    create_chat(api, server)
+    server.set_line_status(LINE, status="FLAGGED")
+    server.set_line_status(OTHER_LINE, status="FLAGGED")
+    [event] = receiver.events(1)
+    assert event["data"]["phone_number"] == OTHER_LINE
+    assert len(receiver.requests) == 1
+
+
+def test_a_deleted_subscription_receives_nothing(server, receiver, api):
+    subscription = subscribe(api, server, receiver.url).json()
+    path = f"{server.url}/v3/webhook-subscriptions/{subscription['id']}"
+    assert api.delete(path, timeout=5).status_code == 204
+    assert error_code(api.delete(path, timeout=5)) == (404, 1000)
+    assert api.get(f"{server.url}/v3/webhook-subscriptions", timeout=5).json() == {
+        "subscriptions": []
+    }
+
+
+def test_the_control_client_drives_webhooks(hooked, receiver, api):
+    client = StandinClient(hooked.url)
+    group = create_chat(api, hooked, to=(SAM, ALEX)).json()["chat"]
+    assert client.inbound(SAM, "hello", chat_id=group["id"], reconciled=True) is False
+    assert client.set_line_status(LINE, reputation="CRITICAL")["new_reputation"] == "CRITICAL"
+    receiver.events(3)
+    assert [a["event"]["event_type"] for a in client.webhooks()] == [
+        "message.delivered",
+        "message.received",
+        "phone_number.status_updated",
+    ]

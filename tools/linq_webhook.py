@@ -1,0 +1,206 @@
+"""`./dev linq-webhook URL`: subscribe the product's Linq intake at URL to the events it handles,
+and keep the subscription's signing secret in Secret Manager without ever showing it.
+
+Linq gives a subscription's signing secret once, in the answer that creates it, so the command
+stores it at once as a new version of the secret `linq-webhook-secret` (created the first time)
+and prints only where it went. Linq takes each target URL once per account: run again, the
+command finds the subscription for URL, says so and creates nothing. The payload format the
+intake reads is chosen by `version=2026-02-03` in the URL's query, which the command adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self, TextIO
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import requests
+from google.api_core.exceptions import Conflict, GoogleAPICallError
+from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import DefaultCredentialsError
+from google.cloud import secretmanager
+
+from shared.adapters.linq import TIMEOUT, LinqClient
+from shared.adapters.secrets import SecretResolver
+from shared.core.errors import ConfigError, RecoveryError
+from shared.workflow.settings import DEFAULT_LINQ_API_BASE, Reader, Settings, http_url
+
+EVENTS = ("message.received", "message.failed", "message.delivered", "phone_number.status_updated")
+WEBHOOK_VERSION = "2026-02-03"
+SECRET_ID = "linq-webhook-secret"  # noqa: S105 -- the secret's name, not its value
+# Local only: the Secret Manager stand-in's address (tests). Unset, the client goes to Google.
+SECRET_MANAGER_API_BASE = "SECRET_MANAGER_API_BASE"  # noqa: S105 -- a variable's name
+EXAMPLE_URL = "https://us-central1-my-project.cloudfunctions.net/dunning-linq"
+LOCAL_EXAMPLE = "http://127.0.0.1:8085"
+
+
+class Refused(Exception):
+    """Linq or Secret Manager refused a call; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class LinqWebhookSettings(Settings):
+    """What the command needs: Linq's key and address, and the project that keeps the secret."""
+
+    linq_api_key: str
+    linq_api_base: str
+    project: str
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            linq_api_key=env.secret("LINQ_API_KEY"),
+            linq_api_base=env.base_url("LINQ_API_BASE", DEFAULT_LINQ_API_BASE),
+            project=env.required("GOOGLE_CLOUD_PROJECT"),
+        )
+
+
+def target_url(url: str) -> str:
+    """`url` (https; plain http only for this machine) with `version=2026-02-03` added to its
+    query, whatever else the query holds."""
+    http_url("URL", url, EXAMPLE_URL)
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    versions = [value for name, value in query if name == "version"]
+    if versions == [WEBHOOK_VERSION]:
+        return url
+    if versions or parts.fragment:
+        raise ConfigError(
+            f"URL must carry no #fragment and no other version than {WEBHOOK_VERSION}, "
+            f"the payload format the intake reads; got {url!r}"
+        )
+    version = f"version={WEBHOOK_VERSION}"
+    return urlunsplit(parts._replace(query=f"{parts.query}&{version}" if parts.query else version))
+
+
+def secret_manager(env: Mapping[str, str]) -> secretmanager.SecretManagerServiceClient:
+    """A Secret Manager client over REST (a few calls need no gRPC channel) with the caller's
+    Google credentials, or, when SECRET_MANAGER_API_BASE is set (local only), one that talks to
+    that stand-in without credentials."""
+    base = env.get(SECRET_MANAGER_API_BASE, "").strip()
+    if not base:
+        return secretmanager.SecretManagerServiceClient(transport="rest")
+    return secretmanager.SecretManagerServiceClient(
+        transport="rest",
+        credentials=AnonymousCredentials(),
+        client_options={"api_endpoint": http_url(SECRET_MANAGER_API_BASE, base, LOCAL_EXAMPLE)},
+    )
+
+
+class Subscriptions(LinqClient):
+    """The account's webhook subscriptions, through the product's Linq client."""
+
+    def find(self, url: str) -> dict[str, Any] | None:
+        listed = self._call("GET", "/webhook-subscriptions").get("subscriptions") or []
+        return next((one for one in listed if one.get("target_url") == url), None)
+
+    def create(self, url: str) -> dict[str, Any]:
+        """The new subscription, with its `signing_secret`."""
+        body = {"target_url": url, "subscribed_events": list(EVENTS)}
+        return self._call("POST", "/webhook-subscriptions", body)
+
+    def delete(self, subscription_id: str) -> None:
+        # Linq answers 204 without a body, which LinqClient's JSON calls take for an error.
+        path = f"{self._base}/webhook-subscriptions/{subscription_id}"
+        self._session.delete(path, timeout=TIMEOUT).raise_for_status()
+
+
+def ensure_secret(client: secretmanager.SecretManagerServiceClient, project: str) -> str:
+    """The secret's name, the secret created (replicated automatically) if it did not exist.
+    Done before Linq is asked, so a project that refuses it costs no subscription."""
+    request = {"parent": f"projects/{project}", "secret_id": SECRET_ID}
+    # ALREADY_EXISTS: over REST the client raises it as a bare 409 Conflict.
+    with contextlib.suppress(Conflict):
+        client.create_secret(request={**request, "secret": {"replication": {"automatic": {}}}})
+    return f"projects/{project}/secrets/{SECRET_ID}"
+
+
+def register(
+    url: str, linq: Subscriptions, client: secretmanager.SecretManagerServiceClient, project: str
+) -> str:
+    """Subscribe `url` unless it is already; what was done, to print."""
+    existing = linq.find(url)
+    if existing is not None:
+        events = ", ".join(existing.get("subscribed_events") or [])
+        said = f"subscription {existing['id']} for {url} already exists ({events}); nothing created"
+        missing = set(EVENTS) - set(existing.get("subscribed_events") or [])
+        if missing:
+            said += f"\nit does not receive {', '.join(sorted(missing))}: delete it in Linq, then"
+            said += " run this again"
+        return said
+    secret = ensure_secret(client, project)
+    created = linq.create(url)
+    try:
+        version = client.add_secret_version(
+            request={"parent": secret, "payload": {"data": created["signing_secret"].encode()}}
+        )
+    except GoogleAPICallError as exc:
+        # Linq will not show the secret again: a subscription without it only fails to verify,
+        # so it goes too, and a second run starts afresh.
+        try:
+            linq.delete(created["id"])
+        except requests.RequestException as undo:
+            raise Refused(
+                f"Secret Manager refused the signing secret ({exc}), and deleting subscription "
+                f"{created['id']} failed ({undo}): delete it in Linq, then run this again"
+            ) from exc
+        raise Refused(
+            f"Secret Manager refused the signing secret ({exc}); the subscription was deleted"
+        ) from exc
+    events = ", ".join(created.get("subscribed_events", EVENTS))
+    return (
+        f"created subscription {created['id']} for {url} ({events})\n"
+        f"signing secret stored in {version.name} (Linq shows it only once; it is not printed)"
+    )
+
+
+def run(argv: Sequence[str] | None, out: TextIO) -> int:
+    parser = argparse.ArgumentParser(
+        prog="./dev linq-webhook",
+        description="Subscribe the Linq intake at URL to message.received, message.failed, "
+        "message.delivered and phone_number.status_updated, storing the signing secret in "
+        f"Secret Manager ({SECRET_ID}). Reads LINQ_API_KEY, LINQ_API_BASE and "
+        "GOOGLE_CLOUD_PROJECT.",
+    )
+    parser.add_argument("url", metavar="URL", help=f"the intake's https URL, e.g. {EXAMPLE_URL}")
+    url = target_url(parser.parse_args(argv).url)
+    # One client, made when first needed: a wrong variable is reported before missing credentials.
+    client = functools.cache(lambda: secret_manager(os.environ))
+    settings = LinqWebhookSettings.from_env(secrets=SecretResolver(client))
+    linq = Subscriptions(settings.linq_api_key, settings.linq_api_base)
+    out.write(register(url, linq, client(), settings.project) + "\n")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return run(argv, sys.stdout)
+    except ConfigError as exc:
+        print(f"linq-webhook: {exc}", file=sys.stderr)
+        return 2
+    except DefaultCredentialsError:
+        print(
+            "linq-webhook: no Google credentials for Secret Manager "
+            "(gcloud auth application-default login)",
+            file=sys.stderr,
+        )
+        return 2
+    except RecoveryError as exc:
+        print(f"linq-webhook: Linq refused: {exc.reason}", file=sys.stderr)
+        return 1
+    except GoogleAPICallError as exc:
+        print(f"linq-webhook: Secret Manager refused: {exc}", file=sys.stderr)
+        return 1
+    except Refused as exc:
+        print(f"linq-webhook: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
