@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Deploys "dunning by text" to Google Cloud: Pub/Sub topics, service accounts, IAM grants,
-# the ingest (HTTP) and recover (Pub/Sub) functions, and the dead-letter policy.
+# the ingest (HTTP) and recover (Pub/Sub) functions, the quiet-hours release, the Linq intake
+# (HTTP) and its subscriber, and the dead-letter policies.
 #
 #   ./deploy.sh --project P --region R [--dry-run]
 #
@@ -42,7 +43,13 @@ RELEASE_TIMEOUT_S=120
 RELEASE_MEMORY=256Mi
 RELEASE_MAX_INSTANCES=1
 
-# Dead-lettering and backoff on the Eventarc subscription.
+# linq intake: verifies the Standard Webhooks signature and publishes, like the Stripe intake.
+LINQ_INTAKE_MAX_INSTANCES=10
+# linq events: one Firestore write or two and maybe a Slack note per event.
+LINQ_EVENT_TIMEOUT_S=60
+LINQ_EVENT_MAX_INSTANCES=4
+
+# Dead-lettering and backoff on the Eventarc subscriptions.
 MAX_DELIVERY_ATTEMPTS=10 # then the message goes to the dead-letter topic (Pub/Sub allows 5..100).
 MIN_RETRY_DELAY=10s      # exponential backoff between redeliveries, from...
 MAX_RETRY_DELAY=600s     # ...to (Pub/Sub's maximum).
@@ -60,6 +67,10 @@ RECOVER_FN=dunning-recover
 RELEASE_FN=dunning-release
 SWEEP_TOPIC=dunning-release-sweep # standins/stack.py SWEEP_TOPIC
 SWEEP_JOB=dunning-release-sweep
+LINQ_INTAKE_FN=dunning-linq-intake
+LINQ_EVENT_FN=dunning-linq-events
+LINQ_INTAKE_SA_NAME=dunning-linq-intake
+LINQ_EVENT_SA_NAME=dunning-linq-events
 INGEST_SA_NAME=dunning-ingest
 RECOVER_SA_NAME=dunning-recover
 RELEASE_SA_NAME=dunning-release
@@ -73,6 +84,7 @@ WEBHOOK_SECRET=stripe-webhook-secret
 STRIPE_KEY_SECRET=stripe-api-key
 LINQ_KEY_SECRET=linq-api-key
 SLACK_SECRET=slack-webhook-url
+LINQ_HOOK_SECRET=linq-webhook-secret # ./dev linq-webhook (tools/linq_webhook.py) writes it
 STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
@@ -99,8 +111,10 @@ Environment:
   STRIPE_API_KEY_VERSION          resolved at deploy time; never "latest")
   LINQ_API_KEY_VERSION
   SLACK_WEBHOOK_URL_VERSION
+  LINQ_WEBHOOK_SECRET_VERSION
   SLACK                         1: require secret slack-webhook-url; 0: never use it;
                                 unset: use it when it exists
+  LINQ_EVENTS_TOPIC             topic id of verified Linq webhooks (default linq-events)
   FIRESTORE_DATABASE            the send ledger's database (default dunning)
   FIRESTORE_LOCATION            where to create it (default: the region)
   LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE, MESSAGE_TEMPLATE_<LANG>,
@@ -111,7 +125,8 @@ Environment:
                                 (default .venv/bin/python, made by ./dev setup)
 
 Secrets (created by you, never by this script):
-  stripe-webhook-secret, stripe-api-key, linq-api-key, and optionally slack-webhook-url:
+  stripe-webhook-secret, stripe-api-key, linq-api-key, linq-webhook-secret (./dev linq-webhook
+  adds its real value), and optionally slack-webhook-url:
     printf %s "$VALUE" | gcloud secrets create NAME --data-file=-
 EOF
 }
@@ -165,6 +180,12 @@ TOPIC=${PUBSUB_TOPIC:-stripe-payment-failed}
   usage_error "PUBSUB_TOPIC must be a Pub/Sub topic id, got: $TOPIC"
 DLQ_TOPIC=$TOPIC-dead-letter
 DLQ_SUB=$TOPIC-dead-letter-pull
+LINQ_TOPIC=${LINQ_EVENTS_TOPIC:-linq-events}
+[[ $LINQ_TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $LINQ_TOPIC != goog* ]] ||
+  usage_error "LINQ_EVENTS_TOPIC must be a Pub/Sub topic id, got: $LINQ_TOPIC"
+[[ $LINQ_TOPIC != "$TOPIC" ]] || usage_error "LINQ_EVENTS_TOPIC must differ from PUBSUB_TOPIC"
+LINQ_DLQ_TOPIC=$LINQ_TOPIC-dead-letter
+LINQ_DLQ_SUB=$LINQ_TOPIC-dead-letter-pull
 
 ((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
   die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
@@ -179,7 +200,7 @@ fi
   usage_error "FIRESTORE_DATABASE must be a database id such as dunning, got: $FIRESTORE_DATABASE"
 FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
 for var in STRIPE_WEBHOOK_SECRET_VERSION STRIPE_API_KEY_VERSION LINQ_API_KEY_VERSION \
-  SLACK_WEBHOOK_URL_VERSION; do
+  SLACK_WEBHOOK_URL_VERSION LINQ_WEBHOOK_SECRET_VERSION; do
   [[ ${!var:-} =~ ^([1-9][0-9]*)?$ ]] ||
     usage_error "$var must be a version number, got '${!var}': versions are pinned, never 'latest'"
 done
@@ -189,6 +210,8 @@ BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RELEASE_SA=$RELEASE_SA_NAME@$PROJECT.iam.gserviceaccount.com
+LINQ_INTAKE_SA=$LINQ_INTAKE_SA_NAME@$PROJECT.iam.gserviceaccount.com
+LINQ_EVENT_SA=$LINQ_EVENT_SA_NAME@$PROJECT.iam.gserviceaccount.com
 TRIGGER_SA=$TRIGGER_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA=$BUILD_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-service-account takes
@@ -316,6 +339,11 @@ secret_version() {
       extra+=" version and deploy.sh runs again, the ingest function answers every webhook 503"
       extra+=" and verifies nothing; Stripe retries them (for up to three days in live mode), so"
       extra+=" none is lost."
+    elif [[ $name == "$LINQ_HOOK_SECRET" ]]; then
+      extra=$'\n'"Before the Linq webhook subscription exists, create it with the placeholder"
+      extra+=" not-set-yet: the Linq intake then answers 503 and verifies nothing until"
+      extra+=" ./dev linq-webhook URL stores the subscription's signing secret as a new version"
+      extra+=" and deploy.sh runs again."
     fi
     die "secret $name does not exist in project $PROJECT (or you cannot read it). Create it with:
   printf %s \"\$VALUE\" | gcloud secrets create $name --project=$PROJECT --data-file=-$extra"
@@ -364,29 +392,38 @@ case ${SLACK:-} in
     exists missing gcloud secrets describe "$SLACK_SECRET" --project="$PROJECT" && use_slack=1
     ;;
 esac
+secret_version "$LINQ_HOOK_SECRET" LINQ_WEBHOOK_SECRET_VERSION
+LINQ_HOOK_VERSION=$VERSION
+# linq events: Slack only (replies, STOPs and line alerts go to the team).
+LINQ_EVENT_SECRETS=""
 if ((use_slack)); then
   secret_version "$SLACK_SECRET" SLACK_WEBHOOK_URL_VERSION
   RECOVER_SECRETS+=",SLACK_WEBHOOK_URL=$SLACK_SECRET:$VERSION"
   RECOVER_SECRET_NAMES+=("$SLACK_SECRET")
+  LINQ_EVENT_SECRETS="SLACK_WEBHOOK_URL=$SLACK_SECRET:$VERSION"
 fi
 
-# ---- 4. Topics: the trigger topic, and a dead-letter topic with a pull subscription --------------
+# ---- 4. Topics: the trigger topics, and dead-letter topics with pull subscriptions ---------------
 note "topics"
-for topic in "$TOPIC" "$DLQ_TOPIC" "$SWEEP_TOPIC"; do
+for topic in "$TOPIC" "$DLQ_TOPIC" "$SWEEP_TOPIC" "$LINQ_TOPIC" "$LINQ_DLQ_TOPIC"; do
   exists missing gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
     run gcloud pubsub topics create "$topic" --project="$PROJECT"
 done
-# Without a subscription, dead-lettered messages would be dropped; this one keeps them
-# DLQ_RETENTION and never expires for lack of activity.
-exists missing gcloud pubsub subscriptions describe "$DLQ_SUB" --project="$PROJECT" ||
-  run gcloud pubsub subscriptions create "$DLQ_SUB" --project="$PROJECT" --topic="$DLQ_TOPIC" \
-    --message-retention-duration="$DLQ_RETENTION" --expiration-period=never
+# Without a subscription, dead-lettered messages would be dropped; these keep them
+# DLQ_RETENTION and never expire for lack of activity.
+for pair in "$DLQ_SUB:$DLQ_TOPIC" "$LINQ_DLQ_SUB:$LINQ_DLQ_TOPIC"; do
+  exists missing gcloud pubsub subscriptions describe "${pair%%:*}" --project="$PROJECT" ||
+    run gcloud pubsub subscriptions create "${pair%%:*}" --project="$PROJECT" \
+      --topic="${pair#*:}" --message-retention-duration="$DLQ_RETENTION" --expiration-period=never
+done
 
 # ---- 5. Service accounts: one per function, one for the Eventarc trigger, one for builds ---------
 note "service accounts"
 for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
   "$RECOVER_SA_NAME:dunning recover (texts the customer)" \
   "$RELEASE_SA_NAME:dunning release (hands deferred payments back)" \
+  "$LINQ_INTAKE_SA_NAME:dunning Linq intake (Linq webhooks)" \
+  "$LINQ_EVENT_SA_NAME:dunning Linq events (delivery, replies, STOP, lines)" \
   "$TRIGGER_SA_NAME:dunning trigger (Eventarc invoker)" \
   "$BUILD_SA_NAME:dunning build (Cloud Build of both functions)"; do
   sa=${pair%%:*}
@@ -443,6 +480,20 @@ grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount
   --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
 grant gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
   --member="serviceAccount:$RELEASE_SA" --role=roles/pubsub.publisher
+# linq intake: publish to the Linq events topic, read the subscription's signing secret.
+grant gcloud pubsub topics add-iam-policy-binding "$LINQ_TOPIC" --project="$PROJECT" \
+  --member="serviceAccount:$LINQ_INTAKE_SA" --role=roles/pubsub.publisher
+grant gcloud secrets add-iam-policy-binding "$LINQ_HOOK_SECRET" --project="$PROJECT" \
+  --member="serviceAccount:$LINQ_INTAKE_SA" --role=roles/secretmanager.secretAccessor \
+  --condition=None
+# linq events: read and write the ledger (deliveries, the opt-out list), read the Slack URL.
+grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$LINQ_EVENT_SA" \
+  --role=roles/datastore.user --condition="$ledger_only,title=dunning-ledger-only"
+if ((use_slack)); then
+  grant gcloud secrets add-iam-policy-binding "$SLACK_SECRET" --project="$PROJECT" \
+    --member="serviceAccount:$LINQ_EVENT_SA" --role=roles/secretmanager.secretAccessor \
+    --condition=None
+fi
 # build: the roles a function build needs, on the project (where the source bucket, the image
 # repository and the logs are).
 for role in "${BUILD_ROLES[@]}"; do
@@ -455,8 +506,10 @@ PROJECT_NUMBER=$(query '<project-number>' gcloud projects describe "$PROJECT" \
   '--format=value(projectNumber)')
 [[ -n $PROJECT_NUMBER ]] || die "could not read the project number of $PROJECT"
 PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
-grant gcloud pubsub topics add-iam-policy-binding "$DLQ_TOPIC" --project="$PROJECT" \
-  --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+for topic in "$DLQ_TOPIC" "$LINQ_DLQ_TOPIC"; do
+  grant gcloud pubsub topics add-iam-policy-binding "$topic" --project="$PROJECT" \
+    --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher
+done
 # Needed by projects whose Pub/Sub agent predates 2021-04-08; scoped to the trigger's account.
 grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project="$PROJECT" \
   --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator \
@@ -506,27 +559,58 @@ exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" 
     --schedule="$RELEASE_SCHEDULE" --time-zone=Etc/UTC --topic="$SWEEP_TOPIC" --message-body='{}' \
     --description="dunning: release payments deferred for the recipient's quiet hours"
 
-# ---- 10. Dead-letter policy and backoff on the subscription Eventarc created ---------------------
+note "Linq intake and its subscriber"
+# The Linq intake ships with the ingest source (ingest_fn/main.py, entry point linq_webhook): a
+# public URL of its own, which ./dev linq-webhook subscribes to Linq's events.
+deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" "" \
+  --runtime="$RUNTIME" --entry-point=linq_webhook --trigger-http --allow-unauthenticated \
+  --service-account="$LINQ_INTAKE_SA" --build-service-account="$BUILD_SA_PATH" \
+  --memory="$INGEST_MEMORY" \
+  --concurrency="$INGEST_CONCURRENCY" --max-instances="$LINQ_INTAKE_MAX_INSTANCES" \
+  --timeout="${INGEST_TIMEOUT_S}s" \
+  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,LINQ_EVENTS_TOPIC=$LINQ_TOPIC" \
+  --set-secrets="LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION"
+# The subscriber ships with the recover source (recover_fn/main.py, entry point linq_event).
+linq_event_flags=(--set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE")
+[[ -z $LINQ_EVENT_SECRETS ]] || linq_event_flags+=(--set-secrets="$LINQ_EVENT_SECRETS")
+deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" "" \
+  --runtime="$RUNTIME" --entry-point=linq_event --trigger-topic="$LINQ_TOPIC" --retry \
+  --service-account="$LINQ_EVENT_SA" --trigger-service-account="$TRIGGER_SA" \
+  --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
+  --memory="$RECOVER_MEMORY" --max-instances="$LINQ_EVENT_MAX_INSTANCES" \
+  --timeout="${LINQ_EVENT_TIMEOUT_S}s" "${linq_event_flags[@]}"
+grant gcloud functions add-invoker-policy-binding "$LINQ_EVENT_FN" --region="$REGION" \
+  --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
+
+# ---- 10. Dead-letter policy and backoff on the subscriptions Eventarc created --------------------
 note "dead-lettering"
-trigger=$(query '<trigger>' gcloud functions describe "$RECOVER_FN" --region="$REGION" \
-  --project="$PROJECT" '--format=value(eventTrigger.trigger)')
-trigger=${trigger##*/}
-[[ -n $trigger ]] || die "$RECOVER_FN has no Eventarc trigger"
-subscription=$(query '<eventarc-subscription>' gcloud eventarc triggers describe "$trigger" \
-  --location="$REGION" --project="$PROJECT" '--format=value(transport.pubsub.subscription)')
-subscription=${subscription##*/}
-[[ -n $subscription ]] || die "trigger $trigger has no Pub/Sub subscription"
-grant gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
-  --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
-# Re-applied on every run: a redeploy may recreate the subscription with Eventarc's defaults.
-run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
-  --dead-letter-topic="$DLQ_TOPIC" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" \
-  --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY" \
-  --ack-deadline="$ACK_DEADLINE_S"
+# dead_letter FUNCTION DLQ_TOPIC: the policy on the Pub/Sub subscription of FUNCTION's trigger.
+dead_letter() {
+  local fn=$1 dlq=$2 trigger subscription
+  trigger=$(query '<trigger>' gcloud functions describe "$fn" --region="$REGION" \
+    --project="$PROJECT" '--format=value(eventTrigger.trigger)')
+  trigger=${trigger##*/}
+  [[ -n $trigger ]] || die "$fn has no Eventarc trigger"
+  subscription=$(query '<eventarc-subscription>' gcloud eventarc triggers describe "$trigger" \
+    --location="$REGION" --project="$PROJECT" '--format=value(transport.pubsub.subscription)')
+  subscription=${subscription##*/}
+  [[ -n $subscription ]] || die "trigger $trigger has no Pub/Sub subscription"
+  grant gcloud pubsub subscriptions add-iam-policy-binding "$subscription" --project="$PROJECT" \
+    --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+  # Re-applied on every run: a redeploy may recreate the subscription with Eventarc's defaults.
+  run gcloud pubsub subscriptions update "$subscription" --project="$PROJECT" \
+    --dead-letter-topic="$dlq" --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS" \
+    --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY" \
+    --ack-deadline="$ACK_DEADLINE_S"
+}
+dead_letter "$RECOVER_FN" "$DLQ_TOPIC"
+dead_letter "$LINQ_EVENT_FN" "$LINQ_DLQ_TOPIC"
 
 # ---- 11. The webhook URL and the next step -------------------------------------------------------
 url=$(query '<ingest-url>' gcloud functions describe "$INGEST_FN" --region="$REGION" \
   --project="$PROJECT" '--format=value(serviceConfig.uri)')
+linq_url=$(query '<linq-intake-url>' gcloud functions describe "$LINQ_INTAKE_FN" \
+  --region="$REGION" --project="$PROJECT" '--format=value(serviceConfig.uri)')
 cat <<EOF
 
 Webhook URL: $url
@@ -547,4 +631,14 @@ answers every webhook 503; Stripe retries each one (for up to three days in live
 webhooks that arrive in between are delivered once the secret is deployed: none is lost.
 Thin events (v1.invoice.payment_failed, from an event destination) are accepted too.
 Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
+
+Linq webhook URL: $linq_url
+
+Then subscribe it to Linq's events (delivery, replies, line health); the command stores the
+subscription's signing secret straight into $LINQ_HOOK_SECRET as a new version and never prints
+it. Re-run deploy.sh afterwards, which pins that version:
+  GOOGLE_CLOUD_PROJECT=$PROJECT LINQ_API_KEY=sm://$PROJECT/$LINQ_KEY_SECRET ./dev linq-webhook "$linq_url"
+  ./deploy.sh --project $PROJECT --region $REGION
+Until then the Linq intake answers 503 and verifies nothing; sending is not affected.
+Dead Linq events: gcloud pubsub subscriptions pull $LINQ_DLQ_SUB --project=$PROJECT
 EOF

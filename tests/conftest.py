@@ -69,4 +69,6 @@ def pipeline(
     linq_api: LinqStandin,
     slack_api: SlackStandin,
 ) -> Pipeline:
-    return Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api, firestore)
+    world = Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api, firestore)
+    yield world
+    world.linq_inbox.close()

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import functions_framework
 import pytest
+import requests
 import standardwebhooks
 import stripe
 
+from shared.adapters import ledger as ledger_module
 from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
@@ -26,6 +30,48 @@ WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
 LINQ_SECRET = "whsec_" + base64.b64encode(b"linq-harness-signing-secret-0001").decode()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
+
+
+class LinqInbox:
+    """Where Linq's stand-in sends its webhooks in these tests: each request is kept as it came
+    (headers and raw body, signed by the stand-in) for the harness to hand to the intake."""
+
+    def __init__(self) -> None:
+        inbox = self
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self._lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with inbox._lock:
+                    inbox.received.append((dict(self.headers.items()), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/linq"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def take(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
+        """The next `count` webhooks, waiting for them (the stand-in sends a moment later)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if len(self.received) >= count:
+                    taken, self.received = self.received[:count], self.received[count:]
+                    return taken
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Linq sent {len(self.received)} webhook(s), not {count}")
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:
@@ -40,6 +86,23 @@ def log_lines(text: str) -> list[dict[str, Any]]:
 def results(text: str) -> list[dict[str, Any]]:
     """The result lines: those that carry an action."""
     return [entry for entry in log_lines(text) if "action" in entry]
+
+
+def entry_url(pipeline: Pipeline, invoice: dict[str, Any], attempt: int) -> str:
+    """The REST address of a failed payment's ledger entry in the emulator."""
+    return (
+        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
+        f"/databases/dunning/documents/{ledger_module.COLLECTION}/{invoice['id']}-{attempt}"
+    )
+
+
+def entry(pipeline: Pipeline, invoice: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
+    """A failed payment's ledger entry, its fields decoded."""
+    answer = requests.get(
+        entry_url(pipeline, invoice, attempt), headers={"Authorization": "Bearer owner"}, timeout=5
+    )
+    answer.raise_for_status()
+    return {k: ledger_module._decode(v) for k, v in answer.json()["fields"].items()}
 
 
 class Pipeline:
@@ -82,7 +145,13 @@ class Pipeline:
             # run at night in California must not defer.
             "QUIET_HOURS": "off",
         }
-        linq_api.load({"phone_numbers": [builders.linq_line(SENDER)]})
+        self.linq_inbox = LinqInbox()
+        linq_api.load(
+            {
+                "phone_numbers": [builders.linq_line(SENDER)],
+                "webhook": {"url": self.linq_inbox.url, "secret": LINQ_SECRET},
+            }
+        )
         self._ingest: Any = None
         self._recover: Any = None
         self._release: Any = None
@@ -163,6 +232,10 @@ class Pipeline:
         self.capsys.readouterr()
         answer = self.post_linq(event, **signing)
         assert answer.status_code == 200, answer.get_data(as_text=True)
+        self._run_linq_subscriber()
+        return log_lines(self.capsys.readouterr().out)
+
+    def _run_linq_subscriber(self) -> None:
         subscriber = self.app("recover_fn/main.py", "linq_event", "cloudevent")
         for message in self.emulator.pull(f"{self.linq_topic}-pull"):
             subscriber.post(
@@ -175,6 +248,16 @@ class Pipeline:
                 },
                 json={"message": message},
             )
+
+    def relay(self, count: int) -> list[dict[str, Any]]:
+        """The next `count` webhooks Linq's stand-in sent, as it signed them, through the intake
+        and the subscriber; every log line of both."""
+        self.capsys.readouterr()
+        intake = self.app("ingest_fn/main.py", "linq_webhook", "http")
+        for headers, body in self.linq_inbox.take(count):
+            answer = intake.post("/", data=body, headers=headers)
+            assert answer.status_code == 200, answer.get_data(as_text=True)
+        self._run_linq_subscriber()
         return log_lines(self.capsys.readouterr().out)
 
     def sweep(self) -> Any:

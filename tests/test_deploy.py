@@ -25,6 +25,8 @@ VENV_BIN = Path(sys.executable).parent
 PROJECT, REGION = "demo", "us-central1"
 TOPIC, DLQ = "stripe-payment-failed", "stripe-payment-failed-dead-letter"
 SWEEP = "dunning-release-sweep"
+LINQ_TOPIC = "linq-events"
+LINQ_DLQ = "linq-events-dead-letter"
 RELEASE_SA = f"serviceAccount:dunning-release@{PROJECT}.iam.gserviceaccount.com"
 INGEST_SA = f"serviceAccount:dunning-ingest@{PROJECT}.iam.gserviceaccount.com"
 RECOVER_SA = f"serviceAccount:dunning-recover@{PROJECT}.iam.gserviceaccount.com"
@@ -203,20 +205,34 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud secrets describe linq-api-key",
         "gcloud secrets versions list linq-api-key",
         "gcloud secrets describe slack-webhook-url",
+        "gcloud secrets describe linq-webhook-secret",
+        "gcloud secrets versions list linq-webhook-secret",
         f"gcloud pubsub topics describe {TOPIC}",
         f"gcloud pubsub topics create {TOPIC}",
         f"gcloud pubsub topics describe {DLQ}",
         f"gcloud pubsub topics create {DLQ}",
         f"gcloud pubsub topics describe {SWEEP}",
         f"gcloud pubsub topics create {SWEEP}",
+        f"gcloud pubsub topics describe {LINQ_TOPIC}",
+        f"gcloud pubsub topics create {LINQ_TOPIC}",
+        f"gcloud pubsub topics describe {LINQ_DLQ}",
+        f"gcloud pubsub topics create {LINQ_DLQ}",
         f"gcloud pubsub subscriptions describe {DLQ}-pull",
         f"gcloud pubsub subscriptions create {DLQ}-pull",
+        f"gcloud pubsub subscriptions describe {LINQ_DLQ}-pull",
+        f"gcloud pubsub subscriptions create {LINQ_DLQ}-pull",
         f"gcloud iam service-accounts describe dunning-ingest@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-ingest",
         f"gcloud iam service-accounts describe dunning-recover@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-recover",
         f"gcloud iam service-accounts describe dunning-release@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-release",
+        "gcloud iam service-accounts describe "
+        f"dunning-linq-intake@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-linq-intake",
+        "gcloud iam service-accounts describe "
+        f"dunning-linq-events@{PROJECT}.iam.gserviceaccount.com",
+        "gcloud iam service-accounts create dunning-linq-events",
         f"gcloud iam service-accounts describe dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
         "gcloud iam service-accounts create dunning-trigger",
         f"gcloud iam service-accounts describe dunning-build@{PROJECT}.iam.gserviceaccount.com",
@@ -235,11 +251,15 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud pubsub topics add-iam-policy-binding {TOPIC}",
+        f"gcloud pubsub topics add-iam-policy-binding {LINQ_TOPIC}",
+        "gcloud secrets add-iam-policy-binding linq-webhook-secret",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects describe {PROJECT}",
         f"gcloud pubsub topics add-iam-policy-binding {DLQ}",
+        f"gcloud pubsub topics add-iam-policy-binding {LINQ_DLQ}",
         "gcloud iam service-accounts add-iam-policy-binding "
         f"dunning-trigger@{PROJECT}.iam.gserviceaccount.com",
         "gcloud functions describe dunning-ingest",
@@ -252,11 +272,21 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud functions add-invoker-policy-binding dunning-release",
         f"gcloud scheduler jobs describe {SWEEP}",
         f"gcloud scheduler jobs create pubsub {SWEEP}",
+        "gcloud functions describe dunning-linq-intake",
+        "gcloud functions deploy dunning-linq-intake",
+        "gcloud functions describe dunning-linq-events",
+        "gcloud functions deploy dunning-linq-events",
+        "gcloud functions add-invoker-policy-binding dunning-linq-events",
         "gcloud functions describe dunning-recover",
         "gcloud eventarc triggers describe <trigger>",
         f"gcloud pubsub subscriptions add-iam-policy-binding {SUBSCRIPTION}",
         f"gcloud pubsub subscriptions update {SUBSCRIPTION}",
+        "gcloud functions describe dunning-linq-events",
+        "gcloud eventarc triggers describe <trigger>",
+        f"gcloud pubsub subscriptions add-iam-policy-binding {SUBSCRIPTION}",
+        f"gcloud pubsub subscriptions update {SUBSCRIPTION}",
         "gcloud functions describe dunning-ingest",
+        "gcloud functions describe dunning-linq-intake",
     ]
     printed = [" ".join(argv) for argv in plan.commands]
     assert len(printed) == len(expected), "\n".join(printed)
@@ -296,10 +326,11 @@ def test_recover_deploys_on_the_topic_with_retries(plan: Run) -> None:
     assert 1 <= int(flag(argv, "--max-instances")) <= 12
 
 
-def test_recover_timeout_is_below_the_subscription_ack_deadline(plan: Run) -> None:
-    timeout = flag(plan.one("functions", "deploy", "dunning-recover"), "--timeout")
-    ack = flag(plan.one("pubsub", "subscriptions", "update"), "--ack-deadline")
-    assert int(timeout.removesuffix("s")) < int(ack)
+def test_subscriber_timeouts_are_below_the_subscription_ack_deadline(plan: Run) -> None:
+    for name in ("dunning-recover", "dunning-linq-events"):
+        timeout = flag(plan.one("functions", "deploy", name), "--timeout")
+        for update in plan.find("pubsub", "subscriptions", "update"):
+            assert int(timeout.removesuffix("s")) < int(flag(update, "--ack-deadline"))
 
 
 def test_secrets_are_pinned_to_versions_never_latest(plan: Run) -> None:
@@ -314,6 +345,7 @@ def test_secrets_are_pinned_to_versions_never_latest(plan: Run) -> None:
         "STRIPE_WEBHOOK_SECRET": "stripe-webhook-secret:<latest-enabled>",
         "STRIPE_API_KEY": "stripe-api-key:<latest-enabled>",
         "LINQ_API_KEY": "linq-api-key:<latest-enabled>",
+        "LINQ_WEBHOOK_SECRET": "linq-webhook-secret:<latest-enabled>",
     }
     assert ":latest" not in plan.stdout
 
@@ -336,10 +368,14 @@ def test_latest_is_refused_as_a_version(tmp_path: Path) -> None:
 def test_slack_secret_is_added_when_asked_for(tuned: Run) -> None:
     secrets = flag(tuned.one("functions", "deploy", "dunning-recover"), "--set-secrets")
     assert "SLACK_WEBHOOK_URL=slack-webhook-url:<latest-enabled>" in secrets.split(",")
-    grant = tuned.one("secrets", "add-iam-policy-binding", "slack-webhook-url")
-    assert (
-        flag(grant, "--member") == "serviceAccount:dunning-recover@env-proj.iam.gserviceaccount.com"
-    )
+    # The Linq events subscriber sends its notes to the same Slack.
+    secrets = flag(tuned.one("functions", "deploy", "dunning-linq-events"), "--set-secrets")
+    assert secrets == "SLACK_WEBHOOK_URL=slack-webhook-url:<latest-enabled>"
+    grants = tuned.find("secrets", "add-iam-policy-binding", "slack-webhook-url")
+    assert sorted(flag(grant, "--member") for grant in grants) == [
+        "serviceAccount:dunning-linq-events@env-proj.iam.gserviceaccount.com",
+        "serviceAccount:dunning-recover@env-proj.iam.gserviceaccount.com",
+    ]
 
 
 def test_each_function_account_gets_only_its_own_grants(plan: Run) -> None:
@@ -417,12 +453,14 @@ def test_dead_letter_topic_keeps_messages_in_a_pull_subscription(plan: Run) -> N
     assert flag(argv, "--expiration-period") == "never"
 
 
-def test_eventarc_subscription_gets_dead_lettering_and_backoff(plan: Run) -> None:
-    argv = plan.one("pubsub", "subscriptions", "update", SUBSCRIPTION)
-    assert flag(argv, "--dead-letter-topic") == DLQ
-    assert flag(argv, "--max-delivery-attempts") == "10"
-    assert flag(argv, "--min-retry-delay") == "10s"
-    assert flag(argv, "--max-retry-delay") == "600s"
+def test_eventarc_subscriptions_get_dead_lettering_and_backoff(plan: Run) -> None:
+    """Recover's subscription dead-letters to its topic's letters, linq events' to its own."""
+    updates = plan.find("pubsub", "subscriptions", "update", SUBSCRIPTION)
+    assert [flag(argv, "--dead-letter-topic") for argv in updates] == [DLQ, LINQ_DLQ]
+    for argv in updates:
+        assert flag(argv, "--max-delivery-attempts") == "10"
+        assert flag(argv, "--min-retry-delay") == "10s"
+        assert flag(argv, "--max-retry-delay") == "600s"
 
 
 def test_pubsub_service_agent_can_dead_letter(plan: Run) -> None:
@@ -431,11 +469,11 @@ def test_pubsub_service_agent_can_dead_letter(plan: Run) -> None:
         PUBSUB_AGENT,
         "roles/pubsub.publisher",
     )
-    subscribe = plan.one("pubsub", "subscriptions", "add-iam-policy-binding", SUBSCRIPTION)
-    assert (flag(subscribe, "--member"), flag(subscribe, "--role")) == (
-        PUBSUB_AGENT,
-        "roles/pubsub.subscriber",
-    )
+    for subscribe in plan.find("pubsub", "subscriptions", "add-iam-policy-binding", SUBSCRIPTION):
+        assert (flag(subscribe, "--member"), flag(subscribe, "--role")) == (
+            PUBSUB_AGENT,
+            "roles/pubsub.subscriber",
+        )
 
 
 def test_ends_with_the_webhook_url_and_the_stripe_next_step(plan: Run) -> None:
@@ -592,10 +630,10 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     first = deploy(tmp_path, "--project", PROJECT, "--region", REGION, fake=STATEFUL)
     assert first.returncode == 0, first.stderr
     calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
-    # 3 topics, the dead-letter subscription, 5 service accounts, the ledger database, its 2
+    # 5 topics, the 2 dead-letter subscriptions, 7 service accounts, the ledger database, its 2
     # indexes, the Scheduler job.
-    assert sum(" create " in call for call in calls) == 13
-    assert sum(call.startswith("functions deploy ") for call in calls) == 3
+    assert sum(" create " in call for call in calls) == 18
+    assert sum(call.startswith("functions deploy ") for call in calls) == 5
     assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
 
     (tmp_path / "bin" / "state" / "calls").unlink()
@@ -613,6 +651,7 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
         ("linq-api-key", []),
         # A placeholder that never verifies, and what happens to webhooks meanwhile.
         ("stripe-webhook-secret", ["placeholder not-set-yet", "answers every webhook 503"]),
+        ("linq-webhook-secret", ["placeholder", "not-set-yet", "./dev linq-webhook URL"]),
     ],
 )
 def test_missing_secret_stops_with_how_to_create_it(
@@ -695,3 +734,61 @@ def test_a_lease_shorter_than_a_run_is_refused(tmp_path: Path) -> None:
     run = dry_run(tmp_path, LEASE_SECONDS="60")
     assert run.returncode == 2
     assert "LEASE_SECONDS must be whole seconds above 120" in run.stderr
+
+
+# --- listening to Linq --------------------------------------------------------------------------
+
+LINQ_INTAKE_SA = f"serviceAccount:dunning-linq-intake@{PROJECT}.iam.gserviceaccount.com"
+LINQ_EVENTS_SA = f"serviceAccount:dunning-linq-events@{PROJECT}.iam.gserviceaccount.com"
+
+
+def test_the_linq_intake_is_a_public_http_function_of_the_ingest_source(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-linq-intake")
+    assert {"--gen2", "--trigger-http", "--allow-unauthenticated"} <= set(argv)
+    assert flag(argv, "--entry-point") == "linq_webhook"
+    assert flag(argv, "--source") == str(plan.build / "ingest")
+    assert f"serviceAccount:{flag(argv, '--service-account')}" == LINQ_INTAKE_SA
+    assert (
+        flag(argv, "--set-env-vars")
+        == f"GOOGLE_CLOUD_PROJECT={PROJECT},LINQ_EVENTS_TOPIC=linq-events"
+    )
+    assert flag(argv, "--set-secrets") == "LINQ_WEBHOOK_SECRET=linq-webhook-secret:<latest-enabled>"
+
+
+def test_linq_events_run_on_their_topic_internal_only_with_retries(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-linq-events")
+    assert {"--gen2", "--retry", "--ingress-settings=internal-only"} <= set(argv)
+    assert flag(argv, "--entry-point") == "linq_event"
+    assert flag(argv, "--trigger-topic") == LINQ_TOPIC
+    assert flag(argv, "--source") == str(plan.build / "recover")
+    assert f"serviceAccount:{flag(argv, '--service-account')}" == LINQ_EVENTS_SA
+    assert f"serviceAccount:{flag(argv, '--trigger-service-account')}" == TRIGGER_SA
+    # No Slack secret in the plain plan: none is deployed, none is granted.
+    assert not any(arg.startswith("--set-secrets") for arg in argv)
+
+
+def test_the_linq_accounts_get_only_their_own_grants(plan: Run) -> None:
+    def granted(member: str) -> list[tuple[str, str, str]]:
+        return sorted(
+            (argv[1], argv[argv.index(BIND) + 1], flag(argv, "--role"))
+            for argv in plan.commands
+            if BIND in argv and flag(argv, "--member") == member
+        )
+
+    assert granted(LINQ_INTAKE_SA) == [
+        ("pubsub", LINQ_TOPIC, "roles/pubsub.publisher"),
+        ("secrets", "linq-webhook-secret", "roles/secretmanager.secretAccessor"),
+    ]
+    assert granted(LINQ_EVENTS_SA) == [("projects", PROJECT, "roles/datastore.user")]
+    [ledger] = [
+        argv for argv in plan.commands if BIND in argv and flag(argv, "--member") == LINQ_EVENTS_SA
+    ]
+    assert "databases/dunning" in flag(ledger, "--condition")
+
+
+def test_ends_with_the_linq_intake_url_and_the_subscription_command(plan: Run) -> None:
+    tail = plan.stdout.rsplit("\n+ ", 1)[1]
+    assert "Linq webhook URL: <linq-intake-url>" in tail
+    assert './dev linq-webhook "<linq-intake-url>"' in tail
+    assert "linq-webhook-secret" in tail
+    assert f"pull {LINQ_DLQ}-pull" in tail

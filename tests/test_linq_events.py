@@ -12,16 +12,19 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 import standardwebhooks
 from cloudevents.http import CloudEvent
 from standardwebhooks import webhooks as standard
 
+from shared.adapters import ledger as ledger_module
 from shared.adapters import linq_webhook
 from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.core.errors import WebhookRejected
 from shared.core.linq_events import Delivery, is_opt_out, read_event
 from standins import builders
-from tests.harness import LINQ_SECRET, SENDER
+from tests.harness import LINQ_SECRET, SENDER, entry_url
+from tests.harness import entry as entry_fields
 
 PHONE = "+14155550100"
 
@@ -164,26 +167,43 @@ def test_anything_else_is_not_an_opt_out(text):
     assert not is_opt_out(text)
 
 
-def test_a_delivery_is_matched_by_the_idempotency_key_the_product_set():
-    event = {
-        "event_type": "message.failed",
-        "data": {"idempotency_key": "in_1Ab-3-link", "code": 4001, "reason": "x"},
+def test_a_delivery_is_read_by_its_key_and_a_failure_by_its_message_and_chat():
+    delivered = {
+        "event_type": "message.delivered",
+        "data": {"id": "m1", "idempotency_key": "in_1Ab-3-link", "chat": {"id": "c1"}},
     }
-    assert read_event(event) == Delivery(False, "in_1Ab-3", "link", None, 4001, "x")
+    assert read_event(delivered) == Delivery(True, "in_1Ab-3", "link", "m1", "c1", None, None)
+    # The SDK's message.failed: no idempotency key, the message and chat by id.
+    failed = {
+        "event_type": "message.failed",
+        "data": {"message_id": "m2", "chat_id": "c2", "code": 4001, "reason": "x"},
+    }
+    assert read_event(failed) == Delivery(False, None, None, "m2", "c2", 4001, "x")
     foreign = {"event_type": "message.delivered", "data": {"idempotency_key": "their-key"}}
     assert read_event(foreign).entry is None
+
+
+def test_a_reply_is_read_from_the_handle_object_or_a_plain_string():
+    handle = {"handle": PHONE, "is_me": False, "service": "iMessage"}
+    for sender in (handle, PHONE):
+        event = {
+            "event_type": "message.received",
+            "data": {"sender_handle": sender, "parts": [{"type": "text", "value": "hi"}]},
+        }
+        assert read_event(event).sender == PHONE
 
 
 # --- through the functions ---------------------------------------------------------------------
 
 
-def delivery(kind: str, key: str, **data: Any) -> dict[str, Any]:
+def delivery(kind: str, key: str | None = None, **data: Any) -> dict[str, Any]:
+    """A hand-built delivery event (the stand-in's own are relayed with `pipeline.relay`)."""
     return {
         "api_version": "v3",
         "webhook_version": "2026-02-03",
         "event_type": kind,
         "event_id": str(uuid.uuid4()),
-        "data": {"idempotency_key": key, "message_id": str(uuid.uuid4()), **data},
+        "data": {"idempotency_key": key, "id": str(uuid.uuid4()), **data},
     }
 
 
@@ -192,7 +212,7 @@ def reply(chat_id: str, text: str, *, sender: str = PHONE, **extra: Any) -> dict
     data = {
         "id": str(uuid.uuid4()),
         "direction": "inbound",
-        "sender_handle": sender,
+        "sender_handle": {"handle": sender, "is_me": False},
         "parts": [{"type": "text", "value": text}],
         "chat": chat,
         "sent_at": extra.pop("sent_at", dt.datetime.now(dt.UTC).isoformat()),
@@ -206,71 +226,115 @@ def acted(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if "webhook_id" in line and "action" in line]
 
 
-@pytest.fixture
-def texted(pipeline):
-    """A customer texted (chat open), with Slack on."""
+def send(pipeline, phone: str = PHONE) -> tuple[dict[str, Any], str]:
     pipeline.configure(SLACK_WEBHOOK_URL=f"{pipeline.slack.url}/services/T0/B0/X0")
-    invoice = pipeline.customer_with_invoice()
+    invoice = pipeline.customer_with_invoice(builders.customer(phone=phone))
     result = pipeline.result(invoice)
     assert result["action"] == "sent", result.get("reason")
     return invoice, result["chat_id"]
 
 
+@pytest.fixture
+def texted(pipeline):
+    """A customer texted (chat open, both deliveries heard), with Slack on."""
+    invoice, chat_id = send(pipeline)
+    assert [line["action"] for line in acted(pipeline.relay(2))] == ["delivered", "delivered"]
+    return invoice, chat_id
+
+
 def ledger_fields(pipeline, invoice) -> dict[str, Any]:
-    from tests.test_quiet_hours_flow import entry
-
-    return entry(pipeline, invoice)
+    return entry_fields(pipeline, invoice)
 
 
-def test_a_send_followed_by_delivered(pipeline, texted):
-    invoice, _ = texted
-    [line] = acted(pipeline.hear(delivery("message.delivered", f"{invoice['id']}-1-text")))
-    assert (line["action"], line["part"], line["invoice_id"]) == (
+def test_a_send_followed_by_delivered(pipeline):
+    invoice, _ = send(pipeline)
+    lines = acted(pipeline.relay(2))
+    assert [(line["action"], line["part"], line["invoice_id"]) for line in lines] == [
+        ("delivered", "text", invoice["id"]),
+        ("delivered", "link", invoice["id"]),
+    ]
+    fields = ledger_fields(pipeline, invoice)
+    assert (fields["text_delivery"]["status"], fields["link_delivery"]["status"]) == (
         "delivered",
-        "text",
-        invoice["id"],
+        "delivered",
     )
-    assert ledger_fields(pipeline, invoice)["text_delivery"]["status"] == "delivered"
 
 
-def test_failed_then_delivered_and_a_late_failed_changes_nothing(pipeline, texted):
-    invoice, _ = texted
-    key = f"{invoice['id']}-1-link"
-    [failed] = acted(
-        pipeline.hear(delivery("message.failed", key, code=4001, reason="Delivery failed"))
-    )
-    assert (
-        failed["severity"],
-        failed["action"],
-        failed["code"],
-        failed["reason"],
-        failed["part"],
-    ) == (
-        "WARNING",
-        "delivery_failed",
-        4001,
-        "Delivery failed",
-        "link",
-    )
-    [delivered] = acted(pipeline.hear(delivery("message.delivered", key)))
-    assert delivered["action"] == "delivered"
-    [late] = acted(pipeline.hear(delivery("message.failed", key, code=4001)))
-    assert late["message"] == "ignored: delivered already (a delivery is final)"
+def test_an_undeliverable_text_is_matched_by_its_message_id(pipeline):
+    pipeline.linq.load({"undeliverable": [PHONE]})
+    invoice, _ = send(pipeline)
+    lines = acted(pipeline.relay(2))
+    assert [(line["severity"], line["action"], line["part"], line["code"]) for line in lines] == [
+        ("WARNING", "delivery_failed", "text", 4001),
+        ("WARNING", "delivery_failed", "link", 4001),
+    ]
+    assert lines[0]["reason"] == "Message not delivered"
+    assert ledger_fields(pipeline, invoice)["text_delivery"]["code"] == 4001
+
+
+def test_failed_then_delivered_and_a_late_failed_changes_nothing(pipeline):
+    pipeline.linq.load({"delivery_flaps": [PHONE]})
+    invoice, chat_id = send(pipeline)
+    lines = acted(pipeline.relay(4))
+    assert [(line["action"], line["part"]) for line in lines] == [
+        ("delivery_failed", "text"),
+        ("delivered", "text"),
+        ("delivery_failed", "link"),
+        ("delivered", "link"),
+    ]
+    fields = ledger_fields(pipeline, invoice)
+    assert fields["link_delivery"]["status"] == "delivered"
+    late = delivery("message.failed", message_id=fields["link_message_id"], chat_id=chat_id)
+    [line] = acted(pipeline.hear(late))
+    assert line["message"] == "ignored: delivered already (a delivery is final)"
     assert ledger_fields(pipeline, invoice)["link_delivery"]["status"] == "delivered"
 
 
 def test_an_event_for_a_message_the_product_did_not_send_is_ignored(pipeline):
     [line] = acted(pipeline.hear(delivery("message.delivered", "someone-elses-key")))
-    assert line["message"].startswith("ignored: a message the product did not send")
+    assert line["message"] == "ignored: a message the product did not send"
+    [line] = acted(pipeline.hear(delivery("message.failed", message_id="m0", chat_id="c0")))
+    assert line["message"] == "ignored: a message the product did not send"
     [line] = acted(pipeline.hear(delivery("message.delivered", "in_1Nobody-1-text")))
     assert line["message"] == "ignored: no ledger entry for the message's key"
 
 
+def test_a_failure_heard_before_the_run_recorded_its_message_is_retried(pipeline):
+    """The run is still sending (its entry active, the chat recorded, the link's id not yet):
+    the subscriber answers with a retry, and acts once the run has finished."""
+    invoice, chat_id = send(pipeline)
+    pipeline.linq_inbox.take(2)
+    link_id = ledger_fields(pipeline, invoice)["link_message_id"]
+    entry = f"{invoice['id']}-1"
+    url = entry_url(pipeline, invoice, 1)
+
+    def put(fields: dict[str, Any]) -> None:
+        body = {"fields": {k: ledger_module._encode(v) for k, v in fields.items()}}
+        params = {"updateMask.fieldPaths": list(fields)}
+        headers = {"Authorization": "Bearer owner"}
+        requests.patch(url, params=params, json=body, headers=headers, timeout=5).raise_for_status()
+
+    put({"state": "active", "link_message_id": None})
+    late = delivery("message.failed", message_id=link_id, chat_id=chat_id, code=4001)
+    lines = pipeline.hear(late)
+    [retry] = [line for line in lines if line["message"].startswith("will retry")]
+    assert "has not recorded it yet" in retry["message"]
+    assert acted(lines) == []
+    put({"state": "done", "link_message_id": link_id})
+    [line] = acted(pipeline.hear(late))
+    assert (line["action"], line["part"]) == ("delivery_failed", "link")
+    assert entry == f"{line['invoice_id']}-{line['attempt']}"
+
+
 def test_stop_then_a_new_failed_payment_is_skipped_with_no_linq_call(pipeline, texted, linq_api):
-    invoice, chat_id = texted
-    [line] = acted(pipeline.hear(reply(chat_id, "stop")))
+    invoice, _ = texted
+    # Lower case: Linq itself would not opt the number out; our list does.
+    assert linq_api.inbound(PHONE, "stop") is False
+    [line] = acted(pipeline.relay(1))
     assert (line["action"], line["changed"]) == ("opt_out_recorded", True)
     assert "stop" not in str({k: v for k, v in line.items() if k != "message"}).lower()
+    [note] = [n["text"] for n in pipeline.slack.notes() if "replied STOP" in n["text"]]
+    assert PHONE not in note
     before = len(linq_api.requests())
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     result = pipeline.result(invoice, attempt_count=2)
@@ -279,16 +343,14 @@ def test_stop_then_a_new_failed_payment_is_skipped_with_no_linq_call(pipeline, t
     assert len(linq_api.requests()) == before  # no Linq call at all
 
 
-def test_a_later_word_lifts_the_stop_and_texts_go_out_again(pipeline, texted):
-    invoice, chat_id = texted
-    now = dt.datetime.now(dt.UTC)
-    acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
-    [line] = acted(
-        pipeline.hear(
-            reply(chat_id, "sorry, I'll pay", sent_at=(now + dt.timedelta(seconds=5)).isoformat())
-        )
-    )
-    assert (line["action"], line["opt_out_lifted"]) == ("reply_received", True)
+def test_a_later_word_lifts_the_stop_and_texts_go_out_again(pipeline, texted, linq_api):
+    invoice, _ = texted
+    linq_api.inbound(PHONE, "STOP")
+    time.sleep(0.01)  # the stand-in stamps sent_at in microseconds: the later word is later
+    linq_api.inbound(PHONE, "sorry, I'll pay")
+    lines = acted(pipeline.relay(2))
+    assert [line["action"] for line in lines] == ["opt_out_recorded", "reply_received"]
+    assert lines[1]["opt_out_lifted"] is True
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
 
@@ -308,10 +370,12 @@ def test_an_older_stop_arriving_after_a_newer_word_does_not_opt_out(pipeline, te
     assert line["changed"] is False
 
 
-def test_a_reply_reaches_the_team_without_the_number_and_no_log_holds_the_text(pipeline, texted):
-    _, chat_id = texted
+def test_a_reply_reaches_the_team_without_the_number_and_no_log_holds_the_text(
+    pipeline, texted, linq_api
+):
     text = "I'll pay on Friday, call me at +14155550100"
-    lines = pipeline.hear(reply(chat_id, text))
+    linq_api.inbound(PHONE, text)
+    lines = pipeline.relay(1)
     [line] = acted(lines)
     assert (line["action"], line["length"]) == ("reply_received", len(text))
     assert "Friday" not in str(lines)
@@ -329,21 +393,22 @@ def test_a_long_reply_is_quoted_short(pipeline, texted):
     assert len(note) < 400
 
 
-def test_history_and_group_chats_are_ignored(pipeline, texted):
+def test_history_and_group_chats_are_ignored(pipeline, texted, linq_api):
     _, chat_id = texted
-    [line] = acted(pipeline.hear(reply(chat_id, "STOP", reconciled_at="2026-11-26T00:00:00Z")))
+    linq_api.inbound(PHONE, "STOP", reconciled=True)
+    [line] = acted(pipeline.relay(1))
     assert line["message"].startswith("ignored: reconciled history")
     [line] = acted(pipeline.hear(reply(chat_id, "STOP", is_group=True)))
     assert line["message"].startswith("ignored: reconciled history or a group chat")
 
 
-def test_a_duplicated_webhook_is_acted_on_once(pipeline, texted):
-    _, chat_id = texted
-    event = reply(chat_id, "hello?")
-    first = acted(pipeline.hear(event, webhook_id="msg_same"))
-    second = acted(pipeline.hear(event, webhook_id="msg_same"))
-    assert first[0]["action"] == "reply_received"
-    assert second[0]["message"] == "duplicate Linq event ignored"
+def test_a_duplicated_webhook_is_acted_on_once(pipeline, texted, linq_api):
+    linq_api.inbound(PHONE, "hello?")
+    [sent] = pipeline.linq_inbox.take(1)
+    pipeline.linq_inbox.received[:0] = [sent, sent]  # Linq retrying: the same id and body
+    lines = acted(pipeline.relay(2))
+    assert [line["action"] for line in lines] == ["reply_received", "ignored"]
+    assert lines[1]["message"] == "duplicate Linq event ignored"
     assert len([n for n in pipeline.slack.notes() if n["text"].startswith("Reply from")]) == 1
 
 

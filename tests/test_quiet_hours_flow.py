@@ -18,13 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from shared.adapters import ledger as ledger_module
 from shared.adapters.ledger import Ledger
 from shared.adapters.publisher import Publisher
 from shared.workflow import release as release_module
 from shared.workflow.release import Sweep
 from standins import builders
-from tests.harness import log_lines, results
+from tests.harness import entry, entry_url, log_lines, results
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 
@@ -39,21 +38,6 @@ def night_around_now() -> str:
 def night(pipeline):
     pipeline.configure(QUIET_HOURS=night_around_now())
     return pipeline
-
-
-def entry_url(pipeline, invoice: dict[str, Any], attempt: int) -> str:
-    return (
-        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
-        f"/databases/dunning/documents/{ledger_module.COLLECTION}/{invoice['id']}-{attempt}"
-    )
-
-
-def entry(pipeline, invoice: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
-    answer = requests.get(
-        entry_url(pipeline, invoice, attempt), headers={"Authorization": "Bearer owner"}, timeout=5
-    )
-    answer.raise_for_status()
-    return {k: ledger_module._decode(v) for k, v in answer.json()["fields"].items()}
 
 
 def morning(pipeline, *invoices: tuple[dict[str, Any], int]) -> None:

@@ -312,19 +312,22 @@ class Ledger:
         }
         return replace(self._update(lease, values), entry=Entry(plan=plan))
 
-    def record_text(self, lease: Lease, chat_id: str) -> Lease:
-        """Record that the text went out into `chat_id`: a resumed run sends only the link."""
+    def record_text(self, lease: Lease, chat_id: str, message_id: str | None = None) -> Lease:
+        """Record that the text went out into `chat_id` (as message `message_id`): a resumed run
+        sends only the link."""
         now = _now()
         values = {
             "chat_id": chat_id,
+            "text_message_id": message_id,
             "texted_at": now,
             "lease_until": now + self._lease,
             "updated_at": now,
         }
         return replace(self._update(lease, values), entry=replace(lease.entry, chat_id=chat_id))
 
-    def finish(self, lease: Lease, outcome: Outcome) -> None:
-        """Record the outcome: `done` for good, or `failed`, which a later message may take over."""
+    def finish(self, lease: Lease, outcome: Outcome, link_message_id: str | None = None) -> None:
+        """Record the outcome: `done` for good, or `failed`, which a later message may take over
+        (with the link's message id, when one went out)."""
         now = _now()
         values: dict[str, Any] = {
             "state": FAILED if outcome.action is Action.FAILED else DONE,
@@ -336,6 +339,8 @@ class Ledger:
         }
         if outcome.chat_id is not None:
             values["chat_id"] = outcome.chat_id
+        if link_message_id is not None:
+            values["link_message_id"] = link_message_id
         self._update(lease, values)
 
     def defer(
@@ -441,6 +446,14 @@ class Ledger:
     def entries(self, invoice_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         """Every entry of one invoice (one per failed attempt): key, version and fields."""
         return self._find("invoice_id", invoice_id)
+
+    def sent_message(self, message_id: str) -> tuple[str, str] | None:
+        """The entry and the part (text or link) that went out as Linq message `message_id`."""
+        for part in ("text", "link"):
+            found = self._find(f"{part}_message_id", message_id)
+            if found:
+                return found[0][0], part
+        return None
 
     def entries_of_chat(self, chat_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         """The entries whose text opened (or went into) chat `chat_id`."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -28,6 +29,20 @@ CODE_OPTED_OUT = 2024
 CODE_LINE_INELIGIBLE = 2027
 # Codes with which the capability check refuses an address outright (unsupported region, format).
 _REFUSED_ADDRESS_CODES = frozenset({1002, 1005})
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A text that went out: the chat it opened (or went into) and its message id, which Linq's
+    `message.failed` webhook names it by (it carries no idempotency key)."""
+
+    chat_id: str
+    message_id: str | None
+
+
+def _message_id(message: Any) -> str | None:
+    found = message.get("id") if isinstance(message, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def _error(response: requests.Response) -> RecoveryError:
@@ -132,8 +147,8 @@ class LinqClient:
             imessage=bool(answer.get("available")), service=answer.get("selected_service")
         )
 
-    def create_chat(self, sender: str, to: str, text: str, idempotency_key: str) -> str:
-        """Open (or reuse) the chat with `to` and send `text` in it; returns the chat id."""
+    def create_chat(self, sender: str, to: str, text: str, idempotency_key: str) -> Sent:
+        """Open (or reuse) the chat with `to` and send `text` in it."""
         answer = self._call(
             "POST",
             "/chats",
@@ -146,11 +161,13 @@ class LinqClient:
                 },
             },
         )
-        return str(answer["chat"]["id"])
+        chat = answer["chat"]
+        return Sent(str(chat["id"]), _message_id(chat.get("message")))
 
-    def send_link(self, chat_id: str, url: str, idempotency_key: str) -> None:
-        """Post `url` as a link part (a rich preview card where the service supports one)."""
-        self._call(
+    def send_link(self, chat_id: str, url: str, idempotency_key: str) -> str | None:
+        """Post `url` as a link part (a rich preview card where the service supports one);
+        returns the message's id."""
+        answer = self._call(
             "POST",
             f"/chats/{chat_id}/messages",
             {
@@ -160,3 +177,4 @@ class LinqClient:
                 }
             },
         )
+        return _message_id(answer.get("message"))

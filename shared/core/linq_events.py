@@ -31,10 +31,12 @@ class Delivery:
     """Linq's word on one message the product may have sent."""
 
     delivered: bool
-    # The ledger entry and the part, from the idempotency key the product set, when it has one.
+    # The ledger entry and the part, from the idempotency key the product set, when the event
+    # carries it (`message.delivered` does; `message.failed` names only the message and chat).
     entry: str | None
     part: str | None
     message_id: str | None
+    chat_id: str | None
     code: int | None
     reason: str | None
 
@@ -77,11 +79,13 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
     if kind in (DELIVERED, FAILED):
         key = _KEY.fullmatch(str(data.get("idempotency_key") or ""))
         code = data.get("code")
+        # `message.delivered` is a message (`id`, `chat.id`); `message.failed` names them.
         return Delivery(
             delivered=kind == DELIVERED,
             entry=key["entry"] if key else None,
             part=key["part"] if key else None,
-            message_id=_str(data.get("message_id")),
+            message_id=_str(data.get("message_id")) or _str(data.get("id")),
+            chat_id=_str(data.get("chat_id")) or _str(_mapping(data.get("chat")).get("id")),
             code=code if isinstance(code, int) and not isinstance(code, bool) else None,
             reason=_str(data.get("reason")),
         )
@@ -95,7 +99,7 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
         )
         return Reply(
             chat_id=_str(chat.get("id")),
-            sender=_str(data.get("sender_handle")),
+            sender=_handle(data.get("sender_handle")),
             text=text,
             sent_at=_moment(data.get("sent_at")),
             history_or_group=bool(data.get("reconciled_at")) or bool(chat.get("is_group")),
@@ -107,6 +111,12 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
             reputation=(_str(data.get("previous_reputation")), _str(data.get("new_reputation"))),
         )
     return None
+
+
+def _handle(value: Any) -> str | None:
+    """The address of a `sender_handle`: a handle object (`{"handle": "+1...", ...}`) in the
+    2026-02-03 format, a plain string in older ones."""
+    return _str(value.get("handle")) if isinstance(value, Mapping) else _str(value)
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.adapters.ledger import Ledger
+from shared.adapters.ledger import ACTIVE, Ledger
+from shared.core.errors import RetryableError
 from shared.core.linq_events import Delivery, LineChange, Reply, is_opt_out, read_event
 from shared.core.log import INFO, WARNING, mask_phone
 from shared.core.outcome import Action
@@ -69,11 +70,13 @@ def _act(
 
 
 def _delivery(ledger: Ledger, fact: Delivery) -> Said:
-    if fact.entry is None or fact.part is None:
-        return Said(INFO, "ignored: a message the product did not send (no key of ours)")
-    recorded = ledger.record_delivery(fact.entry, fact.part, fact.delivered, fact.code, fact.reason)
-    invoice_id, attempt = fact.entry.rsplit("-", 1)
-    where = {"invoice_id": invoice_id, "attempt": int(attempt), "part": fact.part}
+    sent = _sent(ledger, fact)
+    if sent is None:
+        return Said(INFO, "ignored: a message the product did not send")
+    entry, part = sent
+    recorded = ledger.record_delivery(entry, part, fact.delivered, fact.code, fact.reason)
+    invoice_id, attempt = entry.rsplit("-", 1)
+    where = {"invoice_id": invoice_id, "attempt": int(attempt), "part": part}
     if recorded is None:
         return Said(INFO, "ignored: no ledger entry for the message's key", where)
     if not recorded:
@@ -82,6 +85,25 @@ def _delivery(ledger: Ledger, fact: Delivery) -> Said:
         return Said(INFO, "delivered", {**where, "action": Action.DELIVERED.value})
     failure = {"code": fact.code, "reason": fact.reason, "action": Action.DELIVERY_FAILED.value}
     return Said(WARNING, "delivery failed", {**where, **failure})
+
+
+def _sent(ledger: Ledger, fact: Delivery) -> tuple[str, str] | None:
+    """The ledger entry and part of the message: by the idempotency key the product set when the
+    event carries it, else by the message id recorded at send time."""
+    if fact.entry is not None and fact.part is not None:
+        return fact.entry, fact.part
+    if fact.message_id is None:
+        return None
+    found = ledger.sent_message(fact.message_id)
+    if found is None and fact.chat_id is not None and _sending_in(ledger, fact.chat_id):
+        # A chat of ours whose run has not recorded the message yet (Linq can report a failure
+        # within moments of the send): try again shortly rather than lose it.
+        raise RetryableError("the run that sent this message has not recorded it yet")
+    return found
+
+
+def _sending_in(ledger: Ledger, chat_id: str) -> bool:
+    return any(fields.get("state") == ACTIVE for _, _, fields in ledger.entries_of_chat(chat_id))
 
 
 def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:

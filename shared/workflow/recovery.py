@@ -18,7 +18,7 @@ from functools import partial
 from typing import TypeVar
 
 from shared.adapters.ledger import ACTIVE, DEFERRED, DONE, RELEASED, Held, Lease, Ledger
-from shared.adapters.linq import LinqClient
+from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.decide import (
     Defer,
@@ -251,19 +251,22 @@ class Recovery:
         keys = {part: idempotency_key(job.invoice_id, attempt, part) for part in ("text", "link")}
         plan, chat_id = decision.plan, decision.chat_id
         texted_now = chat_id is None
+        text_id: str | None = None
         if chat_id is None:
             try:
-                plan, chat_id = self._text(plan, keys["text"], owner, name)
+                plan, texted = self._text(plan, keys["text"], owner, name)
+                chat_id, text_id = texted.chat_id, texted.message_id
             except (OptedOutError, UnreachableError) as exc:
                 action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
                 prefix = "recipient opted out: " if action is Action.OPTED_OUT else ""
                 return owner.finish(skipped(action, prefix + exc.reason))
             except PermanentError as exc:
                 return owner.finish(failed(exc.reason))
+        record = partial(self._ledger.record_text, owner.lease, chat_id, text_id)
         try:
-            owner.alongside(
+            link_id = owner.alongside(
                 partial(self._linq.send_link, chat_id, plan.link, keys["link"]),
-                partial(self._ledger.record_text, owner.lease, chat_id) if texted_now else None,
+                record if texted_now else None,
             )
         except OptedOutError as exc:
             # The text went out; the recipient said STOP before the link followed.
@@ -272,9 +275,9 @@ class Recovery:
             return owner.finish(
                 replace(failed(f"text sent, link refused: {exc.reason}"), chat_id=chat_id)
             )
-        return owner.finish(sent(chat_id))
+        return owner.finish(sent(chat_id), link_id)
 
-    def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, str]:
+    def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, Sent]:
         """Send the text from the planned line (a new plan picks one and records it first);
         returns the plan as sent and the chat."""
         recorded = plan.line is not None
@@ -376,16 +379,17 @@ class _Owner:
     def __init__(self, ledger: Ledger, pool: ThreadPoolExecutor, lease: Lease) -> None:
         self._ledger, self._pool, self.lease = ledger, pool, lease
 
-    def alongside(self, call: Callable[[], object], write: Callable[[], Lease] | None) -> None:
+    def alongside(self, call: Callable[[], U], write: Callable[[], Lease] | None) -> U:
         """Run `call` while the ledger `write` runs; the write's failure wins (a lost lease stops
-        everything), otherwise the call's failure is raised, the new version kept either way."""
+        everything), otherwise the call's failure is raised, the new version kept either way.
+        Returns what `call` returned."""
         pending = self._pool.submit(write) if write is not None else None
         try:
-            call()
+            return call()
         finally:
             if pending is not None:
                 self.lease = pending.result()
 
-    def finish(self, outcome: Outcome) -> Outcome:
-        self._ledger.finish(self.lease, outcome)
+    def finish(self, outcome: Outcome, link_id: str | None = None) -> Outcome:
+        self._ledger.finish(self.lease, outcome, link_id)
         return outcome
