@@ -40,7 +40,7 @@ RESULT_TIMEOUT_S = 30.0
 # The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
 # this long past the window's end for the released text.
 SWEEP_EVERY_S = 5.0
-DEFERRED, RECOVERED = Action.DEFERRED.value, Action.RECOVERED.value
+LINQ_EVENTS = "delivered, failed, replies, line health"
 RELEASE_TIMEOUT_S = 30.0
 # What the live sandbox sets itself: the emulators, and the project and topic they hold.
 _STACK_SETS = frozenset({"GOOGLE_CLOUD_PROJECT", "PUBSUB_TOPIC"})
@@ -108,7 +108,7 @@ def run_demo() -> int:
     _say("Starting the Pub/Sub and Firestore emulators, the Stripe/Linq/Slack stand-ins and the")
     _say(f"functions (QUIET_HOURS={window}: night in Tokyo now, not in California or London)...")
     recover_env = {"QUIET_HOURS": window, "HOLDOUT_PERCENT": str(HOLDOUT_PERCENT)}
-    with LocalStack(release=True, recover_env=recover_env) as stack:
+    with LocalStack(release=True, linq_events=True, slack=True, recover_env=recover_env) as stack:
         _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
         # Stripe's stand-in sends its events (invoice.paid) to the ingest function, signed.
         webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
@@ -122,6 +122,7 @@ def run_demo() -> int:
                 raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
         tail = _Tail(stack.log("recover"), _is_result)
         _await(tail, len(demo), RESULT_TIMEOUT_S)
+        _listen_to_linq(stack, demo, tail)
         payers = [case for case in demo if case.pays]
         _say(
             f"{len(payers)} customers pay (two after their text, one held out untexted); Stripe "
@@ -129,7 +130,8 @@ def run_demo() -> int:
         )
         for case in payers:
             stack.stripe.pay_invoice(case.invoice["id"])
-        _await(tail, len(demo) + len(payers), RESULT_TIMEOUT_S)
+        again = sum(case.fails_again for case in demo)
+        _await(tail, len(demo) + again + len(payers), RESULT_TIMEOUT_S)
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
         _say(
@@ -137,7 +139,8 @@ def run_demo() -> int:
             f"(in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every "
             "5 minutes when deployed):"
         )
-        _await(tail, len(demo) + len(payers) + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
+        total = len(demo) + again + len(payers) + deferred
+        _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
         pids = stack.pids
@@ -147,8 +150,7 @@ def run_demo() -> int:
     wrong = []
     for case in demo:
         actions = [entry["action"] for entry in lines if entry["invoice_id"] == case.invoice["id"]]
-        expected = ([DEFERRED] if case.deferred else []) + [case.expected]
-        expected += [RECOVERED] if case.pays else []
+        expected = case.expected_actions
         mark = "" if actions == expected else f"   <-- expected {' → '.join(expected)}"
         if mark:
             wrong.append(case.label)
@@ -161,6 +163,58 @@ def run_demo() -> int:
         _say(f"FAILED: unexpected action for {', '.join(wrong)}")
         return 1
     return 0 if stopped == len(pids) else 1
+
+
+def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail) -> None:
+    """Linq's webhooks, as the product hears them: the deliveries of the texts just sent, two
+    replies (one for the team, one STOP) and the STOP-sayer's next failed payment."""
+    texted = [c for c in demo if c.expected == "sent" and not c.deferred]
+    _say(
+        f"Linq reports each message delivered (signed webhooks to the Linq intake: {LINQ_EVENTS}):"
+    )
+    linq = stack.log("linq-events")
+    delivered = _linq_lines(linq, Action.DELIVERED, 2 * len(texted))
+    _say("  " + _compact(delivered[0]))
+    _say(f"  ... {len(delivered)} delivered: the text and the link of each of {len(texted)} texts")
+    for heard, case in enumerate((c for c in demo if c.replies), start=1):
+        _say(f'{case.label.split(",")[0]} answers "{case.replies}":')
+        notes = len(stack.slack.notes())
+        stack.linq.inbound(case.phone, case.replies)
+        _say("  " + _compact(_linq_lines(linq, _HEARD, heard)[heard - 1]))
+        stack.wait_until(lambda n=notes: len(stack.slack.notes()) > n, 10, "the team's note")
+        for note in stack.slack.notes()[notes:]:
+            _say(f"  Slack: {note['text']}")
+    for case in (c for c in demo if c.fails_again):
+        before = len(stack.linq.requests())
+        _say(f"{case.label.split(',')[0]}'s next payment attempt fails too:")
+        stack.stripe.update_invoice(case.invoice["id"], {"attempt_count": 2})
+        answer = stack.post_webhook(
+            builders.payment_failed_event({**case.invoice, "attempt_count": 2})
+        )
+        if answer.status_code != 200:
+            raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
+        _await(tail, len(demo) + 1, RESULT_TIMEOUT_S)
+        _say(
+            f"  Linq requests for it: {len(stack.linq.requests()) - before} (our own list said no)"
+        )
+
+
+_HEARD = (Action.REPLY_RECEIVED, Action.OPT_OUT_RECORDED)
+
+
+def _linq_lines(
+    log: Path, actions: Action | tuple[Action, ...], count: int
+) -> list[dict[str, Any]]:
+    """The Linq event lines of `log` with one of `actions`, once there are `count` of them."""
+    wanted = {a.value for a in (actions if isinstance(actions, tuple) else (actions,))}
+    deadline = time.monotonic() + RESULT_TIMEOUT_S
+    while True:
+        lines = [e for e in json_lines(log) if "webhook_id" in e and e.get("action") in wanted]
+        if len(lines) >= count:
+            return lines
+        if time.monotonic() > deadline:
+            raise StackError(f"only {len(lines)} of {count} Linq events after {RESULT_TIMEOUT_S} s")
+        time.sleep(0.05)
 
 
 def _await(tail: _Tail, count: int, timeout: float, tick: Callable[[], None] | None = None) -> None:

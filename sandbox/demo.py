@@ -28,6 +28,18 @@ class DemoCase:
     deferred: bool = False
     # Pays after the text (or, held out, untexted): Stripe sends invoice.paid.
     pays: bool = False
+    # Answers the text (Linq sends message.received); `fails_again`: a second attempt fails.
+    replies: str | None = None
+    fails_again: bool = False
+
+    @property
+    def expected_actions(self) -> list[str]:
+        """Every result line the invoice should get, in order."""
+        actions = ["deferred:quiet_hours"] if self.deferred else []
+        actions.append(self.expected)
+        actions += ["skipped:opted_out"] if self.fails_again else []
+        actions += ["recovered"] if self.pays else []
+        return actions
 
 
 def _case(
@@ -38,6 +50,8 @@ def _case(
     subscription_status: str = "past_due",
     deferred: bool = False,
     pays: bool = False,
+    replies: str | None = None,
+    fails_again: bool = False,
     **customer: Any,
 ) -> DemoCase:
     record = builders.customer(**customer)
@@ -51,11 +65,13 @@ def _case(
         # Finalized an hour ago, when its first attempt failed: a payment now is not a first try.
         invoice["created"] = int(time.time()) - 3600
     bill = builders.invoice(record, id=invoice_id, subscription=subscription, **invoice)
-    return DemoCase(label, expected, record, subscription, bill, texted, deferred, pays)
+    return DemoCase(
+        label, expected, record, subscription, bill, texted, deferred, pays, replies, fails_again
+    )
 
 
 def cases() -> list[DemoCase]:
-    """Ten customers: every branch a new user wants to see, with fresh ids each run."""
+    """Twelve customers: every branch a new user wants to see, with fresh ids each run."""
     return [
         _case(
             "Ada Lovelace, pays after the text",
@@ -121,6 +137,23 @@ def cases() -> list[DemoCase]:
             phone="+14155550109",
         ),
         _case(
+            "Ken Thompson, replies",
+            "sent",
+            "+14155550110",
+            replies=REPLY,
+            name="Ken Thompson",
+            phone="+14155550110",
+        ),
+        _case(
+            "Margaret Hamilton, replies stop, fails again",
+            "sent",
+            "+14155550111",
+            replies="stop",
+            fails_again=True,
+            name="Margaret Hamilton",
+            phone="+14155550111",
+        ),
+        _case(
             "Yukihiro Matsumoto, at night in Tokyo",
             "sent",
             NIGHT_OWL,
@@ -159,7 +192,8 @@ def linq_scenario() -> dict[str, Any]:
 
 
 OPTED_OUT = "+14155550106"
-# The share kept untexted in the demo: one customer of ten is in it, on purpose.
+REPLY = "I'll pay on Friday"
+# The share kept untexted in the demo; one demo customer is in it, on purpose (its id is chosen so).
 HOLDOUT_PERCENT = 10
 NIGHT_OWL = "+819012345678"
 TOKYO = ZoneInfo("Asia/Tokyo")

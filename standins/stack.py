@@ -28,7 +28,10 @@ from standins.stripe_api import STRIPE_TEST_KEY, signed
 # Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
 # signing secret, which the ingest function requires.
 SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
+# The Linq subscription's signing secret in the sandbox (Standard Webhooks: base64 of 32 bytes).
+SANDBOX_LINQ_SECRET = "whsec_bGlucS1zYW5kYm94LXNpZ25pbmctc2VjcmV0LTAwMDE="  # noqa: S105
 TOPIC = "stripe-payment-failed"
+LINQ_TOPIC = "linq-events"
 
 
 # name -> (source, target, signature type) of the product's functions
@@ -36,6 +39,8 @@ FUNCTIONS = {
     "ingest": ("ingest_fn/main.py", "stripe_webhook", "http"),
     "recover": ("recover_fn/main.py", "recover_payment", "cloudevent"),
     "release": ("recover_fn/main.py", "release_deferred", "cloudevent"),
+    "linq-intake": ("ingest_fn/main.py", "linq_webhook", "http"),
+    "linq-events": ("recover_fn/main.py", "linq_event", "cloudevent"),
 }
 # The release sweep's own topic: Cloud Scheduler publishes a tick to it every five minutes.
 SWEEP_TOPIC = "dunning-release-sweep"
@@ -81,6 +86,7 @@ class LocalStack:
         ingest_env: Mapping[str, str] | None = None,
         recover_env: Mapping[str, str] | None = None,
         release: bool = False,
+        linq_events: bool = False,
         stripe_args: tuple[str, ...] = (),
         linq_args: tuple[str, ...] = (),
         min_backoff_s: float = 1.0,
@@ -96,6 +102,8 @@ class LocalStack:
             "ingest": dict(ingest_env or {}),
             "recover": dict(recover_env or {}),
             "release": {},
+            "linq-intake": {},
+            "linq-events": {},
         }
         self._standin_args = {"stripe": stripe_args, "linq": linq_args, "slack": ()}
         self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts)
@@ -103,8 +111,11 @@ class LocalStack:
             "ingest": ingest_port or free_port(),
             "recover": free_port(),
             "release": free_port(),
+            "linq-intake": free_port(),
+            "linq-events": free_port(),
         }
         self._release = release
+        self._linq_events = linq_events
         self._slack = slack
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -148,6 +159,16 @@ class LocalStack:
                     push_endpoint=f"{self.urls['release']}/projects/{DEFAULT_PROJECT}/topics/"
                     f"{SWEEP_TOPIC}",
                 )
+            if self._linq_events:
+                self.start_function("linq-events")
+                self.emulator.create_subscription(
+                    f"{LINQ_TOPIC}-push",
+                    LINQ_TOPIC,
+                    push_endpoint=f"{self.urls['linq-events']}/projects/{DEFAULT_PROJECT}/topics/"
+                    f"{LINQ_TOPIC}",
+                )
+                self.start_function("linq-intake")
+                self.connect_linq()
             self.start_function("ingest")
         except BaseException:
             self.stop()
@@ -186,6 +207,11 @@ class LocalStack:
         self._processes[name] = process
         self.urls[name] = process.start().url
 
+    def connect_linq(self) -> None:
+        """Subscribe the Linq intake to the Linq stand-in's webhooks (again after a reset)."""
+        webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
+        self.linq.load({"webhook": webhook})
+
     def kill(self, name: str) -> None:
         """SIGKILL a process, as a crashed or preempted instance would stop."""
         self._processes.pop(name).kill()
@@ -194,7 +220,14 @@ class LocalStack:
         """The environment `ingest` or `recover` runs with in this stack: its emulator, and the
         stand-ins' secrets and addresses when the stack runs them."""
         env = {**base_env(), "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT}
-        if name == "release":
+        if name == "linq-intake":
+            env.update(PUBSUB_EMULATOR_HOST=self.emulator.host, LINQ_EVENTS_TOPIC=LINQ_TOPIC)
+            env["LINQ_WEBHOOK_SECRET"] = SANDBOX_LINQ_SECRET
+        elif name == "linq-events":
+            env["FIRESTORE_EMULATOR_HOST"] = self.firestore.host
+            if self._standins and self._slack:
+                env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
+        elif name == "release":
             env.update(
                 PUBSUB_EMULATOR_HOST=self.emulator.host,
                 PUBSUB_TOPIC=self.topic,
@@ -240,7 +273,7 @@ class LocalStack:
         self.emulator.publish(SWEEP_TOPIC, b"{}")
 
     def _create_topics(self) -> None:
-        for topic in (self.topic, self.dead_letter_topic, SWEEP_TOPIC):
+        for topic in (self.topic, self.dead_letter_topic, SWEEP_TOPIC, LINQ_TOPIC):
             self.emulator.create_topic(topic)
         self.emulator.create_subscription(self.dead_letter_subscription, self.dead_letter_topic)
         self.emulator.create_subscription(self.audit_subscription, self.topic)

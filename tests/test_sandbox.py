@@ -49,6 +49,13 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
         "deferred:quiet_hours",
     }
     assert "deferred:quiet_hours → sent" in done.stdout  # released by the sweep, then sent
+    # Listening to Linq: deliveries, a reply for the team, a STOP and the next failure skipped.
+    assert {r["action"] for r in results} >= {"delivered", "reply_received", "opt_out_recorded"}
+    assert "  Slack: Reply from Ken (" in done.stdout
+    assert ': "I\'ll pay on Friday"' in done.stdout
+    assert "replied STOP: no more texts to +1******0111" in done.stdout
+    assert "sent → skipped:opted_out" in done.stdout
+    assert "  Linq requests for it: 0 " in done.stdout
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped
     counts = summary.split()[1], summary.split()[3]

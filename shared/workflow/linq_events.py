@@ -159,7 +159,7 @@ def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
     where = {"line": fact.line, "change": change}
     if not fact.worrying:
         return Said(INFO, "sending line updated", {**where, "action": Action.LINE_HEALTH.value})
-    # This instance picks lines afresh; CRITICAL lines are never chosen, FLAGGED ones refuse.
+    # This instance reads the line list afresh (a reputation now CRITICAL is never chosen).
     forget_lines()
     note = f"Linq line {mask_phone(fact.line)} got worse: {change}"
     return Said(WARNING, "sending line worse", {**where, "action": Action.LINE_HEALTH.value}, note)
