@@ -119,6 +119,7 @@ def chart(tally: Tally, path: Path) -> Path:
     figure = Figure(figsize=(9, 2.4 * (len(currencies) + 1)), layout="constrained")
     FigureCanvasAgg(figure)
     panels = figure.subplots(len(currencies) + 1, 1, squeeze=False)[:, 0]
+    every_day = [mdates.date2num(day) for (day, _, _) in tally.by_day]
     for axes, currency in zip(panels, currencies, strict=False):
         days = sorted({day for (day, _, c) in tally.by_day if c == currency})
         # Side by side: each group's bar 0.4 of a day wide, either side of the day.
@@ -131,6 +132,8 @@ def chart(tally: Tally, path: Path) -> Path:
                 color=COLOURS[group],
                 label=f"{group} ({tally.groups[group]:,} invoices)",
             )
+        # The same days on every currency's panel, so they read one above the other.
+        axes.set_xlim(min(every_day) - 1, max(every_day) + 1)
         locator = mdates.AutoDateLocator()
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
@@ -151,5 +154,5 @@ def chart(tally: Tally, path: Path) -> Path:
         funnel.annotate(f" {count:,}{share}", (count, name), va="center")
     funnel.set_title("Funnel (invoices)", loc="left")
     funnel.margins(x=0.25)
-    figure.savefig(path, format="png", dpi=80)
+    figure.savefig(path, format="png", dpi=80, pil_kwargs={"optimize": True})
     return path
