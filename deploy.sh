@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Deploys "dunning by text" to Google Cloud: Pub/Sub topics, service accounts, IAM grants,
 # the ingest (HTTP) and recover (Pub/Sub) functions, the quiet-hours release, the Linq intake
-# (HTTP) and its subscriber, and the dead-letter policies.
+# (HTTP) and its subscriber, the dead-letter policies, and the log-based metrics and dashboard of
+# monitoring/.
 #
 #   ./deploy.sh --project P --region R [--dry-run]
 #
@@ -86,10 +87,11 @@ LINQ_KEY_SECRET=linq-api-key
 SLACK_SECRET=slack-webhook-url
 LINQ_HOOK_SECRET=linq-webhook-secret # ./dev linq-webhook (tools/linq_webhook.py) writes it
 STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
+DASHBOARD_NAME="Dunning by text" # displayName in monitoring/dashboard.json
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
   artifactregistry.googleapis.com firestore.googleapis.com iam.googleapis.com
-  cloudscheduler.googleapis.com)
+  cloudscheduler.googleapis.com logging.googleapis.com monitoring.googleapis.com)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python} # the environment CI tested: ./dev setup makes it
@@ -606,7 +608,24 @@ dead_letter() {
 dead_letter "$RECOVER_FN" "$DLQ_TOPIC"
 dead_letter "$LINQ_EVENT_FN" "$LINQ_DLQ_TOPIC"
 
-# ---- 11. The webhook URL and the next step -------------------------------------------------------
+# ---- 11. Monitoring: log-based metrics from the result lines, and their dashboard ----------------
+# The definitions are the files of monitoring/ (one metric per file, named after it). Each is
+# created when missing and otherwise left as it is; an edited definition is applied with
+# `gcloud logging metrics update NAME --config-from-file=...` (or `monitoring dashboards update`).
+note "monitoring"
+for config in "$ROOT"/monitoring/metrics/*.json; do
+  metric=$(basename "$config" .json)
+  exists missing gcloud logging metrics describe "$metric" --project="$PROJECT" ||
+    run gcloud logging metrics create "$metric" --project="$PROJECT" --config-from-file="$config"
+done
+# Dashboards get a generated id: found by their display name.
+dashboards=$(query '' gcloud monitoring dashboards list --project="$PROJECT" \
+  --filter="displayName=\"$DASHBOARD_NAME\"" '--format=value(name)')
+[[ -n $dashboards ]] ||
+  run gcloud monitoring dashboards create --project="$PROJECT" \
+    --config-from-file="$ROOT/monitoring/dashboard.json"
+
+# ---- 12. The webhook URL and the next step -------------------------------------------------------
 url=$(query '<ingest-url>' gcloud functions describe "$INGEST_FN" --region="$REGION" \
   --project="$PROJECT" '--format=value(serviceConfig.uri)')
 linq_url=$(query '<linq-intake-url>' gcloud functions describe "$LINQ_INTAKE_FN" \

@@ -6,6 +6,7 @@ called, and the idempotency test uses a small stateful fake.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -88,6 +89,8 @@ case "$1 $2 $3 " in
           esac
         done ;;
     esac ;;
+  "monitoring dashboards list ") cat "$state/dashboard" 2>/dev/null || true ;;
+  "monitoring dashboards create ") echo "projects/123456789/dashboards/abc" > "$state/dashboard" ;;
   "scheduler jobs describe ") [[ -e $state/job_$4 ]] || exit 1 ;;
   "scheduler jobs create ") touch "$state/job_$5" ;;
   *" create "*) touch "$(key "$1" "$2" "$4")" ;;
@@ -197,7 +200,8 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud services enable cloudfunctions.googleapis.com run.googleapis.com "
         "eventarc.googleapis.com pubsub.googleapis.com secretmanager.googleapis.com "
         "cloudbuild.googleapis.com artifactregistry.googleapis.com firestore.googleapis.com "
-        "iam.googleapis.com cloudscheduler.googleapis.com",
+        "iam.googleapis.com cloudscheduler.googleapis.com logging.googleapis.com "
+        "monitoring.googleapis.com",
         "gcloud secrets describe stripe-webhook-secret",
         "gcloud secrets versions list stripe-webhook-secret",
         "gcloud secrets describe stripe-api-key",
@@ -285,6 +289,12 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud eventarc triggers describe <trigger>",
         f"gcloud pubsub subscriptions add-iam-policy-binding {SUBSCRIPTION}",
         f"gcloud pubsub subscriptions update {SUBSCRIPTION}",
+        "gcloud logging metrics describe dunning_recovered_amount",
+        "gcloud logging metrics create dunning_recovered_amount",
+        "gcloud logging metrics describe dunning_results",
+        "gcloud logging metrics create dunning_results",
+        "gcloud monitoring dashboards list",
+        "gcloud monitoring dashboards create",
         "gcloud functions describe dunning-ingest",
         "gcloud functions describe dunning-linq-intake",
     ]
@@ -631,8 +641,8 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
     # 5 topics, the 2 dead-letter subscriptions, 7 service accounts, the ledger database, its 2
-    # indexes, the Scheduler job.
-    assert sum(" create " in call for call in calls) == 18
+    # indexes, the Scheduler job, 2 log-based metrics and the dashboard.
+    assert sum(" create " in call for call in calls) == 21
     assert sum(call.startswith("functions deploy ") for call in calls) == 5
     assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
 
@@ -792,3 +802,150 @@ def test_ends_with_the_linq_intake_url_and_the_subscription_command(plan: Run) -
     assert './dev linq-webhook "<linq-intake-url>"' in tail
     assert "linq-webhook-secret" in tail
     assert f"pull {LINQ_DLQ}-pull" in tail
+
+
+# --- monitoring: log-based metrics from the result lines, and the dashboard -----------------------
+
+MONITORING = ROOT / "monitoring"
+# The recovered line the product writes when an invoice is paid after a failure (issue 14): its
+# keys, as the contract gives them.
+RECOVERED_LINE_KEYS = {
+    "severity",
+    "message",
+    "invoice_id",
+    "customer_id",
+    "attempt",
+    "action",
+    "amount",
+    "currency",
+    "minutes_after_text",
+    "group",
+    "reason",
+    "event_id",
+}
+PROMQL_METRIC = re.compile(r"logging_googleapis_com:user_(\w+)\{([^}]*)\}")
+PROMQL_MATCHER = re.compile(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+PROMQL_BY = re.compile(r"\bby\s*\(([^)]*)\)")
+
+
+def metric_definitions() -> dict[str, dict]:
+    return {path.stem: json.loads(path.read_text()) for path in MONITORING.glob("metrics/*.json")}
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    return [
+        data_set["timeSeriesQuery"]["prometheusQuery"]
+        for tile in dashboard["mosaicLayout"]["tiles"]
+        for data_set in tile["widget"]["xyChart"]["dataSets"]
+    ]
+
+
+def result_line_fields() -> set[str]:
+    """The keys a result line can carry: one written by log_result with every field set, and
+    the recovered line's."""
+    from shared.core.outcome import Action, Outcome, log_result
+
+    stream = io.StringIO()
+    outcome = Outcome(
+        Action.SENT,
+        reason="why",
+        chat_id="chat_1",
+        would_be=Action.SENT,
+        text="the text",
+        phone="+1******0100",
+        due_at="2026-11-27T14:00:00Z",
+    )
+    log_result(
+        outcome,
+        invoice_id="in_1",
+        customer_id="cus_1",
+        event_id="evt_1",
+        attempt=1,
+        account="acct_1",
+        stream=stream,
+    )
+    return set(json.loads(stream.getvalue())) | RECOVERED_LINE_KEYS
+
+
+def action_values() -> set[str]:
+    from shared.core.outcome import Action
+
+    return {action.value for action in Action} | {"recovered"}
+
+
+def test_deploy_creates_each_metric_and_the_dashboard_from_the_repository(plan: Run) -> None:
+    created = {
+        argv[4]: flag(argv, "--config-from-file")
+        for argv in plan.find("logging", "metrics", "create")
+    }
+    assert created == {
+        name: str(MONITORING / "metrics" / f"{name}.json") for name in metric_definitions()
+    }
+    dashboard = plan.one("monitoring", "dashboards", "create")
+    assert flag(dashboard, "--config-from-file") == str(MONITORING / "dashboard.json")
+    # Found again by the display name the file gives it, so a second run creates none.
+    listed = plan.one("monitoring", "dashboards", "list")
+    name = json.loads((MONITORING / "dashboard.json").read_text())["displayName"]
+    assert flag(listed, "--filter") == f'displayName="{name}"'
+
+
+def test_every_metric_the_dashboard_charts_is_one_deploy_creates(plan: Run) -> None:
+    created = {argv[4] for argv in plan.find("logging", "metrics", "create")}
+    definitions = metric_definitions()
+    queries = dashboard_queries()
+    assert len(queries) == 4
+    for query in queries:
+        found = PROMQL_METRIC.findall(query)
+        assert found, query
+        for name, matchers in found:
+            # A distribution is charted through its _count and _sum series.
+            base = re.sub(r"_(count|sum|bucket)$", "", name)
+            metric = name if name in created else base
+            assert metric in created, query
+            if metric != name:
+                assert definitions[metric]["metricDescriptor"]["valueType"] == "DISTRIBUTION"
+            labels = set(definitions[metric]["labelExtractors"]) | {"monitored_resource"}
+            assert {key for key, _, _ in PROMQL_MATCHER.findall(matchers)} <= labels, query
+            for grouping in PROMQL_BY.findall(query):
+                assert {label.strip() for label in grouping.split(",")} <= labels, query
+
+
+def test_metric_filters_and_extractors_name_fields_the_result_lines_carry(plan: Run) -> None:
+    fields = result_line_fields()
+    deployed = {argv[3] for argv in plan.find("functions", "deploy")}
+    for name, definition in metric_definitions().items():
+        texts = [
+            definition["filter"],
+            *definition["labelExtractors"].values(),
+            definition.get("valueExtractor", ""),
+        ]
+        used = {field for text in texts for field in re.findall(r"jsonPayload\.(\w+)", text)}
+        assert used, name
+        assert used <= fields, (name, used - fields)
+        # Each label comes from the field of the same name.
+        for label, extractor in definition["labelExtractors"].items():
+            assert extractor == f"EXTRACT(jsonPayload.{label})", (name, label)
+        services = set(re.findall(r'"(dunning-[a-z-]+)"', definition["filter"]))
+        assert services == deployed, name
+        assert 'resource.type="cloud_run_revision"' in definition["filter"]
+
+
+def test_action_values_in_filters_and_charts_are_real_actions() -> None:
+    actions = action_values()
+    for definition in metric_definitions().values():
+        for value in re.findall(r'jsonPayload\.action\s*=\s*"([^"]*)"', definition["filter"]):
+            assert value in actions, value
+    compared = 0
+    for query in dashboard_queries():
+        for _, matchers in PROMQL_METRIC.findall(query):
+            for label, op, value in PROMQL_MATCHER.findall(matchers):
+                if label != "action":
+                    continue
+                compared += 1
+                if op == "=~":
+                    assert any(re.fullmatch(value, action) for action in actions), value
+                else:
+                    assert value in actions, value
+    assert compared == 2  # texts sent, skips by reason
+    assert {"recovered", "sent", "skipped:holdout"} <= actions

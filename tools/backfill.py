@@ -12,7 +12,6 @@ the live pipeline already handled, is a duplicate and texts nobody twice.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +28,10 @@ from shared.core.errors import ConfigError, NotFoundError, PermanentError, Retry
 from shared.core.event import FailedPayment
 from shared.core.money import format_amount
 from shared.workflow.settings import BackfillSettings
+from tools.since import parse_age
 
 # Stripe keeps events for 30 days.
 MAX_SINCE_S = 30 * 86400
-_SINCE = re.compile(r"^([1-9][0-9]*)([hd])$")
 # Stripe allows 25 reads a second per endpoint, and the recover function reads every queued
 # invoice from the same endpoint: the backfill takes 10 a second and leaves it the rest.
 READS_PER_SECOND = 10.0
@@ -44,10 +43,7 @@ T = TypeVar("T")
 
 def parse_since(text: str) -> int:
     """`7d` or `48h` as seconds, at most 30 days."""
-    match = _SINCE.match(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"give hours or days, such as 48h or 7d, not {text!r}")
-    seconds = int(match.group(1)) * (3600 if match.group(2) == "h" else 86400)
+    seconds = parse_age(text)
     if seconds > MAX_SINCE_S:
         raise argparse.ArgumentTypeError(
             f"{text} is too far back: Stripe keeps events for 30 days, so at most 30d"
