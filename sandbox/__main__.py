@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -34,7 +35,15 @@ from shared.core.log import mask_phone
 from shared.core.outcome import Action
 from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
 from standins import builders
-from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack, StackError, json_lines
+from standins.emulator import DEFAULT_PROJECT
+from standins.stack import (
+    REPO,
+    SANDBOX_WEBHOOK_SECRET,
+    LocalStack,
+    StackError,
+    base_env,
+    json_lines,
+)
 
 RESULT_TIMEOUT_S = 30.0
 # The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
@@ -143,6 +152,7 @@ def run_demo() -> int:
         _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
+        report = _report(stack)
         pids = stack.pids
     _say()
     width = max(len(case.label) for case in demo)
@@ -157,12 +167,38 @@ def run_demo() -> int:
         shown = " → ".join(actions) or "(none)"
         _say(f"{case.label:<{width}}  {shown:<34} {_received(case, messages)}{mark}")
     _say()
+    _say("./dev report, as an operator runs it against the ledger (here: the emulator's):")
+    for line in report:
+        _say(f"  {line}" if line else "")
+    _say()
     stopped = sum(not os.path.exists(f"/proc/{pid}") for pid in pids)
     _say(f"Stopped {stopped} of {len(pids)} processes; done in {time.monotonic() - started:.1f} s.")
     if wrong:
         _say(f"FAILED: unexpected action for {', '.join(wrong)}")
         return 1
     return 0 if stopped == len(pids) else 1
+
+
+def _report(stack: LocalStack) -> list[str]:
+    """What `./dev report --out DIR` prints for the sandbox's ledger (the files go to DIR)."""
+    env = {
+        **base_env(),
+        "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
+        "FIRESTORE_EMULATOR_HOST": stack.firestore.host,
+    }
+    out = stack.workdir / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.report", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise StackError(f"./dev report failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.rstrip("\n").splitlines()
 
 
 def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail) -> None:

@@ -56,6 +56,12 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert "replied STOP: no more texts to +1******0111" in done.stdout
     assert "sent → skipped:opted_out" in done.stdout
     assert "  Linq requests for it: 0 " in done.stdout
+    # The report over the sandbox's ledger: two paid after a text, one held out and paid.
+    assert "  Recovery report: projects/demo-proj/databases/dunning" in done.stdout
+    assert "    texted                  2 of 6, 33.3 %: $50.00" in done.stdout
+    assert "    holdout                 1 of 1, 100.0 %: $25.00" in done.stdout
+    assert "not enough data" in done.stdout
+    assert "recovery.png" in done.stdout
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped
     counts = summary.split()[1], summary.split()[3]

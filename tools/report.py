@@ -148,6 +148,12 @@ def _points(value: float) -> str:
     return f"{value * 100:+.1f}"
 
 
+def _n(count: int, noun: str) -> str:
+    """`1 entry`, `2,129 entries`, `1 invoice`, `6 invoices`."""
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{count:,} {noun if count == 1 else plural}"
+
+
 def _line(label: str, value: str) -> str:
     return f"{label:<26}{value}".rstrip()
 
@@ -166,12 +172,12 @@ def render(tally: Tally, where: str) -> list[str]:
     lines = [
         f"Recovery report: {where}, {COLLECTION}, {window}",
         "",
-        _line("Failed payments", f"{tally.entries:,} entries, {tally.invoices:,} invoices"),
-        _line("Texted", f"{tally.texts:,} entries, {tally.groups[TEXTED]:,} invoices"),
-        _line("Skipped", f"{sum(n for _, n in skipped):,} entries"),
+        _line("Failed payments", f"{_n(tally.entries, 'entry')}, {_n(tally.invoices, 'invoice')}"),
+        _line("Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.groups[TEXTED], 'invoice')}"),
+        _line("Skipped", _n(sum(n for _, n in skipped), "entry")),
         *(_line(f"  {action}", f"{count:,}") for action, count in skipped),
         *([_line("Other outcomes", ", ".join(f"{a} {n:,}" for a, n in others))] if others else []),
-        _line("Deferred (quiet hours)", f"{tally.deferred:,} entries"),
+        _line("Deferred (quiet hours)", _n(tally.deferred, "entry")),
         "",
         _line("Recovered (by group)", "paid of invoices, rate: amount"),
     ]

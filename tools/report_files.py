@@ -17,6 +17,7 @@ matplotlib is a tool of the checkout only (requirements-dev.txt), never deployed
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -111,6 +112,14 @@ def write(tally: Tally, directory: Path) -> list[Path]:
     ]
 
 
+# Up to this many days of payments, each day gets its own label; more, and matplotlib spaces them.
+MAX_LABELLED_DAYS = 14
+
+
+def _noon(day: dt.date) -> float:
+    return float(mdates.date2num(day)) + 0.5
+
+
 def chart(tally: Tally, path: Path) -> Path:
     """The PNG: one panel of daily recovered amounts per currency, then the funnel."""
     currencies = sorted({currency for (_, currency) in tally.recovered})
@@ -119,24 +128,31 @@ def chart(tally: Tally, path: Path) -> Path:
     figure = Figure(figsize=(9, 2.4 * (len(currencies) + 1)), layout="constrained")
     FigureCanvasAgg(figure)
     panels = figure.subplots(len(currencies) + 1, 1, squeeze=False)[:, 0]
-    every_day = [mdates.date2num(day) for (day, _, _) in tally.by_day]
+    every_day = sorted({day for (day, _, _) in tally.by_day})
     for axes, currency in zip(panels, currencies, strict=False):
         days = sorted({day for (day, _, c) in tally.by_day if c == currency})
-        # Side by side: each group's bar 0.4 of a day wide, either side of the day.
+        # Side by side: each group's bar 0.4 of a day wide, either side of the day's noon, so a
+        # day's bars sit inside the day.
         for offset, group in ((-0.2, TEXTED), (0.2, HOLDOUT)):
+            size = tally.groups[group]
             totals = [tally.by_day.get((day, group, currency), Recovered()) for day in days]
             axes.bar(
-                [mdates.date2num(day) + offset for day in days],
+                [_noon(day) + offset for day in days],
                 [float(_units(t.amount, currency)) for t in totals],
                 width=0.4,
                 color=COLOURS[group],
-                label=f"{group} ({tally.groups[group]:,} invoices)",
+                label=f"{group} ({size:,} invoice{'' if size == 1 else 's'})",
             )
         # The same days on every currency's panel, so they read one above the other.
-        axes.set_xlim(min(every_day) - 1, max(every_day) + 1)
-        locator = mdates.AutoDateLocator()
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+        axes.set_xlim(_noon(every_day[0]) - 1, _noon(every_day[-1]) + 1)
+        if len(every_day) <= MAX_LABELLED_DAYS:
+            # A label under each day's bars.
+            axes.set_xticks([_noon(day) for day in every_day])
+            axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+        else:
+            locator = mdates.AutoDateLocator()
+            axes.xaxis.set_major_locator(locator)
+            axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         axes.set_title(f"Recovered per day ({currency.upper()}, UTC days)", loc="left")
         axes.set_ylabel(currency.upper())
         # Headroom above the tallest bar, so the legend covers none.
