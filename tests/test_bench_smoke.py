@@ -12,6 +12,7 @@ from bench.chain import Call, external_seconds, proxy_calls, shape, stages, unti
 from bench.journal_proxy import commit_writes
 from bench.report import BEGIN, END, Result, Row, render, write
 from bench.stats import median, p99, percentile, ratio
+from bench.sweep import Ticks, night_around, peak_per_second
 from shared.adapters.ledger import Due, Lease, Ledger
 from shared.core.decide import Entry, Plan
 from shared.core.event import FailedPayment
@@ -123,3 +124,22 @@ def test_a_takeover_is_a_refused_claim_a_read_and_a_take_over(monkeypatch):
     assert lease.entry == Entry()
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == ["claim", "read", "take over"]
+
+
+def test_the_peak_rate_is_the_most_arrivals_in_any_one_second_window():
+    assert peak_per_second([]) == 0
+    assert peak_per_second([0.0, 0.5, 0.99, 1.0, 1.5, 3.0]) == 3
+    assert peak_per_second([2.0, 0.0, 0.1, 0.2]) == 3
+
+
+def test_a_tick_is_billed_its_wait_plus_its_cpu_at_the_deployed_share_of_a_vcpu():
+    # 50 ms wall of which 5 ms CPU: 45 ms waiting + 5 ms / 0.167 vCPU, rounded up to 100 ms.
+    ticks = Ticks(walls=[0.05, 0.05, 0.05], cpu=0.015)
+    assert round(ticks.request_s(), 4) == round(0.045 + 0.005 / 0.167, 4)
+    per_tick = 0.1 * (0.167 * 0.000024 + 0.25 * 0.0000025) + 0.40 / 1e6
+    assert math.isclose(ticks.cost_per_tick(), per_tick)
+
+
+def test_the_night_window_holds_the_present_moment_for_the_recipients():
+    now = dt.datetime(2026, 11, 26, 3, 30, tzinfo=dt.UTC)  # 19:30 in Los Angeles
+    assert night_around(now) == "18:30-21:30"
