@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -116,6 +118,11 @@ def _table_row(label: str, group: list[Sample]) -> dict[str, str]:
     }
 
 
+def _spread(counts: Iterable[int]) -> str:
+    """`3 (38×), 4 (1×)`: how many events made how many sequential calls."""
+    return ", ".join(f"{calls} ({n}×)" for calls, n in sorted(Counter(counts).items()))
+
+
 def render(samples: list[Sample], latency_ms: float) -> Result:
     """The summary rows, the report section and what the cost benchmark reads."""
     cold, warm = samples[0], samples[1:]
@@ -168,6 +175,11 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
         "record of the outcome come after the text and are counted in *sequential calls (all)*, "
         "not in the overhead. Ledger calls are named by what they write (`bench/chain.py`).",
         markdown_table([_table_row("warm", warm), _table_row("cold (first event)", [cold])]),
+        "Warm events by sequential calls: to the text "
+        + _spread(len(s.to_text) for s in warm)
+        + "; whole run "
+        + _spread(len(s.chain) for s in warm)
+        + ".",
         f"Warm chain (the longest seen): {describe(whole.chain)}",
         f"Cold chain: {describe(cold.chain)}",
     )
