@@ -49,7 +49,8 @@ TICKS_PER_DAY = 24 * 60 // 5
 DAYS_PER_MONTH = 30
 # deploy.sh: RECOVER_MAX_INSTANCES=4 at concurrency 1, the pushes Pub/Sub keeps in flight.
 SLOTS = 4
-# Night deliveries only make the deferrals: two slots keep Stripe near its 25/s while they do.
+# The night only makes the deferrals, each reading Stripe once: two slots keep its 429s (retried,
+# counted in no target) few.
 NIGHT_SLOTS = 2
 PUBLISH_TARGET_S = 30.0
 # Firestore takes at most 500 writes in one commit.
@@ -132,6 +133,8 @@ class Morning:
 
 @dataclass(frozen=True)
 class Measured:
+    """What the sweep benchmark saw: ticks by ledger, new instances' first ticks, the morning."""
+
     counts: Counts
     ticks: dict[str, Ticks]
     cold_ms: list[float]
