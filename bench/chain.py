@@ -40,12 +40,39 @@ def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:
     return [Call(service, _ledger_op(e), e["t_start"], e["t_end"]) for e in journal]
 
 
+# A ledger write by the field that only that write of shared/adapters/ledger.py sets, checked in
+# this order: Ledger.claim (a new entry, or taking over one whose lease ran out), record_plan,
+# record_text, finish, defer, the sweep's mark_released; Ledger.release (a run that will be
+# retried hands its lease back) sets only the lease.
+_WRITES = (
+    ("plan", "plan"),
+    ("texted_at", "chat recorded"),
+    ("finished_at", "outcome"),
+    ("due_at", "defer"),
+    ("released_at", "mark released"),
+    ("run", "take over"),
+)
+
+
 def _ledger_op(entry: dict[str, Any]) -> str:
-    if entry["path"].endswith(":commit"):
-        return "commit (take over)"
-    return {"POST": "create (claim)", "GET": "read", "PATCH": "patch (settle)"}.get(
-        entry["method"], entry["path"]
-    )
+    """What a ledger call does, from its method, its path and (for a commit) what it writes."""
+    if entry["method"] == "GET":
+        return "read"
+    if entry["path"].endswith(":runQuery"):
+        return "query"
+    if not entry["path"].endswith(":commit"):
+        return f"{entry['method']} {entry['path']}"
+    return " + ".join(_write(write) for write in entry.get("writes") or []) or "commit"
+
+
+def _write(write: dict[str, Any]) -> str:
+    if "exists" in write["precondition"]:
+        return "claim"
+    fields = set(write["fields"])
+    for marker, name in _WRITES:
+        if marker in fields:
+            return name
+    return "release" if fields == {"lease_until", "updated_at"} else "commit"
 
 
 def stages(calls: Iterable[Call]) -> list[list[Call]]:

@@ -60,21 +60,37 @@ def create_app(target: str) -> flask.Flask:
             decode_content=False,
         )
         ended = time.time()
+        entry = {
+            "method": request.method,
+            "path": request.path,
+            "status": answer.status,
+            "t_start": started,
+            "t_end": ended,
+        }
+        if request.path.endswith(":commit"):
+            entry["writes"] = commit_writes(request.get_json(silent=True))
         with lock:
-            journal.append(
-                {
-                    "method": request.method,
-                    "path": request.path,
-                    "status": answer.status,
-                    "t_start": started,
-                    "t_end": ended,
-                }
-            )
+            journal.append(entry)
         answer_headers = list(answer.headers.items())
         remove_hop_by_hop_headers(answer_headers)
         return flask.Response(answer.data, answer.status, answer_headers)
 
     return app
+
+
+def commit_writes(body: Any) -> list[dict[str, Any]]:
+    """What each write of a `:commit` changes (its `updateMask` field paths) and on what
+    condition (`exists` or `updateTime`): all it takes to tell a claim from a plan or an outcome,
+    without journaling the plan's text and recipient."""
+    writes = body.get("writes") if isinstance(body, dict) else None
+    return [
+        {
+            "fields": sorted((write.get("updateMask") or {}).get("fieldPaths") or []),
+            "precondition": sorted(write.get("currentDocument") or {}),
+        }
+        for write in writes or []
+        if isinstance(write, dict)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

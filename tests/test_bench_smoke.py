@@ -1,16 +1,28 @@
 """The benchmark helpers that turn journals into figures: stages, overhead and percentiles."""
 
+import datetime as dt
+import json
 import math
+from typing import Any
+from urllib.parse import urlsplit
 
-from bench.chain import Call, external_seconds, shape, stages, until
+import requests
+
+from bench.chain import Call, external_seconds, proxy_calls, shape, stages, until
+from bench.journal_proxy import commit_writes
 from bench.report import BEGIN, END, Result, Row, render, write
 from bench.stats import median, p99, percentile, ratio
+from bench.sweep import Ticks, night_around, peak_per_second
+from shared.adapters.ledger import Due, Lease, Ledger
+from shared.core.decide import Entry, Plan
+from shared.core.event import FailedPayment
+from shared.core.outcome import Action, Outcome
 
 
 def test_overlapping_calls_are_one_stage_and_the_longest_counts():
     calls = [
         Call("stripe", "GET /v1/invoices/{id}", 0.000, 0.050),
-        Call("ledger", "create (claim)", 0.001, 0.012),
+        Call("ledger", "claim", 0.001, 0.012),
         Call("linq", "POST /v3/capability/check_imessage", 0.055, 0.105),
         Call("linq", "POST /v3/chats", 0.110, 0.160),
         Call("linq", "POST /v3/chats/{chat_id}/messages", 0.165, 0.215),
@@ -40,3 +52,94 @@ def test_the_generated_block_is_replaced_and_hand_written_text_kept(tmp_path):
     assert "more by hand" in text
     assert "old" not in text
     assert "| x | figure | 1 | 2 | ≤ 3 | pass |" in text
+
+
+class _Firestore:
+    """Answers the ledger's requests as the emulator would, once each, and keeps them as the
+    journal proxy sees them. A first commit on `conflict` is refused: the entry exists."""
+
+    def __init__(self, conflict: bool = False) -> None:
+        self.journal: list[dict[str, Any]] = []
+        self._conflict = conflict
+
+    def request(self, method: str, url: str, timeout: Any = None, json: Any = None) -> Any:
+        path = urlsplit(url).path
+        entry: dict[str, Any] = {"method": method, "path": path, "t_start": 0.0, "t_end": 0.0}
+        if path.endswith(":commit"):
+            entry["writes"] = commit_writes(json)
+        self.journal.append(entry)
+        if path.endswith(":commit") and self._conflict:
+            self._conflict = False
+            return _answer(409, {"error": {"status": "ALREADY_EXISTS"}})
+        if path.endswith(":commit"):
+            return _answer(200, {"writeResults": [{"updateTime": "2026-11-26T00:00:00Z"}]})
+        if path.endswith(":runQuery"):
+            return _answer(200, [{"readTime": "2026-11-26T00:00:00Z"}])
+        document = {"fields": {"state": {"stringValue": "failed"}}, "updateTime": "v1"}
+        return _answer(200, {"name": path, **document})
+
+
+def _answer(status: int, body: Any) -> requests.Response:
+    answer = requests.Response()
+    answer.status_code, answer._content = status, json.dumps(body).encode()
+    return answer
+
+
+def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    job = FailedPayment("evt_1", "in_1", "cus_1", 1, livemode=False)
+    now = dt.datetime.now(dt.UTC)
+    firestore = _Firestore()
+    ledger = Ledger("p", "d", session=firestore)  # type: ignore[arg-type]
+    lease = ledger.claim("in_1-1", job, "m1", "run1", 1)
+    assert isinstance(lease, Lease)
+    lease = ledger.record_plan(lease, Plan("+14155550100", "Hi", "https://x.test", "+1202"))
+    lease = ledger.record_text(lease, "chat_1")
+    ledger.finish(lease, Outcome(Action.SENT, chat_id="chat_1"))
+    ledger.defer(lease, Outcome(Action.DEFERRED, "night"), now, ("America/Chicago",))
+    ledger.release(lease)
+    ledger.mark_released(Due("in_1-1", "v1", job, "deferred"), "token")
+    ledger.due(now, 10, now)
+    names = [call.what for call in proxy_calls("ledger", firestore.journal)]
+    assert names == [
+        "claim",
+        "plan",
+        "chat recorded",
+        "outcome",
+        "defer",
+        "release",
+        "mark released",
+        "query",
+        "query",
+    ]
+
+
+def test_a_takeover_is_a_refused_claim_a_read_and_a_take_over(monkeypatch):
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
+    firestore = _Firestore(conflict=True)
+    ledger = Ledger("p", "d", session=firestore)  # type: ignore[arg-type]
+    job = FailedPayment("evt_2", "in_2", "cus_2", 1, livemode=False)
+    lease = ledger.claim("in_2-1", job, "m2", "run2", 1)
+    assert isinstance(lease, Lease)
+    assert lease.entry == Entry()
+    names = [call.what for call in proxy_calls("ledger", firestore.journal)]
+    assert names == ["claim", "read", "take over"]
+
+
+def test_the_peak_rate_is_the_most_arrivals_in_any_one_second_window():
+    assert peak_per_second([]) == 0
+    assert peak_per_second([0.0, 0.5, 0.99, 1.0, 1.5, 3.0]) == 3
+    assert peak_per_second([2.0, 0.0, 0.1, 0.2]) == 3
+
+
+def test_a_tick_is_billed_its_wait_plus_its_cpu_at_the_deployed_share_of_a_vcpu():
+    # 50 ms wall of which 5 ms CPU: 45 ms waiting + 5 ms / 0.167 vCPU, rounded up to 100 ms.
+    ticks = Ticks(walls=[0.05, 0.05, 0.05], cpu=0.015)
+    assert round(ticks.request_s(), 4) == round(0.045 + 0.005 / 0.167, 4)
+    per_tick = 0.1 * (0.167 * 0.000024 + 0.25 * 0.0000025) + 0.40 / 1e6
+    assert math.isclose(ticks.cost_per_tick(), per_tick)
+
+
+def test_the_night_window_holds_the_present_moment_for_the_recipients():
+    now = dt.datetime(2026, 11, 26, 3, 30, tzinfo=dt.UTC)  # 19:30 in Los Angeles
+    assert night_around(now) == "18:30-21:30"
