@@ -278,6 +278,23 @@ def test_no_usable_phone_is_skipped(pipeline, linq_api, customer, reason):
     assert customer_calls(linq_api) == []
 
 
+def test_code_1005_means_unreachable_only_from_the_capability_check(pipeline, linq_api):
+    # On POST /v3/chats the same code is Linq refusing a link in a first message: our fault,
+    # not the customer's number, so the run fails with the cause instead of skipping them.
+    linq_api.add_fault(
+        r"/v3/chats$",
+        status=400,
+        body={
+            "success": False,
+            "error": {"status": 400, "code": 1005, "message": "Links are not allowed."},
+            "trace_id": "0" * 32,
+        },
+    )
+    result = pipeline.result(pipeline.customer_with_invoice())
+    assert result["action"] == "failed"
+    assert "Linq 400 (code 1005)" in result["reason"]
+
+
 def test_no_service_at_all_is_unreachable(pipeline, linq_api):
     linq_api.load({"capabilities": {PHONE: {"imessage": False, "selected_service": None}}})
     result = pipeline.result(pipeline.customer_with_invoice())

@@ -28,6 +28,8 @@ LINES_TTL_SECONDS = 300.0
 CODE_OPTED_OUT = 2024
 CODE_LINE_INELIGIBLE = 2027
 # Codes with which the capability check refuses an address outright (unsupported region, format).
+# Elsewhere 1005 means something else (a link in a chat's first message), hence the path.
+_CAPABILITY_PATH = "/capability/check_imessage"
 _REFUSED_ADDRESS_CODES = frozenset({1002, 1005})
 
 
@@ -45,8 +47,9 @@ def _message_id(message: Any) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def _error(response: requests.Response) -> RecoveryError:
-    """Our error for a Linq error response (the envelope is documented in linq-api.md section 6)."""
+def _error(path: str, response: requests.Response) -> RecoveryError:
+    """Our error for a Linq error response to `path` (the envelope is documented in linq-api.md
+    section 6): the one place Linq's statuses and codes are read."""
     try:
         body = response.json()
     except ValueError:
@@ -72,6 +75,8 @@ def _error(response: requests.Response) -> RecoveryError:
         return OptedOutError(reason, **detail)
     if status == 403 and code == CODE_LINE_INELIGIBLE:
         return LineIneligibleError(reason, **detail)
+    if path == _CAPABILITY_PATH and status == 400 and code in _REFUSED_ADDRESS_CODES:
+        return UnreachableError(reason, **detail)
     return PermanentError(reason, **detail)
 
 
@@ -100,7 +105,7 @@ class LinqClient:
                 f"Linq {method} {path} unreachable: {type(exc).__name__}", vendor="linq"
             ) from exc
         if not response.ok:
-            raise _error(response)
+            raise _error(path, response)
         try:
             return response.json()
         except ValueError as exc:
@@ -121,7 +126,6 @@ class LinqClient:
                     Line(
                         number=item["phone_number"],
                         reputation=(item.get("reputation") or {}).get("status") or "HEALTHY",
-                        line_type=item.get("line_type"),
                     )
                     for item in listed
                 )
@@ -133,16 +137,10 @@ class LinqClient:
         with self._lines_lock:
             self._lines = None
 
-    def check_imessage(self, address: str, sender: str) -> Capability:
-        """Which service would carry a text to `address` from `sender`."""
-        try:
-            answer = self._call(
-                "POST", "/capability/check_imessage", {"address": address, "from": sender}
-            )
-        except PermanentError as exc:
-            if exc.detail.get("status") == 400 and exc.detail.get("code") in _REFUSED_ADDRESS_CODES:
-                raise UnreachableError(exc.reason, **exc.detail) from exc
-            raise
+    def capability(self, address: str, sender: str) -> Capability:
+        """Which service (iMessage, RCS or SMS) would carry a text to `address` from `sender`;
+        UnreachableError when Linq refuses the address outright."""
+        answer = self._call("POST", _CAPABILITY_PATH, {"address": address, "from": sender})
         return Capability(
             imessage=bool(answer.get("available")), service=answer.get("selected_service")
         )

@@ -44,7 +44,7 @@ from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice
 from shared.core.log import WARNING, log
 from shared.core.message import first_name
-from shared.core.outcome import Action, Outcome, failed, rehearsed, sent, skipped
+from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import pick_sender
 from shared.workflow.recover_settings import RecoverSettings
 
@@ -101,7 +101,7 @@ class Recovery:
         Raises RetryableError when a retry may succeed (having released its lease first).
         """
         if self._settings.dry_run:
-            return self._rehearse(job)
+            return self._dry_run(job)
         return self._recover(job, message_id)
 
     # --- facts ------------------------------------------------------------------------------
@@ -306,7 +306,7 @@ class Recovery:
 
     def _check(self, to: str, line: str) -> None:
         """Raises UnreachableError when `line` cannot reach `to` at all."""
-        if not self._linq.check_imessage(to, line).reachable:
+        if not self._linq.capability(to, line).reachable:
             raise UnreachableError("no iMessage, SMS or RCS for the number")
 
     def _release(self, lease: Lease | Held | None) -> None:
@@ -333,7 +333,7 @@ class Recovery:
 
     # --- dry run ----------------------------------------------------------------------------
 
-    def _rehearse(self, job: FailedPayment) -> RunResult:
+    def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
         facts = self._facts(job)
         facts = replace(facts, opted_out_at=self._opted_out(facts, facts.entry))
@@ -343,7 +343,7 @@ class Recovery:
             decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
         )
         return RunResult(
-            job.invoice_id, _customer_id(job, facts.invoice), attempt, rehearsed(would_be)
+            job.invoice_id, _customer_id(job, facts.invoice), attempt, dry_run(would_be)
         )
 
     def _would_send(self, decision: Send) -> Outcome:
