@@ -15,6 +15,7 @@ from typing import Any
 
 import requests
 
+from shared.adapters.google import rest_session
 from shared.core.errors import RetryableError
 
 # The whole publish, retries included, must end well inside Stripe's webhook timeout so that a
@@ -23,13 +24,24 @@ TOTAL_TIMEOUT_S = 4.0
 ATTEMPT_TIMEOUT_S = 2.0
 _SCOPE = "https://www.googleapis.com/auth/pubsub"
 _TRANSIENT_HTTP = frozenset({409, 429, 500, 502, 503, 504})
+_TRANSIENT_GRPC = frozenset(
+    {"ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "Aborted", "Unknown"}
+    | {"ResourceExhausted"}
+)
+
+
+class _Attempt(Exception):
+    """One publish attempt failed; `transient` says whether another attempt may succeed."""
+
+    def __init__(self, error: str, detail: str, transient: bool) -> None:
+        super().__init__(error)
+        self.error, self.detail, self.transient = error, detail[:200], transient
 
 
 class _Grpc:
     """The generated client's synchronous publish (imported off the request path)."""
 
     def __init__(self, topic_path: str) -> None:
-        from google.api_core import exceptions, retry
         from google.pubsub_v1 import PublisherClient, PubsubMessage
 
         options: dict[str, Any] = {}
@@ -41,32 +53,22 @@ class _Grpc:
                 "client_options": {"api_endpoint": emulator},
                 "credentials": AnonymousCredentials(),
             }
-        self._retry = retry.Retry(
-            initial=0.1,
-            maximum=1.0,
-            multiplier=2.0,
-            timeout=TOTAL_TIMEOUT_S,
-            predicate=retry.if_exception_type(
-                exceptions.ServiceUnavailable,
-                exceptions.DeadlineExceeded,
-                exceptions.InternalServerError,
-                exceptions.Aborted,
-                exceptions.Unknown,
-                exceptions.ResourceExhausted,
-            ),
-        )
         self._message = PubsubMessage
         self._client = PublisherClient(**options)
         self._topic_path = topic_path
 
-    def publish(self, data: bytes, attributes: dict[str, str]) -> str:
-        answer = self._client.publish(
-            topic=self._topic_path,
-            messages=[self._message(data=data, attributes=attributes)],
-            retry=self._retry,
-            timeout=ATTEMPT_TIMEOUT_S,
-        )
-        return str(answer.message_ids[0])
+    def publish(self, data: bytes, attributes: dict[str, str], timeout: float) -> str:
+        try:
+            answer = self._client.publish(
+                topic=self._topic_path,
+                messages=[self._message(data=data, attributes=attributes)],
+                retry=None,  # Publisher.publish retries, over either transport
+                timeout=timeout,
+            )
+            return str(answer.message_ids[0])
+        except Exception as exc:
+            error = type(exc).__name__
+            raise _Attempt(error, str(exc), error in _TRANSIENT_GRPC) from exc
 
 
 class Publisher:
@@ -82,20 +84,34 @@ class Publisher:
         self._lock = threading.Lock()
 
     def publish(self, data: bytes, attributes: dict[str, str]) -> str:
-        """Publish and wait for the server's confirmation; returns the message id."""
+        """Publish and wait for the server's confirmation; returns the message id.
+
+        The one retry policy of both transports: transient failures are tried again with
+        backoff (0.1 s doubling to 1 s) inside TOTAL_TIMEOUT_S; anything else, or the budget
+        spent, is a RetryableError: the event is not safely queued, so the caller answers 503
+        and Stripe (or Linq) sends it again.
+        """
+        deadline = time.monotonic() + TOTAL_TIMEOUT_S
+        delay = 0.1
+        while True:
+            timeout = min(ATTEMPT_TIMEOUT_S, max(deadline - time.monotonic(), 0.1))
+            try:
+                return self._attempt(data, attributes, timeout)
+            except _Attempt as failed:
+                if not failed.transient or time.monotonic() + delay >= deadline:
+                    raise RetryableError(
+                        f"publish to {self._topic} failed: {failed.error}", error=failed.detail
+                    ) from failed
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def _attempt(self, data: bytes, attributes: dict[str, str], timeout: float) -> str:
         grpc = self._grpc
         if grpc is not None:
-            try:
-                return grpc.publish(data, attributes)
-            except Exception as exc:
-                raise self._failed(type(exc).__name__, str(exc)) from exc
-        message_id = self._publish_rest(data, attributes)
+            return grpc.publish(data, attributes, timeout)
+        message_id = self._publish_rest(data, attributes, timeout)
         self._load_grpc_soon()
         return message_id
-
-    def _failed(self, error: str, detail: str) -> RetryableError:
-        """The event is not safely queued: the caller answers 503 so Stripe sends it again."""
-        return RetryableError(f"publish to {self._topic} failed: {error}", error=detail[:200])
 
     def _load_grpc_soon(self) -> None:
         with self._lock:
@@ -114,38 +130,20 @@ class Publisher:
     def _rest(self) -> tuple[requests.Session, str]:
         with self._lock:
             if self._session is None:
-                emulator = os.environ.get("PUBSUB_EMULATOR_HOST")
-                if emulator:
-                    self._session = requests.Session()
-                    base = f"http://{emulator}"
-                else:
-                    import google.auth
-                    from google.auth.transport.requests import AuthorizedSession
-
-                    credentials, _ = google.auth.default(scopes=[_SCOPE])
-                    self._session = AuthorizedSession(credentials)
-                    base = "https://pubsub.googleapis.com"
+                self._session, base = rest_session(
+                    _SCOPE, "PUBSUB_EMULATOR_HOST", "https://pubsub.googleapis.com"
+                )
                 self._url = f"{base}/v1/{self._topic_path}:publish"
             return self._session, self._url
 
-    def _publish_rest(self, data: bytes, attributes: dict[str, str]) -> str:
+    def _publish_rest(self, data: bytes, attributes: dict[str, str], timeout: float) -> str:
         session, url = self._rest()
         body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
-        deadline = time.monotonic() + TOTAL_TIMEOUT_S
-        delay = 0.1
-        while True:
-            remaining = deadline - time.monotonic()
-            try:
-                answer = session.post(
-                    url, json=body, timeout=min(ATTEMPT_TIMEOUT_S, max(remaining, 0.1))
-                )
-                if answer.ok:
-                    return str(answer.json()["messageIds"][0])
-                transient = answer.status_code in _TRANSIENT_HTTP
-                error, detail = f"HTTP {answer.status_code}", answer.text[:200]
-            except (requests.RequestException, ValueError, KeyError, IndexError) as exc:
-                transient, error, detail = True, type(exc).__name__, str(exc)[:200]
-            if not transient or time.monotonic() + delay >= deadline:
-                raise self._failed(error, detail)
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
+        try:
+            answer = session.post(url, json=body, timeout=timeout)
+            if answer.ok:
+                return str(answer.json()["messageIds"][0])
+        except (requests.RequestException, ValueError, KeyError, IndexError) as exc:
+            raise _Attempt(type(exc).__name__, str(exc), transient=True) from exc
+        transient = answer.status_code in _TRANSIENT_HTTP
+        raise _Attempt(f"HTTP {answer.status_code}", answer.text, transient)
