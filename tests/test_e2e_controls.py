@@ -128,17 +128,17 @@ def test_dry_run_sends_and_claims_nothing_then_the_live_run_sends(stack):
     try:
         stack.post_webhook(event)
         stack.post_webhook(builders.payment_failed_event(no_phone))
-        [rehearsal] = wait_for_result(stack, invoice)
+        [dry_run] = wait_for_result(stack, invoice)
         [skip] = wait_for_result(stack, no_phone)
     finally:
         stack.kill("recover")
         stack.start_function("recover")
-    assert (rehearsal["action"], rehearsal["reason"], rehearsal["phone"]) == (
+    assert (dry_run["action"], dry_run["reason"], dry_run["phone"]) == (
         "dry_run",
         "sent",
         "+1******0124",
     )
-    assert rehearsal["text"].startswith("Acme: Hi Jane, your $25.00 payment for Pro plan")
+    assert dry_run["text"].startswith("Acme: Hi Jane, your $25.00 payment for Pro plan")
     assert (skip["action"], skip["reason"]) == ("dry_run", "skipped:no_phone: no phone on file")
     endpoints = [r["endpoint"] for r in stack.linq.requests()]
     assert "POST /v3/capability/check_imessage" in endpoints
@@ -156,8 +156,8 @@ def test_backfill_dry_run_then_live_then_again_texts_once(stack):
     policy_skipped = failed(stack, attempts=(1, 2), phone="+14155550126", age_s=7200)
     paid = failed(stack, phone="+14155550127", age_s=10800, invoice_changes={"status": "paid"})
 
-    rehearsal = backfill(stack, "--since", "7d", "--dry-run")
-    assert rehearsal.stdout.splitlines() == [
+    dry_run = backfill(stack, "--since", "7d", "--dry-run")
+    assert dry_run.stdout.splitlines() == [
         "3 invoice(s) with a failed payment in that time, newest first",
         f"would queue {first['id']} {first['customer']} attempt 1 $25.00",
         f"would queue {policy_skipped['id']} {policy_skipped['customer']} attempt 2 $25.00",

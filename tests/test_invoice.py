@@ -31,7 +31,7 @@ def test_expanded_invoice_gives_what_the_text_needs():
     data["customer"] = customer
     invoice = parse_invoice(data)
     assert invoice.id == data["id"]
-    assert invoice.collectable
+    assert invoice.why_not_open is None
     assert invoice.attempt_count == 2
     assert invoice.description == "Pro plan"
     assert invoice.hosted_invoice_url == data["hosted_invoice_url"]
@@ -52,7 +52,7 @@ def test_preferred_locales_are_read_in_order():
 
 
 @pytest.mark.parametrize(
-    ("changes", "collectable"),
+    ("changes", "is_open"),
     [
         ({"status": "paid", "amount_remaining": 0}, False),
         ({"status": "void"}, False),
@@ -61,9 +61,9 @@ def test_preferred_locales_are_read_in_order():
         ({"status": "open"}, True),
     ],
 )
-def test_only_open_invoices_with_money_due_are_collectable(changes, collectable):
+def test_only_open_invoices_with_money_due_are_open_for_payment(changes, is_open):
     data = {**builders.invoice("cus_x"), **changes}
-    assert parse_invoice(data).collectable is collectable
+    assert (parse_invoice(data).why_not_open is None) is is_open
 
 
 @pytest.mark.parametrize(
@@ -75,9 +75,9 @@ def test_only_open_invoices_with_money_due_are_collectable(changes, collectable)
         ({"status": "open"}, None),
     ],
 )
-def test_why_an_invoice_is_not_collectable(changes, why):
+def test_why_an_invoice_is_not_open(changes, why):
     data = {**builders.invoice("cus_x"), **changes}
-    assert parse_invoice(data).why_not_collectable == why
+    assert parse_invoice(data).why_not_open == why
 
 
 def test_deleted_customer_has_no_contact():

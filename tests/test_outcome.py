@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from shared.core.outcome import Action, Outcome, failed, log_result, rehearsed, sent, skipped
+from shared.core.outcome import Action, Outcome, dry_run, failed, log_result, sent, skipped
 
 
 def line_for(outcome) -> str:
@@ -40,7 +40,7 @@ def test_policy_skip_line_is_exactly_this():
 
 def test_dry_run_line_is_exactly_this():
     would_send = replace(Outcome(Action.SENT), text="Hi Jane. Reply STOP", phone="+14155550100")
-    assert line_for(rehearsed(would_send)) == (
+    assert line_for(dry_run(would_send)) == (
         '{"severity": "INFO", "message": "dry run: sent", "invoice_id": "in_1", '
         '"customer_id": "cus_1", "action": "dry_run", "reason": "sent", '
         '"phone": "+1******0100", "text": "Hi Jane. Reply STOP", "event_id": "evt_1"}\n'
@@ -48,7 +48,7 @@ def test_dry_run_line_is_exactly_this():
 
 
 def test_dry_run_of_a_skip_carries_the_skip_and_its_reason():
-    entry = json.loads(line_for(rehearsed(skipped(Action.NO_PHONE, "no phone on file"))))
+    entry = json.loads(line_for(dry_run(skipped(Action.NO_PHONE, "no phone on file"))))
     assert (entry["message"], entry["action"], entry["reason"]) == (
         "dry run: skipped:no_phone",
         "dry_run",
@@ -59,7 +59,7 @@ def test_dry_run_of_a_skip_carries_the_skip_and_its_reason():
 
 
 def test_dry_run_that_would_fail_is_a_warning():
-    entry = json.loads(line_for(rehearsed(failed("LINQ_SENDER is not a line"))))
+    entry = json.loads(line_for(dry_run(failed("LINQ_SENDER is not a line"))))
     assert (entry["severity"], entry["message"], entry["reason"]) == (
         "WARNING",
         "dry run: failed",

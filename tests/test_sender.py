@@ -6,9 +6,9 @@ from shared.core.errors import PermanentError
 from shared.core.lines import Line
 from shared.core.sender import pick_sender
 
-HEALTHY = Line("+12025550101", "HEALTHY", "iMessage")
-CRITICAL = Line("+12025550102", "CRITICAL", "iMessage")
-AT_RISK = Line("+12025550103", "AT_RISK", "RCS")
+HEALTHY = Line("+12025550101", "HEALTHY")
+CRITICAL = Line("+12025550102", "CRITICAL")
+AT_RISK = Line("+12025550103", "AT_RISK")
 
 
 def test_first_line_that_is_not_critical():

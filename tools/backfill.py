@@ -179,7 +179,7 @@ class Backfill:
             return
         attempt = target.attempt if target.attempt is not None else invoice.attempt_count
         # The recover function checks again when it runs; this only saves a message.
-        why_not = invoice.why_not_collectable
+        why_not = invoice.why_not_open
         if why_not is None and attempt < 1:
             why_not = "no payment attempt has failed yet"
         if why_not is not None:

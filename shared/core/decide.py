@@ -252,7 +252,7 @@ def _superseded(job: FailedPayment, invoice: Invoice) -> Finish | None:
 
 def _closed(invoice: Invoice) -> Outcome | None:
     """Why the invoice no longer wants a text, or None while it does."""
-    if (why := invoice.why_not_collectable) is not None:
+    if (why := invoice.why_not_open) is not None:
         return skipped(Action.NOT_OPEN, why)
     if invoice.subscription_ended:
         return skipped(

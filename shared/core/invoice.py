@@ -58,15 +58,12 @@ class Invoice:
         return self.subscription_status in ENDED_SUBSCRIPTION
 
     @property
-    def why_not_collectable(self) -> str | None:
-        """Why the invoice is not worth a text, or None: only an open one with something due is."""
+    def why_not_open(self) -> str | None:
+        """Why the invoice is not open for payment (skipped:not_open), or None: only an open one
+        with something due is worth a text."""
         if self.status != "open":
             return f"invoice is {self.status}" if self.status else "invoice has no status"
         return "nothing is due" if self.amount_remaining <= 0 else None
-
-    @property
-    def collectable(self) -> bool:
-        return self.why_not_collectable is None
 
 
 def describe_line(description: str | None) -> str:

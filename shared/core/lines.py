@@ -11,7 +11,6 @@ class Line:
 
     number: str
     reputation: str
-    line_type: str | None
 
     @property
     def usable(self) -> bool:

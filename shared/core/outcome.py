@@ -107,7 +107,7 @@ def failed(reason: str) -> Outcome:
     return Outcome(Action.FAILED, reason=reason)
 
 
-def rehearsed(would_be: Outcome) -> Outcome:
+def dry_run(would_be: Outcome) -> Outcome:
     """A dry run's outcome: the action a live run would have taken and why, as the reason, with
     the text it would have sent; the number is kept masked only."""
     reason = would_be.action.value
