@@ -5,6 +5,8 @@ Both answer fast: the work happens behind Pub/Sub."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import TypeVar
 
 import flask
 import functions_framework
@@ -19,6 +21,7 @@ from shared.core.log import ERROR, INFO, WARNING, log
 from shared.workflow.settings import IngestSettings, LinqIntakeSettings
 
 Response = tuple[str, int, dict[str, str]]
+S = TypeVar("S", IngestSettings, LinqIntakeSettings)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -66,27 +69,55 @@ def _read(request: flask.Request) -> bytes | flask.Response:
     return body
 
 
+def _settings_or_answer(
+    settings_of: Callable[[], S], label: str, variable: str, owner: str, fix: str
+) -> S | Response:
+    """The intake's settings with a real signing secret, or the answer to give instead."""
+    try:
+        settings = settings_of()
+    except ConfigError as exc:
+        log(ERROR, f"configuration error: {exc}")
+        return _answer(500, "misconfigured")
+    if settings.webhook_secret is None:
+        # The first deployment, before the sender's endpoint exists: nothing can be verified,
+        # and a guessable secret must never verify. Both senders retry a 503 (Stripe for up to
+        # three days, Linq for about 30 minutes), so what arrives meanwhile is delivered after.
+        log(
+            WARNING,
+            f"{label} not verified: {variable} is not the {owner} signing secret yet "
+            f"({settings.not_set_up}); {fix}",
+        )
+        return _answer(503, "endpoint not set up yet, retry later")
+    return settings
+
+
+def _queue(
+    publisher: Publisher, data: bytes, attributes: dict[str, str], what: str, **ids: str | None
+) -> Response:
+    """Publish and answer: 200 once Pub/Sub has it, 503 (the sender retries) when it cannot."""
+    try:
+        message_id = publisher.publish(data, attributes)
+    except RetryableError as exc:
+        log(ERROR, f"{what}not queued: Pub/Sub unavailable", reason=exc.reason, **ids)
+        return _answer(503, "queue unavailable, retry later")
+    log(INFO, f"{what}queued", message_id=message_id, **ids)
+    return _answer(200, "queued")
+
+
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> Response | flask.Response:
     body = _read(request)
     if isinstance(body, flask.Response):
         return body
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        log(ERROR, f"configuration error: {exc}")
-        return _answer(500, "misconfigured")
-    if settings.webhook_secret is None:
-        # The first deployment, before the Stripe endpoint exists: nothing can be verified, and a
-        # guessable secret must never verify. Stripe retries a 503 (for up to three days in live
-        # mode), so what arrives before the real secret is stored is delivered after.
-        log(
-            WARNING,
-            f"webhook not verified: STRIPE_WEBHOOK_SECRET is not the endpoint's signing secret "
-            f"yet ({settings.not_set_up}); store the whsec_... secret Stripe gave for the "
-            "endpoint and redeploy",
-        )
-        return _answer(503, "endpoint not set up yet, retry later")
+    settings = _settings_or_answer(
+        _settings,
+        "webhook",
+        "STRIPE_WEBHOOK_SECRET",
+        "endpoint's",
+        "store the whsec_... secret Stripe gave for the endpoint and redeploy",
+    )
+    if not isinstance(settings, IngestSettings):
+        return settings
     try:
         payment = parse_webhook(
             body, request.headers.get("Stripe-Signature"), settings.webhook_secret
@@ -100,25 +131,14 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         # The ordinary renewal, paid at its first attempt: nobody was texted about it, so it
         # costs one verified webhook and nothing more.
         return _answer(200, "ignored: paid at its first attempt")
-    try:
-        message_id = _publisher().publish(payment.to_json(), payment.attributes())
-    except RetryableError as exc:
-        log(
-            ERROR,
-            "not queued: Pub/Sub unavailable",
-            event_id=payment.event_id,
-            invoice_id=payment.invoice_id,
-            reason=exc.reason,
-        )
-        return _answer(503, "queue unavailable, retry later")
-    log(
-        INFO,
-        "queued",
+    return _queue(
+        _publisher(),
+        payment.to_json(),
+        payment.attributes(),
+        "",
         event_id=payment.event_id,
         invoice_id=payment.invoice_id,
-        message_id=message_id,
     )
-    return _answer(200, "queued")
 
 
 @functools.cache
@@ -141,38 +161,25 @@ def linq_webhook(request: flask.Request) -> Response | flask.Response:
     body = _read(request)
     if isinstance(body, flask.Response):
         return body
-    try:
-        settings = _linq_settings()
-    except ConfigError as exc:
-        log(ERROR, f"configuration error: {exc}")
-        return _answer(500, "misconfigured")
-    if settings.webhook_secret is None:
-        log(
-            WARNING,
-            f"Linq webhook not verified: LINQ_WEBHOOK_SECRET is not the subscription's signing "
-            f"secret yet ({settings.not_set_up}); run ./dev linq-webhook and redeploy",
-        )
-        return _answer(503, "endpoint not set up yet, retry later")
+    settings = _settings_or_answer(
+        _linq_settings,
+        "Linq webhook",
+        "LINQ_WEBHOOK_SECRET",
+        "subscription's",
+        "run ./dev linq-webhook and redeploy",
+    )
+    if not isinstance(settings, LinqIntakeSettings):
+        return settings
     try:
         event = parse_linq_webhook(body, request.headers, settings.webhook_secret)
     except WebhookRejected as exc:
         log(WARNING, f"Linq webhook rejected: {exc}", bytes=len(body))
         return _answer(400, f"rejected: {exc}")
-    try:
-        message_id = _linq_publisher().publish(event.to_json(), event.attributes())
-    except RetryableError as exc:
-        log(
-            ERROR,
-            "Linq event not queued: Pub/Sub unavailable",
-            webhook_id=event.webhook_id,
-            reason=exc.reason,
-        )
-        return _answer(503, "queue unavailable, retry later")
-    log(
-        INFO,
-        "Linq event queued",
+    return _queue(
+        _linq_publisher(),
+        event.to_json(),
+        event.attributes(),
+        "Linq event ",
         webhook_id=event.webhook_id,
         event_type=event.event_type,
-        message_id=message_id,
     )
-    return _answer(200, "queued")
