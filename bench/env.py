@@ -30,6 +30,7 @@ STRIPE_NO_RATE_LIMIT = (
 WARMUP_TOPIC = "bench-warmup"
 WARMUP_CALLS = 60
 INGEST_TOPIC = "bench-ingest"
+LINQ_INTAKE_TOPIC = "bench-linq-intake"
 # The product's functions and the baselines they are compared against.
 BENCH_FUNCTIONS = {
     **FUNCTIONS,
@@ -82,7 +83,8 @@ class BenchEnv:
             self.stack.start()
             self.bare.start()
             load_linq_line(self.stack.linq)
-            self.stack.emulator.create_topic(INGEST_TOPIC)
+            for topic in (INGEST_TOPIC, LINQ_INTAKE_TOPIC):
+                self.stack.emulator.create_topic(topic)
             self._warm_up()
         except BaseException:
             self.stop()
@@ -117,17 +119,23 @@ class BenchEnv:
             *proxy_calls("ledger", self.proxy.journal()),
         ]
 
-    def function(self, name: str) -> FunctionProcess:
+    def function(self, name: str, topic: str | None = None) -> FunctionProcess:
         """A function process of our own wired to this stack, on a free port (not started):
-        ingest as in the stack but publishing to a topic without subscribers; the synchronous
-        handler checks webhooks like ingest and recovers like recover."""
+        ingest and the Linq intake as in the stack but publishing to `topic` (by default one
+        without subscribers); the synchronous handler checks webhooks like ingest and recovers
+        like recover."""
         env = base_env()
         if name in ("recover", "sync"):
             env.update(self.stack.function_env("recover"))
         if name == "sync":
             env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
         if name == "ingest":
-            env.update(self.stack.function_env("ingest"), PUBSUB_TOPIC=INGEST_TOPIC)
+            env.update(self.stack.function_env("ingest"), PUBSUB_TOPIC=topic or INGEST_TOPIC)
+        if name == "linq-intake":
+            env.update(
+                self.stack.function_env("linq-intake"),
+                LINQ_EVENTS_TOPIC=topic or LINQ_INTAKE_TOPIC,
+            )
         port = free_port()
         log = self.workdir / f"{name}-{port}.log"
         process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import json
+import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +19,9 @@ from shared.core.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT
-from standins.stack import signed_webhook
+from standins.linq_api import PARTNER_ID, WEBHOOK_VERSION
+from standins.stack import SANDBOX_LINQ_SECRET, signed_webhook
+from standins.webhooks import sign
 
 SENDER = "+12025550100"
 _phones = itertools.count(2_000_000)
@@ -70,6 +76,88 @@ def load_linq_line(linq: StandinClient) -> None:
 def signed_posts(events: Iterable[dict[str, Any]]) -> list[Prepared]:
     """Each event as the webhook POST Stripe would send, for the load generators."""
     return [("POST", *signed_webhook(event)) for event in events]
+
+
+def first_try_paid(case: Case) -> dict[str, Any]:
+    """An `invoice.paid` event for the case's invoice paid as it was finalized, at attempt 1: the
+    ordinary renewal, which the ingest function answers without publishing."""
+    finalized = case.invoice["status_transitions"]["finalized_at"]
+    return builders.invoice_paid_event(builders.paid(case.invoice, at=finalized))
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def linq_delivered(case: Case) -> dict[str, Any]:
+    """A `message.delivered` event for the text of the case's first attempt, in the shape the
+    Linq stand-in sends (webhook version 2026-02-03, the SDK's MessageEventV2)."""
+    now = dt.datetime.now(dt.UTC)
+    sent = _iso(now - dt.timedelta(seconds=2))
+
+    def handle(number: str, is_me: bool) -> dict[str, Any]:
+        return {
+            "id": str(uuid.uuid4()),
+            "handle": number,
+            "joined_at": sent,
+            "service": "iMessage",
+            "is_me": is_me,
+            "left_at": None,
+            "line_type": "iMessage" if is_me else None,
+            "status": "active",
+        }
+
+    own = handle(SENDER, True)
+    text = f"Hi {case.customer.get('name') or 'there'}, your card was declined."
+    data = {
+        "id": str(uuid.uuid4()),
+        "parts": [{"type": "text", "value": text}],
+        "effect": None,
+        "reply_to": None,
+        "preferred_service": None,
+        "idempotency_key": f"{case.invoice_id}-1-text",
+        "service": "iMessage",
+        "sender_handle": own,
+        "read_at": None,
+        "direction": "outbound",
+        "chat": {
+            "id": str(uuid.uuid4()),
+            "is_group": False,
+            "owner_handle": own,
+            "health_status": {"status": "HEALTHY", "doc_url": None, "updated_at": sent},
+        },
+        "sent_at": sent,
+        "delivered_at": _iso(now),
+    }
+    return {
+        "api_version": "v3",
+        "webhook_version": WEBHOOK_VERSION,
+        "event_type": "message.delivered",
+        "event_id": str(uuid.uuid4()),
+        "created_at": _iso(now),
+        "partner_id": PARTNER_ID,
+        "trace_id": uuid.uuid4().hex,
+        "data": data,
+    }
+
+
+def linq_signed_posts(
+    events: Iterable[dict[str, Any]], secret: str = SANDBOX_LINQ_SECRET
+) -> list[Prepared]:
+    """Each event as the webhook POST Linq would send (Standard Webhooks), signed now: the
+    intake rejects a timestamp more than five minutes away, so sign right before posting."""
+    posts: list[Prepared] = []
+    for event in events:
+        body = json.dumps(event)
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "webhook-id": event["event_id"],
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, event["event_id"], timestamp, body),
+        }
+        posts.append(("POST", body.encode(), headers))
+    return posts
 
 
 def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

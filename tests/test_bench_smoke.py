@@ -8,15 +8,19 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bench import fixtures, ingest
 from bench.chain import Call, external_seconds, proxy_calls, shape, stages, until
 from bench.journal_proxy import commit_writes
-from bench.report import BEGIN, END, Result, Row, render, write
+from bench.load import Timings
+from bench.report import BEGIN, END, MISS, PASS, Result, Row, render, write
 from bench.stats import median, p99, percentile, ratio
 from bench.sweep import Ticks, night_around, peak_per_second
 from shared.adapters.ledger import Due, Lease, Ledger
+from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.core.decide import Entry, Plan
-from shared.core.event import FailedPayment
+from shared.core.event import FailedPayment, InvoicePaid, from_stripe_event
 from shared.core.outcome import Action, Outcome
+from standins.stack import SANDBOX_LINQ_SECRET
 
 
 def test_overlapping_calls_are_one_stage_and_the_longest_counts():
@@ -143,3 +147,52 @@ def test_a_tick_is_billed_its_wait_plus_its_cpu_at_the_deployed_share_of_a_vcpu(
 def test_the_night_window_holds_the_present_moment_for_the_recipients():
     now = dt.datetime(2026, 11, 26, 3, 30, tzinfo=dt.UTC)  # 19:30 in Los Angeles
     assert night_around(now) == "18:30-21:30"
+
+
+def test_the_ingest_bench_sends_first_try_payments_and_linq_deliveries_the_product_accepts() -> (
+    None
+):
+    first, second = fixtures.cases(2)
+    paid = from_stripe_event(fixtures.first_try_paid(first))
+    assert isinstance(paid, InvoicePaid)
+    assert paid.first_try
+    [(method, body, headers)] = fixtures.linq_signed_posts([fixtures.linq_delivered(second)])
+    assert method == "POST"
+    assert body is not None
+    event = parse_linq_webhook(body, headers, SANDBOX_LINQ_SECRET)
+    assert event.event_type == "message.delivered"
+    assert event.event["data"]["idempotency_key"] == f"{second.invoice_id}-1-text"
+
+
+def _summary(p50: float, p99: float) -> dict[str, float]:
+    return {"p50": p50, "p90": p50, "p99": p99, "n": 3.0}
+
+
+def test_the_ingest_rows_hold_each_function_to_the_floor_and_count_what_first_tries_published() -> (
+    None
+):
+    latency = {
+        "bare": _summary(1.0, 2.0),
+        "ingest": _summary(3.0, 10.0),
+        "paid": _summary(6.5, 3.0),  # 5.5 ms over the floor at p50: a miss
+        "linq": _summary(0.5, 30.0),  # under the floor at p50; 28 ms over at p99: a miss
+        "sync": _summary(200.0, 300.0),
+    }
+    timings = {name: Timings([0.001], [200], 1.0) for name in latency}
+    measured = ingest.Measured(ingest.FULL, latency, timings, 3100, 1, 1)
+    rows = {row.figure: row for row in ingest.render(measured, 50.0).rows}
+    verdicts = {figure: row.verdict for figure, row in rows.items() if "ack p" in figure}
+    assert verdicts == {
+        "ack p50 (ms)": PASS,
+        "ack p99 (ms)": PASS,
+        "ack p50 vs synchronous handler": PASS,
+        "first-try invoice.paid: ack p50 (ms)": MISS,
+        "first-try invoice.paid: ack p99 (ms)": PASS,
+        "Linq intake: ack p50 (ms)": PASS,
+        "Linq intake: ack p99 (ms)": MISS,
+    }
+    assert rows["first-try invoice.paid: ack p99 (ms)"].target == "+1.00 ms (≤ +25)"
+    assert rows["Linq intake: ack p50 (ms)"].target == "−0.50 ms (≤ +5)"
+    assert rows["Linq intake: ack p99 (ms)"].target == "+28.00 ms (≤ +25)"
+    published = rows["first-try invoice.paid: messages published"]
+    assert (published.value, published.verdict) == ("1", MISS)
