@@ -17,7 +17,7 @@ from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.publisher import Publisher
 from shared.adapters.slack import SlackNotifier
-from shared.adapters.stripe_gateway import StripeGateway
+from shared.adapters.stripe_gateway import StripeGateway, preload
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
@@ -29,6 +29,10 @@ from shared.workflow.recovered import attribute_payment
 from shared.workflow.recovery import Ignored, Recovery, RunResult
 from shared.workflow.release import Sweep
 from shared.workflow.settings import LinqEventSettings, ReleaseSettings
+
+# At import, before the function serves: the SDK's lazy imports would otherwise land in the first
+# run, after Stripe answers (BENCHMARKS.md, cold start).
+preload()
 
 
 @dataclass(frozen=True)
