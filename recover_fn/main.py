@@ -9,13 +9,13 @@ import json
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
-from shared.adapters.publisher import Publisher
 from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway, preload
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
@@ -23,12 +23,15 @@ from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
 from shared.core.money import format_amount
 from shared.core.outcome import Action, log_recovery, log_result
-from shared.workflow.linq_events import handle
 from shared.workflow.recover_settings import RecoverSettings
-from shared.workflow.recovered import attribute_payment
 from shared.workflow.recovery import Ignored, Recovery, RunResult
-from shared.workflow.release import Sweep
 from shared.workflow.settings import LinqEventSettings, ReleaseSettings
+
+# Each entry point is deployed as a function of its own (deploy.sh), and a new instance of one
+# should not pay for the others' modules before it answers: what only the release sweep, the Linq
+# listener or a paid invoice needs is imported where it is used (BENCHMARKS.md, cold start).
+if TYPE_CHECKING:
+    from shared.workflow.release import Sweep
 
 # At import, before the function serves: the SDK's lazy imports would otherwise land in the first
 # run, after Stripe answers (BENCHMARKS.md, cold start).
@@ -132,6 +135,8 @@ def recover_payment(cloud_event: CloudEvent) -> None:
 def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
     """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
     nobody was texted or held out about, or a redelivery of one already attributed)."""
+    from shared.workflow.recovered import attribute_payment
+
     found = attribute_payment(instance.ledger, paid, datetime.now(UTC))
     if found is None:
         return
@@ -156,6 +161,9 @@ def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
 
 @functools.cache
 def _sweep() -> Sweep:
+    from shared.adapters.publisher import Publisher
+    from shared.workflow.release import Sweep
+
     settings = ReleaseSettings.from_env()
     return Sweep(
         Ledger(settings.project, settings.firestore_database),
@@ -227,6 +235,8 @@ def linq_event(cloud_event: CloudEvent) -> None:
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}", **where)
         raise
+    from shared.workflow.linq_events import handle
+
     try:
         said = handle(ledger, webhook_id, event, _forget_lines, datetime.now(UTC))
     except RetryableError as exc:
