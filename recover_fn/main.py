@@ -3,6 +3,16 @@ payments deferred for quiet hours whose morning has come; act on what Linq tells
 
 from __future__ import annotations
 
+import gc
+
+# Start-up (BENCHMARKS.md, cold start): the imports below create ~50,000 objects that live as long
+# as the instance. The collector stays out of the way while they are created, and once the module
+# is loaded they are frozen, so that no later collection walks them again (the pattern the `gc`
+# documentation gives for a process that forks, as gunicorn does: the instance's worker inherits
+# them). Re-enabled at the end of this module.
+_COLLECTING = gc.isenabled()
+gc.disable()
+
 import base64
 import functools
 import json
@@ -245,3 +255,11 @@ def linq_event(cloud_event: CloudEvent) -> None:
     log(said.severity, said.message, **where, **said.fields)
     if said.note is not None:
         slack.notify(said.note)
+
+
+# Once per process: a test session loads this module many times, and a freeze keeps whatever
+# garbage is waiting for the collector at that moment.
+if not gc.get_freeze_count():
+    gc.freeze()
+if _COLLECTING:
+    gc.enable()
