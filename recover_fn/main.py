@@ -3,32 +3,49 @@ payments deferred for quiet hours whose morning has come; act on what Linq tells
 
 from __future__ import annotations
 
+import gc
+
+# Start-up (BENCHMARKS.md, cold start): the imports below create ~50,000 objects that live as long
+# as the instance. The collector stays out of the way while they are created, and once the module
+# is loaded they are frozen, so that no later collection walks them again (the pattern the `gc`
+# documentation gives for a process that forks, as gunicorn does: the instance's worker inherits
+# them). Re-enabled at the end of this module.
+_COLLECTING = gc.isenabled()
+gc.disable()
+
 import base64
 import functools
 import json
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
-from shared.adapters.publisher import Publisher
 from shared.adapters.slack import SlackNotifier
-from shared.adapters.stripe_gateway import StripeGateway
+from shared.adapters.stripe_gateway import StripeGateway, preload
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
 from shared.core.money import format_amount
 from shared.core.outcome import Action, log_recovery, log_result
-from shared.workflow.linq_events import handle
 from shared.workflow.recover_settings import RecoverSettings
-from shared.workflow.recovered import attribute_payment
 from shared.workflow.recovery import Ignored, Recovery, RunResult
-from shared.workflow.release import Sweep
 from shared.workflow.settings import LinqEventSettings, ReleaseSettings
+
+# Each entry point is deployed as a function of its own (deploy.sh), and a new instance of one
+# should not pay for the others' modules before it answers: what only the release sweep, the Linq
+# listener or a paid invoice needs is imported where it is used (BENCHMARKS.md, cold start).
+if TYPE_CHECKING:
+    from shared.workflow.release import Sweep
+
+# At import, before the function serves: the SDK's lazy imports would otherwise land in the first
+# run, after Stripe answers (BENCHMARKS.md, cold start).
+preload()
 
 
 @dataclass(frozen=True)
@@ -128,6 +145,8 @@ def recover_payment(cloud_event: CloudEvent) -> None:
 def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
     """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
     nobody was texted or held out about, or a redelivery of one already attributed)."""
+    from shared.workflow.recovered import attribute_payment
+
     found = attribute_payment(instance.ledger, paid, datetime.now(UTC))
     if found is None:
         return
@@ -152,6 +171,9 @@ def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
 
 @functools.cache
 def _sweep() -> Sweep:
+    from shared.adapters.publisher import Publisher
+    from shared.workflow.release import Sweep
+
     settings = ReleaseSettings.from_env()
     return Sweep(
         Ledger(settings.project, settings.firestore_database),
@@ -223,6 +245,8 @@ def linq_event(cloud_event: CloudEvent) -> None:
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}", **where)
         raise
+    from shared.workflow.linq_events import handle
+
     try:
         said = handle(ledger, webhook_id, event, _forget_lines, datetime.now(UTC))
     except RetryableError as exc:
@@ -231,3 +255,11 @@ def linq_event(cloud_event: CloudEvent) -> None:
     log(said.severity, said.message, **where, **said.fields)
     if said.note is not None:
         slack.notify(said.note)
+
+
+# Once per process: a test session loads this module many times, and a freeze keeps whatever
+# garbage is waiting for the collector at that moment.
+if not gc.get_freeze_count():
+    gc.freeze()
+if _COLLECTING:
+    gc.enable()

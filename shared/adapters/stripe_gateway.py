@@ -17,6 +17,17 @@ TIMEOUT = (3.05, 8.0)
 MAX_NETWORK_RETRIES = 2
 # Stripe's largest page.
 PAGE_SIZE = 100
+# What the SDK imports on first use: the client with its services, and the classes an invoice
+# read with its expansions becomes (stripe-python loads each resource module when it first meets
+# that object in an answer).
+_PRELOADED = ("StripeClient", "Invoice", "InvoiceLineItem", "Customer", "Subscription")
+
+
+def preload() -> None:
+    """Import now what the first invoice read would import between Stripe's answer and ours:
+    a new instance pays for it while it starts, not inside its first run."""
+    for name in _PRELOADED:
+        getattr(stripe, name)
 
 
 def translate(exc: stripe.StripeError) -> RecoveryError:
