@@ -760,6 +760,8 @@ def test_the_control_client_drives_webhooks(hooked, receiver, api):
     assert client.inbound(SAM, "hello", chat_id=group["id"], reconciled=True) is False
     assert client.set_line_status(LINE, reputation="CRITICAL")["new_reputation"] == "CRITICAL"
     receiver.events(3)
+    # The receiver hears a request before the stand-in journals its answer.
+    wait_for(lambda: len(client.webhooks()) == 3)
     assert [a["event"]["event_type"] for a in client.webhooks()] == [
         "message.delivered",
         "message.received",
