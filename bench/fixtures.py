@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT
 from standins.linq_api import PARTNER_ID, WEBHOOK_VERSION
 from standins.stack import SANDBOX_LINQ_SECRET, signed_webhook
-from standins.webhooks import sign
+from standins.webhooks import signed_headers
 
 SENDER = "+12025550100"
 _phones = itertools.count(2_000_000)
@@ -149,14 +148,7 @@ def linq_signed_posts(
     posts: list[Prepared] = []
     for event in events:
         body = json.dumps(event)
-        timestamp = int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": event["event_id"],
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, event["event_id"], timestamp, body),
-        }
-        posts.append(("POST", body.encode(), headers))
+        posts.append(("POST", body.encode(), signed_headers(secret, event["event_id"], body)))
     return posts
 
 

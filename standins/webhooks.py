@@ -28,6 +28,17 @@ def sign(secret: str, webhook_id: str, timestamp: int, body: str) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def signed_headers(secret: str, webhook_id: str, body: str) -> dict[str, str]:
+    """The headers of a Standard Webhooks POST of `body`, signed now."""
+    timestamp = int(time.time())
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, webhook_id, timestamp, body),
+    }
+
+
 class WebhookSender:
     """Posts signed events from one background thread, in the order they were queued, each
     `delay_s` after it was queued (so the request that caused it is answered first). A
@@ -57,13 +68,7 @@ class WebhookSender:
             if self._stopping.wait(max(0.0, wait)):
                 return
             # Signed at each attempt: receivers reject a timestamp older than five minutes.
-            timestamp = int(time.time())
-            headers = {
-                "Content-Type": "application/json",
-                "webhook-id": event["event_id"],
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(secret, event["event_id"], timestamp, body),
-            }
+            headers = signed_headers(secret, event["event_id"], body)
             status, error = None, None
             try:
                 status = requests.post(
