@@ -1,5 +1,7 @@
 """Settings: defaults, and a clear error naming each missing or malformed variable."""
 
+import base64
+
 import pytest
 
 from shared.core.errors import ConfigError
@@ -10,6 +12,7 @@ from shared.workflow.settings import (
     DEFAULT_STRIPE_API_BASE,
     BackfillSettings,
     IngestSettings,
+    LinqIntakeSettings,
 )
 
 RECOVER = {
@@ -222,6 +225,34 @@ def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(sec
     assert settings.webhook_secret is None
     assert problem in settings.not_set_up
     assert secret not in settings.not_set_up
+
+
+LINQ_INTAKE = {"GOOGLE_CLOUD_PROJECT": "demo-proj"}
+
+
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("not-set-yet", "does not start with whsec_"),
+        # A lenient decode would drop the hyphens and read 26 bytes.
+        ("whsec_pending-placeholder-for-the-linq-webhook", "not base64"),
+        ("whsec_" + base64.b64encode(b"0123456789").decode(), "too short"),
+        ("whsec_" + "A" * 44, "a placeholder"),
+        ("whsec_" + "ChangeMeChangeMeChangeMeChangeMe", "a placeholder"),
+        ("whsec_" + "PendingPendingPendingPendingPendingPend", "a placeholder"),
+    ],
+)
+def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(secret, problem):
+    settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
+    assert settings.webhook_secret is None
+    assert problem in settings.not_set_up
+    assert secret not in settings.not_set_up
+
+
+def test_a_generated_linq_secret_verifies():
+    secret = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+    settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
+    assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
 
 
 @pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "GOOGLE_CLOUD_PROJECT"])

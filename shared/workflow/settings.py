@@ -341,11 +341,15 @@ def signing_secret_problem(secret: str) -> str | None:
         return "it does not start with whsec_"
     if not _SIGNING_SECRET.fullmatch(secret):
         return "after whsec_ it is not 24 or more letters and digits"
-    random_part = secret.removeprefix("whsec_").lower()
-    repeats = any(random_part == random_part[:n] * (len(random_part) // n) for n in range(1, 9))
-    if repeats or any(word in random_part for word in _PLACEHOLDER_WORDS):
-        return "it is a placeholder"
-    return None
+    return "it is a placeholder" if _placeholder(secret.removeprefix("whsec_")) else None
+
+
+def _placeholder(random_part: str) -> bool:
+    """A secret's random part that is a short run repeated, or holds a placeholder word: typed by
+    an operator, not generated (the same rule for Stripe's and Linq's signing secrets)."""
+    part = random_part.lower()
+    repeats = any(part == part[:n] * (len(part) // n) for n in range(1, 9))
+    return repeats or any(word in part for word in _PLACEHOLDER_WORDS)
 
 
 def stripe_api_key(env: Reader) -> str:
@@ -463,11 +467,16 @@ def linq_signing_secret_problem(secret: str) -> str | None:
     of at least 24 random bytes), without quoting it; None when it is one."""
     if not secret.startswith("whsec_"):
         return "it does not start with whsec_"
+    random_part = secret.removeprefix("whsec_")
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_") + "==", validate=False)
+        # Strictly: a lenient decode drops what is not base64, and "whsec_pending-placeholder-..."
+        # would pass as 26 bytes.
+        key = base64.b64decode(random_part + "=" * (-len(random_part) % 4), validate=True)
     except ValueError:
         return "after whsec_ it is not base64"
-    return None if len(key) >= 24 else "it is too short to be a signing secret (a placeholder?)"
+    if len(key) < 24:
+        return "it is too short to be a signing secret (a placeholder?)"
+    return "it is a placeholder" if _placeholder(random_part) else None
 
 
 @dataclass(frozen=True)
