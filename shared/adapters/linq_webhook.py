@@ -18,6 +18,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from shared.adapters.webhook import body_text, load_json
 from shared.core.errors import WebhookRejected
 
 # Linq retries for about 30 minutes; the specification's tolerance is five minutes either way.
@@ -68,10 +69,7 @@ def check_headers(headers: Mapping[str, str], now: float) -> None:
 def parse_linq_webhook(body: bytes, headers: Mapping[str, str], secret: str) -> LinqWebhook:
     """The event in a verified Linq webhook; raises WebhookRejected with a short reason."""
     check_headers(headers, time.time())
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebhookRejected("body is not UTF-8") from None
+    text = body_text(body)
     wanted = {
         name: str(headers.get(name))
         for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
@@ -80,12 +78,7 @@ def parse_linq_webhook(body: bytes, headers: Mapping[str, str], secret: str) -> 
         Webhook(secret).verify(text, wanted, json_parse=False)
     except (WebhookVerificationError, binascii.Error, ValueError):
         raise WebhookRejected("signature does not match") from None
-    try:
-        event: Any = json.loads(text)
-    except RecursionError:
-        raise WebhookRejected("body is nested too deeply") from None
-    except ValueError:
-        raise WebhookRejected("body is not JSON") from None
+    event = load_json(text)
     if not isinstance(event, dict) or not isinstance(event.get("event_type"), str):
         raise WebhookRejected("body is not a Linq event (no event_type)")
     return LinqWebhook(wanted["webhook-id"], event["event_type"], event)

@@ -46,14 +46,30 @@ def check_signature_header(signature: str | None, now: float) -> None:
         raise WebhookRejected("signature timestamp too old")
 
 
+def body_text(body: bytes) -> str:
+    """A webhook body as text; WebhookRejected when it is not UTF-8 (Stripe's and Linq's)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WebhookRejected("body is not UTF-8") from None
+
+
+def load_json(text: str) -> Any:
+    """A verified webhook body parsed; WebhookRejected when it is not JSON, or nested so deeply
+    that the parser gives up (a 400, never a 500)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise WebhookRejected("body is nested too deeply") from None
+    except ValueError:
+        raise WebhookRejected("body is not JSON") from None
+
+
 def parse_webhook(body: bytes, signature: str | None, secret: str) -> Message | None:
     """The failed payment or the payment in a verified webhook body, or None for another event
     type."""
     check_signature_header(signature, time.time())
-    try:
-        payload = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise WebhookRejected("body is not UTF-8") from None
+    payload = body_text(body)
     try:
         # Verified against the exact raw bytes: re-serialised JSON would not match. The age was
         # checked above, so the library is asked about the signature alone; with the header's
@@ -61,12 +77,7 @@ def parse_webhook(body: bytes, signature: str | None, secret: str) -> Message | 
         stripe.WebhookSignature.verify_header(payload, signature, secret)
     except stripe.SignatureVerificationError:
         raise WebhookRejected("signature does not match") from None
-    try:
-        event: Any = json.loads(payload)
-    except RecursionError:
-        raise WebhookRejected("body is nested too deeply") from None
-    except ValueError:
-        raise WebhookRejected("body is not JSON") from None
+    event = load_json(payload)
     if not isinstance(event, dict):
         raise WebhookRejected("body is not a JSON object")
     return from_stripe_event(event)
