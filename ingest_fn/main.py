@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TypeVar
 
 import flask
 import functions_framework
@@ -18,10 +17,9 @@ from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
 from shared.core.errors import ConfigError, RetryableError, WebhookRejected
 from shared.core.event import InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
-from shared.workflow.settings import IngestSettings, LinqIntakeSettings
+from shared.workflow.settings import IngestSettings, IntakeSettings, LinqIntakeSettings
 
 Response = tuple[str, int, dict[str, str]]
-S = TypeVar("S", IngestSettings, LinqIntakeSettings)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -70,8 +68,8 @@ def _read(request: flask.Request) -> bytes | flask.Response:
 
 
 def _settings_or_answer(
-    settings_of: Callable[[], S], label: str, variable: str, owner: str, fix: str
-) -> S | Response:
+    settings_of: Callable[[], IntakeSettings], label: str, variable: str, owner: str, fix: str
+) -> IntakeSettings | Response:
     """The intake's settings with a real signing secret, or the answer to give instead."""
     try:
         settings = settings_of()
@@ -116,7 +114,7 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         "endpoint's",
         "store the whsec_... secret Stripe gave for the endpoint and redeploy",
     )
-    if not isinstance(settings, IngestSettings):
+    if not isinstance(settings, IntakeSettings):
         return settings
     try:
         payment = parse_webhook(
@@ -168,7 +166,7 @@ def linq_webhook(request: flask.Request) -> Response | flask.Response:
         "subscription's",
         "run ./dev linq-webhook and redeploy",
     )
-    if not isinstance(settings, LinqIntakeSettings):
+    if not isinstance(settings, IntakeSettings):
         return settings
     try:
         event = parse_linq_webhook(body, request.headers, settings.webhook_secret)

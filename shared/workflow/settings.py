@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Self
 from urllib.parse import urlsplit
@@ -385,13 +385,13 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class IngestSettings(Settings):
-    """What the ingest function needs: the signing secret and where to publish.
+class IntakeSettings(Settings):
+    """What a webhook intake needs: the sender's signing secret and where to publish.
 
-    While STRIPE_WEBHOOK_SECRET holds no real signing secret (the first deployment, before the
-    Stripe endpoint exists), `webhook_secret` is None and `not_set_up` says what is wrong with
-    the value, never quoting it. The function then verifies nothing and answers 503, so Stripe
-    retries and nothing is lost.
+    While the secret is no real signing secret (the first deployment, before the sender's
+    endpoint exists), `webhook_secret` is None and `not_set_up` says what is wrong with the value,
+    never quoting it. The intake then verifies nothing and answers 503, so the sender retries and
+    nothing is lost.
     """
 
     webhook_secret: str | None
@@ -400,14 +400,24 @@ class IngestSettings(Settings):
     topic: str
 
     @classmethod
+    def _of(
+        cls, secret: str, problem_of: Callable[[str], str | None], project: str, topic: str
+    ) -> Self:
+        problem = problem_of(secret)
+        return cls(None if problem else secret, problem, project, topic)
+
+
+@dataclass(frozen=True)
+class IngestSettings(IntakeSettings):
+    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC."""
+
+    @classmethod
     def read(cls, env: Reader) -> Self:
-        webhook_secret = env.secret("STRIPE_WEBHOOK_SECRET")
-        problem = signing_secret_problem(webhook_secret)
-        return cls(
-            webhook_secret=None if problem else webhook_secret,
-            not_set_up=problem,
-            topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
+        return cls._of(
+            env.secret("STRIPE_WEBHOOK_SECRET"),
+            signing_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
+            topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
         )
 
 
@@ -480,23 +490,14 @@ def linq_signing_secret_problem(secret: str) -> str | None:
 
 
 @dataclass(frozen=True)
-class LinqIntakeSettings(Settings):
-    """What the Linq intake needs: the subscription's signing secret and where to publish. While
-    LINQ_WEBHOOK_SECRET is no signing secret yet, `webhook_secret` is None and `not_set_up`
-    says why: every webhook is answered 503 (Linq retries) and nothing is verified."""
-
-    webhook_secret: str | None
-    not_set_up: str | None
-    project: str
-    topic: str
+class LinqIntakeSettings(IntakeSettings):
+    """The Linq intake: LINQ_WEBHOOK_SECRET, publishing to LINQ_EVENTS_TOPIC."""
 
     @classmethod
     def read(cls, env: Reader) -> Self:
-        secret = env.secret("LINQ_WEBHOOK_SECRET")
-        problem = linq_signing_secret_problem(secret)
-        return cls(
-            webhook_secret=None if problem else secret,
-            not_set_up=problem,
+        return cls._of(
+            env.secret("LINQ_WEBHOOK_SECRET"),
+            linq_signing_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "LINQ_EVENTS_TOPIC", DEFAULT_LINQ_EVENTS_TOPIC),
         )
