@@ -49,7 +49,9 @@ preload()
 
 
 @dataclass(frozen=True)
-class _Instance:
+class _Services:
+    """What a recovery on this instance talks to, built once per instance."""
+
     recovery: Recovery
     ledger: Ledger
     linq: LinqClient
@@ -57,13 +59,13 @@ class _Instance:
 
 
 @functools.cache
-def _instance() -> _Instance:
+def _services() -> _Services:
     settings = RecoverSettings.from_env()
     ledger = Ledger(settings.project, settings.firestore_database, settings.lease)
     linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
     stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
     recovery = Recovery(settings, stripe, linq, ledger)
-    return _Instance(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
+    return _Services(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
 
 
 def _note(result: RunResult, released: bool) -> str:
@@ -94,15 +96,15 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         "delivery_attempt": attempt,
     }
     try:
-        instance = _instance()
+        services = _services()
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}", **where)
         raise
     try:
         if isinstance(job, InvoicePaid):
-            _recovered(instance, job)
+            _recovered(services, job)
             return
-        result = instance.recovery.run(job, message_id)
+        result = services.recovery.run(job, message_id)
     except RetryableError as exc:
         # ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic,
         # and these lines are the record of why.
@@ -139,15 +141,15 @@ def recover_payment(cloud_event: CloudEvent) -> None:
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:
-        instance.slack.notify(_note(result, released=job.release is not None))
+        services.slack.notify(_note(result, released=job.release is not None))
 
 
-def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
+def _recovered(services: _Services, paid: InvoicePaid) -> None:
     """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
     nobody was texted or held out about, or a redelivery of one already attributed)."""
     from shared.workflow.recovered import attribute_payment
 
-    found = attribute_payment(instance.ledger, paid, datetime.now(UTC))
+    found = attribute_payment(services.ledger, paid, datetime.now(UTC))
     if found is None:
         return
     log_recovery(
@@ -163,7 +165,7 @@ def _recovered(instance: _Instance, paid: InvoicePaid) -> None:
         account=paid.account,
     )
     after = f", {found.minutes_after_text:g} min after the text" if found.minutes_after_text else ""
-    instance.slack.notify(
+    services.slack.notify(
         f"Recovered {format_amount(paid.amount, paid.currency)} for {paid.invoice_id} "
         f"({paid.customer_id}): group {found.group}{after}"
     )
@@ -214,8 +216,8 @@ def _listener() -> tuple[Ledger, SlackNotifier]:
 
 def _forget_lines() -> None:
     """Drop the line list cached on this instance, if it has recovered anything yet."""
-    if _instance.cache_info().currsize:
-        _instance().linq.forget_lines()
+    if _services.cache_info().currsize:
+        _services().linq.forget_lines()
 
 
 @functions_framework.cloud_event

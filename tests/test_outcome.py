@@ -31,7 +31,7 @@ def test_skip_line_is_exactly_this():
 
 
 def test_policy_skip_line_is_exactly_this():
-    assert line_for(skipped(Action.SKIPPED_POLICY, "attempt 2 is not in TEXT_ON_ATTEMPTS=1,3")) == (
+    assert line_for(skipped(Action.POLICY, "attempt 2 is not in TEXT_ON_ATTEMPTS=1,3")) == (
         '{"severity": "INFO", "message": "skipped: attempt not in TEXT_ON_ATTEMPTS", '
         '"invoice_id": "in_1", "customer_id": "cus_1", "action": "skipped:policy", '
         '"reason": "attempt 2 is not in TEXT_ON_ATTEMPTS=1,3", "event_id": "evt_1"}\n'
@@ -82,7 +82,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.UNREACHABLE, "skipped: unreachable"),
         (Action.NOT_OPEN, "skipped: invoice not open"),
         (Action.OPTED_OUT, "skipped: opted out"),
-        (Action.SKIPPED_POLICY, "skipped: attempt not in TEXT_ON_ATTEMPTS"),
+        (Action.POLICY, "skipped: attempt not in TEXT_ON_ATTEMPTS"),
         (Action.CANCELED, "skipped: subscription canceled"),
         (Action.SUPERSEDED, "skipped: a newer attempt superseded it"),
         (Action.ALREADY_TEXTED, "skipped: already texted for this attempt"),

@@ -231,9 +231,7 @@ def _night(phone: str, country: str | None, now: datetime, rules: Rules) -> Defe
 
 def _not_in_policy(attempt: int, rules: Rules) -> Finish:
     return Finish(
-        skipped(
-            Action.SKIPPED_POLICY, f"attempt {attempt} is not in TEXT_ON_ATTEMPTS={rules.attempts}"
-        )
+        skipped(Action.POLICY, f"attempt {attempt} is not in TEXT_ON_ATTEMPTS={rules.attempts}")
     )
 
 

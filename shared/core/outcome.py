@@ -18,7 +18,7 @@ class Action(enum.StrEnum):
     NOT_OPEN = "skipped:not_open"
     CANCELED = "skipped:canceled"
     OPTED_OUT = "skipped:opted_out"
-    SKIPPED_POLICY = "skipped:policy"
+    POLICY = "skipped:policy"
     SUPERSEDED = "skipped:superseded"
     ALREADY_TEXTED = "skipped:already_texted"
     HOLDOUT = "skipped:holdout"
@@ -46,7 +46,7 @@ _MESSAGES = {
     Action.NOT_OPEN: "skipped: invoice not open",
     Action.CANCELED: "skipped: subscription canceled",
     Action.OPTED_OUT: "skipped: opted out",
-    Action.SKIPPED_POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
+    Action.POLICY: "skipped: attempt not in TEXT_ON_ATTEMPTS",
     Action.SUPERSEDED: "skipped: a newer attempt superseded it",
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
     Action.HOLDOUT: "skipped: holdout group",
