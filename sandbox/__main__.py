@@ -23,13 +23,12 @@ from typing import Any
 
 from sandbox.demo import (
     HOLDOUT_PERCENT,
-    OPTED_OUT,
+    SENDER_LINE,
     TOKYO,
     DemoCase,
     cases,
-    linq_scenario,
+    prepare,
     quiet_hours_for_demo,
-    stripe_scenario,
 )
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
@@ -121,9 +120,8 @@ def run_demo() -> int:
         _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
         # Stripe's stand-in sends its events (invoice.paid) to the ingest function, signed.
         webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
-        stack.stripe.load({**stripe_scenario(demo), "webhook": webhook})
-        stack.linq.load(linq_scenario())
-        stack.linq.inbound(OPTED_OUT, "STOP")
+        stack.linq.load({"phone_numbers": [builders.linq_line(SENDER_LINE)]})
+        prepare(stack.stripe, stack.linq, demo, webhook=webhook)
         _say(f"Posting {len(demo)} signed invoice.payment_failed webhooks; results as they arrive:")
         for case in demo:
             answer = stack.post_webhook(builders.payment_failed_event(case.invoice))

@@ -1,4 +1,5 @@
-"""Demo customers for the sandbox, one per outcome, and the Linq account they are texted from."""
+"""The demo customers, one per outcome: the one list the sandbox shows and the tests run through
+the pipeline (tests/test_pipeline.py in-process, tests/test_e2e.py over the emulator)."""
 
 from __future__ import annotations
 
@@ -176,22 +177,27 @@ def quiet_hours_for_demo(now: datetime) -> tuple[str, datetime]:
     return f"{local - timedelta(minutes=30):%H:%M}-{end:%H:%M}", end.astimezone(now.tzinfo)
 
 
-def stripe_scenario(demo: list[DemoCase]) -> dict[str, Any]:
-    return {
-        "customers": [case.customer for case in demo],
-        "subscriptions": [case.subscription for case in demo],
-        "invoices": [case.invoice for case in demo],
-    }
+def prepare(stripe: Any, linq: Any, demo: list[DemoCase], **stripe_extra: Any) -> None:
+    """Load the cases into the Stripe and Linq stand-ins (in-process or a client of a process):
+    their customers, subscriptions and invoices, Linq knowing no service for the unreachable
+    ones, and a STOP from each opted-out one. The Linq line is the caller's."""
+    stripe.load(
+        {
+            "customers": [case.customer for case in demo],
+            "subscriptions": [case.subscription for case in demo],
+            "invoices": [case.invoice for case in demo],
+            **stripe_extra,
+        }
+    )
+    unreachable = [case.phone for case in demo if case.expected == "skipped:unreachable"]
+    linq.load(
+        {"capabilities": {p: {"imessage": False, "selected_service": None} for p in unreachable}}
+    )
+    for case in demo:
+        if case.expected == "skipped:opted_out" and case.phone is not None:
+            linq.inbound(case.phone, "STOP")
 
 
-def linq_scenario() -> dict[str, Any]:
-    return {
-        "phone_numbers": [builders.linq_line(SENDER_LINE)],
-        "capabilities": {"+14155550105": {"imessage": False, "selected_service": None}},
-    }
-
-
-OPTED_OUT = "+14155550106"
 REPLY = "I'll pay on Friday"
 # The share kept untexted in the demo; one demo customer is in it, on purpose (its id is chosen so).
 HOLDOUT_PERCENT = 10

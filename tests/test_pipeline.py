@@ -1,16 +1,16 @@
-"""Signed webhook -> ingest -> Pub/Sub (emulator) -> recover: the right action and Linq calls."""
+"""Signed webhook -> ingest -> Pub/Sub (emulator) -> recover, in-process: each demo customer
+(sandbox/demo.py, the one list of cases) ends as the demo says. What a recovery does with each
+kind of invoice, phone and Linq answer is tested once, in tests/test_recover.py; here, that the
+webhook as Stripe sends it gets there."""
 
 import pytest
 
+from sandbox import demo
 from standins import builders
 from tests.harness import SENDER, customer_calls
 
-PHONE = "+14155550100"
-
-
-def event_for(pipeline, customer=None, **invoice):
-    data = pipeline.customer_with_invoice(customer, **invoice)
-    return data, builders.payment_failed_event(data)
+# The quiet-hours customer needs the clock at night in Tokyo: tests/test_quiet_hours_flow.py.
+CASES = [case for case in demo.cases() if not case.deferred]
 
 
 def texts(linq_api):
@@ -21,87 +21,33 @@ def links(linq_api):
     return [m["parts"][0]["value"] for m in linq_api.messages() if m["endpoint"] == "messages"]
 
 
-def test_sent_with_name(pipeline, linq_api):
-    invoice, event = event_for(pipeline)
+@pytest.mark.parametrize("case", CASES, ids=[case.label for case in CASES])
+def test_each_demo_customer_ends_as_the_demo_says(pipeline, linq_api, stripe_api, case):
+    pipeline.configure(HOLDOUT_PERCENT=str(demo.HOLDOUT_PERCENT))
+    demo.prepare(stripe_api, linq_api, [case])
+    event = builders.payment_failed_event(case.invoice)
     [result] = pipeline.deliver(event)
-    assert (result["action"], result["event_id"]) == ("sent", event["id"])
-    assert texts(linq_api) == [
-        "Hi Jane, your payment for Pro plan didn't go through. You can update your card and "
-        "retry with the link below. Reply STOP to opt out."
-    ]
-    assert links(linq_api) == [invoice["hosted_invoice_url"]]
-    assert {m["from"] for m in linq_api.messages()} == {SENDER}
-
-
-def test_sent_without_name(pipeline, linq_api):
-    _, event = event_for(pipeline, builders.customer(name=""))
-    assert [r["action"] for r in pipeline.deliver(event)] == ["sent"]
-    assert texts(linq_api)[0].startswith("Hi there,")
-
-
-def test_sent_to_a_number_written_without_country_code(pipeline, linq_api):
-    _, event = event_for(pipeline, builders.customer(phone="(415) 555-0100"))
-    assert [r["action"] for r in pipeline.deliver(event)] == ["sent"]
-    assert linq_api.messages()[0]["to"] == [PHONE]
-
-
-@pytest.mark.parametrize(
-    ("customer", "action"),
-    [
-        (builders.customer(phone=None), "skipped:no_phone"),
-        (builders.customer(deleted=True), "skipped:no_phone"),
-        (builders.customer(phone="not a phone"), "skipped:no_phone"),
-    ],
-)
-def test_no_usable_phone(pipeline, linq_api, customer, action):
-    _, event = event_for(pipeline, customer)
-    assert [r["action"] for r in pipeline.deliver(event)] == [action]
-    assert customer_calls(linq_api) == []
-
-
-@pytest.mark.parametrize(
-    "scenario",
-    [
-        {"capabilities": {PHONE: {"imessage": False, "selected_service": None}}},
-        {"refused": [PHONE]},
-    ],
-)
-def test_unreachable(pipeline, linq_api, scenario):
-    linq_api.load(scenario)
-    _, event = event_for(pipeline)
-    assert [r["action"] for r in pipeline.deliver(event)] == ["skipped:unreachable"]
-    assert linq_api.messages() == []
-
-
-def test_opted_out(pipeline, linq_api):
-    linq_api.inbound(PHONE, "STOP")
-    _, event = event_for(pipeline)
-    assert [r["action"] for r in pipeline.deliver(event)] == ["skipped:opted_out"]
-    assert linq_api.messages() == []
-
-
-def test_paid_before_the_text_went_out(pipeline, linq_api, stripe_api):
-    invoice, event = event_for(pipeline)
-    stripe_api.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
-    assert [r["action"] for r in pipeline.deliver(event)] == ["skipped:not_open"]
-    assert customer_calls(linq_api) == []
-
-
-def test_open_invoice_without_link_fails(pipeline, linq_api):
-    _, event = event_for(pipeline, hosted_invoice_url=None)
-    assert [r["action"] for r in pipeline.deliver(event)] == ["failed"]
-    assert customer_calls(linq_api) == []
-
-
-def test_invoice_unknown_to_stripe_fails(pipeline, linq_api):
-    event = builders.payment_failed_event(builders.invoice("cus_ghost"))
-    [result] = pipeline.deliver(event)
-    assert result["action"] == "failed"
-    assert "No such invoice" in result["reason"]
+    assert (result["action"], result["event_id"], result["invoice_id"]) == (
+        case.expected,
+        event["id"],
+        case.invoice["id"],
+    )
+    if case.expected == "sent":
+        assert [(m["endpoint"], m["from"], m["to"]) for m in linq_api.messages()] == [
+            ("chats", SENDER, [case.phone]),
+            ("messages", SENDER, [case.phone]),
+        ]
+        assert links(linq_api) == [case.invoice["hosted_invoice_url"]]
+    elif case.expected in ("skipped:unreachable", "skipped:opted_out"):
+        # Linq was asked about the number (reachability, the opt-out refusal); nothing was sent.
+        assert linq_api.messages() == []
+    else:
+        assert customer_calls(linq_api) == []
 
 
 def test_same_event_delivered_twice_texts_once(pipeline, linq_api):
-    _, event = event_for(pipeline)
+    invoice = pipeline.customer_with_invoice()
+    event = builders.payment_failed_event(invoice)
     pipeline.deliver(event)
     pipeline.deliver(event)
     assert len(texts(linq_api)) == 1
