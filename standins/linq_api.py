@@ -100,6 +100,10 @@ class LinqApiError(Exception):
         return body, self.status, headers
 
 
+def _bad_request(code: int, message: str) -> LinqApiError:
+    return LinqApiError(400, code, message)
+
+
 @dataclass
 class _Chat:
     id: str
@@ -126,10 +130,10 @@ def _field(
     value = obj.get(name)
     if value in (None, "", []):
         if required:
-            raise LinqApiError(400, 1001, f"Missing required field: {where}{name}")
+            raise _bad_request(1001, f"Missing required field: {where}{name}")
         return None
     if not isinstance(value, kind):
-        raise LinqApiError(400, 1005, f"Invalid type for {where}{name}")
+        raise _bad_request(1005, f"Invalid type for {where}{name}")
     return value
 
 
@@ -138,43 +142,41 @@ def _check_address(value: Any, field_name: str, *, email: bool = False) -> None:
     if isinstance(value, str) and (_E164.fullmatch(value) or (email and _EMAIL.fullmatch(value))):
         return
     expected = "or an email address" if email else "(e.g. +12223334444)"
-    raise LinqApiError(400, 1002, f"{field_name} must be an E.164 phone number {expected}")
+    raise _bad_request(1002, f"{field_name} must be an E.164 phone number {expected}")
 
 
 def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
     if "experience" in message and "parts" in message:
-        raise LinqApiError(400, 1004, "A message carries either parts or an experience, not both")
+        raise _bad_request(1004, "A message carries either parts or an experience, not both")
     parts = _field(message, "parts", list, "message.")
     if len(parts) > _MAX_PARTS:
-        raise LinqApiError(400, 1004, f"A message can have at most {_MAX_PARTS} parts")
+        raise _bad_request(1004, f"A message can have at most {_MAX_PARTS} parts")
     previous = None
     for index, part in enumerate(parts):
         where = f"message.parts[{index}]."
         if not isinstance(part, dict) or part.get("type") not in _PART_TYPES:
-            raise LinqApiError(400, 1004, f"{where}type must be one of {sorted(_PART_TYPES)}")
+            raise _bad_request(1004, f"{where}type must be one of {sorted(_PART_TYPES)}")
         kind = part["type"]
         if kind in ("text", "link"):
             value = _field(part, "value", str, where)
             if not value.strip():
-                raise LinqApiError(400, 1004, f"{where}value must not be blank")
+                raise _bad_request(1004, f"{where}value must not be blank")
         if kind == "text" and previous == "text":
-            raise LinqApiError(400, 1004, "Two text parts cannot be adjacent")
+            raise _bad_request(1004, "Two text parts cannot be adjacent")
         if kind == "link":
             if len(parts) != 1:
-                raise LinqApiError(400, 1004, "A link part must be the only part of its message")
+                raise _bad_request(1004, "A link part must be the only part of its message")
             if len(value) > _MAX_LINK_LEN or not re.fullmatch(r"https?://\S+", value):
-                raise LinqApiError(
-                    400,
-                    1004,
-                    f"A link part must be an http(s) URL of at most {_MAX_LINK_LEN} chars",
+                raise _bad_request(
+                    1004, f"A link part must be an http(s) URL of at most {_MAX_LINK_LEN} chars"
                 )
         if kind == "media" and not (part.get("url") or part.get("attachment_id")):
-            raise LinqApiError(400, 1001, f"Missing required field: {where}url")
+            raise _bad_request(1001, f"Missing required field: {where}url")
         previous = kind
     if sum(1 for p in parts if p["type"] == "media" and p.get("url")) > _MAX_URL_MEDIA:
-        raise LinqApiError(400, 1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
+        raise _bad_request(1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
     if message.get("preferred_service") not in (None, *_SERVICES):
-        raise LinqApiError(400, 1005, f"preferred_service must be one of {sorted(_SERVICES)}")
+        raise _bad_request(1005, f"preferred_service must be one of {sorted(_SERVICES)}")
     _field(message, "idempotency_key", str, "message.", required=False)
     return parts
 
@@ -220,7 +222,7 @@ class LinqStandin(StandinServer):
         self.api.register_error_handler(LinqApiError, LinqApiError.response)
         self.api.register_error_handler(
             BadRequest,
-            lambda _: LinqApiError(400, 1003, "Request body must be valid JSON").response(),
+            lambda _: _bad_request(1003, "Request body must be valid JSON").response(),
         )
         self.control_route("POST", "/inbound", self._inbound_control)
         self.control_route("GET", "/messages", self.messages)
@@ -390,7 +392,7 @@ class LinqStandin(StandinServer):
     def _json_object() -> dict[str, Any]:
         body = flask.request.get_json(force=True)
         if not isinstance(body, dict):
-            raise LinqApiError(400, 1003, "Request body must be a JSON object")
+            raise _bad_request(1003, "Request body must be a JSON object")
         return body
 
     def _line(self, number: str) -> dict[str, Any]:
@@ -415,8 +417,7 @@ class LinqStandin(StandinServer):
 
     def _idempotent(self, send: Callable[..., Reply]) -> Callable[..., Reply]:
         """A send endpoint that answers a repeated `message.idempotency_key` with the answer it
-        got first, without sending again. Keys are kept for accepted sends only, so a rejected
-        request can be retried with its key."""
+        got first, without sending again (IdempotencyKeys)."""
 
         def view(**params: str) -> Reply:
             body = self._json_object()
@@ -453,16 +454,13 @@ class LinqStandin(StandinServer):
         override_optout = _field(body, "override_optout", bool, required=False)
         line = self._line(sender)
         # The first message of a new chat may not carry a link, a URL, an effect or a reply.
-        if chat is None and (
-            any(p["type"] == "link" for p in parts)
-            or any(p["type"] == "text" and contains_url(p["value"]) for p in parts)
+        if chat is None and any(
+            p["type"] == "link" or (p["type"] == "text" and contains_url(p["value"])) for p in parts
         ):
-            raise LinqApiError(
-                400, 1005, "The first message of a new chat cannot contain a link or URL"
-            )
+            raise _bad_request(1005, "The first message of a new chat cannot contain a link or URL")
         if chat is None and (message.get("effect"), message.get("reply_to")) != (None, None):
-            raise LinqApiError(
-                400, 1005, "effect and reply_to are not allowed on the first message of a chat"
+            raise _bad_request(
+                1005, "effect and reply_to are not allowed on the first message of a chat"
             )
         if sender in self._ineligible:
             raise LinqApiError(
@@ -474,10 +472,7 @@ class LinqStandin(StandinServer):
         # Opt-out blocks direct chats only; group threads are never blocked.
         if len(recipients) == 1 and recipients[0] in self._opted_out and not override_optout:
             raise LinqApiError(403, 2024, f"{recipients[0]} has opted out of messages")
-        now = time.monotonic()
-        pairs = [(sender, recipient) for recipient in recipients]
-        self._raise_if_limited(self._pair_limit.retry_after(pairs, now))
-        self._pair_limit.add(pairs, now)
+        self._spend(self._pair_limit, [(sender, recipient) for recipient in recipients])
         if chat is None:
             chat = self._new_chat(line, recipients, message.get("preferred_service"))
         rendered = {
@@ -503,16 +498,16 @@ class LinqStandin(StandinServer):
         self._publish_delivery(chat, rendered)
         return chat, copy.deepcopy(rendered)
 
-    def _raise_if_limited(self, retry_after: int | None) -> None:
-        """Linq's 429 (code 1007) with its Retry-After, counted for the tests."""
+    def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
+        """Count the request against `limit`, or answer Linq's 429 (code 1007) with its
+        Retry-After when a key has no room (counted for the tests, not against the limit)."""
+        now = time.monotonic()
+        retry_after = limit.retry_after(keys, now)
         if retry_after is not None:
             self._rate_limited += 1
-            raise LinqApiError(
-                429,
-                1007,
-                f"Rate limited. Try again in {retry_after} seconds.",
-                retry_after=retry_after,
-            )
+            message = f"Rate limited. Try again in {retry_after} seconds."
+            raise LinqApiError(429, 1007, message, retry_after=retry_after)
+        limit.add(keys, now)
 
     def _health(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
@@ -589,11 +584,9 @@ class LinqStandin(StandinServer):
         if sender is not None:
             _check_address(str(sender), "from")
             self._line(sender)
-        now = time.monotonic()
-        self._raise_if_limited(self._capability_limit.retry_after(["account"], now))
-        self._capability_limit.add(["account"], now)
+        self._spend(self._capability_limit, ["account"])
         if address in self._refused:
-            raise LinqApiError(400, 1005, "address not supported in this region")
+            raise _bad_request(1005, "address not supported in this region")
         cap = self._capability(address)
         answer: dict[str, Any] = {"address": address, "available": cap["imessage"]}
         if not cap["imessage"]:
@@ -655,14 +648,14 @@ class LinqStandin(StandinServer):
         phone_numbers = _field(body, "phone_numbers", list, required=False) or []
         unknown = [event for event in events if event not in WEBHOOK_EVENTS]
         if unknown:
-            raise LinqApiError(400, 1005, f"Unknown event types: {unknown}")
+            raise _bad_request(1005, f"Unknown event types: {unknown}")
         for index, number in enumerate(phone_numbers):
             _check_address(number, f"phone_numbers[{index}]")
         url = urlsplit(target_url)
         # Linq requires HTTPS; plain http is let through to this machine, where tests listen.
         loopback = url.scheme == "http" and url.hostname in ("127.0.0.1", "localhost")
         if not ((url.scheme == "https" and url.hostname) or loopback):
-            raise LinqApiError(400, 1005, "target_url must be an HTTPS URL")
+            raise _bad_request(1005, "target_url must be an HTTPS URL")
         # Linq allows each target_url once per account; its code for it is undocumented.
         if any(s["target_url"] == target_url for s, _ in self._subscriptions.values()):
             raise LinqApiError(409, 1005, f"target_url {target_url} already has a subscription")
