@@ -390,7 +390,7 @@ class LinqStandin(StandinServer):
 
     @staticmethod
     def _json_object() -> dict[str, Any]:
-        body = flask.request.get_json(force=True)
+        body = json_body()
         if not isinstance(body, dict):
             raise _bad_request(1003, "Request body must be a JSON object")
         return body

@@ -40,10 +40,8 @@ class SlackStandin(StandinServer):
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         """Replace `{"no_service": [paths], "archived": [paths]}` (each key optional)."""
-        if "no_service" in scenario:
-            self._no_service = set(scenario["no_service"])
-        if "archived" in scenario:
-            self._archived = set(scenario["archived"])
+        for name, paths in scenario.items():
+            setattr(self, f"_{name}", set(paths))
 
     def notes(self) -> list[dict[str, Any]]:
         """Accepted webhook posts in order: path, text, full payload, received_at."""

@@ -69,13 +69,12 @@ class WebhookSender:
                 return
             # Signed at each attempt: receivers reject a timestamp older than five minutes.
             headers = signed_headers(secret, event["event_id"], body)
-            status, error = None, None
             try:
-                status = requests.post(
-                    url, data=body, headers=headers, timeout=TIMEOUT_S
-                ).status_code
+                response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT_S)
             except requests.RequestException as exc:
-                error = f"{type(exc).__name__}: {exc}"
+                status, error = None, f"{type(exc).__name__}: {exc}"
+            else:
+                status, error = response.status_code, None
             self.attempts.append(
                 {"url": url, "event": event, "attempt": attempt, "status": status, "error": error}
             )
