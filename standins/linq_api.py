@@ -423,16 +423,12 @@ class LinqStandin(StandinServer):
             body = self._json_object()
             message = body.get("message")
             key = message.get("idempotency_key") if isinstance(message, dict) else None
+            reused = f"idempotency_key '{key}' was already used for a different request"
             reply, _ = self._keys.answer(
                 key if isinstance(key, str) else None,
                 f"{flask.request.path} {json.dumps(body, sort_keys=True)}",
                 lambda: send(body, **params),
-                lambda: LinqApiError(
-                    409,
-                    1005,
-                    f"idempotency_key '{key}' was already used for a different request; "
-                    "use a new key for a new message",
-                ),
+                lambda: LinqApiError(409, 1005, f"{reused}; use a new key for a new message"),
             )
             return reply
 
