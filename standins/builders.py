@@ -132,12 +132,8 @@ def invoice(
     now = int(time.time()) if created is None else created
     customer_id, livemode = _owner(customer, livemode)
     if isinstance(customer, Mapping) and not customer.get("deleted"):
-        obj.update(
-            customer_name=customer.get("name"),
-            customer_phone=customer.get("phone"),
-            customer_email=customer.get("email"),
-            customer_address=copy.deepcopy(customer.get("address")),
-        )
+        frozen = ("name", "phone", "email", "address")
+        obj.update({f"customer_{name}": copy.deepcopy(customer.get(name)) for name in frozen})
     mode = "live" if livemode else "test"
     token = new_id("", 40)
     if hosted_invoice_url is _UNSET:
@@ -145,8 +141,8 @@ def invoice(
     paid = status == "paid"
     # No discount and no tax: every total of the invoice is the amount due.
     totals = ("amount_due", "subtotal", "subtotal_excluding_tax", "total", "total_excluding_tax")
-    obj.update(dict.fromkeys(totals, amount_due))
     obj.update(
+        dict.fromkeys(totals, amount_due),
         id=invoice_id,
         customer=customer_id,
         status=status,

@@ -69,7 +69,7 @@ _RATE_LIMIT_MESSAGE = (
     "Request rate limit exceeded. You can learn more about rate limits here "
     "https://stripe.com/docs/rate-limits."
 )
-# The error of a bare status (an injected fault, a stand-in bug): message, type and code.
+# The error of a bare status (an injected fault, a stand-in bug, a rate limit): message, type, code.
 _STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
     401: ("Invalid API Key provided", "invalid_request_error", None),
     402: ("Your card was declined.", "card_error", "card_declined"),
@@ -111,6 +111,15 @@ class StripeApiError(Exception):
 
     def response(self) -> Reply:
         return {"error": dict(self.error)}, self.status, dict(self.headers)
+
+
+def _status_error(status: int, headers: Mapping[str, str] | None = None) -> StripeApiError:
+    if status >= 500:
+        return StripeApiError(status, "An unknown error occurred", type_="api_error")
+    message, type_, code = _STATUS_ERRORS.get(
+        status, ("The request could not be processed.", "invalid_request_error", None)
+    )
+    return StripeApiError(status, message, type_=type_, code=code, headers=headers)
 
 
 def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
@@ -234,12 +243,10 @@ class StripeStandin(StandinServer):
         self.api.before_request(self._authenticate)
         self.api.after_request(_stamp)
         self.api.register_error_handler(StripeApiError, StripeApiError.response)
-        self.control_route(
-            "POST", "/invoices/<id>", lambda id: self.update_invoice(id, json_body())
-        )
-        self.control_route(
-            "POST", "/customers/<id>", lambda id: self.update_customer(id, json_body())
-        )
+        for kind in ("invoice", "customer"):
+            self.control_route(
+                "POST", f"/{kind}s/<id>", lambda id, kind=kind: self._patch(kind, id, json_body())
+            )
         self.control_route("POST", "/invoices/<id>/pay", lambda id: self.pay_invoice(id))
 
     # Scenario and Python controls ----------------------------------------------------------
@@ -301,14 +308,13 @@ class StripeStandin(StandinServer):
         return {"event": event, "delivered": status}
 
     def update_invoice(self, invoice_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """Shallow-merge `patch` into a stored invoice (raises KeyError if unknown)."""
         return self._patch("invoice", invoice_id, patch)
 
     def update_customer(self, customer_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """Shallow-merge `patch` into a stored customer (raises KeyError if unknown)."""
         return self._patch("customer", customer_id, patch)
 
     def _patch(self, kind: str, object_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Shallow-merge `patch` into a stored object (raises KeyError if unknown)."""
         with self._lock:
             self._stores[kind][object_id].update(copy.deepcopy(dict(patch)))
             return copy.deepcopy(self._stores[kind][object_id])
@@ -326,12 +332,7 @@ class StripeStandin(StandinServer):
         return flask.request.form.to_dict(flat=False) if flask.request.get_data() else None
 
     def error_response(self, status: int) -> Reply:
-        if status >= 500:
-            return StripeApiError(status, "An unknown error occurred", type_="api_error").response()
-        message, type_, code = _STATUS_ERRORS.get(
-            status, ("The request could not be processed.", "invalid_request_error", None)
-        )
-        return StripeApiError(status, message, type_=type_, code=code).response()
+        return _status_error(status).response()
 
     def unrecognized(self) -> Reply:
         method, path = flask.request.method, flask.request.path
@@ -372,12 +373,7 @@ class StripeStandin(StandinServer):
         for reason, limit, key in buckets:
             if limit.retry_after([key], now) is not None:
                 self._rate_limited[reason] += 1
-                raise StripeApiError(
-                    429,
-                    _RATE_LIMIT_MESSAGE,
-                    code="rate_limit",
-                    headers={"Stripe-Rate-Limited-Reason": reason},
-                )
+                raise _status_error(429, {"Stripe-Rate-Limited-Reason": reason})
         for _, limit, key in buckets:
             limit.add([key], now)
 
@@ -465,11 +461,8 @@ class StripeStandin(StandinServer):
         """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
         mode, params = flask.g.mode, _params()
         key = flask.request.headers.get("Idempotency-Key")
-        fingerprint = (
-            flask.request.method,
-            flask.request.path,
-            tuple(sorted((k, tuple(v)) for k, v in params.items())),
-        )
+        # The only POST: the path (which invoice) and the parameters tell two requests apart.
+        fingerprint = (flask.request.path, tuple(sorted((k, tuple(v)) for k, v in params.items())))
         body, replayed = self._keys.answer(
             (mode, key) if key else None,
             fingerprint,
