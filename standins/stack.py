@@ -149,7 +149,9 @@ class LocalStack:
                 self.start_function("linq-events")
                 self._push_to("linq-events", LINQ_TOPIC)
                 self.start_function("linq-intake")
-                self.connect_linq()
+                # The Linq stand-in sends its webhooks to the intake.
+                webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
+                self.linq.load({"webhook": webhook})
             self.start_function("ingest")
         except BaseException:
             self.stop()
@@ -187,11 +189,6 @@ class LocalStack:
         process = FunctionProcess(name, FUNCTIONS[name], self._ports[name], self.log(name), env)
         self._processes[name] = process
         self.urls[name] = process.start().url
-
-    def connect_linq(self) -> None:
-        """Subscribe the Linq intake to the Linq stand-in's webhooks (again after a reset)."""
-        webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
-        self.linq.load({"webhook": webhook})
 
     def kill(self, name: str) -> None:
         """SIGKILL a process, as a crashed or preempted instance would stop."""
