@@ -16,8 +16,6 @@ import requests
 from standins.processes import Child, free_port
 
 DEFAULT_PROJECT = "demo-proj"
-_PUBSUB_JAR = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
-_FIRESTORE_JAR = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
 
 
 def find_jar(pattern: str, component: str) -> Path:
@@ -39,12 +37,21 @@ def find_jar(pattern: str, component: str) -> Path:
     return Path(found[-1])
 
 
+# Both emulators bind IPv6 [::1] or "localhost" by default: the IPv4 loopback is given explicitly.
+_JVM = ("java", "-Xmx256m", "-XX:TieredStopAtLevel=1")
+
+
 class Emulator(Child):
     """A Google Cloud emulator run as one Java process (faster than `gcloud beta emulators`,
     and a single process id to stop). `launch` several, then `wait_ready` on each: they start
     in ~1-2 s, so launching all before waiting on any saves that much."""
 
     name = "emulator"
+    # The jar (a glob below the Cloud SDK's root), the gcloud component that installs it, and
+    # the java arguments that run it ("{jar}" stands for its path).
+    jar = ""
+    component = ""
+    java_args: tuple[str, ...] = ()
 
     def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
         self.project = project
@@ -54,7 +61,9 @@ class Emulator(Child):
         super().__init__(self.name, self.command(port), port, Path(self._log.name))
 
     def command(self, port: int) -> list[str]:
-        raise NotImplementedError
+        jar = str(find_jar(self.jar, self.component))
+        java = [arg.format(jar=jar) for arg in self.java_args]
+        return [*_JVM, *java, "--host=127.0.0.1", f"--port={port}"]
 
     @property
     def host(self) -> str:
@@ -68,26 +77,19 @@ class Emulator(Child):
             return False
 
 
-# Both emulators bind IPv6 [::1] or "localhost" by default: the IPv4 loopback is given explicitly.
-_JVM = ["java", "-Xmx256m", "-XX:TieredStopAtLevel=1"]
-
-
 class FirestoreEmulator(Emulator):
     """The Firestore emulator (native mode), for the send ledger."""
 
     name = "firestore-emulator"
-
-    def command(self, port: int) -> list[str]:
-        return [
-            *_JVM,
-            "-Duser.language=en",
-            "-cp",
-            str(find_jar(_FIRESTORE_JAR, "cloud-firestore-emulator")),
-            "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
-            "start",
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ]
+    jar = "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar"
+    component = "cloud-firestore-emulator"
+    java_args = (
+        "-Duser.language=en",
+        "-cp",
+        "{jar}",
+        "com.google.cloud.datastore.emulator.firestore.CloudFirestore",
+        "start",
+    )
 
     def clear(self, project: str = DEFAULT_PROJECT, database: str = "(default)") -> None:
         """Delete every document of one database (the emulator's own endpoint)."""
@@ -99,15 +101,9 @@ class PubSubEmulator(Emulator):
     """The Pub/Sub emulator, with the admin calls the stack and tests need."""
 
     name = "pubsub-emulator"
-
-    def command(self, port: int) -> list[str]:
-        return [
-            *_JVM,
-            "-jar",
-            str(find_jar(_PUBSUB_JAR, "pubsub-emulator")),
-            "--host=127.0.0.1",
-            f"--port={port}",
-        ]
+    jar = "platform/pubsub-emulator/lib/cloud-pubsub-emulator-*-all.jar"
+    component = "pubsub-emulator"
+    java_args = ("-jar", "{jar}")
 
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"

@@ -3,6 +3,7 @@ of its own, its output in a log file, stopped by its process id."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -140,10 +141,8 @@ class Child:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
         try:
             process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:

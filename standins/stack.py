@@ -17,7 +17,7 @@ from typing import Any, Self
 
 import requests
 
-from shared.workflow.settings import is_product_variable
+from shared.workflow.settings import is_product_variable, read_by
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
@@ -98,22 +98,13 @@ class LocalStack:
     ) -> None:
         self._standins = standins
         self._latency_ms = latency_ms
-        self._extra_env = {
-            "ingest": dict(ingest_env or {}),
-            "recover": dict(recover_env or {}),
-            "release": {},
-            "linq-intake": {},
-            "linq-events": {},
-        }
+        self._extra_env: dict[str, dict[str, str]] = {name: {} for name in FUNCTIONS}
+        self._extra_env.update(ingest=dict(ingest_env or {}), recover=dict(recover_env or {}))
         self._standin_args = {"stripe": stripe_args, "linq": linq_args, "slack": ()}
         self._retry = (min_backoff_s, max_backoff_s, max_delivery_attempts)
-        self._ports = {
-            "ingest": ingest_port or free_port(),
-            "recover": free_port(),
-            "release": free_port(),
-            "linq-intake": free_port(),
-            "linq-events": free_port(),
-        }
+        self._ports = {name: free_port() for name in FUNCTIONS}
+        if ingest_port:
+            self._ports["ingest"] = ingest_port
         self._release = release
         self._linq_events = linq_events
         self._slack = slack
@@ -153,22 +144,14 @@ class LocalStack:
             self.create_push_subscription()
             if self._release:
                 self.start_function("release")
-                self.emulator.create_subscription(
-                    f"{SWEEP_TOPIC}-push",
-                    SWEEP_TOPIC,
-                    push_endpoint=f"{self.urls['release']}/projects/{DEFAULT_PROJECT}/topics/"
-                    f"{SWEEP_TOPIC}",
-                )
+                self._push_to("release", SWEEP_TOPIC)
             if self._linq_events:
                 self.start_function("linq-events")
-                self.emulator.create_subscription(
-                    f"{LINQ_TOPIC}-push",
-                    LINQ_TOPIC,
-                    push_endpoint=f"{self.urls['linq-events']}/projects/{DEFAULT_PROJECT}/topics/"
-                    f"{LINQ_TOPIC}",
-                )
+                self._push_to("linq-events", LINQ_TOPIC)
                 self.start_function("linq-intake")
-                self.connect_linq()
+                # The Linq stand-in sends its webhooks to the intake.
+                webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
+                self.linq.load({"webhook": webhook})
             self.start_function("ingest")
         except BaseException:
             self.stop()
@@ -207,53 +190,47 @@ class LocalStack:
         self._processes[name] = process
         self.urls[name] = process.start().url
 
-    def connect_linq(self) -> None:
-        """Subscribe the Linq intake to the Linq stand-in's webhooks (again after a reset)."""
-        webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
-        self.linq.load({"webhook": webhook})
-
     def kill(self, name: str) -> None:
         """SIGKILL a process, as a crashed or preempted instance would stop."""
         self._processes.pop(name).kill()
 
     def function_env(self, name: str) -> dict[str, str]:
-        """The environment `ingest` or `recover` runs with in this stack: its emulator, and the
-        stand-ins' secrets and addresses when the stack runs them."""
-        env = {**base_env(), "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT}
-        if name == "linq-intake":
-            env.update(PUBSUB_EMULATOR_HOST=self.emulator.host, LINQ_EVENTS_TOPIC=LINQ_TOPIC)
-            env["LINQ_WEBHOOK_SECRET"] = SANDBOX_LINQ_SECRET
-        elif name == "linq-events":
-            env["FIRESTORE_EMULATOR_HOST"] = self.firestore.host
-            if self._standins and self._slack:
-                env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
-        elif name == "release":
-            env.update(
-                PUBSUB_EMULATOR_HOST=self.emulator.host,
-                PUBSUB_TOPIC=self.topic,
-                FIRESTORE_EMULATOR_HOST=self.firestore.host,
+        """The environment a function runs with in this stack: of the values below, those it
+        reads (the readers in shared.workflow.settings); the stand-ins' secrets and addresses
+        only when the stack runs them."""
+        offered = {
+            "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
+            "PUBSUB_EMULATOR_HOST": self.emulator.host,
+            "FIRESTORE_EMULATOR_HOST": self.firestore.host,
+            "PUBSUB_TOPIC": self.topic,
+            "LINQ_EVENTS_TOPIC": LINQ_TOPIC,
+            "LINQ_WEBHOOK_SECRET": SANDBOX_LINQ_SECRET,
+        }
+        if self._standins:
+            offered.update(
+                STRIPE_WEBHOOK_SECRET=SANDBOX_WEBHOOK_SECRET,
+                STRIPE_API_KEY=STRIPE_TEST_KEY,
+                STRIPE_API_BASE=self.urls["stripe"],
+                LINQ_API_KEY=LINQ_TOKEN,
+                LINQ_API_BASE=self.urls["linq"],
             )
-        elif name == "ingest":
-            env.update(PUBSUB_EMULATOR_HOST=self.emulator.host, PUBSUB_TOPIC=self.topic)
-            if self._standins:
-                env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
-        else:
-            env["FIRESTORE_EMULATOR_HOST"] = self.firestore.host
-            if self._standins:
-                env.update(
-                    STRIPE_API_KEY=STRIPE_TEST_KEY,
-                    STRIPE_API_BASE=self.urls["stripe"],
-                    LINQ_API_KEY=LINQ_TOKEN,
-                    LINQ_API_BASE=self.urls["linq"],
-                )
-            if self._standins and self._slack:
-                env["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
-        return {**env, **self._extra_env[name]}
+            if self._slack:
+                offered["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
+        read = {v.name: offered[v.name] for v in read_by(name) if v.name in offered}
+        return {**base_env(), **read, **self._extra_env[name]}
 
     @property
     def push_endpoint(self) -> str:
         """Where Pub/Sub pushes the topic's messages: the recover function."""
-        return f"{self.urls['recover']}/projects/{DEFAULT_PROJECT}/topics/{self.topic}"
+        return self._endpoint("recover", self.topic)
+
+    def _endpoint(self, name: str, topic: str) -> str:
+        return f"{self.urls[name]}/projects/{DEFAULT_PROJECT}/topics/{topic}"
+
+    def _push_to(self, name: str, topic: str) -> None:
+        self.emulator.create_subscription(
+            f"{topic}-push", topic, push_endpoint=self._endpoint(name, topic)
+        )
 
     def create_push_subscription(self) -> None:
         """Push to the recover function with backoff and dead-lettering, as deploy.sh sets up."""
