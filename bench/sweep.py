@@ -15,25 +15,7 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from bench import fixtures
-from bench.burst import (
-    MAX_DELIVERY_ATTEMPTS,
-    POST_CLIENTS,
-    Outcomes,
-    count_outcomes,
-    drain,
-)
-from bench.cost import (
-    BILLING_GRANULARITY_S,
-    CPU_PER_VCPU_S,
-    MEMORY_GIB,
-    MEMORY_PER_GIB_S,
-    PER_MILLION_REQUESTS,
-    PRICES_AS_OF,
-    VCPU,
-    _billed,
-    _instance_cost,
-)
+from bench import burst, cost, fixtures
 from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
 from bench.procs import cpu_seconds, with_children
@@ -103,10 +85,11 @@ class Ticks:
         """The tick's request time on the deployed size: the time it waited (wall minus CPU)
         plus its CPU time stretched to the fraction of a vCPU the instance gets."""
         cpu_s = self.cpu_ms / 1000
-        return max(0.0, self.wall_ms / 1000 - cpu_s) + cpu_s / VCPU
+        return max(0.0, self.wall_ms / 1000 - cpu_s) + cpu_s / cost.VCPU
 
     def cost_per_tick(self) -> float:
-        return _instance_cost(_billed(self.request_s())) + PER_MILLION_REQUESTS / 1e6
+        billed = cost.billed_seconds(self.request_s())
+        return cost.instance_cost(billed) + cost.PER_MILLION_REQUESTS / 1e6
 
 
 @dataclass(frozen=True)
@@ -121,7 +104,7 @@ class Morning:
     drain_seconds: float
     peak_stripe: int
     stripe_429: int
-    outcomes: Outcomes
+    outcomes: burst.Outcomes
 
     @property
     def per_second(self) -> float:
@@ -188,16 +171,15 @@ def _tick_rounds(urls: dict[str, tuple[str, int | None]], counts: Counts) -> dic
     return found
 
 
+def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
+    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
+    port = free_port()
+    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
+
+
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
-    port = free_port()
-    process = FunctionProcess(
-        "release",
-        BENCH_FUNCTIONS["release"],
-        port,
-        workdir / f"release-{port}.log",
-        stack.function_env("release"),
-    )
+    process = _process("release", workdir, stack.function_env("release"))
     process.launch()
     try:
         while True:
@@ -304,12 +286,12 @@ def _night(stack: LocalStack, batch: list[fixtures.Case]) -> tuple[float, int]:
     """The failures arrive at night, through the ingest function; each recovery defers. The
     seconds that took and Stripe's 429s meanwhile."""
     since = time.time()
-    pusher = Pusher(stack, NIGHT_SLOTS, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
+    pusher = Pusher(stack, NIGHT_SLOTS, max_attempts=burst.MAX_DELIVERY_ATTEMPTS).start()
     began = time.monotonic()
     wanted = {case.invoice_id for case in batch}
     try:
         posted = concurrent(
-            stack.urls["ingest"], fixtures.signed_posts(c.event for c in batch), POST_CLIENTS
+            stack.urls["ingest"], fixtures.signed_posts(c.event for c in batch), burst.POST_CLIENTS
         )
         if posted.ok != len(batch):
             raise RuntimeError(f"only {posted.ok} of {len(batch)} webhooks were taken at night")
@@ -342,14 +324,14 @@ def _morning(stack: LocalStack, batch: list[fixtures.Case], night: tuple[float, 
         lines = json_lines(stack.log("recover"))[offset:]
         return len({r["invoice_id"] for r in lines if "action" in r and r["invoice_id"] in wanted})
 
-    pusher = Pusher(stack, SLOTS, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
+    pusher = Pusher(stack, SLOTS, max_attempts=burst.MAX_DELIVERY_ATTEMPTS).start()
     since = time.time()
     began = time.monotonic()
     try:
         # The function returns once every due entry is marked and published (Sweep.run).
         _post_tick(requests.Session(), stack.urls["release"])
         publish_seconds = time.monotonic() - began
-        drain_seconds = drain(began, len(batch), results)
+        drain_seconds = burst.drain(began, len(batch), results)
     finally:
         pusher.stop()
     sweeps = [line for line in json_lines(stack.log("release")) if "released" in line]
@@ -364,7 +346,7 @@ def _morning(stack: LocalStack, batch: list[fixtures.Case], night: tuple[float, 
         drain_seconds=drain_seconds,
         peak_stripe=peak_per_second([e["t_wall"] for e in calls]),
         stripe_429=sum(1 for e in calls if e["status"] == 429),
-        outcomes=count_outcomes(stack, batch, json_lines(stack.log("recover"))[offset:]),
+        outcomes=burst.count_outcomes(stack, batch, json_lines(stack.log("recover"))[offset:]),
     )
 
 
@@ -375,13 +357,10 @@ def measure(workdir: Path, quick: bool) -> Measured:
         linq_args=LINQ_NO_CAPABILITY_LIMIT,
         recover_env={"THREADS": str(SLOTS), "QUIET_HOURS": night_around(datetime.now(UTC))},
         release=True,
-        max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+        max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / "sweep",
     )
-    bare_port = free_port()
-    bare = FunctionProcess(
-        "bare", BENCH_FUNCTIONS["bare"], bare_port, workdir / f"bare-{bare_port}.log", base_env()
-    )
+    bare = _process("bare", workdir, base_env())
     with stack:
         bare.start()
         try:
@@ -419,8 +398,8 @@ def _tick_row(label: str, entries: str, ticks: Ticks) -> dict[str, str]:
         "p90": fmt(ticks.p90_ms, 1),
         "CPU ms/tick": fmt(ticks.cpu_ms, 2),
         "n": str(len(ticks.walls)),
-        f"request ms at {VCPU} vCPU": fmt(ticks.request_s() * 1000, 0),
-        "billed ms": fmt(_billed(ticks.request_s()) * 1000, 0),
+        f"request ms at {cost.VCPU} vCPU": fmt(ticks.request_s() * 1000, 0),
+        "billed ms": fmt(cost.billed_seconds(ticks.request_s()) * 1000, 0),
         "per day": f"${_per_day(ticks):.5f}",
         f"per {DAYS_PER_MONTH} days": f"${_per_day(ticks) * DAYS_PER_MONTH:.4f}",
     }
@@ -455,8 +434,8 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
             f"idle ticks ({TICKS_PER_DAY} a day): cost per day; per {DAYS_PER_MONTH} days (USD)",
             f"${day:.5f}; ${day * DAYS_PER_MONTH:.4f}",
             f"bare ${bare_day:.5f}; ${bare_day * DAYS_PER_MONTH:.4f}",
-            f"billed {_billed(idle.request_s()) * 1000:.0f} ms a tick; list prices of "
-            f"{PRICES_AS_OF}, free tier not applied",
+            f"billed {cost.billed_seconds(idle.request_s()) * 1000:.0f} ms a tick; list prices of "
+            f"{cost.PRICES_AS_OF}, free tier not applied",
         ),
         Row(
             f"morning release of {morning.due:,}: tick → all published (s)",
@@ -518,16 +497,16 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         "texted and done, one in five deferred to a morning 1 to 12 hours away), none due. Each "
         "tick makes the two queries of `Ledger.due` and finds nothing. CPU is user+system time of "
         "the function's gunicorn master and worker over each round, per tick. Cost: the tick's "
-        f"request time on the deployed size (256 MiB, {VCPU} vCPU as deploy.sh) is the time it "
-        f"waited (wall − CPU) plus its CPU time ÷ {VCPU}, billed in "
-        f"{BILLING_GRANULARITY_S * 1000:.0f} ms steps at the prices of benchmark 5 "
-        f"(${CPU_PER_VCPU_S:.6f} per vCPU-s, ${MEMORY_PER_GIB_S:.7f} per GiB-s at "
-        f"{MEMORY_GIB:.2f} GiB, ${PER_MILLION_REQUESTS:.2f} per million requests; list prices of "
-        f"{PRICES_AS_OF}, free tier not applied). Not included: Cloud Scheduler's job, the Pub/Sub "
-        "messages, and Firestore's reads (each query is billed at least one document read, so 576 "
-        "a day). The emulator has no indexes and scans the collection for each query; "
-        "production Firestore answers from the sweep's composite indexes (deploy.sh), so the "
-        "empty-ledger row is the closer guide to production's wall time.",
+        f"request time on the deployed size (256 MiB, {cost.VCPU} vCPU as deploy.sh) is the time "
+        f"it waited (wall − CPU) plus its CPU time ÷ {cost.VCPU}, billed in "
+        f"{cost.BILLING_GRANULARITY_S * 1000:.0f} ms steps at the prices of benchmark 5 "
+        f"(${cost.CPU_PER_VCPU_S:.6f} per vCPU-s, ${cost.MEMORY_PER_GIB_S:.7f} per GiB-s at "
+        f"{cost.MEMORY_GIB:.2f} GiB, ${cost.PER_MILLION_REQUESTS:.2f} per million requests; list "
+        f"prices of {cost.PRICES_AS_OF}, free tier not applied). Not included: Cloud Scheduler's "
+        "job, the Pub/Sub messages, and Firestore's reads (each query is billed at least one "
+        "document read, so 576 a day). The emulator has no indexes and scans the collection for "
+        "each query; production Firestore answers from the sweep's composite indexes (deploy.sh), "
+        "so the empty-ledger row is the closer guide to production's wall time.",
         markdown_table(tick_table),
         f"A new instance's first tick (process spawned, then the tick retried every 5 ms until "
         f"answered; {counts.not_due:,} entries in the ledger): {cold} ms. Whether an "
