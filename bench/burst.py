@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
@@ -29,36 +31,90 @@ MAX_DELIVERY_ATTEMPTS = 10
 EMULATOR_THREADS = 8
 
 
-@dataclass
+@dataclass(frozen=True)
+class Outcomes:
+    """What became of a batch of failed payments."""
+
+    sent: int
+    lost: int
+    doubled: int
+    retries: int
+    dead_letters: int
+
+    @property
+    def clean(self) -> bool:
+        return self.lost == 0 and self.doubled == 0
+
+    def __str__(self) -> str:
+        return f"{self.lost} lost, {self.doubled} doubled, {self.dead_letters} DLQ"
+
+
+def count_outcomes(
+    stack: LocalStack,
+    batch: list[fixtures.Case],
+    lines: list[dict[str, Any]],
+    only_sent: bool = False,
+) -> Outcomes:
+    """What became of each payment of `batch`, by the recover function's log `lines`, the texts
+    and links the Linq stand-in took and the dead-letter topic. Lost: no `sent` result line
+    (`only_sent`: or a result other than sent), or a text or link never sent; doubled: a second
+    result line, text or link."""
+    wanted = {case.invoice_id for case in batch}
+    results = [line for line in lines if "action" in line and line["invoice_id"] in wanted]
+    sent = {line["invoice_id"] for line in results if line["action"] == "sent"}
+    unsent = {line["invoice_id"] for line in results if line["action"] != "sent"}
+    texts = Counter(
+        (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
+    )
+    settled = sent - unsent if only_sent else sent
+    doubled = len(results) - len({line["invoice_id"] for line in results})
+    lost = 0
+    for case in batch:
+        counts = [texts[(case.phone, part)] for part in ("text", "link")]
+        doubled += sum(max(0, n - 1) for n in counts)
+        lost += case.invoice_id not in settled or 0 in counts
+    return Outcomes(
+        sent=len(sent),
+        lost=lost,
+        doubled=doubled,
+        retries=sum(1 for line in lines if str(line.get("message", "")).startswith("will retry")),
+        dead_letters=len(stack.emulator.pull(stack.dead_letter_subscription, 1000)),
+    )
+
+
+def drain(began: float, events: int, results: Callable[[], int]) -> float:
+    """Seconds from `began` until `results()` reached `events` (or 60 s + 0.5 s an event went
+    by); then half a second more, for late duplicates (if any) to show up before counting."""
+    deadline = time.monotonic() + 60 + events * 0.5
+    while results() < events and time.monotonic() < deadline:
+        time.sleep(0.1)
+    seconds = time.monotonic() - began
+    time.sleep(0.5)
+    return seconds
+
+
+@dataclass(frozen=True)
 class Run:
     """One burst at one concurrency setting (`slots` None: the emulator's own push)."""
 
     slots: int | None
     events: int
-    posted_ok: int = 0
-    post_seconds: float = 0.0
-    seconds: float = 0.0
-    peak_stripe: int = 0
-    stripe_429: int = 0
-    retries: int = 0
-    lost: int = 0
-    extra_results: int = 0
-    text_dupes: int = 0
-    dead_letters: int = 0
-    cpu: dict[str, float] = field(default_factory=dict)
-    rss: dict[str, float] = field(default_factory=dict)
+    posted_ok: int
+    post_seconds: float
+    seconds: float
+    peak_stripe: int
+    stripe_429: int
+    outcomes: Outcomes
+    cpu: dict[str, float]
+    rss: dict[str, float]
 
     @property
     def per_second(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
     @property
-    def clean(self) -> bool:
-        return self.lost == 0 and self.extra_results == 0 and self.text_dupes == 0
-
-    @property
     def safe(self) -> bool:
-        return self.clean and self.stripe_429 == 0 and self.peak_stripe <= SAFE_RATE
+        return self.outcomes.clean and self.stripe_429 == 0 and self.peak_stripe <= SAFE_RATE
 
     @property
     def label(self) -> str:
@@ -76,7 +132,6 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
     """Post `events` webhooks as fast as 8 clients can and wait for every result line. `slots`
     pushes at most that many messages at once to a recover function with as many threads (max
     instances x concurrency); None leaves delivery to the emulator's push loops."""
-    run = Run(slots, events)
     stack = LocalStack(
         latency_ms=LATENCY_MS,
         linq_args=LINQ_NO_CAPABILITY_LIMIT,
@@ -96,40 +151,22 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
         webhooks = fixtures.signed_posts(case.event for case in batch)
         began = time.monotonic()
         posted = concurrent(stack.urls["ingest"], webhooks, POST_CLIENTS)
-        run.post_seconds = posted.elapsed
-        run.posted_ok = posted.ok
-        deadline = time.monotonic() + 60 + events * 0.5
-        while _count_results(stack.log("recover")) < events and time.monotonic() < deadline:
-            time.sleep(0.1)
-        run.seconds = time.monotonic() - began
-        time.sleep(0.5)  # let late duplicates (if any) show up before counting
+        seconds = drain(began, events, lambda: _count_results(stack.log("recover")))
         if pusher is not None:
             pusher.stop()
-        run.cpu = {name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()}
-        run.rss = {name: peak_rss_mib(p) for name, p in processes.items()}
-        _count_outcomes(run, stack, batch)
-    return run
-
-
-def _count_outcomes(run: Run, stack: LocalStack, batch: list[fixtures.Case]) -> None:
-    """What became of each event: result lines, texts, 429s, redeliveries, dead letters."""
-    lines = json_lines(stack.log("recover"))
-    results = Counter(line["invoice_id"] for line in lines if "action" in line)
-    run.retries = sum(1 for line in lines if str(line.get("message", "")).startswith("will retry"))
-    run.extra_results = sum(n - 1 for n in results.values() if n > 1)
-    texts = Counter(
-        (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
-    )
-    unsent = {line["invoice_id"] for line in lines if line.get("action") not in (None, "sent")}
-    for case in batch:
-        counts = [texts.get((case.phone, part), 0) for part in ("text", "link")]
-        run.text_dupes += sum(max(0, n - 1) for n in counts)
-        # Lost: no result line, a result other than sent, or a text or link never sent.
-        run.lost += case.invoice_id not in results or case.invoice_id in unsent or 0 in counts
-    stats = stack.stripe.stats()
-    run.peak_stripe = int(stats["peak_per_second"]["overall"])
-    run.stripe_429 = int(stats["by_status"].get("429", 0))
-    run.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
+        stats = stack.stripe.stats()
+        return Run(
+            slots,
+            events,
+            posted_ok=posted.ok,
+            post_seconds=posted.elapsed,
+            seconds=seconds,
+            peak_stripe=int(stats["peak_per_second"]["overall"]),
+            stripe_429=int(stats["by_status"].get("429", 0)),
+            cpu={name: cpu_seconds(p) - cpu_before[name] for name, p in processes.items()},
+            rss={name: peak_rss_mib(p) for name, p in processes.items()},
+            outcomes=count_outcomes(stack, batch, json_lines(stack.log("recover")), only_sent=True),
+        )
 
 
 def measure(workdir: Path, quick: bool) -> tuple[list[Run], int]:
@@ -159,10 +196,8 @@ def _row(run: Run) -> dict[str, str]:
         "events/s": fmt(run.per_second, 1),
         "peak Stripe/s": str(run.peak_stripe),
         "Stripe 429": str(run.stripe_429),
-        "redeliveries": str(run.retries),
-        "outcome": (
-            f"{run.lost} lost, {run.extra_results + run.text_dupes} doubled, {run.dead_letters} DLQ"
-        ),
+        "redeliveries": str(run.outcomes.retries),
+        "outcome": str(run.outcomes),
         "recover CPU ms/event": fmt(run.cpu["recover"] * 1000 / run.events, 1),
         "ingest CPU ms/event": fmt(run.cpu["ingest"] * 1000 / run.events, 1),
         "peak RSS MiB recover / ingest": f"{run.rss['recover']:.0f} / {run.rss['ingest']:.0f}",
@@ -177,8 +212,8 @@ def render(runs: list[Run], recommended: int) -> Result:
             f"{final.events} events at {recommended} slots: events/s end to end",
             fmt(final.per_second, 1),
             f"{final.posted_ok}/{final.events} webhooks got 200 in {fmt(final.post_seconds, 1)} s",
-            f"{final.lost} lost, {final.extra_results + final.text_dupes} doubled (0 and 0)",
-            verdict(final.clean and final.posted_ok == final.events),
+            f"{final.outcomes.lost} lost, {final.outcomes.doubled} doubled (0 and 0)",
+            verdict(final.outcomes.clean and final.posted_ok == final.events),
         ),
         Row(
             f"peak Stripe requests/s at {recommended} slots",
@@ -188,16 +223,16 @@ def render(runs: list[Run], recommended: int) -> Result:
             verdict(final.stripe_429 == 0 and final.peak_stripe <= DEFAULT_ENDPOINT_RATE),
         ),
     ]
-    for probe in runs[:-1]:
-        rows.append(
-            Row(
-                f"{probe.label}, {probe.events} events",
-                f"{fmt(probe.per_second, 1)} ev/s",
-                f"peak Stripe {probe.peak_stripe}/s, {probe.stripe_429} × 429",
-                f"lost {probe.lost}, {probe.retries} redelivered",
-                INFO,
-            )
+    rows += [
+        Row(
+            f"{probe.label}, {probe.events} events",
+            f"{fmt(probe.per_second, 1)} ev/s",
+            f"peak Stripe {probe.peak_stripe}/s, {probe.stripe_429} × 429",
+            f"lost {probe.outcomes.lost}, {probe.outcomes.retries} redelivered",
+            INFO,
         )
+        for probe in runs[:-1]
+    ]
     details = section(
         "### 4. Burst",
         "Each row runs on a fresh stack: the Stripe stand-in enforces the documented 25 requests/s "

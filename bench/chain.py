@@ -23,16 +23,7 @@ class Call:
 
 def standin_calls(service: str, journal: Iterable[dict[str, Any]], latency_s: float) -> list[Call]:
     """Stand-in journal entries as calls lasting the injected latency (their network time)."""
-    return [
-        Call(
-            service,
-            e.get("endpoint") or f"{e['method']} {e['path']}",
-            e["t_wall"],
-            e["t_wall"] + latency_s,
-        )
-        for e in journal
-        if not e["path"].startswith("/_control/")
-    ]
+    return [Call(service, e["endpoint"], e["t_wall"], e["t_wall"] + latency_s) for e in journal]
 
 
 def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:

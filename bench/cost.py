@@ -26,11 +26,11 @@ MEMORY_GIB = 0.25
 VCPU = 0.167
 
 
-def _billed(seconds: float) -> float:
+def billed_seconds(seconds: float) -> float:
     return math.ceil(seconds / BILLING_GRANULARITY_S - 1e-9) * BILLING_GRANULARITY_S
 
 
-def _instance_cost(seconds: float) -> float:
+def instance_cost(seconds: float) -> float:
     return seconds * (VCPU * CPU_PER_VCPU_S + MEMORY_GIB * MEMORY_PER_GIB_S)
 
 
@@ -51,8 +51,8 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
     # Request time on the deployed size: waiting on the outside, plus the CPU work stretched by
     # the fraction of a vCPU the instance gets. Ingest waits ~1 ms on Pub/Sub, recover on its calls.
     wall = {"ingest": 0.001 + cpu["ingest"] / VCPU, "recover": waiting + cpu["recover"] / VCPU}
-    billed = {name: _billed(seconds) for name, seconds in wall.items()}
-    per_thousand = {name: 1000 * _instance_cost(billed[name]) for name in wall}
+    billed = {name: billed_seconds(seconds) for name, seconds in wall.items()}
+    per_thousand = {name: 1000 * instance_cost(billed[name]) for name in wall}
     requests_cost = 1000 * 2 * PER_MILLION_REQUESTS / 1e6
     total = sum(per_thousand.values()) + requests_cost
     fits = max(rss.values()) < MEMORY_GIB * 1024

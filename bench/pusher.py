@@ -22,20 +22,14 @@ import requests
 from standins.stack import LocalStack
 
 LEASE_S = 60
+# The retry policy's bounds as the stack sets them (LocalStack's defaults).
+MIN_BACKOFF_S, MAX_BACKOFF_S = 1.0, 5.0
 
 
 class Pusher:
     """`slots` threads, each: take a due retry or pull one message, push it, settle it."""
 
-    def __init__(
-        self,
-        stack: LocalStack,
-        slots: int,
-        *,
-        max_attempts: int,
-        min_backoff_s: float = 1.0,
-        max_backoff_s: float = 5.0,
-    ) -> None:
+    def __init__(self, stack: LocalStack, slots: int, *, max_attempts: int) -> None:
         self._emulator = stack.emulator
         self._subscription = stack.emulator.subscription_path(stack.push_subscription)
         self._base = f"{stack.emulator.url}/v1/{self._subscription}"
@@ -43,7 +37,6 @@ class Pusher:
         self._slots = slots
         self._dead_letter_topic = stack.dead_letter_topic
         self._max_attempts = max_attempts
-        self._backoff = (min_backoff_s, max_backoff_s)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -122,8 +115,7 @@ class Pusher:
                 json={"ackIds": [item["ackId"]], "ackDeadlineSeconds": LEASE_S},
                 timeout=10,
             )
-            low, high = self._backoff
-            due = time.monotonic() + min(high, low * 2 ** (attempt - 1))
+            due = time.monotonic() + min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2 ** (attempt - 1))
             with self._lock:
                 heapq.heappush(self._retries, (due, next(self._sequence), item, attempt + 1))
             return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,19 +15,7 @@ import requests
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
-from bench import fixtures
-from bench.burst import MAX_DELIVERY_ATTEMPTS, POST_CLIENTS
-from bench.cost import (
-    BILLING_GRANULARITY_S,
-    CPU_PER_VCPU_S,
-    MEMORY_GIB,
-    MEMORY_PER_GIB_S,
-    PER_MILLION_REQUESTS,
-    PRICES_AS_OF,
-    VCPU,
-    _billed,
-    _instance_cost,
-)
+from bench import burst, cost, fixtures
 from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
 from bench.procs import cpu_seconds, with_children
@@ -98,37 +85,30 @@ class Ticks:
         """The tick's request time on the deployed size: the time it waited (wall minus CPU)
         plus its CPU time stretched to the fraction of a vCPU the instance gets."""
         cpu_s = self.cpu_ms / 1000
-        return max(0.0, self.wall_ms / 1000 - cpu_s) + cpu_s / VCPU
+        return max(0.0, self.wall_ms / 1000 - cpu_s) + cpu_s / cost.VCPU
 
     def cost_per_tick(self) -> float:
-        return _instance_cost(_billed(self.request_s())) + PER_MILLION_REQUESTS / 1e6
+        billed = cost.billed_seconds(self.request_s())
+        return cost.instance_cost(billed) + cost.PER_MILLION_REQUESTS / 1e6
 
 
-@dataclass
+@dataclass(frozen=True)
 class Morning:
     """The night's deferrals, then one tick and the recoveries it releases."""
 
     due: int
-    night_seconds: float = 0.0
-    night_429: int = 0
-    released: int = 0
-    publish_seconds: float = 0.0
-    drain_seconds: float = 0.0
-    sent: int = 0
-    peak_stripe: int = 0
-    stripe_429: int = 0
-    retries: int = 0
-    lost: int = 0
-    doubled: int = 0
-    dead_letters: int = 0
+    night_seconds: float
+    night_429: int
+    released: int
+    publish_seconds: float
+    drain_seconds: float
+    peak_stripe: int
+    stripe_429: int
+    outcomes: burst.Outcomes
 
     @property
     def per_second(self) -> float:
         return self.due / self.drain_seconds if self.drain_seconds else 0.0
-
-    @property
-    def clean(self) -> bool:
-        return self.lost == 0 and self.doubled == 0 and self.dead_letters == 0
 
 
 @dataclass(frozen=True)
@@ -191,16 +171,15 @@ def _tick_rounds(urls: dict[str, tuple[str, int | None]], counts: Counts) -> dic
     return found
 
 
+def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
+    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
+    port = free_port()
+    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
+
+
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
-    port = free_port()
-    process = FunctionProcess(
-        "release",
-        BENCH_FUNCTIONS["release"],
-        port,
-        workdir / f"release-{port}.log",
-        stack.function_env("release"),
-    )
+    process = _process("release", workdir, stack.function_env("release"))
     process.launch()
     try:
         while True:
@@ -216,27 +195,25 @@ def _cold_tick(stack: LocalStack, workdir: Path) -> float:
         process.stop()
 
 
-# --- the ledger, written straight into the emulator ----------------------------------------------
+# --- the ledger, written straight into the emulator as its administrator ----------------------
 
-
-def _ledger(stack: LocalStack) -> tuple[requests.Session, str, str]:
-    """A session as an administrator of the emulator, the documents URL and the prefix of a
-    document's name."""
-    session = requests.Session()
-    session.headers["Authorization"] = "Bearer owner"
-    database = f"projects/{DEFAULT_PROJECT}/databases/{DEFAULT_FIRESTORE_DATABASE}"
-    return (
-        session,
-        f"http://{stack.firestore.host}/v1/{database}/documents",
-        f"{database}/documents",
-    )
+DOCUMENTS = f"projects/{DEFAULT_PROJECT}/databases/{DEFAULT_FIRESTORE_DATABASE}/documents"
 
 
 def _commit(stack: LocalStack, writes: list[dict[str, Any]]) -> None:
-    session, documents, _ = _ledger(stack)
-    for start in range(0, len(writes), COMMIT_LIMIT):
-        chunk = writes[start : start + COMMIT_LIMIT]
-        session.post(f"{documents}:commit", json={"writes": chunk}, timeout=120).raise_for_status()
+    url = f"http://{stack.firestore.host}/v1/{DOCUMENTS}:commit"
+    with requests.Session() as session:
+        session.headers["Authorization"] = "Bearer owner"
+        for start in range(0, len(writes), COMMIT_LIMIT):
+            chunk = writes[start : start + COMMIT_LIMIT]
+            session.post(url, json={"writes": chunk}, timeout=120).raise_for_status()
+
+
+def _update(key: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """A write of `fields` into the ledger entry `key`."""
+    name = f"{DOCUMENTS}/{ledger_module.COLLECTION}/{key}"
+    encoded = {path: ledger_module._encode(value) for path, value in fields.items()}
+    return {"update": {"name": name, "fields": encoded}}
 
 
 def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
@@ -270,35 +247,16 @@ def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
 
 
 def _write_not_due(stack: LocalStack, count: int) -> None:
-    _, _, prefix = _ledger(stack)
     now = datetime.now(UTC)
-    writes = []
-    for index in range(count):
-        fields = _not_due_entry(index, now)
-        name = f"{prefix}/{ledger_module.COLLECTION}/{payment_key(fields['invoice_id'], 1)}"
-        encoded = {key: ledger_module._encode(value) for key, value in fields.items()}
-        writes.append({"update": {"name": name, "fields": encoded}})
-    _commit(stack, writes)
+    entries = [_not_due_entry(index, now) for index in range(count)]
+    _commit(stack, [_update(payment_key(entry["invoice_id"], 1), entry) for entry in entries])
 
 
 def _make_due(stack: LocalStack, keys: list[str]) -> None:
     """The recipients' morning: each entry's `due_at` moved into the past, nothing else."""
-    _, _, prefix = _ledger(stack)
-    past = ledger_module._encode(datetime.now(UTC) - timedelta(minutes=1))
-    _commit(
-        stack,
-        [
-            {
-                "update": {
-                    "name": f"{prefix}/{ledger_module.COLLECTION}/{key}",
-                    "fields": {"due_at": past},
-                },
-                "updateMask": {"fieldPaths": ["due_at"]},
-                "currentDocument": {"exists": True},
-            }
-            for key in keys
-        ],
-    )
+    due_at = {"due_at": datetime.now(UTC) - timedelta(minutes=1)}
+    masked = {"updateMask": {"fieldPaths": ["due_at"]}, "currentDocument": {"exists": True}}
+    _commit(stack, [_update(key, due_at) | masked for key in keys])
 
 
 # --- the night and the morning ---------------------------------------------------------------
@@ -310,12 +268,8 @@ def night_around(now: datetime) -> str:
     return f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=2):%H:%M}"
 
 
-def _stripe_requests(stack: LocalStack, since: float) -> list[dict[str, Any]]:
-    return [
-        e
-        for e in stack.stripe.requests()
-        if e["t_wall"] >= since and not e["path"].startswith("/_control/")
-    ]
+def _stripe_calls(stack: LocalStack, since: float) -> list[dict[str, Any]]:
+    return [e for e in stack.stripe.requests() if e["t_wall"] >= since]
 
 
 def peak_per_second(times: list[float]) -> int:
@@ -328,15 +282,16 @@ def peak_per_second(times: list[float]) -> int:
     return peak
 
 
-def _night(stack: LocalStack, batch: list[fixtures.Case], morning: Morning) -> None:
-    """The failures arrive at night, through the ingest function; each recovery defers."""
+def _night(stack: LocalStack, batch: list[fixtures.Case]) -> tuple[float, int]:
+    """The failures arrive at night, through the ingest function; each recovery defers. The
+    seconds that took and Stripe's 429s meanwhile."""
     since = time.time()
-    pusher = Pusher(stack, NIGHT_SLOTS, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
+    pusher = Pusher(stack, NIGHT_SLOTS, max_attempts=burst.MAX_DELIVERY_ATTEMPTS).start()
     began = time.monotonic()
     wanted = {case.invoice_id for case in batch}
     try:
         posted = concurrent(
-            stack.urls["ingest"], fixtures.signed_posts(c.event for c in batch), POST_CLIENTS
+            stack.urls["ingest"], fixtures.signed_posts(c.event for c in batch), burst.POST_CLIENTS
         )
         if posted.ok != len(batch):
             raise RuntimeError(f"only {posted.ok} of {len(batch)} webhooks were taken at night")
@@ -353,11 +308,11 @@ def _night(stack: LocalStack, batch: list[fixtures.Case], morning: Morning) -> N
         stack.wait_until(deferred, 60 + len(batch) * 0.5, "every night-time failure deferred")
     finally:
         pusher.stop()
-    morning.night_seconds = time.monotonic() - began
-    morning.night_429 = sum(1 for e in _stripe_requests(stack, since) if e["status"] == 429)
+    seconds = time.monotonic() - began
+    return seconds, sum(1 for e in _stripe_calls(stack, since) if e["status"] == 429)
 
 
-def _morning(stack: LocalStack, batch: list[fixtures.Case], morning: Morning) -> None:
+def _morning(stack: LocalStack, batch: list[fixtures.Case], night: tuple[float, int]) -> Morning:
     """Morning: the deferred entries are due and it is day; one tick releases them all."""
     stack.kill("recover")
     stack.start_function("recover", QUIET_HOURS="off")
@@ -365,60 +320,34 @@ def _morning(stack: LocalStack, batch: list[fixtures.Case], morning: Morning) ->
     offset = len(json_lines(stack.log("recover")))
     wanted = {case.invoice_id for case in batch}
 
-    def results() -> list[dict[str, Any]]:
+    def results() -> int:
         lines = json_lines(stack.log("recover"))[offset:]
-        return [line for line in lines if "action" in line and line["invoice_id"] in wanted]
+        return len({r["invoice_id"] for r in lines if "action" in r and r["invoice_id"] in wanted})
 
-    pusher = Pusher(stack, SLOTS, max_attempts=MAX_DELIVERY_ATTEMPTS).start()
+    pusher = Pusher(stack, SLOTS, max_attempts=burst.MAX_DELIVERY_ATTEMPTS).start()
     since = time.time()
     began = time.monotonic()
     try:
         # The function returns once every due entry is marked and published (Sweep.run).
         _post_tick(requests.Session(), stack.urls["release"])
-        morning.publish_seconds = time.monotonic() - began
-        deadline = time.monotonic() + 60 + morning.due * 0.5
-        while (
-            len({r["invoice_id"] for r in results()}) < morning.due and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)
-        morning.drain_seconds = time.monotonic() - began
-        time.sleep(0.5)  # let late duplicates (if any) show up before counting
+        publish_seconds = time.monotonic() - began
+        drain_seconds = burst.drain(began, len(batch), results)
     finally:
         pusher.stop()
     sweeps = [line for line in json_lines(stack.log("release")) if "released" in line]
-    morning.released = int(sweeps[-1]["released"]) if sweeps else 0
-    _count_outcomes(
-        stack, batch, results(), json_lines(stack.log("recover"))[offset:], since, morning
+    calls = _stripe_calls(stack, since)
+    night_seconds, night_429 = night
+    return Morning(
+        len(batch),
+        night_seconds,
+        night_429,
+        released=int(sweeps[-1]["released"]) if sweeps else 0,
+        publish_seconds=publish_seconds,
+        drain_seconds=drain_seconds,
+        peak_stripe=peak_per_second([e["t_wall"] for e in calls]),
+        stripe_429=sum(1 for e in calls if e["status"] == 429),
+        outcomes=burst.count_outcomes(stack, batch, json_lines(stack.log("recover"))[offset:]),
     )
-
-
-def _count_outcomes(
-    stack: LocalStack,
-    batch: list[fixtures.Case],
-    results: list[dict[str, Any]],
-    lines: list[dict[str, Any]],
-    since: float,
-    morning: Morning,
-) -> None:
-    """What became of each released payment: its result lines, text and link; Stripe's rate."""
-    per_invoice = Counter(line["invoice_id"] for line in results)
-    sent = {line["invoice_id"] for line in results if line["action"] == "sent"}
-    parts = Counter(
-        (m["to"][0], m["parts"][0]["type"]) for m in stack.linq.messages() if m["parts"]
-    )
-    morning.sent = len(sent)
-    morning.retries = sum(
-        1 for line in lines if str(line.get("message", "")).startswith("will retry")
-    )
-    morning.doubled = sum(n - 1 for n in per_invoice.values() if n > 1)
-    for case in batch:
-        counts = [parts.get((case.phone, part), 0) for part in ("text", "link")]
-        morning.doubled += sum(max(0, n - 1) for n in counts)
-        morning.lost += case.invoice_id not in sent or 0 in counts
-    calls = _stripe_requests(stack, since)
-    morning.peak_stripe = peak_per_second([e["t_wall"] for e in calls])
-    morning.stripe_429 = sum(1 for e in calls if e["status"] == 429)
-    morning.dead_letters = len(stack.emulator.pull(stack.dead_letter_subscription, 1000))
 
 
 def measure(workdir: Path, quick: bool) -> Measured:
@@ -428,13 +357,10 @@ def measure(workdir: Path, quick: bool) -> Measured:
         linq_args=LINQ_NO_CAPABILITY_LIMIT,
         recover_env={"THREADS": str(SLOTS), "QUIET_HOURS": night_around(datetime.now(UTC))},
         release=True,
-        max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
+        max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / "sweep",
     )
-    bare_port = free_port()
-    bare = FunctionProcess(
-        "bare", BENCH_FUNCTIONS["bare"], bare_port, workdir / f"bare-{bare_port}.log", base_env()
-    )
+    bare = _process("bare", workdir, base_env())
     with stack:
         bare.start()
         try:
@@ -449,9 +375,7 @@ def measure(workdir: Path, quick: bool) -> Measured:
             fixtures.load_linq_line(stack.linq)
             batch = fixtures.cases(counts.due)
             fixtures.load(stack.stripe, batch)
-            morning = Morning(counts.due)
-            _night(stack, batch, morning)
-            _morning(stack, batch, morning)
+            morning = _morning(stack, batch, _night(stack, batch))
         finally:
             bare.stop()
     ticks = {"bare": full["bare"], "empty": empty["release"], NOT_DUE_LABEL: full["release"]}
@@ -474,8 +398,8 @@ def _tick_row(label: str, entries: str, ticks: Ticks) -> dict[str, str]:
         "p90": fmt(ticks.p90_ms, 1),
         "CPU ms/tick": fmt(ticks.cpu_ms, 2),
         "n": str(len(ticks.walls)),
-        f"request ms at {VCPU} vCPU": fmt(ticks.request_s() * 1000, 0),
-        "billed ms": fmt(_billed(ticks.request_s()) * 1000, 0),
+        f"request ms at {cost.VCPU} vCPU": fmt(ticks.request_s() * 1000, 0),
+        "billed ms": fmt(cost.billed_seconds(ticks.request_s()) * 1000, 0),
         "per day": f"${_per_day(ticks):.5f}",
         f"per {DAYS_PER_MONTH} days": f"${_per_day(ticks) * DAYS_PER_MONTH:.4f}",
     }
@@ -484,6 +408,7 @@ def _tick_row(label: str, entries: str, ticks: Ticks) -> dict[str, str]:
 def render(measured: Measured, earlier: dict[str, Result]) -> Result:
     """The summary rows and the report section."""
     counts, ticks, morning = measured.counts, measured.ticks, measured.morning
+    done = morning.outcomes
     idle, bare, empty = ticks[NOT_DUE_LABEL], ticks["bare"], ticks["empty"]
     day, bare_day = _per_day(idle), _per_day(bare)
     burst_run = earlier["burst"].data["run"] if "burst" in earlier else None
@@ -509,8 +434,8 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
             f"idle ticks ({TICKS_PER_DAY} a day): cost per day; per {DAYS_PER_MONTH} days (USD)",
             f"${day:.5f}; ${day * DAYS_PER_MONTH:.4f}",
             f"bare ${bare_day:.5f}; ${bare_day * DAYS_PER_MONTH:.4f}",
-            f"billed {_billed(idle.request_s()) * 1000:.0f} ms a tick; list prices of "
-            f"{PRICES_AS_OF}, free tier not applied",
+            f"billed {cost.billed_seconds(idle.request_s()) * 1000:.0f} ms a tick; list prices of "
+            f"{cost.PRICES_AS_OF}, free tier not applied",
         ),
         Row(
             f"morning release of {morning.due:,}: tick → all published (s)",
@@ -530,11 +455,11 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         ),
         Row(
             "morning release: lost, doubled",
-            f"{morning.lost} lost, {morning.doubled} doubled",
-            f"{morning.sent}/{morning.due} sent, {morning.dead_letters} DLQ; "
+            f"{done.lost} lost, {done.doubled} doubled",
+            f"{done.sent}/{morning.due} sent, {done.dead_letters} DLQ; "
             f"{fmt(morning.per_second, 1)} ev/s{burst_rate}",
             "0 and 0",
-            verdict(morning.clean and morning.sent == morning.due),
+            verdict(done.clean and done.dead_letters == 0 and done.sent == morning.due),
         ),
     ]
     tick_table = [
@@ -553,9 +478,8 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
             "events/s": fmt(morning.per_second, 1),
             "peak Stripe/s": str(morning.peak_stripe),
             "Stripe 429": str(morning.stripe_429),
-            "redeliveries": str(morning.retries),
-            "outcome": f"{morning.sent} sent, {morning.lost} lost, {morning.doubled} doubled, "
-            f"{morning.dead_letters} DLQ",
+            "redeliveries": str(done.retries),
+            "outcome": f"{done.sent} sent, {done}",
         }
     ]
     cold = ", ".join(f"{ms:.0f}" for ms in measured.cold_ms)
@@ -573,16 +497,16 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         "texted and done, one in five deferred to a morning 1 to 12 hours away), none due. Each "
         "tick makes the two queries of `Ledger.due` and finds nothing. CPU is user+system time of "
         "the function's gunicorn master and worker over each round, per tick. Cost: the tick's "
-        f"request time on the deployed size (256 MiB, {VCPU} vCPU as deploy.sh) is the time it "
-        f"waited (wall − CPU) plus its CPU time ÷ {VCPU}, billed in "
-        f"{BILLING_GRANULARITY_S * 1000:.0f} ms steps at the prices of benchmark 5 "
-        f"(${CPU_PER_VCPU_S:.6f} per vCPU-s, ${MEMORY_PER_GIB_S:.7f} per GiB-s at "
-        f"{MEMORY_GIB:.2f} GiB, ${PER_MILLION_REQUESTS:.2f} per million requests; list prices of "
-        f"{PRICES_AS_OF}, free tier not applied). Not included: Cloud Scheduler's job, the Pub/Sub "
-        "messages, and Firestore's reads (each query is billed at least one document read, so 576 "
-        "a day). The emulator has no indexes and scans the collection for each query; "
-        "production Firestore answers from the sweep's composite indexes (deploy.sh), so the "
-        "empty-ledger row is the closer guide to production's wall time.",
+        f"request time on the deployed size (256 MiB, {cost.VCPU} vCPU as deploy.sh) is the time "
+        f"it waited (wall − CPU) plus its CPU time ÷ {cost.VCPU}, billed in "
+        f"{cost.BILLING_GRANULARITY_S * 1000:.0f} ms steps at the prices of benchmark 5 "
+        f"(${cost.CPU_PER_VCPU_S:.6f} per vCPU-s, ${cost.MEMORY_PER_GIB_S:.7f} per GiB-s at "
+        f"{cost.MEMORY_GIB:.2f} GiB, ${cost.PER_MILLION_REQUESTS:.2f} per million requests; list "
+        f"prices of {cost.PRICES_AS_OF}, free tier not applied). Not included: Cloud Scheduler's "
+        "job, the Pub/Sub messages, and Firestore's reads (each query is billed at least one "
+        "document read, so 576 a day). The emulator has no indexes and scans the collection for "
+        "each query; production Firestore answers from the sweep's composite indexes (deploy.sh), "
+        "so the empty-ledger row is the closer guide to production's wall time.",
         markdown_table(tick_table),
         f"A new instance's first tick (process spawned, then the tick retried every 5 ms until "
         f"answered; {counts.not_due:,} entries in the ledger): {cold} ms. Whether an "
