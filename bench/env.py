@@ -19,14 +19,7 @@ LATENCY_MS = 50.0
 # The stand-in models Linq's unpublished capability-check limit as 60 per minute per account;
 # left on, every benchmark would measure that limit instead of the product (see BENCHMARKS.md).
 LINQ_NO_CAPABILITY_LIMIT = ("--capability-limit", "0")
-STRIPE_NO_RATE_LIMIT = (
-    "--endpoint-rate",
-    "0",
-    "--global-rate-test",
-    "0",
-    "--global-rate-live",
-    "0",
-)
+STRIPE_NO_RATE_LIMIT = ("--endpoint-rate=0", "--global-rate-test=0", "--global-rate-live=0")
 WARMUP_TOPIC = "bench-warmup"
 WARMUP_CALLS = 60
 INGEST_TOPIC = "bench-ingest"
@@ -120,22 +113,19 @@ class BenchEnv:
         ]
 
     def function(self, name: str, topic: str | None = None) -> FunctionProcess:
-        """A function process of our own wired to this stack, on a free port (not started):
-        ingest and the Linq intake as in the stack but publishing to `topic` (by default one
-        without subscribers); the synchronous handler checks webhooks like ingest and recovers
-        like recover."""
+        """A function process of our own wired to this stack, on a free port (not started): the
+        bare function with no settings; ingest and the Linq intake as in the stack but publishing
+        to `topic` (by default one without subscribers); the synchronous handler checks webhooks
+        like ingest and recovers like recover."""
         env = base_env()
-        if name in ("recover", "sync"):
-            env.update(self.stack.function_env("recover"))
+        if name != "bare":
+            env.update(self.stack.function_env("recover" if name == "sync" else name))
         if name == "sync":
             env["STRIPE_WEBHOOK_SECRET"] = SANDBOX_WEBHOOK_SECRET
         if name == "ingest":
-            env.update(self.stack.function_env("ingest"), PUBSUB_TOPIC=topic or INGEST_TOPIC)
+            env["PUBSUB_TOPIC"] = topic or INGEST_TOPIC
         if name == "linq-intake":
-            env.update(
-                self.stack.function_env("linq-intake"),
-                LINQ_EVENTS_TOPIC=topic or LINQ_INTAKE_TOPIC,
-            )
+            env["LINQ_EVENTS_TOPIC"] = topic or LINQ_INTAKE_TOPIC
         port = free_port()
         log = self.workdir / f"{name}-{port}.log"
         process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)

@@ -94,19 +94,16 @@ def linq_delivered(case: Case) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     sent = _iso(now - dt.timedelta(seconds=2))
 
-    def handle(number: str, is_me: bool) -> dict[str, Any]:
-        return {
-            "id": str(uuid.uuid4()),
-            "handle": number,
-            "joined_at": sent,
-            "service": "iMessage",
-            "is_me": is_me,
-            "left_at": None,
-            "line_type": "iMessage" if is_me else None,
-            "status": "active",
-        }
-
-    own = handle(SENDER, True)
+    own = {
+        "id": str(uuid.uuid4()),
+        "handle": SENDER,
+        "joined_at": sent,
+        "service": "iMessage",
+        "is_me": True,
+        "left_at": None,
+        "line_type": "iMessage",
+        "status": "active",
+    }
     text = f"Hi {case.customer.get('name') or 'there'}, your card was declined."
     data = {
         "id": str(uuid.uuid4()),

@@ -67,19 +67,16 @@ class Measured:
     control_published: int = 1
 
 
-def _webhooks(count: int) -> list[Prepared]:
-    """Signed invoice.payment_failed webhooks (the ingest function never reads Stripe)."""
-    return fixtures.signed_posts(case.event for case in fixtures.cases(count))
-
-
 def _requests(name: str, count: int) -> list[Prepared]:
-    """What each function is sent: Stripe's failed payments (the bare function gets the same),
-    first-try invoice.paid webhooks, or Linq deliveries signed just now."""
+    """What each function is sent: Stripe's failed payments (the bare function gets the same; the
+    ingest function never reads Stripe), first-try invoice.paid webhooks, or Linq deliveries
+    signed just now."""
+    batch = fixtures.cases(count)
     if name == "paid":
-        return fixtures.signed_posts(fixtures.first_try_paid(c) for c in fixtures.cases(count))
+        return fixtures.signed_posts(map(fixtures.first_try_paid, batch))
     if name == "linq":
-        return fixtures.linq_signed_posts(fixtures.linq_delivered(c) for c in fixtures.cases(count))
-    return _webhooks(count)
+        return fixtures.linq_signed_posts(map(fixtures.linq_delivered, batch))
+    return fixtures.signed_posts(case.event for case in batch)
 
 
 def _drain(emulator: PubSubEmulator, subscription: str) -> int:
@@ -92,8 +89,7 @@ def _drain(emulator: PubSubEmulator, subscription: str) -> int:
 
 def _control(emulator: PubSubEmulator, url: str) -> int:
     """Post one failed payment to the first-try process and count what reaches its topic."""
-    [post] = _webhooks(1)
-    timings = sequential(url, [post])
+    timings = sequential(url, _requests("ingest", 1))
     assert timings.ok == 1, f"control answered {timings.statuses}"
     deadline = time.monotonic() + CONTROL_WAIT_S
     seen = 0
@@ -150,14 +146,8 @@ def measure(env: BenchEnv, quick: bool) -> Measured:
         processes[name].stop()
     sync.stop()
     emulator.delete_subscription(PAID_SUBSCRIPTION)
-    return Measured(
-        n,
-        {k: summary_ms(v) for k, v in latency.items()},
-        throughput,
-        paid_posted,
-        paid_published,
-        control_published,
-    )
+    summary = {name: summary_ms(durations) for name, durations in latency.items()}
+    return Measured(n, summary, throughput, paid_posted, paid_published, control_published)
 
 
 def run(env: BenchEnv, quick: bool = False) -> Result:
@@ -197,7 +187,7 @@ def render(measured: Measured, latency_ms: float) -> Result:
         ),
         Row(
             f"requests/s, {CLIENTS} clients",
-            fmt(throughput["ingest"].per_second, 0),
+            fmt(rate["ingest"], 0),
             f"bare {fmt(rate['bare'], 0)}; sync {fmt(rate['sync'], 1)}",
             f"{fmt(ratio(rate['ingest'], rate['bare']), 2)}× bare; "
             f"{fmt(ratio(rate['ingest'], rate['sync']), 0)}× sync",

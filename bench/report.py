@@ -37,7 +37,6 @@ class Result:
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
 
 
 def verdict(ok: bool) -> str:

@@ -9,6 +9,7 @@ runs it, writing its CSV files and chart too (`--out`, the heavier path: matplot
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import random
 import subprocess
@@ -33,7 +34,8 @@ TARGET_MIB = 200
 DATABASE = "dunning"
 COMMIT_WRITES = 500
 HEAP = "-Xmx1g"
-CURRENCIES = (("usd", 0.7, 2500), ("eur", 0.2, 1900), ("gbp", 0.07, 1500), ("jpy", 0.03, 3000))
+# Currency -> (its share of the invoices, a typical amount in its minor unit).
+CURRENCIES = {"usd": (0.7, 2500), "eur": (0.2, 1900), "gbp": (0.07, 1500), "jpy": (0.03, 3000)}
 SKIPS = ("skipped:no_phone", "skipped:unreachable", "skipped:opted_out", "skipped:not_open")
 
 Fields = dict[str, Any]
@@ -100,12 +102,8 @@ def synthetic_ledger(
 
 
 def _currency(rng: random.Random) -> tuple[str, int]:
-    pick, total = rng.random(), 0.0
-    for code, share, typical in CURRENCIES:
-        total += share
-        if pick < total:
-            return code, int(typical * rng.uniform(0.5, 4))
-    return CURRENCIES[0][0], CURRENCIES[0][2]
+    [code] = rng.choices(list(CURRENCIES), [share for share, _ in CURRENCIES.values()])
+    return code, int(CURRENCIES[code][1] * rng.uniform(0.5, 4))
 
 
 class LedgerEmulator(FirestoreEmulator):
@@ -123,23 +121,17 @@ def write_ledger(
     database_path = f"projects/{project}/databases/{database}"
     http = requests.Session()
     http.headers["Authorization"] = "Bearer owner"
-    written = 0
+    url = f"{emulator_url}/v1/{database_path}/documents:commit"
 
-    def commit(writes: list[Fields]) -> None:
-        url = f"{emulator_url}/v1/{database_path}/documents:commit"
-        http.post(url, json={"writes": writes}, timeout=60).raise_for_status()
-
-    writes: list[Fields] = []
-    for key, fields in entries:
+    def write(key: str, fields: Fields) -> Fields:
         name = f"{database_path}/documents/{COLLECTION}/{key}"
-        encoded = {field: _encode(value) for field, value in fields.items()}
-        writes.append({"update": {"name": name, "fields": encoded}})
-        if len(writes) == COMMIT_WRITES:
-            commit(writes)
-            written, writes = written + len(writes), []
-    if writes:
-        commit(writes)
-    return written + len(writes)
+        return {"update": {"name": name, "fields": {k: _encode(v) for k, v in fields.items()}}}
+
+    remaining, written = iter(entries), 0
+    while writes := [write(*entry) for entry in itertools.islice(remaining, COMMIT_WRITES)]:
+        http.post(url, json={"writes": writes}, timeout=60).raise_for_status()
+        written += len(writes)
+    return written
 
 
 # Runs tools.report as `python -m tools.report` would, and as it exits writes its own VmHWM (the
