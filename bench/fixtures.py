@@ -12,7 +12,7 @@ from typing import Any
 
 from cloudevents.conversion import to_binary
 
-from bench.baselines.sync_main import pubsub_event
+from bench.baselines.sync_main import payment_event
 from bench.load import Prepared
 from shared.core.event import from_stripe_event
 from standins import builders
@@ -153,5 +153,5 @@ def cloud_event(event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
     """A binary-mode Pub/Sub CloudEvent carrying what the ingest function would publish."""
     payment = from_stripe_event(event)
     assert payment is not None
-    headers, body = to_binary(pubsub_event(payment, DEFAULT_PROJECT))
+    headers, body = to_binary(payment_event(payment, DEFAULT_PROJECT))
     return body, headers

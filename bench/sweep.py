@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -13,9 +12,9 @@ from zoneinfo import ZoneInfo
 
 import requests
 from cloudevents.conversion import to_binary
-from cloudevents.http import CloudEvent
 
 from bench import burst, cost, fixtures
+from bench.baselines.sync_main import pubsub_event
 from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
 from bench.procs import cpu_seconds, with_children
@@ -124,23 +123,7 @@ class Measured:
 def _tick() -> tuple[bytes, dict[str, str]]:
     """A Cloud Scheduler tick as the push from the sweep topic delivers it: a binary-mode
     CloudEvent whose message is `{}` (the function reads nothing from it)."""
-    message_id = str(uuid.uuid4().int % 10**16)
-    attributes = {
-        "id": message_id,
-        "source": f"//pubsub.googleapis.com/projects/{DEFAULT_PROJECT}/topics/{SWEEP_TOPIC}",
-        "type": "google.cloud.pubsub.topic.v1.messagePublished",
-        "specversion": "1.0",
-        "datacontenttype": "application/json",
-    }
-    message = {
-        "data": base64.b64encode(b"{}").decode(),
-        "messageId": message_id,
-        "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-    }
-    subscription = f"projects/{DEFAULT_PROJECT}/subscriptions/{SWEEP_TOPIC}-push"
-    headers, body = to_binary(
-        CloudEvent(attributes, {"message": message, "subscription": subscription})
-    )
+    headers, body = to_binary(pubsub_event(DEFAULT_PROJECT, SWEEP_TOPIC, b"{}"))
     return body, headers
 
 

@@ -13,6 +13,7 @@ import importlib
 import os
 import traceback
 import uuid
+from datetime import UTC, datetime
 from types import ModuleType
 
 import flask
@@ -39,26 +40,31 @@ def _recover() -> ModuleType:
     return importlib.import_module("recover_fn.main")
 
 
-def pubsub_event(payment: FailedPayment, project: str) -> CloudEvent:
-    """The CloudEvent a push of what the ingest function publishes about `payment` arrives as."""
+def pubsub_event(
+    project: str, topic: str, data: bytes, attributes: dict[str, str] | None = None
+) -> CloudEvent:
+    """The CloudEvent in which a push subscription delivers a message published to `topic`."""
     message_id = str(uuid.uuid4().int % 10**16)
-    topic = f"projects/{project}/topics/stripe-payment-failed"
-    attributes = {
+    source = {
         "id": message_id,
-        "source": f"//pubsub.googleapis.com/{topic}",
+        "source": f"//pubsub.googleapis.com/projects/{project}/topics/{topic}",
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
         "specversion": "1.0",
         "datacontenttype": "application/json",
     }
     message = {
-        "data": base64.b64encode(payment.to_json()).decode(),
-        "attributes": payment.attributes(),
+        "data": base64.b64encode(data).decode(),
+        "attributes": attributes or {},
         "messageId": message_id,
-        "publishTime": "2026-11-25T00:00:00.000Z",
+        "publishTime": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
     }
-    return CloudEvent(
-        attributes, {"message": message, "subscription": f"projects/{project}/subscriptions/bench"}
-    )
+    subscription = f"projects/{project}/subscriptions/{topic}-push"
+    return CloudEvent(source, {"message": message, "subscription": subscription})
+
+
+def payment_event(payment: FailedPayment, project: str) -> CloudEvent:
+    """What the ingest function publishes about `payment`, as its push arrives."""
+    return pubsub_event(project, "stripe-payment-failed", payment.to_json(), payment.attributes())
 
 
 @functions_framework.http
@@ -72,7 +78,7 @@ def sync_webhook(request: flask.Request) -> tuple[str, int]:
     if payment is None:
         return "ignored", 200
     try:
-        _recover().recover_payment(pubsub_event(payment, os.environ["GOOGLE_CLOUD_PROJECT"]))
+        _recover().recover_payment(payment_event(payment, os.environ["GOOGLE_CLOUD_PROJECT"]))
     except Exception:
         # What the recover function raises is what Pub/Sub would retry: tell Stripe to retry.
         traceback.print_exc()
