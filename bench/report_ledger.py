@@ -32,6 +32,7 @@ NAME = "report_ledger"
 ENTRIES, QUICK_ENTRIES = 100_000, 5_000
 TARGET_MIB = 200
 DATABASE = "dunning"
+# Firestore takes at most 500 writes in one commit.
 COMMIT_WRITES = 500
 HEAP = "-Xmx1g"
 # Currency -> (its share of the invoices, a typical amount in its minor unit).
@@ -115,17 +116,26 @@ class LedgerEmulator(FirestoreEmulator):
 
 
 def write_ledger(
-    emulator_url: str, project: str, database: str, entries: Iterable[tuple[str, Fields]]
+    emulator_url: str,
+    project: str,
+    database: str,
+    entries: Iterable[tuple[str, Fields]],
+    only: Iterable[str] | None = None,
 ) -> int:
-    """Write `entries` into the emulator's ledger, 500 to a `:commit`; returns how many."""
+    """Write `entries` (key, fields) into the emulator's ledger, 500 to a `:commit`, as its
+    administrator; returns how many. `only`: change just these fields of entries that exist."""
     database_path = f"projects/{project}/databases/{database}"
     http = requests.Session()
     http.headers["Authorization"] = "Bearer owner"
     url = f"{emulator_url}/v1/{database_path}/documents:commit"
+    masked: Fields = {}
+    if only is not None:
+        masked = {"updateMask": {"fieldPaths": list(only)}, "currentDocument": {"exists": True}}
 
     def write(key: str, fields: Fields) -> Fields:
         name = f"{database_path}/documents/{COLLECTION}/{key}"
-        return {"update": {"name": name, "fields": {k: _encode(v) for k, v in fields.items()}}}
+        encoded = {k: _encode(v) for k, v in fields.items()}
+        return {"update": {"name": name, "fields": encoded}, **masked}
 
     remaining, written = iter(entries), 0
     while writes := [write(*entry) for entry in itertools.islice(remaining, COMMIT_WRITES)]:

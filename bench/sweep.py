@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from bench.load import concurrent
 from bench.procs import cpu_seconds, with_children
 from bench.pusher import Pusher
 from bench.report import Result, Row, markdown_table, section, verdict
+from bench.report_ledger import write_ledger
 from bench.stats import fmt, median, percentile, ratio
 from shared.adapters import ledger as ledger_module
 from shared.workflow.recovery import payment_key
@@ -39,8 +41,6 @@ SLOTS = 4
 # counted in no target) few.
 NIGHT_SLOTS = 2
 PUBLISH_TARGET_S = 30.0
-# Firestore takes at most 500 writes in one commit.
-COMMIT_LIMIT = 500
 # The fixtures' numbers are +1 415: the recipients' quiet hours are Los Angeles's.
 RECIPIENTS_ZONE = ZoneInfo("America/Los_Angeles")
 NOT_DUE_LABEL = "not due"
@@ -180,23 +180,14 @@ def _cold_tick(stack: LocalStack, workdir: Path) -> float:
 
 # --- the ledger, written straight into the emulator as its administrator ----------------------
 
-DOCUMENTS = f"projects/{DEFAULT_PROJECT}/databases/{DEFAULT_FIRESTORE_DATABASE}/documents"
 
-
-def _commit(stack: LocalStack, writes: list[dict[str, Any]]) -> None:
-    url = f"http://{stack.firestore.host}/v1/{DOCUMENTS}:commit"
-    with requests.Session() as session:
-        session.headers["Authorization"] = "Bearer owner"
-        for start in range(0, len(writes), COMMIT_LIMIT):
-            chunk = writes[start : start + COMMIT_LIMIT]
-            session.post(url, json={"writes": chunk}, timeout=120).raise_for_status()
-
-
-def _update(key: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """A write of `fields` into the ledger entry `key`."""
-    name = f"{DOCUMENTS}/{ledger_module.COLLECTION}/{key}"
-    encoded = {path: ledger_module._encode(value) for path, value in fields.items()}
-    return {"update": {"name": name, "fields": encoded}}
+def _write(
+    stack: LocalStack,
+    entries: Iterable[tuple[str, dict[str, Any]]],
+    only: list[str] | None = None,
+) -> None:
+    url = f"http://{stack.firestore.host}"
+    write_ledger(url, DEFAULT_PROJECT, DEFAULT_FIRESTORE_DATABASE, entries, only)
 
 
 def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
@@ -231,15 +222,14 @@ def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
 
 def _write_not_due(stack: LocalStack, count: int) -> None:
     now = datetime.now(UTC)
-    entries = [_not_due_entry(index, now) for index in range(count)]
-    _commit(stack, [_update(payment_key(entry["invoice_id"], 1), entry) for entry in entries])
+    entries = (_not_due_entry(index, now) for index in range(count))
+    _write(stack, ((payment_key(entry["invoice_id"], 1), entry) for entry in entries))
 
 
 def _make_due(stack: LocalStack, keys: list[str]) -> None:
     """The recipients' morning: each entry's `due_at` moved into the past, nothing else."""
     due_at = {"due_at": datetime.now(UTC) - timedelta(minutes=1)}
-    masked = {"updateMask": {"fieldPaths": ["due_at"]}, "currentDocument": {"exists": True}}
-    _commit(stack, [_update(key, due_at) | masked for key in keys])
+    _write(stack, ((key, due_at) for key in keys), only=["due_at"])
 
 
 # --- the night and the morning ---------------------------------------------------------------
