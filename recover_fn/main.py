@@ -234,7 +234,8 @@ def linq_event(cloud_event: CloudEvent) -> None:
         event = json.loads(base64.b64decode(message.get("data") or "", validate=True))
         if not webhook_id or not isinstance(event, dict):
             raise MalformedMessageError("no webhook_id, or data is not a JSON object")
-    except (MalformedMessageError, ValueError, TypeError) as exc:
+    # RecursionError: data nested past the parser's limit is as unreadable as bad JSON.
+    except (MalformedMessageError, ValueError, TypeError, RecursionError) as exc:
         log(
             ERROR,
             f"malformed Linq event dropped: {type(exc).__name__}",

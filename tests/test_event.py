@@ -96,6 +96,9 @@ def test_round_trip_through_pubsub():
         ({"message": {"data": "***not base64***"}}, "not base64"),
         (pubsub_data(b"not json"), "not JSON"),
         (pubsub_data(b"[1, 2]"), "not a JSON object"),
+        # Nested past the parser's recursion limit: malformed too, never a RecursionError that
+        # Pub/Sub would redeliver until it dead-letters.
+        (pubsub_data(b"[" * 100_000 + b"]" * 100_000), "not JSON"),
         (pubsub_data(json.dumps({"event_id": "evt_1"}).encode()), "no invoice_id"),
         (pubsub_data(json.dumps({"invoice_id": "in_1"}).encode()), "no event_id"),
     ],

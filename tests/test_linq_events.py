@@ -493,3 +493,30 @@ def test_the_instance_that_hears_a_worse_line_reads_the_line_list_again(
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     recover(2)
     assert reads() == before + (1 if forgotten else 0)
+
+
+def test_a_deeply_nested_queued_event_is_logged_and_acknowledged(capsys):
+    # The subscriber reads what the intake queued; a message it cannot parse (here, nested past
+    # the parser's recursion limit) is dropped with one line, never raised for a redelivery.
+    from pathlib import Path
+
+    import functions_framework
+
+    source = Path(__file__).resolve().parents[1] / "recover_fn" / "main.py"
+    subscriber = functions_framework.create_app("linq_event", str(source), "cloudevent")
+    data = base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    capsys.readouterr()
+    answer = subscriber.test_client().post(
+        "/",
+        headers={
+            "ce-id": "m1",
+            "ce-specversion": "1.0",
+            "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+            "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/linq",
+        },
+        json={"message": {"data": data, "attributes": {"webhook_id": "msg_1"}}},
+    )
+    assert answer.status_code == 200
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert line["severity"] == "ERROR"
+    assert line["message"].startswith("malformed Linq event dropped")

@@ -180,7 +180,8 @@ def from_pubsub(data: Mapping[str, Any] | None) -> Message:
         raise MalformedMessageError("not a Pub/Sub message: no message.data")
     try:
         payload = json.loads(base64.b64decode(message["data"], validate=True))
-    except (binascii.Error, TypeError, ValueError) as exc:
+    # RecursionError: nested past the parser's limit, unreadable like any other bad JSON.
+    except (binascii.Error, TypeError, ValueError, RecursionError) as exc:
         reason = "not base64" if isinstance(exc, binascii.Error) else "not JSON"
         raise MalformedMessageError(f"message data is {reason}") from None
     if not isinstance(payload, Mapping):
