@@ -1,7 +1,11 @@
 """Phone numbers as customers type them, normalised to E.164 or refused."""
 
-import pytest
+import json
 
+import pytest
+import requests
+
+from shared.adapters import linq
 from shared.core.log import log, mask_phone
 from shared.core.phone import to_e164
 
@@ -50,3 +54,18 @@ def test_log_lines_mask_numbers_inside_vendor_messages(capsys):
     assert "+4*******3456 failed" in line
     assert "4155550106" not in line
     assert "7911123456" not in line
+
+
+def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
+    # Linq documents `error.message` as a string; an answer that is an object instead must not
+    # carry the recipient's number whole into the error's detail or the log line.
+    answer = requests.Response()
+    answer.status_code = 400
+    answer._content = json.dumps(
+        {"error": {"code": 1001, "message": {"to": ["+14155550106 is not reachable"]}}}
+    ).encode()
+    error = linq._error("/chats", answer)
+    log("ERROR", f"failed: {error.reason}", **error.detail)
+    line = capsys.readouterr().out
+    assert "4155550106" not in line + repr(error.detail) + str(error)
+    assert json.loads(line)["linq_message"] == {"to": ["+1******0106 is not reachable"]}

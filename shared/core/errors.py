@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.core.log import redact
+from shared.core.log import redact, redact_value
 
 
 class DunningError(Exception):
@@ -38,9 +38,7 @@ class RecoveryError(DunningError):
         reason = redact(reason)
         super().__init__(reason)
         self.reason = reason
-        self.detail = {
-            k: redact(v) if isinstance(v, str) else v for k, v in detail.items() if v is not None
-        }
+        self.detail = {k: redact_value(v) for k, v in detail.items() if v is not None}
 
 
 class RetryableError(RecoveryError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 # Cloud Logging lifts `severity` and `message` out of a JSON line; every other key stays queryable
@@ -27,11 +28,7 @@ _BEARER = re.compile(r"\b([Bb]earer\s+)\S+")
 def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any) -> None:
     """Write one JSON line; fields that are None are left out, phone numbers are masked."""
     entry: dict[str, Any] = {"severity": severity, "message": redact(message)}
-    entry.update(
-        (key, redact(value) if isinstance(value, str) else value)
-        for key, value in fields.items()
-        if value is not None
-    )
+    entry.update((key, redact_value(value)) for key, value in fields.items() if value is not None)
     out = stream if stream is not None else sys.stdout
     out.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
     out.flush()
@@ -44,6 +41,18 @@ def redact(text: str) -> str:
     text = _EMAIL.sub(lambda match: "***@" + match.group(1), text)
     text = _SECRET.sub(lambda match: match.group(1) + "****" + match.group()[-4:], text)
     return _BEARER.sub(lambda match: match.group(1) + "****", text)
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with `redact` applied to every string in it, inside lists and objects too: a
+    vendor's answer is not always the shape its documentation gives."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {key: redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [redact_value(item) for item in value]
+    return value
 
 
 def mask_phone(number: str | None) -> str | None:
