@@ -230,7 +230,8 @@ def linq_event(cloud_event: CloudEvent) -> None:
     try:
         if not isinstance(message, dict):
             raise MalformedMessageError("not a Pub/Sub message")
-        webhook_id = (message.get("attributes") or {}).get("webhook_id")
+        attributes = message.get("attributes")
+        webhook_id = attributes.get("webhook_id") if isinstance(attributes, dict) else None
         event = json.loads(base64.b64decode(message.get("data") or "", validate=True))
         if not webhook_id or not isinstance(event, dict):
             raise MalformedMessageError("no webhook_id, or data is not a JSON object")

@@ -495,16 +495,28 @@ def test_the_instance_that_hears_a_worse_line_reads_the_line_list_again(
     assert reads() == before + (1 if forgotten else 0)
 
 
-def test_a_deeply_nested_queued_event_is_logged_and_acknowledged(capsys):
-    # The subscriber reads what the intake queued; a message it cannot parse (here, nested past
-    # the parser's recursion limit) is dropped with one line, never raised for a redelivery.
+@pytest.mark.parametrize(
+    "message",
+    [
+        # Nested past the parser's recursion limit.
+        {
+            "data": base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode(),
+            "attributes": {"webhook_id": "msg_1"},
+        },
+        # Attributes that are not an object.
+        {"data": base64.b64encode(b"{}").decode(), "attributes": ["webhook_id"]},
+    ],
+    ids=["deeply nested", "attributes not an object"],
+)
+def test_an_unreadable_queued_event_is_logged_and_acknowledged(capsys, message):
+    # The subscriber reads what the intake queued; a message it cannot read is dropped with one
+    # line, never raised for a redelivery that would fail the same way.
     from pathlib import Path
 
     import functions_framework
 
     source = Path(__file__).resolve().parents[1] / "recover_fn" / "main.py"
     subscriber = functions_framework.create_app("linq_event", str(source), "cloudevent")
-    data = base64.b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
     capsys.readouterr()
     answer = subscriber.test_client().post(
         "/",
@@ -514,7 +526,7 @@ def test_a_deeply_nested_queued_event_is_logged_and_acknowledged(capsys):
             "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
             "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/linq",
         },
-        json={"message": {"data": data, "attributes": {"webhook_id": "msg_1"}}},
+        json={"message": message},
     )
     assert answer.status_code == 200
     [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
