@@ -7,6 +7,9 @@ import requests
 from shared.core.log import WARNING, log, redact
 
 TIMEOUT = (2.0, 3.0)
+# Slack reads these as markup (`<!channel>` notifies everyone, `<url|label>` is a link under any
+# label); a note quotes customer text, so they go as the entities Slack's formatting asks for.
+_MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
 class SlackNotifier:
@@ -20,7 +23,9 @@ class SlackNotifier:
         if self._url is None:
             return
         try:
-            response = self._session.post(self._url, json={"text": redact(text)}, timeout=TIMEOUT)
+            response = self._session.post(
+                self._url, json={"text": redact(text).translate(_MARKUP)}, timeout=TIMEOUT
+            )
         except requests.RequestException as exc:
             log(WARNING, "slack note not delivered", error=type(exc).__name__)
             return
