@@ -1,5 +1,6 @@
 """Phone numbers as customers type them, normalised to E.164 or refused."""
 
+import io
 import json
 
 import pytest
@@ -69,3 +70,12 @@ def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     line = capsys.readouterr().out
     assert "4155550106" not in line + repr(error.detail) + str(error)
     assert json.loads(line)["linq_message"] == {"to": ["+1******0106 is not reachable"]}
+
+
+def test_a_lone_surrogate_in_a_field_still_gives_one_json_line():
+    # JSON may escape half an emoji ("\ud83d"), which no UTF-8 stream can write: the line is
+    # written anyway (escaped), never an exception that fails the run after its work is done.
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    log("WARNING", "delivery failed", stream=stream, reason="cut \ud83d here")
+    stream.seek(0)
+    assert json.loads(stream.read())["reason"] == "cut \ud83d here"

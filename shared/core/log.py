@@ -30,7 +30,10 @@ def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any
     entry: dict[str, Any] = {"severity": severity, "message": redact(message)}
     entry.update((key, redact_value(value)) for key, value in fields.items() if value is not None)
     out = stream if stream is not None else sys.stdout
-    out.write(json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+    line = json.dumps(entry, ensure_ascii=False, default=str)
+    # A lone surrogate (half an emoji, from a JSON escape) cannot be written as UTF-8: it goes as
+    # its JSON escape, so the line is still written, and still JSON.
+    out.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
     out.flush()
 
 
