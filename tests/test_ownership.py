@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from shared.adapters import ledger as ledger_module
+from shared.adapters.linq import LinqClient
 from shared.core.errors import RetryableError
 from standins import builders
-from tests.harness import SENDER, log_lines, results
+from tests.harness import SENDER, entry, log_lines, results
 
 PHONE = "+14155550100"
 
@@ -230,4 +231,36 @@ def test_ledger_failing_at_the_last_write_ends_with_one_text_and_one_link(
     assert status == 500  # the dead run's lease still holds: retried, not acknowledged
     time.sleep(2.2)
     assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+# --- other writers of the owner's entry ----------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["text", "link"])
+def test_a_delivery_heard_while_the_owner_sends_does_not_lose_the_outcome(
+    pipeline, linq_api, monkeypatch, part
+):
+    # Linq reports a delivery within moments, with the idempotency key, so the Linq subscriber
+    # writes `{part}_delivery` on the entry while its owner is still sending. That write is not a
+    # takeover: the owner must still record the chat and its outcome, and log its result line.
+    invoice = pipeline.customer_with_invoice()
+    key = f"{invoice['id']}-1"
+    method = "create_chat" if part == "text" else "send_link"
+    real = getattr(LinqClient, method)
+
+    def sent_then_heard(self: LinqClient, *args: Any) -> Any:
+        answer = real(self, *args)
+        # What linq_event does with `message.delivered` for this part (built here: the
+        # emulator's address is in the environment once the function serves).
+        listener = ledger_module.Ledger(pipeline.emulator.project, "dunning")
+        assert listener.record_delivery(key, part, True, None, None)
+        return answer
+
+    monkeypatch.setattr(LinqClient, method, sent_then_heard)
+    result = pipeline.result(invoice)
+    assert result["action"] == "sent"
+    fields = entry(pipeline, invoice)
+    assert (fields["state"], fields[f"{part}_delivery"]["status"]) == ("done", "delivered")
+    assert fields["chat_id"] == result["chat_id"]
     assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
