@@ -293,6 +293,13 @@ def test_a_recorded_plan_is_not_deferred():
     assert decide(facts(now=NIGHT, entry=entry), Rules()) == Send(entry.plan, "chat_1")
 
 
+def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_morning():
+    # Decided by day, the text failed, the retry comes at night: nothing is sent at night.
+    decision = decide(facts(now=NIGHT, entry=Entry(plan=replace(PLAN, line="+1"))), Rules())
+    assert isinstance(decision, Defer)
+    assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+
+
 # --- holdout ---------------------------------------------------------------------------------
 
 
