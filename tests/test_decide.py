@@ -236,6 +236,15 @@ def test_a_newer_attempt_does_not_stop_a_resumed_link():
     )
 
 
+def test_a_recorded_plan_whose_text_did_not_go_out_is_superseded_by_a_newer_attempt():
+    # The newer attempt has its own event and its own text: the older one's is not sent too.
+    entry = Entry(plan=replace(PLAN, line="+1"))
+    assert outcome(decide(facts(job=job(attempt_count=1), entry=entry), Rules())) == (
+        "skipped:superseded",
+        "attempt 1 is superseded: the invoice is at attempt 2",
+    )
+
+
 def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
     assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
 

@@ -264,3 +264,21 @@ def test_a_delivery_heard_while_the_owner_sends_does_not_lose_the_outcome(
     assert (fields["state"], fields[f"{part}_delivery"]["status"]) == ("done", "delivered")
     assert fields["chat_id"] == result["chat_id"]
     assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+def test_an_untexted_plan_replayed_after_the_invoice_failed_again_is_superseded(pipeline, linq_api):
+    # Attempt 1's plan is recorded but Linq never takes its text, and its message ends in the
+    # dead-letter topic. Stripe fails the invoice again: attempt 2 is texted. Replaying attempt
+    # 1's dead letter afterwards must not text the customer a second time.
+    invoice = pipeline.customer_with_invoice(attempt_count=1)
+    first = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(first, "m-1").status_code == 500
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
+    replayed = pipeline.result(invoice, message_id="m-1", event_id=first.event_id)
+    assert (replayed["action"], replayed["attempt"]) == ("skipped:superseded", 1)
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-2-text",
+        f"{invoice['id']}-2-link",
+    ]

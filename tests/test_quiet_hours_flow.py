@@ -308,3 +308,28 @@ def test_a_text_decided_by_day_and_retried_after_nightfall_waits_for_the_morning
     lines = push_all(pipeline, released(pipeline))
     assert [line["action"] for line in lines if "action" in line] == ["sent"]
     assert [m["parts"][0]["type"] for m in linq_api.messages()] == ["text", "link"]
+
+
+def test_a_deferred_plan_beside_a_newer_attempt_deferred_overnight_is_superseded(
+    pipeline, linq_api
+):
+    # Attempt 1's plan is held for the night (its text failed by day); Stripe fails the invoice
+    # again overnight. In the morning the newer attempt is texted, the recorded plan is not.
+    invoice = pipeline.customer_with_invoice(attempt_count=1)
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    pipeline.configure(QUIET_HOURS=night_around_now())
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "deferred:quiet_hours"
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "deferred:quiet_hours"
+    morning(pipeline, (invoice, 1), (invoice, 2))
+    pipeline.sweep()
+    lines = push_all(pipeline, released(pipeline))
+    actions = sorted((line["attempt"], line["action"]) for line in lines if "action" in line)
+    assert actions == [(1, "skipped:superseded"), (2, "sent")]
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-2-text",
+        f"{invoice['id']}-2-link",
+    ]
