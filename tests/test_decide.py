@@ -236,6 +236,15 @@ def test_a_newer_attempt_does_not_stop_a_resumed_link():
     )
 
 
+def test_a_recorded_plan_whose_text_did_not_go_out_is_superseded_by_a_newer_attempt():
+    # The newer attempt has its own event and its own text: the older one's is not sent too.
+    entry = Entry(plan=replace(PLAN, line="+1"))
+    assert outcome(decide(facts(job=job(attempt_count=1), entry=entry), Rules())) == (
+        "skipped:superseded",
+        "attempt 1 is superseded: the invoice is at attempt 2",
+    )
+
+
 def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
     assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
 
@@ -291,6 +300,13 @@ def test_a_recorded_plan_is_not_deferred():
     # A payment whose text went out is finished at once, whatever the hour: the link follows it.
     entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     assert decide(facts(now=NIGHT, entry=entry), Rules()) == Send(entry.plan, "chat_1")
+
+
+def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_morning():
+    # Decided by day, the text failed, the retry comes at night: nothing is sent at night.
+    decision = decide(facts(now=NIGHT, entry=Entry(plan=replace(PLAN, line="+1"))), Rules())
+    assert isinstance(decision, Defer)
+    assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
 
 
 # --- holdout ---------------------------------------------------------------------------------

@@ -180,6 +180,23 @@ def test_a_release_after_the_outcome_cannot_reopen_the_entry(ledger, firestore, 
     assert record(firestore, key)["state"] == DONE
 
 
+def test_a_payment_or_delivery_written_mid_run_is_no_takeover(ledger, firestore, key):
+    # The paid webhook and Linq's delivery report write the entry while its owner is sending:
+    # the owner's next writes still land, and the other writers' fields stay.
+    lease = claim(ledger, key, 1)
+    assert isinstance(lease, Lease)
+    lease = ledger.record_plan(lease, PLAN)
+    found = ledger._read(key)
+    assert found is not None
+    assert ledger.record_payment(key, found[1], {"paid_event": "evt_paid"})
+    assert ledger.record_delivery(key, "text", True, None, None)
+    lease = ledger.record_text(lease, "chat_1", "msg_text")
+    ledger.finish(lease, sent("chat_1"), "msg_link")
+    stored = record(firestore, key)
+    assert (stored["state"], stored["run"], stored["chat_id"]) == (DONE, "run_1", "chat_1")
+    assert (stored["paid_event"], stored["text_delivery"]["status"]) == ("evt_paid", "delivered")
+
+
 class PausingSession(requests.Session):
     """Holds the first request `when` matches until the test lets it go: a forced interleaving."""
 
@@ -246,6 +263,40 @@ def test_plan_write_overtaken_by_a_takeover_loses_and_the_takeover_keeps_the_ent
             writing.result(10)
     assert isinstance(taken, Lease)
     assert "plan" not in record(firestore, key)
+
+
+class ContendedSession(requests.Session):
+    """Answers the first conditional update with Firestore's 409 ABORTED ("too much contention
+    on these documents"), which commits nothing and asks for a retry."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.headers["Authorization"] = "Bearer owner"
+        self.aborted = 0
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        if not self.aborted and conditional_update(method, url, kwargs.get("json")):
+            self.aborted += 1
+            answer = requests.Response()
+            answer.status_code = 409
+            answer._content = b'{"error": {"code": 409, "status": "ABORTED"}}'
+            return answer
+        return super().request(method, url, **kwargs)
+
+
+def test_contention_on_an_owners_write_is_retried_not_taken_for_a_takeover(
+    firestore, monkeypatch, key
+):
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)
+    session = ContendedSession()
+    contended = Ledger(firestore.project, DATABASE, session=session)
+    lease = claim(contended, key, 1)  # a create: not contended
+    assert isinstance(lease, Lease)
+    lease = contended.record_plan(lease, PLAN)
+    assert session.aborted == 1
+    contended.finish(lease, sent("chat_1"))
+    stored = record(firestore, key)
+    assert (stored["state"], stored["run"], stored["plan"]["line"]) == (DONE, "run_1", PLAN.line)
 
 
 # --- outcomes ------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from shared.adapters import ledger as ledger_module
+from shared.adapters.linq import LinqClient
 from shared.core.errors import RetryableError
 from standins import builders
-from tests.harness import SENDER, log_lines, results
+from tests.harness import SENDER, entry, log_lines, results
 
 PHONE = "+14155550100"
 
@@ -231,3 +232,53 @@ def test_ledger_failing_at_the_last_write_ends_with_one_text_and_one_link(
     time.sleep(2.2)
     assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
     assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+# --- other writers of the owner's entry ----------------------------------------------------
+
+
+@pytest.mark.parametrize("part", ["text", "link"])
+def test_a_delivery_heard_while_the_owner_sends_does_not_lose_the_outcome(
+    pipeline, linq_api, monkeypatch, part
+):
+    # Linq reports a delivery within moments, with the idempotency key, so the Linq subscriber
+    # writes `{part}_delivery` on the entry while its owner is still sending. That write is not a
+    # takeover: the owner must still record the chat and its outcome, and log its result line.
+    invoice = pipeline.customer_with_invoice()
+    key = f"{invoice['id']}-1"
+    method = "create_chat" if part == "text" else "send_link"
+    real = getattr(LinqClient, method)
+
+    def sent_then_heard(self: LinqClient, *args: Any) -> Any:
+        answer = real(self, *args)
+        # What linq_event does with `message.delivered` for this part (built here: the
+        # emulator's address is in the environment once the function serves).
+        listener = ledger_module.Ledger(pipeline.emulator.project, "dunning")
+        assert listener.record_delivery(key, part, True, None, None)
+        return answer
+
+    monkeypatch.setattr(LinqClient, method, sent_then_heard)
+    result = pipeline.result(invoice)
+    assert result["action"] == "sent"
+    fields = entry(pipeline, invoice)
+    assert (fields["state"], fields[f"{part}_delivery"]["status"]) == ("done", "delivered")
+    assert fields["chat_id"] == result["chat_id"]
+    assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
+
+
+def test_an_untexted_plan_replayed_after_the_invoice_failed_again_is_superseded(pipeline, linq_api):
+    # Attempt 1's plan is recorded but Linq never takes its text, and its message ends in the
+    # dead-letter topic. Stripe fails the invoice again: attempt 2 is texted. Replaying attempt
+    # 1's dead letter afterwards must not text the customer a second time.
+    invoice = pipeline.customer_with_invoice(attempt_count=1)
+    first = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(first, "m-1").status_code == 500
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
+    replayed = pipeline.result(invoice, message_id="m-1", event_id=first.event_id)
+    assert (replayed["action"], replayed["attempt"]) == ("skipped:superseded", 1)
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-2-text",
+        f"{invoice['id']}-2-link",
+    ]

@@ -281,3 +281,55 @@ def test_a_sweep_that_dies_halfway_loses_nothing(night, linq_api, monkeypatch):
     sent = sorted(line["invoice_id"] for line in lines if line.get("action") == "sent")
     assert sent == sorted(i["id"] for i in invoices)
     assert len(linq_api.messages()) == 6
+
+
+# --- a plan made by day, carried out after nightfall ------------------------------------------
+
+
+def test_a_text_decided_by_day_and_retried_after_nightfall_waits_for_the_morning(
+    pipeline, linq_api
+):
+    # The plan is recorded by day, then Linq fails the text and Pub/Sub keeps retrying into the
+    # recipient's night: the retry resumes the recorded plan, but sends nothing at night; the
+    # text and the link go out once the morning's release comes. (A link whose text went out
+    # follows it whatever the hour: test_decide.py::test_a_recorded_plan_is_not_deferred.)
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    before = len(linq_api.messages())
+    assert before == 0
+    pipeline.configure(QUIET_HOURS=night_around_now())
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "deferred:quiet_hours"
+    assert len(linq_api.messages()) == before
+    morning(pipeline, (invoice, 1))
+    pipeline.sweep()
+    lines = push_all(pipeline, released(pipeline))
+    assert [line["action"] for line in lines if "action" in line] == ["sent"]
+    assert [m["parts"][0]["type"] for m in linq_api.messages()] == ["text", "link"]
+
+
+def test_a_deferred_plan_beside_a_newer_attempt_deferred_overnight_is_superseded(
+    pipeline, linq_api
+):
+    # Attempt 1's plan is held for the night (its text failed by day); Stripe fails the invoice
+    # again overnight. In the morning the newer attempt is texted, the recorded plan is not.
+    invoice = pipeline.customer_with_invoice(attempt_count=1)
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"^/v3/chats$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    pipeline.configure(QUIET_HOURS=night_around_now())
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "deferred:quiet_hours"
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "deferred:quiet_hours"
+    morning(pipeline, (invoice, 1), (invoice, 2))
+    pipeline.sweep()
+    lines = push_all(pipeline, released(pipeline))
+    actions = sorted((line["attempt"], line["action"]) for line in lines if "action" in line)
+    assert actions == [(1, "skipped:superseded"), (2, "sent")]
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-2-text",
+        f"{invoice['id']}-2-link",
+    ]

@@ -65,6 +65,8 @@ class Lease:
     entry: Entry
     # The event of the run this lease took over from, when it was not a fresh claim.
     took_over_from: str | None = None
+    # The run token written with the lease: a takeover replaces it, nothing else does.
+    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -217,8 +219,24 @@ class Ledger:
         return str(answer.json()["writeResults"][0]["updateTime"])
 
     def _update(self, lease: Lease, values: dict[str, Any]) -> Lease:
-        version = self._commit(lease.key, values, {"updateTime": lease.version})
-        return replace(lease, version=version)
+        """Write as the owner. The version moves under the owner without a takeover too: Linq's
+        delivery report (`record_delivery`) or a payment (`record_payment`) lands on the entry
+        while the run is still sending. Only a change of `run` (a takeover) or of `state` ends
+        ownership; after any other change the write is made again on the version read."""
+        for _ in range(5):
+            try:
+                version = self._commit(lease.key, values, {"updateTime": lease.version})
+            except LeaseLostError:
+                found = self._read(lease.key) if lease.run is not None else None
+                if found is None:
+                    raise
+                fields, version = found
+                if fields.get("run") != lease.run or fields.get("state") != ACTIVE:
+                    raise
+                lease = replace(lease, version=version)
+                continue
+            return replace(lease, version=version)
+        raise RetryableError(f"ledger entry {lease.key} keeps changing; try again later")
 
     def _read(self, key: str, collection: str = COLLECTION) -> tuple[dict[str, Any], str] | None:
         answer = self._call("GET", f"{self._documents}/{collection}/{quote(key, safe='')}")
@@ -266,7 +284,7 @@ class Ledger:
             }
             try:
                 version = self._commit(key, fresh, {"exists": False})
-                return Lease(key, version, Entry())
+                return Lease(key, version, Entry(), run=run)
             except LeaseLostError:
                 pass  # it exists: see who holds it
             found = self._read(key)
@@ -297,7 +315,7 @@ class Ledger:
                 version = self._commit(key, owner, {"updateTime": version})
             except LeaseLostError:
                 continue  # another run took it first: look again
-            return Lease(key, version, _entry(fields), str(fields.get("event_id") or ""))
+            return Lease(key, version, _entry(fields), str(fields.get("event_id") or ""), run)
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
 
     def record_plan(self, lease: Lease, plan: Plan, first_name: str | None = None) -> Lease:

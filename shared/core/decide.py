@@ -10,7 +10,8 @@ to send, a customer, a phone, our own opt-out list, the holdout group, the recip
 hours. Which line it goes
 out from is the shell's choice (it may have to fall over to another line), recorded with the plan
 before the first send. Once a plan is recorded the decision is made: a retry or a takeover only
-checks that the invoice still wants paying, and sends what was planned.
+checks that the invoice still wants paying (and, before the text, that it is not night), and
+sends what was planned.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     if invoice is None:
         raise ValueError("decide needs the invoice once screen() lets the message through")
     if facts.entry.plan is not None:
-        return _resume(invoice, facts.entry, facts.opted_out_at)
+        return _resume(facts, invoice, rules)
     # A thin event names no attempt: the invoice's own count is the one the policy judges.
     if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
         return _not_in_policy(invoice.attempt_count, rules)
@@ -260,14 +261,25 @@ def _closed(invoice: Invoice) -> Outcome | None:
     return None
 
 
-def _resume(invoice: Invoice, entry: Entry, opted_out_at: datetime | None) -> Decision:
+def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
     """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
-    recipient replied STOP since."""
+    recipient replied STOP since. A text not sent yet is also held to the guards of time: it is
+    superseded once the invoice failed again (the newer attempt has its own event and its own
+    text: one text, not two), and it waits for the morning when the retry comes after nightfall
+    (Pub/Sub retries through a Linq outage for hours). A link whose text went out follows it,
+    whatever the attempt and the hour."""
+    entry = facts.entry
     assert entry.plan is not None
     closed = _closed(invoice)
-    if closed is None and opted_out_at is not None:
-        closed = skipped(Action.OPTED_OUT, _replied_stop(opted_out_at))
+    if closed is None and facts.opted_out_at is not None:
+        closed = skipped(Action.OPTED_OUT, _replied_stop(facts.opted_out_at))
     if closed is None:
+        if entry.chat_id is None:
+            if (stale := _superseded(facts.job, invoice)) is not None:
+                return stale
+            night = _night(entry.plan.to, invoice.customer.country, facts.now, rules)
+            if night is not None:
+                return night
         return Send(entry.plan, entry.chat_id)
     if entry.chat_id is None:
         return Finish(closed)
