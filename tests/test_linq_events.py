@@ -357,6 +357,26 @@ def test_a_later_word_lifts_the_stop_and_texts_go_out_again(pipeline, texted, li
     assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
 
 
+@pytest.mark.parametrize(
+    "sender",
+    ["jane@icloud.com", "14155550100", "+1 (415) 555-0100"],
+    ids=["email", "no-plus", "spaced"],
+)
+def test_a_stop_from_another_handle_of_the_texted_person_opts_the_texted_number_out(
+    pipeline, texted, linq_api, sender
+):
+    # An iMessage reply can come from the person's Apple ID email rather than the number we
+    # texted, and a handle need not be written in E.164: the STOP on our chat still counts.
+    invoice, chat_id = texted
+    [line] = acted(pipeline.hear(reply(chat_id, "stop", sender=sender)))
+    assert line["action"] == "opt_out_recorded"
+    before = len(linq_api.requests())
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    result = pipeline.result(invoice, attempt_count=2)
+    assert result["action"] == "skipped:opted_out"
+    assert len(linq_api.requests()) == before
+
+
 def test_an_older_stop_arriving_after_a_newer_word_does_not_opt_out(pipeline, texted):
     _, chat_id = texted
     now = dt.datetime.now(dt.UTC)

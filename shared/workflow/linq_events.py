@@ -122,18 +122,23 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     }
     name = ours.get("first_name") or "the customer"
     who = f"{name} ({ours.get('customer_id')}, invoice {ours.get('invoice_id')})"
+    # The person may answer from another handle than the number we texted (an iMessage reply
+    # from their Apple ID email) or one written otherwise: the chat's texted numbers count too.
+    handles = _handles(fact.sender, entries)
     if is_opt_out(fact.text):
         if latest is None:
             return Said(INFO, "ignored: STOP on a chat the product did not open", where)
         context = {"chat_id": fact.chat_id, **{k: v for k, v in where.items() if k != "chat_id"}}
-        changed = ledger.set_opt_out(fact.sender, True, sent_at, context)
+        changed = any([ledger.set_opt_out(h, True, sent_at, context) for h in handles])
         action = Action.OPT_OUT_RECORDED.value
         note = (
             f"{who} replied STOP: no more texts to {mask_phone(fact.sender)}" if changed else None
         )
         return Said(INFO, "replied STOP", {**where, "action": action, "changed": changed}, note)
     # Any other word from the person lifts the STOP, as Linq does: no START needed.
-    lifted = ledger.set_opt_out(fact.sender, False, sent_at, {"chat_id": fact.chat_id})
+    lifted = any(
+        [ledger.set_opt_out(h, False, sent_at, {"chat_id": fact.chat_id}) for h in handles]
+    )
     if latest is None:
         if lifted:
             return Said(
@@ -149,6 +154,16 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     }
     # The text goes to the team only, never to a log line.
     return Said(INFO, "reply received", fields, f'Reply from {who}: "{quote}"')
+
+
+def _handles(sender: str, entries: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
+    """The sender's handle and the numbers the product texted in the chat (its entries' plans)."""
+    texted = [
+        plan["to"]
+        for _, _, fields in entries
+        if isinstance(plan := fields.get("plan"), Mapping) and isinstance(plan.get("to"), str)
+    ]
+    return list(dict.fromkeys([sender, *texted]))
 
 
 def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
