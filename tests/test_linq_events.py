@@ -169,6 +169,16 @@ def test_anything_else_is_not_an_opt_out(text):
     assert not is_opt_out(text)
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["Stop.", "STOP!!", "stop!", "\uff53\uff54\uff4f\uff50", "STOP\u200b", "\u201cSTOP\u201d"],
+)
+def test_a_stop_word_with_punctuation_full_width_letters_or_invisible_characters_opts_out(text):
+    # The whole message is still the word: a phone keyboard's period, an exclamation, full-width
+    # letters or a zero-width character do not make "stop" mean anything else.
+    assert is_opt_out(text)
+
+
 def test_a_delivery_is_read_by_its_key_and_a_failure_by_its_message_and_chat():
     delivered = {
         "event_type": "message.delivered",

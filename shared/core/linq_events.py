@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +22,24 @@ _WORRYING_REPUTATIONS = frozenset({"AT_RISK", "CRITICAL"})
 
 
 def is_opt_out(text: str) -> bool:
-    """Whether a reply opts the sender out: a keyword as the whole trimmed message, any case."""
-    trimmed = text.strip()
+    """Whether a reply opts the sender out: a keyword as the whole trimmed message, any case.
+
+    Read as the person meant it: full-width letters as plain ones (NFKC), invisible format
+    characters dropped, and punctuation around the word ignored ("Stop.", "STOP!!").
+    """
+    normal = unicodedata.normalize("NFKC", text)
+    visible = "".join(c for c in normal if unicodedata.category(c) != "Cf")
+    trimmed = _strip_punctuation(visible.strip()).strip()
     return trimmed.lower() in _KEYWORDS or _OPT_OUT.fullmatch(trimmed) is not None
+
+
+def _strip_punctuation(text: str) -> str:
+    start, end = 0, len(text)
+    while start < end and unicodedata.category(text[start]).startswith("P"):
+        start += 1
+    while end > start and unicodedata.category(text[end - 1]).startswith("P"):
+        end -= 1
+    return text[start:end]
 
 
 @dataclass(frozen=True)
