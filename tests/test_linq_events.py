@@ -387,6 +387,28 @@ def test_a_stop_from_another_handle_of_the_texted_person_opts_the_texted_number_
     assert len(linq_api.requests()) == before
 
 
+def test_a_stop_heard_before_the_run_recorded_its_chat_still_opts_out(pipeline, texted, linq_api):
+    """The text went out but its run has not recorded the chat yet (it is between the send and
+    the write, or died there and waits for a takeover): a STOP on that chat still counts."""
+    invoice, chat_id = texted
+    url = entry_url(pipeline, invoice, 1)
+
+    def put(fields: dict[str, Any]) -> None:
+        body = {"fields": {k: ledger_module._encode(v) for k, v in fields.items()}}
+        params = {"updateMask.fieldPaths": list(fields)}
+        headers = {"Authorization": "Bearer owner"}
+        requests.patch(url, params=params, json=body, headers=headers, timeout=5).raise_for_status()
+
+    put({"state": "active", "chat_id": None})
+    for line in acted(pipeline.hear(reply(chat_id, "stop"))):
+        assert line["message"] != "ignored: STOP on a chat the product did not open"
+    put({"state": "done", "chat_id": chat_id})
+    before = len(linq_api.requests())
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
+    assert len(linq_api.requests()) == before
+
+
 def test_an_older_stop_arriving_after_a_newer_word_does_not_opt_out(pipeline, texted):
     _, chat_id = texted
     now = dt.datetime.now(dt.UTC)

@@ -477,6 +477,10 @@ class Ledger:
         """The entries whose text opened (or went into) chat `chat_id`."""
         return self._find("chat_id", chat_id)
 
+    def entries_to(self, phone: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """The entries whose recorded plan texts `phone`."""
+        return self._find("plan.to", phone)
+
     def record_payment(self, key: str, version: str, payment: dict[str, Any]) -> bool:
         """Record a payment on entry `key` if it is still at `version`; False when another run
         changed it first (the caller reads again)."""

@@ -113,6 +113,14 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
         return Said(INFO, "ignored: a message without a sender")
     sent_at = fact.sent_at or now
     entries = ledger.entries_of_chat(fact.chat_id) if fact.chat_id else []
+    if not entries:
+        # A run may have sent the text without recording the chat yet (it is between the send and
+        # the write, or died there and waits for a takeover): its chat is ours all the same.
+        entries = [
+            found
+            for found in ledger.entries_to(fact.sender)
+            if found[2].get("state") == ACTIVE and not found[2].get("chat_id")
+        ]
     latest = max(entries, key=lambda e: e[2].get("created_at") or now, default=None)
     ours = latest[2] if latest is not None else {}
     where = {
