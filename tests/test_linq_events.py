@@ -586,3 +586,17 @@ def test_an_unreadable_queued_event_is_logged_and_acknowledged(capsys, message):
     [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
     assert line["severity"] == "ERROR"
     assert line["message"].startswith("malformed Linq event dropped")
+
+
+def test_a_message_from_another_handle_in_the_chat_does_not_lift_the_texted_numbers_stop(
+    pipeline, texted, linq_api
+):
+    # Only the sender's own handle comes off the list: a message from any other handle in the
+    # chat (our own line's, an email handle) leaves the texted number's STOP in place.
+    invoice, chat_id = texted
+    now = dt.datetime.now(dt.UTC)
+    acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
+    later = (now + dt.timedelta(seconds=5)).isoformat()
+    acted(pipeline.hear(reply(chat_id, "Noted, no more texts.", sender=SENDER, sent_at=later)))
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"

@@ -130,10 +130,10 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     }
     name = ours.get("first_name") or "the customer"
     who = f"{name} ({ours.get('customer_id')}, invoice {ours.get('invoice_id')})"
-    # The person may answer from another handle than the number we texted (an iMessage reply
-    # from their Apple ID email) or one written otherwise: the chat's texted numbers count too.
-    handles = _handles(fact.sender, entries)
     if is_opt_out(fact.text):
+        # The person may answer from another handle than the number we texted (an iMessage reply
+        # from their Apple ID email) or one written otherwise: the chat's texted numbers count too.
+        handles = _handles(fact.sender, entries)
         if latest is None:
             return Said(INFO, "ignored: STOP on a chat the product did not open", where)
         context = {"chat_id": fact.chat_id, **{k: v for k, v in where.items() if k != "chat_id"}}
@@ -144,9 +144,9 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
         )
         return Said(INFO, "replied STOP", {**where, "action": action, "changed": changed}, note)
     # Any other word from the person lifts the STOP, as Linq does: no START needed.
-    lifted = any(
-        [ledger.set_opt_out(h, False, sent_at, {"chat_id": fact.chat_id}) for h in handles]
-    )
+    # Only the sender's own handle: the chat's other numbers stay as they are, so a message that is
+    # not the person's (our own line's, should Linq report one) never lifts their STOP.
+    lifted = ledger.set_opt_out(fact.sender, False, sent_at, {"chat_id": fact.chat_id})
     if latest is None:
         if lifted:
             return Said(
