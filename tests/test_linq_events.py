@@ -449,7 +449,7 @@ def test_a_long_reply_is_quoted_short(pipeline, texted):
 
 def test_history_and_group_chats_are_ignored(pipeline, texted, linq_api):
     _, chat_id = texted
-    linq_api.inbound(PHONE, "STOP", reconciled=True)
+    linq_api.inbound(PHONE, "sorry, I'll pay", reconciled=True)
     [line] = acted(pipeline.relay(1))
     assert line["message"].startswith("ignored: reconciled history")
     [line] = acted(pipeline.hear(reply(chat_id, "STOP", is_group=True)))
@@ -600,3 +600,16 @@ def test_a_message_from_another_handle_in_the_chat_does_not_lift_the_texted_numb
     acted(pipeline.hear(reply(chat_id, "Noted, no more texts.", sender=SENDER, sent_at=later)))
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
+
+
+def test_a_stop_recovered_late_as_history_still_opts_out(pipeline, texted, linq_api):
+    # Linq recovered the message after the fact (`reconciled_at`): not a reason to reply to it,
+    # but the person did say stop, and a lower-case one is on nobody's list but ours.
+    invoice, _ = texted
+    linq_api.inbound(PHONE, "stop", reconciled=True)
+    [line] = acted(pipeline.relay(1))
+    assert line["action"] == "opt_out_recorded"
+    before = len(linq_api.requests())
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
+    assert len(linq_api.requests()) == before

@@ -65,8 +65,10 @@ class Reply:
     sender: str | None
     text: str
     sent_at: datetime | None
-    # Reconciled history (recovered after the fact) or a group chat: never acted upon.
-    history_or_group: bool
+    # Reconciled history (recovered after the fact): only a STOP in it is acted upon.
+    reconciled: bool
+    # A group chat: never acted upon (Linq never marks a group thread opted out).
+    group: bool
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,8 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
             sender=_handle(data.get("sender_handle")),
             text=text,
             sent_at=_moment(data.get("sent_at")),
-            history_or_group=bool(data.get("reconciled_at")) or bool(chat.get("is_group")),
+            reconciled=bool(data.get("reconciled_at")),
+            group=bool(chat.get("is_group")),
         )
     if kind == LINE_STATUS:
         return LineChange(

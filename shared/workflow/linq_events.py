@@ -107,7 +107,8 @@ def _sending_in(ledger: Ledger, chat_id: str) -> bool:
 
 
 def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
-    if fact.history_or_group:
+    # A STOP recovered late is still the person's word (its `sent_at` keeps a later word winning).
+    if fact.group or (fact.reconciled and not is_opt_out(fact.text)):
         return Said(INFO, "ignored: reconciled history or a group chat", {"chat_id": fact.chat_id})
     if fact.sender is None:
         return Said(INFO, "ignored: a message without a sender")
