@@ -474,6 +474,34 @@ def test_ineligible_configured_line_is_retried_later(pipeline, linq_api):
     assert {m["from"] for m in linq_api.messages()} == {SENDER}
 
 
+def test_an_unexpected_error_is_one_masked_line_and_a_retry_that_texts_once(
+    pipeline, linq_api, capsys, monkeypatch
+):
+    # A bug or an answer nobody expected, whose text carries the customer's number: one ERROR
+    # line with the stack, masked; the run raises for a redelivery, and nothing is lost.
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError(f"no route to {PHONE}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(linq_module.LinqClient, "create_chat", broken)
+        capsys.readouterr()
+        assert pipeline.recover(payment, "m-1").status_code == 500
+        captured = capsys.readouterr()
+    line = retry_line(log_lines(captured.out))
+    assert line["severity"] == "ERROR"
+    assert line["message"] == "will retry: unexpected KeyError: 'no route to +1******0100'"
+    assert "Traceback" in line["stack_trace"]
+    assert "+1******0100" in line["stack_trace"]
+    assert PHONE not in captured.out + captured.err
+    assert [entry for entry in log_lines(captured.out) if "action" in entry] == []
+    assert linq_api.messages() == []
+    assert pipeline.result(invoice, message_id="m-1")["action"] == "sent"
+    assert [m["endpoint"] for m in linq_api.messages()] == ["chats", "messages"]
+
+
 # --- bad messages and configuration -----------------------------------------------------
 
 
