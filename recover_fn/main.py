@@ -256,6 +256,16 @@ def linq_event(cloud_event: CloudEvent) -> None:
     except RetryableError as exc:
         log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
         raise RetryableError(exc.reason) from None
+    except Exception as exc:
+        # As in recover_payment: one masked line with the stack, and a retry whose traceback
+        # carries no text of ours to vouch for (the event holds a customer's words and number).
+        log(
+            ERROR,
+            f"will retry: unexpected {type(exc).__name__}: {exc}",
+            **where,
+            stack_trace=traceback.format_exc(),
+        )
+        raise RetryableError(f"unexpected {type(exc).__name__}; see the line above") from None
     log(said.severity, said.message, **where, **said.fields)
     if said.note is not None:
         slack.notify(said.note)

@@ -20,7 +20,7 @@ from standardwebhooks import webhooks as standard
 from shared.adapters import ledger as ledger_module
 from shared.adapters import linq_webhook
 from shared.adapters.linq_webhook import parse_linq_webhook
-from shared.core.errors import WebhookRejected
+from shared.core.errors import RetryableError, WebhookRejected
 from shared.core.linq_events import Delivery, is_opt_out, read_event
 from standins import builders
 from tests.harness import LINQ_SECRET, SENDER, entry_url
@@ -543,6 +543,37 @@ def test_the_instance_that_hears_a_worse_line_reads_the_line_list_again(
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     recover(2)
     assert reads() == before + (1 if forgotten else 0)
+
+
+def test_an_unexpected_error_is_one_masked_line_and_a_retry_without_its_text(
+    pipeline, capsys, monkeypatch
+):
+    # A bug or an answer nobody expected, whose text quotes the person's number: one ERROR line
+    # with the stack, masked, and an exception for Pub/Sub's retry that carries none of it.
+    from shared.workflow import linq_events as workflow
+
+    pipeline.app("recover_fn/main.py", "linq_event", "cloudevent")
+    instance = sys.modules["main"]  # the module functions-framework just loaded
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError(f"no chat for {PHONE}")
+
+    monkeypatch.setattr(workflow, "handle", broken)
+    data = base64.b64encode(json.dumps(reply("chat_1", "hello")).encode()).decode()
+    message = {"data": data, "attributes": {"webhook_id": "msg_1"}}
+    head = {"type": "google.cloud.pubsub.topic.v1.messagePublished", "source": "//test"}
+    capsys.readouterr()
+    with pytest.raises(RetryableError) as raised:
+        instance.linq_event(CloudEvent({**head, "id": "m1"}, {"message": message}))
+    assert str(raised.value) == "unexpected KeyError; see the line above"
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
+    out = capsys.readouterr().out
+    [line] = [json.loads(text) for text in out.splitlines()]
+    assert (line["severity"], line["webhook_id"]) == ("ERROR", "msg_1")
+    assert line["message"] == "will retry: unexpected KeyError: 'no chat for +1******0100'"
+    assert "Traceback" in line["stack_trace"]
+    assert PHONE not in out
 
 
 @pytest.mark.parametrize(
