@@ -435,6 +435,30 @@ def test_a_reply_reaches_the_team_without_the_number_and_no_log_holds_the_text(
     assert "4155550100" not in note
 
 
+@pytest.mark.parametrize(
+    ("phone", "numbers"),
+    [
+        ("+447911123456", ["07911 123457", "+44 7911 123456"]),
+        ("+14155550100", ["(415) 555-0199", "415.555.0123"]),
+        ("+33612345678", ["06 12 34 56 79"]),
+    ],
+    ids=["GB", "US", "FR"],
+)
+def test_a_number_written_the_national_way_in_a_reply_is_masked_in_the_note(
+    pipeline, phone, numbers
+):
+    # The note quotes what the person typed: a number in it is read as their country writes it.
+    _, chat_id = send(pipeline, phone)
+    pipeline.hear(reply(chat_id, "call me on " + " or ".join(numbers), sender=phone))
+    [note] = [n["text"] for n in pipeline.slack.notes() if n["text"].startswith("Reply from")]
+    quote = note.split('"')[1]
+    assert quote.startswith("call me on +")
+    for number in numbers:
+        digits = "".join(c for c in number if c.isdigit())
+        assert digits[-4:] in quote
+        assert digits[-8:-4] not in quote  # the middle of every number is masked
+
+
 def test_a_long_reply_is_quoted_short(pipeline, texted):
     _, chat_id = texted
     pipeline.hear(reply(chat_id, "x" * 1000))

@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from shared.adapters import linq
-from shared.core.log import log, mask_phone
+from shared.core.log import log, mask_phone, redact
 from shared.core.phone import to_e164
 
 
@@ -55,6 +55,38 @@ def test_log_lines_mask_numbers_inside_vendor_messages(capsys):
     assert "+4*******3456 failed" in line
     assert "4155550106" not in line
     assert "7911123456" not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("reach me on +44 7911 123456 today", "reach me on +4*******3456 today"),
+        ("or +1 (415) 555-0106", "or +1******0106"),
+        ("or 4155550106.", "or +1******0106."),
+        ("to +14155550106x failed", "to +1******0106x failed"),
+        ("+33 6 12 34 56 78 / +14155550106", "+3******5678 / +1******0106"),
+    ],
+)
+def test_a_number_is_masked_however_it_is_written(text, masked):
+    assert redact(text) == masked
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "replied STOP on 2026-11-26 14:59 UTC (our own opt-out list)",
+        "03:12 in America/Chicago; due 2026-11-27T14:00:00Z",
+        "IDR 9,999,999,999.99 for in_1OaBcD2345678901, retry_after 30, code 2027",
+        "version 2026-11-27T00:00:00.123456Z, epoch 1732665600",
+    ],
+)
+def test_dates_amounts_and_ids_are_not_taken_for_numbers(text):
+    assert redact(text) == text
+
+
+def test_a_national_number_is_read_as_its_region_writes_it():
+    assert redact("07911 123456", "GB") == "+4*******3456"
+    assert redact("06 12 34 56 78", "FR") == "+3******5678"
 
 
 def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+import phonenumbers
+
 # Cloud Logging lifts `severity` and `message` out of a JSON line; every other key stays queryable
 # as jsonPayload.KEY.
 INFO = "INFO"
@@ -18,7 +20,7 @@ ERROR = "ERROR"
 # What must never reach a log whole, wherever it hides (a vendor's error message, an exception's
 # text, a traceback): phone numbers in E.164 or written the North American way, email addresses,
 # and API keys, signing secrets and bearer tokens.
-_E164 = re.compile(r"\+\d{6,15}\b")
+_E164 = re.compile(r"\+\d{6,15}(?!\d)")
 _NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}\b")
 _EMAIL = re.compile(r"\b[\w.+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})\b")
 _SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+")
@@ -37,13 +39,33 @@ def log(severity: str, message: str, stream: TextIO | None = None, **fields: Any
     out.flush()
 
 
-def redact(text: str) -> str:
-    """`text` with every phone number, email address and secret in it masked."""
+def redact(text: str, region: str = "US") -> str:
+    """`text` with every phone number, email address and secret in it masked. A number is found
+    however it is written (`+44 7911 123456`, `(415) 555-0100`; a national number as written in
+    `region`) by libphonenumber's matcher, which takes only valid numbers (not dates, amounts or
+    ids); the patterns then catch what it leaves (a number glued to a word, a fictional one)."""
+    text = _mask_numbers(text, region)
     text = _E164.sub(lambda match: mask_phone(match.group()) or "", text)
     text = _NANP.sub(lambda match: "***-***-" + match.group()[-4:], text)
     text = _EMAIL.sub(lambda match: "***@" + match.group(1), text)
     text = _SECRET.sub(lambda match: match.group(1) + "****" + match.group()[-4:], text)
     return _BEARER.sub(lambda match: match.group(1) + "****", text)
+
+
+# Fewer digits than this cannot be a phone number: the matcher is not run at all.
+_MIN_DIGITS = 7
+
+
+def _mask_numbers(text: str, region: str) -> str:
+    if sum(c.isdigit() for c in text) < _MIN_DIGITS:
+        return text
+    found = phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.VALID)
+    masked, end = [], 0
+    for match in found:
+        e164 = phonenumbers.format_number(match.number, phonenumbers.PhoneNumberFormat.E164)
+        masked += [text[end : match.start], mask_phone(e164) or ""]
+        end = match.end
+    return "".join(masked) + text[end:]
 
 
 def redact_value(value: Any) -> Any:

@@ -38,3 +38,15 @@ def _parse(raw: str, region: str | None) -> str | None:
     if not phonenumbers.is_valid_number(parsed):
         return None
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_of(number: str | None) -> str | None:
+    """The region an E.164 number belongs to (`+447911123456` -> `GB`); None for anything else
+    (an email handle, a non-geographic number)."""
+    if not number or not number.startswith(E164_PREFIX):
+        return None
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return None
+    return region if is_region(region or "") else None

@@ -15,8 +15,9 @@ from typing import Any
 from shared.adapters.ledger import ACTIVE, Ledger
 from shared.core.errors import RetryableError
 from shared.core.linq_events import Delivery, LineChange, Reply, is_opt_out, read_event
-from shared.core.log import INFO, WARNING, mask_phone
+from shared.core.log import INFO, WARNING, mask_phone, redact
 from shared.core.outcome import Action
+from shared.core.phone import region_of
 
 # The note quotes at most this much of a reply: enough to act on, short enough for a channel.
 MAX_QUOTE = 300
@@ -154,7 +155,11 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
                 INFO, "wrote again: off our opt-out list", {"action": Action.OPT_OUT_LIFTED.value}
             )
         return Said(INFO, "ignored: a reply on a chat the product did not open")
-    quote = fact.text if len(fact.text) <= MAX_QUOTE else fact.text[: MAX_QUOTE - 1] + "…"
+    # Masked before it is cut short (a number cut in half would escape the matcher), reading a
+    # number written the national way as the texted number's country writes it.
+    texted = ours.get("plan", {}).get("to") if isinstance(ours.get("plan"), Mapping) else None
+    said = redact(fact.text, region_of(texted) or region_of(fact.sender) or "US")
+    quote = said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
     fields = {
         **where,
         "action": Action.REPLY_RECEIVED.value,
