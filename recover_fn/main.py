@@ -19,7 +19,7 @@ import json
 import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 from cloudevents.http import CloudEvent
@@ -105,22 +105,9 @@ def recover_payment(cloud_event: CloudEvent) -> None:
             _recovered(services, job)
             return
         result = services.recovery.run(job, message_id)
-    except RetryableError as exc:
-        # ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic,
-        # and these lines are the record of why.
-        log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
-        # Raised afresh without its cause: functions-framework prints the traceback, and a
-        # vendor exception's own text is not ours to vouch for.
-        raise RetryableError(exc.reason) from None
     except Exception as exc:
-        # A bug or an answer nobody expected: the run released its lease, and a retry may pass.
-        log(
-            ERROR,
-            f"will retry: unexpected {type(exc).__name__}: {exc}",
-            **where,
-            stack_trace=traceback.format_exc(),
-        )
-        raise RetryableError(f"unexpected {type(exc).__name__}; see the line above") from None
+        # A bug or an answer nobody expected too: the run released its lease, and a retry may pass.
+        raise _will_retry(exc, where) from None
     if isinstance(result, Ignored):
         log(
             INFO,
@@ -220,6 +207,22 @@ def _forget_lines() -> None:
         _services().linq.forget_lines()
 
 
+def _will_retry(exc: Exception, where: dict[str, Any]) -> RetryableError:
+    """Log why a run will be retried, and the exception to raise for it, `from None`.
+
+    ERROR, not WARNING: if this keeps happening the message ends in the dead-letter topic, and
+    these lines are the record of why. The exception raised is a fresh one without its cause:
+    functions-framework prints its traceback, and a vendor exception's own text (or the event's:
+    a customer's words and number) is not ours to vouch for; the line here is masked.
+    """
+    if isinstance(exc, RetryableError):
+        log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
+        return RetryableError(exc.reason)
+    name = type(exc).__name__
+    log(ERROR, f"will retry: unexpected {name}: {exc}", **where, stack_trace=traceback.format_exc())
+    return RetryableError(f"unexpected {name}; see the line above")
+
+
 @functions_framework.cloud_event
 def linq_event(cloud_event: CloudEvent) -> None:
     """One Linq webhook event (queued by linq_webhook): one line, and a note when the team
@@ -253,19 +256,8 @@ def linq_event(cloud_event: CloudEvent) -> None:
 
     try:
         said = handle(ledger, webhook_id, event, _forget_lines, datetime.now(UTC))
-    except RetryableError as exc:
-        log(ERROR, f"will retry: {exc.reason}", **where, **exc.detail)
-        raise RetryableError(exc.reason) from None
     except Exception as exc:
-        # As in recover_payment: one masked line with the stack, and a retry whose traceback
-        # carries no text of ours to vouch for (the event holds a customer's words and number).
-        log(
-            ERROR,
-            f"will retry: unexpected {type(exc).__name__}: {exc}",
-            **where,
-            stack_trace=traceback.format_exc(),
-        )
-        raise RetryableError(f"unexpected {type(exc).__name__}; see the line above") from None
+        raise _will_retry(exc, where) from None
     log(said.severity, said.message, **where, **said.fields)
     if said.note is not None:
         slack.notify(said.note)
