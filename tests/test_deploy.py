@@ -950,3 +950,21 @@ def test_action_values_in_filters_and_charts_are_real_actions() -> None:
                     assert value in actions, value
     assert compared == 2  # texts sent, skips by reason
     assert {"recovered", "sent", "skipped:holdout"} <= actions
+
+
+def test_no_chart_stacks_amounts_of_different_currencies() -> None:
+    """A stacked bar adds its series into one bar: series split by currency would add yen to
+    cents (¥3,000 and $30.00 make a bar of 6,000 "minor units"). A chart of amounts by currency
+    draws each currency apart."""
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text())
+    by_currency = 0
+    for tile in dashboard["mosaicLayout"]["tiles"]:
+        for data_set in tile["widget"]["xyChart"]["dataSets"]:
+            query = data_set["timeSeriesQuery"]["prometheusQuery"]
+            groupings = {
+                label.strip() for by in PROMQL_BY.findall(query) for label in by.split(",")
+            }
+            if "currency" in groupings:
+                by_currency += 1
+                assert data_set["plotType"] not in ("STACKED_BAR", "STACKED_AREA"), query
+    assert by_currency == 1

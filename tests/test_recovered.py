@@ -212,3 +212,40 @@ def test_attribution_by_entries(entries, expected):
         assert found is None
     else:
         assert (found.group, found.entry, found.attempt, found.reason) == expected
+
+
+class _Ledger:
+    """The two calls attribute_payment makes, over entries held in memory."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.fields = {f"in_1-{e['attempt']}": dict(e) for e in entries}
+
+    def entries(self, invoice_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        return [(key, "v1", dict(fields)) for key, fields in self.fields.items()]
+
+    def record_payment(self, key: str, version: str, payment: dict[str, Any]) -> bool:
+        self.fields[key].update(payment)
+        return True
+
+
+def test_a_text_that_went_out_after_the_payment_is_not_the_one_the_payment_followed():
+    """Attempt 1 was texted; the invoice failed again and the customer paid through the first
+    text's link a minute before attempt 2's text went out (Stripe's `invoice.paid` reaches us
+    after both). The payment followed the first text: the `recovered` line names attempt 1 and
+    the minutes since it, not attempt 2 and -1.0 minutes, and the payment is recorded there."""
+    from shared.workflow.recovered import attribute_payment
+
+    first = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    paid_at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    ledger = _Ledger(
+        [
+            {"attempt": 1, "action": "sent", "texted_at": first},
+            {"attempt": 2, "action": "sent", "texted_at": paid_at.replace(minute=1)},
+        ]
+    )
+    paid = InvoicePaid("evt_1", "in_1", "cus_1", False, 2500, "usd", int(paid_at.timestamp()))
+    now = paid_at.replace(minute=5)
+    found = attribute_payment(ledger, paid, now)  # type: ignore[arg-type]
+    assert found is not None
+    assert (found.group, found.attempt, found.minutes_after_text) == ("texted", 1, 2880.0)
+    assert "paid_at" in ledger.fields["in_1-1"]

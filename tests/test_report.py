@@ -393,3 +393,29 @@ def test_an_unreachable_ledger_stops_with_exit_1():
     )
     assert done.returncode == 1
     assert done.stderr == "report stopped: Firestore unreachable: ConnectionError\n"
+
+
+# --- the group of an invoice, as the report reads it -----------------------------------------
+
+
+def test_a_text_that_went_out_counts_in_the_texted_group_whatever_the_entry_ended_as():
+    """The recover function records `texted_at` as the text goes out; the entry may still end
+    `failed` (the link refused after the text) or never finish (a crash after the text). The
+    customer was texted: the payment's `recovered` line says `texted` (shared/core/attribution),
+    and the report must count the invoice in the same group, not in `not_texted`."""
+    from tools.tally import Entry
+
+    texted, paid_at = ago(1), ago(1, -30)
+
+    def one(invoice, action, **payment):
+        fields = {"due_at": None, "paid_at": None, "paid_amount": None, "paid_currency": None}
+        return Entry(invoice, ago(1), action, texted_at=texted, **{**fields, **payment})
+
+    tally = Tally()
+    payment = {"paid_at": paid_at, "paid_amount": 2500, "paid_currency": "usd"}
+    tally.add_invoice([one("in_LINK", "failed", **payment)])
+    tally.add_invoice([one("in_CRASH", None)])
+    assert tally.groups == {"texted": 2}
+    assert tally.paid == {"texted": 1}
+    assert tally.texts == 2
+    assert list(tally.minutes) == [30.0]

@@ -44,12 +44,18 @@ class Entry:
     paid_currency: str | None
 
 
+def texted(entry: Entry) -> bool:
+    """Whether the entry's text went out: `texted_at` is recorded as it does, and stays when the
+    entry then ends `failed` (the link refused) or never ends (a crash after the text), as the
+    product's own attribution (shared/core/attribution.py) reads it."""
+    return entry.action == Action.SENT or entry.texted_at is not None
+
+
 def group_of(entries: Sequence[Entry]) -> str:
     """The invoice's group: texted if any attempt was texted, else held out if any was."""
-    actions = {entry.action for entry in entries}
-    if Action.SENT in actions:
+    if any(texted(entry) for entry in entries):
         return TEXTED
-    return HOLDOUT if Action.HOLDOUT in actions else NOT_TEXTED
+    return HOLDOUT if any(entry.action == Action.HOLDOUT for entry in entries) else NOT_TEXTED
 
 
 @dataclass
@@ -87,7 +93,7 @@ class Tally:
         self.entries += len(kept)
         for entry in kept:
             self.outcomes[entry.action or NO_OUTCOME] += 1
-            self.texts += entry.action == Action.SENT
+            self.texts += texted(entry)
             self.deferred += entry.due_at is not None
         group = group_of(entries)
         self.groups[group] += 1

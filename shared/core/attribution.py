@@ -25,13 +25,16 @@ class Attribution:
     reason: str | None
 
 
-def attribute(entries: Sequence[Mapping[str, Any]]) -> Attribution | None:
+def attribute(
+    entries: Sequence[Mapping[str, Any]], paid_at: datetime | None = None
+) -> Attribution | None:
     """The group of an invoice whose ledger entries (one per failed attempt) are `entries`, or
     None when it has none (the ledger never saw it: nothing to say).
 
-    Texted wins over everything (any attempt whose text went out; the latest such one is the
-    text the payment followed), then the holdout (an invoice is in it for all its attempts),
-    then neither: the latest attempt says why it was not texted.
+    Texted wins over everything (any attempt whose text went out; the latest such one before
+    the payment at `paid_at`, when known, is the text the payment followed: a text that went out
+    after it, racing the payment, did not bring it), then the holdout (an invoice is in it for
+    all its attempts), then neither: the latest attempt says why it was not texted.
     """
     if not entries:
         return None
@@ -41,7 +44,8 @@ def attribute(entries: Sequence[Mapping[str, Any]]) -> Attribution | None:
 
     texted = [i for i, entry in enumerate(entries) if entry.get("texted_at") is not None]
     if texted:
-        chosen = latest(texted)
+        before = [i for i in texted if paid_at is not None and entries[i]["texted_at"] <= paid_at]
+        chosen = latest(before or texted)
         return Attribution(
             TEXTED, chosen, entries[chosen].get("attempt"), entries[chosen]["texted_at"], None
         )

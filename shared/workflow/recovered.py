@@ -31,7 +31,7 @@ def attribute_payment(ledger: Ledger, paid: InvoicePaid, now: dt.datetime) -> At
         entries = ledger.entries(paid.invoice_id)
         if any("paid_at" in fields for _, _, fields in entries):
             return None
-        found = attribute([fields for _, _, fields in entries])
+        found = attribute([fields for _, _, fields in entries], paid_at)
         if found is None:
             return None
         key, version, _ = entries[found.entry]
