@@ -201,6 +201,45 @@ def test_rate_limited_read_waits_and_tries_again(pipeline, backfill, stripe_api)
     assert [r["status"] for r in stripe_api.requests()] == [429, 200]
 
 
+def connected_failed_invoice(pipeline, account="acct_1Connected"):
+    """An open invoice of a connected account whose payment failed an hour ago (its event is
+    the account's, as Stripe keeps it)."""
+    customer = builders.customer()
+    invoice = builders.invoice(customer)
+    event = {**builders.payment_failed_event(invoice), "account": account}
+    pipeline.stripe.load(
+        {
+            "accounts": [
+                {"id": account, "customers": [customer], "invoices": [invoice], "events": [event]}
+            ]
+        }
+    )
+    return invoice
+
+
+def test_a_connected_accounts_dead_letter_is_replayed_on_that_account(pipeline, backfill, linq_api):
+    # A dead letter of a connected account's payment carries its `account` attribute; the
+    # replay reads the invoice on that account and queues the payment with it.
+    invoice = connected_failed_invoice(pipeline)
+    code, out, _ = backfill("--account", "acct_1Connected", invoice["id"])
+    assert code == 0, out
+    [message] = pipeline.published()
+    assert message["attributes"]["account"] == "acct_1Connected"
+    pipeline.capsys.readouterr()
+    pipeline.push(message)
+    [result] = [line for line in log_lines(pipeline.capsys.readouterr().out) if "action" in line]
+    assert (result["action"], result["account"]) == ("sent", "acct_1Connected")
+    assert len(linq_api.messages()) == 2
+
+
+def test_since_reads_a_connected_accounts_events_on_that_account(pipeline, backfill):
+    invoice = connected_failed_invoice(pipeline)
+    code, out, _ = backfill("--account", "acct_1Connected", "--since", "1d", "--dry-run")
+    assert code == 0, out
+    assert f"would queue {invoice['id']}" in out
+    assert pipeline.published() == []
+
+
 # --- errors -----------------------------------------------------------------------------
 
 
@@ -229,6 +268,7 @@ def test_missing_environment_is_named(pipeline, backfill, monkeypatch, name):
         (["--since", "31d"], "Stripe keeps events for 30 days, so at most 30d"),
         (["--since", "2w"], "give hours or days, such as 48h or 7d, not '2w'"),
         (["--since", "0d"], "give hours or days"),
+        (["--account", "cus_1", "in_1"], "not a connected account id (acct_...): cus_1"),
     ],
 )
 def test_command_line_mistakes_are_explained(capsys, argv, complaint):

@@ -76,3 +76,43 @@ def test_an_outage_ends_inside_the_budget(
         Publisher("p", "t").publish(b"{}", {})
     # 0.1 + 0.2 s of backoff fit in 0.5 s, 0.4 more would not: three attempts.
     assert len(pubsub.bodies) == 3
+
+
+def test_a_token_fetch_that_fails_is_a_retryable_error_and_is_retried(
+    pubsub: FakePubsub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Google Cloud the REST session fetches its token from the metadata server inside
+    post(); google-auth wraps a blip there in its own TransportError (or RefreshError), which is
+    no requests error. It must be retried and, failing that, be a RetryableError (503), never an
+    unexpected exception (a 500 without the intake's ERROR line)."""
+    import google.auth.exceptions
+    import requests
+
+    failures = [google.auth.exceptions.TransportError("metadata server unavailable")]
+    real_post = requests.Session.post
+
+    def post(self: requests.Session, url: str, **kwargs: object) -> requests.Response:
+        if failures:
+            raise failures.pop(0)
+        return real_post(self, url, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(requests.Session, "post", post)
+    assert Publisher("p", "t").publish(b"{}", {}) == "1"
+    failures.extend([google.auth.exceptions.RefreshError("no token")] * 100)
+    monkeypatch.setattr(publisher, "TOTAL_TIMEOUT_S", 0.3)
+    with pytest.raises(RetryableError, match="publish to t failed: RefreshError"):
+        Publisher("p", "t").publish(b"{}", {})
+
+
+def test_credentials_that_cannot_be_found_are_a_retryable_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """google.auth.default() failing on a cold instance answers 503, not 500."""
+    import google.auth.exceptions
+
+    def no_credentials(*args: object) -> object:
+        raise google.auth.exceptions.DefaultCredentialsError("no credentials")
+
+    monkeypatch.setattr(publisher, "rest_session", no_credentials)
+    with pytest.raises(RetryableError, match="publish to t failed: DefaultCredentialsError"):
+        Publisher("p", "t").publish(b"{}", {})

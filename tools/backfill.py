@@ -1,6 +1,8 @@
 """`./dev backfill`: queue failed payments for the recover function, by invoice id or by age.
 
 `./dev backfill in_123 in_456` re-runs the recovery for those invoices, at their current attempt.
+With `--account acct_...` the invoices (or events) are a connected account's (Stripe Connect), read
+on its behalf and queued with it, as the ingest function queues that account's events.
 `./dev backfill --since 7d` finds the invoices whose payment failed in the last 7 days (from
 Stripe's `invoice.payment_failed` events) and queues each open one at its latest failed attempt.
 Either way the messages go to the topic the ingest function publishes to, so the recover function
@@ -129,9 +131,15 @@ class Backfill:
     """Reads Stripe at a safe pace and queues (or, in a dry run, lists) each failed payment."""
 
     def __init__(
-        self, stripe: StripeGateway, publisher: Publisher | None, throttle: Throttle
+        self,
+        stripe: StripeGateway,
+        publisher: Publisher | None,
+        throttle: Throttle,
+        account: str | None = None,
     ) -> None:
         self._stripe, self._publisher, self._throttle = stripe, publisher, throttle
+        # The connected account whose payments these are, or None for the platform's own.
+        self._account = account
         self.queued = self.skipped = self.missing = 0
 
     def _read(self, call: Callable[[], T]) -> T:
@@ -163,7 +171,9 @@ class Backfill:
     def _events(self, since: int) -> Iterator[dict[str, Any]]:
         after: str | None = None
         while True:
-            page, more = self._read(partial(self._stripe.failed_payment_events, since, after))
+            page, more = self._read(
+                partial(self._stripe.failed_payment_events, since, after, self._account)
+            )
             yield from (dict(event) for event in page)
             if not more or not page:
                 return
@@ -172,7 +182,7 @@ class Backfill:
     def queue(self, target: Target, progress: Progress) -> None:
         """Queue `target` if its invoice is still open and has failed at least once."""
         try:
-            invoice = self._read(partial(self._stripe.invoice, target.invoice_id))
+            invoice = self._read(partial(self._stripe.invoice, target.invoice_id, self._account))
         except NotFoundError as exc:
             self.missing += 1
             progress.say(f"skipped {target.invoice_id}: not found ({exc.reason})")
@@ -192,6 +202,7 @@ class Backfill:
             customer_id=invoice.customer.id,
             attempt_count=attempt,
             livemode=invoice.livemode,
+            account=self._account,
         )
         amount = format_amount(invoice.amount_remaining, invoice.currency)
         what = f"{invoice.id} {invoice.customer.id} attempt {attempt} {amount}"
@@ -214,6 +225,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--since", type=parse_since, help="failures in the last N days or hours: 7d, 48h (max 30d)"
     )
+    parser.add_argument(
+        "--account",
+        help="a connected account's payments (Stripe Connect): acct_..., as a dead letter's "
+        "account attribute names it",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print what would be queued only")
     parser.add_argument("--progress", action="store_true", help="progress bar even if not a TTY")
     return parser
@@ -227,6 +243,8 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     wrong = [value for value in args.invoice_ids if not value.startswith("in_")]
     if wrong:
         parser.error(f"not invoice ids (in_...): {', '.join(wrong)}")
+    if args.account is not None and not args.account.startswith("acct_"):
+        parser.error(f"not a connected account id (acct_...): {args.account}")
     return args
 
 
@@ -235,7 +253,7 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     settings = BackfillSettings.from_env()
     stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
     publisher = None if args.dry_run else Publisher(settings.project, settings.topic)
-    backfill = Backfill(stripe, publisher, Throttle(READS_PER_SECOND))
+    backfill = Backfill(stripe, publisher, Throttle(READS_PER_SECOND), args.account)
     if args.since is None:
         targets = [Target(invoice_id) for invoice_id in dict.fromkeys(args.invoice_ids)]
     else:

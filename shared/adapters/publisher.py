@@ -24,6 +24,7 @@ TOTAL_TIMEOUT_S = 4.0
 ATTEMPT_TIMEOUT_S = 2.0
 _SCOPE = "https://www.googleapis.com/auth/pubsub"
 _TRANSIENT_HTTP = frozenset({409, 429, 500, 502, 503, 504})
+_TRANSIENT_AUTH = frozenset({"TransportError", "RefreshError"})
 _TRANSIENT_GRPC = frozenset(
     {"ServiceUnavailable", "DeadlineExceeded", "InternalServerError", "Aborted", "Unknown"}
     | {"ResourceExhausted"}
@@ -137,13 +138,19 @@ class Publisher:
             return self._session, self._url
 
     def _publish_rest(self, data: bytes, attributes: dict[str, str], timeout: float) -> str:
-        session, url = self._rest()
         body = {"messages": [{"data": base64.b64encode(data).decode(), "attributes": attributes}]}
         try:
+            session, url = self._rest()
             answer = session.post(url, json=body, timeout=timeout)
             if answer.ok:
                 return str(answer.json()["messageIds"][0])
         except (requests.RequestException, ValueError, KeyError, IndexError) as exc:
             raise _Attempt(type(exc).__name__, str(exc), transient=True) from exc
+        except Exception as exc:
+            # google-auth's own errors, which are no requests errors: finding the credentials
+            # (DefaultCredentialsError) or fetching a token inside post() from the metadata
+            # server (TransportError, RefreshError: a blip there is worth another attempt).
+            error = type(exc).__name__
+            raise _Attempt(error, str(exc), error in _TRANSIENT_AUTH) from exc
         transient = answer.status_code in _TRANSIENT_HTTP
         raise _Attempt(f"HTTP {answer.status_code}", answer.text, transient)

@@ -79,10 +79,11 @@ class StripeGateway:
         return parse_invoice(found.to_dict())
 
     def failed_payment_events(
-        self, created_since: int, starting_after: str | None = None
+        self, created_since: int, starting_after: str | None = None, account: str | None = None
     ) -> tuple[list[Mapping[str, Any]], bool]:
         """One page of `invoice.payment_failed` events created at or after `created_since` (unix
-        time), newest first, and whether more pages follow."""
+        time), newest first, and whether more pages follow: the platform's, or with `account`
+        that connected account's (the platform's list holds none of them)."""
         params: dict[str, Any] = {
             "type": "invoice.payment_failed",
             "created": {"gte": created_since},
@@ -91,7 +92,8 @@ class StripeGateway:
         if starting_after is not None:
             params["starting_after"] = starting_after
         try:
-            page = self._client.v1.events.list(params=params)
+            options: dict[str, Any] = {"stripe_account": account} if account else {}
+            page = self._client.v1.events.list(params=params, options=options)
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return [event.to_dict() for event in page.data], bool(page.has_more)
