@@ -63,10 +63,10 @@ class Lease:
     key: str
     version: str
     entry: Entry
+    # The run token written with the lease: a takeover replaces it, nothing else does.
+    run: str
     # The event of the run this lease took over from, when it was not a fresh claim.
     took_over_from: str | None = None
-    # The run token written with the lease: a takeover replaces it, nothing else does.
-    run: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,13 +227,10 @@ class Ledger:
             try:
                 version = self._commit(lease.key, values, {"updateTime": lease.version})
             except LeaseLostError:
-                found = self._read(lease.key) if lease.run is not None else None
-                if found is None:
-                    raise
-                fields, version = found
+                fields, current = self._read(lease.key) or ({}, "")
                 if fields.get("run") != lease.run or fields.get("state") != ACTIVE:
                     raise
-                lease = replace(lease, version=version)
+                lease = replace(lease, version=current)
                 continue
             return replace(lease, version=version)
         raise RetryableError(f"ledger entry {lease.key} keeps changing; try again later")
@@ -284,7 +281,7 @@ class Ledger:
             }
             try:
                 version = self._commit(key, fresh, {"exists": False})
-                return Lease(key, version, Entry(), run=run)
+                return Lease(key, version, Entry(), run)
             except LeaseLostError:
                 pass  # it exists: see who holds it
             found = self._read(key)
@@ -315,7 +312,7 @@ class Ledger:
                 version = self._commit(key, owner, {"updateTime": version})
             except LeaseLostError:
                 continue  # another run took it first: look again
-            return Lease(key, version, _entry(fields), str(fields.get("event_id") or ""), run)
+            return Lease(key, version, _entry(fields), run, str(fields.get("event_id") or ""))
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
 
     def record_plan(self, lease: Lease, plan: Plan, first_name: str | None = None) -> Lease:

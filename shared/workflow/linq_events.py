@@ -157,8 +157,7 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
         return Said(INFO, "ignored: a reply on a chat the product did not open")
     # Masked before it is cut short (a number cut in half would escape the matcher), reading a
     # number written the national way as the texted number's country writes it.
-    texted = ours.get("plan", {}).get("to") if isinstance(ours.get("plan"), Mapping) else None
-    said = redact(fact.text, region_of(texted) or region_of(fact.sender) or "US")
+    said = redact(fact.text, region_of(_texted_to(ours)) or region_of(fact.sender) or "US")
     quote = said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
     fields = {
         **where,
@@ -172,12 +171,15 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
 
 def _handles(sender: str, entries: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
     """The sender's handle and the numbers the product texted in the chat (its entries' plans)."""
-    texted = [
-        plan["to"]
-        for _, _, fields in entries
-        if isinstance(plan := fields.get("plan"), Mapping) and isinstance(plan.get("to"), str)
-    ]
+    texted = [to for _, _, fields in entries if (to := _texted_to(fields)) is not None]
     return list(dict.fromkeys([sender, *texted]))
+
+
+def _texted_to(fields: Mapping[str, Any]) -> str | None:
+    """The number an entry's recorded plan texts, if it has one."""
+    plan = fields.get("plan")
+    to = plan.get("to") if isinstance(plan, Mapping) else None
+    return to if isinstance(to, str) else None
 
 
 def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
