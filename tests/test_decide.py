@@ -290,6 +290,31 @@ def test_the_address_country_adds_its_zones():
     assert "Europe/Paris" in decision.zones
 
 
+def new_york_number_california_address() -> Invoice:
+    customer = builders.customer(phone="+1 212 555 0100", country="US")
+    customer["address"]["state"] = "CA"
+    return invoice(customer)
+
+
+# 07:03 in Los Angeles, 10:03 in New York.
+LA_MORNING = datetime(2026, 11, 26, 15, 3, tzinfo=UTC)
+
+
+def test_the_address_state_adds_its_zones():
+    decision = decide(facts(now=LA_MORNING, invoice=new_york_number_california_address()), Rules())
+    assert isinstance(decision, Defer)
+    assert decision.zones == ("America/Los_Angeles", "America/New_York")
+    assert decision.outcome.reason == "07:03 in America/Los_Angeles; due 2026-11-26T16:00:00Z"
+
+
+def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_address_states_morning():
+    entry = Entry(plan=Plan("+12125550100", TEXT, LINK, line="+1"))
+    given = facts(now=LA_MORNING, invoice=new_york_number_california_address(), entry=entry)
+    decision = decide(given, Rules())
+    assert isinstance(decision, Defer)
+    assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
+
+
 def test_a_deferral_already_due_sends_now():
     # Judged at the window's end: a released payment is decided again and goes out.
     morning = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
-from shared.core.invoice import Invoice
+from shared.core.invoice import Customer, Invoice
 from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, skipped
@@ -180,7 +180,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
                 "to measure what the texts cause",
             )
         )
-    if (night := _night(phone, customer.country, facts.now, rules)) is not None:
+    if (night := _night(phone, customer, facts.now, rules)) is not None:
         return night
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
 
@@ -215,13 +215,14 @@ def in_holdout(invoice_id: str, percent: int) -> bool:
     return bucket < percent * 100
 
 
-def _night(phone: str, country: str | None, now: datetime, rules: Rules) -> Defer | None:
-    """A deferral while it is night in any of the recipient's zones, else None.
+def _night(phone: str, customer: Customer, now: datetime, rules: Rules) -> Defer | None:
+    """A deferral while it is night in any of the recipient's zones (the number's, and its
+    address's state or country), else None.
 
     A deferral already due (a partial one, when no moment suits every zone; a released payment
     being decided again) lets the text go now.
     """
-    zones = candidate_zones(phone, country)
+    zones = candidate_zones(phone, customer.country, customer.state)
     deferral = when_to_send(now, rules.quiet_hours, zones)
     if deferral is None or deferral.due_at <= now:
         return None
@@ -277,7 +278,7 @@ def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
         if entry.chat_id is None:
             if (stale := _superseded(facts.job, invoice)) is not None:
                 return stale
-            night = _night(entry.plan.to, invoice.customer.country, facts.now, rules)
+            night = _night(entry.plan.to, invoice.customer, facts.now, rules)
             if night is not None:
                 return night
         return Send(entry.plan, entry.chat_id)
