@@ -303,7 +303,7 @@ class Recovery:
         while True:
             line = plan.line
             if line is None:
-                line = pick_sender(self._linq.lines(), configured, exclude=ineligible).number
+                line = pick_sender(self._linq.lines(), configured, ineligible).number
             planned = replace(plan, line=line)
             owner.alongside(
                 partial(self._check, plan.to, line),
@@ -315,8 +315,8 @@ class Recovery:
                 return planned, self._linq.create_chat(line, plan.to, plan.text, key)
             except LineIneligibleError:
                 # Linq refuses before creating anything. A line this run picked may give way to
-                # the next; a configured line, or one an earlier run may already have sent from,
-                # is waited for instead.
+                # the next (none left: a retry); a configured line, or one an earlier run may
+                # already have sent from, is waited for instead.
                 if recorded or configured is not None:
                     raise
                 ineligible.append(line)
