@@ -23,6 +23,7 @@ from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
 from shared.core.message import DEFAULT_TEMPLATE, Template, Templates
+from shared.core.outcome import Action
 from shared.core.policy import AttemptPolicy
 from shared.core.quiet_hours import QuietHours, parse_quiet_hours
 from standins import builders
@@ -245,6 +246,58 @@ def test_a_recorded_plan_whose_text_did_not_go_out_is_superseded_by_a_newer_atte
     )
 
 
+# --- an older attempt beside a newer one (the invoice at attempt 2, the message for attempt 1) ---
+
+OLDER = job(attempt_count=1)
+PLANNED = replace(PLAN, line="+1")
+
+
+@pytest.mark.parametrize(
+    ("case", "policy", "invoice_attempt", "newest", "superseded"),
+    [
+        ("the newer attempt's event not handled yet", "all", 2, None, True),
+        ("the newer attempt being decided", "all", 2, Entry(), True),
+        ("the newer attempt planned", "all", 2, Entry(plan=PLANNED), True),
+        ("the newer attempt texted", "all", 2, Entry(PLANNED, "chat_2", Action.SENT), True),
+        # Its text went out and the link failed: texted all the same.
+        ("the newer attempt texted, link failed", "all", 2, Entry(PLANNED, "chat_2"), True),
+        # TEXT_ON_ATTEMPTS=1 (and README's 1,4): attempt 2 never gets a text.
+        ("the newer attempt outside the policy", "1", 2, None, False),
+        ("the newer attempt outside 1,4", "1,4", 2, None, False),
+        ("the newer attempt skipped by the policy", "1", 2, Entry(ended=Action.POLICY), False),
+        ("the fourth attempt of 1,4", "1,4", 4, None, True),
+        # TEXT_ON_ATTEMPTS changed after attempt 2 was skipped: it will never be texted now.
+        (
+            "the newer attempt skipped, policy since changed",
+            "all",
+            2,
+            Entry(ended=Action.POLICY),
+            False,
+        ),
+    ],
+)
+def test_an_older_attempt_is_superseded_only_by_one_that_is_or_will_be_texted(
+    case, policy, invoice_attempt, newest, superseded
+):
+    rules = Rules(attempts=AttemptPolicy.parse(policy))
+    given = facts(job=OLDER, invoice=invoice(attempt_count=invoice_attempt), newest=newest)
+    # A recorded plan whose text had not gone out follows the same rule.
+    resumed = replace(given, entry=Entry(plan=PLANNED))
+    if superseded:
+        reason = f"attempt 1 is superseded: the invoice is at attempt {invoice_attempt}"
+        assert outcome(decide(given, rules)) == ("skipped:superseded", reason)
+        assert outcome(decide(resumed, rules)) == ("skipped:superseded", reason)
+    else:
+        assert decide(given, rules) == Send(PLAN)
+        assert decide(resumed, rules) == Send(PLANNED)
+
+
+def test_an_older_attempt_not_superseded_still_waits_for_the_morning():
+    rules = Rules(attempts=AttemptPolicy.parse("1"))
+    decision = decide(facts(job=OLDER, now=NIGHT), rules)
+    assert isinstance(decision, Defer)
+
+
 def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
     assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
 
@@ -288,6 +341,31 @@ def test_the_address_country_adds_its_zones():
     decision = decide(facts(invoice=invoice(customer)), Rules())
     assert isinstance(decision, Defer)
     assert "Europe/Paris" in decision.zones
+
+
+def new_york_number_california_address() -> Invoice:
+    customer = builders.customer(phone="+1 212 555 0100", country="US")
+    customer["address"]["state"] = "CA"
+    return invoice(customer)
+
+
+# 07:03 in Los Angeles, 10:03 in New York.
+LA_MORNING = datetime(2026, 11, 26, 15, 3, tzinfo=UTC)
+
+
+def test_the_address_state_adds_its_zones():
+    decision = decide(facts(now=LA_MORNING, invoice=new_york_number_california_address()), Rules())
+    assert isinstance(decision, Defer)
+    assert decision.zones == ("America/Los_Angeles", "America/New_York")
+    assert decision.outcome.reason == "07:03 in America/Los_Angeles; due 2026-11-26T16:00:00Z"
+
+
+def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_address_states_morning():
+    entry = Entry(plan=Plan("+12125550100", TEXT, LINK, line="+1"))
+    given = facts(now=LA_MORNING, invoice=new_york_number_california_address(), entry=entry)
+    decision = decide(given, Rules())
+    assert isinstance(decision, Defer)
+    assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
 
 
 def test_a_deferral_already_due_sends_now():

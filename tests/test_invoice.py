@@ -137,3 +137,36 @@ def test_only_canceled_or_expired_subscriptions_have_ended(status, ended):
     data = builders.invoice(builders.customer())
     data["parent"]["subscription_details"]["subscription"] = {"id": "sub_1", "status": status}
     assert parse_invoice(data).subscription_ended is ended
+
+
+def test_the_address_state_is_read_with_its_address():
+    data = builders.invoice("cus_x")
+    data["customer"] = builders.customer(country="US")
+    data["customer"]["address"]["state"] = " CA "
+    data["customer_address"] = {"country": "MX", "state": "Jalisco"}
+    customer = parse_invoice(data).customer
+    assert (customer.country, customer.state) == ("US", "CA")
+
+
+@pytest.mark.parametrize("state", [None, "", "  ", 7])
+def test_a_missing_or_blank_state_is_none(state):
+    data = builders.invoice("cus_x")
+    data["customer"] = builders.customer(country="US")
+    data["customer"]["address"]["state"] = state
+    assert parse_invoice(data).customer.state is None
+
+
+def test_a_customer_without_an_address_takes_the_invoices_state_with_its_country():
+    data = builders.invoice("cus_x")
+    data["customer"] = builders.customer(country=None)
+    data["customer_address"] = {"country": "MX", "state": "Jalisco"}
+    customer = parse_invoice(data).customer
+    assert (customer.country, customer.state) == ("MX", "Jalisco")
+
+
+def test_an_invoice_billed_to_a_customer_account_gives_its_own_address_state():
+    data = builders.invoice("cus_x")
+    data["customer"] = None
+    data["customer_address"] = {"country": "CA", "state": "NU"}
+    customer = parse_invoice(data).customer
+    assert (customer.country, customer.state) == ("CA", "NU")

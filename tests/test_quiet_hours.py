@@ -3,11 +3,14 @@
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from phonenumbers.tzdata import TIMEZONE_DATA
 
 from shared.core.errors import ConfigError
+from shared.core.places import AREA_CODES, NAMES, ZONES
 from shared.core.quiet_hours import (
     QuietHours,
     candidate_zones,
@@ -136,6 +139,201 @@ def test_the_error_names_the_variable_it_was_read_from():
 )
 def test_the_candidate_zones_of_a_recipient(e164, address_country, zones):
     assert candidate_zones(e164, address_country) == zones
+
+
+# Two moments of 2027, in winter and in summer: a zone's clock is its UTC offset at both.
+CLOCK_DATES = (utc("2027-01-15T12:00:00"), utc("2027-07-15T12:00:00"))
+
+
+def clocks(zones) -> set[tuple[timedelta | None, ...]]:
+    """The clocks `zones` keep, by their UTC offsets in winter and summer: zones that keep the
+    same clock (America/Toronto and America/Iqaluit) read the same."""
+    return {tuple(d.astimezone(ZoneInfo(z)).utcoffset() for d in CLOCK_DATES) for z in zones}
+
+
+# The multi-zone area codes of the US and Canada, with a number whose exchange phonenumbers does
+# not know (it answers with a default zone), and the zones the area code really spans: written
+# from geography, official time (49 CFR 71; provincial and territorial law).
+MULTI_ZONE_AREA_CODES = [
+    # Yukon (MST all year), Northwest Territories (Mountain), Nunavut: Cambridge Bay (Mountain),
+    # Rankin Inlet (Central), Iqaluit (Eastern), Coral Harbour (EST all year).
+    (
+        "+18672221234",
+        (
+            "America/Whitehorse",
+            "America/Inuvik",
+            "America/Cambridge_Bay",
+            "America/Rankin_Inlet",
+            "America/Iqaluit",
+            "America/Coral_Harbour",
+        ),
+    ),
+    # Idaho: Boise (Mountain), the panhandle (Pacific).
+    ("+12085551234", ("America/Boise", "America/Los_Angeles")),
+    # Oregon outside Portland: Pacific, and Malheur County (Mountain).
+    ("+15412221234", ("America/Los_Angeles", "America/Boise")),
+    # El Paso and Hudspeth counties (Mountain), Culberson County (Central).
+    ("+19152221234", ("America/Denver", "America/Chicago")),
+    # The Florida panhandle: Tallahassee (Eastern), Pensacola (Central).
+    ("+18502221234", ("America/New_York", "America/Chicago")),
+    # Western Kentucky: Bowling Green (Central), Elizabethtown (Eastern).
+    ("+12702221234", ("America/Chicago", "America/Kentucky/Louisville")),
+    # East Tennessee: Chattanooga (Eastern), Marion and Sequatchie counties (Central).
+    ("+14232221234", ("America/New_York", "America/Chicago")),
+    # North Dakota: Fargo (Central), Dickinson (Mountain).
+    ("+17012401234", ("America/Chicago", "America/Denver")),
+    # South Dakota: Sioux Falls (Central), Rapid City (Mountain).
+    ("+16052221234", ("America/Chicago", "America/Denver")),
+    # Western Nebraska: Kearney (Central), Scottsbluff (Mountain).
+    ("+13082221234", ("America/Chicago", "America/Denver")),
+    # Northern and western Kansas: Topeka (Central), Goodland (Mountain).
+    ("+17852221234", ("America/Chicago", "America/Denver")),
+    # Southern and western Kansas: Dodge City (Central), Syracuse (Mountain).
+    ("+16202221234", ("America/Chicago", "America/Denver")),
+    # Southern Indiana: Bloomington (Eastern), Evansville (Central).
+    ("+18122221234", ("America/Indiana/Indianapolis", "America/Chicago")),
+    # The Upper Peninsula: Marquette (Eastern), Menominee (Central).
+    ("+19062221234", ("America/Detroit", "America/Menominee")),
+    # Northwestern Ontario: Thunder Bay, Kenora (Central), Atikokan (EST all year).
+    ("+18072221234", ("America/Toronto", "America/Winnipeg", "America/Atikokan")),
+    # Eastern Quebec: Quebec City, the Magdalen Islands (Atlantic), Blanc-Sablon (AST all year).
+    ("+14182221234", ("America/Toronto", "America/Halifax", "America/Blanc-Sablon")),
+    # Saskatchewan (CST all year), and Lloydminster on Alberta's time.
+    ("+13062221234", ("America/Regina", "America/Edmonton")),
+    # British Columbia outside Vancouver: Pacific, Cranbrook (Mountain), Dawson Creek (MST).
+    ("+12502221234", ("America/Vancouver", "America/Edmonton", "America/Dawson_Creek")),
+    # Newfoundland, and Labrador (Atlantic).
+    ("+17092221234", ("America/St_Johns", "America/Goose_Bay")),
+    # Alaska, and Adak (Hawaii-Aleutian).
+    ("+19072221234", ("America/Anchorage", "America/Adak")),
+    # Northern Arizona (MST all year), and the Navajo Nation (Mountain with DST).
+    ("+19282221234", ("America/Phoenix", "America/Denver")),
+    # Nevada outside Las Vegas (Pacific), and West Wendover (Mountain).
+    ("+17752221234", ("America/Los_Angeles", "America/Denver")),
+    # Middle Tennessee outside Nashville, listed in the issue, keeps one clock: its 28
+    # counties, Cumberland and Fentress on the Plateau included, are all Central.
+    ("+19312221234", ("America/Chicago",)),
+]
+
+
+@pytest.mark.parametrize(("e164", "spans"), MULTI_ZONE_AREA_CODES)
+def test_an_area_code_that_spans_time_zones_is_judged_in_all_of_them(e164, spans):
+    assert clocks(candidate_zones(e164, None)) == clocks(spans)
+
+
+def test_an_iqaluit_customer_is_not_texted_at_half_past_ten_at_night():
+    # 22:30 in Iqaluit (EST) is 20:30 in Whitehorse, where phonenumbers' default zone is.
+    zones = candidate_zones("+18672221234", None)
+    deferral = when_to_send(utc("2027-01-16T03:30:00"), NIGHT, zones)
+    assert deferral is not None
+    assert "22:30 in America/Iqaluit" in deferral.reason
+    # 08:00 in Whitehorse (15:00Z), the last of the territories to wake.
+    assert deferral.due_at == utc("2027-01-16T15:00:00")
+
+
+def test_an_exchange_phonenumbers_knows_is_judged_in_every_zone_of_its_area_code_too():
+    # Whitehorse's exchange, which phonenumbers puts in Vancouver: an hour behind Yukon's clock
+    # in winter, so 21:30 there would read 20:30. Iqaluit's own exchange (Toronto's clock).
+    for e164 in ("+18676671234", "+18679791234"):
+        assert clocks(candidate_zones(e164, None)) == clocks(MULTI_ZONE_AREA_CODES[0][1])
+
+
+@pytest.mark.parametrize(
+    ("e164", "country", "state", "zones"),
+    [
+        # A New York number with a California address: both.
+        ("+12125550100", "US", "CA", ("America/Los_Angeles", "America/New_York")),
+        ("+12125550100", "US", "California", ("America/Los_Angeles", "America/New_York")),
+        ("+12125550100", "us", " california ", ("America/Los_Angeles", "America/New_York")),
+        ("+12125550100", "US", "US-CA", ("America/Los_Angeles", "America/New_York")),
+        # No country on the address: the state is read in the number's country.
+        ("+12125550100", None, "CA", ("America/Los_Angeles", "America/New_York")),
+        # A state that spans two zones adds both.
+        ("+12125550100", "US", "TX", ("America/Chicago", "America/Denver", "America/New_York")),
+        # The number's own state adds nothing.
+        ("+12125550100", "US", "NY", NEW_YORK),
+        # A Canadian province, abroad: its zones, not all of Canada's.
+        (
+            "+12125550100",
+            "CA",
+            "ON",
+            ("America/Atikokan", "America/New_York", "America/Toronto", "America/Winnipeg"),
+        ),
+        (
+            "+12125550100",
+            "CA",
+            "Québec",
+            ("America/Blanc-Sablon", "America/Halifax", "America/New_York", "America/Toronto"),
+        ),
+        # Australia: Western Australia is not Washington.
+        ("+12125550100", "AU", "WA", ("America/New_York", "Australia/Perth")),
+        ("+61298765432", "AU", "Western Australia", ("Australia/Perth", "Australia/Sydney")),
+        # Brazil: Acre (UTC-5) for a São Paulo number.
+        ("+5511987654321", "BR", "AC", ("America/Rio_Branco", "America/Sao_Paulo")),
+        ("+5511987654321", "BR", "São Paulo", ("America/Sao_Paulo",)),
+        # Mexico: Baja California for a Mexico City number, however it is written.
+        ("+525512345678", "MX", "BCN", ("America/Mexico_City", "America/Tijuana")),
+        ("+525512345678", "MX", "Baja California", ("America/Mexico_City", "America/Tijuana")),
+        (
+            "+525512345678",
+            "MX",
+            "Nuevo León",
+            ("America/Matamoros", "America/Mexico_City", "America/Monterrey"),
+        ),
+        (
+            "+525512345678",
+            "MX",
+            "N.L.",
+            ("America/Matamoros", "America/Mexico_City", "America/Monterrey"),
+        ),
+        # A state nobody knows: the country's zones when it is another country's, else nothing.
+        ("+12125550100", "US", "Calif.", NEW_YORK),
+        ("+442079460000", "FR", "Île-de-France", ("Europe/London", "Europe/Paris")),
+        ("+12125550100", "US", "", NEW_YORK),
+    ],
+)
+def test_the_address_state_counts_too(e164, country, state, zones):
+    assert candidate_zones(e164, country, state) == zones
+
+
+def test_a_new_york_number_with_a_california_address_waits_for_los_angeles_morning():
+    # 07:03 in Los Angeles (PST) is 10:03 in New York.
+    now = utc("2026-11-27T15:03:00")
+    zones = candidate_zones("+12125550100", "US", "CA")
+    assert when_to_send(now, NIGHT, candidate_zones("+12125550100", "US")) is None
+    deferral = when_to_send(now, NIGHT, zones)
+    assert deferral is not None
+    assert deferral.reason == "07:03 in America/Los_Angeles; due 2026-11-27T16:00:00Z"
+
+
+def test_every_state_zone_is_a_zone_and_every_name_a_state():
+    for country, states in ZONES.items():
+        assert set(NAMES[country]) == set(states), country
+        for zones in states.values():
+            assert [ZoneInfo(zone).key for zone in zones] == list(zones)
+            # One zone per clock: two of the same clock would only lengthen the reason.
+            assert len(clocks(zones)) == len(zones), zones
+
+
+def test_every_area_code_phonenumbers_knows_to_span_zones_is_in_the_table():
+    # phonenumbers lists zones by prefix; where one area code's prefixes keep several clocks, the
+    # table must have it (the table adds those phonenumbers misses, such as 915's Central time).
+    by_area_code: dict[str, set[str]] = {}
+    for prefix, zones in TIMEZONE_DATA.items():
+        if prefix.startswith("1") and len(prefix) >= 4:
+            by_area_code.setdefault(prefix[1:4], set()).update(zones)
+    spanning = {code for code, zones in by_area_code.items() if len(clocks(zones)) > 1}
+    assert spanning
+    assert spanning <= {code for codes in AREA_CODES for code in codes.split()}
+
+
+def test_every_area_code_of_the_table_spans_zones_that_exist():
+    for codes, zones in AREA_CODES.items():
+        assert [ZoneInfo(zone).key for zone in zones] == list(zones)
+        assert len(clocks(zones)) == len(zones) > 1, codes
+        for code in codes.split():
+            number = phonenumbers.parse(f"+1{code}2345678")
+            assert phonenumbers.region_code_for_number(number) in {"US", "CA"}, code
 
 
 @pytest.mark.parametrize(

@@ -199,6 +199,47 @@ def test_an_older_attempt_deferred_beside_a_newer_one_is_superseded(night, linq_
     ]
 
 
+@pytest.mark.parametrize("policy", ["1", "1,4"])
+def test_an_older_attempt_deferred_beside_a_newer_one_outside_the_policy_is_texted(
+    night, linq_api, policy
+):
+    # TEXT_ON_ATTEMPTS=1 (or README's 1,4): attempt 1 fails at night, attempt 2 gets no text by
+    # policy. In the morning attempt 1 is the only text there is: it goes out.
+    night.configure(TEXT_ON_ATTEMPTS=policy)
+    invoice = night.customer_with_invoice(attempt_count=1)
+    assert night.result(invoice)["action"] == "deferred:quiet_hours"
+    night.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert night.result(invoice, attempt_count=2)["action"] == "skipped:policy"
+    morning(night, (invoice, 1))
+    night.sweep()
+    lines = push_all(night, released(night))
+    assert [(line["attempt"], line["action"]) for line in lines if "action" in line] == [
+        (1, "sent")
+    ]
+    assert [m["idempotency_key"] for m in linq_api.messages()] == [
+        f"{invoice['id']}-1-text",
+        f"{invoice['id']}-1-link",
+    ]
+
+
+def test_a_newer_attempt_skipped_before_the_policy_changed_does_not_supersede(night, linq_api):
+    # Attempt 2 ended skipped:policy under TEXT_ON_ATTEMPTS=1; the operator then texts every
+    # attempt. Attempt 2 is done and will never be texted: the deferred attempt 1 is.
+    night.configure(TEXT_ON_ATTEMPTS="1")
+    invoice = night.customer_with_invoice(attempt_count=1)
+    assert night.result(invoice)["action"] == "deferred:quiet_hours"
+    night.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert night.result(invoice, attempt_count=2)["action"] == "skipped:policy"
+    night.configure(TEXT_ON_ATTEMPTS="all")
+    morning(night, (invoice, 1))
+    night.sweep()
+    lines = push_all(night, released(night))
+    assert [(line["attempt"], line["action"]) for line in lines if "action" in line] == [
+        (1, "sent")
+    ]
+    assert len(linq_api.messages()) == 2
+
+
 def deferred_payments(night, count: int) -> list[dict[str, Any]]:
     invoices = []
     for index in range(count):

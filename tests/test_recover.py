@@ -6,7 +6,7 @@ import pytest
 
 from shared.adapters import linq as linq_module
 from standins import builders
-from tests.harness import SECOND_SENDER, SENDER, customer_calls, log_lines
+from tests.harness import SECOND_SENDER, SENDER, customer_calls, entry, log_lines
 
 PHONE = "+14155550100"
 OPENER = (
@@ -472,6 +472,55 @@ def test_ineligible_configured_line_is_retried_later(pipeline, linq_api):
     linq_api.load({"ineligible": []})
     assert pipeline.result(invoice)["action"] == "sent"
     assert {m["from"] for m in linq_api.messages()} == {SENDER}
+
+
+def test_a_single_picked_line_ineligible_for_now_is_retried_never_failed(pipeline, linq_api):
+    # The line picked automatically, and no other: before, the payment ended `failed` and was
+    # acknowledged, lost for good. Now it is retried until the line is eligible again.
+    linq_api.load({"phone_numbers": [builders.linq_line(SENDER)], "ineligible": [SENDER]})
+    invoice = pipeline.customer_with_invoice()
+    payment = pipeline.payment(invoice)
+    status, lines = pipeline.run(invoice, "m-1", event_id=payment.event_id)
+    assert status == 500
+    assert [line for line in lines if "action" in line] == []
+    assert retry_line(lines)["message"] == (
+        "will retry: no usable Linq line: 1 line(s), 0 CRITICAL, 1 refused as ineligible "
+        "(Linq 403, code 2027)"
+    )
+    assert entry(pipeline, invoice)["state"] == "active"
+    # The redelivery waits for the line the plan names: Linq's own 2027, retried again.
+    status, lines = pipeline.run(invoice, "m-1", event_id=payment.event_id)
+    assert (status, retry_line(lines)["code"]) == (500, 2027)
+    linq_api.load({"ineligible": []})
+    assert pipeline.result(invoice, "m-1", event_id=payment.event_id)["action"] == "sent"
+    assert [m["from"] for m in linq_api.messages()] == [SENDER, SENDER]
+
+
+@pytest.mark.parametrize(
+    ("lines", "reason"),
+    [
+        ([], "no usable Linq line: the Linq account has no lines to send from"),
+        (
+            [builders.linq_line(SENDER, reputation="CRITICAL")],
+            "no usable Linq line: 1 line(s), 1 CRITICAL, 0 refused as ineligible "
+            "(Linq 403, code 2027)",
+        ),
+    ],
+)
+def test_no_usable_line_at_all_is_retried_until_there_is_one(
+    pipeline, linq_api, monkeypatch, lines, reason
+):
+    monkeypatch.setattr(linq_module, "LINES_TTL_SECONDS", 0)
+    linq_api.load({"phone_numbers": lines})
+    invoice = pipeline.customer_with_invoice()
+    status, logged = pipeline.run(invoice, "m-1")
+    assert status == 500
+    assert [line for line in logged if "action" in line] == []
+    assert retry_line(logged)["message"] == f"will retry: {reason}"
+    assert linq_api.messages() == []
+    linq_api.load({"phone_numbers": [builders.linq_line(SENDER)]})
+    assert pipeline.result(invoice, "m-1")["action"] == "sent"
+    assert len(linq_api.messages()) == 2
 
 
 def test_an_unexpected_error_is_one_masked_line_and_a_retry_that_texts_once(

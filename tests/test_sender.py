@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.core.errors import PermanentError
+from shared.core.errors import PermanentError, RetryableError
 from shared.core.lines import Line
 from shared.core.sender import pick_sender
 
@@ -24,15 +24,21 @@ def test_configured_line_missing_from_the_account_is_permanent():
         pick_sender([HEALTHY], "+12025550199")
 
 
-def test_excluded_lines_are_skipped():
-    assert pick_sender([HEALTHY, AT_RISK], None, exclude=[HEALTHY.number]) == AT_RISK
+def test_lines_refused_as_ineligible_are_skipped():
+    assert pick_sender([HEALTHY, AT_RISK], None, ineligible=[HEALTHY.number]) == AT_RISK
 
 
-def test_no_usable_line_is_permanent():
-    with pytest.raises(PermanentError, match="no usable Linq line"):
-        pick_sender([CRITICAL], None)
-
-
-def test_empty_account_is_permanent():
-    with pytest.raises(PermanentError, match="no lines"):
-        pick_sender([], None)
+@pytest.mark.parametrize(
+    ("lines", "ineligible", "reason"),
+    [
+        ([CRITICAL], [], "1 line(s), 1 CRITICAL, 0 refused as ineligible"),
+        ([HEALTHY], [HEALTHY.number], "1 line(s), 0 CRITICAL, 1 refused as ineligible"),
+        ([CRITICAL, HEALTHY], [HEALTHY.number], "2 line(s), 1 CRITICAL, 1 refused as ineligible"),
+        ([], [], "the Linq account has no lines to send from"),
+    ],
+)
+def test_no_usable_line_is_a_retry_that_says_why(lines, ineligible, reason):
+    # A line recovers, a reputation mends, an operator adds one: never a `failed` payment.
+    with pytest.raises(RetryableError) as raised:
+        pick_sender(lines, None, ineligible)
+    assert raised.value.reason.startswith(f"no usable Linq line: {reason}")

@@ -140,12 +140,22 @@ def _decode(value: dict[str, Any]) -> Any:
 
 def _entry(fields: dict[str, Any]) -> Entry:
     plan = fields.get("plan")
+    state = _LEGACY_STATES.get(fields.get("state", ""), fields.get("state"))
     return Entry(
         plan=Plan(**{k: str(plan[k]) for k in ("to", "text", "link", "line")})
         if isinstance(plan, dict)
         else None,
         chat_id=fields.get("chat_id") or None,
+        ended=_action(fields.get("action")) if state == DONE else None,
     )
+
+
+def _action(value: Any) -> Action | None:
+    """A recorded action; None for one this version does not know (a later version wrote it)."""
+    try:
+        return Action(value)
+    except ValueError:
+        return None
 
 
 def _error(response: requests.Response) -> RetryableError | LeaseLostError:
@@ -314,6 +324,11 @@ class Ledger:
                 continue  # another run took it first: look again
             return Lease(key, version, _entry(fields), run, str(fields.get("event_id") or ""))
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
+
+    def entry(self, key: str) -> Entry | None:
+        """What the ledger holds for `key`, read without owning it; None when there is nothing."""
+        found = self._read(key)
+        return _entry(found[0]) if found is not None else None
 
     def record_plan(self, lease: Lease, plan: Plan, first_name: str | None = None) -> Lease:
         """Record what this failed payment will get, before the first send (and whom to name

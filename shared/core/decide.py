@@ -5,13 +5,12 @@ lines), calls `decide`, and executes what it returns. Nothing here does I/O, so 
 one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
-the key's mode, a readable invoice, a newer attempt, an open invoice, a live subscription, a link
-to send, a customer, a phone, our own opt-out list, the holdout group, the recipient's quiet
-hours. Which line it goes
-out from is the shell's choice (it may have to fall over to another line), recorded with the plan
-before the first send. Once a plan is recorded the decision is made: a retry or a takeover only
-checks that the invoice still wants paying (and, before the text, that it is not night), and
-sends what was planned.
+the key's mode, a readable invoice, a newer attempt with its own text, an open invoice, a live
+subscription, a link to send, a customer, a phone, our own opt-out list, the holdout group, the
+recipient's quiet hours. Which line it goes out from is the shell's choice (it may have to fall
+over to another line), recorded with the plan before the first send. Once a plan is recorded the
+decision is made: a retry or a takeover only checks that the invoice still wants paying (and,
+before the text, that it is not night), and sends what was planned.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Protocol
 
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
-from shared.core.invoice import Invoice
+from shared.core.invoice import Customer, Invoice
 from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, skipped
@@ -51,6 +50,8 @@ class Entry:
     plan: Plan | None = None
     # Set once the text went out: only the link is left to send.
     chat_id: str | None = None
+    # The outcome recorded when the entry is done for good; None while it may still be sent.
+    ended: Action | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class Facts:
     # When the recipient replied STOP, if they are on our own opt-out list (looked up for the
     # number `recipient` gives, or the recorded plan's).
     opted_out_at: datetime | None = None
+    # For a message about an older attempt than the invoice's: the ledger entry of the invoice's
+    # attempt, None when there is none (yet).
+    newest: Entry | None = None
 
 
 class Rules(Protocol):
@@ -156,7 +160,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     # A thin event names no attempt: the invoice's own count is the one the policy judges.
     if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
         return _not_in_policy(invoice.attempt_count, rules)
-    if (stale := _superseded(facts.job, invoice)) is not None:
+    if (stale := _superseded(facts, invoice, rules)) is not None:
         return stale
     if (closed := _closed(invoice)) is not None:
         return Finish(closed)
@@ -180,7 +184,7 @@ def decide(facts: Facts, rules: Rules) -> Decision:
                 "to measure what the texts cause",
             )
         )
-    if (night := _night(phone, customer.country, facts.now, rules)) is not None:
+    if (night := _night(phone, customer, facts.now, rules)) is not None:
         return night
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
 
@@ -215,13 +219,14 @@ def in_holdout(invoice_id: str, percent: int) -> bool:
     return bucket < percent * 100
 
 
-def _night(phone: str, country: str | None, now: datetime, rules: Rules) -> Defer | None:
-    """A deferral while it is night in any of the recipient's zones, else None.
+def _night(phone: str, customer: Customer, now: datetime, rules: Rules) -> Defer | None:
+    """A deferral while it is night in any of the recipient's zones (the number's, and its
+    address's state or country), else None.
 
     A deferral already due (a partial one, when no moment suits every zone; a released payment
     being decided again) lets the text go now.
     """
-    zones = candidate_zones(phone, country)
+    zones = candidate_zones(phone, customer.country, customer.state)
     deferral = when_to_send(now, rules.quiet_hours, zones)
     if deferral is None or deferral.due_at <= now:
         return None
@@ -236,17 +241,34 @@ def _not_in_policy(attempt: int, rules: Rules) -> Finish:
     )
 
 
-def _superseded(job: FailedPayment, invoice: Invoice) -> Finish | None:
-    """An event for an older attempt than the invoice's: the newer attempt has its own event."""
-    if job.attempt_count is None or job.attempt_count >= invoice.attempt_count:
+def _superseded(facts: Facts, invoice: Invoice, rules: Rules) -> Finish | None:
+    """An event for an older attempt than the invoice's, when the newer attempt has its own text
+    (sent, or to be sent): one text, not two. A newer attempt that gets none (outside
+    TEXT_ON_ATTEMPTS, or ended without one) leaves the older attempt to be judged as usual."""
+    attempt = facts.job.attempt_count
+    if attempt is None or attempt >= invoice.attempt_count:
+        return None
+    if not _texted(invoice.attempt_count, facts.newest, rules):
         return None
     return Finish(
         skipped(
             Action.SUPERSEDED,
-            f"attempt {job.attempt_count} is superseded: the invoice is at attempt "
-            f"{invoice.attempt_count}",
+            f"attempt {attempt} is superseded: the invoice is at attempt {invoice.attempt_count}",
         )
     )
+
+
+def _texted(attempt: int, entry: Entry | None, rules: Rules) -> bool:
+    """Whether `attempt`, recorded as `entry` (None: not yet), was or will be texted."""
+    if entry is not None:
+        if entry.chat_id is not None:
+            return True
+        if entry.ended is not None:
+            return entry.ended is Action.SENT
+        if entry.plan is not None:
+            return True  # decided, and being sent
+    # Its own event is on its way, or its run is deciding: the policy is the first thing it asks.
+    return rules.attempts.allows(attempt)
 
 
 def _closed(invoice: Invoice) -> Outcome | None:
@@ -264,8 +286,8 @@ def _closed(invoice: Invoice) -> Outcome | None:
 def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
     """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
     recipient replied STOP since. A text not sent yet is also held to the guards of time: it is
-    superseded once the invoice failed again (the newer attempt has its own event and its own
-    text: one text, not two), and it waits for the morning when the retry comes after nightfall
+    superseded once the invoice failed again and the newer attempt has its own text (one text,
+    not two), and it waits for the morning when the retry comes after nightfall
     (Pub/Sub retries through a Linq outage for hours). A link whose text went out follows it,
     whatever the attempt and the hour."""
     entry = facts.entry
@@ -275,9 +297,9 @@ def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
         closed = skipped(Action.OPTED_OUT, _replied_stop(facts.opted_out_at))
     if closed is None:
         if entry.chat_id is None:
-            if (stale := _superseded(facts.job, invoice)) is not None:
+            if (stale := _superseded(facts, invoice, rules)) is not None:
                 return stale
-            night = _night(entry.plan.to, invoice.customer.country, facts.now, rules)
+            night = _night(entry.plan.to, invoice.customer, facts.now, rules)
             if night is not None:
                 return night
         return Send(entry.plan, entry.chat_id)

@@ -31,6 +31,9 @@ class Customer:
     phone: str | None
     country: str | None
     deleted: bool = False
+    # The address's state or province as written (`CA`, `California`, `Nuevo León`): quiet hours
+    # are judged in its zones too.
+    state: str | None = None
     # Stripe's IETF tags, most preferred first (`es-419`, `fr`); they choose the template.
     preferred_locales: tuple[str, ...] = ()
 
@@ -82,29 +85,40 @@ def parse_customer(data: Mapping[str, Any] | str | None, invoice: Mapping[str, A
     An invoice billed to an Accounts v2 `customer_account` has no customer object (`customer` is
     null): its own copies (`customer_name`, `customer_phone`, `customer_address`, frozen when it
     was finalized) stand in. A customer without an address takes the invoice's address country
-    as its phone region. A bare id or a deleted customer has no contact.
+    as its phone region, and its state. A bare id or a deleted customer has no contact.
     """
-    frozen_country = (invoice.get("customer_address") or {}).get("country")
+    frozen = invoice.get("customer_address") or {}
     if data is None:
         return Customer(
             id=invoice.get("customer_account"),
             name=clean(invoice.get("customer_name")),
             phone=invoice.get("customer_phone"),
-            country=frozen_country,
+            country=frozen.get("country"),
+            state=_state(frozen),
         )
     if not isinstance(data, Mapping):
         return Customer(id=data, name="", phone=None, country=None)
     if data.get("deleted"):
         return Customer(id=data.get("id"), name="", phone=None, country=None, deleted=True)
     address = data.get("address") or {}
+    # The customer's own address when it has one; the invoice's frozen copy otherwise.
+    place = address if address.get("country") or address.get("state") else frozen
     locales = data.get("preferred_locales") or []
     return Customer(
         id=data.get("id"),
         name=clean(data.get("name")),
         phone=data.get("phone"),
-        country=address.get("country") or frozen_country,
+        country=address.get("country") or frozen.get("country"),
         preferred_locales=tuple(locale for locale in locales if isinstance(locale, str)),
+        state=_state(place),
     )
+
+
+def _state(address: Mapping[str, Any]) -> str | None:
+    state = address.get("state")
+    if not isinstance(state, str) or not state.strip():
+        return None
+    return state.strip()
 
 
 def parse_invoice(data: Mapping[str, Any]) -> Invoice:

@@ -17,12 +17,15 @@ from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
 from phonenumbers.tzdata import TIMEZONE_DATA
 
 from shared.core.errors import ConfigError
+from shared.core.places import area_code_zones, zones_of
 
 OFF = "off"
 DEFAULT_QUIET_HOURS = "21:00-08:00"
 # A number and an address that say nothing about a place (a +800 freephone or a satellite number,
 # no address country): the window is applied in UTC rather than not at all.
 UNKNOWN_PLACE_ZONE = "UTC"
+# The North American Numbering Plan: the US, Canada and 23 others share calling code 1.
+NANP = "1"
 # The window repeats daily, so a day ahead holds every kind of moment there is to find.
 HORIZON = timedelta(hours=24)
 
@@ -87,24 +90,45 @@ def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | 
     return window
 
 
-def candidate_zones(e164: str, address_country: str | None) -> tuple[str, ...]:
+def candidate_zones(
+    e164: str, address_country: str | None, address_state: str | None = None
+) -> tuple[str, ...]:
     """The IANA zones the recipient may be in, sorted; never empty.
 
-    The number's own zones (a US number: its area code's). When phonenumbers knows no zone for the
-    number, or only those of its whole calling code (a US toll-free number gets every +1 zone
-    from Guam to Newfoundland), every zone of the number's country instead. An address country
-    (ISO 3166-1 alpha-2) other than the number's adds every zone of that country. With no place at
-    all, `UNKNOWN_PLACE_ZONE`. `e164` must be a number `shared.core.phone.to_e164` returned.
+    The number's own zones: a US or Canadian number's area code's, every one of them when it spans
+    several (867: Yukon, Northwest Territories and Nunavut), else phonenumbers' (by country, area
+    code or exchange). When phonenumbers knows no zone for the number, or only those of its whole
+    calling code (a US toll-free number gets every +1 zone from Guam to Newfoundland), every zone
+    of the number's country instead. The address adds the zones of its state or province (its
+    code or name, read in the address country, else the number's: `shared.core.places`), or,
+    when it names no state known there and another country (ISO 3166-1 alpha-2) than the
+    number's, every zone of that country. With no place at all, `UNKNOWN_PLACE_ZONE`. `e164` must
+    be a number `shared.core.phone.to_e164` returned.
     """
     number = phonenumbers.parse(e164)
     country = phonenumbers.region_code_for_number(number)
-    zones = set(time_zones_for_number(number)) - {UNKNOWN_TIMEZONE}
+    zones = _number_zones(number)
     if country and (not zones or zones == set(TIMEZONE_DATA.get(str(number.country_code), ()))):
         zones = set(_country_zones(country)) or zones
     address = address_country.strip().upper() if address_country else None
-    if address and address != country:
+    state = zones_of(address or country, address_state)
+    if state:
+        zones |= state
+    elif address and address != country:
         zones |= _country_zones(address)
     return tuple(sorted(zones)) or (UNKNOWN_PLACE_ZONE,)
+
+
+def _number_zones(number: phonenumbers.PhoneNumber) -> set[str]:
+    """The zones phonenumbers gives the number, or every zone of its area code when that area
+    code spans several (`shared.core.places.AREA_CODES`)."""
+    if str(number.country_code) == NANP:
+        area_code = phonenumbers.national_significant_number(number)[:3]
+        if spans := area_code_zones(area_code):
+            # phonenumbers lists most area codes with one zone, and those it knows span several
+            # by a few exchanges, answering the others with a default zone.
+            return set(spans)
+    return set(time_zones_for_number(number)) - {UNKNOWN_TIMEZONE}
 
 
 # Cached: sorting out the 2,000 prefixes of +1 takes 10-45 ms per country (once per instance).

@@ -161,7 +161,7 @@ class Recovery:
         owner = _Owner(self._ledger, self._pool, claim) if claim is not None else None
         try:
             entry = owner.lease.entry if owner is not None else facts.entry
-            facts = replace(facts, entry=entry, opted_out_at=self._opted_out(facts, entry))
+            facts = self._recorded(facts, entry)
             decision = decide(facts, self._settings)
             outcome = self._execute(decision, job, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
@@ -172,6 +172,23 @@ class Recovery:
             raise
         customer_id = _customer_id(job, facts.invoice)
         return RunResult(job.invoice_id, customer_id, attempt, outcome)
+
+    def _recorded(self, facts: Facts, entry: Entry) -> Facts:
+        """The facts with what the ledger knows: the entry, our own STOP list and, for a message
+        older than the invoice, the entry of the invoice's attempt (read beside the STOP list)."""
+        newest: Future[Entry | None] | None = None
+        job, invoice = facts.job, facts.invoice
+        older = job.attempt_count
+        if invoice is not None and older is not None and older < invoice.attempt_count:
+            key = payment_key(job.invoice_id, invoice.attempt_count)
+            newest = self._pool.submit(self._ledger.entry, key)
+        opted_out_at = self._opted_out(facts, entry)
+        return replace(
+            facts,
+            entry=entry,
+            opted_out_at=opted_out_at,
+            newest=newest.result() if newest is not None else None,
+        )
 
     def _opted_out(self, facts: Facts, entry: Entry) -> datetime | None:
         """Our own STOP list, for the number this run would text: checked before any Linq call,
@@ -286,7 +303,7 @@ class Recovery:
         while True:
             line = plan.line
             if line is None:
-                line = pick_sender(self._linq.lines(), configured, exclude=ineligible).number
+                line = pick_sender(self._linq.lines(), configured, ineligible).number
             planned = replace(plan, line=line)
             owner.alongside(
                 partial(self._check, plan.to, line),
@@ -298,8 +315,8 @@ class Recovery:
                 return planned, self._linq.create_chat(line, plan.to, plan.text, key)
             except LineIneligibleError:
                 # Linq refuses before creating anything. A line this run picked may give way to
-                # the next; a configured line, or one an earlier run may already have sent from,
-                # is waited for instead.
+                # the next (none left: a retry); a configured line, or one an earlier run may
+                # already have sent from, is waited for instead.
                 if recorded or configured is not None:
                     raise
                 ineligible.append(line)
@@ -336,7 +353,7 @@ class Recovery:
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
         facts = self._facts(job)
-        facts = replace(facts, opted_out_at=self._opted_out(facts, facts.entry))
+        facts = self._recorded(facts, facts.entry)
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
