@@ -21,7 +21,7 @@ from shared.adapters import ledger as ledger_module
 from shared.adapters import linq_webhook
 from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.core.errors import RetryableError, WebhookRejected
-from shared.core.linq_events import Delivery, is_opt_out, read_event
+from shared.core.linq_events import Delivery, read_event
 from standins import builders
 from tests.harness import LINQ_SECRET, SENDER, entry_url
 from tests.harness import entry as entry_fields
@@ -154,29 +154,7 @@ def test_a_deeply_nested_signed_body_is_rejected():
         parse_linq_webhook(body.encode(), sign(body), LINQ_SECRET)
 
 
-# --- the STOP rule and matching ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text", ["STOP", " stop ", "Stop", "Opt-Out", "optout", "opt out", "QUIT", "end"]
-)
-def test_opt_out_keywords_in_any_case(text):
-    assert is_opt_out(text)
-
-
-@pytest.mark.parametrize("text", ["please stop", "STOPPED", "stop it", "I'll pay on Friday", ""])
-def test_anything_else_is_not_an_opt_out(text):
-    assert not is_opt_out(text)
-
-
-@pytest.mark.parametrize(
-    "text",
-    ["Stop.", "STOP!!", "stop!", "\uff53\uff54\uff4f\uff50", "STOP\u200b", "\u201cSTOP\u201d"],
-)
-def test_a_stop_word_with_punctuation_full_width_letters_or_invisible_characters_opts_out(text):
-    # The whole message is still the word: a phone keyboard's period, an exclamation, full-width
-    # letters or a zero-width character do not make "stop" mean anything else.
-    assert is_opt_out(text)
+# --- matching (the STOP rule itself: tests/test_stop_rule.py) -------------------------------
 
 
 def test_a_delivery_is_read_by_its_key_and_a_failure_by_its_message_and_chat():
@@ -231,6 +209,89 @@ def reply(chat_id: str, text: str, *, sender: str = PHONE, **extra: Any) -> dict
         **extra,
     }
     return {"event_type": "message.received", "event_id": str(uuid.uuid4()), "data": data}
+
+
+def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A Linq webhook event around `data`, with the whole 2026-02-03 envelope."""
+    return {
+        "api_version": "v3",
+        "webhook_version": "2026-02-03",
+        "event_type": kind,
+        "event_id": str(uuid.uuid4()),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "partner_id": "partner_test",
+        "trace_id": uuid.uuid4().hex,
+        "data": data,
+    }
+
+
+def chat_handle(handle: str, is_me: bool) -> dict[str, Any]:
+    return {
+        "id": str(uuid.uuid4()),
+        "handle": handle,
+        "joined_at": "2026-01-01T00:00:00+00:00",
+        "service": "iMessage",
+        "is_me": is_me,
+    }
+
+
+def message(
+    chat_id: str,
+    *parts: dict[str, Any],
+    sender: str = PHONE,
+    health: str = "HEALTHY",
+    marked_at: str | None = None,
+    **data: Any,
+) -> dict[str, Any]:
+    """A `message.received` as the SDK's MessageEventV2 defines it (any parts, the chat's
+    health), for the variants the stand-in does not send."""
+    is_me = sender == SENDER
+    status = {
+        "status": health,
+        "doc_url": "https://docs.linqapp.com/chat-health",
+        "updated_at": marked_at or "2026-01-01T00:00:00+00:00",
+    }
+    body = {
+        "id": str(uuid.uuid4()),
+        "direction": "outbound" if is_me else "inbound",
+        "sender_handle": chat_handle(sender, is_me),
+        "parts": list(parts),
+        "service": "iMessage",
+        "chat": {
+            "id": chat_id,
+            "is_group": False,
+            "owner_handle": chat_handle(SENDER, True),
+            "health_status": status,
+        },
+        "sent_at": dt.datetime.now(dt.UTC).isoformat(),
+        **data,
+    }
+    return envelope("message.received", body)
+
+
+def text(value: str) -> dict[str, Any]:
+    return {"type": "text", "value": value}
+
+
+def media(mime: str) -> dict[str, Any]:
+    return {
+        "type": "media",
+        "id": str(uuid.uuid4()),
+        "filename": "IMG_0001",
+        "mime_type": mime,
+        "size_bytes": 1024,
+        "url": "https://cdn.linqapp.com/a/IMG_0001",
+    }
+
+
+def link(url: str) -> dict[str, Any]:
+    return {"type": "link", "value": url}
+
+
+def failure(chat_id: str) -> dict[str, Any]:
+    """A `message.failed` without its optional `message_id`, as the SDK allows."""
+    data = {"code": 4001, "chat_id": chat_id, "reason": "Message not delivered"}
+    return envelope("message.failed", {**data, "failed_at": dt.datetime.now(dt.UTC).isoformat()})
 
 
 def acted(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -340,15 +401,19 @@ def test_a_failure_heard_before_the_run_recorded_its_message_is_retried(pipeline
     assert entry == f"{line['invoice_id']}-{line['attempt']}"
 
 
-def test_stop_then_a_new_failed_payment_is_skipped_with_no_linq_call(pipeline, texted, linq_api):
+@pytest.mark.parametrize("text", ["stop", "Stop texting me"])
+def test_stop_then_a_new_failed_payment_is_skipped_with_no_linq_call(
+    pipeline, texted, linq_api, text
+):
     invoice, _ = texted
-    # Lower case: Linq itself would not opt the number out; our list does.
-    assert linq_api.inbound(PHONE, "stop") is False
+    # Lower case, or a sentence: Linq itself would not opt the number out; our list does.
+    assert linq_api.inbound(PHONE, text) is False
     [line] = acted(pipeline.relay(1))
     assert (line["action"], line["changed"]) == ("opt_out_recorded", True)
     assert "stop" not in str({k: v for k, v in line.items() if k != "message"}).lower()
-    [note] = [n["text"] for n in pipeline.slack.notes() if "replied STOP" in n["text"]]
-    assert PHONE not in note
+    [note] = [n["text"] for n in pipeline.slack.notes() if " opted out" in n["text"]]
+    assert note.startswith("Jane (")
+    assert note.endswith(f'opted out, no more texts to +1******0100: "{text}"')
     before = len(linq_api.requests())
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     result = pipeline.result(invoice, attempt_count=2)
@@ -357,22 +422,60 @@ def test_stop_then_a_new_failed_payment_is_skipped_with_no_linq_call(pipeline, t
     assert len(linq_api.requests()) == before  # no Linq call at all
 
 
-def test_a_later_word_lifts_the_stop_and_texts_go_out_again(pipeline, texted, linq_api):
-    invoice, _ = texted
-    linq_api.inbound(PHONE, "STOP")
-    time.sleep(0.01)  # the stand-in stamps sent_at in microseconds: the later word is later
-    linq_api.inbound(PHONE, "sorry, I'll pay")
-    lines = acted(pipeline.relay(2))
-    assert [line["action"] for line in lines] == ["opt_out_recorded", "reply_received"]
-    assert lines[1]["opt_out_lifted"] is True
+def test_only_start_lifts_a_stop_and_texts_go_out_again(pipeline, texted, linq_api):
+    invoice, chat_id = texted
+    now = dt.datetime.now(dt.UTC)
+    later = [(now + dt.timedelta(seconds=s)).isoformat() for s in range(4)]
+    acted(pipeline.hear(reply(chat_id, "Stop texting me", sent_at=later[0])))
+    # Anything but START or UNSTOP keeps the number on the list, and still reaches the team.
+    [line] = acted(pipeline.hear(reply(chat_id, "Sorry, I didn't mean that", sent_at=later[1])))
+    assert (line["action"], line["opted_out"]) == ("reply_received", True)
+    [note] = [n["text"] for n in pipeline.slack.notes() if n["text"].startswith("Reply from")]
+    assert note.endswith(
+        '"Sorry, I didn\'t mean that" (still opted out: only START or UNSTOP lifts it)'
+    )
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
-    assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
+    [line] = acted(pipeline.hear(reply(chat_id, "Start", sent_at=later[2])))
+    assert line["action"] == "opt_out_lifted"
+    [note] = [n["text"] for n in pipeline.slack.notes() if "off our opt-out list" in n["text"]]
+    assert note.endswith('wrote "Start": off our opt-out list, +1******0100 may be texted again')
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 3})
+    assert pipeline.result(invoice, attempt_count=3)["action"] == "sent"
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"text": "Sorry, I didn't mean that"},
+        {"text": "Stop texting me"},
+        {"parts": [media("image/jpeg")]},
+        {"parts": [link("https://example.com/receipt")]},
+        {"parts": [], "zero_retention": True},
+    ],
+    ids=["a-sentence", "another-stop", "a-photo", "a-link", "zero-retention"],
+)
+def test_a_later_message_that_is_not_start_keeps_the_number_on_the_list(
+    pipeline, texted, linq_api, later
+):
+    # Before, any later message but a STOP word took the number off the list, as Linq does.
+    invoice, chat_id = texted
+    now = dt.datetime.now(dt.UTC)
+    acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
+    after = (now + dt.timedelta(seconds=5)).isoformat()
+    event = message(chat_id, *later.get("parts", [text(later.get("text", ""))]), sent_at=after)
+    event["data"]["zero_retention"] = later.get("zero_retention", False)
+    acted(pipeline.hear(event))
+    before = len(linq_api.requests())
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
+    assert len(linq_api.requests()) == before
 
 
 @pytest.mark.parametrize(
     "sender",
-    ["jane@icloud.com", "14155550100", "+1 (415) 555-0100"],
-    ids=["email", "no-plus", "spaced"],
+    ["jane@icloud.com", "14155550100", "+1 (415) 555-0100", "jane/doe%2F@icloud.com"],
+    ids=["email", "no-plus", "spaced", "email-with-slash-and-percent"],
 )
 def test_a_stop_from_another_handle_of_the_texted_person_opts_the_texted_number_out(
     pipeline, texted, linq_api, sender
@@ -405,19 +508,33 @@ def test_a_stop_heard_before_the_run_recorded_its_chat_still_opts_out(pipeline, 
     assert len(linq_api.requests()) == before
 
 
-def test_an_older_stop_arriving_after_a_newer_word_does_not_opt_out(pipeline, texted):
-    _, chat_id = texted
+def test_an_older_stop_arriving_after_a_newer_start_does_not_opt_out(pipeline, texted):
+    invoice, chat_id = texted
     now = dt.datetime.now(dt.UTC)
     acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
     acted(
-        pipeline.hear(
-            reply(chat_id, "ok fine", sent_at=(now + dt.timedelta(seconds=9)).isoformat())
-        )
+        pipeline.hear(reply(chat_id, "START", sent_at=(now + dt.timedelta(seconds=9)).isoformat()))
     )
     [line] = acted(
         pipeline.hear(reply(chat_id, "STOP", sent_at=(now + dt.timedelta(seconds=1)).isoformat()))
     )
     assert line["changed"] is False
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
+
+
+def test_a_start_arriving_before_an_older_stop_still_wins(pipeline, texted):
+    # Linq reorders and retries: the START (written last) is heard first, from a handle that
+    # was never on the list; the STOP written before it arrives afterwards and changes nothing.
+    invoice, chat_id = texted
+    now = dt.datetime.now(dt.UTC)
+    acted(
+        pipeline.hear(reply(chat_id, "START", sent_at=(now + dt.timedelta(seconds=9)).isoformat()))
+    )
+    [line] = acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
+    assert (line["action"], line["changed"]) == ("opt_out_recorded", False)
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
+    assert pipeline.result(invoice, attempt_count=2)["action"] == "sent"
 
 
 def test_a_reply_reaches_the_team_without_the_number_and_no_log_holds_the_text(
