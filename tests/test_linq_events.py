@@ -23,8 +23,9 @@ from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.core.errors import RetryableError, WebhookRejected
 from shared.core.linq_events import Delivery, read_event
 from standins import builders
-from tests.harness import LINQ_SECRET, SENDER, entry_url
+from tests.harness import LINQ_SECRET, SENDER, customer_calls, entry_url, log_lines
 from tests.harness import entry as entry_fields
+from tests.test_ledger import race
 
 PHONE = "+14155550100"
 
@@ -781,3 +782,343 @@ def test_a_stop_recovered_late_as_history_still_opts_out(pipeline, texted, linq_
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
     assert len(linq_api.requests()) == before
+
+
+# --- what Linq's message events really carry ----------------------------------------------------
+
+
+def notes(pipeline, containing: str) -> list[str]:
+    return [n["text"] for n in pipeline.slack.notes() if containing in n["text"]]
+
+
+def next_attempt(pipeline, invoice: dict[str, Any], attempt: int = 2) -> dict[str, Any]:
+    pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": attempt})
+    return pipeline.result(invoice, attempt_count=attempt)
+
+
+def test_a_zero_retention_stop_is_read_from_linq_s_mark_on_the_chat(pipeline, texted, linq_api):
+    # On a zero-retention line `parts` is always empty: the STOP is known only from Linq's mark.
+    # Before, it was a reply of length 0 (`Reply from Jane: ""`) and nobody was opted out.
+    invoice, chat_id = texted
+    marked = dt.datetime.now(dt.UTC).isoformat()
+    event = message(chat_id, health="OPTED_OUT", marked_at=marked, zero_retention=True)
+    [line] = acted(pipeline.hear(event))
+    assert (line["action"], line["changed"]) == ("opt_out_recorded", True)
+    [note] = notes(pipeline, "opted out")
+    assert note.endswith(
+        "opted out (Linq marks the chat opted out), no more texts to +1******0100: "
+        '"[not kept: a zero-retention line]"'
+    )
+    assert notes(pipeline, "Reply from") == []
+    before = len(linq_api.requests())
+    assert next_attempt(pipeline, invoice)["action"] == "skipped:opted_out"
+    assert len(linq_api.requests()) == before
+
+
+def test_linq_s_mark_on_a_delivered_message_s_chat_opts_out(pipeline, linq_api):
+    # Every message event carries the chat's health: a delivery into a chat Linq has marked
+    # OPTED_OUT (the person said STOP between our text and our link) opts them out too.
+    invoice, chat_id = send(pipeline)
+    pipeline.linq_inbox.take(2)
+    marked = dt.datetime.now(dt.UTC).isoformat()
+    data = message(chat_id, link(invoice["hosted_invoice_url"]), sender=SENDER)["data"]
+    data["chat"]["health_status"].update(status="OPTED_OUT", updated_at=marked)
+    data.update(idempotency_key=f"{invoice['id']}-1-link", delivered_at=marked)
+    [line] = acted(pipeline.hear(envelope("message.delivered", data)))
+    assert (line["action"], line["part"], line["opt_out_recorded"]) == ("delivered", "link", True)
+    assert len(notes(pipeline, "opted out (Linq marks the chat opted out)")) == 1
+    assert next_attempt(pipeline, invoice)["action"] == "skipped:opted_out"
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [text("STOP"), media("image/png"), text("STOP")],
+        [text("CANCEL"), media("image/png"), text("I get paid Friday")],
+    ],
+    ids=["stop-photo-stop", "cancel-photo-sentence"],
+)
+def test_each_text_part_is_judged_for_the_stop_rule(pipeline, texted, parts):
+    # Before, the parts were joined ("STOP STOP") and judged only as a whole.
+    invoice, chat_id = texted
+    [line] = acted(pipeline.hear(message(chat_id, *parts)))
+    assert line["action"] == "opt_out_recorded"
+    assert next_attempt(pipeline, invoice)["action"] == "skipped:opted_out"
+
+
+def test_a_failure_without_a_message_id_is_matched_on_its_chat(pipeline):
+    # The SDK makes `message_id` optional on message.failed. Before: "a message the product
+    # did not send". The text is the part Linq has said nothing of first, then the link.
+    invoice, chat_id = send(pipeline)
+    pipeline.linq_inbox.take(2)  # the stand-in's deliveries, never heard
+    [line] = acted(pipeline.hear(failure(chat_id)))
+    assert (line["action"], line["part"], line["code"]) == ("delivery_failed", "text", 4001)
+    [line] = acted(pipeline.hear(failure(chat_id)))
+    assert (line["action"], line["part"]) == ("delivery_failed", "link")
+    fields = ledger_fields(pipeline, invoice)
+    assert (fields["text_delivery"]["status"], fields["link_delivery"]["status"]) == (
+        "failed",
+        "failed",
+    )
+
+
+def test_a_failure_without_a_message_id_after_both_deliveries_changes_nothing(pipeline, texted):
+    invoice, chat_id = texted
+    [line] = acted(pipeline.hear(failure(chat_id)))
+    assert line["message"] == "ignored: every message sent into the chat was delivered"
+    assert ledger_fields(pipeline, invoice)["text_delivery"]["status"] == "delivered"
+
+
+@pytest.mark.parametrize(
+    "ours",
+    [{"direction": "outbound"}, {"sender_handle": chat_handle(PHONE, True)}],
+    ids=["outbound", "is_me"],
+)
+def test_a_message_our_own_line_sent_is_not_a_reply(pipeline, texted, ours):
+    # Our own text says "Reply STOP to opt out": read as a customer's words it would opt them out.
+    invoice, chat_id = texted
+    event = message(
+        chat_id, text("Hi Jane, your payment didn't go through. Reply STOP to opt out.")
+    )
+    event["data"].update(ours)
+    [line] = acted(pipeline.hear(event))
+    assert (line["severity"], line["message"]) == ("INFO", "ignored: a message our own line sent")
+    assert notes(pipeline, "Jane") == []
+    assert next_attempt(pipeline, invoice)["action"] == "sent"
+
+
+def card(fallback: str) -> dict[str, Any]:
+    return {
+        "type": "imessage_app",
+        "app": {"bundle_id": "com.example.app", "name": "Example", "team_id": "ABCDE12345"},
+        "layout": {"caption": "Shared"},
+        "url": "https://example.com/card",
+        "fallback_text": fallback,
+    }
+
+
+@pytest.mark.parametrize(
+    ("parts", "quote"),
+    [
+        ([media("image/heic")], "[photo]"),
+        ([link("https://www.example.com/receipt?id=42")], "[link: www.example.com]"),
+        ([card("Call me on +14155550100")], "[card: Call me on +1******0100]"),
+        ([text("paid, see"), media("application/pdf")], "paid, see [attachment]"),
+    ],
+    ids=["photo", "link", "card", "text-and-file"],
+)
+def test_a_reply_without_words_is_quoted_with_what_it_has(pipeline, texted, parts, quote):
+    # Before, each of these reached the team as `Reply from Jane (...): ""`.
+    _, chat_id = texted
+    [line] = acted(pipeline.hear(message(chat_id, *parts)))
+    assert line["action"] == "reply_received"
+    [note] = notes(pipeline, "Reply from")
+    assert note.endswith(f': "{quote}"')
+
+
+# --- a STOP is ours whatever became of the entry ------------------------------------------------
+
+
+@pytest.mark.parametrize("state", ["deferred", "failed", "done", "released"])
+def test_a_stop_on_a_chat_its_entry_never_recorded_is_ours_in_any_state(
+    pipeline, texted, linq_api, state
+):
+    """Linq took the text but its answer was lost (a read timeout): the entry holds the plan, not
+    the chat. Its retry was then deferred (after 21:00), failed, ended, or released: before, only
+    an `active` entry made the STOP ours, and it was ignored."""
+    invoice, chat_id = texted
+    put(entry_url(pipeline, invoice, 1), {"state": state, "chat_id": None})
+    [line] = acted(pipeline.hear(reply(chat_id, "stop")))
+    assert (line["action"], line["invoice_id"]) == ("opt_out_recorded", invoice["id"])
+
+
+def test_a_stop_while_the_text_waits_for_the_morning_stops_the_release(pipeline, texted, linq_api):
+    # The issue's night: the text went out but its answer was lost, the retry after 21:00 was
+    # deferred, the customer wrote "Stop texting me", and the morning's release sent the link.
+    invoice, chat_id = texted
+    night_over = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    put(
+        entry_url(pipeline, invoice, 1),
+        {
+            "state": "deferred",
+            "chat_id": None,
+            "due_at": night_over,
+            "action": "deferred:quiet_hours",
+        },
+    )
+    [line] = acted(pipeline.hear(reply(chat_id, "Stop texting me")))
+    assert line["action"] == "opt_out_recorded"
+    before = len(customer_calls(linq_api))
+    assert pipeline.sweep().status_code == 200
+    [released] = pipeline.published()
+    pipeline.capsys.readouterr()
+    assert pipeline.push(released).status_code == 200
+    [result] = [entry for entry in log_lines(pipeline.capsys.readouterr().out) if "action" in entry]
+    assert result["action"] == "skipped:opted_out"
+    assert len(customer_calls(linq_api)) == before
+
+
+# --- the handling of each event: a lease, not a window ---------------------------------------
+
+
+def event_url(pipeline, webhook_id: str) -> str:
+    return (
+        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
+        f"/databases/dunning/documents/{ledger_module.LINQ_EVENTS}/"
+        f"{ledger_module._event_key(webhook_id)}"
+    )
+
+
+def retried(lines: list[dict[str, Any]]) -> str:
+    """The reason of the one `will retry` line, there being no outcome line."""
+    assert acted(lines) == [], lines
+    [line] = [line for line in lines if line["message"].startswith("will retry")]
+    return line["message"]
+
+
+def after_the_lease(monkeypatch) -> None:
+    """Move the ledger's clock past any lease taken now (instead of waiting for it)."""
+    later = dt.datetime.now(dt.UTC) + ledger_module.DEFAULT_LEASE + dt.timedelta(seconds=1)
+    monkeypatch.setattr(ledger_module, "_now", lambda: later)
+
+
+def test_a_stop_whose_first_handling_failed_is_handled_on_redelivery(
+    pipeline, texted, linq_api, monkeypatch
+):
+    """The run claims the webhook id, then Firestore fails: neither the STOP nor the release of
+    the claim is written. Before, the redelivery seconds later read the claim as "being handled",
+    was acknowledged as a duplicate, and the STOP was gone."""
+    invoice, chat_id = texted
+    event, webhook_id = reply(chat_id, "stop"), f"msg_{uuid.uuid4().hex}"
+    claim_event, call = ledger_module.Ledger.claim_event, ledger_module.Ledger._call
+    outage: list[bool] = []
+
+    def claim_then_outage(self: Any, *args: Any) -> Any:
+        claimed = claim_event(self, *args)
+        outage.append(True)
+        return claimed
+
+    def firestore(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if outage:
+            raise RetryableError("Firestore unreachable: ConnectTimeout", vendor="firestore")
+        return call(self, *args, **kwargs)
+
+    monkeypatch.setattr(ledger_module.Ledger, "claim_event", claim_then_outage)
+    monkeypatch.setattr(ledger_module.Ledger, "_call", firestore)
+    assert "Firestore unreachable" in retried(pipeline.hear(event, webhook_id=webhook_id))
+    monkeypatch.setattr(ledger_module.Ledger, "claim_event", claim_event)
+    monkeypatch.setattr(ledger_module.Ledger, "_call", call)
+    # Redelivered while the failed run's lease is live: retried, never taken for a duplicate.
+    reason = retried(pipeline.hear(event, webhook_id=webhook_id))
+    assert "another run is handling this Linq event" in reason
+    now = ledger_module._now
+    after_the_lease(monkeypatch)
+    [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
+    assert line["action"] == "opt_out_recorded"
+    [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
+    assert line["message"] == "duplicate Linq event ignored"
+    monkeypatch.setattr(ledger_module, "_now", now)
+    assert next_attempt(pipeline, invoice)["action"] == "skipped:opted_out"
+
+
+def test_a_stop_whose_run_died_after_its_claim_is_handled_once_the_lease_runs_out(
+    pipeline, texted, monkeypatch
+):
+    _, chat_id = texted
+    event, webhook_id = reply(chat_id, "STOP"), f"msg_{uuid.uuid4().hex}"
+    # What a run killed (or timed out) right after its claim leaves: a lease nobody will end.
+    now = dt.datetime.now(dt.UTC)
+    claim = {"webhook_id": webhook_id, "run": "killed", "claimed_at": now, "done": False}
+    put(
+        event_url(pipeline, webhook_id), {**claim, "lease_until": now + ledger_module.DEFAULT_LEASE}
+    )
+    assert "another run is handling" in retried(pipeline.hear(event, webhook_id=webhook_id))
+    after_the_lease(monkeypatch)
+    [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
+    assert line["action"] == "opt_out_recorded"
+
+
+@pytest.fixture
+def ledger(firestore, monkeypatch) -> ledger_module.Ledger:
+    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)
+    return ledger_module.Ledger(firestore.project, "dunning")
+
+
+def test_one_run_at_a_time_owns_a_linq_event_and_a_finished_one_is_a_duplicate(ledger):
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+    first = ledger.claim_event(webhook_id, "run_a")
+    assert first is not None
+    with pytest.raises(RetryableError, match="another run is handling"):
+        ledger.claim_event(webhook_id, "run_b")
+    ledger.release_event(first)  # run_a failed: its redelivery goes on at once
+    second = ledger.claim_event(webhook_id, "run_b")
+    assert second is not None
+    ledger.finish_event(first)  # a late word from run_a changes nothing: the event is run_b's
+    with pytest.raises(RetryableError, match="another run is handling"):
+        ledger.claim_event(webhook_id, "run_c")
+    ledger.finish_event(second)
+    assert ledger.claim_event(webhook_id, "run_c") is None
+
+
+def test_a_dead_runs_lease_on_a_linq_event_is_taken_over_once_it_runs_out(ledger, monkeypatch):
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+    dead = ledger.claim_event(webhook_id, "run_a")
+    after_the_lease(monkeypatch)
+    taken = ledger.claim_event(webhook_id, "run_b")
+    assert taken is not None
+    ledger.finish_event(dead)  # the dead run's finish, should it ever come, changes nothing
+    with pytest.raises(RetryableError, match="another run is handling"):
+        ledger.claim_event(webhook_id, "run_c")
+
+
+@pytest.mark.parametrize("racers", [2, 10])
+def test_racing_deliveries_of_one_linq_event_have_one_owner(ledger, racers):
+    webhook_id = f"msg_{uuid.uuid4().hex}"
+
+    def deliver(index: int) -> Any:
+        try:
+            return ledger.claim_event(webhook_id, f"run_{index}")
+        except RetryableError as exc:
+            return exc
+
+    outcomes = race(racers, deliver)
+    claims = [o for o in outcomes if isinstance(o, ledger_module.EventClaim)]
+    assert len(claims) == 1
+    assert all(isinstance(o, RetryableError) for o in outcomes if o not in claims)
+
+
+# --- the opt-out list's keys ---------------------------------------------------------------------
+
+
+def test_an_opt_out_list_key_is_safe_for_any_handle(ledger):
+    at = dt.datetime(2026, 11, 26, 14, 59, tzinfo=dt.UTC)
+    handles = [
+        "jane/doe%2F@icloud.com",
+        "jane%2Fdoe%2F@icloud.com",
+        "jane@icloud.com",
+        "../..@icloud.com",
+        "__name__@icloud.com",
+        f"+999{uuid.uuid4().int % 10**8:08d}",
+    ]
+    for seconds, handle in enumerate(handles):
+        assert ledger.set_opt_out(handle, True, at + dt.timedelta(seconds=seconds), {})
+    for seconds, handle in enumerate(handles):
+        assert ledger.opted_out_at(handle) == at + dt.timedelta(seconds=seconds)
+    # An Apple ID is one whatever its case; a handle that was never written reads as not listed.
+    assert ledger.opted_out_at("Jane/Doe%2F@iCloud.com") == at
+    assert ledger.opted_out_at("jane/doe@icloud.com") is None
+
+
+def test_an_opt_out_written_before_handles_were_hashed_still_reads(ledger, firestore):
+    # An E.164 number is its own document id, as every entry written so far is.
+    at = dt.datetime(2026, 11, 26, 14, 59, tzinfo=dt.UTC)
+    phone = f"+999{uuid.uuid4().int % 10**8:08d}"
+    url = (
+        f"{firestore.url}/v1/projects/{firestore.project}/databases/dunning/documents/"
+        f"{ledger_module.OPT_OUTS}/{phone}"
+    )
+    put(url, {"opted_out": True, "changed_at": at})
+    assert ledger.opted_out_at(phone) == at
+    assert not ledger.set_opt_out(phone, False, at - dt.timedelta(seconds=1), {})
+    assert ledger.set_opt_out(phone, False, at + dt.timedelta(seconds=1), {})
+    assert ledger.opted_out_at(phone) is None

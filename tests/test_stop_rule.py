@@ -189,13 +189,13 @@ def reply(*texts: str, **changes: Any) -> Reply:
         (reply("STOP", "STOP"), Word(True, T1)),
         (reply("CANCEL", "I get paid Friday"), Word(True, T1)),
         (reply("cancel these", "texts"), Word(True, T1)),
-        # Nothing to read: a photo, or a zero-retention line (parts always empty).
+        # Nothing to read: a photo, or a message on a zero-retention line (parts always empty).
         (reply(), None),
-        (reply(zero_retention=True), None),
         # Linq's mark on the chat opts out, whatever the text says, as of the mark.
-        (reply(zero_retention=True, chat_opted_out=True, marked_at=T0), Word(True, T0)),
+        (reply(chat_opted_out=True, marked_at=T0), Word(True, T0)),
         (reply("hello", chat_opted_out=True, marked_at=T0), Word(True, T0)),
         (reply(chat_opted_out=True), Word(True, T1)),
+        (reply(chat_opted_out=True, sent_at=None), Word(True, None)),
         # A START after the mark lifts it; with the mark's moment unknown, the opt-out wins.
         (reply("START", chat_opted_out=True, marked_at=T0), Word(False, T1)),
         (reply("START", chat_opted_out=True, marked_at=T2), Word(True, T2)),
@@ -302,11 +302,7 @@ def test_a_reply_is_quoted_with_what_it_has(parts, quote):
 
 def test_a_zero_retention_message_has_no_text_and_says_so():
     fact = read_event(received(zero_retention=True))
-    assert (fact.texts, fact.zero_retention, fact.quote) == (
-        (),
-        True,
-        "[not kept: a zero-retention line]",
-    )
+    assert (fact.texts, fact.quote) == ((), "[not kept: a zero-retention line]")
 
 
 def test_linq_s_opt_out_mark_is_read_with_its_moment():

@@ -235,8 +235,6 @@ class Reply:
     group: bool
     # Sent by our own line (`direction` outbound, or the sender is us), whatever the event type.
     outbound: bool = False
-    # A zero-retention line: Linq keeps no part of the message, so there is nothing to read.
-    zero_retention: bool = False
     # Linq marks the chat opted out (`chat.health_status`), and since.
     chat_opted_out: bool = False
     marked_at: datetime | None = None
@@ -304,7 +302,6 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
             outbound=data.get("direction") == "outbound"
             or (isinstance(sender, Mapping) and sender.get("is_me") is True)
             or (own is not None and own == _handle(sender)),
-            zero_retention=zero_retention,
             chat_opted_out=marked,
             marked_at=marked_at,
         )
