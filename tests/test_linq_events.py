@@ -1038,6 +1038,28 @@ def test_a_stop_whose_run_died_after_its_claim_is_handled_once_the_lease_runs_ou
     assert line["action"] == "opt_out_recorded"
 
 
+def test_a_stop_written_by_a_run_that_then_failed_is_restated_with_its_note(
+    pipeline, texted, monkeypatch
+):
+    # The STOP was written but the answer was lost (a timeout after the commit): the run fails,
+    # its redelivery finds the number listed already. Before, it said `changed: false` and the
+    # team never heard that the person opted out.
+    _, chat_id = texted
+    event, webhook_id = reply(chat_id, "stop"), f"msg_{uuid.uuid4().hex}"
+    set_opt_out = ledger_module.Ledger.set_opt_out
+
+    def written_then_lost(self: Any, *args: Any) -> bool:
+        set_opt_out(self, *args)
+        raise RetryableError("Firestore unreachable: ReadTimeout", vendor="firestore")
+
+    monkeypatch.setattr(ledger_module.Ledger, "set_opt_out", written_then_lost)
+    assert "ReadTimeout" in retried(pipeline.hear(event, webhook_id=webhook_id))
+    monkeypatch.setattr(ledger_module.Ledger, "set_opt_out", set_opt_out)
+    [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
+    assert (line["action"], line["changed"]) == ("opt_out_recorded", True)
+    assert len(notes(pipeline, "opted out, no more texts to +1******0100")) == 1
+
+
 @pytest.fixture
 def ledger(firestore, monkeypatch) -> ledger_module.Ledger:
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)

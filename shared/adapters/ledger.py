@@ -545,8 +545,9 @@ class Ledger:
         self, handle: str, opted_out: bool, at: dt.datetime, context: dict[str, Any]
     ) -> bool:
         """Put `handle` on our opt-out list, or take it off, as of its word written `at`: the
-        later word wins whatever order the events arrive in (`hear_word`). Returns whether the
-        list changed."""
+        later word wins whatever order the events arrive in (`hear_word`). Returns whether this
+        word changed the list; a STOP heard again that is still what put the handle on the list
+        says so again (the run that wrote it may have died before its note went out)."""
         key = _opt_out_key(handle)
         for _ in range(5):
             found = self._listing(handle)
@@ -555,7 +556,7 @@ class Ledger:
             )
             after = hear_word(current, opted_out, at)
             if after is None:
-                return False
+                return opted_out and current is not None and current == Listing(True, at, at)
             values = {
                 **context,
                 "handle": handle,
