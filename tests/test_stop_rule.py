@@ -80,6 +80,9 @@ OPT_OUTS = [
     "stop.",
     "🛑🛑STOP🛑🛑",
     "sToP",
+    "S T O P",
+    "s.t.o.p.",
+    "Liked it, but stop texting me",
 ]
 
 NOT_OPT_OUTS = [
@@ -109,6 +112,9 @@ NOT_OPT_OUTS = [
     "Will pay at end of day",
     "No, text me the link again",
     "Who is this?",
+    # A reaction sent over SMS quotes the message reacted to: our text's own "Reply STOP".
+    "Liked \u201cHi Jane, your payment didn't go through. Reply STOP to opt out.\u201d",
+    'Reacted 👍 to "Hi Jane, your payment didn\'t go through. Reply STOP to opt out."',
     "START",
     "",
 ]

@@ -53,6 +53,13 @@ _PHRASES = re.compile(
     r"|remove me|take me off|leave me alone|wrong (?:number|person)"
     r")\b"
 )
+# A reaction sent over SMS arrives as text quoting the message reacted to (`Liked “Hi Jane, ...
+# Reply STOP to opt out.”`): our own words, not the person's.
+_REACTION = re.compile(
+    r"(?:liked|loved|disliked|laughed at|emphasi[sz]ed|questioned|reacted \S{1,8} to"
+    r"|removed an? \S{1,12} from) [\"\u201c\u201d].*[\"\u201c\u201d]\s*\Z",
+    re.DOTALL,
+)
 # Sentences end at these; a weak word judged alone is judged within its sentence.
 _SENTENCE = re.compile(r"[.!?;:,\n\r]+")
 _WORD = re.compile(r"[^\W_]+")
@@ -68,19 +75,35 @@ def is_opt_out(text: str) -> bool:
     Read as the person meant it: any case, full-width letters as plain ones (NFKC), invisible
     format characters dropped, punctuation and emoji between the words ignored.
     """
-    for sentence in _SENTENCE.split(_readable(text)):
+    readable = _readable(text)
+    if _REACTION.match(readable):
+        return False
+    for sentence in _SENTENCE.split(readable):
         words = _WORD.findall(sentence)
         if any(_STRONG.fullmatch(word) for word in words):
             return True
         if _PHRASES.search(" ".join(words)) or _aimed(words):
             return True
-    return False
+    return _spelled(_WORD.findall(readable))
 
 
 def is_opt_in(text: str) -> bool:
     """Whether a reply lifts an opt-out: START or UNSTOP as the whole trimmed message (same
     reading as a STOP; punctuation and emoji around the word ignored), nothing else."""
     return _trimmed(_readable(text)) in _OPT_IN
+
+
+def _spelled(words: Sequence[str]) -> bool:
+    """A STOP word spelled out letter by letter (`S T O P`, `s.t.o.p`)."""
+    run: list[str] = []
+    for word in [*words, ""]:
+        if len(word) == 1:
+            run.append(word)
+            continue
+        if len(run) > 1 and _STRONG.fullmatch("".join(run)):
+            return True
+        run = []
+    return False
 
 
 def _aimed(words: Sequence[str]) -> bool:
@@ -101,7 +124,10 @@ def _aimed(words: Sequence[str]) -> bool:
 def _readable(text: str) -> str:
     """The text as read: NFKC, invisible format characters dropped, case folded."""
     normal = unicodedata.normalize("NFKC", text)
-    return "".join(c for c in normal if unicodedata.category(c) != "Cf").casefold()
+    # Format characters are never printable: most messages need no pass character by character.
+    if not normal.isprintable():
+        normal = "".join(c for c in normal if unicodedata.category(c) != "Cf")
+    return normal.casefold()
 
 
 def _trimmed(text: str) -> str:
