@@ -958,6 +958,21 @@ def test_a_stop_while_the_text_waits_for_the_morning_stops_the_release(pipeline,
     assert len(customer_calls(linq_api)) == before
 
 
+def test_a_stop_in_words_between_the_text_and_the_link_stops_the_link(pipeline, linq_api):
+    # The link's send failed (Linq 503) and waits for its retry; meanwhile the customer writes
+    # "Stop texting me", which Linq does not block. Our list is read again before the link.
+    invoice = pipeline.customer_with_invoice(builders.customer(phone=PHONE))
+    payment = pipeline.payment(invoice)
+    linq_api.add_fault(r"/messages$", status=503)
+    assert pipeline.recover(payment, "m-1").status_code == 500
+    assert linq_api.inbound(PHONE, "Stop texting me") is False
+    assert "opt_out_recorded" in [line["action"] for line in acted(pipeline.relay(2))]
+    result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
+    assert result["action"] == "sent"
+    assert result["reason"].startswith("link not sent: replied STOP on ")
+    assert [m["parts"][0]["type"] for m in linq_api.messages()] == ["text"]
+
+
 # --- the handling of each event: a lease, not a window ---------------------------------------
 
 
