@@ -146,10 +146,11 @@ def cases() -> list[DemoCase]:
             phone="+14155550110",
         ),
         _case(
-            "Margaret Hamilton, replies stop, fails again",
+            "Margaret Hamilton, says stop in a sentence, fails again",
             "sent",
             "+14155550111",
-            replies="stop",
+            # A sentence, not Linq's lone keyword: Linq does not opt her out, our list does.
+            replies="Stop texting me",
             fails_again=True,
             name="Margaret Hamilton",
             phone="+14155550111",

@@ -53,7 +53,7 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert {r["action"] for r in results} >= {"delivered", "reply_received", "opt_out_recorded"}
     assert "  Slack: Reply from Ken (" in done.stdout
     assert ': "I\'ll pay on Friday"' in done.stdout
-    assert "replied STOP: no more texts to +1******0111" in done.stdout
+    assert 'opted out, no more texts to +1******0111: "Stop texting me"' in done.stdout
     assert "sent → skipped:opted_out" in done.stdout
     assert "  Linq requests for it: 0 " in done.stdout
     # The report over the sandbox's ledger: two paid after a text, one held out and paid.

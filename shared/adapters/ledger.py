@@ -23,8 +23,10 @@ Entries written by the previous version (`claimed`, `retrying`) read as `done` a
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
@@ -35,12 +37,13 @@ from shared.adapters.google import rest_session
 from shared.core.decide import Entry, Plan
 from shared.core.errors import LeaseLostError, RetryableError
 from shared.core.event import FailedPayment
+from shared.core.linq_events import Listing, hear_word
 from shared.core.outcome import Action, Outcome
 
 COLLECTION = "dunning_sends"
-# Our own STOP list, one document per number (E.164): every line and every Linq account.
+# Our own STOP list, one document per handle (`_opt_out_key`): every line and every Linq account.
 OPT_OUTS = "dunning_optouts"
-# Linq webhook ids already handled: each event is acted on once.
+# Linq webhook ids, each owned by one run at a time through a lease and marked done once acted on.
 LINQ_EVENTS = "dunning_linq_events"
 TIMEOUT = (3.05, 5.0)
 # Kept past Stripe's longest retry window (Smart Retries: up to two months); a Firestore TTL
@@ -54,6 +57,7 @@ _LEGACY_STATES = {"claimed": DONE, "retrying": ACTIVE}
 _SCOPE = "https://www.googleapis.com/auth/datastore"
 # Firestore's answers to a write whose precondition no longer holds.
 _CONFLICTS = frozenset({"ALREADY_EXISTS", "FAILED_PRECONDITION", "NOT_FOUND", "ABORTED"})
+_E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,15 @@ class Lease:
     run: str
     # The event of the run this lease took over from, when it was not a fresh claim.
     took_over_from: str | None = None
+
+
+@dataclass(frozen=True)
+class EventClaim:
+    """This run owns the handling of Linq event `webhook_id` as of `version`."""
+
+    webhook_id: str
+    version: str
+    run: str
 
 
 @dataclass(frozen=True)
@@ -97,6 +110,15 @@ class Due:
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _opt_out_key(handle: str) -> str:
+    """A handle's document id on our opt-out list. An E.164 number is its own id (as every
+    entry written so far is); any other handle (an Apple ID email, which may hold `/` or `%`, or
+    anything else Linq sends) is hashed, case folded as Apple IDs are, and kept as a field."""
+    if _E164.fullmatch(handle):
+        return handle
+    return "h-" + hashlib.sha256(handle.strip().casefold().encode()).hexdigest()
 
 
 def _event_key(webhook_id: str) -> str:
@@ -528,49 +550,75 @@ class Ledger:
             return True
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
 
-    def opted_out_at(self, phone: str) -> dt.datetime | None:
-        """When `phone` replied STOP, if it is on our own opt-out list now."""
-        found = self._read(phone, OPT_OUTS)
-        if found is None or not found[0].get("opted_out"):
-            return None
-        return found[0].get("changed_at")
+    def opted_out_at(self, handle: str) -> dt.datetime | None:
+        """When `handle` (the number a run would text) replied STOP, if it is on our own opt-out
+        list now."""
+        listing = self._listing(handle)
+        return listing[0].changed_at if listing and listing[0].opted_out else None
 
     def set_opt_out(
-        self, phone: str, opted_out: bool, at: dt.datetime, context: dict[str, Any]
+        self, handle: str, opted_out: bool, at: dt.datetime, context: dict[str, Any]
     ) -> bool:
-        """Put `phone` on our opt-out list, or take it off, as of its message sent `at`: a later
-        word wins whatever order the events arrive in. Returns whether the list changed."""
+        """Put `handle` on our opt-out list, or take it off, as of its word written `at`: the
+        later word wins whatever order the events arrive in (`hear_word`). Returns whether this
+        word changed the list; a STOP heard again that is still what put the handle on the list
+        says so again (the run that wrote it may have died before its note went out)."""
+        key = _opt_out_key(handle)
         for _ in range(5):
-            found = self._read(phone, OPT_OUTS)
-            if found is not None:
-                fields, version = found
-                changed_at = fields.get("changed_at")
-                if bool(fields.get("opted_out")) == opted_out or (
-                    isinstance(changed_at, dt.datetime) and changed_at >= at
-                ):
-                    return False
-                precondition: dict[str, Any] = {"updateTime": version}
-            elif not opted_out:
-                return False
-            else:
-                precondition = {"exists": False}
-            values = {**context, "opted_out": opted_out, "changed_at": at, "updated_at": _now()}
+            found = self._listing(handle)
+            current, precondition = (
+                (found[0], {"updateTime": found[1]}) if found else (None, {"exists": False})
+            )
+            after = hear_word(current, opted_out, at)
+            if after is None:
+                return opted_out and current is not None and current == Listing(True, at, at)
+            values = {
+                **context,
+                "handle": handle,
+                "opted_out": after.opted_out,
+                "changed_at": after.changed_at,
+                "heard_at": after.heard_at,
+                "updated_at": _now(),
+            }
             try:
-                self._commit(phone, values, precondition, OPT_OUTS)
+                self._commit(key, values, precondition, OPT_OUTS)
             except LeaseLostError:
-                continue
-            return True
+                continue  # another word landed meanwhile: read again
+            return after.opted_out != (current.opted_out if current else False)
         raise RetryableError("the opt-out list keeps changing; try again later")
 
-    def claim_event(self, webhook_id: str, stale: dt.timedelta) -> bool:
-        """Own Linq event `webhook_id` (True), unless it was handled already or is being handled
-        (False); a claim older than `stale` that never finished is taken over."""
+    def _listing(self, handle: str) -> tuple[Listing, str] | None:
+        found = self._read(_opt_out_key(handle), OPT_OUTS)
+        if found is None:
+            return None
+        fields, version = found
+        changed_at, heard_at = fields.get("changed_at"), fields.get("heard_at")
+        return (
+            Listing(
+                bool(fields.get("opted_out")),
+                changed_at if isinstance(changed_at, dt.datetime) else None,
+                heard_at if isinstance(heard_at, dt.datetime) else None,
+            ),
+            version,
+        )
+
+    def claim_event(self, webhook_id: str, run: str) -> EventClaim | None:
+        """Own Linq event `webhook_id` for run `run`, or None when a run finished it.
+
+        A claim is not an outcome: it is a lease, as a failed payment's is. While another run's
+        lease on the event is live, that run may yet die, fail or time out before it finishes,
+        so this raises RetryableError and Pub/Sub redelivers; once the lease has run out (or
+        was released), the next delivery takes the event over. A claim written before leases
+        (`claimed_at` only) reads as run out.
+        """
         key = _event_key(webhook_id)
         for _ in range(5):
             now = _now()
             values = {
                 "webhook_id": webhook_id,
+                "run": run,
                 "claimed_at": now,
+                "lease_until": now + self._lease,
                 "done": False,
                 "expire_at": now + RETENTION,
             }
@@ -579,27 +627,38 @@ class Ledger:
                 precondition: dict[str, Any] = {"exists": False}
             else:
                 fields, version = found
-                claimed_at = fields.get("claimed_at")
-                if fields.get("done") or (
-                    isinstance(claimed_at, dt.datetime) and claimed_at > now - stale
-                ):
-                    return False
+                if fields.get("done"):
+                    return None
+                lease_until = fields.get("lease_until")
+                if isinstance(lease_until, dt.datetime) and lease_until > now:
+                    raise RetryableError(
+                        "another run is handling this Linq event; retried until it finishes or "
+                        "its lease runs out",
+                        lease_until=lease_until.isoformat(),
+                    )
                 precondition = {"updateTime": version}
             try:
-                self._commit(key, values, precondition, LINQ_EVENTS)
+                version = self._commit(key, values, precondition, LINQ_EVENTS)
             except LeaseLostError:
                 continue  # claimed (or finished) meanwhile: look again
-            return True
-        raise RetryableError(f"Linq event {webhook_id} keeps changing hands; try again later")
+            return EventClaim(webhook_id, version, run)
+        raise RetryableError("this Linq event keeps changing hands; try again later")
 
-    def finish_event(self, webhook_id: str) -> None:
-        self._commit(_event_key(webhook_id), {"done": True}, {"exists": True}, LINQ_EVENTS)
+    def finish_event(self, claim: EventClaim) -> None:
+        """Mark the event handled: every later delivery of it is a duplicate."""
+        now = _now()
+        self._own_event(claim, {"done": True, "lease_until": now, "finished_at": now})
 
-    def release_event(self, webhook_id: str) -> None:
-        """Forget a claim before a retry, so the redelivery handles the event at once."""
-        answer = self._call("DELETE", f"{self._documents}/{LINQ_EVENTS}/{_event_key(webhook_id)}")
-        if not answer.ok and answer.status_code != 404:
-            raise _error(answer)
+    def release_event(self, claim: EventClaim) -> None:
+        """End this run's lease on the event before a retry, so the redelivery acts at once."""
+        self._own_event(claim, {"lease_until": _now()})
+
+    def _own_event(self, claim: EventClaim, values: dict[str, Any]) -> None:
+        """Write the event's record if this run still owns it: one that outlived its lease
+        changes nothing (the run that took the event over finishes it)."""
+        with contextlib.suppress(LeaseLostError):
+            key = _event_key(claim.webhook_id)
+            self._commit(key, values, {"updateTime": claim.version}, LINQ_EVENTS)
 
     def release(self, lease: Lease) -> None:
         """End the lease now, so the redelivery (or another message) need not wait for it."""

@@ -1,28 +1,39 @@
 """What the product does with what Linq tells it: delivery, replies, STOP, line health.
 
 One event, one line: `handle` returns it (and the team's Slack note, if any) for the entry point
-to write. Each webhook id is acted on once (the ledger records the ids handled); a retryable
-failure forgets the claim first, so the redelivery acts on it at once.
+to write. Each webhook id is acted on once: one run at a time owns it through a lease in the
+ledger and marks it done once it has acted. A run that fails releases its lease, so the
+redelivery acts at once; one that dies leaves a lease that runs out, and the next delivery acts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.adapters.ledger import ACTIVE, Ledger
 from shared.core.errors import RetryableError
-from shared.core.linq_events import Delivery, LineChange, Reply, is_opt_out, read_event
+from shared.core.linq_events import (
+    Delivery,
+    LineChange,
+    Reply,
+    Word,
+    failed_part,
+    list_change,
+    read_event,
+)
 from shared.core.log import INFO, WARNING, mask_phone, redact
 from shared.core.outcome import Action
 from shared.core.phone import region_of
 
 # The note quotes at most this much of a reply: enough to act on, short enough for a channel.
 MAX_QUOTE = 300
-# A claim on an event this old that never finished (its run died) is taken over.
-STALE_CLAIM = dt.timedelta(minutes=5)
+
+# A ledger entry as the lookups return it: key, version and fields.
+Found = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -42,16 +53,18 @@ def handle(
     forget_lines: Callable[[], None],
     now: dt.datetime,
 ) -> Said:
-    """Act on one Linq event; raises RetryableError when a retry may succeed."""
-    if not ledger.claim_event(webhook_id, STALE_CLAIM):
+    """Act on one Linq event; raises RetryableError when a retry may succeed (and while another
+    run holds the event: it may never finish)."""
+    claim = ledger.claim_event(webhook_id, uuid.uuid4().hex)
+    if claim is None:
         said = Said(INFO, "duplicate Linq event ignored")
     else:
         try:
             said = _act(ledger, event, forget_lines, now)
         except BaseException:
-            ledger.release_event(webhook_id)
+            ledger.release_event(claim)
             raise
-        ledger.finish_event(webhook_id)
+        ledger.finish_event(claim)
     if "action" not in said.fields:
         said = replace(said, fields={**said.fields, "action": Action.IGNORED.value})
     return said
@@ -62,7 +75,7 @@ def _act(
 ) -> Said:
     fact = read_event(event)
     if isinstance(fact, Delivery):
-        return _delivery(ledger, fact)
+        return _delivery(ledger, fact, now)
     if isinstance(fact, Reply):
         return _reply(ledger, fact, now)
     if isinstance(fact, LineChange):
@@ -70,11 +83,30 @@ def _act(
     return Said(INFO, f"ignored: Linq event {event.get('event_type')!r} is not acted upon")
 
 
-def _delivery(ledger: Ledger, fact: Delivery) -> Said:
+# --- deliveries ---------------------------------------------------------------------------------
+
+
+def _delivery(ledger: Ledger, fact: Delivery, now: dt.datetime) -> Said:
+    said = _delivery_report(ledger, fact)
+    if not fact.chat_opted_out or fact.chat_id is None:
+        return said
+    # Linq's mark on the chat rides on every message event: an opt-out whatever the message.
+    entries = ledger.entries_of_chat(fact.chat_id)
+    if not entries:
+        return said
+    person = _Person.of(entries, None)
+    changed = person.listed(ledger, True, fact.marked_at or now, fact.chat_id)
+    note = person.opted_out_note(" (Linq marks the chat opted out)", None) if changed else None
+    return replace(said, fields={**said.fields, "opt_out_recorded": changed}, note=note)
+
+
+def _delivery_report(ledger: Ledger, fact: Delivery) -> Said:
     sent = _sent(ledger, fact)
     if sent is None:
         return Said(INFO, "ignored: a message the product did not send")
     entry, part = sent
+    if part is None:
+        return Said(INFO, "ignored: every message sent into the chat was delivered")
     recorded = ledger.record_delivery(entry, part, fact.delivered, fact.code, fact.reason)
     invoice_id, attempt = entry.rsplit("-", 1)
     where = {"invoice_id": invoice_id, "attempt": int(attempt), "part": part}
@@ -88,91 +120,187 @@ def _delivery(ledger: Ledger, fact: Delivery) -> Said:
     return Said(WARNING, "delivery failed", {**where, **failure})
 
 
-def _sent(ledger: Ledger, fact: Delivery) -> tuple[str, str] | None:
+def _sent(ledger: Ledger, fact: Delivery) -> tuple[str, str | None] | None:
     """The ledger entry and part of the message: by the idempotency key the product set when the
-    event carries it, else by the message id recorded at send time."""
+    event carries it, else by the message id recorded at send time, else (a `message.failed`
+    without a message id) by its chat and the steps the entry recorded."""
     if fact.entry is not None and fact.part is not None:
         return fact.entry, fact.part
     if fact.message_id is None:
-        return None
+        return _sent_into(ledger, fact.chat_id) if fact.chat_id is not None else None
     found = ledger.sent_message(fact.message_id)
-    if found is None and fact.chat_id is not None and _sending_in(ledger, fact.chat_id):
+    if (
+        found is None
+        and fact.chat_id is not None
+        and _sending_in(ledger.entries_of_chat(fact.chat_id))
+    ):
         # A chat of ours whose run has not recorded the message yet (Linq can report a failure
         # within moments of the send): try again shortly rather than lose it.
         raise RetryableError("the run that sent this message has not recorded it yet")
     return found
 
 
-def _sending_in(ledger: Ledger, chat_id: str) -> bool:
-    return any(fields.get("state") == ACTIVE for _, _, fields in ledger.entries_of_chat(chat_id))
+def _sent_into(ledger: Ledger, chat_id: str) -> tuple[str, str | None] | None:
+    """The latest entry whose text went into `chat_id`, and the part a failure without a message
+    id must be about (None when all that went out was delivered)."""
+    entries = ledger.entries_of_chat(chat_id)
+    if not entries:
+        return None
+    if _sending_in(entries):
+        # Its run is still sending: which part failed is known once it has recorded both.
+        raise RetryableError("the run sending into this chat has not finished yet")
+    key, _, fields = max(entries, key=_texted_at)
+    went_out = [("text", _status(fields, "text"))]
+    if fields.get("link_message_id") or fields.get("link_delivery"):
+        went_out.append(("link", _status(fields, "link")))
+    return key, failed_part(went_out)
+
+
+def _status(fields: Mapping[str, Any], part: str) -> str | None:
+    report = fields.get(f"{part}_delivery")
+    return report.get("status") if isinstance(report, Mapping) else None
+
+
+def _sending_in(entries: list[Found]) -> bool:
+    return any(fields.get("state") == ACTIVE for _, _, fields in entries)
+
+
+def _texted_at(found: Found) -> dt.datetime:
+    fields = found[2]
+    moment = fields.get("texted_at") or fields.get("created_at")
+    return moment if isinstance(moment, dt.datetime) else dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+# --- replies and STOP ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Person:
+    """Whom a chat's messages come from, as our ledger knows them: the latest entry that texted
+    them, and their handles (the sender's, and the numbers we texted in the chat)."""
+
+    latest: Mapping[str, Any]
+    handles: list[str]
+
+    @classmethod
+    def of(cls, entries: list[Found], sender: str | None) -> _Person:
+        texted = [to for _, _, fields in entries if (to := _texted_to(fields)) is not None]
+        handles = list(dict.fromkeys([*([sender] if sender else []), *texted]))
+        return cls(max(entries, key=_texted_at)[2], handles)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return {
+            "invoice_id": self.latest.get("invoice_id"),
+            "customer_id": self.latest.get("customer_id"),
+        }
+
+    @property
+    def who(self) -> str:
+        name = self.latest.get("first_name") or "the customer"
+        return f"{name} ({self.latest.get('customer_id')}, invoice {self.latest.get('invoice_id')})"
+
+    @property
+    def number(self) -> str | None:
+        """The number we texted them at (the latest entry's), else their first handle."""
+        return _texted_to(self.latest) or (self.handles[0] if self.handles else None)
+
+    def listed(self, ledger: Ledger, opted_out: bool, at: dt.datetime, chat_id: str | None) -> bool:
+        """Every handle of theirs on our opt-out list (or off it) as of `at`; whether the list
+        changed."""
+        context = {"chat_id": chat_id, **self.where}
+        return any([ledger.set_opt_out(h, opted_out, at, context) for h in self.handles])
+
+    def opted_out_note(self, how: str, quote: str | None) -> str:
+        said = f': "{quote}"' if quote is not None else ""
+        return f"{self.who} opted out{how}, no more texts to {_masked(self.number)}{said}"
 
 
 def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
-    # A STOP recovered late is still the person's word (its `sent_at` keeps a later word winning).
-    if fact.group or (fact.reconciled and not is_opt_out(fact.text)):
-        return Said(INFO, "ignored: reconciled history or a group chat", {"chat_id": fact.chat_id})
-    if fact.sender is None:
-        return Said(INFO, "ignored: a message without a sender")
-    sent_at = fact.sent_at or now
-    entries = ledger.entries_of_chat(fact.chat_id) if fact.chat_id else []
+    where: dict[str, Any] = {"chat_id": fact.chat_id}
+    if fact.group:
+        return Said(INFO, "ignored: reconciled history or a group chat", where)
+    word = list_change(fact)
+    if word is None and fact.outbound:
+        return Said(INFO, "ignored: a message our own line sent", where)
+    # History recovered late is not a reply to quote, but its word for the list still counts
+    # (its `sent_at` keeps a later word winning).
+    if word is None and fact.reconciled:
+        return Said(INFO, "ignored: reconciled history or a group chat", where)
+    # Our own line is never one of the person's handles.
+    sender = None if fact.outbound else fact.sender
+    entries = _entries_of(ledger, fact.chat_id, sender)
+    at = (word.at if word else None) or fact.sent_at or now
     if not entries:
-        # A run may have sent the text without recording the chat yet (it is between the send and
-        # the write, or died there and waits for a takeover): its chat is ours all the same.
-        entries = [
-            found
-            for found in ledger.entries_to(fact.sender)
-            if found[2].get("state") == ACTIVE and not found[2].get("chat_id")
-        ]
-    latest = max(entries, key=lambda e: e[2].get("created_at") or now, default=None)
-    ours = latest[2] if latest is not None else {}
-    where = {
-        "invoice_id": ours.get("invoice_id"),
-        "customer_id": ours.get("customer_id"),
-        "chat_id": fact.chat_id,
-    }
-    name = ours.get("first_name") or "the customer"
-    who = f"{name} ({ours.get('customer_id')}, invoice {ours.get('invoice_id')})"
-    if is_opt_out(fact.text):
-        # The person may answer from another handle than the number we texted (an iMessage reply
-        # from their Apple ID email) or one written otherwise: the chat's texted numbers count too.
-        handles = _handles(fact.sender, entries)
-        if latest is None:
-            return Said(INFO, "ignored: STOP on a chat the product did not open", where)
-        context = {"chat_id": fact.chat_id, **{k: v for k, v in where.items() if k != "chat_id"}}
-        changed = any([ledger.set_opt_out(h, True, sent_at, context) for h in handles])
-        action = Action.OPT_OUT_RECORDED.value
-        note = (
-            f"{who} replied STOP: no more texts to {mask_phone(fact.sender)}" if changed else None
+        return _stranger(ledger, word, sender, at, where)
+    person = _Person.of(entries, sender)
+    where.update(person.where)
+    region = region_of(person.number) or region_of(fact.sender) or "US"
+    quote = None if fact.outbound else _quote(fact.quote, region)
+    if word is not None and word.opted_out:
+        changed = person.listed(ledger, True, at, fact.chat_id)
+        how = " (Linq marks the chat opted out)" if fact.chat_opted_out else ""
+        fields = {**where, "action": Action.OPT_OUT_RECORDED.value, "changed": changed}
+        return Said(
+            INFO, "opted out", fields, person.opted_out_note(how, quote) if changed else None
         )
-        return Said(INFO, "replied STOP", {**where, "action": action, "changed": changed}, note)
-    # Any other word from the person lifts the STOP, as Linq does: no START needed.
-    # Only the sender's own handle: the chat's other numbers stay as they are, so a message that is
-    # not the person's (our own line's, should Linq report one) never lifts their STOP.
-    lifted = ledger.set_opt_out(fact.sender, False, sent_at, {"chat_id": fact.chat_id})
-    if latest is None:
-        if lifted:
-            return Said(
-                INFO, "wrote again: off our opt-out list", {"action": Action.OPT_OUT_LIFTED.value}
-            )
-        return Said(INFO, "ignored: a reply on a chat the product did not open")
-    # Masked before it is cut short (a number cut in half would escape the matcher), reading a
-    # number written the national way as the texted number's country writes it.
-    said = redact(fact.text, region_of(_texted_to(ours)) or region_of(fact.sender) or "US")
-    quote = said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
+    if word is not None and person.listed(ledger, False, at, fact.chat_id):
+        number = _masked(person.number)
+        note = f'{person.who} wrote "{quote}": off our opt-out list, {number} may be texted again'
+        return Said(INFO, "opted in again", {**where, "action": Action.OPT_OUT_LIFTED.value}, note)
+    # Anything else leaves the list as it is: only START or UNSTOP lifts a STOP.
+    listed = person.number is not None and ledger.opted_out_at(person.number) is not None
     fields = {
         **where,
         "action": Action.REPLY_RECEIVED.value,
         "length": len(fact.text),
-        "opt_out_lifted": lifted,
+        "opted_out": listed,
     }
+    still = " (still opted out: only START or UNSTOP lifts it)" if listed else ""
     # The text goes to the team only, never to a log line.
-    return Said(INFO, "reply received", fields, f'Reply from {who}: "{quote}"')
+    return Said(INFO, "reply received", fields, f'Reply from {person.who}: "{quote}"{still}')
 
 
-def _handles(sender: str, entries: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
-    """The sender's handle and the numbers the product texted in the chat (its entries' plans)."""
-    texted = [to for _, _, fields in entries if (to := _texted_to(fields)) is not None]
-    return list(dict.fromkeys([sender, *texted]))
+def _stranger(
+    ledger: Ledger, word: Word | None, sender: str | None, at: dt.datetime, where: dict[str, Any]
+) -> Said:
+    """A message on a chat no entry of ours texted into, from a handle no entry texted."""
+    lifted = (
+        word is not None
+        and not word.opted_out
+        and sender is not None
+        and ledger.set_opt_out(sender, False, at, where)
+    )
+    if lifted:
+        return Said(
+            INFO, "wrote START: off our opt-out list", {"action": Action.OPT_OUT_LIFTED.value}
+        )
+    if word is not None and word.opted_out:
+        return Said(INFO, "ignored: STOP on a chat the product did not open", where)
+    return Said(INFO, "ignored: a reply on a chat the product did not open", where)
+
+
+def _entries_of(ledger: Ledger, chat_id: str | None, sender: str | None) -> list[Found]:
+    """The entries whose text went into the chat; else those whose plan texts the sender, in any
+    state: a run that sent the text but never recorded its chat (Linq's answer was lost, or the
+    run died) may since have been deferred, failed or ended, and its chat is ours all the same."""
+    entries = ledger.entries_of_chat(chat_id) if chat_id else []
+    if not entries and sender is not None:
+        entries = ledger.entries_to(sender)
+    return entries
+
+
+def _quote(text: str, region: str) -> str:
+    """A reply as the team may read it: every number in it masked (a national one read as
+    `region` writes it) before it is cut short (a number cut in half would escape the matcher)."""
+    said = redact(text, region)
+    return said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
+
+
+def _masked(handle: str | None) -> str:
+    return (
+        mask_phone(handle) if handle and handle.startswith("+") else redact(handle or "")
+    ) or "?"
 
 
 def _texted_to(fields: Mapping[str, Any]) -> str | None:
@@ -180,6 +308,9 @@ def _texted_to(fields: Mapping[str, Any]) -> str | None:
     plan = fields.get("plan")
     to = plan.get("to") if isinstance(plan, Mapping) else None
     return to if isinstance(to, str) else None
+
+
+# --- line health --------------------------------------------------------------------------------
 
 
 def _line(fact: LineChange, forget_lines: Callable[[], None]) -> Said:
