@@ -22,8 +22,11 @@ _UNSET: Any = object()
 # The Linq webhook payload format the product subscribes to (`?version=` on its URL).
 LINQ_WEBHOOK_VERSION = "2026-02-03"
 LINQ_PARTNER_ID = "partner_standin"
-# Every chat health status deep-links to its section of Linq's Chat Health guide.
+# Every chat health and line reputation status deep-links to its section of Linq's guide.
 _CHAT_HEALTH_GUIDE = "https://docs.linqapp.com/channel/imessage/guides/chats/chat-health"
+_REPUTATION_GUIDE = (
+    "https://docs.linqapp.com/channel/imessage/guides/phone-numbers/phone-reputation"
+)
 
 
 def new_id(prefix: str, length: int = 24) -> str:
@@ -279,7 +282,7 @@ def linq_line(
     return {
         "id": str(uuid.uuid4()),
         "phone_number": phone_number,
-        "reputation": {"status": reputation},
+        "reputation": linq_reputation(reputation),
         "forwarding_number": forwarding_number,
         "line_type": line_type,
     }
@@ -318,15 +321,24 @@ def linq_handle(
     }
 
 
+def linq_reputation(status: str = "HEALTHY") -> dict[str, Any]:
+    """A line's reputation (the SDK's PhoneNumberReputation): HEALTHY, AT_RISK or CRITICAL,
+    with the guide's section for it."""
+    return {"status": status, "doc_url": _section(_REPUTATION_GUIDE, status)}
+
+
 def linq_health(status: str = "HEALTHY", *, updated_at: str | None = None) -> dict[str, Any]:
     """A chat's health (the SDK's ChatHealthStatus): HEALTHY, AT_RISK, CRITICAL or OPTED_OUT,
     with the guide's section for it."""
-    section = status.lower().replace("_", "-")
     return {
         "status": status,
-        "doc_url": f"{_CHAT_HEALTH_GUIDE}#{section}",
+        "doc_url": _section(_CHAT_HEALTH_GUIDE, status),
         "updated_at": updated_at or linq_time(),
     }
+
+
+def _section(guide: str, status: str) -> str:
+    return f"{guide}#{status.lower().replace('_', '-')}"
 
 
 def linq_event(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from standins.builders import (
     linq_health,
     linq_line_change,
     linq_message,
+    linq_reputation,
     linq_time,
 )
 from standins.linkrule import contains_url
@@ -340,17 +341,17 @@ class LinqStandin(StandinServer):
         number = line.get("phone_number")
         if not isinstance(number, str) or not _E164.fullmatch(number):
             raise ValueError(f"line phone_number must be E.164: {number!r}")
-        reputation = dict(line.get("reputation") or {"status": "HEALTHY"})
-        if reputation.get("status") not in _REPUTATIONS:
+        given = line.get("reputation") or {"status": "HEALTHY"}
+        reputation = given.get("status") if isinstance(given, Mapping) else None
+        if reputation not in _REPUTATIONS:
             raise ValueError(f"reputation.status must be one of {sorted(_REPUTATIONS)}")
-        reputation.setdefault("doc_url", None)
         line_type = line.get("line_type", "iMessage")
         if line_type not in _LINE_TYPES:
             raise ValueError("line_type must be iMessage, RCS or null")
         return {
             "id": line.get("id") or str(uuid.uuid4()),
             "phone_number": number,
-            "reputation": reputation,
+            "reputation": linq_reputation(reputation),
             "forwarding_number": line.get("forwarding_number"),
             "line_type": line_type,
         }
@@ -392,7 +393,8 @@ class LinqStandin(StandinServer):
             line = self._phone_numbers[phone_number]
             before = (self._line_status.get(phone_number, "ACTIVE"), line["reputation"]["status"])
             after = (status or before[0], reputation or before[1])
-            self._line_status[phone_number], line["reputation"]["status"] = after
+            self._line_status[phone_number] = after[0]
+            line["reputation"] = linq_reputation(after[1])
             event = linq_line_change(
                 phone_number,
                 previous_status=before[0],
@@ -549,7 +551,10 @@ class LinqStandin(StandinServer):
             accepted[name] = rendered[name]
         self._messages.append(copy.deepcopy(accepted))
         self._publish_delivery(chat, rendered)
-        return chat, copy.deepcopy(rendered)
+        # The key comes back in the message webhooks only: Linq's answer (the SDK's
+        # SentMessage) does not carry it.
+        answer = {name: value for name, value in rendered.items() if name != "idempotency_key"}
+        return chat, copy.deepcopy(answer)
 
     def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
         """Count the request against `limit`, or answer Linq's 429 (code 1007) with its

@@ -28,20 +28,27 @@ MODELS: dict[str, type[pydantic.BaseModel]] = {
 
 def problems(event: Mapping[str, Any] | str | bytes) -> list[str]:
     """Why `event` (a dict, or a webhook's raw JSON body) is not the webhook Linq's SDK
-    defines for its type, one line each; empty when it is. The SDK's models are read strictly
-    (a number is not a string, null is not a string), and every field they do not define (which
-    they let through silently) is named too."""
+    defines for its type, one line each; empty when it is (`answer_problems`)."""
     body = event if isinstance(event, str | bytes) else json.dumps(event)
     decoded = json.loads(body)
     event_type = decoded.get("event_type") if isinstance(decoded, dict) else None
     if event_type not in MODELS:
         return [f"event_type {event_type!r} is none of {sorted(MODELS)}"]
-    model = MODELS[event_type]
+    return answer_problems(MODELS[event_type], body)
+
+
+def answer_problems(model: type[pydantic.BaseModel], body: str | bytes) -> list[str]:
+    """Why the JSON `body` is not `model` of the SDK, one line each; empty when it is. The
+    model is read strictly (a number is not a string, null is not a string), and every field it
+    does not define (which the SDK's models let through silently) is named too."""
     found = []
     try:
         model.model_validate_json(body, strict=True)
     except pydantic.ValidationError as exc:
         found = [f"{_path(error['loc'])}: {error['msg']}" for error in exc.errors()]
+    decoded = json.loads(body)
+    if not isinstance(decoded, dict):
+        return found
     # Read as the SDK's own webhooks.unwrap reads an event (built without validation), each
     # field it does not define is kept aside, whatever else is wrong.
     read = model.model_construct(**decoded)

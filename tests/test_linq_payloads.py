@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 import requests
+from linq.types import ChatCreateResponse, HandleCheckResponse, PhoneNumberListResponse
+from linq.types.chats import MessageSendResponse
 
 from bench import fixtures as bench_fixtures
 from shared.core.linq_events import SUBSCRIBED_EVENTS
@@ -279,6 +281,31 @@ def test_an_opted_out_chat_reads_opted_out_with_its_guide_section(linq):
     assert health[2]["doc_url"].endswith("/chats/chat-health#opted-out")
 
 
+def test_every_answer_the_product_reads_from_the_stand_in_is_the_sdks(linq):
+    # Not webhooks, but the same promise: what the product's adapter reads is what Linq sends.
+    server, _ = linq
+    server.set_line_status(LINE, reputation="AT_RISK")
+    headers = {"Authorization": f"Bearer {LINQ_TOKEN}"}
+    lines = requests.get(f"{server.url}/v3/phone_numbers", headers=headers, timeout=5)
+    check = call(server, "/v3/capability/check_imessage", {"address": SAM})
+    created = call(server, "/v3/chats", {"from": LINE, "to": [SAM], "message": {"parts": [TEXT]}})
+    sent = call(
+        server, f"/v3/chats/{created['chat']['id']}/messages", {"message": {"parts": [LINK]}}
+    )
+    answers = [
+        (PhoneNumberListResponse, lines.json()),
+        (HandleCheckResponse, check),
+        (ChatCreateResponse, created),
+        (MessageSendResponse, sent),
+    ]
+    found = {model.__name__: linq_sdk.answer_problems(model, json.dumps(a)) for model, a in answers}
+    assert {name: problems for name, problems in found.items() if problems} == {}
+    reputations = {
+        line["phone_number"]: line["reputation"] for line in lines.json()["phone_numbers"]
+    }
+    assert reputations[LINE]["doc_url"].endswith("/phone-numbers/phone-reputation#at-risk")
+
+
 # --- every builder the tests use ---------------------------------------------------------------
 
 
@@ -405,6 +432,7 @@ PART_BUILDERS = {
     "linq_time",
     "linq_handle",
     "linq_health",
+    "linq_reputation",
     "linq_message",
     "linq_event",
     "linq_line",
