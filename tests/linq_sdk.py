@@ -16,7 +16,9 @@ from linq.types import (
     PhoneNumberStatusUpdatedWebhookEvent,
 )
 
-# The SDK's model of each event the product subscribes to, in the 2026-02-03 format. Its own
+# The payload format the product subscribes to (`?version=`), the one the message models describe.
+FORMAT = "2026-02-03"
+# The SDK's model of each event the product subscribes to, in that format. Its own
 # union (UnwrapWebhookEvent) cannot pick the model: every model types event_type as any type.
 MODELS: dict[str, type[pydantic.BaseModel]] = {
     "message.received": MessageReceivedWebhookEvent,
@@ -34,7 +36,10 @@ def problems(event: Mapping[str, Any] | str | bytes) -> list[str]:
     event_type = decoded.get("event_type") if isinstance(decoded, dict) else None
     if event_type not in MODELS:
         return [f"event_type {event_type!r} is none of {sorted(MODELS)}"]
-    return answer_problems(MODELS[event_type], body)
+    found = answer_problems(MODELS[event_type], body)
+    if decoded.get("webhook_version") != FORMAT:
+        found.append(f"webhook_version: {decoded.get('webhook_version')!r}, not {FORMAT}")
+    return found
 
 
 def answer_problems(model: type[pydantic.BaseModel], body: str | bytes) -> list[str]:

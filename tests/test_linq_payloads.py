@@ -29,6 +29,7 @@ from tests import linq_sdk
 from tests import test_linq_events as helpers
 from tests.harness import LinqInbox
 from tools.linq_webhook import EVENTS as TOOL_EVENTS
+from tools.linq_webhook import WEBHOOK_VERSION as TOOL_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE, RCS_LINE = "+12223334444", "+12223335555"
@@ -41,8 +42,9 @@ LINK = {"type": "link", "value": "https://invoice.stripe.com/i/acct_1StandIn/tes
 # --- the judge ----------------------------------------------------------------------------------
 
 
-def test_the_product_subscribes_to_the_events_the_stand_in_sends_and_the_sdk_models():
+def test_the_product_subscribes_to_the_events_and_format_the_stand_in_sends_and_the_sdk_models():
     assert set(SUBSCRIBED_EVENTS) == set(TOOL_EVENTS) == set(WEBHOOK_EVENTS) == set(linq_sdk.MODELS)
+    assert TOOL_VERSION == builders.LINQ_WEBHOOK_VERSION == linq_sdk.FORMAT
 
 
 def received() -> dict[str, Any]:
@@ -80,6 +82,7 @@ def test_a_well_formed_event_has_no_problem():
         (lambda e: e["data"].update(sent_at="yesterday"), "data.sent_at: Input should be"),
         (lambda e: e["data"]["chat"].update(is_group="false"), "data.chat.is_group: Input should"),
         (lambda e: e.update(event_type="message.exploded"), "event_type 'message.exploded' is"),
+        (lambda e: e.update(webhook_version="2025-01-01"), "webhook_version: '2025-01-01', not"),
     ],
     ids=[
         "doc_url-null",
@@ -93,6 +96,7 @@ def test_a_well_formed_event_has_no_problem():
         "not-a-time",
         "string-for-bool",
         "unknown-type",
+        "older-format",
     ],
 )
 def test_the_judge_names_what_the_sdk_would_not_accept(change, problem):
