@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import json
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +16,6 @@ from shared.core.event import from_stripe_event
 from standins import builders
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT
-from standins.linq_api import PARTNER_ID, WEBHOOK_VERSION
 from standins.stack import SANDBOX_LINQ_SECRET, signed_webhook
 from standins.webhooks import signed_headers
 
@@ -84,57 +81,14 @@ def first_try_paid(case: Case) -> dict[str, Any]:
     return builders.invoice_paid_event(builders.paid(case.invoice, at=finalized))
 
 
-def _iso(moment: dt.datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def linq_delivered(case: Case) -> dict[str, Any]:
-    """A `message.delivered` event for the text of the case's first attempt, in the shape the
-    Linq stand-in sends (webhook version 2026-02-03, the SDK's MessageEventV2)."""
-    now = dt.datetime.now(dt.UTC)
-    sent = _iso(now - dt.timedelta(seconds=2))
-
-    own = {
-        "id": str(uuid.uuid4()),
-        "handle": SENDER,
-        "joined_at": sent,
-        "service": "iMessage",
-        "is_me": True,
-        "left_at": None,
-        "line_type": "iMessage",
-        "status": "active",
-    }
+    """A `message.delivered` event for the text of the case's first attempt, built as the Linq
+    stand-in builds it (standins.builders: webhook version 2026-02-03, the SDK's
+    MessageEventV2)."""
     text = f"Hi {case.customer.get('name') or 'there'}, your card was declined."
-    data = {
-        "id": str(uuid.uuid4()),
-        "parts": [{"type": "text", "value": text}],
-        "effect": None,
-        "reply_to": None,
-        "preferred_service": None,
-        "idempotency_key": f"{case.invoice_id}-1-text",
-        "service": "iMessage",
-        "sender_handle": own,
-        "read_at": None,
-        "direction": "outbound",
-        "chat": {
-            "id": str(uuid.uuid4()),
-            "is_group": False,
-            "owner_handle": own,
-            "health_status": {"status": "HEALTHY", "doc_url": None, "updated_at": sent},
-        },
-        "sent_at": sent,
-        "delivered_at": _iso(now),
-    }
-    return {
-        "api_version": "v3",
-        "webhook_version": WEBHOOK_VERSION,
-        "event_type": "message.delivered",
-        "event_id": str(uuid.uuid4()),
-        "created_at": _iso(now),
-        "partner_id": PARTNER_ID,
-        "trace_id": uuid.uuid4().hex,
-        "data": data,
-    }
+    return builders.linq_delivered(
+        f"{case.invoice_id}-1-text", line=SENDER, parts=[{"type": "text", "value": text}]
+    )
 
 
 def linq_signed_posts(

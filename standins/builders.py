@@ -1,4 +1,5 @@
-"""Builders for realistic Stripe objects/events and Linq lines, starting from the fixtures."""
+"""Builders for realistic Stripe objects/events (starting from the fixtures), Linq lines and
+Linq webhooks (in the shapes of Linq's SDK models)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import string
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,14 @@ FIXTURES = Path(__file__).parent / "fixtures"
 DEFAULT_LINE = "1 × Pro plan (at $25.00 / month)"
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UNSET: Any = object()
+# The Linq webhook payload format the product subscribes to (`?version=` on its URL).
+LINQ_WEBHOOK_VERSION = "2026-02-03"
+LINQ_PARTNER_ID = "partner_standin"
+# Every chat health and line reputation status deep-links to its section of Linq's guide.
+_CHAT_HEALTH_GUIDE = "https://docs.linqapp.com/channel/imessage/guides/chats/chat-health"
+_REPUTATION_GUIDE = (
+    "https://docs.linqapp.com/channel/imessage/guides/phone-numbers/phone-reputation"
+)
 
 
 def new_id(prefix: str, length: int = 24) -> str:
@@ -273,7 +282,198 @@ def linq_line(
     return {
         "id": str(uuid.uuid4()),
         "phone_number": phone_number,
-        "reputation": {"status": reputation},
+        "reputation": linq_reputation(reputation),
         "forwarding_number": forwarding_number,
         "line_type": line_type,
     }
+
+
+# Linq webhooks: each builder gives an event that Linq's SDK (linq-python) validates as its model
+# for the event type, with no field the SDK does not define (tests/test_linq_payloads.py).
+
+
+def linq_time(ago: timedelta = timedelta()) -> str:
+    """A Linq timestamp, `ago` before now: UTC with a Z, to the microsecond, so that events
+    built one after the other are in order."""
+    moment = datetime.now(UTC) - ago
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def linq_handle(
+    handle: str,
+    *,
+    is_me: bool = False,
+    service: str = "iMessage",
+    line_type: str | None = None,
+    joined_at: str | None = None,
+) -> dict[str, Any]:
+    """A chat participant (the SDK's ChatHandle): a person, or with `is_me` one of our lines
+    (whose `line_type` is iMessage or RCS)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "handle": handle,
+        "joined_at": joined_at or linq_time(),
+        "service": service,
+        "is_me": is_me,
+        "left_at": None,
+        "line_type": line_type,
+        "status": "active",
+    }
+
+
+def linq_reputation(status: str = "HEALTHY") -> dict[str, Any]:
+    """A line's reputation (the SDK's PhoneNumberReputation): HEALTHY, AT_RISK or CRITICAL,
+    with the guide's section for it."""
+    return {"status": status, "doc_url": _section(_REPUTATION_GUIDE, status)}
+
+
+def linq_health(status: str = "HEALTHY", *, updated_at: str | None = None) -> dict[str, Any]:
+    """A chat's health (the SDK's ChatHealthStatus): HEALTHY, AT_RISK, CRITICAL or OPTED_OUT,
+    with the guide's section for it."""
+    return {
+        "status": status,
+        "doc_url": _section(_CHAT_HEALTH_GUIDE, status),
+        "updated_at": updated_at or linq_time(),
+    }
+
+
+def _section(guide: str, status: str) -> str:
+    return f"{guide}#{status.lower().replace('_', '-')}"
+
+
+def linq_event(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` in the envelope every Linq webhook has, with a new event id, made now (Linq's
+    retries of one event repeat it; a test repeats an event by sending the same dict again)."""
+    return {
+        "api_version": "v3",
+        "webhook_version": LINQ_WEBHOOK_VERSION,
+        "event_type": event_type,
+        "event_id": str(uuid.uuid4()),
+        "created_at": linq_time(),
+        "partner_id": LINQ_PARTNER_ID,
+        "trace_id": uuid.uuid4().hex,
+        "data": copy.deepcopy(dict(data)),
+    }
+
+
+def linq_message(
+    chat_id: str,
+    *,
+    owner: Mapping[str, Any],
+    sender: Mapping[str, Any],
+    parts: Sequence[Mapping[str, Any]],
+    service: str = "iMessage",
+    is_group: bool = False,
+    health: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A message event's data (the SDK's MessageEventV2) for a message from `sender` (a
+    linq_handle) in the chat `chat_id` of our line `owner` (a linq_handle with is_me): outbound
+    when the sender is one of our lines. `fields` set the others (id, sent_at, delivered_at,
+    idempotency_key, reconciled_at, zero_retention, ...) or replace any of these."""
+    data: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "direction": "outbound" if sender.get("is_me") else "inbound",
+        "sender_handle": dict(sender),
+        "parts": [dict(part) for part in parts],
+        "service": service,
+        "chat": {
+            "id": chat_id,
+            "is_group": is_group,
+            "owner_handle": dict(owner),
+            "health_status": dict(health or linq_health()),
+        },
+        "effect": None,
+        "reply_to": None,
+        "preferred_service": None,
+        "idempotency_key": None,
+        "sent_at": linq_time(),
+        "delivered_at": None,
+        "read_at": None,
+    }
+    data.update(fields)
+    return copy.deepcopy(data)
+
+
+def linq_received(
+    chat_id: str,
+    text: str,
+    *,
+    sender: str,
+    line: str,
+    service: str = "iMessage",
+    **fields: Any,
+) -> dict[str, Any]:
+    """`message.received`: `text` from the handle `sender` in the chat `chat_id` of our `line`.
+    `fields` as for linq_message (is_group, health, ...); `parts` replace the text (`parts=[]`
+    with `zero_retention=True` for a zero-retention line, whose messages carry no content)."""
+    fields.setdefault("parts", [{"type": "text", "value": text}])
+    owner = linq_handle(line, is_me=True, service=service, line_type="iMessage")
+    sender_handle = linq_handle(sender, service=service)
+    data = linq_message(chat_id, owner=owner, sender=sender_handle, service=service, **fields)
+    return linq_event("message.received", data)
+
+
+def linq_delivered(
+    idempotency_key: str | None,
+    *,
+    line: str,
+    chat_id: str | None = None,
+    parts: Sequence[Mapping[str, Any]] = ({"type": "text", "value": "Hi Jane"},),
+    service: str = "iMessage",
+    **fields: Any,
+) -> dict[str, Any]:
+    """`message.delivered`: our message sent with `idempotency_key` from `line` (in the chat
+    `chat_id`, a new one unless given) reached the person. `fields` as for linq_message."""
+    own = linq_handle(line, is_me=True, service=service, line_type="iMessage")
+    fields = {"sent_at": linq_time(timedelta(seconds=2)), "delivered_at": linq_time(), **fields}
+    data = linq_message(
+        chat_id or str(uuid.uuid4()),
+        owner=own,
+        sender=own,
+        parts=parts,
+        service=service,
+        idempotency_key=idempotency_key,
+        **fields,
+    )
+    return linq_event("message.delivered", data)
+
+
+def linq_failed(
+    *,
+    message_id: str | None = None,
+    chat_id: str | None = None,
+    code: int = 4001,
+    reason: str = "Message not delivered",
+    service: str | None = "iMessage",
+    preferred_service: str | None = None,
+) -> dict[str, Any]:
+    """`message.failed` (the SDK's): what failed (`message_id`, `chat_id`: both optional in the
+    SDK, left out here when None), Linq's `code` and `reason`, and an opaque `detail_code`.
+    Unlike the message events it carries no idempotency key."""
+    data: dict[str, Any] = {"code": code, "detail_code": code * 10 + 1, "reason": reason}
+    ids = {"message_id": message_id, "chat_id": chat_id}
+    data.update({name: value for name, value in ids.items() if value is not None})
+    data.update(failed_at=linq_time(), service=service, preferred_service=preferred_service)
+    return linq_event("message.failed", data)
+
+
+def linq_line_change(
+    phone_number: str,
+    *,
+    new_status: str = "ACTIVE",
+    new_reputation: str = "HEALTHY",
+    previous_status: str = "ACTIVE",
+    previous_reputation: str = "HEALTHY",
+) -> dict[str, Any]:
+    """`phone_number.status_updated`: our line's status (ACTIVE, FLAGGED) and reputation
+    (HEALTHY, AT_RISK, CRITICAL) changed, now."""
+    data = {
+        "phone_number": phone_number,
+        "previous_status": previous_status,
+        "new_status": new_status,
+        "previous_reputation": previous_reputation,
+        "new_reputation": new_reputation,
+        "changed_at": linq_time(),
+    }
+    return linq_event("phone_number.status_updated", data)

@@ -6,14 +6,16 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import mimetypes
 import re
 import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http import HTTPStatus
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,6 +30,16 @@ from standins.base import (
     bearer_token,
     json_body,
 )
+from standins.builders import (
+    linq_event,
+    linq_failed,
+    linq_handle,
+    linq_health,
+    linq_line_change,
+    linq_message,
+    linq_reputation,
+    linq_time,
+)
 from standins.linkrule import contains_url
 from standins.webhooks import WebhookSender
 
@@ -38,15 +50,14 @@ DEFAULT_CAPABILITY_LIMIT = 60
 DEFAULT_CAPABILITY_WINDOW_S = 60.0
 # Linq reports a delivery after the send was answered; the stand-in waits this long.
 WEBHOOK_DELAY_S = 0.2
-# The events the stand-in sends (Linq has many more), in the 2026-02-03 payload format only.
+# The events the stand-in sends (Linq has many more), in the 2026-02-03 payload format only,
+# each built as standins.builders builds it for the tests.
 WEBHOOK_EVENTS = (
     "message.received",
     "message.failed",
     "message.delivered",
     "phone_number.status_updated",
 )
-WEBHOOK_VERSION = "2026-02-03"
-PARTNER_ID = "partner_standin"
 
 _E164 = re.compile(r"\+[1-9]\d{6,14}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
@@ -57,8 +68,11 @@ _SERVICES = frozenset({"iMessage", "SMS", "RCS"})
 _REPUTATIONS = frozenset({"HEALTHY", "AT_RISK", "CRITICAL"})
 _LINE_TYPES = frozenset({"iMessage", "RCS", None})
 _LINE_STATUSES = frozenset({"ACTIVE", "FLAGGED"})
+_EFFECT_TYPES = frozenset({"screen", "bubble"})
 # What a message event's data takes from the message itself.
-_MESSAGE_FIELDS = ("id", "parts", "effect", "reply_to", "preferred_service", "idempotency_key")
+_MESSAGE_FIELDS = ("id", "effect", "reply_to", "preferred_service", "idempotency_key")
+# Where Linq keeps the attachments it sends and reports (its answers link there).
+_ATTACHMENTS = "https://cdn.linqapp.com/attachments"
 # How long before its event a reconciled inbound message was sent: it arrives as history.
 _RECONCILED_LAG = timedelta(minutes=20)
 _MAX_PARTS, _MAX_URL_MEDIA, _MAX_LINK_LEN = 100, 40, 2048
@@ -70,10 +84,6 @@ def is_opt_out(text: str) -> bool:
     """Linq's opt-out keywords: exact-case whole message, or "opt out" in any case/spacing."""
     trimmed = text.strip()
     return trimmed in _OPT_OUT_KEYWORDS or _OPT_OUT_PHRASE.fullmatch(trimmed) is not None
-
-
-def _now_iso(ago: timedelta = timedelta()) -> str:
-    return (datetime.now(UTC) - ago).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class LinqApiError(Exception):
@@ -177,8 +187,51 @@ def _check_parts(message: Mapping[str, Any]) -> list[dict[str, Any]]:
         raise _bad_request(1004, f"At most {_MAX_URL_MEDIA} media parts may use a url")
     if message.get("preferred_service") not in (None, *_SERVICES):
         raise _bad_request(1005, f"preferred_service must be one of {sorted(_SERVICES)}")
+    _check_effect_and_reply(message)
     _field(message, "idempotency_key", str, "message.", required=False)
     return parts
+
+
+def _check_effect_and_reply(message: Mapping[str, Any]) -> None:
+    """An effect is `{name, type}` (type screen or bubble) and a reply `{message_id,
+    part_index}`, as the SDK's params define them: anything else is 1005, never echoed into an
+    answer or a webhook."""
+    effect, reply_to = message.get("effect"), message.get("reply_to")
+    if effect is not None and not (
+        isinstance(effect, dict)
+        and set(effect) <= {"name", "type"}
+        and isinstance(effect.get("name", ""), str)
+        and effect.get("type", "screen") in _EFFECT_TYPES
+    ):
+        raise _bad_request(1005, "message.effect must be {name, type: screen or bubble}")
+    index = reply_to.get("part_index", 0) if isinstance(reply_to, dict) else None
+    if reply_to is not None and not (
+        isinstance(reply_to, dict)
+        and set(reply_to) <= {"message_id", "part_index"}
+        and isinstance(reply_to.get("message_id"), str)
+        and isinstance(index, int)
+        and not isinstance(index, bool)
+        and index >= 0
+    ):
+        raise _bad_request(1005, "message.reply_to must be {message_id, part_index}")
+
+
+def _render_part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A part as Linq answers and reports it (the SDK's response parts). A media part becomes
+    the attachment Linq stored: its id, file name, type, size (0 here: the stand-in fetches
+    nothing) and Linq's own link to it."""
+    if part["type"] != "media":
+        return {"type": part["type"], "value": part["value"]}
+    attachment = part.get("attachment_id") or str(uuid.uuid4())
+    name = PurePosixPath(urlsplit(part.get("url") or "").path).name or "attachment"
+    return {
+        "type": "media",
+        "id": attachment,
+        "filename": name,
+        "mime_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+        "size_bytes": 0,
+        "url": f"{_ATTACHMENTS}/{attachment}/{name}",
+    }
 
 
 class LinqStandin(StandinServer):
@@ -288,17 +341,17 @@ class LinqStandin(StandinServer):
         number = line.get("phone_number")
         if not isinstance(number, str) or not _E164.fullmatch(number):
             raise ValueError(f"line phone_number must be E.164: {number!r}")
-        reputation = dict(line.get("reputation") or {"status": "HEALTHY"})
-        if reputation.get("status") not in _REPUTATIONS:
+        given = line.get("reputation") or {"status": "HEALTHY"}
+        reputation = given.get("status") if isinstance(given, Mapping) else None
+        if reputation not in _REPUTATIONS:
             raise ValueError(f"reputation.status must be one of {sorted(_REPUTATIONS)}")
-        reputation.setdefault("doc_url", None)
         line_type = line.get("line_type", "iMessage")
         if line_type not in _LINE_TYPES:
             raise ValueError("line_type must be iMessage, RCS or null")
         return {
             "id": line.get("id") or str(uuid.uuid4()),
             "phone_number": number,
-            "reputation": reputation,
+            "reputation": linq_reputation(reputation),
             "forwarding_number": line.get("forwarding_number"),
             "line_type": line_type,
         }
@@ -323,9 +376,9 @@ class LinqStandin(StandinServer):
                 handle = next(h for h in chat.handles if h["handle"] == sender)
                 message = {"id": str(uuid.uuid4()), "parts": [{"type": "text", "value": text}]}
                 lag = _RECONCILED_LAG if reconciled else timedelta()
-                times = {"reconciled_at": _now_iso()} if reconciled else {}
-                data = self._message_data(chat, message, handle, sent_at=_now_iso(lag), **times)
-                self._publish("message.received", chat.sender, data)
+                times = {"reconciled_at": linq_time()} if reconciled else {}
+                data = self._message_data(chat, message, handle, sent_at=linq_time(lag), **times)
+                self._publish(chat.sender, linq_event("message.received", data))
             return sender in self._opted_out
 
     def set_line_status(
@@ -340,12 +393,17 @@ class LinqStandin(StandinServer):
             line = self._phone_numbers[phone_number]
             before = (self._line_status.get(phone_number, "ACTIVE"), line["reputation"]["status"])
             after = (status or before[0], reputation or before[1])
-            self._line_status[phone_number], line["reputation"]["status"] = after
-            data = {"phone_number": phone_number, "previous_status": before[0]}
-            data.update(new_status=after[0], previous_reputation=before[1])
-            data.update(new_reputation=after[1], changed_at=_now_iso())
-            self._publish("phone_number.status_updated", phone_number, data)
-            return copy.deepcopy(data)
+            self._line_status[phone_number] = after[0]
+            line["reputation"] = linq_reputation(after[1])
+            event = linq_line_change(
+                phone_number,
+                previous_status=before[0],
+                new_status=after[0],
+                previous_reputation=before[1],
+                new_reputation=after[1],
+            )
+            self._publish(phone_number, event)
+            return copy.deepcopy(event["data"])
 
     def webhooks(self) -> list[dict[str, Any]]:
         """Every webhook delivery attempt (WebhookSender.attempts), as it is now."""
@@ -473,10 +531,10 @@ class LinqStandin(StandinServer):
             chat = self._new_chat(line, recipients, message.get("preferred_service"))
         rendered = {
             "id": str(uuid.uuid4()),
-            "created_at": _now_iso(),
+            "created_at": linq_time(),
             "delivery_status": "queued",
             "is_read": False,
-            "parts": parts,
+            "parts": [_render_part(part) for part in parts],
             "sent_at": None,
             "delivered_at": None,
             "effect": message.get("effect"),
@@ -488,11 +546,15 @@ class LinqStandin(StandinServer):
         }
         accepted = {"chat_id": chat.id, "message_id": rendered["id"], "from": chat.sender}
         accepted.update(to=list(chat.to), endpoint=endpoint)
-        for name in ("parts", "idempotency_key", "service", "created_at"):
+        accepted["parts"] = parts  # as the request gave them
+        for name in ("idempotency_key", "service", "created_at"):
             accepted[name] = rendered[name]
         self._messages.append(copy.deepcopy(accepted))
         self._publish_delivery(chat, rendered)
-        return chat, copy.deepcopy(rendered)
+        # The key comes back in the message webhooks only: Linq's answer (the SDK's
+        # SentMessage) does not carry it.
+        answer = {name: value for name, value in rendered.items() if name != "idempotency_key"}
+        return chat, copy.deepcopy(answer)
 
     def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
         """Count the request against `limit`, or answer Linq's 429 (code 1007) with its
@@ -507,8 +569,7 @@ class LinqStandin(StandinServer):
 
     def _health(self, chat: _Chat) -> dict[str, Any]:
         opted_out = not chat.is_group and chat.to[0] in self._opted_out
-        status = "OPTED_OUT" if opted_out else "HEALTHY"
-        return {"status": status, "doc_url": None, "updated_at": chat.created_at}
+        return linq_health("OPTED_OUT" if opted_out else "HEALTHY", updated_at=chat.created_at)
 
     def _render_chat(self, chat: _Chat) -> dict[str, Any]:
         return {
@@ -526,21 +587,23 @@ class LinqStandin(StandinServer):
         self, chat: _Chat, message: Mapping[str, Any], sender: dict[str, Any], **times: str
     ) -> dict[str, Any]:
         """A message event's data in the 2026-02-03 format (the SDK's MessageEventV2)."""
-        data = {name: message.get(name) for name in _MESSAGE_FIELDS}
-        data.update(service=chat.service, sender_handle=sender, delivered_at=None, read_at=None)
-        data["direction"] = "outbound" if sender["is_me"] else "inbound"
-        data["chat"] = {"id": chat.id, "is_group": chat.is_group, "owner_handle": chat.own_handle}
-        data["chat"]["health_status"] = self._health(chat)
-        return copy.deepcopy({**data, **times})
+        return linq_message(
+            chat.id,
+            owner=chat.own_handle,
+            sender=sender,
+            parts=message["parts"],
+            service=chat.service,
+            is_group=chat.is_group,
+            health=self._health(chat),
+            **{name: message.get(name) for name in _MESSAGE_FIELDS},
+            **times,
+        )
 
-    def _publish(self, event_type: str, line: str, data: dict[str, Any]) -> None:
-        """Queue the event for every subscription to `event_type` that covers `line`."""
-        event = {"api_version": "v3", "webhook_version": WEBHOOK_VERSION, "event_type": event_type}
-        event.update(event_id=str(uuid.uuid4()), created_at=_now_iso(), partner_id=PARTNER_ID)
-        event.update(trace_id=uuid.uuid4().hex, data=data)
+    def _publish(self, line: str, event: dict[str, Any]) -> None:
+        """Queue `event` for every subscription to its type that covers `line`."""
         for subscription, secret in self._subscriptions.values():
             lines = subscription["phone_numbers"] or [line]
-            if event_type in subscription["subscribed_events"] and line in lines:
+            if event["event_type"] in subscription["subscribed_events"] and line in lines:
                 self._sender.send(subscription["target_url"], secret, event)
 
     def _publish_delivery(self, chat: _Chat, sent: Mapping[str, Any]) -> None:
@@ -548,22 +611,24 @@ class LinqStandin(StandinServer):
         `undeliverable` recipient), or (`delivery_flaps`) failed and then delivered."""
         undeliverable = not self._undeliverable.isdisjoint(chat.to)
         if undeliverable or not self._delivery_flaps.isdisjoint(chat.to):
-            # The SDK's message.failed data: no idempotency_key; detail_code is opaque.
-            failed = {"code": 4001, "detail_code": 40001, "reason": "Message not delivered"}
-            failed.update(message_id=sent["id"], chat_id=chat.id, failed_at=_now_iso())
-            failed.update(service=chat.service, preferred_service=sent["preferred_service"])
-            self._publish("message.failed", chat.sender, failed)
+            failed = linq_failed(
+                message_id=sent["id"],
+                chat_id=chat.id,
+                service=chat.service,
+                preferred_service=sent["preferred_service"],
+            )
+            self._publish(chat.sender, failed)
         if not undeliverable:
-            times = {"sent_at": sent["created_at"], "delivered_at": _now_iso()}
+            times = {"sent_at": sent["created_at"], "delivered_at": linq_time()}
             data = self._message_data(chat, sent, chat.own_handle, **times)
-            self._publish("message.delivered", chat.sender, data)
+            self._publish(chat.sender, linq_event("message.delivered", data))
 
     def _subscribe(
         self, target_url: str, events: Iterable[str], phone_numbers: list[str], secret: str
     ) -> dict[str, Any]:
         subscription = {"id": str(uuid.uuid4()), "target_url": target_url, "is_active": True}
         subscription.update(subscribed_events=list(events), phone_numbers=phone_numbers)
-        subscription["created_at"] = subscription["updated_at"] = _now_iso()
+        subscription["created_at"] = subscription["updated_at"] = linq_time()
         self._subscriptions[subscription["id"]] = (subscription, secret)
         return copy.deepcopy(subscription)
 
@@ -618,19 +683,15 @@ class LinqStandin(StandinServer):
         self, line: Mapping[str, Any], recipients: tuple[str, ...], preferred: str | None
     ) -> _Chat:
         service = self._service(line, recipients[0], preferred)
-        joined = _now_iso()
-        handles = [
-            {
-                "id": str(uuid.uuid4()),
-                "handle": handle,
-                "joined_at": joined,
-                "service": service,
-                "is_me": is_me,
-                "left_at": None,
-                "line_type": line["line_type"] if is_me else None,
-                "status": "active",
-            }
-            for handle, is_me in [*((r, False) for r in recipients), (line["phone_number"], True)]
+        joined = linq_time()
+        handles = [linq_handle(r, service=service, joined_at=joined) for r in recipients] + [
+            linq_handle(
+                line["phone_number"],
+                is_me=True,
+                service=service,
+                line_type=line["line_type"],
+                joined_at=joined,
+            )
         ]
         chat = _Chat(str(uuid.uuid4()), line["phone_number"], recipients, service, handles, joined)
         self._chats[chat.id] = chat

@@ -23,6 +23,7 @@ from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import FirestoreEmulator, PubSubEmulator
+from tests import linq_sdk
 
 ROOT = Path(__file__).resolve().parent.parent
 WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
@@ -228,7 +229,10 @@ class Pipeline:
         return intake.post("/", data=body, headers=headers)
 
     def hear(self, event: dict[str, Any], **signing: Any) -> list[dict[str, Any]]:
-        """A Linq event through the intake and the subscriber; every log line of both."""
+        """A Linq event through the intake and the subscriber; every log line of both. The event
+        must be one Linq sends (its SDK's model): what the product is seen to do with a sample
+        Linq would never send proves nothing (bad input goes to `post_linq`)."""
+        linq_sdk.check(event)
         self.capsys.readouterr()
         answer = self.post_linq(event, **signing)
         assert answer.status_code == 200, answer.get_data(as_text=True)
@@ -251,10 +255,11 @@ class Pipeline:
 
     def relay(self, count: int) -> list[dict[str, Any]]:
         """The next `count` webhooks Linq's stand-in sent, as it signed them, through the intake
-        and the subscriber; every log line of both."""
+        and the subscriber; every log line of both. Each must be one Linq sends (`hear`)."""
         self.capsys.readouterr()
         intake = self.app("ingest_fn/main.py", "linq_webhook", "http")
         for headers, body in self.linq_inbox.take(count):
+            linq_sdk.check(body)
             answer = intake.post("/", data=body, headers=headers)
             assert answer.status_code == 200, answer.get_data(as_text=True)
         self._run_linq_subscriber()

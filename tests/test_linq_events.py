@@ -188,28 +188,20 @@ def test_a_reply_is_read_from_the_handle_object_or_a_plain_string():
 
 
 def delivery(kind: str, key: str | None = None, **data: Any) -> dict[str, Any]:
-    """A hand-built delivery event (the stand-in's own are relayed with `pipeline.relay`)."""
-    return {
-        "api_version": "v3",
-        "webhook_version": "2026-02-03",
-        "event_type": kind,
-        "event_id": str(uuid.uuid4()),
-        "data": {"idempotency_key": key, "id": str(uuid.uuid4()), **data},
-    }
+    """A hand-built delivery event (the stand-in's own are relayed with `pipeline.relay`):
+    `message.delivered` of our message sent with `key` (`data` as for builders.linq_delivered),
+    or `message.failed`, which carries no key (`data` as for builders.linq_failed)."""
+    if kind != "message.failed":
+        return builders.linq_delivered(key, line=SENDER, **data)
+    if key is not None:
+        raise TypeError("Linq's message.failed carries no idempotency key")
+    return builders.linq_failed(**data)
 
 
 def reply(chat_id: str, text: str, *, sender: str = PHONE, **extra: Any) -> dict[str, Any]:
-    chat = {"id": chat_id, "is_group": extra.pop("is_group", False), "owner_handle": SENDER}
-    data = {
-        "id": str(uuid.uuid4()),
-        "direction": "inbound",
-        "sender_handle": {"handle": sender, "is_me": False},
-        "parts": [{"type": "text", "value": text}],
-        "chat": chat,
-        "sent_at": extra.pop("sent_at", dt.datetime.now(dt.UTC).isoformat()),
-        **extra,
-    }
-    return {"event_type": "message.received", "event_id": str(uuid.uuid4()), "data": data}
+    """`message.received`: `text` from `sender` in the chat `chat_id` of our line (`extra` as
+    for builders.linq_received)."""
+    return builders.linq_received(chat_id, text, sender=sender, line=SENDER, **extra)
 
 
 def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -622,16 +614,8 @@ def test_a_placeholder_secret_answers_503(pipeline):
 
 
 def line_change(new_status: str, new_reputation: str = "HEALTHY") -> dict[str, Any]:
-    return {
-        "event_type": "phone_number.status_updated",
-        "data": {
-            "phone_number": SENDER,
-            "previous_status": "ACTIVE",
-            "new_status": new_status,
-            "previous_reputation": "HEALTHY",
-            "new_reputation": new_reputation,
-        },
-    }
+    """`phone_number.status_updated`: our line, ACTIVE and HEALTHY until now."""
+    return builders.linq_line_change(SENDER, new_status=new_status, new_reputation=new_reputation)
 
 
 def test_a_flagged_line_is_an_alert_naming_the_masked_line(pipeline, texted):

@@ -287,6 +287,30 @@ def test_parts_rules_are_enforced(server, api, parts):
     assert resp.json()["error"]["code"] in (1001, 1004)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"effect": "confetti"},
+        {"effect": {"type": "sparkle", "name": "confetti"}},
+        {"effect": {"name": 7}},
+        {"effect": {"name": "slam", "sound": True}},
+        {"reply_to": "msg_1"},
+        {"reply_to": {"part_index": 0}},
+        {"reply_to": {"message_id": "m", "part_index": "0"}},
+        {"reply_to": {"message_id": "m", "part_index": -1}},
+        {"reply_to": {"message_id": "m", "part_index": True}},
+        {"reply_to": {"message_id": "m", "quote": "hi"}},
+    ],
+)
+def test_an_effect_or_reply_not_shaped_as_linq_defines_it_is_1005(server, api, extra):
+    # Accepted, it would be echoed into the answer and the webhooks as nothing Linq sends.
+    chat = create_chat(api, server).json()["chat"]
+    message = {**OPENER, **extra}
+    resp = post(api, server, f"/v3/chats/{chat['id']}/messages", {"message": message})
+    assert error_code(resp) == (400, 1005)
+    assert len(server.messages()) == 1
+
+
 # Sending into a chat -----------------------------------------------------------------------
 
 
