@@ -285,8 +285,9 @@ exists() {
 # ---- Staging -------------------------------------------------------------------------------------
 # stage: BUILD_DIR/ingest and BUILD_DIR/recover each get their function's main.py, the shared/
 # modules it imports and a requirements.txt pinning every package it needs, transitive ones
-# included, to the version in constraints.txt: what CI installed, tested and `./dev audit`
-# audits; nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
+# included, to the version in requirements-dev.lock with the hashes of its files, so Cloud Build's
+# pip installs what CI installed, tested and `./dev audit` audits, and refuses any other file;
+# nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
 # recover function's plain variables: the project and ledger database, and the optional settings
 # that are set, as JSON strings, which YAML reads back verbatim (MESSAGE_TEMPLATE has braces and
 # commas, which --set-env-vars would split). The work is tools/stage.py's, which reads the

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from tools import lock
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent
@@ -532,15 +534,12 @@ def test_recover_is_staged_with_only_what_it_imports(plan: Run) -> None:
 
 
 def requirements(path: Path) -> dict[str, str]:
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return dict(line.split("==", 1) for line in lines)
+    """name -> version of a staged requirements.txt."""
+    return {name: pin.version for name, pin in lock.read(path).items()}
 
 
 def test_staged_requirements_pin_every_package_as_ci_tested_it(plan: Run) -> None:
-    pinned = {
-        canonicalize_name(name): version
-        for name, version in requirements(ROOT / "constraints.txt").items()
-    }
+    pinned = {name: pin.version for name, pin in lock.read().items()}
     ingest = requirements(plan.build / "ingest" / "requirements.txt")
     recover = requirements(plan.build / "recover" / "requirements.txt")
     assert {"functions-framework", "google-cloud-pubsub", "stripe"} <= ingest.keys()
@@ -561,6 +560,30 @@ def test_staged_requirements_pin_every_package_as_ci_tested_it(plan: Run) -> Non
         assert all(pinned[name] == version for name, version in staged.items())
 
 
+def test_every_staged_requirement_carries_the_lock_s_hashes(plan: Run) -> None:
+    """A hash on every entry puts Cloud Build's pip in hash-checking mode: it installs only files
+    whose hash is listed, refuses any package that is not, and takes wheels only. The hashes are
+    the lock's, every file of the release: the runtime's wheels among them (./dev audit)."""
+    pins = lock.read()
+    for function in ("ingest", "recover"):
+        text = (plan.build / function / "requirements.txt").read_text()
+        entries = [
+            " ".join(line.split())
+            for line in text.replace("\\\n", " ").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        assert entries[0] == "--only-binary=:all:"
+        assert len(entries) > 40
+        for entry in entries[1:]:
+            pinned, *hashes = entry.split(" ")
+            name, version = pinned.split("==")
+            assert hashes, entry
+            assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), entry
+            pin = pins[canonicalize_name(name)]
+            assert version == pin.version
+            assert [h.removeprefix("--hash=") for h in hashes] == list(pin.hashes)
+
+
 def test_staged_requirements_are_the_closure_of_the_installed_metadata(plan: Run) -> None:
     from tools import stage
 
@@ -568,7 +591,7 @@ def test_staged_requirements_are_the_closure_of_the_installed_metadata(plan: Run
         staged = requirements(plan.build / function / "requirements.txt")
         # Each package's own requirements (for python 3.13 on Linux) are staged too.
         for name in staged:
-            for needed in stage.requires(name, frozenset()):
+            for needed in lock.requires(name, frozenset(), stage.TARGET):
                 assert canonicalize_name(needed.name) in staged, (function, name, needed)
 
 
@@ -576,10 +599,9 @@ def test_audit_audits_exactly_what_is_shipped(plan: Run) -> None:
     from tools import audit
 
     staged = {
-        line
+        f"{name}=={version}"
         for function in ("ingest", "recover")
-        for line in (plan.build / function / "requirements.txt").read_text().splitlines()
-        if not line.startswith("#")
+        for name, version in requirements(plan.build / function / "requirements.txt").items()
     }
     assert audit.shipped() == sorted(staged)
 
