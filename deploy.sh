@@ -78,9 +78,12 @@ RELEASE_SA_NAME=dunning-release
 TRIGGER_SA_NAME=dunning-trigger
 BUILD_SA_NAME=dunning-build
 # What Cloud Build needs to build a function from source, and no more (Cloud Functions docs,
-# "Custom service account for Cloud Build"): write build logs, push the image to Artifact
-# Registry, read the uploaded source. Builds run as this account, not the default compute one.
-BUILD_ROLES=(roles/logging.logWriter roles/artifactregistry.writer roles/storage.objectViewer)
+# "Custom service account for Cloud Build"), each on the one resource it is for: read the
+# uploaded source in the bucket Cloud Functions (2nd gen) keeps it in, push the image to the
+# repository it builds into, write build logs. Builds run as this account, not the default
+# compute one. Logs are written into a project, the narrowest place Logs Writer is granted.
+SOURCE_BUCKET_PREFIX=gs://gcf-v2-sources # + -PROJECT_NUMBER-REGION, as Cloud Functions names it
+IMAGE_REPOSITORY=gcf-artifacts           # in the functions' region
 WEBHOOK_SECRET=stripe-webhook-secret
 STRIPE_KEY_SECRET=stripe-api-key
 LINQ_KEY_SECRET=linq-api-key
@@ -285,8 +288,9 @@ exists() {
 # ---- Staging -------------------------------------------------------------------------------------
 # stage: BUILD_DIR/ingest and BUILD_DIR/recover each get their function's main.py, the shared/
 # modules it imports and a requirements.txt pinning every package it needs, transitive ones
-# included, to the version in constraints.txt: what CI installed, tested and `./dev audit`
-# audits; nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
+# included, to the version in requirements-dev.lock with the hashes of its files, so Cloud Build's
+# pip installs what CI installed, tested and `./dev audit` audits, and refuses any other file;
+# nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
 # recover function's plain variables: the project and ledger database, and the optional settings
 # that are set, as JSON strings, which YAML reads back verbatim (MESSAGE_TEMPLATE has braces and
 # commas, which --set-env-vars would split). The work is tools/stage.py's, which reads the
@@ -496,17 +500,30 @@ if ((use_slack)); then
     --member="serviceAccount:$LINQ_EVENT_SA" --role=roles/secretmanager.secretAccessor \
     --condition=None
 fi
-# build: the roles a function build needs, on the project (where the source bucket, the image
-# repository and the logs are).
-for role in "${BUILD_ROLES[@]}"; do
-  grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" \
-    --role="$role" --condition=None
-done
-
-# ---- 8. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
+# build: read the functions' source, push their images, write build logs. Cloud Functions makes
+# the bucket and the repository on its first deploy, which a build already needs them for: made
+# here first, when missing, so that each grant has its resource.
 PROJECT_NUMBER=$(query '<project-number>' gcloud projects describe "$PROJECT" \
   '--format=value(projectNumber)')
 [[ -n $PROJECT_NUMBER ]] || die "could not read the project number of $PROJECT"
+SOURCE_BUCKET=$SOURCE_BUCKET_PREFIX-$PROJECT_NUMBER-$REGION
+exists missing gcloud storage buckets describe "$SOURCE_BUCKET" --project="$PROJECT" ||
+  run gcloud storage buckets create "$SOURCE_BUCKET" --project="$PROJECT" --location="$REGION" \
+    --uniform-bucket-level-access --public-access-prevention
+exists missing gcloud artifacts repositories describe "$IMAGE_REPOSITORY" --location="$REGION" \
+  --project="$PROJECT" ||
+  run gcloud artifacts repositories create "$IMAGE_REPOSITORY" --location="$REGION" \
+    --project="$PROJECT" --repository-format=docker \
+    --description="Images of the Cloud Functions of this region"
+grant gcloud storage buckets add-iam-policy-binding "$SOURCE_BUCKET" --project="$PROJECT" \
+  --member="serviceAccount:$BUILD_SA" --role=roles/storage.objectViewer --condition=None
+grant gcloud artifacts repositories add-iam-policy-binding "$IMAGE_REPOSITORY" \
+  --location="$REGION" --project="$PROJECT" --member="serviceAccount:$BUILD_SA" \
+  --role=roles/artifactregistry.writer --condition=None
+grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" \
+  --role=roles/logging.logWriter --condition=None
+
+# ---- 8. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
 PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
 for topic in "$DLQ_TOPIC" "$LINQ_DLQ_TOPIC"; do
   grant gcloud pubsub topics add-iam-policy-binding "$topic" --project="$PROJECT" \

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
+from tools import lock
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent
@@ -33,11 +35,10 @@ INGEST_SA = f"serviceAccount:dunning-ingest@{PROJECT}.iam.gserviceaccount.com"
 RECOVER_SA = f"serviceAccount:dunning-recover@{PROJECT}.iam.gserviceaccount.com"
 TRIGGER_SA = f"serviceAccount:dunning-trigger@{PROJECT}.iam.gserviceaccount.com"
 BUILD_SA = f"serviceAccount:dunning-build@{PROJECT}.iam.gserviceaccount.com"
-BUILD_ROLES = {
-    "roles/logging.logWriter",
-    "roles/artifactregistry.writer",
-    "roles/storage.objectViewer",
-}
+# Cloud Functions (2nd gen) keeps each function's source in this bucket and builds its image into
+# this repository.
+SOURCE_BUCKET = f"gs://gcf-v2-sources-<project-number>-{REGION}"
+IMAGE_REPOSITORY = "gcf-artifacts"
 PUBSUB_AGENT = "serviceAccount:service-<project-number>@gcp-sa-pubsub.iam.gserviceaccount.com"
 SUBSCRIPTION = "<eventarc-subscription>"
 BIND = "add-iam-policy-binding"
@@ -54,7 +55,7 @@ set -eu
 state=${0%/*}/state
 [[ -d $state ]] || mkdir "$state"
 echo "$*" >> "$state/calls"
-key() { printf '%s' "$state/$1_$2_${3%%@*}"; }
+key() { local id=${3%%@*}; printf '%s' "$state/$1_$2_${id//\//_}"; }
 case "$1 $2 $3 " in
   "functions deploy "*)
     for arg in "$@"; do
@@ -258,10 +259,14 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         f"gcloud pubsub topics add-iam-policy-binding {LINQ_TOPIC}",
         "gcloud secrets add-iam-policy-binding linq-webhook-secret",
         f"gcloud projects add-iam-policy-binding {PROJECT}",
-        f"gcloud projects add-iam-policy-binding {PROJECT}",
-        f"gcloud projects add-iam-policy-binding {PROJECT}",
-        f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud projects describe {PROJECT}",
+        f"gcloud storage buckets describe {SOURCE_BUCKET}",
+        f"gcloud storage buckets create {SOURCE_BUCKET}",
+        f"gcloud artifacts repositories describe {IMAGE_REPOSITORY}",
+        f"gcloud artifacts repositories create {IMAGE_REPOSITORY}",
+        f"gcloud storage buckets add-iam-policy-binding {SOURCE_BUCKET}",
+        f"gcloud artifacts repositories add-iam-policy-binding {IMAGE_REPOSITORY}",
+        f"gcloud projects add-iam-policy-binding {PROJECT}",
         f"gcloud pubsub topics add-iam-policy-binding {DLQ}",
         f"gcloud pubsub topics add-iam-policy-binding {LINQ_DLQ}",
         "gcloud iam service-accounts add-iam-policy-binding "
@@ -405,8 +410,62 @@ def test_each_function_account_gets_only_its_own_grants(plan: Run) -> None:
         ("projects", PROJECT, RECOVER_SA, "roles/datastore.user"),
     }
     assert {g for g in grants if g[2] == BUILD_SA} == {
-        ("projects", PROJECT, BUILD_SA, role) for role in BUILD_ROLES
+        ("storage", SOURCE_BUCKET, BUILD_SA, "roles/storage.objectViewer"),
+        ("artifacts", IMAGE_REPOSITORY, BUILD_SA, "roles/artifactregistry.writer"),
+        ("projects", PROJECT, BUILD_SA, "roles/logging.logWriter"),
     }
+
+
+def test_the_build_account_reads_one_bucket_and_pushes_to_one_repository(plan: Run) -> None:
+    """Reading every object of the project and pushing to every repository of it was more than a
+    build needs: its source is in the function-source bucket of the region, its image goes to
+    gcf-artifacts. Logs Writer is granted on a project at the narrowest."""
+    project_wide = {
+        flag(argv, "--role")
+        for argv in plan.find("projects", "add-iam-policy-binding", PROJECT)
+        if flag(argv, "--member") == BUILD_SA
+    }
+    assert project_wide == {"roles/logging.logWriter"}
+    [bucket] = plan.find("storage", "buckets", "add-iam-policy-binding")
+    assert bucket[4] == SOURCE_BUCKET
+    assert (flag(bucket, "--member"), flag(bucket, "--role")) == (
+        BUILD_SA,
+        "roles/storage.objectViewer",
+    )
+    [repository] = plan.find("artifacts", "repositories", "add-iam-policy-binding")
+    assert repository[4] == IMAGE_REPOSITORY
+    assert flag(repository, "--location") == REGION
+    assert (flag(repository, "--member"), flag(repository, "--role")) == (
+        BUILD_SA,
+        "roles/artifactregistry.writer",
+    )
+    # No account holds either role on the whole project.
+    for argv in plan.find("projects", "add-iam-policy-binding"):
+        assert flag(argv, "--role") not in {
+            "roles/storage.objectViewer",
+            "roles/artifactregistry.writer",
+        }, argv
+
+
+def test_the_bucket_and_the_repository_exist_before_they_are_granted(plan: Run) -> None:
+    """On a new project Cloud Functions makes them on its first deploy, whose build already
+    needs the grants: deploy.sh makes them first."""
+
+    def first(*words: str) -> int:
+        return next(i for i, argv in enumerate(plan.commands) if argv[: len(words)] == list(words))
+
+    deployed = first("gcloud", "functions", "deploy")
+    for kind, resource in (("buckets", SOURCE_BUCKET), ("repositories", IMAGE_REPOSITORY)):
+        service = "storage" if kind == "buckets" else "artifacts"
+        created = first("gcloud", service, kind, "create", resource)
+        assert first("gcloud", service, kind, "describe", resource) < created
+        assert created < first("gcloud", service, kind, BIND, resource) < deployed
+    bucket = plan.one("storage", "buckets", "create")
+    assert flag(bucket, "--location") == REGION
+    assert {"--uniform-bucket-level-access", "--public-access-prevention"} <= set(bucket)
+    repository = plan.one("artifacts", "repositories", "create")
+    assert flag(repository, "--location") == REGION
+    assert flag(repository, "--repository-format") == "docker"
 
 
 def test_builds_run_as_the_build_account_not_the_default_compute_one(plan: Run) -> None:
@@ -532,15 +591,12 @@ def test_recover_is_staged_with_only_what_it_imports(plan: Run) -> None:
 
 
 def requirements(path: Path) -> dict[str, str]:
-    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return dict(line.split("==", 1) for line in lines)
+    """name -> version of a staged requirements.txt."""
+    return {name: pin.version for name, pin in lock.read(path).items()}
 
 
 def test_staged_requirements_pin_every_package_as_ci_tested_it(plan: Run) -> None:
-    pinned = {
-        canonicalize_name(name): version
-        for name, version in requirements(ROOT / "constraints.txt").items()
-    }
+    pinned = {name: pin.version for name, pin in lock.read().items()}
     ingest = requirements(plan.build / "ingest" / "requirements.txt")
     recover = requirements(plan.build / "recover" / "requirements.txt")
     assert {"functions-framework", "google-cloud-pubsub", "stripe"} <= ingest.keys()
@@ -561,6 +617,30 @@ def test_staged_requirements_pin_every_package_as_ci_tested_it(plan: Run) -> Non
         assert all(pinned[name] == version for name, version in staged.items())
 
 
+def test_every_staged_requirement_carries_the_lock_s_hashes(plan: Run) -> None:
+    """A hash on every entry puts Cloud Build's pip in hash-checking mode: it installs only files
+    whose hash is listed, refuses any package that is not, and takes wheels only. The hashes are
+    the lock's, every file of the release: the runtime's wheels among them (./dev audit)."""
+    pins = lock.read()
+    for function in ("ingest", "recover"):
+        text = (plan.build / function / "requirements.txt").read_text()
+        entries = [
+            " ".join(line.split())
+            for line in text.replace("\\\n", " ").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+        assert entries[0] == "--only-binary=:all:"
+        assert len(entries) > 40
+        for entry in entries[1:]:
+            pinned, *hashes = entry.split(" ")
+            name, version = pinned.split("==")
+            assert hashes, entry
+            assert all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), entry
+            pin = pins[canonicalize_name(name)]
+            assert version == pin.version
+            assert [h.removeprefix("--hash=") for h in hashes] == list(pin.hashes)
+
+
 def test_staged_requirements_are_the_closure_of_the_installed_metadata(plan: Run) -> None:
     from tools import stage
 
@@ -568,7 +648,7 @@ def test_staged_requirements_are_the_closure_of_the_installed_metadata(plan: Run
         staged = requirements(plan.build / function / "requirements.txt")
         # Each package's own requirements (for python 3.13 on Linux) are staged too.
         for name in staged:
-            for needed in stage.requires(name, frozenset()):
+            for needed in lock.requires(name, frozenset(), stage.TARGET):
                 assert canonicalize_name(needed.name) in staged, (function, name, needed)
 
 
@@ -576,10 +656,9 @@ def test_audit_audits_exactly_what_is_shipped(plan: Run) -> None:
     from tools import audit
 
     staged = {
-        line
+        f"{name}=={version}"
         for function in ("ingest", "recover")
-        for line in (plan.build / function / "requirements.txt").read_text().splitlines()
-        if not line.startswith("#")
+        for name, version in requirements(plan.build / function / "requirements.txt").items()
     }
     assert audit.shipped() == sorted(staged)
 
@@ -642,8 +721,13 @@ def test_second_run_creates_and_deploys_nothing(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     calls = (tmp_path / "bin" / "state" / "calls").read_text().splitlines()
     # 5 topics, the 2 dead-letter subscriptions, 7 service accounts, the ledger database, its 2
-    # indexes, the Scheduler job, 2 log-based metrics and the dashboard.
-    assert sum(" create " in call for call in calls) == 21
+    # indexes, the source bucket, the image repository, the Scheduler job, 2 log-based metrics
+    # and the dashboard.
+    assert sum(" create " in call for call in calls) == 23
+    # The bucket is named with the project's number, read before it is needed.
+    assert "storage buckets create gs://gcf-v2-sources-123456789-us-central1 " in "\n".join(
+        f"{call} " for call in calls
+    )
     assert sum(call.startswith("functions deploy ") for call in calls) == 5
     assert "Webhook URL: https://dunning-ingest-abc.a.run.app" in first.stdout
 

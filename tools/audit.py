@@ -1,5 +1,6 @@
-"""`./dev audit`: pip-audit over exactly what deploy.sh ships (every package of both functions,
-pinned as in constraints.txt: tools/stage.py), and PyPI's own advisories where pip-audit cannot
+"""`./dev audit`: what deploy.sh ships (every package of both functions, pinned by hash as in
+requirements-dev.lock: tools/stage.py) is what the functions' runtime can install, by those
+hashes; and pip-audit over exactly that set, with PyPI's own advisories where pip-audit cannot
 reach its vulnerability service."""
 
 from __future__ import annotations
@@ -13,15 +14,75 @@ from typing import Any
 
 import requests
 
-from tools.stage import FUNCTIONS, StageError
+from tools.stage import FUNCTIONS, TARGET_PYTHON, StageError, requirements_file
 from tools.stage import requirements as shipped_requirements
 
 PYPI_PROJECT = "https://pypi.org/pypi/{name}/json"
+# The wheels the runtime's pip accepts: deploy.sh's python313 runs on Google's google-22 stack
+# (Ubuntu 22.04, glibc 2.35) on x86_64.
+RUNTIME_GLIBC = (2, 35)
+RUNTIME_PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(RUNTIME_GLIBC[1], 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+)
 
 
 def shipped() -> list[str]:
-    """The pinned requirement lines deploy.sh ships, over both functions."""
-    return sorted({line for function in FUNCTIONS for line in shipped_requirements(function)})
+    """NAME==VERSION of every package deploy.sh ships, over both functions."""
+    return sorted(
+        {
+            f"{pin.name}=={pin.version}"
+            for function in FUNCTIONS
+            for pin in shipped_requirements(function)
+        }
+    )
+
+
+def refused() -> list[str]:
+    """Each function whose requirements.txt the runtime's pip would refuse (a file whose hash is
+    not listed, a dependency that is not, a package without a wheel for the runtime), with pip's
+    reason: pip fetches each set as Cloud Build installs it, for the runtime's Python and
+    platform."""
+    abi = "cp" + TARGET_PYTHON.replace(".", "")
+    answers = []
+    with tempfile.TemporaryDirectory() as work:
+        for function in FUNCTIONS:
+            listing = Path(work) / f"{function}.txt"
+            try:
+                listing.write_text(requirements_file(function), encoding="utf-8")
+            except StageError as exc:
+                sys.exit(f"audit: {exc}")
+            answer = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    # As in the file; pip wants it before it reads the file, for another platform.
+                    "--only-binary=:all:",
+                    f"--python-version={TARGET_PYTHON}",
+                    "--implementation=cp",
+                    f"--abi={abi}",
+                    *(f"--platform={platform}" for platform in RUNTIME_PLATFORMS),
+                    f"--dest={work}/wheels",
+                    f"--requirement={listing}",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if answer.returncode:
+                # This machine's pip configuration may warn about its own extra indexes.
+                errors = [
+                    line for line in answer.stderr.splitlines() if not line.startswith("WARNING:")
+                ]
+                answers.append(f"{function}: " + "\n".join(errors)[:2000])
+    return answers
 
 
 def _pip_audit() -> list[dict[str, Any]]:
@@ -67,6 +128,11 @@ def _pypi_advisories(name: str, version: str) -> tuple[str, list[str]] | None:
 
 
 def main() -> int:
+    refusals = refused()
+    for refusal in refusals:
+        print(f"audit: REFUSED on python{TARGET_PYTHON} (Linux x86_64): {refusal}")
+    if not refusals:
+        print(f"audit: both functions' requirements install by hash on python{TARGET_PYTHON}")
     vulnerable, unaudited, audited = [], [], 0
     for dependency in _pip_audit():
         name, version = dependency["name"], dependency.get("version")
@@ -90,7 +156,7 @@ def main() -> int:
             f"audit: {len(unaudited)} packages could not be audited here (no advisory data for "
             "versions older than the latest): " + ", ".join(unaudited)
         )
-    return 1 if vulnerable else 0
+    return 1 if vulnerable or refusals else 0
 
 
 if __name__ == "__main__":
