@@ -15,12 +15,11 @@ from typing import Any
 from shared.adapters.ledger import ACTIVE, Ledger
 from shared.core.errors import RetryableError
 from shared.core.linq_events import Delivery, LineChange, Reply, is_opt_out, read_event
-from shared.core.log import INFO, WARNING, mask_phone, redact
+from shared.core.log import INFO, WARNING, mask_phone
 from shared.core.outcome import Action
 from shared.core.phone import region_of
+from shared.core.quote import quote
 
-# The note quotes at most this much of a reply: enough to act on, short enough for a channel.
-MAX_QUOTE = 300
 # A claim on an event this old that never finished (its run died) is taken over.
 STALE_CLAIM = dt.timedelta(minutes=5)
 
@@ -155,10 +154,8 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
                 INFO, "wrote again: off our opt-out list", {"action": Action.OPT_OUT_LIFTED.value}
             )
         return Said(INFO, "ignored: a reply on a chat the product did not open")
-    # Masked before it is cut short (a number cut in half would escape the matcher), reading a
-    # number written the national way as the texted number's country writes it.
-    said = redact(fact.text, region_of(_texted_to(ours)) or region_of(fact.sender) or "US")
-    quote = said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
+    # A number written the national way is read as the texted number's country writes it.
+    said = quote(fact.text, region_of(_texted_to(ours)) or region_of(fact.sender) or "US")
     fields = {
         **where,
         "action": Action.REPLY_RECEIVED.value,
@@ -166,7 +163,7 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
         "opt_out_lifted": lifted,
     }
     # The text goes to the team only, never to a log line.
-    return Said(INFO, "reply received", fields, f'Reply from {who}: "{quote}"')
+    return Said(INFO, "reply received", fields, f'Reply from {who}: "{said}"')
 
 
 def _handles(sender: str, entries: list[tuple[str, str, dict[str, Any]]]) -> list[str]:
