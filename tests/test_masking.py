@@ -4,6 +4,7 @@ customer sent."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -12,9 +13,20 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.linq import LinqClient
+from shared.adapters.stripe_gateway import StripeGateway
+from shared.core import errors
 from shared.core import quote as quote_module
+from shared.core.errors import (
+    MAX_VENDOR_MESSAGE,
+    PermanentError,
+    RecoveryError,
+    RetryableError,
+    vendor_message,
+)
 from shared.core.quote import MARGIN, MAX_QUOTE, RAW_WINDOW, quote
-from standins import builders
+from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
+from tests.harness import SENDER
 
 REPO = Path(__file__).resolve().parents[1]
 MEGABYTE = 1 << 20
@@ -157,6 +169,15 @@ def test_a_megabyte_reply_is_masked_through_a_window_of_the_quotes_size(shape, m
     assert len(said) <= MAX_QUOTE
 
 
+@pytest.mark.parametrize("shape", HOSTILE)
+def test_a_megabyte_vendor_message_is_masked_through_a_window_of_its_bound(shape, monkeypatch):
+    seen = count_masked(monkeypatch, errors)
+    said = vendor_message(HOSTILE[shape], {"message": {"parts": [{"value": "x" * 400}]}})
+    assert seen
+    assert max(seen) <= 4 * MAX_VENDOR_MESSAGE
+    assert len(said) <= MAX_VENDOR_MESSAGE
+
+
 def test_the_log_mask_of_a_megabyte_of_hostile_text_runs_in_linear_time():
     # A log line is masked whole (a traceback, a vendor's answer): every pattern must read its
     # input once. A guard, not a measure: each shape takes about a second or less here (run
@@ -263,3 +284,114 @@ def test_a_megabyte_reply_is_quoted_from_a_window_and_masked(pipeline, linq_api,
     assert len(quoted) <= MAX_QUOTE
     assert seen
     assert max(seen) <= MAX_QUOTE + MARGIN
+
+
+# --- a vendor's error text ---------------------------------------------------------------------
+
+TEXT = (
+    "Hi Zoë, your payment for Pro plan didn't go through. You can update your card and retry "
+    "with the link below. Reply STOP to opt out."
+)
+KEY = "in_1OaBcD2345678901-1-text"
+SENT = {
+    "from": SENDER,
+    "to": [PHONE],
+    "message": {"parts": [{"type": "text", "value": TEXT}], "idempotency_key": KEY},
+}
+# What a vendor's message may quote of the request, and what is left of it.
+ECHOES = {
+    "the request as JSON": (
+        f"Invalid request body: {json.dumps(SENT)}",
+        "Invalid request body: [request body dropped]",
+    ),
+    "the request as JSON, unicode kept": (
+        f"Invalid request body: {json.dumps(SENT, ensure_ascii=False)}",
+        "Invalid request body: [request body dropped]",
+    ),
+    "the text quoted": (f'text "{TEXT}" contains a link', 'text "[what we sent]" contains a link'),
+    "the text JSON-escaped": (
+        f"invalid text {json.dumps(TEXT)} for {PHONE}",
+        'invalid text "[what we sent]" for +1******0100',
+    ),
+    "the text cut short": (
+        f"text '{TEXT[:70]}...' is invalid",
+        "text '[what we sent]...' is invalid",
+    ),
+}
+
+
+def linq_fault(status: int, message: Any) -> dict[str, Any]:
+    error = {"status": status, "code": 1005 if status < 500 else 3006, "message": message}
+    return {"status": status, "body": {"success": False, "error": error, "trace_id": "0" * 32}}
+
+
+def refused_send(linq_api: Any, status: int, message: Any) -> RecoveryError:
+    linq_api.add_fault(r"^/v3/chats$", **linq_fault(status, message))
+    with pytest.raises(RecoveryError) as raised:
+        LinqClient(LINQ_TOKEN, linq_api.url).create_chat(SENDER, PHONE, TEXT, KEY)
+    return raised.value
+
+
+def everything_said(error: RecoveryError) -> str:
+    return f"{error} {error.reason} {json.dumps(error.detail, ensure_ascii=False)}"
+
+
+@pytest.mark.parametrize("status", [400, 503])
+@pytest.mark.parametrize("echo", ECHOES)
+def test_a_linq_error_that_quotes_the_request_keeps_its_code_not_the_text(linq_api, echo, status):
+    written, kept = ECHOES[echo]
+    error = refused_send(linq_api, status, written)
+    assert isinstance(error, RetryableError if status >= 500 else PermanentError)
+    assert error.detail["code"] == (1005 if status < 500 else 3006)
+    assert error.detail["linq_message"] == kept
+    assert error.reason == f"Linq {status} (code {error.detail['code']}): {kept}"
+    said = everything_said(error)
+    for words in ("Zo", "payment for", "update your card", "4155550100", KEY):
+        assert words not in said
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "call +1 415 555 0100 " + "x" * MEGABYTE,
+        "a." * (MEGABYTE // 2),
+        {"to": ["+14155550100 is not reachable"] * 50_000},
+    ],
+    ids=["a megabyte of text", "a megabyte of a.", "an object"],
+)
+def test_a_linq_error_message_is_bounded_and_masked(linq_api, message):
+    error = refused_send(linq_api, 400, message)
+    assert len(error.detail["linq_message"]) <= errors.MAX_VENDOR_MESSAGE
+    assert error.detail["linq_message"].endswith("…")
+    assert "4155550100" not in everything_said(error)
+
+
+def test_a_stripe_error_message_is_bounded_and_masked(stripe_api):
+    message = "No such invoice for +1 415 555 0100: " + "x" * MEGABYTE
+    stripe_api.add_fault(
+        r"^/v1/invoices/", status=404, body={"error": {"message": message, "type": "x"}}
+    )
+    with pytest.raises(PermanentError) as raised:
+        StripeGateway(STRIPE_TEST_KEY, stripe_api.url).invoice("in_1")
+    said = everything_said(raised.value)
+    assert raised.value.reason.startswith("Stripe: No such invoice for +1******0100: xxx")
+    assert len(raised.value.reason) <= len("Stripe: ") + errors.MAX_VENDOR_MESSAGE
+    assert "4155550100" not in said
+
+
+def test_a_refusal_that_quotes_the_text_reaches_no_log_and_no_note(pipeline, linq_api):
+    pipeline.configure(SLACK_WEBHOOK_URL=f"{pipeline.slack.url}/services/T0/B0/X0")
+    invoice = pipeline.customer_with_invoice(builders.customer(phone=PHONE))
+    # What the product sends, as Linq would quote it: the request, and the text cut short.
+    request = {"to": [PHONE], "message": {"parts": [{"type": "text", "value": "Hi Jane, your"}]}}
+    message = f"text 'Hi Jane, your payment for ...' refused; request: {json.dumps(request)}"
+    linq_api.add_fault(r"^/v3/chats$", **linq_fault(400, message))
+    status, lines = pipeline.run(invoice)
+    assert status == 200
+    [result] = [line for line in lines if line.get("action") == "failed"]
+    kept = "text '[what we sent]...' refused; request: [request body dropped]"
+    assert result["reason"] == f"Linq 400 (code 1005): {kept}"
+    [note] = pipeline.slack.notes()
+    for said in (json.dumps(lines), json.dumps(note["payload"])):
+        assert "your payment" not in said
+        assert "4155550100" not in said

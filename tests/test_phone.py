@@ -111,7 +111,8 @@ def test_a_national_number_is_read_as_its_region_writes_it():
 
 def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     # Linq documents `error.message` as a string; an answer that is an object instead must not
-    # carry the recipient's number whole into the error's detail or the log line.
+    # carry the recipient's number whole into the error's detail or the log line: it is kept as
+    # its JSON, masked.
     answer = requests.Response()
     answer.status_code = 400
     answer._content = json.dumps(
@@ -121,7 +122,7 @@ def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     log("ERROR", f"failed: {error.reason}", **error.detail)
     line = capsys.readouterr().out
     assert "4155550106" not in line + repr(error.detail) + str(error)
-    assert json.loads(line)["linq_message"] == {"to": ["+1******0106 is not reachable"]}
+    assert json.loads(line)["linq_message"] == '{"to": ["+1******0106 is not reachable"]}'
 
 
 def test_a_lone_surrogate_in_a_field_still_gives_one_json_line():
