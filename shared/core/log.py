@@ -29,8 +29,8 @@ _NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}(?!\d)")
 # The name before the @ is read once, as a whole run (possessive, and started only where a run
 # starts): the domain after it is what the mask keeps. Its labels are split by dots only, so
 # there is one way to read them and the pattern cannot backtrack into a quadratic search.
-_LOCAL_PART = r"(?<![\w.+-])[\w.+-]++"
-_EMAIL = re.compile(_LOCAL_PART + r"@((?:[\w-]+\.)+[^\W\d_]{2,})(?![\w-])")
+LOCAL_PART = r"(?<![\w.+-])[\w.+-]++"
+_EMAIL = re.compile(LOCAL_PART + r"@((?:[\w-]+\.)+[^\W\d_]{2,})(?![\w-])")
 _SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+")
 _BEARER = re.compile(r"\b([Bb]earer\s+)\S+")
 

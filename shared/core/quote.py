@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from shared.core.log import redact
+from shared.core.log import LOCAL_PART, redact
 from shared.core.text import ELLIPSIS, clean, normalise, shorten
 
 # A note quotes at most this much of a reply: enough to act on, short enough for a channel.
@@ -35,7 +35,7 @@ _MIN_DIGITS = 7
 _DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d\d|(?:19|20)\d\d([./-])\d{1,2}\2\d{1,2}")
 _KEPT_DIGITS = 4
 # The name before an @, whatever follows it (a domain cut off, a host without a dot).
-_LOCAL_PART = re.compile(r"(?<![\w.+-])[\w.+-]++(?=@)")
+_LOCAL_PART = re.compile(LOCAL_PART + "(?=@)")
 # What a cut may leave the front of at the end of the window, read backwards from the cut: a word
 # (an address, a number glued to letters; no more than the margin, so that a long last word still
 # leaves a full quote), then the digits and separators before it.
