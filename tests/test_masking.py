@@ -45,6 +45,7 @@ NUMBERS = [
     ("4 1 5 5 5 5 0 1 9 9", "US", "4155550199"),
     ("(415)   555  -  0199", "US", "4155550199"),
     ("415/555/0199", "US", "4155550199"),
+    ("415,555,0199", "US", "4155550199"),
     ("４１５５５５０１９９", "US", "4155550199"),  # full-width
     ("٤١٥٥٥٥٠١٩٩", "US", "4155550199"),  # Arabic-Indic
     ("४१५५५५०१९९", "US", "4155550199"),  # Devanagari
@@ -89,8 +90,9 @@ def test_a_number_is_masked_in_a_quote_however_the_customer_writes_it(written, r
     "text",
     [
         "I'll pay on 12/01/2026, or 1.12.2026 at the latest",
-        "paid 1,250,000 IDR at 14:30 on 2026-11-30",
+        "paid 1,250,000 IDR at 14:30 on 2026-11-30, and 1,250,000.50 the day before",
         "order 123456, $25.00, in 3 days",
+        "invoices 1234, 5678 and 9012",
     ],
 )
 def test_dates_amounts_and_short_numbers_in_a_quote_read_as_written(text):

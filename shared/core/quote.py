@@ -17,22 +17,25 @@ MARGIN = 320
 # between hundreds of zero-width spaces still fills the window.
 RAW_WINDOW = 4 * (MAX_QUOTE + MARGIN)
 # Whatever people put between the digits of a number: spaces of every kind, dots, dashes,
-# slashes, brackets, a plus, and combining marks or a keycap drawn on a digit. Not a comma or a
-# colon, so that amounts (1,250,000) and times (14:30) read as they were written.
+# slashes, brackets, a plus, and combining marks or a keycap drawn on a digit; a comma only
+# between two digits (415,555,0199), so that a list (1234, 5678) reads as written. Not a colon:
+# times (14:30) read as written.
 _SEPARATORS = (
     r"\s.\-‐‑‒–—−/\\()\[\]+_~"
     "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe00-\ufe0f\ufe20-\ufe2f"
 )
 # A run of digits and separators, read once: each repetition ends on a digit and nothing is
 # given back (possessive), so the pattern never reads a run twice.
-_DIGIT_RUN = re.compile(rf"\d(?:[{_SEPARATORS}]*+\d)*+")
+_DIGIT_RUN = re.compile(rf"\d(?:(?:[{_SEPARATORS}]*+|,)\d)*+")
 # Seven digits are the shortest a phone number written with its area code has; fewer (a
 # day, an amount, an order of 123456) are left as written.
 _MIN_DIGITS = 7
-# A date with its year is the one run of that many digits a reply needs whole ("I'll pay on
-# 12/01/2026"): day and month, then a year of this century or the last, or the other way round,
-# with the same separator twice. No phone number is written like that.
+# The runs of that many digits a reply needs whole, and no phone number is written like: a date
+# with its year ("I'll pay on 12/01/2026": day and month, then a year of this century or the
+# last, or the other way round, the same separator twice), and an amount grouped in thousands
+# by commas (1,250,000.00).
 _DATE = re.compile(r"\d{1,2}([./-])\d{1,2}\1(?:19|20)\d\d|(?:19|20)\d\d([./-])\d{1,2}\2\d{1,2}")
+_AMOUNT = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d{1,2})?")
 _KEPT_DIGITS = 4
 # The name before an @, whatever follows it (a domain cut off, a host without a dot).
 _LOCAL_PART = re.compile(LOCAL_PART + "(?=@)")
@@ -74,7 +77,7 @@ def cut_window(text: str, size: int, cut: bool = False) -> tuple[str, bool]:
 def _mask_digits(run: re.Match[str]) -> str:
     written = run.group()
     digits = sum(c.isdecimal() for c in written)
-    if digits < _MIN_DIGITS or _DATE.fullmatch(written):
+    if digits < _MIN_DIGITS or _DATE.fullmatch(written) or _AMOUNT.fullmatch(written):
         return written
     hidden = digits - _KEPT_DIGITS
     masked = []
