@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -110,7 +111,8 @@ def find_leaks(
     numbers = _phones_seen(stack) | {n[-10:] for n in extra_numbers}
     emails = _emails_seen(stack) | set(extra_emails)
     texts = [stack.log(name).read_text(errors="replace") for name in ("ingest", "recover")]
-    texts += [note["text"] for note in stack.slack.notes()]
+    # The whole payload: the fallback `text` and the blocks the channel shows.
+    texts += [json.dumps(note["payload"], ensure_ascii=False) for note in stack.slack.notes()]
     leaks = []
     for index, text in enumerate(texts):
         leaks += [f"secret {s[:6]}... in text {index}" for s in SECRETS if s in text]

@@ -1,5 +1,6 @@
 """Faults end to end over the emulator: outages, timeouts, crashes, dead letters, bad config."""
 
+import json
 import os
 import signal
 import time
@@ -421,4 +422,34 @@ def test_vendor_error_text_with_a_number_a_key_and_an_email_leaks_nowhere(stack,
     stack.post_webhook(builders.payment_failed_event(invoice))
     wait_for_result(stack, invoice)
     time.sleep(0.5)  # a traceback is written after the answer
+    assert find_leaks(stack, [LEAKY_PHONE], [LEAKY_EMAIL]) == []
+
+
+# A Linq error that quotes the request back: the customer's number and text, as JSON.
+QUOTED_TEXT = "Hi Ana, your payment for Pro plan didn't go through. Reply STOP to opt out."
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, 1005), (503, 3006)], ids=["4xx", "5xx"])
+def test_a_linq_error_that_quotes_the_request_keeps_its_code_and_not_the_text(stack, status, code):
+    parts = [{"type": "text", "value": QUOTED_TEXT}]
+    request = {"from": SENDER, "to": [LEAKY_PHONE], "message": {"parts": parts}}
+    fault = linq_error(status, code)
+    fault["body"]["error"]["message"] = f"Invalid message: {json.dumps(request)}"
+    stack.linq.add_fault(r"^/v3/chats$", **fault)
+    invoice = store(stack, phone=LEAKY_PHONE, email=LEAKY_EMAIL)
+    stack.post_webhook(builders.payment_failed_event(invoice))
+    [result] = wait_for_result(stack, invoice)
+    # The note comes last: every line of the run is written by then.
+    stack.wait_until(
+        lambda: any(invoice["id"] in note["text"] for note in stack.slack.notes()), what="a note"
+    )
+    kept = "Invalid message: [request body dropped]"
+    if status < 500:
+        assert result["reason"] == f"Linq {status} (code {code}): {kept}"
+    else:
+        assert result["action"] == "sent"
+        assert [line["linq_message"] for line in retries_logged(stack, invoice)] == [kept]
+    said = [stack.log(name).read_text(errors="replace") for name in ("ingest", "recover")]
+    said += [json.dumps(note["payload"]) for note in stack.slack.notes()]
+    assert not [text for text in said if "payment for Pro plan" in text]
     assert find_leaks(stack, [LEAKY_PHONE], [LEAKY_EMAIL]) == []

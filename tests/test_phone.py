@@ -42,9 +42,26 @@ def test_unusable_numbers_are_none(raw):
 
 @pytest.mark.parametrize(
     ("number", "masked"),
-    [("+14155550100", "+1******0100"), ("+447911123456", "+4*******3456"), (None, None)],
+    [
+        ("+14155550100", "+1******0100"),
+        ("+447911123456", "+44******3456"),
+        ("+33612345678", "+33*****5678"),
+        ("+919876543210", "+91******3210"),
+        ("+8613800138000", "+86*******8000"),
+        ("+35312345678", "+353****5678"),
+        # Never more than half of the national number: Iceland's have seven digits.
+        ("+3541234567", "+354****567"),
+        # A calling code nobody has: no country to keep.
+        ("+99912345678", "+*******5678"),
+        ("4155550100", "******0100"),
+        ("+12345", "******"),
+        # An iMessage reply may come from an Apple ID: its domain, never its name.
+        ("jane.doe@icloud.com", "***@icloud.com"),
+        (None, None),
+        ("", ""),
+    ],
 )
-def test_mask_keeps_only_country_prefix_and_last_four(number, masked):
+def test_mask_keeps_the_country_code_and_the_last_four_for_every_country(number, masked):
     assert mask_phone(number) == masked
 
 
@@ -52,7 +69,7 @@ def test_log_lines_mask_numbers_inside_vendor_messages(capsys):
     log("INFO", "Linq said +14155550106 has opted out", reason="to +447911123456 failed", code=2024)
     line = capsys.readouterr().out
     assert "+1******0106 has opted out" in line
-    assert "+4*******3456 failed" in line
+    assert "+44******3456 failed" in line
     assert "4155550106" not in line
     assert "7911123456" not in line
 
@@ -60,11 +77,14 @@ def test_log_lines_mask_numbers_inside_vendor_messages(capsys):
 @pytest.mark.parametrize(
     ("text", "masked"),
     [
-        ("reach me on +44 7911 123456 today", "reach me on +4*******3456 today"),
+        ("reach me on +44 7911 123456 today", "reach me on +44******3456 today"),
         ("or +1 (415) 555-0106", "or +1******0106"),
         ("or 4155550106.", "or +1******0106."),
         ("to +14155550106x failed", "to +1******0106x failed"),
-        ("+33 6 12 34 56 78 / +14155550106", "+3******5678 / +1******0106"),
+        ("call 415-555-0106x", "call ***-***-0106x"),
+        ("+33 6 12 34 56 78 / +14155550106", "+33*****5678 / +1******0106"),
+        ("mail ana.leak@example.com.", "mail ***@example.com."),
+        ("from jöran@exämple.se", "from ***@exämple.se"),
     ],
 )
 def test_a_number_is_masked_however_it_is_written(text, masked):
@@ -85,13 +105,14 @@ def test_dates_amounts_and_ids_are_not_taken_for_numbers(text):
 
 
 def test_a_national_number_is_read_as_its_region_writes_it():
-    assert redact("07911 123456", "GB") == "+4*******3456"
-    assert redact("06 12 34 56 78", "FR") == "+3******5678"
+    assert redact("07911 123456", "GB") == "+44******3456"
+    assert redact("06 12 34 56 78", "FR") == "+33*****5678"
 
 
 def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     # Linq documents `error.message` as a string; an answer that is an object instead must not
-    # carry the recipient's number whole into the error's detail or the log line.
+    # carry the recipient's number whole into the error's detail or the log line: it is kept as
+    # its JSON, masked.
     answer = requests.Response()
     answer.status_code = 400
     answer._content = json.dumps(
@@ -101,7 +122,7 @@ def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     log("ERROR", f"failed: {error.reason}", **error.detail)
     line = capsys.readouterr().out
     assert "4155550106" not in line + repr(error.detail) + str(error)
-    assert json.loads(line)["linq_message"] == {"to": ["+1******0106 is not reachable"]}
+    assert json.loads(line)["linq_message"] == '{"to": ["+1******0106 is not reachable"]}'
 
 
 def test_a_lone_surrogate_in_a_field_still_gives_one_json_line():

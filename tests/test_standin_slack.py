@@ -85,3 +85,79 @@ def test_reset_clears_notes(server):
     requests.post(f"{server.url}/_control/reset", timeout=5)
     assert server.notes() == []
     assert server.stats()["requests"] == 0
+
+
+def section(text: str, kind: str = "plain_text", **extra: object) -> dict[str, object]:
+    return {"type": "section", "text": {"type": kind, "text": text, **extra}}
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [
+        "not a list",
+        [],
+        [section("x")] * 51,
+        [{"text": {"type": "plain_text", "text": "no type"}}],
+        [{"type": "section"}],
+        [section("")],
+        [section("x" * 3001)],
+        [section("x", kind="markdown")],
+        [section("x", kind="mrkdwn", emoji=True)],
+        [section("x", verbatim=True)],
+        [{"type": "section", "fields": "not a list"}],
+        [{"type": "context", "elements": [{"type": "mrkdwn", "text": ""}]}],
+    ],
+    ids=[
+        "not a list",
+        "empty",
+        "51 blocks",
+        "no type",
+        "section without text",
+        "empty text",
+        "3001 characters",
+        "unknown text type",
+        "emoji on mrkdwn",
+        "verbatim on plain_text",
+        "fields not a list",
+        "empty context element",
+    ],
+)
+def test_blocks_slack_refuses_are_invalid_blocks(server, blocks):
+    resp = requests.post(f"{server.url}{HOOK}", json={"text": "x", "blocks": blocks}, timeout=5)
+    assert (resp.status_code, resp.text) == (400, "invalid_blocks")
+    assert server.notes() == []
+
+
+def test_a_text_note_records_what_mrkdwn_draws_and_the_links_slack_fetches(server):
+    text = "ok\n*bold* _it_ ~no~ `x` <!channel> :tada: https://evil.example/p.png"
+    requests.post(f"{server.url}{HOOK}", json={"text": text}, timeout=5)
+    [note] = server.notes()
+    assert sorted(note["rendered"]) == sorted(
+        ["line break", "bold", "italic", "strike", "code", "link or mention", "emoji"]
+    )
+    # An app's message unfurls media unless told not to.
+    assert note["unfurls"] == ["https://evil.example/p.png"]
+
+
+def test_plain_text_draws_only_line_breaks_and_emoji_codes(server):
+    blocks = [section("a\nb *c* :tada:"), section(":tada:", emoji=False)]
+    requests.post(f"{server.url}{HOOK}", json={"text": "x", "blocks": blocks}, timeout=5)
+    [note] = server.notes()
+    assert sorted(note["rendered"]) == ["emoji", "line break"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "fetched"),
+    [
+        ({}, True),
+        ({"unfurl_links": False}, True),
+        ({"unfurl_media": False}, False),
+        ({"unfurl_media": False, "unfurl_links": True}, True),
+        ({"unfurl_media": False, "unfurl_links": False}, False),
+    ],
+)
+def test_links_are_fetched_unless_both_unfurls_are_off(server, flags, fetched):
+    payload = {"text": "x", "blocks": [section("see www.evil.example/a.png")], **flags}
+    requests.post(f"{server.url}{HOOK}", json=payload, timeout=5)
+    [note] = server.notes()
+    assert note["unfurls"] == (["www.evil.example/a.png"] if fetched else [])

@@ -16,6 +16,7 @@ from shared.core.errors import (
     RecoveryError,
     RetryableError,
     UnreachableError,
+    vendor_message,
 )
 from shared.core.lines import Capability, Line
 
@@ -31,6 +32,8 @@ CODE_LINE_INELIGIBLE = 2027
 # Elsewhere 1005 means something else (a link in a chat's first message), hence the path.
 _CAPABILITY_PATH = "/capability/check_imessage"
 _REFUSED_ADDRESS_CODES = frozenset({1002, 1005})
+# Linq's trace ids are 32 hexadecimal digits.
+_MAX_ID = 64
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,10 @@ def _message_id(message: Any) -> str | None:
     return found if isinstance(found, str) and found else None
 
 
-def _error(path: str, response: requests.Response) -> RecoveryError:
+def _error(path: str, response: requests.Response, request: Any = None) -> RecoveryError:
     """Our error for a Linq error response to `path` (the envelope is documented in linq-api.md
-    section 6): the one place Linq's statuses and codes are read."""
+    section 6): the one place Linq's statuses and codes are read. Linq's code is kept as it is;
+    its message, bounded, masked and without any of `request` (the body we sent) it quotes."""
     try:
         body = response.json()
     except ValueError:
@@ -57,16 +61,15 @@ def _error(path: str, response: requests.Response) -> RecoveryError:
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     status = response.status_code
-    code = error.get("code")
-    retry_after = error.get("retry_after") or response.headers.get("Retry-After")
-    message = error.get("message") or response.reason or "no message"
+    code = _short(error.get("code"))
+    message = vendor_message(error.get("message") or response.reason or "no message", request)
     detail = {
         "vendor": "linq",
         "status": status,
         "code": code,
         "linq_message": message,
-        "retry_after": retry_after,
-        "trace_id": body.get("trace_id") if isinstance(body, dict) else None,
+        "retry_after": _short(error.get("retry_after") or response.headers.get("Retry-After")),
+        "trace_id": _short(body.get("trace_id") if isinstance(body, dict) else None),
     }
     reason = f"Linq {status} (code {code}): {message}"
     if status == 429 or status >= 500:
@@ -78,6 +81,14 @@ def _error(path: str, response: requests.Response) -> RecoveryError:
     if path == _CAPABILITY_PATH and status == 400 and code in _REFUSED_ADDRESS_CODES:
         return UnreachableError(reason, **detail)
     return PermanentError(reason, **detail)
+
+
+def _short(value: Any) -> Any:
+    """A code, a delay or an id from Linq as we keep it: a number as it is, anything else as
+    short masked text (a vendor's answer is not always the shape its documentation gives)."""
+    if value is None or isinstance(value, int | float):
+        return value
+    return vendor_message(value, limit=_MAX_ID)
 
 
 class LinqClient:
@@ -105,7 +116,7 @@ class LinqClient:
                 f"Linq {method} {path} unreachable: {type(exc).__name__}", vendor="linq"
             ) from exc
         if not response.ok:
-            raise _error(path, response)
+            raise _error(path, response, body)
         try:
             return response.json()
         except ValueError as exc:

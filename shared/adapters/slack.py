@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 
 from shared.core.log import WARNING, log, redact
+from shared.core.text import clean, shorten
 
 TIMEOUT = (2.0, 3.0)
+# Slack refuses a text object longer than this (invalid_blocks). Notes are far shorter; the cut
+# is a bound, and it comes first so the masking never reads more than a note's worth.
+MAX_NOTE = 3000
 # Slack reads these as markup (`<!channel>` notifies everyone, `<url|label>` is a link under any
-# label); a note quotes customer text, so they go as the entities Slack's formatting asks for.
+# label), in the notification text too: they go as the entities Slack's formatting asks for.
 _MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+
+def note_payload(text: str) -> dict[str, Any]:
+    """The incoming-webhook payload of a one-line note that Slack shows exactly as written.
+
+    A note quotes customers (a reply, a name), and mrkdwn has no escape for `*`, `_`, `~` or a
+    backtick, so no note is mrkdwn: it goes as a `plain_text` section (Slack's text object that
+    is never formatted), on one line (a line break in a reply could draw a line that looks like
+    ours), and with both unfurls off, so that no link in it makes Slack fetch a preview or an
+    image into the channel. `text` is only the notification's fallback.
+    """
+    line = shorten(clean(redact(text[: 2 * MAX_NOTE])), MAX_NOTE)
+    return {
+        "text": line.translate(_MARKUP),
+        "blocks": [
+            {"type": "section", "text": {"type": "plain_text", "text": line, "emoji": False}}
+        ],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
 
 
 class SlackNotifier:
@@ -23,9 +49,7 @@ class SlackNotifier:
         if self._url is None:
             return
         try:
-            response = self._session.post(
-                self._url, json={"text": redact(text).translate(_MARKUP)}, timeout=TIMEOUT
-            )
+            response = self._session.post(self._url, json=note_payload(text), timeout=TIMEOUT)
         except requests.RequestException as exc:
             log(WARNING, "slack note not delivered", error=type(exc).__name__)
             return

@@ -8,7 +8,13 @@ from typing import Any
 
 import stripe
 
-from shared.core.errors import NotFoundError, PermanentError, RecoveryError, RetryableError
+from shared.core.errors import (
+    NotFoundError,
+    PermanentError,
+    RecoveryError,
+    RetryableError,
+    vendor_message,
+)
 from shared.core.invoice import EXPAND, Invoice, parse_invoice
 
 # (connect, read) seconds per attempt. With two retries and the SDK's backoff (at most 5 s each)
@@ -39,7 +45,8 @@ def translate(exc: stripe.StripeError) -> RecoveryError:
         "code": exc.code,
         "request_id": exc.request_id,
     }
-    message = exc.user_message or str(exc) or type(exc).__name__
+    # Bounded and masked like any vendor's: Stripe's message can quote a parameter we sent.
+    message = vendor_message(exc.user_message or str(exc) or type(exc).__name__)
     if isinstance(exc, stripe.RateLimitError | stripe.APIConnectionError):
         return RetryableError(f"Stripe: {message}", **detail)
     if isinstance(exc, stripe.AuthenticationError | stripe.PermissionError):

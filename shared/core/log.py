@@ -20,9 +20,17 @@ ERROR = "ERROR"
 # What must never reach a log whole, wherever it hides (a vendor's error message, an exception's
 # text, a traceback): phone numbers in E.164 or written the North American way, email addresses,
 # and API keys, signing secrets and bearer tokens.
+# Every pattern does work in proportion to its input, whatever the input: each starts only where
+# what it looks for can start (a `+`, a run of address characters, a key's prefix) and reads a
+# bounded stretch from there, or a run no other attempt reads again. A pattern that rescans from
+# every position is quadratic: a megabyte of `a.` took the e-mail pattern minutes.
 _E164 = re.compile(r"\+\d{6,15}(?!\d)")
-_NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}\b")
-_EMAIL = re.compile(r"\b[\w.+-]+@((?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,})\b")
+_NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}(?!\d)")
+# The name before the @ is read once, as a whole run (possessive, and started only where a run
+# starts): the domain after it is what the mask keeps. Its labels are split by dots only, so
+# there is one way to read them and the pattern cannot backtrack into a quadratic search.
+LOCAL_PART = r"(?<![\w.+-])[\w.+-]++"
+_EMAIL = re.compile(LOCAL_PART + r"@((?:[\w-]+\.)+[^\W\d_]{2,})(?![\w-])")
 _SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+")
 _BEARER = re.compile(r"\b([Bb]earer\s+)\S+")
 
@@ -81,12 +89,28 @@ def redact_value(value: Any) -> Any:
 
 
 def mask_phone(number: str | None) -> str | None:
-    """Keep the country prefix and the last four digits: `+14155550100` -> `+1******0100`."""
+    """One shape for every country: the country code and the last four digits, the rest starred
+    (`+14155550100` -> `+1******0100`, `+447911123456` -> `+44******3456`). Never more than half
+    of the national number shows; a number of six digits or fewer is starred whole, and an
+    iMessage handle that is an e-mail address keeps only its domain."""
     if not number:
         return number
-    digits = number.lstrip("+")
-    keep_head = 1 if number.startswith("+") else 0
+    if "@" in number:
+        return "***@" + number.rpartition("@")[2]
+    international = number.startswith("+")
+    digits = number[1:] if international else number
     if len(digits) <= 6:
         return "*" * len(number)
-    head, tail = number[: keep_head + 1], number[-4:]
-    return head + "*" * (len(number) - len(head) - len(tail)) + tail
+    code = _country_code(digits) if international else ""
+    national = digits[len(code) :]
+    shown = min(4, len(national) // 2)
+    hidden = len(national) - shown
+    return ("+" if international else "") + code + "*" * hidden + national[hidden:]
+
+
+# ITU's calling codes are prefix-free: at most one of them starts a number.
+_CALLING_CODES = frozenset(str(code) for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+
+
+def _country_code(digits: str) -> str:
+    return next((digits[:n] for n in (1, 2, 3) if digits[:n] in _CALLING_CODES), "")

@@ -28,9 +28,7 @@ from shared.core.linq_events import (
 from shared.core.log import INFO, WARNING, mask_phone, redact
 from shared.core.outcome import Action
 from shared.core.phone import region_of
-
-# The note quotes at most this much of a reply: enough to act on, short enough for a channel.
-MAX_QUOTE = 300
+from shared.core.quote import quote
 
 # A ledger entry as the lookups return it: key, version and fields.
 Found = tuple[str, str, dict[str, Any]]
@@ -211,9 +209,9 @@ class _Person:
         context = {"chat_id": chat_id, **self.where}
         return any([ledger.set_opt_out(h, opted_out, at, context) for h in self.handles])
 
-    def opted_out_note(self, how: str, quote: str | None) -> str:
-        said = f': "{quote}"' if quote is not None else ""
-        return f"{self.who} opted out{how}, no more texts to {_masked(self.number)}{said}"
+    def opted_out_note(self, how: str, said: str | None) -> str:
+        quoted = f': "{said}"' if said is not None else ""
+        return f"{self.who} opted out{how}, no more texts to {_masked(self.number)}{quoted}"
 
 
 def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
@@ -236,17 +234,17 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     person = _Person.of(entries, sender)
     where.update(person.where)
     region = region_of(person.number) or region_of(fact.sender) or "US"
-    quote = None if fact.outbound else _quote(fact.quote, region)
+    said = None if fact.outbound else quote(fact.quote, region)
     if word is not None and word.opted_out:
         changed = person.listed(ledger, True, at, fact.chat_id)
         how = " (Linq marks the chat opted out)" if fact.chat_opted_out else ""
         fields = {**where, "action": Action.OPT_OUT_RECORDED.value, "changed": changed}
         return Said(
-            INFO, "opted out", fields, person.opted_out_note(how, quote) if changed else None
+            INFO, "opted out", fields, person.opted_out_note(how, said) if changed else None
         )
     if word is not None and person.listed(ledger, False, at, fact.chat_id):
         number = _masked(person.number)
-        note = f'{person.who} wrote "{quote}": off our opt-out list, {number} may be texted again'
+        note = f'{person.who} wrote "{said}": off our opt-out list, {number} may be texted again'
         return Said(INFO, "opted in again", {**where, "action": Action.OPT_OUT_LIFTED.value}, note)
     # Anything else leaves the list as it is: only START or UNSTOP lifts a STOP.
     listed = person.number is not None and ledger.opted_out_at(person.number) is not None
@@ -258,7 +256,7 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     }
     still = " (still opted out: only START or UNSTOP lifts it)" if listed else ""
     # The text goes to the team only, never to a log line.
-    return Said(INFO, "reply received", fields, f'Reply from {person.who}: "{quote}"{still}')
+    return Said(INFO, "reply received", fields, f'Reply from {person.who}: "{said}"{still}')
 
 
 def _stranger(
@@ -288,13 +286,6 @@ def _entries_of(ledger: Ledger, chat_id: str | None, sender: str | None) -> list
     if not entries and sender is not None:
         entries = ledger.entries_to(sender)
     return entries
-
-
-def _quote(text: str, region: str) -> str:
-    """A reply as the team may read it: every number in it masked (a national one read as
-    `region` writes it) before it is cut short (a number cut in half would escape the matcher)."""
-    said = redact(text, region)
-    return said if len(said) <= MAX_QUOTE else said[: MAX_QUOTE - 1] + "…"
 
 
 def _masked(handle: str | None) -> str:
