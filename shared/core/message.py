@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import re
 import string
-from collections.abc import Mapping, Sequence
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.core.errors import ConfigError
@@ -42,34 +43,93 @@ OPT_OUT_KEYWORD = "STOP"
 # is stricter (it also takes Node.js or Mr.Smith, a small loss in a text that must go out), needs
 # no update for new endings, and costs nothing, where publicsuffixlist costs the recover
 # function's cold start ~64 ms (8 ms import, 56 ms to parse the list), most of its margin.
-# Applied to normalised text, words being runs without white space, so nothing can hide a dot.
+# Applied to the skeleton of normalised text (below), words being runs without white space, so
+# nothing can hide a dot. A dot is also one "defanged" in brackets: evil[.]com, evil(dot)com.
+_DOT = r"(?:\.|[\[({](?:\.|dot)[\])}])"
 _LINK_SHAPE = re.compile(
     r"://"
-    r"|www\."
-    r"|\d\.\d{1,3}\.\d{1,3}\.\d"
-    r"|[^\s.]\.[^\W\d_][^\s.,;:!?)\]}'\"]",
+    rf"|www{_DOT}"
+    rf"|\d{_DOT}\d{{1,3}}{_DOT}\d{{1,3}}{_DOT}\d"
+    rf"|[^\s.]{_DOT}[^\W\d_][^\s.,;:!?)\]}}'\"]",
     re.IGNORECASE,
 )
+# UTS #46 reads the ideographic full stops 。 and ｡ (NFKC makes both 。) as dots between labels,
+# as it does the full-width ． (which NFKC makes a dot): so does the host rule, except before a
+# Chinese, Japanese or Korean character, where 。 is the full stop that ends a sentence and must
+# not make every sentence read as a host (a host whose last label is written in those scripts,
+# paypal。コム, is the price).
+_IDEOGRAPHIC_DOT = re.compile(
+    r"\u3002(?![\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+    r"\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff])"
+)
+# A number to call or text: a tel:, sms:, FaceTime... URI, or seven digits or more (any script's
+# digits) with nothing but what people write between a phone number's digits: white space, dots,
+# dashes, slashes, brackets, middle dots, underscores, blank-looking characters. Seven is the
+# shortest local number; an order number or a date of as many digits goes too, a small loss.
+# Commas do not join (an amount's thousands: $10,000.00).
+_CALL_URI = re.compile(
+    r"\b(?:tel|sms|smsto|mms|mmsto|callto|facetime|facetime-audio|imessage|sip|sips):(?=\S)",
+    re.IGNORECASE,
+)
+_DIGIT_RUN = re.compile(
+    r"\d(?:[\s.\-\u2010-\u2015\u2212\u2e3a\u2e3b/()\[\]{}_·•\u2027\u30fb"
+    r"\u2800\u3164\u115f\u1160]*\d)*"
+)
+MIN_PHONE_DIGITS = 7
 _WORD = re.compile(r"\S+")
+
+
+def _skeleton(text: str) -> tuple[str, Sequence[int]]:
+    """`text` as the link rules read it, and where each of its characters stands in `text`:
+    combining marks dropped (a mark after a dot, or between two digits, hides neither), digits
+    NFKC leaves alone read as digits (❽, ⓿), and ideographic full stops read as dots where
+    they end no sentence. Linear in len(text)."""
+    if text.isascii():
+        return text, range(len(text))
+    kept = [(i, read) for i, ch in enumerate(text) if (read := _as_read(ch))]
+    return _IDEOGRAPHIC_DOT.sub(".", "".join(read for _, read in kept)), [i for i, _ in kept]
+
+
+def _as_read(ch: str) -> str:
+    kind = unicodedata.category(ch)
+    if kind.startswith("M"):
+        return ""
+    digit = unicodedata.digit(ch, None) if kind == "No" else None
+    return ch if digit is None else str(digit)
 
 
 def contains_url(text: str) -> bool:
     """Whether `text` holds anything that reads as a link."""
-    return _LINK_SHAPE.search(normalise(text)) is not None
+    return _LINK_SHAPE.search(_skeleton(normalise(text))[0]) is not None
 
 
-def without_urls(value: str) -> str:
-    """`value`, normalised, without the words that read as a link, so customer data cannot
-    break the opener."""
+def _link_spans(skeleton: str) -> Iterator[tuple[int, int]]:
+    """Where `skeleton` holds a link, or a number to call or text."""
+    for pattern in (_LINK_SHAPE, _CALL_URI):
+        yield from (match.span() for match in pattern.finditer(skeleton))
+    for match in _DIGIT_RUN.finditer(skeleton):
+        if sum(map(str.isdecimal, match.group())) >= MIN_PHONE_DIGITS:
+            yield match.span()
+
+
+def without_links(value: str) -> str:
+    """`value`, normalised, without the words that read as a link or a phone number, so
+    customer data can neither break the opener nor give the recipient a number to call."""
+    text = normalise(value)
+    skeleton, where = _skeleton(text)
+    doomed = bytearray(len(text))
+    for start, end in _link_spans(skeleton):
+        first, last = where[start], where[end - 1] + 1
+        doomed[first:last] = bytes([1]) * (last - first)
     kept = _WORD.sub(
-        lambda word: "" if _LINK_SHAPE.search(word.group()) else word.group(), normalise(value)
+        lambda word: "" if doomed.find(1, word.start(), word.end()) >= 0 else word.group(), text
     )
     return clean(kept)
 
 
 def first_name(name: str | None) -> str:
     """The first word of the customer's name, or a friendly stand-in when there is none."""
-    words = without_urls(name or "").split()
+    words = without_links(name or "").split()
     return shorten(words[0], MAX_FIRST_NAME) if words else NO_NAME
 
 
@@ -77,10 +137,11 @@ def placeholder_values(
     name: str | None, description: str, amount: str, brand: str | None
 ) -> dict[str, str]:
     """The values for the template's placeholders; customer data is freed of anything Linq would
-    read as a URL (the amount is ours, and BRAND_NAME is checked at startup)."""
+    read as a URL and of phone numbers (the amount is ours, and BRAND_NAME is checked at
+    startup)."""
     return {
         "first_name": first_name(name),
-        "description": without_urls(description) or FALLBACK_DESCRIPTION,
+        "description": without_links(description) or FALLBACK_DESCRIPTION,
         "amount": amount,
         "brand": brand or "",
     }
