@@ -23,6 +23,7 @@ from shared.core.message import (
     without_links,
 )
 from shared.core.money import format_amount, largest_amount
+from shared.core.sms import GSM_7, UCS_2, SmsCost, sms_cost
 from shared.core.text import normalise
 from standins import builders, linkrule
 
@@ -81,12 +82,17 @@ def test_first_name_is_first_word(name, expected):
     assert first_name(name) == expected
 
 
-def test_long_description_is_shortened_first_with_ellipsis():
+def test_long_description_is_shortened_first_and_stays_gsm7():
     text = render("Jane Doe", "Enterprise " * 60)
-    assert len(text) <= MAX_TEXT_LENGTH
-    assert text.startswith("Hi Jane, your payment for Enterprise Enterprise")
-    assert "… didn't go through." in text
-    assert text.endswith("Reply STOP to opt out.")
+    assert text == (
+        "Hi Jane, your payment for "
+        + "Enterprise " * 17
+        + "Enter... didn't go through. You can update your card and retry with the link below. "
+        "Reply STOP to opt out."
+    )
+    assert len(text) == MAX_TEXT_LENGTH
+    # Issue 21: it ended in "…", which is not GSM-7: 5 UCS-2 segments on SMS.
+    assert sms_cost(text) == SmsCost(GSM_7, 3)
 
 
 def test_name_is_kept_while_shortening_the_description_suffices():
@@ -96,7 +102,7 @@ def test_name_is_kept_while_shortening_the_description_suffices():
     text = render(name, "Professional plan with extras", template)
     assert len(text) <= MAX_TEXT_LENGTH
     assert text.startswith(f"Hi {name}! ")
-    assert text.endswith("Professional plan with…. Reply STOP")
+    assert text.endswith("Professional plan wit.... Reply STOP")
 
 
 def test_name_shrinks_when_description_is_already_minimal():
@@ -104,7 +110,7 @@ def test_name_shrinks_when_description_is_already_minimal():
     template = Template.parse("{description} {first_name} " + filler + "Reply STOP")
     text = render("Bartholomew" * 3, "Pro plan", template)
     assert len(text) <= MAX_TEXT_LENGTH
-    assert text.startswith("… Bartho")
+    assert text.startswith("... BartholomewBa... Your payment")
     assert text.endswith("Reply STOP")
 
 
@@ -583,3 +589,67 @@ MEGABYTE = 1 << 20
 def test_a_megabyte_of_hostile_customer_data_is_read_in_one_pass(hostile, left):
     # Every rule is linear: a pattern that rescanned from each position would run for hours.
     assert without_links(hostile) == left
+
+
+# --- shortening and what the text costs on SMS ----------------------------------------------------
+
+
+def test_a_long_first_name_is_cut_with_three_dots_in_a_gsm7_text():
+    text = render("Bartholomew" * 5, "Pro plan")
+    assert text.startswith("Hi BartholomewBartholomewBartholomewBart..., your payment for Pro plan")
+    assert sms_cost(text) == SmsCost(GSM_7, 2)
+
+
+def test_a_text_that_is_ucs2_anyway_is_cut_with_the_one_character_ellipsis():
+    # "ë" is not in GSM 03.38: three dots would cost two characters of the description, and
+    # save nothing.
+    text = render("Zoë", "Enterprise " * 60)
+    assert "Enterprise Enterpri… didn't go through." in text
+    assert len(text) == MAX_TEXT_LENGTH
+    assert sms_cost(text) == SmsCost(UCS_2, 5)
+
+
+def test_what_is_cut_away_does_not_decide_the_encoding():
+    # The Japanese at the end of the description never reaches the text, so it stays GSM-7.
+    text = render("Jane", "Enterprise " * 30 + "日本語")
+    assert "Enterprise Enter... didn't go through." in text
+    assert sms_cost(text) == SmsCost(GSM_7, 3)
+
+
+def test_three_dots_give_way_when_only_the_ellipsis_fits():
+    # Accepted because "…" fits: the description's shortest is one character.
+    template = Template.parse("x" * 312 + " {description} STOP")
+    text = render("Jane", "Pro plan", template)
+    assert text == "x" * 312 + " … STOP"
+    assert len(text) == MAX_TEXT_LENGTH
+
+
+def test_three_dots_win_in_ucs2_too_when_they_save_a_segment():
+    # "…" keeps two more emoji, four more UTF-16 code units, one segment more.
+    text = render("Jane", "a" * 176 + "😀" * 200)
+    assert text.endswith(
+        "😀... didn't go through. You can update your card and retry with the link "
+        "below. Reply STOP to opt out."
+    )
+    assert sms_cost(text) == SmsCost(UCS_2, 5)
+    with_ellipsis = text.replace("😀... didn't", "😀😀😀… didn't")
+    assert len(with_ellipsis) == MAX_TEXT_LENGTH
+    assert sms_cost(with_ellipsis) == SmsCost(UCS_2, 6)
+
+
+GSM_LETTERS = "ABCXYZabcxyzÄÖÑÜäöñüàèéùìòÇØøÅåÆæßÉΔΦΓΛΩΠΨΣΘΞ"
+GSM_OTHERS = "@£$¥_!\"#¤%&'()*+,-./0123456789:;<=>?¡§¿^{}\\[~]|€"
+gsm_word = st.text(GSM_LETTERS, min_size=1, max_size=60) | st.text(
+    GSM_LETTERS + GSM_OTHERS, min_size=1, max_size=20
+)
+gsm_words = st.lists(gsm_word, min_size=1, max_size=40).map(" ".join)
+gsm_name = st.text(GSM_LETTERS, min_size=30, max_size=60) | gsm_words
+gsm_description = st.lists(gsm_word, min_size=25, max_size=40).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=gsm_name, description=gsm_description)
+def test_gsm7_customer_data_always_gives_a_gsm7_text(name, description):
+    text = render(name, description)
+    assert sms_cost(text).encoding == GSM_7
+    assert len(text) <= MAX_TEXT_LENGTH

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from shared.core.errors import ConfigError
 from shared.core.invoice import FALLBACK_DESCRIPTION
 from shared.core.money import LONGEST_AMOUNT
-from shared.core.text import ELLIPSIS, clean, normalise, shorten
+from shared.core.sms import is_gsm7, sms_cost
+from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, normalise, shorten
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "
@@ -24,7 +25,7 @@ BRANDED_TEMPLATE = (
     "{brand}: Hi {first_name}, your {amount} payment for {description} didn't go through. "
     "You can update your card and retry with the link below. Reply STOP to opt out."
 )
-# "Under 320 characters": two SMS segments' worth of GSM text, so at most 319.
+# "Under 320 characters". On SMS that is at most 3 segments of GSM-7, or 5 of UCS-2 (sms.py).
 MAX_TEXT_LENGTH = 319
 PLACEHOLDERS = ("first_name", "description", "amount", "brand")
 # Values shortened when the text is too long, in this order; the template's own words, the amount
@@ -127,10 +128,15 @@ def without_links(value: str) -> str:
     return clean(kept)
 
 
-def first_name(name: str | None) -> str:
+def _first_word(name: str | None) -> str:
     """The first word of the customer's name, or a friendly stand-in when there is none."""
     words = without_links(name or "").split()
-    return shorten(words[0], MAX_FIRST_NAME) if words else NO_NAME
+    return words[0] if words else NO_NAME
+
+
+def first_name(name: str | None) -> str:
+    """The first word, at most MAX_FIRST_NAME characters: how the team's notes name the customer."""
+    return shorten(_first_word(name), MAX_FIRST_NAME)
 
 
 def placeholder_values(
@@ -138,9 +144,9 @@ def placeholder_values(
 ) -> dict[str, str]:
     """The values for the template's placeholders; customer data is freed of anything Linq would
     read as a URL and of phone numbers (the amount is ours, and BRAND_NAME is checked at
-    startup)."""
+    startup). `Template.render` shortens them."""
     return {
-        "first_name": first_name(name),
+        "first_name": _first_word(name),
         "description": without_links(description) or FALLBACK_DESCRIPTION,
         "amount": amount,
         "brand": brand or "",
@@ -224,16 +230,31 @@ class Template:
         return self.text.format_map(values)
 
     def render(self, values: Mapping[str, str]) -> str:
-        """The text with `values` filled in, shortening values (never the template) to fit."""
+        """The text with `values` filled in, shortening values (never the template) to fit.
+
+        A cut ends in "..." while the rest of the text is GSM-7: "…" is not in GSM 03.38, and
+        would make the whole text UCS-2 on SMS (a 319-character text, 5 segments instead of 3).
+        Once the text is UCS-2 anyway, the one-character "…" leaves two more for the values.
+        Either way, never the one that costs more segments.
+        """
+        plain, compact = (self._fit(values, ellipsis) for ellipsis in (GSM_ELLIPSIS, ELLIPSIS))
+        preferred = (plain, compact) if is_gsm7(plain) else (compact, plain)
+        # `parse` made sure the compact one fits; the plain one may not, by two characters a cut.
+        fitting = [text for text in preferred if len(text) <= MAX_TEXT_LENGTH]
+        return min(fitting, key=lambda text: sms_cost(text).segments)
+
+    def _fit(self, values: Mapping[str, str], ellipsis: str) -> str:
         current = dict(values)
+        if "first_name" in current:
+            current["first_name"] = shorten(current["first_name"], MAX_FIRST_NAME, ellipsis)
         text = self._format(current)
         for key in SHRINK_ORDER:
             uses = self.fields.count(key)
             if len(text) <= MAX_TEXT_LENGTH or not uses:
                 continue
             excess = len(text) - MAX_TEXT_LENGTH
-            limit = max(len(ELLIPSIS), len(current[key]) - math.ceil(excess / uses))
-            current[key] = shorten(current[key], limit)
+            limit = max(len(ellipsis), len(current[key]) - math.ceil(excess / uses))
+            current[key] = shorten(current[key], limit, ellipsis)
             text = self._format(current)
         return text
 
