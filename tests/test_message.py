@@ -307,13 +307,15 @@ def test_a_host_anywhere_in_customer_data_never_survives(host, disguise, before,
 
 def read_as_idna(text: str) -> str:
     """`text` with what UTS #46 and a reader take for dots made dots, for the Linq stand-in's
-    rule: 。 ｡ ． (but 。 before Chinese, Japanese or Korean ends a sentence), and a dot in
+    rule: 。 ｡ ． (but 。 next to Chinese, Japanese or Korean ends a sentence), and a dot in
     brackets; marks dropped."""
     folded = unicodedata.normalize("NFKC", text)
     folded = "".join(ch for ch in folded if not unicodedata.category(ch).startswith("M"))
     folded = re.sub(r"[\[({](?:\.|dot)[\])}]", ".", folded, flags=re.IGNORECASE)
     return "".join(
-        "." if ch == "\u3002" and not is_cjk(folded[i + 1 : i + 2]) else ch
+        "."
+        if ch == "\u3002" and not is_cjk(folded[i - 1 : i]) and not is_cjk(folded[i + 1 : i + 2])
+        else ch
         for i, ch in enumerate(folded)
     )
 
@@ -527,22 +529,14 @@ def test_a_host_written_with_another_dot_never_reaches_the_text(host):
 
 
 def test_chinese_and_japanese_keep_their_full_stops():
-    # Before anything but an ASCII letter or digit, 。 ends a sentence: no host.
-    for sentence in [
-        "お支払い。次回から",
-        "您的订阅。谢谢",
-        "연간。플랜",
-        "年額。",
-        "ありがとう。 Pro",
-    ]:
-        assert without_links(sentence) == sentence
-    # A word in another script right after one reads as a host's last label: the word goes, a
-    # small loss; as does paypal。рф.
-    assert without_links("年額プラン。Pro版 更新") == "更新"
+    # Next to Chinese, Japanese or Korean, 。 ends a sentence: no host.
+    sentences = ["お支払い。次回から", "您的订阅。谢谢", "연간。플랜", "年額。", "プラン。Pro版"]
+    assert [without_links(sentence) for sentence in sentences] == sentences
+    # Between two other characters it is a dot, as IDNA reads it.
     assert without_links("paypal。рф 更新") == "更新"
     template = Template.parse(
         "{first_name}様、{description}のお支払いができませんでした。下のリンクから更新して"
-        "ください。配信停止は STOP と返信。",
+        "ください。Reply STOP to opt out.",
         "MESSAGE_TEMPLATE_JA",
     )
     assert render("山田 太郎", "年間プラン。更新", template).startswith(

@@ -55,14 +55,15 @@ _LINK_SHAPE = re.compile(
     re.IGNORECASE,
 )
 # UTS #46 reads the ideographic full stops 。 and ｡ (NFKC makes both 。) as dots between labels,
-# as it does the full-width ． (which NFKC makes a dot): so does the host rule, except before a
-# Chinese, Japanese or Korean character, where 。 is the full stop that ends a sentence and must
-# not make every sentence read as a host (a host whose last label is written in those scripts,
-# paypal。コム, is the price).
-_IDEOGRAPHIC_DOT = re.compile(
-    r"\u3002(?![\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
-    r"\ua960-\ua97f\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff])"
+# as it does the full-width ． (which NFKC makes a dot): so does the host rule, except next to a
+# Chinese, Japanese or Korean character, where 。 is the full stop that ends a sentence. Else
+# every sentence would read as a host, and a Japanese template with "。Reply STOP" be refused;
+# a host with a label in those scripts next to the dot (ペイパル。com) is the price.
+_CJK = (
+    r"[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    r"\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]"
 )
+_IDEOGRAPHIC_DOT = re.compile(rf"(?<!{_CJK})\u3002(?!{_CJK})")
 # A number to call or text: a tel:, sms:, FaceTime... URI, or seven digits or more (any script's
 # digits) with nothing but what people write between a phone number's digits: white space, dots,
 # dashes, slashes, brackets, middle dots, underscores, blank-looking characters. Seven is the
