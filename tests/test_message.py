@@ -478,6 +478,50 @@ def test_a_phone_number_anywhere_in_customer_data_never_survives(number, before,
     assert digits not in digits_of(render(name, description))
 
 
+@pytest.mark.parametrize(
+    ("description", "left"),
+    [
+        # The halves of a number meet once the link between them is gone: one number.
+        ("Pro 800 555 evil.com 0199 plan", "Pro plan"),
+        ("Pro 800 555 tel:x 0199 plan", "Pro plan"),
+        # Or once a word holding another number is gone, whose run the next word goes on with.
+        ("Pro 555 x8005550199 0199 plan", "Pro 555 plan"),
+        ("Pro 555 x8005550199 zz 0199 plan", "Pro 555 zz 0199 plan"),
+        # A control character becomes a space only after the rules read the text.
+        ("Pro 800\x00555\x000199 plan", "Pro plan"),
+        ("Pro 800\t555\n0199 plan", "Pro plan"),
+    ],
+)
+def test_a_number_is_read_as_the_text_reads_once_words_are_gone(description, left):
+    assert without_links(description) == left
+
+
+SEPARATORS = [
+    "evil.com",
+    "www.x",
+    "tel:x",
+    "paypal。com",
+    "https://x",
+    "x8005550123",
+    "1-2-3-4-5-6-7x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=dressed_numbers(),
+    cut=st.integers(0, 40),
+    separators=st.lists(st.sampled_from(SEPARATORS), min_size=1, max_size=3),
+    before=customer_text,
+    after=customer_text,
+)
+def test_a_number_split_by_words_that_go_never_survives(number, cut, separators, before, after):
+    written, digits = number
+    cut = min(cut, len(written))
+    dressed = f"{before} {written[:cut]} {' '.join(separators)} {written[cut:]} {after}"
+    assert digits not in digits_of(render("Jane", dressed))
+
+
 def test_a_number_to_call_in_stripe_never_reaches_linq(pipeline, linq_api):
     customer = builders.customer(name="Call-1-800-555-0199 now")
     invoice = pipeline.customer_with_invoice(
@@ -563,6 +607,9 @@ MEGABYTE = 1 << 20
         ("❽(" * (MEGABYTE // 2), ""),
         # A digit, then a megabyte of what may join digits, then no digit.
         ("1" + " -." * (MEGABYTE // 3) + "x", "1" + " -." * (MEGABYTE // 3) + "x"),
+        # Numbers whose words go, each time joining what was on either side.
+        ("5 x8005550199 " * (MEGABYTE // 14), "5"),
+        ("12 y" * (MEGABYTE // 4), ("12 y" * (MEGABYTE // 4)).strip()),
         # Runs of six digits: each one counted, none enough.
         ("12-34-56 x " * (MEGABYTE // 11), ("12-34-56 x " * (MEGABYTE // 11)).strip()),
         # Almost hosts at every position.

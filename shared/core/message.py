@@ -6,7 +6,7 @@ import math
 import re
 import string
 import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.core.errors import ConfigError
@@ -44,8 +44,9 @@ OPT_OUT_KEYWORD = "STOP"
 # is stricter (it also takes Node.js or Mr.Smith, a small loss in a text that must go out), needs
 # no update for new endings, and costs nothing, where publicsuffixlist costs the recover
 # function's cold start ~64 ms (8 ms import, 56 ms to parse the list), most of its margin.
-# Applied to the skeleton of normalised text (below), words being runs without white space, so
-# nothing can hide a dot. A dot is also one "defanged" in brackets: evil[.]com, evil(dot)com.
+# Applied word by word to the skeleton of normalised text (below), words being runs without white
+# space, so nothing can hide a dot. A dot is also one "defanged" in brackets: evil[.]com,
+# evil(dot)com.
 _DOT = r"(?:\.|[\[({](?:\.|dot)[\])}])"
 _LINK_SHAPE = re.compile(
     r"://"
@@ -73,23 +74,24 @@ _CALL_URI = re.compile(
     r"\b(?:tel|sms|smsto|mms|mmsto|callto|facetime|facetime-audio|imessage|sip|sips):(?=\S)",
     re.IGNORECASE,
 )
-_DIGIT_RUN = re.compile(
-    r"\d(?:[\s.\-\u2010-\u2015\u2212\u2e3a\u2e3b/()\[\]{}_·•\u2027\u30fb"
-    r"\u2800\u3164\u115f\u1160]*\d)*"
+# Between words, white space joins too; within one, these (what the skeleton leaves of them).
+_JOINING = (
+    ".-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b/()[]{}_·•\u2027\u30fb"
+    "\u2800\u3164\u115f\u1160"
 )
+_JOINERS = frozenset(_JOINING)
+# A word's start that goes on with the digit run of the word before.
+_RUN_GOES_ON = re.compile(rf"(?:[{re.escape(_JOINING)}]*\d)+")
 MIN_PHONE_DIGITS = 7
-_WORD = re.compile(r"\S+")
 
 
-def _skeleton(text: str) -> tuple[str, Sequence[int]]:
-    """`text` as the link rules read it, and where each of its characters stands in `text`:
-    combining marks dropped (a mark after a dot, or between two digits, hides neither), digits
-    NFKC leaves alone read as digits (❽, ⓿), and ideographic full stops read as dots where
-    they end no sentence. Linear in len(text)."""
+def _skeleton(text: str) -> str:
+    """`text` as the link rules read it: combining marks dropped (a mark after a dot, or between
+    two digits, hides neither), digits NFKC leaves alone read as digits (❽, ⓿), and ideographic
+    full stops read as dots where they end no sentence."""
     if text.isascii():
-        return text, range(len(text))
-    kept = [(i, read) for i, ch in enumerate(text) if (read := _as_read(ch))]
-    return _IDEOGRAPHIC_DOT.sub(".", "".join(read for _, read in kept)), [i for i, _ in kept]
+        return text
+    return _IDEOGRAPHIC_DOT.sub(".", "".join(map(_as_read, text)))
 
 
 def _as_read(ch: str) -> str:
@@ -102,31 +104,59 @@ def _as_read(ch: str) -> str:
 
 def contains_url(text: str) -> bool:
     """Whether `text` holds anything that reads as a link."""
-    return _LINK_SHAPE.search(_skeleton(normalise(text))[0]) is not None
-
-
-def _link_spans(skeleton: str) -> Iterator[tuple[int, int]]:
-    """Where `skeleton` holds a link, or a number to call or text."""
-    for pattern in (_LINK_SHAPE, _CALL_URI):
-        yield from (match.span() for match in pattern.finditer(skeleton))
-    for match in _DIGIT_RUN.finditer(skeleton):
-        if sum(map(str.isdecimal, match.group())) >= MIN_PHONE_DIGITS:
-            yield match.span()
+    return _LINK_SHAPE.search(_skeleton(normalise(text))) is not None
 
 
 def without_links(value: str) -> str:
     """`value`, normalised, without the words that read as a link or a phone number, so
     customer data can neither break the opener nor give the recipient a number to call."""
-    text = normalise(value)
-    skeleton, where = _skeleton(text)
-    doomed = bytearray(len(text))
-    for start, end in _link_spans(skeleton):
-        first, last = where[start], where[end - 1] + 1
-        doomed[first:last] = bytes([1]) * (last - first)
-    kept = _WORD.sub(
-        lambda word: "" if doomed.find(1, word.start(), word.end()) >= 0 else word.group(), text
-    )
-    return clean(kept)
+    words = [(word, _skeleton(word)) for word in clean(normalise(value)).split()]
+    return " ".join(_without_numbers([(word, read) for word, read in words if not _is_link(read)]))
+
+
+def _is_link(read: str) -> bool:
+    return bool(_LINK_SHAPE.search(read) or _CALL_URI.search(read))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A run of digits still open after a word: how many, and the kept word it starts in."""
+
+    digits: int
+    start: int
+
+
+def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
+    """The words of `words` (each with its skeleton) but every one that holds part of a run of
+    MIN_PHONE_DIGITS digits or more, as the text reads once they are gone: two halves of a number
+    that only meet when what stood between them goes are one number. Each word is read once and
+    dropped at most once."""
+    kept: list[tuple[str, _Run | None]] = []
+    # Inside a run already cut out: the words it goes on into go too.
+    cutting = False
+    for word, read in words:
+        if cutting and (goes_on := _RUN_GOES_ON.match(read)) is not None:
+            cutting = _still_open(read[goes_on.end() :])
+            continue
+        cutting = False
+        run = kept[-1][1] if kept else None
+        for i, ch in enumerate(read):
+            if ch.isdecimal():
+                run = _Run(run.digits + 1, run.start) if run else _Run(1, len(kept))
+                if run.digits >= MIN_PHONE_DIGITS:
+                    del kept[run.start :]
+                    cutting = _still_open(read[i + 1 :])
+                    break
+            elif ch not in _JOINERS:
+                run = None
+        else:
+            kept.append((word, run))
+    return [word for word, _ in kept]
+
+
+def _still_open(rest: str) -> bool:
+    """Whether a digit run that reaches `rest`, the end of a word, may go on into the next."""
+    return all(ch.isdecimal() or ch in _JOINERS for ch in rest)
 
 
 def _first_word(name: str | None) -> str:
