@@ -1,5 +1,7 @@
 """The customer's text: literal default output, template checks, length and URL rules."""
 
+import re
+import unicodedata
 from pathlib import Path
 
 import publicsuffixlist
@@ -8,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.core.errors import ConfigError
+from shared.core.log import redact
 from shared.core.message import (
     BRANDED_TEMPLATE,
     DEFAULT_TEMPLATE,
@@ -17,9 +20,12 @@ from shared.core.message import (
     contains_url,
     first_name,
     placeholder_values,
+    without_links,
 )
 from shared.core.money import format_amount, largest_amount
-from standins import linkrule
+from shared.core.sms import GSM_7, UCS_2, SmsCost, sms_cost
+from shared.core.text import normalise
+from standins import builders, linkrule
 
 DEFAULT = Template.parse(DEFAULT_TEMPLATE)
 
@@ -76,12 +82,17 @@ def test_first_name_is_first_word(name, expected):
     assert first_name(name) == expected
 
 
-def test_long_description_is_shortened_first_with_ellipsis():
+def test_long_description_is_shortened_first_and_stays_gsm7():
     text = render("Jane Doe", "Enterprise " * 60)
-    assert len(text) <= MAX_TEXT_LENGTH
-    assert text.startswith("Hi Jane, your payment for Enterprise Enterprise")
-    assert "… didn't go through." in text
-    assert text.endswith("Reply STOP to opt out.")
+    assert text == (
+        "Hi Jane, your payment for "
+        + "Enterprise " * 17
+        + "Enter... didn't go through. You can update your card and retry with the link below. "
+        "Reply STOP to opt out."
+    )
+    assert len(text) == MAX_TEXT_LENGTH
+    # Issue 21: it ended in "…", which is not GSM-7: 5 UCS-2 segments on SMS.
+    assert sms_cost(text) == SmsCost(GSM_7, 3)
 
 
 def test_name_is_kept_while_shortening_the_description_suffices():
@@ -91,7 +102,7 @@ def test_name_is_kept_while_shortening_the_description_suffices():
     text = render(name, "Professional plan with extras", template)
     assert len(text) <= MAX_TEXT_LENGTH
     assert text.startswith(f"Hi {name}! ")
-    assert text.endswith("Professional plan with…. Reply STOP")
+    assert text.endswith("Professional plan wit.... Reply STOP")
 
 
 def test_name_shrinks_when_description_is_already_minimal():
@@ -99,7 +110,7 @@ def test_name_shrinks_when_description_is_already_minimal():
     template = Template.parse("{description} {first_name} " + filler + "Reply STOP")
     text = render("Bartholomew" * 3, "Pro plan", template)
     assert len(text) <= MAX_TEXT_LENGTH
-    assert text.startswith("… Bartho")
+    assert text.startswith("... BartholomewBa... Your payment")
     assert text.endswith("Reply STOP")
 
 
@@ -268,6 +279,11 @@ disguises = st.sampled_from(
         lambda host: host.replace(".", "\u200b.", 1),
         lambda host: host.replace(".", "\u2060.\u00ad", 1),
         lambda host: f"https://{host}",
+        lambda host: host.replace(".", "\u3002"),
+        lambda host: host.replace(".", "\uff61"),
+        lambda host: host.replace(".", "[.]"),
+        lambda host: host.replace(".", "(dot)"),
+        lambda host: host.replace(".", ".\u0301"),
     ]
 )
 customer_text = st.text(st.characters(codec="utf-8"), max_size=60)
@@ -286,4 +302,395 @@ def test_a_host_anywhere_in_customer_data_never_survives(host, disguise, before,
     name, description = (dressed, "Pro plan") if in_name else ("Jane", dressed)
     text = render(name, description)
     assert not contains_url(text)
-    assert not linkrule.contains_url(text)
+    assert not linkrule.contains_url(read_as_idna(text))
+
+
+def read_as_idna(text: str) -> str:
+    """`text` with what UTS #46 and a reader take for dots made dots, for the Linq stand-in's
+    rule: 。 ｡ ． (but 。 next to Chinese, Japanese or Korean ends a sentence), and a dot in
+    brackets; marks dropped."""
+    folded = unicodedata.normalize("NFKC", text)
+    folded = "".join(ch for ch in folded if not unicodedata.category(ch).startswith("M"))
+    folded = re.sub(r"[\[({](?:\.|dot)[\])}]", ".", folded, flags=re.IGNORECASE)
+    return "".join(
+        "."
+        if ch == "\u3002" and not is_cjk(folded[i - 1 : i]) and not is_cjk(folded[i + 1 : i + 2])
+        else ch
+        for i, ch in enumerate(folded)
+    )
+
+
+def is_cjk(ch: str) -> bool:
+    name = unicodedata.name(ch, "") if ch else ""
+    return name.startswith(("CJK", "HIRAGANA", "KATAKANA", "HANGUL", "IDEOGRAPHIC", "HALFWIDTH"))
+
+
+# --- a number to call ------------------------------------------------------------------------
+
+GREETING = "Hi {}, your payment for Pro plan didn't go through."
+
+
+@pytest.mark.parametrize(
+    ("name", "greeted"),
+    [
+        # Issue 21: each of these reached the text as written.
+        ("tel:+18005550199", "there"),
+        ("+18005550199 Smith", "Smith"),
+        ("Call-1-800-555-0199", "there"),
+        ("(800)555-0199", "there"),
+        ("TEL:5550199 Jane", "Jane"),
+        ("sms:+18005550199 Jane", "Jane"),
+        ("smsto:911 Jane", "Jane"),
+        ("facetime:+18005550199 Jane", "Jane"),
+        ("Jane(800)555-0199 Doe", "Doe"),
+    ],
+)
+def test_a_phone_number_in_the_name_never_reaches_the_text(name, greeted):
+    assert render(name, "Pro plan").startswith(GREETING.format(greeted))
+
+
+def test_a_phone_number_in_the_description_never_reaches_the_text():
+    text = render("Jane", "Pro plan call 1 800 555 0199 today")
+    assert text.startswith("Hi Jane, your payment for Pro plan call today didn't go through.")
+
+
+# Every way log.py's masking reads a number (tests/test_faults.py), and more: Unicode digits and
+# spaces, every dash, a middle dot, a slash, brackets, and invisible or blank-looking characters
+# between the digits.
+PHONE_FORMS = [
+    "+1 800 555 0199",
+    "+18005550199",
+    "1-800-555-0199",
+    "(800) 555-0199",
+    "800.555.0199",
+    "555-0199",
+    "5550199",
+    "+44 7911 123456",
+    "07911 123456",
+    "+49 (0)30 1234567",
+    "030/1234567",
+    "06 12 34 56 78",
+    "+91 98765 43210",
+    "＋１ ８００ ５５５ ０１９９",  # full width
+    "٨٠٠٥٥٥٠١٩٩",  # Arabic-Indic
+    "+١ ٨٠٠ ٥٥٥ ٠١٩٩",
+    "۸۰۰۵۵۵۰۱۹۹",  # Extended Arabic-Indic (Persian)
+    "८००५५५०१९९",  # Devanagari
+    "๘๐๐๕๕๕๐๑๙๙",  # Thai
+    "𝟖𝟎𝟎𝟓𝟓𝟓𝟎𝟏𝟗𝟗",  # mathematical bold
+    "❽⓿⓿-➎➎➎-⓿➊➒➒",  # dingbat digits, which NFKC leaves alone
+    "800\u00a0555\u00a00199",  # no-break space
+    "800\u2009555\u20090199",  # thin space
+    "800\u202f555\u202f0199",  # narrow no-break space
+    "800\u3000555\u30000199",  # ideographic space
+    "800 \u2003 555 \u2003 0199",
+    "800–555–0199",
+    "800—555—0199",
+    "800−555−0199",
+    "800\u2011555\u20110199",  # non-breaking hyphen
+    "800·555·0199",
+    "800•555•0199",
+    "800_555_0199",
+    "[800] 555 0199",
+    "800\u200b555\u200b0199",  # zero-width space
+    "8\u03010\u03010\u0301-555-0199",  # combining marks
+    "800\u2800555\u28000199",  # Braille blank
+    "800\u3164555\u31640199",  # Hangul filler
+]
+
+
+@pytest.mark.parametrize("number", PHONE_FORMS)
+def test_a_phone_number_in_any_form_is_dropped_like_a_host(number):
+    assert render(f"{number} Jane", "Pro plan").startswith(GREETING.format("Jane"))
+    assert render(f"Call-{number}", "Pro plan").startswith(GREETING.format("there"))
+    text = render("Jane", f"Pro plan {number} call us")
+    assert text.startswith("Hi Jane, your payment for Pro plan call us didn't go through.")
+    assert redact(text) == text  # log.py's masking finds no number in it either
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "Pro plan 25.00",
+        "Top-up $10,000.00",
+        "Credit 1,250,000.00",
+        "Pro plan v2.0.1",
+        "Team (10 seats)",
+        "Plan 1 of 12 (2026)",
+        "Order 123456",
+        "Seats 5 + 5",
+        "Room 101, floor 3",
+        "2 x 3 months",
+        "Nov 26, 2026",
+    ],
+)
+def test_amounts_versions_counts_and_short_numbers_are_kept(description):
+    assert without_links(description) == description
+
+
+@pytest.mark.parametrize(
+    ("description", "kept"),
+    [
+        # Seven digits or more in a phone-like run read as a number to call, whatever they are.
+        ("Order 1234567", "Order"),
+        ("Membership 2026-11-26", "Membership"),
+        ("Top-up 1000000.00", "Top-up"),
+    ],
+)
+def test_seven_digits_or_more_go_even_when_they_are_no_phone_number(description, kept):
+    assert without_links(description) == kept
+
+
+DIGIT_SCRIPTS = [
+    "0123456789",
+    "０１２３４５６７８９",
+    "٠١٢٣٤٥٦٧٨٩",
+    "۰۱۲۳۴۵۶۷۸۹",
+    "०१२३४५६७८९",
+    "০১২৩৪৫৬৭৮৯",
+]
+JOINERS = [" ", "-", ".", "/", "(", ")", "\u00a0", "\u2009", "\u2013", "\u2212", "\u200b", "\u0301"]
+
+
+@st.composite
+def dressed_numbers(draw: st.DrawFn) -> tuple[str, str]:
+    """A phone number of 7 to 15 digits as someone might write it, and its digits."""
+    digits = draw(st.text("0123456789", min_size=7, max_size=15))
+    script = draw(st.sampled_from(DIGIT_SCRIPTS))
+    written = ""
+    for digit in digits:
+        written += script[int(digit)] + draw(st.sampled_from(["", "", *JOINERS]))
+    prefix = draw(st.sampled_from(["", "+", "tel:", "sms:", "Call-", "call ", "(", "Call:"]))
+    return prefix + written, digits
+
+
+def digits_of(text: str) -> str:
+    """Every decimal digit of `text`, in ASCII, in order."""
+    return "".join(str(unicodedata.digit(ch)) for ch in normalise(text) if ch.isdecimal())
+
+
+@settings(max_examples=300, deadline=None)
+@given(number=dressed_numbers(), before=customer_text, after=customer_text, in_name=st.booleans())
+def test_a_phone_number_anywhere_in_customer_data_never_survives(number, before, after, in_name):
+    written, digits = number
+    dressed = f"{before} {written} {after}" if in_name else before + written + after
+    name, description = (dressed, "Pro plan") if in_name else ("Jane", dressed)
+    assert digits not in digits_of(render(name, description))
+
+
+@pytest.mark.parametrize(
+    ("description", "left"),
+    [
+        # The halves of a number meet once the link between them is gone: one number.
+        ("Pro 800 555 evil.com 0199 plan", "Pro plan"),
+        ("Pro 800 555 tel:x 0199 plan", "Pro plan"),
+        # Or once a word holding another number is gone, whose run the next word goes on with.
+        ("Pro 555 x8005550199 0199 plan", "Pro 555 plan"),
+        ("Pro 555 x8005550199 zz 0199 plan", "Pro 555 zz 0199 plan"),
+        # A control character becomes a space only after the rules read the text.
+        ("Pro 800\x00555\x000199 plan", "Pro plan"),
+        ("Pro 800\t555\n0199 plan", "Pro plan"),
+    ],
+)
+def test_a_number_is_read_as_the_text_reads_once_words_are_gone(description, left):
+    assert without_links(description) == left
+
+
+SEPARATORS = [
+    "evil.com",
+    "www.x",
+    "tel:x",
+    "paypal。com",
+    "https://x",
+    "x8005550123",
+    "1-2-3-4-5-6-7x",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    number=dressed_numbers(),
+    cut=st.integers(0, 40),
+    separators=st.lists(st.sampled_from(SEPARATORS), min_size=1, max_size=3),
+    before=customer_text,
+    after=customer_text,
+)
+def test_a_number_split_by_words_that_go_never_survives(number, cut, separators, before, after):
+    written, digits = number
+    cut = min(cut, len(written))
+    dressed = f"{before} {written[:cut]} {' '.join(separators)} {written[cut:]} {after}"
+    assert digits not in digits_of(render("Jane", dressed))
+
+
+def test_a_number_to_call_in_stripe_never_reaches_linq(pipeline, linq_api):
+    customer = builders.customer(name="Call-1-800-555-0199 now")
+    invoice = pipeline.customer_with_invoice(
+        customer, description_line="1 × Pro plan ＋１ (８００) ５５５-０１９９ (at $25.00 / month)"
+    )
+    assert pipeline.result(invoice)["action"] == "sent"
+    text = linq_api.messages()[0]["parts"][0]["value"]
+    assert text.startswith("Hi now, your payment for Pro plan didn't go through.")
+
+
+# --- hosts written with another dot ---------------------------------------------------------------
+
+IDNA_DOTS = ["\u3002", "\uff0e", "\uff61"]
+
+
+@pytest.mark.parametrize("dot", IDNA_DOTS)
+def test_idna_reads_these_as_dots(dot):
+    # The premise, from Python's own IDNA codec (RFC 3490: the same three dots as UTS #46).
+    assert f"paypal{dot}com".encode("idna") == b"paypal.com"
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        # Issue 21: each of these reached the text.
+        "paypal。com",
+        "paypal｡com",
+        "paypal[.]com",
+        "paypal.\u0301com",
+        "paypal．com",
+        "PAYPAL。COM",
+        "www。paypal。com/login",
+        "paypal。\u0301com",
+        "paypal(.)com",
+        "paypal{.}com",
+        "paypal[dot]com",
+        "paypal(DOT)com",
+        "1。2。3。4",
+        "1[.]2[.]3[.]4",
+        "evil.c\u0301om",
+        "paypal.\u20dd\u0489com",
+    ],
+)
+def test_a_host_written_with_another_dot_never_reaches_the_text(host):
+    assert render(f"{host} Jane", "Pro plan").startswith(GREETING.format("Jane"))
+    text = render("Jane", f"Pro plan {host} annual")
+    assert text.startswith("Hi Jane, your payment for Pro plan annual didn't go through.")
+    assert contains_url(host)
+
+
+def test_chinese_and_japanese_keep_their_full_stops():
+    # Next to Chinese, Japanese or Korean, 。 ends a sentence: no host.
+    sentences = ["お支払い。次回から", "您的订阅。谢谢", "연간。플랜", "年額。", "プラン。Pro版"]
+    assert [without_links(sentence) for sentence in sentences] == sentences
+    # Between two other characters it is a dot, as IDNA reads it.
+    assert without_links("paypal。рф 更新") == "更新"
+    template = Template.parse(
+        "{first_name}様、{description}のお支払いができませんでした。下のリンクから更新して"
+        "ください。Reply STOP to opt out.",
+        "MESSAGE_TEMPLATE_JA",
+    )
+    assert render("山田 太郎", "年間プラン。更新", template).startswith(
+        "山田様、年間プラン。更新のお支払いができませんでした。"
+    )
+
+
+def test_a_template_with_a_host_written_with_an_ideographic_dot_is_refused():
+    with pytest.raises(ConfigError, match="contains a URL"):
+        Template.parse("Pay at paypal。com. Reply STOP")
+
+
+# --- a megabyte of hostile input ------------------------------------------------------------------
+
+MEGABYTE = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("hostile", "left"),
+    [
+        # One run of half a million digits: a phone number, gone.
+        ("1 " * (MEGABYTE // 2), ""),
+        ("٨-" * (MEGABYTE // 2), ""),
+        ("❽(" * (MEGABYTE // 2), ""),
+        # A digit, then a megabyte of what may join digits, then no digit.
+        ("1" + " -." * (MEGABYTE // 3) + "x", "1" + " -." * (MEGABYTE // 3) + "x"),
+        # Numbers whose words go, each time joining what was on either side.
+        ("5 x8005550199 " * (MEGABYTE // 14), "5"),
+        ("12 y" * (MEGABYTE // 4), ("12 y" * (MEGABYTE // 4)).strip()),
+        # Runs of six digits: each one counted, none enough.
+        ("12-34-56 x " * (MEGABYTE // 11), ("12-34-56 x " * (MEGABYTE // 11)).strip()),
+        # Almost hosts at every position.
+        ("a." * (MEGABYTE // 2), "a." * (MEGABYTE // 2)),
+        ("a[. " * (MEGABYTE // 4), ("a[. " * (MEGABYTE // 4)).strip()),
+        ("a。" * (MEGABYTE // 2), "a。" * (MEGABYTE // 2)),
+        ("a.\u0301" * (MEGABYTE // 3), "a.\u0301" * (MEGABYTE // 3)),
+        ("\u0301" * MEGABYTE, "\u0301" * MEGABYTE),
+        ("w" * MEGABYTE, "w" * MEGABYTE),
+        # Hosts, addresses and URIs from end to end.
+        ("a" * MEGABYTE + "。com", ""),
+        ("1.2.3." * (MEGABYTE // 6), ""),
+        ("tel:" * (MEGABYTE // 4), ""),
+        ("\U0001f3f4" + "\U000e0067" * MEGABYTE, "\U0001f3f4"),
+    ],
+    ids=lambda value: repr(value[:12]) if isinstance(value, str) else None,
+)
+def test_a_megabyte_of_hostile_customer_data_is_read_in_one_pass(hostile, left):
+    # Every rule is linear: a pattern that rescanned from each position would run for hours.
+    assert without_links(hostile) == left
+
+
+# --- shortening and what the text costs on SMS ----------------------------------------------------
+
+
+def test_a_long_first_name_is_cut_with_three_dots_in_a_gsm7_text():
+    text = render("Bartholomew" * 5, "Pro plan")
+    assert text.startswith("Hi BartholomewBartholomewBartholomewBart..., your payment for Pro plan")
+    assert sms_cost(text) == SmsCost(GSM_7, 2)
+
+
+def test_a_text_that_is_ucs2_anyway_is_cut_with_the_one_character_ellipsis():
+    # "ë" is not in GSM 03.38: three dots would cost two characters of the description, and
+    # save nothing.
+    text = render("Zoë", "Enterprise " * 60)
+    assert "Enterprise Enterpri… didn't go through." in text
+    assert len(text) == MAX_TEXT_LENGTH
+    assert sms_cost(text) == SmsCost(UCS_2, 5)
+
+
+def test_what_is_cut_away_does_not_decide_the_encoding():
+    # The Japanese at the end of the description never reaches the text, so it stays GSM-7.
+    text = render("Jane", "Enterprise " * 30 + "日本語")
+    assert "Enterprise Enter... didn't go through." in text
+    assert sms_cost(text) == SmsCost(GSM_7, 3)
+
+
+def test_three_dots_give_way_when_only_the_ellipsis_fits():
+    # Accepted because "…" fits: the description's shortest is one character.
+    template = Template.parse("x" * 312 + " {description} STOP")
+    text = render("Jane", "Pro plan", template)
+    assert text == "x" * 312 + " … STOP"
+    assert len(text) == MAX_TEXT_LENGTH
+
+
+def test_three_dots_win_in_ucs2_too_when_they_save_a_segment():
+    # "…" keeps two more emoji, four more UTF-16 code units, one segment more.
+    text = render("Jane", "a" * 176 + "😀" * 200)
+    assert text.endswith(
+        "😀... didn't go through. You can update your card and retry with the link "
+        "below. Reply STOP to opt out."
+    )
+    assert sms_cost(text) == SmsCost(UCS_2, 5)
+    with_ellipsis = text.replace("😀... didn't", "😀😀😀… didn't")
+    assert len(with_ellipsis) == MAX_TEXT_LENGTH
+    assert sms_cost(with_ellipsis) == SmsCost(UCS_2, 6)
+
+
+GSM_LETTERS = "ABCXYZabcxyzÄÖÑÜäöñüàèéùìòÇØøÅåÆæßÉΔΦΓΛΩΠΨΣΘΞ"
+GSM_OTHERS = "@£$¥_!\"#¤%&'()*+,-./0123456789:;<=>?¡§¿^{}\\[~]|€"
+gsm_word = st.text(GSM_LETTERS, min_size=1, max_size=60) | st.text(
+    GSM_LETTERS + GSM_OTHERS, min_size=1, max_size=20
+)
+gsm_words = st.lists(gsm_word, min_size=1, max_size=40).map(" ".join)
+gsm_name = st.text(GSM_LETTERS, min_size=30, max_size=60) | gsm_words
+gsm_description = st.lists(gsm_word, min_size=25, max_size=40).map(" ".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(name=gsm_name, description=gsm_description)
+def test_gsm7_customer_data_always_gives_a_gsm7_text(name, description):
+    text = render(name, description)
+    assert sms_cost(text).encoding == GSM_7
+    assert len(text) <= MAX_TEXT_LENGTH

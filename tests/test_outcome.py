@@ -1,4 +1,4 @@
-"""The JSON result line: its exact shape for every action."""
+"""The JSON result line: its exact shape for every action, and what a text costs on SMS."""
 
 import io
 import json
@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 
 from shared.core.outcome import Action, Outcome, dry_run, failed, log_result, sent, skipped
+from standins import builders
 
 
 def line_for(outcome) -> str:
@@ -16,10 +17,19 @@ def line_for(outcome) -> str:
 
 
 def test_sent_line_is_exactly_this():
-    assert line_for(sent("chat_9")) == (
+    assert line_for(sent("chat_9", "Hi Jane. Reply STOP")) == (
         '{"severity": "INFO", "message": "sent", "invoice_id": "in_1", "customer_id": "cus_1", '
-        '"action": "sent", "chat_id": "chat_9", "event_id": "evt_1"}\n'
+        '"action": "sent", "chat_id": "chat_9", "segments": 1, "encoding": "GSM-7", '
+        '"event_id": "evt_1"}\n'
     )
+
+
+def test_a_restated_sent_line_without_its_text_says_no_cost():
+    # A redelivery restates the outcome from the ledger, which does not keep the text.
+    entry = json.loads(line_for(sent("chat_9")))
+    assert (entry["action"], entry["chat_id"]) == ("sent", "chat_9")
+    assert "segments" not in entry
+    assert "encoding" not in entry
 
 
 def test_skip_line_is_exactly_this():
@@ -43,8 +53,15 @@ def test_dry_run_line_is_exactly_this():
     assert line_for(dry_run(would_send)) == (
         '{"severity": "INFO", "message": "dry run: sent", "invoice_id": "in_1", '
         '"customer_id": "cus_1", "action": "dry_run", "reason": "sent", '
-        '"phone": "+1******0100", "text": "Hi Jane. Reply STOP", "event_id": "evt_1"}\n'
+        '"phone": "+1******0100", "text": "Hi Jane. Reply STOP", "segments": 1, '
+        '"encoding": "GSM-7", "event_id": "evt_1"}\n'
     )
+
+
+def test_a_ucs2_text_costs_its_segments():
+    text = "Hi Zoë, " + "x" * 300 + " Reply STOP"
+    entry = json.loads(line_for(dry_run(replace(Outcome(Action.SENT), text=text, phone="+1"))))
+    assert (entry["segments"], entry["encoding"]) == (5, "UCS-2")
 
 
 def test_dry_run_of_a_skip_carries_the_skip_and_its_reason():
@@ -56,6 +73,7 @@ def test_dry_run_of_a_skip_carries_the_skip_and_its_reason():
     )
     assert "phone" not in entry
     assert "text" not in entry
+    assert "segments" not in entry
 
 
 def test_dry_run_that_would_fail_is_a_warning():
@@ -118,3 +136,33 @@ def test_action_vocabulary_is_closed():
         "failed",
         "dry_run",
     }
+
+
+# --- the result lines of real runs --------------------------------------------------------------
+
+
+def test_a_live_sent_line_carries_the_cost_of_the_text_linq_received(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice(builders.customer(name="Zoë Durand"))
+    result = pipeline.result(invoice)
+    text = linq_api.messages()[0]["parts"][0]["value"]
+    # 131 characters, "ë" not among GSM 03.38's: two UCS-2 segments of 67.
+    assert (text[:20], len(text)) == ("Hi Zoë, your payment", 131)
+    assert (result["action"], result["segments"], result["encoding"]) == ("sent", 2, "UCS-2")
+    assert "text" not in result
+
+
+def test_a_dry_run_line_carries_the_cost_of_the_text_it_shows(pipeline):
+    pipeline.configure(DRY_RUN="true")
+    result = pipeline.result(pipeline.customer_with_invoice())
+    # 132 characters of GSM 03.38's alphabet: one segment of 160.
+    assert len(result["text"]) == 132
+    assert (result["action"], result["segments"], result["encoding"]) == ("dry_run", 1, "GSM-7")
+
+
+def test_a_text_whose_link_was_refused_still_says_what_it_cost(pipeline, linq_api):
+    invoice = pipeline.customer_with_invoice()
+    linq_api.add_fault(r"/messages$", status=400)
+    result = pipeline.result(invoice)
+    assert result["action"] == "failed"
+    assert result["reason"].startswith("text sent, link refused")
+    assert (result["segments"], result["encoding"]) == (1, "GSM-7")

@@ -150,6 +150,7 @@ def test_opt_out_between_the_text_and_the_link_ends_sent_with_the_refusal(pipeli
     result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
     assert result["action"] == "sent"
     assert result["reason"].startswith("link refused: Linq 403 (code 2024)")
+    assert (result["segments"], result["encoding"]) == (1, "GSM-7")
     assert accepted(linq_api) == [("chats", "text")]
 
 
@@ -161,6 +162,7 @@ def test_invoice_paid_between_the_text_and_the_link_gets_no_link(pipeline, linq_
     pipeline.stripe.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
     result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
     assert (result["action"], result["reason"]) == ("sent", "link not sent: invoice is paid")
+    assert (result["segments"], result["encoding"]) == (1, "GSM-7")  # the recorded text's cost
     assert accepted(linq_api) == [("chats", "text")]
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.core.text import ELLIPSIS, clean, graphemes, shorten
+from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, graphemes, shorten
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
 FLAG_FR = "🇫🇷"
@@ -35,13 +35,15 @@ def test_clusters_follow_unicode_beyond_emoji():
     assert list(graphemes("\r\nस्ते\u1100\u1161\u11a8")) == ["\r\n", "स्ते", "\u1100\u1161\u11a8"]
 
 
+@pytest.mark.parametrize("ellipsis", [ELLIPSIS, GSM_ELLIPSIS])
 @pytest.mark.parametrize("limit", range(1, 30))
-def test_shorten_never_splits_a_character(limit):
+def test_shorten_never_splits_a_character(limit, ellipsis):
     value = f"{FAMILY}{THUMB} שלום עולם {E_ACUTE}{FLAG_FR}" * 3
-    short = shorten(value, limit)
+    short = shorten(value, limit, ellipsis)
     assert len(short) <= limit
-    assert short == value or short.endswith(ELLIPSIS)
-    body = short.removesuffix(ELLIPSIS)
+    # Too short for the ellipsis itself: nothing.
+    assert short.endswith(ellipsis) if limit >= len(ellipsis) else short == ""
+    body = short.removesuffix(ellipsis)
     assert "".join(list(graphemes(value))[: len(list(graphemes(body)))]) == body
 
 
@@ -51,6 +53,7 @@ def test_shorten_leaves_short_values_alone():
 
 def test_shorten_trims_dangling_punctuation_before_the_ellipsis():
     assert shorten("Pro plan, annual", 10) == "Pro plan…"
+    assert shorten("Pro plan, annual", 12, GSM_ELLIPSIS) == "Pro plan..."
 
 
 def test_clean_collapses_space_and_drops_controls_and_bidi_overrides():

@@ -16,7 +16,7 @@ before the text, that it is not night), and sends what was planned.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -25,7 +25,7 @@ from shared.core.event import FailedPayment
 from shared.core.invoice import Customer, Invoice
 from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
-from shared.core.outcome import Action, Outcome, failed, skipped
+from shared.core.outcome import Action, Outcome, failed, sent, skipped
 from shared.core.phone import to_e164
 from shared.core.policy import AttemptPolicy
 from shared.core.quiet_hours import QuietHours, candidate_zones, when_to_send
@@ -308,5 +308,5 @@ def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
     # The text went out before the invoice was paid (or its subscription ended, or the recipient
     # said STOP): it counts as sent, and the link is not sent after the fact.
     return Finish(
-        Outcome(Action.SENT, chat_id=entry.chat_id, reason=f"link not sent: {closed.reason}")
+        replace(sent(entry.chat_id, entry.plan.text), reason=f"link not sent: {closed.reason}")
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import re
 import string
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from shared.core.errors import ConfigError
 from shared.core.invoice import FALLBACK_DESCRIPTION
 from shared.core.money import LONGEST_AMOUNT
-from shared.core.text import ELLIPSIS, clean, normalise, shorten
+from shared.core.sms import is_gsm7, sms_cost
+from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, normalise, shorten
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "
@@ -23,7 +25,7 @@ BRANDED_TEMPLATE = (
     "{brand}: Hi {first_name}, your {amount} payment for {description} didn't go through. "
     "You can update your card and retry with the link below. Reply STOP to opt out."
 )
-# "Under 320 characters": two SMS segments' worth of GSM text, so at most 319.
+# "Under 320 characters". On SMS that is at most 3 segments of GSM-7, or 5 of UCS-2 (sms.py).
 MAX_TEXT_LENGTH = 319
 PLACEHOLDERS = ("first_name", "description", "amount", "brand")
 # Values shortened when the text is too long, in this order; the template's own words, the amount
@@ -42,45 +44,141 @@ OPT_OUT_KEYWORD = "STOP"
 # is stricter (it also takes Node.js or Mr.Smith, a small loss in a text that must go out), needs
 # no update for new endings, and costs nothing, where publicsuffixlist costs the recover
 # function's cold start ~64 ms (8 ms import, 56 ms to parse the list), most of its margin.
-# Applied to normalised text, words being runs without white space, so nothing can hide a dot.
+# Applied word by word to the skeleton of normalised text (below), words being runs without white
+# space, so nothing can hide a dot. A dot is also one "defanged" in brackets: evil[.]com,
+# evil(dot)com.
+_DOT = r"(?:\.|[\[({](?:\.|dot)[\])}])"
 _LINK_SHAPE = re.compile(
     r"://"
-    r"|www\."
-    r"|\d\.\d{1,3}\.\d{1,3}\.\d"
-    r"|[^\s.]\.[^\W\d_][^\s.,;:!?)\]}'\"]",
+    rf"|www{_DOT}"
+    rf"|\d{_DOT}\d{{1,3}}{_DOT}\d{{1,3}}{_DOT}\d"
+    rf"|[^\s.]{_DOT}[^\W\d_][^\s.,;:!?)\]}}'\"]",
     re.IGNORECASE,
 )
-_WORD = re.compile(r"\S+")
+# UTS #46 reads the ideographic full stops 。 and ｡ (NFKC makes both 。) as dots between labels,
+# as it does the full-width ． (which NFKC makes a dot): so does the host rule, except next to a
+# Chinese, Japanese or Korean character, where 。 is the full stop that ends a sentence. Else
+# every sentence would read as a host, and a Japanese template with "。Reply STOP" be refused;
+# a host with a label in those scripts next to the dot (ペイパル。com) is the price.
+_CJK = (
+    r"[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    r"\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]"
+)
+_IDEOGRAPHIC_DOT = re.compile(rf"(?<!{_CJK})\u3002(?!{_CJK})")
+# A number to call or text: a tel:, sms:, FaceTime... URI, or seven digits or more (any script's
+# digits) with nothing but what people write between a phone number's digits: white space, dots,
+# dashes, slashes, brackets, middle dots, underscores, blank-looking characters. Seven is the
+# shortest local number; an order number or a date of as many digits goes too, a small loss.
+# Commas do not join (an amount's thousands: $10,000.00).
+_CALL_URI = re.compile(
+    r"\b(?:tel|sms|smsto|mms|mmsto|callto|facetime|facetime-audio|imessage|sip|sips):(?=\S)",
+    re.IGNORECASE,
+)
+# Between words, white space joins too; within one, these (what the skeleton leaves of them).
+_JOINING = (
+    ".-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b/()[]{}_·•\u2027\u30fb"
+    "\u2800\u3164\u115f\u1160"
+)
+_JOINERS = frozenset(_JOINING)
+# A word's start that goes on with the digit run of the word before.
+_RUN_GOES_ON = re.compile(rf"(?:[{re.escape(_JOINING)}]*\d)+")
+MIN_PHONE_DIGITS = 7
+
+
+def _skeleton(text: str) -> str:
+    """`text` as the link rules read it: combining marks dropped (a mark after a dot, or between
+    two digits, hides neither), digits NFKC leaves alone read as digits (❽, ⓿), and ideographic
+    full stops read as dots where they end no sentence."""
+    if text.isascii():
+        return text
+    return _IDEOGRAPHIC_DOT.sub(".", "".join(map(_as_read, text)))
+
+
+def _as_read(ch: str) -> str:
+    kind = unicodedata.category(ch)
+    if kind.startswith("M"):
+        return ""
+    digit = unicodedata.digit(ch, None) if kind == "No" else None
+    return ch if digit is None else str(digit)
 
 
 def contains_url(text: str) -> bool:
     """Whether `text` holds anything that reads as a link."""
-    return _LINK_SHAPE.search(normalise(text)) is not None
+    return _LINK_SHAPE.search(_skeleton(normalise(text))) is not None
 
 
-def without_urls(value: str) -> str:
-    """`value`, normalised, without the words that read as a link, so customer data cannot
-    break the opener."""
-    kept = _WORD.sub(
-        lambda word: "" if _LINK_SHAPE.search(word.group()) else word.group(), normalise(value)
-    )
-    return clean(kept)
+def without_links(value: str) -> str:
+    """`value`, normalised, without the words that read as a link or a phone number, so
+    customer data can neither break the opener nor give the recipient a number to call."""
+    words = [(word, _skeleton(word)) for word in clean(normalise(value)).split()]
+    return " ".join(_without_numbers([(word, read) for word, read in words if not _is_link(read)]))
+
+
+def _is_link(read: str) -> bool:
+    return bool(_LINK_SHAPE.search(read) or _CALL_URI.search(read))
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A run of digits still open after a word: how many, and the kept word it starts in."""
+
+    digits: int
+    start: int
+
+
+def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
+    """The words of `words` (each with its skeleton) but every one that holds part of a run of
+    MIN_PHONE_DIGITS digits or more, as the text reads once they are gone: two halves of a number
+    that only meet when what stood between them goes are one number. Each word is read once and
+    dropped at most once."""
+    kept: list[tuple[str, _Run | None]] = []
+    # Inside a run already cut out: the words it goes on into go too.
+    cutting = False
+    for word, read in words:
+        if cutting and (goes_on := _RUN_GOES_ON.match(read)) is not None:
+            cutting = _still_open(read[goes_on.end() :])
+            continue
+        cutting = False
+        run = kept[-1][1] if kept else None
+        for i, ch in enumerate(read):
+            if ch.isdecimal():
+                run = _Run(run.digits + 1, run.start) if run else _Run(1, len(kept))
+                if run.digits >= MIN_PHONE_DIGITS:
+                    del kept[run.start :]
+                    cutting = _still_open(read[i + 1 :])
+                    break
+            elif ch not in _JOINERS:
+                run = None
+        else:
+            kept.append((word, run))
+    return [word for word, _ in kept]
+
+
+def _still_open(rest: str) -> bool:
+    """Whether a digit run that reaches `rest`, the end of a word, may go on into the next."""
+    return all(ch.isdecimal() or ch in _JOINERS for ch in rest)
+
+
+def _first_word(name: str | None) -> str:
+    """The first word of the customer's name, or a friendly stand-in when there is none."""
+    words = without_links(name or "").split()
+    return words[0] if words else NO_NAME
 
 
 def first_name(name: str | None) -> str:
-    """The first word of the customer's name, or a friendly stand-in when there is none."""
-    words = without_urls(name or "").split()
-    return shorten(words[0], MAX_FIRST_NAME) if words else NO_NAME
+    """The first word, at most MAX_FIRST_NAME characters: how the team's notes name the customer."""
+    return shorten(_first_word(name), MAX_FIRST_NAME)
 
 
 def placeholder_values(
     name: str | None, description: str, amount: str, brand: str | None
 ) -> dict[str, str]:
     """The values for the template's placeholders; customer data is freed of anything Linq would
-    read as a URL (the amount is ours, and BRAND_NAME is checked at startup)."""
+    read as a URL and of phone numbers (the amount is ours, and BRAND_NAME is checked at
+    startup). `Template.render` shortens them."""
     return {
-        "first_name": first_name(name),
-        "description": without_urls(description) or FALLBACK_DESCRIPTION,
+        "first_name": _first_word(name),
+        "description": without_links(description) or FALLBACK_DESCRIPTION,
         "amount": amount,
         "brand": brand or "",
     }
@@ -163,16 +261,31 @@ class Template:
         return self.text.format_map(values)
 
     def render(self, values: Mapping[str, str]) -> str:
-        """The text with `values` filled in, shortening values (never the template) to fit."""
+        """The text with `values` filled in, shortening values (never the template) to fit.
+
+        A cut ends in "..." while the rest of the text is GSM-7: "…" is not in GSM 03.38, and
+        would make the whole text UCS-2 on SMS (a 319-character text, 5 segments instead of 3).
+        Once the text is UCS-2 anyway, the one-character "…" leaves two more for the values.
+        Either way, never the one that costs more segments.
+        """
+        plain, compact = (self._fit(values, ellipsis) for ellipsis in (GSM_ELLIPSIS, ELLIPSIS))
+        preferred = (plain, compact) if is_gsm7(plain) else (compact, plain)
+        # `parse` made sure the compact one fits; the plain one may not, by two characters a cut.
+        fitting = [text for text in preferred if len(text) <= MAX_TEXT_LENGTH]
+        return min(fitting, key=lambda text: sms_cost(text).segments)
+
+    def _fit(self, values: Mapping[str, str], ellipsis: str) -> str:
         current = dict(values)
+        if "first_name" in current:
+            current["first_name"] = shorten(current["first_name"], MAX_FIRST_NAME, ellipsis)
         text = self._format(current)
         for key in SHRINK_ORDER:
             uses = self.fields.count(key)
             if len(text) <= MAX_TEXT_LENGTH or not uses:
                 continue
             excess = len(text) - MAX_TEXT_LENGTH
-            limit = max(len(ELLIPSIS), len(current[key]) - math.ceil(excess / uses))
-            current[key] = shorten(current[key], limit)
+            limit = max(len(ellipsis), len(current[key]) - math.ceil(excess / uses))
+            current[key] = shorten(current[key], limit, ellipsis)
             text = self._format(current)
         return text
 

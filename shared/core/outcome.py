@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from shared.core.log import ERROR, INFO, WARNING, log, mask_phone
+from shared.core.sms import SmsCost, sms_cost
 
 
 class Action(enum.StrEnum):
@@ -69,7 +70,8 @@ class Outcome:
     """The end of one run: an action, and either the chat it went to or the reason it did not.
 
     A dry run also says what a live run would have done (`would_be`), and, once it found a
-    usable number, the text it would have sent to it.
+    usable number, the text it would have sent to it. A text sent, or a dry run's text, comes
+    with its `cost` on SMS.
     """
 
     action: Action
@@ -80,6 +82,7 @@ class Outcome:
     phone: str | None = None
     # When a deferred payment becomes due (UTC, ISO 8601).
     due_at: str | None = None
+    cost: SmsCost | None = None
 
     @property
     def message(self) -> str:
@@ -95,8 +98,10 @@ class Outcome:
         return WARNING if self.would_be is Action.FAILED else INFO
 
 
-def sent(chat_id: str) -> Outcome:
-    return Outcome(Action.SENT, chat_id=chat_id)
+def sent(chat_id: str, text: str | None = None) -> Outcome:
+    """The text went out in `chat_id`; given `text`, the outcome carries its cost on SMS (the
+    text itself stays out of a live run's log)."""
+    return Outcome(Action.SENT, chat_id=chat_id, cost=sms_cost(text) if text is not None else None)
 
 
 def skipped(action: Action, reason: str) -> Outcome:
@@ -109,7 +114,7 @@ def failed(reason: str) -> Outcome:
 
 def dry_run(would_be: Outcome) -> Outcome:
     """A dry run's outcome: the action a live run would have taken and why, as the reason, with
-    the text it would have sent; the number is kept masked only."""
+    the text it would have sent and its cost on SMS; the number is kept masked only."""
     reason = would_be.action.value
     if would_be.reason is not None:
         reason = f"{reason}: {would_be.reason}"
@@ -120,6 +125,7 @@ def dry_run(would_be: Outcome) -> Outcome:
         text=would_be.text,
         phone=mask_phone(would_be.phone),
         due_at=would_be.due_at,
+        cost=sms_cost(would_be.text) if would_be.text is not None else None,
     )
 
 
@@ -135,7 +141,8 @@ def log_result(
 ) -> None:
     """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
     (and for a text whose link did not follow), and for a dry run that got as far as a usable
-    number, the masked `phone` and the `text`."""
+    number, the masked `phone` and the `text`. With a text, its SMS `segments` and `encoding`."""
+    cost = outcome.cost
     log(
         outcome.severity,
         outcome.message,
@@ -148,6 +155,8 @@ def log_result(
         reason=outcome.reason,
         phone=outcome.phone,
         text=outcome.text,
+        segments=cost.segments if cost is not None else None,
+        encoding=cost.encoding if cost is not None else None,
         due_at=outcome.due_at,
         event_id=event_id,
         account=account,

@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     import regex
 
 ELLIPSIS = "…"
+# The same in GSM 03.38's alphabet, which has no "…": for a text that can stay GSM-7 on SMS.
+GSM_ELLIPSIS = "..."
 
 _ZWJ = "\u200d"
 # Bidi overrides, embeddings and isolates can make a text read differently from what was sent.
@@ -66,14 +68,14 @@ def graphemes(value: str) -> Iterator[str]:
     return (match.group() for match in _grapheme_cluster().finditer(value))
 
 
-def shorten(value: str, limit: int) -> str:
-    """`value` cut to at most `limit` code points at a character boundary, ending in an ellipsis."""
+def shorten(value: str, limit: int, ellipsis: str = ELLIPSIS) -> str:
+    """`value` cut to at most `limit` code points at a character boundary, ending in `ellipsis`."""
     if len(value) <= limit:
         return value
-    budget = limit - len(ELLIPSIS)
+    budget = limit - len(ellipsis)
     kept = ""
     for cluster in graphemes(value):
         if len(kept) + len(cluster) > budget:
             break
         kept += cluster
-    return kept.rstrip(" ,.;:-–—") + ELLIPSIS if budget >= 0 else ""
+    return kept.rstrip(" ,.;:-–—") + ellipsis if budget >= 0 else ""

@@ -46,6 +46,7 @@ from shared.core.log import WARNING, log
 from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import pick_sender
+from shared.core.sms import sms_cost
 from shared.workflow.recover_settings import RecoverSettings
 
 U = TypeVar("U")
@@ -287,12 +288,12 @@ class Recovery:
             )
         except OptedOutError as exc:
             # The text went out; the recipient said STOP before the link followed.
-            return owner.finish(replace(sent(chat_id), reason=f"link refused: {exc.reason}"))
+            refused = replace(sent(chat_id, plan.text), reason=f"link refused: {exc.reason}")
+            return owner.finish(refused)
         except PermanentError as exc:
-            return owner.finish(
-                replace(failed(f"text sent, link refused: {exc.reason}"), chat_id=chat_id)
-            )
-        return owner.finish(sent(chat_id), link_id)
+            refused = failed(f"text sent, link refused: {exc.reason}")
+            return owner.finish(replace(refused, chat_id=chat_id, cost=sms_cost(plan.text)))
+        return owner.finish(sent(chat_id, plan.text), link_id)
 
     def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, Sent]:
         """Send the text from the planned line (a new plan picks one and records it first);
