@@ -131,11 +131,13 @@ def log_result(
     event_id: str | None,
     attempt: int | None = None,
     account: str | None = None,
+    group: str | None = None,
     stream: TextIO | None = None,
 ) -> None:
     """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
-    (and for a text whose link did not follow), and for a dry run that got as far as a usable
-    number, the masked `phone` and the `text`."""
+    (and for a text whose link did not follow), for a dry run that got as far as a usable
+    number, the masked `phone` and the `text`, and once the payment reached the holdout draw,
+    the `group` it was assigned (treated or holdout)."""
     log(
         outcome.severity,
         outcome.message,
@@ -149,6 +151,7 @@ def log_result(
         phone=outcome.phone,
         text=outcome.text,
         due_at=outcome.due_at,
+        group=group,
         event_id=event_id,
         account=account,
     )
@@ -169,7 +172,8 @@ def log_recovery(
     stream: TextIO | None = None,
 ) -> None:
     """The result line of a paid invoice the ledger knows: what was paid, and how it relates to
-    the texts (`group`: texted, holdout, not_texted)."""
+    the texts (`group` as assigned at the holdout draw: treated, holdout, or not_assigned when
+    none of its failed payments reached it)."""
     log(
         INFO,
         _MESSAGES[Action.RECOVERED],
