@@ -593,5 +593,5 @@ def test_the_chart_leads_with_the_rates_and_the_lift_and_compares_per_invoice():
     assert "not enough data" in lift.texts[0].get_text()
     # Per invoice of its arm: $90 over 30 treated invoices, then $360; $90 over 10 held out.
     lines = {line.get_label().split(" ")[0]: list(line.get_ydata()) for line in usd.lines}
-    assert lines == {"treated": [3.0, 12.0], "holdout": [9.0, 9.0]}
+    assert lines == {"treated": [3.0, 12.0, 12.0], "holdout": [9.0, 9.0, 9.0]}
     assert [bar.get_width() for bar in funnel.patches] == [12, 30, 30, 40, 40]

@@ -196,7 +196,9 @@ def _rates(tally: Tally, axes: Axes) -> None:
         )
     axes.set_yticks(range(len(ARMS)), labels)
     axes.set_ylim(len(ARMS) - 0.5, -0.5)
-    axes.set_xlim(0, 100)
+    # Room right of 100 % for the label of a rate near it.
+    axes.set_xlim(0, 130)
+    axes.set_xticks(range(0, 101, 20))
     axes.set_xlabel("invoices paid (%)")
     axes.set_title("Recovery rate as assigned, 95 % interval", loc="left")
 
@@ -241,14 +243,15 @@ def _cumulative(tally: Tally, currency: str, days: list[dt.date], axes: Axes) ->
         for day in days:
             total += _units(tally.by_day.get((day, group, currency), Recovered()).amount, currency)
             points.append(float(total / size))
+        # Each day's total held across the day, up to the end of the last: one day is a line too.
         axes.step(
-            [_noon(day) for day in days],
-            points,
+            [_start(day) for day in days] + [_start(days[-1]) + 1],
+            points + points[-1:],
             where="post",
             color=COLOURS[group],
             label=f"{group} ({size:,} invoice{'' if size == 1 else 's'})",
         )
-    axes.set_xlim(_noon(days[0]) - 1, _noon(days[-1]) + 1)
+    axes.set_xlim(_start(days[0]) - 0.5, _start(days[-1]) + 1.5)
     if len(days) <= MAX_LABELLED_DAYS:
         axes.set_xticks([_noon(day) for day in days])
         axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
@@ -260,8 +263,9 @@ def _cumulative(tally: Tally, currency: str, days: list[dt.date], axes: Axes) ->
         f"Recovered per assigned invoice, cumulative ({currency.upper()}, UTC days)", loc="left"
     )
     axes.set_ylabel(currency.upper())
-    axes.set_ylim(bottom=0)
+    # Headroom above the highest line, so the legend covers none; amounts start at 0.
     axes.margins(y=0.35)
+    axes.set_ylim(bottom=0)
     axes.legend(loc="upper left", ncols=2, frameon=False)
 
 
@@ -281,5 +285,9 @@ def _funnel(tally: Tally, axes: Axes) -> None:
     axes.margins(x=0.25)
 
 
+def _start(day: dt.date) -> float:
+    return float(mdates.date2num(day))
+
+
 def _noon(day: dt.date) -> float:
-    return float(mdates.date2num(day)) + 0.5
+    return _start(day) + 0.5
