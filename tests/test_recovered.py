@@ -434,6 +434,7 @@ TEXTED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
         ({"action": "skipped:unreachable"}, "treated"),
         ({"state": "deferred", "action": "deferred:quiet_hours", "due_at": TEXTED_AT}, "treated"),
         ({"action": "skipped:not_open", "due_at": TEXTED_AT}, "treated"),
+        ({"action": "skipped:not_open", "plan": {"line": "+12025550100"}}, "treated"),
         ({"action": "skipped:holdout"}, "holdout"),
     ],
 )

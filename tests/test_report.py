@@ -85,9 +85,12 @@ def day(moment):
     return moment.date().isoformat()
 
 
+PLAN = {"to": PHONE, "text": "Hi Jane", "link": "https://pay.example/x", "line": "+12025550100"}
+
+
 def entry(invoice, attempt, created, action=None, group=None, **fields):
-    """A ledger entry as the product writes it, with the plan (a phone number) it records and,
-    once it reached the holdout draw, the group it was assigned."""
+    """A ledger entry as the product writes it: once it reached the holdout draw, the group it
+    was assigned, and once it was to be texted, the plan (a phone number) it records."""
     values = {
         "invoice_id": invoice,
         "attempt": attempt,
@@ -95,7 +98,6 @@ def entry(invoice, attempt, created, action=None, group=None, **fields):
         "livemode": False,
         "created_at": created,
         "state": "done" if action else "active",
-        "plan": {"to": PHONE, "text": "Hi Jane", "link": "https://pay.example/x", "line": "+1"},
         **fields,
     }
     if action:
@@ -106,8 +108,9 @@ def entry(invoice, attempt, created, action=None, group=None, **fields):
 
 
 def sent(invoice, attempt, created, texted_at=None, **fields):
+    texted_at = texted_at or created
     return entry(
-        invoice, attempt, created, "sent", "treated", texted_at=texted_at or created, **fields
+        invoice, attempt, created, "sent", "treated", plan=PLAN, texted_at=texted_at, **fields
     )
 
 
@@ -149,7 +152,7 @@ LEDGER = [
     sent("in_T3", 2, ago(3)),
     # Treated, never texted: an unreachable number that paid; a night-time failure paid before
     # the morning; one still waiting for its morning.
-    treated("in_U1", 1, ago(2), "skipped:unreachable"),
+    treated("in_U1", 1, ago(2), "skipped:unreachable", plan=PLAN),
     paid("in_U1", ago(1), 2000, "usd", "treated"),
     treated("in_D1", 1, ago(2), "skipped:not_open", due_at=ago(2, -300)),
     paid("in_D1", ago(2, -120), 1500, "usd", "treated"),
@@ -530,8 +533,8 @@ def test_a_text_that_went_out_counts_as_texted_whatever_the_entry_ended_as():
 
 def test_a_ledger_written_before_the_groups_were_recorded_reads_by_what_its_entries_show():
     """Entries of the previous version carry no `group`, and their payment sits on an entry:
-    a text, a deferral or an unreachable number came after the draw (treated), a holdout is a
-    holdout, anything else never reached it; the payment counts once."""
+    a text, a deferral, a recorded plan or an unreachable number came after the draw (treated),
+    a holdout is a holdout, anything else never reached it; the payment counts once."""
     payment = {"paid_at": ago(1), "paid_amount": 2500, "paid_currency": "usd"}
     tally = Tally()
     tally.add_invoice(
@@ -542,10 +545,23 @@ def test_a_ledger_written_before_the_groups_were_recorded_reads_by_what_its_entr
     )
     tally.add_invoice([{"created_at": ago(2), "action": "skipped:holdout", **payment}])
     tally.add_invoice([{"created_at": ago(2), "action": "skipped:not_open", "due_at": ago(2)}])
+    tally.add_invoice([{"created_at": ago(2), "action": "failed", "plan": {"line": "+1202"}}])
     tally.add_invoice([{"created_at": ago(2), "action": "skipped:no_phone", **payment}])
-    assert tally.groups == {"treated": 2, "holdout": 1, "not_assigned": 1}
+    assert tally.groups == {"treated": 3, "holdout": 1, "not_assigned": 1}
     assert tally.paid == {"treated": 1, "holdout": 1, "not_assigned": 1}
     assert tally.recovered[("treated", "usd")].amount == 2500
+
+
+def test_the_report_reads_of_a_plan_its_line_only(ledger):
+    """Of an entry of the previous version, a recorded plan says it passed the draw; the report
+    reads the plan's line for that, and never the customer's number."""
+    ledger([entry("in_L1", 1, ago(1), "skipped:not_open", plan=PLAN)])
+    reader = LedgerReader(ledger.project, DATABASE)
+    [[(invoice, part, fields)]] = list(reader.pages())
+    assert (invoice, part, fields["plan"]) == ("in_L1", "1", {"line": "+12025550100"})
+    tally = Tally()
+    read(reader, tally, io.StringIO())
+    assert tally.groups == {"treated": 1}
 
 
 # --- the chart ---------------------------------------------------------------------------------

@@ -18,13 +18,16 @@ from typing import Any
 from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after, texted
 from tools.lift import Lift, newcombe, too_small
 
-# What the report reads of each document: an entry's (its outcome and assignment) and, on the
-# payment's document, `paid_*` (the previous version recorded them on the entry).
+# What the report reads of each document: an entry's (its outcome and assignment; of its plan
+# only the line, which tells an entry of the previous version that had passed the draw, never
+# the recipient) and, on the payment's document, `paid_*` (the previous version recorded them on
+# the entry).
 FIELDS = (
     "created_at",
     "attempt",
     "action",
     "group",
+    "plan.line",
     "due_at",
     "texted_at",
     "paid_at",

@@ -21,7 +21,7 @@ TREATED, HOLDOUT, NOT_ASSIGNED = "treated", "holdout", "not_assigned"
 GROUPS = (TREATED, HOLDOUT, NOT_ASSIGNED)
 
 # An entry written before the ledger recorded the assignment carries no `group`; these outcomes
-# (and a deferral, a text) only ever came after the draw, so such an entry was treated.
+# (and a recorded plan, a deferral, a text) only ever came after the draw, so it was treated.
 _AFTER_THE_DRAW = frozenset({Action.SENT, Action.DEFERRED, Action.UNREACHABLE})
 
 Fields = Mapping[str, Any]
@@ -52,7 +52,8 @@ def assigned(entry: Fields) -> str | None:
         return group if group in (TREATED, HOLDOUT) else None
     if entry.get("action") == Action.HOLDOUT:
         return HOLDOUT
-    if texted(entry) or entry.get("due_at") is not None or entry.get("action") in _AFTER_THE_DRAW:
+    after = ("plan", "due_at")
+    if texted(entry) or entry.get("action") in _AFTER_THE_DRAW or any(map(entry.get, after)):
         return TREATED
     return None
 
