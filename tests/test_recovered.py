@@ -5,6 +5,7 @@ entries and said on its lines, whatever happened after the draw), and one record
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -124,10 +125,6 @@ def recovered_line(pipeline, invoice: dict[str, Any]) -> dict[str, Any]:
     return line
 
 
-def stored(pipeline, invoice: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
-    return entry(pipeline, invoice, attempt)
-
-
 CHATS_REFUSED = {
     "success": False,
     "error": {"status": 400, "code": 1005, "message": "Links are not allowed."},
@@ -166,7 +163,7 @@ def test_the_group_drawn_is_kept_on_the_entry_whatever_happens_next(
     invoice = assigned_invoice(pipeline, group == "holdout", customer, **fields)
     result = pipeline.result(invoice)
     assert (result["action"], result.get("group")) == (action, group)
-    assert stored(pipeline, invoice).get("group") == group
+    assert entry(pipeline, invoice).get("group") == group
     assert recovered_line(pipeline, invoice)["group"] == (group or "not_assigned")
 
 
@@ -197,7 +194,7 @@ def test_a_treated_invoice_deferred_and_paid_overnight_stays_treated(night, linq
     assert (line["group"], line["reason"].split(":")[0]) == ("treated", "deferred")
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:not_open", "treated")
-    assert stored(night, invoice)["group"] == "treated"
+    assert entry(night, invoice)["group"] == "treated"
     assert linq_api.messages() == []
 
 
@@ -210,7 +207,7 @@ def test_a_stop_heard_after_the_draw_leaves_the_invoice_treated(night):
     Ledger(night.emulator.project, "dunning").set_opt_out(PHONE, True, datetime.now(UTC), {})
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:opted_out", "treated")
-    assert stored(night, invoice)["group"] == "treated"
+    assert entry(night, invoice)["group"] == "treated"
 
 
 def test_the_first_draw_counts_when_the_share_changes_before_the_release(night, linq_api):
@@ -223,7 +220,7 @@ def test_the_first_draw_counts_when_the_share_changes_before_the_release(night, 
     night.configure(HOLDOUT_PERCENT="50")
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:holdout", "treated")
-    assert stored(night, invoice)["group"] == "treated"
+    assert entry(night, invoice)["group"] == "treated"
 
 
 def test_the_report_reads_the_groups_the_product_recorded(pipeline, linq_api):
@@ -240,23 +237,10 @@ def test_the_report_reads_the_groups_the_product_recorded(pipeline, linq_api):
     for invoice in (texted, untexted, held, never):
         recovered_line(pipeline, invoice)
     tally = Tally()
-    read(LedgerReader(pipeline.emulator.project, "dunning"), tally, _Quiet())
+    read(LedgerReader(pipeline.emulator.project, "dunning"), tally, io.StringIO())
     assert tally.groups == {"treated": 3, "holdout": 1, "not_assigned": 1}
     assert tally.paid == {"treated": 2, "holdout": 1, "not_assigned": 1}
     assert (tally.treated_texted, tally.treated_texted_paid) == (2, 1)
-
-
-class _Quiet:
-    """stderr that is no terminal: no progress bar."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False
 
 
 # --- attribution -----------------------------------------------------------------------------
@@ -376,8 +360,8 @@ def test_two_deliveries_racing_a_new_entry_record_one_payment(pipeline, linq_api
     assert [line["action"] for line in lines] == ["recovered"]
     assert len(recovered_notes(pipeline)) == 1
     assert paid_document(pipeline, invoice).status_code == 200
-    assert "paid_at" not in stored(pipeline, invoice, 1)
-    assert "paid_at" not in stored(pipeline, invoice, 2)
+    assert "paid_at" not in entry(pipeline, invoice, 1)
+    assert "paid_at" not in entry(pipeline, invoice, 2)
 
 
 def test_a_record_that_committed_but_timed_out_is_said_on_the_retry_once(pipeline, monkeypatch):
@@ -417,7 +401,7 @@ TEXTED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("entry", "group"),
+    ("fields", "group"),
     [
         ({"group": "treated", "action": "skipped:unreachable"}, "treated"),
         ({"group": "treated", "action": "skipped:not_open", "due_at": TEXTED_AT}, "treated"),
@@ -438,8 +422,8 @@ TEXTED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
         ({"action": "skipped:holdout"}, "holdout"),
     ],
 )
-def test_the_assignment_of_an_entry(entry, group):
-    assert assigned(entry) == group
+def test_the_assignment_of_an_entry(fields, group):
+    assert assigned(fields) == group
 
 
 def test_an_invoice_is_in_the_group_of_its_first_attempt_that_reached_the_draw():
