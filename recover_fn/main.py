@@ -102,7 +102,7 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         raise
     try:
         if isinstance(job, InvoicePaid):
-            _recovered(services, job)
+            _recovered(services, job, message_id)
             return
         result = services.recovery.run(job, message_id)
     except Exception as exc:
@@ -125,18 +125,19 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         attempt=result.attempt,
         event_id=job.event_id,
         account=job.account,
+        group=result.group,
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:
         services.slack.notify(_note(result, released=job.release is not None))
 
 
-def _recovered(services: _Services, paid: InvoicePaid) -> None:
+def _recovered(services: _Services, paid: InvoicePaid, message_id: str) -> None:
     """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
-    nobody was texted or held out about, or a redelivery of one already attributed)."""
+    the ledger never saw, or one another delivery recorded)."""
     from shared.workflow.recovered import attribute_payment
 
-    found = attribute_payment(services.ledger, paid, datetime.now(UTC))
+    found = attribute_payment(services.ledger, paid, message_id, datetime.now(UTC))
     if found is None:
         return
     log_recovery(

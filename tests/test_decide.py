@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shared.core.attribution import HOLDOUT, TREATED
 from shared.core.decide import (
     Defer,
     Entry,
@@ -188,7 +189,7 @@ def test_each_guard_ends_the_run_with_its_outcome(case, given, rules, expected):
 
 
 def test_an_open_invoice_with_a_phone_is_planned_with_the_exact_text():
-    assert decide(facts(), Rules()) == Send(PLAN)
+    assert decide(facts(), Rules()) == Send(PLAN, group=TREATED)
 
 
 def test_the_policy_comes_before_everything_even_an_unreadable_invoice():
@@ -299,7 +300,7 @@ def test_an_older_attempt_not_superseded_still_waits_for_the_morning():
 
 
 def test_a_message_ahead_of_the_invoice_is_judged_by_the_invoice():
-    assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN)
+    assert decide(facts(job=job(attempt_count=5)), Rules()) == Send(PLAN, group=TREATED)
 
 
 # --- quiet hours (the recipient: +1 415, America/Los_Angeles) --------------------------------
@@ -320,7 +321,7 @@ def test_a_failure_at_night_is_deferred_to_the_recipients_morning():
 
 
 def test_quiet_hours_off_texts_at_night():
-    assert decide(facts(now=NIGHT), Rules(quiet_hours=None)) == Send(PLAN)
+    assert decide(facts(now=NIGHT), Rules(quiet_hours=None)) == Send(PLAN, group=TREATED)
 
 
 def test_the_policy_and_the_invoice_come_before_the_quiet_hours():
@@ -371,7 +372,7 @@ def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_address_states_
 def test_a_deferral_already_due_sends_now():
     # Judged at the window's end: a released payment is decided again and goes out.
     morning = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
-    assert decide(facts(now=morning), Rules()) == Send(PLAN)
+    assert decide(facts(now=morning), Rules()) == Send(PLAN, group=TREATED)
 
 
 def test_a_recorded_plan_is_not_deferred():
@@ -397,7 +398,7 @@ def test_an_invoice_in_the_holdout_group_is_not_texted():
         "skipped:holdout",
         "in the holdout group (HOLDOUT_PERCENT=10): kept untexted to measure what the texts cause",
     )
-    assert decide(given, Rules(holdout_percent=0)) == Send(PLAN)
+    assert decide(given, Rules(holdout_percent=0)) == Send(PLAN, group=TREATED)
 
 
 def test_the_holdout_comes_after_the_invoice_and_the_phone_and_before_the_night():
@@ -406,6 +407,28 @@ def test_the_holdout_comes_after_the_invoice_and_the_phone_and_before_the_night(
     assert outcome(decide(paid, Rules(holdout_percent=50)))[0] == "skipped:not_open"
     at_night = facts(now=NIGHT, invoice=replace(invoice(), id=holdout))
     assert outcome(decide(at_night, Rules(holdout_percent=50)))[0] == "skipped:holdout"
+
+
+HELD = next(f"in_{n}" for n in range(1000) if in_holdout(f"in_{n}", 10))
+RESUMED = Entry(plan=replace(PLAN, line="+1"))
+# One row per kind of decision: whether it got past the holdout draw, and what it drew.
+DRAWS = [
+    ("sent", facts(), Rules(), TREATED),
+    ("deferred for the night", facts(now=NIGHT), Rules(), TREATED),
+    ("held out", facts(invoice=replace(invoice(), id=HELD)), Rules(holdout_percent=10), HOLDOUT),
+    ("no phone", facts(invoice=invoice(builders.customer(phone=None))), Rules(), None),
+    ("paid", facts(invoice=invoice(status="paid")), Rules(), None),
+    ("on our STOP list", facts(opted_out_at=NOON), Rules(), None),
+    ("resumed: drawn by the run that planned it", facts(entry=RESUMED), Rules(), None),
+    ("resumed at night", facts(now=NIGHT, entry=RESUMED), Rules(), None),
+]
+
+
+@pytest.mark.parametrize(("case", "given", "rules", "group"), DRAWS, ids=[r[0] for r in DRAWS])
+def test_a_decision_past_the_holdout_draw_carries_the_group_drawn(case, given, rules, group):
+    """The assignment is made at the draw and kept whatever follows (the night, Linq's check
+    and refusals): every decision past it says which group, and none before it does."""
+    assert decide(given, rules).group == group
 
 
 def test_the_holdout_hash_is_stable_and_close_to_the_share():

@@ -979,7 +979,7 @@ def test_every_metric_the_dashboard_charts_is_one_deploy_creates(plan: Run) -> N
     created = {argv[4] for argv in plan.find("logging", "metrics", "create")}
     definitions = metric_definitions()
     queries = dashboard_queries()
-    assert len(queries) == 4
+    assert len(queries) == 5
     for query in queries:
         found = PROMQL_METRIC.findall(query)
         assert found, query
@@ -1032,7 +1032,7 @@ def test_action_values_in_filters_and_charts_are_real_actions() -> None:
                     assert any(re.fullmatch(value, action) for action in actions), value
                 else:
                     assert value in actions, value
-    assert compared == 2  # texts sent, skips by reason
+    assert compared == 3  # texts sent, skips by reason, outcomes past the holdout draw
     assert {"recovered", "sent", "skipped:holdout"} <= actions
 
 

@@ -180,21 +180,18 @@ def test_a_release_after_the_outcome_cannot_reopen_the_entry(ledger, firestore, 
     assert record(firestore, key)["state"] == DONE
 
 
-def test_a_payment_or_delivery_written_mid_run_is_no_takeover(ledger, firestore, key):
-    # The paid webhook and Linq's delivery report write the entry while its owner is sending:
-    # the owner's next writes still land, and the other writers' fields stay.
+def test_a_delivery_written_mid_run_is_no_takeover(ledger, firestore, key):
+    # Linq's delivery report writes the entry while its owner is sending: the owner's next
+    # writes still land, and the report's fields stay.
     lease = claim(ledger, key, 1)
     assert isinstance(lease, Lease)
     lease = ledger.record_plan(lease, PLAN)
-    found = ledger._read(key)
-    assert found is not None
-    assert ledger.record_payment(key, found[1], {"paid_event": "evt_paid"})
     assert ledger.record_delivery(key, "text", True, None, None)
     lease = ledger.record_text(lease, "chat_1", "msg_text")
     ledger.finish(lease, sent("chat_1"), "msg_link")
     stored = record(firestore, key)
     assert (stored["state"], stored["run"], stored["chat_id"]) == (DONE, "run_1", "chat_1")
-    assert (stored["paid_event"], stored["text_delivery"]["status"]) == ("evt_paid", "delivered")
+    assert stored["text_delivery"]["status"] == "delivered"
 
 
 class PausingSession(requests.Session):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.report_ledger import write_ledger
-from tools.lift import MIN_GROUP_INVOICES, newcombe, too_small
+from tools.lift import MIN_GROUP_INVOICES, newcombe, rate_interval, too_small
 from tools.report import LedgerReader, main, read
 from tools.tally import Tally
 
@@ -85,8 +85,12 @@ def day(moment):
     return moment.date().isoformat()
 
 
-def entry(invoice, attempt, created, action=None, **fields):
-    """A ledger entry as the product writes it, with the plan (a phone number) it records."""
+PLAN = {"to": PHONE, "text": "Hi Jane", "link": "https://pay.example/x", "line": "+12025550100"}
+
+
+def entry(invoice, attempt, created, action=None, group=None, **fields):
+    """A ledger entry as the product writes it: once it reached the holdout draw, the group it
+    was assigned, and once it was to be texted, the plan (a phone number) it records."""
     values = {
         "invoice_id": invoice,
         "attempt": attempt,
@@ -94,74 +98,108 @@ def entry(invoice, attempt, created, action=None, **fields):
         "livemode": False,
         "created_at": created,
         "state": "done" if action else "active",
-        "plan": {"to": PHONE, "text": "Hi Jane", "link": "https://pay.example/x", "line": "+1"},
         **fields,
     }
     if action:
         values["action"] = action
+    if group:
+        values["group"] = group
     return f"{invoice}-{attempt}", values
 
 
 def sent(invoice, attempt, created, texted_at=None, **fields):
-    return entry(invoice, attempt, created, "sent", texted_at=texted_at or created, **fields)
+    texted_at = texted_at or created
+    return entry(
+        invoice, attempt, created, "sent", "treated", plan=PLAN, texted_at=texted_at, **fields
+    )
 
 
-def paid(at, amount, currency, group):
-    return {
+def treated(invoice, attempt, created, action, **fields):
+    """Past the draw, and not texted: unreachable, deferred, refused, failed."""
+    return entry(invoice, attempt, created, action, "treated", **fields)
+
+
+def held(invoice, attempt, created):
+    return entry(invoice, attempt, created, "skipped:holdout", "holdout")
+
+
+def paid(invoice, at, amount, currency, group):
+    """The payment's document, as the recover function records it."""
+    return f"{invoice}-paid", {
         "paid_at": at,
         "paid_amount": amount,
         "paid_currency": currency,
-        "paid_group": group,
         "paid_event": "evt_paid",
+        "message_id": "msg_paid",
+        "group": group,
+        "attempt": 1,
     }
 
 
-# 13 invoices, 17 entries. in_T1 and in_T10 test that an invoice's entries stay together.
+# 15 invoices, 19 entries and 8 payments. in_T1 and in_T10 test that an invoice's documents stay
+# together.
 LEDGER = [
-    sent("in_T1", 1, ago(2), **paid(ago(2, -90), 2500, "usd", "texted")),
+    sent("in_T1", 1, ago(2)),
+    paid("in_T1", ago(2, -90), 2500, "usd", "treated"),
     # Deferred for the night, then texted; the invoice failed again and was paid 30 minutes
     # after its second text.
     sent("in_T10", 1, ago(3), texted_at=ago(3, -480), due_at=ago(3, -480)),
-    sent("in_T10", 2, ago(1), **paid(ago(1, -30), 1000, "eur", "texted")),
+    sent("in_T10", 2, ago(1)),
+    paid("in_T10", ago(1, -30), 1000, "eur", "treated"),
     sent("in_T2", 1, ago(5)),
+    # Not drawn at its first attempt (no phone), treated at its second.
     entry("in_T3", 1, ago(6), "skipped:no_phone"),
     sent("in_T3", 2, ago(3)),
-    entry("in_H1", 1, ago(4), "skipped:holdout", **paid(ago(3), 5000, "usd", "holdout")),
-    entry("in_H2", 1, ago(4), "skipped:holdout"),
-    entry("in_H2", 2, ago(1), "skipped:holdout"),
-    entry("in_N1", 1, ago(2), "skipped:no_phone", **paid(ago(1), 3000, "jpy", "not_texted")),
+    # Treated, never texted: an unreachable number that paid; a night-time failure paid before
+    # the morning; one still waiting for its morning.
+    treated("in_U1", 1, ago(2), "skipped:unreachable", plan=PLAN),
+    paid("in_U1", ago(1), 2000, "usd", "treated"),
+    treated("in_D1", 1, ago(2), "skipped:not_open", due_at=ago(2, -300)),
+    paid("in_D1", ago(2, -120), 1500, "usd", "treated"),
+    treated("in_D2", 1, ago(minutes=120), "deferred:quiet_hours", due_at=ago(minutes=-300)),
+    held("in_H1", 1, ago(4)),
+    paid("in_H1", ago(3), 5000, "usd", "holdout"),
+    held("in_H2", 1, ago(4)),
+    held("in_H2", 2, ago(1)),
+    # Never reached the draw: in neither group.
+    entry("in_N1", 1, ago(2), "skipped:no_phone"),
+    paid("in_N1", ago(1), 3000, "jpy", "not_assigned"),
     entry("in_N2", 1, ago(2), "skipped:opted_out"),
     entry("in_N3", 1, ago(2), "failed", state="failed"),
     entry("in_N4", 1, ago(minutes=60)),
-    entry("in_N5", 1, ago(minutes=120), "deferred:quiet_hours", due_at=ago(minutes=-300)),
     # Outside --since 30d.
-    sent("in_OLD", 1, ago(40), **paid(ago(40, -600), 1500, "gbp", "texted")),
+    sent("in_OLD", 1, ago(40)),
+    paid("in_OLD", ago(40, -600), 1500, "gbp", "treated"),
     # Texted 35 days ago and paid 2 days ago, 47,520 minutes later; its second attempt, inside
     # --since 30d, brings the whole invoice in.
-    sent("in_X", 1, ago(35), **paid(ago(2), 700, "usd", "texted")),
+    sent("in_X", 1, ago(35)),
     entry("in_X", 2, ago(3), "skipped:policy"),
+    paid("in_X", ago(2), 700, "usd", "treated"),
 ]
 
 EXPECTED_ALL = """\
 Recovery report: projects/{project}/databases/dunning, dunning_sends, all entries
 
-Failed payments           17 entries, 13 invoices
+Failed payments           19 entries, 15 invoices
 Texted                    7 entries, 6 invoices
-Skipped                   7 entries
+Skipped                   9 entries
   skipped:holdout         3
   skipped:no_phone        2
+  skipped:not_open        1
   skipped:opted_out       1
   skipped:policy          1
+  skipped:unreachable     1
 Other outcomes            (no outcome yet) 1, deferred:quiet_hours 1, failed 1
-Deferred (quiet hours)    2 entries
+Deferred (quiet hours)    3 entries
 
-Recovered (by group)      paid of invoices, rate: amount
-  texted                  4 of 6, 66.7 %: €10.00, £15.00, $32.00
+Recovered, as assigned    paid of invoices, rate: amount
+  treated                 6 of 9, 66.7 %: €10.00, £15.00, $67.00
   holdout                 1 of 2, 50.0 %: $50.00
-  not_texted              1 of 5, 20.0 %: ¥3,000
+  not_assigned            1 of 4, 25.0 %: ¥3,000
 
-Lift (texted - holdout)   not enough data: texted has 6 invoices and holdout has 2 invoices; \
+Lift (treated - holdout)  not enough data: treated has 9 invoices and holdout has 2 invoices; \
 each group needs at least 30
+Per protocol (texted)     4 of 6, 66.7 % (6 of 9 treated invoices were texted)
 Text to payment           median 345 min, p90 33,444 min (4 payments)
 """
 
@@ -194,7 +232,7 @@ def report(capsys):
 
 
 def test_report_of_a_ledger_with_every_group_currency_and_attempt(ledger, report):
-    assert ledger(LEDGER) == 17
+    assert ledger(LEDGER) == 27
     code, out, err = report()
     assert (code, err) == (0, "")
     assert out == EXPECTED_ALL.format(project=ledger.project)
@@ -203,7 +241,7 @@ def test_report_of_a_ledger_with_every_group_currency_and_attempt(ledger, report
 
 def test_an_invoice_split_across_pages_is_still_one_invoice(ledger, report, monkeypatch):
     ledger(LEDGER)
-    # Two entries a query: in_H2, in_T3 and in_X each straddle two pages.
+    # Two documents a query: in_T10, in_T3, in_H2 and in_X each straddle two pages.
     monkeypatch.setattr("tools.report.PAGE_SIZE", 2)
     assert report() == (0, EXPECTED_ALL.format(project=ledger.project), "")
 
@@ -217,41 +255,105 @@ def test_since_keeps_recent_entries_and_reads_each_invoice_whole(ledger, report)
         f"Recovery report: projects/{ledger.project}/databases/dunning, dunning_sends, "
         "entries created since "
     )
-    # in_OLD is gone; of in_X only the second attempt is counted, but its payment, recorded on
-    # the first, is: 3 of the 5 texted invoices, $25 + $7 and €10.
+    # in_OLD is gone; of in_X only the second attempt is counted, but the invoice is, with its
+    # group (drawn at its first attempt) and its payment: 5 of the 8 treated invoices paid,
+    # $25 + $20 + $15 + $7 and €10.
     assert lines[2:6] == [
-        "Failed payments           15 entries, 12 invoices",
+        "Failed payments           17 entries, 14 invoices",
         "Texted                    5 entries, 5 invoices",
-        "Skipped                   7 entries",
+        "Skipped                   9 entries",
         "  skipped:holdout         3",
     ]
-    assert "  texted                  3 of 5, 60.0 %: €10.00, $32.00" in lines
+    assert "  treated                 5 of 8, 62.5 %: €10.00, $67.00" in lines
     # 30, 90 and 47,520 minutes.
     assert lines[-1] == "Text to payment           median 90 min, p90 38,034 min (3 payments)"
 
 
 def test_report_of_groups_big_enough_gives_the_lift_and_its_interval(ledger, report):
-    # 40 texted invoices, 20 paid (50 %); 30 held out, 6 paid (20 %).
-    entries = [
-        sent(f"in_t{n:03d}", 1, ago(1), **(paid(ago(0.5), 100, "usd", "texted") if n < 20 else {}))
-        for n in range(40)
-    ] + [
-        entry(
-            f"in_h{n:03d}",
-            1,
-            ago(1),
-            "skipped:holdout",
-            **(paid(ago(0.5), 100, "usd", "holdout") if n < 6 else {}),
-        )
-        for n in range(30)
-    ]
+    # 40 treated invoices, all texted, 20 paid (50 %); 30 held out, 6 paid (20 %).
+    entries = [sent(f"in_t{n:03d}", 1, ago(1)) for n in range(40)]
+    entries += [paid(f"in_t{n:03d}", ago(0.5), 100, "usd", "treated") for n in range(20)]
+    entries += [held(f"in_h{n:03d}", 1, ago(1)) for n in range(30)]
+    entries += [paid(f"in_h{n:03d}", ago(0.5), 100, "usd", "holdout") for n in range(6)]
     ledger(entries)
     code, out, _ = report()
     assert code == 0
+    lines = out.splitlines()
     assert (
-        "Lift (texted - holdout)   +30.0 points, 95 % CI +7.2 to +48.1 (Newcombe hybrid score)"
-        in out.splitlines()
+        "Lift (treated - holdout)  +30.0 points, 95 % CI +7.2 to +48.1 (Newcombe hybrid score)"
+        in lines
     )
+    assert "Per protocol (texted)     20 of 40, 50.0 % (40 of 40 treated invoices were texted)" in (
+        lines
+    )
+    assert "  texted - holdout        +30.0 points: biased, not the lift" in lines
+
+
+def texts_that_change_nothing():
+    """A ledger built so that the texts change nothing: whether a customer pays depends only on
+    their number being a good one (4 in 5 pay) or a dead one (1 in 5), never on a text, and the
+    draw splits both kinds evenly. 100 invoices in each arm; half the customers' numbers dead.
+
+    Treated: the 50 dead numbers are unreachable, never texted (10 pay); of the 50 good ones, 8
+    failed at night and paid before their morning (deferred, then `skipped:not_open`: never
+    texted), 32 were texted and paid, 10 texted and did not pay. Held out: 40 of 50 and 10 of
+    50 pay. Both arms: 50 of 100 paid.
+    """
+    documents = []
+
+    def invoices(prefix, count, write, pays):
+        for n in range(count):
+            invoice = f"in_{prefix}{n:03d}"
+            documents.append(write(invoice))
+            if pays:
+                group = "holdout" if prefix.startswith("h") else "treated"
+                documents.append(paid(invoice, ago(0.5), 2500, "usd", group))
+
+    def dead(invoice):
+        return treated(invoice, 1, ago(1), "skipped:unreachable", reason="no iMessage, SMS or RCS")
+
+    def overnight(invoice):
+        return treated(invoice, 1, ago(1), "skipped:not_open", due_at=ago(1, -300))
+
+    def texted(invoice):
+        return sent(invoice, 1, ago(1))
+
+    def holdout(invoice):
+        return held(invoice, 1, ago(1))
+
+    invoices("tdp", 10, dead, pays=True)
+    invoices("tdu", 40, dead, pays=False)
+    invoices("tnp", 8, overnight, pays=True)
+    invoices("ttp", 32, texted, pays=True)
+    invoices("ttu", 10, texted, pays=False)
+    invoices("hgp", 40, holdout, pays=True)
+    invoices("hgu", 10, holdout, pays=False)
+    invoices("hdp", 10, holdout, pays=True)
+    invoices("hdu", 40, holdout, pays=False)
+    return documents
+
+
+def test_texts_that_change_nothing_show_no_lift(ledger, report):
+    """Issue 20: the lift compared the texted invoices with the holdout. A treated customer whose
+    number is dead, or who paid overnight before the deferred text, left the texted group; the
+    holdout kept its own. Here the texts change nothing, and that comparison said +26.2 points
+    (32 of 42 texted invoices paid against 50 of 100 held out), CI +8.6 to +40.3: a clear answer,
+    and a wrong one. As assigned at the draw, 50 of 100 against 50 of 100: no lift, and an
+    interval around 0 (each arm's Wilson interval is 0.5 ± 0.0962; the difference's, ± 0.1360).
+    The texted-only figure follows, said to be biased."""
+    ledger(texts_that_change_nothing())
+    code, out, _ = report()
+    assert code == 0
+    lines = out.splitlines()
+    assert "  treated                 50 of 100, 50.0 %: $1,250.00" in lines
+    assert "  holdout                 50 of 100, 50.0 %: $1,250.00" in lines
+    [lift] = [line for line in lines if line.startswith("Lift")]
+    assert lift == (
+        "Lift (treated - holdout)  +0.0 points, 95 % CI -13.6 to +13.6 (Newcombe hybrid score)"
+    )
+    per_protocol = "32 of 42, 76.2 % (42 of 100 treated invoices were texted)"
+    assert f"Per protocol (texted)     {per_protocol}" in lines
+    assert "  texted - holdout        +26.2 points: biased, not the lift" in lines
 
 
 def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path):
@@ -271,25 +373,35 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         with (out_dir / name).open(newline="") as handle:
             return list(csv.reader(handle))
 
+    # Wilson's interval of 6 of 9: centre (6 + 1.92073) / 12.84146 = 0.61681, half
+    # 1.95996 * sqrt(2 + 0.96037) / 12.84146 = 0.26261; of 1 of 2: 0.5 ± 0.40547.
     assert dict(rows("summary.csv")[1:]) == {
-        "entries": "17",
-        "invoices": "13",
+        "entries": "19",
+        "invoices": "15",
         "texts_sent": "7",
-        "entries_deferred": "2",
         "texted_invoices": "6",
-        "texted_paid": "4",
-        "texted_rate": "0.6667",
+        "entries_deferred": "3",
+        "treated_invoices": "9",
+        "treated_paid": "6",
+        "treated_rate": "0.6667",
+        "treated_rate_low_95": "0.3542",
+        "treated_rate_high_95": "0.8794",
         "holdout_invoices": "2",
         "holdout_paid": "1",
         "holdout_rate": "0.5000",
-        "not_texted_invoices": "5",
-        "not_texted_paid": "1",
-        "not_texted_rate": "0.2000",
+        "holdout_rate_low_95": "0.0945",
+        "holdout_rate_high_95": "0.9055",
+        "not_assigned_invoices": "4",
+        "not_assigned_paid": "1",
+        "not_assigned_rate": "0.2500",
         "lift": "",
         "lift_low_95": "",
         "lift_high_95": "",
-        "lift_note": "texted has 6 invoices and holdout has 2 invoices; each group needs at "
+        "lift_note": "treated has 9 invoices and holdout has 2 invoices; each group needs at "
         "least 30",
+        "per_protocol_texted_invoices": "6",
+        "per_protocol_texted_paid": "4",
+        "per_protocol_texted_rate": "0.6667",
         "minutes_to_pay_median": "345.0",
         "minutes_to_pay_p90": "33444.0",
         "payments_timed": "4",
@@ -302,25 +414,28 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         ["sent", "7"],
         ["skipped:holdout", "3"],
         ["skipped:no_phone", "2"],
+        ["skipped:not_open", "1"],
         ["skipped:opted_out", "1"],
         ["skipped:policy", "1"],
+        ["skipped:unreachable", "1"],
     ]
     assert rows("recovered.csv") == [
         ["group", "currency", "invoices", "amount_minor", "amount"],
         ["holdout", "usd", "1", "5000", "50.00"],
-        ["not_texted", "jpy", "1", "3000", "3000"],
-        ["texted", "eur", "1", "1000", "10.00"],
-        ["texted", "gbp", "1", "1500", "15.00"],
-        ["texted", "usd", "2", "3200", "32.00"],
+        ["not_assigned", "jpy", "1", "3000", "3000"],
+        ["treated", "eur", "1", "1000", "10.00"],
+        ["treated", "gbp", "1", "1500", "15.00"],
+        ["treated", "usd", "4", "6700", "67.00"],
     ]
     assert sorted(rows("recovered_by_day.csv")[1:]) == sorted(
         [
-            # in_T1 ($25 at 13:30) and in_X ($7 at noon) two days ago.
-            [day(ago(2)), "texted", "usd", "2", "3200", "32.00"],
-            [day(ago(1)), "texted", "eur", "1", "1000", "10.00"],
+            # in_T1 ($25 at 13:30), in_D1 ($15 at 14:00) and in_X ($7 at noon) two days ago.
+            [day(ago(2)), "treated", "usd", "3", "4700", "47.00"],
+            [day(ago(1)), "treated", "eur", "1", "1000", "10.00"],
+            [day(ago(1)), "treated", "usd", "1", "2000", "20.00"],
             [day(ago(3)), "holdout", "usd", "1", "5000", "50.00"],
-            [day(ago(1)), "not_texted", "jpy", "1", "3000", "3000"],
-            [day(ago(40)), "texted", "gbp", "1", "1500", "15.00"],
+            [day(ago(1)), "not_assigned", "jpy", "1", "3000", "3000"],
+            [day(ago(40)), "treated", "gbp", "1", "1500", "15.00"],
         ]
     )
     assert (out_dir / "recovery.png").read_bytes()[:8] == PNG_SIGNATURE
@@ -345,12 +460,12 @@ class Terminal(io.StringIO):
 def test_the_progress_bar_counts_the_ledger_on_a_terminal(ledger):
     ledger(LEDGER)
     reader = LedgerReader(ledger.project, DATABASE)
-    assert reader.count() == 17
+    assert reader.count() == 27  # 19 entries and 8 payments
     err, tally = Terminal(), Tally()
     read(reader, tally, err)
     assert "reading the ledger" in ANSI.sub("", err.getvalue())
-    assert "17/17" in ANSI.sub("", err.getvalue())
-    assert tally.entries == 17
+    assert "27/27" in ANSI.sub("", err.getvalue())
+    assert tally.entries == 19
 
 
 def test_no_bar_when_stderr_is_not_a_terminal(ledger, report):
@@ -398,24 +513,101 @@ def test_an_unreachable_ledger_stops_with_exit_1():
 # --- the group of an invoice, as the report reads it -----------------------------------------
 
 
-def test_a_text_that_went_out_counts_in_the_texted_group_whatever_the_entry_ended_as():
+def test_a_text_that_went_out_counts_as_texted_whatever_the_entry_ended_as():
     """The recover function records `texted_at` as the text goes out; the entry may still end
     `failed` (the link refused after the text) or never finish (a crash after the text). The
-    customer was texted: the payment's `recovered` line says `texted` (shared/core/attribution),
-    and the report must count the invoice in the same group, not in `not_texted`."""
-    from tools.tally import Entry
-
+    customer was texted: the report counts the text, and the invoice in its assigned group."""
     texted, paid_at = ago(1), ago(1, -30)
+    payment = {"paid_at": paid_at, "paid_amount": 2500, "paid_currency": "usd"}
+    tally = Tally()
+    tally.add_invoice(
+        [{"created_at": ago(1), "group": "treated", "action": "failed", "texted_at": texted}],
+        payment,
+    )
+    tally.add_invoice([{"created_at": ago(1), "group": "treated", "texted_at": texted}])
+    assert tally.groups == {"treated": 2}
+    assert tally.paid == {"treated": 1}
+    assert (tally.texts, tally.treated_texted, tally.treated_texted_paid) == (2, 2, 1)
+    assert list(tally.minutes) == [30.0]
 
-    def one(invoice, action, **payment):
-        fields = {"due_at": None, "paid_at": None, "paid_amount": None, "paid_currency": None}
-        return Entry(invoice, ago(1), action, texted_at=texted, **{**fields, **payment})
+
+def test_a_ledger_written_before_the_groups_were_recorded_reads_by_what_its_entries_show():
+    """Entries of the previous version carry no `group`, and their payment sits on an entry:
+    a text, a deferral, a recorded plan or an unreachable number came after the draw (treated),
+    a holdout is a holdout, anything else never reached it; the payment counts once."""
+    payment = {"paid_at": ago(1), "paid_amount": 2500, "paid_currency": "usd"}
+    tally = Tally()
+    tally.add_invoice(
+        [
+            {"created_at": ago(3), "attempt": 1, "action": "skipped:unreachable"},
+            {"created_at": ago(2), "attempt": 2, "action": "sent", "texted_at": ago(2), **payment},
+        ]
+    )
+    tally.add_invoice([{"created_at": ago(2), "action": "skipped:holdout", **payment}])
+    tally.add_invoice([{"created_at": ago(2), "action": "skipped:not_open", "due_at": ago(2)}])
+    tally.add_invoice([{"created_at": ago(2), "action": "failed", "plan": {"line": "+1202"}}])
+    tally.add_invoice([{"created_at": ago(2), "action": "skipped:no_phone", **payment}])
+    assert tally.groups == {"treated": 3, "holdout": 1, "not_assigned": 1}
+    assert tally.paid == {"treated": 1, "holdout": 1, "not_assigned": 1}
+    assert tally.recovered[("treated", "usd")].amount == 2500
+
+
+def test_the_report_reads_of_a_plan_its_line_only(ledger):
+    """Of an entry of the previous version, a recorded plan says it passed the draw; the report
+    reads the plan's line for that, and never the customer's number."""
+    ledger([entry("in_L1", 1, ago(1), "skipped:not_open", plan=PLAN)])
+    reader = LedgerReader(ledger.project, DATABASE)
+    [[(invoice, part, fields)]] = list(reader.pages())
+    assert (invoice, part, fields["plan"]) == ("in_L1", "1", {"line": "+12025550100"})
+    tally = Tally()
+    read(reader, tally, io.StringIO())
+    assert tally.groups == {"treated": 1}
+
+
+# --- the chart ---------------------------------------------------------------------------------
+
+
+def test_the_chart_leads_with_the_rates_and_the_lift_and_compares_per_invoice():
+    """Issue 20: the chart drew each group's recovered amount per day, where the holdout's bars
+    are small because the group is (a tenth of the invoices). It leads with what the report is
+    about, each arm's rate with its 95 % interval and the lift; then the amount recovered per
+    assigned invoice, cumulative; then the funnel."""
+    from tools.report_files import figure
 
     tally = Tally()
-    payment = {"paid_at": paid_at, "paid_amount": 2500, "paid_currency": "usd"}
-    tally.add_invoice([one("in_LINK", "failed", **payment)])
-    tally.add_invoice([one("in_CRASH", None)])
-    assert tally.groups == {"texted": 2}
-    assert tally.paid == {"texted": 1}
-    assert tally.texts == 2
-    assert list(tally.minutes) == [30.0]
+    for n in range(40):
+        group = "holdout" if n < 10 else "treated"
+        action = "skipped:holdout" if n < 10 else "sent"
+        fields = {"created_at": ago(3), "attempt": 1, "group": group, "action": action}
+        if action == "sent":
+            fields["texted_at"] = ago(3)
+        # Day 1: three paid in each arm; day 2: nine more treated ones.
+        payment = None
+        if n in (0, 1, 2, 10, 11, 12) or 20 <= n < 29:
+            at = ago(2) if n < 20 else ago(1)
+            payment = {"paid_at": at, "paid_amount": 3000, "paid_currency": "usd"}
+        tally.add_invoice([fields], payment)
+    drawn = figure(tally)
+    rates, lift, usd, funnel = drawn.axes
+    assert [axes.get_title(loc="left") for axes in drawn.axes] == [
+        "Recovery rate as assigned, 95 % interval",
+        "Lift (treated - holdout)",
+        "Recovered per assigned invoice, cumulative (USD, UTC days)",
+        "Funnel (invoices)",
+    ]
+    # 12 of 30 treated, 3 of 10 held out: the points at 40 % and 30 %, each across its interval.
+    drawn_rates = []
+    for bar in rates.containers:
+        point, _, (ranges,) = bar.lines
+        [[(low, _), (high, _)]] = ranges.get_segments()
+        drawn_rates.append(tuple(round(x, 4) for x in (low, point.get_xdata()[0], high)))
+    wilson = [rate_interval(12, 30), rate_interval(3, 10)]
+    assert drawn_rates == [
+        (round(wilson[0][0] * 100, 4), 40.0, round(wilson[0][1] * 100, 4)),
+        (round(wilson[1][0] * 100, 4), 30.0, round(wilson[1][1] * 100, 4)),
+    ]
+    assert "not enough data" in lift.texts[0].get_text()
+    # Per invoice of its arm: $90 over 30 treated invoices, then $360; $90 over 10 held out.
+    lines = {line.get_label().split(" ")[0]: list(line.get_ydata()) for line in usd.lines}
+    assert lines == {"treated": [3.0, 12.0, 12.0], "holdout": [9.0, 9.0, 9.0]}
+    assert [bar.get_width() for bar in funnel.patches] == [12, 30, 30, 40, 40]

@@ -56,11 +56,15 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert 'opted out, no more texts to +1******0111: "Stop texting me"' in done.stdout
     assert "sent → skipped:opted_out" in done.stdout
     assert "  Linq requests for it: 0 " in done.stdout
-    # The report over the sandbox's ledger: two paid after a text, one held out and paid.
+    # The report over the sandbox's ledger, by the groups as assigned at the draw: eight
+    # treated (two paid after a text; an unreachable one and Linq's refusal among the others),
+    # one held out and paid, three that never reached the draw.
     assert "  Recovery report: projects/demo-proj/databases/dunning" in done.stdout
-    assert "    texted                  2 of 6, 33.3 %: $50.00" in done.stdout
+    assert "    treated                 2 of 8, 25.0 %: $50.00" in done.stdout
     assert "    holdout                 1 of 1, 100.0 %: $25.00" in done.stdout
-    assert "not enough data" in done.stdout
+    assert "    not_assigned            0 of 3, 0.0 %: -" in done.stdout
+    assert "  Lift (treated - holdout)  not enough data: treated has 8 invoices" in done.stdout
+    assert "  Per protocol (texted)     2 of 6, 33.3 % (6 of 8 treated invoices" in done.stdout
     assert "recovery.png" in done.stdout
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped

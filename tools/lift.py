@@ -1,4 +1,5 @@
-"""Lift: how much more often a texted invoice gets paid than a held-out one, with its 95 % interval.
+"""Lift: how much more often a treated invoice (assigned a text at the holdout draw) gets paid than
+a held-out one, with its 95 % interval.
 
 The interval is Newcombe's hybrid score interval for a difference of two independent proportions
 (Newcombe 1998, "Interval estimation for the difference between independent proportions",
@@ -25,7 +26,7 @@ MIN_GROUP_INVOICES = 30
 
 @dataclass(frozen=True)
 class Lift:
-    """The difference of the texted group's recovery rate and the holdout's, with its interval."""
+    """The difference of the treated group's recovery rate and the holdout's, with its interval."""
 
     difference: float
     low: float
@@ -40,11 +41,22 @@ def wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def _z(confidence: float) -> float:
+    return NormalDist().inv_cdf((1 + confidence) / 2)
+
+
+def rate_interval(
+    successes: int, trials: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """One group's recovery rate's interval: Wilson's, the one the lift's is built from."""
+    return wilson(successes, trials, _z(confidence))
+
+
 def newcombe(
     paid_a: int, invoices_a: int, paid_b: int, invoices_b: int, confidence: float = CONFIDENCE
 ) -> Lift:
     """rate(a) - rate(b) and Newcombe's hybrid score interval for it."""
-    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    z = _z(confidence)
     p_a, p_b = paid_a / invoices_a, paid_b / invoices_b
     low_a, high_a = wilson(paid_a, invoices_a, z)
     low_b, high_b = wilson(paid_b, invoices_b, z)

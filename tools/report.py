@@ -1,15 +1,16 @@
 """`./dev report`: what the texts recovered, read from the send ledger.
 
-Every failed payment is one ledger entry (`{invoice_id}-{attempt}`), and the product records on
-the invoice's deciding entry when the invoice was paid, how much, and in which group it was. The
-report reads the entries by name, page by page, so the entries of one invoice arrive together
-(invoice ids have no `-`, which sorts before every letter and digit), and folds each invoice into
-running totals as it goes: it never holds more than one page and one invoice's entries.
+Every failed payment is one ledger entry (`{invoice_id}-{attempt}`), carrying the group it was
+assigned at the holdout draw, and an invoice's payment is one document beside them
+(`{invoice_id}-paid`). The report reads the ledger by name, page by page, so an invoice's entries
+and its payment arrive together (invoice ids have no `-`, which sorts before every letter and
+digit; `paid` sorts after every attempt's number), and folds each invoice into running totals as
+it goes: it never holds more than one page and one invoice's documents.
 
 `--since 30d` keeps the entries created in the last 30 days; an invoice counts when any of its
-entries does, and its group and payment are read from all its entries, because the payment is
-recorded on the deciding entry, which may be an older attempt. Exit status: 0 done; 1 the ledger
-could not be read (running it again is safe: it only reads); 2 a wrong argument or variable.
+entries does, and its group is read from all its entries, because it was assigned at the first
+attempt that reached the draw, which may be older. Exit status: 0 done; 1 the ledger could not be
+read (running it again is safe: it only reads); 2 a wrong argument or variable.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import datetime as dt
 import itertools
 import sys
 from collections.abc import Iterator, Sequence
-from operator import attrgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,13 +30,15 @@ import rich.console
 import rich.progress
 
 from shared.adapters.google import rest_session
-from shared.adapters.ledger import _SCOPE, COLLECTION, _decode
+from shared.adapters.ledger import _SCOPE, COLLECTION, PAID, _decode
+from shared.core.attribution import GROUPS, HOLDOUT, TREATED
 from shared.core.errors import ConfigError, RetryableError
 from shared.core.money import format_amount
 from shared.core.outcome import Action
 from shared.workflow.settings import ReportSettings
+from tools.lift import Lift
 from tools.since import parse_age
-from tools.tally import FIELDS, GROUPS, TEXTED, Entry, Tally
+from tools.tally import FIELDS, Tally
 
 # Entries per query: a 100,000-entry ledger is 20 requests, and a page (about 500 bytes an entry
 # as JSON, a few KB once parsed) stays far below the 200 MiB the report is held to.
@@ -43,11 +46,16 @@ PAGE_SIZE = 5000
 TIMEOUT = (3.05, 30.0)
 
 
-def entry(document: dict[str, Any]) -> Entry:
-    """A ledger document as the report reads it, decoded as the ledger itself decodes it."""
-    fields = {k: _decode(v) for k, v in (document.get("fields") or {}).items()}
-    key = document["name"].rsplit("/", 1)[1]
-    return Entry(key.rsplit("-", 1)[0], **{name: fields.get(name) for name in FIELDS})
+# A ledger document as the report reads it: its invoice, the last part of its key (an attempt's
+# number, or PAID), and its fields.
+Document = tuple[str, str, dict[str, Any]]
+
+
+def document(found: dict[str, Any]) -> Document:
+    """A ledger document, its fields decoded as the ledger itself decodes them."""
+    fields = {k: _decode(v) for k, v in (found.get("fields") or {}).items()}
+    invoice, _, part = found["name"].rsplit("/", 1)[1].rpartition("-")
+    return invoice, part, fields
 
 
 class LedgerReader:
@@ -77,7 +85,7 @@ class LedgerReader:
         return answer.json()
 
     def count(self) -> int:
-        """How many entries the ledger holds (an aggregation: one read per 1,000 entries)."""
+        """How many documents the ledger holds (an aggregation: one read per 1,000)."""
         query = {
             "structuredAggregationQuery": {
                 "structuredQuery": {"from": [{"collectionId": COLLECTION}]},
@@ -88,8 +96,8 @@ class LedgerReader:
         found = [row["result"] for row in rows if "result" in row]
         return int(found[0]["aggregateFields"]["entries"]["integerValue"]) if found else 0
 
-    def pages(self) -> Iterator[list[Entry]]:
-        """The entries in pages of PAGE_SIZE, by name, each page after the last one's name.
+    def pages(self) -> Iterator[list[Document]]:
+        """The documents in pages of PAGE_SIZE, by name, each page after the last one's name.
 
         A query ordered by `__name__` with a cursor, rather than listing the collection with a
         page token: the emulator returns at most 150 documents a listed page and spends seconds
@@ -107,7 +115,7 @@ class LedgerReader:
                 "POST", f"{self._documents}:runQuery", json={"structuredQuery": query}
             )
             documents = [row["document"] for row in rows if "document" in row]
-            yield [entry(document) for document in documents]
+            yield [document(found) for found in documents]
             if len(documents) < PAGE_SIZE:
                 return
             last = {"referenceValue": documents[-1]["name"]}
@@ -127,13 +135,19 @@ def read(reader: LedgerReader, tally: Tally, err: TextIO) -> None:
     ) as progress:
         task = progress.add_task("ledger", total=reader.count() if err.isatty() else None)
 
-        def entries() -> Iterator[Entry]:
+        def documents() -> Iterator[Document]:
             for page in reader.pages():
                 yield from page
                 progress.advance(task, len(page))
 
-        for _, invoice in itertools.groupby(entries(), key=attrgetter("invoice_id")):
-            tally.add_invoice(list(invoice))
+        for _, invoice in itertools.groupby(documents(), key=itemgetter(0)):
+            entries, payment = [], None
+            for _, part, fields in invoice:
+                if part == PAID:
+                    payment = fields
+                else:
+                    entries.append(fields)
+            tally.add_invoice(entries, payment)
 
 
 # --- the printed report ---------------------------------------------------------------------
@@ -173,36 +187,24 @@ def render(tally: Tally, where: str) -> list[str]:
         f"Recovery report: {where}, {COLLECTION}, {window}",
         "",
         _line("Failed payments", f"{_n(tally.entries, 'entry')}, {_n(tally.invoices, 'invoice')}"),
-        _line("Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.groups[TEXTED], 'invoice')}"),
+        _line("Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.texted_invoices, 'invoice')}"),
         _line("Skipped", _n(sum(n for _, n in skipped), "entry")),
         *(_line(f"  {action}", f"{count:,}") for action, count in skipped),
         *([_line("Other outcomes", ", ".join(f"{a} {n:,}" for a, n in others))] if others else []),
         _line("Deferred (quiet hours)", _n(tally.deferred, "entry")),
         "",
-        _line("Recovered (by group)", "paid of invoices, rate: amount"),
+        _line("Recovered, as assigned", "paid of invoices, rate: amount"),
     ]
     for group in GROUPS:
-        rate = tally.rate(group)
-        share = "-" if rate is None else f"{rate * 100:.1f} %"
         lines.append(
             _line(
                 f"  {group}",
-                f"{tally.paid[group]:,} of {tally.groups[group]:,}, {share}: "
-                f"{_amounts(tally, group)}",
+                f"{_of(tally.paid[group], tally.groups[group])}: {_amounts(tally, group)}",
             )
         )
     lift = tally.lift()
-    lines.append("")
-    if isinstance(lift, str):
-        lines.append(_line("Lift (texted - holdout)", f"not enough data: {lift}"))
-    else:
-        lines.append(
-            _line(
-                "Lift (texted - holdout)",
-                f"{_points(lift.difference)} points, 95 % CI {_points(lift.low)} to "
-                f"{_points(lift.high)} (Newcombe hybrid score)",
-            )
-        )
+    lines += ["", _line(LIFT, _lift(lift))]
+    lines += _per_protocol(tally, lift)
     timing = tally.minutes_to_pay()
     lines.append(
         _line(
@@ -216,14 +218,58 @@ def render(tally: Tally, where: str) -> list[str]:
     return lines
 
 
+LIFT = f"Lift ({TREATED} - {HOLDOUT})"
+
+
+def _of(paid: int, invoices: int) -> str:
+    """`2 of 8, 25.0 %`; `0 of 0, -`."""
+    share = f"{paid / invoices * 100:.1f} %" if invoices else "-"
+    return f"{paid:,} of {invoices:,}, {share}"
+
+
+def _lift(lift: Lift | str) -> str:
+    if isinstance(lift, str):
+        return f"not enough data: {lift}"
+    return (
+        f"{_points(lift.difference)} points, 95 % CI {_points(lift.low)} to "
+        f"{_points(lift.high)} (Newcombe hybrid score)"
+    )
+
+
+def _per_protocol(tally: Tally, lift: Lift | str) -> list[str]:
+    """The treated invoices that were texted, labelled for what it is: the customers the texts
+    could reach, who differ from the holdout's (see README, Measuring recovery)."""
+    if not tally.treated_texted:
+        return [_line("Per protocol (texted)", "no treated invoice was texted")]
+    lines = [
+        _line(
+            "Per protocol (texted)",
+            f"{_of(tally.treated_texted_paid, tally.treated_texted)} "
+            f"({tally.treated_texted:,} of {tally.groups[TREATED]:,} treated invoices were "
+            "texted)",
+        )
+    ]
+    rate, holdout = tally.per_protocol_rate(), tally.rate(HOLDOUT)
+    # Shown beside a lift only: with groups too small for one, it says nothing either.
+    if not isinstance(lift, str) and rate is not None and holdout is not None:
+        lines.append(
+            _line(
+                f"  texted - {HOLDOUT}",
+                f"{_points(rate - holdout)} points: biased, not the lift",
+            )
+        )
+    return lines
+
+
 # --- the command ----------------------------------------------------------------------------
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="./dev report",
-        description="What the texts recovered: failed payments, outcomes, payments by group, and "
-        "the lift of the texted group over the holdout, from the send ledger. Reads "
+        description="What the texts recovered: failed payments, outcomes, payments by the group "
+        "assigned at the holdout draw, and the lift of the treated group over the holdout, from "
+        "the send ledger. Reads "
         "GOOGLE_CLOUD_PROJECT and FIRESTORE_DATABASE (and FIRESTORE_EMULATOR_HOST locally).",
     )
     parser.add_argument(

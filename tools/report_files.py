@@ -1,15 +1,17 @@
 """`./dev report --out DIR`: the report's figures as CSV files and one PNG chart.
 
 - `summary.csv` (`figure,value`): entries, invoices, texts, deferrals, each group's invoices,
-  payments and recovery rate, the lift and its 95 % interval (or why there is none), and the
-  median and p90 minutes from text to payment.
+  payments and recovery rate (with its 95 % interval for the two arms), the lift and its 95 %
+  interval (or why there is none), the per-protocol figures (the treated invoices that were
+  texted), and the median and p90 minutes from text to payment.
 - `outcomes.csv` (`action,entries`): every entry's outcome, skips by reason included.
 - `recovered.csv` (`group,currency,invoices,amount_minor,amount`): payments by group and
   currency, in Stripe's minor units and in the currency's units.
 - `recovered_by_day.csv` (`day,group,currency,invoices,amount_minor,amount`): the same by the
   UTC day of the payment.
-- `recovery.png`: the recovered amount per day, texted vs holdout, one panel per currency; and
-  the funnel failed -> texted -> paid.
+- `recovery.png`: each arm's recovery rate with its 95 % interval, and the lift with its own; the
+  amount recovered per assigned invoice, cumulative by day, treated against holdout, one panel
+  per currency; and the funnel failed -> reached the draw -> treated -> texted -> paid.
 
 matplotlib is a tool of the checkout only (requirements-dev.txt), never deployed.
 """
@@ -23,14 +25,19 @@ from decimal import Decimal
 from pathlib import Path
 
 from matplotlib import dates as mdates
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from shared.core.attribution import GROUPS, HOLDOUT, TREATED
 from shared.core.money import decimals
-from tools.tally import GROUPS, HOLDOUT, TEXTED, Recovered, Tally
+from tools.lift import Lift, rate_interval
+from tools.tally import Recovered, Tally
 
 CHART = "recovery.png"
-COLOURS = {TEXTED: "#1f77b4", HOLDOUT: "#ff7f0e"}
+# The two arms of the comparison; not_assigned invoices were never candidates for a text.
+ARMS = (TREATED, HOLDOUT)
+COLOURS = {TREATED: "#1f77b4", HOLDOUT: "#ff7f0e"}
 
 
 def _units(amount: int, currency: str) -> Decimal:
@@ -38,11 +45,23 @@ def _units(amount: int, currency: str) -> Decimal:
     return Decimal(amount).scaleb(-decimals(currency))
 
 
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _interval(tally: Tally, group: str) -> tuple[float, float] | None:
+    """The group's recovery rate's 95 % interval, or None without invoices."""
+    if not tally.groups[group]:
+        return None
+    return rate_interval(tally.paid[group], tally.groups[group])
+
+
 def summary(tally: Tally) -> list[tuple[str, object]]:
     rows: list[tuple[str, object]] = [
         ("entries", tally.entries),
         ("invoices", tally.invoices),
         ("texts_sent", tally.texts),
+        ("texted_invoices", tally.texted_invoices),
         ("entries_deferred", tally.deferred),
     ]
     for group in GROUPS:
@@ -50,8 +69,11 @@ def summary(tally: Tally) -> list[tuple[str, object]]:
         rows += [
             (f"{group}_invoices", tally.groups[group]),
             (f"{group}_paid", tally.paid[group]),
-            (f"{group}_rate", "" if rate is None else f"{rate:.4f}"),
+            (f"{group}_rate", _share(rate)),
         ]
+        if group in ARMS:
+            low, high = _interval(tally, group) or (None, None)
+            rows += [(f"{group}_rate_low_95", _share(low)), (f"{group}_rate_high_95", _share(high))]
     lift = tally.lift()
     if isinstance(lift, str):
         rows += [("lift", ""), ("lift_low_95", ""), ("lift_high_95", ""), ("lift_note", lift)]
@@ -62,6 +84,11 @@ def summary(tally: Tally) -> list[tuple[str, object]]:
             ("lift_high_95", f"{lift.high:.4f}"),
             ("lift_note", "Newcombe hybrid score interval"),
         ]
+    rows += [
+        ("per_protocol_texted_invoices", tally.treated_texted),
+        ("per_protocol_texted_paid", tally.treated_texted_paid),
+        ("per_protocol_texted_rate", _share(tally.per_protocol_rate())),
+    ]
     timing = tally.minutes_to_pay()
     rows += [
         ("minutes_to_pay_median", "" if timing is None else f"{timing[0]:.1f}"),
@@ -114,61 +141,153 @@ def write(tally: Tally, directory: Path) -> list[Path]:
 
 # Up to this many days of payments, each day gets its own label; more, and matplotlib spaces them.
 MAX_LABELLED_DAYS = 14
-
-
-def _noon(day: dt.date) -> float:
-    return float(mdates.date2num(day)) + 0.5
+PANEL_HEIGHT = 2.4
 
 
 def chart(tally: Tally, path: Path) -> Path:
-    """The PNG: one panel of daily recovered amounts per currency, then the funnel."""
-    currencies = sorted({currency for (_, currency) in tally.recovered})
+    """Write the chart as a PNG to `path`."""
+    figure(tally).savefig(path, format="png", dpi=80, pil_kwargs={"optimize": True})
+    return path
+
+
+def figure(tally: Tally) -> Figure:
+    """The chart: the rates and the lift first, then the amount recovered per assigned invoice
+    over time, one panel per currency, then the funnel."""
+    currencies = sorted({currency for (group, currency) in tally.recovered if group in ARMS})
     # The Agg canvas draws straight to a PNG: no display, no GUI toolkit, the same picture on a
     # laptop, a server and CI (pyplot would pick a backend from the environment).
-    figure = Figure(figsize=(9, 2.4 * (len(currencies) + 1)), layout="constrained")
-    FigureCanvasAgg(figure)
-    panels = figure.subplots(len(currencies) + 1, 1, squeeze=False)[:, 0]
-    every_day = sorted({day for (day, _, _) in tally.by_day})
-    for axes, currency in zip(panels, currencies, strict=False):
-        days = sorted({day for (day, _, c) in tally.by_day if c == currency})
-        # Side by side: each group's bar 0.4 of a day wide, either side of the day's noon, so a
-        # day's bars sit inside the day.
-        for offset, group in ((-0.2, TEXTED), (0.2, HOLDOUT)):
-            size = tally.groups[group]
-            totals = [tally.by_day.get((day, group, currency), Recovered()) for day in days]
-            axes.bar(
-                [_noon(day) + offset for day in days],
-                [float(_units(t.amount, currency)) for t in totals],
-                width=0.4,
-                color=COLOURS[group],
-                label=f"{group} ({size:,} invoice{'' if size == 1 else 's'})",
-            )
-        # The same days on every currency's panel, so they read one above the other.
-        axes.set_xlim(_noon(every_day[0]) - 1, _noon(every_day[-1]) + 1)
-        if len(every_day) <= MAX_LABELLED_DAYS:
-            # A label under each day's bars.
-            axes.set_xticks([_noon(day) for day in every_day])
-            axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
-        else:
-            locator = mdates.AutoDateLocator()
-            axes.xaxis.set_major_locator(locator)
-            axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        axes.set_title(f"Recovered per day ({currency.upper()}, UTC days)", loc="left")
-        axes.set_ylabel(currency.upper())
-        # Headroom above the tallest bar, so the legend covers none.
-        axes.margins(y=0.35)
-        axes.legend(loc="upper left", ncols=2, frameon=False)
-    funnel = panels[-1]
+    drawn = Figure(figsize=(9, PANEL_HEIGHT * (len(currencies) + 2)), layout="constrained")
+    FigureCanvasAgg(drawn)
+    grid = drawn.add_gridspec(len(currencies) + 2, 2, width_ratios=(3, 2))
+    _rates(tally, drawn.add_subplot(grid[0, 0]))
+    _lift(tally.lift(), drawn.add_subplot(grid[0, 1]))
+    # The same days on every currency's panel, so they read one above the other.
+    days = sorted({day for (day, group, _) in tally.by_day if group in ARMS})
+    for row, currency in enumerate(currencies, start=1):
+        _cumulative(tally, currency, days, drawn.add_subplot(grid[row, :]))
+    _funnel(tally, drawn.add_subplot(grid[-1, :]))
+    return drawn
+
+
+def _rates(tally: Tally, axes: Axes) -> None:
+    """Each arm's recovery rate, with its 95 % interval as an error bar."""
+    labels = []
+    for row, group in enumerate(ARMS):
+        size = tally.groups[group]
+        labels.append(f"{group}\n({size:,} invoice{'' if size == 1 else 's'})")
+        found = _interval(tally, group)
+        rate = tally.rate(group)
+        if found is None or rate is None:
+            axes.annotate(" no invoices", (0, row), va="center")
+            continue
+        low, high = found
+        axes.errorbar(
+            [rate * 100],
+            [row],
+            xerr=[[(rate - low) * 100], [(high - rate) * 100]],
+            fmt="o",
+            color=COLOURS[group],
+            capsize=4,
+        )
+        axes.annotate(
+            f" {rate:.1%} ({tally.paid[group]:,} of {size:,})",
+            (high * 100, row),
+            va="center",
+        )
+    axes.set_yticks(range(len(ARMS)), labels)
+    axes.set_ylim(len(ARMS) - 0.5, -0.5)
+    # Room right of 100 % for the label of a rate near it.
+    axes.set_xlim(0, 130)
+    axes.set_xticks(range(0, 101, 20))
+    axes.set_xlabel("invoices paid (%)")
+    axes.set_title("Recovery rate as assigned, 95 % interval", loc="left")
+
+
+def _lift(lift: Lift | str, axes: Axes) -> None:
+    """The lift and its 95 % interval, in points, against 0; or why there is none."""
+    axes.set_title(f"Lift ({TREATED} - {HOLDOUT})", loc="left")
+    if isinstance(lift, str):
+        axes.set_axis_off()
+        reasons = lift.replace("; ", ";\n")
+        axes.text(0, 0.5, f"not enough data:\n{reasons}", va="center", wrap=True)
+        return
+    axes.axvline(0, color="grey", linewidth=1)
+    axes.errorbar(
+        [lift.difference * 100],
+        [0],
+        xerr=[[(lift.difference - lift.low) * 100], [(lift.high - lift.difference) * 100]],
+        fmt="o",
+        color="black",
+        capsize=4,
+    )
+    axes.annotate(
+        f"{lift.difference * 100:+.1f} points\n({lift.low * 100:+.1f} to {lift.high * 100:+.1f})",
+        (lift.difference * 100, 0),
+        xytext=(0, 10),
+        textcoords="offset points",
+        ha="center",
+    )
+    axes.set_yticks([])
+    axes.set_xlabel("points")
+    axes.margins(x=0.3, y=1.5)
+
+
+def _cumulative(tally: Tally, currency: str, days: list[dt.date], axes: Axes) -> None:
+    """The amount recovered so far per invoice of each arm, by UTC day: the arms are compared
+    per invoice assigned, so the holdout's small size does not make its line small."""
+    for group in ARMS:
+        size = tally.groups[group]
+        if not size:
+            continue
+        total, points = Decimal(0), []
+        for day in days:
+            total += _units(tally.by_day.get((day, group, currency), Recovered()).amount, currency)
+            points.append(float(total / size))
+        # Each day's total held across the day, up to the end of the last: one day is a line too.
+        axes.step(
+            [_start(day) for day in days] + [_start(days[-1]) + 1],
+            points + points[-1:],
+            where="post",
+            color=COLOURS[group],
+            label=f"{group} ({size:,} invoice{'' if size == 1 else 's'})",
+        )
+    axes.set_xlim(_start(days[0]) - 0.5, _start(days[-1]) + 1.5)
+    if len(days) <= MAX_LABELLED_DAYS:
+        axes.set_xticks([_noon(day) for day in days])
+        axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
+    else:
+        locator = mdates.AutoDateLocator()
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    axes.set_title(
+        f"Recovered per assigned invoice, cumulative ({currency.upper()}, UTC days)", loc="left"
+    )
+    axes.set_ylabel(currency.upper())
+    # Headroom above the highest line, so the legend covers none; amounts start at 0.
+    axes.margins(y=0.35)
+    axes.set_ylim(bottom=0)
+    axes.legend(loc="upper left", ncols=2, frameon=False)
+
+
+def _funnel(tally: Tally, axes: Axes) -> None:
     steps = [
         ("failed", tally.invoices),
-        ("texted", tally.groups[TEXTED]),
-        ("paid after a text", tally.paid[TEXTED]),
+        ("reached the draw", tally.groups[TREATED] + tally.groups[HOLDOUT]),
+        ("treated", tally.groups[TREATED]),
+        ("texted", tally.treated_texted),
+        ("paid after a text", tally.treated_texted_paid),
     ]
-    funnel.barh([name for name, _ in reversed(steps)], [n for _, n in reversed(steps)])
+    axes.barh([name for name, _ in reversed(steps)], [n for _, n in reversed(steps)])
     for name, count in steps:
         share = f" ({count / tally.invoices:.0%})" if tally.invoices else ""
-        funnel.annotate(f" {count:,}{share}", (count, name), va="center")
-    funnel.set_title("Funnel (invoices)", loc="left")
-    funnel.margins(x=0.25)
-    figure.savefig(path, format="png", dpi=80, pil_kwargs={"optimize": True})
-    return path
+        axes.annotate(f" {count:,}{share}", (count, name), va="center")
+    axes.set_title("Funnel (invoices)", loc="left")
+    axes.margins(x=0.25)
+
+
+def _start(day: dt.date) -> float:
+    return float(mdates.date2num(day))
+
+
+def _noon(day: dt.date) -> float:
+    return _start(day) + 0.5

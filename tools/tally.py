@@ -1,6 +1,8 @@
-"""The report's arithmetic: one invoice's ledger entries at a time, folded into running totals.
+"""The report's arithmetic: one invoice's ledger entries and payment at a time, folded into
+running totals.
 
-Pure: no network. tools/report.py feeds it from Firestore; the tests feed it by hand too.
+Pure: no network. tools/report.py feeds it from Firestore; the tests feed it by hand too. The
+groups are the product's own (shared/core/attribution.py): as assigned at the holdout draw.
 """
 
 from __future__ import annotations
@@ -9,18 +11,23 @@ import datetime as dt
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from shared.core.outcome import Action
+from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after, texted
 from tools.lift import Lift, newcombe, too_small
 
-TEXTED, HOLDOUT, NOT_TEXTED = "texted", "holdout", "not_texted"
-GROUPS = (TEXTED, HOLDOUT, NOT_TEXTED)
-# What the report reads of each entry (the fields of Entry).
+# What the report reads of each document: an entry's (its outcome and assignment; of its plan
+# only the line, which tells an entry of the previous version that had passed the draw, never
+# the recipient) and, on the payment's document, `paid_*` (the previous version recorded them on
+# the entry).
 FIELDS = (
     "created_at",
+    "attempt",
     "action",
+    "group",
+    "plan.line",
     "due_at",
     "texted_at",
     "paid_at",
@@ -29,33 +36,7 @@ FIELDS = (
 )
 NO_OUTCOME = "(no outcome yet)"
 
-
-@dataclass(frozen=True)
-class Entry:
-    """The part of one ledger entry the report reads."""
-
-    invoice_id: str
-    created_at: dt.datetime | None
-    action: str | None
-    due_at: dt.datetime | None
-    texted_at: dt.datetime | None
-    paid_at: dt.datetime | None
-    paid_amount: int | None
-    paid_currency: str | None
-
-
-def texted(entry: Entry) -> bool:
-    """Whether the entry's text went out: `texted_at` is recorded as it does, and stays when the
-    entry then ends `failed` (the link refused) or never ends (a crash after the text), as the
-    product's own attribution (shared/core/attribution.py) reads it."""
-    return entry.action == Action.SENT or entry.texted_at is not None
-
-
-def group_of(entries: Sequence[Entry]) -> str:
-    """The invoice's group: texted if any attempt was texted, else held out if any was."""
-    if any(texted(entry) for entry in entries):
-        return TEXTED
-    return HOLDOUT if any(entry.action == Action.HOLDOUT for entry in entries) else NOT_TEXTED
+Fields = Mapping[str, Any]
 
 
 @dataclass
@@ -74,58 +55,77 @@ class Tally:
     entries: int = 0
     invoices: int = 0
     texts: int = 0
+    texted_invoices: int = 0
     deferred: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Invoices by the group they were assigned, and those of them paid.
     groups: Counter[str] = field(default_factory=Counter)
     paid: Counter[str] = field(default_factory=Counter)
+    # Per protocol: the treated invoices that were texted, and those of them paid.
+    treated_texted: int = 0
+    treated_texted_paid: int = 0
     # (group, currency) and (day, group, currency): a few currencies, days and groups.
     recovered: dict[tuple[str, str], Recovered] = field(default_factory=dict)
     by_day: dict[tuple[dt.date, str, str], Recovered] = field(default_factory=dict)
-    # Minutes from the last text to the payment, one float per paid texted invoice (8 bytes
-    # each: a million recoveries take 8 MB), kept whole so the median and p90 are exact.
+    # Minutes from the last text to the payment, one float per texted invoice paid after its
+    # text (8 bytes each: a million recoveries take 8 MB), kept whole so the median and p90 are
+    # exact.
     minutes: array[float] = field(default_factory=lambda: array("d"))
 
-    def add_invoice(self, entries: Sequence[Entry]) -> None:
-        kept = [e for e in entries if self.since is None or _on_or_after(e.created_at, self.since)]
+    def add_invoice(self, entries: Sequence[Fields], payment: Fields | None = None) -> None:
+        """Count one invoice: its ledger entries (one per failed attempt) and its payment's
+        document, if it was paid."""
+        kept = [e for e in entries if self.since is None or _on_or_after(e, self.since)]
         if not kept:
             return
         self.invoices += 1
         self.entries += len(kept)
         for entry in kept:
-            self.outcomes[entry.action or NO_OUTCOME] += 1
+            self.outcomes[entry.get("action") or NO_OUTCOME] += 1
             self.texts += texted(entry)
-            self.deferred += entry.due_at is not None
-        group = group_of(entries)
+            self.deferred += entry.get("due_at") is not None
+        group = assignment(entries)
         self.groups[group] += 1
-        # The product records a payment once; should two entries carry one, the first counts.
-        payments = [(e.paid_at, e) for e in entries if e.paid_at is not None]
-        if not payments:
+        was_texted = any(texted(entry) for entry in entries)
+        self.texted_invoices += was_texted
+        per_protocol = group == TREATED and was_texted
+        self.treated_texted += per_protocol
+        # The previous version recorded the payment on an entry, once.
+        if payment is None:
+            payment = next((e for e in entries if e.get("paid_at") is not None), None)
+        if payment is None or payment.get("paid_at") is None:
             return
-        paid_at, payment = payments[0]
+        paid_at = payment["paid_at"]
         self.paid[group] += 1
-        currency = payment.paid_currency or "?"
+        self.treated_texted_paid += per_protocol
+        currency = payment.get("paid_currency") or "?"
         for totals in (
             self.recovered.setdefault((group, currency), Recovered()),
             self.by_day.setdefault((paid_at.date(), group, currency), Recovered()),
         ):
             totals.invoices += 1
-            totals.amount += payment.paid_amount or 0
-        # The text that brought the payment is the last one before it.
-        texts = [e.texted_at for e in entries if e.texted_at and e.texted_at <= paid_at]
-        if group == TEXTED and texts:
-            self.minutes.append((paid_at - max(texts)).total_seconds() / 60)
+            totals.amount += payment.get("paid_amount") or 0
+        found = attribute(entries, paid_at)
+        minutes = None if found is None else minutes_after(found, paid_at)
+        # A text that went out only after the payment did not bring it.
+        if minutes is not None and minutes >= 0:
+            self.minutes.append(minutes)
 
     def rate(self, group: str) -> float | None:
         return self.paid[group] / self.groups[group] if self.groups[group] else None
 
     def lift(self) -> Lift | str:
-        """The texted group's rate minus the holdout's with its interval, or why not."""
-        why_not = too_small({group: self.groups[group] for group in (TEXTED, HOLDOUT)})
+        """The treated group's rate minus the holdout's with its interval, or why not."""
+        why_not = too_small({group: self.groups[group] for group in (TREATED, HOLDOUT)})
         if why_not is not None:
             return why_not
         return newcombe(
-            self.paid[TEXTED], self.groups[TEXTED], self.paid[HOLDOUT], self.groups[HOLDOUT]
+            self.paid[TREATED], self.groups[TREATED], self.paid[HOLDOUT], self.groups[HOLDOUT]
         )
+
+    def per_protocol_rate(self) -> float | None:
+        """The rate of the treated invoices that were texted: not the lift's (see README)."""
+        return self.treated_texted_paid / self.treated_texted if self.treated_texted else None
 
     def minutes_to_pay(self) -> tuple[float, float] | None:
         """Median and 90th percentile of the minutes from text to payment."""
@@ -137,6 +137,7 @@ class Tally:
         return deciles[4], deciles[8]
 
 
-def _on_or_after(moment: dt.datetime | None, since: dt.datetime) -> bool:
+def _on_or_after(entry: Fields, since: dt.datetime) -> bool:
     # An entry without a creation time cannot be placed in the window.
-    return moment is not None and moment >= since
+    created = entry.get("created_at")
+    return created is not None and created >= since

@@ -19,6 +19,9 @@ for it is a duplicate), `failed` (a permanent failure was logged; a later messag
 back with a token; only the message carrying that token may take it over).
 Entries written by the previous version (`claimed`, `retrying`) read as `done` and as an expired
 `active`.
+
+An invoice's payment is one document beside its entries, `{invoice_id}-paid`, created once (an
+`exists: false` precondition): of any number of deliveries of the payment, one records it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ RETENTION = dt.timedelta(days=70)
 # Longer than the recover function's timeout (120 s in deploy.sh), so no run outlives its lease.
 DEFAULT_LEASE = dt.timedelta(seconds=180)
 ACTIVE, DONE, FAILED = "active", "done", "failed"
+PAID = "paid"
 DEFERRED, RELEASED = "deferred", "released"
 _LEGACY_STATES = {"claimed": DONE, "retrying": ACTIVE}
 _SCOPE = "https://www.googleapis.com/auth/datastore"
@@ -71,6 +75,20 @@ class Lease:
     run: str
     # The event of the run this lease took over from, when it was not a fresh claim.
     took_over_from: str | None = None
+    # The entry's assignment at the holdout draw as recorded (an earlier run's), and this run's
+    # own draw until a write records it: the first draw is the one that counts.
+    group: str | None = None
+    drawn: str | None = None
+
+    def draw(self, group: str | None) -> Lease:
+        """This run's decision drew `group` (None: it did not reach the draw): the owner's next
+        write records it, unless the entry already has an assignment."""
+        return self if group is None or self.group is not None else replace(self, drawn=group)
+
+    @property
+    def assigned(self) -> str | None:
+        """The entry's assignment: recorded, or drawn by this run."""
+        return self.group or self.drawn
 
 
 @dataclass(frozen=True)
@@ -95,6 +113,7 @@ class Held:
     reason: str | None = None
     chat_id: str | None = None
     due_at: dt.datetime | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +125,12 @@ class Due:
     job: FailedPayment
     # DEFERRED (due for the first time) or RELEASED (a stale release, released again).
     state: str
+
+
+def paid_key(invoice_id: str) -> str:
+    """The document of an invoice's payment: `-paid` sorts after every attempt's number, so a
+    reader of the ledger by name meets it right after the invoice's entries."""
+    return f"{invoice_id}-{PAID}"
 
 
 def _now() -> dt.datetime:
@@ -132,13 +157,15 @@ def _stamp(moment: dt.datetime) -> str:
 
 
 def _encode(value: Any) -> dict[str, Any]:
-    """A Firestore REST value for a str, int, bool, datetime, mapping or None."""
+    """A Firestore REST value for a str, int, float, bool, datetime, mapping or None."""
     if value is None:
         return {"nullValue": None}
     if isinstance(value, bool):
         return {"booleanValue": value}
     if isinstance(value, int):
         return {"integerValue": str(value)}
+    if isinstance(value, float):
+        return {"doubleValue": value}
     if isinstance(value, dt.datetime):
         return {"timestampValue": _stamp(value)}
     if isinstance(value, dict):
@@ -154,7 +181,7 @@ def _decode(value: dict[str, Any]) -> Any:
         return int(value["integerValue"])
     if "timestampValue" in value:
         return dt.datetime.fromisoformat(value["timestampValue"].replace("Z", "+00:00"))
-    for kind in ("stringValue", "booleanValue"):
+    for kind in ("stringValue", "booleanValue", "doubleValue"):
         if kind in value:
             return value[kind]
     return None
@@ -251,10 +278,13 @@ class Ledger:
         return str(answer.json()["writeResults"][0]["updateTime"])
 
     def _update(self, lease: Lease, values: dict[str, Any]) -> Lease:
-        """Write as the owner. The version moves under the owner without a takeover too: Linq's
-        delivery report (`record_delivery`) or a payment (`record_payment`) lands on the entry
-        while the run is still sending. Only a change of `run` (a takeover) or of `state` ends
-        ownership; after any other change the write is made again on the version read."""
+        """Write as the owner, with the group this run drew if the entry has none yet. The
+        version moves under the owner without a takeover too: Linq's delivery report
+        (`record_delivery`) lands on the entry while the run is still sending. Only a change of
+        `run` (a takeover) or of `state` ends ownership; after any other change the write is made
+        again on the version read."""
+        if lease.drawn is not None:
+            values = {**values, "group": lease.drawn}
         for _ in range(5):
             try:
                 version = self._commit(lease.key, values, {"updateTime": lease.version})
@@ -264,7 +294,7 @@ class Ledger:
                     raise
                 lease = replace(lease, version=current)
                 continue
-            return replace(lease, version=version)
+            return replace(lease, version=version, group=lease.assigned, drawn=None)
         raise RetryableError(f"ledger entry {lease.key} keeps changing; try again later")
 
     def _read(self, key: str, collection: str = COLLECTION) -> tuple[dict[str, Any], str] | None:
@@ -339,12 +369,20 @@ class Ledger:
                     fields.get("reason"),
                     fields.get("chat_id"),
                     fields.get("due_at"),
+                    fields.get("group"),
                 )
             try:
                 version = self._commit(key, owner, {"updateTime": version})
             except LeaseLostError:
                 continue  # another run took it first: look again
-            return Lease(key, version, _entry(fields), run, str(fields.get("event_id") or ""))
+            return Lease(
+                key,
+                version,
+                _entry(fields),
+                run,
+                str(fields.get("event_id") or ""),
+                fields.get("group"),
+            )
         raise RetryableError(f"ledger entry {key} keeps changing; try again later")
 
     def entry(self, key: str) -> Entry | None:
@@ -515,15 +553,22 @@ class Ledger:
         """The entries whose recorded plan texts `phone`."""
         return self._find("plan.to", phone)
 
-    def record_payment(self, key: str, version: str, payment: dict[str, Any]) -> bool:
-        """Record a payment on entry `key` if it is still at `version`; False when another run
-        changed it first (the caller reads again)."""
-        values = {**payment, "updated_at": _now()}
-        try:
-            self._commit(key, values, {"updateTime": version})
-        except LeaseLostError:
-            return False
-        return True
+    def record_payment(self, invoice_id: str, payment: dict[str, Any]) -> dict[str, Any] | None:
+        """Record the invoice's payment once: its payment document is created unless it exists.
+        Returns None when this call recorded it, else the payment recorded first."""
+        key = paid_key(invoice_id)
+        for _ in range(3):
+            now = _now()
+            values = {**payment, "recorded_at": now, "expire_at": now + RETENTION}
+            try:
+                self._commit(key, values, {"exists": False})
+                return None
+            except LeaseLostError:
+                pass  # recorded already: say what
+            found = self._read(key)
+            if found is not None:
+                return found[0]
+        raise RetryableError(f"the payment of {invoice_id} keeps changing; try again later")
 
     # --- what Linq tells us -------------------------------------------------------------------
 

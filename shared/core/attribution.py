@@ -1,4 +1,12 @@
-"""Which group a paid invoice belongs to, from its ledger entries: texted, holdout, or neither."""
+"""The holdout groups: the group an invoice was assigned at the draw, and how its payment relates
+to the texts. One reading for the `recovered` line and for `./dev report`.
+
+The comparison is by intention to treat: an invoice is in the group it was assigned the first
+time one of its failed payments reached the holdout draw (shared/core/decide.py), whatever
+happened next (texted, deferred and paid overnight, unreachable, refused by Linq, failed). An
+invoice none of whose failed payments reached the draw (no phone, not open, outside
+TEXT_ON_ATTEMPTS, ...) is in neither group: it was never a candidate for a text.
+"""
 
 from __future__ import annotations
 
@@ -9,52 +17,85 @@ from typing import Any
 
 from shared.core.outcome import Action
 
-TEXTED, HOLDOUT, NOT_TEXTED = "texted", "holdout", "not_texted"
+TREATED, HOLDOUT, NOT_ASSIGNED = "treated", "holdout", "not_assigned"
+GROUPS = (TREATED, HOLDOUT, NOT_ASSIGNED)
+
+# An entry written before the ledger recorded the assignment carries no `group`; these outcomes
+# (and a recorded plan, a deferral, a text) only ever came after the draw, so it was treated.
+_AFTER_THE_DRAW = frozenset({Action.SENT, Action.DEFERRED, Action.UNREACHABLE})
+
+Fields = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Attribution:
-    """The group of a paid invoice and the entry its payment is recorded on."""
+    """The group of a paid invoice and the attempt its payment is told against."""
 
     group: str
-    # Index into the entries given: the last text's entry, the holdout entry, or the latest one.
-    entry: int
+    # The last text before the payment's attempt, or, with no text, the latest attempt.
     attempt: int | None
     texted_at: datetime | None
-    # Why it was not texted (not_texted only): the entry's outcome and its reason.
+    # Why no text went out (the latest entry's outcome and its reason), when none did.
     reason: str | None
 
 
-def attribute(
-    entries: Sequence[Mapping[str, Any]], paid_at: datetime | None = None
-) -> Attribution | None:
-    """The group of an invoice whose ledger entries (one per failed attempt) are `entries`, or
-    None when it has none (the ledger never saw it: nothing to say).
+def texted(entry: Fields) -> bool:
+    """Whether the entry's text went out: `texted_at` is recorded as it does, and stays when the
+    entry then ends `failed` (the link refused) or never ends (a crash after the text)."""
+    return entry.get("texted_at") is not None or entry.get("action") == Action.SENT
 
-    Texted wins over everything (any attempt whose text went out; the latest such one before
-    the payment at `paid_at`, when known, is the text the payment followed: a text that went out
-    after it, racing the payment, did not bring it), then the holdout (an invoice is in it for
-    all its attempts), then neither: the latest attempt says why it was not texted.
+
+def assigned(entry: Fields) -> str | None:
+    """The group the entry was assigned at the draw, or None when it never reached it."""
+    group = entry.get("group")
+    if group is not None:
+        return group if group in (TREATED, HOLDOUT) else None
+    if entry.get("action") == Action.HOLDOUT:
+        return HOLDOUT
+    after = ("plan", "due_at")
+    if texted(entry) or entry.get("action") in _AFTER_THE_DRAW or any(map(entry.get, after)):
+        return TREATED
+    return None
+
+
+def _attempt(entry: Fields) -> int:
+    return entry.get("attempt") or 0
+
+
+def assignment(entries: Sequence[Fields]) -> str:
+    """The invoice's group: the assignment of its earliest attempt that reached the draw (the
+    same for all of them while HOLDOUT_PERCENT stays), or NOT_ASSIGNED."""
+    drawn = [(_attempt(entry), group) for entry in entries if (group := assigned(entry))]
+    return min(drawn)[1] if drawn else NOT_ASSIGNED
+
+
+def attribute(entries: Sequence[Fields], paid_at: datetime | None = None) -> Attribution | None:
+    """How the payment at `paid_at` of an invoice whose ledger entries (one per failed attempt)
+    are `entries` relates to the texts; None when it has none (the ledger never saw it).
+
+    The text a payment followed is the latest that went out before it: a text that went out
+    after it, racing the payment, did not bring it.
     """
     if not entries:
         return None
+    group = assignment(entries)
+    texts = [entry for entry in entries if texted(entry)]
+    if texts:
+        before = [
+            entry
+            for entry in texts
+            if paid_at is not None and entry.get("texted_at") and entry["texted_at"] <= paid_at
+        ]
+        chosen = max(before or texts, key=_attempt)
+        return Attribution(group, chosen.get("attempt"), chosen.get("texted_at"), None)
+    latest = max(entries, key=_attempt)
+    action = latest.get("action") or str(latest.get("state") or "unknown")
+    why = f"{action}: {latest['reason']}" if latest.get("reason") else action
+    return Attribution(group, latest.get("attempt"), None, why)
 
-    def latest(indexes: list[int]) -> int:
-        return max(indexes, key=lambda i: entries[i].get("attempt") or 0)
 
-    texted = [i for i, entry in enumerate(entries) if entry.get("texted_at") is not None]
-    if texted:
-        before = [i for i in texted if paid_at is not None and entries[i]["texted_at"] <= paid_at]
-        chosen = latest(before or texted)
-        return Attribution(
-            TEXTED, chosen, entries[chosen].get("attempt"), entries[chosen]["texted_at"], None
-        )
-    held = [i for i, entry in enumerate(entries) if entry.get("action") == Action.HOLDOUT.value]
-    if held:
-        chosen = latest(held)
-        return Attribution(HOLDOUT, chosen, entries[chosen].get("attempt"), None, None)
-    chosen = latest(list(range(len(entries))))
-    entry = entries[chosen]
-    action = entry.get("action") or str(entry.get("state") or "unknown")
-    why = f"{action}: {entry['reason']}" if entry.get("reason") else action
-    return Attribution(NOT_TEXTED, chosen, entry.get("attempt"), None, why)
+def minutes_after(found: Attribution, paid_at: datetime) -> float | None:
+    """Minutes from the text the payment followed to the payment, when one went out."""
+    if found.texted_at is None:
+        return None
+    return (paid_at - found.texted_at).total_seconds() / 60

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
+from shared.core.attribution import HOLDOUT, TREATED
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Customer, Invoice
@@ -104,6 +105,9 @@ class Finish:
     """Nothing (more) to send: end with this outcome."""
 
     outcome: Outcome
+    # The group drawn at the holdout point (TREATED, HOLDOUT), when the decision got that far:
+    # the ledger keeps it as the entry's assignment, whatever happens next.
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +116,7 @@ class Send:
 
     plan: Plan
     chat_id: str | None = None
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,7 @@ class Defer:
     outcome: Outcome
     due_at: datetime
     zones: tuple[str, ...]
+    group: str | None = None
 
 
 Decision = Finish | Send | Defer
@@ -182,11 +188,13 @@ def decide(facts: Facts, rules: Rules) -> Decision:
                 Action.HOLDOUT,
                 f"in the holdout group (HOLDOUT_PERCENT={rules.holdout_percent}): kept untexted "
                 "to measure what the texts cause",
-            )
+            ),
+            HOLDOUT,
         )
+    # Past the draw: treated, whatever happens next (the night, Linq's check and refusals).
     if (night := _night(phone, customer, facts.now, rules)) is not None:
-        return night
-    return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url))
+        return replace(night, group=TREATED)
+    return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url), group=TREATED)
 
 
 def recipient(invoice: Invoice, rules: Rules) -> str | None:

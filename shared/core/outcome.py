@@ -137,11 +137,14 @@ def log_result(
     event_id: str | None,
     attempt: int | None = None,
     account: str | None = None,
+    group: str | None = None,
     stream: TextIO | None = None,
 ) -> None:
     """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
-    (and for a text whose link did not follow), and for a dry run that got as far as a usable
-    number, the masked `phone` and the `text`. With a text, its SMS `segments` and `encoding`."""
+    (and for a text whose link did not follow), for a dry run that got as far as a usable
+    number, the masked `phone` and the `text`, with a text its SMS `segments` and `encoding`,
+    and once the payment reached the holdout draw, the `group` it was assigned (treated or
+    holdout)."""
     cost = outcome.cost
     log(
         outcome.severity,
@@ -158,6 +161,7 @@ def log_result(
         segments=cost.segments if cost is not None else None,
         encoding=cost.encoding if cost is not None else None,
         due_at=outcome.due_at,
+        group=group,
         event_id=event_id,
         account=account,
     )
@@ -178,7 +182,8 @@ def log_recovery(
     stream: TextIO | None = None,
 ) -> None:
     """The result line of a paid invoice the ledger knows: what was paid, and how it relates to
-    the texts (`group`: texted, holdout, not_texted)."""
+    the texts (`group` as assigned at the holdout draw: treated, holdout, or not_assigned when
+    none of its failed payments reached it)."""
     log(
         INFO,
         _MESSAGES[Action.RECOVERED],

@@ -1,16 +1,14 @@
-"""Attribution of a paid invoice: one `recovered` line for an invoice the ledger saw, once."""
+"""A paid invoice: one `recovered` line for an invoice the ledger saw, once."""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from shared.adapters.ledger import Ledger
-from shared.core.attribution import TEXTED, attribute
-from shared.core.errors import RetryableError
+from shared.core.attribution import attribute, minutes_after
 from shared.core.event import InvoicePaid
-
-_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -23,28 +21,43 @@ class Attributed:
     reason: str | None
 
 
-def attribute_payment(ledger: Ledger, paid: InvoicePaid, now: dt.datetime) -> Attributed | None:
-    """Record `paid` on its invoice's ledger entry and say how it relates to the texts; None when
-    the ledger never saw the invoice, or has recorded this payment already (a redelivery)."""
+def attribute_payment(
+    ledger: Ledger, paid: InvoicePaid, message_id: str, now: dt.datetime
+) -> Attributed | None:
+    """Record `paid` in the ledger and say how it relates to the texts; None when the ledger
+    never saw the invoice, or another delivery of the payment recorded it first.
+
+    The record is one document per invoice, created once, so two deliveries that read the
+    invoice's entries on either side of a new entry being written cannot both record it. The
+    redelivery of the message that recorded it (its run died before the line, or its write
+    timed out but committed) restates what was recorded.
+    """
     paid_at = dt.datetime.fromtimestamp(paid.paid_at, dt.UTC) if paid.paid_at else now
-    for _ in range(_TRIES):
-        entries = ledger.entries(paid.invoice_id)
-        if any("paid_at" in fields for _, _, fields in entries):
-            return None
-        found = attribute([fields for _, _, fields in entries], paid_at)
-        if found is None:
-            return None
-        key, version, _ = entries[found.entry]
-        payment = {
-            "paid_at": paid_at,
-            "paid_amount": paid.amount,
-            "paid_currency": paid.currency,
-            "paid_group": found.group,
-            "paid_event": paid.event_id,
-        }
-        if ledger.record_payment(key, version, payment):
-            minutes = None
-            if found.group == TEXTED and found.texted_at is not None:
-                minutes = round((paid_at - found.texted_at).total_seconds() / 60, 1)
-            return Attributed(found.attempt, minutes, found.group, found.reason)
-    raise RetryableError(f"ledger entries of {paid.invoice_id} keep changing; try again later")
+    entries = [fields for _, _, fields in ledger.entries(paid.invoice_id)]
+    found = attribute(entries, paid_at)
+    # The previous version recorded a payment on the entry itself.
+    if found is None or any(entry.get("paid_at") is not None for entry in entries):
+        return None
+    minutes = minutes_after(found, paid_at)
+    said = Attributed(
+        found.attempt, None if minutes is None else round(minutes, 1), found.group, found.reason
+    )
+    payment: dict[str, Any] = {
+        "paid_at": paid_at,
+        "paid_amount": paid.amount,
+        "paid_currency": paid.currency,
+        "paid_event": paid.event_id,
+        "message_id": message_id,
+        "group": said.group,
+        "attempt": said.attempt,
+        "minutes_after_text": said.minutes_after_text,
+        "reason": said.reason,
+    }
+    first = ledger.record_payment(paid.invoice_id, payment)
+    if first is None:
+        return said
+    if first.get("message_id") != message_id:
+        return None
+    return Attributed(
+        first.get("attempt"), first.get("minutes_after_text"), first["group"], first.get("reason")
+    )

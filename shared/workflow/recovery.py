@@ -60,6 +60,8 @@ class RunResult:
     customer_id: str | None
     attempt: int | None
     outcome: Outcome
+    # The entry's assignment at the holdout draw, once it reached it.
+    group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,10 @@ class Recovery:
             entry = owner.lease.entry if owner is not None else facts.entry
             facts = self._recorded(facts, entry)
             decision = decide(facts, self._settings)
+            group = None
+            if owner is not None:
+                owner.lease = owner.lease.draw(decision.group)
+                group = owner.lease.assigned
             outcome = self._execute(decision, job, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
             key = owner.lease.key if owner is not None else job.invoice_id
@@ -172,7 +178,7 @@ class Recovery:
             self._release(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome)
+        return RunResult(job.invoice_id, customer_id, attempt, outcome, group)
 
     def _recorded(self, facts: Facts, entry: Entry) -> Facts:
         """The facts with what the ledger knows: the entry, our own STOP list and, for a message
@@ -226,7 +232,8 @@ class Recovery:
             # reached the ledger, but its result line may not have (a write that timed out yet
             # committed, a crash). Restate it; nothing is sent.
             outcome = Outcome(Action(held.action), reason=held.reason, chat_id=held.chat_id)
-            return RunResult(job.invoice_id, _customer_id(job, invoice), attempt, outcome)
+            customer_id = _customer_id(job, invoice)
+            return RunResult(job.invoice_id, customer_id, attempt, outcome, held.group)
         if held.event_id == job.event_id:
             return Ignored("duplicate delivery ignored", held.key, held.event_id, held.state)
         if held.state == DONE and held.action == Action.SENT.value:
