@@ -289,7 +289,7 @@ def test_an_older_attempt_is_superseded_only_by_one_that_is_or_will_be_texted(
         assert outcome(decide(given, rules)) == ("skipped:superseded", reason)
         assert outcome(decide(resumed, rules)) == ("skipped:superseded", reason)
     else:
-        assert decide(given, rules) == Send(PLAN)
+        assert decide(given, rules) == Send(PLAN, group=TREATED)
         assert decide(resumed, rules) == Send(PLANNED)
 
 
