@@ -120,3 +120,10 @@ def find_leaks(
         leaks += [f"number ...{n[-4:]} in text {index}" for n in numbers if n in digits]
         leaks += [f"email {e[:3]}... in text {index}" for e in emails if e in text]
     return leaks
+
+
+def one_note(stack: LocalStack) -> list[dict[str, Any]]:
+    """The Slack notes once there is one: the recover function posts its note after the result
+    line, so the line alone does not prove the note has arrived."""
+    stack.wait_until(lambda: len(stack.slack.notes()) >= 1, what="a Slack note")
+    return stack.slack.notes()

@@ -12,6 +12,7 @@ from tests.harness import customer_calls
 from tests.stack_support import (
     clean_run,
     messages_to,
+    one_note,
     parts_sent_to,
     results_for,
     running_stack,
@@ -57,7 +58,7 @@ def test_each_demo_customer_through_the_emulator(stack, case):
         assert stack.linq.messages() == []
     else:
         assert customer_calls(stack.linq) == []
-    [note] = stack.slack.notes()
+    [note] = one_note(stack)
     assert case.expected in note["text"]
 
 
@@ -68,7 +69,7 @@ def test_a_send_linq_refuses_fails_through_the_emulator(stack):
     [result] = wait_for_result(stack, invoice)
     assert result["action"] == "failed"
     assert stack.linq.messages() == []
-    [note] = stack.slack.notes()
+    [note] = one_note(stack)
     assert "failed" in note["text"]
 
 

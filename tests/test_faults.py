@@ -324,13 +324,14 @@ def test_live_event_with_a_test_key_fails_and_says_so(stack):
 
 
 def test_malformed_message_is_logged_and_acknowledged(stack):
-    stack.emulator.publish(stack.topic, b"{not json", {"event_id": "evt_bad"})
     dropped = lambda: [  # noqa: E731
         line
         for line in json_lines(stack.log("recover"))
         if line["message"].startswith("malformed message dropped")
     ]
+    # Counted before the publish: the line may be written before the count could be taken after.
     before = len(dropped())
+    stack.emulator.publish(stack.topic, b"{not json", {"event_id": "evt_bad"})
     stack.wait_until(lambda: len(dropped()) == before + 1, what="the malformed-message line")
     time.sleep(2.5)
     assert len(dropped()) == before + 1
