@@ -1,6 +1,8 @@
 """Settings: defaults, and a clear error naming each missing or malformed variable."""
 
 import base64
+import secrets
+import string
 
 import pytest
 
@@ -14,13 +16,15 @@ from shared.workflow.settings import (
     IngestSettings,
     LinqIntakeSettings,
 )
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 
 RECOVER = {
     "STRIPE_API_KEY": "sk_test_abc123",
     "LINQ_API_KEY": "linq_token",
     "GOOGLE_CLOUD_PROJECT": "demo-proj",
 }
-SIGNING_SECRET = "whsec_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+SIGNING_SECRET = new_stripe_secret()
+ALNUM = string.ascii_letters + string.digits
 INGEST = {"STRIPE_WEBHOOK_SECRET": SIGNING_SECRET, "GOOGLE_CLOUD_PROJECT": "demo-proj"}
 
 
@@ -196,9 +200,9 @@ def test_ingest_defaults():
 @pytest.mark.parametrize(
     "secret",
     [
-        SIGNING_SECRET,
-        "whsec_" + "0123456789abcdef" * 4,  # what `stripe listen` prints: 64 hex digits
-        "whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2",  # the shortest accepted: 24 after whsec_
+        SIGNING_SECRET,  # what `stripe listen` prints: 64 hex digits
+        # What the Dashboard gives: 32 letters and digits; the shortest accepted: 24.
+        *("whsec_" + "".join(secrets.choice(ALNUM) for _ in range(n)) for n in (32, 24)),
     ],
 )
 def test_real_signing_secrets_are_used(secret):
@@ -218,6 +222,8 @@ def test_real_signing_secrets_are_used(secret):
         ("whsec_" + "abcd1234" * 4, "a placeholder"),
         ("whsec_" + "PendingPendingPendingPending", "a placeholder"),
         ("whsec_" + "ReplaceMeWithTheRealSecretPlaceholder", "a placeholder"),
+        ("whsec_" + "YourSigningSecretGoesHere1234", "typed by hand"),
+        ("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a published example"),
     ],
 )
 def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(secret, problem):
@@ -240,6 +246,8 @@ LINQ_INTAKE = {"GOOGLE_CLOUD_PROJECT": "demo-proj"}
         ("whsec_" + "A" * 44, "a placeholder"),
         ("whsec_" + "ChangeMeChangeMeChangeMeChangeMe", "a placeholder"),
         ("whsec_" + "PendingPendingPendingPendingPendingPend", "a placeholder"),
+        ("whsec_" + base64.b64encode(b"linq-production-signing-secret-1").decode(), "by hand"),
+        ("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a published example"),
     ],
 )
 def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(secret, problem):
@@ -250,7 +258,7 @@ def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(
 
 
 def test_a_generated_linq_secret_verifies():
-    secret = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+    secret = new_linq_secret()
     settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
     assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
 

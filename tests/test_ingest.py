@@ -141,7 +141,18 @@ def test_correctly_signed_deeply_nested_body_is_a_400_not_a_500(pipeline):
     assert pipeline.published() == []
 
 
-@pytest.mark.parametrize("placeholder", ["whsec_pending", "not-set-yet", "whsec_" + "0" * 32])
+@pytest.mark.parametrize(
+    "placeholder",
+    [
+        "whsec_pending",
+        "not-set-yet",
+        "whsec_" + "0" * 32,
+        # Letters, digits and both cases, typed by hand.
+        "whsec_" + "YourSigningSecretGoesHere1234",
+        # Random, but published: the Standard Webhooks test vector.
+        "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    ],
+)
 def test_placeholder_secret_verifies_nothing_and_asks_stripe_to_retry(pipeline, placeholder):
     pipeline.configure(STRIPE_WEBHOOK_SECRET=placeholder)
     pipeline.capsys.readouterr()
@@ -164,3 +175,30 @@ def test_unsigned_webhook_is_also_503_while_not_set_up(pipeline):
     answer = pipeline.ingest.post("/", data=json.dumps(failed_event()))
     assert answer.status_code == 503
     assert pipeline.published() == []
+
+
+@pytest.mark.parametrize(
+    "known",
+    [
+        # The Standard Webhooks test vector, which the Linq tests keep; Svix's documented example.
+        "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_" + "C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        # The base64 of a passphrase.
+        "whsec_" + base64.b64encode(b"linq-production-signing-secret-1").decode(),
+    ],
+)
+def test_a_linq_secret_anyone_can_know_verifies_nothing(pipeline, known):
+    pipeline.configure(LINQ_WEBHOOK_SECRET=known)
+    pipeline.capsys.readouterr()
+    # Signed with that very value: what anyone who read it could forge.
+    answer = pipeline.post_linq({"event_type": "message.delivered", "data": {}}, secret=known)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503,
+        "endpoint not set up yet, retry later",
+    )
+    assert pipeline.emulator.pull(f"{pipeline.linq_topic}-pull") == []
+    output = pipeline.capsys.readouterr().out
+    [line] = log_lines(output)
+    assert line["severity"] == "WARNING"
+    assert "LINQ_WEBHOOK_SECRET is not the subscription's signing secret yet" in line["message"]
+    assert known.removeprefix("whsec_") not in output

@@ -17,9 +17,10 @@ from shared.adapters.webhook import MAX_BODY_BYTES
 from shared.core.errors import WebhookRejected
 from shared.core.event import InvoicePaid, from_stripe_event
 from standins import builders
+from standins.signing_secrets import new_stripe_secret
 from tests.harness import ROOT
 
-SECRET = "whsec_PropertySigningKey9d2e7b4c1a8f3065"
+SECRET = new_stripe_secret()
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -8,7 +8,6 @@ table all take the names from `VARIABLES`; tests/test_settings.py fails when one
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError
+from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
 
 INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 # The release function (release_deferred): the sweep that hands deferred payments back.
@@ -67,9 +67,12 @@ VARIABLES: tuple[Variable, ...] = (
         "STRIPE_WEBHOOK_SECRET",
         (INGEST,),
         "`whsec_...` signing secret of the webhook endpoint (`whsec_` and at least 24 letters and "
-        "digits). Anything else (a placeholder such as `not-set-yet`, before the endpoint exists) "
-        'means "not set up yet": every webhook is answered 503 without being verified, and a '
-        "WARNING line per request names the problem",
+        "digits, as Stripe generated them). Anything else means "
+        '"not set up yet": a placeholder such as `not-set-yet` (before the endpoint exists), a '
+        "value published or committed to a "
+        "repository, or one typed by hand (a repeated or sequential run, words). Every webhook is "
+        "then answered 503 without being verified, and a WARNING line per request names the "
+        "problem",
         "required",
         secret=True,
     ),
@@ -182,8 +185,9 @@ VARIABLES: tuple[Variable, ...] = (
         "LINQ_WEBHOOK_SECRET",
         (LINQ_INTAKE,),
         "`whsec_...` signing secret of the Linq webhook subscription (`./dev linq-webhook` stores "
-        "it in Secret Manager); until it is one, every Linq webhook is answered 503 without being "
-        "verified, and Linq retries it for about 30 minutes",
+        "it in Secret Manager): the base64 of at least 24 random bytes. Until it is one (a "
+        "placeholder, a published or committed value, a passphrase), every Linq webhook is "
+        "answered 503 without being verified, and Linq retries it for about 30 minutes",
         "required",
         secret=True,
     ),
@@ -247,12 +251,6 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
-# A signing secret as Stripe issues it: whsec_ and a long random part (32 letters and digits from
-# the Dashboard, 64 hex digits from the Stripe CLI). Stripe documents no length, so the bound is
-# one no guessable stand-in reaches while every issued secret does.
-_SIGNING_SECRET = re.compile(r"whsec_[A-Za-z0-9]{24,}")
-# Words of the stand-ins operators type while the endpoint does not exist yet.
-_PLACEHOLDER_WORDS = ("pending", "placeholder", "notset", "notyet", "changeme", "example", "dummy")
 _SLACK_EXAMPLE = "https://hooks.slack.com/services/T000/B000/XXXX"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
@@ -334,24 +332,6 @@ def stripe_key_mode(key: str) -> str:
     return "live" if "_live_" in key[:8] else "test"
 
 
-def signing_secret_problem(secret: str) -> str | None:
-    """What keeps `secret` from being a Stripe endpoint's signing secret, without quoting it;
-    None when it is one."""
-    if not secret.startswith("whsec_"):
-        return "it does not start with whsec_"
-    if not _SIGNING_SECRET.fullmatch(secret):
-        return "after whsec_ it is not 24 or more letters and digits"
-    return "it is a placeholder" if _placeholder(secret.removeprefix("whsec_")) else None
-
-
-def _placeholder(random_part: str) -> bool:
-    """A secret's random part that is a short run repeated, or holds a placeholder word: typed by
-    an operator, not generated (the same rule for Stripe's and Linq's signing secrets)."""
-    part = random_part.lower()
-    repeats = any(part == part[:n] * (len(part) // n) for n in range(1, 9))
-    return repeats or any(word in part for word in _PLACEHOLDER_WORDS)
-
-
 def stripe_api_key(env: Reader) -> str:
     key = env.secret("STRIPE_API_KEY")
     if not _STRIPE_KEY.match(key):
@@ -415,7 +395,7 @@ class IngestSettings(IntakeSettings):
     def read(cls, env: Reader) -> Self:
         return cls._of(
             env.secret("STRIPE_WEBHOOK_SECRET"),
-            signing_secret_problem,
+            stripe_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
         )
@@ -472,23 +452,6 @@ class ReportSettings(Settings):
         )
 
 
-def linq_signing_secret_problem(secret: str) -> str | None:
-    """What keeps `secret` from being a Standard Webhooks signing secret (whsec_ and the base64
-    of at least 24 random bytes), without quoting it; None when it is one."""
-    if not secret.startswith("whsec_"):
-        return "it does not start with whsec_"
-    random_part = secret.removeprefix("whsec_")
-    try:
-        # Strictly: a lenient decode drops what is not base64, and "whsec_pending-placeholder-..."
-        # would pass as 26 bytes.
-        key = base64.b64decode(random_part + "=" * (-len(random_part) % 4), validate=True)
-    except ValueError:
-        return "after whsec_ it is not base64"
-    if len(key) < 24:
-        return "it is too short to be a signing secret (a placeholder?)"
-    return "it is a placeholder" if _placeholder(random_part) else None
-
-
 @dataclass(frozen=True)
 class LinqIntakeSettings(IntakeSettings):
     """The Linq intake: LINQ_WEBHOOK_SECRET, publishing to LINQ_EVENTS_TOPIC."""
@@ -497,7 +460,7 @@ class LinqIntakeSettings(IntakeSettings):
     def read(cls, env: Reader) -> Self:
         return cls._of(
             env.secret("LINQ_WEBHOOK_SECRET"),
-            linq_signing_secret_problem,
+            linq_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "LINQ_EVENTS_TOPIC", DEFAULT_LINQ_EVENTS_TOPIC),
         )
