@@ -14,7 +14,7 @@ from werkzeug.exceptions import ClientDisconnected
 from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.adapters.publisher import Publisher
 from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
-from shared.core.errors import ConfigError, RetryableError, WebhookRejected
+from shared.core.errors import ConfigError, RetryableError, SecretUnavailable, WebhookRejected
 from shared.core.event import InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
 from shared.workflow.settings import IngestSettings, IntakeSettings, LinqIntakeSettings
@@ -73,6 +73,11 @@ def _settings_or_answer(
     """The intake's settings with a real signing secret, or the answer to give instead."""
     try:
         settings = settings_of()
+    except SecretUnavailable as exc:
+        # Nothing can be verified without the secret; both senders retry a 503, and the next
+        # request asks Secret Manager again.
+        log(WARNING, f"{label} not verified: {exc}")
+        return _answer(503, "signing secret unavailable, retry later")
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}")
         return _answer(500, "misconfigured")
