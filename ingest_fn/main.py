@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from typing import TypeVar
 
 import flask
 import functions_framework
@@ -15,11 +16,13 @@ from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.adapters.publisher import Publisher
 from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
 from shared.core.errors import ConfigError, RetryableError, SecretUnavailable, WebhookRejected
-from shared.core.event import InvoicePaid
+from shared.core.event import FailedPayment, InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
+from shared.core.outcome import Action, log_result, skipped
 from shared.workflow.settings import IngestSettings, IntakeSettings, LinqIntakeSettings
 
 Response = tuple[str, int, dict[str, str]]
+Intake = TypeVar("Intake", bound=IntakeSettings)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
 
 
@@ -68,8 +71,8 @@ def _read(request: flask.Request) -> bytes | flask.Response:
 
 
 def _settings_or_answer(
-    settings_of: Callable[[], IntakeSettings], label: str, variable: str, owner: str, fix: str
-) -> IntakeSettings | Response:
+    settings_of: Callable[[], Intake], label: str, variable: str, owner: str, fix: str
+) -> Intake | Response:
     """The intake's settings with a real signing secret, or the answer to give instead."""
     try:
         settings = settings_of()
@@ -134,6 +137,20 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         # The ordinary renewal, paid at its first attempt: nobody was texted about it, so it
         # costs one verified webhook and nothing more.
         return _answer(200, "ignored: paid at its first attempt")
+    if not settings.accounts.serves(payment.account):
+        # A connected account the platform has not enabled: its customers must not get a text
+        # from the platform's line under the platform's brand.
+        log_result(
+            skipped(
+                Action.ACCOUNT_NOT_ENABLED, f"{payment.account} is not in STRIPE_CONNECT_ACCOUNTS"
+            ),
+            invoice_id=payment.invoice_id,
+            customer_id=payment.customer_id,
+            event_id=payment.event_id,
+            attempt=payment.attempt_count if isinstance(payment, FailedPayment) else None,
+            account=payment.account,
+        )
+        return _answer(200, "ignored: connected account not enabled")
     return _queue(
         _publisher(),
         payment.to_json(),

@@ -308,3 +308,31 @@ def test_backfill_defaults():
 def test_missing_or_malformed_backfill_variable_is_named(name, value):
     with pytest.raises(ConfigError, match=f"^{name} "):
         BackfillSettings.from_env({**BACKFILL, name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "served", "not_served"),
+    [
+        (None, [None], ["acct_1A"]),
+        ("  ", [None], ["acct_1A"]),
+        ("*", [None, "acct_1A", "acct_1Zz9"], []),
+        (" * ", [None, "acct_1A"], []),
+        ("acct_1A", [None, "acct_1A"], ["acct_1B", "acct_1a", "acct_1A2"]),
+        ("acct_1A, acct_1B ,acct_1C", [None, "acct_1A", "acct_1B", "acct_1C"], ["acct_1D"]),
+    ],
+)
+def test_connected_accounts_are_served_only_when_the_platform_says_so(value, served, not_served):
+    env = {**INGEST} if value is None else {**INGEST, "STRIPE_CONNECT_ACCOUNTS": value}
+    accounts = IngestSettings.from_env(env).accounts
+    assert [account for account in served if not accounts.serves(account)] == []
+    assert [account for account in not_served if accounts.serves(account)] == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["acct_1A;acct_1B", "acct_1A,", ",acct_1A", "acct_1A acct_1B", "all", "*,acct_1A", "cus_1A"],
+)
+def test_a_malformed_connected_account_list_is_named(value):
+    with pytest.raises(ConfigError, match=r"^STRIPE_CONNECT_ACCOUNTS must be \* ") as caught:
+        IngestSettings.from_env({**INGEST, "STRIPE_CONNECT_ACCOUNTS": value})
+    assert value in str(caught.value)

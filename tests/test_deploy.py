@@ -968,3 +968,55 @@ def test_no_chart_stacks_amounts_of_different_currencies() -> None:
                 by_currency += 1
                 assert data_set["plotType"] not in ("STACKED_BAR", "STACKED_AREA"), query
     assert by_currency == 1
+
+
+# --- the ingest's optional settings ---------------------------------------------------------------
+
+
+def env_vars(value: str) -> dict[str, str]:
+    """A --set-env-vars value as gcloud reads it: split at commas, or at the delimiter it declares
+    first (`^@^A=1@B=2,3`, `gcloud topic escaping`)."""
+    delimiter = ","
+    if value.startswith("^"):
+        delimiter, value = value[1:].split("^", 1)
+    return dict(pair.split("=", 1) for pair in value.split(delimiter))
+
+
+@pytest.mark.parametrize("accounts", ["*", "acct_1A2b3C", "acct_1A2b3C, acct_4D5e6F,acct_7G"])
+def test_the_connected_accounts_reach_the_ingest_function_whole(
+    tmp_path: Path, accounts: str
+) -> None:
+    from shared.workflow.settings import IngestSettings
+
+    run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
+    assert run.returncode == 0, run.stderr
+    argv = run.one("functions", "deploy", "dunning-ingest")
+    assert env_vars(flag(argv, "--set-env-vars")) == {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "PUBSUB_TOPIC": TOPIC,
+        "STRIPE_CONNECT_ACCOUNTS": accounts,
+    }
+    # The same list as the function reads it.
+    assert IngestSettings.from_env(
+        {**env_vars(flag(argv, "--set-env-vars")), "STRIPE_WEBHOOK_SECRET": "not-set-yet"}
+    ).accounts.serves("acct_1A2b3C")
+
+
+def test_no_connected_account_list_leaves_the_ingest_with_the_platforms_own(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-ingest")
+    assert "STRIPE_CONNECT_ACCOUNTS" not in env_vars(flag(argv, "--set-env-vars"))
+
+
+@pytest.mark.parametrize(
+    "accounts", ["acct_1A;touch x", "acct_1A,,acct_1B", "all", "acct_1A acct_1B"]
+)
+def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, accounts: str) -> None:
+    run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
+    assert run.returncode == 2
+    assert "STRIPE_CONNECT_ACCOUNTS must be * or acct_... ids" in run.stderr
+    assert run.stdout == ""
+
+
+def test_help_documents_the_connected_accounts(tmp_path: Path) -> None:
+    run = deploy(tmp_path, "--help")
+    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout

@@ -202,3 +202,93 @@ def test_a_linq_secret_anyone_can_know_verifies_nothing(pipeline, known):
     assert line["severity"] == "WARNING"
     assert "LINQ_WEBHOOK_SECRET is not the subscription's signing secret yet" in line["message"]
     assert known.removeprefix("whsec_") not in output
+
+
+# --- connected accounts (Stripe Connect) --------------------------------------------------------
+
+CONNECTED = "acct_1Connected"
+
+
+def connected_events(account: str) -> dict[str, dict]:
+    """A connected account's failed payment as each event kind names it, and its payment after
+    a failure (an invoice.paid the ingest would carry)."""
+    invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
+    paid = builders.paid(invoice, at=invoice["status_transitions"]["finalized_at"] + 3600)
+    return {
+        "snapshot": {**failed_event(), "account": account},
+        "thin": {
+            **builders.thin_payment_failed_event("in_Ingest1", id="evt_Thin1"),
+            "context": account,
+        },
+        "paid": {**builders.invoice_paid_event(paid, id="evt_Paid1"), "account": account},
+    }
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "thin", "paid"])
+@pytest.mark.parametrize("enabled", [None, "", "acct_1Another", "acct_1Another, acct_1Third"])
+def test_a_connected_accounts_event_is_acknowledged_and_never_queued_unless_enabled(
+    pipeline, kind, enabled
+):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=enabled)
+    event = connected_events(CONNECTED)[kind]
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(event)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        200,
+        "ignored: connected account not enabled",
+    )
+    assert pipeline.published() == []
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert line == {
+        "severity": "INFO",
+        "message": "skipped: connected account not enabled",
+        "invoice_id": "in_Ingest1",
+        **({"customer_id": "cus_Ingest1"} if kind != "thin" else {}),
+        **({"attempt": 2} if kind == "snapshot" else {}),
+        "action": "skipped:account_not_enabled",
+        "reason": "acct_1Connected is not in STRIPE_CONNECT_ACCOUNTS",
+        "event_id": event["id"],
+        "account": CONNECTED,
+    }
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "thin", "paid"])
+@pytest.mark.parametrize("enabled", ["*", CONNECTED, f" acct_1Another , {CONNECTED} "])
+def test_an_enabled_connected_accounts_event_is_queued_with_its_account(pipeline, kind, enabled):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=enabled)
+    answer = pipeline.post_webhook(connected_events(CONNECTED)[kind])
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
+    [message] = pipeline.published()
+    assert message["attributes"]["account"] == CONNECTED
+    assert json.loads(base64.b64decode(message["data"]))["account"] == CONNECTED
+
+
+def test_the_platforms_own_events_are_queued_whatever_accounts_are_enabled(pipeline):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS="acct_1Another")
+    assert pipeline.post_webhook(failed_event()).status_code == 200
+    [message] = pipeline.published()
+    assert "account" not in message["attributes"]
+
+
+def test_a_connected_accounts_renewal_paid_at_once_costs_no_line(pipeline):
+    invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=1)
+    event = {**builders.invoice_paid_event(builders.paid(invoice)), "account": CONNECTED}
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(event)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        200,
+        "ignored: paid at its first attempt",
+    )
+    assert log_lines(pipeline.capsys.readouterr().out) == []
+
+
+@pytest.mark.parametrize("value", ["acct_1A;acct_1B", "acct_1A,,acct_1B", "all", "acct_1A *"])
+def test_a_malformed_account_list_is_a_500_naming_the_variable(pipeline, value):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=value)
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(failed_event())
+    assert answer.status_code == 500
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert line["severity"] == "ERROR"
+    assert line["message"].startswith("configuration error: STRIPE_CONNECT_ACCOUNTS must be *")
+    assert pipeline.published() == []

@@ -12,10 +12,11 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
+from shared.core.accounts import ConnectedAccounts
 from shared.core.errors import ConfigError
 from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
 
@@ -75,6 +76,15 @@ VARIABLES: tuple[Variable, ...] = (
         "problem",
         "required",
         secret=True,
+    ),
+    Variable(
+        "STRIPE_CONNECT_ACCOUNTS",
+        (INGEST,),
+        "the Stripe Connect accounts whose failed payments are texted, besides the platform's "
+        "own: `*` for every connected account, or account ids separated by commas "
+        "(`acct_1A2b3C,acct_4D5e6F`). Any other connected account's event is acknowledged, "
+        "never queued, with a `skipped:account_not_enabled` result line",
+        "none: the platform's own invoices only",
     ),
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
@@ -380,16 +390,17 @@ class IntakeSettings(Settings):
     topic: str
 
     @classmethod
-    def _of(
-        cls, secret: str, problem_of: Callable[[str], str | None], project: str, topic: str
-    ) -> Self:
+    def _of(cls, secret: str, problem_of: Callable[[str], str | None], **fields: Any) -> Self:
         problem = problem_of(secret)
-        return cls(None if problem else secret, problem, project, topic)
+        return cls(None if problem else secret, problem, **fields)
 
 
 @dataclass(frozen=True)
 class IngestSettings(IntakeSettings):
-    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC."""
+    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC the events of the
+    platform and of the connected accounts STRIPE_CONNECT_ACCOUNTS names."""
+
+    accounts: ConnectedAccounts
 
     @classmethod
     def read(cls, env: Reader) -> Self:
@@ -398,6 +409,7 @@ class IngestSettings(IntakeSettings):
             stripe_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
+            accounts=ConnectedAccounts.parse(env.value("STRIPE_CONNECT_ACCOUNTS")),
         )
 
 
