@@ -336,3 +336,22 @@ def test_a_malformed_connected_account_list_is_named(value):
     with pytest.raises(ConfigError, match=r"^STRIPE_CONNECT_ACCOUNTS must be \* ") as caught:
         IngestSettings.from_env({**INGEST, "STRIPE_CONNECT_ACCOUNTS": value})
     assert value in str(caught.value)
+
+
+@pytest.mark.parametrize("settings", [IngestSettings, LinqIntakeSettings])
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, 10.0), ("2", 2.0), (" 0.5 ", 0.5), ("15", 15.0)]
+)
+def test_both_intakes_wait_for_a_body_as_long_as_webhook_body_seconds_says(
+    settings, value, seconds
+):
+    env = {**INGEST, "LINQ_WEBHOOK_SECRET": new_linq_secret()}
+    if value is not None:
+        env["WEBHOOK_BODY_SECONDS"] = value
+    assert settings.from_env(env).body_seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "15.5", "60", "ten", "nan", "inf"])
+def test_a_body_deadline_out_of_bounds_is_named(value):
+    with pytest.raises(ConfigError, match=r"^WEBHOOK_BODY_SECONDS must be a number of seconds"):
+        IngestSettings.from_env({**INGEST, "WEBHOOK_BODY_SECONDS": value})

@@ -1017,6 +1017,23 @@ def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, acc
     assert run.stdout == ""
 
 
-def test_help_documents_the_connected_accounts(tmp_path: Path) -> None:
+def test_help_documents_the_intakes_settings(tmp_path: Path) -> None:
     run = deploy(tmp_path, "--help")
     assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
+    assert "WEBHOOK_BODY_SECONDS" in run.stdout
+
+
+def test_the_body_deadline_reaches_both_intakes(tmp_path: Path) -> None:
+    run = dry_run(tmp_path, WEBHOOK_BODY_SECONDS="2.5")
+    assert run.returncode == 0, run.stderr
+    for function in ("dunning-ingest", "dunning-linq-intake"):
+        argv = run.one("functions", "deploy", function)
+        assert env_vars(flag(argv, "--set-env-vars"))["WEBHOOK_BODY_SECONDS"] == "2.5"
+
+
+@pytest.mark.parametrize("seconds", ["0", "16", "ten", "1e3", "-2"])
+def test_a_body_deadline_out_of_bounds_stops_the_deploy(tmp_path: Path, seconds: str) -> None:
+    run = dry_run(tmp_path, WEBHOOK_BODY_SECONDS=seconds)
+    assert run.returncode == 2
+    assert "WEBHOOK_BODY_SECONDS must be seconds above 0 and at most 15" in run.stderr
+    assert run.stdout == ""

@@ -8,6 +8,7 @@ table all take the names from `VARIABLES`; tests/test_settings.py fails when one
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -37,6 +38,9 @@ DEFAULT_PHONE_REGION = "US"
 # could let a second run take over while the first is still sending.
 DEFAULT_LEASE_SECONDS = 180
 DEFAULT_QUIET_HOURS = "21:00-08:00"
+# A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
+DEFAULT_BODY_SECONDS = 10.0
+MAX_BODY_SECONDS = 15.0
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
 
@@ -85,6 +89,14 @@ VARIABLES: tuple[Variable, ...] = (
         "(`acct_1A2b3C,acct_4D5e6F`). Any other connected account's event is acknowledged, "
         "never queued, with a `skipped:account_not_enabled` result line",
         "none: the platform's own invoices only",
+    ),
+    Variable(
+        "WEBHOOK_BODY_SECONDS",
+        (INGEST, LINQ_INTAKE),
+        "how long an intake waits for a webhook's body once its headers are in, in seconds "
+        "(more than 0, at most 15: the body, the secret and the publish fit the intake's 30 s); a "
+        "body not whole by then is answered 408 and its connection closed",
+        f"`{DEFAULT_BODY_SECONDS:g}`",
     ),
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
@@ -352,6 +364,22 @@ def stripe_api_key(env: Reader) -> str:
     return key
 
 
+def _body_seconds(env: Reader) -> float:
+    value = env.value("WEBHOOK_BODY_SECONDS")
+    if value is None:
+        return DEFAULT_BODY_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_BODY_SECONDS:
+        raise ConfigError(
+            "WEBHOOK_BODY_SECONDS must be a number of seconds above 0 and at most "
+            f"{MAX_BODY_SECONDS:g}, got {value!r}"
+        )
+    return seconds
+
+
 def _topic(env: Reader, name: str, default: str) -> str:
     topic = env.value(name) or default
     if not _TOPIC.match(topic):
@@ -388,6 +416,8 @@ class IntakeSettings(Settings):
     not_set_up: str | None
     project: str
     topic: str
+    # How long the body may take to arrive once the headers are in.
+    body_seconds: float
 
     @classmethod
     def _of(cls, secret: str, problem_of: Callable[[str], str | None], **fields: Any) -> Self:
@@ -409,6 +439,7 @@ class IngestSettings(IntakeSettings):
             stripe_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
+            body_seconds=_body_seconds(env),
             accounts=ConnectedAccounts.parse(env.value("STRIPE_CONNECT_ACCOUNTS")),
         )
 
@@ -475,6 +506,7 @@ class LinqIntakeSettings(IntakeSettings):
             linq_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "LINQ_EVENTS_TOPIC", DEFAULT_LINQ_EVENTS_TOPIC),
+            body_seconds=_body_seconds(env),
         )
 
 
