@@ -72,9 +72,8 @@ VARIABLES: tuple[Variable, ...] = (
         "STRIPE_WEBHOOK_SECRET",
         (INGEST,),
         "`whsec_...` signing secret of the webhook endpoint (`whsec_` and at least 24 letters and "
-        "digits, as Stripe generated them). Anything else means "
-        '"not set up yet": a placeholder such as `not-set-yet` (before the endpoint exists), a '
-        "value published or committed to a "
+        'digits, as Stripe generated them). Anything else means "not set up yet": a placeholder '
+        "such as `not-set-yet` (before the endpoint exists), a value published or committed to a "
         "repository, or one typed by hand (a repeated or sequential run, words). Every webhook is "
         "then answered 503 without being verified, and a WARNING line per request names the "
         "problem",
