@@ -21,6 +21,8 @@ MAX_BODY_BYTES = 1024 * 1024
 # Where the WSGI servers put the client's connection: gunicorn (functions-framework's server, and
 # so Cloud Run's), and Werkzeug's development server (functions-framework --debug).
 _SOCKET_KEYS = ("gunicorn.socket", "werkzeug.socket")
+# How each answer begins, by status.
+_ANSWERS = {408: "request timeout", 400: "rejected", 413: "payload too large"}
 
 
 class BodyNotRead(DunningError):
@@ -34,9 +36,6 @@ class BodyNotRead(DunningError):
     @property
     def answer(self) -> str:
         return f"{_ANSWERS[self.status]}: {self}"
-
-
-_ANSWERS = {408: "request timeout", 400: "rejected", 413: "payload too large"}
 
 
 def declared_too_large(request: flask.Request) -> bool:
