@@ -119,6 +119,12 @@ Environment:
   LINQ_WEBHOOK_SECRET_VERSION
   SLACK                         1: require secret slack-webhook-url; 0: never use it;
                                 unset: use it when it exists
+  STRIPE_CONNECT_ACCOUNTS       Stripe Connect accounts whose failed payments are texted, besides
+                                the platform's own: * (every one) or acct_... ids separated by
+                                commas; passed to the ingest function (unset: the platform's own
+                                invoices only)
+  WEBHOOK_BODY_SECONDS          how long both intakes wait for a webhook's body once its headers
+                                are in (default 10; above 0, at most 15); passed when set
   LINQ_EVENTS_TOPIC             topic id of verified Linq webhooks (default linq-events)
   FIRESTORE_DATABASE            the send ledger's database (default dunning)
   FIRESTORE_LOCATION            where to create it (default: the region)
@@ -210,6 +216,20 @@ for var in STRIPE_WEBHOOK_SECRET_VERSION STRIPE_API_KEY_VERSION LINQ_API_KEY_VER
     usage_error "$var must be a version number, got '${!var}': versions are pinned, never 'latest'"
 done
 [[ ${SLACK:-} =~ ^[01]?$ ]] || usage_error "SLACK must be 1, 0 or unset, got: $SLACK"
+# The rule of shared/core/accounts.py, checked here so that a typo stops the deploy rather than
+# every webhook (the function would answer each one 500).
+ACCOUNT_ID='acct_[A-Za-z0-9]{1,64}'
+CONNECT_ACCOUNTS="^ *([*]|$ACCOUNT_ID( *, *$ACCOUNT_ID)*) *$"
+[[ -z ${STRIPE_CONNECT_ACCOUNTS:-} || $STRIPE_CONNECT_ACCOUNTS =~ $CONNECT_ACCOUNTS ]] ||
+  usage_error "STRIPE_CONNECT_ACCOUNTS must be * or acct_... ids separated by commas, got: $STRIPE_CONNECT_ACCOUNTS"
+# The rule of shared/workflow/settings.py (seconds above 0, at most MAX_BODY_SECONDS).
+if [[ -n ${WEBHOOK_BODY_SECONDS:-} ]]; then
+  awk -v s="$WEBHOOK_BODY_SECONDS" 'BEGIN { exit !(s ~ /^[0-9]+([.][0-9]+)?$/ && s > 0 && s <= 15) }' ||
+    usage_error "WEBHOOK_BODY_SECONDS must be seconds above 0 and at most 15, got: $WEBHOOK_BODY_SECONDS"
+fi
+# Both intakes' optional settings, passed only when set.
+INTAKE_OPTIONS=()
+[[ -z ${WEBHOOK_BODY_SECONDS:-} ]] || INTAKE_OPTIONS+=("WEBHOOK_BODY_SECONDS=$WEBHOOK_BODY_SECONDS")
 
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
@@ -299,6 +319,21 @@ stage() {
   mkdir -p "$BUILD_DIR"
   GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE PYTHONPATH=$ROOT \
     "$PYTHON" -m tools.stage "$BUILD_DIR"
+}
+
+# set_env_vars NAME=VALUE...: the --set-env-vars flag for these variables. gcloud splits the flag
+# at commas, so when a value holds one (STRIPE_CONNECT_ACCOUNTS) the flag declares another
+# delimiter first (`gcloud topic escaping`): @, which no value here can hold.
+set_env_vars() {
+  local IFS=, pair
+  for pair in "$@"; do
+    if [[ $pair == *,* ]]; then
+      IFS=@
+      printf -- '--set-env-vars=^@^%s' "$*"
+      return 0
+    fi
+  done
+  printf -- '--set-env-vars=%s' "$*"
 }
 
 # deploy_hash DIR EXTRA...: a label-safe digest of DIR's files (names and contents) and EXTRA.
@@ -542,7 +577,8 @@ deploy_function "$INGEST_FN" "$INGEST_DIR" "" \
   --memory="$INGEST_MEMORY" \
   --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
   --timeout="${INGEST_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PUBSUB_TOPIC=$TOPIC" \
+  "$(set_env_vars "GOOGLE_CLOUD_PROJECT=$PROJECT" "PUBSUB_TOPIC=$TOPIC" "${INTAKE_OPTIONS[@]}" \
+    ${STRIPE_CONNECT_ACCOUNTS:+"STRIPE_CONNECT_ACCOUNTS=$STRIPE_CONNECT_ACCOUNTS"})" \
   --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$WEBHOOK_VERSION"
 
 note "recover function"
@@ -587,7 +623,8 @@ deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" "" \
   --memory="$INGEST_MEMORY" \
   --concurrency="$INGEST_CONCURRENCY" --max-instances="$LINQ_INTAKE_MAX_INSTANCES" \
   --timeout="${INGEST_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,LINQ_EVENTS_TOPIC=$LINQ_TOPIC" \
+  "$(set_env_vars "GOOGLE_CLOUD_PROJECT=$PROJECT" "LINQ_EVENTS_TOPIC=$LINQ_TOPIC" \
+    "${INTAKE_OPTIONS[@]}")" \
   --set-secrets="LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION"
 # The subscriber ships with the recover source (recover_fn/main.py, entry point linq_event).
 linq_event_flags=(--set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE")

@@ -3,12 +3,10 @@ and the webhooks Linq sends about them."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import mimetypes
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +39,7 @@ from standins.builders import (
     linq_time,
 )
 from standins.linkrule import contains_url
+from standins.signing_secrets import new_linq_secret
 from standins.webhooks import WebhookSender
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
@@ -716,7 +715,7 @@ class LinqStandin(StandinServer):
         # Linq allows each target_url once per account; its code for it is undocumented.
         if any(s["target_url"] == target_url for s, _ in self._subscriptions.values()):
             raise LinqApiError(409, 1005, f"target_url {target_url} already has a subscription")
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        secret = new_linq_secret()
         subscription = self._subscribe(target_url, events, phone_numbers, secret)
         # The only answer that ever carries the signing secret.
         return {**subscription, "signing_secret": secret}, 201, {}

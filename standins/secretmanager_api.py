@@ -22,9 +22,10 @@ def _error(code: int, message: str, status: str | None = None) -> Reply:
 
 
 class SecretManagerStandin(StandinServer):
-    """Serves `{"secrets": {"projects/P/secrets/S": {"1": "value", ...}}}`; `latest` is the
-    highest version; `{"denied": ["projects/P/secrets/S"]}` answers PERMISSION_DENIED to every
-    call on that secret."""
+    """Serves `{"secrets": {"projects/P/secrets/S": {"1": "value", ...}}}` (a value in bytes is
+    served as it is, text as UTF-8); `latest` is the highest version;
+    `{"denied": ["projects/P/secrets/S"]}` answers PERMISSION_DENIED to every call on that
+    secret."""
 
     vendor = "Secret Manager"
     scenario_keys = frozenset({"secrets", "denied"})
@@ -40,12 +41,14 @@ class SecretManagerStandin(StandinServer):
         self.route("POST", "/v1/projects/<project>/secrets/<secret>:addVersion", self._add_version)
 
     def _reset_state(self) -> None:
-        self._secrets: dict[str, dict[str, str]] = {}
+        self._secrets: dict[str, dict[str, bytes]] = {}
         self._denied: set[str] = set()
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         for name, versions in scenario.get("secrets", {}).items():
-            self._secrets[name] = {str(k): str(v) for k, v in versions.items()}
+            self._secrets[name] = {
+                str(k): v if isinstance(v, bytes) else str(v).encode() for k, v in versions.items()
+            }
         self._denied |= set(scenario.get("denied", []))
 
     def error_response(self, status: int) -> Reply:
@@ -65,7 +68,7 @@ class SecretManagerStandin(StandinServer):
             version = max(versions, key=int)
         if version not in versions:
             return _error(404, f"Secret Version [{name}/versions/{version}] not found.")
-        data = base64.b64encode(versions[version].encode()).decode()
+        data = base64.b64encode(versions[version]).decode()
         return {"name": f"{name}/versions/{version}", "payload": {"data": data}}, 200, {}
 
     def _create(self, project: str) -> Reply:
@@ -88,5 +91,5 @@ class SecretManagerStandin(StandinServer):
             return _error(404, f"Secret [{name}] not found.")
         versions = self._secrets[name]
         version = str(max(map(int, versions), default=0) + 1)
-        versions[version] = base64.b64decode(json_body()["payload"]["data"]).decode()
+        versions[version] = base64.b64decode(json_body()["payload"]["data"])
         return {"name": f"{name}/versions/{version}", "state": "ENABLED"}, 200, {}

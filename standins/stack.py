@@ -23,13 +23,14 @@ from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
 from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from standins.stripe_api import STRIPE_TEST_KEY, signed
 
-# Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
-# signing secret, which the ingest function requires.
-SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
-# The Linq subscription's signing secret in the sandbox (Standard Webhooks: base64 of 32 bytes).
-SANDBOX_LINQ_SECRET = "whsec_bGlucS1zYW5kYm94LXNpZ25pbmctc2VjcmV0LTAwMDE="  # noqa: S105
+# The signing secrets of the sandbox's own webhooks (Stripe's, and the Linq subscription's):
+# made afresh by each process that runs a stack, and handed to its functions. A fixed one would
+# be in the repository for anyone to sign with, and the intakes refuse such values.
+SANDBOX_WEBHOOK_SECRET = new_stripe_secret()
+SANDBOX_LINQ_SECRET = new_linq_secret()
 TOPIC = "stripe-payment-failed"
 LINQ_TOPIC = "linq-events"
 

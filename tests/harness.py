@@ -23,12 +23,13 @@ from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import FirestoreEmulator, PubSubEmulator
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
 
 ROOT = Path(__file__).resolve().parent.parent
-WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
-# A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
-LINQ_SECRET = "whsec_" + base64.b64encode(b"linq-harness-signing-secret-0001").decode()
+# Made afresh for each test run: the intakes refuse any secret written in the repository.
+WEBHOOK_SECRET = new_stripe_secret()
+LINQ_SECRET = new_linq_secret()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
 

@@ -1,6 +1,8 @@
 """Settings: defaults, and a clear error naming each missing or malformed variable."""
 
 import base64
+import secrets
+import string
 
 import pytest
 
@@ -14,13 +16,15 @@ from shared.workflow.settings import (
     IngestSettings,
     LinqIntakeSettings,
 )
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 
 RECOVER = {
     "STRIPE_API_KEY": "sk_test_abc123",
     "LINQ_API_KEY": "linq_token",
     "GOOGLE_CLOUD_PROJECT": "demo-proj",
 }
-SIGNING_SECRET = "whsec_" + "Ab3dE6gH9jK2mN5pQ8sT1vW4yZ7bC0eF"
+SIGNING_SECRET = new_stripe_secret()
+ALNUM = string.ascii_letters + string.digits
 INGEST = {"STRIPE_WEBHOOK_SECRET": SIGNING_SECRET, "GOOGLE_CLOUD_PROJECT": "demo-proj"}
 
 
@@ -196,9 +200,9 @@ def test_ingest_defaults():
 @pytest.mark.parametrize(
     "secret",
     [
-        SIGNING_SECRET,
-        "whsec_" + "0123456789abcdef" * 4,  # what `stripe listen` prints: 64 hex digits
-        "whsec_" + "a1B2c3D4e5F6g7H8i9J0k1L2",  # the shortest accepted: 24 after whsec_
+        SIGNING_SECRET,  # what `stripe listen` prints: 64 hex digits
+        # What the Dashboard gives: 32 letters and digits; the shortest accepted: 24.
+        *("whsec_" + "".join(secrets.choice(ALNUM) for _ in range(n)) for n in (32, 24)),
     ],
 )
 def test_real_signing_secrets_are_used(secret):
@@ -218,6 +222,8 @@ def test_real_signing_secrets_are_used(secret):
         ("whsec_" + "abcd1234" * 4, "a placeholder"),
         ("whsec_" + "PendingPendingPendingPending", "a placeholder"),
         ("whsec_" + "ReplaceMeWithTheRealSecretPlaceholder", "a placeholder"),
+        ("whsec_" + "YourSigningSecretGoesHere1234", "typed by hand"),
+        ("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a published example"),
     ],
 )
 def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(secret, problem):
@@ -240,6 +246,8 @@ LINQ_INTAKE = {"GOOGLE_CLOUD_PROJECT": "demo-proj"}
         ("whsec_" + "A" * 44, "a placeholder"),
         ("whsec_" + "ChangeMeChangeMeChangeMeChangeMe", "a placeholder"),
         ("whsec_" + "PendingPendingPendingPendingPendingPend", "a placeholder"),
+        ("whsec_" + base64.b64encode(b"linq-production-signing-secret-1").decode(), "by hand"),
+        ("whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "a published example"),
     ],
 )
 def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(secret, problem):
@@ -250,7 +258,7 @@ def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(
 
 
 def test_a_generated_linq_secret_verifies():
-    secret = "whsec_" + base64.b64encode(bytes(range(7, 39))).decode()
+    secret = new_linq_secret()
     settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
     assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
 
@@ -300,3 +308,50 @@ def test_backfill_defaults():
 def test_missing_or_malformed_backfill_variable_is_named(name, value):
     with pytest.raises(ConfigError, match=f"^{name} "):
         BackfillSettings.from_env({**BACKFILL, name: value})
+
+
+@pytest.mark.parametrize(
+    ("value", "served", "not_served"),
+    [
+        (None, [None], ["acct_1A"]),
+        ("  ", [None], ["acct_1A"]),
+        ("*", [None, "acct_1A", "acct_1Zz9"], []),
+        (" * ", [None, "acct_1A"], []),
+        ("acct_1A", [None, "acct_1A"], ["acct_1B", "acct_1a", "acct_1A2"]),
+        ("acct_1A, acct_1B ,acct_1C", [None, "acct_1A", "acct_1B", "acct_1C"], ["acct_1D"]),
+    ],
+)
+def test_connected_accounts_are_served_only_when_the_platform_says_so(value, served, not_served):
+    env = {**INGEST} if value is None else {**INGEST, "STRIPE_CONNECT_ACCOUNTS": value}
+    accounts = IngestSettings.from_env(env).accounts
+    assert [account for account in served if not accounts.serves(account)] == []
+    assert [account for account in not_served if accounts.serves(account)] == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["acct_1A;acct_1B", "acct_1A,", ",acct_1A", "acct_1A acct_1B", "all", "*,acct_1A", "cus_1A"],
+)
+def test_a_malformed_connected_account_list_is_named(value):
+    with pytest.raises(ConfigError, match=r"^STRIPE_CONNECT_ACCOUNTS must be \* ") as caught:
+        IngestSettings.from_env({**INGEST, "STRIPE_CONNECT_ACCOUNTS": value})
+    assert value in str(caught.value)
+
+
+@pytest.mark.parametrize("settings", [IngestSettings, LinqIntakeSettings])
+@pytest.mark.parametrize(
+    ("value", "seconds"), [(None, 10.0), ("2", 2.0), (" 0.5 ", 0.5), ("15", 15.0)]
+)
+def test_both_intakes_wait_for_a_body_as_long_as_webhook_body_seconds_says(
+    settings, value, seconds
+):
+    env = {**INGEST, "LINQ_WEBHOOK_SECRET": new_linq_secret()}
+    if value is not None:
+        env["WEBHOOK_BODY_SECONDS"] = value
+    assert settings.from_env(env).body_seconds == seconds
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "15.5", "60", "ten", "nan", "inf"])
+def test_a_body_deadline_out_of_bounds_is_named(value):
+    with pytest.raises(ConfigError, match=r"^WEBHOOK_BODY_SECONDS must be a number of seconds"):
+        IngestSettings.from_env({**INGEST, "WEBHOOK_BODY_SECONDS": value})

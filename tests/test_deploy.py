@@ -1052,3 +1052,72 @@ def test_no_chart_stacks_amounts_of_different_currencies() -> None:
                 by_currency += 1
                 assert data_set["plotType"] not in ("STACKED_BAR", "STACKED_AREA"), query
     assert by_currency == 1
+
+
+# --- the ingest's optional settings ---------------------------------------------------------------
+
+
+def env_vars(value: str) -> dict[str, str]:
+    """A --set-env-vars value as gcloud reads it: split at commas, or at the delimiter it declares
+    first (`^@^A=1@B=2,3`, `gcloud topic escaping`)."""
+    delimiter = ","
+    if value.startswith("^"):
+        delimiter, value = value[1:].split("^", 1)
+    return dict(pair.split("=", 1) for pair in value.split(delimiter))
+
+
+@pytest.mark.parametrize("accounts", ["*", "acct_1A2b3C", "acct_1A2b3C, acct_4D5e6F,acct_7G"])
+def test_the_connected_accounts_reach_the_ingest_function_whole(
+    tmp_path: Path, accounts: str
+) -> None:
+    from shared.workflow.settings import IngestSettings
+
+    run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
+    assert run.returncode == 0, run.stderr
+    argv = run.one("functions", "deploy", "dunning-ingest")
+    assert env_vars(flag(argv, "--set-env-vars")) == {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "PUBSUB_TOPIC": TOPIC,
+        "STRIPE_CONNECT_ACCOUNTS": accounts,
+    }
+    # The same list as the function reads it.
+    assert IngestSettings.from_env(
+        {**env_vars(flag(argv, "--set-env-vars")), "STRIPE_WEBHOOK_SECRET": "not-set-yet"}
+    ).accounts.serves("acct_1A2b3C")
+
+
+def test_no_connected_account_list_leaves_the_ingest_with_the_platforms_own(plan: Run) -> None:
+    argv = plan.one("functions", "deploy", "dunning-ingest")
+    assert "STRIPE_CONNECT_ACCOUNTS" not in env_vars(flag(argv, "--set-env-vars"))
+
+
+@pytest.mark.parametrize(
+    "accounts", ["acct_1A;touch x", "acct_1A,,acct_1B", "all", "acct_1A acct_1B"]
+)
+def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, accounts: str) -> None:
+    run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
+    assert run.returncode == 2
+    assert "STRIPE_CONNECT_ACCOUNTS must be * or acct_... ids" in run.stderr
+    assert run.stdout == ""
+
+
+def test_help_documents_the_intakes_settings(tmp_path: Path) -> None:
+    run = deploy(tmp_path, "--help")
+    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
+    assert "WEBHOOK_BODY_SECONDS" in run.stdout
+
+
+def test_the_body_deadline_reaches_both_intakes(tmp_path: Path) -> None:
+    run = dry_run(tmp_path, WEBHOOK_BODY_SECONDS="2.5")
+    assert run.returncode == 0, run.stderr
+    for function in ("dunning-ingest", "dunning-linq-intake"):
+        argv = run.one("functions", "deploy", function)
+        assert env_vars(flag(argv, "--set-env-vars"))["WEBHOOK_BODY_SECONDS"] == "2.5"
+
+
+@pytest.mark.parametrize("seconds", ["0", "16", "ten", "1e3", "-2"])
+def test_a_body_deadline_out_of_bounds_stops_the_deploy(tmp_path: Path, seconds: str) -> None:
+    run = dry_run(tmp_path, WEBHOOK_BODY_SECONDS=seconds)
+    assert run.returncode == 2
+    assert "WEBHOOK_BODY_SECONDS must be seconds above 0 and at most 15" in run.stderr
+    assert run.stdout == ""

@@ -124,6 +124,7 @@ def test_action_vocabulary_is_closed():
         "skipped:superseded",
         "skipped:already_texted",
         "skipped:holdout",
+        "skipped:account_not_enabled",
         "deferred:quiet_hours",
         "recovered",
         "delivered",

@@ -18,9 +18,11 @@ import requests
 from shared.workflow.settings import is_product_variable
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
 from standins.processes import REPO, free_port
+from standins.signing_secrets import new_stripe_secret
 from standins.stack import signed_webhook
 
-LIVE_SECRET = "whsec_LiveSandboxTest4f8e2a9c1b7d3e65"
+# What `stripe listen` would print for the live sandbox, made afresh for each run.
+LIVE_SECRET = new_stripe_secret()
 
 
 def clean_env(**extra: str) -> dict[str, str]:

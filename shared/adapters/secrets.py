@@ -6,12 +6,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from shared.core.errors import ConfigError
+from shared.core.errors import ConfigError, SecretUnavailable
 
 PREFIX = "sm://"
 _REFERENCE = re.compile(
     r"^sm://(?P<project>[^/#\s]+)/(?P<secret>[A-Za-z0-9_-]+)(?:#(?P<version>\w+))?$"
 )
+# One read, retries included, ends well inside the time Stripe and Linq wait for an intake's
+# answer (and the intake's own 30 s): the client's default retries for 60 s. An intake that
+# cannot read its secret answers 503, and the sender tries again later.
+ATTEMPT_TIMEOUT_S = 3.0
+TOTAL_TIMEOUT_S = 8.0
 
 ClientFactory = Callable[[], Any]
 
@@ -43,17 +48,39 @@ class SecretResolver:
             f"projects/{match['project']}/secrets/{match['secret']}"
             f"/versions/{match['version'] or 'latest'}"
         )
-        from google.api_core import exceptions
-
-        try:
-            if self._client is None:
-                self._client = self._client_factory()
-            response = self._client.access_secret_version(name=name)
-        except exceptions.GoogleAPICallError as exc:
-            raise ConfigError(
-                f"{variable}: cannot read {name} from Secret Manager: {exc}"
-            ) from None
-        secret = response.payload.data.decode("utf-8").strip()
+        secret = self._read(variable, name).strip()
         if not secret:
             raise ConfigError(f"{variable}: {name} is empty")
         return secret
+
+    def _read(self, variable: str, name: str) -> str:
+        """The secret version's value; SecretUnavailable for every way Secret Manager (or the
+        credentials to reach it) can fail, which the library raises as several unrelated trees."""
+        import requests
+        from google.api_core import exceptions, retry
+        from google.auth.exceptions import GoogleAuthError
+
+        transient = retry.if_exception_type(
+            exceptions.ServiceUnavailable, exceptions.ResourceExhausted
+        )
+        try:
+            if self._client is None:
+                self._client = self._client_factory()
+            response = self._client.access_secret_version(
+                name=name,
+                retry=retry.Retry(predicate=transient, initial=0.2, timeout=TOTAL_TIMEOUT_S),
+                timeout=ATTEMPT_TIMEOUT_S,
+            )
+            data: bytes = response.payload.data
+        except (exceptions.GoogleAPIError, GoogleAuthError, requests.RequestException) as exc:
+            # The first line only: the rest is the library's advice and call details.
+            first_line = next(iter(str(exc).strip().splitlines()), "")
+            reason = f"{type(exc).__name__}: {first_line[:200]}"
+            raise SecretUnavailable(
+                f"{variable}: cannot read {name} from Secret Manager ({reason})"
+            ) from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            # The decoder's message would quote a byte of the secret.
+            raise SecretUnavailable(f"{variable}: {name} is not UTF-8 text") from None

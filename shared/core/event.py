@@ -19,7 +19,8 @@ PAID_TYPE = "invoice.paid"
 FIRST_TRY_SECONDS = 60
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
 THIN_TYPE = "v1.invoice.payment_failed"
-_ACCOUNT = re.compile(r"acct_[A-Za-z0-9]{1,64}")
+# A Stripe account id, as events name a connected account.
+ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _int(value: Any) -> int | None:
 
 def _account(value: Any) -> str | None:
     """A Stripe account id (`acct_...`), or None: anything else is not an account to read from."""
-    return value if isinstance(value, str) and _ACCOUNT.fullmatch(value) else None
+    return value if isinstance(value, str) and ACCOUNT_ID.fullmatch(value) else None
 
 
 def from_stripe_event(event: Mapping[str, Any]) -> Message | None:

@@ -23,6 +23,8 @@ class Action(enum.StrEnum):
     SUPERSEDED = "skipped:superseded"
     ALREADY_TEXTED = "skipped:already_texted"
     HOLDOUT = "skipped:holdout"
+    # A connected account's event that STRIPE_CONNECT_ACCOUNTS does not name (the ingest's line).
+    ACCOUNT_NOT_ENABLED = "skipped:account_not_enabled"
     DEFERRED = "deferred:quiet_hours"
     # Not an end of a failed payment but a later fact about it: the invoice was paid.
     RECOVERED = "recovered"
@@ -51,6 +53,7 @@ _MESSAGES = {
     Action.SUPERSEDED: "skipped: a newer attempt superseded it",
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
     Action.HOLDOUT: "skipped: holdout group",
+    Action.ACCOUNT_NOT_ENABLED: "skipped: connected account not enabled",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
     Action.RECOVERED: "recovered",
     Action.DELIVERED: "delivered",

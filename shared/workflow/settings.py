@@ -8,16 +8,18 @@ table all take the names from `VARIABLES`; tests/test_settings.py fails when one
 
 from __future__ import annotations
 
-import base64
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
+from shared.core.accounts import ConnectedAccounts
 from shared.core.errors import ConfigError
+from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
 
 INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 # The release function (release_deferred): the sweep that hands deferred payments back.
@@ -36,6 +38,9 @@ DEFAULT_PHONE_REGION = "US"
 # could let a second run take over while the first is still sending.
 DEFAULT_LEASE_SECONDS = 180
 DEFAULT_QUIET_HOURS = "21:00-08:00"
+# A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
+DEFAULT_BODY_SECONDS = 10.0
+MAX_BODY_SECONDS = 15.0
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
 
@@ -67,11 +72,30 @@ VARIABLES: tuple[Variable, ...] = (
         "STRIPE_WEBHOOK_SECRET",
         (INGEST,),
         "`whsec_...` signing secret of the webhook endpoint (`whsec_` and at least 24 letters and "
-        "digits). Anything else (a placeholder such as `not-set-yet`, before the endpoint exists) "
-        'means "not set up yet": every webhook is answered 503 without being verified, and a '
-        "WARNING line per request names the problem",
+        'digits, as Stripe generated them). Anything else means "not set up yet": a placeholder '
+        "such as `not-set-yet` (before the endpoint exists), a value published or committed to a "
+        "repository, or one typed by hand (a repeated or sequential run, words). Every webhook is "
+        "then answered 503 without being verified, and a WARNING line per request names the "
+        "problem",
         "required",
         secret=True,
+    ),
+    Variable(
+        "STRIPE_CONNECT_ACCOUNTS",
+        (INGEST,),
+        "the Stripe Connect accounts whose failed payments are texted, besides the platform's "
+        "own: `*` for every connected account, or account ids separated by commas "
+        "(`acct_1A2b3C,acct_4D5e6F`). Any other connected account's event is acknowledged, "
+        "never queued, with a `skipped:account_not_enabled` result line",
+        "none: the platform's own invoices only",
+    ),
+    Variable(
+        "WEBHOOK_BODY_SECONDS",
+        (INGEST, LINQ_INTAKE),
+        "how long an intake waits for a webhook's body once its headers are in, in seconds "
+        "(more than 0, at most 15: the body, the secret and the publish fit the intake's 30 s); a "
+        "body not whole by then is answered 408 and its connection closed",
+        f"`{DEFAULT_BODY_SECONDS:g}`",
     ),
     Variable("LINQ_API_KEY", (RECOVER,), "Linq partner API token", "required", secret=True),
     Variable(
@@ -182,8 +206,9 @@ VARIABLES: tuple[Variable, ...] = (
         "LINQ_WEBHOOK_SECRET",
         (LINQ_INTAKE,),
         "`whsec_...` signing secret of the Linq webhook subscription (`./dev linq-webhook` stores "
-        "it in Secret Manager); until it is one, every Linq webhook is answered 503 without being "
-        "verified, and Linq retries it for about 30 minutes",
+        "it in Secret Manager): the base64 of at least 24 random bytes. Until it is one (a "
+        "placeholder, a published or committed value, a passphrase), every Linq webhook is "
+        "answered 503 without being verified, and Linq retries it for about 30 minutes",
         "required",
         secret=True,
     ),
@@ -247,12 +272,6 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost"})
 _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 # Pub/Sub topic ids: 3-255 characters, a letter first, never starting with "goog".
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
-# A signing secret as Stripe issues it: whsec_ and a long random part (32 letters and digits from
-# the Dashboard, 64 hex digits from the Stripe CLI). Stripe documents no length, so the bound is
-# one no guessable stand-in reaches while every issued secret does.
-_SIGNING_SECRET = re.compile(r"whsec_[A-Za-z0-9]{24,}")
-# Words of the stand-ins operators type while the endpoint does not exist yet.
-_PLACEHOLDER_WORDS = ("pending", "placeholder", "notset", "notyet", "changeme", "example", "dummy")
 _SLACK_EXAMPLE = "https://hooks.slack.com/services/T000/B000/XXXX"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
 
@@ -334,24 +353,6 @@ def stripe_key_mode(key: str) -> str:
     return "live" if "_live_" in key[:8] else "test"
 
 
-def signing_secret_problem(secret: str) -> str | None:
-    """What keeps `secret` from being a Stripe endpoint's signing secret, without quoting it;
-    None when it is one."""
-    if not secret.startswith("whsec_"):
-        return "it does not start with whsec_"
-    if not _SIGNING_SECRET.fullmatch(secret):
-        return "after whsec_ it is not 24 or more letters and digits"
-    return "it is a placeholder" if _placeholder(secret.removeprefix("whsec_")) else None
-
-
-def _placeholder(random_part: str) -> bool:
-    """A secret's random part that is a short run repeated, or holds a placeholder word: typed by
-    an operator, not generated (the same rule for Stripe's and Linq's signing secrets)."""
-    part = random_part.lower()
-    repeats = any(part == part[:n] * (len(part) // n) for n in range(1, 9))
-    return repeats or any(word in part for word in _PLACEHOLDER_WORDS)
-
-
 def stripe_api_key(env: Reader) -> str:
     key = env.secret("STRIPE_API_KEY")
     if not _STRIPE_KEY.match(key):
@@ -360,6 +361,22 @@ def stripe_api_key(env: Reader) -> str:
             "rk_...); publishable keys (pk_...) cannot read invoices"
         )
     return key
+
+
+def _body_seconds(env: Reader) -> float:
+    value = env.value("WEBHOOK_BODY_SECONDS")
+    if value is None:
+        return DEFAULT_BODY_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= MAX_BODY_SECONDS:
+        raise ConfigError(
+            "WEBHOOK_BODY_SECONDS must be a number of seconds above 0 and at most "
+            f"{MAX_BODY_SECONDS:g}, got {value!r}"
+        )
+    return seconds
 
 
 def _topic(env: Reader, name: str, default: str) -> str:
@@ -398,26 +415,31 @@ class IntakeSettings(Settings):
     not_set_up: str | None
     project: str
     topic: str
+    # How long the body may take to arrive once the headers are in.
+    body_seconds: float
 
     @classmethod
-    def _of(
-        cls, secret: str, problem_of: Callable[[str], str | None], project: str, topic: str
-    ) -> Self:
+    def _of(cls, secret: str, problem_of: Callable[[str], str | None], **fields: Any) -> Self:
         problem = problem_of(secret)
-        return cls(None if problem else secret, problem, project, topic)
+        return cls(None if problem else secret, problem, **fields)
 
 
 @dataclass(frozen=True)
 class IngestSettings(IntakeSettings):
-    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC."""
+    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC the events of the
+    platform and of the connected accounts STRIPE_CONNECT_ACCOUNTS names."""
+
+    accounts: ConnectedAccounts
 
     @classmethod
     def read(cls, env: Reader) -> Self:
         return cls._of(
             env.secret("STRIPE_WEBHOOK_SECRET"),
-            signing_secret_problem,
+            stripe_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "PUBSUB_TOPIC", DEFAULT_TOPIC),
+            body_seconds=_body_seconds(env),
+            accounts=ConnectedAccounts.parse(env.value("STRIPE_CONNECT_ACCOUNTS")),
         )
 
 
@@ -472,23 +494,6 @@ class ReportSettings(Settings):
         )
 
 
-def linq_signing_secret_problem(secret: str) -> str | None:
-    """What keeps `secret` from being a Standard Webhooks signing secret (whsec_ and the base64
-    of at least 24 random bytes), without quoting it; None when it is one."""
-    if not secret.startswith("whsec_"):
-        return "it does not start with whsec_"
-    random_part = secret.removeprefix("whsec_")
-    try:
-        # Strictly: a lenient decode drops what is not base64, and "whsec_pending-placeholder-..."
-        # would pass as 26 bytes.
-        key = base64.b64decode(random_part + "=" * (-len(random_part) % 4), validate=True)
-    except ValueError:
-        return "after whsec_ it is not base64"
-    if len(key) < 24:
-        return "it is too short to be a signing secret (a placeholder?)"
-    return "it is a placeholder" if _placeholder(random_part) else None
-
-
 @dataclass(frozen=True)
 class LinqIntakeSettings(IntakeSettings):
     """The Linq intake: LINQ_WEBHOOK_SECRET, publishing to LINQ_EVENTS_TOPIC."""
@@ -497,9 +502,10 @@ class LinqIntakeSettings(IntakeSettings):
     def read(cls, env: Reader) -> Self:
         return cls._of(
             env.secret("LINQ_WEBHOOK_SECRET"),
-            linq_signing_secret_problem,
+            linq_secret_problem,
             project=env.required("GOOGLE_CLOUD_PROJECT"),
             topic=_topic(env, "LINQ_EVENTS_TOPIC", DEFAULT_LINQ_EVENTS_TOPIC),
+            body_seconds=_body_seconds(env),
         )
 
 
