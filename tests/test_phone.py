@@ -104,6 +104,20 @@ def test_dates_amounts_and_ids_are_not_taken_for_numbers(text):
     assert redact(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("key sk_test_4eC39HqLyjWDarjtT1zdp7dc", "key sk_test_****p7dc"),
+        ("restricted rk_live_51HxYzAbCdEf", "restricted rk_live_****CdEf"),
+        ("stripe whsec_3a9fK2pQ7rT1vW8xY4zB6cD0eF5gH", "stripe whsec_****F5gH"),
+        # A Standard Webhooks secret is base64: masked to its end, not cut at `+`, `/` or `=`.
+        ("linq whsec_ab+cd/ef+Gh/Ij+kL/mN+oP/qRsTuVwXyZ0123456789AB=", "linq whsec_****9AB="),
+    ],
+)
+def test_keys_and_signing_secrets_are_masked_whole(text, masked):
+    assert redact(text) == masked
+
+
 def test_a_national_number_is_read_as_its_region_writes_it():
     assert redact("07911 123456", "GB") == "+44******3456"
     assert redact("06 12 34 56 78", "FR") == "+33*****5678"
