@@ -1,8 +1,11 @@
-"""Shared fixtures: the Pub/Sub emulator (one per session) and fresh stand-ins per test."""
+"""Shared fixtures: the Pub/Sub emulator (one per session) and fresh stand-ins per test; the
+`integration` marker on every test that starts a process or an emulator."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 import stripe
@@ -10,6 +13,49 @@ import stripe
 from standins import LinqStandin, SlackStandin, StripeStandin
 from standins.emulator import FirestoreEmulator, PubSubEmulator
 from tests.harness import Pipeline
+
+INTEGRATION = "integration"
+# Asking for any of these starts the emulators: such a test is an integration test, marked or not.
+EMULATOR_FIXTURES = frozenset({"emulators"})
+# The audit events (sys.addaudithook) of everything that starts a program.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"}
+)
+# The test running now that may not start one (None: any test that may, or none at all).
+_may_not_start: str | None = None
+
+
+def _refuse_processes(event: str, args: tuple[Any, ...]) -> None:
+    if event in PROCESS_EVENTS and _may_not_start is not None:
+        raise RuntimeError(
+            f"{_may_not_start} starts a process ({event}) but is not marked `{INTEGRATION}`: "
+            "mark it (pytest.mark.integration), or keep it in-process for the quick loop"
+        )
+
+
+# Installed once per interpreter (an audit hook cannot be removed); it acts only while a test
+# without the marker runs, so `-m "not integration"` can be trusted to start nothing.
+sys.addaudithook(_refuse_processes)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Before `-m` selects: a test that asks for the emulators is marked integration."""
+    for item in items:
+        if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(INTEGRATION)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Setup, call and teardown of a test without the marker may start no process."""
+    global _may_not_start
+    if item.get_closest_marker(INTEGRATION) is None:
+        _may_not_start = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _may_not_start = None
 
 
 @pytest.fixture(scope="session")

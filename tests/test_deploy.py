@@ -22,6 +22,8 @@ from packaging.utils import canonicalize_name
 
 from tools import lock
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent

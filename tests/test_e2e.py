@@ -20,6 +20,8 @@ from tests.stack_support import (
     wait_for_result,
 )
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def stack():

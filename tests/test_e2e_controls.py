@@ -24,6 +24,8 @@ from tests.stack_support import (
     wait_for_result,
 )
 
+pytestmark = pytest.mark.integration
+
 SPANISH = "{brand}: Hola {first_name}, tu pago de {amount} no se procesó. Responde STOP."
 RECOVER_ENV = {"TEXT_ON_ATTEMPTS": "1,3", "BRAND_NAME": "Acme", "MESSAGE_TEMPLATE_ES": SPANISH}
 SEND_ENDPOINTS = {"POST /v3/chats", "POST /v3/chats/{chat_id}/messages"}

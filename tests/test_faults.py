@@ -24,6 +24,8 @@ from tests.stack_support import (
     wait_for_result,
 )
 
+pytestmark = pytest.mark.integration
+
 SECOND = "+12025550199"
 DELIVERY_ATTEMPTS = 8
 # A run killed mid-way leaves its lease to run out before the redelivery may resume; production

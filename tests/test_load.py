@@ -10,6 +10,8 @@ from standins import builders
 from standins.stack import json_lines
 from tests.stack_support import SENDER, find_leaks, running_stack
 
+pytestmark = pytest.mark.integration
+
 WEBHOOKS = 1000
 DUPLICATE_SHARE = 0.10
 POSTERS = 8

@@ -489,6 +489,7 @@ def command(env, *argv):
     )
 
 
+@pytest.mark.integration
 def test_a_missing_project_is_a_clear_error_with_exit_2():
     done = command({})
     assert done.returncode == 2
@@ -496,12 +497,14 @@ def test_a_missing_project_is_a_clear_error_with_exit_2():
     assert done.stderr.startswith("report: GOOGLE_CLOUD_PROJECT is required")
 
 
+@pytest.mark.integration
 def test_a_malformed_since_is_an_argument_error_with_exit_2():
     done = command({"GOOGLE_CLOUD_PROJECT": "p"}, "--since", "30")
     assert done.returncode == 2
     assert "give hours or days, such as 48h or 7d, not '30'" in done.stderr
 
 
+@pytest.mark.integration
 def test_an_unreachable_ledger_stops_with_exit_1():
     done = command(
         {"GOOGLE_CLOUD_PROJECT": "p", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"},

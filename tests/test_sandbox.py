@@ -21,6 +21,8 @@ from standins.processes import REPO, free_port
 from standins.signing_secrets import new_stripe_secret
 from standins.stack import signed_webhook
 
+pytestmark = pytest.mark.integration
+
 # What `stripe listen` would print for the live sandbox, made afresh for each run.
 LIVE_SECRET = new_stripe_secret()
 

@@ -64,6 +64,7 @@ def secrets_deployed(plan, function: str) -> set[str]:
     return {pair.split("=", 1)[0] for pair in flag(deploy, "--set-secrets").split(",")}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("function", "reader"), [("dunning-ingest", INGEST), ("dunning-recover", RECOVER)]
 )

@@ -12,6 +12,8 @@ import requests
 
 from standins import LINQ_TOKEN
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parent.parent
 
 
