@@ -135,14 +135,19 @@ class Child:
             return None
         return self.process.pid
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def terminate(self) -> None:
         """SIGTERM the session the process leads (started with `start_new_session`), children
-        included; SIGKILL it after `grace_s`."""
+        included, without waiting: several processes then stop side by side."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """`terminate`, then wait; SIGKILL the session after `grace_s`."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        self.terminate()
         try:
             process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:

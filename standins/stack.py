@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import flask
 import requests
 
 from shared.workflow.settings import is_product_variable, read_by
@@ -23,6 +24,8 @@ from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
 from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
+from standins.recording_proxy import create_app as recording_proxy
+from standins.serving import Server
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from standins.stripe_api import STRIPE_TEST_KEY, signed
 
@@ -62,6 +65,13 @@ def signed_webhook(
     return signed(event, secret, timestamp)
 
 
+def _push_described(request: flask.Request) -> dict[str, Any]:
+    """What the push journal keeps of a push: the message's id and attributes (its data, which
+    names a customer, stays out)."""
+    message = (request.get_json(silent=True) or {}).get("message") or {}
+    return {"message_id": message.get("messageId"), "attributes": message.get("attributes") or {}}
+
+
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects logged one per line in `path` (other lines are skipped)."""
     entries = []
@@ -96,6 +106,7 @@ class LocalStack:
         ingest_port: int = 0,
         slack: bool = False,
         workdir: Path | None = None,
+        journal_pushes: bool = False,
     ) -> None:
         self._standins = standins
         self._latency_ms = latency_ms
@@ -109,6 +120,9 @@ class LocalStack:
         self._release = release
         self._linq_events = linq_events
         self._slack = slack
+        # Pub/Sub's pushes to the recover function pass through a recording proxy: `pushes()`.
+        self._push_proxy: Server | None = None
+        self._journal_pushes = journal_pushes
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.emulator = PubSubEmulator()
@@ -142,6 +156,12 @@ class LocalStack:
                     self._start_standin(name, extra)
             self._create_topics()
             self.start_function("recover")
+            if self._journal_pushes:
+                # As long as the function's own timeout (deploy.sh): a push is never cut short.
+                app = recording_proxy(
+                    f"127.0.0.1:{self._ports['recover']}", _push_described, timeout=120
+                )
+                self._push_proxy = Server(app).start()
             self.create_push_subscription()
             if self._release:
                 self.start_function("release")
@@ -160,9 +180,17 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Stop every process this stack started, by process group, the emulators last."""
-        for process in reversed(self._processes.values()):
-            process.stop()
+        """Stop every process this stack started, by process group, side by side: the
+        emulators last, so that no function meets a missing emulator on its way out."""
+        emulators = {self.emulator.name, self.firestore.name}
+        for last in (False, True):
+            group = [p for name, p in self._processes.items() if (name in emulators) == last]
+            for process in group:
+                process.terminate()
+            for process in group:
+                process.stop()
+        if self._push_proxy is not None:
+            self._push_proxy.stop()
 
     def pid(self, name: str) -> int | None:
         """The process id of one of this stack's processes (a function, a stand-in, an
@@ -222,7 +250,10 @@ class LocalStack:
 
     @property
     def push_endpoint(self) -> str:
-        """Where Pub/Sub pushes the topic's messages: the recover function."""
+        """Where Pub/Sub pushes the topic's messages: the recover function (through the push
+        journal when there is one)."""
+        if self._push_proxy is not None:
+            return f"{self._push_proxy.url}/projects/{DEFAULT_PROJECT}/topics/{self.topic}"
         return self._endpoint("recover", self.topic)
 
     def _endpoint(self, name: str, topic: str) -> str:
@@ -292,6 +323,15 @@ class LocalStack:
     ) -> requests.Response:
         body, headers = signed_webhook(event, secret, timestamp)
         return self._http.post(self.urls["ingest"], data=body, headers=headers, timeout=timeout)
+
+    def pushes(self) -> list[dict[str, Any]]:
+        """Each push Pub/Sub has made to the recover function and had answered, oldest first:
+        `message_id`, `attributes` and the function's `status` (2xx acknowledges the message;
+        502: the function was not there to answer). Needs `journal_pushes`."""
+        if self._push_proxy is None:
+            raise StackError("this stack keeps no push journal (journal_pushes=False)")
+        answer = self._http.get(f"{self._push_proxy.url}/_journal", timeout=10)
+        return list(answer.json())
 
     def results(self) -> list[dict[str, Any]]:
         """Result lines the recover function has logged so far, oldest first."""

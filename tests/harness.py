@@ -57,7 +57,8 @@ class LinqInbox:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/linq"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # shutdown() waits out one poll: the default 0.5 s would be spent at every test's end.
+        threading.Thread(target=self._server.serve_forever, args=(0.01,), daemon=True).start()
 
     def take(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
         """The next `count` webhooks, waiting for them (the stand-in sends a moment later)."""

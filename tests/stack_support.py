@@ -74,6 +74,24 @@ def wait_for_result(
     return results_for(stack, invoice)
 
 
+def acknowledged(stack: LocalStack, **attributes: str) -> list[int]:
+    """The function's answer to each push of the messages with these attributes, once one was
+    acknowledged (2xx): the run that answered it had written all its lines and its note, and
+    Pub/Sub will not deliver the message again. Needs a stack with `journal_pushes`."""
+
+    def answers() -> list[int]:
+        return [
+            push["status"]
+            for push in stack.pushes()
+            if attributes.items() <= push["attributes"].items()
+        ]
+
+    stack.wait_until(
+        lambda: any(200 <= status < 300 for status in answers()), what=f"an ack of {attributes}"
+    )
+    return answers()
+
+
 def messages_to(stack: LocalStack, phone: str) -> list[dict[str, Any]]:
     return [m for m in stack.linq.messages() if m["to"] == [phone]]
 
