@@ -109,7 +109,7 @@ def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
     return f"{mask_phone(case.phone)}: " + " + ".join(described)
 
 
-def run_demo() -> int:
+def run_demo(out: Path | None = None) -> int:
     demo = cases()
     started = time.monotonic()
     window, morning = quiet_hours_for_demo(datetime.now(UTC))
@@ -150,7 +150,7 @@ def run_demo() -> int:
         _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
-        report = _report(stack)
+        report = _report(stack, out)
         pids = stack.pids
     _say()
     width = max(len(case.label) for case in demo)
@@ -177,16 +177,17 @@ def run_demo() -> int:
     return 0 if stopped == len(pids) else 1
 
 
-def _report(stack: LocalStack) -> list[str]:
-    """What `./dev report --out DIR` prints for the sandbox's ledger (the files go to DIR)."""
+def _report(stack: LocalStack, out: Path | None) -> list[str]:
+    """What `./dev report` prints for the sandbox's ledger; with `out`, what `./dev report --out
+    DIR` prints, the files going to DIR."""
     env = {
         **base_env(),
         "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
         "FIRESTORE_EMULATOR_HOST": stack.firestore.host,
     }
-    out = stack.workdir / "report"
+    files = [] if out is None else ["--out", str(out)]
     done = subprocess.run(
-        [sys.executable, "-m", "tools.report", "--out", str(out)],
+        [sys.executable, "-m", "tools.report", *files],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -305,9 +306,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--live", action="store_true", help="use real Stripe and Linq accounts")
     parser.add_argument("--port", type=int, default=8080, help="ingest port in --live mode")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="also write the report's figures as CSV and a PNG chart into DIR (demo mode)",
+    )
     args = parser.parse_args(argv)
     try:
-        return run_live(args.port) if args.live else run_demo()
+        return run_live(args.port) if args.live else run_demo(args.out)
     except StackError as exc:
         _say(f"sandbox failed: {exc}")
         return 1

@@ -7,7 +7,6 @@ import glob
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +52,12 @@ class Emulator(Child):
     component = ""
     java_args: tuple[str, ...] = ()
 
-    def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
+    def __init__(self, log: Path, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
+        """`log`: where its output goes (the caller's to remove)."""
         self.project = project
         port = port or free_port()
-        self._log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log")  # noqa: SIM115
         self._http = requests.Session()
-        super().__init__(self.name, self.command(port), port, Path(self._log.name))
+        super().__init__(self.name, self.command(port), port, log)
 
     def command(self, port: int) -> list[str]:
         jar = str(find_jar(self.jar, self.component))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -123,10 +124,12 @@ class LocalStack:
         # Pub/Sub's pushes to the recover function pass through a recording proxy: `pushes()`.
         self._push_proxy: Server | None = None
         self._journal_pushes = journal_pushes
+        # A working directory of its own is removed when the stack stops; the caller's stays.
+        self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.emulator = PubSubEmulator()
-        self.firestore = FirestoreEmulator()
+        self.emulator = PubSubEmulator(self.log(PubSubEmulator.name))
+        self.firestore = FirestoreEmulator(self.log(FirestoreEmulator.name))
         self._processes: dict[str, Child] = {e.name: e for e in (self.emulator, self.firestore)}
         self.urls: dict[str, str] = {}
         self.topic = TOPIC
@@ -181,7 +184,8 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop every process this stack started, by process group, side by side: the
-        emulators last, so that no function meets a missing emulator on its way out."""
+        emulators last, so that no function meets a missing emulator on its way out. Then
+        remove the working directory if the stack made it."""
         emulators = {self.emulator.name, self.firestore.name}
         for last in (False, True):
             group = [p for name, p in self._processes.items() if (name in emulators) == last]
@@ -191,6 +195,8 @@ class LocalStack:
                 process.stop()
         if self._push_proxy is not None:
             self._push_proxy.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def pid(self, name: str) -> int | None:
         """The process id of one of this stack's processes (a function, a stand-in, an

@@ -1,5 +1,6 @@
 """Shared fixtures: the Pub/Sub emulator (one per session) and fresh stand-ins per test; the
-`integration` marker on every test that starts a process or an emulator."""
+`integration` marker on every test that starts a process or an emulator; how pytest-xdist shares
+the tests out."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 import stripe
+from xdist.scheduler import LoadScopeScheduling
 
 from standins import LinqStandin, SlackStandin, StripeStandin
 from standins.emulator import FirestoreEmulator, PubSubEmulator
@@ -23,6 +25,15 @@ PROCESS_EVENTS = frozenset(
 )
 # The test running now that may not start one (None: any test that may, or none at all).
 _may_not_start: str | None = None
+# The modules that run the product as processes (standins.stack), slowest first. Each runs on
+# one worker, which starts its stack once (a module-scoped fixture), and they are handed out
+# before anything else: they wait on processes more than they use a CPU.
+STACK_MODULES = (
+    "tests/test_faults.py",
+    "tests/test_sandbox.py",
+    "tests/test_load.py",
+    "tests/test_e2e.py",
+)
 
 
 def _refuse_processes(event: str, args: tuple[Any, ...]) -> None:
@@ -40,10 +51,36 @@ sys.addaudithook(_refuse_processes)
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Before `-m` selects: a test that asks for the emulators is marked integration."""
+    """Before `-m` selects: a test that asks for the emulators is marked integration. The stack
+    modules come first, each whole and in the order of STACK_MODULES."""
     for item in items:
         if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(INTEGRATION)
+    rank = {module: index for index, module in enumerate(STACK_MODULES)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+class _StackModulesOnOneWorker(LoadScopeScheduling):
+    """pytest-xdist's scheduling by scope, where a stack module is one scope and every other
+    test a scope of its own; scopes go out in the collection's order."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = _module(nodeid)
+        return module if module in STACK_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    """`-n` with the default `--dist load`: stack modules stay whole."""
+    if config.getvalue("dist") != "load":
+        return None
+    # The collection's order is the priority: no reordering by the number of tests.
+    config.option.loadscopereorder = False
+    return _StackModulesOnOneWorker(config, log)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -59,8 +96,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
 
 
 @pytest.fixture(scope="session")
-def emulators() -> Iterator[tuple[PubSubEmulator, FirestoreEmulator]]:
-    pubsub, firestore = PubSubEmulator(), FirestoreEmulator()
+def emulators(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PubSubEmulator, FirestoreEmulator]]:
+    logs = tmp_path_factory.mktemp("emulators")
+    pubsub = PubSubEmulator(logs / f"{PubSubEmulator.name}.log")
+    firestore = FirestoreEmulator(logs / f"{FirestoreEmulator.name}.log")
     try:
         pubsub.launch()
         firestore.launch()

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
@@ -17,11 +18,12 @@ SECRETS = (STRIPE_TEST_KEY, LINQ_TOKEN, SANDBOX_WEBHOOK_SECRET, "T000/B000/sandb
 
 
 @contextmanager
-def running_stack(**options: Any) -> Iterator[LocalStack]:
-    """A stack for one test module; afterwards every process it started must be gone."""
+def running_stack(workdir: Path, **options: Any) -> Iterator[LocalStack]:
+    """A stack for one test module, its logs in `workdir` (pytest's: kept when a test fails);
+    afterwards every process it started must be gone."""
     # Quiet hours are tested on purpose; elsewhere a run at night in California must not defer.
     options["recover_env"] = {"QUIET_HOURS": "off", **options.get("recover_env", {})}
-    with LocalStack(**options) as stack:
+    with LocalStack(workdir=workdir, **options) as stack:
         try:
             yield stack
         finally:

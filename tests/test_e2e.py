@@ -23,8 +23,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack():
-    with running_stack(min_backoff_s=0.5, max_backoff_s=2.0, slack=True) as running:
+def stack(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("stack")
+    with running_stack(workdir, min_backoff_s=0.5, max_backoff_s=2.0, slack=True) as running:
         yield running
 
 

@@ -42,7 +42,7 @@ LINQ_429 = {
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(tmp_path_factory):
     options = {
         "min_backoff_s": 0.5,
         "max_backoff_s": 2.0,
@@ -53,7 +53,7 @@ def stack():
         # Linq does not publish its capability-check limit; keep it out of these tests' way.
         "linq_args": ("--capability-limit", "100000"),
     }
-    with running_stack(**options) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), **options) as running:
         yield running
 
 

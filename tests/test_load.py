@@ -1,4 +1,5 @@
-"""Load: 1,000 signed webhooks (10% duplicates) through the emulator; nothing lost, none twice."""
+"""Load: 300 signed webhooks (10% duplicates) at once through the emulator; nothing lost, none
+twice. Thousands at once, and the throughput, are the bench's to measure (BENCHMARKS.md, burst)."""
 
 import collections
 import concurrent.futures
@@ -12,13 +13,13 @@ from tests.stack_support import SENDER, find_leaks, running_stack
 
 pytestmark = pytest.mark.integration
 
-WEBHOOKS = 1000
+WEBHOOKS = 300
 DUPLICATE_SHARE = 0.10
 POSTERS = 8
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(tmp_path_factory):
     options = {
         # 20 ms per Stripe and Linq call stands in for the network; Stripe's documented 25/s
         # limits stay on, Linq's capability-check limit (unpublished) is lifted.
@@ -28,11 +29,11 @@ def stack():
         "max_delivery_attempts": 20,
         "slack": True,
     }
-    with running_stack(**options) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), **options) as running:
         yield running
 
 
-def test_thousand_webhooks_with_duplicates(stack, capsys):
+def test_a_burst_of_webhooks_with_duplicates(stack, capsys):
     unique = int(WEBHOOKS * (1 - DUPLICATE_SHARE))
     customers = [builders.customer(phone=f"+1415555{i:04d}") for i in range(unique)]
     invoices = [builders.invoice(c, attempt_count=1 + i % 3) for i, c in enumerate(customers)]

@@ -398,6 +398,24 @@ def test_a_failed_install_is_tried_again_next_time(dev: Dev, failing: str) -> No
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize(
+    ("argv", "runs"),
+    [
+        (
+            ["test", "-m", "not integration"],
+            "python -m pytest -n auto -m not integration",
+        ),
+        (["test", "-n", "0"], "python -m pytest -n auto -n 0"),
+        (["backfill", "--since", "7d"], "python -m tools.backfill --since 7d"),
+    ],
+)
+def test_a_command_runs_its_module_with_the_arguments_given(dev: Dev, argv, runs) -> None:
+    assert dev.run("setup").returncode == 0
+    assert dev.run(*argv).returncode == 0
+    assert dev.calls() == [runs]
+
+
+@pytest.mark.integration
 def test_lint_holds_the_lock_to_the_requirements(dev: Dev) -> None:
     assert dev.run("setup").returncode == 0
     for tool in ("ruff", "lint-imports", "shellcheck"):

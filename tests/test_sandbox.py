@@ -33,11 +33,14 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_demo_shows_every_case_and_leaves_nothing_running():
+def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
+    # A temporary directory of its own, to see that it leaves nothing there.
+    temporary, report = tmp_path / "tmp", tmp_path / "report"
+    temporary.mkdir()
     done = subprocess.run(
-        [sys.executable, "-m", "sandbox"],
+        [sys.executable, "-m", "sandbox", "--out", str(report)],
         cwd=REPO,
-        env=clean_env(),
+        env=clean_env(TMPDIR=str(temporary)),
         capture_output=True,
         text=True,
         timeout=180,
@@ -69,11 +72,13 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert "    not_assigned            0 of 3, 0.0 %: -" in done.stdout
     assert "  Lift (treated - holdout)  not enough data: treated has 8 invoices" in done.stdout
     assert "  Per protocol (texted)     2 of 6, 33.3 % (6 of 8 treated invoices" in done.stdout
-    assert "recovery.png" in done.stdout
+    assert f"Written: {report / 'summary.csv'}, " in done.stdout
+    assert (report / "recovery.png").stat().st_size > 0
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped
     counts = summary.split()[1], summary.split()[3]
     assert counts[0] == counts[1], summary
+    assert list(temporary.iterdir()) == []
 
 
 class Output:
