@@ -211,10 +211,11 @@ class LocalStack:
     # --- processes --------------------------------------------------------------------------
 
     def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
-        port = free_port()
-        command = [sys.executable, "-m", "standins", name, f"--port={port}"]
-        command += ["--latency-ms", str(self._latency_ms), *extra]
-        process = Child(f"{name} stand-in", command, port, self.log(name), base_env())
+        def command(port: int) -> list[str]:
+            latency = ["--latency-ms", str(self._latency_ms)]
+            return [sys.executable, "-m", "standins", name, f"--port={port}", *latency, *extra]
+
+        process = Child(f"{name} stand-in", command, free_port(), self.log(name), base_env())
         self._processes[name] = process
         self.urls[name] = process.start(15).url
 
