@@ -61,9 +61,12 @@ class _Services:
 @functools.cache
 def _services() -> _Services:
     settings = RecoverSettings.from_env()
-    ledger = Ledger(settings.project, settings.firestore_database, settings.lease)
-    linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
-    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    timeout = settings.read_timeout
+    ledger = Ledger(
+        settings.project, settings.firestore_database, settings.lease, read_timeout=timeout
+    )
+    linq = LinqClient(settings.linq_api_key, settings.linq_api_base, read_timeout=timeout)
+    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base, timeout)
     recovery = Recovery(settings, stripe, linq, ledger)
     return _Services(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
 

@@ -40,6 +40,12 @@ def test_recover_defaults():
     assert settings.slack_webhook_url is None
     assert settings.stripe_mode == "test"
     assert (settings.project, settings.firestore_database) == ("demo-proj", "dunning")
+    assert settings.read_timeout is None
+
+
+def test_a_shortened_read_timeout_is_read():
+    settings = RecoverSettings.from_env({**RECOVER, "READ_TIMEOUT_SECONDS": "1.5"})
+    assert settings.read_timeout == 1.5
 
 
 def test_recover_overrides_are_normalised():
@@ -109,6 +115,9 @@ def test_missing_recover_variable_is_named(name):
         ("QUIET_HOURS", "21-08", "QUIET_HOURS"),
         ("QUIET_HOURS", "25:00-08:00", "QUIET_HOURS"),
         ("LEASE_SECONDS", "1", "LEASE_SECONDS must be whole seconds"),
+        ("READ_TIMEOUT_SECONDS", "0", "above 0 and at most 60"),
+        ("READ_TIMEOUT_SECONDS", "61", "above 0 and at most 60"),
+        ("READ_TIMEOUT_SECONDS", "a second", "above 0 and at most 60"),
     ],
 )
 def test_malformed_recover_variable_is_named(name, value, complaint):

@@ -234,7 +234,10 @@ class Ledger:
         database: str,
         lease: dt.timedelta = DEFAULT_LEASE,
         session: requests.Session | None = None,
+        read_timeout: float | None = None,
     ) -> None:
+        """`read_timeout`: seconds to wait for Firestore's answer, when not TIMEOUT's."""
+        self._timeout = (TIMEOUT[0], read_timeout or TIMEOUT[1])
         own_session, base = rest_session(
             _SCOPE, "FIRESTORE_EMULATOR_HOST", "https://firestore.googleapis.com"
         )
@@ -250,7 +253,7 @@ class Ledger:
 
     def _call(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
-            return self._session.request(method, url, timeout=TIMEOUT, **kwargs)
+            return self._session.request(method, url, timeout=self._timeout, **kwargs)
         except requests.RequestException as exc:
             raise RetryableError(
                 f"Firestore unreachable: {type(exc).__name__}", vendor="firestore"

@@ -28,9 +28,11 @@ from shared.workflow.settings import (
     DEFAULT_QUIET_HOURS,
     DEFAULT_STRIPE_API_BASE,
     LANGUAGE_TEMPLATE_PREFIX,
+    MAX_READ_TIMEOUT_SECONDS,
     TEMPLATE_VARIABLE,
     Reader,
     Settings,
+    seconds,
     slack_url,
     stripe_api_key,
     stripe_key_mode,
@@ -66,6 +68,8 @@ class RecoverSettings(Settings):
     lease: dt.timedelta = dt.timedelta(seconds=DEFAULT_LEASE_SECONDS)
     quiet_hours: QuietHours | None = None
     holdout_percent: int = 0
+    # None: each adapter's own read timeout.
+    read_timeout: float | None = None
 
     @property
     def stripe_mode(self) -> str:
@@ -91,6 +95,7 @@ class RecoverSettings(Settings):
             lease=_lease(env),
             quiet_hours=parse_quiet_hours(env.value("QUIET_HOURS") or DEFAULT_QUIET_HOURS),
             holdout_percent=_holdout(env),
+            read_timeout=seconds(env, "READ_TIMEOUT_SECONDS", MAX_READ_TIMEOUT_SECONDS),
         )
 
 

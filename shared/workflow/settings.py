@@ -41,6 +41,8 @@ DEFAULT_QUIET_HOURS = "21:00-08:00"
 # A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
 DEFAULT_BODY_SECONDS = 10.0
 MAX_BODY_SECONDS = 15.0
+# A shortened read timeout (READ_TIMEOUT_SECONDS) at most this long.
+MAX_READ_TIMEOUT_SECONDS = 60.0
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
 
@@ -240,6 +242,16 @@ VARIABLES: tuple[Variable, ...] = (
         "unset",
         local=True,
     ),
+    Variable(
+        "READ_TIMEOUT_SECONDS",
+        (RECOVER,),
+        "how long a call to Stripe, Linq or the ledger waits for its answer before it counts as "
+        f"timed out (and is retried), in seconds (more than 0, at most "
+        f"{MAX_READ_TIMEOUT_SECONDS:g}): the tests shorten it to show timeouts without waiting "
+        "for the deployed ones",
+        "8 for Stripe and Linq, 5 for the ledger",
+        local=True,
+    ),
 )
 BY_NAME = {variable.name: variable for variable in VARIABLES}
 
@@ -363,20 +375,24 @@ def stripe_api_key(env: Reader) -> str:
     return key
 
 
-def _body_seconds(env: Reader) -> float:
-    value = env.value("WEBHOOK_BODY_SECONDS")
+def seconds(env: Reader, name: str, maximum: float) -> float | None:
+    """`name` as a number of seconds above 0 and at most `maximum`; None when it is unset."""
+    value = env.value(name)
     if value is None:
-        return DEFAULT_BODY_SECONDS
+        return None
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
-        seconds = math.nan
-    if not 0 < seconds <= MAX_BODY_SECONDS:
+        number = math.nan
+    if not 0 < number <= maximum:
         raise ConfigError(
-            "WEBHOOK_BODY_SECONDS must be a number of seconds above 0 and at most "
-            f"{MAX_BODY_SECONDS:g}, got {value!r}"
+            f"{name} must be a number of seconds above 0 and at most {maximum:g}, got {value!r}"
         )
-    return seconds
+    return number
+
+
+def _body_seconds(env: Reader) -> float:
+    return seconds(env, "WEBHOOK_BODY_SECONDS", MAX_BODY_SECONDS) or DEFAULT_BODY_SECONDS
 
 
 def _topic(env: Reader, name: str, default: str) -> str:
