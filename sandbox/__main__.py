@@ -112,16 +112,21 @@ def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
 def run_demo(out: Path | None = None) -> int:
     demo = cases()
     started = time.monotonic()
-    window, morning = quiet_hours_for_demo(datetime.now(UTC))
     _say("Starting the Pub/Sub and Firestore emulators, the Stripe/Linq/Slack stand-ins and the")
-    _say(f"functions (QUIET_HOURS={window}: night in Tokyo now, not in California or London)...")
-    recover_env = {"QUIET_HOURS": window, "HOLDOUT_PERCENT": str(HOLDOUT_PERCENT)}
+    _say("functions...")
+    recover_env = {"QUIET_HOURS": "off", "HOLDOUT_PERCENT": str(HOLDOUT_PERCENT)}
     with LocalStack(release=True, linq_events=True, slack=True, recover_env=recover_env) as stack:
         _say(f"Ready in {time.monotonic() - started:.1f} s: ingest {stack.urls['ingest']}")
         # Stripe's stand-in sends its events (invoice.paid) to the ingest function, signed.
         webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
         stack.linq.load({"phone_numbers": [builders.linq_line(SENDER_LINE)]})
         prepare(stack.stripe, stack.linq, demo, webhook=webhook)
+        # The night begins as the recover function starts again with it, just before the
+        # webhooks, so that it need last only as long as they take to arrive.
+        window, morning = quiet_hours_for_demo(datetime.now(UTC))
+        stack.kill("recover")
+        stack.start_function("recover", QUIET_HOURS=window)
+        _say(f"QUIET_HOURS={window}: night in Tokyo now, not in California or London.")
         _say(f"Posting {len(demo)} signed invoice.payment_failed webhooks; results as they arrive:")
         for case in demo:
             answer = stack.post_webhook(builders.payment_failed_event(case.invoice))
@@ -142,9 +147,9 @@ def run_demo(out: Path | None = None) -> int:
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
         _say(
-            f"Deferred until the window ends in Tokyo at {morning.astimezone(TOKYO):%H:%M} local "
-            f"(in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every "
-            "5 minutes when deployed):"
+            f"Deferred until the window ends in Tokyo at {morning.astimezone(TOKYO):%H:%M:%S} "
+            f"local (in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here "
+            "(every 5 minutes when deployed):"
         )
         total = len(demo) + again + len(payers) + deferred
         _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)

@@ -185,7 +185,8 @@ VARIABLES: tuple[Variable, ...] = (
         "QUIET_HOURS",
         (RECOVER,),
         "the window, in the recipient's local time, in which nothing is sent: `HH:MM-HH:MM` "
-        "(may cross midnight), or `off`; a failure inside it is deferred to the window's end "
+        "(may cross midnight; `HH:MM:SS` to the second), or `off`; a failure inside it is "
+        "deferred to the window's end "
         "(`deferred:quiet_hours`) and sent then if it still should be",
         f"`{DEFAULT_QUIET_HOURS}` (US rules for such messages: 08:00-21:00 local)",
     ),
