@@ -3,8 +3,8 @@
 import json
 import os
 import signal
-import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -92,8 +92,9 @@ def test_stripe_timeout_on_the_invoice_read(stack):
     assert result["action"] == "sent"
     assert parts_sent_to(stack, "+14155550121") == ["text", "link"]
     # stripe-python gave up on the late answer and read again inside the same run (the
-    # stand-in journals the abandoned request only when its delay ends).
-    stack.wait_until(lambda: len(stack.stripe.requests()) == 2, what="two invoice reads")
+    # stand-in journals the abandoned request only when its delay ends); a client that waited
+    # would have read once. (On a busy machine the second read may time out too.)
+    stack.wait_until(lambda: len(stack.stripe.requests()) >= 2, what="a second invoice read")
     assert retries_logged(stack, invoice) == []
 
 
@@ -168,6 +169,19 @@ def frozen(emulator):
         os.kill(emulator.pid, signal.SIGCONT)
 
 
+def unread_by(emulator) -> bool:
+    """Whether a request to the (frozen) emulator waits unread in its socket: the kernel took
+    the bytes, the emulator has not read them (the receive queue in /proc/net; Java's sockets
+    are IPv6 ones, with the IPv4 address mapped)."""
+    port = f":{emulator.port:04X}"
+    for table in ("tcp", "tcp6"):
+        for line in Path("/proc/net", table).read_text().splitlines()[1:]:
+            local, queues = line.split()[1], line.split()[4]
+            if local.endswith(port) and int(queues.split(":")[1], 16) > 0:
+                return True
+    return False
+
+
 def test_owner_killed_after_the_claim_is_taken_over_once_its_lease_runs_out(stack):
     phone = "+14155550140"
     # The invoice read hangs: the claim (made beside it) is in the ledger when the run dies.
@@ -214,7 +228,8 @@ def test_owner_killed_as_its_outcome_is_written_has_it_restated_not_resent(stack
     stack.wait_until(lambda: "chat_id" in ledger_entry(stack, invoice), what="the chat record")
     with frozen(stack.firestore):
         stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text", "link"], what="the link")
-        time.sleep(0.3)  # the outcome write is on its way to the frozen ledger
+        # The outcome, the run's one ledger write after the link, is on its way.
+        stack.wait_until(lambda: unread_by(stack.firestore), what="the outcome write")
         stack.kill("recover")
     stack.start_function("recover")
     [result] = wait_for_result(stack, invoice)

@@ -27,6 +27,9 @@ def stack(tmp_path_factory):
         "linq_args": ("--capability-limit", "1000000"),
         # As in production, a rate-limited message is retried well past a burst, never dropped.
         "max_delivery_attempts": 20,
+        # As in production, a lease a run could not release (the ledger slow to answer on a
+        # busy machine) runs out well inside the redeliveries (here 20 at 1 to 5 s apart).
+        "recover_env": {"LEASE_SECONDS": "20"},
         "slack": True,
     }
     with running_stack(tmp_path_factory.mktemp("stack"), **options) as running:
