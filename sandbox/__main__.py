@@ -38,6 +38,7 @@ from standins.emulator import DEFAULT_PROJECT
 from standins.stack import (
     REPO,
     SANDBOX_WEBHOOK_SECRET,
+    JsonLog,
     LocalStack,
     StackError,
     base_env,
@@ -71,10 +72,10 @@ class _Tail:
     """Prints the lines of a function's log that `wanted` picks, as they appear."""
 
     def __init__(self, log: Path, wanted: Callable[[dict[str, Any]], bool]) -> None:
-        self._log, self._wanted, self._seen = log, wanted, 0
+        self._log, self._wanted, self._seen = JsonLog(log), wanted, 0
 
     def poll(self) -> list[dict[str, Any]]:
-        lines = [entry for entry in json_lines(self._log) if self._wanted(entry)]
+        lines = [entry for entry in self._log.entries() if self._wanted(entry)]
         for entry in lines[self._seen :]:
             _say("  " + _compact(entry))
         self._seen = len(lines)

@@ -75,16 +75,33 @@ def _push_described(request: flask.Request) -> dict[str, Any]:
 
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects logged one per line in `path` (other lines are skipped)."""
-    entries = []
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return entries
-    for line in text.splitlines():
-        if line.startswith("{") and line.endswith("}"):
-            with contextlib.suppress(ValueError):
-                entries.append(json.loads(line))
-    return entries
+    return JsonLog(path).entries()
+
+
+class JsonLog:
+    """The JSON objects a growing log holds one per line, each line parsed once: a test that
+    polls a log thousands of lines long reads only what was added since it last looked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = 0
+        self._entries: list[dict[str, Any]] = []
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry so far, oldest first; a line not yet ended waits for the next look."""
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self._read)
+                added = log.read()
+        except FileNotFoundError:
+            return []
+        whole = added[: added.rfind(b"\n") + 1]
+        self._read += len(whole)
+        for line in whole.decode(errors="replace").splitlines():
+            if line.startswith("{") and line.endswith("}"):
+                with contextlib.suppress(ValueError):
+                    self._entries.append(json.loads(line))
+        return list(self._entries)
 
 
 class LocalStack:
@@ -139,6 +156,7 @@ class LocalStack:
         # A second, pull subscription on the topic: lets tests see exactly what was published.
         self.audit_subscription = f"{TOPIC}-audit"
         self._http = requests.Session()
+        self._json_logs: dict[str, JsonLog] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -340,9 +358,13 @@ class LocalStack:
         answer = self._http.get(f"{self._push_proxy.url}/_journal", timeout=10)
         return list(answer.json())
 
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        """The JSON lines one process has logged so far, oldest first."""
+        return self._json_logs.setdefault(name, JsonLog(self.log(name))).entries()
+
     def results(self) -> list[dict[str, Any]]:
         """Result lines the recover function has logged so far, oldest first."""
-        return [entry for entry in json_lines(self.log("recover")) if "action" in entry]
+        return [entry for entry in self.entries("recover") if "action" in entry]
 
     def wait_until(
         self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "the condition"

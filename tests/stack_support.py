@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
-from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack, json_lines
+from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack
 
 SENDER = "+12025550100"
 SECRETS = (STRIPE_TEST_KEY, LINQ_TOKEN, SANDBOX_WEBHOOK_SECRET, "T000/B000/sandbox")
@@ -62,9 +62,7 @@ def results_for(stack: LocalStack, invoice: dict[str, Any]) -> list[dict[str, An
 
 
 def lines_for(stack: LocalStack, invoice: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        line for line in json_lines(stack.log("recover")) if line.get("invoice_id") == invoice["id"]
-    ]
+    return [line for line in stack.entries("recover") if line.get("invoice_id") == invoice["id"]]
 
 
 def wait_for_result(

@@ -6,7 +6,6 @@ import pytest
 
 from sandbox import demo
 from standins import builders
-from standins.stack import json_lines
 from tests.harness import customer_calls
 from tests.stack_support import (
     clean_run,
@@ -38,7 +37,7 @@ def fresh(stack):
 def duplicates_of(stack, event):
     return [
         line
-        for line in json_lines(stack.log("recover"))
+        for line in stack.entries("recover")
         if line.get("message") == "duplicate delivery ignored" and line["event_id"] == event["id"]
     ]
 

@@ -11,7 +11,6 @@ import requests
 
 from shared.adapters.ledger import COLLECTION
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
-from standins.stack import json_lines
 from tests.stack_support import (
     SENDER,
     acknowledged,
@@ -318,7 +317,7 @@ def test_linq_client_error_fails_once(stack):
 def test_malformed_message_is_logged_and_acknowledged(stack):
     dropped = lambda: [  # noqa: E731
         line
-        for line in json_lines(stack.log("recover"))
+        for line in stack.entries("recover")
         if line["message"].startswith("malformed message dropped")
     ]
     # Counted before the publish: the line may be written before the count could be taken after.

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from standins import builders
-from standins.stack import json_lines
 from tests.stack_support import SENDER, find_leaks, running_stack
 
 pytestmark = pytest.mark.integration
@@ -52,7 +51,7 @@ def test_a_burst_of_webhooks_with_duplicates(stack, capsys):
     assert collections.Counter(statuses) == {200: WEBHOOKS}
 
     def handled() -> tuple[list[dict], list[dict]]:
-        lines = json_lines(stack.log("recover"))
+        lines = stack.entries("recover")
         results = [line for line in lines if "action" in line]
         duplicates = [line for line in lines if line["message"] == "duplicate delivery ignored"]
         return results, duplicates
