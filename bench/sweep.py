@@ -26,6 +26,7 @@ from bench.stats import fmt, median, percentile, ratio
 from shared.adapters import ledger as ledger_module
 from shared.workflow.recovery import payment_key
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
+from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
 from standins.processes import FunctionProcess, free_port
 from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
@@ -243,16 +244,6 @@ def night_around(now: datetime) -> str:
 
 def _stripe_calls(stack: LocalStack, since: float) -> list[dict[str, Any]]:
     return [e for e in stack.stripe.requests() if e["t_wall"] >= since]
-
-
-def peak_per_second(times: list[float]) -> int:
-    """The most arrivals in any one-second window, as the stand-in counts its peak."""
-    ordered, first, peak = sorted(times), 0, 0
-    for last, now in enumerate(ordered):
-        while ordered[first] <= now - 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def _night(stack: LocalStack, batch: list[fixtures.Case]) -> tuple[float, int]:
