@@ -18,7 +18,7 @@ from bench import burst, cost, fixtures
 from bench.baselines.sync_main import pubsub_event
 from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.load import concurrent
-from bench.procs import cpu_seconds, with_children
+from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.report_ledger import write_ledger
@@ -164,19 +164,7 @@ def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
     process = _process("release", workdir, stack.function_env("release"))
-    process.launch()
-    try:
-        while True:
-            try:
-                _post_tick(requests.Session(), process.url)
-                return time.monotonic() - process.spawned_at
-            except requests.ConnectionError:
-                process.check_alive()
-                if time.monotonic() > process.spawned_at + 60:
-                    raise RuntimeError("a new release process never answered") from None
-                time.sleep(0.005)
-    finally:
-        process.stop()
+    return first_answer(process, lambda url: _post_tick(requests.Session(), url))[1]
 
 
 # --- the ledger, written straight into the emulator as its administrator ----------------------
