@@ -16,7 +16,7 @@ from cloudevents.conversion import to_binary
 
 from bench import burst, cost, fixtures
 from bench.baselines.sync_main import pubsub_event
-from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, function_process
 from bench.load import concurrent
 from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
@@ -28,7 +28,6 @@ from shared.workflow.recovery import payment_key
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
-from standins.processes import FunctionProcess, free_port
 from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
@@ -155,15 +154,9 @@ def _tick_rounds(urls: dict[str, tuple[str, int | None]], counts: Counts) -> dic
     return found
 
 
-def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
-    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
-    port = free_port()
-    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
-
-
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
-    process = _process("release", workdir, stack.function_env("release"))
+    process = function_process("release", workdir, stack.function_env("release"))
     return first_answer(process, lambda url: _post_tick(requests.Session(), url))[1]
 
 
@@ -312,7 +305,7 @@ def measure(workdir: Path, quick: bool) -> Measured:
         max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / "sweep",
     )
-    bare = _process("bare", workdir, base_env())
+    bare = function_process("bare", workdir, base_env())
     with stack:
         bare.start()
         try:
