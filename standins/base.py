@@ -227,8 +227,8 @@ class StandinServer(Server, ABC):
         return journal
 
     def stats(self) -> dict[str, Any]:
-        """Counts over the journal, which holds answered requests, and the faults injected,
-        counted as their requests arrive (a test may wait for a held request to be under way)."""
+        """Counts over the journal, which holds requests once handled (answered or dropped), and
+        the faults injected, counted as their requests arrive (a test may wait on a held one)."""
         with self._lock:
             journal = list(self._journal)
             faults = self._faults_injected
