@@ -16,9 +16,9 @@ from cloudevents.conversion import to_binary
 
 from bench import burst, cost, fixtures
 from bench.baselines.sync_main import pubsub_event
-from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, function_process
 from bench.load import concurrent
-from bench.procs import cpu_seconds, with_children
+from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.report_ledger import write_ledger
@@ -26,8 +26,8 @@ from bench.stats import fmt, median, percentile, ratio
 from shared.adapters import ledger as ledger_module
 from shared.workflow.recovery import payment_key
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
+from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
-from standins.processes import FunctionProcess, free_port
 from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
@@ -154,28 +154,10 @@ def _tick_rounds(urls: dict[str, tuple[str, int | None]], counts: Counts) -> dic
     return found
 
 
-def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
-    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
-    port = free_port()
-    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
-
-
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
-    process = _process("release", workdir, stack.function_env("release"))
-    process.launch()
-    try:
-        while True:
-            try:
-                _post_tick(requests.Session(), process.url)
-                return time.monotonic() - process.spawned_at
-            except requests.ConnectionError:
-                process.check_alive()
-                if time.monotonic() > process.spawned_at + 60:
-                    raise RuntimeError("a new release process never answered") from None
-                time.sleep(0.005)
-    finally:
-        process.stop()
+    process = function_process("release", workdir, stack.function_env("release"))
+    return first_answer(process, lambda url: _post_tick(requests.Session(), url))[1]
 
 
 # --- the ledger, written straight into the emulator as its administrator ----------------------
@@ -243,16 +225,6 @@ def night_around(now: datetime) -> str:
 
 def _stripe_calls(stack: LocalStack, since: float) -> list[dict[str, Any]]:
     return [e for e in stack.stripe.requests() if e["t_wall"] >= since]
-
-
-def peak_per_second(times: list[float]) -> int:
-    """The most arrivals in any one-second window, as the stand-in counts its peak."""
-    ordered, first, peak = sorted(times), 0, 0
-    for last, now in enumerate(ordered):
-        while ordered[first] <= now - 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def _night(stack: LocalStack, batch: list[fixtures.Case]) -> tuple[float, int]:
@@ -333,7 +305,7 @@ def measure(workdir: Path, quick: bool) -> Measured:
         max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / "sweep",
     )
-    bare = _process("bare", workdir, base_env())
+    bare = function_process("bare", workdir, base_env())
     with stack:
         bare.start()
         try:
