@@ -126,6 +126,8 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         event_id=job.event_id,
         account=job.account,
         group=result.group,
+        payment=result.payment,
+        event_type=job.event_type,
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:

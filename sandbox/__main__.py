@@ -32,7 +32,7 @@ from sandbox.demo import (
 )
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
-from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
+from shared.workflow.settings import INGEST, RECOVER, VARIABLES, is_language_template
 from standins import builders
 from standins.emulator import DEFAULT_PROJECT
 from standins.stack import (
@@ -273,7 +273,7 @@ def run_live(port: int) -> int:
     env = {
         name: value
         for name, value in os.environ.items()
-        if value and (name in passed or name.startswith(LANGUAGE_TEMPLATE_PREFIX))
+        if value and (name in passed or is_language_template(name))
     }
     ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
     with LocalStack(

@@ -190,27 +190,28 @@ def payment_intent(
 
 def invoice_payment(
     invoice_id: str,
-    intent: Mapping[str, Any],
+    intent: Mapping[str, Any] | str,
     *,
     livemode: bool = False,
     created: int | None = None,
 ) -> dict[str, Any]:
     """An InvoicePayment of `invoice_id` (Stripe's `payments` of an invoice) whose payment is
-    `intent`, a PaymentIntent (its id, or, as built here, the object: the Stripe stand-in keeps
-    it as an object of its own)."""
+    `intent`, a PaymentIntent: the object (the Stripe stand-in keeps it as one of its own), or
+    its id as an invoice read without expanding it shows it."""
     now = int(time.time()) if created is None else created
-    paid = intent.get("status") == "succeeded"
+    known = intent if isinstance(intent, Mapping) else {}
+    paid = known.get("status") == "succeeded"
     return {
         "id": new_id("inpay_1", 23),
         "object": "invoice_payment",
-        "amount_paid": intent.get("amount") if paid else None,
-        "amount_requested": intent.get("amount"),
+        "amount_paid": known.get("amount") if paid else None,
+        "amount_requested": known.get("amount"),
         "created": now,
-        "currency": intent.get("currency"),
+        "currency": known.get("currency"),
         "invoice": invoice_id,
         "is_default": True,
         "livemode": livemode,
-        "payment": {"type": "payment_intent", "payment_intent": copy.deepcopy(dict(intent))},
+        "payment": {"type": "payment_intent", "payment_intent": copy.deepcopy(intent)},
         "status": "paid" if paid else "open",
         "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
     }
@@ -229,7 +230,7 @@ def invoice(
     livemode: bool | None = None,
     created: int | None = None,
     subscription: Mapping[str, Any] | str | None = _UNSET,
-    payment: Mapping[str, Any] | None = _UNSET,
+    payment: Mapping[str, Any] | str | None = _UNSET,
     **overrides: Any,
 ) -> dict[str, Any]:
     """An endive-shaped invoice from the synthetic event, for `customer` (a dict or an id).

@@ -105,6 +105,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.SUPERSEDED, "skipped: a newer attempt superseded it"),
         (Action.ALREADY_TEXTED, "skipped: already texted for this attempt"),
         (Action.HOLDOUT, "skipped: holdout group"),
+        (Action.PROCESSOR_ERROR, "skipped: not the customer's to fix"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -124,6 +125,7 @@ def test_action_vocabulary_is_closed():
         "skipped:superseded",
         "skipped:already_texted",
         "skipped:holdout",
+        "skipped:processor_error",
         "skipped:account_not_enabled",
         "deferred:quiet_hours",
         "recovered",

@@ -11,10 +11,10 @@ import pytest
 from sandbox.__main__ import LIVE_VARIABLES
 from shared.workflow.settings import (
     INGEST,
-    LANGUAGE_TEMPLATE_PREFIX,
     RECOVER,
     TEMPLATE_VARIABLE,
     VARIABLES,
+    is_language_template,
     is_product_variable,
     read_by,
 )
@@ -48,9 +48,7 @@ def test_every_variable_the_code_reads_is_in_the_list_and_every_listed_one_is_re
         )
     # MESSAGE_TEMPLATE is read through its constant, TEMPLATE_VARIABLE.
     read.add(TEMPLATE_VARIABLE)
-    listed = {
-        v.name for v in VARIABLES if not v.local and not v.name.startswith(LANGUAGE_TEMPLATE_PREFIX)
-    }
+    listed = {v.name for v in VARIABLES if not v.local and not is_language_template(v.name)}
     assert read == listed
 
 
@@ -75,7 +73,7 @@ def test_deploy_passes_every_plain_variable_of_the_recover_function():
     plain = {
         v.name
         for v in read_by(RECOVER)
-        if not v.secret and not v.local and not v.name.startswith(LANGUAGE_TEMPLATE_PREFIX)
+        if not v.secret and not v.local and not is_language_template(v.name)
     }
     assert set(RECOVER_ENV) == plain
 

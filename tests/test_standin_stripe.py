@@ -537,7 +537,9 @@ def raw_invoice(server, invoice_id, *expand, account=None):
     if account is not None:
         headers["Stripe-Account"] = account
     query = "&".join(f"expand[]={path}" for path in expand)
-    return requests.get(f"{server.url}/v1/invoices/{invoice_id}?{query}", headers=headers, timeout=5)
+    return requests.get(
+        f"{server.url}/v1/invoices/{invoice_id}?{query}", headers=headers, timeout=5
+    )
 
 
 def test_payments_are_left_out_of_an_invoice_unless_asked_for(server, seeded):

@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from shared.workflow.settings import LANGUAGE_TEMPLATE_PREFIX, RECOVER, plain_names
+from shared.workflow.settings import RECOVER, is_language_template, plain_names
 from tools import lock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -213,7 +213,7 @@ def main(build: Path) -> None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         stage_function(function, out)
-    languages = sorted(n for n in os.environ if n.startswith(LANGUAGE_TEMPLATE_PREFIX))
+    languages = sorted(n for n in os.environ if is_language_template(n))
     names = [*RECOVER_ENV, *languages]
     values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
     with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:

@@ -55,7 +55,8 @@ def latest_payment(invoice: Mapping[str, Any]) -> LatestPayment | None:
     PaymentIntent; None when the invoice has no payment. A PaymentIntent left as an id (not
     expanded) says nothing: the payment is judged as a plain failure."""
     payments = _mapping(invoice.get("payments")).get("data")
-    entries = [_mapping(entry) for entry in payments] if isinstance(payments, list) else []
+    listed = payments if isinstance(payments, list) else []
+    entries = [entry for entry in listed if isinstance(entry, Mapping)]
     if not entries:
         return None
     # Of payments made in the same second, the first listed: Stripe lists newest first.

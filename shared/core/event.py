@@ -13,12 +13,17 @@ from typing import Any
 from shared.core.errors import MalformedEventError, MalformedMessageError
 
 SNAPSHOT_TYPE = "invoice.payment_failed"
+# A payment that needs the customer to confirm it (3-D Secure). Stripe sends it beside
+# invoice.payment_failed for the same attempt: both are one failed payment, one text.
+ACTION_TYPE = "invoice.payment_action_required"
 PAID_TYPE = "invoice.paid"
 # A payment this soon after the invoice was finalized is the first attempt succeeding (a card is
 # charged at finalization): nobody can have been texted and have paid in between.
 FIRST_TRY_SECONDS = 60
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
 THIN_TYPE = "v1.invoice.payment_failed"
+# The events that report a failed payment, as the message names the one that brought it.
+FAILED_TYPES = (SNAPSHOT_TYPE, ACTION_TYPE, THIN_TYPE)
 # A Stripe account id, as events name a connected account.
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 
@@ -37,6 +42,9 @@ class FailedPayment:
     # Set by the release sweep on a payment deferred for quiet hours: the token its ledger entry
     # was released with, which lets this message (and no other) take the entry over.
     release: str | None = None
+    # The Stripe event that reported it (one of FAILED_TYPES); None from a backfill or a release.
+    # Only said, never decided on: the invoice as read decides the text.
+    event_type: str | None = None
 
     def to_json(self) -> bytes:
         """Compact JSON; a field that is None is left out (from_pubsub reads it back as None)."""
@@ -46,10 +54,8 @@ class FailedPayment:
     def attributes(self) -> dict[str, str]:
         """Message attributes, so operators can filter and dead letters stay identifiable."""
         attributes = {"event_id": self.event_id, "invoice_id": self.invoice_id}
-        if self.account is not None:
-            attributes["account"] = self.account
-        if self.release is not None:
-            attributes["release"] = self.release
+        optional = {"account": self.account, "release": self.release, "event_type": self.event_type}
+        attributes.update({name: value for name, value in optional.items() if value is not None})
         return attributes
 
 
@@ -128,7 +134,9 @@ def _account(value: Any) -> str | None:
 
 
 def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
-    """The failed payment or the payment an event reports, or None for any other event type.
+    """The failed payment (`invoice.payment_failed`, `invoice.payment_action_required`, or the
+    thin `v1.invoice.payment_failed`) or the payment (`invoice.paid`) an event reports, or None
+    for any other event type.
 
     Raises MalformedEventError when such an event lacks its invoice id or its id.
     """
@@ -146,7 +154,7 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
         customer, attempt = None, None
         # A thin event names a connected account in its context.
         account = event.get("context")
-    elif kind not in (SNAPSHOT_TYPE, PAID_TYPE):
+    elif kind not in (SNAPSHOT_TYPE, ACTION_TYPE, PAID_TYPE):
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
         raise MalformedEventError(f"{kind} event without an invoice id")
@@ -169,7 +177,7 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
             paid_at=_int(_mapping(invoice.get("status_transitions")).get("paid_at")),
             first_try=paid_at_first_try(invoice),
         )
-    return FailedPayment(**common, attempt_count=_int(attempt))
+    return FailedPayment(**common, attempt_count=_int(attempt), event_type=kind)
 
 
 def from_pubsub(data: Mapping[str, Any] | None) -> Message:
@@ -208,8 +216,10 @@ def from_pubsub(data: Mapping[str, Any] | None) -> Message:
             currency=currency if isinstance(currency, str) else "",
             paid_at=_int(payload.get("paid_at")),
         )
+    kind = payload.get("event_type")
     return FailedPayment(
         **common,
         attempt_count=_int(payload.get("attempt_count")),
         release=release if isinstance(release := payload.get("release"), str) else None,
+        event_type=kind if kind in FAILED_TYPES else None,
     )

@@ -10,7 +10,9 @@ from typing import Self
 
 from shared.core.errors import ConfigError
 from shared.core.message import (
+    BRANDED_ACTION_TEMPLATE,
     BRANDED_TEMPLATE,
+    DEFAULT_ACTION_TEMPLATE,
     DEFAULT_TEMPLATE,
     Template,
     Templates,
@@ -21,6 +23,8 @@ from shared.core.policy import ALL, AttemptPolicy
 from shared.core.quiet_hours import QuietHours, parse_quiet_hours
 from shared.core.text import clean
 from shared.workflow.settings import (
+    ACTION_LANGUAGE_PREFIX,
+    ACTION_TEMPLATE_VARIABLE,
     DEFAULT_FIRESTORE_DATABASE,
     DEFAULT_LEASE_SECONDS,
     DEFAULT_LINQ_API_BASE,
@@ -37,7 +41,7 @@ from shared.workflow.settings import (
 )
 
 # MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
-_LANGUAGE_TEMPLATE = re.compile(rf"^{LANGUAGE_TEMPLATE_PREFIX}([A-Z]{{2,3}})$")
+_LANGUAGE_CODE = re.compile(r"[A-Z]{2,3}")
 _LEASE_RANGE = range(2, 3601)
 # The brand opens every text and is never shortened, so it has to stay short.
 MAX_BRAND_LENGTH = 40
@@ -60,6 +64,8 @@ class RecoverSettings(Settings):
     default_region: str
     brand: str | None
     templates: Templates
+    # The text asking to confirm a payment that waits for it (3-D Secure).
+    action_templates: Templates
     attempts: AttemptPolicy
     dry_run: bool
     slack_webhook_url: str | None
@@ -74,6 +80,7 @@ class RecoverSettings(Settings):
     @classmethod
     def read(cls, env: Reader) -> Self:
         brand = _brand(env)
+        templates = _templates(env, brand)
         return cls(
             stripe_api_key=stripe_api_key(env),
             linq_api_key=env.secret("LINQ_API_KEY"),
@@ -84,7 +91,8 @@ class RecoverSettings(Settings):
             linq_sender=_sender(env),
             default_region=_region(env),
             brand=brand,
-            templates=_templates(env, brand),
+            templates=templates,
+            action_templates=_action_templates(env, brand, templates),
             attempts=AttemptPolicy.parse(env.value("TEXT_ON_ATTEMPTS") or ALL),
             dry_run=env.flag("DRY_RUN"),
             slack_webhook_url=slack_url(env),
@@ -147,20 +155,42 @@ def _templates(env: Reader, brand: str | None) -> Templates:
     """MESSAGE_TEMPLATE (by default the branded text when BRAND_NAME is set) and every
     MESSAGE_TEMPLATE_<LANG>, each checked under its own name."""
     default = env.raw(TEMPLATE_VARIABLE) or (BRANDED_TEMPLATE if brand else DEFAULT_TEMPLATE)
+    return Templates(
+        Template.parse(default, TEMPLATE_VARIABLE, brand),
+        _by_language(env, LANGUAGE_TEMPLATE_PREFIX, brand),
+    )
+
+
+def _action_templates(env: Reader, brand: str | None, messages: Templates) -> Templates:
+    """ACTION_TEMPLATE (by default the 3-D Secure text, branded when BRAND_NAME is set) and its
+    ACTION_TEMPLATE_<LANG>. A language with a MESSAGE_TEMPLATE_<LANG> and no ACTION_TEMPLATE_<LANG>
+    keeps its MESSAGE_TEMPLATE_<LANG>: a customer reads their own language, which still sends
+    them to the page where they confirm, rather than one they may not read."""
+    default = env.raw("ACTION_TEMPLATE") or (
+        BRANDED_ACTION_TEMPLATE if brand else DEFAULT_ACTION_TEMPLATE
+    )
+    return Templates(
+        Template.parse(default, ACTION_TEMPLATE_VARIABLE, brand),
+        {**messages.by_language, **_by_language(env, ACTION_LANGUAGE_PREFIX, brand)},
+    )
+
+
+def _by_language(env: Reader, prefix: str, brand: str | None) -> dict[str, Template]:
+    """Every `<prefix><LANG>` set, by lower-case language code, each checked under its name."""
     by_language = {}
     for name in env.names():
-        if not name.startswith(LANGUAGE_TEMPLATE_PREFIX):
+        if not name.startswith(prefix):
             continue
-        match = _LANGUAGE_TEMPLATE.match(name)
-        if match is None:
+        code = name.removeprefix(prefix)
+        if not _LANGUAGE_CODE.fullmatch(code):
             raise ConfigError(
                 f"{name} is not a language template: the name must end in a two- or three-letter "
-                f"ISO 639 language code in upper case, such as {LANGUAGE_TEMPLATE_PREFIX}ES"
+                f"ISO 639 language code in upper case, such as {prefix}ES"
             )
         text = env.raw(name)
         if text:
-            by_language[match.group(1).lower()] = Template.parse(text, name, brand)
-    return Templates(Template.parse(default, TEMPLATE_VARIABLE, brand), by_language)
+            by_language[code.lower()] = Template.parse(text, name, brand)
+    return by_language
 
 
 def _lease(env: Reader) -> dt.timedelta:

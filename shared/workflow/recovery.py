@@ -31,6 +31,7 @@ from shared.core.decide import (
     recipient,
     screen,
 )
+from shared.core.decline import LatestPayment
 from shared.core.errors import (
     LeaseLostError,
     LineIneligibleError,
@@ -62,6 +63,8 @@ class RunResult:
     outcome: Outcome
     # The entry's assignment at the holdout draw, once it reached it.
     group: str | None = None
+    # The invoice's latest payment as read (why it failed), when the invoice was read.
+    payment: LatestPayment | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,9 @@ class Recovery:
             self._release(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome, group)
+        return RunResult(
+            job.invoice_id, customer_id, attempt, outcome, group, _payment(facts.invoice)
+        )
 
     def _recorded(self, facts: Facts, entry: Entry) -> Facts:
         """The facts with what the ledger knows: the entry, our own STOP list and, for a message
@@ -233,7 +238,9 @@ class Recovery:
             # committed, a crash). Restate it; nothing is sent.
             outcome = Outcome(Action(held.action), reason=held.reason, chat_id=held.chat_id)
             customer_id = _customer_id(job, invoice)
-            return RunResult(job.invoice_id, customer_id, attempt, outcome, held.group)
+            return RunResult(
+                job.invoice_id, customer_id, attempt, outcome, held.group, _payment(invoice)
+            )
         if held.event_id == job.event_id:
             return Ignored("duplicate delivery ignored", held.key, held.event_id, held.state)
         if held.state == DONE and held.action == Action.SENT.value:
@@ -247,6 +254,7 @@ class Recovery:
                     Action.ALREADY_TEXTED,
                     f"attempt {attempt} was already texted for event {held.event_id}",
                 ),
+                payment=_payment(invoice),
             )
         if held.state in (DEFERRED, RELEASED):
             return Ignored(
@@ -368,7 +376,11 @@ class Recovery:
             decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
         )
         return RunResult(
-            job.invoice_id, _customer_id(job, facts.invoice), attempt, dry_run(would_be)
+            job.invoice_id,
+            _customer_id(job, facts.invoice),
+            attempt,
+            dry_run(would_be),
+            payment=_payment(facts.invoice),
         )
 
     def _would_send(self, decision: Send) -> Outcome:
@@ -396,6 +408,10 @@ def _name(invoice: Invoice | None) -> str | None:
 
 def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:
     return (invoice.customer.id if invoice is not None else None) or job.customer_id
+
+
+def _payment(invoice: Invoice | None) -> LatestPayment | None:
+    return invoice.payment if invoice is not None else None
 
 
 class _Owner:

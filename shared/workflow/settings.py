@@ -43,6 +43,10 @@ DEFAULT_BODY_SECONDS = 10.0
 MAX_BODY_SECONDS = 15.0
 TEMPLATE_VARIABLE = "MESSAGE_TEMPLATE"
 LANGUAGE_TEMPLATE_PREFIX = f"{TEMPLATE_VARIABLE}_"
+# The text for a payment that waits for the customer to confirm it (3-D Secure), and its own
+# language variants.
+ACTION_TEMPLATE_VARIABLE = "ACTION_TEMPLATE"
+ACTION_LANGUAGE_PREFIX = f"{ACTION_TEMPLATE_VARIABLE}_"
 
 
 @dataclass(frozen=True)
@@ -159,6 +163,21 @@ VARIABLES: tuple[Variable, ...] = (
         "`MESSAGE_TEMPLATE`",
     ),
     Variable(
+        ACTION_TEMPLATE_VARIABLE,
+        (RECOVER,),
+        "the text when the invoice's latest payment waits for the customer to confirm it (3-D "
+        "Secure: its PaymentIntent is `requires_action`); the same placeholders and checks as "
+        "`MESSAGE_TEMPLATE`",
+        "the 3-D Secure default above (the branded one when `BRAND_NAME` is set)",
+    ),
+    Variable(
+        f"{ACTION_LANGUAGE_PREFIX}<LANG>",
+        (RECOVER,),
+        "the 3-D Secure text for customers whose first preferred locale is in language `<LANG>` "
+        "(`ACTION_TEMPLATE_ES`); checked like `MESSAGE_TEMPLATE`",
+        "`MESSAGE_TEMPLATE_<LANG>` of that language, else `ACTION_TEMPLATE`",
+    ),
+    Variable(
         "BRAND_NAME",
         (RECOVER,),
         "who is writing, for `{brand}`: at most 40 characters, not a URL or a domain (Linq's "
@@ -249,18 +268,24 @@ def read_by(reader: str) -> tuple[Variable, ...]:
     return tuple(variable for variable in VARIABLES if reader in variable.readers)
 
 
+def is_language_template(name: str) -> bool:
+    """Whether `name` is of a family of language templates (MESSAGE_TEMPLATE_ES,
+    ACTION_TEMPLATE_ES, or the families' own entries in VARIABLES)."""
+    return name.startswith((LANGUAGE_TEMPLATE_PREFIX, ACTION_LANGUAGE_PREFIX))
+
+
 def is_product_variable(name: str) -> bool:
     """Whether `name` is a variable the product reads (language templates included)."""
-    return name in BY_NAME or name.startswith(LANGUAGE_TEMPLATE_PREFIX)
+    return name in BY_NAME or is_language_template(name)
 
 
 def plain_names(reader: str) -> tuple[str, ...]:
     """The plain (not secret, not local-only) variables `reader` reads, by name; the language
-    templates, a family of names, are matched with LANGUAGE_TEMPLATE_PREFIX."""
+    templates, families of names, are matched with `is_language_template`."""
     return tuple(
         v.name
         for v in read_by(reader)
-        if not v.secret and not v.local and not v.name.startswith(LANGUAGE_TEMPLATE_PREFIX)
+        if not v.secret and not v.local and not is_language_template(v.name)
     )
 
 
