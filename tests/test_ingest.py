@@ -50,7 +50,7 @@ def test_failed_payment_is_published_then_acknowledged(pipeline, kind):
 
 def test_both_events_of_one_3d_secure_attempt_are_queued_as_the_same_payment(pipeline):
     # Stripe sends both for an attempt that needs authentication: each is queued, and the
-    # recover function makes them one text (tests/test_three_d_secure.py).
+    # recover function makes them one text (tests/test_decline_flow.py).
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
     for kind in (ACTION_REQUIRED, "invoice.payment_failed"):
         answer = pipeline.post_webhook(builders.payment_failed_event(invoice, type=kind))
