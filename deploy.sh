@@ -129,7 +129,7 @@ Environment:
   FIRESTORE_DATABASE            the send ledger's database (default dunning)
   FIRESTORE_LOCATION            where to create it (default: the region)
   LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE, MESSAGE_TEMPLATE_<LANG>,
-  BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
+  ACTION_TEMPLATE, ACTION_TEMPLATE_<LANG>, BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
                                 passed to the recover function when set
   BUILD_DIR                     where the functions are staged (default ./build)
   PYTHON                        the checkout's environment, whose pinned packages are shipped
@@ -688,13 +688,15 @@ cat <<EOF
 
 Webhook URL: $url
 
-Next step: create the Stripe webhook endpoint for invoice.payment_failed and invoice.paid (the
+Next step: create the Stripe webhook endpoint for invoice.payment_failed,
+invoice.payment_action_required (a payment waiting for 3-D Secure) and invoice.paid (the
 payments measured against the texts), with API version
 $STRIPE_API_VERSION (the version the code is written for).
   Dashboard: Developers > Webhooks > Add destination: URL above, API version $STRIPE_API_VERSION,
-             events: invoice.payment_failed and invoice.paid (only those two).
-  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
-  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
+             events: invoice.payment_failed, invoice.payment_action_required and invoice.paid
+             (only those three).
+  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.payment_action_required" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
+  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.payment_action_required" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
 Then store the endpoint's signing secret (the whsec_... it returns) and re-run deploy.sh, which
 pins the new version:
   printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# When Stripe's Smart Retries try a failed invoice again, in the invoices built here.
+RETRY_AFTER_S = 3 * 86400
 DEFAULT_LINE = "1 × Pro plan (at $25.00 / month)"
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UNSET: Any = object()
@@ -231,6 +233,7 @@ def invoice(
     created: int | None = None,
     subscription: Mapping[str, Any] | str | None = _UNSET,
     payment: Mapping[str, Any] | str | None = _UNSET,
+    next_payment_attempt: int | None = _UNSET,
     **overrides: Any,
 ) -> dict[str, Any]:
     """An endive-shaped invoice from the synthetic event, for `customer` (a dict or an id).
@@ -240,7 +243,9 @@ def invoice(
     one-off invoice without one; unset keeps the fixture's id, unknown to the stand-in.
     `payment` is the PaymentIntent of its latest payment (see `payment_intent`), in its
     `payments`; unset: once attempted, a card the issuer declined (`generic_decline`), or, paid,
-    one that succeeded; None: no payment. `overrides` set any other top-level field last.
+    one that succeeded; None: no payment. `next_payment_attempt` is when Stripe retries (unix
+    time; None: it has stopped); unset: three days after `created` while the invoice is open and
+    was attempted. `overrides` set any other top-level field last.
     """
     obj = _fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
     invoice_id = id or new_id("in_1", 23)
@@ -303,6 +308,9 @@ def invoice(
             livemode=livemode,
         )
         line["pricing"]["unit_amount_decimal"] = str(amount_due)
+    if next_payment_attempt is _UNSET:
+        next_payment_attempt = now + RETRY_AFTER_S if status == "open" and attempt_count else None
+    obj["next_payment_attempt"] = next_payment_attempt
     if payment is _UNSET and attempt_count > 0 and status != "draft":
         payment = payment_intent(
             status="succeeded" if paid else "requires_payment_method",

@@ -60,7 +60,9 @@ def invoice(customer: dict[str, Any] | None = None, **changes: Any) -> Invoice:
     payment's PaymentIntent: `payment`) expanded."""
     customer = customer or builders.customer()
     payment = {"payment": changes.pop("payment")} if "payment" in changes else {}
-    data = builders.invoice(customer, hosted_invoice_url=LINK, attempt_count=2, **payment)
+    data = builders.invoice(
+        customer, hosted_invoice_url=LINK, attempt_count=2, next_payment_attempt=RETRY, **payment
+    )
     data["customer"] = customer
     subscription = changes.pop("subscription", None)
     data.update(changes)
@@ -81,6 +83,8 @@ def job(**changes: Any) -> FailedPayment:
     return FailedPayment(**fields)
 
 
+# When Stripe retries the invoice: 2026-11-28 09:46:40 UTC.
+RETRY = 1_795_859_200
 # The processor could not answer (Stripe's test card 4000000000000119: a code, no decline code).
 PROCESSING = builders.payment_intent(code="processing_error", decline_code=None)
 # Waiting for the customer to confirm the payment (3-D Secure).

@@ -55,7 +55,8 @@ def parts(linq_api) -> list[str]:
 
 def test_a_processors_decline_is_skipped_with_its_code_and_nothing_asked_of_linq(pipeline):
     pipeline.configure(SLACK_WEBHOOK_URL=f"{pipeline.slack.url}/services/T0/B0/X0")
-    invoice = pipeline.customer_with_invoice(payment=processing())
+    # Stripe retries on 2026-11-28 at 09:46:40 UTC.
+    invoice = pipeline.customer_with_invoice(payment=processing(), next_payment_attempt=1795859200)
     [result] = pipeline.deliver(builders.payment_failed_event(invoice))
     assert {k: result[k] for k in ("action", "reason", "decline_code", "payment_status")} == {
         "action": "skipped:processor_error",

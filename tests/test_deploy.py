@@ -184,6 +184,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
         SLACK="1",
         MESSAGE_TEMPLATE=TEMPLATE,
         MESSAGE_TEMPLATE_ES="Hola {first_name}: responde STOP",
+        ACTION_TEMPLATE="{first_name}, confirm {amount}: reply STOP to opt out",
+        ACTION_TEMPLATE_ES="{first_name}, confirma {amount}: responde STOP",
         BRAND_NAME="Acme",
         TEXT_ON_ATTEMPTS="1,3",
         DRY_RUN="true",
@@ -549,6 +551,13 @@ def test_ends_with_the_webhook_url_and_the_stripe_next_step(plan: Run) -> None:
     tail = plan.stdout.rsplit("\n+ ", 1)[1]
     assert "Webhook URL: <ingest-url>" in tail
     assert "invoice.payment_failed" in tail
+    # The endpoint subscribes to all three events, in the CLI's and the API's commands alike.
+    events = (
+        '-d "enabled_events[]=invoice.payment_failed" '
+        '-d "enabled_events[]=invoice.payment_action_required" '
+        '-d "enabled_events[]=invoice.paid" -d api_version='
+    )
+    assert tail.count(events) == 2
     assert "api_version=2026-10-28.endive" in tail
     assert "gcloud secrets versions add stripe-webhook-secret" in tail
     assert "v1.invoice.payment_failed" in tail
@@ -681,6 +690,8 @@ def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
         "FIRESTORE_DATABASE": "dunning",
         "MESSAGE_TEMPLATE": TEMPLATE,
         "MESSAGE_TEMPLATE_ES": "Hola {first_name}: responde STOP",
+        "ACTION_TEMPLATE": "{first_name}, confirm {amount}: reply STOP to opt out",
+        "ACTION_TEMPLATE_ES": "{first_name}, confirma {amount}: responde STOP",
         "BRAND_NAME": "Acme",
         "TEXT_ON_ATTEMPTS": "1,3",
         "DRY_RUN": "true",

@@ -705,3 +705,20 @@ def test_a_payment_waiting_for_3d_secure_has_its_next_action_and_no_error():
         None,
     )
     assert intent["next_action"]["type"] == "use_stripe_sdk"
+
+
+@pytest.mark.parametrize(
+    ("changes", "retry_in"),
+    [
+        ({}, 3 * 86400),
+        ({"attempt_count": 4}, 3 * 86400),
+        ({"status": "paid"}, None),
+        ({"status": "void"}, None),
+        ({"status": "draft", "attempt_count": 0}, None),
+        ({"next_payment_attempt": None}, None),
+    ],
+)
+def test_an_open_attempted_invoice_is_retried_by_stripe_three_days_on(changes, retry_in):
+    invoice = builders.invoice("cus_x", created=1_800_000_000, **changes)
+    expected = None if retry_in is None else 1_800_000_000 + retry_in
+    assert invoice["next_payment_attempt"] == expected
