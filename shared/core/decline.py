@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.event import json_int, json_object
+
 # Stripe's decline codes whose next steps, in Stripe's table (docs.stripe.com/declines/codes),
 # are to attempt the payment again, not to ask the customer for another card or to call their
 # bank first: the processor or the issuer could not answer this time. Stripe's own retries get
@@ -54,28 +56,20 @@ def latest_payment(invoice: Mapping[str, Any]) -> LatestPayment | None:
     """The latest of the invoice's `payments` (the last created), read through its expanded
     PaymentIntent; None when the invoice has no payment. A PaymentIntent left as an id (not
     expanded) says nothing: the payment is judged as a plain failure."""
-    payments = _mapping(invoice.get("payments")).get("data")
+    payments = json_object(invoice.get("payments")).get("data")
     listed = payments if isinstance(payments, list) else []
     entries = [entry for entry in listed if isinstance(entry, Mapping)]
     if not entries:
         return None
     # Of payments made in the same second, the first listed: Stripe lists newest first.
-    latest = max(entries, key=lambda entry: _int(entry.get("created")))
-    intent = _mapping(_mapping(latest.get("payment")).get("payment_intent"))
-    error = _mapping(intent.get("last_payment_error"))
+    latest = max(entries, key=lambda entry: json_int(entry.get("created")) or 0)
+    intent = json_object(json_object(latest.get("payment")).get("payment_intent"))
+    error = json_object(intent.get("last_payment_error"))
     return LatestPayment(
         status=_text(intent.get("status")),
         decline_code=_text(error.get("decline_code")) or _text(error.get("code")),
     )
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0

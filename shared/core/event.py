@@ -110,21 +110,26 @@ def paid_at_first_try(invoice: Mapping[str, Any]) -> bool:
     """
     if not invoice.get("attempted"):
         return True
-    if invoice.get("paid_out_of_band") or (_int(invoice.get("attempt_count")) or 0) > 1:
+    if invoice.get("paid_out_of_band") or (json_int(invoice.get("attempt_count")) or 0) > 1:
         return False
-    transitions = _mapping(invoice.get("status_transitions"))
-    finalized, paid = _int(transitions.get("finalized_at")), _int(transitions.get("paid_at"))
+    transitions = json_object(invoice.get("status_transitions"))
+    finalized, paid = (
+        json_int(transitions.get("finalized_at")),
+        json_int(transitions.get("paid_at")),
+    )
     if finalized is None or paid is None:
         return False
     return paid - finalized < FIRST_TRY_SECONDS
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """`value` when it is a JSON object, else an empty one: webhook bodies can hold anything."""
+def json_object(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one: webhook bodies (and Stripe's answers)
+    can hold anything."""
     return value if isinstance(value, Mapping) else {}
 
 
-def _int(value: Any) -> int | None:
+def json_int(value: Any) -> int | None:
+    """`value` when it is a JSON integer (not a boolean), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -142,14 +147,14 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
     """
     kind = event.get("type")
     account = event.get("account")
-    invoice = _mapping(_mapping(event.get("data")).get("object"))
+    invoice = json_object(json_object(event.get("data")).get("object"))
     customer = invoice.get("customer")
     if isinstance(customer, Mapping):
         customer = customer.get("id")
     invoice_id = invoice.get("id")
     attempt = invoice.get("attempt_count")
     if kind == THIN_TYPE:
-        related = _mapping(event.get("related_object"))
+        related = json_object(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
         # A thin event names a connected account in its context.
@@ -172,12 +177,12 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
         currency = invoice.get("currency")
         return InvoicePaid(
             **common,
-            amount=_int(invoice.get("amount_paid")) or 0,
+            amount=json_int(invoice.get("amount_paid")) or 0,
             currency=currency if isinstance(currency, str) else "",
-            paid_at=_int(_mapping(invoice.get("status_transitions")).get("paid_at")),
+            paid_at=json_int(json_object(invoice.get("status_transitions")).get("paid_at")),
             first_try=paid_at_first_try(invoice),
         )
-    return FailedPayment(**common, attempt_count=_int(attempt), event_type=kind)
+    return FailedPayment(**common, attempt_count=json_int(attempt), event_type=kind)
 
 
 def from_pubsub(data: Mapping[str, Any] | None) -> Message:
@@ -212,14 +217,14 @@ def from_pubsub(data: Mapping[str, Any] | None) -> Message:
         currency = payload.get("currency")
         return InvoicePaid(
             **common,
-            amount=_int(payload.get("amount")) or 0,
+            amount=json_int(payload.get("amount")) or 0,
             currency=currency if isinstance(currency, str) else "",
-            paid_at=_int(payload.get("paid_at")),
+            paid_at=json_int(payload.get("paid_at")),
         )
     kind = payload.get("event_type")
     return FailedPayment(
         **common,
-        attempt_count=_int(payload.get("attempt_count")),
+        attempt_count=json_int(payload.get("attempt_count")),
         release=release if isinstance(release := payload.get("release"), str) else None,
         event_type=kind if kind in FAILED_TYPES else None,
     )

@@ -74,10 +74,6 @@ class Invoice:
         return self.payment is not None and self.payment.needs_action
 
     @property
-    def decline_code(self) -> str | None:
-        return self.payment.decline_code if self.payment is not None else None
-
-    @property
     def why_not_open(self) -> str | None:
         """Why the invoice is not open for payment (skipped:not_open), or None: only an open one
         with something due is worth a text."""
