@@ -72,9 +72,12 @@ def _note(result: RunResult, released: bool) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
     held = " (held for the recipient's quiet hours)" if released else ""
+    # The team can tell a payment the bank wants confirmed from a declined card.
+    waiting = result.payment is not None and result.payment.needs_action
+    confirm = " (3-D Secure: the bank asks the customer to confirm)" if waiting else ""
     return (
-        f"Dunning text {outcome.action}{held} for {result.invoice_id} ({result.customer_id}): "
-        f"{tail}"
+        f"Dunning text {outcome.action}{held}{confirm} for {result.invoice_id} "
+        f"({result.customer_id}): {tail}"
     )
 
 

@@ -74,9 +74,9 @@ def test_a_processors_decline_is_skipped_with_its_code_and_nothing_asked_of_linq
     stored = entry(pipeline, invoice)
     assert (stored["state"], stored["action"]) == ("done", "skipped:processor_error")
     [note] = pipeline.slack.notes()
-    assert note["text"].startswith(
+    assert note["text"] == (
         f"Dunning text skipped:processor_error for {invoice['id']} ({invoice['customer']}): "
-        "decline code processing_error"
+        f"{result['reason']}"
     )
 
 
@@ -159,6 +159,7 @@ def test_the_already_texted_line_says_the_decline_code_too(pipeline):
 
 
 def test_a_payment_waiting_for_3d_secure_is_texted_to_confirm_it(pipeline, linq_api):
+    pipeline.configure(SLACK_WEBHOOK_URL=f"{pipeline.slack.url}/services/T0/B0/X0")
     invoice = pipeline.customer_with_invoice(payment=confirm(), attempt_count=2)
     [result] = pipeline.deliver(builders.payment_failed_event(invoice, type=ACTION_REQUIRED))
     assert {
@@ -176,6 +177,11 @@ def test_a_payment_waiting_for_3d_secure_is_texted_to_confirm_it(pipeline, linq_
     ]
     assert messages[0]["parts"] == [{"type": "text", "value": CONFIRM_TEXT}]
     assert messages[1]["parts"] == [{"type": "link", "value": invoice["hosted_invoice_url"]}]
+    [note] = pipeline.slack.notes()
+    assert note["text"] == (
+        "Dunning text sent (3-D Secure: the bank asks the customer to confirm) for "
+        f"{invoice['id']} ({invoice['customer']}): chat {messages[0]['chat_id']}"
+    )
 
 
 @pytest.mark.parametrize(
