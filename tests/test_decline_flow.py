@@ -5,12 +5,16 @@ invoice as read, never by the event."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from typing import Any
 
 import pytest
 
 from standins import builders
+from standins.processes import REPO
 from tests.harness import SENDER, customer_calls, entry, log_lines
 from tests.test_quiet_hours_flow import morning, night_around_now, push_all, released
 
@@ -354,3 +358,36 @@ def test_a_3d_secure_payment_deferred_overnight_is_worded_as_the_invoice_is_in_t
 
 def results_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if "action" in line]
+
+
+READ_IN_A_FRESH_PROCESS = """
+import sys
+from shared.adapters.stripe_gateway import StripeGateway, preload
+from standins import STRIPE_TEST_KEY, StripeStandin, builders
+
+preload()
+with StripeStandin() as server:
+    customer = builders.customer()
+    invoice = builders.invoice(customer, payment=builders.payment_intent(status="requires_action"))
+    server.load({"customers": [customer], "invoices": [invoice]})
+    before = set(sys.modules)
+    read = StripeGateway(STRIPE_TEST_KEY, server.url).invoice(invoice["id"])
+    assert read.needs_action, read
+    print(" ".join(sorted(m for m in set(sys.modules) - before if m.startswith("stripe"))))
+"""
+
+
+def test_the_invoice_read_imports_no_stripe_resource_module_on_a_new_instance():
+    # The PaymentIntent's module alone costs tens of milliseconds to import: a first run that
+    # made typed objects of the answer would pay for it (BENCHMARKS.md, cold start).
+    done = subprocess.run(
+        [sys.executable, "-c", READ_IN_A_FRESH_PROCESS],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    imported = done.stdout.split()
+    assert [m for m in imported if m != "stripe._telemetry_id"] == [], imported
