@@ -181,20 +181,15 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
   FIRESTORE_LOCATION            where the send ledger's database is created (deploy.sh; default: the
                                 functions' region)
   STRIPE_WEBHOOK_SECRET_VERSION the version of the secret deployed as STRIPE_WEBHOOK_SECRET to pin
-                                (deploy.sh; default: the newest ENABLED version, looked up when
-                                deploying (never latest))
+                                (deploy.sh; default: the newest ENABLED one, never latest)
   STRIPE_API_KEY_VERSION        the version of the secret deployed as STRIPE_API_KEY to pin
-                                (deploy.sh; default: the newest ENABLED version, looked up when
-                                deploying (never latest))
+                                (deploy.sh; default: the newest ENABLED one, never latest)
   LINQ_API_KEY_VERSION          the version of the secret deployed as LINQ_API_KEY to pin
-                                (deploy.sh; default: the newest ENABLED version, looked up when
-                                deploying (never latest))
+                                (deploy.sh; default: the newest ENABLED one, never latest)
   SLACK_WEBHOOK_URL_VERSION     the version of the secret deployed as SLACK_WEBHOOK_URL to pin
-                                (deploy.sh; default: the newest ENABLED version, looked up when
-                                deploying (never latest))
+                                (deploy.sh; default: the newest ENABLED one, never latest)
   LINQ_WEBHOOK_SECRET_VERSION   the version of the secret deployed as LINQ_WEBHOOK_SECRET to pin
-                                (deploy.sh; default: the newest ENABLED version, looked up when
-                                deploying (never latest))
+                                (deploy.sh; default: the newest ENABLED one, never latest)
   SLACK                         1: the recover and Linq event functions get SLACK_WEBHOOK_URL from
                                 the secret slack-webhook-url, which must exist; 0: never (deploy.sh;
                                 default: when the secret exists)

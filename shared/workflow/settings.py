@@ -660,6 +660,14 @@ SECRETS = (
     LINQ_WEBHOOK_SECRET,
 )
 
+FIRESTORE_LOCATION: Variable[str | None] = Variable(
+    "FIRESTORE_LOCATION",
+    (DEPLOY,),
+    "where the send ledger's database is created",
+    _as_set,
+    when_unset="the functions' region",
+)
+
 
 def _version_of(secret_variable: Variable[Any]) -> Variable[str | None]:
     return Variable(
@@ -667,7 +675,7 @@ def _version_of(secret_variable: Variable[Any]) -> Variable[str | None]:
         (DEPLOY,),
         f"the version of the secret deployed as `{secret_variable.name}` to pin",
         _version,
-        when_unset="the newest `ENABLED` version, looked up when deploying (never `latest`)",
+        when_unset="the newest `ENABLED` one, never `latest`",
     )
 
 
@@ -694,13 +702,7 @@ DEPLOY_ONLY: tuple[Variable[Any], ...] = (
         _as_set,
         when_unset="unset",
     ),
-    Variable(
-        "FIRESTORE_LOCATION",
-        (DEPLOY,),
-        "where the send ledger's database is created",
-        _as_set,
-        when_unset="the functions' region",
-    ),
+    FIRESTORE_LOCATION,
     *(_version_of(variable) for variable in SECRETS),
     Variable(
         "SLACK",
