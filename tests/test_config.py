@@ -251,6 +251,9 @@ MALFORMED = [
     ("SLACK_WEBHOOK_URL_VERSION", "1.0", "must be a version number"),
     ("LINQ_WEBHOOK_SECRET_VERSION", "-1", "must be a version number"),
     ("SLACK", "yes", "must be 1, 0 or unset"),
+    # deploy.sh reads these two itself, untrimmed.
+    ("SLACK", " 1", "must be 1, 0 or unset"),
+    ("STRIPE_API_KEY_VERSION", "7 ", "must be a version number"),
 ]
 
 

@@ -124,7 +124,7 @@ class Variable(Generic[T]):
 
 
 class Reader:
-    """One environment, read variable by variable; every error names the variable."""
+    """One environment, read variable by variable through the declarations' parsers."""
 
     def __init__(self, env: Environ, secrets: SecretResolver) -> None:
         self._env, self._secrets = env, secrets
@@ -376,8 +376,11 @@ def _lease(env: Reader, variable: Variable[Any]) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+# deploy.sh itself uses the next two as they are set: white space is not trimmed away.
+
+
 def _version(env: Reader, variable: Variable[Any]) -> str | None:
-    value = env.value(variable.name)
+    value = env.raw(variable.name) or None
     if value is not None and not _VERSION.match(value):
         raise ConfigError(
             f"{variable.name} must be a version number, got {value!r}: versions are pinned, "
@@ -387,7 +390,7 @@ def _version(env: Reader, variable: Variable[Any]) -> str | None:
 
 
 def _slack_choice(env: Reader, variable: Variable[Any]) -> bool | None:
-    value = env.value(variable.name)
+    value = env.raw(variable.name) or None
     if value is None:
         return None
     if value not in ("1", "0"):
