@@ -26,7 +26,8 @@ INGEST_CONCURRENCY=1
 INGEST_MAX_INSTANCES=20
 
 # recover: one Stripe read, a Linq reachability check and two sends, each with its own timeout.
-RECOVER_TIMEOUT_S=120
+# Its timeout, RECOVER_TIMEOUT_S, is declared with the ledger lease that must outlive it
+# (shared/core/lease.py), and comes from tools/deploy_env.py below.
 # Ack deadline of the Eventarc subscription: the push request's timeout. It must stay above
 # RECOVER_TIMEOUT_S, or Pub/Sub redelivers a message while its first run is still going.
 ACK_DEADLINE_S=300
@@ -56,17 +57,14 @@ MIN_RETRY_DELAY=10s      # exponential backoff between redeliveries, from...
 MAX_RETRY_DELAY=600s     # ...to (Pub/Sub's maximum).
 DLQ_RETENTION=7d         # how long dead letters stay in the pull subscription (max 31d).
 
-# The send ledger (shared/adapters/ledger.py): a Firestore database of its own, in the functions' region
-# unless FIRESTORE_LOCATION says otherwise; records expire through a TTL policy on expire_at.
-FIRESTORE_DATABASE=${FIRESTORE_DATABASE:-dunning}
-LEDGER_COLLECTION=dunning_sends # shared/adapters/ledger.py COLLECTION
+# The send ledger (shared/adapters/ledger.py): a Firestore database of its own (FIRESTORE_DATABASE,
+# in FIRESTORE_LOCATION), whose records in LEDGER_COLLECTION expire through a TTL policy.
 LEDGER_TTL_FIELD=expire_at
 
 # ---- Names ---------------------------------------------------------------------------------------
 INGEST_FN=dunning-ingest
 RECOVER_FN=dunning-recover
 RELEASE_FN=dunning-release
-SWEEP_TOPIC=dunning-release-sweep # standins/stack.py SWEEP_TOPIC
 SWEEP_JOB=dunning-release-sweep
 LINQ_INTAKE_FN=dunning-linq-intake
 LINQ_EVENT_FN=dunning-linq-events
@@ -110,30 +108,95 @@ Usage: deploy.sh --project PROJECT --region REGION [--dry-run]
                 return placeholders, and every resource is assumed missing
   -h, --help    this help
 
-Environment:
-  PUBSUB_TOPIC                  topic id (default stripe-payment-failed)
-  STRIPE_WEBHOOK_SECRET_VERSION pin a secret version (default: the newest ENABLED version,
-  STRIPE_API_KEY_VERSION          resolved at deploy time; never "latest")
-  LINQ_API_KEY_VERSION
-  SLACK_WEBHOOK_URL_VERSION
-  LINQ_WEBHOOK_SECRET_VERSION
-  SLACK                         1: require secret slack-webhook-url; 0: never use it;
-                                unset: use it when it exists
-  STRIPE_CONNECT_ACCOUNTS       Stripe Connect accounts whose failed payments are texted, besides
-                                the platform's own: * (every one) or acct_... ids separated by
-                                commas; passed to the ingest function (unset: the platform's own
-                                invoices only)
-  WEBHOOK_BODY_SECONDS          how long both intakes wait for a webhook's body once its headers
-                                are in (default 10; above 0, at most 15); passed when set
-  LINQ_EVENTS_TOPIC             topic id of verified Linq webhooks (default linq-events)
-  FIRESTORE_DATABASE            the send ledger's database (default dunning)
-  FIRESTORE_LOCATION            where to create it (default: the region)
-  LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE, MESSAGE_TEMPLATE_<LANG>,
-  BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
-                                passed to the recover function when set
-  BUILD_DIR                     where the functions are staged (default ./build)
+Environment (each one read as the function that reads it will, before anything is created;
+the list is tools/deploy_env.py's, from shared/workflow/settings.py):
+  STRIPE_CONNECT_ACCOUNTS       the Stripe Connect accounts whose failed payments are texted,
+                                besides the platform's own: * for every connected account, or
+                                account ids separated by commas (acct_1A2b3C,acct_4D5e6F). Any other
+                                connected account's event is acknowledged, never queued, with a
+                                skipped:account_not_enabled result line (ingest; default: none: the
+                                platform's own invoices only)
+  WEBHOOK_BODY_SECONDS          how long an intake waits for a webhook's body once its headers are
+                                in, in seconds (more than 0, at most 15: the body, the secret and
+                                the publish fit the intake's 30 s); a body not whole by then is
+                                answered 408 and its connection closed (ingest, linq-intake;
+                                default: 10)
+  GOOGLE_CLOUD_PROJECT          project of the topic (ingest, backfill) and of the send ledger
+                                (recover); deploy.sh's project when --project is not given (ingest,
+                                recover, release, linq-intake, linq-events, deploy.sh; default:
+                                required)
+  STRIPE_API_BASE               Stripe API base URL; https:// (plain http:// only for 127.0.0.1 and
+                                localhost, where the stand-ins run) (recover; default:
+                                https://api.stripe.com)
+  LINQ_API_BASE                 Linq API base URL, without a trailing /v3; https:// (plain http://
+                                only for 127.0.0.1 and localhost) (recover; default:
+                                https://api.linqapp.com/api/partner)
+  FIRESTORE_DATABASE            Firestore database (native mode) holding the send ledger (recover,
+                                release, linq-events, deploy.sh; default: dunning)
+  PUBSUB_TOPIC                  topic id failed payments are published to (and deferred ones
+                                re-published to) (ingest, release, deploy.sh; default:
+                                stripe-payment-failed)
+  LINQ_SENDER                   E.164 line to send from when the account has several (recover;
+                                default: first usable line)
+  DEFAULT_PHONE_REGION          region for numbers written without a country code (recover; default:
+                                US (the customer's address country wins))
+  MESSAGE_TEMPLATE              the text; placeholders {first_name} {description} {amount} {brand};
+                                must contain STOP, no {url}, no URL, and fit in 319 characters with
+                                BRAND_NAME and the longest amount Stripe accepts in any currency
+                                (IDR 9,999,999,999.99, 20 characters) (recover; default: the
+                                built-in text (the branded one when BRAND_NAME is set))
+  MESSAGE_TEMPLATE_<LANG>       the text for customers whose first preferred locale is in language
+                                <LANG>, a two- or three-letter ISO 639 code in upper case
+                                (MESSAGE_TEMPLATE_ES); checked like MESSAGE_TEMPLATE (recover;
+                                default: MESSAGE_TEMPLATE)
+  BRAND_NAME                    who is writing, for {brand}: at most 40 characters, not a URL or a
+                                domain (Linq's first-message rule) (recover; default: none; a
+                                template with {brand} then fails to start)
+  TEXT_ON_ATTEMPTS              which failed attempts get a text: all, or attempt numbers such as
+                                1,3; the others end as skipped:policy (recover; default: all (one
+                                text per failed payment))
+  DRY_RUN                       true: decide everything, send nothing, record nothing, log dry_run
+                                lines (true/false, 1/0, yes/no) (recover; default: false)
+  QUIET_HOURS                   the window, in the recipient's local time, in which nothing is sent:
+                                HH:MM-HH:MM (may cross midnight), or off; a failure inside it is
+                                deferred to the window's end (deferred:quiet_hours) and sent then if
+                                it still should be (recover; default: 21:00-08:00 (US rules for such
+                                messages: 08:00-21:00 local))
+  HOLDOUT_PERCENT               the share of failed payments kept untexted to measure what the texts
+                                cause (skipped:holdout), 0 to 50; chosen by a stable hash of the
+                                invoice id, so an invoice stays in its group across attempts and
+                                replays (recover; default: 0)
+  LEASE_SECONDS                 how long a run owns a failed payment before another may take it over
+                                (the ledger lease), in whole seconds up to 3600; deploy.sh refuses
+                                one that is not longer than the recover function's timeout (120 s),
+                                so no run outlives its lease (recover; default: 180)
+  LINQ_EVENTS_TOPIC             topic id verified Linq webhooks are published to (linq-intake,
+                                deploy.sh; default: linq-events)
+  REGION                        the functions' region when --region is not given (deploy.sh;
+                                default: CLOUDSDK_FUNCTIONS_REGION)
+  CLOUDSDK_FUNCTIONS_REGION     gcloud's region of functions: the region when neither --region nor
+                                REGION is given (deploy.sh; default: unset)
+  CLOUDSDK_CORE_PROJECT         gcloud's project: the project when neither --project nor
+                                GOOGLE_CLOUD_PROJECT is given (deploy.sh; default: unset)
+  FIRESTORE_LOCATION            where the send ledger's database is created (deploy.sh; default: the
+                                functions' region)
+  STRIPE_WEBHOOK_SECRET_VERSION the version of the secret deployed as STRIPE_WEBHOOK_SECRET to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  STRIPE_API_KEY_VERSION        the version of the secret deployed as STRIPE_API_KEY to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  LINQ_API_KEY_VERSION          the version of the secret deployed as LINQ_API_KEY to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  SLACK_WEBHOOK_URL_VERSION     the version of the secret deployed as SLACK_WEBHOOK_URL to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  LINQ_WEBHOOK_SECRET_VERSION   the version of the secret deployed as LINQ_WEBHOOK_SECRET to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  SLACK                         1: the recover and Linq event functions get SLACK_WEBHOOK_URL from
+                                the secret slack-webhook-url, which must exist; 0: never (deploy.sh;
+                                default: when the secret exists)
+  BUILD_DIR                     where the functions are staged (deploy.sh; default: build in the
+                                checkout)
   PYTHON                        the checkout's environment, whose pinned packages are shipped
-                                (default .venv/bin/python, made by ./dev setup)
+                                (deploy.sh; default: .venv/bin/python (./dev setup makes it))
 
 Secrets (created by you, never by this script):
   stripe-webhook-secret, stripe-api-key, linq-api-key, linq-webhook-secret (./dev linq-webhook
@@ -185,52 +248,6 @@ fi
 [[ $PROJECT =~ ^[a-z0-9][a-z0-9.:-]*[a-z0-9]$ ]] || usage_error "not a project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+(-[a-z0-9]+)+$ ]] || usage_error "not a region: $REGION"
 
-TOPIC=${PUBSUB_TOPIC:-stripe-payment-failed}
-# The rule of shared/workflow/settings.py (an id, not a path), shorter so the dead-letter names fit too.
-[[ $TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $TOPIC != goog* ]] ||
-  usage_error "PUBSUB_TOPIC must be a Pub/Sub topic id, got: $TOPIC"
-DLQ_TOPIC=$TOPIC-dead-letter
-DLQ_SUB=$TOPIC-dead-letter-pull
-LINQ_TOPIC=${LINQ_EVENTS_TOPIC:-linq-events}
-[[ $LINQ_TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $LINQ_TOPIC != goog* ]] ||
-  usage_error "LINQ_EVENTS_TOPIC must be a Pub/Sub topic id, got: $LINQ_TOPIC"
-[[ $LINQ_TOPIC != "$TOPIC" ]] || usage_error "LINQ_EVENTS_TOPIC must differ from PUBSUB_TOPIC"
-LINQ_DLQ_TOPIC=$LINQ_TOPIC-dead-letter
-LINQ_DLQ_SUB=$LINQ_TOPIC-dead-letter-pull
-
-((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
-  die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
-# A ledger lease shorter than a run could let a second run take over a payment still being sent.
-if [[ -n ${LEASE_SECONDS:-} ]]; then
-  if [[ ! $LEASE_SECONDS =~ ^[0-9]+$ ]] || ((LEASE_SECONDS <= RECOVER_TIMEOUT_S)); then
-    usage_error "LEASE_SECONDS must be whole seconds above $RECOVER_TIMEOUT_S, got: $LEASE_SECONDS"
-  fi
-fi
-
-[[ $FIRESTORE_DATABASE =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
-  usage_error "FIRESTORE_DATABASE must be a database id such as dunning, got: $FIRESTORE_DATABASE"
-FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
-for var in STRIPE_WEBHOOK_SECRET_VERSION STRIPE_API_KEY_VERSION LINQ_API_KEY_VERSION \
-  SLACK_WEBHOOK_URL_VERSION LINQ_WEBHOOK_SECRET_VERSION; do
-  [[ ${!var:-} =~ ^([1-9][0-9]*)?$ ]] ||
-    usage_error "$var must be a version number, got '${!var}': versions are pinned, never 'latest'"
-done
-[[ ${SLACK:-} =~ ^[01]?$ ]] || usage_error "SLACK must be 1, 0 or unset, got: $SLACK"
-# The rule of shared/core/accounts.py, checked here so that a typo stops the deploy rather than
-# every webhook (the function would answer each one 500).
-ACCOUNT_ID='acct_[A-Za-z0-9]{1,64}'
-CONNECT_ACCOUNTS="^ *([*]|$ACCOUNT_ID( *, *$ACCOUNT_ID)*) *$"
-[[ -z ${STRIPE_CONNECT_ACCOUNTS:-} || $STRIPE_CONNECT_ACCOUNTS =~ $CONNECT_ACCOUNTS ]] ||
-  usage_error "STRIPE_CONNECT_ACCOUNTS must be * or acct_... ids separated by commas, got: $STRIPE_CONNECT_ACCOUNTS"
-# The rule of shared/workflow/settings.py (seconds above 0, at most MAX_BODY_SECONDS).
-if [[ -n ${WEBHOOK_BODY_SECONDS:-} ]]; then
-  awk -v s="$WEBHOOK_BODY_SECONDS" 'BEGIN { exit !(s ~ /^[0-9]+([.][0-9]+)?$/ && s > 0 && s <= 15) }' ||
-    usage_error "WEBHOOK_BODY_SECONDS must be seconds above 0 and at most 15, got: $WEBHOOK_BODY_SECONDS"
-fi
-# Both intakes' optional settings, passed only when set.
-INTAKE_OPTIONS=()
-[[ -z ${WEBHOOK_BODY_SECONDS:-} ]] || INTAKE_OPTIONS+=("WEBHOOK_BODY_SECONDS=$WEBHOOK_BODY_SECONDS")
-
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
@@ -242,6 +259,20 @@ BUILD_SA=$BUILD_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-service-account takes
 [[ -x $PYTHON ]] || command -v "$PYTHON" >/dev/null ||
   die "no Python environment at $PYTHON: run ./dev setup (or set PYTHON)"
+
+# Every variable deploy.sh and the functions read, checked as they will read it (exit 2 if one is
+# wrong); each function's plain ones go to BUILD_DIR/<function>.env.yaml, and the names the
+# resources below are created with come back as shell assignments of these:
+TOPIC="" LINQ_TOPIC="" FIRESTORE_DATABASE="" FIRESTORE_LOCATION="" RECOVER_TIMEOUT_S=""
+LEDGER_COLLECTION="" SWEEP_TOPIC=""
+names=$(PYTHONPATH=$ROOT "$PYTHON" -m tools.deploy_env "$BUILD_DIR" "$PROJECT" "$REGION") || exit $?
+eval "$names"
+DLQ_TOPIC=$TOPIC-dead-letter
+DLQ_SUB=$TOPIC-dead-letter-pull
+LINQ_DLQ_TOPIC=$LINQ_TOPIC-dead-letter
+LINQ_DLQ_SUB=$LINQ_TOPIC-dead-letter-pull
+((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
+  die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
 
 # ---- Running gcloud ------------------------------------------------------------------------------
 # Every gcloud command is shown as one shell-quoted line starting with "+ ": on stdout in a dry
@@ -310,30 +341,10 @@ exists() {
 # modules it imports and a requirements.txt pinning every package it needs, transitive ones
 # included, to the version in requirements-dev.lock with the hashes of its files, so Cloud Build's
 # pip installs what CI installed, tested and `./dev audit` audits, and refuses any other file;
-# nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
-# recover function's plain variables: the project and ledger database, and the optional settings
-# that are set, as JSON strings, which YAML reads back verbatim (MESSAGE_TEMPLATE has braces and
-# commas, which --set-env-vars would split). The work is tools/stage.py's, which reads the
+# nothing else (no tests, stand-ins, bench, pytest). The work is tools/stage.py's, which reads the
 # installed packages' metadata: it runs with the checkout's environment (./dev setup).
 stage() {
-  mkdir -p "$BUILD_DIR"
-  GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE PYTHONPATH=$ROOT \
-    "$PYTHON" -m tools.stage "$BUILD_DIR"
-}
-
-# set_env_vars NAME=VALUE...: the --set-env-vars flag for these variables. gcloud splits the flag
-# at commas, so when a value holds one (STRIPE_CONNECT_ACCOUNTS) the flag declares another
-# delimiter first (`gcloud topic escaping`): @, which no value here can hold.
-set_env_vars() {
-  local IFS=, pair
-  for pair in "$@"; do
-    if [[ $pair == *,* ]]; then
-      IFS=@
-      printf -- '--set-env-vars=^@^%s' "$*"
-      return 0
-    fi
-  done
-  printf -- '--set-env-vars=%s' "$*"
+  PYTHONPATH=$ROOT "$PYTHON" -m tools.stage "$BUILD_DIR"
 }
 
 # deploy_hash DIR EXTRA...: a label-safe digest of DIR's files (names and contents) and EXTRA.
@@ -346,16 +357,20 @@ deploy_hash() {
   } | sha256sum | cut -c1-32
 }
 
-# deploy_function NAME DIR EXTRA FLAGS...: deploys NAME from DIR unless its deploy-hash label
-# already matches the staged files, the flags and EXTRA (what the flags point to). The hash
-# leaves out local paths (--env-vars-file), so another checkout does not redeploy for nothing.
+# deploy_function NAME DIR FLAGS...: deploys NAME from DIR unless its deploy-hash label already
+# matches the staged files and the flags. An --env-vars-file counts by its content, not its local
+# path, so another checkout does not redeploy for nothing.
 deploy_function() {
-  local name=$1 dir=$2 extra=$3 hash current arg hashed=()
-  shift 3
+  local name=$1 dir=$2 hash current arg hashed=()
+  shift 2
   for arg in "$@"; do
-    [[ $arg == --env-vars-file=* ]] || hashed+=("$arg")
+    if [[ $arg == --env-vars-file=* ]]; then
+      hashed+=("env:$(sha256sum <"${arg#*=}")")
+    else
+      hashed+=("$arg")
+    fi
   done
-  hash=$(deploy_hash "$dir" "$extra" "${hashed[@]}")
+  hash=$(deploy_hash "$dir" "${hashed[@]}")
   current=$(query '<none>' gcloud functions describe "$name" --region="$REGION" \
     --project="$PROJECT" '--format=value(labels.deploy-hash)' 2>/dev/null) || current=""
   if [[ $current == "$hash" ]]; then
@@ -570,28 +585,28 @@ grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project
   --condition=None
 
 # ---- 9. Functions --------------------------------------------------------------------------------
+# Each function's plain variables are in BUILD_DIR/<function>.env.yaml (tools/deploy_env.py),
+# beside the sources, so not uploaded with them: YAML keeps every value whole, where
+# --set-env-vars would split a template or a list of accounts at its commas.
 note "ingest function"
-deploy_function "$INGEST_FN" "$INGEST_DIR" "" \
+deploy_function "$INGEST_FN" "$INGEST_DIR" \
   --runtime="$RUNTIME" --entry-point=stripe_webhook --trigger-http --allow-unauthenticated \
   --service-account="$INGEST_SA" --build-service-account="$BUILD_SA_PATH" \
   --memory="$INGEST_MEMORY" \
   --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
-  --timeout="${INGEST_TIMEOUT_S}s" \
-  "$(set_env_vars "GOOGLE_CLOUD_PROJECT=$PROJECT" "PUBSUB_TOPIC=$TOPIC" "${INTAKE_OPTIONS[@]}" \
-    ${STRIPE_CONNECT_ACCOUNTS:+"STRIPE_CONNECT_ACCOUNTS=$STRIPE_CONNECT_ACCOUNTS"})" \
+  --timeout="${INGEST_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/ingest.env.yaml" \
   --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$WEBHOOK_VERSION"
 
 note "recover function"
 # Ingress internal-only: only Eventarc's push from the project's own Pub/Sub reaches it, never
 # a request from the internet.
-ENV_FILE=$BUILD_DIR/recover.env.yaml # outside the source directory: not uploaded
-deploy_function "$RECOVER_FN" "$RECOVER_DIR" "env:$(sha256sum <"$ENV_FILE")" \
+deploy_function "$RECOVER_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=recover_payment --trigger-topic="$TOPIC" --retry \
   --service-account="$RECOVER_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
   --memory="$RECOVER_MEMORY" --concurrency="$RECOVER_CONCURRENCY" \
   --max-instances="$RECOVER_MAX_INSTANCES" --timeout="${RECOVER_TIMEOUT_S}s" \
-  --env-vars-file="$ENV_FILE" --set-secrets="$RECOVER_SECRETS"
+  --env-vars-file="$BUILD_DIR/recover.env.yaml" --set-secrets="$RECOVER_SECRETS"
 # Eventarc calls the function as the trigger account: it needs run.invoker on this service only.
 grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
@@ -599,13 +614,12 @@ grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGIO
 note "release function and its schedule"
 # The same source as recover (recover_fn/main.py), another entry point. No --retry: the next
 # tick comes in five minutes, and whatever a failed sweep left is found by it.
-deploy_function "$RELEASE_FN" "$RECOVER_DIR" "" \
+deploy_function "$RELEASE_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=release_deferred --trigger-topic="$SWEEP_TOPIC" \
   --service-account="$RELEASE_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
   --memory="$RELEASE_MEMORY" --max-instances="$RELEASE_MAX_INSTANCES" \
-  --timeout="${RELEASE_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE,PUBSUB_TOPIC=$TOPIC"
+  --timeout="${RELEASE_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/release.env.yaml"
 grant gcloud functions add-invoker-policy-binding "$RELEASE_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
 exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" \
@@ -617,19 +631,17 @@ exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" 
 note "Linq intake and its subscriber"
 # The Linq intake ships with the ingest source (ingest_fn/main.py, entry point linq_webhook): a
 # public URL of its own, which ./dev linq-webhook subscribes to Linq's events.
-deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" "" \
+deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" \
   --runtime="$RUNTIME" --entry-point=linq_webhook --trigger-http --allow-unauthenticated \
   --service-account="$LINQ_INTAKE_SA" --build-service-account="$BUILD_SA_PATH" \
   --memory="$INGEST_MEMORY" \
   --concurrency="$INGEST_CONCURRENCY" --max-instances="$LINQ_INTAKE_MAX_INSTANCES" \
-  --timeout="${INGEST_TIMEOUT_S}s" \
-  "$(set_env_vars "GOOGLE_CLOUD_PROJECT=$PROJECT" "LINQ_EVENTS_TOPIC=$LINQ_TOPIC" \
-    "${INTAKE_OPTIONS[@]}")" \
+  --timeout="${INGEST_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/linq-intake.env.yaml" \
   --set-secrets="LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION"
 # The subscriber ships with the recover source (recover_fn/main.py, entry point linq_event).
-linq_event_flags=(--set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE")
+linq_event_flags=(--env-vars-file="$BUILD_DIR/linq-events.env.yaml")
 [[ -z $LINQ_EVENT_SECRETS ]] || linq_event_flags+=(--set-secrets="$LINQ_EVENT_SECRETS")
-deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" "" \
+deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=linq_event --trigger-topic="$LINQ_TOPIC" --retry \
   --service-account="$LINQ_EVENT_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \

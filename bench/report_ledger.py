@@ -25,6 +25,7 @@ import requests
 
 from bench.report import INFO, Result, Row, section, verdict
 from shared.adapters.ledger import COLLECTION, _encode
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins.emulator import FirestoreEmulator
 from standins.stack import REPO
 from tools.report import PAGE_SIZE
@@ -32,7 +33,6 @@ from tools.report import PAGE_SIZE
 NAME = "report_ledger"
 ENTRIES, QUICK_ENTRIES = 100_000, 5_000
 TARGET_MIB = 200
-DATABASE = "dunning"
 # Firestore takes at most 500 writes in one commit.
 COMMIT_WRITES = 500
 HEAP = "-Xmx1g"
@@ -181,7 +181,7 @@ def measure(emulator: FirestoreEmulator, out: Path) -> tuple[float, float, float
     env = {
         **os.environ,
         "GOOGLE_CLOUD_PROJECT": emulator.project,
-        "FIRESTORE_DATABASE": DATABASE,
+        "FIRESTORE_DATABASE": DEFAULT_FIRESTORE_DATABASE,
         "FIRESTORE_EMULATOR_HOST": emulator.host,
         "PYTHONPATH": str(REPO),
     }
@@ -210,7 +210,7 @@ def run(workdir: Path, quick: bool = False) -> Result:
         began = time.monotonic()
         now = dt.datetime.now(dt.UTC)
         written = write_ledger(
-            emulator.url, emulator.project, DATABASE, synthetic_ledger(count, now)
+            emulator.url, emulator.project, DEFAULT_FIRESTORE_DATABASE, synthetic_ledger(count, now)
         )
         write_seconds = time.monotonic() - began
         seconds, cpu, peak_mib, output = measure(emulator, workdir / "report")

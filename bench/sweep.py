@@ -25,10 +25,10 @@ from bench.report_ledger import write_ledger
 from bench.stats import fmt, median, percentile, ratio
 from shared.adapters import ledger as ledger_module
 from shared.workflow.recovery import payment_key
-from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE, SWEEP_TOPIC
 from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
-from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
+from standins.stack import LocalStack, base_env, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
 NAME = "sweep"

@@ -33,9 +33,8 @@ from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
 from shared.core.money import format_amount
 from shared.core.outcome import Action, log_recovery, log_result
-from shared.workflow.recover_settings import RecoverSettings
 from shared.workflow.recovery import Ignored, Recovery, RunResult
-from shared.workflow.settings import LinqEventSettings, ReleaseSettings
+from shared.workflow.settings import LinqEventSettings, RecoverSettings, ReleaseSettings
 
 # Each entry point is deployed as a function of its own (deploy.sh), and a new instance of one
 # should not pay for the others' modules before it answers: what only the release sweep, the Linq

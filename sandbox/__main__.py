@@ -59,7 +59,7 @@ LIVE_VARIABLES = tuple(
     for v in VARIABLES
     if (INGEST in v.readers or RECOVER in v.readers) and not v.local and v.name not in _STACK_SETS
 )
-LIVE_REQUIRED = tuple(v.name for v in LIVE_VARIABLES if v.default == "required")
+LIVE_REQUIRED = tuple(v.name for v in LIVE_VARIABLES if v.required)
 
 
 def _say(text: str = "") -> None:

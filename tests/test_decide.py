@@ -25,8 +25,7 @@ from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
 from shared.core.message import DEFAULT_TEMPLATE, Template, Templates
 from shared.core.outcome import Action
-from shared.core.policy import AttemptPolicy
-from shared.core.quiet_hours import QuietHours, parse_quiet_hours
+from shared.core.policy import AttemptPolicy, QuietHours, parse_quiet_hours
 from standins import builders
 
 LINK = "https://invoice.stripe.com/i/acct_1/test_abc"

@@ -130,6 +130,16 @@ def flag(argv: list[str], name: str) -> str:
     return values[0]
 
 
+def function_env(argv: list[str]) -> dict[str, str]:
+    """The variables a deploy command sets: its --env-vars-file, as YAML reads it back (each value
+    a double-quoted JSON string)."""
+    text = Path(flag(argv, "--env-vars-file")).read_text()
+    return {
+        name: json.loads(value)
+        for name, value in (line.split(": ", 1) for line in text.splitlines())
+    }
+
+
 def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
     fakebin = tmp / "bin"
     fakebin.mkdir(exist_ok=True)
@@ -323,7 +333,7 @@ def test_ingest_deploys_as_a_public_http_function(plan: Run) -> None:
     assert flag(argv, "--source") == str(plan.build / "ingest")
     assert f"serviceAccount:{flag(argv, '--service-account')}" == INGEST_SA
     assert flag(argv, "--timeout") == "30s"
-    assert flag(argv, "--set-env-vars") == f"GOOGLE_CLOUD_PROJECT={PROJECT},PUBSUB_TOPIC={TOPIC}"
+    assert function_env(argv) == {"GOOGLE_CLOUD_PROJECT": PROJECT, "PUBSUB_TOPIC": TOPIC}
     assert re.fullmatch(r"deploy-hash=[0-9a-f]{32}", flag(argv, "--update-labels"))
 
 
@@ -672,11 +682,10 @@ def test_staging_targets_the_deployed_runtime(plan: Run) -> None:
 
 def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
     argv = tuned.one("functions", "deploy", "dunning-recover")
-    env_file = Path(flag(argv, "--env-vars-file"))
-    assert env_file.parent == tuned.build  # beside the source, so it is not uploaded with it
-    values = dict(line.split(": ", 1) for line in env_file.read_text().splitlines())
+    # Beside the source, so it is not uploaded with it.
+    assert Path(flag(argv, "--env-vars-file")).parent == tuned.build
     # Double-quoted JSON strings: YAML reads them back unchanged ("NO" stays a string).
-    assert {name: json.loads(value) for name, value in values.items()} == {
+    assert function_env(argv) == {
         "GOOGLE_CLOUD_PROJECT": "env-proj",
         "FIRESTORE_DATABASE": "dunning",
         "MESSAGE_TEMPLATE": TEMPLATE,
@@ -788,9 +797,11 @@ def test_release_deploys_from_the_recover_source_on_its_own_topic_and_account(pl
     assert flag(argv, "--trigger-topic") == SWEEP
     assert f"serviceAccount:{flag(argv, '--service-account')}" == RELEASE_SA
     assert flag(argv, "--ingress-settings") == "internal-only"
-    assert flag(argv, "--set-env-vars") == (
-        f"GOOGLE_CLOUD_PROJECT={PROJECT},FIRESTORE_DATABASE=dunning,PUBSUB_TOPIC={TOPIC}"
-    )
+    assert function_env(argv) == {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "FIRESTORE_DATABASE": "dunning",
+        "PUBSUB_TOPIC": TOPIC,
+    }
     assert "--retry" not in argv  # the next tick comes in five minutes
     assert not any(arg.startswith("--set-secrets") for arg in argv)
 
@@ -828,7 +839,11 @@ def test_the_sweeps_queries_get_their_composite_indexes(plan: Run) -> None:
 def test_a_lease_shorter_than_a_run_is_refused(tmp_path: Path) -> None:
     run = dry_run(tmp_path, LEASE_SECONDS="60")
     assert run.returncode == 2
-    assert "LEASE_SECONDS must be whole seconds above 120" in run.stderr
+    assert (
+        "LEASE_SECONDS must be longer than the recover function's timeout (120 s), got '60'"
+        in run.stderr
+    )
+    assert run.stdout == ""
 
 
 # --- listening to Linq --------------------------------------------------------------------------
@@ -843,10 +858,7 @@ def test_the_linq_intake_is_a_public_http_function_of_the_ingest_source(plan: Ru
     assert flag(argv, "--entry-point") == "linq_webhook"
     assert flag(argv, "--source") == str(plan.build / "ingest")
     assert f"serviceAccount:{flag(argv, '--service-account')}" == LINQ_INTAKE_SA
-    assert (
-        flag(argv, "--set-env-vars")
-        == f"GOOGLE_CLOUD_PROJECT={PROJECT},LINQ_EVENTS_TOPIC=linq-events"
-    )
+    assert function_env(argv) == {"GOOGLE_CLOUD_PROJECT": PROJECT, "LINQ_EVENTS_TOPIC": LINQ_TOPIC}
     assert flag(argv, "--set-secrets") == "LINQ_WEBHOOK_SECRET=linq-webhook-secret:<latest-enabled>"
 
 
@@ -1057,15 +1069,6 @@ def test_no_chart_stacks_amounts_of_different_currencies() -> None:
 # --- the ingest's optional settings ---------------------------------------------------------------
 
 
-def env_vars(value: str) -> dict[str, str]:
-    """A --set-env-vars value as gcloud reads it: split at commas, or at the delimiter it declares
-    first (`^@^A=1@B=2,3`, `gcloud topic escaping`)."""
-    delimiter = ","
-    if value.startswith("^"):
-        delimiter, value = value[1:].split("^", 1)
-    return dict(pair.split("=", 1) for pair in value.split(delimiter))
-
-
 @pytest.mark.parametrize("accounts", ["*", "acct_1A2b3C", "acct_1A2b3C, acct_4D5e6F,acct_7G"])
 def test_the_connected_accounts_reach_the_ingest_function_whole(
     tmp_path: Path, accounts: str
@@ -1075,20 +1078,20 @@ def test_the_connected_accounts_reach_the_ingest_function_whole(
     run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
     assert run.returncode == 0, run.stderr
     argv = run.one("functions", "deploy", "dunning-ingest")
-    assert env_vars(flag(argv, "--set-env-vars")) == {
+    assert function_env(argv) == {
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "PUBSUB_TOPIC": TOPIC,
         "STRIPE_CONNECT_ACCOUNTS": accounts,
     }
     # The same list as the function reads it.
     assert IngestSettings.from_env(
-        {**env_vars(flag(argv, "--set-env-vars")), "STRIPE_WEBHOOK_SECRET": "not-set-yet"}
+        {**function_env(argv), "STRIPE_WEBHOOK_SECRET": "not-set-yet"}
     ).accounts.serves("acct_1A2b3C")
 
 
 def test_no_connected_account_list_leaves_the_ingest_with_the_platforms_own(plan: Run) -> None:
     argv = plan.one("functions", "deploy", "dunning-ingest")
-    assert "STRIPE_CONNECT_ACCOUNTS" not in env_vars(flag(argv, "--set-env-vars"))
+    assert "STRIPE_CONNECT_ACCOUNTS" not in function_env(argv)
 
 
 @pytest.mark.parametrize(
@@ -1097,7 +1100,7 @@ def test_no_connected_account_list_leaves_the_ingest_with_the_platforms_own(plan
 def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, accounts: str) -> None:
     run = dry_run(tmp_path, STRIPE_CONNECT_ACCOUNTS=accounts)
     assert run.returncode == 2
-    assert "STRIPE_CONNECT_ACCOUNTS must be * or acct_... ids" in run.stderr
+    assert "STRIPE_CONNECT_ACCOUNTS must be * (every connected account) or Stripe" in run.stderr
     assert run.stdout == ""
 
 
@@ -1112,12 +1115,12 @@ def test_the_body_deadline_reaches_both_intakes(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     for function in ("dunning-ingest", "dunning-linq-intake"):
         argv = run.one("functions", "deploy", function)
-        assert env_vars(flag(argv, "--set-env-vars"))["WEBHOOK_BODY_SECONDS"] == "2.5"
+        assert function_env(argv)["WEBHOOK_BODY_SECONDS"] == "2.5"
 
 
 @pytest.mark.parametrize("seconds", ["0", "16", "ten", "1e3", "-2"])
 def test_a_body_deadline_out_of_bounds_stops_the_deploy(tmp_path: Path, seconds: str) -> None:
     run = dry_run(tmp_path, WEBHOOK_BODY_SECONDS=seconds)
     assert run.returncode == 2
-    assert "WEBHOOK_BODY_SECONDS must be seconds above 0 and at most 15" in run.stderr
+    assert "WEBHOOK_BODY_SECONDS must be a number of seconds above 0 and at most 15" in run.stderr
     assert run.stdout == ""

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -29,13 +29,19 @@ from google.cloud import secretmanager
 from shared.adapters.linq import TIMEOUT, LinqClient
 from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError, RecoveryError
-from shared.workflow.settings import DEFAULT_LINQ_API_BASE, Reader, Settings, http_url
+from shared.workflow.settings import (
+    GOOGLE_CLOUD_PROJECT,
+    LINQ_API_BASE,
+    LINQ_API_KEY,
+    SECRET_MANAGER_API_BASE,
+    Reader,
+    Settings,
+    http_url,
+)
 
 EVENTS = ("message.received", "message.failed", "message.delivered", "phone_number.status_updated")
 WEBHOOK_VERSION = "2026-02-03"
 SECRET_ID = "linq-webhook-secret"  # noqa: S105 -- the secret's name, not its value
-# Local only: the Secret Manager stand-in's address (tests). Unset, the client goes to Google.
-SECRET_MANAGER_API_BASE = "SECRET_MANAGER_API_BASE"  # noqa: S105 -- a variable's name
 EXAMPLE_URL = "https://us-central1-my-project.cloudfunctions.net/dunning-linq"
 LOCAL_EXAMPLE = "http://127.0.0.1:8085"
 
@@ -55,9 +61,9 @@ class LinqWebhookSettings(Settings):
     @classmethod
     def read(cls, env: Reader) -> Self:
         return cls(
-            linq_api_key=env.secret("LINQ_API_KEY"),
-            linq_api_base=env.base_url("LINQ_API_BASE", DEFAULT_LINQ_API_BASE),
-            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            linq_api_key=LINQ_API_KEY.read(env),
+            linq_api_base=LINQ_API_BASE.read(env),
+            project=GOOGLE_CLOUD_PROJECT.read(env),
         )
 
 
@@ -79,17 +85,19 @@ def target_url(url: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{version}" if parts.query else version))
 
 
-def secret_manager(env: Mapping[str, str]) -> secretmanager.SecretManagerServiceClient:
+def secret_manager(env: Reader) -> secretmanager.SecretManagerServiceClient:
     """A Secret Manager client over REST (a few calls need no gRPC channel) with the caller's
     Google credentials, or, when SECRET_MANAGER_API_BASE is set (local only), one that talks to
     that stand-in without credentials."""
-    base = env.get(SECRET_MANAGER_API_BASE, "").strip()
-    if not base:
+    base = SECRET_MANAGER_API_BASE.read(env)
+    if base is None:
         return secretmanager.SecretManagerServiceClient(transport="rest")
     return secretmanager.SecretManagerServiceClient(
         transport="rest",
         credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": http_url(SECRET_MANAGER_API_BASE, base, LOCAL_EXAMPLE)},
+        client_options={
+            "api_endpoint": http_url(SECRET_MANAGER_API_BASE.name, base, LOCAL_EXAMPLE)
+        },
     )
 
 
@@ -171,8 +179,9 @@ def run(argv: Sequence[str] | None, out: TextIO) -> int:
     parser.add_argument("url", metavar="URL", help=f"the intake's https URL, e.g. {EXAMPLE_URL}")
     url = target_url(parser.parse_args(argv).url)
     # One client, made when first needed: a wrong variable is reported before missing credentials.
-    client = functools.cache(lambda: secret_manager(os.environ))
-    settings = LinqWebhookSettings.from_env(secrets=SecretResolver(client))
+    client = functools.cache(lambda: secret_manager(env))
+    env = Reader(os.environ, SecretResolver(client))
+    settings = LinqWebhookSettings.read(env)
     linq = Subscriptions(settings.linq_api_key, settings.linq_api_base)
     out.write(register(url, linq, client(), settings.project) + "\n")
     return 0

@@ -40,6 +40,7 @@ from shared.adapters.google import rest_session
 from shared.core.decide import Entry, Plan
 from shared.core.errors import LeaseLostError, RetryableError
 from shared.core.event import FailedPayment
+from shared.core.lease import DEFAULT_LEASE
 from shared.core.linq_events import Listing, hear_word
 from shared.core.outcome import Action, Outcome
 
@@ -52,8 +53,6 @@ TIMEOUT = (3.05, 5.0)
 # Kept past Stripe's longest retry window (Smart Retries: up to two months); a Firestore TTL
 # policy on `expire_at` (set by deploy.sh) deletes records after that.
 RETENTION = dt.timedelta(days=70)
-# Longer than the recover function's timeout (120 s in deploy.sh), so no run outlives its lease.
-DEFAULT_LEASE = dt.timedelta(seconds=180)
 ACTIVE, DONE, FAILED = "active", "done", "failed"
 PAID = "paid"
 DEFERRED, RELEASED = "deferred", "released"

@@ -28,8 +28,8 @@ from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, sent, skipped
 from shared.core.phone import to_e164
-from shared.core.policy import AttemptPolicy
-from shared.core.quiet_hours import QuietHours, candidate_zones, when_to_send
+from shared.core.policy import AttemptPolicy, QuietHours
+from shared.core.quiet_hours import candidate_zones, when_to_send
 
 
 @dataclass(frozen=True)

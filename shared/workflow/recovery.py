@@ -47,7 +47,7 @@ from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import pick_sender
 from shared.core.sms import sms_cost
-from shared.workflow.recover_settings import RecoverSettings
+from shared.workflow.settings import RecoverSettings
 
 U = TypeVar("U")
 
