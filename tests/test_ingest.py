@@ -205,7 +205,7 @@ def test_a_linq_secret_anyone_can_know_verifies_nothing(pipeline, known):
         503,
         "endpoint not set up yet, retry later",
     )
-    assert pipeline.emulator.pull(f"{pipeline.linq_topic}-pull") == []
+    assert pipeline.backend.pull(pipeline.linq_topic) == []
     output = pipeline.capsys.readouterr().out
     [line] = log_lines(output)
     assert line["severity"] == "WARNING"
