@@ -10,7 +10,7 @@ import stripe
 
 from standins import LinqStandin, SlackStandin, StripeStandin
 from standins.emulator import FirestoreEmulator, PubSubEmulator
-from tests.harness import EmulatorBackend, Pipeline
+from tests.harness import EmulatorBackend, MemoryBackend, Pipeline
 
 
 @pytest.fixture(scope="session")
@@ -64,12 +64,26 @@ def fast_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def pipeline(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
+    stripe_api: StripeStandin,
+    linq_api: LinqStandin,
+    slack_api: SlackStandin,
+) -> Iterator[Pipeline]:
+    """Both functions in-process, the ledger and the topics in memory."""
+    world = Pipeline(monkeypatch, capsys, stripe_api, linq_api, slack_api, MemoryBackend())
+    yield world
+    world.linq_inbox.close()
+
+
+@pytest.fixture
+def emulated_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
     emulators: tuple[PubSubEmulator, FirestoreEmulator],
     stripe_api: StripeStandin,
     linq_api: LinqStandin,
     slack_api: SlackStandin,
 ) -> Iterator[Pipeline]:
-    """Both functions in-process, the ledger and the topics in the emulators."""
+    """Both functions in-process, the ledger and the topics in the emulators: a real publish."""
     backend = EmulatorBackend(*emulators)
     world = Pipeline(monkeypatch, capsys, stripe_api, linq_api, slack_api, backend)
     yield world

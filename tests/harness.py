@@ -1,9 +1,14 @@
-"""Drives both functions in-process (functions-framework test clients) against the stand-ins,
-the ledger and the topics in the emulators (`EmulatorBackend`), with a clock the test moves."""
+"""Drives both functions in-process (functions-framework test clients) against the stand-ins.
+
+The send ledger and the topics are in memory by default (`MemoryBackend`), read through the same
+ledger code as in production, with a clock the test moves: a workflow test runs in milliseconds.
+`EmulatorBackend` puts them in the Pub/Sub and Firestore emulators instead, for what only they can
+show (a real publish, the backfill's own publisher)."""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time
@@ -19,16 +24,17 @@ import pytest
 import standardwebhooks
 import stripe
 
-from shared.adapters import firestore
+from shared.adapters import firestore, publisher
 from shared.adapters.documents import Documents
 from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import Ledger
+from shared.adapters.memory import MemoryDocuments
 from shared.core import clock as clock_module
 from shared.core.entry import Entry, EntryKey
 from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
-from standins.emulator import FirestoreEmulator, PubSubEmulator
+from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
 from tests.clock import TestClock
@@ -58,6 +64,70 @@ class Backend(Protocol):
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Have the functions built after this use it."""
         ...
+
+
+class MemoryTopics:
+    """Pub/Sub as the functions' publishers see it: each message kept in order, per topic, with
+    the id Pub/Sub would give it, until the test pulls it."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, topic: str) -> None:
+        with self._lock:
+            self._waiting.setdefault(topic, [])
+
+    def publisher(self, project: str, topic: str) -> _MemoryPublisher:
+        return _MemoryPublisher(self, topic)
+
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        with self._lock:
+            if topic not in self._waiting:
+                raise AssertionError(f"no topic {topic!r}: the functions publish to another")
+            message_id = str(next(self._ids))
+            self._waiting[topic].append(
+                {
+                    "data": base64.b64encode(data).decode(),
+                    "attributes": dict(attributes),
+                    "messageId": message_id,
+                }
+            )
+            return message_id
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        with self._lock:
+            taken, self._waiting[topic] = self._waiting[topic], []
+            return taken
+
+
+class _MemoryPublisher:
+    def __init__(self, topics: MemoryTopics, topic: str) -> None:
+        self._topics, self._topic = topics, topic
+
+    def publish(self, data: bytes, attributes: dict[str, str]) -> str:
+        return self._topics.publish(self._topic, data, attributes)
+
+
+class MemoryBackend:
+    """The ledger and the topics in this process."""
+
+    def __init__(self) -> None:
+        self.project = DEFAULT_PROJECT
+        self.documents = MemoryDocuments()
+        self.topics = MemoryTopics()
+        self.env: dict[str, str] = {}
+
+    def add_topic(self, topic: str) -> None:
+        self.topics.add(topic)
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        return self.topics.pull(topic)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(firestore, "FirestoreDocuments", lambda *_, **__: self.documents)
+        monkeypatch.setattr(publisher, "Publisher", self.topics.publisher)
 
 
 class EmulatorBackend:

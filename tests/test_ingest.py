@@ -21,6 +21,12 @@ from standins.stack import FUNCTIONS, base_env, json_lines, signed_webhook
 from tests.harness import LINQ_SECRET, WEBHOOK_SECRET, log_lines
 
 
+@pytest.fixture
+def pipeline(emulated_pipeline):
+    """The ingest publishes with the product's own publisher: to the Pub/Sub emulator."""
+    return emulated_pipeline
+
+
 def failed_event():
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
     return builders.payment_failed_event(invoice, id="evt_Ingest1", created=1795600000)
