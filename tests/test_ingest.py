@@ -58,6 +58,9 @@ def test_queued_line_names_the_event_but_holds_no_body(pipeline):
     )
     assert "data" not in line
     assert "jane@example.com" not in json.dumps(line)
+    # The Pub/Sub message, by a name of its own: `message_id` is Linq's, in the Linq lines.
+    assert line["pubsub_message_id"]
+    assert "message_id" not in line
 
 
 def test_thin_event_is_published(pipeline):
