@@ -206,50 +206,92 @@ def test_a_takeover_keeps_what_earlier_owners_recorded_and_names_the_new_run():
     )
 
 
+def test_only_the_message_the_sweep_published_takes_a_released_entry_over():
+    released = entry(State.RELEASED, release="token")
+    assert model.claim(released, KEY, JOB, "run_b", "m-2", NOW, LEASE) is None
+    carrying = replace(JOB, release="token")
+    taken = model.claim(released, KEY, carrying, "run_b", "m-2", NOW, LEASE)
+    assert taken is not None
+    assert (taken.state, taken.run) == (State.ACTIVE, "run_b")
+
+
 def test_a_held_entry_is_not_claimed():
     live = entry(State.ACTIVE, lease_until=NOW + SECOND)
     assert model.claim(live, KEY, JOB, "run_b", "m-2", NOW, LEASE) is None
     assert model.claim(entry(State.DONE), KEY, JOB, "run_b", "m-2", NOW, LEASE) is None
 
 
+LATER = NOW + timedelta(minutes=1)
+
+
 def test_the_owner_records_its_steps():
-    mine = entry(State.ACTIVE)
-    planned = model.record_plan(mine, "run_a", PLAN, "Jane", NOW, LEASE)
-    assert (planned.plan, planned.first_name, planned.lease_until) == (PLAN, "Jane", NOW + LEASE)
+    mine = entry(State.ACTIVE, lease_until=NOW + LEASE)
+    planned = model.record_plan(mine, "run_a", PLAN, "Jane", LATER, LEASE)
+    assert planned == replace(
+        mine, plan=PLAN, first_name="Jane", lease_until=LATER + LEASE, updated_at=LATER
+    )
     assert planned.progress is Progress.PLANNED
-    texted = model.record_text(planned, "run_a", "chat_1", "msg_t", NOW, LEASE)
-    assert (texted.chat_id, texted.text_message_id, texted.texted_at) == ("chat_1", "msg_t", NOW)
+    texted = model.record_text(planned, "run_a", "chat_1", "msg_t", LATER + SECOND, LEASE)
+    assert texted == replace(
+        planned,
+        chat_id="chat_1",
+        text_message_id="msg_t",
+        texted_at=LATER + SECOND,
+        lease_until=LATER + SECOND + LEASE,
+        updated_at=LATER + SECOND,
+    )
     assert texted.progress is Progress.TEXTED
-    done = model.finish(texted, "run_a", sent("chat_1"), "msg_l", NOW)
-    assert (done.state, done.action, done.link_message_id, done.finished_at) == (
-        State.DONE,
-        Action.SENT,
-        "msg_l",
-        NOW,
+    done = model.finish(texted, "run_a", sent("chat_1"), "msg_l", LATER + 2 * SECOND)
+    assert done == replace(
+        texted,
+        state=State.DONE,
+        action=Action.SENT,
+        link_message_id="msg_l",
+        lease_until=LATER + 2 * SECOND,
+        updated_at=LATER + 2 * SECOND,
+        finished_at=LATER + 2 * SECOND,
     )
-    assert (done.lease_until, done.chat_id, done.progress) == (NOW, "chat_1", Progress.FINISHED)
+    assert done.progress is Progress.FINISHED
 
 
-def test_a_permanent_failure_leaves_the_entry_failed_and_keeps_its_chat():
-    texted = entry(State.ACTIVE, plan=PLAN, chat_id="chat_1")
-    ended = model.finish(texted, "run_a", failed("link refused"), None, NOW)
-    assert (ended.state, ended.action, ended.reason, ended.chat_id) == (
-        State.FAILED,
-        Action.FAILED,
-        "link refused",
-        "chat_1",
+def test_an_outcome_keeps_the_chat_and_the_link_it_does_not_name():
+    texted = entry(State.ACTIVE, plan=PLAN, chat_id="chat_1", link_message_id="msg_l")
+    ended = model.finish(texted, "run_a", failed("link refused"), None, LATER)
+    assert ended == replace(
+        texted,
+        state=State.FAILED,
+        action=Action.FAILED,
+        reason="link refused",
+        lease_until=LATER,
+        updated_at=LATER,
+        finished_at=LATER,
     )
+    # An outcome that names its chat records it: a text whose chat was never recorded.
+    refused = replace(sent("chat_2"), reason="link refused: Linq 403 (code 2024)")
+    assert model.finish(entry(State.ACTIVE), "run_a", refused, None, LATER).chat_id == "chat_2"
 
 
 def test_a_deferral_holds_the_entry_until_its_due_time():
     night = Outcome(Action.DEFERRED, reason="03:12 in America/Chicago")
-    held = model.defer(entry(State.ACTIVE), "run_a", night, NOW + LEASE, ("America/Chicago",), NOW)
-    assert (held.state, held.due_at, held.zones, held.lease_until) == (
-        State.DEFERRED,
-        NOW + LEASE,
-        ("America/Chicago",),
-        NOW,
+    mine = entry(State.ACTIVE, lease_until=NOW + LEASE)
+    held = model.defer(mine, "run_a", night, NOW + LEASE, ("America/Chicago",), LATER)
+    assert held == replace(
+        mine,
+        state=State.DEFERRED,
+        action=Action.DEFERRED,
+        reason="03:12 in America/Chicago",
+        due_at=NOW + LEASE,
+        zones=("America/Chicago",),
+        lease_until=LATER,
+        updated_at=LATER,
     )
+
+
+def test_ending_the_lease_lets_the_next_message_in_at_once():
+    mine = entry(State.ACTIVE, plan=PLAN, lease_until=NOW + LEASE)
+    ended = model.end_lease(mine, "run_a", LATER)
+    assert ended == replace(mine, lease_until=LATER, updated_at=LATER)
+    assert allowed(ended, Mover(Role.MESSAGE, LATER, "run_b"), State.ACTIVE)
 
 
 @pytest.mark.parametrize(
@@ -282,11 +324,8 @@ def test_the_first_draw_counts():
 def test_the_sweep_releases_with_its_token_once():
     due = entry(State.DEFERRED, due_at=NOW)
     released = model.release(due, "token", NOW)
-    assert released is not None
-    assert (released.state, released.release, released.released_at) == (
-        State.RELEASED,
-        "token",
-        NOW,
+    assert released == replace(
+        due, state=State.RELEASED, release="token", released_at=NOW, updated_at=NOW
     )
     assert model.release(released, "again", NOW) is None
     assert model.release(released, "again", NOW + STALE_RELEASE) is not None
@@ -302,7 +341,8 @@ def test_a_delivery_is_final():
     assert delivered is not None
     assert delivered.report(Part.TEXT) == PartReport(True, NOW)
     assert model.record_report(delivered, Part.TEXT, failure) is None
-    assert model.record_report(delivered, Part.LINK, failure) is not None
+    link_failed = model.record_report(delivered, Part.LINK, failure)
+    assert link_failed == replace(delivered, link_report=failure)
 
 
 # --- what the entry says -----------------------------------------------------------------------
@@ -349,6 +389,7 @@ def test_the_parts_that_went_out_into_the_chat():
 def test_an_entry_queues_its_failed_payment_again():
     queued = entry(State.DEFERRED, customer_id="cus_1", livemode=True, account="acct_1").job()
     assert queued == FailedPayment("evt_1", "in_1", "cus_1", 2, True, "acct_1")
+    assert Entry(KEY).job() == FailedPayment("", "in_1", None, 2, False)
 
 
 @pytest.mark.parametrize(
@@ -405,6 +446,8 @@ def test_the_keys_of_a_failed_payment():
         ("in_1-2", ("in_1", EntryKey("in_1", 2))),
         ("in_1Abc-12", ("in_1Abc", EntryKey("in_1Abc", 12))),
         ("in_1-paid", ("in_1", None)),
+        # The attempt is the last part, whatever the invoice id holds.
+        ("in_1-x-2", ("in_1-x", EntryKey("in_1-x", 2))),
         ("in_1-²", ("in_1", None)),
     ],
 )

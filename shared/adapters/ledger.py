@@ -13,12 +13,11 @@ An invoice's payment is one document beside its entries, `{invoice_id}-paid`, cr
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from shared.adapters.documents import Conflict, Document, Documents, Fields
@@ -596,7 +595,7 @@ def _entry_fields(entry: Entry) -> Fields:
         if value is not None:
             fields[name] = value
     if entry.plan is not None:
-        fields["plan"] = dataclasses.asdict(entry.plan)
+        fields["plan"] = asdict(entry.plan)
     for name in ("text_report", "link_report"):
         report: PartReport | None = getattr(entry, name)
         if report is not None:

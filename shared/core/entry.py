@@ -66,7 +66,6 @@ class Role(enum.StrEnum):
 class Condition(enum.StrEnum):
     """What must hold for a move."""
 
-    NO_ENTRY = "there is no entry yet"
     LEASE_RUN_OUT = "its lease has run out"
     ANY_TIME = "at any time"
     CARRIES_THE_RELEASE = "the message carries the entry's release token"
@@ -88,7 +87,7 @@ class Transition:
 # Linq's delivery reports are written on an entry in any state and move nothing.
 TRANSITIONS: tuple[Transition, ...] = (
     # The first message for the payment claims it.
-    Transition(Role.MESSAGE, None, State.ACTIVE, Condition.NO_ENTRY),
+    Transition(Role.MESSAGE, None, State.ACTIVE, Condition.ANY_TIME),
     # Its owner died (crash, timeout, a write that failed): any message takes over and resumes.
     Transition(Role.MESSAGE, State.ACTIVE, State.ACTIVE, Condition.LEASE_RUN_OUT),
     Transition(Role.MESSAGE, State.FAILED, State.ACTIVE, Condition.ANY_TIME),
@@ -107,8 +106,8 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 @dataclass(frozen=True)
 class Mover:
-    """Who wants to move an entry, when, and what they carry: a run token (a message's new run,
-    or the owner's), and for a message the sweep published, its release token."""
+    """Who wants to move an entry, when, and what they carry: the owner its run token, a message
+    the sweep published its release token."""
 
     role: Role
     now: datetime
@@ -119,20 +118,16 @@ class Mover:
 def allowed(entry: Entry | None, mover: Mover, target: State) -> bool:
     """Whether `mover` may move `entry` (None: there is none yet) to `target`."""
     source = entry.state if entry is not None else None
-    return any(
-        move.role is mover.role
-        and move.source is source
-        and move.target is target
-        and _holds(move.condition, entry, mover)
-        for move in TRANSITIONS
-    )
+    for move in TRANSITIONS:
+        if move.role is mover.role and move.source is source and move.target is target:
+            # Only the first claim has no entry, and it may be made at any time.
+            return move.condition is Condition.ANY_TIME or (
+                entry is not None and _holds(move.condition, entry, mover)
+            )
+    return False
 
 
-def _holds(condition: Condition, entry: Entry | None, mover: Mover) -> bool:
-    if condition is Condition.ANY_TIME:
-        return True
-    if entry is None:
-        return condition is Condition.NO_ENTRY
+def _holds(condition: Condition, entry: Entry, mover: Mover) -> bool:
     if condition is Condition.LEASE_RUN_OUT:
         return entry.lease_until is None or entry.lease_until <= mover.now
     if condition is Condition.CARRIES_THE_RELEASE:
@@ -141,9 +136,8 @@ def _holds(condition: Condition, entry: Entry | None, mover: Mover) -> bool:
         return mover.run is not None and mover.run == entry.run
     if condition is Condition.DUE:
         return entry.due_at is not None and entry.due_at <= mover.now
-    if condition is Condition.RELEASE_STALE:
-        return entry.released_at is not None and entry.released_at <= mover.now - STALE_RELEASE
-    return False
+    # RELEASE_STALE: the sweep that marked it died before its message went out.
+    return entry.released_at is not None and entry.released_at <= mover.now - STALE_RELEASE
 
 
 # --- keys ----------------------------------------------------------------------------------------
@@ -384,7 +378,7 @@ def claim(
 ) -> Entry | None:
     """The entry once run `run` of `job` owns it: a new one, or `entry` taken over with what
     earlier owners recorded. None when the table lets no message move it: it is held."""
-    if not allowed(entry, Mover(Role.MESSAGE, now, run, job.release), State.ACTIVE):
+    if not allowed(entry, Mover(Role.MESSAGE, now, release=job.release), State.ACTIVE):
         return None
     if entry is None:
         entry = Entry(
