@@ -718,8 +718,8 @@ def _listing(document: Document) -> Listing:
 
 
 def _event_id(webhook_id: str) -> str:
-    """A Linq event's document id: the sender's webhook id may hold `/` or any printable ASCII,
-    which a Firestore document id cannot, so the id is hashed (and kept as a field)."""
+    """A Linq event's document id: Linq's webhook id may hold `/` or any printable ASCII, which
+    a Firestore document id cannot, so the id is hashed (and kept as a field)."""
     return "wh-" + hashlib.sha256(webhook_id.encode()).hexdigest()
 
 

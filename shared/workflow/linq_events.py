@@ -167,7 +167,8 @@ def _texted_at(entry: Entry) -> dt.datetime:
 @dataclass(frozen=True)
 class _Person:
     """Whom a chat's messages come from, as our ledger knows them: the latest entry that texted
-    them, and their handles (the sender's, and the numbers we texted in the chat)."""
+    them, and their handles (the one the message came from, and the numbers we texted in the
+    chat)."""
 
     latest: Entry
     handles: list[str]
