@@ -52,7 +52,7 @@ PLAN = Plan("+14155550100", "Hi Jane. Reply STOP", "https://invoice.stripe.com/i
 PAST_THE_LEASE = DEFAULT_LEASE + dt.timedelta(seconds=1)
 
 
-@pytest.fixture(params=["memory", "firestore"])
+@pytest.fixture(params=["memory", pytest.param("firestore", marks=pytest.mark.integration)])
 def documents(request: pytest.FixtureRequest) -> Documents:
     """Each test once on each store; the emulator's database starts empty."""
     if request.param == "memory":

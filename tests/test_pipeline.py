@@ -47,7 +47,7 @@ def test_each_demo_customer_ends_as_the_demo_says(pipeline, linq_api, stripe_api
         assert customer_calls(linq_api) == []
 
 
-BACKENDS = ["pipeline", "emulated_pipeline"]
+BACKENDS = ["pipeline", pytest.param("emulated_pipeline", marks=pytest.mark.integration)]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
