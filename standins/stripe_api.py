@@ -481,7 +481,8 @@ class StripeStandin(StandinServer):
     # Request plumbing ----------------------------------------------------------------------
 
     def journal_body(self) -> Any:
-        return flask.request.form.to_dict(flat=False) if flask.request.get_data() else None
+        # The form, parsed by the handler already: the raw body has been read by then.
+        return flask.request.form.to_dict(flat=False) or None
 
     def error_response(self, status: int) -> Reply:
         return _status_error(status).response()
