@@ -121,26 +121,38 @@ Credentials (gcloud auth application-default login) for Secret Manager.
 
 Environment (each one read as the function that reads it will, before anything is created;
 the list is tools/deploy_env.py's, from shared/workflow/settings.py):
+  STRIPE_API_KEY                Stripe secret or restricted key (sk_..., rk_...). deploy.sh deploys
+                                it from a secret: the one an sm:// reference names, else
+                                stripe-api-key, made from the value when missing; it checks the key
+                                with Stripe before anything is created and manages the webhook
+                                endpoint with it, so a restricted key needs the Webhook Endpoints
+                                write permission too (recover, deploy.sh; default: required)
   STRIPE_CONNECT_ACCOUNTS       the Stripe Connect accounts whose failed payments are texted,
                                 besides the platform's own: * for every connected account, or
                                 account ids separated by commas (acct_1A2b3C,acct_4D5e6F). Any other
                                 connected account's event is acknowledged, never queued, with a
-                                skipped:account_not_enabled result line (ingest; default: none: the
-                                platform's own invoices only)
+                                skipped:account_not_enabled result line. Set, deploy.sh creates the
+                                Stripe endpoint with connect=true (ingest, deploy.sh; default: none:
+                                the platform's own invoices only)
   WEBHOOK_BODY_SECONDS          how long an intake waits for a webhook's body once its headers are
                                 in, in seconds (more than 0, at most 15: the body, the secret and
                                 the publish fit the intake's 30 s); a body not whole by then is
                                 answered 408 and its connection closed (ingest, linq-intake;
                                 default: 10)
+  LINQ_API_KEY                  Linq partner API token. deploy.sh deploys it from a secret: the one
+                                an sm:// reference names, else linq-api-key, made from the value
+                                when missing; it checks the token with Linq before anything is
+                                created and subscribes the Linq intake with it (recover, deploy.sh;
+                                default: required)
   GOOGLE_CLOUD_PROJECT          project of the topic (ingest, backfill) and of the send ledger
                                 (recover); deploy.sh's project when --project is not given (ingest,
                                 recover, release, linq-intake, linq-events, deploy.sh; default:
                                 required)
   STRIPE_API_BASE               Stripe API base URL; https:// (plain http:// only for 127.0.0.1 and
-                                localhost, where the stand-ins run) (recover; default:
+                                localhost, where the stand-ins run) (recover, deploy.sh; default:
                                 https://api.stripe.com)
   LINQ_API_BASE                 Linq API base URL, without a trailing /v3; https:// (plain http://
-                                only for 127.0.0.1 and localhost) (recover; default:
+                                only for 127.0.0.1 and localhost) (recover, deploy.sh; default:
                                 https://api.linqapp.com/api/partner)
   FIRESTORE_DATABASE            Firestore database (native mode) holding the send ledger (recover,
                                 release, linq-events, deploy.sh; default: dunning)
