@@ -669,27 +669,25 @@ grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project
 # Each function's plain variables are in BUILD_DIR/<function>.env.yaml (tools/deploy_env.py),
 # beside the sources, so not uploaded with them: YAML keeps every value whole, where
 # --set-env-vars would split a template or a list of accounts at its commas.
-# deploy_ingest VERSION and deploy_linq_intake VERSION: the two intakes, each with its signing
-# secret pinned to VERSION (deployed again in step 13 once the vendor's secret is stored).
-deploy_ingest() {
-  deploy_function "$INGEST_FN" "$INGEST_DIR" \
-    --runtime="$RUNTIME" --entry-point=stripe_webhook --trigger-http --allow-unauthenticated \
-    --service-account="$INGEST_SA" --build-service-account="$BUILD_SA_PATH" \
-    --memory="$INGEST_MEMORY" \
-    --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
-    --timeout="${INGEST_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/ingest.env.yaml" \
-    --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$1"
+# deploy_intake NAME ENTRY_POINT ACCOUNT MAX_INSTANCES ENV_FILE VARIABLE=SECRET:VERSION: one of the
+# two public intakes, both of the ingest source (ingest_fn/main.py), its signing secret pinned.
+deploy_intake() {
+  deploy_function "$1" "$INGEST_DIR" \
+    --runtime="$RUNTIME" --entry-point="$2" --trigger-http --allow-unauthenticated \
+    --service-account="$3" --build-service-account="$BUILD_SA_PATH" --memory="$INGEST_MEMORY" \
+    --concurrency="$INGEST_CONCURRENCY" --max-instances="$4" --timeout="${INGEST_TIMEOUT_S}s" \
+    --env-vars-file="$BUILD_DIR/$5.env.yaml" --set-secrets="$6"
 }
-# The Linq intake ships with the ingest source (ingest_fn/main.py, entry point linq_webhook): a
-# public URL of its own, which step 13 subscribes to Linq's events.
+# deploy_ingest VERSION and deploy_linq_intake VERSION: each pinned to VERSION of its signing
+# secret (deployed again in step 13 once the vendor's own is stored). The Linq intake has a public
+# URL of its own, which step 13 subscribes to Linq's events.
+deploy_ingest() {
+  deploy_intake "$INGEST_FN" stripe_webhook "$INGEST_SA" "$INGEST_MAX_INSTANCES" ingest \
+    "STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$1"
+}
 deploy_linq_intake() {
-  deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" \
-    --runtime="$RUNTIME" --entry-point=linq_webhook --trigger-http --allow-unauthenticated \
-    --service-account="$LINQ_INTAKE_SA" --build-service-account="$BUILD_SA_PATH" \
-    --memory="$INGEST_MEMORY" \
-    --concurrency="$INGEST_CONCURRENCY" --max-instances="$LINQ_INTAKE_MAX_INSTANCES" \
-    --timeout="${INGEST_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/linq-intake.env.yaml" \
-    --set-secrets="LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$1"
+  deploy_intake "$LINQ_INTAKE_FN" linq_webhook "$LINQ_INTAKE_SA" "$LINQ_INTAKE_MAX_INSTANCES" \
+    linq-intake "LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$1"
 }
 
 note "ingest function"

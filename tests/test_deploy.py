@@ -988,6 +988,7 @@ def test_one_command_goes_live_and_a_second_run_changes_nothing(world: World) ->
         "STRIPE_API_KEY=stripe-api-key:1,LINQ_API_KEY=linq-api-key:1"
     ]
     assert f"Stripe endpoint {endpoint['id']} -> {INGEST_URL}" in first.stdout
+    assert f"events: {', '.join(EVENTS)}; signing secret" in first.stdout
     assert "signing secret: stripe-webhook-secret version 2" in first.stdout
     assert f"Linq subscription {subscription['id']} -> " in first.stdout
     assert "Stripe in test mode" in first.stdout
@@ -1050,19 +1051,32 @@ def test_no_key_or_signing_secret_reaches_a_command_line_the_output_or_a_file(
         # May read endpoints but not make one: Stripe refuses an empty create with 403.
         ({"STRIPE_API_KEY": READ_WEBHOOKS_KEY}, "the 'rak_webhook_write' permission"),
         ({"LINQ_API_KEY": "not-a-linq-token"}, "LINQ_API_KEY: Linq 401"),
+        # No key, and no secret to deploy one from.
+        (
+            {"LINQ_API_KEY": ""},
+            "secret linq-api-key does not exist in project demo (or you cannot read it): set "
+            "LINQ_API_KEY to the key",
+        ),
+        (
+            {"STRIPE_API_KEY": "sm://demo/nowhere"},
+            "secret nowhere, which STRIPE_API_KEY names, does not exist in project demo",
+        ),
     ],
 )
-def test_a_key_refused_or_short_of_the_webhook_permission_stops_before_anything_is_created(
+def test_a_key_that_cannot_serve_stops_the_run_before_anything_is_created(
     world: World, keys: dict[str, str], reason: str
 ) -> None:
     run = world.deploy(**{**world.keys, **keys})
+    asked = bool(world.stripe.requests())
     assert run.returncode == 1
     assert reason in run.stderr
-    assert "nothing was created" in run.stderr
+    # Said once Stripe and Linq were asked; a missing secret stops the run before that.
+    assert ("nothing was created" in run.stderr) == asked
+    # Lookups only: not an API enabled, not a secret made, nothing at Stripe or Linq.
     assert not [call for call in world.calls if not call.startswith("secrets describe ")]
     assert world.changes_since() == []
     assert (world.endpoints(), world.subscriptions()) == ([], [])
-    for value in {**world.keys, **keys}.values():
+    for value in filter(None, {**world.keys, **keys}.values()):
         assert value not in run.stdout + run.stderr
 
 
@@ -1215,30 +1229,6 @@ def test_a_key_referenced_in_secret_manager_is_deployed_from_that_secret(
     ]
     [grant] = granted
     assert "dunning-recover@" in grant
-
-
-@pytest.mark.parametrize(
-    ("keys", "reason"),
-    [
-        (
-            {"LINQ_API_KEY": ""},
-            "secret linq-api-key does not exist in project demo (or you cannot read it): set "
-            "LINQ_API_KEY to the key",
-        ),
-        (
-            {"STRIPE_API_KEY": "sm://demo/nowhere"},
-            "secret nowhere, which STRIPE_API_KEY names, does not exist in project demo",
-        ),
-    ],
-)
-def test_a_key_with_no_secret_and_no_value_stops_before_anything_is_created(
-    world: World, keys: dict[str, str], reason: str
-) -> None:
-    run = world.deploy(**{**world.keys, **keys})
-    assert run.returncode == 1
-    assert reason in run.stderr
-    assert world.changes_since() == []
-    assert world.stripe.requests() == []
 
 
 def test_a_dry_run_prints_the_stripe_and_linq_calls_with_the_keys_masked_and_makes_none(
@@ -1659,3 +1649,42 @@ def test_a_body_deadline_out_of_bounds_stops_the_deploy(tmp_path: Path, seconds:
     assert run.returncode == 2
     assert "WEBHOOK_BODY_SECONDS must be a number of seconds above 0 and at most 15" in run.stderr
     assert run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("sk_live_51Habcdefghijkl1234", "sk_live_****1234"),
+        ("rk_test_51Habcdefghijkl9876", "rk_test_****9876"),
+        ("sk_test_short1", "****"),
+        ("Zq3linqPartnerToken0000abcd", "****"),
+        ("sm://demo/stripe-api-key#3", "sm://demo/stripe-api-key#3"),
+    ],
+)
+def test_a_dry_run_masks_a_key_as_stripe_does_and_shows_a_reference(key: str, shown: str) -> None:
+    from tools.go_live import masked
+
+    assert masked(key) == shown
+
+
+@pytest.mark.parametrize(("age", "hours"), [(0, 1), (3600, 1), (3601, 2), (86_400, 24)])
+def test_the_backfill_after_a_deleted_endpoint_covers_its_whole_life(age: int, hours: int) -> None:
+    from tools.go_live import missed
+    from tools.stripe_webhook import Endpoint
+
+    endpoint = Endpoint("we_1", INGEST_URL, tuple(EVENTS), None, True, False, False, 1_000_000)
+    assert f"./dev backfill --since {hours}h " in missed(endpoint, now=1_000_000 + age)
+
+
+def test_a_dry_run_encodes_the_endpoint_as_stripe_s_form() -> None:
+    from tools.go_live import form
+    from tools.stripe_webhook import endpoint_params
+
+    assert list(form(endpoint_params("https://x.example/h", connect=True))) == [
+        "url=https://x.example/h",
+        *(f"enabled_events[]={event}" for event in EVENTS),
+        "api_version=2026-10-28.endive",
+        "description=dunning by text: failed payments to the ingest function (deploy.sh)",
+        "metadata[connect]=true",
+        "connect=true",
+    ]

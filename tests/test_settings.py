@@ -146,8 +146,9 @@ def secrets_deployed(plan, function: str) -> set[str]:
         else set()
         for deploy in deploys
     ]
-    assert found and all(each == found[0] for each in found), found
-    return found[0]
+    [first, *others] = found
+    assert all(each == first for each in others), found
+    return first
 
 
 @pytest.mark.parametrize(

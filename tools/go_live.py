@@ -117,6 +117,7 @@ class Live:
             "STRIPE_ENDPOINT": self.endpoint.id,
             "STRIPE_ENDPOINT_CREATED": self.endpoint.id if self.created else "",
             "STRIPE_MODE": "live" if self.endpoint.livemode else "test",
+            "STRIPE_EVENTS": ", ".join(self.endpoint.events),
             "WEBHOOK_NEW_VERSION": _number(self.webhook_version),
             "LINQ_SUBSCRIPTION": self.subscription,
             "LINQ_HOOK_NEW_VERSION": _number(self.linq_version),
