@@ -835,11 +835,12 @@ cat <<EOF
 
 Live in project $PROJECT ($REGION), Stripe in $STRIPE_MODE mode:
   Stripe endpoint $STRIPE_ENDPOINT -> $url
-    events: $STRIPE_EVENTS; signing secret: $WEBHOOK_SECRET version $WEBHOOK_VERSION
+    events: $STRIPE_EVENTS
+    signing secret: $WEBHOOK_SECRET version $WEBHOOK_VERSION
   Linq subscription $LINQ_SUBSCRIPTION -> $linq_url
     signing secret: $LINQ_HOOK_SECRET version $LINQ_HOOK_VERSION
-  Functions: $INGEST_FN and $LINQ_INTAKE_FN (public), $RECOVER_FN, $RELEASE_FN (every 5 minutes),
-    $LINQ_EVENT_FN
+  Functions: $INGEST_FN and $LINQ_INTAKE_FN (public), $RECOVER_FN,
+    $RELEASE_FN (every 5 minutes), $LINQ_EVENT_FN
   Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
                 gcloud pubsub subscriptions pull $LINQ_DLQ_SUB --project=$PROJECT
 

@@ -988,7 +988,7 @@ def test_one_command_goes_live_and_a_second_run_changes_nothing(world: World) ->
         "STRIPE_API_KEY=stripe-api-key:1,LINQ_API_KEY=linq-api-key:1"
     ]
     assert f"Stripe endpoint {endpoint['id']} -> {INGEST_URL}" in first.stdout
-    assert f"events: {', '.join(EVENTS)}; signing secret" in first.stdout
+    assert f"events: {', '.join(EVENTS)}\n" in first.stdout
     assert "signing secret: stripe-webhook-secret version 2" in first.stdout
     assert f"Linq subscription {subscription['id']} -> " in first.stdout
     assert "Stripe in test mode" in first.stdout

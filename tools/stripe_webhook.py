@@ -86,7 +86,7 @@ class Endpoints(StripeGateway):
         is refused 403 without the permission and 400 with it, and makes nothing."""
         try:
             self._client.v1.webhook_endpoints.list(params={"limit": 1})
-            self._client.v1.webhook_endpoints.create(params={})  # type: ignore[typeddict-item]
+            self._client.v1.webhook_endpoints.create(params={})
         except stripe.InvalidRequestError as exc:
             if exc.code != "parameter_missing":
                 raise translate(exc) from exc
@@ -108,9 +108,7 @@ class Endpoints(StripeGateway):
     def create(self, url: str, connect: bool) -> tuple[Endpoint, str]:
         """The new endpoint and its signing secret."""
         try:
-            created = self._client.v1.webhook_endpoints.create(
-                params=endpoint_params(url, connect)  # type: ignore[arg-type]
-            )
+            created = self._client.v1.webhook_endpoints.create(params=endpoint_params(url, connect))
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return Endpoint.of(created.to_dict()), str(created.secret)
