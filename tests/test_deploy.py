@@ -1080,15 +1080,24 @@ def test_a_key_that_cannot_serve_stops_the_run_before_anything_is_created(
         assert value not in run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("failing", ["storing its secret", "the Linq subscription", "the redeploy"])
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "storing its secret",
+        "Secret Manager dropping the connection",
+        "the Linq subscription",
+        "the redeploy",
+    ],
+)
 def test_a_failure_after_the_endpoint_was_created_deletes_it_and_the_next_run_is_clean(
     world: World, failing: str
 ) -> None:
     failure: dict[str, str] = {}
-    if failing == "storing its secret":
+    if failing.startswith(("storing", "Secret Manager")):
         # Made by an earlier deployment: the only version added to it is the endpoint's secret.
         placeholders(world, stripe_webhook_secret=["not-set-yet"])
-        world.secrets.add_fault(r"/stripe-webhook-secret:addVersion$", status=403)
+        refusal = {"status": 403} if failing.startswith("storing") else {"reset": True}
+        world.secrets.add_fault(r"/stripe-webhook-secret:addVersion$", **refusal)
     elif failing == "the Linq subscription":
         world.linq.add_fault(r"^/v3/webhook-subscriptions$", method="POST", status=500)
     else:

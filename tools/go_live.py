@@ -33,8 +33,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
+import requests
 from google.api_core.exceptions import GoogleAPICallError
-from google.auth.exceptions import DefaultCredentialsError
+from google.auth.exceptions import DefaultCredentialsError, GoogleAuthError
 from google.cloud import secretmanager
 
 from shared.adapters.secrets import PREFIX, SecretResolver
@@ -209,7 +210,13 @@ class Steps:
                 "Stripe",
             )
         except Refused:
+            # Secret Manager refused it: `store` deleted the endpoint, or said it could not.
             self.say(missed(endpoint))
+            raise
+        except BaseException:
+            # Anything else (expired credentials, an interrupt) leaves an endpoint whose secret
+            # may never be stored.
+            self.withdraw(endpoint)
             raise
         kind = "Connect endpoint" if connect else "endpoint"
         self.say(
@@ -435,6 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except GoogleAPICallError as exc:
         say(f"deploy.sh: Secret Manager refused: {exc}")
+        return 1
+    except (requests.RequestException, GoogleAuthError) as exc:
+        # Stripe's and Linq's are ours by now: this is Secret Manager, or Google's credentials.
+        first_line = next(iter(str(exc).strip().splitlines()), "")
+        say(f"deploy.sh: Secret Manager unreachable ({type(exc).__name__}: {first_line[:200]})")
         return 1
     except Refused as exc:
         say(f"deploy.sh: {exc}")
