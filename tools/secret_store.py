@@ -10,6 +10,7 @@ from collections.abc import Callable
 import requests
 from google.api_core.exceptions import Conflict, GoogleAPICallError
 from google.auth.credentials import AnonymousCredentials
+from google.auth.exceptions import GoogleAuthError
 from google.cloud import secretmanager
 
 from shared.core.errors import RecoveryError
@@ -60,13 +61,14 @@ def store(
     vendor: str,
 ) -> str:
     """The new version of `secret` holding `value`. The vendor will not show the value again: when
-    Secret Manager refuses it, `undo()` deletes `thing` (what the value came with, which could
-    only fail to verify), so the next run starts afresh; Refused says what happened."""
+    Secret Manager refuses it, or cannot be reached, or the credentials fail, `undo()` deletes
+    `thing` (what the value came with, which could only fail to verify), so the next run starts
+    afresh; Refused says what happened."""
     try:
         version = client.add_secret_version(
             request={"parent": secret, "payload": {"data": value.encode()}}
         )
-    except GoogleAPICallError as exc:
+    except (GoogleAPICallError, GoogleAuthError, requests.RequestException) as exc:
         try:
             undo()
         except (RecoveryError, requests.RequestException) as failed:
