@@ -214,8 +214,7 @@ class Steps:
             self.say(missed(endpoint))
             raise
         except BaseException:
-            # Anything else (expired credentials, an interrupt) leaves an endpoint whose secret
-            # may never be stored.
+            # Anything else (an interrupt) leaves an endpoint whose secret may never be stored.
             self.withdraw(endpoint)
             raise
         kind = "Connect endpoint" if connect else "endpoint"
