@@ -1133,6 +1133,7 @@ def test_served_connected_accounts_make_a_connect_endpoint_which_stays_one(world
         ["true"],
     )
     assert "created Stripe Connect endpoint" in run.stderr
+    assert "connected accounts' events only, not the platform's own" in run.stderr
     # Stripe cannot make it an account endpoint: stop, change nothing, say what to do.
     marks = world.marks()
     again = world.deploy(**world.keys)
@@ -1145,30 +1146,30 @@ def test_served_connected_accounts_make_a_connect_endpoint_which_stays_one(world
 
 
 @pytest.mark.parametrize(
-    ("events", "status", "change"),
+    ("events", "status", "version", "change"),
     [
         # Made by hand before 3-D Secure was handled, and disabled by Stripe after failures.
         (
             EVENTS[:2],
             "disabled",
+            "2026-10-28.endive",
             {
                 "enabled_events[0]": [EVENTS[0]],
                 "enabled_events[2]": [EVENTS[2]],
                 "disabled": ["false"],
             },
         ),
-        (["*"], "enabled", None),
+        # Every event, in the account's default API version: nothing to change, and a warning.
+        (["*"], "enabled", None, None),
     ],
 )
 def test_an_endpoint_made_by_hand_is_kept_with_its_secret_and_given_what_it_lacks(
-    world: World, events: list[str], status: str, change: dict | None
+    world: World, events: list[str], status: str, version: str | None, change: dict | None
 ) -> None:
     from standins import builders
     from standins.signing_secrets import new_endpoint_secret
 
-    made = builders.webhook_endpoint(
-        INGEST_URL, events, api_version="2026-10-28.endive", status=status
-    )
+    made = builders.webhook_endpoint(INGEST_URL, events, api_version=version, status=status)
     world.stripe.load({"webhook_endpoints": [made]})
     secret = new_endpoint_secret()
     placeholders(world, stripe_webhook_secret=["not-set-yet", secret])
@@ -1181,7 +1182,9 @@ def test_an_endpoint_made_by_hand_is_kept_with_its_secret_and_given_what_it_lack
     )
     [endpoint] = world.endpoints()
     assert (endpoint["id"], endpoint["status"]) == (made["id"], "enabled")
-    assert set(EVENTS) <= set(endpoint["enabled_events"]) or endpoint["enabled_events"] == ["*"]
+    assert endpoint["enabled_events"] == (EVENTS if change else ["*"])
+    warning = "its events come in API version the account's default, not 2026-10-28.endive"
+    assert (warning in run.stderr) == (version is None)
     assert world.stored("stripe-webhook-secret") == ["not-set-yet", secret]
     assert world.deploys("dunning-ingest") == ["STRIPE_WEBHOOK_SECRET=stripe-webhook-secret:2"]
 

@@ -218,11 +218,14 @@ class Steps:
             self.withdraw(endpoint)
             raise
         kind = "Connect endpoint" if connect else "endpoint"
-        self.say(
+        said = (
             f"created Stripe {kind} {endpoint.id} for {url} ({', '.join(endpoint.events)}; "
             f"API version {endpoint.api_version})\n"
             f"signing secret stored in {version} (Stripe shows it only once; it is not printed)"
         )
+        if connect:
+            said += "\nStripe sends it the connected accounts' events only, not the platform's own"
+        self.say(said)
         return endpoint, version
 
     def _existing(self, endpoint: Endpoint, pinned: Pinned, connect: bool) -> Endpoint:
@@ -243,10 +246,11 @@ class Steps:
         if not endpoint.enabled:
             said += "; it was disabled and is enabled again"
         if endpoint.api_version != API_VERSION:
+            version = endpoint.api_version or "the account's default"
             said += (
-                f"\nits events come in API version {endpoint.api_version or 'of the account'}, "
-                f"not {API_VERSION} (the version the code is written for), and Stripe cannot "
-                "change that: to move, delete the endpoint and run this again"
+                f"\nits events come in API version {version}, not {API_VERSION} (the version "
+                "the code is written for), and Stripe cannot change that: to move, delete the "
+                "endpoint and run this again"
             )
         self.say(said)
         return completed
