@@ -63,6 +63,12 @@ _STRIPE_KEY_PREFIX = re.compile(r"(?:sk|rk)_(?:test|live)_")
 _MASK_MIN = 16
 
 
+def serves_connected_accounts(env: Reader) -> bool:
+    """Whether STRIPE_CONNECT_ACCOUNTS names any: the endpoint is then a Connect endpoint."""
+    accounts = STRIPE_CONNECT_ACCOUNTS.read(env)
+    return accounts.every or bool(accounts.ids)
+
+
 @dataclass(frozen=True)
 class GoLiveSettings(Settings):
     """What the steps need: both keys, both APIs, the project that keeps the secrets, and
@@ -77,14 +83,13 @@ class GoLiveSettings(Settings):
 
     @classmethod
     def read(cls, env: Reader) -> Self:
-        accounts = STRIPE_CONNECT_ACCOUNTS.read(env)
         return cls(
             stripe_api_key=STRIPE_API_KEY.read(env),
             linq_api_key=LINQ_API_KEY.read(env),
             stripe_api_base=STRIPE_API_BASE.read(env),
             linq_api_base=LINQ_API_BASE.read(env),
             project=GOOGLE_CLOUD_PROJECT.read(env),
-            connect=accounts.every or bool(accounts.ids),
+            connect=serves_connected_accounts(env),
         )
 
 
@@ -337,8 +342,7 @@ class Plan:
         self._stripe = STRIPE_API_BASE.read(env) + "/v1/webhook_endpoints"
         self._linq = LINQ_API_BASE.read(env) + "/v3/webhook-subscriptions"
         self._project = GOOGLE_CLOUD_PROJECT.read(env)
-        accounts = STRIPE_CONNECT_ACCOUNTS.read(env)
-        self._connect = accounts.every or bool(accounts.ids)
+        self._connect = serves_connected_accounts(env)
 
     def _show(self, *argv: str) -> None:
         self._out("+ " + shlex.join(argv))
