@@ -337,6 +337,13 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "RECOVER_TIMEOUT_S=120",
         "LEDGER_COLLECTION=dunning_sends",
         "SWEEP_TOPIC=dunning-release-sweep",
+        # Unset, each key is deployed from the secret of that name, at its newest version.
+        "STRIPE_KEY_SECRET=stripe-api-key",
+        "STRIPE_KEY_GIVEN=''",
+        "STRIPE_API_KEY_VERSION=''",
+        "LINQ_KEY_SECRET=linq-api-key",
+        "LINQ_KEY_GIVEN=''",
+        "LINQ_API_KEY_VERSION=''",
     ]
 
 

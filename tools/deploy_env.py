@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.adapters.ledger import COLLECTION
-from shared.adapters.secrets import SecretResolver
+from shared.adapters.secrets import SecretResolver, parse_reference
 from shared.core.errors import ConfigError
 from shared.core.lease import RECOVER_TIMEOUT
 from shared.workflow.settings import (
+    BY_NAME,
     DEPLOY,
     DEPLOYED,
     FIRESTORE_DATABASE,
@@ -35,8 +36,10 @@ from shared.workflow.settings import (
     GOOGLE_CLOUD_PROJECT,
     LANGUAGE_TEMPLATE_PREFIX,
     LANGUAGE_TEMPLATES,
+    LINQ_API_KEY,
     LINQ_EVENTS_TOPIC,
     PUBSUB_TOPIC,
+    STRIPE_API_KEY,
     SWEEP_TOPIC,
     VARIABLES,
     Reader,
@@ -46,6 +49,10 @@ from shared.workflow.settings import (
 # Variables that name what deploy.sh creates: a function that reads one always gets it, so the
 # function and the resource agree whatever its default says.
 RESOURCES = (GOOGLE_CLOUD_PROJECT, PUBSUB_TOPIC, LINQ_EVENTS_TOPIC, FIRESTORE_DATABASE)
+# The keys deploy.sh deploys and checks, each from a secret: the one an sm:// reference names, or
+# the one here, which deploy.sh makes from the key's value when it is missing. Each entry: the
+# variable, the prefix of the shell names deploy.sh gets for it, and that secret's id.
+KEYS = ((STRIPE_API_KEY, "STRIPE", "stripe-api-key"), (LINQ_API_KEY, "LINQ", "linq-api-key"))
 # deploy.sh --help: names padded to this column, lines cut at this width.
 HELP_COLUMN, HELP_WIDTH = 32, 100
 
@@ -102,9 +109,46 @@ def env_file(values: Mapping[str, str]) -> str:
     return "".join(f"{name}: {quoted(value)}\n" for name, value in values.items())
 
 
+def key_source(env: Reader, variable: Variable[str], prefix: str, default: str) -> dict[str, str]:
+    """Where deploy.sh takes a key from: `<prefix>_KEY_SECRET`, the secret it deploys;
+    `<prefix>_KEY_GIVEN`, how the variable gives the key (`value`, `reference` or empty); and the
+    `_VERSION` variable to pin, the one set or the reference's version. A reference must name a
+    secret of the project deployed to, which is where the functions read it from."""
+    version_variable = BY_NAME[f"{variable.name}_VERSION"]
+    pinned = version_variable.read(env) or ""
+    value = env.value(variable.name)
+    reference = None if value is None else parse_reference(variable.name, value)
+    given, secret = ("value" if value else ""), default
+    if reference is not None:
+        project = GOOGLE_CLOUD_PROJECT.read(env)
+        if reference.project != project:
+            raise ConfigError(
+                f"{variable.name} must name a secret of project {project}, which the functions "
+                f"read it from, got a secret of {reference.project!r}"
+            )
+        version = "" if reference.version in (None, "latest") else reference.version
+        if version and not version.isdigit():
+            raise ConfigError(
+                f"{variable.name} must name a version number or none, got #{reference.version}"
+            )
+        if pinned and version and pinned != version:
+            raise ConfigError(
+                f"{variable.name} names version {version} and {version_variable.name} version "
+                f"{pinned}: give one of them"
+            )
+        given, secret, pinned = "reference", reference.secret, pinned or version
+    elif value is not None:
+        variable.read(env)  # a value's own checks: a Stripe key's prefix
+    return {
+        f"{prefix}_KEY_SECRET": secret,
+        f"{prefix}_KEY_GIVEN": given,
+        version_variable.name: pinned,
+    }
+
+
 def shell_names(env: Reader, region: str) -> dict[str, str]:
     """The names deploy.sh creates resources with, checked."""
-    return {
+    names = {
         "TOPIC": PUBSUB_TOPIC.read(env),
         "LINQ_TOPIC": LINQ_EVENTS_TOPIC.read(env),
         "FIRESTORE_DATABASE": FIRESTORE_DATABASE.read(env),
@@ -113,6 +157,9 @@ def shell_names(env: Reader, region: str) -> dict[str, str]:
         "LEDGER_COLLECTION": COLLECTION,
         "SWEEP_TOPIC": SWEEP_TOPIC,
     }
+    for variable, prefix, default in KEYS:
+        names.update(key_source(env, variable, prefix, default))
+    return names
 
 
 def prepare(build: Path, project: str, region: str, environ: Mapping[str, str]) -> str:
@@ -136,11 +183,17 @@ def plain(text: str) -> str:
     return text.replace("`", "")
 
 
+def documented(variable: Variable[Any]) -> bool:
+    """Whether deploy.sh --help lists `variable`: every one it checks or passes, and the keys it
+    reads itself."""
+    return deployed(variable) or (variable.secret and DEPLOY in variable.readers)
+
+
 def help_text() -> str:
     """deploy.sh --help's list of variables: what each means, which deployed function (or
     deploy.sh) reads it, and its default."""
     lines = []
-    for variable in filter(deployed, VARIABLES):
+    for variable in filter(documented, VARIABLES):
         readers = ", ".join(r for r in variable.readers if r in {DEPLOY, *DEPLOYED})
         about = f"{variable.meaning} ({readers}; default: {variable.shown_default})"
         lines += textwrap.wrap(

@@ -429,8 +429,11 @@ def _outlives_a_run(lease: timedelta, env: Reader) -> str | None:
 
 STRIPE_API_KEY: Variable[str] = Variable(
     "STRIPE_API_KEY",
-    (RECOVER, BACKFILL),
-    "Stripe secret or restricted key (`sk_...`, `rk_...`)",
+    (RECOVER, BACKFILL, DEPLOY),
+    "Stripe secret or restricted key (`sk_...`, `rk_...`). `deploy.sh` deploys it from a "
+    "secret: the one an `sm://` reference names, else `stripe-api-key`, made from the value when "
+    "missing; it checks the key with Stripe before anything is created and manages the webhook "
+    "endpoint with it, so a restricted key needs the Webhook Endpoints write permission too",
     _stripe_api_key,
     when_unset=REQUIRED,
     secret=True,
@@ -450,11 +453,12 @@ STRIPE_WEBHOOK_SECRET: Variable[str] = Variable(
 )
 STRIPE_CONNECT_ACCOUNTS: Variable[ConnectedAccounts] = Variable(
     "STRIPE_CONNECT_ACCOUNTS",
-    (INGEST,),
+    (INGEST, DEPLOY),
     "the Stripe Connect accounts whose failed payments are texted, besides the platform's "
     "own: `*` for every connected account, or account ids separated by commas "
     "(`acct_1A2b3C,acct_4D5e6F`). Any other connected account's event is acknowledged, "
-    "never queued, with a `skipped:account_not_enabled` result line",
+    "never queued, with a `skipped:account_not_enabled` result line. Set, `deploy.sh` creates "
+    "the Stripe endpoint with `connect=true`",
     _connected_accounts,
     when_unset="none: the platform's own invoices only",
 )
@@ -469,8 +473,10 @@ WEBHOOK_BODY_SECONDS: Variable[float] = Variable(
 )
 LINQ_API_KEY: Variable[str] = Variable(
     "LINQ_API_KEY",
-    (RECOVER, LINQ_WEBHOOK),
-    "Linq partner API token",
+    (RECOVER, LINQ_WEBHOOK, DEPLOY),
+    "Linq partner API token. `deploy.sh` deploys it from a secret: the one an `sm://` reference "
+    "names, else `linq-api-key`, made from the value when missing; it checks the token with "
+    "Linq before anything is created and subscribes the Linq intake with it",
     _secret,
     when_unset=REQUIRED,
     secret=True,
@@ -485,7 +491,7 @@ GOOGLE_CLOUD_PROJECT: Variable[str] = Variable(
 )
 STRIPE_API_BASE: Variable[str] = Variable(
     "STRIPE_API_BASE",
-    (RECOVER, BACKFILL),
+    (RECOVER, BACKFILL, DEPLOY),
     "Stripe API base URL; `https://` (plain `http://` only for `127.0.0.1` and `localhost`, "
     "where the stand-ins run)",
     _base_url,
@@ -493,7 +499,7 @@ STRIPE_API_BASE: Variable[str] = Variable(
 )
 LINQ_API_BASE: Variable[str] = Variable(
     "LINQ_API_BASE",
-    (RECOVER, LINQ_WEBHOOK),
+    (RECOVER, LINQ_WEBHOOK, DEPLOY),
     "Linq API base URL, without a trailing `/v3`; `https://` (plain `http://` only for "
     "`127.0.0.1` and `localhost`)",
     _linq_api_base,
@@ -648,9 +654,9 @@ FIRESTORE_EMULATOR_HOST: Variable[str | None] = Variable(
 )
 SECRET_MANAGER_API_BASE: Variable[str | None] = Variable(
     "SECRET_MANAGER_API_BASE",
-    (LINQ_WEBHOOK,),
-    "send `./dev linq-webhook`'s Secret Manager calls to that stand-in, without credentials "
-    "(the tests set it)",
+    (LINQ_WEBHOOK, DEPLOY),
+    "send the Secret Manager calls of `./dev linq-webhook` and of `deploy.sh`'s Stripe and Linq "
+    "steps to that stand-in, without credentials (the tests set it)",
     _as_set,
     when_unset="unset",
     local=True,
