@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,12 @@ from bench.pusher import Pusher
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.report_ledger import write_ledger
 from bench.stats import fmt, median, percentile, ratio
-from shared.adapters import ledger as ledger_module
-from shared.workflow.recovery import payment_key
-from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
+from shared.core.entry import RETENTION, Entry, EntryKey, State
+from shared.core.outcome import Action
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE, SWEEP_TOPIC
 from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
-from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
+from standins.stack import LocalStack, base_env, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
 NAME = "sweep"
@@ -163,55 +163,50 @@ def _cold_tick(stack: LocalStack, workdir: Path) -> float:
 # --- the ledger, written straight into the emulator as its administrator ----------------------
 
 
-def _write(
-    stack: LocalStack,
-    entries: Iterable[tuple[str, dict[str, Any]]],
-    only: list[str] | None = None,
-) -> None:
-    url = f"http://{stack.firestore.host}"
-    write_ledger(url, DEFAULT_PROJECT, DEFAULT_FIRESTORE_DATABASE, entries, only)
+def _write(stack: LocalStack, entries: Iterable[Entry], only: list[str] | None = None) -> None:
+    write_ledger(stack.firestore.host, DEFAULT_PROJECT, DEFAULT_FIRESTORE_DATABASE, entries, only)
 
 
-def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
+def _not_due_entry(index: int, now: datetime) -> Entry:
     """An entry a sweep must leave alone: four in five texted and done, one in five deferred
     to a morning still 1 to 12 hours away."""
-    invoice_id = f"in_bench_not_due_{index:06d}"
-    fields: dict[str, Any] = {
-        "invoice_id": invoice_id,
-        "attempt": 1,
-        "event_id": f"evt_bench_not_due_{index:06d}",
-        "message_id": str(10**15 + index),
-        "customer_id": f"cus_bench_not_due_{index:06d}",
-        "livemode": False,
-        "lease_until": now - timedelta(hours=1),
-        "created_at": now - timedelta(hours=2),
-        "updated_at": now - timedelta(hours=1),
-        "expire_at": now + ledger_module.RETENTION,
-    }
+    entry = Entry(
+        EntryKey(f"in_bench_not_due_{index:06d}", 1),
+        event_id=f"evt_bench_not_due_{index:06d}",
+        pubsub_message_id=str(10**15 + index),
+        customer_id=f"cus_bench_not_due_{index:06d}",
+        lease_until=now - timedelta(hours=1),
+        created_at=now - timedelta(hours=2),
+        updated_at=now - timedelta(hours=1),
+        expire_at=now + RETENTION,
+    )
     if index % 5:
-        fields |= {"state": ledger_module.DONE, "action": "sent", "chat_id": uuid.uuid4().hex}
-        fields["finished_at"] = now - timedelta(hours=1)
-    else:
-        fields |= {
-            "state": ledger_module.DEFERRED,
-            "action": "deferred:quiet_hours",
-            "reason": "quiet hours at the recipient",
-            "due_at": now + timedelta(hours=1 + index % 12),
-            "zones": "America/Chicago",
-        }
-    return fields
+        return replace(
+            entry,
+            state=State.DONE,
+            action=Action.SENT,
+            chat_id=uuid.uuid4().hex,
+            finished_at=now - timedelta(hours=1),
+        )
+    return replace(
+        entry,
+        state=State.DEFERRED,
+        action=Action.DEFERRED,
+        reason="quiet hours at the recipient",
+        due_at=now + timedelta(hours=1 + index % 12),
+        zones=("America/Chicago",),
+    )
 
 
 def _write_not_due(stack: LocalStack, count: int) -> None:
     now = datetime.now(UTC)
-    entries = (_not_due_entry(index, now) for index in range(count))
-    _write(stack, ((payment_key(entry["invoice_id"], 1), entry) for entry in entries))
+    _write(stack, (_not_due_entry(index, now) for index in range(count)))
 
 
-def _make_due(stack: LocalStack, keys: list[str]) -> None:
+def _make_due(stack: LocalStack, keys: list[EntryKey]) -> None:
     """The recipients' morning: each entry's `due_at` moved into the past, nothing else."""
-    due_at = {"due_at": datetime.now(UTC) - timedelta(minutes=1)}
-    _write(stack, ((key, due_at) for key in keys), only=["due_at"])
+    due_at = datetime.now(UTC) - timedelta(minutes=1)
+    _write(stack, (Entry(key, due_at=due_at) for key in keys), only=["due_at"])
 
 
 # --- the night and the morning ---------------------------------------------------------------
@@ -261,7 +256,7 @@ def _morning(stack: LocalStack, batch: list[fixtures.Case], night: tuple[float, 
     """Morning: the deferred entries are due and it is day; one tick releases them all."""
     stack.kill("recover")
     stack.start_function("recover", QUIET_HOURS="off")
-    _make_due(stack, [payment_key(c.invoice_id, int(c.invoice["attempt_count"])) for c in batch])
+    _make_due(stack, [EntryKey(c.invoice_id, int(c.invoice["attempt_count"])) for c in batch])
     offset = len(json_lines(stack.log("recover")))
     wanted = {case.invoice_id for case in batch}
 

@@ -33,7 +33,7 @@ from sandbox.demo import (
 from shared.core.event import ACTION_TYPE, PAID_TYPE, SNAPSHOT_TYPE
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
-from shared.workflow.settings import INGEST, RECOVER, VARIABLES, is_language_template
+from shared.workflow.settings import INGEST, RECOVER, VARIABLES, family_of
 from standins import builders
 from standins.emulator import DEFAULT_PROJECT
 from standins.stack import (
@@ -63,7 +63,7 @@ LIVE_VARIABLES = tuple(
     for v in VARIABLES
     if (INGEST in v.readers or RECOVER in v.readers) and not v.local and v.name not in _STACK_SETS
 )
-LIVE_REQUIRED = tuple(v.name for v in LIVE_VARIABLES if v.default == "required")
+LIVE_REQUIRED = tuple(v.name for v in LIVE_VARIABLES if v.required)
 
 
 def _say(text: str = "") -> None:
@@ -305,7 +305,7 @@ def run_live(port: int) -> int:
     env = {
         name: value
         for name, value in os.environ.items()
-        if value and (name in passed or is_language_template(name))
+        if value and (name in passed or family_of(name) is not None)
     }
     ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
     with LocalStack(

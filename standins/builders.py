@@ -404,6 +404,34 @@ def payment_failed_events(
     ]
 
 
+def webhook_endpoint(
+    url: str,
+    enabled_events: Sequence[str],
+    *,
+    api_version: str | None = None,
+    description: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+    livemode: bool = False,
+    status: str = "enabled",
+    created: int | None = None,
+) -> dict[str, Any]:
+    """A webhook endpoint as Stripe lists it: without its signing secret, which only the answer
+    that creates it carries. `api_version` None: events come in the account's default version."""
+    return {
+        "id": new_id("we_1", 23),
+        "object": "webhook_endpoint",
+        "api_version": api_version,
+        "application": None,
+        "created": int(time.time()) if created is None else created,
+        "description": description,
+        "enabled_events": list(enabled_events),
+        "livemode": livemode,
+        "metadata": dict(metadata or {}),
+        "status": status,
+        "url": url,
+    }
+
+
 def thin_payment_failed_event(
     invoice_id: str,
     *,

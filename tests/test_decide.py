@@ -9,24 +9,14 @@ from typing import Any
 import pytest
 
 from shared.core.attribution import HOLDOUT, TREATED
-from shared.core.decide import (
-    Defer,
-    Entry,
-    Facts,
-    Finish,
-    Plan,
-    Send,
-    decide,
-    in_holdout,
-    screen,
-)
+from shared.core.decide import Defer, Facts, Finish, Send, decide, in_holdout, screen
+from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
 from shared.core.message import DEFAULT_ACTION_TEMPLATE, DEFAULT_TEMPLATE, Template, Templates
 from shared.core.outcome import Action
-from shared.core.policy import AttemptPolicy
-from shared.core.quiet_hours import QuietHours, parse_quiet_hours
+from shared.core.policy import AttemptPolicy, QuietHours, parse_quiet_hours
 from standins import builders
 
 LINK = "https://invoice.stripe.com/i/acct_1/test_abc"
@@ -35,6 +25,15 @@ TEXT = (
     "with the link below. Reply STOP to opt out."
 )
 PLAN = Plan("+14155550100", TEXT, LINK)
+
+
+def recorded(
+    plan: Plan | None = None, chat_id: str | None = None, ended: Action | None = None
+) -> Entry:
+    """A ledger entry as the decision reads it: its plan, the chat its text opened, and the
+    outcome it ended with."""
+    state = State.DONE if ended is not None else State.ACTIVE
+    return Entry(EntryKey("in_1", 2), state, plan=plan, chat_id=chat_id, action=ended)
 
 
 EVERY_ATTEMPT = AttemptPolicy()
@@ -201,7 +200,7 @@ FINISHES = [
     ),
     (
         "resumed, invoice paid before the text",
-        facts(invoice=invoice(status="paid"), entry=Entry(plan=replace(PLAN, line="+1202"))),
+        facts(invoice=invoice(status="paid"), entry=recorded(plan=replace(PLAN, line="+1202"))),
         Rules(),
         ("skipped:not_open", "invoice is paid"),
     ),
@@ -236,18 +235,18 @@ def test_screen_needs_no_invoice_and_lets_everything_else_through():
 
 
 def test_a_recorded_plan_is_sent_as_recorded_even_after_the_customer_changed():
-    recorded = replace(PLAN, text="Hi Ana, the text as it was first decided. Reply STOP", line="+1")
+    first = replace(PLAN, text="Hi Ana, the text as it was first decided. Reply STOP", line="+1")
     changed = invoice(builders.customer(name="Someone Else", phone="+1 415 555 0199"))
-    assert decide(facts(invoice=changed, entry=Entry(plan=recorded)), Rules()) == Send(recorded)
+    assert decide(facts(invoice=changed, entry=recorded(plan=first)), Rules()) == Send(first)
 
 
 def test_a_resumed_run_after_the_text_sends_only_the_link():
-    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    entry = recorded(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     assert decide(facts(entry=entry), Rules()) == Send(entry.plan, "chat_1")
 
 
 def test_invoice_paid_between_text_and_link_counts_as_sent_without_the_link():
-    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    entry = recorded(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     decision = decide(facts(invoice=invoice(status="paid"), entry=entry), Rules())
     assert isinstance(decision, Finish)
     assert (decision.outcome.action.value, decision.outcome.chat_id, decision.outcome.reason) == (
@@ -259,7 +258,7 @@ def test_invoice_paid_between_text_and_link_counts_as_sent_without_the_link():
 
 def test_a_newer_attempt_does_not_stop_a_resumed_link():
     # The text of attempt 1 went out; attempt 2 has its own event and its own text.
-    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    entry = recorded(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     assert decide(facts(job=job(attempt_count=1), entry=entry), Rules()) == Send(
         entry.plan, "chat_1"
     )
@@ -267,7 +266,7 @@ def test_a_newer_attempt_does_not_stop_a_resumed_link():
 
 def test_a_recorded_plan_whose_text_did_not_go_out_is_superseded_by_a_newer_attempt():
     # The newer attempt has its own event and its own text: the older one's is not sent too.
-    entry = Entry(plan=replace(PLAN, line="+1"))
+    entry = recorded(plan=replace(PLAN, line="+1"))
     assert outcome(decide(facts(job=job(attempt_count=1), entry=entry), Rules())) == (
         "skipped:superseded",
         "attempt 1 is superseded: the invoice is at attempt 2",
@@ -284,22 +283,22 @@ PLANNED = replace(PLAN, line="+1")
     ("case", "policy", "invoice_attempt", "newest", "superseded"),
     [
         ("the newer attempt's event not handled yet", "all", 2, None, True),
-        ("the newer attempt being decided", "all", 2, Entry(), True),
-        ("the newer attempt planned", "all", 2, Entry(plan=PLANNED), True),
-        ("the newer attempt texted", "all", 2, Entry(PLANNED, "chat_2", Action.SENT), True),
+        ("the newer attempt being decided", "all", 2, recorded(), True),
+        ("the newer attempt planned", "all", 2, recorded(plan=PLANNED), True),
+        ("the newer attempt texted", "all", 2, recorded(PLANNED, "chat_2", Action.SENT), True),
         # Its text went out and the link failed: texted all the same.
-        ("the newer attempt texted, link failed", "all", 2, Entry(PLANNED, "chat_2"), True),
+        ("the newer attempt texted, link failed", "all", 2, recorded(PLANNED, "chat_2"), True),
         # TEXT_ON_ATTEMPTS=1 (and README's 1,4): attempt 2 never gets a text.
         ("the newer attempt outside the policy", "1", 2, None, False),
         ("the newer attempt outside 1,4", "1,4", 2, None, False),
-        ("the newer attempt skipped by the policy", "1", 2, Entry(ended=Action.POLICY), False),
+        ("the newer attempt skipped by the policy", "1", 2, recorded(ended=Action.POLICY), False),
         ("the fourth attempt of 1,4", "1,4", 4, None, True),
         # TEXT_ON_ATTEMPTS changed after attempt 2 was skipped: it will never be texted now.
         (
             "the newer attempt skipped, policy since changed",
             "all",
             2,
-            Entry(ended=Action.POLICY),
+            recorded(ended=Action.POLICY),
             False,
         ),
     ],
@@ -310,7 +309,7 @@ def test_an_older_attempt_is_superseded_only_by_one_that_is_or_will_be_texted(
     rules = Rules(attempts=AttemptPolicy.parse(policy))
     given = facts(job=OLDER, invoice=invoice(attempt_count=invoice_attempt), newest=newest)
     # A recorded plan whose text had not gone out follows the same rule.
-    resumed = replace(given, entry=Entry(plan=PLANNED))
+    resumed = replace(given, entry=recorded(plan=PLANNED))
     if superseded:
         reason = f"attempt 1 is superseded: the invoice is at attempt {invoice_attempt}"
         assert outcome(decide(given, rules)) == ("skipped:superseded", reason)
@@ -389,7 +388,7 @@ def test_the_address_state_adds_its_zones():
 
 
 def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_address_states_morning():
-    entry = Entry(plan=Plan("+12125550100", TEXT, LINK, line="+1"))
+    entry = recorded(plan=Plan("+12125550100", TEXT, LINK, line="+1"))
     given = facts(now=LA_MORNING, invoice=new_york_number_california_address(), entry=entry)
     decision = decide(given, Rules())
     assert isinstance(decision, Defer)
@@ -404,13 +403,13 @@ def test_a_deferral_already_due_sends_now():
 
 def test_a_recorded_plan_is_not_deferred():
     # A payment whose text went out is finished at once, whatever the hour: the link follows it.
-    entry = Entry(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    entry = recorded(plan=replace(PLAN, line="+1"), chat_id="chat_1")
     assert decide(facts(now=NIGHT, entry=entry), Rules()) == Send(entry.plan, "chat_1")
 
 
 def test_a_recorded_plan_whose_text_did_not_go_out_waits_for_the_morning():
     # Decided by day, the text failed, the retry comes at night: nothing is sent at night.
-    decision = decide(facts(now=NIGHT, entry=Entry(plan=replace(PLAN, line="+1"))), Rules())
+    decision = decide(facts(now=NIGHT, entry=recorded(plan=replace(PLAN, line="+1"))), Rules())
     assert isinstance(decision, Defer)
     assert decision.due_at == datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
 
@@ -437,7 +436,7 @@ def test_the_holdout_comes_after_the_invoice_and_the_phone_and_before_the_night(
 
 
 HELD = next(f"in_{n}" for n in range(1000) if in_holdout(f"in_{n}", 10))
-RESUMED = Entry(plan=replace(PLAN, line="+1"))
+RESUMED = recorded(plan=replace(PLAN, line="+1"))
 # One row per kind of decision: whether it got past the holdout draw, and what it drew.
 DRAWS = [
     ("sent", facts(), Rules(), TREATED),
@@ -598,10 +597,8 @@ def test_the_3d_secure_text_is_in_the_customers_language():
 
 @pytest.mark.parametrize("intent", [PROCESSING, CONFIRM])
 def test_a_recorded_plan_is_sent_as_recorded_whatever_the_payment_says_now(intent):
-    recorded = Entry(plan=replace(PLAN, line="+1"))
-    assert decide(facts(invoice=invoice(payment=intent), entry=recorded), Rules()) == Send(
-        recorded.plan
-    )
+    entry = recorded(plan=replace(PLAN, line="+1"))
+    assert decide(facts(invoice=invoice(payment=intent), entry=entry), Rules()) == Send(entry.plan)
 
 
 @pytest.mark.parametrize(
@@ -610,11 +607,11 @@ def test_a_recorded_plan_is_sent_as_recorded_whatever_the_payment_says_now(inten
         # The newer attempt will get no text: it does not supersede the older one, which is
         # judged on the invoice as read, the processor's like the newer.
         ("newer not handled yet", None, True, "skipped:processor_error"),
-        ("newer being decided", Entry(), True, "skipped:processor_error"),
-        ("newer ended so", Entry(ended=Action.PROCESSOR_ERROR), True, "skipped:processor_error"),
+        ("newer being decided", recorded(), True, "skipped:processor_error"),
+        ("newer ended so", recorded(ended=Action.PROCESSOR_ERROR), True, "skipped:processor_error"),
         # What was decided or sent for the newer attempt stands.
-        ("newer planned", Entry(plan=PLANNED), True, "skipped:superseded"),
-        ("newer texted", Entry(PLANNED, "chat_2", Action.SENT), True, "skipped:superseded"),
+        ("newer planned", recorded(plan=PLANNED), True, "skipped:superseded"),
+        ("newer texted", recorded(PLANNED, "chat_2", Action.SENT), True, "skipped:superseded"),
         # Stripe stopped retrying: the newer attempt is texted, the older superseded.
         ("no retry left", None, False, "skipped:superseded"),
     ],
@@ -629,5 +626,5 @@ def test_a_newer_attempt_the_processor_declined_supersedes_only_with_a_text(
 
 def test_an_older_attempts_recorded_plan_beside_a_newer_processors_decline_is_sent():
     # Decided when its own decline was the customer's; the newer attempt gets no text.
-    given = facts(job=OLDER, invoice=invoice(payment=PROCESSING), entry=Entry(plan=PLANNED))
+    given = facts(job=OLDER, invoice=invoice(payment=PROCESSING), entry=recorded(plan=PLANNED))
     assert decide(given, Rules()) == Send(PLANNED)

@@ -76,7 +76,7 @@ def test_a_processors_decline_is_skipped_with_its_code_and_nothing_asked_of_linq
     assert read["path"] == f"/v1/invoices/{invoice['id']}"
     assert sorted(read["query"].values()) == [[path] for path in EXPANDED]
     stored = entry(pipeline, invoice)
-    assert (stored["state"], stored["action"]) == ("done", "skipped:processor_error")
+    assert (stored.state, stored.action) == ("done", "skipped:processor_error")
     [note] = pipeline.slack.notes()
     assert note["text"] == (
         f"Dunning text skipped:processor_error for {invoice['id']} ({invoice['customer']}): "
@@ -346,7 +346,7 @@ def test_a_3d_secure_payment_deferred_overnight_is_worded_as_the_invoice_is_in_t
             )["last_payment_error"],
         },
     )
-    morning(night, (invoice, 1))
+    morning(night)
     night.sweep()
     [result] = results_of(push_all(night, released(night)))
     assert (result["action"], result["decline_code"]) == (

@@ -23,6 +23,12 @@ from tests.harness import LINQ_SECRET, WEBHOOK_SECRET, log_lines
 ACTION_REQUIRED = "invoice.payment_action_required"
 
 
+@pytest.fixture
+def pipeline(emulated_pipeline):
+    """The ingest publishes with the product's own publisher: to the Pub/Sub emulator."""
+    return emulated_pipeline
+
+
 def failed_event(kind: str = "invoice.payment_failed"):
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
     return builders.payment_failed_event(invoice, id="evt_Ingest1", created=1795600000, type=kind)
@@ -74,6 +80,9 @@ def test_queued_line_names_the_event_but_holds_no_body(pipeline):
     )
     assert "data" not in line
     assert "jane@example.com" not in json.dumps(line)
+    # The Pub/Sub message, by a name of its own: `message_id` is Linq's, in the Linq lines.
+    assert line["pubsub_message_id"]
+    assert "message_id" not in line
 
 
 def test_thin_event_is_published(pipeline):
@@ -228,7 +237,7 @@ def test_a_linq_secret_anyone_can_know_verifies_nothing(pipeline, known):
         503,
         "endpoint not set up yet, retry later",
     )
-    assert pipeline.emulator.pull(f"{pipeline.linq_topic}-pull") == []
+    assert pipeline.backend.pull(pipeline.linq_topic) == []
     output = pipeline.capsys.readouterr().out
     [line] = log_lines(output)
     assert line["severity"] == "WARNING"

@@ -1,7 +1,9 @@
-"""Signed webhook -> ingest -> Pub/Sub (emulator) -> recover, in-process: each demo customer
+"""Signed webhook -> ingest -> Pub/Sub -> recover, in-process: each demo customer
 (sandbox/demo.py, the one list of cases) ends as the demo says. What a recovery does with each
 kind of invoice, phone and Linq answer is tested once, in tests/test_recover.py; here, that the
-webhook as Stripe sends it gets there."""
+webhook as Stripe sends it gets there. The topics and the ledger are in memory; the last two
+tests run through the emulators too, so the two harnesses cannot tell a different story (the
+processes and Eventarc's push: tests/test_e2e.py)."""
 
 import pytest
 
@@ -46,7 +48,12 @@ def test_each_demo_customer_ends_as_the_demo_says(pipeline, linq_api, stripe_api
         assert customer_calls(linq_api) == []
 
 
-def test_same_event_delivered_twice_texts_once(pipeline, linq_api):
+BACKENDS = ["pipeline", pytest.param("emulated_pipeline", marks=pytest.mark.integration)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_same_event_delivered_twice_texts_once(request, backend, linq_api):
+    pipeline = request.getfixturevalue(backend)
     invoice = pipeline.customer_with_invoice()
     event = builders.payment_failed_event(invoice)
     pipeline.deliver(event)
@@ -55,7 +62,9 @@ def test_same_event_delivered_twice_texts_once(pipeline, linq_api):
     assert len(links(linq_api)) == 1
 
 
-def test_thin_event_goes_all_the_way(pipeline, linq_api):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_thin_event_goes_all_the_way(request, backend, linq_api):
+    pipeline = request.getfixturevalue(backend)
     invoice = pipeline.customer_with_invoice(attempt_count=3)
     [result] = pipeline.deliver(builders.thin_payment_failed_event(invoice["id"]))
     assert result["action"] == "sent"

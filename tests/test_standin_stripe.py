@@ -722,3 +722,242 @@ def test_an_open_attempted_invoice_is_retried_by_stripe_three_days_on(changes, r
     invoice = builders.invoice("cus_x", created=1_800_000_000, **changes)
     expected = None if retry_in is None else 1_800_000_000 + retry_in
     assert invoice["next_payment_attempt"] == expected
+
+
+# --- webhook endpoints (deploy.sh creates the ingest function's) ----------------------------------
+
+HOOK_URL = "https://us-central1-acme.cloudfunctions.net/dunning-ingest"
+PRODUCT_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.payment_action_required"]
+NO_WEBHOOKS_KEY, READ_WEBHOOKS_KEY, WRITE_WEBHOOKS_KEY = (
+    "rk_test_invoicesOnly",
+    "rk_test_readsHooks",
+    "rk_test_managesHooks",
+)
+
+
+def new_endpoint(client: stripe.StripeClient, **params) -> stripe.WebhookEndpoint:
+    return client.v1.webhook_endpoints.create(
+        params={"url": HOOK_URL, "enabled_events": PRODUCT_EVENTS, **params}
+    )
+
+
+def endpoint_ids(client: stripe.StripeClient) -> list[str]:
+    return [endpoint.id for endpoint in client.v1.webhook_endpoints.list().data]
+
+
+def test_an_endpoint_s_secret_is_in_the_answer_that_creates_it_and_nowhere_else(client):
+    from shared.core.signing_secret import stripe_secret_problem
+
+    created = new_endpoint(client, api_version=stripe.api_version, metadata={"connect": "false"})
+    assert stripe_secret_problem(created.secret) is None
+    assert (created.url, created.enabled_events, created.api_version, created.status) == (
+        HOOK_URL,
+        PRODUCT_EVENTS,
+        "2026-10-28.endive",
+        "enabled",
+    )
+    assert created.metadata.to_dict() == {"connect": "false"}
+    fetched = client.v1.webhook_endpoints.retrieve(created.id).to_dict()
+    [listed] = [endpoint.to_dict() for endpoint in client.v1.webhook_endpoints.list().data]
+    assert fetched == listed == {k: v for k, v in created.to_dict().items() if k != "secret"}
+    # Each endpoint gets its own secret.
+    assert new_endpoint(client).secret != created.secret
+
+
+def test_webhook_endpoints_are_listed_newest_first_page_by_page(server, client):
+    endpoints = [builders.webhook_endpoint(HOOK_URL, ["*"], created=1_000 + n) for n in range(3)]
+    server.load({"webhook_endpoints": endpoints})
+    first = client.v1.webhook_endpoints.list(params={"limit": 2})
+    assert [e.id for e in first.data] == [endpoints[2]["id"], endpoints[1]["id"]]
+    assert first.has_more is True
+    rest = client.v1.webhook_endpoints.list(
+        params={"limit": 2, "starting_after": first.data[-1].id}
+    )
+    assert ([e.id for e in rest.data], rest.has_more) == ([endpoints[0]["id"]], False)
+    with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: created"):
+        client.v1.webhook_endpoints.list(params={"created": 1_000})
+
+
+def test_a_key_sees_the_webhook_endpoints_of_its_own_mode_only(server, client):
+    created = new_endpoint(client)
+    live = make_client(server, STRIPE_LIVE_KEY)
+    assert endpoint_ids(live) == []
+    with pytest.raises(stripe.InvalidRequestError, match="No such webhook endpoint"):
+        live.v1.webhook_endpoints.retrieve(created.id)
+    assert endpoint_ids(client) == [created.id]
+
+
+def test_the_sdk_s_event_types_and_versions_are_the_ones_accepted():
+    from standins.stripe_api import ENDPOINT_API_VERSIONS, ENDPOINT_EVENTS
+
+    assert {*PRODUCT_EVENTS, "*", "invoice.payment_succeeded"} <= ENDPOINT_EVENTS
+    assert len(ENDPOINT_EVENTS) > 200
+    assert stripe.api_version in ENDPOINT_API_VERSIONS
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "message"),
+    [
+        ({"url": None}, "url", "Missing required param: url."),
+        ({"enabled_events": None}, "enabled_events", "Missing required param: enabled_events."),
+        ({"url": "ftp://hooks.example.com/x"}, "url", "Invalid URL: ftp://hooks.example.com/x"),
+        ({"url": "hooks.example.com/x"}, "url", "An explicit scheme"),
+        ({"url": "http://127.0.0.1:8080/hook"}, "url", "URL must be publicly accessible"),
+        ({"url": "https://localhost/hook"}, "url", "URL must be publicly accessible"),
+        ({"url": "https://10.1.2.3/hook"}, "url", "URL must be publicly accessible"),
+        (
+            {"enabled_events": ["invoice.paid", "invoice.payment_faild"]},
+            "enabled_events[1]",
+            "Invalid enabled_events[1]",
+        ),
+        ({"api_version": "2026-13-45.nope"}, "api_version", "Invalid api_version"),
+        ({"connect": "yes"}, "connect", "Invalid boolean: yes"),
+        ({"secret": "whsec_mine"}, "secret", "Received unknown parameter: secret"),
+    ],
+)
+def test_an_invalid_endpoint_is_refused_with_stripe_s_error_and_nothing_is_made(
+    server, params, param, message
+):
+    form = {"url": HOOK_URL, "enabled_events[]": PRODUCT_EVENTS, **params}
+    if "enabled_events" in params:
+        form["enabled_events[]"] = form.pop("enabled_events")
+    answer = requests.post(
+        f"{server.url}/v1/webhook_endpoints",
+        data={key: value for key, value in form.items() if value is not None},
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    error = answer.json()["error"]
+    assert (answer.status_code, error["type"], error["param"]) == (
+        400,
+        "invalid_request_error",
+        param,
+    )
+    assert message in error["message"]
+    assert endpoint_ids(make_client(server)) == []
+
+
+def test_enabled_events_must_be_an_array(server):
+    answer = requests.post(
+        f"{server.url}/v1/webhook_endpoints",
+        data={"url": HOOK_URL, "enabled_events": "invoice.paid"},
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()["error"]["message"]) == (400, "Invalid array")
+
+
+def test_a_live_endpoint_must_use_https(server):
+    live = make_client(server, STRIPE_LIVE_KEY)
+    with pytest.raises(stripe.InvalidRequestError, match="live mode must use HTTPS"):
+        new_endpoint(live, url="http://hooks.example.com/stripe")
+    assert (
+        new_endpoint(make_client(server), url="http://hooks.example.com/stripe").livemode is False
+    )
+
+
+def test_an_update_changes_the_events_and_status_never_the_version_or_connect(client):
+    created = new_endpoint(client, api_version=stripe.api_version)
+    updated = client.v1.webhook_endpoints.update(
+        created.id, params={"enabled_events": ["*"], "disabled": True}
+    )
+    assert (updated.enabled_events, updated.status, updated.api_version) == (
+        ["*"],
+        "disabled",
+        "2026-10-28.endive",
+    )
+    assert "secret" not in updated
+    for fixed in ({"api_version": "2025-01-27.acacia"}, {"connect": True}):
+        with pytest.raises(stripe.InvalidRequestError, match="Received unknown parameter"):
+            client.v1.webhook_endpoints.update(created.id, params=fixed)
+
+
+def test_a_deleted_endpoint_is_gone(client):
+    created = new_endpoint(client)
+    deleted = client.v1.webhook_endpoints.delete(created.id)
+    assert (deleted.id, deleted.deleted) == (created.id, True)
+    assert endpoint_ids(client) == []
+    with pytest.raises(stripe.InvalidRequestError) as gone:
+        client.v1.webhook_endpoints.delete(created.id)
+    assert (gone.value.http_status, gone.value.code) == (404, "resource_missing")
+
+
+def test_a_repeated_create_with_its_idempotency_key_makes_one_endpoint(client):
+    options = {"idempotency_key": "deploy-1"}
+    params = {"url": HOOK_URL, "enabled_events": PRODUCT_EVENTS}
+    first = client.v1.webhook_endpoints.create(params=params, options=options)
+    again = client.v1.webhook_endpoints.create(params=params, options=options)
+    assert (again.id, again.secret) == (first.id, first.secret)
+    assert endpoint_ids(client) == [first.id]
+
+
+def test_an_account_has_at_most_16_endpoints_in_each_mode(server, client):
+    server.load(
+        {"webhook_endpoints": [builders.webhook_endpoint(HOOK_URL, ["*"]) for _ in range(16)]}
+    )
+    with pytest.raises(stripe.InvalidRequestError, match="maximum of 16 test webhook endpoints"):
+        new_endpoint(client)
+    assert new_endpoint(make_client(server, STRIPE_LIVE_KEY)).livemode is True
+
+
+@pytest.fixture
+def restricted() -> Iterator[StripeStandin]:
+    keys = {
+        NO_WEBHOOKS_KEY: ["rak_invoice_read"],
+        READ_WEBHOOKS_KEY: ["rak_webhook_read"],
+        WRITE_WEBHOOKS_KEY: ["rak_webhook_write"],
+    }
+    with StripeStandin(restricted_keys=keys) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("key", "listed", "created"),
+    [
+        (NO_WEBHOOKS_KEY, "rak_webhook_read", "rak_webhook_write"),
+        (READ_WEBHOOKS_KEY, None, "rak_webhook_write"),
+        # A write permission includes the read one.
+        (WRITE_WEBHOOKS_KEY, None, None),
+        (STRIPE_TEST_KEY, None, None),
+    ],
+)
+def test_a_restricted_key_may_use_webhook_endpoints_only_with_their_permission(
+    restricted, key, listed, created
+):
+    client = make_client(restricted, key)
+    for call, needed in (
+        (lambda: client.v1.webhook_endpoints.list(params={"limit": 1}), listed),
+        (lambda: new_endpoint(client), created),
+    ):
+        if needed is None:
+            call()
+            continue
+        with pytest.raises(stripe.PermissionError) as refused:
+            call()
+        assert refused.value.http_status == 403
+        assert refused.value.user_message == (
+            f"The provided key '{key[:8]}****{key[-4:]}' does not have the required permissions "
+            "for this endpoint on account 'acct_1StandIn'. Having the "
+            f"'{needed}' permission would allow this request to continue."
+        )
+    # Nothing was made by a refused request.
+    assert len(endpoint_ids(make_client(restricted))) == (created is None)
+
+
+def test_a_restricted_key_is_checked_before_the_parameters(restricted):
+    """An empty create is refused 403 without the write permission and 400 with it: a check
+    that creates nothing (tools/stripe_webhook.py asks it before anything is made)."""
+    with pytest.raises(stripe.PermissionError):
+        make_client(restricted, READ_WEBHOOKS_KEY).v1.webhook_endpoints.create(params={})
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        make_client(restricted, WRITE_WEBHOOKS_KEY).v1.webhook_endpoints.create(params={})
+    assert missing.value.code == "parameter_missing"
+
+
+def test_a_restricted_key_reads_invoices_only_with_their_permission(restricted):
+    cus = builders.customer()
+    inv = builders.invoice(cus)
+    restricted.load({"customers": [cus], "invoices": [inv]})
+    assert make_client(restricted, NO_WEBHOOKS_KEY).v1.invoices.retrieve(inv["id"]).id == inv["id"]
+    with pytest.raises(stripe.PermissionError, match="rak_invoice_read"):
+        make_client(restricted, READ_WEBHOOKS_KEY).v1.invoices.retrieve(inv["id"])

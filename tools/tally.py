@@ -1,7 +1,7 @@
 """The report's arithmetic: one invoice's ledger entries and payment at a time, folded into
 running totals.
 
-Pure: no network. tools/report.py feeds it from Firestore; the tests feed it by hand too. The
+Pure: no network. tools/report.py feeds it from the ledger; the tests feed it by hand too. The
 groups are the product's own (shared/core/attribution.py): as assigned at the holdout draw.
 """
 
@@ -11,32 +11,14 @@ import datetime as dt
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after, texted
+from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after
+from shared.core.entry import Entry, Payment
 from tools.lift import Lift, newcombe, too_small
 
-# What the report reads of each document: an entry's (its outcome and assignment; of its plan
-# only the line, which tells an entry of the previous version that had passed the draw, never
-# the recipient) and, on the payment's document, `paid_*` (the previous version recorded them on
-# the entry).
-FIELDS = (
-    "created_at",
-    "attempt",
-    "action",
-    "group",
-    "plan.line",
-    "due_at",
-    "texted_at",
-    "paid_at",
-    "paid_amount",
-    "paid_currency",
-)
 NO_OUTCOME = "(no outcome yet)"
-
-Fields = Mapping[str, Any]
 
 
 @dataclass
@@ -72,39 +54,39 @@ class Tally:
     # exact.
     minutes: array[float] = field(default_factory=lambda: array("d"))
 
-    def add_invoice(self, entries: Sequence[Fields], payment: Fields | None = None) -> None:
-        """Count one invoice: its ledger entries (one per failed attempt) and its payment's
-        document, if it was paid."""
+    def add_invoice(self, entries: Sequence[Entry], payment: Payment | None = None) -> None:
+        """Count one invoice: its ledger entries (one per failed attempt) and its payment, if it
+        was paid."""
         kept = [e for e in entries if self.since is None or _on_or_after(e, self.since)]
         if not kept:
             return
         self.invoices += 1
         self.entries += len(kept)
         for entry in kept:
-            self.outcomes[entry.get("action") or NO_OUTCOME] += 1
-            self.texts += texted(entry)
-            self.deferred += entry.get("due_at") is not None
+            self.outcomes[entry.action.value if entry.action is not None else NO_OUTCOME] += 1
+            self.texts += entry.texted
+            self.deferred += entry.due_at is not None
         group = assignment(entries)
         self.groups[group] += 1
-        was_texted = any(texted(entry) for entry in entries)
+        was_texted = any(entry.texted for entry in entries)
         self.texted_invoices += was_texted
         per_protocol = group == TREATED and was_texted
         self.treated_texted += per_protocol
         # The previous version recorded the payment on an entry, once.
         if payment is None:
-            payment = next((e for e in entries if e.get("paid_at") is not None), None)
-        if payment is None or payment.get("paid_at") is None:
+            payment = next((e.paid for e in entries if e.paid is not None), None)
+        if payment is None or payment.paid_at is None:
             return
-        paid_at = payment["paid_at"]
+        paid_at = payment.paid_at
         self.paid[group] += 1
         self.treated_texted_paid += per_protocol
-        currency = payment.get("paid_currency") or "?"
+        currency = payment.currency or "?"
         for totals in (
             self.recovered.setdefault((group, currency), Recovered()),
             self.by_day.setdefault((paid_at.date(), group, currency), Recovered()),
         ):
             totals.invoices += 1
-            totals.amount += payment.get("paid_amount") or 0
+            totals.amount += payment.amount or 0
         found = attribute(entries, paid_at)
         minutes = None if found is None else minutes_after(found, paid_at)
         # A text that went out only after the payment did not bring it.
@@ -137,7 +119,6 @@ class Tally:
         return deciles[4], deciles[8]
 
 
-def _on_or_after(entry: Fields, since: dt.datetime) -> bool:
+def _on_or_after(entry: Entry, since: dt.datetime) -> bool:
     # An entry without a creation time cannot be placed in the window.
-    created = entry.get("created_at")
-    return created is not None and created >= since
+    return entry.created_at is not None and entry.created_at >= since

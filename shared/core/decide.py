@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from shared.core.attribution import HOLDOUT, TREATED
+from shared.core.entry import Entry, Plan, Progress
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Customer, Invoice
@@ -29,31 +30,8 @@ from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, sent, skipped
 from shared.core.phone import to_e164
-from shared.core.policy import AttemptPolicy
-from shared.core.quiet_hours import QuietHours, candidate_zones, when_to_send
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the first owner of a failed payment decided to send. It is recorded in the ledger
-    before the first send and replayed byte for byte by every retry or takeover, so the requests
-    always match their idempotency keys. `line` is None until the shell picks one."""
-
-    to: str
-    text: str
-    link: str
-    line: str | None = None
-
-
-@dataclass(frozen=True)
-class Entry:
-    """The ledger entry of a failed payment, as far as the decision needs it."""
-
-    plan: Plan | None = None
-    # Set once the text went out: only the link is left to send.
-    chat_id: str | None = None
-    # The outcome recorded when the entry is done for good; None while it may still be sent.
-    ended: Action | None = None
+from shared.core.policy import AttemptPolicy, QuietHours
+from shared.core.quiet_hours import candidate_zones, when_to_send
 
 
 @dataclass(frozen=True)
@@ -67,7 +45,8 @@ class Facts:
     # not be (`read_error`).
     invoice: Invoice | None = None
     read_error: PermanentError | None = None
-    entry: Entry = Entry()
+    # The payment's own ledger entry, as its owner holds it (None: a dry run, which owns none).
+    entry: Entry | None = None
     # When the recipient replied STOP, if they are on our own opt-out list (looked up for the
     # number `recipient` gives, or the recorded plan's).
     opted_out_at: datetime | None = None
@@ -165,8 +144,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     invoice = facts.invoice
     if invoice is None:
         raise ValueError("decide needs the invoice once screen() lets the message through")
-    if facts.entry.plan is not None:
-        return _resume(facts, invoice, rules)
+    if facts.entry is not None and facts.entry.progress in (Progress.PLANNED, Progress.TEXTED):
+        return _resume(facts, facts.entry, invoice, rules)
     # A thin event names no attempt: the invoice's own count is the one the policy judges.
     if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
         return _not_in_policy(invoice.attempt_count, rules)
@@ -321,27 +300,26 @@ def _utc(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
+def _resume(facts: Facts, entry: Entry, invoice: Invoice, rules: Rules) -> Decision:
     """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
     recipient replied STOP since. A text not sent yet is also held to the guards of time: it is
     superseded once the invoice failed again and the newer attempt has its own text (one text,
     not two), and it waits for the morning when the retry comes after nightfall
     (Pub/Sub retries through a Linq outage for hours). A link whose text went out follows it,
     whatever the attempt and the hour."""
-    entry = facts.entry
     assert entry.plan is not None
     closed = _closed(invoice)
     if closed is None and facts.opted_out_at is not None:
         closed = skipped(Action.OPTED_OUT, _replied_stop(facts.opted_out_at))
     if closed is None:
-        if entry.chat_id is None:
+        if entry.progress is Progress.PLANNED:
             if (stale := _superseded(facts, invoice, rules)) is not None:
                 return stale
             night = _night(entry.plan.to, invoice.customer, facts.now, rules)
             if night is not None:
                 return night
         return Send(entry.plan, entry.chat_id)
-    if entry.chat_id is None:
+    if entry.progress is Progress.PLANNED:
         return Finish(closed)
     # The text went out before the invoice was paid (or its subscription ended, or the recipient
     # said STOP): it counts as sent, and the link is not sent after the fact.
