@@ -5,6 +5,7 @@ invoice as read, never by the event."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -17,6 +18,9 @@ from standins import builders
 from standins.processes import REPO
 from tests.harness import SENDER, customer_calls, entry, log_lines
 from tests.test_quiet_hours_flow import morning, night_around_now, push_all, released
+from tests.test_recovered import deliver_paid, paid_later
+from tools.report import read, render
+from tools.tally import Tally
 
 FAILED, ACTION_REQUIRED = "invoice.payment_failed", "invoice.payment_action_required"
 PHONE = "+14155550100"
@@ -76,7 +80,11 @@ def test_a_processors_decline_is_skipped_with_its_code_and_nothing_asked_of_linq
     assert read["path"] == f"/v1/invoices/{invoice['id']}"
     assert sorted(read["query"].values()) == [[path] for path in EXPANDED]
     stored = entry(pipeline, invoice)
-    assert (stored.state, stored.action) == ("done", "skipped:processor_error")
+    assert (stored.state, stored.action, stored.decline_code) == (
+        "done",
+        "skipped:processor_error",
+        "processing_error",
+    )
     [note] = pipeline.slack.notes()
     assert note["text"] == (
         f"Dunning text skipped:processor_error for {invoice['id']} ({invoice['customer']}): "
@@ -150,6 +158,8 @@ def test_every_other_outcome_says_the_decline_code(pipeline, customer, changes, 
     result = pipeline.result(invoice)
     expected_code = None if changes.get("status") == "paid" else "insufficient_funds"
     assert (result["action"], result.get("decline_code")) == (action, expected_code)
+    # The entry records it too, with the run's own writes.
+    assert entry(pipeline, invoice).decline_code == expected_code
 
 
 def test_the_already_texted_line_says_the_decline_code_too(pipeline):
@@ -354,6 +364,8 @@ def test_a_3d_secure_payment_deferred_overnight_is_worded_as_the_invoice_is_in_t
         "payment_intent_authentication_failure",
     )
     assert texts(linq_api) == [FAILED_TEXT]
+    # The entry's code is the one the morning's run read.
+    assert entry(night, invoice).decline_code == "payment_intent_authentication_failure"
 
 
 def results_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -391,3 +403,39 @@ def test_the_invoice_read_imports_no_stripe_resource_module_on_a_new_instance():
     )
     imported = done.stdout.split()
     assert [m for m in imported if m != "stripe._telemetry_id"] == [], imported
+
+
+def test_the_report_breaks_recoveries_down_by_the_decline_code_the_runs_recorded(pipeline):
+    """The product's own ledger, through the report: each invoice under the decline code of its
+    first failure, as its run recorded it, by the group it was assigned."""
+    funds = [
+        pipeline.customer_with_invoice(
+            builders.customer(phone=f"+1415555016{n}"),
+            payment=builders.payment_intent(decline_code="insufficient_funds"),
+        )
+        for n in range(2)
+    ]
+    expired = pipeline.customer_with_invoice(
+        builders.customer(phone="+14155550169"),
+        payment=builders.payment_intent(code="expired_card", decline_code=None),
+    )
+    retried = pipeline.customer_with_invoice(payment=processing())
+    waiting = pipeline.customer_with_invoice(
+        builders.customer(phone="+14155550168"), payment=confirm()
+    )
+    for invoice in (*funds, expired, retried, waiting):
+        pipeline.result(invoice)
+    for invoice in (funds[0], retried, waiting):
+        deliver_paid(pipeline, paid_later(invoice))
+    tally = Tally()
+    read(pipeline.ledger, tally, io.StringIO())
+    lines = render(tally, "in memory")
+    start = lines.index("By first decline code     paid of invoices, rate, as assigned")
+    assert lines[start + 1 : start + 6] == [
+        "  insufficient_funds      treated 1 of 2, 50.0 %",
+        # Waiting for 3-D Secure: a payment without an error, so no code.
+        "  (none recorded)         treated 1 of 1, 100.0 %",
+        "  expired_card            treated 0 of 1, 0.0 %",
+        "  processing_error        not_assigned 1 of 1, 100.0 %",
+        "",
+    ]

@@ -76,6 +76,8 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert "    holdout                 1 of 1, 100.0 %: $25.00" in done.stdout
     assert "    not_assigned            0 of 4, 0.0 %: -" in done.stdout
     assert "    skipped:processor_error 1" in done.stdout
+    # By the decline code each run recorded: the processor's decline never reached the draw.
+    assert "    processing_error        not_assigned 0 of 1, 0.0 %" in done.stdout
     assert "  Lift (treated - holdout)  not enough data: treated has 9 invoices" in done.stdout
     assert "  Per protocol (texted)     2 of 7, 28.6 % (7 of 9 treated invoices" in done.stdout
     assert "recovery.png" in done.stdout

@@ -165,7 +165,9 @@ class Recovery:
             decision = decide(facts, self._settings)
             group = None
             if owner is not None:
-                owner.lease = owner.lease.draw(decision.group)
+                payment = _payment(facts.invoice)
+                code = payment.decline_code if payment is not None else None
+                owner.lease = owner.lease.draw(decision.group).read_decline(code)
                 group = owner.lease.assigned
             outcome = self._execute(decision, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
