@@ -141,11 +141,11 @@ def _queue(
 ) -> Response:
     """Publish and answer: 200 once Pub/Sub has it, 503 (the sender retries) when it cannot."""
     try:
-        message_id = publisher.publish(data, attributes)
+        pubsub_message_id = publisher.publish(data, attributes)
     except RetryableError as exc:
         log(ERROR, f"{what}not queued: Pub/Sub unavailable", reason=exc.reason, **ids)
         return _answer(503, "queue unavailable, retry later")
-    log(INFO, f"{what}queued", message_id=message_id, **ids)
+    log(INFO, f"{what}queued", pubsub_message_id=pubsub_message_id, **ids)
     return _answer(200, "queued")
 
 
@@ -184,6 +184,7 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
             event_id=payment.event_id,
             attempt=payment.attempt_count if isinstance(payment, FailedPayment) else None,
             account=payment.account,
+            event_type=payment.event_type if isinstance(payment, FailedPayment) else None,
         )
         return _answer(200, "ignored: connected account not enabled")
     return _queue(

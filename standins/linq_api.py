@@ -33,6 +33,7 @@ from standins.builders import (
     linq_failed,
     linq_handle,
     linq_health,
+    linq_line,
     linq_line_change,
     linq_message,
     linq_reputation,
@@ -347,13 +348,13 @@ class LinqStandin(StandinServer):
         line_type = line.get("line_type", "iMessage")
         if line_type not in _LINE_TYPES:
             raise ValueError("line_type must be iMessage, RCS or null")
-        return {
-            "id": line.get("id") or str(uuid.uuid4()),
-            "phone_number": number,
-            "reputation": linq_reputation(reputation),
-            "forwarding_number": line.get("forwarding_number"),
-            "line_type": line_type,
-        }
+        built = linq_line(
+            number,
+            reputation=reputation,
+            line_type=line_type,
+            forwarding_number=line.get("forwarding_number"),
+        )
+        return {**built, "id": line.get("id") or built["id"]}
 
     def inbound(
         self, sender: str, text: str, *, chat_id: str | None = None, reconciled: bool = False

@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import base64
 import secrets
+import string
 
 
 def new_stripe_secret() -> str:
     """As `stripe listen` prints one: whsec_ and 64 hex digits."""
     return "whsec_" + secrets.token_hex(32)
+
+
+def new_endpoint_secret() -> str:
+    """As Stripe gives one with a webhook endpoint it creates: whsec_ and 32 letters and
+    digits."""
+    alphabet = string.ascii_letters + string.digits
+    return "whsec_" + "".join(secrets.choice(alphabet) for _ in range(32))
 
 
 def new_linq_secret() -> str:

@@ -10,7 +10,7 @@ from google.cloud import secretmanager
 from shared.adapters import secrets as secrets_module
 from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError, SecretUnavailable
-from shared.workflow.recover_settings import RecoverSettings
+from shared.workflow.settings import RecoverSettings
 from standins import builders
 from standins.processes import free_port
 from standins.secretmanager_api import SecretManagerStandin

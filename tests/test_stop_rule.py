@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.core.entry import EntryKey, Part
 from shared.core.linq_events import (
     Delivery,
     Listing,
@@ -175,7 +176,7 @@ def test_anything_else_does_not_opt_in(text):
 def reply(*texts: str, **changes: Any) -> Reply:
     fields: dict[str, Any] = {
         "chat_id": "chat_1",
-        "sender": PHONE,
+        "from_handle": PHONE,
         "texts": texts,
         "quote": " ".join(texts),
         "sent_at": T1,
@@ -243,16 +244,19 @@ def test_the_later_word_wins_in_whatever_order_it_arrives(current, opted_out, at
     assert hear_word(current, opted_out, at) == after
 
 
+TEXT, LINK = Part.TEXT, Part.LINK
+
+
 @pytest.mark.parametrize(
     ("sent", "part"),
     [
-        ([("text", None)], "text"),
-        ([("text", "delivered")], None),
-        ([("text", "delivered"), ("link", None)], "link"),
-        ([("text", None), ("link", None)], "text"),
-        ([("text", "failed"), ("link", None)], "link"),
-        ([("text", "failed"), ("link", "failed")], "text"),
-        ([("text", "delivered"), ("link", "delivered")], None),
+        ([(TEXT, None)], TEXT),
+        ([(TEXT, True)], None),
+        ([(TEXT, True), (LINK, None)], LINK),
+        ([(TEXT, None), (LINK, None)], TEXT),
+        ([(TEXT, False), (LINK, None)], LINK),
+        ([(TEXT, False), (LINK, False)], TEXT),
+        ([(TEXT, True), (LINK, True)], None),
     ],
 )
 def test_a_failure_without_a_message_id_is_the_part_it_must_have_been(sent, part):
@@ -349,3 +353,17 @@ def test_the_text_parts_are_read_apart_and_together():
 def test_a_failure_without_a_message_id_is_read_with_its_chat():
     failed = {"event_type": "message.failed", "data": {"code": 4001, "chat_id": "c1"}}
     assert read_event(failed) == Delivery(False, None, None, None, "c1", 4001, None)
+
+
+def test_a_delivery_names_the_entry_and_the_part_of_the_key_the_product_set():
+    data = {"id": "m1", "idempotency_key": "in_1Abc-2-link", "chat": {"id": "c1"}}
+    fact = read_event({"event_type": "message.delivered", "data": data})
+    assert (fact.key, fact.part, fact.message_id, fact.chat_id) == (
+        EntryKey("in_1Abc", 2),
+        Part.LINK,
+        "m1",
+        "c1",
+    )
+    data["idempotency_key"] = "someone-elses-key"
+    fact = read_event({"event_type": "message.delivered", "data": data})
+    assert (fact.key, fact.part) == (None, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.core.errors import ConfigError, SecretUnavailable
 
@@ -19,6 +19,28 @@ ATTEMPT_TIMEOUT_S = 3.0
 TOTAL_TIMEOUT_S = 8.0
 
 ClientFactory = Callable[[], Any]
+
+
+class Reference(NamedTuple):
+    """`sm://PROJECT/SECRET#VERSION`, taken apart (version None: latest)."""
+
+    project: str
+    secret: str
+    version: str | None
+
+
+def parse_reference(variable: str, value: str) -> Reference | None:
+    """The reference `value` holds, or None when it is a plain value; a ConfigError naming
+    `variable` when it starts like one and is not."""
+    if not value.startswith(PREFIX):
+        return None
+    match = _REFERENCE.match(value)
+    if match is None:
+        raise ConfigError(
+            f"{variable} looks like a Secret Manager reference but is not of the form "
+            "sm://PROJECT/SECRET#VERSION"
+        )
+    return Reference(match["project"], match["secret"], match["version"])
 
 
 def _default_client() -> Any:
@@ -36,17 +58,12 @@ class SecretResolver:
         self._client: Any = None
 
     def resolve(self, variable: str, value: str) -> str:
-        if not value.startswith(PREFIX):
+        reference = parse_reference(variable, value)
+        if reference is None:
             return value
-        match = _REFERENCE.match(value)
-        if match is None:
-            raise ConfigError(
-                f"{variable} looks like a Secret Manager reference but is not of the form "
-                "sm://PROJECT/SECRET#VERSION"
-            )
         name = (
-            f"projects/{match['project']}/secrets/{match['secret']}"
-            f"/versions/{match['version'] or 'latest'}"
+            f"projects/{reference.project}/secrets/{reference.secret}"
+            f"/versions/{reference.version or 'latest'}"
         )
         secret = self._read(variable, name).strip()
         if not secret:
