@@ -132,6 +132,20 @@ class FirestoreDocuments:
         answer = self._answer("POST", f"{self._documents}:commit", json={"writes": [write]})
         return str(answer["writeResults"][0]["updateTime"])
 
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        write = {
+            "update": {
+                "name": self._name(collection, document_id),
+                "fields": {k: encode(v) for k, v in values.items()},
+            },
+            "updateMask": {"fieldPaths": sorted(values)},
+            "updateTransforms": [{"fieldPath": counter, "increment": encode(by)}],
+        }
+        answer = self._answer("POST", f"{self._documents}:commit", json={"writes": [write]})
+        return int(decode(answer["writeResults"][0]["transformResults"][0]))
+
     def find(self, collection: str, path: str, value: Any) -> list[Document]:
         where = _compare(path, "EQUAL", value)
         return self._query({"from": [{"collectionId": collection}], "where": where})
