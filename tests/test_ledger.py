@@ -629,6 +629,35 @@ def test_each_line_counts_its_messages_for_its_utc_day_and_starts_again_at_midni
     assert ledger.sent_today() == {LINE_A: 3, LINE_B: 1}
 
 
+class ContendedCounts:
+    """A store whose increments Firestore aborts for contention `times` times (nothing written)."""
+
+    def __init__(self, inner: Documents, times: int) -> None:
+        self._inner, self._times = inner, times
+
+    def increment(self, *args: Any) -> int:
+        if self._times:
+            self._times -= 1
+            raise Conflict("ABORTED")
+        return self._inner.increment(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_count_aborted_for_contention_is_made_again_and_once(documents, clock):
+    contended = Ledger(ContendedCounts(documents, 2), clock=clock)  # type: ignore[arg-type]
+    assert contended.count_sent(LINE_A) == 1
+    assert contended.sent_today() == {LINE_A: 1}
+
+
+def test_a_count_that_keeps_meeting_contention_is_retried_later(documents, clock):
+    contended = Ledger(ContendedCounts(documents, 99), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(RetryableError, match=r"the count of line \+1\*+0101 keeps meeting"):
+        contended.count_sent(LINE_A)
+    assert contended.sent_today() == {}
+
+
 def test_racing_counts_of_one_line_lose_none(ledger):
     seen = race(8, lambda _: [ledger.count_sent(LINE_A) for _ in range(5)])
     assert sorted(count for counts in seen for count in counts) == list(range(1, 41))

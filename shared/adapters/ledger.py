@@ -41,6 +41,7 @@ from shared.core.errors import LeaseLostError, RetryableError
 from shared.core.event import FailedPayment
 from shared.core.lease import DEFAULT_LEASE
 from shared.core.linq_events import Listing, hear_word
+from shared.core.log import mask_phone
 from shared.core.outcome import Action, Outcome
 from shared.core.sender import utc_day
 
@@ -479,7 +480,15 @@ class Ledger:
         now = self._clock()
         day = utc_day(now)
         values = {"line": line, "day": day, "updated_at": now}
-        return self._documents.increment(LINE_COUNTS, _line_count_id(day, line), "sent", 1, values)
+        for _ in range(_TRIES):
+            try:
+                return self._documents.increment(
+                    LINE_COUNTS, _line_count_id(day, line), "sent", 1, values
+                )
+            except Conflict:
+                # ABORTED: contention that committed nothing, so the count is made again.
+                continue
+        raise RetryableError(f"the count of line {mask_phone(line)} keeps meeting contention")
 
     def sent_today(self) -> dict[str, int]:
         """How many messages each line has sent today (UTC, by the ledger's clock): one query
