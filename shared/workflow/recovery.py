@@ -451,8 +451,9 @@ class _Tally:
     that follows the send (the link and the chat's record, the outcome): no stage is added.
 
     A count that cannot be written is a WARNING line, never a retry: the message went out, and a
-    retry would not send it again. A run that dies between a send and its count leaves that
-    message to the resume, which sends it again (a replay for Linq) and counts it then."""
+    retry would not send it again. A run that dies right after a send may leave the message
+    uncounted (its record written, its count not) or counted twice (its count written, its record
+    not: the resume sends it again, a replay for Linq, and counts it again)."""
 
     def __init__(self, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
         self._ledger, self._pool = ledger, pool
