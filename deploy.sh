@@ -159,8 +159,15 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
   PUBSUB_TOPIC                  topic id failed payments are published to (and deferred ones
                                 re-published to) (ingest, release, deploy.sh; default:
                                 stripe-payment-failed)
-  LINQ_SENDER                   E.164 line to send from when the account has several (recover;
-                                default: first usable line)
+  LINQ_SENDER                   E.164 line every text goes out from, whatever its health or count
+                                (LINQ_LINE_DAILY_LIMIT does not apply to it) (recover; default: each
+                                customer's own line: a stable hash of their number over the usable
+                                lines)
+  LINQ_LINE_DAILY_LIMIT         how many messages a line may send in a UTC day (each text and each
+                                link is one, counted in Firestore) before new texts go out from the
+                                customer's next line; the link of a text already sent and a resumed
+                                plan keep their line. 1 to 700,000 (recover; default: 7000 (Linq's
+                                recommended ceiling per line per day, inbound and outbound))
   DEFAULT_PHONE_REGION          region for numbers written without a country code (recover; default:
                                 US (the customer's address country wins))
   MESSAGE_TEMPLATE              the text; placeholders {first_name} {description} {amount} {brand};

@@ -1,5 +1,6 @@
 """The send ledger: one document per failed payment, owned by one run at a time; beside it our
-own opt-out list and the Linq events acted on. The only module that knows how they are stored.
+own opt-out list, the Linq events acted on, and how many messages each line sent each day. The
+only module that knows how they are stored.
 
 Each entry moves as `shared/core/entry.py`'s table says. Every change to a record is one
 conditional write (`_conditional`): read (or take what this run last wrote), apply a pure change,
@@ -40,13 +41,17 @@ from shared.core.errors import LeaseLostError, RetryableError
 from shared.core.event import FailedPayment
 from shared.core.lease import DEFAULT_LEASE
 from shared.core.linq_events import Listing, hear_word
+from shared.core.log import mask_phone
 from shared.core.outcome import Action, Outcome
+from shared.core.sender import utc_day
 
 COLLECTION = "dunning_sends"
 # Our own STOP list, one document per handle (`_opt_out_id`): every line and every Linq account.
 OPT_OUTS = "dunning_optouts"
 # Linq webhook ids, each owned by one run at a time through a lease and marked done once acted on.
 LINQ_EVENTS = "dunning_linq_events"
+# The messages each line sent each UTC day, one document per line and day (`_line_count_id`).
+LINE_COUNTS = "dunning_line_counts"
 # Tries of one conditional write before the run gives up and is retried.
 _TRIES = 5
 # What the report reads of each document: an entry's outcome, assignment and decline code (of its
@@ -475,6 +480,34 @@ class Ledger:
             (claim.version, mine),
         )
 
+    # --- the messages each line sent today ---------------------------------------------------
+
+    def count_sent(self, line: str) -> int:
+        """Count one message sent from `line` today (UTC, by the ledger's clock), however many
+        runs count at once; returns the line's count for the day so far."""
+        now = self._clock()
+        day = utc_day(now)
+        values = {"line": line, "day": day, "updated_at": now}
+        for _ in range(_TRIES):
+            try:
+                return self._documents.increment(
+                    LINE_COUNTS, _line_count_id(day, line), "sent", 1, values
+                )
+            except Conflict:
+                # ABORTED: contention that committed nothing, so the count is made again.
+                continue
+        raise RetryableError(f"the count of line {mask_phone(line)} keeps meeting contention")
+
+    def sent_today(self) -> dict[str, int]:
+        """How many messages each line has sent today (UTC, by the ledger's clock): one query
+        of today's documents, so it needs no line list. A line that sent nothing is absent."""
+        found = self._documents.find(LINE_COUNTS, "day", utc_day(self._clock()))
+        return {
+            document.fields["line"]: sent
+            for document in found
+            if isinstance(sent := document.fields.get("sent"), int)
+        }
+
     # --- the whole ledger: the report, and a ledger written at once -------------------------
 
     def count(self) -> int:
@@ -724,6 +757,11 @@ def _listing(document: Document) -> Listing:
         _moment(fields.get("changed_at")),
         _moment(fields.get("heard_at")),
     )
+
+
+def _line_count_id(day: str, line: str) -> str:
+    """A line's count of one day: `2026-11-27_+12025550101` (an E.164 line is safe in an id)."""
+    return f"{day}_{line}"
 
 
 def _event_id(webhook_id: str) -> str:

@@ -26,6 +26,7 @@ from shared.core.lease import DEFAULT_LEASE, RECOVER_TIMEOUT
 from shared.core.phone import is_region, to_e164
 from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, AttemptPolicy, QuietHours
 from shared.core.policy import parse_quiet_hours as _parse_quiet_hours
+from shared.core.sender import DEFAULT_LINE_DAILY_LIMIT
 from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
 from shared.core.text import clean
 
@@ -66,6 +67,8 @@ MAX_BODY_SECONDS = 15.0
 MAX_BRAND_LENGTH = 40
 # More than half untexted would cost more recoveries than the measurement is worth.
 MAX_HOLDOUT_PERCENT = 50
+# Linq recommends about 7,000 messages per line per day: a hundred times that is a typo.
+MAX_LINE_DAILY_LIMIT = 700_000
 # A dead run holds its payment for as long as its lease: more than an hour is a typo.
 MAX_LEASE_SECONDS = 3600
 # The dead-letter topic and subscription deploy.sh makes for a topic add up to 17 characters to
@@ -396,6 +399,11 @@ def _holdout(env: Reader, variable: Variable[Any]) -> int:
     return _whole(env, variable, "a whole number", 0, MAX_HOLDOUT_PERCENT, why)
 
 
+def _line_daily_limit(env: Reader, variable: Variable[Any]) -> int:
+    why = " (messages one line sends in a UTC day before new texts go out from another)"
+    return _whole(env, variable, "a whole number", 1, MAX_LINE_DAILY_LIMIT, why)
+
+
 def _lease(env: Reader, variable: Variable[Any]) -> timedelta:
     seconds = _whole(env, variable, "whole seconds", 1, MAX_LEASE_SECONDS, "")
     return timedelta(seconds=seconds)
@@ -548,9 +556,21 @@ PUBSUB_TOPIC: Variable[str] = Variable(
 LINQ_SENDER: Variable[str | None] = Variable(
     "LINQ_SENDER",
     (RECOVER,),
-    "E.164 line to send from when the account has several",
+    "E.164 line every text goes out from, whatever its health or count (`LINQ_LINE_DAILY_LIMIT` "
+    "does not apply to it)",
     _sender,
-    when_unset="first usable line",
+    when_unset="each customer's own line: a stable hash of their number over the usable lines",
+)
+LINQ_LINE_DAILY_LIMIT: Variable[int] = Variable(
+    "LINQ_LINE_DAILY_LIMIT",
+    (RECOVER,),
+    "how many messages a line may send in a UTC day (each text and each link is one, counted "
+    "in Firestore) before new texts go out from the customer's next line; the link of a text "
+    "already sent and a resumed plan keep their line. 1 to "
+    f"{MAX_LINE_DAILY_LIMIT:,}",
+    _line_daily_limit,
+    default=str(DEFAULT_LINE_DAILY_LIMIT),
+    when_unset="(Linq's recommended ceiling per line per day, inbound and outbound)",
 )
 DEFAULT_PHONE_REGION: Variable[str] = Variable(
     "DEFAULT_PHONE_REGION",
@@ -790,6 +810,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     FIRESTORE_DATABASE,
     PUBSUB_TOPIC,
     LINQ_SENDER,
+    LINQ_LINE_DAILY_LIMIT,
     DEFAULT_PHONE_REGION,
     MESSAGE_TEMPLATE,
     LANGUAGE_TEMPLATES,
@@ -905,7 +926,7 @@ class LinqIntakeSettings(IntakeSettings):
 
 @dataclass(frozen=True)
 class RecoverSettings(Settings):
-    """What the recover function needs: API access, sender choice, the texts and the operator's
+    """What the recover function needs: API access, the line choice, the texts and the operator's
     controls (which attempts get a text, dry run, quiet hours, holdout, the lease)."""
 
     stripe_api_key: str
@@ -915,6 +936,7 @@ class RecoverSettings(Settings):
     stripe_api_base: str
     linq_api_base: str
     linq_sender: str | None
+    line_daily_limit: int
     default_region: str
     brand: str | None
     templates: Templates
@@ -948,6 +970,7 @@ class RecoverSettings(Settings):
             stripe_api_base=STRIPE_API_BASE.read(env),
             linq_api_base=LINQ_API_BASE.read(env),
             linq_sender=LINQ_SENDER.read(env),
+            line_daily_limit=LINQ_LINE_DAILY_LIMIT.read(env),
             default_region=DEFAULT_PHONE_REGION.read(env),
             brand=BRAND_NAME.read(env),
             templates=templates,
