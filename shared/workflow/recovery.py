@@ -1,7 +1,8 @@
 """The recovery shell: gather the facts, ask `decide`, carry out the decision step by step.
 
-One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel,
-asks the pure decision what to do, and then either records an outcome or carries out a plan:
+One failed payment is one ledger entry. A run claims it (a lease), reads the invoice, whether
+texting is on and the surge guard's count in parallel, asks the pure decision what to do (and,
+for a new text, the surge guard), and then either records an outcome or carries out a plan:
 record the plan ∥ check the recipient, send the text, send the link ∥ record the chat, record the
 outcome. Each send is a recovery point, so a retry or a takeover resumes where the last owner
 stopped, with the recorded plan.
@@ -21,7 +22,7 @@ from shared.adapters.ledger import Lease, Ledger
 from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.clock import Clock, utc_now
-from shared.core.decide import Defer, Facts, Finish, Send, decide, recipient, screen
+from shared.core.decide import Decision, Defer, Facts, Finish, Hold, Send, decide, recipient, screen
 from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
     LeaseLostError,
@@ -40,6 +41,7 @@ from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import pick_sender
 from shared.core.sms import sms_cost
 from shared.workflow.settings import RecoverSettings
+from shared.workflow.texting import Texting
 
 U = TypeVar("U")
 
@@ -54,6 +56,8 @@ class RunResult:
     outcome: Outcome
     # The entry's assignment at the holdout draw, once it reached it.
     group: str | None = None
+    # What the team must hear beside the outcome's note (the surge guard's alerts).
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,11 @@ class Recovery:
         self._linq = linq
         self._ledger = ledger
         self._clock = clock
-        # Independent calls run side by side: the claim, the invoice read and (on a cold instance)
-        # the line list; later the plan record and the recipient check, the link and its record.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
+        self.texting = Texting(ledger, stripe, settings.surge, clock)
+        # Independent calls run side by side: the claim, the invoice read, the control document,
+        # the surge guard's count and (on a cold instance) the line list; later the plan record
+        # and the recipient check, the link and its record.
+        self._pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="recover")
 
     def run(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
         """The outcome for `job`, delivered as Pub/Sub message `pubsub_message_id`, or why this
@@ -108,13 +114,18 @@ class Recovery:
         except PermanentError as exc:
             return None, exc
 
-    def _facts(self, job: FailedPayment) -> Facts:
-        """The invoice, unless the message alone already decides (policy, mode)."""
+    def _facts(self, job: FailedPayment, count: bool) -> tuple[Facts, Future[int] | None]:
+        """The invoice and whether texting is paused, unless the message alone already decides
+        (policy, mode); with `count`, the surge guard's count of the window's failures, read
+        beside them."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
-            return Facts(job, self._clock())
+            return Facts(job, self._clock()), None
+        control = self._pool.submit(self.texting.control)
+        failures = self._pool.submit(self.texting.failures) if count else None
         invoice, error = self._read_invoice(job)
-        return Facts(job, self._clock(), invoice, error)
+        paused = control.result().held()
+        return Facts(job, self._clock(), invoice, error, paused=paused), failures
 
     # --- live -------------------------------------------------------------------------------
 
@@ -128,7 +139,7 @@ class Recovery:
                 self._claim, job, job.attempt_count, pubsub_message_id, run
             )
         try:
-            facts = self._facts(job)
+            facts, failures = self._facts(job, count=self.texting.rule is not None)
         except RetryableError:
             # A payment another run holds (or has finished) needs no invoice: say so, and only
             # retry what this run owns, or an earlier run of this message may.
@@ -160,6 +171,13 @@ class Recovery:
             facts = replace(facts, entry=owner.lease.entry) if owner is not None else facts
             facts = self._recorded(facts)
             decision = decide(facts, self._settings)
+            alerts: tuple[str, ...] = ()
+            if isinstance(decision, Send) and decision.chat_id is None and failures is not None:
+                # A new text: the surge guard has its word once the window's failures are many.
+                word = self.texting.guard(failures.result())
+                alerts = word.alerts
+                if word.held is not None:
+                    decision = decide(replace(facts, paused=word.held), self._settings)
             group = None
             if owner is not None:
                 owner.lease = owner.lease.draw(decision.group)
@@ -172,7 +190,7 @@ class Recovery:
             self._end_lease(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome, group)
+        return RunResult(job.invoice_id, customer_id, attempt, outcome, group, alerts)
 
     def _recorded(self, facts: Facts) -> Facts:
         """The facts with what else the ledger knows: our own STOP list and, for a message older
@@ -243,7 +261,7 @@ class Recovery:
 
     def _execute(
         self,
-        decision: Finish | Send | Defer,
+        decision: Decision,
         attempt: int | None,
         owner: _Owner | None,
         name: str | None = None,
@@ -254,6 +272,10 @@ class Recovery:
             # A deferral needs its entry: the release sweep finds it there.
             assert owner is not None
             self._ledger.defer(owner.lease, decision.outcome, decision.due_at, decision.zones)
+            return decision.outcome
+        if isinstance(decision, Hold):
+            assert owner is not None
+            self._ledger.pause(owner.lease, decision.outcome)
             return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
@@ -345,7 +367,7 @@ class Recovery:
 
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
-        facts = self._recorded(self._facts(job))
+        facts = self._recorded(self._facts(job, count=False)[0])
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
@@ -370,7 +392,11 @@ class Recovery:
 # What an Ignored line says of each entry a message could not claim that is not its to restate.
 _IGNORED: dict[Holding, Callable[[Entry], str]] = {
     Holding.DUPLICATE: lambda _: "duplicate delivery ignored",
-    Holding.WAITING: lambda held: f"deferred for quiet hours until {held.due_at}",
+    Holding.WAITING: lambda held: (
+        "deferred while texting is paused"
+        if held.action is Action.PAUSED
+        else f"deferred for quiet hours until {held.due_at}"
+    ),
     Holding.HANDLED: lambda _: "already handled",
     Holding.IN_PROGRESS: lambda _: "in progress for another event",
 }
