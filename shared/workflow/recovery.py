@@ -121,7 +121,9 @@ class Recovery:
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
             return Facts(job, self._clock()), None
-        control = self._pool.submit(self.texting.control)
+        # A payment the sweep released reads it afresh: it was released because texting is on,
+        # and an instance that still holds a pause it read before the resume would hold it again.
+        control = self._pool.submit(self.texting.control, job.release is not None)
         failures = self._pool.submit(self.texting.failures) if count else None
         invoice, error = self._read_invoice(job)
         paused = control.result().held()

@@ -61,11 +61,11 @@ class Texting:
         self._lock = threading.Lock()
         self._cached: tuple[Control, datetime] | None = None
 
-    def control(self) -> Control:
-        """The control document, as read at most CACHE_FOR ago."""
+    def control(self, fresh: bool = False) -> Control:
+        """The control document, as read at most CACHE_FOR ago (`fresh`: now)."""
         now = self._clock()
         with self._lock:
-            if self._cached is not None and now - self._cached[1] < CACHE_FOR:
+            if not fresh and self._cached is not None and now - self._cached[1] < CACHE_FOR:
                 return self._cached[0]
         return self._fresh()
 
