@@ -172,6 +172,15 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 <LANG>, a two- or three-letter ISO 639 code in upper case
                                 (MESSAGE_TEMPLATE_ES); checked like MESSAGE_TEMPLATE (recover;
                                 default: MESSAGE_TEMPLATE)
+  ACTION_TEMPLATE               the text when the invoice's latest payment waits for the customer to
+                                confirm it (3-D Secure: its PaymentIntent is requires_action); the
+                                same placeholders and checks as MESSAGE_TEMPLATE (recover; default:
+                                the built-in 3-D Secure text (the branded one when BRAND_NAME is
+                                set))
+  ACTION_TEMPLATE_<LANG>        the 3-D Secure text for customers whose first preferred locale is in
+                                language <LANG> (ACTION_TEMPLATE_ES); checked like MESSAGE_TEMPLATE
+                                (recover; default: MESSAGE_TEMPLATE_<LANG> of that language, else
+                                ACTION_TEMPLATE)
   BRAND_NAME                    who is writing, for {brand}: at most 40 characters, not a URL or a
                                 domain (Linq's first-message rule) (recover; default: none; a
                                 template with {brand} then fails to start)

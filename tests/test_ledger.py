@@ -434,6 +434,18 @@ def test_the_group_drawn_is_written_once_by_the_next_write(ledger, key):
     assert stored(ledger, key).group == "treated"
 
 
+def test_the_decline_code_read_is_written_by_the_next_write_and_the_latest_read_counts(ledger, key):
+    lease = claim(ledger, key, 1)
+    assert isinstance(lease, Lease)
+    lease = ledger.record_plan(lease.read_decline("insufficient_funds"), PLAN)
+    assert (lease.declined, stored(ledger, key).decline_code) == (None, "insufficient_funds")
+    # A run that read no code (the payment has no error) leaves the one read before.
+    lease = ledger.record_text(lease.read_decline(None), "chat_1")
+    assert stored(ledger, key).decline_code == "insufficient_funds"
+    ledger.finish(lease.read_decline("expired_card"), sent("chat_1"))
+    assert stored(ledger, key).decline_code == "expired_card"
+
+
 # --- documents an earlier version wrote -------------------------------------------------------
 
 
@@ -595,7 +607,14 @@ def test_a_payment_an_earlier_version_recorded_still_reads(ledger, documents):
 
 def test_the_pages_come_by_name_with_only_what_the_report_reads(ledger):
     entries = [
-        Entry(EntryKey("in_A", 2), State.DONE, plan=PLAN, action=Action.SENT, texted_at=NOW),
+        Entry(
+            EntryKey("in_A", 2),
+            State.DONE,
+            plan=PLAN,
+            action=Action.SENT,
+            texted_at=NOW,
+            decline_code="insufficient_funds",
+        ),
         Entry(EntryKey("in_A", 1), State.DONE, action=Action.NO_PHONE, created_at=NOW),
         Entry(EntryKey("in_B", 1), State.DEFERRED, due_at=NOW, group="treated", run="r"),
     ]

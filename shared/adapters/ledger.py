@@ -54,15 +54,16 @@ LINQ_EVENTS = "dunning_linq_events"
 CONTROL, TEXTING = "dunning_control", "texting"
 # Tries of one conditional write before the run gives up and is retried.
 _TRIES = 5
-# What the report reads of each document: an entry's outcome and assignment (of its plan only the
-# line, which tells an entry of the previous version that had passed the draw, never the
-# recipient), and on the payment's document, `paid_*`.
+# What the report reads of each document: an entry's outcome, assignment and decline code (of its
+# plan only the line, which tells an entry of the previous version that had passed the draw, never
+# the recipient), and on the payment's document, `paid_*`.
 _REPORT_FIELDS = (
     "state",
     "created_at",
     "attempt",
     "action",
     "group",
+    "decline_code",
     "plan.line",
     "due_at",
     "texted_at",
@@ -92,6 +93,8 @@ class Lease:
     # This run's own draw at the holdout point, until a write records it: the first draw is the
     # one that counts.
     drawn: str | None = None
+    # The decline code this run read on the invoice, until a write records it.
+    declined: str | None = None
 
     @property
     def key(self) -> EntryKey:
@@ -107,6 +110,11 @@ class Lease:
         if group is None or self.entry.group is not None:
             return self
         return replace(self, drawn=group)
+
+    def read_decline(self, code: str | None) -> Lease:
+        """This run read decline code `code` on the invoice (None: none): the owner's next write
+        records it on the entry."""
+        return replace(self, declined=code)
 
     @property
     def assigned(self) -> str | None:
@@ -203,10 +211,10 @@ class Ledger:
         def change(current: Entry | None) -> _Write[Lease]:
             if current is None:
                 raise LeaseLostError(f"ledger entry {lease.key} is gone")
-            after = model.draw(move(current), lease.drawn)
+            after = model.note_decline(model.draw(move(current), lease.drawn), lease.declined)
 
             def then(version: str) -> Lease:
-                return replace(lease, version=version, entry=after, drawn=None)
+                return replace(lease, version=version, entry=after, drawn=None, declined=None)
 
             return _Write(_changed(current, after), then)
 
@@ -624,6 +632,7 @@ def _entry(document: Document) -> Entry:
         action=_action(fields.get("action")),
         reason=fields.get("reason"),
         group=fields.get("group"),
+        decline_code=fields.get("decline_code"),
         due_at=_moment(fields.get("due_at")),
         zones=tuple(zones.split(",")) if isinstance(zones, str) and zones else (),
         release=fields.get("release"),
@@ -666,6 +675,7 @@ def _entry_fields(entry: Entry) -> Fields:
         "link_message_id",
         "reason",
         "group",
+        "decline_code",
         "due_at",
         "release",
         "released_at",

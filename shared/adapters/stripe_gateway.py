@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 
@@ -29,10 +30,9 @@ PAGE_SIZE = 100
 # one endpoint: a reader of many pages (the backfill, the surge guard) takes 10 a second and
 # leaves it the rest.
 READS_PER_SECOND = 10.0
-# What the SDK imports on first use: the client with its services, and the classes an invoice
-# read with its expansions becomes (stripe-python loads each resource module when it first meets
-# that object in an answer).
-_PRELOADED = ("StripeClient", "Invoice", "InvoiceLineItem", "Customer", "Subscription")
+# What the SDK imports on first use: the client. The invoice read makes no typed objects (see
+# `StripeGateway.invoice`), so no resource module is needed.
+_PRELOADED = ("StripeClient",)
 
 
 def preload() -> None:
@@ -84,12 +84,20 @@ class StripeGateway:
         """
         options: dict[str, Any] = {"stripe_account": account} if account else {}
         try:
-            found = self._client.v1.invoices.retrieve(
-                invoice_id, params={"expand": list(EXPAND)}, options=options
+            # The answer as plain JSON, through the same requests, retries and errors as
+            # `v1.invoices.retrieve`: stripe-python would otherwise make a typed object of the
+            # invoice and of each object expanded in it, importing each one's module on the
+            # first run (the PaymentIntent's alone, tens of milliseconds: BENCHMARKS.md, cold
+            # start), only for parse_invoice to read them as dicts.
+            found = self._client.raw_request(
+                "get",
+                f"/v1/invoices/{quote(invoice_id, safe='')}",
+                expand=list(EXPAND),
+                **options,
             )
         except stripe.StripeError as exc:
             raise translate(exc) from exc
-        return parse_invoice(found.to_dict())
+        return parse_invoice(found.data)
 
     def events(
         self,

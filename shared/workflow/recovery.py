@@ -23,6 +23,7 @@ from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.clock import Clock, utc_now
 from shared.core.decide import Decision, Defer, Facts, Finish, Hold, Send, decide, recipient, screen
+from shared.core.decline import LatestPayment
 from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
     LeaseLostError,
@@ -56,6 +57,8 @@ class RunResult:
     outcome: Outcome
     # The entry's assignment at the holdout draw, once it reached it.
     group: str | None = None
+    # The invoice's latest payment as read (why it failed), when the invoice was read.
+    payment: LatestPayment | None = None
     # What the team must hear beside the outcome's note (the surge guard's alerts).
     alerts: tuple[str, ...] = ()
 
@@ -182,7 +185,9 @@ class Recovery:
                     decision = decide(replace(facts, paused=word.held), self._settings)
             group = None
             if owner is not None:
-                owner.lease = owner.lease.draw(decision.group)
+                payment = _payment(facts.invoice)
+                code = payment.decline_code if payment is not None else None
+                owner.lease = owner.lease.draw(decision.group).read_decline(code)
                 group = owner.lease.assigned
             outcome = self._execute(decision, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
@@ -192,7 +197,15 @@ class Recovery:
             self._end_lease(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome, group, alerts)
+        return RunResult(
+            job.invoice_id,
+            customer_id,
+            attempt,
+            outcome,
+            group,
+            payment=_payment(facts.invoice),
+            alerts=alerts,
+        )
 
     def _recorded(self, facts: Facts) -> Facts:
         """The facts with what else the ledger knows: our own STOP list and, for a message older
@@ -246,7 +259,9 @@ class Recovery:
             # committed, a crash). Restate it; nothing is sent.
             outcome = Outcome(held.action, reason=held.reason, chat_id=held.chat_id)
             customer_id = _customer_id(job, invoice)
-            return RunResult(job.invoice_id, customer_id, attempt, outcome, held.group)
+            return RunResult(
+                job.invoice_id, customer_id, attempt, outcome, held.group, _payment(invoice)
+            )
         if meaning is Holding.ALREADY_TEXTED:
             # Another event for an attempt already texted: a customer's manual retry that failed
             # too, a backfill, a thin event beside a snapshot one. Not a redelivery.
@@ -258,6 +273,7 @@ class Recovery:
                     Action.ALREADY_TEXTED,
                     f"attempt {attempt} was already texted for event {held.event_id}",
                 ),
+                payment=_payment(invoice),
             )
         return Ignored(_IGNORED[meaning](held), str(held.key), held.event_id, held.state.value)
 
@@ -376,7 +392,11 @@ class Recovery:
             decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
         )
         return RunResult(
-            job.invoice_id, _customer_id(job, facts.invoice), attempt, dry_run(would_be)
+            job.invoice_id,
+            _customer_id(job, facts.invoice),
+            attempt,
+            dry_run(would_be),
+            payment=_payment(facts.invoice),
         )
 
     def _would_send(self, decision: Send) -> Outcome:
@@ -413,6 +433,10 @@ def _name(invoice: Invoice | None) -> str | None:
 
 def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:
     return (invoice.customer.id if invoice is not None else None) or job.customer_id
+
+
+def _payment(invoice: Invoice | None) -> LatestPayment | None:
+    return invoice.payment if invoice is not None else None
 
 
 class _Owner:

@@ -61,7 +61,8 @@ DEFAULT_FIRESTORE_DATABASE = "dunning"
 # every five minutes), which deploy.sh and the local stack create.
 SWEEP_TOPIC = "dunning-release-sweep"
 REQUIRED = "required"
-LANGUAGE_TEMPLATE_PREFIX = "MESSAGE_TEMPLATE_"
+# How a family of variables is named: one per language, `<LANG>` an ISO 639 code.
+LANGUAGE = "<LANG>"
 # A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
 MAX_BODY_SECONDS = 15.0
 # The brand opens every text and is never shortened, so it has to stay short.
@@ -85,8 +86,8 @@ _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 # Firestore database ids: 4-63 lower-case letters, digits and hyphens, a letter first.
 _DATABASE = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
-# MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
-_LANGUAGE_TEMPLATE = re.compile(rf"^{LANGUAGE_TEMPLATE_PREFIX}([A-Z]{{2,3}})$")
+# The <LANG> of MESSAGE_TEMPLATE_ES, ACTION_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
+_LANGUAGE_CODE = re.compile(r"[A-Z]{2,3}")
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 _SLACK_EXAMPLE = "https://hooks.slack.com/services/T000/B000/XXXX"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
@@ -122,6 +123,12 @@ class Variable(Generic[T]):
     @property
     def required(self) -> bool:
         return self.when_unset == REQUIRED
+
+    @property
+    def family(self) -> str | None:
+        """The prefix of a family's names (`MESSAGE_TEMPLATE_` of `MESSAGE_TEMPLATE_<LANG>`), or
+        None for a variable of one name."""
+        return self.name.removesuffix(LANGUAGE) if self.name.endswith(LANGUAGE) else None
 
     @property
     def shown_default(self) -> str:
@@ -329,33 +336,51 @@ def _brand(env: Reader, variable: Variable[Any]) -> str | None:
 
 
 def _template(env: Reader, variable: Variable[Any]) -> Template:
+    """MESSAGE_TEMPLATE: see `_text`."""
+    from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
+
+    return _text(env, variable, DEFAULT_TEMPLATE, BRANDED_TEMPLATE)
+
+
+def _action_template(env: Reader, variable: Variable[Any]) -> Template:
+    """ACTION_TEMPLATE, the 3-D Secure text: see `_text`."""
+    from shared.core.message import BRANDED_ACTION_TEMPLATE, DEFAULT_ACTION_TEMPLATE
+
+    return _text(env, variable, DEFAULT_ACTION_TEMPLATE, BRANDED_ACTION_TEMPLATE)
+
+
+def _text(env: Reader, variable: Variable[Any], default: str, branded: str) -> Template:
     """The text as written (its own spacing kept), else the default text (the branded one when
     BRAND_NAME is set), checked with BRAND_NAME counted in."""
-    from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE, Template
+    # Imported here: the intakes, which import this module, read no text, and the message module
+    # is a good part of their cold start.
+    from shared.core.message import Template
 
     brand = BRAND_NAME.read(env)
-    text = env.raw(variable.name) or (BRANDED_TEMPLATE if brand else DEFAULT_TEMPLATE)
+    text = env.raw(variable.name) or (branded if brand else default)
     return Template.parse(text, variable.name, brand)
 
 
 def _language_templates(env: Reader, variable: Variable[Any]) -> dict[str, Template]:
-    """Every MESSAGE_TEMPLATE_<LANG>, by lower-case language, each checked under its own name."""
+    """Every variable of the family (MESSAGE_TEMPLATE_<LANG>, ACTION_TEMPLATE_<LANG>) that is set,
+    by lower-case language, each checked under its own name."""
     from shared.core.message import Template
 
+    prefix = variable.name.removesuffix(LANGUAGE)
     brand = BRAND_NAME.read(env)
     by_language = {}
     for name in env.names():
-        if not name.startswith(LANGUAGE_TEMPLATE_PREFIX):
+        if not name.startswith(prefix):
             continue
-        match = _LANGUAGE_TEMPLATE.match(name)
-        if match is None:
+        code = name.removeprefix(prefix)
+        if not _LANGUAGE_CODE.fullmatch(code):
             raise ConfigError(
                 f"{name} is not a language template: the name must end in a two- or three-letter "
-                f"ISO 639 language code in upper case, such as {LANGUAGE_TEMPLATE_PREFIX}ES"
+                f"ISO 639 language code in upper case, such as {prefix}ES"
             )
         text = env.raw(name)
         if text:
-            by_language[match.group(1).lower()] = Template.parse(text, name, brand)
+            by_language[code.lower()] = Template.parse(text, name, brand)
     return by_language
 
 
@@ -597,13 +622,30 @@ MESSAGE_TEMPLATE: Variable[Template] = Variable(
     when_unset="the built-in text (the branded one when `BRAND_NAME` is set)",
 )
 LANGUAGE_TEMPLATES: Variable[dict[str, Template]] = Variable(
-    f"{LANGUAGE_TEMPLATE_PREFIX}<LANG>",
+    f"MESSAGE_TEMPLATE_{LANGUAGE}",
     (RECOVER,),
     "the text for customers whose first preferred locale is in language `<LANG>`, a two- or "
     "three-letter ISO 639 code in upper case (`MESSAGE_TEMPLATE_ES`); checked like "
     "`MESSAGE_TEMPLATE`",
     _language_templates,
     when_unset="`MESSAGE_TEMPLATE`",
+)
+ACTION_TEMPLATE: Variable[Template] = Variable(
+    "ACTION_TEMPLATE",
+    (RECOVER,),
+    "the text when the invoice's latest payment waits for the customer to confirm it (3-D "
+    "Secure: its PaymentIntent is `requires_action`); the same placeholders and checks as "
+    "`MESSAGE_TEMPLATE`",
+    _action_template,
+    when_unset="the built-in 3-D Secure text (the branded one when `BRAND_NAME` is set)",
+)
+ACTION_LANGUAGE_TEMPLATES: Variable[dict[str, Template]] = Variable(
+    f"ACTION_TEMPLATE_{LANGUAGE}",
+    (RECOVER,),
+    "the 3-D Secure text for customers whose first preferred locale is in language `<LANG>` "
+    "(`ACTION_TEMPLATE_ES`); checked like `MESSAGE_TEMPLATE`",
+    _language_templates,
+    when_unset="`MESSAGE_TEMPLATE_<LANG>` of that language, else `ACTION_TEMPLATE`",
 )
 BRAND_NAME: Variable[str | None] = Variable(
     "BRAND_NAME",
@@ -828,6 +870,8 @@ VARIABLES: tuple[Variable[Any], ...] = (
     DEFAULT_PHONE_REGION,
     MESSAGE_TEMPLATE,
     LANGUAGE_TEMPLATES,
+    ACTION_TEMPLATE,
+    ACTION_LANGUAGE_TEMPLATES,
     BRAND_NAME,
     TEXT_ON_ATTEMPTS,
     DRY_RUN,
@@ -846,6 +890,8 @@ VARIABLES: tuple[Variable[Any], ...] = (
     *DEPLOY_ONLY,
 )
 BY_NAME = {variable.name: variable for variable in VARIABLES}
+# The variables of many names, one per language.
+FAMILIES = tuple(variable for variable in VARIABLES if variable.family)
 
 
 def read_by(reader: str) -> tuple[Variable[Any], ...]:
@@ -853,13 +899,16 @@ def read_by(reader: str) -> tuple[Variable[Any], ...]:
     return tuple(variable for variable in VARIABLES if reader in variable.readers)
 
 
+def family_of(name: str) -> Variable[Any] | None:
+    """The family `name` is one of (`MESSAGE_TEMPLATE_ES`: MESSAGE_TEMPLATE_<LANG>), or None."""
+    return next((v for v in FAMILIES if v.family and name.startswith(v.family)), None)
+
+
 def is_product_variable(name: str) -> bool:
     """Whether `name` is a variable the product or one of its tools reads (language templates
     included); deploy.sh's own are not."""
-    variable = BY_NAME.get(name)
-    if variable is None:
-        return name.startswith(LANGUAGE_TEMPLATE_PREFIX)
-    return variable.readers != (DEPLOY,)
+    variable = BY_NAME.get(name) or family_of(name)
+    return variable is not None and variable.readers != (DEPLOY,)
 
 
 # --- each function's settings -------------------------------------------------------------------
@@ -949,6 +998,8 @@ class RecoverSettings(Settings):
     default_region: str
     brand: str | None
     templates: Templates
+    # The text asking to confirm a payment that waits for it (3-D Secure).
+    action_templates: Templates
     attempts: AttemptPolicy
     dry_run: bool
     slack_webhook_url: str | None
@@ -966,6 +1017,11 @@ class RecoverSettings(Settings):
     def read(cls, env: Reader) -> Self:
         from shared.core.message import Templates
 
+        templates = Templates(MESSAGE_TEMPLATE.read(env), LANGUAGE_TEMPLATES.read(env))
+        # A language with a MESSAGE_TEMPLATE_<LANG> and no ACTION_TEMPLATE_<LANG> keeps its own:
+        # the customer reads their language, and the link still opens the page where they
+        # confirm, rather than a text in a language they may not read.
+        action_by_language = {**templates.by_language, **ACTION_LANGUAGE_TEMPLATES.read(env)}
         return cls(
             stripe_api_key=STRIPE_API_KEY.read(env),
             linq_api_key=LINQ_API_KEY.read(env),
@@ -976,7 +1032,8 @@ class RecoverSettings(Settings):
             linq_sender=LINQ_SENDER.read(env),
             default_region=DEFAULT_PHONE_REGION.read(env),
             brand=BRAND_NAME.read(env),
-            templates=Templates(MESSAGE_TEMPLATE.read(env), LANGUAGE_TEMPLATES.read(env)),
+            templates=templates,
+            action_templates=Templates(ACTION_TEMPLATE.read(env), action_by_language),
             attempts=TEXT_ON_ATTEMPTS.read(env),
             dry_run=DRY_RUN.read(env),
             slack_webhook_url=SLACK_WEBHOOK_URL.read(env),
