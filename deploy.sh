@@ -209,6 +209,16 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 (the ledger lease), in whole seconds up to 3600; deploy.sh refuses
                                 one that is not longer than the recover function's timeout (120 s),
                                 so no run outlives its lease (recover; default: 180)
+  SURGE_MIN                     the surge guard: how many failed payments within SURGE_WINDOW make
+                                it ask Stripe how many payments succeeded meanwhile; when the failed
+                                ones are more than SURGE_SHARE of all, texting pauses itself as
+                                ./dev pause would (deferred:paused), and Slack is told. A whole
+                                number up to 100,000, or off (recover; default: 50)
+  SURGE_WINDOW                  the surge guard's window: minutes or hours such as 10m or 1h, from
+                                1m to 24h (recover; default: 10m)
+  SURGE_SHARE                   the surge guard's share: a surge is when more than this percentage
+                                of the payments Stripe attempted in SURGE_WINDOW failed (1 to 99)
+                                (recover; default: 50)
   LINQ_EVENTS_TOPIC             topic id verified Linq webhooks are published to (linq-intake,
                                 deploy.sh; default: linq-events)
   REGION                        the functions' region when --region is not given (deploy.sh;

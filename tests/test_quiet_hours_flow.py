@@ -281,11 +281,11 @@ def test_a_sweep_that_dies_halfway_loses_nothing(night, linq_api, monkeypatch):
             return queue.publish(data, attributes)
 
     class DyingLedger(Ledger):
-        def release(self, due: Due, token: str) -> bool:
+        def release(self, due: Due, token: str, texting_paused: bool = False) -> bool:
             calls.append("mark")
             if calls.count("mark") == 3:
                 raise SystemExit("the instance is gone")  # the third: never marked
-            return super().release(due, token)
+            return super().release(due, token, texting_paused)
 
     monkeypatch.setattr(release_module, "WORKERS", 1)
     dying = sweeper(night, DyingLedger, DyingPublisher())
