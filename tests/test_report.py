@@ -19,7 +19,7 @@ from shared.core.entry import Entry, EntryKey, Payment, Plan, State
 from shared.core.outcome import Action
 from tools.lift import MIN_GROUP_INVOICES, newcombe, rate_interval, too_small
 from tools.report import PAGE_SIZE, main, open_ledger, read
-from tools.tally import Tally
+from tools.tally import NO_OUTCOME, Tally
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "dunning"
@@ -178,16 +178,18 @@ EXPECTED_ALL = """\
 Recovery report: projects/{project}/databases/dunning, dunning_sends, all entries
 
 Failed payments           19 entries, 15 invoices
-Texted                    7 entries, 6 invoices
-Skipped                   9 entries
-  skipped:holdout         3
-  skipped:no_phone        2
-  skipped:not_open        1
-  skipped:opted_out       1
-  skipped:policy          1
-  skipped:unreachable     1
-Other outcomes            (no outcome yet) 1, deferred:quiet_hours 1, failed 1
-Deferred (quiet hours)    3 entries
+  Texted                  7 entries, 6 invoices
+  Not texted              12 entries
+    skipped:holdout       3
+    skipped:no_phone      2
+    skipped:not_open      1
+    skipped:opted_out     1
+    skipped:policy        1
+    skipped:unreachable   1
+    (no outcome yet)      1
+    deferred:quiet_hours  1
+    failed                1
+Deferred for quiet hours  3 of these 19 entries: 1 texted, 2 not
 
 Recovered, as assigned    paid of invoices, rate: amount
   treated                 6 of 9, 66.7 %: €10.00, £15.00, $67.00
@@ -265,9 +267,9 @@ def test_since_keeps_recent_entries_and_reads_each_invoice_whole(ledger, report)
     # $25 + $20 + $15 + $7 and €10.
     assert lines[2:6] == [
         "Failed payments           17 entries, 14 invoices",
-        "Texted                    5 entries, 5 invoices",
-        "Skipped                   9 entries",
-        "  skipped:holdout         3",
+        "  Texted                  5 entries, 5 invoices",
+        "  Not texted              12 entries",
+        "    skipped:holdout       3",
     ]
     assert "  treated                 5 of 8, 62.5 %: €10.00, $67.00" in lines
     # 30, 90 and 47,520 minutes.
@@ -386,7 +388,9 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "invoices": "15",
         "texts_sent": "7",
         "texted_invoices": "6",
+        "entries_not_texted": "12",
         "entries_deferred": "3",
+        "entries_deferred_texted": "1",
         "treated_invoices": "9",
         "treated_paid": "6",
         "treated_rate": "0.6667",
@@ -545,6 +549,9 @@ def test_a_text_that_went_out_counts_as_texted_whatever_the_entry_ended_as():
     assert tally.groups == {"treated": 2}
     assert tally.paid == {"treated": 1}
     assert (tally.texts, tally.treated_texted, tally.treated_texted_paid) == (2, 2, 1)
+    # Each counted once: among the texted, none among the entries not texted.
+    assert tally.outcomes == {"failed": 1, NO_OUTCOME: 1}
+    assert tally.untexted == {}
     assert list(tally.minutes) == [30.0]
 
 

@@ -120,21 +120,23 @@ def render(tally: Tally, where: str) -> list[str]:
     window = "all entries"
     if tally.since is not None:
         window = f"entries created since {tally.since:%Y-%m-%d %H:%M} UTC"
-    skipped = sorted((a, n) for a, n in tally.outcomes.items() if a.startswith("skipped:"))
-    others = sorted(
-        (a, n)
-        for a, n in tally.outcomes.items()
-        if a != Action.SENT and not a.startswith("skipped:")
+    # The entries not texted by outcome, the skips first: with the texted, every entry.
+    untexted = sorted(
+        tally.untexted.items(),
+        key=lambda item: (not item[0].startswith("skipped:"), item[0]),
     )
     lines = [
         f"Recovery report: {where}, {COLLECTION}, {window}",
         "",
         _line("Failed payments", f"{_n(tally.entries, 'entry')}, {_n(tally.invoices, 'invoice')}"),
-        _line("Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.texted_invoices, 'invoice')}"),
-        _line("Skipped", _n(sum(n for _, n in skipped), "entry")),
-        *(_line(f"  {action}", f"{count:,}") for action, count in skipped),
-        *([_line("Other outcomes", ", ".join(f"{a} {n:,}" for a, n in others))] if others else []),
-        _line("Deferred (quiet hours)", _n(tally.deferred, "entry")),
+        _line("  Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.texted_invoices, 'invoice')}"),
+        _line("  Not texted", _n(tally.entries - tally.texts, "entry")),
+        *(_line(f"    {action}", f"{count:,}") for action, count in untexted),
+        _line(
+            "Deferred for quiet hours",
+            f"{tally.deferred:,} of these {_n(tally.entries, 'entry')}: "
+            f"{tally.deferred_texted:,} texted, {tally.deferred - tally.deferred_texted:,} not",
+        ),
         "",
         _line("Recovered, as assigned", "paid of invoices, rate: amount"),
     ]
