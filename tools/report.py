@@ -33,7 +33,6 @@ from shared.core.attribution import GROUPS, HOLDOUT, TREATED
 from shared.core.entry import Entry, Payment
 from shared.core.errors import ConfigError, RetryableError
 from shared.core.money import format_amount
-from shared.core.outcome import Action
 from shared.workflow.settings import ReportSettings
 from tools.lift import Lift
 from tools.since import parse_age
