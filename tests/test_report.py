@@ -18,7 +18,7 @@ from bench.report_ledger import write_ledger
 from shared.core.entry import Entry, EntryKey, Payment, Plan, State
 from shared.core.outcome import Action
 from tools.lift import MIN_GROUP_INVOICES, newcombe, rate_interval, too_small
-from tools.report import PAGE_SIZE, main, open_ledger, read
+from tools.report import PAGE_SIZE, SANDBOX_REPORT, main, open_ledger, read
 from tools.tally import NO_OUTCOME, Tally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -374,6 +374,7 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "recovered_by_day.csv",
         "recovered_by_decline_code.csv",
         "recovery.png",
+        "report.txt",
         "summary.csv",
     ]
 
@@ -463,6 +464,44 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
     assert out.splitlines()[-1].startswith(f"Written: {out_dir / 'summary.csv'}, ")
     for path in out_dir.iterdir():
         assert PHONE.encode() not in path.read_bytes()
+
+
+def test_a_kept_report_prints_again_without_a_ledger_or_a_project(ledger, report, tmp_path):
+    """What `./dev sandbox` keeps (`--out` into its folder), `--from-sandbox` prints again: the
+    text as it was printed, and where the files are."""
+    ledger(LEDGER)
+    code, out, _ = report("--out", str(tmp_path))
+    assert code == 0
+    assert out.startswith((tmp_path / "report.txt").read_text())
+    assert (tmp_path / "report.txt").read_text() == EXPECTED_ALL.format(project=ledger.project)
+    done = command({}, "--from-sandbox", str(tmp_path))
+    assert (done.returncode, done.stderr) == (0, "")
+    text, where = done.stdout.rsplit("\n\n", 1)
+    assert text + "\n" == EXPECTED_ALL.format(project=ledger.project)
+    files = "outcomes.csv, recovered.csv, recovered_by_day.csv, recovered_by_decline_code.csv, "
+    assert where == f"In {tmp_path}: {files}recovery.png, report.txt, summary.csv\n"
+
+
+def test_no_kept_report_says_to_run_the_sandbox_with_exit_2(tmp_path):
+    done = command({}, "--from-sandbox", str(tmp_path / "none"))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"report: no report in {tmp_path / 'none'}: run ./dev sandbox first\n"
+
+
+def test_from_sandbox_reads_a_folder_of_the_checkout_git_ignores():
+    assert SANDBOX_REPORT.parent.parent == ROOT
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--quiet", str(SANDBOX_REPORT / "report.txt")],
+        cwd=ROOT,
+        check=False,
+    )
+    assert ignored.returncode == 0
+
+
+def test_from_sandbox_prints_a_kept_report_only(tmp_path):
+    done = command({}, "--from-sandbox", str(tmp_path), "--since", "30d")
+    assert done.returncode == 2
+    assert "--from-sandbox prints a report already made: no --since, no --out" in done.stderr
 
 
 def test_an_empty_ledger_reports_zeros_and_still_draws(ledger, report, tmp_path):
