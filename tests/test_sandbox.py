@@ -32,17 +32,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
-    kept = tmp_path / "report"
-    done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--report-dir", str(kept)],
+def run(*argv: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """`python -m ARGV` in the checkout, to its end, its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", *argv],
         cwd=REPO,
-        env=clean_env(),
+        env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
+    kept = tmp_path / "report"
+    done = run("sandbox", "--report-dir", str(kept), env=clean_env(), timeout=180)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "expected" not in done.stdout  # no case ended with another action than its own
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("  {")]
@@ -62,6 +67,11 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
     [processor] = [r for r in results if r["action"] == "skipped:processor_error"]
     assert processor["reason"].startswith("decline code processing_error is not the customer's")
     [backus] = [line for line in done.stdout.splitlines() if line.startswith("John Backus")]
+    # One masking rule for every country: the country code and the last four digits.
+    [turing] = [line for line in done.stdout.splitlines() if line.startswith("Alan Turing")]
+    assert " +44******3456: text " in turing
+    [ada] = [line for line in done.stdout.splitlines() if line.startswith("Ada Lovelace")]
+    assert " +1******0101: text " in ada
     assert backus.split()[-1] == "nothing"
     # Listening to Linq: deliveries, a reply for the team, a STOP and the next failure skipped.
     assert {r["action"] for r in results} >= {"delivered", "reply_received", "opt_out_recorded"}
@@ -90,15 +100,7 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
     # The report survives the sandbox: printed again from its folder, without a ledger.
     shown = done.stdout.split("(here: the emulator's):\n", 1)[1].split("\n  Written: ", 1)[0]
     assert f"Kept in {kept}: ./dev report --from-sandbox prints it again." in done.stdout
-    again = subprocess.run(
-        [sys.executable, "-m", "tools.report", "--from-sandbox", str(kept)],
-        cwd=REPO,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    again = run("tools.report", "--from-sandbox", str(kept), env=clean_env(), timeout=60)
     assert (again.returncode, again.stderr) == (0, "")
     text = again.stdout.split("\n\nIn ", 1)[0]
     assert text.splitlines() == [line.removeprefix("  ") for line in shown.splitlines()]
@@ -203,33 +205,24 @@ def test_live_mode_uses_the_api_bases_given_and_shows_retries(live_sandbox, stri
     assert len(linq_api.messages()) == 4
 
 
-def live_check(**keys: str) -> subprocess.CompletedProcess[str]:
-    """`./dev sandbox --live` with `keys` over working ones, up to its key check."""
+def live_check(stripe_api, linq_api, **keys: str) -> subprocess.CompletedProcess[str]:
+    """`./dev sandbox --live` against the stand-ins with `keys` over working ones, up to its key
+    check."""
     env = clean_env(
         **{
             "STRIPE_API_KEY": STRIPE_TEST_KEY,
             "LINQ_API_KEY": LINQ_TOKEN,
             "STRIPE_WEBHOOK_SECRET": LIVE_SECRET,
+            "STRIPE_API_BASE": stripe_api.url,
+            "LINQ_API_BASE": linq_api.url,
             **keys,
         }
     )
-    return subprocess.run(
-        [sys.executable, "-m", "sandbox", "--live", "--port", str(free_port())],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run("sandbox", "--live", "--port", str(free_port()), env=env, timeout=60)
 
 
 def test_live_mode_checks_the_stripe_key_before_it_starts_anything(stripe_api, linq_api):
-    done = live_check(
-        STRIPE_API_KEY="sk_test_" + "x" * 24,
-        STRIPE_API_BASE=stripe_api.url,
-        LINQ_API_BASE=linq_api.url,
-    )
+    done = live_check(stripe_api, linq_api, STRIPE_API_KEY="sk_test_" + "x" * 24)
     assert done.returncode == 1
     [line] = done.stdout.splitlines()
     assert line.startswith("--live: STRIPE_API_KEY refused: Stripe rejected the API key: ")
@@ -239,9 +232,7 @@ def test_live_mode_checks_the_stripe_key_before_it_starts_anything(stripe_api, l
 
 
 def test_live_mode_checks_the_linq_key_before_it_starts_anything(stripe_api, linq_api):
-    done = live_check(
-        LINQ_API_KEY="bogus-token", STRIPE_API_BASE=stripe_api.url, LINQ_API_BASE=linq_api.url
-    )
+    done = live_check(stripe_api, linq_api, LINQ_API_KEY="bogus-token")
     assert done.returncode == 1
     assert done.stdout == (
         "--live: LINQ_API_KEY refused: Linq 401 (code 2004): Unauthorized: missing or invalid "
@@ -251,9 +242,7 @@ def test_live_mode_checks_the_linq_key_before_it_starts_anything(stripe_api, lin
 
 
 def test_live_mode_names_a_malformed_key_and_asks_nobody(stripe_api, linq_api):
-    done = live_check(
-        STRIPE_API_KEY="bogus", STRIPE_API_BASE=stripe_api.url, LINQ_API_BASE=linq_api.url
-    )
+    done = live_check(stripe_api, linq_api, STRIPE_API_KEY="bogus")
     assert done.returncode == 2
     [line] = done.stdout.splitlines()
     assert line.startswith("--live: STRIPE_API_KEY must be a secret or restricted key")
