@@ -19,8 +19,9 @@ set -euo pipefail
 # ---- Tunables ------------------------------------------------------------------------------------
 RUNTIME=python313 # GA until 2029-10-10; google-cloud-pubsub needs Python >= 3.10.
 
-# ingest: verifies the signature and publishes; the publish is bounded at about 6 s
-# (shared/adapters/publisher.py), so 30 s covers a cold start plus the whole publish budget.
+# ingest: verifies the signature and publishes; the publish is bounded at 4 s, retries included
+# (TOTAL_TIMEOUT_S, shared/adapters/publisher.py), so 30 s covers a cold start plus the whole
+# publish budget.
 INGEST_TIMEOUT_S=30
 INGEST_MEMORY=256Mi # the default; one small request at a time.
 # One request per instance: a concurrency above 1 needs --cpu=1 (6x the CPU of 256Mi) and THREADS;

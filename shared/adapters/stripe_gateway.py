@@ -136,6 +136,14 @@ class StripeGateway:
             raise translate(exc) from exc
         return [event.to_dict() for event in page.data], bool(page.has_more)
 
+    def check_key(self) -> None:
+        """One invoice listed: Stripe takes the key, and it may read invoices (what the recover
+        function does with it). Nothing is changed."""
+        try:
+            self._client.raw_request("get", "/v1/invoices", limit=1)
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+
 
 # A page of events, and whether more follow.
 Page = tuple[list[Mapping[str, Any]], bool]
