@@ -330,7 +330,8 @@ def check_keys(env: Reader) -> str | None:
 def run_live(port: int) -> int:
     missing = [name for name in LIVE_REQUIRED if not os.environ.get(name)]
     if missing:
-        _say(f"--live needs {', '.join(missing)} in the environment (see README, 'Live sandbox')")
+        needs = ", ".join(missing)
+        _say(f"--live needs {needs} in the environment (see docs/sandbox.md, 'Live sandbox')")
         return 2
     refused = check_keys(Reader(os.environ, SecretResolver()))
     if refused is not None:

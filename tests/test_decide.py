@@ -288,7 +288,7 @@ PLANNED = replace(PLAN, line="+1")
         ("the newer attempt texted", "all", 2, recorded(PLANNED, "chat_2", Action.SENT), True),
         # Its text went out and the link failed: texted all the same.
         ("the newer attempt texted, link failed", "all", 2, recorded(PLANNED, "chat_2"), True),
-        # TEXT_ON_ATTEMPTS=1 (and README's 1,4): attempt 2 never gets a text.
+        # TEXT_ON_ATTEMPTS=1 (and docs/configuration.md's 1,4): attempt 2 never gets a text.
         ("the newer attempt outside the policy", "1", 2, None, False),
         ("the newer attempt outside 1,4", "1,4", 2, None, False),
         ("the newer attempt skipped by the policy", "1", 2, recorded(ended=Action.POLICY), False),

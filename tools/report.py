@@ -199,7 +199,7 @@ def _lift(lift: Lift | str) -> str:
 
 def _per_protocol(tally: Tally, lift: Lift | str) -> list[str]:
     """The treated invoices that were texted, labelled for what it is: the customers the texts
-    could reach, who differ from the holdout's (see README, Measuring recovery)."""
+    could reach, who differ from the holdout's (see docs/measuring.md)."""
     if not tally.treated_texted:
         return [_line("Per protocol (texted)", "no treated invoice was texted")]
     lines = [

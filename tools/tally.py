@@ -131,7 +131,7 @@ class Tally:
         )
 
     def per_protocol_rate(self) -> float | None:
-        """The rate of the treated invoices that were texted: not the lift's (see README)."""
+        """The rate of the treated invoices that were texted: not the lift's (docs/measuring.md)."""
         return self.treated_texted_paid / self.treated_texted if self.treated_texted else None
 
     def minutes_to_pay(self) -> tuple[float, float] | None:

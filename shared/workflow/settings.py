@@ -3,7 +3,7 @@ reads it, what it means, its default, its parser, whether it is a secret, and wh
 checks of it beyond that; the one reader of the environment; and each function's settings,
 read through the declarations.
 
-deploy.sh (tools/deploy_env.py), `deploy.sh --help`, the README's Configuration table
+deploy.sh (tools/deploy_env.py), `deploy.sh --help`, docs/configuration.md's table
 (tools/config_table.py), the local stack and the sandbox all take the variables from `VARIABLES`;
 tests/test_settings.py fails when one disagrees.
 """
@@ -135,7 +135,7 @@ class Variable(Generic[T]):
 
     @property
     def shown_default(self) -> str:
-        """The default as the README and `deploy.sh --help` show it."""
+        """The default as docs/configuration.md and `deploy.sh --help` show it."""
         if self.default is None:
             return self.when_unset
         return " ".join(filter(None, (f"`{self.default}`", self.when_unset)))
