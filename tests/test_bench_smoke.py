@@ -77,9 +77,16 @@ class _Firestore:
             self._conflict = False
             return _answer(409, {"error": {"status": "ALREADY_EXISTS"}})
         if path.endswith(":commit"):
-            return _answer(200, {"writeResults": [{"updateTime": "2026-11-26T00:00:00Z"}]})
+            result = {
+                "updateTime": "2026-11-26T00:00:00Z",
+                "transformResults": [{"integerValue": "1"}],
+            }
+            return _answer(200, {"writeResults": [result]})
         if path.endswith(":runQuery"):
             return _answer(200, [{"readTime": "2026-11-26T00:00:00Z"}])
+        if path.endswith(":runAggregationQuery"):
+            counted = {"aggregateFields": {"documents": {"integerValue": "3"}}}
+            return _answer(200, [{"result": counted}])
         document = {"fields": {"state": {"stringValue": "failed"}}, "updateTime": "v1"}
         return _answer(200, {"name": path, **document})
 
@@ -102,9 +109,14 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
     lease = ledger.record_text(lease, "chat_1")
     ledger.finish(lease, Outcome(Action.SENT, chat_id="chat_1"))
     ledger.defer(lease, Outcome(Action.DEFERRED, "night"), now, ("America/Chicago",))
+    ledger.pause(lease, Outcome(Action.PAUSED, "texting paused"))
     ledger.end_lease(lease)
     ledger.release(Due("v1", Entry(EntryKey("in_1", 1), State.DEFERRED, due_at=now)), "token")
     ledger.due(now, 10)
+    ledger.count_sent("+12025550101")
+    ledger.sent_today()
+    assert ledger.failures_since(now) == 3
+    ledger.pause_texting("incident", "ops")
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == [
         "claim",
@@ -112,10 +124,17 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
         "chat recorded",
         "outcome",
         "defer",
+        "pause",
         "end lease",
         "mark released",
         "query",
         "query",
+        "query",
+        "count sent",
+        "query",
+        "count",
+        "read",
+        "control",
     ]
 
 

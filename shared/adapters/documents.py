@@ -44,6 +44,15 @@ class Documents(Protocol):
         Raises Conflict when the precondition does not hold."""
         ...
 
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        """Add `by` to the whole number in field `counter` (one that is not a number counts as
+        0) and set the fields in `values`, creating the document if need be: one write, with no
+        precondition, that no other write made at the same time can undo or repeat (Firestore's
+        increment transform). Returns the counter as this write left it."""
+        ...
+
     def find(self, collection: str, path: str, value: Any) -> list[Document]:
         """Every document whose field `path` (dotted for a field of a map) equals `value`."""
         ...
@@ -55,12 +64,25 @@ class Documents(Protocol):
         `at_most[0]` is at most `at_most[1]`, ordered by that field (then by id)."""
         ...
 
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        """Every document whose field `at_least[0]` is at least `at_least[1]`, with only the
+        fields at `paths`."""
+        ...
+
     def pages(self, collection: str, paths: Sequence[str], size: int) -> Iterator[list[Document]]:
         """Every document by id, `size` at a time, with only the fields at `paths`."""
         ...
 
-    def count(self, collection: str) -> int:
-        """How many documents the collection holds."""
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
+        """How many documents the collection holds: all, or those whose field `equal[0]` equals
+        `equal[1]`, or whose field `at_least[0]` is at least `at_least[1]`."""
         ...
 
     def put(

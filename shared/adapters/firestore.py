@@ -121,16 +121,32 @@ class FirestoreDocuments:
     def write(
         self, collection: str, document_id: str, values: Mapping[str, Any], version: str | None
     ) -> str:
+        condition = {"exists": False} if version is None else {"updateTime": version}
+        written = self._commit(collection, document_id, values, currentDocument=condition)
+        return str(written["updateTime"])
+
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        transform = {"fieldPath": counter, "increment": encode(by)}
+        written = self._commit(collection, document_id, values, updateTransforms=[transform])
+        return int(decode(written["transformResults"][0]))
+
+    def _commit(
+        self, collection: str, document_id: str, values: Mapping[str, Any], **more: Any
+    ) -> dict[str, Any]:
+        """Set the fields in `values` of one document, the write completed by `more` (its
+        precondition, its transforms); returns the write's result."""
         write = {
             "update": {
                 "name": self._name(collection, document_id),
                 "fields": {k: encode(v) for k, v in values.items()},
             },
             "updateMask": {"fieldPaths": sorted(values)},
-            "currentDocument": {"exists": False} if version is None else {"updateTime": version},
+            **more,
         }
         answer = self._answer("POST", f"{self._documents}:commit", json={"writes": [write]})
-        return str(answer["writeResults"][0]["updateTime"])
+        return dict(answer["writeResults"][0])
 
     def find(self, collection: str, path: str, value: Any) -> list[Document]:
         where = _compare(path, "EQUAL", value)
@@ -149,6 +165,17 @@ class FirestoreDocuments:
                 "where": {"compositeFilter": {"op": "AND", "filters": both}},
                 "orderBy": [{"field": {"fieldPath": at_most[0]}, "direction": "ASCENDING"}],
                 "limit": limit,
+            }
+        )
+
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        return self._query(
+            {
+                "from": [{"collectionId": collection}],
+                "select": {"fields": [{"fieldPath": path} for path in paths]},
+                "where": _compare(at_least[0], "GREATER_THAN_OR_EQUAL", at_least[1]),
             }
         )
 
@@ -174,11 +201,26 @@ class FirestoreDocuments:
             last = {"referenceValue": self._name(collection, page[-1].id)}
             query["startAt"] = {"values": [last], "before": False}
 
-    def count(self, collection: str) -> int:
-        """An aggregation: one read per 1,000 documents."""
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
+        """An aggregation: one read per 1,000 documents counted."""
+        filters = []
+        if equal is not None:
+            filters.append(_compare(equal[0], "EQUAL", equal[1]))
+        if at_least is not None:
+            filters.append(_compare(at_least[0], "GREATER_THAN_OR_EQUAL", at_least[1]))
+        structured: dict[str, Any] = {"from": [{"collectionId": collection}]}
+        if len(filters) == 1:
+            structured["where"] = filters[0]
+        elif filters:
+            structured["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
         query = {
             "structuredAggregationQuery": {
-                "structuredQuery": {"from": [{"collectionId": collection}]},
+                "structuredQuery": structured,
                 "aggregations": [{"alias": "documents", "count": {}}],
             }
         }

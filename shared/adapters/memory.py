@@ -1,7 +1,7 @@
 """Documents in memory, keeping Firestore's promises: a create only if absent, an update only if
-unchanged since the version read, the sweep's query with its order and limit, lookups by field,
-pages by id. Thread-safe. The tests run the workflow on it; the contract suite in
-tests/test_ledger.py holds it to what the Firestore emulator does."""
+unchanged since the version read, an increment no other write undoes, the sweep's query with its
+order and limit, lookups by field, pages by id. Thread-safe. The tests run the workflow on it;
+the contract suite in tests/test_ledger.py holds it to what the Firestore emulator does."""
 
 from __future__ import annotations
 
@@ -43,6 +43,21 @@ class MemoryDocuments:
             fields.update(copy.deepcopy(dict(values)))
             return self._store(documents, document_id, fields)
 
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        with self._lock:
+            documents = self._collection(collection)
+            found = documents.get(document_id)
+            fields = copy.deepcopy(found[1]) if found is not None else {}
+            fields.update(copy.deepcopy(dict(values)))
+            current = fields.get(counter)
+            counted = isinstance(current, int) and not isinstance(current, bool)
+            after: int = (current if counted else 0) + by
+            fields[counter] = after
+            self._store(documents, document_id, fields)
+            return after
+
     def _store(
         self, documents: dict[str, tuple[str, Fields]], document_id: str, fields: Fields
     ) -> str:
@@ -73,6 +88,16 @@ class MemoryDocuments:
         matched.sort(key=lambda row: (row[0], row[1]))
         return [_document(key, found) for _, key, found in matched[:limit]]
 
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        with self._lock:
+            return [
+                Document(key, version, _project(fields, paths))
+                for key, (version, fields) in sorted(self._collection(collection).items())
+                if _at_least(fields, at_least)
+            ]
+
     def pages(self, collection: str, paths: Sequence[str], size: int) -> Iterator[list[Document]]:
         with self._lock:
             documents = sorted(self._collection(collection).items())
@@ -85,9 +110,19 @@ class MemoryDocuments:
             if len(page) < size:
                 return
 
-    def count(self, collection: str) -> int:
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
         with self._lock:
-            return len(self._collection(collection))
+            return sum(
+                1
+                for _, fields in self._collection(collection).values()
+                if (equal is None or _at(fields, equal[0]) == equal[1])
+                and (at_least is None or _at_least(fields, at_least))
+            )
 
     def put(
         self,
@@ -123,6 +158,13 @@ def _at(fields: Mapping[str, Any], path: str) -> Any:
             return None
         value = value.get(name)
     return value
+
+
+def _at_least(fields: Mapping[str, Any], bound: tuple[str, Any]) -> bool:
+    """Whether the field at `bound[0]` is at least `bound[1]`, as a Firestore range filter reads
+    it (a value of another kind never is)."""
+    value = _at(fields, bound[0])
+    return _comparable(value, bound[1]) and value >= bound[1]
 
 
 def _comparable(value: Any, bound: Any) -> bool:

@@ -1,10 +1,12 @@
 """The recovery shell: gather the facts, ask `decide`, carry out the decision step by step.
 
-One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel,
-asks the pure decision what to do, and then either records an outcome or carries out a plan:
-record the plan ∥ check the recipient, send the text, send the link ∥ record the chat, record the
-outcome. Each send is a recovery point, so a retry or a takeover resumes where the last owner
-stopped, with the recorded plan.
+One failed payment is one ledger entry. A run claims it (a lease), reads the invoice, whether
+texting is on, the surge guard's count and today's count of each line in parallel, asks the pure
+decision what to do (and, for a new text, the surge guard), and then either records an outcome or
+carries out a plan: record the plan ∥ check the recipient, send the text, send the link ∥ record
+the chat, record the outcome. Each send is a recovery point, so a retry or a takeover resumes
+where the last owner stopped, with the recorded plan; each message sent is counted against its
+line's daily limit beside the step that follows it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from shared.adapters.ledger import Lease, Ledger
 from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.clock import Clock, utc_now
-from shared.core.decide import Defer, Facts, Finish, Send, decide, recipient, screen
+from shared.core.decide import Decision, Defer, Facts, Finish, Hold, Send, decide, recipient, screen
 from shared.core.decline import LatestPayment
 from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
@@ -35,12 +37,13 @@ from shared.core.errors import (
 )
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice
-from shared.core.log import WARNING, log
+from shared.core.log import WARNING, log, mask_phone
 from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
-from shared.core.sender import pick_sender
+from shared.core.sender import LineLoad, pick_sender
 from shared.core.sms import sms_cost
 from shared.workflow.settings import RecoverSettings
+from shared.workflow.texting import Texting
 
 U = TypeVar("U")
 
@@ -57,6 +60,8 @@ class RunResult:
     group: str | None = None
     # The invoice's latest payment as read (why it failed), when the invoice was read.
     payment: LatestPayment | None = None
+    # What the team must hear beside the outcome's note (the surge guard's alerts).
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,9 +90,12 @@ class Recovery:
         self._linq = linq
         self._ledger = ledger
         self._clock = clock
-        # Independent calls run side by side: the claim, the invoice read and (on a cold instance)
-        # the line list; later the plan record and the recipient check, the link and its record.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
+        self.texting = Texting(ledger, stripe, settings.surge, clock)
+        # Independent calls run side by side: the claim, the invoice read, the control document,
+        # the surge guard's count, today's line counts and (on a cold instance) the line list;
+        # later the plan record and the recipient check, the link and its record, and the count
+        # of each message sent.
+        self._pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="recover")
 
     def run(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
         """The outcome for `job`, delivered as Pub/Sub message `pubsub_message_id`, or why this
@@ -111,13 +119,34 @@ class Recovery:
         except PermanentError as exc:
             return None, exc
 
-    def _facts(self, job: FailedPayment) -> Facts:
-        """The invoice, unless the message alone already decides (policy, mode)."""
+    def _facts(
+        self, job: FailedPayment, count: bool
+    ) -> tuple[Facts, Callable[[], LineLoad], Future[int] | None]:
+        """The invoice and whether texting is paused, unless the message alone already decides
+        (policy, mode); read beside them, how many messages each line has sent today and, with
+        `count`, the surge guard's count of the window's failures."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
-            return Facts(job, self._clock())
+            # Nothing will be sent: no count is read.
+            unread = partial(LineLoad, self._settings.line_daily_limit)
+            return Facts(job, self._clock()), unread, None
+        # A payment the sweep released reads it afresh: it was released because texting is on,
+        # and an instance that still holds a pause it read before the resume would hold it again.
+        control = self._pool.submit(self.texting.control, job.release is not None)
+        failures = self._pool.submit(self.texting.failures) if count else None
+        load = self._line_load()
         invoice, error = self._read_invoice(job)
-        return Facts(job, self._clock(), invoice, error)
+        paused = control.result().held()
+        return Facts(job, self._clock(), invoice, error, paused=paused), load, failures
+
+    def _line_load(self) -> Callable[[], LineLoad]:
+        """Today's count of each line, read from now on in the background, for when a new plan
+        picks its line. LINQ_SENDER is used whatever its count: with it nothing is read."""
+        limit = self._settings.line_daily_limit
+        if self._settings.linq_sender is not None:
+            return partial(LineLoad, limit)
+        counts = self._pool.submit(self._ledger.sent_today)
+        return lambda: LineLoad(limit, counts.result())
 
     # --- live -------------------------------------------------------------------------------
 
@@ -131,7 +160,7 @@ class Recovery:
                 self._claim, job, job.attempt_count, pubsub_message_id, run
             )
         try:
-            facts = self._facts(job)
+            facts, load, failures = self._facts(job, count=self.texting.rule is not None)
         except RetryableError:
             # A payment another run holds (or has finished) needs no invoice: say so, and only
             # retry what this run owns, or an earlier run of this message may.
@@ -163,13 +192,20 @@ class Recovery:
             facts = replace(facts, entry=owner.lease.entry) if owner is not None else facts
             facts = self._recorded(facts)
             decision = decide(facts, self._settings)
+            alerts: tuple[str, ...] = ()
+            if isinstance(decision, Send) and decision.chat_id is None and failures is not None:
+                # A new text: the surge guard has its word once the window's failures are many.
+                word = self.texting.guard(failures.result())
+                alerts = word.alerts
+                if word.held is not None:
+                    decision = decide(replace(facts, paused=word.held), self._settings)
             group = None
             if owner is not None:
                 payment = _payment(facts.invoice)
                 code = payment.decline_code if payment is not None else None
                 owner.lease = owner.lease.draw(decision.group).read_decline(code)
                 group = owner.lease.assigned
-            outcome = self._execute(decision, attempt, owner, _name(facts.invoice))
+            outcome = self._execute(decision, owner, load, _name(facts.invoice))
         except LeaseLostError as exc:
             key = str(owner.lease.key) if owner is not None else job.invoice_id
             return Ignored(f"stopped: {exc.reason}; another run carries on", key)
@@ -178,7 +214,13 @@ class Recovery:
             raise
         customer_id = _customer_id(job, facts.invoice)
         return RunResult(
-            job.invoice_id, customer_id, attempt, outcome, group, _payment(facts.invoice)
+            job.invoice_id,
+            customer_id,
+            attempt,
+            outcome,
+            group,
+            payment=_payment(facts.invoice),
+            alerts=alerts,
         )
 
     def _recorded(self, facts: Facts) -> Facts:
@@ -253,9 +295,9 @@ class Recovery:
 
     def _execute(
         self,
-        decision: Finish | Send | Defer,
-        attempt: int | None,
+        decision: Decision,
         owner: _Owner | None,
+        load: Callable[[], LineLoad],
         name: str | None = None,
     ) -> Outcome:
         if isinstance(decision, Finish):
@@ -265,15 +307,34 @@ class Recovery:
             assert owner is not None
             self._ledger.defer(owner.lease, decision.outcome, decision.due_at, decision.zones)
             return decision.outcome
+        if isinstance(decision, Hold):
+            assert owner is not None
+            self._ledger.pause(owner.lease, decision.outcome)
+            return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
+        tally = _Tally(self._ledger, self._pool)
+        try:
+            return self._send(decision, owner, load, name, tally)
+        finally:
+            tally.settle()
+
+    def _send(
+        self,
+        decision: Send,
+        owner: _Owner,
+        load: Callable[[], LineLoad],
+        name: str | None,
+        tally: _Tally,
+    ) -> Outcome:
+        """Send what `decision` still has to: the text (unless it went out), then the link."""
         key = owner.lease.key
         plan, chat_id = decision.plan, decision.chat_id
         texted_now = chat_id is None
         text_id: str | None = None
         if chat_id is None:
             try:
-                plan, texted = self._text(plan, key.idempotency_key(Part.TEXT), owner, name)
+                plan, texted = self._text(plan, key.idempotency_key(Part.TEXT), owner, name, load)
                 chat_id, text_id = texted.chat_id, texted.message_id
             except (OptedOutError, UnreachableError) as exc:
                 action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
@@ -281,6 +342,7 @@ class Recovery:
                 return owner.finish(skipped(action, prefix + exc.reason))
             except PermanentError as exc:
                 return owner.finish(failed(exc.reason))
+            tally.sent(plan.line)
         record = partial(self._ledger.record_text, owner.lease, chat_id, text_id)
         try:
             link_id = owner.alongside(
@@ -294,9 +356,12 @@ class Recovery:
         except PermanentError as exc:
             refused = failed(f"text sent, link refused: {exc.reason}")
             return owner.finish(replace(refused, chat_id=chat_id, cost=sms_cost(plan.text)))
+        tally.sent(plan.line)
         return owner.finish(sent(chat_id, plan.text), link_id)
 
-    def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, Sent]:
+    def _text(
+        self, plan: Plan, key: str, owner: _Owner, name: str | None, load: Callable[[], LineLoad]
+    ) -> tuple[Plan, Sent]:
         """Send the text from the planned line (a new plan picks one and records it first);
         returns the plan as sent and the chat."""
         recorded = plan.line is not None
@@ -305,7 +370,8 @@ class Recovery:
         while True:
             line = plan.line
             if line is None:
-                line = pick_sender(self._linq.lines(), configured, ineligible).number
+                lines = self._linq.lines()
+                line = pick_sender(lines, plan.to, load(), configured, ineligible).number
             planned = replace(plan, line=line)
             owner.alongside(
                 partial(self._check, plan.to, line),
@@ -355,11 +421,14 @@ class Recovery:
 
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
-        facts = self._recorded(self._facts(job))
+        facts, load, _ = self._facts(job, count=False)
+        facts = self._recorded(facts)
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
-            decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
+            decision.outcome
+            if not isinstance(decision, Send)
+            else self._would_send(decision, load())
         )
         return RunResult(
             job.invoice_id,
@@ -369,10 +438,10 @@ class Recovery:
             payment=_payment(facts.invoice),
         )
 
-    def _would_send(self, decision: Send) -> Outcome:
+    def _would_send(self, decision: Send, load: LineLoad) -> Outcome:
         plan = decision.plan
         try:
-            line = pick_sender(self._linq.lines(), self._settings.linq_sender)
+            line = pick_sender(self._linq.lines(), plan.to, load, self._settings.linq_sender)
             self._check(plan.to, line.number)
         except UnreachableError as exc:
             return replace(skipped(Action.UNREACHABLE, exc.reason), text=plan.text, phone=plan.to)
@@ -384,7 +453,11 @@ class Recovery:
 # What an Ignored line says of each entry a message could not claim that is not its to restate.
 _IGNORED: dict[Holding, Callable[[Entry], str]] = {
     Holding.DUPLICATE: lambda _: "duplicate delivery ignored",
-    Holding.WAITING: lambda held: f"deferred for quiet hours until {held.due_at}",
+    Holding.WAITING: lambda held: (
+        "deferred while texting is paused"
+        if held.action is Action.PAUSED
+        else f"deferred for quiet hours until {held.due_at}"
+    ),
     Holding.HANDLED: lambda _: "already handled",
     Holding.IN_PROGRESS: lambda _: "in progress for another event",
 }
@@ -425,3 +498,32 @@ class _Owner:
     def finish(self, outcome: Outcome, link_id: str | None = None) -> Outcome:
         self._ledger.finish(self.lease, outcome, link_id)
         return outcome
+
+
+class _Tally:
+    """The messages one run sends, each counted against its line's daily limit beside the step
+    that follows the send (the link and the chat's record, the outcome): no stage is added.
+
+    A count that cannot be written is a WARNING line, never a retry: the message went out, and a
+    retry would not send it again. A run that dies right after a send may leave the message
+    uncounted (its record written, its count not) or counted twice (its count written, its record
+    not: the resume sends it again, a replay for Linq, and counts it again)."""
+
+    def __init__(self, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
+        self._ledger, self._pool = ledger, pool
+        self._pending: list[Future[None]] = []
+
+    def sent(self, line: str | None) -> None:
+        if line is not None:
+            self._pending.append(self._pool.submit(self._count, line))
+
+    def _count(self, line: str) -> None:
+        try:
+            self._ledger.count_sent(line)
+        except RetryableError as exc:
+            log(WARNING, f"line count not recorded: {exc.reason}", line=mask_phone(line))
+
+    def settle(self) -> None:
+        """Wait for the counts: an instance may lose its CPU once the run has answered."""
+        for pending in self._pending:
+            pending.result()

@@ -3,7 +3,7 @@ reads it, what it means, its default, its parser, whether it is a secret, and wh
 checks of it beyond that; the one reader of the environment; and each function's settings,
 read through the declarations.
 
-deploy.sh (tools/deploy_env.py), `deploy.sh --help`, the README's Configuration table
+deploy.sh (tools/deploy_env.py), `deploy.sh --help`, docs/configuration.md's table
 (tools/config_table.py), the local stack and the sandbox all take the variables from `VARIABLES`;
 tests/test_settings.py fails when one disagrees.
 """
@@ -21,11 +21,13 @@ from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
 from shared.core.accounts import ConnectedAccounts
+from shared.core.control import SurgeRule
 from shared.core.errors import ConfigError
 from shared.core.lease import DEFAULT_LEASE, RECOVER_TIMEOUT
 from shared.core.phone import is_region, to_e164
-from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, AttemptPolicy, QuietHours
+from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, OFF, AttemptPolicy, QuietHours
 from shared.core.policy import parse_quiet_hours as _parse_quiet_hours
+from shared.core.sender import DEFAULT_LINE_DAILY_LIMIT
 from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
 from shared.core.text import clean
 
@@ -41,6 +43,8 @@ INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 RELEASE = "release"
 # `./dev report`: reads the ledger from a checkout.
 REPORT = "report"
+# `./dev pause` and `./dev resume`: write the control document from a checkout.
+PAUSE = "pause"
 # Listening to Linq: the HTTP intake (linq_webhook) and its subscriber (linq_event).
 LINQ_INTAKE, LINQ_EVENTS = "linq-intake", "linq-events"
 # `./dev linq-webhook`: subscribes the Linq intake.
@@ -68,8 +72,15 @@ MAX_READ_TIMEOUT_SECONDS = 60.0
 MAX_BRAND_LENGTH = 40
 # More than half untexted would cost more recoveries than the measurement is worth.
 MAX_HOLDOUT_PERCENT = 50
+# Linq recommends about 7,000 messages per line per day: a hundred times that is a typo.
+MAX_LINE_DAILY_LIMIT = 700_000
 # A dead run holds its payment for as long as its lease: more than an hour is a typo.
 MAX_LEASE_SECONDS = 3600
+# The surge guard's window: Stripe keeps events 30 days, but a surge is a matter of minutes or
+# hours, and a day of `invoice.paid` events is as far as a check should page.
+_SURGE_WINDOW = re.compile(r"^([1-9][0-9]*)([mh])$")
+MAX_SURGE_WINDOW = timedelta(hours=24)
+MAX_SURGE_MIN = 100_000
 # The dead-letter topic and subscription deploy.sh makes for a topic add up to 17 characters to
 # its id, and Pub/Sub ids stop at 255: 200 leaves them room.
 MAX_DEPLOYED_TOPIC = 200
@@ -126,7 +137,7 @@ class Variable(Generic[T]):
 
     @property
     def shown_default(self) -> str:
-        """The default as the README and `deploy.sh --help` show it."""
+        """The default as docs/configuration.md and `deploy.sh --help` show it."""
         if self.default is None:
             return self.when_unset
         return " ".join(filter(None, (f"`{self.default}`", self.when_unset)))
@@ -406,9 +417,47 @@ def _holdout(env: Reader, variable: Variable[Any]) -> int:
     return _whole(env, variable, "a whole number", 0, MAX_HOLDOUT_PERCENT, why)
 
 
+def _line_daily_limit(env: Reader, variable: Variable[Any]) -> int:
+    why = " (messages one line sends in a UTC day before new texts go out from another)"
+    return _whole(env, variable, "a whole number", 1, MAX_LINE_DAILY_LIMIT, why)
+
+
 def _lease(env: Reader, variable: Variable[Any]) -> timedelta:
     seconds = _whole(env, variable, "whole seconds", 1, MAX_LEASE_SECONDS, "")
     return timedelta(seconds=seconds)
+
+
+def _surge_min(env: Reader, variable: Variable[Any]) -> int | None:
+    """None: `off`, the guard disabled."""
+    text = _required(env, variable)
+    if text.lower() == OFF:
+        return None
+    why = " (failed payments in SURGE_WINDOW before the guard asks Stripe), or off"
+    return _whole(env, variable, "a whole number", 1, MAX_SURGE_MIN, why)
+
+
+def _surge_window(env: Reader, variable: Variable[Any]) -> timedelta:
+    text = _required(env, variable)
+    match = _SURGE_WINDOW.match(text.lower())
+    window = timedelta()
+    if match is not None:
+        window = timedelta(**{"minutes" if match.group(2) == "m" else "hours": int(match.group(1))})
+    if not timedelta(minutes=1) <= window <= MAX_SURGE_WINDOW:
+        raise ConfigError(
+            f"{variable.name} must be minutes or hours such as 10m or 1h, from 1m to 24h, "
+            f"got {text!r}"
+        )
+    return window
+
+
+def _surge_share(env: Reader, variable: Variable[Any]) -> int:
+    text = _required(env, variable).removesuffix("%").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 99:
+        raise ConfigError(
+            f"{variable.name} must be a percentage from 1 to 99 (of the payments Stripe "
+            f"attempted that failed), got {env.value(variable.name)!r}"
+        )
+    return int(text)
 
 
 # deploy.sh itself uses the next two as they are set: white space is not trimmed away.
@@ -518,7 +567,18 @@ LINQ_API_KEY: Variable[str] = Variable(
 )
 GOOGLE_CLOUD_PROJECT: Variable[str] = Variable(
     "GOOGLE_CLOUD_PROJECT",
-    (INGEST, RECOVER, BACKFILL, RELEASE, REPORT, LINQ_INTAKE, LINQ_EVENTS, LINQ_WEBHOOK, DEPLOY),
+    (
+        INGEST,
+        RECOVER,
+        BACKFILL,
+        RELEASE,
+        REPORT,
+        PAUSE,
+        LINQ_INTAKE,
+        LINQ_EVENTS,
+        LINQ_WEBHOOK,
+        DEPLOY,
+    ),
     "project of the topic (ingest, backfill) and of the send ledger (recover); `deploy.sh`'s "
     "project when `--project` is not given",
     _required,
@@ -542,7 +602,7 @@ LINQ_API_BASE: Variable[str] = Variable(
 )
 FIRESTORE_DATABASE: Variable[str] = Variable(
     "FIRESTORE_DATABASE",
-    (RECOVER, RELEASE, REPORT, LINQ_EVENTS, DEPLOY),
+    (RECOVER, RELEASE, REPORT, PAUSE, LINQ_EVENTS, DEPLOY),
     "Firestore database (native mode) holding the send ledger",
     _database,
     default=DEFAULT_FIRESTORE_DATABASE,
@@ -558,9 +618,21 @@ PUBSUB_TOPIC: Variable[str] = Variable(
 LINQ_SENDER: Variable[str | None] = Variable(
     "LINQ_SENDER",
     (RECOVER,),
-    "E.164 line to send from when the account has several",
+    "E.164 line every text goes out from, whatever its health or count (`LINQ_LINE_DAILY_LIMIT` "
+    "does not apply to it)",
     _sender,
-    when_unset="first usable line",
+    when_unset="each customer's own line: a stable hash of their number over the usable lines",
+)
+LINQ_LINE_DAILY_LIMIT: Variable[int] = Variable(
+    "LINQ_LINE_DAILY_LIMIT",
+    (RECOVER,),
+    "how many messages a line may send in a UTC day (each text and each link is one, counted "
+    "in Firestore) before new texts go out from the customer's next line; the link of a text "
+    "already sent and a resumed plan keep their line. 1 to "
+    f"{MAX_LINE_DAILY_LIMIT:,}",
+    _line_daily_limit,
+    default=str(DEFAULT_LINE_DAILY_LIMIT),
+    when_unset="(Linq's recommended ceiling per line per day, inbound and outbound)",
 )
 DEFAULT_PHONE_REGION: Variable[str] = Variable(
     "DEFAULT_PHONE_REGION",
@@ -661,6 +733,31 @@ LEASE_SECONDS: Variable[timedelta] = Variable(
     default=f"{DEFAULT_LEASE.total_seconds():g}",
     deploy=_outlives_a_run,
 )
+SURGE_MIN: Variable[int | None] = Variable(
+    "SURGE_MIN",
+    (RECOVER,),
+    "the surge guard: how many failed payments within `SURGE_WINDOW` make it ask Stripe how "
+    "many payments succeeded meanwhile; when the failed ones are more than `SURGE_SHARE` of all, "
+    "texting pauses itself as `./dev pause` would (`deferred:paused`), and Slack is told. A "
+    f"whole number up to {MAX_SURGE_MIN:,}, or `off`",
+    _surge_min,
+    default="50",
+)
+SURGE_WINDOW: Variable[timedelta] = Variable(
+    "SURGE_WINDOW",
+    (RECOVER,),
+    "the surge guard's window: minutes or hours such as `10m` or `1h`, from 1m to 24h",
+    _surge_window,
+    default="10m",
+)
+SURGE_SHARE: Variable[int] = Variable(
+    "SURGE_SHARE",
+    (RECOVER,),
+    "the surge guard's share: a surge is when more than this percentage of the payments Stripe "
+    "attempted in `SURGE_WINDOW` failed (1 to 99)",
+    _surge_share,
+    default="50",
+)
 LINQ_WEBHOOK_SECRET: Variable[str] = Variable(
     "LINQ_WEBHOOK_SECRET",
     (LINQ_INTAKE,),
@@ -682,9 +779,9 @@ LINQ_EVENTS_TOPIC: Variable[str] = Variable(
 )
 SLACK_WEBHOOK_URL: Variable[str | None] = Variable(
     "SLACK_WEBHOOK_URL",
-    (RECOVER, LINQ_EVENTS),
-    "Slack incoming webhook for an internal note per outcome (dry runs included); "
-    "`https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
+    (RECOVER, LINQ_EVENTS, PAUSE),
+    "Slack incoming webhook for an internal note per outcome (dry runs included), and for each "
+    "pause and resume; `https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
     _slack_url,
     when_unset="off",
     secret=True,
@@ -699,7 +796,7 @@ PUBSUB_EMULATOR_HOST: Variable[str | None] = Variable(
 )
 FIRESTORE_EMULATOR_HOST: Variable[str | None] = Variable(
     "FIRESTORE_EMULATOR_HOST",
-    (RECOVER, RELEASE, REPORT, LINQ_EVENTS),
+    (RECOVER, RELEASE, REPORT, PAUSE, LINQ_EVENTS),
     "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
     _as_set,
     when_unset="unset",
@@ -812,6 +909,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     FIRESTORE_DATABASE,
     PUBSUB_TOPIC,
     LINQ_SENDER,
+    LINQ_LINE_DAILY_LIMIT,
     DEFAULT_PHONE_REGION,
     MESSAGE_TEMPLATE,
     LANGUAGE_TEMPLATES,
@@ -823,6 +921,9 @@ VARIABLES: tuple[Variable[Any], ...] = (
     QUIET_HOURS,
     HOLDOUT_PERCENT,
     LEASE_SECONDS,
+    SURGE_MIN,
+    SURGE_WINDOW,
+    SURGE_SHARE,
     LINQ_WEBHOOK_SECRET,
     LINQ_EVENTS_TOPIC,
     SLACK_WEBHOOK_URL,
@@ -928,7 +1029,7 @@ class LinqIntakeSettings(IntakeSettings):
 
 @dataclass(frozen=True)
 class RecoverSettings(Settings):
-    """What the recover function needs: API access, sender choice, the texts and the operator's
+    """What the recover function needs: API access, the line choice, the texts and the operator's
     controls (which attempts get a text, dry run, quiet hours, holdout, the lease)."""
 
     stripe_api_key: str
@@ -938,6 +1039,7 @@ class RecoverSettings(Settings):
     stripe_api_base: str
     linq_api_base: str
     linq_sender: str | None
+    line_daily_limit: int
     default_region: str
     brand: str | None
     templates: Templates
@@ -951,6 +1053,8 @@ class RecoverSettings(Settings):
     holdout_percent: int
     # None: each adapter's own read timeout.
     read_timeout: float | None
+    # None: SURGE_MIN=off.
+    surge: SurgeRule | None
 
     @property
     def stripe_mode(self) -> str:
@@ -973,6 +1077,7 @@ class RecoverSettings(Settings):
             stripe_api_base=STRIPE_API_BASE.read(env),
             linq_api_base=LINQ_API_BASE.read(env),
             linq_sender=LINQ_SENDER.read(env),
+            line_daily_limit=LINQ_LINE_DAILY_LIMIT.read(env),
             default_region=DEFAULT_PHONE_REGION.read(env),
             brand=BRAND_NAME.read(env),
             templates=templates,
@@ -984,7 +1089,14 @@ class RecoverSettings(Settings):
             quiet_hours=QUIET_HOURS.read(env),
             holdout_percent=HOLDOUT_PERCENT.read(env),
             read_timeout=READ_TIMEOUT_SECONDS.read(env),
+            surge=_surge_rule(env),
         )
+
+
+def _surge_rule(env: Reader) -> SurgeRule | None:
+    minimum = SURGE_MIN.read(env)
+    window, share = SURGE_WINDOW.read(env), SURGE_SHARE.read(env)
+    return None if minimum is None else SurgeRule(minimum, window, share)
 
 
 @dataclass(frozen=True)
@@ -1035,6 +1147,23 @@ class ReportSettings(Settings):
         return cls(
             project=GOOGLE_CLOUD_PROJECT.read(env),
             firestore_database=FIRESTORE_DATABASE.read(env),
+        )
+
+
+@dataclass(frozen=True)
+class ControlSettings(Settings):
+    """What `./dev pause` and `./dev resume` need: where the ledger is, and the team's Slack."""
+
+    project: str
+    firestore_database: str
+    slack_webhook_url: str | None
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            project=GOOGLE_CLOUD_PROJECT.read(env),
+            firestore_database=FIRESTORE_DATABASE.read(env),
+            slack_webhook_url=SLACK_WEBHOOK_URL.read(env),
         )
 
 
