@@ -273,7 +273,7 @@ def render(runs: list[Run], recommended: int) -> Result:
         "started with `THREADS=n`, acknowledging a 2xx and backing off otherwise. Short probes "
         f"choose the setting (the most slots whose peak Stripe rate stays ≤ {SAFE_RATE}/s with no "
         "429 and nothing lost); the full burst then runs at that setting. The Linq stand-in's "
-        "capability-check limit is off (see the analysis). CPU is user+system time of each "
+        "capability-check limit is off (see the method below). CPU is user+system time of each "
         "function's gunicorn master and worker over the burst; RSS is the sum of their peaks.",
         markdown_table([_row(r) for r in runs]),
         f"**Recommended:** {recommended} slots, i.e. max instances × concurrency = {recommended} "
