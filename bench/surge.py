@@ -208,6 +208,7 @@ def headlines(surge: Run, day: Run) -> list[Headline]:
 
 def render(surge: Run, day: Run) -> Result:
     bound = SURGE_MIN_DEFAULT + SLOTS
+    summary = headlines(surge, day)
     rows = [
         Row(
             f"surge of {surge.failed:,} failures among {surge.attempts:,} attempts in a minute: "
@@ -215,7 +216,7 @@ def render(surge: Run, day: Run) -> Result:
             str(surge.sent_before_resume),
             surge.reason or "not paused",
             f"≤ SURGE_MIN + {SLOTS} in flight = {bound}",
-            verdict(surge.paused_by == SURGE_GUARD and surge.sent_before_resume <= bound),
+            summary[0].verdict,
         ),
         Row(
             "surge: lost, doubled (each paused payment released on resume)",
@@ -223,7 +224,7 @@ def render(surge: Run, day: Run) -> Result:
             f"{surge.held} deferred:paused, {surge.released} released, "
             f"{surge.outcomes.sent}/{surge.failed} sent",
             "0 and 0",
-            verdict(surge.outcomes.clean and surge.outcomes.sent == surge.failed),
+            summary[1].verdict,
         ),
         Row(
             f"billing day: {day.failed:,} failures among {day.attempts:,} attempts in a minute",
@@ -231,9 +232,7 @@ def render(surge: Run, day: Run) -> Result:
             f"{day.held} held for a check, {day.outcomes.sent}/{day.failed} sent, "
             f"{day.outcomes.lost} lost, {day.outcomes.doubled} doubled",
             "not paused, 0 lost",
-            verdict(
-                day.paused_by is None and day.outcomes.clean and day.outcomes.sent == day.failed
-            ),
+            summary[2].verdict,
         ),
     ]
     details = section(
@@ -251,4 +250,4 @@ def render(surge: Run, day: Run) -> Result:
         "the tick releases it whether or not texting was paused.",
         markdown_table([_row("surge", surge), _row("billing day", day)]),
     )
-    return Result(NAME, rows, details, headlines=headlines(surge, day))
+    return Result(NAME, rows, details, headlines=summary)

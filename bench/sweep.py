@@ -396,6 +396,7 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         if burst_run is not None and burst_run.slots == SLOTS
         else ""
     )
+    summary = headlines(morning, day, bare_day)
     rows = [
         Row(
             f"tick, nothing due among {counts.not_due:,} entries: wall p50 (ms)",
@@ -421,9 +422,7 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
             fmt(morning.publish_seconds, 1),
             f"{morning.released} released; all results after {fmt(morning.drain_seconds, 1)} s",
             f"≤ {PUBLISH_TARGET_S:.0f} s",
-            verdict(
-                morning.publish_seconds <= PUBLISH_TARGET_S and morning.released == morning.due
-            ),
+            summary[0].verdict,
         ),
         Row(
             f"morning release: peak Stripe requests/s at {SLOTS} slots",
@@ -508,4 +507,4 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         "result line, text or link.",
         markdown_table(morning_table),
     )
-    return Result(NAME, rows, details, headlines=headlines(morning, day, bare_day))
+    return Result(NAME, rows, details, headlines=summary)
