@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench import burst, cold_start, cost, ingest, report_ledger, surge, sweep, webhook_to_text
 from bench.env import LATENCY_MS, BenchEnv
-from bench.report import MISS, Result, machine, render, text_table, write
+from bench.report import MISS, Result, machine, render, run_meta, text_table, write
 from standins.stack import REPO
 
 NAMES = (
@@ -106,17 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if args.quick else "")
         + "".join(f" --only {name}" for name in args.only or ())
     )
-    meta = {
-        "Date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "Command": f"`{command}`",
-        "Duration": f"{elapsed:.0f} s",
-        **machine(),
-        "Injected latency": f"{LATENCY_MS:.0f} ms per Stripe/Linq/Slack call",
-    }
+    meta = machine() | run_meta(started, command, elapsed, LATENCY_MS)
     print()
     print(text_table(ordered))
     print()
-    print(f"{command}: {elapsed:.0f} s on {meta['CPUs (nproc)']} CPUs ({meta['CPU model']})")
+    print(f"{command}: {elapsed:.0f} s on {meta['CPUs']} CPUs ({meta['CPU model']})")
     if output is not None:
         write(output, render(ordered, meta))
         print(f"written to {output}")

@@ -14,7 +14,7 @@ import requests
 from bench import burst, fixtures
 from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
 from bench.pusher import Pusher
-from bench.report import Result, Row, markdown_table, section, verdict
+from bench.report import Headline, Result, Row, markdown_table, section, verdict
 from bench.sweep import SLOTS, _post_tick
 from shared.core.control import SURGE_GUARD
 from shared.workflow.settings import SURGE_MIN
@@ -173,8 +173,42 @@ def _row(label: str, run: Run) -> dict[str, str]:
     }
 
 
+def headlines(surge: Run, day: Run) -> list[Headline]:
+    """The surge guard: how many texts a surge lets out, that nothing is lost after the resume,
+    and that a busy billing day is not taken for a surge."""
+    bound = SURGE_MIN_DEFAULT + SLOTS
+    return [
+        Headline(
+            f"Surge guard, {surge.failed:,} of {surge.attempts:,} payments failing in a minute: "
+            "texts before it pauses",
+            str(surge.sent_before_resume),
+            f"at most {bound} (`SURGE_MIN` and the {SLOTS} in flight)",
+            "–",
+            verdict(surge.paused_by == SURGE_GUARD and surge.sent_before_resume <= bound),
+        ),
+        Headline(
+            "Surge guard: lost, doubled once texting resumes",
+            f"{surge.outcomes.lost} lost, {surge.outcomes.doubled} doubled",
+            "none lost or doubled",
+            "–",
+            verdict(surge.outcomes.clean and surge.outcomes.sent == surge.failed),
+        ),
+        Headline(
+            f"Surge guard, a billing day ({day.failed:,} of {day.attempts:,} failing in a "
+            "minute): paused?",
+            "paused" if day.paused_by or day.reason else "not paused",
+            "not paused, none lost",
+            "–",
+            verdict(
+                day.paused_by is None and day.outcomes.clean and day.outcomes.sent == day.failed
+            ),
+        ),
+    ]
+
+
 def render(surge: Run, day: Run) -> Result:
     bound = SURGE_MIN_DEFAULT + SLOTS
+    summary = headlines(surge, day)
     rows = [
         Row(
             f"surge of {surge.failed:,} failures among {surge.attempts:,} attempts in a minute: "
@@ -182,7 +216,7 @@ def render(surge: Run, day: Run) -> Result:
             str(surge.sent_before_resume),
             surge.reason or "not paused",
             f"≤ SURGE_MIN + {SLOTS} in flight = {bound}",
-            verdict(surge.paused_by == SURGE_GUARD and surge.sent_before_resume <= bound),
+            summary[0].verdict,
         ),
         Row(
             "surge: lost, doubled (each paused payment released on resume)",
@@ -190,7 +224,7 @@ def render(surge: Run, day: Run) -> Result:
             f"{surge.held} deferred:paused, {surge.released} released, "
             f"{surge.outcomes.sent}/{surge.failed} sent",
             "0 and 0",
-            verdict(surge.outcomes.clean and surge.outcomes.sent == surge.failed),
+            summary[1].verdict,
         ),
         Row(
             f"billing day: {day.failed:,} failures among {day.attempts:,} attempts in a minute",
@@ -198,9 +232,7 @@ def render(surge: Run, day: Run) -> Result:
             f"{day.held} held for a check, {day.outcomes.sent}/{day.failed} sent, "
             f"{day.outcomes.lost} lost, {day.outcomes.doubled} doubled",
             "not paused, 0 lost",
-            verdict(
-                day.paused_by is None and day.outcomes.clean and day.outcomes.sent == day.failed
-            ),
+            summary[2].verdict,
         ),
     ]
     details = section(
@@ -218,4 +250,4 @@ def render(surge: Run, day: Run) -> Result:
         "the tick releases it whether or not texting was paused.",
         markdown_table([_row("surge", surge), _row("billing day", day)]),
     )
-    return Result(NAME, rows, details)
+    return Result(NAME, rows, details, headlines=summary)
