@@ -33,6 +33,8 @@ from standins.secretmanager_api import SecretManagerStandin
 from standins.stripe_api import StripeStandin
 from tools import lock
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent
