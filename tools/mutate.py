@@ -56,6 +56,7 @@ QUICK_LOOP = (
     "tests/test_invoice.py",
     "tests/test_sender.py",
     "tests/test_stop_rule.py",
+    "tests/test_attribution.py",
     "tests/test_masking.py",
     "--deselect=tests/test_message.py::test_a_number_to_call_in_stripe_never_reaches_linq",
     "--deselect=tests/test_outcome.py::test_a_live_sent_line_carries_the_cost_of_the_text_linq_received",
