@@ -8,7 +8,7 @@ import requests
 
 from shared.adapters import linq
 from shared.core.log import log, mask_phone, redact
-from shared.core.phone import to_e164
+from shared.core.phone import is_region, region_of, to_e164
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,10 @@ from shared.core.phone import to_e164
         ("+44 7911 123456", ["US"], "+447911123456"),
         ("06 12 34 56 78", ["FR", "US"], "+33612345678"),
         ("030 1234567", ["de"], "+49301234567"),
+        # No region to try: only a number with its country code reads.
+        ("+44 7911 123456", [None], "+447911123456"),
+        ("\uff0b44 7911 123456", [], "+447911123456"),
+        ("07911 123456", [None], None),
     ],
 )
 def test_valid_numbers_become_e164(raw, regions, expected):
@@ -38,6 +42,32 @@ def test_address_country_is_tried_before_the_default_region():
 @pytest.mark.parametrize("raw", [None, "", "   ", "n/a", "12", "555", "+999 1234", "0000000000"])
 def test_unusable_numbers_are_none(raw):
     assert to_e164(raw, ["US"]) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "region"),
+    [
+        ("+442079460000", "GB"),
+        ("+14155550100", "US"),
+        ("+16135550100", "CA"),
+        # International freephone belongs to no region; an Apple ID is no number.
+        ("+80012345678", None),
+        ("jane.doe@icloud.com", None),
+        ("4155550100", None),
+        ("+", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_region_of_a_number(number, region):
+    assert region_of(number) == region
+
+
+@pytest.mark.parametrize(
+    ("code", "known"), [("US", True), ("GB", True), ("001", False), ("XX", False)]
+)
+def test_a_region_is_one_phonenumbers_knows(code, known):
+    assert is_region(code) is known
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from phonenumbers.tzdata import TIMEZONE_DATA
 
 from shared.core import quiet_hours
 from shared.core.errors import ConfigError
-from shared.core.places import AREA_CODES, NAMES, ZONES
+from shared.core.places import AREA_CODES, NAMES, ZONES, area_code_zones
 from shared.core.quiet_hours import (
     QuietHours,
     candidate_zones,
@@ -221,6 +221,11 @@ MULTI_ZONE_AREA_CODES = [
 ]
 
 
+def test_an_area_code_of_one_zone_spans_none():
+    assert area_code_zones("212") == frozenset()
+    assert area_code_zones("915") == {"America/Denver", "America/Chicago"}
+
+
 @pytest.mark.parametrize(("e164", "spans"), MULTI_ZONE_AREA_CODES)
 def test_an_area_code_that_spans_time_zones_is_judged_in_all_of_them(e164, spans):
     assert clocks(candidate_zones(e164, None)) == clocks(spans)
@@ -291,6 +296,15 @@ def test_an_exchange_phonenumbers_knows_is_judged_in_every_zone_of_its_area_code
             "N.L.",
             ("America/Matamoros", "America/Mexico_City", "America/Monterrey"),
         ),
+        # A name that starts like the country's code is a name (AU, Australian...); another
+        # country's code is no state here (MX-CA is not California).
+        (
+            "+12125550100",
+            "AU",
+            "Australian Capital Territory",
+            ("America/New_York", "Australia/Sydney"),
+        ),
+        ("+12125550100", "US", "MX-CA", NEW_YORK),
         # A state nobody knows: the country's zones when it is another country's, else nothing.
         ("+12125550100", "US", "Calif.", NEW_YORK),
         ("+442079460000", "FR", "Île-de-France", ("Europe/London", "Europe/Paris")),

@@ -34,11 +34,22 @@ def test_lines_refused_as_ineligible_are_skipped():
         ([CRITICAL], [], "1 line(s), 1 CRITICAL, 0 refused as ineligible"),
         ([HEALTHY], [HEALTHY.number], "1 line(s), 0 CRITICAL, 1 refused as ineligible"),
         ([CRITICAL, HEALTHY], [HEALTHY.number], "2 line(s), 1 CRITICAL, 1 refused as ineligible"),
-        ([], [], "the Linq account has no lines to send from"),
+        # A CRITICAL line counts once, as CRITICAL, whatever Linq said of it.
+        ([CRITICAL], [CRITICAL.number], "1 line(s), 1 CRITICAL, 0 refused as ineligible"),
     ],
 )
 def test_no_usable_line_is_a_retry_that_says_why(lines, ineligible, reason):
     # A line recovers, a reputation mends, an operator adds one: never a `failed` payment.
     with pytest.raises(RetryableError) as raised:
         pick_sender(lines, None, ineligible)
-    assert raised.value.reason.startswith(f"no usable Linq line: {reason}")
+    assert raised.value.reason == f"no usable Linq line: {reason} (Linq 403, code 2027)"
+    assert raised.value.detail == {"vendor": "linq"}
+
+
+def test_an_account_without_lines_is_a_retry_that_says_so():
+    with pytest.raises(RetryableError) as raised:
+        pick_sender([], None)
+    assert raised.value.reason == (
+        "no usable Linq line: the Linq account has no lines to send from"
+    )
+    assert raised.value.detail == {"vendor": "linq"}
