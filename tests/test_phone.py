@@ -2,12 +2,13 @@
 
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from shared.adapters import linq
-from shared.core.log import log, mask_phone, redact
+from shared.core.log import log, mask_phone, redact, redact_value
 from shared.core.phone import is_region, region_of, to_e164
 
 
@@ -153,6 +154,24 @@ def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     line = capsys.readouterr().out
     assert "4155550106" not in line + repr(error.detail) + str(error)
     assert json.loads(line)["linq_message"] == '{"to": ["+1******0106 is not reachable"]}'
+
+
+def test_a_log_line_keeps_letters_as_written_and_any_value_as_text():
+    stream = io.StringIO()
+    when = datetime(2026, 11, 26, 14, 59, tzinfo=UTC)
+    log("INFO", "reply from Zoë", stream=stream, at=when, parts=("a", "b"))
+    assert stream.getvalue() == (
+        '{"severity": "INFO", "message": "reply from Zoë", '
+        '"at": "2026-11-26 14:59:00+00:00", "parts": ["a", "b"]}\n'
+    )
+
+
+def test_every_string_in_a_value_is_masked_and_nothing_else_changes():
+    value = {"to": ["+14155550100", 7], "error": {"code": 2024, "message": "no +447911123456"}}
+    assert redact_value(value) == {
+        "to": ["+1******0100", 7],
+        "error": {"code": 2024, "message": "no +44******3456"},
+    }
 
 
 def test_a_lone_surrogate_in_a_field_still_gives_one_json_line():
