@@ -202,13 +202,11 @@ class Template:
         if not text.strip():
             raise ConfigError(f"{variable} is empty; unset it to use the default text")
         fields: list[str] = []
-        literal = []
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
             raise ConfigError(f"{variable} is not a valid template: {exc}") from None
-        for prefix, name, spec, conversion in parsed:
-            literal.append(prefix)
+        for _, name, spec, conversion in parsed:
             if name is None:
                 continue
             if name == "url":
@@ -226,15 +224,16 @@ class Template:
             if name == "brand" and brand is None:
                 raise ConfigError(f"{variable} uses {{brand}}: set BRAND_NAME, or remove it")
             fields.append(name)
-        words = "".join(literal)
-        if not re.search(rf"\b{OPT_OUT_KEYWORD}\b", words):
+        template = cls(text=text, fields=tuple(fields))
+        # With a word in every placeholder: "{first_name}.com" reads as a host, and in
+        # "ST{amount}OP" or "Reply {first_name}STOP" the word STOP is not one.
+        sample = template._format(dict.fromkeys(PLACEHOLDERS, "Ab"))
+        if not re.search(rf"\b{OPT_OUT_KEYWORD}\b", sample):
             raise ConfigError(
                 f"{variable} must tell the recipient how to opt out with the word "
                 f"{OPT_OUT_KEYWORD} (for example 'Reply STOP to opt out.')"
             )
-        template = cls(text=text, fields=tuple(fields))
-        # With a word in every placeholder, so that "{first_name}.com" is caught too.
-        if contains_url(template._format(dict.fromkeys(PLACEHOLDERS, "Ab"))):
+        if contains_url(sample):
             raise ConfigError(
                 f"{variable} contains a URL (or a placeholder against a dot and a word, which "
                 "renders as one); Linq rejects a URL in the first message of a new chat, and the "
