@@ -202,29 +202,22 @@ def read(**fields):
     return Invoice(**{**defaults, **fields})
 
 
+# The fields read as Stripe sends them.
+AS_SENT = {
+    "status": "open",
+    "amount_remaining": 900,
+    "currency": "eur",
+    "hosted_invoice_url": "https://invoice.stripe.com/i/x",
+    "attempt_count": 3,
+    "livemode": True,
+}
+
+
 @pytest.mark.parametrize(
     ("case", "data", "invoice"),
     [
         ("nothing but an id", bare(), read()),
-        (
-            "as sent",
-            bare(
-                status="open",
-                amount_remaining=900,
-                currency="eur",
-                hosted_invoice_url="https://invoice.stripe.com/i/x",
-                attempt_count=3,
-                livemode=True,
-            ),
-            read(
-                status="open",
-                amount_remaining=900,
-                currency="eur",
-                hosted_invoice_url="https://invoice.stripe.com/i/x",
-                attempt_count=3,
-                livemode=True,
-            ),
-        ),
+        ("as sent", bare(**AS_SENT), read(**AS_SENT)),
         # Without amount_remaining (an older API version): what is due.
         (
             "amount due only",

@@ -10,7 +10,8 @@ afterwards, so every run starts afresh and nothing is left in the repository.
     ./dev mutate decide text      these modules only (quicker while writing their tests)
 
 Prints each survivor that is not on the list, with its edit, then the score (killed over all
-mutants) per module and in all. Exit status: 0 when every target is met, 1 when one is not (or
+mutants) per module and in all; `timeout` counts the killed that were stopped for taking too
+long (a loop that no longer ends). Exit status: 0 when every target is met, 1 when one is not (or
 mutmut failed), 2 on a wrong argument.
 """
 
@@ -70,7 +71,8 @@ QUICK_LOOP = (
 )
 # mutmut's verdicts that mean a test noticed the mutant: a failure, or a run that never ended
 # (a loop that no longer stops) or was stopped by the type checker or the CPU limit.
-KILLED = frozenset({"killed", "timeout", "segfault", "caught by type check"})
+TIMEOUT = "timeout"
+KILLED = frozenset({"killed", TIMEOUT, "segfault", "caught by type check"})
 # `mutmut results --all true`: one `    NAME: VERDICT` line per mutant.
 _RESULT = re.compile(r"^\s+(?P<name>\S+): (?P<verdict>.+)$")
 # An entry of tests/mutants-equivalent.md: "- `NAME`: why no test can tell it from the code".
@@ -184,15 +186,18 @@ def write_report(
             print(f"  {name}", file=out)
     table = scores(verdicts)
     listed = Counter(module_of(name) for name in survivors(verdicts) if name in equivalent)
-    print(
-        f"{'module':<14}{'killed':>8}{'mutants':>9}{'score':>8}{'target':>8}  equivalent", file=out
-    )
+    timeouts = Counter(module_of(name) for name, verdict in verdicts.items() if verdict == TIMEOUT)
+    header = f"{'module':<14}{'killed':>8}{'timeout':>9}{'mutants':>9}{'score':>8}{'target':>8}"
+    print(f"{header}  equivalent", file=out)
     for score in table:
         target = target_of(score, whole_core)
-        equivalents = listed.total() if score.name == "all" else listed[score.name]
+        every = score.name == "all"
         print(
-            f"{score.name:<14}{score.killed:>8}{score.mutants:>9}{score.percent:>7.1f}%"
-            f"{f'{target:.0f}%' if target is not None else '':>8}  {equivalents}",
+            f"{score.name:<14}{score.killed:>8}"
+            f"{timeouts.total() if every else timeouts[score.name]:>9}"
+            f"{score.mutants:>9}{score.percent:>7.1f}%"
+            f"{f'{target:.0f}%' if target is not None else '':>8}"
+            f"  {listed.total() if every else listed[score.name]}",
             file=out,
         )
     return missed(table, whole_core)
@@ -208,10 +213,12 @@ def mutmut_config(modules: Sequence[str]) -> str:
         "also_copy": ["standins/", "tools/", "bench/"],
         "pytest_add_cli_args": ["-p", "no:cacheprovider"],
         "pytest_add_cli_args_test_selection": list(QUICK_LOOP),
-        # CPU seconds a mutant may take, as a multiple of its tests' time in mutmut's own traced
-        # run (already slower than a plain one); mutmut's 15 spent half the run on the dozen
-        # mutants that make a loop endless.
-        "timeout_multiplier": "3.0",
+        # A mutant is stopped after 6 x (its tests' time in mutmut's traced run + 2) seconds of
+        # wall time (twice that of CPU): room for a machine five times slower than when it was
+        # measured (a load of 10 on 2 CPUs), where mutmut's 15 x (time + 1) spent half the run
+        # waiting on the dozen mutants that make a loop endless.
+        "timeout_multiplier": "6.0",
+        "timeout_constant": "2.0",
     }
     lines = ["[mutmut]"]
     for key, value in settings.items():
