@@ -21,6 +21,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -271,7 +272,7 @@ def show_edits(folder: Path, names: Iterable[str]) -> dict[str, list[str]]:
 
 
 def run(modules: Sequence[str], out: TextIO) -> int:
-    equivalent = read_equivalent(EQUIVALENT.read_text()) if EQUIVALENT.exists() else {}
+    equivalent = read_equivalent(EQUIVALENT.read_text())
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dunning-mutate-") as temporary:
         folder = Path(temporary)
@@ -297,6 +298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Not argparse's `choices`: Python 3.11 refuses an empty list against them.
     if unknown := sorted(set(args.modules) - set(known)):
         parser.error(f"not a module of shared/core: {', '.join(unknown)}")
+    # Stopped from outside (a CI job's time limit), it still removes its temporary copy.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         return run(args.modules, sys.stdout)
     except subprocess.CalledProcessError as exc:
