@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# Deploys "dunning by text" to Google Cloud: Pub/Sub topics, service accounts, IAM grants,
-# the ingest (HTTP) and recover (Pub/Sub) functions, the quiet-hours release, the Linq intake
-# (HTTP) and its subscriber, the dead-letter policies, and the log-based metrics and dashboard of
-# monitoring/.
+# Deploys "dunning by text" to Google Cloud and makes it live: the secrets, Pub/Sub topics,
+# service accounts, IAM grants, the ingest (HTTP) and recover (Pub/Sub) functions, the
+# quiet-hours release, the Linq intake (HTTP) and its subscriber, the dead-letter policies, the
+# log-based metrics and dashboard of monitoring/, then the Stripe webhook endpoint and the Linq
+# webhook subscription of the two intakes (tools/go_live.py), which are deployed again pinned to
+# the signing secrets those return.
 #
-#   ./deploy.sh --project P --region R [--dry-run]
+#   STRIPE_API_KEY=... LINQ_API_KEY=... ./deploy.sh --project P --region R [--dry-run]
 #
 # Idempotent: every resource is created only when missing, IAM bindings are added (a no-op when
-# present), and a function is redeployed only when its staged code, requirements or deploy flags
-# changed (a hash of them is kept in the function's `deploy-hash` label). Never creates or prints
-# a secret's value. Run ./deploy.sh --help for the environment variables it reads.
+# present), a function is redeployed only when its staged code, requirements or deploy flags
+# changed (a hash of them is kept in the function's `deploy-hash` label), and the endpoint and
+# the subscription are found by their URLs: a second run changes nothing and rotates nothing. The
+# keys are checked with Stripe and Linq before anything is created. A secret's value is never
+# printed and never on a command line. Run ./deploy.sh --help for the variables it reads.
 set -euo pipefail
 
 # ---- Tunables ------------------------------------------------------------------------------------
@@ -26,7 +30,8 @@ INGEST_CONCURRENCY=1
 INGEST_MAX_INSTANCES=20
 
 # recover: one Stripe read, a Linq reachability check and two sends, each with its own timeout.
-RECOVER_TIMEOUT_S=120
+# Its timeout, RECOVER_TIMEOUT_S, is declared with the ledger lease that must outlive it
+# (shared/core/lease.py), and comes from tools/deploy_env.py below.
 # Ack deadline of the Eventarc subscription: the push request's timeout. It must stay above
 # RECOVER_TIMEOUT_S, or Pub/Sub redelivers a message while its first run is still going.
 ACK_DEADLINE_S=300
@@ -56,17 +61,14 @@ MIN_RETRY_DELAY=10s      # exponential backoff between redeliveries, from...
 MAX_RETRY_DELAY=600s     # ...to (Pub/Sub's maximum).
 DLQ_RETENTION=7d         # how long dead letters stay in the pull subscription (max 31d).
 
-# The send ledger (shared/adapters/ledger.py): a Firestore database of its own, in the functions' region
-# unless FIRESTORE_LOCATION says otherwise; records expire through a TTL policy on expire_at.
-FIRESTORE_DATABASE=${FIRESTORE_DATABASE:-dunning}
-LEDGER_COLLECTION=dunning_sends # shared/adapters/ledger.py COLLECTION
+# The send ledger (shared/adapters/ledger.py): a Firestore database of its own (FIRESTORE_DATABASE,
+# in FIRESTORE_LOCATION), whose records in LEDGER_COLLECTION expire through a TTL policy.
 LEDGER_TTL_FIELD=expire_at
 
 # ---- Names ---------------------------------------------------------------------------------------
 INGEST_FN=dunning-ingest
 RECOVER_FN=dunning-recover
 RELEASE_FN=dunning-release
-SWEEP_TOPIC=dunning-release-sweep # standins/stack.py SWEEP_TOPIC
 SWEEP_JOB=dunning-release-sweep
 LINQ_INTAKE_FN=dunning-linq-intake
 LINQ_EVENT_FN=dunning-linq-events
@@ -85,11 +87,11 @@ BUILD_SA_NAME=dunning-build
 SOURCE_BUCKET_PREFIX=gs://gcf-v2-sources # + -PROJECT_NUMBER-REGION, as Cloud Functions names it
 IMAGE_REPOSITORY=gcf-artifacts           # in the functions' region
 WEBHOOK_SECRET=stripe-webhook-secret
-STRIPE_KEY_SECRET=stripe-api-key
-LINQ_KEY_SECRET=linq-api-key
 SLACK_SECRET=slack-webhook-url
-LINQ_HOOK_SECRET=linq-webhook-secret # ./dev linq-webhook (tools/linq_webhook.py) writes it
-STRIPE_API_VERSION=2026-10-28.endive # the version the code is written for (stripe.api_version)
+LINQ_HOOK_SECRET=linq-webhook-secret
+# What a signing secret holds until the vendor's own is stored: the intake answers 503 meanwhile
+# and verifies nothing, so the sender retries.
+PLACEHOLDER=not-set-yet
 DASHBOARD_NAME="Dunning by text" # displayName in monitoring/dashboard.json
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
@@ -102,37 +104,137 @@ export CLOUDSDK_CORE_DISABLE_PROMPTS=1
 
 usage() {
   cat <<'EOF'
-Usage: deploy.sh --project PROJECT --region REGION [--dry-run]
+Usage: STRIPE_API_KEY=... LINQ_API_KEY=... deploy.sh --project PROJECT --region REGION [--dry-run]
+
+Deploys everything, creates the Stripe webhook endpoint and the Linq webhook subscription of the
+two intakes, stores their signing secrets in Secret Manager and deploys the intakes again pinned
+to them; run again, it changes nothing. Needs gcloud's credentials and Application Default
+Credentials (gcloud auth application-default login) for Secret Manager.
 
   --project P   Google Cloud project (else $GOOGLE_CLOUD_PROJECT or $CLOUDSDK_CORE_PROJECT)
   --region R    region of the functions (else $REGION or $CLOUDSDK_FUNCTIONS_REGION)
-  --dry-run     print every gcloud command instead of running it; lookups print too and
-                return placeholders, and every resource is assumed missing
+  --dry-run     print every gcloud command, and every Stripe and Linq call (as curl, keys
+                masked), instead of running it; lookups print too and return placeholders, every
+                resource is assumed missing, and every secret that is not made from a value
+                present
   -h, --help    this help
 
-Environment:
-  PUBSUB_TOPIC                  topic id (default stripe-payment-failed)
-  STRIPE_WEBHOOK_SECRET_VERSION pin a secret version (default: the newest ENABLED version,
-  STRIPE_API_KEY_VERSION          resolved at deploy time; never "latest")
-  LINQ_API_KEY_VERSION
-  SLACK_WEBHOOK_URL_VERSION
-  LINQ_WEBHOOK_SECRET_VERSION
-  SLACK                         1: require secret slack-webhook-url; 0: never use it;
-                                unset: use it when it exists
-  LINQ_EVENTS_TOPIC             topic id of verified Linq webhooks (default linq-events)
-  FIRESTORE_DATABASE            the send ledger's database (default dunning)
-  FIRESTORE_LOCATION            where to create it (default: the region)
-  LINQ_SENDER, DEFAULT_PHONE_REGION, MESSAGE_TEMPLATE, MESSAGE_TEMPLATE_<LANG>,
-  BRAND_NAME, TEXT_ON_ATTEMPTS, DRY_RUN
-                                passed to the recover function when set
-  BUILD_DIR                     where the functions are staged (default ./build)
+Environment (each one read as the function that reads it will, before anything is created;
+the list is tools/deploy_env.py's, from shared/workflow/settings.py):
+  STRIPE_API_KEY                Stripe secret or restricted key (sk_..., rk_...). deploy.sh deploys
+                                it from a secret: the one an sm:// reference names, else
+                                stripe-api-key, made from the value when missing; it checks the key
+                                with Stripe before anything is created and manages the webhook
+                                endpoint with it, so a restricted key needs the Webhook Endpoints
+                                write permission too (recover, deploy.sh; default: required)
+  STRIPE_CONNECT_ACCOUNTS       the Stripe Connect accounts whose failed payments are texted,
+                                besides the platform's own: * for every connected account, or
+                                account ids separated by commas (acct_1A2b3C,acct_4D5e6F). Any other
+                                connected account's event is acknowledged, never queued, with a
+                                skipped:account_not_enabled result line. Set, deploy.sh creates the
+                                Stripe endpoint with connect=true (ingest, deploy.sh; default: none:
+                                the platform's own invoices only)
+  WEBHOOK_BODY_SECONDS          how long an intake waits for a webhook's body once its headers are
+                                in, in seconds (more than 0, at most 15: the body, the secret and
+                                the publish fit the intake's 30 s); a body not whole by then is
+                                answered 408 and its connection closed (ingest, linq-intake;
+                                default: 10)
+  LINQ_API_KEY                  Linq partner API token. deploy.sh deploys it from a secret: the one
+                                an sm:// reference names, else linq-api-key, made from the value
+                                when missing; it checks the token with Linq before anything is
+                                created and subscribes the Linq intake with it (recover, deploy.sh;
+                                default: required)
+  GOOGLE_CLOUD_PROJECT          project of the topic (ingest, backfill) and of the send ledger
+                                (recover); deploy.sh's project when --project is not given (ingest,
+                                recover, release, linq-intake, linq-events, deploy.sh; default:
+                                required)
+  STRIPE_API_BASE               Stripe API base URL; https:// (plain http:// only for 127.0.0.1 and
+                                localhost, where the stand-ins run) (recover, deploy.sh; default:
+                                https://api.stripe.com)
+  LINQ_API_BASE                 Linq API base URL, without a trailing /v3; https:// (plain http://
+                                only for 127.0.0.1 and localhost) (recover, deploy.sh; default:
+                                https://api.linqapp.com/api/partner)
+  FIRESTORE_DATABASE            Firestore database (native mode) holding the send ledger (recover,
+                                release, linq-events, deploy.sh; default: dunning)
+  PUBSUB_TOPIC                  topic id failed payments are published to (and deferred ones
+                                re-published to) (ingest, release, deploy.sh; default:
+                                stripe-payment-failed)
+  LINQ_SENDER                   E.164 line to send from when the account has several (recover;
+                                default: first usable line)
+  DEFAULT_PHONE_REGION          region for numbers written without a country code (recover; default:
+                                US (the customer's address country wins))
+  MESSAGE_TEMPLATE              the text; placeholders {first_name} {description} {amount} {brand};
+                                must contain STOP, no {url}, no URL, and fit in 319 characters with
+                                BRAND_NAME and the longest amount Stripe accepts in any currency
+                                (IDR 9,999,999,999.99, 20 characters) (recover; default: the
+                                built-in text (the branded one when BRAND_NAME is set))
+  MESSAGE_TEMPLATE_<LANG>       the text for customers whose first preferred locale is in language
+                                <LANG>, a two- or three-letter ISO 639 code in upper case
+                                (MESSAGE_TEMPLATE_ES); checked like MESSAGE_TEMPLATE (recover;
+                                default: MESSAGE_TEMPLATE)
+  ACTION_TEMPLATE               the text when the invoice's latest payment waits for the customer to
+                                confirm it (3-D Secure: its PaymentIntent is requires_action); the
+                                same placeholders and checks as MESSAGE_TEMPLATE (recover; default:
+                                the built-in 3-D Secure text (the branded one when BRAND_NAME is
+                                set))
+  ACTION_TEMPLATE_<LANG>        the 3-D Secure text for customers whose first preferred locale is in
+                                language <LANG> (ACTION_TEMPLATE_ES); checked like MESSAGE_TEMPLATE
+                                (recover; default: MESSAGE_TEMPLATE_<LANG> of that language, else
+                                ACTION_TEMPLATE)
+  BRAND_NAME                    who is writing, for {brand}: at most 40 characters, not a URL or a
+                                domain (Linq's first-message rule) (recover; default: none; a
+                                template with {brand} then fails to start)
+  TEXT_ON_ATTEMPTS              which failed attempts get a text: all, or attempt numbers such as
+                                1,3; the others end as skipped:policy (recover; default: all (one
+                                text per failed payment))
+  DRY_RUN                       true: decide everything, send nothing, record nothing, log dry_run
+                                lines (true/false, 1/0, yes/no) (recover; default: false)
+  QUIET_HOURS                   the window, in the recipient's local time, in which nothing is sent:
+                                HH:MM-HH:MM (may cross midnight), or off; a failure inside it is
+                                deferred to the window's end (deferred:quiet_hours) and sent then if
+                                it still should be (recover; default: 21:00-08:00 (US rules for such
+                                messages: 08:00-21:00 local))
+  HOLDOUT_PERCENT               the share of failed payments kept untexted to measure what the texts
+                                cause (skipped:holdout), 0 to 50; chosen by a stable hash of the
+                                invoice id, so an invoice stays in its group across attempts and
+                                replays (recover; default: 0)
+  LEASE_SECONDS                 how long a run owns a failed payment before another may take it over
+                                (the ledger lease), in whole seconds up to 3600; deploy.sh refuses
+                                one that is not longer than the recover function's timeout (120 s),
+                                so no run outlives its lease (recover; default: 180)
+  LINQ_EVENTS_TOPIC             topic id verified Linq webhooks are published to (linq-intake,
+                                deploy.sh; default: linq-events)
+  REGION                        the functions' region when --region is not given (deploy.sh;
+                                default: CLOUDSDK_FUNCTIONS_REGION)
+  CLOUDSDK_FUNCTIONS_REGION     gcloud's region of functions: the region when neither --region nor
+                                REGION is given (deploy.sh; default: unset)
+  CLOUDSDK_CORE_PROJECT         gcloud's project: the project when neither --project nor
+                                GOOGLE_CLOUD_PROJECT is given (deploy.sh; default: unset)
+  FIRESTORE_LOCATION            where the send ledger's database is created (deploy.sh; default: the
+                                functions' region)
+  STRIPE_WEBHOOK_SECRET_VERSION the version of the secret deployed as STRIPE_WEBHOOK_SECRET to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  STRIPE_API_KEY_VERSION        the version of the secret deployed as STRIPE_API_KEY to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  LINQ_API_KEY_VERSION          the version of the secret deployed as LINQ_API_KEY to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  SLACK_WEBHOOK_URL_VERSION     the version of the secret deployed as SLACK_WEBHOOK_URL to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  LINQ_WEBHOOK_SECRET_VERSION   the version of the secret deployed as LINQ_WEBHOOK_SECRET to pin
+                                (deploy.sh; default: the newest ENABLED one, never latest)
+  SLACK                         1: the recover and Linq event functions get SLACK_WEBHOOK_URL from
+                                the secret slack-webhook-url, which must exist; 0: never (deploy.sh;
+                                default: when the secret exists)
+  BUILD_DIR                     where the functions are staged (deploy.sh; default: build in the
+                                checkout)
   PYTHON                        the checkout's environment, whose pinned packages are shipped
-                                (default .venv/bin/python, made by ./dev setup)
+                                (deploy.sh; default: .venv/bin/python (./dev setup makes it))
 
-Secrets (created by you, never by this script):
-  stripe-webhook-secret, stripe-api-key, linq-api-key, linq-webhook-secret (./dev linq-webhook
-  adds its real value), and optionally slack-webhook-url:
-    printf %s "$VALUE" | gcloud secrets create NAME --data-file=-
+Secrets: stripe-api-key and linq-api-key are made from the keys' values when missing (or are
+the secrets their sm:// references name); stripe-webhook-secret and linq-webhook-secret are made
+holding a placeholder, then get the signing secrets Stripe and Linq return as new versions. The
+optional slack-webhook-url is yours to create:
+    printf %s "$VALUE" | gcloud secrets create slack-webhook-url --data-file=-
 EOF
 }
 
@@ -179,38 +281,6 @@ fi
 [[ $PROJECT =~ ^[a-z0-9][a-z0-9.:-]*[a-z0-9]$ ]] || usage_error "not a project id: $PROJECT"
 [[ $REGION =~ ^[a-z]+(-[a-z0-9]+)+$ ]] || usage_error "not a region: $REGION"
 
-TOPIC=${PUBSUB_TOPIC:-stripe-payment-failed}
-# The rule of shared/workflow/settings.py (an id, not a path), shorter so the dead-letter names fit too.
-[[ $TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $TOPIC != goog* ]] ||
-  usage_error "PUBSUB_TOPIC must be a Pub/Sub topic id, got: $TOPIC"
-DLQ_TOPIC=$TOPIC-dead-letter
-DLQ_SUB=$TOPIC-dead-letter-pull
-LINQ_TOPIC=${LINQ_EVENTS_TOPIC:-linq-events}
-[[ $LINQ_TOPIC =~ ^[A-Za-z][A-Za-z0-9._~+%-]{2,200}$ && $LINQ_TOPIC != goog* ]] ||
-  usage_error "LINQ_EVENTS_TOPIC must be a Pub/Sub topic id, got: $LINQ_TOPIC"
-[[ $LINQ_TOPIC != "$TOPIC" ]] || usage_error "LINQ_EVENTS_TOPIC must differ from PUBSUB_TOPIC"
-LINQ_DLQ_TOPIC=$LINQ_TOPIC-dead-letter
-LINQ_DLQ_SUB=$LINQ_TOPIC-dead-letter-pull
-
-((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
-  die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
-# A ledger lease shorter than a run could let a second run take over a payment still being sent.
-if [[ -n ${LEASE_SECONDS:-} ]]; then
-  if [[ ! $LEASE_SECONDS =~ ^[0-9]+$ ]] || ((LEASE_SECONDS <= RECOVER_TIMEOUT_S)); then
-    usage_error "LEASE_SECONDS must be whole seconds above $RECOVER_TIMEOUT_S, got: $LEASE_SECONDS"
-  fi
-fi
-
-[[ $FIRESTORE_DATABASE =~ ^[a-z][a-z0-9-]{2,61}[a-z0-9]$ ]] ||
-  usage_error "FIRESTORE_DATABASE must be a database id such as dunning, got: $FIRESTORE_DATABASE"
-FIRESTORE_LOCATION=${FIRESTORE_LOCATION:-$REGION}
-for var in STRIPE_WEBHOOK_SECRET_VERSION STRIPE_API_KEY_VERSION LINQ_API_KEY_VERSION \
-  SLACK_WEBHOOK_URL_VERSION LINQ_WEBHOOK_SECRET_VERSION; do
-  [[ ${!var:-} =~ ^([1-9][0-9]*)?$ ]] ||
-    usage_error "$var must be a version number, got '${!var}': versions are pinned, never 'latest'"
-done
-[[ ${SLACK:-} =~ ^[01]?$ ]] || usage_error "SLACK must be 1, 0 or unset, got: $SLACK"
-
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 INGEST_SA=$INGEST_SA_NAME@$PROJECT.iam.gserviceaccount.com
 RECOVER_SA=$RECOVER_SA_NAME@$PROJECT.iam.gserviceaccount.com
@@ -222,6 +292,23 @@ BUILD_SA=$BUILD_SA_NAME@$PROJECT.iam.gserviceaccount.com
 BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-service-account takes
 [[ -x $PYTHON ]] || command -v "$PYTHON" >/dev/null ||
   die "no Python environment at $PYTHON: run ./dev setup (or set PYTHON)"
+
+# Every variable deploy.sh and the functions read, checked as they will read it (exit 2 if one is
+# wrong); each function's plain ones go to BUILD_DIR/<function>.env.yaml, and the names the
+# resources below are created with come back as shell assignments of these, with, for each key,
+# its secret, how STRIPE_API_KEY / LINQ_API_KEY give it (value, reference or not at all) and the
+# version to pin (STRIPE_API_KEY_VERSION / LINQ_API_KEY_VERSION, or the reference's):
+TOPIC="" LINQ_TOPIC="" FIRESTORE_DATABASE="" FIRESTORE_LOCATION="" RECOVER_TIMEOUT_S=""
+LEDGER_COLLECTION="" SWEEP_TOPIC="" STRIPE_KEY_SECRET="" STRIPE_KEY_GIVEN="" LINQ_KEY_SECRET=""
+LINQ_KEY_GIVEN=""
+names=$(PYTHONPATH=$ROOT "$PYTHON" -m tools.deploy_env "$BUILD_DIR" "$PROJECT" "$REGION") || exit $?
+eval "$names"
+DLQ_TOPIC=$TOPIC-dead-letter
+DLQ_SUB=$TOPIC-dead-letter-pull
+LINQ_DLQ_TOPIC=$LINQ_TOPIC-dead-letter
+LINQ_DLQ_SUB=$LINQ_TOPIC-dead-letter-pull
+((RECOVER_TIMEOUT_S < ACK_DEADLINE_S)) ||
+  die "RECOVER_TIMEOUT_S ($RECOVER_TIMEOUT_S) must stay below ACK_DEADLINE_S ($ACK_DEADLINE_S)"
 
 # ---- Running gcloud ------------------------------------------------------------------------------
 # Every gcloud command is shown as one shell-quoted line starting with "+ ": on stdout in a dry
@@ -290,15 +377,10 @@ exists() {
 # modules it imports and a requirements.txt pinning every package it needs, transitive ones
 # included, to the version in requirements-dev.lock with the hashes of its files, so Cloud Build's
 # pip installs what CI installed, tested and `./dev audit` audits, and refuses any other file;
-# nothing else (no tests, stand-ins, bench, pytest). BUILD_DIR/recover.env.yaml gets the
-# recover function's plain variables: the project and ledger database, and the optional settings
-# that are set, as JSON strings, which YAML reads back verbatim (MESSAGE_TEMPLATE has braces and
-# commas, which --set-env-vars would split). The work is tools/stage.py's, which reads the
+# nothing else (no tests, stand-ins, bench, pytest). The work is tools/stage.py's, which reads the
 # installed packages' metadata: it runs with the checkout's environment (./dev setup).
 stage() {
-  mkdir -p "$BUILD_DIR"
-  GOOGLE_CLOUD_PROJECT=$PROJECT FIRESTORE_DATABASE=$FIRESTORE_DATABASE PYTHONPATH=$ROOT \
-    "$PYTHON" -m tools.stage "$BUILD_DIR"
+  PYTHONPATH=$ROOT "$PYTHON" -m tools.stage "$BUILD_DIR"
 }
 
 # deploy_hash DIR EXTRA...: a label-safe digest of DIR's files (names and contents) and EXTRA.
@@ -311,16 +393,20 @@ deploy_hash() {
   } | sha256sum | cut -c1-32
 }
 
-# deploy_function NAME DIR EXTRA FLAGS...: deploys NAME from DIR unless its deploy-hash label
-# already matches the staged files, the flags and EXTRA (what the flags point to). The hash
-# leaves out local paths (--env-vars-file), so another checkout does not redeploy for nothing.
+# deploy_function NAME DIR FLAGS...: deploys NAME from DIR unless its deploy-hash label already
+# matches the staged files and the flags. An --env-vars-file counts by its content, not its local
+# path, so another checkout does not redeploy for nothing.
 deploy_function() {
-  local name=$1 dir=$2 extra=$3 hash current arg hashed=()
-  shift 3
+  local name=$1 dir=$2 hash current arg hashed=()
+  shift 2
   for arg in "$@"; do
-    [[ $arg == --env-vars-file=* ]] || hashed+=("$arg")
+    if [[ $arg == --env-vars-file=* ]]; then
+      hashed+=("env:$(sha256sum <"${arg#*=}")")
+    else
+      hashed+=("$arg")
+    fi
   done
-  hash=$(deploy_hash "$dir" "$extra" "${hashed[@]}")
+  hash=$(deploy_hash "$dir" "${hashed[@]}")
   current=$(query '<none>' gcloud functions describe "$name" --region="$REGION" \
     --project="$PROJECT" '--format=value(labels.deploy-hash)' 2>/dev/null) || current=""
   if [[ $current == "$hash" ]]; then
@@ -332,28 +418,11 @@ deploy_function() {
 }
 
 # ---- Secrets -------------------------------------------------------------------------------------
-# secret_version NAME VERSION_VARIABLE: sets VERSION to the pinned version of secret NAME: the
-# variable's value if set (it must be ENABLED), else the newest ENABLED version.
+# secret_version NAME VERSION_VARIABLE: sets VERSION to the pinned version of secret NAME, which
+# exists: the variable's value if set (it must be ENABLED), else the newest ENABLED version.
 VERSION=""
 secret_version() {
   local name=$1 pinned=${!2:-} found state
-  if ! exists present gcloud secrets describe "$name" --project="$PROJECT"; then
-    local extra=""
-    if [[ $name == "$WEBHOOK_SECRET" ]]; then
-      extra=$'\n'"Before the Stripe endpoint exists, create it with the placeholder not-set-yet"
-      extra+=" (VALUE=not-set-yet): until the endpoint's signing secret is added as a new"
-      extra+=" version and deploy.sh runs again, the ingest function answers every webhook 503"
-      extra+=" and verifies nothing; Stripe retries them (for up to three days in live mode), so"
-      extra+=" none is lost."
-    elif [[ $name == "$LINQ_HOOK_SECRET" ]]; then
-      extra=$'\n'"Before the Linq webhook subscription exists, create it with the placeholder"
-      extra+=" not-set-yet: the Linq intake then answers 503 and verifies nothing until"
-      extra+=" ./dev linq-webhook URL stores the subscription's signing secret as a new version"
-      extra+=" and deploy.sh runs again."
-    fi
-    die "secret $name does not exist in project $PROJECT (or you cannot read it). Create it with:
-  printf %s \"\$VALUE\" | gcloud secrets create $name --project=$PROJECT --data-file=-$extra"
-  fi
   if [[ -n $pinned ]]; then
     state=$(query ENABLED gcloud secrets versions describe "$pinned" --secret="$name" \
       --project="$PROJECT" '--format=value(state)') || state=""
@@ -370,23 +439,90 @@ secret_version() {
   VERSION=$found
 }
 
-# ---- 1. APIs -------------------------------------------------------------------------------------
+# make_secret NAME: creates secret NAME holding what comes on stdin, so that a value is never on
+# a command line (ps shows those) nor printed. A dry run drains it instead: the pipe that feeds
+# it never breaks.
+make_secret() {
+  run gcloud secrets create "$1" --project="$PROJECT" --replication-policy=automatic \
+    --data-file=-
+  ((!PRINT_ONLY)) || cat >/dev/null
+}
+
+# key_source NAME GIVEN VALUE VERSION_VARIABLE: the secret NAME a key is deployed from, looked up
+# (nothing is made here). Sets KEY, the key the checks below use, which is the one the functions
+# get: the pinned version of NAME (VERSION), or, when NAME is missing and the variable gives the
+# key's value (GIVEN is "value"), that value (VERSION is then empty: NAME is made from it below).
+KEY=""
+key_source() {
+  local name=$1 given=$2 value=$3 variable=${4%_VERSION} assume=present
+  # A dry run shows a secret made from a value as made, the key masked.
+  [[ $given != value ]] || assume=missing
+  if exists "$assume" gcloud secrets describe "$name" --project="$PROJECT"; then
+    secret_version "$name" "$4"
+    KEY="sm://$PROJECT/$name#$VERSION"
+    [[ $given != value ]] ||
+      note "secret $name exists: the functions get its version $VERSION, not the value of" \
+        "$variable (to change the key: printf %s \"\$$variable\" | gcloud secrets versions add" \
+        "$name --project=$PROJECT --data-file=-)"
+  elif [[ $given == value ]]; then
+    KEY=$value VERSION=""
+  elif [[ $given == reference ]]; then
+    die "secret $name, which $variable names, does not exist in project $PROJECT (or you cannot read it)"
+  else
+    die "secret $name does not exist in project $PROJECT (or you cannot read it): set $variable" \
+      "to the key, from which deploy.sh makes it, or to an sm:// reference to the secret that" \
+      "holds it"
+  fi
+}
+
+# go_live STEP ARGS...: tools/go_live.py, the keys the functions get in its environment (never
+# on its command line); in a dry run it prints the calls it would make.
+go_live() {
+  local step=$1
+  shift
+  ((!PRINT_ONLY)) || set -- "$@" --dry-run
+  STRIPE_API_KEY=$STRIPE_KEY LINQ_API_KEY=$LINQ_KEY GOOGLE_CLOUD_PROJECT=$PROJECT \
+    PYTHONPATH=$ROOT "$PYTHON" -m tools.go_live "$step" "$@"
+}
+
+# ---- 1. The keys, checked with Stripe and Linq before anything is created -------------------------
+note "Stripe and Linq keys"
+key_source "$STRIPE_KEY_SECRET" "$STRIPE_KEY_GIVEN" "${STRIPE_API_KEY:-}" STRIPE_API_KEY_VERSION
+STRIPE_KEY=$KEY STRIPE_KEY_VERSION=$VERSION
+key_source "$LINQ_KEY_SECRET" "$LINQ_KEY_GIVEN" "${LINQ_API_KEY:-}" LINQ_API_KEY_VERSION
+LINQ_KEY=$KEY LINQ_KEY_VERSION=$VERSION
+# Stripe takes the key, which may manage webhook endpoints; Linq takes its token.
+go_live check
+
+# ---- 2. APIs -------------------------------------------------------------------------------------
 note "project $PROJECT, region $REGION, topic $TOPIC"
 run gcloud services enable "${APIS[@]}" --project="$PROJECT"
 
-# ---- 2. Stage the two functions ------------------------------------------------------------------
+# ---- 3. Stage the two functions ------------------------------------------------------------------
 stage
 INGEST_DIR=$BUILD_DIR/ingest
 RECOVER_DIR=$BUILD_DIR/recover
 
-# ---- 3. Secrets: the versions to pin (read only: a missing secret stops the run here) ------------
+# ---- 4. Secrets: made when missing, and the versions to pin --------------------------------------
 note "secrets"
+# A key given as its value: its secret is made from it. The signing secrets start as the
+# placeholder, until step 13 stores what Stripe and Linq return.
+if [[ -z $STRIPE_KEY_VERSION ]]; then
+  printf %s "$STRIPE_KEY" | make_secret "$STRIPE_KEY_SECRET"
+  secret_version "$STRIPE_KEY_SECRET" STRIPE_API_KEY_VERSION
+  STRIPE_KEY_VERSION=$VERSION
+fi
+if [[ -z $LINQ_KEY_VERSION ]]; then
+  printf %s "$LINQ_KEY" | make_secret "$LINQ_KEY_SECRET"
+  secret_version "$LINQ_KEY_SECRET" LINQ_API_KEY_VERSION
+  LINQ_KEY_VERSION=$VERSION
+fi
+for name in "$WEBHOOK_SECRET" "$LINQ_HOOK_SECRET"; do
+  exists missing gcloud secrets describe "$name" --project="$PROJECT" ||
+    printf %s "$PLACEHOLDER" | make_secret "$name"
+done
 secret_version "$WEBHOOK_SECRET" STRIPE_WEBHOOK_SECRET_VERSION
 WEBHOOK_VERSION=$VERSION
-secret_version "$STRIPE_KEY_SECRET" STRIPE_API_KEY_VERSION
-STRIPE_KEY_VERSION=$VERSION
-secret_version "$LINQ_KEY_SECRET" LINQ_API_KEY_VERSION
-LINQ_KEY_VERSION=$VERSION
 RECOVER_SECRETS="STRIPE_API_KEY=$STRIPE_KEY_SECRET:$STRIPE_KEY_VERSION"
 RECOVER_SECRETS+=",LINQ_API_KEY=$LINQ_KEY_SECRET:$LINQ_KEY_VERSION"
 RECOVER_SECRET_NAMES=("$STRIPE_KEY_SECRET" "$LINQ_KEY_SECRET")
@@ -403,13 +539,17 @@ LINQ_HOOK_VERSION=$VERSION
 # linq events: Slack only (replies, STOPs and line alerts go to the team).
 LINQ_EVENT_SECRETS=""
 if ((use_slack)); then
+  exists present gcloud secrets describe "$SLACK_SECRET" --project="$PROJECT" ||
+    die "secret $SLACK_SECRET does not exist in project $PROJECT (or you cannot read it), and" \
+      "SLACK=1 asks for it. Create it with:
+  printf %s \"\$VALUE\" | gcloud secrets create $SLACK_SECRET --project=$PROJECT --data-file=-"
   secret_version "$SLACK_SECRET" SLACK_WEBHOOK_URL_VERSION
   RECOVER_SECRETS+=",SLACK_WEBHOOK_URL=$SLACK_SECRET:$VERSION"
   RECOVER_SECRET_NAMES+=("$SLACK_SECRET")
   LINQ_EVENT_SECRETS="SLACK_WEBHOOK_URL=$SLACK_SECRET:$VERSION"
 fi
 
-# ---- 4. Topics: the trigger topics, and dead-letter topics with pull subscriptions ---------------
+# ---- 5. Topics: the trigger topics, and dead-letter topics with pull subscriptions ---------------
 note "topics"
 for topic in "$TOPIC" "$DLQ_TOPIC" "$SWEEP_TOPIC" "$LINQ_TOPIC" "$LINQ_DLQ_TOPIC"; do
   exists missing gcloud pubsub topics describe "$topic" --project="$PROJECT" ||
@@ -423,7 +563,7 @@ for pair in "$DLQ_SUB:$DLQ_TOPIC" "$LINQ_DLQ_SUB:$LINQ_DLQ_TOPIC"; do
       --topic="${pair#*:}" --message-retention-duration="$DLQ_RETENTION" --expiration-period=never
 done
 
-# ---- 5. Service accounts: one per function, one for the Eventarc trigger, one for builds ---------
+# ---- 6. Service accounts: one per function, one for the Eventarc trigger, one for builds ---------
 note "service accounts"
 for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
   "$RECOVER_SA_NAME:dunning recover (texts the customer)" \
@@ -438,7 +578,7 @@ for pair in "$INGEST_SA_NAME:dunning ingest (Stripe webhook)" \
     run gcloud iam service-accounts create "$sa" --project="$PROJECT" --display-name="${pair#*:}"
 done
 
-# ---- 6. The send ledger: a Firestore database with a TTL policy ----------------------------------
+# ---- 7. The send ledger: a Firestore database with a TTL policy ----------------------------------
 note "Firestore send ledger"
 exists missing gcloud firestore databases describe --database="$FIRESTORE_DATABASE" \
   --project="$PROJECT" ||
@@ -465,7 +605,7 @@ for field in due_at released_at; do
   fi
 done
 
-# ---- 7. IAM: least privilege for each function ---------------------------------------------------
+# ---- 8. IAM: least privilege for each function ---------------------------------------------------
 note "IAM: least privilege for each function"
 # ingest: publish to its topic, read the webhook signing secret; nothing else.
 grant gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
@@ -523,7 +663,7 @@ grant gcloud artifacts repositories add-iam-policy-binding "$IMAGE_REPOSITORY" \
 grant gcloud projects add-iam-policy-binding "$PROJECT" --member="serviceAccount:$BUILD_SA" \
   --role=roles/logging.logWriter --condition=None
 
-# ---- 8. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
+# ---- 9. Pub/Sub service agent: dead-lettering, and push tokens for the trigger -------------------
 PUBSUB_AGENT=serviceAccount:service-$PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com
 for topic in "$DLQ_TOPIC" "$LINQ_DLQ_TOPIC"; do
   grant gcloud pubsub topics add-iam-policy-binding "$topic" --project="$PROJECT" \
@@ -534,28 +674,44 @@ grant gcloud iam service-accounts add-iam-policy-binding "$TRIGGER_SA" --project
   --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator \
   --condition=None
 
-# ---- 9. Functions --------------------------------------------------------------------------------
+# ---- 10. Functions -------------------------------------------------------------------------------
+# Each function's plain variables are in BUILD_DIR/<function>.env.yaml (tools/deploy_env.py),
+# beside the sources, so not uploaded with them: YAML keeps every value whole, where
+# --set-env-vars would split a template or a list of accounts at its commas.
+# deploy_intake NAME ENTRY_POINT ACCOUNT MAX_INSTANCES ENV_FILE VARIABLE=SECRET:VERSION: one of the
+# two public intakes, both of the ingest source (ingest_fn/main.py), its signing secret pinned.
+deploy_intake() {
+  deploy_function "$1" "$INGEST_DIR" \
+    --runtime="$RUNTIME" --entry-point="$2" --trigger-http --allow-unauthenticated \
+    --service-account="$3" --build-service-account="$BUILD_SA_PATH" --memory="$INGEST_MEMORY" \
+    --concurrency="$INGEST_CONCURRENCY" --max-instances="$4" --timeout="${INGEST_TIMEOUT_S}s" \
+    --env-vars-file="$BUILD_DIR/$5.env.yaml" --set-secrets="$6"
+}
+# deploy_ingest VERSION and deploy_linq_intake VERSION: each pinned to VERSION of its signing
+# secret (deployed again in step 13 once the vendor's own is stored). The Linq intake has a public
+# URL of its own, which step 13 subscribes to Linq's events.
+deploy_ingest() {
+  deploy_intake "$INGEST_FN" stripe_webhook "$INGEST_SA" "$INGEST_MAX_INSTANCES" ingest \
+    "STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$1"
+}
+deploy_linq_intake() {
+  deploy_intake "$LINQ_INTAKE_FN" linq_webhook "$LINQ_INTAKE_SA" "$LINQ_INTAKE_MAX_INSTANCES" \
+    linq-intake "LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$1"
+}
+
 note "ingest function"
-deploy_function "$INGEST_FN" "$INGEST_DIR" "" \
-  --runtime="$RUNTIME" --entry-point=stripe_webhook --trigger-http --allow-unauthenticated \
-  --service-account="$INGEST_SA" --build-service-account="$BUILD_SA_PATH" \
-  --memory="$INGEST_MEMORY" \
-  --concurrency="$INGEST_CONCURRENCY" --max-instances="$INGEST_MAX_INSTANCES" \
-  --timeout="${INGEST_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,PUBSUB_TOPIC=$TOPIC" \
-  --set-secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$WEBHOOK_VERSION"
+deploy_ingest "$WEBHOOK_VERSION"
 
 note "recover function"
 # Ingress internal-only: only Eventarc's push from the project's own Pub/Sub reaches it, never
 # a request from the internet.
-ENV_FILE=$BUILD_DIR/recover.env.yaml # outside the source directory: not uploaded
-deploy_function "$RECOVER_FN" "$RECOVER_DIR" "env:$(sha256sum <"$ENV_FILE")" \
+deploy_function "$RECOVER_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=recover_payment --trigger-topic="$TOPIC" --retry \
   --service-account="$RECOVER_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
   --memory="$RECOVER_MEMORY" --concurrency="$RECOVER_CONCURRENCY" \
   --max-instances="$RECOVER_MAX_INSTANCES" --timeout="${RECOVER_TIMEOUT_S}s" \
-  --env-vars-file="$ENV_FILE" --set-secrets="$RECOVER_SECRETS"
+  --env-vars-file="$BUILD_DIR/recover.env.yaml" --set-secrets="$RECOVER_SECRETS"
 # Eventarc calls the function as the trigger account: it needs run.invoker on this service only.
 grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
@@ -563,13 +719,12 @@ grant gcloud functions add-invoker-policy-binding "$RECOVER_FN" --region="$REGIO
 note "release function and its schedule"
 # The same source as recover (recover_fn/main.py), another entry point. No --retry: the next
 # tick comes in five minutes, and whatever a failed sweep left is found by it.
-deploy_function "$RELEASE_FN" "$RECOVER_DIR" "" \
+deploy_function "$RELEASE_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=release_deferred --trigger-topic="$SWEEP_TOPIC" \
   --service-account="$RELEASE_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
   --memory="$RELEASE_MEMORY" --max-instances="$RELEASE_MAX_INSTANCES" \
-  --timeout="${RELEASE_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE,PUBSUB_TOPIC=$TOPIC"
+  --timeout="${RELEASE_TIMEOUT_S}s" --env-vars-file="$BUILD_DIR/release.env.yaml"
 grant gcloud functions add-invoker-policy-binding "$RELEASE_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
 exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" \
@@ -579,20 +734,11 @@ exists missing gcloud scheduler jobs describe "$SWEEP_JOB" --location="$REGION" 
     --description="dunning: release payments deferred for the recipient's quiet hours"
 
 note "Linq intake and its subscriber"
-# The Linq intake ships with the ingest source (ingest_fn/main.py, entry point linq_webhook): a
-# public URL of its own, which ./dev linq-webhook subscribes to Linq's events.
-deploy_function "$LINQ_INTAKE_FN" "$INGEST_DIR" "" \
-  --runtime="$RUNTIME" --entry-point=linq_webhook --trigger-http --allow-unauthenticated \
-  --service-account="$LINQ_INTAKE_SA" --build-service-account="$BUILD_SA_PATH" \
-  --memory="$INGEST_MEMORY" \
-  --concurrency="$INGEST_CONCURRENCY" --max-instances="$LINQ_INTAKE_MAX_INSTANCES" \
-  --timeout="${INGEST_TIMEOUT_S}s" \
-  --set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,LINQ_EVENTS_TOPIC=$LINQ_TOPIC" \
-  --set-secrets="LINQ_WEBHOOK_SECRET=$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION"
+deploy_linq_intake "$LINQ_HOOK_VERSION"
 # The subscriber ships with the recover source (recover_fn/main.py, entry point linq_event).
-linq_event_flags=(--set-env-vars="GOOGLE_CLOUD_PROJECT=$PROJECT,FIRESTORE_DATABASE=$FIRESTORE_DATABASE")
+linq_event_flags=(--env-vars-file="$BUILD_DIR/linq-events.env.yaml")
 [[ -z $LINQ_EVENT_SECRETS ]] || linq_event_flags+=(--set-secrets="$LINQ_EVENT_SECRETS")
-deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" "" \
+deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" \
   --runtime="$RUNTIME" --entry-point=linq_event --trigger-topic="$LINQ_TOPIC" --retry \
   --service-account="$LINQ_EVENT_SA" --trigger-service-account="$TRIGGER_SA" \
   --build-service-account="$BUILD_SA_PATH" --ingress-settings=internal-only \
@@ -601,7 +747,7 @@ deploy_function "$LINQ_EVENT_FN" "$RECOVER_DIR" "" \
 grant gcloud functions add-invoker-policy-binding "$LINQ_EVENT_FN" --region="$REGION" \
   --project="$PROJECT" --member="serviceAccount:$TRIGGER_SA"
 
-# ---- 10. Dead-letter policy and backoff on the subscriptions Eventarc created --------------------
+# ---- 11. Dead-letter policy and backoff on the subscriptions Eventarc created --------------------
 note "dead-lettering"
 # dead_letter FUNCTION DLQ_TOPIC: the policy on the Pub/Sub subscription of FUNCTION's trigger.
 dead_letter() {
@@ -625,7 +771,7 @@ dead_letter() {
 dead_letter "$RECOVER_FN" "$DLQ_TOPIC"
 dead_letter "$LINQ_EVENT_FN" "$LINQ_DLQ_TOPIC"
 
-# ---- 11. Monitoring: log-based metrics from the result lines, and their dashboard ----------------
+# ---- 12. Monitoring: log-based metrics from the result lines, and their dashboard ----------------
 # The definitions are the files of monitoring/ (one metric per file, named after it). Each is
 # created when missing and otherwise left as it is; an edited definition is applied with
 # `gcloud logging metrics update NAME --config-from-file=...` (or `monitoring dashboards update`).
@@ -642,39 +788,71 @@ dashboards=$(query '' gcloud monitoring dashboards list --project="$PROJECT" \
   run gcloud monitoring dashboards create --project="$PROJECT" \
     --config-from-file="$ROOT/monitoring/dashboard.json"
 
-# ---- 12. The webhook URL and the next step -------------------------------------------------------
+# ---- 13. Live: the Stripe endpoint and the Linq subscription, the intakes pinned to them ----------
+note "Stripe webhook endpoint and Linq webhook subscription"
 url=$(query '<ingest-url>' gcloud functions describe "$INGEST_FN" --region="$REGION" \
   --project="$PROJECT" '--format=value(serviceConfig.uri)')
 linq_url=$(query '<linq-intake-url>' gcloud functions describe "$LINQ_INTAKE_FN" \
   --region="$REGION" --project="$PROJECT" '--format=value(serviceConfig.uri)')
+[[ -n $url && -n $linq_url ]] || die "could not read the URLs of $INGEST_FN and $LINQ_INTAKE_FN"
+# Each is found by its URL, or made and its signing secret stored as a new version of its
+# secret; what is live comes back as these (tools/go_live.py's Live.assignments).
+STRIPE_ENDPOINT="" STRIPE_ENDPOINT_CREATED="" STRIPE_MODE="" STRIPE_EVENTS="" WEBHOOK_NEW_VERSION=""
+LINQ_SUBSCRIPTION="" LINQ_HOOK_NEW_VERSION=""
+connect=(connect "$url" "$linq_url" --stripe-secret="$WEBHOOK_SECRET:$WEBHOOK_VERSION"
+  --linq-secret="$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION")
+if ((PRINT_ONLY)); then
+  go_live "${connect[@]}"
+  STRIPE_ENDPOINT='<endpoint-id>' STRIPE_MODE='<mode>' STRIPE_EVENTS='<events>'
+  LINQ_SUBSCRIPTION='<subscription-id>'
+  WEBHOOK_NEW_VERSION='<new-version>' LINQ_HOOK_NEW_VERSION='<new-version>'
+else
+  live=$(go_live "${connect[@]}") || exit $?
+  eval "$live"
+fi
+# An endpoint this run made is deleted again if deploying the intakes fails: the next run starts
+# clean.
+undo_endpoint=$STRIPE_ENDPOINT_CREATED
+withdraw_endpoint() {
+  local status=$?
+  if ((status != 0)) && [[ -n $undo_endpoint ]]; then
+    note "deleting the Stripe endpoint this run made ($undo_endpoint)"
+    go_live undo "$undo_endpoint" || true
+  fi
+}
+trap withdraw_endpoint EXIT
+if [[ -n $WEBHOOK_NEW_VERSION ]]; then
+  note "ingest function, with the endpoint's signing secret"
+  deploy_ingest "$WEBHOOK_NEW_VERSION"
+  WEBHOOK_VERSION=$WEBHOOK_NEW_VERSION
+fi
+if [[ -n $LINQ_HOOK_NEW_VERSION ]]; then
+  note "Linq intake, with the subscription's signing secret"
+  deploy_linq_intake "$LINQ_HOOK_NEW_VERSION"
+  LINQ_HOOK_VERSION=$LINQ_HOOK_NEW_VERSION
+fi
+undo_endpoint=""
+
+# ---- 14. What is live, and where to watch it -----------------------------------------------------
+services=""
+for fn in "$INGEST_FN" "$RECOVER_FN" "$RELEASE_FN" "$LINQ_INTAKE_FN" "$LINQ_EVENT_FN"; do
+  services+="${services:+ OR }\"$fn\""
+done
+results="resource.type=\"cloud_run_revision\" AND resource.labels.service_name=($services)"
+results+=" AND jsonPayload.action:*"
 cat <<EOF
 
-Webhook URL: $url
+Live in project $PROJECT ($REGION), Stripe in $STRIPE_MODE mode:
+  Stripe endpoint $STRIPE_ENDPOINT -> $url
+    events: $STRIPE_EVENTS
+    signing secret: $WEBHOOK_SECRET version $WEBHOOK_VERSION
+  Linq subscription $LINQ_SUBSCRIPTION -> $linq_url
+    signing secret: $LINQ_HOOK_SECRET version $LINQ_HOOK_VERSION
+  Functions: $INGEST_FN and $LINQ_INTAKE_FN (public), $RECOVER_FN,
+    $RELEASE_FN (every 5 minutes), $LINQ_EVENT_FN
+  Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
+                gcloud pubsub subscriptions pull $LINQ_DLQ_SUB --project=$PROJECT
 
-Next step: create the Stripe webhook endpoint for invoice.payment_failed and invoice.paid (the
-payments measured against the texts), with API version
-$STRIPE_API_VERSION (the version the code is written for).
-  Dashboard: Developers > Webhooks > Add destination: URL above, API version $STRIPE_API_VERSION,
-             events: invoice.payment_failed and invoice.paid (only those two).
-  Stripe CLI: stripe webhook_endpoints create --url "$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
-  API:        curl https://api.stripe.com/v1/webhook_endpoints -u "\$STRIPE_SECRET_KEY:" -d url="$url" -d "enabled_events[]=invoice.payment_failed" -d "enabled_events[]=invoice.paid" -d api_version=$STRIPE_API_VERSION
-Then store the endpoint's signing secret (the whsec_... it returns) and re-run deploy.sh, which
-pins the new version:
-  printf %s "\$WHSEC" | gcloud secrets versions add $WEBHOOK_SECRET --project=$PROJECT --data-file=-
-  ./deploy.sh --project $PROJECT --region $REGION
-While $WEBHOOK_SECRET holds a placeholder (not-set-yet), the ingest function verifies nothing and
-answers every webhook 503; Stripe retries each one (for up to three days in live mode), so the
-webhooks that arrive in between are delivered once the secret is deployed: none is lost.
-Thin events (v1.invoice.payment_failed, from an event destination) are accepted too.
-Dead letters: gcloud pubsub subscriptions pull $DLQ_SUB --project=$PROJECT
-
-Linq webhook URL: $linq_url
-
-Then subscribe it to Linq's events (delivery, replies, line health); the command stores the
-subscription's signing secret straight into $LINQ_HOOK_SECRET as a new version and never prints
-it. Re-run deploy.sh afterwards, which pins that version:
-  GOOGLE_CLOUD_PROJECT=$PROJECT LINQ_API_KEY=sm://$PROJECT/$LINQ_KEY_SECRET ./dev linq-webhook "$linq_url"
-  ./deploy.sh --project $PROJECT --region $REGION
-Until then the Linq intake answers 503 and verifies nothing; sending is not affected.
-Dead Linq events: gcloud pubsub subscriptions pull $LINQ_DLQ_SUB --project=$PROJECT
+Watch the result lines (one per outcome):
+  gcloud logging read '$results' --project=$PROJECT --freshness=1h --order=asc --format='table(timestamp,resource.labels.service_name,jsonPayload.action,jsonPayload.invoice_id,jsonPayload.reason)'
 EOF

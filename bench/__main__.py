@@ -76,12 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         if "burst" in chosen:
             timed("burst", lambda: burst.run(workdir, args.quick))
         if "cost" in chosen:
-            earlier = {r.name: r for r in results.values()}
-            timed("cost", lambda: cost.run(workdir, earlier, args.quick))
+            timed("cost", lambda: cost.run(workdir, results, args.quick))
         if "sweep" in chosen:
             # Compared with the burst at the same slots when that ran.
-            earlier = {r.name: r for r in results.values()}
-            timed("sweep", lambda: sweep.run(workdir, earlier, args.quick))
+            timed("sweep", lambda: sweep.run(workdir, results, args.quick))
         if "report_ledger" in chosen:
             timed("report_ledger", lambda: report_ledger.run(workdir, args.quick))
     finally:

@@ -33,8 +33,8 @@ def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:
 
 # A ledger write by the field that only that write of shared/adapters/ledger.py sets, checked in
 # this order: Ledger.claim (a new entry, or taking over one whose lease ran out), record_plan,
-# record_text, finish, defer, the sweep's mark_released; Ledger.release (a run that will be
-# retried hands its lease back) sets only the lease.
+# record_text, finish, defer, the sweep's release; Ledger.end_lease (a run that will be retried
+# hands its lease back) sets only the lease.
 _WRITES = (
     ("plan", "plan"),
     ("texted_at", "chat recorded"),
@@ -63,7 +63,7 @@ def _write(write: dict[str, Any]) -> str:
     for marker, name in _WRITES:
         if marker in fields:
             return name
-    return "release" if fields == {"lease_until", "updated_at"} else "commit"
+    return "end lease" if fields == {"lease_until", "updated_at"} else "commit"
 
 
 def stages(calls: Iterable[Call]) -> list[list[Call]]:

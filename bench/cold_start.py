@@ -14,6 +14,7 @@ from bench import fixtures
 from bench.chain import external_seconds, shape, stages, until, within
 from bench.env import BenchEnv
 from bench.load import Prepared
+from bench.procs import first_answer
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, median, ratio
 from bench.webhook_to_text import TEXT_CALL
@@ -56,24 +57,11 @@ def _cold_start(env: BenchEnv, name: str, request: Prepared) -> Start:
     process = env.function(name)
     method, body, headers = request
     began = time.time()
-    process.launch()
-    deadline = process.spawned_at + 60
-    try:
-        while True:
-            try:
-                answer = requests.request(
-                    method, process.url, data=body, headers=headers, timeout=30
-                )
-                break
-            except requests.ConnectionError:
-                process.check_alive()
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{name} never answered") from None
-                time.sleep(0.005)
-        seconds = time.monotonic() - process.spawned_at
-        log = process.log_text()
-    finally:
-        process.stop()
+    answer, seconds = first_answer(
+        process,
+        lambda url: requests.request(method, url, data=body, headers=headers, timeout=30),
+    )
+    log = process.log_text()
     if answer.status_code != 200:
         raise RuntimeError(f"{name} answered {answer.status_code}: {answer.text[:300]}")
     if name != "recover":

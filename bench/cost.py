@@ -35,6 +35,8 @@ def instance_cost(seconds: float) -> float:
 
 
 def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Result:
+    """`earlier`: the results so far by `--only` name; the burst's and webhook→text's are used
+    when they ran, else a burst of its own and four calls' latency."""
     if "burst" in earlier:
         one: burst.Run = earlier["burst"].data["run"]
         source = f"the {one.events}-event burst (benchmark 4)"
@@ -42,8 +44,8 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         one = burst.burst(workdir, 4, 60 if quick else 300)
         source = f"a {one.events}-event burst at {one.slots} slots"
     waiting = (
-        earlier["webhook→text"].data["warm_external_all_ms"] / 1000
-        if "webhook→text" in earlier
+        earlier["webhook_to_text"].data["warm_external_all_ms"] / 1000
+        if "webhook_to_text" in earlier
         else 4 * LATENCY_MS / 1000
     )
     cpu = {name: one.cpu[name] / one.events for name in ("ingest", "recover")}

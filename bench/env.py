@@ -32,6 +32,12 @@ BENCH_FUNCTIONS = {
 }
 
 
+def function_process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
+    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
+    port = free_port()
+    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
+
+
 class JournalProxy(Child):
     """`python -m bench.journal_proxy` as a process of its own, and its journal."""
 
@@ -126,9 +132,7 @@ class BenchEnv:
             env["PUBSUB_TOPIC"] = topic or INGEST_TOPIC
         if name == "linq-intake":
             env["LINQ_EVENTS_TOPIC"] = topic or LINQ_INTAKE_TOPIC
-        port = free_port()
-        log = self.workdir / f"{name}-{port}.log"
-        process = FunctionProcess(name, BENCH_FUNCTIONS[name], port, log, env)
+        process = function_process(name, self.workdir, env)
         self._started.append(process)
         return process
 

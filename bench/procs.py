@@ -1,12 +1,38 @@
-"""What the system says about the functions' processes: CPU time and peak memory (psutil)."""
+"""The functions' processes: how soon a new one answers, and what the system says of their CPU
+time and peak memory (psutil)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
+import requests
+
+from standins.processes import Child
+
+T = TypeVar("T")
+
+
+def first_answer(process: Child, send: Callable[[str], T]) -> tuple[T, float]:
+    """Spawn `process`, call `send` with its URL every 5 ms until it connects, then stop it: the
+    answer, and the seconds from the spawn to it."""
+    process.launch()
+    try:
+        while True:
+            try:
+                answer = send(process.url)
+                return answer, time.monotonic() - process.spawned_at
+            except requests.ConnectionError:
+                process.check_alive()
+                if time.monotonic() > process.spawned_at + 60:
+                    raise RuntimeError(f"a new {process.name} process never answered") from None
+                time.sleep(0.005)
+    finally:
+        process.stop()
 
 
 def with_children(pid: int | None) -> list[psutil.Process]:

@@ -10,21 +10,22 @@ heavier path: matplotlib).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import os
 import random
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import requests
 
 from bench.report import INFO, Result, Row, section, verdict
-from shared.adapters.ledger import COLLECTION, _encode
+from shared.adapters.firestore import FirestoreDocuments
+from shared.adapters.ledger import Ledger
+from shared.core.entry import Entry, EntryKey, Payment, State
+from shared.core.outcome import Action
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins.emulator import FirestoreEmulator
 from standins.stack import REPO
 from tools.report import PAGE_SIZE
@@ -32,23 +33,18 @@ from tools.report import PAGE_SIZE
 NAME = "report_ledger"
 ENTRIES, QUICK_ENTRIES = 100_000, 5_000
 TARGET_MIB = 200
-DATABASE = "dunning"
 # Firestore takes at most 500 writes in one commit.
 COMMIT_WRITES = 500
 HEAP = "-Xmx1g"
 # Currency -> (its share of the invoices, a typical amount in its minor unit).
 CURRENCIES = {"usd": (0.7, 2500), "eur": (0.2, 1900), "gbp": (0.07, 1500), "jpy": (0.03, 3000)}
 # Outcomes before the holdout draw: such an invoice is in neither arm.
-SKIPS = ("skipped:no_phone", "skipped:opted_out", "skipped:not_open")
-
-Fields = dict[str, Any]
+SKIPS = (Action.NO_PHONE, Action.OPTED_OUT, Action.NOT_OPEN)
 
 
-def synthetic_ledger(
-    entries: int, now: dt.datetime, seed: int = 14
-) -> Iterator[tuple[str, Fields]]:
-    """`entries` ledger entries (key, fields) over the 60 days before `now`, and the payment
-    document of each invoice paid, as the product writes them: 10 % of the invoices held out at
+def synthetic_ledger(entries: int, now: dt.datetime, seed: int = 14) -> Iterator[Entry | Payment]:
+    """`entries` ledger entries over the 60 days before `now`, and the payment of each invoice
+    paid, as the product writes them: 10 % of the invoices held out at
     the draw, 65 % treated (of which one in ten unreachable, never texted), the rest never
     reaching the draw; 45 % of treated invoices paid, 30 % of held-out ones, 20 % of the others,
     the texted within hours of their last text."""
@@ -64,54 +60,42 @@ def synthetic_ledger(
         skip = rng.choice(SKIPS)
         attempts = rng.choice((1, 1, 2, 2, 3, 4))
         currency, amount = _currency(rng)
-        rows: list[Fields] = []
+        rows: list[Entry] = []
         for attempt in range(1, attempts + 1):
             created = first + dt.timedelta(days=3 * (attempt - 1), minutes=rng.uniform(0, 5))
             if created >= now:
                 break
-            fields: Fields = {
-                "invoice_id": invoice,
-                "attempt": attempt,
-                "customer_id": f"cus_{number:08d}",
-                "livemode": False,
-                "created_at": created,
-                "state": "done",
-                "finished_at": created,
-            }
+            entry = Entry(
+                EntryKey(invoice, attempt),
+                State.DONE,
+                customer_id=f"cus_{number:08d}",
+                created_at=created,
+                finished_at=created,
+                group=None if group == "not_assigned" else group,
+            )
             if group == "treated" and reachable:
-                fields["action"] = "sent"
-                fields["texted_at"] = created + dt.timedelta(seconds=2)
+                texted_at = created + dt.timedelta(seconds=2)
+                due_at = None
                 if rng.random() < 0.15:
-                    fields["due_at"] = created + dt.timedelta(hours=rng.uniform(1, 10))
-                    fields["texted_at"] = fields["due_at"]
+                    due_at = texted_at = created + dt.timedelta(hours=rng.uniform(1, 10))
+                entry = replace(entry, action=Action.SENT, texted_at=texted_at, due_at=due_at)
             elif group == "treated":
-                fields["action"] = "skipped:unreachable"
+                entry = replace(entry, action=Action.UNREACHABLE)
             else:
-                fields["action"] = "skipped:holdout" if group == "holdout" else skip
-            if group != "not_assigned":
-                fields["group"] = group
-            rows.append(fields)
+                entry = replace(entry, action=Action.HOLDOUT if group == "holdout" else skip)
+            rows.append(entry)
         chance = {"treated": 0.45, "holdout": 0.30, "not_assigned": 0.20}[group]
         last = rows[-1]
-        paid_at = (last.get("texted_at") or last["created_at"]) + dt.timedelta(
+        paid_at = (last.texted_at or last.created_at or now) + dt.timedelta(
             minutes=rng.lognormvariate(5, 1.2)
         )
-        for attempt, fields in enumerate(rows, start=1):
+        for entry in rows:
             if made == entries:
                 return
-            yield f"{invoice}-{attempt}", fields
+            yield entry
             made += 1
         if rng.random() < chance and paid_at < now:
-            yield (
-                f"{invoice}-paid",
-                {
-                    "paid_at": paid_at,
-                    "paid_amount": amount,
-                    "paid_currency": currency,
-                    "paid_event": f"evt_paid_{number:08d}",
-                    "group": group,
-                },
-            )
+            yield Payment(invoice, paid_at, amount, currency, f"evt_paid_{number:08d}", group=group)
 
 
 def _currency(rng: random.Random) -> tuple[str, int]:
@@ -128,32 +112,18 @@ class LedgerEmulator(FirestoreEmulator):
 
 
 def write_ledger(
-    emulator_url: str,
+    emulator_host: str,
     project: str,
     database: str,
-    entries: Iterable[tuple[str, Fields]],
-    only: Iterable[str] | None = None,
+    records: Iterable[Entry | Payment],
+    only: Sequence[str] | None = None,
 ) -> int:
-    """Write `entries` (key, fields) into the emulator's ledger, 500 to a `:commit`, as its
-    administrator; returns how many. `only`: change just these fields of entries that exist."""
-    database_path = f"projects/{project}/databases/{database}"
-    http = requests.Session()
-    http.headers["Authorization"] = "Bearer owner"
-    url = f"{emulator_url}/v1/{database_path}/documents:commit"
-    masked: Fields = {}
-    if only is not None:
-        masked = {"updateMask": {"fieldPaths": list(only)}, "currentDocument": {"exists": True}}
-
-    def write(key: str, fields: Fields) -> Fields:
-        name = f"{database_path}/documents/{COLLECTION}/{key}"
-        encoded = {k: _encode(v) for k, v in fields.items()}
-        return {"update": {"name": name, "fields": encoded}, **masked}
-
-    remaining, written = iter(entries), 0
-    while writes := [write(*entry) for entry in itertools.islice(remaining, COMMIT_WRITES)]:
-        http.post(url, json={"writes": writes}, timeout=60).raise_for_status()
-        written += len(writes)
-    return written
+    """Write `records` into the emulator's ledger, 500 to a `:commit`, as its administrator;
+    returns how many. `only`: change just these attributes of entries that exist."""
+    documents = FirestoreDocuments(
+        project, database, timeout=(3.05, 60.0), emulator_host=emulator_host
+    )
+    return Ledger(documents).write_all(records, only)
 
 
 # Runs tools.report as `python -m tools.report` would, and as it exits writes its own VmHWM (the
@@ -181,7 +151,7 @@ def measure(emulator: FirestoreEmulator, out: Path) -> tuple[float, float, float
     env = {
         **os.environ,
         "GOOGLE_CLOUD_PROJECT": emulator.project,
-        "FIRESTORE_DATABASE": DATABASE,
+        "FIRESTORE_DATABASE": DEFAULT_FIRESTORE_DATABASE,
         "FIRESTORE_EMULATOR_HOST": emulator.host,
         "PYTHONPATH": str(REPO),
     }
@@ -210,7 +180,10 @@ def run(workdir: Path, quick: bool = False) -> Result:
         began = time.monotonic()
         now = dt.datetime.now(dt.UTC)
         written = write_ledger(
-            emulator.url, emulator.project, DATABASE, synthetic_ledger(count, now)
+            emulator.host,
+            emulator.project,
+            DEFAULT_FIRESTORE_DATABASE,
+            synthetic_ledger(count, now),
         )
         write_seconds = time.monotonic() - began
         seconds, cpu, peak_mib, output = measure(emulator, workdir / "report")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,19 +16,19 @@ from cloudevents.conversion import to_binary
 
 from bench import burst, cost, fixtures
 from bench.baselines.sync_main import pubsub_event
-from bench.env import BENCH_FUNCTIONS, LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, function_process
 from bench.load import concurrent
-from bench.procs import cpu_seconds, with_children
+from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
 from bench.report import Result, Row, markdown_table, section, verdict
 from bench.report_ledger import write_ledger
 from bench.stats import fmt, median, percentile, ratio
-from shared.adapters import ledger as ledger_module
-from shared.workflow.recovery import payment_key
-from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
+from shared.core.entry import RETENTION, Entry, EntryKey, State
+from shared.core.outcome import Action
+from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE, SWEEP_TOPIC
+from standins.base import peak_per_second
 from standins.emulator import DEFAULT_PROJECT
-from standins.processes import FunctionProcess, free_port
-from standins.stack import SWEEP_TOPIC, LocalStack, base_env, json_lines
+from standins.stack import LocalStack, base_env, json_lines
 from standins.stripe_api import DEFAULT_ENDPOINT_RATE
 
 NAME = "sweep"
@@ -154,82 +154,59 @@ def _tick_rounds(urls: dict[str, tuple[str, int | None]], counts: Counts) -> dic
     return found
 
 
-def _process(name: str, workdir: Path, env: dict[str, str]) -> FunctionProcess:
-    """A process of the function `name` on a free port, logging into `workdir` (not started)."""
-    port = free_port()
-    return FunctionProcess(name, BENCH_FUNCTIONS[name], port, workdir / f"{name}-{port}.log", env)
-
-
 def _cold_tick(stack: LocalStack, workdir: Path) -> float:
     """Seconds from spawning a release process to its answer to a first tick."""
-    process = _process("release", workdir, stack.function_env("release"))
-    process.launch()
-    try:
-        while True:
-            try:
-                _post_tick(requests.Session(), process.url)
-                return time.monotonic() - process.spawned_at
-            except requests.ConnectionError:
-                process.check_alive()
-                if time.monotonic() > process.spawned_at + 60:
-                    raise RuntimeError("a new release process never answered") from None
-                time.sleep(0.005)
-    finally:
-        process.stop()
+    process = function_process("release", workdir, stack.function_env("release"))
+    return first_answer(process, lambda url: _post_tick(requests.Session(), url))[1]
 
 
 # --- the ledger, written straight into the emulator as its administrator ----------------------
 
 
-def _write(
-    stack: LocalStack,
-    entries: Iterable[tuple[str, dict[str, Any]]],
-    only: list[str] | None = None,
-) -> None:
-    url = f"http://{stack.firestore.host}"
-    write_ledger(url, DEFAULT_PROJECT, DEFAULT_FIRESTORE_DATABASE, entries, only)
+def _write(stack: LocalStack, entries: Iterable[Entry], only: list[str] | None = None) -> None:
+    write_ledger(stack.firestore.host, DEFAULT_PROJECT, DEFAULT_FIRESTORE_DATABASE, entries, only)
 
 
-def _not_due_entry(index: int, now: datetime) -> dict[str, Any]:
+def _not_due_entry(index: int, now: datetime) -> Entry:
     """An entry a sweep must leave alone: four in five texted and done, one in five deferred
     to a morning still 1 to 12 hours away."""
-    invoice_id = f"in_bench_not_due_{index:06d}"
-    fields: dict[str, Any] = {
-        "invoice_id": invoice_id,
-        "attempt": 1,
-        "event_id": f"evt_bench_not_due_{index:06d}",
-        "message_id": str(10**15 + index),
-        "customer_id": f"cus_bench_not_due_{index:06d}",
-        "livemode": False,
-        "lease_until": now - timedelta(hours=1),
-        "created_at": now - timedelta(hours=2),
-        "updated_at": now - timedelta(hours=1),
-        "expire_at": now + ledger_module.RETENTION,
-    }
+    entry = Entry(
+        EntryKey(f"in_bench_not_due_{index:06d}", 1),
+        event_id=f"evt_bench_not_due_{index:06d}",
+        pubsub_message_id=str(10**15 + index),
+        customer_id=f"cus_bench_not_due_{index:06d}",
+        lease_until=now - timedelta(hours=1),
+        created_at=now - timedelta(hours=2),
+        updated_at=now - timedelta(hours=1),
+        expire_at=now + RETENTION,
+    )
     if index % 5:
-        fields |= {"state": ledger_module.DONE, "action": "sent", "chat_id": uuid.uuid4().hex}
-        fields["finished_at"] = now - timedelta(hours=1)
-    else:
-        fields |= {
-            "state": ledger_module.DEFERRED,
-            "action": "deferred:quiet_hours",
-            "reason": "quiet hours at the recipient",
-            "due_at": now + timedelta(hours=1 + index % 12),
-            "zones": "America/Chicago",
-        }
-    return fields
+        return replace(
+            entry,
+            state=State.DONE,
+            action=Action.SENT,
+            chat_id=uuid.uuid4().hex,
+            finished_at=now - timedelta(hours=1),
+        )
+    return replace(
+        entry,
+        state=State.DEFERRED,
+        action=Action.DEFERRED,
+        reason="quiet hours at the recipient",
+        due_at=now + timedelta(hours=1 + index % 12),
+        zones=("America/Chicago",),
+    )
 
 
 def _write_not_due(stack: LocalStack, count: int) -> None:
     now = datetime.now(UTC)
-    entries = (_not_due_entry(index, now) for index in range(count))
-    _write(stack, ((payment_key(entry["invoice_id"], 1), entry) for entry in entries))
+    _write(stack, (_not_due_entry(index, now) for index in range(count)))
 
 
-def _make_due(stack: LocalStack, keys: list[str]) -> None:
+def _make_due(stack: LocalStack, keys: list[EntryKey]) -> None:
     """The recipients' morning: each entry's `due_at` moved into the past, nothing else."""
-    due_at = {"due_at": datetime.now(UTC) - timedelta(minutes=1)}
-    _write(stack, ((key, due_at) for key in keys), only=["due_at"])
+    due_at = datetime.now(UTC) - timedelta(minutes=1)
+    _write(stack, (Entry(key, due_at=due_at) for key in keys), only=["due_at"])
 
 
 # --- the night and the morning ---------------------------------------------------------------
@@ -243,16 +220,6 @@ def night_around(now: datetime) -> str:
 
 def _stripe_calls(stack: LocalStack, since: float) -> list[dict[str, Any]]:
     return [e for e in stack.stripe.requests() if e["t_wall"] >= since]
-
-
-def peak_per_second(times: list[float]) -> int:
-    """The most arrivals in any one-second window, as the stand-in counts its peak."""
-    ordered, first, peak = sorted(times), 0, 0
-    for last, now in enumerate(ordered):
-        while ordered[first] <= now - 1.0:
-            first += 1
-        peak = max(peak, last - first + 1)
-    return peak
 
 
 def _night(stack: LocalStack, batch: list[fixtures.Case]) -> tuple[float, int]:
@@ -289,7 +256,7 @@ def _morning(stack: LocalStack, batch: list[fixtures.Case], night: tuple[float, 
     """Morning: the deferred entries are due and it is day; one tick releases them all."""
     stack.kill("recover")
     stack.start_function("recover", QUIET_HOURS="off")
-    _make_due(stack, [payment_key(c.invoice_id, int(c.invoice["attempt_count"])) for c in batch])
+    _make_due(stack, [EntryKey(c.invoice_id, int(c.invoice["attempt_count"])) for c in batch])
     offset = len(json_lines(stack.log("recover")))
     wanted = {case.invoice_id for case in batch}
 
@@ -333,7 +300,7 @@ def measure(workdir: Path, quick: bool) -> Measured:
         max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / "sweep",
     )
-    bare = _process("bare", workdir, base_env())
+    bare = function_process("bare", workdir, base_env())
     with stack:
         bare.start()
         try:

@@ -1,26 +1,59 @@
 """HTTP entry points: verify a Stripe webhook and queue a failed payment, or a payment that may
 follow a text, for the recover function; verify a Linq webhook and queue it for its subscriber.
-Both answer fast: the work happens behind Pub/Sub."""
+Both answer fast: the work happens behind Pub/Sub.
+
+Each request is judged on its headers first (method, declared length, the secret, the signature
+headers), and only then is its body read, within WEBHOOK_BODY_SECONDS: a stranger can hold an
+instance no longer than that."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
 
 import flask
 import functions_framework
-from werkzeug.exceptions import ClientDisconnected
 
-from shared.adapters.linq_webhook import parse_linq_webhook
+from shared.adapters.linq_webhook import check_headers, parse_linq_webhook
 from shared.adapters.publisher import Publisher
-from shared.adapters.webhook import MAX_BODY_BYTES, parse_webhook
-from shared.core.errors import ConfigError, RetryableError, WebhookRejected
-from shared.core.event import InvoicePaid
+from shared.adapters.request_body import BodyNotRead, declared_too_large, read_body
+from shared.adapters.webhook import check_signature_header, parse_webhook
+from shared.core.errors import ConfigError, RetryableError, SecretUnavailable, WebhookRejected
+from shared.core.event import FailedPayment, InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
+from shared.core.outcome import Action, log_result, skipped
 from shared.workflow.settings import IngestSettings, IntakeSettings, LinqIntakeSettings
 
 Response = tuple[str, int, dict[str, str]]
+Intake = TypeVar("Intake", bound=IntakeSettings)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class _Sender:
+    """Who sends an intake its webhooks, as its log lines and answers name them."""
+
+    label: str
+    variable: str
+    owner: str
+    fix: str
+
+
+STRIPE = _Sender(
+    "webhook",
+    "STRIPE_WEBHOOK_SECRET",
+    "endpoint's",
+    "store the whsec_... secret Stripe gave for the endpoint and redeploy",
+)
+LINQ = _Sender(
+    "Linq webhook",
+    "LINQ_WEBHOOK_SECRET",
+    "subscription's",
+    "run ./dev linq-webhook and redeploy",
+)
 
 
 @functools.cache
@@ -48,44 +81,58 @@ def _closing(status: int, text: str, **headers: str) -> flask.Response:
     )
 
 
-def _read(request: flask.Request) -> bytes | flask.Response:
-    """The body of a POST of at most MAX_BODY_BYTES, or the answer to give instead."""
+def _receive(
+    request: flask.Request,
+    sender: _Sender,
+    settings_of: Callable[[], Intake],
+    check: Callable[[Mapping[str, str], float], None],
+) -> tuple[Intake, bytes] | flask.Response:
+    """The intake's settings and the request's body, or the answer to give instead. Everything
+    that can be judged from the headers is, before a byte of the body is read."""
     if request.method != "POST":
         return _closing(405, "method not allowed", Allow="POST")
-    if (request.content_length or 0) > MAX_BODY_BYTES:
+    if declared_too_large(request):
         return _closing(413, "payload too large")
+    settings = _settings_or_answer(settings_of, sender)
+    if isinstance(settings, flask.Response):
+        return settings
     try:
-        # At most one byte past the limit, so a body without a length is never read whole.
-        body = request.stream.read(MAX_BODY_BYTES + 1)
-    except ClientDisconnected:
-        body = b""
-    if len(body) < (request.content_length or 0):
-        # The client went away before sending what it declared.
-        return _closing(400, "rejected: body shorter than its Content-Length")
-    if len(body) > MAX_BODY_BYTES:
-        return _closing(413, "payload too large")
-    return body
+        check(request.headers, time.time())
+    except WebhookRejected as exc:
+        log(WARNING, f"{sender.label} rejected: {exc}", declared_bytes=request.content_length)
+        return _closing(400, f"rejected: {exc}")
+    try:
+        body = read_body(request, settings.body_seconds)
+    except BodyNotRead as exc:
+        log(WARNING, f"{sender.label} rejected: {exc}", declared_bytes=request.content_length)
+        return _closing(exc.status, exc.answer)
+    return settings, body
 
 
 def _settings_or_answer(
-    settings_of: Callable[[], IntakeSettings], label: str, variable: str, owner: str, fix: str
-) -> IntakeSettings | Response:
+    settings_of: Callable[[], Intake], sender: _Sender
+) -> Intake | flask.Response:
     """The intake's settings with a real signing secret, or the answer to give instead."""
     try:
         settings = settings_of()
+    except SecretUnavailable as exc:
+        # Nothing can be verified without the secret; both senders retry a 503, and the next
+        # request asks Secret Manager again.
+        log(WARNING, f"{sender.label} not verified: {exc}")
+        return _closing(503, "signing secret unavailable, retry later")
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}")
-        return _answer(500, "misconfigured")
+        return _closing(500, "misconfigured")
     if settings.webhook_secret is None:
         # The first deployment, before the sender's endpoint exists: nothing can be verified,
         # and a guessable secret must never verify. Both senders retry a 503 (Stripe for up to
         # three days, Linq for about 30 minutes), so what arrives meanwhile is delivered after.
         log(
             WARNING,
-            f"{label} not verified: {variable} is not the {owner} signing secret yet "
-            f"({settings.not_set_up}); {fix}",
+            f"{sender.label} not verified: {sender.variable} is not the {sender.owner} signing "
+            f"secret yet ({settings.not_set_up}); {sender.fix}",
         )
-        return _answer(503, "endpoint not set up yet, retry later")
+        return _closing(503, "endpoint not set up yet, retry later")
     return settings
 
 
@@ -94,28 +141,24 @@ def _queue(
 ) -> Response:
     """Publish and answer: 200 once Pub/Sub has it, 503 (the sender retries) when it cannot."""
     try:
-        message_id = publisher.publish(data, attributes)
+        pubsub_message_id = publisher.publish(data, attributes)
     except RetryableError as exc:
         log(ERROR, f"{what}not queued: Pub/Sub unavailable", reason=exc.reason, **ids)
         return _answer(503, "queue unavailable, retry later")
-    log(INFO, f"{what}queued", message_id=message_id, **ids)
+    log(INFO, f"{what}queued", pubsub_message_id=pubsub_message_id, **ids)
     return _answer(200, "queued")
+
+
+def _check_stripe_signature(headers: Mapping[str, str], now: float) -> None:
+    check_signature_header(headers.get("Stripe-Signature"), now)
 
 
 @functions_framework.http
 def stripe_webhook(request: flask.Request) -> Response | flask.Response:
-    body = _read(request)
-    if isinstance(body, flask.Response):
-        return body
-    settings = _settings_or_answer(
-        _settings,
-        "webhook",
-        "STRIPE_WEBHOOK_SECRET",
-        "endpoint's",
-        "store the whsec_... secret Stripe gave for the endpoint and redeploy",
-    )
-    if not isinstance(settings, IntakeSettings):
-        return settings
+    received = _receive(request, STRIPE, _settings, _check_stripe_signature)
+    if isinstance(received, flask.Response):
+        return received
+    settings, body = received
     try:
         payment = parse_webhook(
             body, request.headers.get("Stripe-Signature"), settings.webhook_secret
@@ -129,6 +172,21 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         # The ordinary renewal, paid at its first attempt: nobody was texted about it, so it
         # costs one verified webhook and nothing more.
         return _answer(200, "ignored: paid at its first attempt")
+    if not settings.accounts.serves(payment.account):
+        # A connected account the platform has not enabled: its customers must not get a text
+        # from the platform's line under the platform's brand.
+        log_result(
+            skipped(
+                Action.ACCOUNT_NOT_ENABLED, f"{payment.account} is not in STRIPE_CONNECT_ACCOUNTS"
+            ),
+            invoice_id=payment.invoice_id,
+            customer_id=payment.customer_id,
+            event_id=payment.event_id,
+            attempt=payment.attempt_count if isinstance(payment, FailedPayment) else None,
+            account=payment.account,
+            event_type=payment.event_type if isinstance(payment, FailedPayment) else None,
+        )
+        return _answer(200, "ignored: connected account not enabled")
     return _queue(
         _publisher(),
         payment.to_json(),
@@ -156,18 +214,10 @@ def linq_webhook(request: flask.Request) -> Response | flask.Response:
 
     Linq retries 5xx and 429 for about 30 minutes and nothing else, so an unavailable queue or a
     secret not set up yet is a 503, and anything a stranger sends a 400."""
-    body = _read(request)
-    if isinstance(body, flask.Response):
-        return body
-    settings = _settings_or_answer(
-        _linq_settings,
-        "Linq webhook",
-        "LINQ_WEBHOOK_SECRET",
-        "subscription's",
-        "run ./dev linq-webhook and redeploy",
-    )
-    if not isinstance(settings, IntakeSettings):
-        return settings
+    received = _receive(request, LINQ, _linq_settings, check_headers)
+    if isinstance(received, flask.Response):
+        return received
+    settings, body = received
     try:
         event = parse_linq_webhook(body, request.headers, settings.webhook_secret)
     except WebhookRejected as exc:

@@ -18,24 +18,24 @@ import functools
 import json
 import traceback
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
 from shared.adapters.slack import SlackNotifier
 from shared.adapters.stripe_gateway import StripeGateway, preload
+from shared.core.clock import utc_now
 from shared.core.errors import ConfigError, MalformedMessageError, RetryableError
 from shared.core.event import InvoicePaid, from_pubsub
 from shared.core.log import ERROR, INFO, log
 from shared.core.money import format_amount
 from shared.core.outcome import Action, log_recovery, log_result
-from shared.workflow.recover_settings import RecoverSettings
 from shared.workflow.recovery import Ignored, Recovery, RunResult
-from shared.workflow.settings import LinqEventSettings, ReleaseSettings
+from shared.workflow.settings import LinqEventSettings, RecoverSettings, ReleaseSettings
 
 # Each entry point is deployed as a function of its own (deploy.sh), and a new instance of one
 # should not pay for the others' modules before it answers: what only the release sweep, the Linq
@@ -61,10 +61,11 @@ class _Services:
 @functools.cache
 def _services() -> _Services:
     settings = RecoverSettings.from_env()
-    ledger = Ledger(settings.project, settings.firestore_database, settings.lease)
+    documents = FirestoreDocuments(settings.project, settings.firestore_database)
+    ledger = Ledger(documents, settings.lease, utc_now)
     linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
     stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
-    recovery = Recovery(settings, stripe, linq, ledger)
+    recovery = Recovery(settings, stripe, linq, ledger, utc_now)
     return _Services(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
 
 
@@ -72,20 +73,23 @@ def _note(result: RunResult, released: bool) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
     held = " (held for the recipient's quiet hours)" if released else ""
+    # The team can tell a payment the bank wants confirmed from a declined card.
+    waiting = result.payment is not None and result.payment.needs_action
+    confirm = " (3-D Secure: the bank asks the customer to confirm)" if waiting else ""
     return (
-        f"Dunning text {outcome.action}{held} for {result.invoice_id} ({result.customer_id}): "
-        f"{tail}"
+        f"Dunning text {outcome.action}{held}{confirm} for {result.invoice_id} "
+        f"({result.customer_id}): {tail}"
     )
 
 
 @functions_framework.cloud_event
 def recover_payment(cloud_event: CloudEvent) -> None:
-    message_id = cloud_event["id"]
+    pubsub_message_id = cloud_event["id"]
     try:
         job = from_pubsub(cloud_event.data)
     except MalformedMessageError as exc:
         # Acknowledged: redelivering a message nobody can read would loop until it dead-letters.
-        log(ERROR, f"malformed message dropped: {exc.reason}", message_id=message_id)
+        log(ERROR, f"malformed message dropped: {exc.reason}", pubsub_message_id=pubsub_message_id)
         return
     # Present in production when the subscription has a dead-letter policy; not in the emulator.
     attempt = (cloud_event.data or {}).get("deliveryAttempt")
@@ -102,9 +106,9 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         raise
     try:
         if isinstance(job, InvoicePaid):
-            _recovered(services, job, message_id)
+            _recovered(services, job, pubsub_message_id)
             return
-        result = services.recovery.run(job, message_id)
+        result = services.recovery.run(job, pubsub_message_id)
     except Exception as exc:
         # A bug or an answer nobody expected too: the run released its lease, and a retry may pass.
         raise _will_retry(exc, where) from None
@@ -126,18 +130,20 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         event_id=job.event_id,
         account=job.account,
         group=result.group,
+        payment=result.payment,
+        event_type=job.event_type,
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:
         services.slack.notify(_note(result, released=job.release is not None))
 
 
-def _recovered(services: _Services, paid: InvoicePaid, message_id: str) -> None:
+def _recovered(services: _Services, paid: InvoicePaid, pubsub_message_id: str) -> None:
     """An invoice was paid: one `recovered` line if the ledger saw it, none otherwise (a payment
     the ledger never saw, or one another delivery recorded)."""
     from shared.workflow.recovered import attribute_payment
 
-    found = attribute_payment(services.ledger, paid, message_id, datetime.now(UTC))
+    found = attribute_payment(services.ledger, paid, pubsub_message_id, utc_now)
     if found is None:
         return
     log_recovery(
@@ -165,9 +171,9 @@ def _sweep() -> Sweep:
     from shared.workflow.release import Sweep
 
     settings = ReleaseSettings.from_env()
+    documents = FirestoreDocuments(settings.project, settings.firestore_database)
     return Sweep(
-        Ledger(settings.project, settings.firestore_database),
-        Publisher(settings.project, settings.topic),
+        Ledger(documents, clock=utc_now), Publisher(settings.project, settings.topic), utc_now
     )
 
 
@@ -181,7 +187,7 @@ def release_deferred(cloud_event: CloudEvent) -> None:
         log(ERROR, f"configuration error: {exc}")
         raise
     try:
-        done = sweep.run(datetime.now(UTC))
+        done = sweep.run()
     except RetryableError as exc:
         # Whatever it marked and did not publish is released again by a later sweep.
         log(ERROR, f"sweep stopped: {exc.reason}", **exc.detail)
@@ -198,8 +204,8 @@ def release_deferred(cloud_event: CloudEvent) -> None:
 @functools.cache
 def _listener() -> tuple[Ledger, SlackNotifier]:
     settings = LinqEventSettings.from_env()
-    ledger = Ledger(settings.project, settings.firestore_database)
-    return ledger, SlackNotifier(settings.slack_webhook_url)
+    documents = FirestoreDocuments(settings.project, settings.firestore_database)
+    return Ledger(documents, clock=utc_now), SlackNotifier(settings.slack_webhook_url)
 
 
 def _forget_lines() -> None:
@@ -244,7 +250,7 @@ def linq_event(cloud_event: CloudEvent) -> None:
         log(
             ERROR,
             f"malformed Linq event dropped: {type(exc).__name__}",
-            message_id=cloud_event["id"],
+            pubsub_message_id=cloud_event["id"],
         )
         return
     where = {"webhook_id": webhook_id, "event_type": event.get("event_type")}
@@ -256,7 +262,7 @@ def linq_event(cloud_event: CloudEvent) -> None:
     from shared.workflow.linq_events import handle
 
     try:
-        said = handle(ledger, webhook_id, event, _forget_lines, datetime.now(UTC))
+        said = handle(ledger, webhook_id, event, _forget_lines, utc_now())
     except Exception as exc:
         raise _will_retry(exc, where) from None
     log(said.severity, said.message, **where, **said.fields)

@@ -23,7 +23,6 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from standins.serving import DROP_CONNECTION, Server
 
 CONTROL_PREFIX = "/_control"
-PEAK_WINDOW_S = 1.0
 UNRECOGNIZED = "unrecognized"
 # A Flask rule's `<param>` or `<converter:param>`, written `{param}` in stats.
 _PARAMETER, _TEMPLATE = re.compile(r"<(?:\w+:)?(\w+)>"), r"{\1}"
@@ -113,6 +112,16 @@ class IdempotencyKeys:
         return answer, False
 
 
+def peak_per_second(times: Iterable[float]) -> int:
+    """The most of `times` (seconds) that fall in any one-second window."""
+    ordered, first, peak = sorted(times), 0, 0
+    for last, now in enumerate(ordered):
+        while ordered[first] <= now - 1.0:
+            first += 1
+        peak = max(peak, last - first + 1)
+    return peak
+
+
 def mask_secret(secret: str) -> str:
     """Mask a credential the way Stripe does: keep the key prefix and the last four characters."""
     prefix = secret[: secret.rfind("_") + 1] if secret.count("_") >= 2 else ""
@@ -161,7 +170,7 @@ class StandinServer(Server, ABC):
         self._latency_s = latency_s
         self._faults: list[Fault] = []
         self._journal: list[dict[str, Any]] = []
-        self._clear_counters()
+        self._faults_injected = 0
         self._reset_state()
         if scenario is not None:
             self.load(scenario)
@@ -185,7 +194,7 @@ class StandinServer(Server, ABC):
         with self._lock:
             self._faults.clear()
             self._journal.clear()
-            self._clear_counters()
+            self._faults_injected = 0
             self._reset_state()
 
     def load(self, scenario: Mapping[str, Any]) -> None:
@@ -218,18 +227,28 @@ class StandinServer(Server, ABC):
         return journal
 
     def stats(self) -> dict[str, Any]:
+        """Counts over the journal, which holds requests once handled (answered or dropped), and
+        the faults injected, counted as their requests arrive (a test may wait on a held one)."""
         with self._lock:
-            return {
-                "requests": len(self._journal),
-                "by_endpoint": dict(self._by_endpoint),
-                "by_status": dict(self._by_status),
-                "faults_injected": self._faults_injected,
-                "peak_per_second": {
-                    "overall": self._peak.get("*", 0),
-                    "by_endpoint": {k: v for k, v in self._peak.items() if k != "*"},
+            journal = list(self._journal)
+            faults = self._faults_injected
+            extra = self._extra_stats()
+        arrivals: dict[str, list[float]] = {}
+        for entry in journal:
+            arrivals.setdefault(entry["endpoint"], []).append(entry["t_monotonic"])
+        return {
+            "requests": len(journal),
+            "by_endpoint": {endpoint: len(times) for endpoint, times in arrivals.items()},
+            "by_status": dict(Counter(str(entry["status"] or "reset") for entry in journal)),
+            "faults_injected": faults,
+            "peak_per_second": {
+                "overall": peak_per_second(entry["t_monotonic"] for entry in journal),
+                "by_endpoint": {
+                    endpoint: peak_per_second(times) for endpoint, times in arrivals.items()
                 },
-                **self._extra_stats(),
-            }
+            },
+            **extra,
+        }
 
     # For subclasses ------------------------------------------------------------------------
 
@@ -320,18 +339,10 @@ class StandinServer(Server, ABC):
         for one in spec if isinstance(spec, list) else [spec]:
             self.add_fault(**one)
 
-    def _clear_counters(self) -> None:
-        self._by_endpoint: Counter[str] = Counter()
-        self._by_status: Counter[str] = Counter()
-        self._faults_injected = 0
-        self._arrivals: dict[str, deque[float]] = {}
-        self._peak: dict[str, int] = {}
-
     def _arrive(self) -> ResponseReturnValue | None:
-        """Count the request, wait the injected latency, and apply the first matching fault."""
+        """Note the arrival, wait the injected latency, and apply the first matching fault."""
         g.arrived, g.arrived_wall = time.monotonic(), time.time()
         with self._lock:
-            self._note_arrival(request.endpoint or UNRECOGNIZED, g.arrived)
             g.fault = fault = self._take_fault(request.method, request.path)
         delay = self._latency_s + (fault.delay_s if fault else 0.0)
         if delay:
@@ -356,14 +367,6 @@ class StandinServer(Server, ABC):
                 self._faults_injected += 1
                 return fault
         return None
-
-    def _note_arrival(self, endpoint: str, now: float) -> None:
-        for key in ("*", endpoint):
-            window = self._arrivals.setdefault(key, deque())
-            window.append(now)
-            while window[0] <= now - PEAK_WINDOW_S:
-                window.popleft()
-            self._peak[key] = max(self._peak.get(key, 0), len(window))
 
     def _record(self, response: flask.Response) -> flask.Response:
         fault: Fault | None = g.fault
@@ -391,7 +394,5 @@ class StandinServer(Server, ABC):
             "t_wall": g.arrived_wall,
         }
         with self._lock:
-            self._by_endpoint[entry["endpoint"]] += 1
-            self._by_status[str(status) if answered else "reset"] += 1
             self._journal.append(entry)
         return response

@@ -29,9 +29,6 @@ class StandinClient:
     def add_fault(self, path: str = "", **fault: Any) -> None:
         self._call("POST", "faults", {"path": path, **fault})
 
-    def set_latency(self, latency_s: float) -> None:
-        self._call("POST", "latency", {"latency_s": latency_s})
-
     def requests(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "requests"))
 

@@ -3,12 +3,10 @@ and the webhooks Linq sends about them."""
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import mimetypes
 import re
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -35,12 +33,14 @@ from standins.builders import (
     linq_failed,
     linq_handle,
     linq_health,
+    linq_line,
     linq_line_change,
     linq_message,
     linq_reputation,
     linq_time,
 )
 from standins.linkrule import contains_url
+from standins.signing_secrets import new_linq_secret
 from standins.webhooks import WebhookSender
 
 LINQ_TOKEN = "linqstandintoken0000"  # noqa: S105 -- a public fake for local stand-ins
@@ -348,13 +348,13 @@ class LinqStandin(StandinServer):
         line_type = line.get("line_type", "iMessage")
         if line_type not in _LINE_TYPES:
             raise ValueError("line_type must be iMessage, RCS or null")
-        return {
-            "id": line.get("id") or str(uuid.uuid4()),
-            "phone_number": number,
-            "reputation": linq_reputation(reputation),
-            "forwarding_number": line.get("forwarding_number"),
-            "line_type": line_type,
-        }
+        built = linq_line(
+            number,
+            reputation=reputation,
+            line_type=line_type,
+            forwarding_number=line.get("forwarding_number"),
+        )
+        return {**built, "id": line.get("id") or built["id"]}
 
     def inbound(
         self, sender: str, text: str, *, chat_id: str | None = None, reconciled: bool = False
@@ -716,7 +716,7 @@ class LinqStandin(StandinServer):
         # Linq allows each target_url once per account; its code for it is undocumented.
         if any(s["target_url"] == target_url for s, _ in self._subscriptions.values()):
             raise LinqApiError(409, 1005, f"target_url {target_url} already has a subscription")
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        secret = new_linq_secret()
         subscription = self._subscribe(target_url, events, phone_numbers, secret)
         # The only answer that ever carries the signing secret.
         return {**subscription, "signing_secret": secret}, 201, {}

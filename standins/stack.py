@@ -17,21 +17,26 @@ from typing import Any, Self
 
 import requests
 
-from shared.workflow.settings import is_product_variable, read_by
+from shared.workflow.settings import (
+    DEFAULT_LINQ_EVENTS_TOPIC,
+    DEFAULT_TOPIC,
+    SWEEP_TOPIC,
+    is_product_variable,
+    read_by,
+)
 from standins.client import StandinClient
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
 from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from standins.stripe_api import STRIPE_TEST_KEY, signed
 
-# Signs the sandbox's own webhooks; it protects nothing real, but has the shape of a real
-# signing secret, which the ingest function requires.
-SANDBOX_WEBHOOK_SECRET = "whsec_LocalSandboxOnly7f3c9a1e5b2d8064"  # noqa: S105
-# The Linq subscription's signing secret in the sandbox (Standard Webhooks: base64 of 32 bytes).
-SANDBOX_LINQ_SECRET = "whsec_bGlucS1zYW5kYm94LXNpZ25pbmctc2VjcmV0LTAwMDE="  # noqa: S105
-TOPIC = "stripe-payment-failed"
-LINQ_TOPIC = "linq-events"
+# The signing secrets of the sandbox's own webhooks (Stripe's, and the Linq subscription's):
+# made afresh by each process that runs a stack, and handed to its functions. A fixed one would
+# be in the repository for anyone to sign with, and the intakes refuse such values.
+SANDBOX_WEBHOOK_SECRET = new_stripe_secret()
+SANDBOX_LINQ_SECRET = new_linq_secret()
 
 
 # name -> (source, target, signature type) of the product's functions
@@ -42,8 +47,6 @@ FUNCTIONS = {
     "linq-intake": ("ingest_fn/main.py", "linq_webhook", "http"),
     "linq-events": ("recover_fn/main.py", "linq_event", "cloudevent"),
 }
-# The release sweep's own topic: Cloud Scheduler publishes a tick to it every five minutes.
-SWEEP_TOPIC = "dunning-release-sweep"
 
 
 def base_env() -> dict[str, str]:
@@ -114,12 +117,14 @@ class LocalStack:
         self.firestore = FirestoreEmulator()
         self._processes: dict[str, Child] = {e.name: e for e in (self.emulator, self.firestore)}
         self.urls: dict[str, str] = {}
-        self.topic = TOPIC
-        self.dead_letter_topic = f"{TOPIC}-dead-letter"
-        self.dead_letter_subscription = f"{TOPIC}-dead-letter-pull"
-        self.push_subscription = f"{TOPIC}-recover-push"
+        # The topics deploy.sh creates when their variables are unset.
+        self.topic = DEFAULT_TOPIC
+        self.linq_topic = DEFAULT_LINQ_EVENTS_TOPIC
+        self.dead_letter_topic = f"{self.topic}-dead-letter"
+        self.dead_letter_subscription = f"{self.topic}-dead-letter-pull"
+        self.push_subscription = f"{self.topic}-recover-push"
         # A second, pull subscription on the topic: lets tests see exactly what was published.
-        self.audit_subscription = f"{TOPIC}-audit"
+        self.audit_subscription = f"{self.topic}-audit"
         self._http = requests.Session()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -147,7 +152,7 @@ class LocalStack:
                 self._push_to("release", SWEEP_TOPIC)
             if self._linq_events:
                 self.start_function("linq-events")
-                self._push_to("linq-events", LINQ_TOPIC)
+                self._push_to("linq-events", self.linq_topic)
                 self.start_function("linq-intake")
                 # The Linq stand-in sends its webhooks to the intake.
                 webhook = {"url": self.urls["linq-intake"], "secret": SANDBOX_LINQ_SECRET}
@@ -203,7 +208,7 @@ class LocalStack:
             "PUBSUB_EMULATOR_HOST": self.emulator.host,
             "FIRESTORE_EMULATOR_HOST": self.firestore.host,
             "PUBSUB_TOPIC": self.topic,
-            "LINQ_EVENTS_TOPIC": LINQ_TOPIC,
+            "LINQ_EVENTS_TOPIC": self.linq_topic,
             "LINQ_WEBHOOK_SECRET": SANDBOX_LINQ_SECRET,
         }
         if self._standins:
@@ -250,7 +255,7 @@ class LocalStack:
         self.emulator.publish(SWEEP_TOPIC, b"{}")
 
     def _create_topics(self) -> None:
-        for topic in (self.topic, self.dead_letter_topic, SWEEP_TOPIC, LINQ_TOPIC):
+        for topic in (self.topic, self.dead_letter_topic, SWEEP_TOPIC, self.linq_topic):
             self.emulator.create_topic(topic)
         self.emulator.create_subscription(self.dead_letter_subscription, self.dead_letter_topic)
         self.emulator.create_subscription(self.audit_subscription, self.topic)

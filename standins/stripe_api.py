@@ -1,9 +1,10 @@
-"""Stripe API stand-in: invoices, customers and events with Stripe's auth, errors, idempotency,
-limits."""
+"""Stripe API stand-in: invoices, customers, events and webhook endpoints with Stripe's auth,
+restricted-key permissions, errors, idempotency and limits."""
 
 from __future__ import annotations
 
 import copy
+import ipaddress
 import json
 import operator
 import re
@@ -11,11 +12,13 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
+from urllib.parse import urlsplit
 
 import flask
 import requests
 import stripe
+from stripe.params import WebhookEndpointCreateParams
 
 from standins import builders
 from standins.base import (
@@ -28,28 +31,38 @@ from standins.base import (
     json_body,
     mask_secret,
 )
+from standins.signing_secrets import new_endpoint_secret
 
 STRIPE_TEST_KEY = "sk_test_standin0000"
 STRIPE_LIVE_KEY = "sk_live_standin0000"
 STRIPE_API_VERSION = "2026-10-28.endive"
+# The account the stand-in's keys belong to, as Stripe names it in a permission error.
+PLATFORM_ACCOUNT = "acct_1StandIn"
 DEFAULT_ENDPOINT_RATE = 25
 DEFAULT_GLOBAL_RATE_TEST = 25
 DEFAULT_GLOBAL_RATE_LIVE = 100
 
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _RATE_WINDOW_S = 1.0
-_KINDS = ("customer", "subscription", "invoice", "event")
+_KINDS = ("customer", "subscription", "invoice", "event", "payment_intent", "webhook_endpoint")
 # An invoice's subscription (basil and later): expandable like `customer`.
 SUBSCRIPTION_PATH = "parent.subscription_details.subscription"
+# The PaymentIntent of each of an invoice's payments (InvoicePayment objects, in `payments`).
+PAYMENT_INTENT_PATH = "payments.data.payment.payment_intent"
 # The paths `expand[]` may name in each kind of object; the last part of a path names the kind of
-# object it holds. None: the endpoint takes no `expand` at all.
+# object it holds, or an includable field. None: the endpoint takes no `expand` at all.
 _EXPANDABLE: dict[str, Collection[str] | None] = {
-    "invoice": ("customer", SUBSCRIPTION_PATH),
+    "invoice": ("customer", SUBSCRIPTION_PATH, "payments", PAYMENT_INTENT_PATH),
     "customer": (),
     "event": None,
+    "webhook_endpoint": (),
 }
-# Parameters every list takes, besides the fields it filters on.
+# Stripe refuses a path of more parts than this, a list's `data` counted, before anything else.
+MAX_EXPAND_DEPTH = 4
+# Parameters every list takes, besides the fields it filters on (webhook endpoints take no
+# `created`).
 _PAGING = ("created", "limit", "starting_after")
+_ENDPOINT_PAGING = ("limit", "starting_after")
 # The values a list filter accepts, where Stripe checks them.
 _CHOICES = {"status": ("draft", "open", "paid", "uncollectible", "void")}
 _CREATED_FILTERS: dict[str, Callable[[int, int], bool]] = {
@@ -82,6 +95,26 @@ _STATUS_ERRORS: dict[int, tuple[str, str, str | None]] = {
     429: (_RATE_LIMIT_MESSAGE, "invalid_request_error", "rate_limit"),
 }
 _METADATA_MAX_KEYS, _METADATA_MAX_KEY_LEN, _METADATA_MAX_VALUE_LEN = 50, 40, 500
+# A restricted key holds permissions per resource (`rak_invoice_read`, `rak_webhook_write`, ...):
+# a GET needs the resource's read permission, anything else its write one, which includes read.
+_PERMISSION_RESOURCES = {
+    "invoices": "invoice",
+    "customers": "customer",
+    "events": "event",
+    "webhook_endpoints": "webhook",
+}
+# The event types and API versions a webhook endpoint accepts: those of the OpenAPI spec the SDK
+# is generated from (`*` is every event).
+_ENDPOINT_CREATE = WebhookEndpointCreateParams.__annotations__
+ENDPOINT_EVENTS = frozenset(get_args(get_args(_ENDPOINT_CREATE["enabled_events"])[0]))
+ENDPOINT_API_VERSIONS = frozenset(get_args(get_args(_ENDPOINT_CREATE["api_version"])[0]))
+# Stripe's limit on an account's webhook endpoints, in each mode.
+MAX_WEBHOOK_ENDPOINTS = 16
+_ENDPOINT_FIELDS = ("url", "enabled_events", "description", "metadata")
+_NOT_PUBLIC_MESSAGE = (
+    "Invalid URL: URL must be publicly accessible. Consider using a tool like the Stripe CLI to "
+    "test webhooks locally: https://github.com/stripe/stripe-cli"
+)
 
 Params = dict[str, list[str]]
 
@@ -123,8 +156,15 @@ def _status_error(status: int, headers: Mapping[str, str] | None = None) -> Stri
 
 
 def _missing(kind: str, object_id: str, param: str = "id") -> StripeApiError:
+    name = kind.replace("_", " ")
     return StripeApiError(
-        404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param
+        404, f"No such {name}: '{object_id}'", code="resource_missing", param=param
+    )
+
+
+def _parameter_missing(param: str) -> StripeApiError:
+    return StripeApiError(
+        400, f"Missing required param: {param}.", code="parameter_missing", param=param
     )
 
 
@@ -166,6 +206,13 @@ def _expansions(
                 raise StripeApiError(400, "Invalid array", param=key)
             expand.extend(values)
     for path in expand:
+        if len(path.split(".")) > MAX_EXPAND_DEPTH:
+            raise StripeApiError(
+                400,
+                f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property. "
+                f"Property: {path}",
+                code="property_expansion_max_depth",
+            )
         if path not in (expandable or ()):
             raise StripeApiError(400, f"This property cannot be expanded ({path}).", param="expand")
     return set(expand)
@@ -191,6 +238,104 @@ def _created_filter(params: Params) -> Callable[[Mapping[str, Any]], bool]:
     return lambda obj: all(compare(obj.get("created", 0), bound) for compare, bound in bounds)
 
 
+def _boolean(params: Params, key: str) -> bool | None:
+    value = _single(params, key)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise StripeApiError(400, f"Invalid boolean: {value}", param=key)
+    return value == "true"
+
+
+def _metadata(params: Params, current: Mapping[str, str]) -> dict[str, str]:
+    """`current` with `metadata[key]=value` set (an empty value unsets the key) and `metadata=`
+    clearing it all, as Stripe applies them."""
+    metadata = dict(current)
+    for key, values in params.items():
+        value = values[-1]
+        if key == "metadata":
+            if value:
+                raise StripeApiError(400, "Invalid object", param="metadata")
+            metadata.clear()
+        elif key.startswith("metadata["):
+            name = key[len("metadata[") : -1]
+            if len(name) > _METADATA_MAX_KEY_LEN or len(value) > _METADATA_MAX_VALUE_LEN:
+                raise StripeApiError(
+                    400,
+                    f"Metadata keys can be at most {_METADATA_MAX_KEY_LEN} characters and "
+                    f"values at most {_METADATA_MAX_VALUE_LEN} characters.",
+                    param=key,
+                )
+            if value:
+                metadata[name] = value
+            else:
+                metadata.pop(name, None)
+    if len(metadata) > _METADATA_MAX_KEYS:
+        raise StripeApiError(
+            400, f"Metadata can have at most {_METADATA_MAX_KEYS} keys.", param="metadata"
+        )
+    return metadata
+
+
+def _endpoint_url(value: str, mode: str) -> str:
+    """A URL Stripe can deliver to: http(s) with a host that is not this machine or a private
+    network, and https in live mode."""
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        parts, host = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not host:
+        raise StripeApiError(
+            400,
+            f"Invalid URL: {value}. An explicit scheme (such as https) and a host are required.",
+            code="url_invalid",
+            param="url",
+        )
+    try:
+        private = not ipaddress.ip_address(host).is_global
+    except ValueError:
+        private = host == "localhost" or host.endswith(".localhost")
+    if private:
+        raise StripeApiError(400, _NOT_PUBLIC_MESSAGE, code="url_invalid", param="url")
+    if mode == "live" and parts.scheme != "https":
+        raise StripeApiError(
+            400,
+            "Invalid URL: webhook endpoints in live mode must use HTTPS.",
+            code="url_invalid",
+            param="url",
+        )
+    return value
+
+
+def _enabled_events(params: Params) -> list[str] | None:
+    """The `enabled_events` array (`enabled_events[]=...` or `enabled_events[0]=...`), each a
+    known event type; None when not sent."""
+    if "enabled_events" in params:
+        raise StripeApiError(400, "Invalid array", param="enabled_events")
+    indexed = []
+    for key, values in params.items():
+        match = re.fullmatch(r"enabled_events\[(\d*)\]", key)
+        if match is None:
+            if key.startswith("enabled_events["):
+                raise StripeApiError(400, "Invalid array", param="enabled_events")
+            continue
+        position = int(match.group(1)) if match.group(1) else -1
+        indexed.extend((position, order, value) for order, value in enumerate(values))
+    if not indexed:
+        return None
+    events = [value for _, _, value in sorted(indexed)]
+    for index, event in enumerate(events):
+        if event not in ENDPOINT_EVENTS:
+            raise StripeApiError(
+                400,
+                f"Invalid enabled_events[{index}]: must be one of the event types of API "
+                f"version {STRIPE_API_VERSION}, or *; got {event!r}",
+                param=f"enabled_events[{index}]",
+            )
+    return events
+
+
 def signed(
     event: Mapping[str, Any], secret: str, timestamp: int | None = None
 ) -> tuple[bytes, dict[str, str]]:
@@ -203,6 +348,18 @@ def signed(
     return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
+def _own_payment_intents(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    """The PaymentIntents written inside `invoice`'s payments, each left there as its id."""
+    intents = []
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        details = payment.get("payment") or {}
+        intent = details.get("payment_intent")
+        if isinstance(intent, dict):
+            intents.append(intent)
+            details["payment_intent"] = intent.get("id")
+    return intents
+
+
 def _key_mode(key: str) -> str:
     match = _KEY_RE.fullmatch(key)
     if match is None:
@@ -211,12 +368,14 @@ def _key_mode(key: str) -> str:
 
 
 class StripeStandin(StandinServer):
-    """Stand-in for the Stripe v1 invoice, customer and event endpoints used by the product."""
+    """Stand-in for the Stripe v1 invoice, customer, event and webhook endpoint endpoints used by
+    the product and deploy.sh."""
 
     vendor = "Stripe"
     # `accounts`: connected accounts (Stripe Connect), each `{"id": "acct_...", "customers": [...],
     # "invoices": [...], ...}`: its objects are seen only with `Stripe-Account: acct_...`.
     # `webhook`: `{"url": ..., "secret": "whsec_..."}`, the endpoint events are sent to, signed.
+    # `webhook_endpoints`: endpoints that exist already (builders.webhook_endpoint), secretless.
     scenario_keys = frozenset({*(f"{kind}s" for kind in _KINDS), "accounts", "webhook"})
 
     def __init__(
@@ -224,12 +383,17 @@ class StripeStandin(StandinServer):
         port: int = 0,
         *,
         api_keys: Iterable[str] = (STRIPE_TEST_KEY,),
+        restricted_keys: Mapping[str, Iterable[str]] | None = None,
         endpoint_rate: int | None = DEFAULT_ENDPOINT_RATE,
         global_rate_test: int | None = DEFAULT_GLOBAL_RATE_TEST,
         global_rate_live: int | None = DEFAULT_GLOBAL_RATE_LIVE,
         **common: Any,
     ) -> None:
-        self.api_keys = {key: _key_mode(key) for key in api_keys}
+        """`api_keys` may do everything; each of `restricted_keys` (`rk_...`) only what its
+        permissions (`rak_webhook_read`, ...) allow."""
+        restricted = dict(restricted_keys or {})
+        self.api_keys = {key: _key_mode(key) for key in (*api_keys, *restricted)}
+        self.permissions = {key: frozenset(held) for key, held in restricted.items()}
         self.endpoint_rate = endpoint_rate
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
         super().__init__(port, **common)
@@ -240,10 +404,21 @@ class StripeStandin(StandinServer):
         self.route("POST", "/v1/invoices/<id>", self._update_invoice)
         self.route("GET", "/v1/customers/<id>", lambda id: self._retrieve("customer", id))
         self.route("GET", "/v1/events", lambda: self._list("event", "type"))
+        self.route(
+            "GET",
+            "/v1/webhook_endpoints",
+            lambda: self._list("webhook_endpoint", paging=_ENDPOINT_PAGING),
+        )
+        self.route("POST", "/v1/webhook_endpoints", self._create_endpoint)
+        self.route(
+            "GET", "/v1/webhook_endpoints/<id>", lambda id: self._retrieve("webhook_endpoint", id)
+        )
+        self.route("POST", "/v1/webhook_endpoints/<id>", self._update_endpoint)
+        self.route("DELETE", "/v1/webhook_endpoints/<id>", self._delete_endpoint)
         self.api.before_request(self._authenticate)
         self.api.after_request(_stamp)
         self.api.register_error_handler(StripeApiError, StripeApiError.response)
-        for kind in ("invoice", "customer"):
+        for kind in ("invoice", "customer", "payment_intent"):
             self.control_route(
                 "POST", f"/{kind}s/<id>", lambda id, kind=kind: self._patch(kind, id, json_body())
             )
@@ -267,8 +442,10 @@ class StripeStandin(StandinServer):
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
-        "events": [...]}` (Stripe-shaped dicts) by id, the platform's or, under `accounts`, a
-        connected account's."""
+        "payment_intents": [...], "events": [...], "webhook_endpoints": [...]}` (Stripe-shaped
+        dicts) by id, the platform's or, under `accounts`, a connected account's. A PaymentIntent
+        inside an invoice's payments (as builders.invoice makes them) is kept as an object of its
+        own."""
         if "webhook" in scenario:
             self._webhook = {
                 "url": scenario["webhook"]["url"],
@@ -278,16 +455,22 @@ class StripeStandin(StandinServer):
             if not str(account.get("id", "")).startswith("acct_"):
                 raise ValueError(f"a connected account needs an acct_ id: {account!r:.80}")
             self._accounts.add(account["id"])
-            self._load(account)
-            for kind in _KINDS:
-                self._owners.update(
-                    (obj["id"], account["id"]) for obj in account.get(f"{kind}s", [])
-                )
-        for kind, store in self._stores.items():
-            for obj in scenario.get(f"{kind}s", []):
+            self._owners.update((object_id, account["id"]) for object_id in self._store(account))
+        self._store(scenario)
+
+    def _store(self, scenario: Mapping[str, Any]) -> list[str]:
+        """Store the objects of `scenario`; returns their ids."""
+        objects = {
+            kind: [copy.deepcopy(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
+        }
+        for invoice in objects["invoice"]:
+            objects["payment_intent"] += _own_payment_intents(invoice)
+        for kind, found in objects.items():
+            for obj in found:
                 if obj.get("object") != kind or not obj.get("id"):
                     raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
-                store[obj["id"]] = copy.deepcopy(obj)
+                self._stores[kind][obj["id"]] = obj
+        return [obj["id"] for found in objects.values() for obj in found]
 
     def pay_invoice(self, invoice_id: str) -> dict[str, Any]:
         """The customer pays a stored invoice now. As Stripe does, `invoice.paid` is stored and,
@@ -296,6 +479,10 @@ class StripeStandin(StandinServer):
         with self._lock:
             invoice = self._stores["invoice"][invoice_id]
             invoice.update(builders.paid(invoice))
+            for payment in (invoice.get("payments") or {}).get("data", [])[:1]:
+                intent = self._stores["payment_intent"].get(payment["payment"]["payment_intent"])
+                if intent is not None:
+                    intent.update(builders.settled(intent))
             event = builders.invoice_paid_event(invoice)
             self._stores["event"][event["id"]] = copy.deepcopy(event)
             endpoint = self._webhook
@@ -313,10 +500,20 @@ class StripeStandin(StandinServer):
     def update_customer(self, customer_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         return self._patch("customer", customer_id, patch)
 
+    def update_payment_intent(self, intent_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return self._patch("payment_intent", intent_id, patch)
+
     def _patch(self, kind: str, object_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """Shallow-merge `patch` into a stored object (raises KeyError if unknown)."""
+        """Shallow-merge `patch` into a stored object (raises KeyError if unknown); new
+        PaymentIntents in an invoice's payments are kept as their own, as `_load` keeps them."""
         with self._lock:
-            self._stores[kind][object_id].update(copy.deepcopy(dict(patch)))
+            changes = copy.deepcopy(dict(patch))
+            owner = self._owners.get(object_id)
+            for intent in _own_payment_intents(changes) if kind == "invoice" else []:
+                self._stores["payment_intent"][intent["id"]] = intent
+                if owner is not None:
+                    self._owners[intent["id"]] = owner
+            self._stores[kind][object_id].update(changes)
             return copy.deepcopy(self._stores[kind][object_id])
 
     def _extra_stats(self) -> dict[str, Any]:
@@ -329,7 +526,8 @@ class StripeStandin(StandinServer):
     # Request plumbing ----------------------------------------------------------------------
 
     def journal_body(self) -> Any:
-        return flask.request.form.to_dict(flat=False) if flask.request.get_data() else None
+        # The form, parsed by the handler already: the raw body has been read by then.
+        return flask.request.form.to_dict(flat=False) or None
 
     def error_response(self, status: int) -> Reply:
         return _status_error(status).response()
@@ -351,6 +549,7 @@ class StripeStandin(StandinServer):
         if mode is None:
             raise StripeApiError(401, f"Invalid API Key provided: {mask_secret(token)}")
         flask.g.mode = mode
+        self._check_permission(token)
         account = flask.request.headers.get("Stripe-Account")
         if account is not None and account not in self._accounts:
             raise StripeApiError(
@@ -362,6 +561,24 @@ class StripeStandin(StandinServer):
         flask.g.account = account
         with self._lock:
             self._check_rate(mode, flask.request.endpoint or UNRECOGNIZED)
+
+    def _check_permission(self, key: str) -> None:
+        """A restricted key may call an endpoint only with the permission its resource needs."""
+        held = self.permissions.get(key)
+        endpoint = flask.request.endpoint
+        if held is None or endpoint is None:
+            return
+        method, path = endpoint.split(" ", 1)
+        resource = _PERMISSION_RESOURCES[path.split("/")[2]]
+        needed = f"rak_{resource}_{'read' if method == 'GET' else 'write'}"
+        if needed in held or f"rak_{resource}_write" in held:
+            return
+        raise StripeApiError(
+            403,
+            f"The provided key '{mask_secret(key)}' does not have the required permissions for "
+            f"this endpoint on account '{PLATFORM_ACCOUNT}'. Having the '{needed}' permission "
+            "would allow this request to continue.",
+        )
 
     def _check_rate(self, mode: str, endpoint: str) -> None:
         """A request counts against both limits only when both have room for it."""
@@ -394,22 +611,37 @@ class StripeStandin(StandinServer):
     def _render(
         self, kind: str, obj: Mapping[str, Any], mode: str, expand: Iterable[str] = ()
     ) -> dict[str, Any]:
-        """The object as the API returns it: a deleted customer as its stub, and each path to
-        expand holding the object it names (as in Stripe, an id it cannot resolve stays an id)."""
+        """The object as the API returns it: a deleted customer as its stub, an includable field
+        only when a path to expand starts with it, and each path to expand holding the object it
+        names (as in Stripe, an id it cannot resolve stays an id)."""
         if kind == "customer" and obj.get("deleted"):
             return {"id": obj["id"], "object": "customer", "deleted": True}
         out = copy.deepcopy(dict(obj))
-        for path in expand:
-            *parents, name = path.removeprefix("data.").split(".")
-            holder: Any = out
-            for parent in parents:
-                holder = holder.get(parent) if isinstance(holder, dict) else None
-            if not isinstance(holder, dict):
-                continue
-            linked = self._stores[name].get(str(holder.get(name)))
-            if linked is not None and self._visible(linked, mode):
-                holder[name] = self._render(name, linked, mode)
+        # A list's paths start with its `data`: each object in it is rendered with the rest.
+        paths = [path.removeprefix("data.").split(".") for path in expand]
+        for field in builders.INCLUDABLE.get(kind, ()):
+            if not any(parts[0] == field for parts in paths):
+                out.pop(field, None)
+        for parts in paths:
+            self._expand(out, parts, mode)
         return out
+
+    def _expand(self, holder: Any, parts: list[str], mode: str) -> None:
+        """Follow `parts` down from `holder` (into every object of a list), and put in place of
+        the id the last part names the object of that kind."""
+        if isinstance(holder, list):
+            for item in holder:
+                self._expand(item, parts, mode)
+            return
+        if not isinstance(holder, dict):
+            return
+        name, *rest = parts
+        if rest:
+            self._expand(holder.get(name), rest, mode)
+            return
+        linked = self._stores[name].get(str(holder.get(name))) if name in self._stores else None
+        if linked is not None and self._visible(linked, mode):
+            holder[name] = self._render(name, linked, mode)
 
     # Endpoints -----------------------------------------------------------------------------
 
@@ -417,12 +649,12 @@ class StripeStandin(StandinServer):
         mode, expand = flask.g.mode, _expansions(_params(), (), _EXPANDABLE[kind])
         return self._render(kind, self._get(kind, id, mode), mode, expand)
 
-    def _list(self, kind: str, *filters: str) -> dict[str, Any]:
+    def _list(self, kind: str, *filters: str, paging: Iterable[str] = _PAGING) -> dict[str, Any]:
         """One page of the mode's objects, newest first, from after `starting_after`: those
         within the `created` bounds whose `filters` fields equal the parameters of that name."""
         mode, params, expandable = flask.g.mode, _params(), _EXPANDABLE[kind]
         listed = None if expandable is None else [f"data.{path}" for path in expandable]
-        expand = _expansions(params, (*filters, *_PAGING), listed)
+        expand = _expansions(params, (*filters, *paging), listed)
         limit = _int_param(params, "limit")
         limit = 10 if limit is None else limit
         if not 1 <= limit <= 100:
@@ -457,16 +689,16 @@ class StripeStandin(StandinServer):
             "url": flask.request.path,
         }
 
-    def _update_invoice(self, id: str) -> Reply:
-        """A POST's answer, replayed for a repeated Idempotency-Key with the same parameters."""
+    def _idempotent(self, run: Callable[[str, Params], dict[str, Any]]) -> Reply:
+        """A POST's answer, `run(mode, params)`, replayed for a repeated Idempotency-Key with the
+        same path and parameters."""
         mode, params = flask.g.mode, _params()
         key = flask.request.headers.get("Idempotency-Key")
-        # The only POST: the path (which invoice) and the parameters tell two requests apart.
         fingerprint = (flask.request.path, tuple(sorted((k, tuple(v)) for k, v in params.items())))
         body, replayed = self._keys.answer(
             (mode, key) if key else None,
             fingerprint,
-            lambda: self._apply_update(id, mode, params),
+            lambda: run(mode, params),
             lambda: StripeApiError(
                 400,
                 "Keys for idempotent requests can only be used with the same parameters they "
@@ -480,36 +712,89 @@ class StripeStandin(StandinServer):
             headers["Idempotent-Replayed"] = "true"
         return body, 200, headers
 
+    def _update_invoice(self, id: str) -> Reply:
+        return self._idempotent(lambda mode, params: self._apply_update(id, mode, params))
+
     def _apply_update(self, invoice_id: str, mode: str, params: Params) -> dict[str, Any]:
         expand = _expansions(params, ("metadata", "description"), _EXPANDABLE["invoice"])
         invoice = self._get("invoice", invoice_id, mode)
-        metadata = dict(invoice.get("metadata") or {})
-        for key, values in params.items():
-            value = values[-1]
-            if key == "metadata":
-                if value:
-                    raise StripeApiError(400, "Invalid object", param="metadata")
-                metadata.clear()
-            elif key.startswith("metadata["):
-                name = key[len("metadata[") : -1]
-                if len(name) > _METADATA_MAX_KEY_LEN or len(value) > _METADATA_MAX_VALUE_LEN:
-                    raise StripeApiError(
-                        400,
-                        f"Metadata keys can be at most {_METADATA_MAX_KEY_LEN} characters and "
-                        f"values at most {_METADATA_MAX_VALUE_LEN} characters.",
-                        param=key,
-                    )
-                # An empty value unsets the key, as in Stripe.
-                if value:
-                    metadata[name] = value
-                else:
-                    metadata.pop(name, None)
-        if len(metadata) > _METADATA_MAX_KEYS:
-            raise StripeApiError(
-                400, f"Metadata can have at most {_METADATA_MAX_KEYS} keys.", param="metadata"
-            )
-        invoice["metadata"] = metadata
+        invoice["metadata"] = _metadata(params, invoice.get("metadata") or {})
         description = _single(params, "description")
         if description is not None:
             invoice["description"] = description or None
         return self._render("invoice", invoice, mode, expand)
+
+    # Webhook endpoints -----------------------------------------------------------------------
+
+    def _create_endpoint(self) -> Reply:
+        return self._idempotent(self._new_endpoint)
+
+    def _new_endpoint(self, mode: str, params: Params) -> dict[str, Any]:
+        """The endpoint as created: the only answer that carries its signing `secret`."""
+        expand = _expansions(
+            params, (*_ENDPOINT_FIELDS, "api_version", "connect"), _EXPANDABLE["webhook_endpoint"]
+        )
+        url = _single(params, "url")
+        if url is None:
+            raise _parameter_missing("url")
+        url = _endpoint_url(url, mode)
+        events = _enabled_events(params)
+        if events is None:
+            raise _parameter_missing("enabled_events")
+        api_version = _single(params, "api_version")
+        if api_version is not None and api_version not in ENDPOINT_API_VERSIONS:
+            raise StripeApiError(400, f"Invalid api_version: {api_version}", param="api_version")
+        _boolean(params, "connect")
+        store = self._stores["webhook_endpoint"]
+        if sum(self._visible(endpoint, mode) for endpoint in store.values()) >= (
+            MAX_WEBHOOK_ENDPOINTS
+        ):
+            raise StripeApiError(
+                400,
+                f"You have reached the maximum of {MAX_WEBHOOK_ENDPOINTS} {mode} webhook "
+                "endpoints.",
+            )
+        endpoint = builders.webhook_endpoint(
+            url,
+            events,
+            api_version=api_version,
+            description=_single(params, "description") or None,
+            metadata=_metadata(params, {}),
+            livemode=mode == "live",
+        )
+        store[endpoint["id"]] = endpoint
+        return {
+            **self._render("webhook_endpoint", endpoint, mode, expand),
+            "secret": new_endpoint_secret(),
+        }
+
+    def _update_endpoint(self, id: str) -> Reply:
+        return self._idempotent(lambda mode, params: self._change_endpoint(id, mode, params))
+
+    def _change_endpoint(self, endpoint_id: str, mode: str, params: Params) -> dict[str, Any]:
+        """Stripe lets the URL, the events, the description, the metadata and `disabled` change;
+        an endpoint's API version and `connect` are fixed at its creation."""
+        expand = _expansions(
+            params, (*_ENDPOINT_FIELDS, "disabled"), _EXPANDABLE["webhook_endpoint"]
+        )
+        endpoint = self._get("webhook_endpoint", endpoint_id, mode)
+        url = _single(params, "url")
+        events = _enabled_events(params)
+        disabled = _boolean(params, "disabled")
+        changed = {
+            "url": None if url is None else _endpoint_url(url, mode),
+            "enabled_events": events,
+            "status": None if disabled is None else ("disabled" if disabled else "enabled"),
+        }
+        endpoint.update((field, value) for field, value in changed.items() if value is not None)
+        description = _single(params, "description")
+        if description is not None:
+            endpoint["description"] = description or None
+        endpoint["metadata"] = _metadata(params, endpoint["metadata"])
+        return self._render("webhook_endpoint", endpoint, mode, expand)
+
+    def _delete_endpoint(self, id: str) -> dict[str, Any]:
+        _expansions(_params(), (), None)
+        self._get("webhook_endpoint", id, flask.g.mode)
+        del self._stores["webhook_endpoint"][id]
+        return {"id": id, "object": "webhook_endpoint", "deleted": True}

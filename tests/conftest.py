@@ -1,4 +1,5 @@
-"""Shared fixtures: the Pub/Sub emulator (one per session) and fresh stand-ins per test."""
+"""Shared fixtures: the emulators (one each per session, started only for a test that needs
+them), fresh stand-ins per test, and the in-process pipeline over them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import stripe
 
 from standins import LinqStandin, SlackStandin, StripeStandin
 from standins.emulator import FirestoreEmulator, PubSubEmulator
-from tests.harness import Pipeline
+from tests.harness import EmulatorBackend, MemoryBackend, Pipeline
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +64,27 @@ def fast_stripe_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def pipeline(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    emulator: PubSubEmulator,
-    firestore: FirestoreEmulator,
     stripe_api: StripeStandin,
     linq_api: LinqStandin,
     slack_api: SlackStandin,
-) -> Pipeline:
-    world = Pipeline(monkeypatch, capsys, emulator, stripe_api, linq_api, slack_api, firestore)
+) -> Iterator[Pipeline]:
+    """Both functions in-process, the ledger and the topics in memory."""
+    world = Pipeline(monkeypatch, capsys, stripe_api, linq_api, slack_api, MemoryBackend())
+    yield world
+    world.linq_inbox.close()
+
+
+@pytest.fixture
+def emulated_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    emulators: tuple[PubSubEmulator, FirestoreEmulator],
+    stripe_api: StripeStandin,
+    linq_api: LinqStandin,
+    slack_api: SlackStandin,
+) -> Iterator[Pipeline]:
+    """Both functions in-process, the ledger and the topics in the emulators: a real publish."""
+    backend = EmulatorBackend(*emulators)
+    world = Pipeline(monkeypatch, capsys, stripe_api, linq_api, slack_api, backend)
     yield world
     world.linq_inbox.close()

@@ -1,36 +1,158 @@
-"""Drives both functions in-process (functions-framework test clients) against the stand-ins."""
+"""Drives both functions in-process (functions-framework test clients) against the stand-ins.
+
+The send ledger and the topics are in memory by default (`MemoryBackend`), read through the same
+ledger code as in production, with a clock the test moves: a workflow test runs in milliseconds.
+`EmulatorBackend` puts them in the Pub/Sub and Firestore emulators instead, for what only they can
+show (a real publish, the backfill's own publisher)."""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import functions_framework
 import pytest
-import requests
 import standardwebhooks
 import stripe
 
-from shared.adapters import ledger as ledger_module
+from shared.adapters import firestore, publisher
+from shared.adapters.documents import Documents
+from shared.adapters.firestore import FirestoreDocuments
+from shared.adapters.ledger import Ledger
+from shared.adapters.memory import MemoryDocuments
+from shared.core import clock as clock_module
+from shared.core.entry import Entry, EntryKey
 from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
-from standins.emulator import FirestoreEmulator, PubSubEmulator
+from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
+from tests.clock import TestClock
 
 ROOT = Path(__file__).resolve().parent.parent
-WEBHOOK_SECRET = "whsec_HarnessSigningKey4f8a1c9e2b7d6053"
-# A Standard Webhooks secret: whsec_ and the base64 of 32 bytes.
-LINQ_SECRET = "whsec_" + base64.b64encode(b"linq-harness-signing-secret-0001").decode()
+# Made afresh for each test run: the intakes refuse any secret written in the repository.
+WEBHOOK_SECRET = new_stripe_secret()
+LINQ_SECRET = new_linq_secret()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
+
+
+class Backend(Protocol):
+    """Where the functions keep the ledger and queue their messages in a test."""
+
+    project: str
+    documents: Documents
+    # Variables the functions need to reach it.
+    env: dict[str, str]
+
+    def add_topic(self, topic: str) -> None: ...
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        """The messages published to `topic` since the last pull, as Pub/Sub delivers them."""
+        ...
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Have the functions built after this use it."""
+        ...
+
+
+class MemoryTopics:
+    """Pub/Sub as the functions' publishers see it: each message kept in order, per topic, with
+    the id Pub/Sub would give it, until the test pulls it."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, list[dict[str, Any]]] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def add(self, topic: str) -> None:
+        with self._lock:
+            self._waiting.setdefault(topic, [])
+
+    def publisher(self, project: str, topic: str) -> _MemoryPublisher:
+        return _MemoryPublisher(self, topic)
+
+    def publish(self, topic: str, data: bytes, attributes: dict[str, str]) -> str:
+        with self._lock:
+            if topic not in self._waiting:
+                raise AssertionError(f"no topic {topic!r}: the functions publish to another")
+            message_id = str(next(self._ids))
+            self._waiting[topic].append(
+                {
+                    "data": base64.b64encode(data).decode(),
+                    "attributes": dict(attributes),
+                    "messageId": message_id,
+                }
+            )
+            return message_id
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        with self._lock:
+            taken, self._waiting[topic] = self._waiting[topic], []
+            return taken
+
+
+class _MemoryPublisher:
+    def __init__(self, topics: MemoryTopics, topic: str) -> None:
+        self._topics, self._topic = topics, topic
+
+    def publish(self, data: bytes, attributes: dict[str, str]) -> str:
+        return self._topics.publish(self._topic, data, attributes)
+
+
+class MemoryBackend:
+    """The ledger and the topics in this process."""
+
+    def __init__(self) -> None:
+        self.project = DEFAULT_PROJECT
+        self.documents = MemoryDocuments()
+        self.topics = MemoryTopics()
+        self.env: dict[str, str] = {}
+
+    def add_topic(self, topic: str) -> None:
+        self.topics.add(topic)
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        return self.topics.pull(topic)
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(firestore, "FirestoreDocuments", lambda *_, **__: self.documents)
+        monkeypatch.setattr(publisher, "Publisher", self.topics.publisher)
+
+
+class EmulatorBackend:
+    """The ledger in the Firestore emulator (emptied first: our own opt-out list is keyed by
+    phone, which tests share) and the topics in the Pub/Sub emulator."""
+
+    def __init__(self, pubsub: PubSubEmulator, store: FirestoreEmulator) -> None:
+        self.project = pubsub.project
+        self._pubsub = pubsub
+        store.clear(pubsub.project, DEFAULT_FIRESTORE_DATABASE)
+        self.documents = FirestoreDocuments(
+            pubsub.project, DEFAULT_FIRESTORE_DATABASE, emulator_host=store.host
+        )
+        self.env = {"PUBSUB_EMULATOR_HOST": pubsub.host, "FIRESTORE_EMULATOR_HOST": store.host}
+
+    def add_topic(self, topic: str) -> None:
+        self._pubsub.create_topic(topic)
+        self._pubsub.create_subscription(f"{topic}-pull", topic)
+
+    def pull(self, topic: str) -> list[dict[str, Any]]:
+        return self._pubsub.pull(f"{topic}-pull")
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        # The functions' ledger is this one's: a test that breaks its store breaks theirs.
+        monkeypatch.setattr(firestore, "FirestoreDocuments", lambda *_, **__: self.documents)
 
 
 class LinqInbox:
@@ -40,13 +162,14 @@ class LinqInbox:
     def __init__(self) -> None:
         inbox = self
         self.received: list[tuple[dict[str, str], bytes]] = []
-        self._lock = threading.Lock()
+        self._arrived = threading.Condition()
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with inbox._lock:
+                with inbox._arrived:
                     inbox.received.append((dict(self.headers.items()), body))
+                    inbox._arrived.notify_all()
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -56,19 +179,18 @@ class LinqInbox:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/linq"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        # Polled often: shutting the inbox down waits for the loop's next look.
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        ).start()
 
     def take(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
         """The next `count` webhooks, waiting for them (the stand-in sends a moment later)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                if len(self.received) >= count:
-                    taken, self.received = self.received[:count], self.received[count:]
-                    return taken
-            if time.monotonic() > deadline:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(self.received) >= count, timeout):
                 raise AssertionError(f"Linq sent {len(self.received)} webhook(s), not {count}")
-            time.sleep(0.02)
+            taken, self.received = self.received[:count], self.received[count:]
+            return taken
 
     def close(self) -> None:
         self._server.shutdown()
@@ -89,21 +211,16 @@ def results(text: str) -> list[dict[str, Any]]:
     return [entry for entry in log_lines(text) if "action" in entry]
 
 
-def entry_url(pipeline: Pipeline, invoice: dict[str, Any], attempt: int) -> str:
-    """The REST address of a failed payment's ledger entry in the emulator."""
-    return (
-        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
-        f"/databases/dunning/documents/{ledger_module.COLLECTION}/{invoice['id']}-{attempt}"
-    )
+def entry(pipeline: Pipeline, invoice: dict[str, Any], attempt: int = 1) -> Entry:
+    """A failed payment's ledger entry."""
+    found = pipeline.ledger.entry(EntryKey(invoice["id"], attempt))
+    assert found is not None, f"no ledger entry for {invoice['id']}-{attempt}"
+    return found
 
 
-def entry(pipeline: Pipeline, invoice: dict[str, Any], attempt: int = 1) -> dict[str, Any]:
-    """A failed payment's ledger entry, its fields decoded."""
-    answer = requests.get(
-        entry_url(pipeline, invoice, attempt), headers={"Authorization": "Bearer owner"}, timeout=5
-    )
-    answer.raise_for_status()
-    return {k: ledger_module._decode(v) for k, v in answer.json()["fields"].items()}
+def rewrite(pipeline: Pipeline, invoice: dict[str, Any], attempt: int = 1, **changes: Any) -> None:
+    """Change a failed payment's ledger entry as a run in mid-flight would have left it."""
+    pipeline.ledger.write_all([replace(entry(pipeline, invoice, attempt), **changes)])
 
 
 class Pipeline:
@@ -113,33 +230,34 @@ class Pipeline:
         self,
         monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str],
-        emulator: PubSubEmulator,
         stripe_api: StripeStandin,
         linq_api: LinqStandin,
         slack_api: SlackStandin,
-        firestore: FirestoreEmulator,
+        backend: Backend,
     ) -> None:
-        self.monkeypatch, self.capsys, self.emulator = monkeypatch, capsys, emulator
+        self.monkeypatch, self.capsys, self.backend = monkeypatch, capsys, backend
         self.stripe, self.linq, self.slack = stripe_api, linq_api, slack_api
+        self.project = backend.project
+        # The functions' clock: it stands still until the test moves it (a lease running out,
+        # the morning), and starts at the real time, which the signatures are checked against.
+        self.clock = TestClock(datetime.now(UTC))
+        monkeypatch.setattr(clock_module, "utc_now", self.clock)
+        backend.install(monkeypatch)
+        # The ledger as the functions keep it, for the test to look at and set up.
+        self.ledger = Ledger(backend.documents, clock=self.clock)
         self.topic = f"failed-{uuid.uuid4().hex[:12]}"
-        self.subscription = f"{self.topic}-pull"
-        emulator.create_topic(self.topic)
-        emulator.create_subscription(self.subscription, self.topic)
-        # The ledger starts empty: our own opt-out list is keyed by phone, which tests share.
-        firestore.clear(emulator.project, DEFAULT_FIRESTORE_DATABASE)
         self.linq_topic = f"{self.topic}-linq"
-        emulator.create_topic(self.linq_topic)
-        emulator.create_subscription(f"{self.linq_topic}-pull", self.linq_topic)
+        backend.add_topic(self.topic)
+        backend.add_topic(self.linq_topic)
         self.env = {
             "STRIPE_API_KEY": STRIPE_TEST_KEY,
             "STRIPE_API_BASE": stripe_api.url,
             "LINQ_API_KEY": LINQ_TOKEN,
             "LINQ_API_BASE": linq_api.url,
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-            "GOOGLE_CLOUD_PROJECT": emulator.project,
+            "GOOGLE_CLOUD_PROJECT": backend.project,
             "PUBSUB_TOPIC": self.topic,
-            "PUBSUB_EMULATOR_HOST": emulator.host,
-            "FIRESTORE_EMULATOR_HOST": firestore.host,
+            **backend.env,
             "LINQ_WEBHOOK_SECRET": LINQ_SECRET,
             "LINQ_EVENTS_TOPIC": self.linq_topic,
             # Quiet hours are tested on purpose (tests/test_quiet_hours_flow.py); elsewhere a test
@@ -241,7 +359,7 @@ class Pipeline:
 
     def _run_linq_subscriber(self) -> None:
         subscriber = self.app("recover_fn/main.py", "linq_event", "cloudevent")
-        for message in self.emulator.pull(f"{self.linq_topic}-pull"):
+        for message in self.backend.pull(self.linq_topic):
             subscriber.post(
                 "/",
                 headers={
@@ -292,8 +410,8 @@ class Pipeline:
         )
 
     def published(self) -> list[dict[str, Any]]:
-        """Messages the ingest function put on the topic (pulled and acknowledged)."""
-        return self.emulator.pull(self.subscription)
+        """Messages the functions put on the failed-payment topic (pulled and acknowledged)."""
+        return self.backend.pull(self.topic)
 
     def push(self, message: dict[str, Any]) -> Any:
         """Hand one Pub/Sub message to the recover function as Eventarc would."""

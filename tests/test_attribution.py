@@ -1,9 +1,10 @@
 """The holdout groups and how a payment relates to the texts, as pure functions of an invoice's
-ledger entries (their recorded fields): one row per rule."""
+ledger entries: one row per rule."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -16,49 +17,41 @@ from shared.core.attribution import (
     assignment,
     attribute,
     minutes_after,
-    texted,
 )
+from shared.core.entry import Entry, EntryKey, Plan, State
+from shared.core.outcome import Action
 
 T0 = datetime(2026, 11, 26, 14, 0, tzinfo=UTC)
 T1, T2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
-PLAN = {"to": "+14155550100", "text": "Hi Jane ...", "link": "https://pay", "line": "+1"}
+PLAN = Plan("+14155550100", "Hi Jane ...", "https://pay", "+1")
 
 
-@pytest.mark.parametrize(
-    ("entry", "went_out"),
-    [
-        ({}, False),
-        ({"action": "sent"}, True),
-        # The link refused after the text: the text went out all the same.
-        ({"action": "failed", "texted_at": T0}, True),
-        # A run that died after the text, before any outcome.
-        ({"texted_at": T0}, True),
-        ({"action": "failed"}, False),
-        ({"action": "skipped:no_phone", "texted_at": None}, False),
-    ],
-)
-def test_an_entry_was_texted_when_its_text_went_out(entry, went_out):
-    assert texted(entry) is went_out
+def entry(
+    attempt: int = 1, state: str = "active", action: str | None = None, **fields: Any
+) -> Entry:
+    """An invoice's entry for one attempt, with the fields the rules read."""
+    outcome = Action(action) if action is not None else None
+    return Entry(EntryKey("in_1", attempt), State(state), action=outcome, **fields)
 
 
 @pytest.mark.parametrize(
     ("case", "entry", "group"),
     [
-        ("recorded treated", {"group": "treated", "action": "skipped:unreachable"}, TREATED),
-        ("recorded holdout", {"group": "holdout", "action": "skipped:holdout"}, HOLDOUT),
+        ("recorded treated", entry(group="treated", action="skipped:unreachable"), TREATED),
+        ("recorded holdout", entry(group="holdout", action="skipped:holdout"), HOLDOUT),
         # A recorded assignment is the only word, even beside an outcome past the draw.
-        ("recorded, not a group", {"group": "not_assigned", "action": "sent"}, None),
+        ("recorded, not a group", entry(group="not_assigned", action="sent"), None),
         # Entries written before the ledger recorded the assignment: read from what followed.
-        ("held out", {"action": "skipped:holdout"}, HOLDOUT),
-        ("sent", {"action": "sent"}, TREATED),
-        ("texted, then failed", {"action": "failed", "texted_at": T0}, TREATED),
-        ("deferred", {"action": "deferred:quiet_hours"}, TREATED),
-        ("unreachable", {"action": "skipped:unreachable"}, TREATED),
-        ("a plan recorded", {"action": "failed", "plan": PLAN}, TREATED),
-        ("a deferral recorded", {"state": "deferred", "due_at": T1}, TREATED),
-        ("no phone", {"action": "skipped:no_phone"}, None),
-        ("failed before the draw", {"action": "failed"}, None),
-        ("nothing yet", {}, None),
+        ("held out", entry(action="skipped:holdout"), HOLDOUT),
+        ("sent", entry(action="sent"), TREATED),
+        ("texted, then failed", entry(action="failed", texted_at=T0), TREATED),
+        ("deferred", entry(action="deferred:quiet_hours"), TREATED),
+        ("unreachable", entry(action="skipped:unreachable"), TREATED),
+        ("a plan recorded", entry(action="failed", plan=PLAN), TREATED),
+        ("a deferral recorded", entry(state="deferred", due_at=T1), TREATED),
+        ("no phone", entry(action="skipped:no_phone"), None),
+        ("failed before the draw", entry(action="failed"), None),
+        ("nothing yet", entry(), None),
     ],
 )
 def test_an_entry_is_assigned_at_the_draw_or_not_at_all(case, entry, group):
@@ -69,26 +62,20 @@ def test_an_entry_is_assigned_at_the_draw_or_not_at_all(case, entry, group):
     ("case", "entries", "group"),
     [
         ("no entry", [], NOT_ASSIGNED),
-        ("none reached the draw", [{"attempt": 1, "action": "skipped:no_phone"}], NOT_ASSIGNED),
+        ("none reached the draw", [entry(attempt=1, action="skipped:no_phone")], NOT_ASSIGNED),
         (
             "the earliest attempt that reached the draw",
             [
-                {"attempt": 3, "group": "holdout"},
-                {"attempt": 1, "action": "skipped:no_phone"},
-                {"attempt": 2, "group": "treated"},
+                entry(attempt=3, group="holdout"),
+                entry(attempt=1, action="skipped:no_phone"),
+                entry(attempt=2, group="treated"),
             ],
             TREATED,
         ),
         (
             "a later attempt's draw when the earlier one did not reach it",
-            [{"attempt": 1, "action": "skipped:no_phone"}, {"attempt": 2, "group": "holdout"}],
+            [entry(attempt=1, action="skipped:no_phone"), entry(attempt=2, group="holdout")],
             HOLDOUT,
-        ),
-        # An entry without an attempt number comes first.
-        (
-            "no attempt recorded",
-            [{"group": "treated"}, {"attempt": 1, "group": "holdout"}],
-            TREATED,
         ),
     ],
 )
@@ -96,8 +83,8 @@ def test_the_invoice_is_in_the_group_of_its_earliest_draw(case, entries, group):
     assert assignment(entries) == group
 
 
-TEXTED_1 = {"attempt": 1, "action": "sent", "group": "treated", "texted_at": T0}
-TEXTED_2 = {"attempt": 2, "action": "sent", "group": "treated", "texted_at": T2}
+TEXTED_1 = entry(attempt=1, action="sent", group="treated", texted_at=T0)
+TEXTED_2 = entry(attempt=2, action="sent", group="treated", texted_at=T2)
 
 
 @pytest.mark.parametrize(
@@ -118,32 +105,32 @@ TEXTED_2 = {"attempt": 2, "action": "sent", "group": "treated", "texted_at": T2}
         # Sent, by an entry of the previous version that kept no `texted_at`.
         (
             "a text without its moment",
-            [{"attempt": 1, "action": "sent"}],
+            [entry(attempt=1, action="sent")],
             T1,
             Attribution(TREATED, 1, None, None),
         ),
         (
             "no text: the latest entry says why",
             [
-                {"attempt": 2, "action": "skipped:holdout", "reason": "in the holdout group"},
-                {"attempt": 1, "action": "skipped:no_phone", "reason": "no phone on file"},
+                entry(attempt=2, action="skipped:holdout", reason="in the holdout group"),
+                entry(attempt=1, action="skipped:no_phone", reason="no phone on file"),
             ],
             T1,
             Attribution(HOLDOUT, 2, None, "skipped:holdout: in the holdout group"),
         ),
         (
             "no text, an outcome without a reason",
-            [{"attempt": 1, "action": "skipped:no_phone"}],
+            [entry(attempt=1, action="skipped:no_phone")],
             T1,
             Attribution(NOT_ASSIGNED, 1, None, "skipped:no_phone"),
         ),
         (
             "no outcome yet: its state",
-            [{"attempt": 1, "state": "claimed", "reason": "a run owns it"}],
+            [entry(attempt=1, state="released", reason="handed back by the sweep")],
             T1,
-            Attribution(NOT_ASSIGNED, 1, None, "claimed: a run owns it"),
+            Attribution(NOT_ASSIGNED, 1, None, "released: handed back by the sweep"),
         ),
-        ("neither", [{"attempt": 1}], T1, Attribution(NOT_ASSIGNED, 1, None, "unknown")),
+        ("neither", [entry(attempt=1)], T1, Attribution(NOT_ASSIGNED, 1, None, "active")),
     ],
 )
 def test_a_payment_is_told_against_the_last_text_before_it(case, entries, paid_at, expected):

@@ -26,6 +26,12 @@ BACKFILL_VARIABLES = (
 
 
 @pytest.fixture
+def pipeline(emulated_pipeline):
+    """The command publishes with the product's own publisher: to the Pub/Sub emulator."""
+    return emulated_pipeline
+
+
+@pytest.fixture
 def backfill(pipeline, monkeypatch, capsys):
     """Run the command with the pipeline's Stripe and topic; returns (exit code, out, err)."""
     for name in BACKFILL_VARIABLES:

@@ -15,9 +15,10 @@ from bench.load import Timings
 from bench.report import BEGIN, END, MISS, PASS, Result, Row, render, write
 from bench.stats import median, p99, percentile, ratio
 from bench.sweep import Ticks, night_around, peak_per_second
+from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import Due, Lease, Ledger
 from shared.adapters.linq_webhook import parse_linq_webhook
-from shared.core.decide import Entry, Plan
+from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.event import FailedPayment, InvoicePaid, from_stripe_event
 from shared.core.outcome import Action, Outcome
 from standins.stack import SANDBOX_LINQ_SECRET
@@ -94,16 +95,16 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
     job = FailedPayment("evt_1", "in_1", "cus_1", 1, livemode=False)
     now = dt.datetime.now(dt.UTC)
     firestore = _Firestore()
-    ledger = Ledger("p", "d", session=firestore)  # type: ignore[arg-type]
-    lease = ledger.claim("in_1-1", job, "m1", "run1", 1)
+    ledger = Ledger(FirestoreDocuments("p", "d", session=firestore))  # type: ignore[arg-type]
+    lease = ledger.claim(EntryKey("in_1", 1), job, "m1", "run1")
     assert isinstance(lease, Lease)
     lease = ledger.record_plan(lease, Plan("+14155550100", "Hi", "https://x.test", "+1202"))
     lease = ledger.record_text(lease, "chat_1")
     ledger.finish(lease, Outcome(Action.SENT, chat_id="chat_1"))
     ledger.defer(lease, Outcome(Action.DEFERRED, "night"), now, ("America/Chicago",))
-    ledger.release(lease)
-    ledger.mark_released(Due("in_1-1", "v1", job, "deferred"), "token")
-    ledger.due(now, 10, now)
+    ledger.end_lease(lease)
+    ledger.release(Due("v1", Entry(EntryKey("in_1", 1), State.DEFERRED, due_at=now)), "token")
+    ledger.due(now, 10)
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == [
         "claim",
@@ -111,7 +112,7 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
         "chat recorded",
         "outcome",
         "defer",
-        "release",
+        "end lease",
         "mark released",
         "query",
         "query",
@@ -121,11 +122,11 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
 def test_a_takeover_is_a_refused_claim_a_read_and_a_take_over(monkeypatch):
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:1")
     firestore = _Firestore(conflict=True)
-    ledger = Ledger("p", "d", session=firestore)  # type: ignore[arg-type]
+    ledger = Ledger(FirestoreDocuments("p", "d", session=firestore))  # type: ignore[arg-type]
     job = FailedPayment("evt_2", "in_2", "cus_2", 1, livemode=False)
-    lease = ledger.claim("in_2-1", job, "m2", "run2", 1)
+    lease = ledger.claim(EntryKey("in_2", 1), job, "m2", "run2")
     assert isinstance(lease, Lease)
-    assert lease.entry == Entry()
+    assert (lease.entry.plan, lease.entry.chat_id, lease.took_over_from) == (None, None, None)
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == ["claim", "read", "take over"]
 

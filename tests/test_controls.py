@@ -2,9 +2,8 @@
 language."""
 
 import pytest
-import requests
 
-from shared.adapters.ledger import COLLECTION
+from shared.core.entry import EntryKey
 from standins import builders
 from tests.harness import SENDER, customer_calls
 
@@ -22,12 +21,9 @@ def sends(linq_api):
     return [r for r in linq_api.requests() if r["endpoint"] in SEND_ENDPOINTS]
 
 
-def ledger_record(pipeline, invoice, attempt):
-    url = (
-        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
-        f"/databases/dunning/documents/{COLLECTION}/{invoice['id']}-{attempt}"
-    )
-    return requests.get(url, headers={"Authorization": "Bearer owner"}, timeout=5)
+def recorded(pipeline, invoice, attempt):
+    """Whether the ledger holds an entry for the invoice's attempt."""
+    return pipeline.ledger.entry(EntryKey(invoice["id"], attempt)) is not None
 
 
 # --- TEXT_ON_ATTEMPTS -------------------------------------------------------------------
@@ -128,12 +124,12 @@ def test_dry_run_leaves_the_ledger_alone_so_the_live_run_still_sends(pipeline, l
     invoice = pipeline.customer_with_invoice(attempt_count=2)
     assert pipeline.result(invoice, event_id="evt_1")["action"] == "dry_run"
     assert pipeline.result(invoice, event_id="evt_1")["action"] == "dry_run"
-    assert ledger_record(pipeline, invoice, 2).status_code == 404
+    assert not recorded(pipeline, invoice, 2)
     pipeline.configure(DRY_RUN=None)
     live = pipeline.result(invoice, event_id="evt_1")
     assert live["action"] == "sent"
     assert len(sends(linq_api)) == 2
-    assert ledger_record(pipeline, invoice, 2).status_code == 200
+    assert recorded(pipeline, invoice, 2)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +175,7 @@ def test_dry_run_that_would_fail_is_a_warning_and_leaves_the_ledger_alone(pipeli
         "dry run: failed",
     )
     assert result["reason"].startswith("failed: LINQ_SENDER +1******0199 is not a line")
-    assert ledger_record(pipeline, invoice, 1).status_code == 404
+    assert not recorded(pipeline, invoice, 1)
 
 
 def test_dry_run_note_goes_to_slack(pipeline, slack_api):

@@ -12,20 +12,19 @@ import uuid
 from typing import Any
 
 import pytest
-import requests
 import standardwebhooks
 from cloudevents.http import CloudEvent
 from standardwebhooks import webhooks as standard
 
-from shared.adapters import ledger as ledger_module
 from shared.adapters import linq_webhook
+from shared.adapters.ledger import DEFAULT_LEASE, Ledger
 from shared.adapters.linq_webhook import parse_linq_webhook
+from shared.core.entry import EntryKey, Part, State
 from shared.core.errors import RetryableError, WebhookRejected
 from shared.core.linq_events import Delivery, read_event
+from shared.core.outcome import Action
 from standins import builders
-from tests.harness import LINQ_SECRET, SENDER, customer_calls, entry_url, log_lines
-from tests.harness import entry as entry_fields
-from tests.test_ledger import race
+from tests.harness import LINQ_SECRET, SENDER, customer_calls, entry, log_lines, rewrite
 
 PHONE = "+14155550100"
 
@@ -163,7 +162,9 @@ def test_a_delivery_is_read_by_its_key_and_a_failure_by_its_message_and_chat():
         "event_type": "message.delivered",
         "data": {"id": "m1", "idempotency_key": "in_1Ab-3-link", "chat": {"id": "c1"}},
     }
-    assert read_event(delivered) == Delivery(True, "in_1Ab-3", "link", "m1", "c1", None, None)
+    assert read_event(delivered) == Delivery(
+        True, EntryKey("in_1Ab", 3), Part.LINK, "m1", "c1", None, None
+    )
     # The SDK's message.failed: no idempotency key, the message and chat by id.
     failed = {
         "event_type": "message.failed",
@@ -171,17 +172,17 @@ def test_a_delivery_is_read_by_its_key_and_a_failure_by_its_message_and_chat():
     }
     assert read_event(failed) == Delivery(False, None, None, "m2", "c2", 4001, "x")
     foreign = {"event_type": "message.delivered", "data": {"idempotency_key": "their-key"}}
-    assert read_event(foreign).entry is None
+    assert read_event(foreign).key is None
 
 
 def test_a_reply_is_read_from_the_handle_object_or_a_plain_string():
     handle = {"handle": PHONE, "is_me": False, "service": "iMessage"}
-    for sender in (handle, PHONE):
+    for from_handle in (handle, PHONE):
         event = {
             "event_type": "message.received",
-            "data": {"sender_handle": sender, "parts": [{"type": "text", "value": "hi"}]},
+            "data": {"sender_handle": from_handle, "parts": [{"type": "text", "value": "hi"}]},
         }
-        assert read_event(event).sender == PHONE
+        assert read_event(event).from_handle == PHONE
 
 
 # --- through the functions ---------------------------------------------------------------------
@@ -198,10 +199,10 @@ def delivery(kind: str, key: str | None = None, **data: Any) -> dict[str, Any]:
     return builders.linq_failed(**data)
 
 
-def reply(chat_id: str, text: str, *, sender: str = PHONE, **extra: Any) -> dict[str, Any]:
-    """`message.received`: `text` from `sender` in the chat `chat_id` of our line (`extra` as
-    for builders.linq_received)."""
-    return builders.linq_received(chat_id, text, sender=sender, line=SENDER, **extra)
+def reply(chat_id: str, text: str, *, from_handle: str = PHONE, **extra: Any) -> dict[str, Any]:
+    """`message.received`: `text` from the handle `from_handle` in the chat `chat_id` of our
+    line (`extra` as for builders.linq_received)."""
+    return builders.linq_received(chat_id, text, sender=from_handle, line=SENDER, **extra)
 
 
 def envelope(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -231,14 +232,14 @@ def chat_handle(handle: str, is_me: bool) -> dict[str, Any]:
 def message(
     chat_id: str,
     *parts: dict[str, Any],
-    sender: str = PHONE,
+    from_handle: str = PHONE,
     health: str = "HEALTHY",
     marked_at: str | None = None,
     **data: Any,
 ) -> dict[str, Any]:
     """A `message.received` as the SDK's MessageEventV2 defines it (any parts, the chat's
     health), for the variants the stand-in does not send."""
-    is_me = sender == SENDER
+    is_me = from_handle == SENDER
     status = {
         "status": health,
         "doc_url": "https://docs.linqapp.com/chat-health",
@@ -247,7 +248,7 @@ def message(
     body = {
         "id": str(uuid.uuid4()),
         "direction": "outbound" if is_me else "inbound",
-        "sender_handle": chat_handle(sender, is_me),
+        "sender_handle": chat_handle(from_handle, is_me),
         "parts": list(parts),
         "service": "iMessage",
         "chat": {
@@ -308,16 +309,10 @@ def texted(pipeline):
     return invoice, chat_id
 
 
-def ledger_fields(pipeline, invoice) -> dict[str, Any]:
-    return entry_fields(pipeline, invoice)
-
-
-def put(url: str, fields: dict[str, Any]) -> None:
-    """Write `fields` into the ledger entry at `url` as a run in mid-flight would have left it."""
-    body = {"fields": {k: ledger_module._encode(v) for k, v in fields.items()}}
-    params = {"updateMask.fieldPaths": list(fields)}
-    headers = {"Authorization": "Bearer owner"}
-    requests.patch(url, params=params, json=body, headers=headers, timeout=5).raise_for_status()
+def delivered(pipeline, invoice, part: Part) -> bool | None:
+    """Linq's word on a part of the entry's text: delivered, failed (False), or none yet."""
+    report = entry(pipeline, invoice).report(part)
+    return None if report is None else report.delivered
 
 
 def test_a_send_followed_by_delivered(pipeline):
@@ -327,10 +322,9 @@ def test_a_send_followed_by_delivered(pipeline):
         ("delivered", "text", invoice["id"]),
         ("delivered", "link", invoice["id"]),
     ]
-    fields = ledger_fields(pipeline, invoice)
-    assert (fields["text_delivery"]["status"], fields["link_delivery"]["status"]) == (
-        "delivered",
-        "delivered",
+    assert (delivered(pipeline, invoice, Part.TEXT), delivered(pipeline, invoice, Part.LINK)) == (
+        True,
+        True,
     )
 
 
@@ -343,7 +337,7 @@ def test_an_undeliverable_text_is_matched_by_its_message_id(pipeline):
         ("WARNING", "delivery_failed", "link", 4001),
     ]
     assert lines[0]["reason"] == "Message not delivered"
-    assert ledger_fields(pipeline, invoice)["text_delivery"]["code"] == 4001
+    assert entry(pipeline, invoice).text_report.code == 4001
 
 
 def test_failed_then_delivered_and_a_late_failed_changes_nothing(pipeline):
@@ -356,12 +350,12 @@ def test_failed_then_delivered_and_a_late_failed_changes_nothing(pipeline):
         ("delivery_failed", "link"),
         ("delivered", "link"),
     ]
-    fields = ledger_fields(pipeline, invoice)
-    assert fields["link_delivery"]["status"] == "delivered"
-    late = delivery("message.failed", message_id=fields["link_message_id"], chat_id=chat_id)
+    assert delivered(pipeline, invoice, Part.LINK) is True
+    link_id = entry(pipeline, invoice).link_message_id
+    late = delivery("message.failed", message_id=link_id, chat_id=chat_id)
     [line] = acted(pipeline.hear(late))
     assert line["message"] == "ignored: delivered already (a delivery is final)"
-    assert ledger_fields(pipeline, invoice)["link_delivery"]["status"] == "delivered"
+    assert delivered(pipeline, invoice, Part.LINK) is True
 
 
 def test_an_event_for_a_message_the_product_did_not_send_is_ignored(pipeline):
@@ -378,20 +372,18 @@ def test_a_failure_heard_before_the_run_recorded_its_message_is_retried(pipeline
     the subscriber answers with a retry, and acts once the run has finished."""
     invoice, chat_id = send(pipeline)
     pipeline.linq_inbox.take(2)
-    link_id = ledger_fields(pipeline, invoice)["link_message_id"]
-    entry = f"{invoice['id']}-1"
-    url = entry_url(pipeline, invoice, 1)
+    link_id = entry(pipeline, invoice).link_message_id
 
-    put(url, {"state": "active", "link_message_id": None})
+    rewrite(pipeline, invoice, state=State.ACTIVE, link_message_id=None)
     late = delivery("message.failed", message_id=link_id, chat_id=chat_id, code=4001)
     lines = pipeline.hear(late)
     [retry] = [line for line in lines if line["message"].startswith("will retry")]
     assert "has not recorded it yet" in retry["message"]
     assert acted(lines) == []
-    put(url, {"state": "done", "link_message_id": link_id})
+    rewrite(pipeline, invoice, state=State.DONE, link_message_id=link_id)
     [line] = acted(pipeline.hear(late))
     assert (line["action"], line["part"]) == ("delivery_failed", "link")
-    assert entry == f"{line['invoice_id']}-{line['attempt']}"
+    assert (line["invoice_id"], line["attempt"]) == (invoice["id"], 1)
 
 
 @pytest.mark.parametrize("text", ["stop", "Stop texting me"])
@@ -466,17 +458,17 @@ def test_a_later_message_that_is_not_start_keeps_the_number_on_the_list(
 
 
 @pytest.mark.parametrize(
-    "sender",
+    "from_handle",
     ["jane@icloud.com", "14155550100", "+1 (415) 555-0100", "jane/doe%2F@icloud.com"],
     ids=["email", "no-plus", "spaced", "email-with-slash-and-percent"],
 )
 def test_a_stop_from_another_handle_of_the_texted_person_opts_the_texted_number_out(
-    pipeline, texted, linq_api, sender
+    pipeline, texted, linq_api, from_handle
 ):
     # An iMessage reply can come from the person's Apple ID email rather than the number we
     # texted, and a handle need not be written in E.164: the STOP on our chat still counts.
     invoice, chat_id = texted
-    [line] = acted(pipeline.hear(reply(chat_id, "stop", sender=sender)))
+    [line] = acted(pipeline.hear(reply(chat_id, "stop", from_handle=from_handle)))
     assert line["action"] == "opt_out_recorded"
     before = len(linq_api.requests())
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
@@ -489,12 +481,11 @@ def test_a_stop_heard_before_the_run_recorded_its_chat_still_opts_out(pipeline, 
     """The text went out but its run has not recorded the chat yet (it is between the send and
     the write, or died there and waits for a takeover): a STOP on that chat still counts."""
     invoice, chat_id = texted
-    url = entry_url(pipeline, invoice, 1)
 
-    put(url, {"state": "active", "chat_id": None})
+    rewrite(pipeline, invoice, state=State.ACTIVE, chat_id=None)
     [line] = acted(pipeline.hear(reply(chat_id, "stop")))
     assert line["action"] == "opt_out_recorded"
-    put(url, {"state": "done", "chat_id": chat_id})
+    rewrite(pipeline, invoice, state=State.DONE, chat_id=chat_id)
     before = len(linq_api.requests())
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
@@ -559,7 +550,7 @@ def test_a_number_written_the_national_way_in_a_reply_is_masked_in_the_note(
 ):
     # The note quotes what the person typed: a number in it is read as their country writes it.
     _, chat_id = send(pipeline, phone)
-    pipeline.hear(reply(chat_id, "call me on " + " or ".join(numbers), sender=phone))
+    pipeline.hear(reply(chat_id, "call me on " + " or ".join(numbers), from_handle=phone))
     [note] = [n["text"] for n in pipeline.slack.notes() if n["text"].startswith("Reply from")]
     quote = note.split('"')[1]
     assert quote.startswith("call me on +")
@@ -604,7 +595,7 @@ def test_a_forged_linq_webhook_is_refused_and_nothing_is_queued(pipeline, texted
         400,
         "rejected: signature does not match",
     )
-    assert pipeline.emulator.pull(f"{pipeline.linq_topic}-pull") == []
+    assert pipeline.backend.pull(pipeline.linq_topic) == []
 
 
 def test_a_placeholder_secret_answers_503(pipeline):
@@ -750,7 +741,7 @@ def test_a_message_from_another_handle_in_the_chat_does_not_lift_the_texted_numb
     now = dt.datetime.now(dt.UTC)
     acted(pipeline.hear(reply(chat_id, "STOP", sent_at=now.isoformat())))
     later = (now + dt.timedelta(seconds=5)).isoformat()
-    acted(pipeline.hear(reply(chat_id, "Noted, no more texts.", sender=SENDER, sent_at=later)))
+    acted(pipeline.hear(reply(chat_id, "Noted, no more texts.", from_handle=SENDER, sent_at=later)))
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "skipped:opted_out"
 
@@ -805,7 +796,7 @@ def test_linq_s_mark_on_a_delivered_message_s_chat_opts_out(pipeline, linq_api):
     invoice, chat_id = send(pipeline)
     pipeline.linq_inbox.take(2)
     marked = dt.datetime.now(dt.UTC).isoformat()
-    data = message(chat_id, link(invoice["hosted_invoice_url"]), sender=SENDER)["data"]
+    data = message(chat_id, link(invoice["hosted_invoice_url"]), from_handle=SENDER)["data"]
     data["chat"]["health_status"].update(status="OPTED_OUT", updated_at=marked)
     data.update(idempotency_key=f"{invoice['id']}-1-link", delivered_at=marked)
     [line] = acted(pipeline.hear(envelope("message.delivered", data)))
@@ -839,10 +830,9 @@ def test_a_failure_without_a_message_id_is_matched_on_its_chat(pipeline):
     assert (line["action"], line["part"], line["code"]) == ("delivery_failed", "text", 4001)
     [line] = acted(pipeline.hear(failure(chat_id)))
     assert (line["action"], line["part"]) == ("delivery_failed", "link")
-    fields = ledger_fields(pipeline, invoice)
-    assert (fields["text_delivery"]["status"], fields["link_delivery"]["status"]) == (
-        "failed",
-        "failed",
+    assert (delivered(pipeline, invoice, Part.TEXT), delivered(pipeline, invoice, Part.LINK)) == (
+        False,
+        False,
     )
 
 
@@ -850,7 +840,7 @@ def test_a_failure_without_a_message_id_after_both_deliveries_changes_nothing(pi
     invoice, chat_id = texted
     [line] = acted(pipeline.hear(failure(chat_id)))
     assert line["message"] == "ignored: every message sent into the chat was delivered"
-    assert ledger_fields(pipeline, invoice)["text_delivery"]["status"] == "delivered"
+    assert delivered(pipeline, invoice, Part.TEXT) is True
 
 
 @pytest.mark.parametrize(
@@ -903,7 +893,7 @@ def test_a_reply_without_words_is_quoted_with_what_it_has(pipeline, texted, part
 # --- a STOP is ours whatever became of the entry ------------------------------------------------
 
 
-@pytest.mark.parametrize("state", ["deferred", "failed", "done", "released"])
+@pytest.mark.parametrize("state", [State.DEFERRED, State.FAILED, State.DONE, State.RELEASED])
 def test_a_stop_on_a_chat_its_entry_never_recorded_is_ours_in_any_state(
     pipeline, texted, linq_api, state
 ):
@@ -911,7 +901,7 @@ def test_a_stop_on_a_chat_its_entry_never_recorded_is_ours_in_any_state(
     the chat. Its retry was then deferred (after 21:00), failed, ended, or released: before, only
     an `active` entry made the STOP ours, and it was ignored."""
     invoice, chat_id = texted
-    put(entry_url(pipeline, invoice, 1), {"state": state, "chat_id": None})
+    rewrite(pipeline, invoice, state=state, chat_id=None)
     [line] = acted(pipeline.hear(reply(chat_id, "stop")))
     assert (line["action"], line["invoice_id"]) == ("opt_out_recorded", invoice["id"])
 
@@ -921,14 +911,13 @@ def test_a_stop_while_the_text_waits_for_the_morning_stops_the_release(pipeline,
     # deferred, the customer wrote "Stop texting me", and the morning's release sent the link.
     invoice, chat_id = texted
     night_over = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    put(
-        entry_url(pipeline, invoice, 1),
-        {
-            "state": "deferred",
-            "chat_id": None,
-            "due_at": night_over,
-            "action": "deferred:quiet_hours",
-        },
+    rewrite(
+        pipeline,
+        invoice,
+        state=State.DEFERRED,
+        chat_id=None,
+        due_at=night_over,
+        action=Action.DEFERRED,
     )
     [line] = acted(pipeline.hear(reply(chat_id, "Stop texting me")))
     assert line["action"] == "opt_out_recorded"
@@ -960,14 +949,6 @@ def test_a_stop_in_words_between_the_text_and_the_link_stops_the_link(pipeline, 
 # --- the handling of each event: a lease, not a window ---------------------------------------
 
 
-def event_url(pipeline, webhook_id: str) -> str:
-    return (
-        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/{pipeline.emulator.project}"
-        f"/databases/dunning/documents/{ledger_module.LINQ_EVENTS}/"
-        f"{ledger_module._event_key(webhook_id)}"
-    )
-
-
 def retried(lines: list[dict[str, Any]]) -> str:
     """The reason of the one `will retry` line, there being no outcome line."""
     assert acted(lines) == [], lines
@@ -975,64 +956,57 @@ def retried(lines: list[dict[str, Any]]) -> str:
     return line["message"]
 
 
-def after_the_lease(monkeypatch) -> None:
-    """Move the ledger's clock past any lease taken now (instead of waiting for it)."""
-    later = dt.datetime.now(dt.UTC) + ledger_module.DEFAULT_LEASE + dt.timedelta(seconds=1)
-    monkeypatch.setattr(ledger_module, "_now", lambda: later)
+def after_the_lease(pipeline) -> None:
+    """Move the functions' clock past any lease taken now (instead of waiting for it)."""
+    pipeline.clock.advance(DEFAULT_LEASE + dt.timedelta(seconds=1))
 
 
 def test_a_stop_whose_first_handling_failed_is_handled_on_redelivery(
     pipeline, texted, linq_api, monkeypatch
 ):
-    """The run claims the webhook id, then Firestore fails: neither the STOP nor the release of
-    the claim is written. Before, the redelivery seconds later read the claim as "being handled",
-    was acknowledged as a duplicate, and the STOP was gone."""
+    """The run claims the webhook id, then Firestore fails: neither the STOP nor the end of the
+    claim's lease is written. Before, the redelivery seconds later read the claim as "being
+    handled", was acknowledged as a duplicate, and the STOP was gone."""
     invoice, chat_id = texted
     event, webhook_id = reply(chat_id, "stop"), f"msg_{uuid.uuid4().hex}"
-    claim_event, call = ledger_module.Ledger.claim_event, ledger_module.Ledger._call
+    documents = pipeline.backend.documents
+    real = {name: getattr(documents, name) for name in ("read", "write", "find")}
     outage: list[bool] = []
 
-    def claim_then_outage(self: Any, *args: Any) -> Any:
-        claimed = claim_event(self, *args)
-        outage.append(True)
-        return claimed
+    def failing(name: str) -> Any:
+        def call(*args: Any) -> Any:
+            if outage:
+                raise RetryableError("Firestore unreachable: ConnectTimeout", vendor="firestore")
+            answer = real[name](*args)
+            # The claim is the first write: Firestore is gone from then on.
+            outage.extend([True] if name == "write" else [])
+            return answer
 
-    def firestore(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if outage:
-            raise RetryableError("Firestore unreachable: ConnectTimeout", vendor="firestore")
-        return call(self, *args, **kwargs)
+        return call
 
-    monkeypatch.setattr(ledger_module.Ledger, "claim_event", claim_then_outage)
-    monkeypatch.setattr(ledger_module.Ledger, "_call", firestore)
+    for name in real:
+        monkeypatch.setattr(documents, name, failing(name))
     assert "Firestore unreachable" in retried(pipeline.hear(event, webhook_id=webhook_id))
-    monkeypatch.setattr(ledger_module.Ledger, "claim_event", claim_event)
-    monkeypatch.setattr(ledger_module.Ledger, "_call", call)
+    for name, call in real.items():
+        monkeypatch.setattr(documents, name, call)
     # Redelivered while the failed run's lease is live: retried, never taken for a duplicate.
     reason = retried(pipeline.hear(event, webhook_id=webhook_id))
     assert "another run is handling this Linq event" in reason
-    now = ledger_module._now
-    after_the_lease(monkeypatch)
+    after_the_lease(pipeline)
     [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
     assert line["action"] == "opt_out_recorded"
     [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
     assert line["message"] == "duplicate Linq event ignored"
-    monkeypatch.setattr(ledger_module, "_now", now)
     assert next_attempt(pipeline, invoice)["action"] == "skipped:opted_out"
 
 
-def test_a_stop_whose_run_died_after_its_claim_is_handled_once_the_lease_runs_out(
-    pipeline, texted, monkeypatch
-):
+def test_a_stop_whose_run_died_after_its_claim_is_handled_once_the_lease_runs_out(pipeline, texted):
     _, chat_id = texted
     event, webhook_id = reply(chat_id, "STOP"), f"msg_{uuid.uuid4().hex}"
     # What a run killed (or timed out) right after its claim leaves: a lease nobody will end.
-    now = dt.datetime.now(dt.UTC)
-    claim = {"webhook_id": webhook_id, "run": "killed", "claimed_at": now, "done": False}
-    put(
-        event_url(pipeline, webhook_id), {**claim, "lease_until": now + ledger_module.DEFAULT_LEASE}
-    )
+    assert pipeline.ledger.claim_event(webhook_id, "killed") is not None
     assert "another run is handling" in retried(pipeline.hear(event, webhook_id=webhook_id))
-    after_the_lease(monkeypatch)
+    after_the_lease(pipeline)
     [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
     assert line["action"] == "opt_out_recorded"
 
@@ -1045,101 +1019,15 @@ def test_a_stop_written_by_a_run_that_then_failed_is_restated_with_its_note(
     # team never heard that the person opted out.
     _, chat_id = texted
     event, webhook_id = reply(chat_id, "stop"), f"msg_{uuid.uuid4().hex}"
-    set_opt_out = ledger_module.Ledger.set_opt_out
+    set_opt_out = Ledger.set_opt_out
 
     def written_then_lost(self: Any, *args: Any) -> bool:
         set_opt_out(self, *args)
         raise RetryableError("Firestore unreachable: ReadTimeout", vendor="firestore")
 
-    monkeypatch.setattr(ledger_module.Ledger, "set_opt_out", written_then_lost)
+    monkeypatch.setattr(Ledger, "set_opt_out", written_then_lost)
     assert "ReadTimeout" in retried(pipeline.hear(event, webhook_id=webhook_id))
-    monkeypatch.setattr(ledger_module.Ledger, "set_opt_out", set_opt_out)
+    monkeypatch.setattr(Ledger, "set_opt_out", set_opt_out)
     [line] = acted(pipeline.hear(event, webhook_id=webhook_id))
     assert (line["action"], line["changed"]) == ("opt_out_recorded", True)
     assert len(notes(pipeline, "opted out, no more texts to +1******0100")) == 1
-
-
-@pytest.fixture
-def ledger(firestore, monkeypatch) -> ledger_module.Ledger:
-    monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)
-    return ledger_module.Ledger(firestore.project, "dunning")
-
-
-def test_one_run_at_a_time_owns_a_linq_event_and_a_finished_one_is_a_duplicate(ledger):
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    first = ledger.claim_event(webhook_id, "run_a")
-    assert first is not None
-    with pytest.raises(RetryableError, match="another run is handling"):
-        ledger.claim_event(webhook_id, "run_b")
-    ledger.release_event(first)  # run_a failed: its redelivery goes on at once
-    second = ledger.claim_event(webhook_id, "run_b")
-    assert second is not None
-    ledger.finish_event(first)  # a late word from run_a changes nothing: the event is run_b's
-    with pytest.raises(RetryableError, match="another run is handling"):
-        ledger.claim_event(webhook_id, "run_c")
-    ledger.finish_event(second)
-    assert ledger.claim_event(webhook_id, "run_c") is None
-
-
-def test_a_dead_runs_lease_on_a_linq_event_is_taken_over_once_it_runs_out(ledger, monkeypatch):
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-    dead = ledger.claim_event(webhook_id, "run_a")
-    after_the_lease(monkeypatch)
-    taken = ledger.claim_event(webhook_id, "run_b")
-    assert taken is not None
-    ledger.finish_event(dead)  # the dead run's finish, should it ever come, changes nothing
-    with pytest.raises(RetryableError, match="another run is handling"):
-        ledger.claim_event(webhook_id, "run_c")
-
-
-@pytest.mark.parametrize("racers", [2, 10])
-def test_racing_deliveries_of_one_linq_event_have_one_owner(ledger, racers):
-    webhook_id = f"msg_{uuid.uuid4().hex}"
-
-    def deliver(index: int) -> Any:
-        try:
-            return ledger.claim_event(webhook_id, f"run_{index}")
-        except RetryableError as exc:
-            return exc
-
-    outcomes = race(racers, deliver)
-    claims = [o for o in outcomes if isinstance(o, ledger_module.EventClaim)]
-    assert len(claims) == 1
-    assert all(isinstance(o, RetryableError) for o in outcomes if o not in claims)
-
-
-# --- the opt-out list's keys ---------------------------------------------------------------------
-
-
-def test_an_opt_out_list_key_is_safe_for_any_handle(ledger):
-    at = dt.datetime(2026, 11, 26, 14, 59, tzinfo=dt.UTC)
-    handles = [
-        "jane/doe%2F@icloud.com",
-        "jane%2Fdoe%2F@icloud.com",
-        "jane@icloud.com",
-        "../..@icloud.com",
-        "__name__@icloud.com",
-        f"+999{uuid.uuid4().int % 10**8:08d}",
-    ]
-    for seconds, handle in enumerate(handles):
-        assert ledger.set_opt_out(handle, True, at + dt.timedelta(seconds=seconds), {})
-    for seconds, handle in enumerate(handles):
-        assert ledger.opted_out_at(handle) == at + dt.timedelta(seconds=seconds)
-    # An Apple ID is one whatever its case; a handle that was never written reads as not listed.
-    assert ledger.opted_out_at("Jane/Doe%2F@iCloud.com") == at
-    assert ledger.opted_out_at("jane/doe@icloud.com") is None
-
-
-def test_an_opt_out_written_before_handles_were_hashed_still_reads(ledger, firestore):
-    # An E.164 number is its own document id, as every entry written so far is.
-    at = dt.datetime(2026, 11, 26, 14, 59, tzinfo=dt.UTC)
-    phone = f"+999{uuid.uuid4().int % 10**8:08d}"
-    url = (
-        f"{firestore.url}/v1/projects/{firestore.project}/databases/dunning/documents/"
-        f"{ledger_module.OPT_OUTS}/{phone}"
-    )
-    put(url, {"opted_out": True, "changed_at": at})
-    assert ledger.opted_out_at(phone) == at
-    assert not ledger.set_opt_out(phone, False, at - dt.timedelta(seconds=1), {})
-    assert ledger.set_opt_out(phone, False, at + dt.timedelta(seconds=1), {})
-    assert ledger.opted_out_at(phone) is None

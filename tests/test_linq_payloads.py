@@ -467,14 +467,20 @@ def test_every_builder_makes_the_sdks_event(name, build):
 # The tests' own helpers, each as the tests call it.
 HELPERS = [
     pytest.param(lambda: helpers.reply("c", "stop"), id="reply"),
-    pytest.param(lambda: helpers.reply("c", "stop", sender="jane@icloud.com"), id="reply-email"),
-    pytest.param(lambda: helpers.reply("c", "stop", sender="+1 (415) 555-0100"), id="reply-spaced"),
+    pytest.param(
+        lambda: helpers.reply("c", "stop", from_handle="jane@icloud.com"), id="reply-email"
+    ),
+    pytest.param(
+        lambda: helpers.reply("c", "stop", from_handle="+1 (415) 555-0100"), id="reply-spaced"
+    ),
     pytest.param(lambda: helpers.reply("c", "STOP", is_group=True), id="reply-group"),
     pytest.param(
         lambda: helpers.reply("c", "ok fine", sent_at=builders.linq_time(timedelta(seconds=-9))),
         id="reply-sent-at",
     ),
-    pytest.param(lambda: helpers.reply("c", "Noted.", sender=helpers.SENDER), id="reply-own-line"),
+    pytest.param(
+        lambda: helpers.reply("c", "Noted.", from_handle=helpers.SENDER), id="reply-own-line"
+    ),
     pytest.param(
         lambda: helpers.delivery("message.delivered", "someone-elses-key"), id="delivered"
     ),
@@ -511,7 +517,7 @@ def test_the_harness_hands_the_product_only_events_linq_sends(pipeline):
     pipeline.linq_inbox.received.append(({}, json.dumps(event).encode()))
     with pytest.raises(AssertionError, match=r"data\.chat: Field required"):
         pipeline.relay(1)
-    assert pipeline.emulator.pull(f"{pipeline.linq_topic}-pull") == []  # nothing reached it
+    assert pipeline.backend.pull(pipeline.linq_topic) == []  # nothing reached it
 
 
 # --- the product keeps its own parser ----------------------------------------------------------

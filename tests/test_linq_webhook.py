@@ -145,6 +145,15 @@ def test_secret_manager_refusing_the_secret_deletes_the_subscription(run, linq, 
     assert run(INTAKE)[0] == 0
 
 
+def test_a_connection_secret_manager_drops_deletes_the_subscription_too(run, linq, secret_manager):
+    secret_manager.add_fault(":addVersion", reset=True)
+    code, output = run(INTAKE)
+    assert code == 1
+    assert "Secret Manager refused the signing secret" in output
+    assert "the subscription was deleted" in output
+    assert subscriptions(linq) == []
+
+
 def test_secret_manager_refusing_the_secret_itself_creates_no_subscription(
     run, linq, secret_manager
 ):

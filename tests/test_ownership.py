@@ -5,13 +5,14 @@ at the last write. Each must end with at most one text and one link."""
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from shared.adapters import ledger as ledger_module
 from shared.adapters.linq import LinqClient
+from shared.core.entry import EntryKey, Part, PartReport, State
 from shared.core.errors import RetryableError
 from standins import builders
 from tests.harness import SENDER, entry, log_lines, results
@@ -35,10 +36,24 @@ def in_background(call: Any) -> tuple[threading.Thread, list[Any]]:
     return thread, answer
 
 
+def held_in_create_chat(monkeypatch, until: Callable[[], None]) -> threading.Event:
+    """Linq's chat call, held until `until()` returns; the event is set once a call reached it."""
+    reached = threading.Event()
+    real = LinqClient.create_chat
+
+    def slow(self: LinqClient, *args: Any) -> Any:
+        reached.set()
+        until()
+        return real(self, *args)
+
+    monkeypatch.setattr(LinqClient, "create_chat", slow)
+    return reached
+
+
 # --- racing deliveries ------------------------------------------------------------------
 
 
-def test_a_resend_during_the_owners_slow_redelivery_sends_nothing(pipeline, linq_api):
+def test_a_resend_during_the_owners_slow_redelivery_sends_nothing(pipeline, linq_api, monkeypatch):
     # The issue's sequence: A's first run gets a Linq 503 and raises; A's redelivery is slow on
     # POST /v3/chats; meanwhile B (Stripe resending the event) and C (a backfill of the same
     # payment) arrive. Only A's redelivery may send.
@@ -47,15 +62,14 @@ def test_a_resend_during_the_owners_slow_redelivery_sends_nothing(pipeline, linq
     linq_api.add_fault(r"/v3/capability/", status=503)
     assert pipeline.recover(payment, "m-A").status_code == 500
     pipeline.capsys.readouterr()
-    linq_api.add_fault(r"^/v3/chats$", delay_s=1.5)
+    others_done = threading.Event()
+    reached = held_in_create_chat(monkeypatch, lambda: others_done.wait(10))
     thread, answer = in_background(lambda: pipeline.recover(payment, "m-A"))
-    deadline = time.monotonic() + 10
-    while chat_requests(linq_api) == 0 and not linq_api.stats()["faults_injected"] >= 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    assert reached.wait(10)
     assert pipeline.recover(payment, "m-B").status_code == 200
     backfill = pipeline.payment(invoice, event_id=f"backfill_{invoice['id']}_1")
     assert pipeline.recover(backfill, "m-C").status_code == 200
+    others_done.set()
     thread.join(10)
     assert answer[0].status_code == 200
     lines = log_lines(pipeline.capsys.readouterr().out)
@@ -71,15 +85,26 @@ def results_of(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("racers", [2, 10])
-def test_many_messages_for_one_failed_payment_at_once_text_once(pipeline, linq_api, racers):
+def test_many_messages_for_one_failed_payment_at_once_text_once(
+    pipeline, linq_api, monkeypatch, racers
+):
     invoice = pipeline.customer_with_invoice()
     payment = pipeline.payment(invoice)
-    linq_api.add_fault(r"^/v3/chats$", delay_s=0.3)  # keep the owner busy while the rest arrive
+    # The owner is kept busy in Linq's chat call until every other message has been answered.
+    answered = threading.Semaphore(0)
+
+    def the_rest_answered() -> None:
+        for _ in range(racers - 1):
+            assert answered.acquire(timeout=10)
+
+    held_in_create_chat(monkeypatch, the_rest_answered)
     barrier = threading.Barrier(racers)
 
     def deliver(index: int) -> int:
         barrier.wait()
-        return pipeline.recover(payment, f"m-{index}").status_code
+        status = pipeline.recover(payment, f"m-{index}").status_code
+        answered.release()
+        return status
 
     pipeline.capsys.readouterr()
     threads = [threading.Thread(target=deliver, args=(index,)) for index in range(racers)]
@@ -209,29 +234,30 @@ def test_ledger_failing_at_the_last_write_ends_with_one_text_and_one_link(
     pipeline, linq_api, monkeypatch
 ):
     # Firestore is unreachable from the moment the link went out: the outcome cannot be written
-    # and the lease cannot be released. The redelivery waits for the lease to run out, resumes
-    # from the recorded chat and sends only the link (a replay for Linq), then writes the outcome.
+    # and the lease cannot be ended. The redelivery waits for the lease to run out, resumes from
+    # the recorded chat and sends only the link (a replay for Linq), then writes the outcome.
     pipeline.configure(LEASE_SECONDS="2")
     invoice = pipeline.customer_with_invoice()
     payment = pipeline.payment(invoice)
-    real_commit = ledger_module.Ledger._commit
+    documents = pipeline.backend.documents
+    real_write = documents.write
     outage = threading.Event()
 
-    def commit(self: Any, key: str, values: dict[str, Any], precondition: dict[str, Any]) -> str:
+    def write(collection: str, key: str, values: dict[str, Any], version: str | None) -> str:
         if "finished_at" in values:
             outage.set()
         if outage.is_set():
             raise RetryableError("Firestore unreachable: ConnectionError", vendor="firestore")
-        return real_commit(self, key, values, precondition)
+        return real_write(collection, key, values, version)
 
-    monkeypatch.setattr(ledger_module.Ledger, "_commit", commit)
+    monkeypatch.setattr(documents, "write", write)
     status, lines = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
     assert status == 500
-    assert any(line["message"].startswith("lease not released") for line in lines)
-    monkeypatch.setattr(ledger_module.Ledger, "_commit", real_commit)
+    assert any(line["message"].startswith("lease not ended") for line in lines)
+    monkeypatch.setattr(documents, "write", real_write)
     status, lines = pipeline.run(invoice, message_id="m-1", event_id=payment.event_id)
     assert status == 500  # the dead run's lease still holds: retried, not acknowledged
-    time.sleep(2.2)
+    pipeline.clock.advance(timedelta(seconds=2))
     assert pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)["action"] == "sent"
     assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
 
@@ -247,24 +273,24 @@ def test_a_delivery_heard_while_the_owner_sends_does_not_lose_the_outcome(
     # writes `{part}_delivery` on the entry while its owner is still sending. That write is not a
     # takeover: the owner must still record the chat and its outcome, and log its result line.
     invoice = pipeline.customer_with_invoice()
-    key = f"{invoice['id']}-1"
+    key = EntryKey(invoice["id"], 1)
     method = "create_chat" if part == "text" else "send_link"
     real = getattr(LinqClient, method)
 
     def sent_then_heard(self: LinqClient, *args: Any) -> Any:
         answer = real(self, *args)
-        # What linq_event does with `message.delivered` for this part (built here: the
-        # emulator's address is in the environment once the function serves).
-        listener = ledger_module.Ledger(pipeline.emulator.project, "dunning")
-        assert listener.record_delivery(key, part, True, None, None)
+        # What linq_event does with `message.delivered` for this part.
+        report = PartReport(True, pipeline.clock())
+        assert pipeline.ledger.record_report(key, Part(part), report)
         return answer
 
     monkeypatch.setattr(LinqClient, method, sent_then_heard)
     result = pipeline.result(invoice)
     assert result["action"] == "sent"
-    fields = entry(pipeline, invoice)
-    assert (fields["state"], fields[f"{part}_delivery"]["status"]) == ("done", "delivered")
-    assert fields["chat_id"] == result["chat_id"]
+    recorded = entry(pipeline, invoice)
+    delivered = recorded.report(Part(part))
+    assert (recorded.state, delivered is not None and delivered.delivered) == (State.DONE, True)
+    assert recorded.chat_id == result["chat_id"]
     assert accepted(linq_api) == [("chats", "text"), ("messages", "link")]
 
 

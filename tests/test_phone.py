@@ -10,6 +10,7 @@ import requests
 from shared.adapters import linq
 from shared.core.log import log, mask_phone, redact, redact_value
 from shared.core.phone import is_region, region_of, to_e164
+from standins.signing_secrets import new_linq_secret, new_stripe_secret
 
 
 @pytest.mark.parametrize(
@@ -133,6 +134,25 @@ def test_a_number_is_masked_however_it_is_written(text, masked):
 )
 def test_dates_amounts_and_ids_are_not_taken_for_numbers(text):
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("key sk_test_4eC39HqLyjWDarjtT1zdp7dc", "key sk_test_****p7dc"),
+        ("restricted rk_live_51HxYzAbCdEf", "restricted rk_live_****CdEf"),
+    ],
+)
+def test_keys_are_masked_whole(text, masked):
+    assert redact(text) == masked
+
+
+# Made per run: a signing secret written here would be one anyone can read.
+@pytest.mark.parametrize("secret", [new_stripe_secret(), new_linq_secret()])
+def test_signing_secrets_are_masked_whole(secret):
+    # A Standard Webhooks secret (Linq's) is base64: masked to its end, not cut at `+`, `/`, `=`.
+    secret = secret[:10] + "+/" + secret[10:]
+    assert redact(f"secret {secret} refused") == f"secret whsec_****{secret[-4:]} refused"
 
 
 def test_a_national_number_is_read_as_its_region_writes_it():

@@ -13,12 +13,8 @@ from phonenumbers.tzdata import TIMEZONE_DATA
 from shared.core import quiet_hours
 from shared.core.errors import ConfigError
 from shared.core.places import AREA_CODES, NAMES, ZONES, area_code_zones
-from shared.core.quiet_hours import (
-    QuietHours,
-    candidate_zones,
-    parse_quiet_hours,
-    when_to_send,
-)
+from shared.core.policy import QuietHours, parse_quiet_hours
+from shared.core.quiet_hours import candidate_zones, when_to_send
 
 NIGHT = QuietHours(time(21), time(8))
 CHICAGO = ("America/Chicago",)

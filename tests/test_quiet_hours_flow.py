@@ -1,9 +1,9 @@
-"""Quiet hours through the functions, over the emulators: a failure at night is deferred, released
-by the sweep when the recipient's morning comes, and decided again on the invoice as it is then.
+"""Quiet hours through the functions: a failure at night is deferred, released by the sweep when
+the recipient's morning comes, and decided again on the invoice as it is then.
 
 "Night" is made for the test's customer (+1 415, America/Los_Angeles): QUIET_HOURS is set to a
-window around the moment the test runs, and "morning" by moving the entry's due time into the
-past and ending the window (no clock in the product is touched).
+window around the moment the test runs, and "morning" comes by moving the functions' clock past
+the window's end.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-import requests
 
-from shared.adapters.ledger import Ledger
-from shared.adapters.publisher import Publisher
+from shared.adapters import publisher
+from shared.adapters.ledger import Due, Ledger
+from shared.core.entry import STALE_RELEASE, EntryKey, State
 from shared.workflow import release as release_module
 from shared.workflow.release import Sweep
 from standins import builders
-from tests.harness import entry, entry_url, log_lines, results
+from tests.harness import entry, log_lines, results
 
 LOS_ANGELES = ZoneInfo("America/Los_Angeles")
 
@@ -40,18 +40,10 @@ def night(pipeline):
     return pipeline
 
 
-def morning(pipeline, *invoices: tuple[dict[str, Any], int]) -> None:
-    """The recipients' morning: the entries are due, and it is no longer night."""
-    for invoice, attempt in invoices:
-        answer = requests.patch(
-            entry_url(pipeline, invoice, attempt),
-            params={"updateMask.fieldPaths": "due_at"},
-            json={"fields": {"due_at": {"timestampValue": "2026-01-01T00:00:00Z"}}},
-            headers={"Authorization": "Bearer owner"},
-            timeout=5,
-        )
-        answer.raise_for_status()
-    pipeline.configure(QUIET_HOURS="off")
+def morning(pipeline) -> None:
+    """The recipients' morning: the window `night_around_now` made has ended, and what was
+    deferred is due."""
+    pipeline.clock.advance(timedelta(hours=2, minutes=2))
 
 
 def released(pipeline) -> list[dict[str, Any]]:
@@ -86,9 +78,9 @@ def test_a_failure_at_night_is_deferred_with_its_due_time_and_no_linq_call(night
     assert timedelta(hours=1) < due - datetime.now(UTC) <= timedelta(hours=2)
     assert due.astimezone(LOS_ANGELES).second == 0
     stored = entry(night, invoice)
-    assert (stored["state"], stored["zones"], stored["due_at"]) == (
-        "deferred",
-        "America/Los_Angeles",
+    assert (stored.state, stored.zones, stored.due_at) == (
+        State.DEFERRED,
+        ("America/Los_Angeles",),
         due,
     )
     assert [r for r in linq_api.requests() if r["path"] != "/v3/phone_numbers"] == []
@@ -118,10 +110,7 @@ def test_a_dry_run_at_night_reports_the_deferral_and_records_nothing(night):
     assert result["action"] == "dry_run"
     assert result["reason"].startswith("deferred:quiet_hours: ")
     assert "due_at" in result
-    answer = requests.get(
-        entry_url(night, invoice, 1), headers={"Authorization": "Bearer owner"}, timeout=5
-    )
-    assert answer.status_code == 404
+    assert night.ledger.entry(EntryKey(invoice["id"], 1)) is None
 
 
 def test_the_attempt_policy_comes_before_the_night(night, linq_api):
@@ -149,7 +138,7 @@ def test_the_sweep_releases_a_due_payment_and_it_is_sent_once(night, linq_api):
     assert night.result(invoice, event_id=payment.event_id)["action"] == "deferred:quiet_hours"
     night.sweep()
     assert released(night) == []  # not due yet
-    morning(night, (invoice, 1))
+    morning(night)
     night.capsys.readouterr()
     assert night.sweep().status_code == 200
     [sweep_line] = log_lines(night.capsys.readouterr().out)
@@ -175,7 +164,7 @@ def test_a_payment_paid_overnight_is_not_texted_in_the_morning(night, linq_api):
     invoice = night.customer_with_invoice()
     assert night.result(invoice)["action"] == "deferred:quiet_hours"
     night.stripe.update_invoice(invoice["id"], {"status": "paid", "amount_remaining": 0})
-    morning(night, (invoice, 1))
+    morning(night)
     night.sweep()
     [line] = [entry for entry in push_all(night, released(night)) if "action" in entry]
     assert (line["action"], line["reason"]) == ("skipped:not_open", "invoice is paid")
@@ -188,7 +177,7 @@ def test_an_older_attempt_deferred_beside_a_newer_one_is_superseded(night, linq_
     assert night.result(invoice)["action"] == "deferred:quiet_hours"
     night.stripe.update_invoice(invoice["id"], {"attempt_count": 3})
     assert night.result(invoice, attempt_count=3)["action"] == "deferred:quiet_hours"
-    morning(night, (invoice, 2), (invoice, 3))
+    morning(night)
     night.sweep()
     lines = push_all(night, released(night))
     actions = sorted((line["attempt"], line["action"]) for line in lines if "action" in line)
@@ -210,7 +199,7 @@ def test_an_older_attempt_deferred_beside_a_newer_one_outside_the_policy_is_text
     assert night.result(invoice)["action"] == "deferred:quiet_hours"
     night.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert night.result(invoice, attempt_count=2)["action"] == "skipped:policy"
-    morning(night, (invoice, 1))
+    morning(night)
     night.sweep()
     lines = push_all(night, released(night))
     assert [(line["attempt"], line["action"]) for line in lines if "action" in line] == [
@@ -231,7 +220,7 @@ def test_a_newer_attempt_skipped_before_the_policy_changed_does_not_supersede(ni
     night.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert night.result(invoice, attempt_count=2)["action"] == "skipped:policy"
     night.configure(TEXT_ON_ATTEMPTS="all")
-    morning(night, (invoice, 1))
+    morning(night)
     night.sweep()
     lines = push_all(night, released(night))
     assert [(line["attempt"], line["action"]) for line in lines if "action" in line] == [
@@ -246,19 +235,17 @@ def deferred_payments(night, count: int) -> list[dict[str, Any]]:
         invoice = night.customer_with_invoice(builders.customer(phone=f"+1415555{index:04d}"))
         assert night.result(invoice)["action"] == "deferred:quiet_hours"
         invoices.append(invoice)
-    morning(night, *((invoice, 1) for invoice in invoices))
+    morning(night)
     return invoices
 
 
-def sweeper(night) -> Sweep:
-    project, topic = night.emulator.project, night.topic
-    return Sweep(Ledger(project, "dunning"), Publisher(project, topic))
+def sweeper(night, ledger: type[Ledger] = Ledger, publish: Any = None) -> Sweep:
+    """A release function's sweep, as deployed, on the functions' ledger, topic and clock."""
+    queue = publisher.Publisher(night.project, night.topic)
+    return Sweep(ledger(night.backend.documents, clock=night.clock), publish or queue, night.clock)
 
 
-def test_two_overlapping_sweeps_publish_each_payment_once(night, linq_api, monkeypatch):
-    for name, value in night.env.items():
-        if value is not None:
-            monkeypatch.setenv(name, value)
+def test_two_overlapping_sweeps_publish_each_payment_once(night, linq_api):
     invoices = deferred_payments(night, 6)
     barrier = threading.Barrier(2)
     done = []
@@ -266,7 +253,7 @@ def test_two_overlapping_sweeps_publish_each_payment_once(night, linq_api, monke
     def sweep() -> None:
         one = sweeper(night)
         barrier.wait()
-        done.append(one.run(datetime.now(UTC)))
+        done.append(one.run())
 
     threads = [threading.Thread(target=sweep) for _ in range(2)]
     for thread in threads:
@@ -282,41 +269,36 @@ def test_two_overlapping_sweeps_publish_each_payment_once(night, linq_api, monke
 
 
 def test_a_sweep_that_dies_halfway_loses_nothing(night, linq_api, monkeypatch):
-    for name, value in night.env.items():
-        if value is not None:
-            monkeypatch.setenv(name, value)
     invoices = deferred_payments(night, 3)
-    real_publish, real_mark = Publisher.publish, Ledger.mark_released
     calls: list[str] = []
+    queue = publisher.Publisher(night.project, night.topic)
 
-    def publish(self: Publisher, data: bytes, attributes: dict[str, str]) -> str:
-        calls.append("publish")
-        if calls.count("publish") == 2:
-            raise SystemExit("the instance is gone")  # the second: marked, never published
-        return real_publish(self, data, attributes)
+    class DyingPublisher:
+        def publish(self, data: bytes, attributes: dict[str, str]) -> str:
+            calls.append("publish")
+            if calls.count("publish") == 2:
+                raise SystemExit("the instance is gone")  # the second: marked, never published
+            return queue.publish(data, attributes)
 
-    def mark(self: Ledger, due: Any, token: str) -> bool:
-        calls.append("mark")
-        if calls.count("mark") == 3:
-            raise SystemExit("the instance is gone")  # the third: never marked
-        return real_mark(self, due, token)
+    class DyingLedger(Ledger):
+        def release(self, due: Due, token: str) -> bool:
+            calls.append("mark")
+            if calls.count("mark") == 3:
+                raise SystemExit("the instance is gone")  # the third: never marked
+            return super().release(due, token)
 
     monkeypatch.setattr(release_module, "WORKERS", 1)
-    monkeypatch.setattr(Publisher, "publish", publish)
-    monkeypatch.setattr(Ledger, "mark_released", mark)
-    dying = sweeper(night)
+    dying = sweeper(night, DyingLedger, DyingPublisher())
     with pytest.raises(SystemExit):
-        dying.run(datetime.now(UTC))
+        dying.run()
     # The pool's thread goes on with the third after the second raised: let it meet its end
-    # (its mark raises) before the real functions are back.
+    # (its mark raises) before the next sweep.
     dying._pool.shutdown(wait=True)
     assert calls == ["mark", "publish", "mark", "publish", "mark"]
-    monkeypatch.setattr(Ledger, "mark_released", real_mark)
-    monkeypatch.setattr(Publisher, "publish", real_publish)
     # The next sweep: the third is still due; the second, marked but never published, is
-    # released again once its release is stale (15 minutes; here, at once).
-    monkeypatch.setattr(release_module, "STALE", timedelta(0))
-    again = sweeper(night).run(datetime.now(UTC))
+    # released again once its release is stale (15 minutes on).
+    night.clock.advance(STALE_RELEASE)
+    again = sweeper(night).run()
     assert (again.released, again.released_again) == (1, 2)
     lines = push_all(night, released(night))
     sent = sorted(line["invoice_id"] for line in lines if line.get("action") == "sent")
@@ -344,7 +326,7 @@ def test_a_text_decided_by_day_and_retried_after_nightfall_waits_for_the_morning
     result = pipeline.result(invoice, message_id="m-1", event_id=payment.event_id)
     assert result["action"] == "deferred:quiet_hours"
     assert len(linq_api.messages()) == before
-    morning(pipeline, (invoice, 1))
+    morning(pipeline)
     pipeline.sweep()
     lines = push_all(pipeline, released(pipeline))
     assert [line["action"] for line in lines if "action" in line] == ["sent"]
@@ -365,7 +347,7 @@ def test_a_deferred_plan_beside_a_newer_attempt_deferred_overnight_is_superseded
     assert result["action"] == "deferred:quiet_hours"
     pipeline.stripe.update_invoice(invoice["id"], {"attempt_count": 2})
     assert pipeline.result(invoice, attempt_count=2)["action"] == "deferred:quiet_hours"
-    morning(pipeline, (invoice, 1), (invoice, 2))
+    morning(pipeline)
     pipeline.sweep()
     lines = push_all(pipeline, released(pipeline))
     actions = sorted((line["attempt"], line["action"]) for line in lines if "action" in line)

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from shared.adapters import linq as linq_module
+from shared.core.entry import State
 from standins import builders
 from tests.harness import SECOND_SENDER, SENDER, customer_calls, entry, log_lines
 
@@ -487,7 +488,7 @@ def test_a_single_picked_line_ineligible_for_now_is_retried_never_failed(pipelin
         "will retry: no usable Linq line: 1 line(s), 0 CRITICAL, 1 refused as ineligible "
         "(Linq 403, code 2027)"
     )
-    assert entry(pipeline, invoice)["state"] == "active"
+    assert entry(pipeline, invoice).state is State.ACTIVE
     # The redelivery waits for the line the plan names: Linq's own 2027, retried again.
     status, lines = pipeline.run(invoice, "m-1", event_id=payment.event_id)
     assert (status, retry_line(lines)["code"]) == (500, 2027)

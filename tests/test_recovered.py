@@ -13,18 +13,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import requests
 
-from shared.adapters import ledger as ledger_module
-from shared.adapters.ledger import Ledger
+from shared.adapters.documents import Document
+from shared.adapters.ledger import COLLECTION, Ledger
+from shared.adapters.memory import MemoryDocuments
 from shared.core.attribution import assigned, assignment, attribute
 from shared.core.decide import in_holdout
+from shared.core.entry import RETENTION, Entry, EntryKey, Payment, Plan, State, payment_id
 from shared.core.errors import RetryableError
 from shared.core.event import InvoicePaid
+from shared.core.outcome import Action
+from shared.workflow.recovered import attribute_payment
 from standins import builders
+from tests.clock import TestClock
 from tests.harness import entry, log_lines, results
 from tests.test_quiet_hours_flow import morning, night_around_now, push_all
-from tools.report import LedgerReader, read
+from tools.report import read
 from tools.tally import Tally
 
 HOUR = 3600
@@ -125,7 +129,7 @@ def test_the_group_drawn_is_kept_on_the_entry_whatever_happens_next(
     invoice = assigned_invoice(pipeline, group == "holdout", customer, **fields)
     result = pipeline.result(invoice)
     assert (result["action"], result.get("group")) == (action, group)
-    assert entry(pipeline, invoice).get("group") == group
+    assert entry(pipeline, invoice).group == group
     assert recovered_line(pipeline, invoice)["group"] == (group or "not_assigned")
 
 
@@ -137,7 +141,7 @@ def night(pipeline):
 
 def released_once(night, invoice: dict[str, Any]) -> dict[str, Any]:
     """The recipient's morning: the sweep hands the payment back; its one result line."""
-    morning(night, (invoice, 1))
+    morning(night)
     night.sweep()
     [line] = [e for e in push_all(night, night.published()) if "action" in e]
     return line
@@ -156,7 +160,7 @@ def test_a_treated_invoice_deferred_and_paid_overnight_stays_treated(night, linq
     assert (line["group"], line["reason"].split(":")[0]) == ("treated", "deferred")
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:not_open", "treated")
-    assert entry(night, invoice)["group"] == "treated"
+    assert entry(night, invoice).group == "treated"
     assert linq_api.messages() == []
 
 
@@ -166,10 +170,10 @@ def test_a_stop_heard_after_the_draw_leaves_the_invoice_treated(night):
     already."""
     invoice = night.customer_with_invoice()
     assert night.result(invoice)["group"] == "treated"
-    Ledger(night.emulator.project, "dunning").set_opt_out(PHONE, True, datetime.now(UTC), {})
+    night.ledger.set_opt_out(PHONE, True, night.clock(), {})
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:opted_out", "treated")
-    assert entry(night, invoice)["group"] == "treated"
+    assert entry(night, invoice).group == "treated"
 
 
 def test_the_first_draw_counts_when_the_share_changes_before_the_release(night, linq_api):
@@ -182,7 +186,7 @@ def test_the_first_draw_counts_when_the_share_changes_before_the_release(night, 
     night.configure(HOLDOUT_PERCENT="50")
     released = released_once(night, invoice)
     assert (released["action"], released["group"]) == ("skipped:holdout", "treated")
-    assert entry(night, invoice)["group"] == "treated"
+    assert entry(night, invoice).group == "treated"
 
 
 def test_the_report_reads_the_groups_the_product_recorded(pipeline, linq_api):
@@ -199,7 +203,7 @@ def test_the_report_reads_the_groups_the_product_recorded(pipeline, linq_api):
     for invoice in (texted, untexted, held, never):
         recovered_line(pipeline, invoice)
     tally = Tally()
-    read(LedgerReader(pipeline.emulator.project, "dunning"), tally, io.StringIO())
+    read(pipeline.ledger, tally, io.StringIO())
     assert tally.groups == {"treated": 3, "holdout": 1, "not_assigned": 1}
     assert tally.paid == {"treated": 2, "holdout": 1, "not_assigned": 1}
     assert (tally.treated_texted, tally.treated_texted_paid) == (2, 1)
@@ -268,14 +272,9 @@ def test_the_last_text_of_several_attempts_is_the_one_the_payment_followed(pipel
 # --- one payment, one record, one line ---------------------------------------------------------
 
 
-def paid_document(pipeline, invoice: dict[str, Any]) -> requests.Response:
-    return requests.get(
-        f"http://{pipeline.env['FIRESTORE_EMULATOR_HOST']}/v1/projects/"
-        f"{pipeline.emulator.project}/databases/dunning/documents/{ledger_module.COLLECTION}/"
-        f"{invoice['id']}-paid",
-        headers={"Authorization": "Bearer owner"},
-        timeout=5,
-    )
+def paid_document(pipeline, invoice: dict[str, Any]) -> Document | None:
+    """The invoice's payment document, as the ledger stores it."""
+    return pipeline.backend.documents.read(COLLECTION, payment_id(invoice["id"]))
 
 
 def recovered_notes(pipeline) -> list[str]:
@@ -321,9 +320,9 @@ def test_two_deliveries_racing_a_new_entry_record_one_payment(pipeline, linq_api
     lines = results(pipeline.capsys.readouterr().out)
     assert [line["action"] for line in lines] == ["recovered"]
     assert len(recovered_notes(pipeline)) == 1
-    assert paid_document(pipeline, invoice).status_code == 200
-    assert "paid_at" not in entry(pipeline, invoice, 1)
-    assert "paid_at" not in entry(pipeline, invoice, 2)
+    assert paid_document(pipeline, invoice) is not None
+    assert entry(pipeline, invoice, 1).paid is None
+    assert entry(pipeline, invoice, 2).paid is None
 
 
 def test_a_record_that_committed_but_timed_out_is_said_on_the_retry_once(pipeline, monkeypatch):
@@ -332,16 +331,17 @@ def test_a_record_that_committed_but_timed_out_is_said_on_the_retry_once(pipelin
     it, once. Another message for the payment (Stripe's resend) says nothing."""
     invoice = pipeline.customer_with_invoice()
     assert pipeline.result(invoice)["action"] == "sent"
-    commit, lost = Ledger._commit, []
+    documents = pipeline.backend.documents
+    write, lost = documents.write, []
 
-    def committed_then_lost(self: Ledger, key: str, values: dict[str, Any], *args: Any) -> str:
-        version = commit(self, key, values, *args)
+    def committed_then_lost(collection: str, key: str, values: dict[str, Any], *args: Any) -> str:
+        version = write(collection, key, values, *args)
         if "paid_at" in values and not lost:
             lost.append(key)
             raise RetryableError("Firestore unreachable: ReadTimeout", vendor="firestore")
         return version
 
-    monkeypatch.setattr(Ledger, "_commit", committed_then_lost)
+    monkeypatch.setattr(documents, "write", committed_then_lost)
     paid = builders.paid(invoice, at=int(time.time()) + 600)
     assert pipeline.post_webhook(builders.invoice_paid_event(paid)).status_code == 200
     [message] = pipeline.published()
@@ -362,40 +362,51 @@ def test_a_record_that_committed_but_timed_out_is_said_on_the_retry_once(pipelin
 TEXTED_AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
+def recorded(attempt: int = 1, action: str | None = None, **fields: Any) -> Entry:
+    """A ledger entry of invoice in_1: done with `action`, or in the state `fields` names."""
+    state = fields.pop("state", "done" if action else "active")
+    outcome = Action(action) if action else None
+    return Entry(EntryKey("in_1", attempt), State(state), action=outcome, **fields)
+
+
 @pytest.mark.parametrize(
-    ("fields", "group"),
+    ("given", "group"),
     [
-        ({"group": "treated", "action": "skipped:unreachable"}, "treated"),
-        ({"group": "treated", "action": "skipped:not_open", "due_at": TEXTED_AT}, "treated"),
-        ({"group": "holdout", "action": "skipped:holdout"}, "holdout"),
-        ({"group": "treated", "action": "skipped:holdout"}, "treated"),
-        ({"action": "skipped:no_phone"}, None),
-        ({"action": "skipped:not_open"}, None),
-        ({"action": "skipped:policy"}, None),
-        ({"state": "active"}, None),
-        ({"group": "something else", "action": "sent"}, None),
+        (recorded(group="treated", action="skipped:unreachable"), "treated"),
+        (recorded(group="treated", action="skipped:not_open", due_at=TEXTED_AT), "treated"),
+        (recorded(group="holdout", action="skipped:holdout"), "holdout"),
+        (recorded(group="treated", action="skipped:holdout"), "treated"),
+        (recorded(action="skipped:no_phone"), None),
+        (recorded(action="skipped:not_open"), None),
+        (recorded(action="skipped:policy"), None),
+        (recorded(state="active"), None),
+        (recorded(group="something else", action="sent"), None),
         # Written before the ledger recorded the group: what only comes after the draw says so.
-        ({"action": "sent", "texted_at": TEXTED_AT}, "treated"),
-        ({"action": "failed", "texted_at": TEXTED_AT}, "treated"),
-        ({"action": "skipped:unreachable"}, "treated"),
-        ({"state": "deferred", "action": "deferred:quiet_hours", "due_at": TEXTED_AT}, "treated"),
-        ({"action": "skipped:not_open", "due_at": TEXTED_AT}, "treated"),
-        ({"action": "skipped:not_open", "plan": {"line": "+12025550100"}}, "treated"),
-        ({"action": "skipped:holdout"}, "holdout"),
+        (recorded(action="sent", texted_at=TEXTED_AT), "treated"),
+        (recorded(action="failed", state="failed", texted_at=TEXTED_AT), "treated"),
+        (recorded(action="skipped:unreachable"), "treated"),
+        (
+            recorded(state="deferred", action="deferred:quiet_hours", due_at=TEXTED_AT),
+            "treated",
+        ),
+        (recorded(action="skipped:not_open", due_at=TEXTED_AT), "treated"),
+        # The report reads a plan's line alone: the rest reads empty.
+        (recorded(action="skipped:not_open", plan=Plan("", "", "", "+12025550100")), "treated"),
+        (recorded(action="skipped:holdout"), "holdout"),
     ],
 )
-def test_the_assignment_of_an_entry(fields, group):
-    assert assigned(fields) == group
+def test_the_assignment_of_an_entry(given, group):
+    assert assigned(given) == group
 
 
 def test_an_invoice_is_in_the_group_of_its_first_attempt_that_reached_the_draw():
     assert assignment([]) == "not_assigned"
-    assert assignment([{"attempt": 1, "action": "skipped:no_phone"}]) == "not_assigned"
+    assert assignment([recorded(1, "skipped:no_phone")]) == "not_assigned"
     # HOLDOUT_PERCENT changed between the attempts: the first draw counts.
     later_held = [
-        {"attempt": 3, "group": "holdout", "action": "skipped:holdout"},
-        {"attempt": 1, "action": "skipped:no_phone"},
-        {"attempt": 2, "group": "treated", "action": "skipped:unreachable"},
+        recorded(3, "skipped:holdout", group="holdout"),
+        recorded(1, "skipped:no_phone"),
+        recorded(2, "skipped:unreachable", group="treated"),
     ]
     assert assignment(later_held) == "treated"
 
@@ -405,41 +416,39 @@ def test_an_invoice_is_in_the_group_of_its_first_attempt_that_reached_the_draw()
     [
         ([], None),
         (
-            [{"attempt": 1, "group": "treated", "action": "sent", "texted_at": TEXTED_AT}],
+            [recorded(1, "sent", group="treated", texted_at=TEXTED_AT)],
             ("treated", 1, TEXTED_AT, None),
         ),
         (
             [
-                {"attempt": 1, "group": "treated", "action": "sent", "texted_at": TEXTED_AT},
-                {"attempt": 2, "action": "skipped:policy", "reason": "attempt 2 is not in ..."},
+                recorded(1, "sent", group="treated", texted_at=TEXTED_AT),
+                recorded(2, "skipped:policy", reason="attempt 2 is not in ..."),
             ],
             ("treated", 1, TEXTED_AT, None),
         ),
         (
             [
-                {
-                    "attempt": 1,
-                    "group": "treated",
-                    "action": "failed",
-                    "reason": "text sent, link refused",
-                    "texted_at": TEXTED_AT,
-                }
+                recorded(
+                    1,
+                    "failed",
+                    state="failed",
+                    group="treated",
+                    reason="text sent, link refused",
+                    texted_at=TEXTED_AT,
+                )
             ],
             ("treated", 1, TEXTED_AT, None),
         ),
         (
-            [{"attempt": 1, "group": "holdout", "action": "skipped:holdout", "reason": "held"}],
+            [recorded(1, "skipped:holdout", group="holdout", reason="held")],
             ("holdout", 1, None, "skipped:holdout: held"),
         ),
         (
-            [{"attempt": 1, "group": "treated", "action": "skipped:unreachable", "reason": "no"}],
+            [recorded(1, "skipped:unreachable", group="treated", reason="no")],
             ("treated", 1, None, "skipped:unreachable: no"),
         ),
         (
-            [
-                {"attempt": 1, "action": "skipped:no_phone", "reason": "no phone on file"},
-                {"attempt": 2, "state": "active"},
-            ],
+            [recorded(1, "skipped:no_phone", reason="no phone on file"), recorded(2)],
             ("not_assigned", 2, None, "active"),
         ),
     ],
@@ -461,41 +470,42 @@ def test_attribution_by_entries(entries, expected):
         assert (found.group, found.attempt, found.texted_at, found.reason) == expected
 
 
-class _Ledger:
-    """The two calls attribute_payment makes, over entries held in memory."""
-
-    def __init__(self, entries: list[dict[str, Any]]) -> None:
-        self.fields = {f"in_1-{e['attempt']}": dict(e) for e in entries}
-        self.payments: dict[str, dict[str, Any]] = {}
-
-    def entries(self, invoice_id: str) -> list[tuple[str, str, dict[str, Any]]]:
-        return [(key, "v1", dict(fields)) for key, fields in self.fields.items()]
-
-    def record_payment(self, invoice_id: str, payment: dict[str, Any]) -> dict[str, Any] | None:
-        first = self.payments.setdefault(invoice_id, payment)
-        return None if first is payment else first
-
-
 def test_a_text_that_went_out_after_the_payment_is_not_the_one_the_payment_followed():
     """Attempt 1 was texted; the invoice failed again and the customer paid through the first
     text's link a minute before attempt 2's text went out (Stripe's `invoice.paid` reaches us
     after both). The payment followed the first text: the `recovered` line names attempt 1 and
     the minutes since it, not attempt 2 and -1.0 minutes."""
-    from shared.workflow.recovered import attribute_payment
-
     first = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     paid_at = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-    ledger = _Ledger(
+    clock = TestClock(paid_at + 5 * MINUTE)
+    ledger = Ledger(MemoryDocuments(), clock=clock)
+    ledger.write_all(
         [
-            {"attempt": 1, "group": "treated", "action": "sent", "texted_at": first},
-            {"attempt": 2, "group": "treated", "action": "sent", "texted_at": paid_at + MINUTE},
+            recorded(1, "sent", group="treated", texted_at=first),
+            recorded(2, "sent", group="treated", texted_at=paid_at + MINUTE),
         ]
     )
     paid = InvoicePaid("evt_1", "in_1", "cus_1", False, 2500, "usd", int(paid_at.timestamp()))
-    found = attribute_payment(ledger, paid, "msg_1", paid_at + 5 * MINUTE)  # type: ignore[arg-type]
+    found = attribute_payment(ledger, paid, "msg_1", clock)
     assert found is not None
     assert (found.group, found.attempt, found.minutes_after_text) == ("treated", 1, 2880.0)
-    assert ledger.payments["in_1"]["attempt"] == 1
+    # What was recorded, as a later delivery of the payment finds it.
+    assert ledger.record_payment(Payment("in_1", paid_at, pubsub_message_id="m2")) == (
+        Payment(
+            "in_1",
+            paid_at,
+            2500,
+            "usd",
+            "evt_1",
+            "msg_1",
+            "treated",
+            1,
+            2880.0,
+            None,
+            clock(),
+            clock() + RETENTION,
+        )
+    )
 
 
 MINUTE = timedelta(minutes=1)

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from bench.report_ledger import write_ledger
+from shared.core.entry import Entry, EntryKey, Payment, Plan, State
+from shared.core.outcome import Action
 from tools.lift import MIN_GROUP_INVOICES, newcombe, rate_interval, too_small
-from tools.report import LedgerReader, main, read
+from tools.report import PAGE_SIZE, main, open_ledger, read
 from tools.tally import Tally
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,26 +87,21 @@ def day(moment):
     return moment.date().isoformat()
 
 
-PLAN = {"to": PHONE, "text": "Hi Jane", "link": "https://pay.example/x", "line": "+12025550100"}
+PLAN = Plan(PHONE, "Hi Jane", "https://pay.example/x", "+12025550100")
 
 
-def entry(invoice, attempt, created, action=None, group=None, **fields):
+def entry(invoice, attempt, created, action=None, group=None, state=None, **fields):
     """A ledger entry as the product writes it: once it reached the holdout draw, the group it
     was assigned, and once it was to be texted, the plan (a phone number) it records."""
-    values = {
-        "invoice_id": invoice,
-        "attempt": attempt,
-        "customer_id": f"cus_{invoice}",
-        "livemode": False,
-        "created_at": created,
-        "state": "done" if action else "active",
+    return Entry(
+        EntryKey(invoice, attempt),
+        State(state or ("done" if action else "active")),
+        customer_id=f"cus_{invoice}",
+        created_at=created,
+        action=Action(action) if action else None,
+        group=group,
         **fields,
-    }
-    if action:
-        values["action"] = action
-    if group:
-        values["group"] = group
-    return f"{invoice}-{attempt}", values
+    )
 
 
 def sent(invoice, attempt, created, texted_at=None, **fields):
@@ -119,37 +116,37 @@ def treated(invoice, attempt, created, action, **fields):
     return entry(invoice, attempt, created, action, "treated", **fields)
 
 
-def held(invoice, attempt, created):
-    return entry(invoice, attempt, created, "skipped:holdout", "holdout")
+def held(invoice, attempt, created, **fields):
+    return entry(invoice, attempt, created, "skipped:holdout", "holdout", **fields)
 
 
 def paid(invoice, at, amount, currency, group):
-    """The payment's document, as the recover function records it."""
-    return f"{invoice}-paid", {
-        "paid_at": at,
-        "paid_amount": amount,
-        "paid_currency": currency,
-        "paid_event": "evt_paid",
-        "message_id": "msg_paid",
-        "group": group,
-        "attempt": 1,
-    }
+    """The payment, as the recover function records it."""
+    return Payment(invoice, at, amount, currency, "evt_paid", "msg_paid", group, attempt=1)
 
 
 # 15 invoices, 19 entries and 8 payments. in_T1 and in_T10 test that an invoice's documents stay
 # together.
 LEDGER = [
-    sent("in_T1", 1, ago(2)),
+    sent("in_T1", 1, ago(2), decline_code="insufficient_funds"),
     paid("in_T1", ago(2, -90), 2500, "usd", "treated"),
     # Deferred for the night, then texted; the invoice failed again and was paid 30 minutes
     # after its second text.
-    sent("in_T10", 1, ago(3), texted_at=ago(3, -480), due_at=ago(3, -480)),
-    sent("in_T10", 2, ago(1)),
+    sent(
+        "in_T10",
+        1,
+        ago(3),
+        texted_at=ago(3, -480),
+        due_at=ago(3, -480),
+        decline_code="expired_card",
+    ),
+    sent("in_T10", 2, ago(1), decline_code="insufficient_funds"),
     paid("in_T10", ago(1, -30), 1000, "eur", "treated"),
     sent("in_T2", 1, ago(5)),
-    # Not drawn at its first attempt (no phone), treated at its second.
-    entry("in_T3", 1, ago(6), "skipped:no_phone"),
-    sent("in_T3", 2, ago(3)),
+    # Not drawn at its first attempt (no phone), treated at its second; the decline code of its
+    # first failure is the invoice's.
+    entry("in_T3", 1, ago(6), "skipped:no_phone", decline_code="generic_decline"),
+    sent("in_T3", 2, ago(3), decline_code="insufficient_funds"),
     # Treated, never texted: an unreachable number that paid; a night-time failure paid before
     # the morning; one still waiting for its morning.
     treated("in_U1", 1, ago(2), "skipped:unreachable", plan=PLAN),
@@ -157,12 +154,12 @@ LEDGER = [
     treated("in_D1", 1, ago(2), "skipped:not_open", due_at=ago(2, -300)),
     paid("in_D1", ago(2, -120), 1500, "usd", "treated"),
     treated("in_D2", 1, ago(minutes=120), "deferred:quiet_hours", due_at=ago(minutes=-300)),
-    held("in_H1", 1, ago(4)),
+    held("in_H1", 1, ago(4), decline_code="insufficient_funds"),
     paid("in_H1", ago(3), 5000, "usd", "holdout"),
     held("in_H2", 1, ago(4)),
     held("in_H2", 2, ago(1)),
     # Never reached the draw: in neither group.
-    entry("in_N1", 1, ago(2), "skipped:no_phone"),
+    entry("in_N1", 1, ago(2), "skipped:no_phone", decline_code="insufficient_funds"),
     paid("in_N1", ago(1), 3000, "jpy", "not_assigned"),
     entry("in_N2", 1, ago(2), "skipped:opted_out"),
     entry("in_N3", 1, ago(2), "failed", state="failed"),
@@ -197,6 +194,14 @@ Recovered, as assigned    paid of invoices, rate: amount
   holdout                 1 of 2, 50.0 %: $50.00
   not_assigned            1 of 4, 25.0 %: ¥3,000
 
+By first decline code     paid of invoices, rate, as assigned
+  (none recorded)         treated 4 of 6, 66.7 %; holdout 0 of 1, 0.0 %; not_assigned 0 of 3, \
+0.0 %
+  insufficient_funds      treated 1 of 1, 100.0 %; holdout 1 of 1, 100.0 %; not_assigned 1 of 1, \
+100.0 %
+  expired_card            treated 1 of 1, 100.0 %
+  generic_decline         treated 0 of 1, 0.0 %
+
 Lift (treated - holdout)  not enough data: treated has 9 invoices and holdout has 2 invoices; \
 each group needs at least 30
 Per protocol (texted)     4 of 6, 66.7 % (6 of 9 treated invoices were texted)
@@ -214,7 +219,7 @@ def ledger(firestore, monkeypatch):
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", firestore.host)
 
     def write(entries):
-        return write_ledger(firestore.url, project, DATABASE, entries)
+        return write_ledger(firestore.host, project, DATABASE, entries)
 
     write.project = project
     return write
@@ -365,6 +370,7 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "outcomes.csv",
         "recovered.csv",
         "recovered_by_day.csv",
+        "recovered_by_decline_code.csv",
         "recovery.png",
         "summary.csv",
     ]
@@ -438,6 +444,17 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
             [day(ago(40)), "treated", "gbp", "1", "1500", "15.00"],
         ]
     )
+    assert rows("recovered_by_decline_code.csv") == [
+        ["decline_code", "group", "invoices", "paid", "rate"],
+        ["(none recorded)", "treated", "6", "4", "0.6667"],
+        ["(none recorded)", "holdout", "1", "0", "0.0000"],
+        ["(none recorded)", "not_assigned", "3", "0", "0.0000"],
+        ["insufficient_funds", "treated", "1", "1", "1.0000"],
+        ["insufficient_funds", "holdout", "1", "1", "1.0000"],
+        ["insufficient_funds", "not_assigned", "1", "1", "1.0000"],
+        ["expired_card", "treated", "1", "1", "1.0000"],
+        ["generic_decline", "treated", "1", "0", "0.0000"],
+    ]
     assert (out_dir / "recovery.png").read_bytes()[:8] == PNG_SIGNATURE
     assert out.splitlines()[-1].startswith(f"Written: {out_dir / 'summary.csv'}, ")
     for path in out_dir.iterdir():
@@ -459,7 +476,7 @@ class Terminal(io.StringIO):
 
 def test_the_progress_bar_counts_the_ledger_on_a_terminal(ledger):
     ledger(LEDGER)
-    reader = LedgerReader(ledger.project, DATABASE)
+    reader, _ = open_ledger(ledger.project, DATABASE)
     assert reader.count() == 27  # 19 entries and 8 payments
     err, tally = Terminal(), Tally()
     read(reader, tally, err)
@@ -518,13 +535,13 @@ def test_a_text_that_went_out_counts_as_texted_whatever_the_entry_ended_as():
     `failed` (the link refused after the text) or never finish (a crash after the text). The
     customer was texted: the report counts the text, and the invoice in its assigned group."""
     texted, paid_at = ago(1), ago(1, -30)
-    payment = {"paid_at": paid_at, "paid_amount": 2500, "paid_currency": "usd"}
+    payment = Payment("in_1", paid_at, 2500, "usd")
     tally = Tally()
     tally.add_invoice(
-        [{"created_at": ago(1), "group": "treated", "action": "failed", "texted_at": texted}],
+        [entry("in_1", 1, ago(1), "failed", "treated", state="failed", texted_at=texted)],
         payment,
     )
-    tally.add_invoice([{"created_at": ago(1), "group": "treated", "texted_at": texted}])
+    tally.add_invoice([entry("in_2", 1, ago(1), group="treated", texted_at=texted)])
     assert tally.groups == {"treated": 2}
     assert tally.paid == {"treated": 1}
     assert (tally.texts, tally.treated_texted, tally.treated_texted_paid) == (2, 2, 1)
@@ -535,18 +552,20 @@ def test_a_ledger_written_before_the_groups_were_recorded_reads_by_what_its_entr
     """Entries of the previous version carry no `group`, and their payment sits on an entry:
     a text, a deferral, a recorded plan or an unreachable number came after the draw (treated),
     a holdout is a holdout, anything else never reached it; the payment counts once."""
-    payment = {"paid_at": ago(1), "paid_amount": 2500, "paid_currency": "usd"}
+    payment = Payment("in_1", ago(1), 2500, "usd")
     tally = Tally()
     tally.add_invoice(
         [
-            {"created_at": ago(3), "attempt": 1, "action": "skipped:unreachable"},
-            {"created_at": ago(2), "attempt": 2, "action": "sent", "texted_at": ago(2), **payment},
+            entry("in_1", 1, ago(3), "skipped:unreachable"),
+            entry("in_1", 2, ago(2), "sent", texted_at=ago(2), paid=payment),
         ]
     )
-    tally.add_invoice([{"created_at": ago(2), "action": "skipped:holdout", **payment}])
-    tally.add_invoice([{"created_at": ago(2), "action": "skipped:not_open", "due_at": ago(2)}])
-    tally.add_invoice([{"created_at": ago(2), "action": "failed", "plan": {"line": "+1202"}}])
-    tally.add_invoice([{"created_at": ago(2), "action": "skipped:no_phone", **payment}])
+    tally.add_invoice([entry("in_2", 1, ago(2), "skipped:holdout", paid=payment)])
+    tally.add_invoice([entry("in_3", 1, ago(2), "skipped:not_open", due_at=ago(2))])
+    # The report reads a plan's line alone (below): the rest reads empty.
+    line_only = Plan("", "", "", "+1202")
+    tally.add_invoice([entry("in_4", 1, ago(2), "failed", state="failed", plan=line_only)])
+    tally.add_invoice([entry("in_5", 1, ago(2), "skipped:no_phone", paid=payment)])
     assert tally.groups == {"treated": 3, "holdout": 1, "not_assigned": 1}
     assert tally.paid == {"treated": 1, "holdout": 1, "not_assigned": 1}
     assert tally.recovered[("treated", "usd")].amount == 2500
@@ -556,9 +575,9 @@ def test_the_report_reads_of_a_plan_its_line_only(ledger):
     """Of an entry of the previous version, a recorded plan says it passed the draw; the report
     reads the plan's line for that, and never the customer's number."""
     ledger([entry("in_L1", 1, ago(1), "skipped:not_open", plan=PLAN)])
-    reader = LedgerReader(ledger.project, DATABASE)
-    [[(invoice, part, fields)]] = list(reader.pages())
-    assert (invoice, part, fields["plan"]) == ("in_L1", "1", {"line": "+12025550100"})
+    reader, _ = open_ledger(ledger.project, DATABASE)
+    [[read_back]] = list(reader.pages(PAGE_SIZE))
+    assert (read_back.key, read_back.plan) == (EntryKey("in_L1", 1), Plan("", "", "", PLAN.line))
     tally = Tally()
     read(reader, tally, io.StringIO())
     assert tally.groups == {"treated": 1}
@@ -578,15 +597,14 @@ def test_the_chart_leads_with_the_rates_and_the_lift_and_compares_per_invoice():
     for n in range(40):
         group = "holdout" if n < 10 else "treated"
         action = "skipped:holdout" if n < 10 else "sent"
-        fields = {"created_at": ago(3), "attempt": 1, "group": group, "action": action}
-        if action == "sent":
-            fields["texted_at"] = ago(3)
+        texted_at = ago(3) if action == "sent" else None
+        recorded = entry(f"in_{n}", 1, ago(3), action, group, texted_at=texted_at)
         # Day 1: three paid in each arm; day 2: nine more treated ones.
         payment = None
         if n in (0, 1, 2, 10, 11, 12) or 20 <= n < 29:
             at = ago(2) if n < 20 else ago(1)
-            payment = {"paid_at": at, "paid_amount": 3000, "paid_currency": "usd"}
-        tally.add_invoice([fields], payment)
+            payment = Payment(f"in_{n}", at, 3000, "usd")
+        tally.add_invoice([recorded], payment)
     drawn = figure(tally)
     rates, lift, usd, funnel = drawn.axes
     assert [axes.get_title(loc="left") for axes in drawn.axes] == [

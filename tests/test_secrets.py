@@ -9,9 +9,12 @@ from google.cloud import secretmanager
 
 from shared.adapters import secrets as secrets_module
 from shared.adapters.secrets import SecretResolver
-from shared.core.errors import ConfigError
-from shared.workflow.recover_settings import RecoverSettings
+from shared.core.errors import ConfigError, SecretUnavailable
+from shared.workflow.settings import RecoverSettings
+from standins import builders
+from standins.processes import free_port
 from standins.secretmanager_api import SecretManagerStandin
+from tests.harness import log_lines
 
 
 @pytest.fixture
@@ -119,3 +122,138 @@ def test_a_secret_can_be_created_and_given_versions(secret_manager, client_facto
         client.add_secret_version(
             request={"parent": "projects/acme/secrets/gone", "payload": {"data": b"x"}}
         )
+
+
+# --- a secret Secret Manager cannot serve -------------------------------------------------------
+
+# A value that is not UTF-8, with a Stripe-shaped secret behind the bad byte.
+NOT_TEXT = b"\xff\xfewhsec_" + b"9f2c" * 16
+
+
+@pytest.fixture
+def quick_reads(monkeypatch):
+    """The resolver's bounds, shortened: a timeout in the test costs a fraction of a second."""
+    monkeypatch.setattr(secrets_module, "ATTEMPT_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(secrets_module, "TOTAL_TIMEOUT_S", 0.6)
+
+
+def no_credentials(monkeypatch, secret_manager, client_factory):
+    # What a function without a service account, or a checkout without `gcloud auth`, meets:
+    # the real client, which finds no credentials.
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/credentials.json")
+    return secrets_module._default_client
+
+
+def too_slow(monkeypatch, secret_manager, client_factory):
+    secret_manager.add_fault("versions", delay_s=2.0)
+    return client_factory
+
+
+def unavailable(monkeypatch, secret_manager, client_factory):
+    # Retried inside the bound, then given up on: the library's RetryError.
+    secret_manager.add_fault("versions", status=503, times=1000)
+    return client_factory
+
+
+def unreachable(monkeypatch, secret_manager, client_factory):
+    def factory():
+        return secretmanager.SecretManagerServiceClient(
+            transport="rest",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": f"http://127.0.0.1:{free_port()}"},
+        )
+
+    return factory
+
+
+def not_text(monkeypatch, secret_manager, client_factory):
+    secret_manager.load({"secrets": {"projects/acme/secrets/whsec": {"2": NOT_TEXT}}})
+    return client_factory
+
+
+FAILURES = {
+    "no credentials": (no_credentials, "DefaultCredentialsError"),
+    "a timeout": (too_slow, "ReadTimeout"),
+    "an outage outlasting the retries": (unavailable, "RetryError"),
+    "no connection": (unreachable, "ConnectionError"),
+    "a value that is not UTF-8": (not_text, "is not UTF-8 text"),
+}
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+def test_a_secret_that_cannot_be_read_is_a_short_error_naming_the_variable(
+    monkeypatch, secret_manager, client_factory, quick_reads, failure
+):
+    make, reason = FAILURES[failure]
+    factory = make(monkeypatch, secret_manager, client_factory)
+    with pytest.raises(SecretUnavailable) as caught:
+        SecretResolver(factory).resolve("STRIPE_WEBHOOK_SECRET", "sm://acme/whsec#2")
+    message = str(caught.value)
+    assert message.startswith("STRIPE_WEBHOOK_SECRET: ")
+    assert "projects/acme/secrets/whsec/versions/2" in message
+    assert reason in message
+    assert "9f2c" not in message
+    assert "\\xff" not in message
+    # Raised afresh: no vendor exception chained behind it, whose traceback would say more.
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize("failure", FAILURES)
+@pytest.mark.parametrize(
+    ("target", "variable", "label"),
+    [
+        ("stripe_webhook", "STRIPE_WEBHOOK_SECRET", "webhook"),
+        ("linq_webhook", "LINQ_WEBHOOK_SECRET", "Linq webhook"),
+    ],
+)
+def test_an_intake_whose_secret_cannot_be_read_answers_503_with_one_masked_warning(
+    pipeline,
+    monkeypatch,
+    capsys,
+    secret_manager,
+    client_factory,
+    quick_reads,
+    failure,
+    target,
+    variable,
+    label,
+):
+    make, reason = FAILURES[failure]
+    monkeypatch.setattr(
+        secrets_module, "_default_client", make(monkeypatch, secret_manager, client_factory)
+    )
+    pipeline.configure(**{variable: "sm://acme/whsec#2"})
+    capsys.readouterr()
+    intake = pipeline.app("ingest_fn/main.py", target, "http")
+    answer = intake.post("/", data=b"{}", headers={"Stripe-Signature": "t=1,v1=aa"})
+    assert (answer.status_code, answer.get_data(as_text=True)) == (
+        503,
+        "signing secret unavailable, retry later",
+    )
+    out, err = capsys.readouterr()
+    [line] = log_lines(out)
+    assert line["severity"] == "WARNING"
+    assert line["message"].startswith(f"{label} not verified: {variable}: ")
+    assert reason in line["message"]
+    assert "Traceback" not in out + err
+    assert "9f2c" not in out + err
+    assert pipeline.published() == []
+
+
+def test_the_webhook_stripe_retries_is_queued_once_secret_manager_serves_again(
+    pipeline, monkeypatch, secret_manager, client_factory, quick_reads
+):
+    secret = pipeline.env["STRIPE_WEBHOOK_SECRET"]
+    monkeypatch.setattr(secrets_module, "_default_client", client_factory)
+    pipeline.configure(STRIPE_WEBHOOK_SECRET="sm://acme/whsec#2")
+    secret_manager.add_fault("versions", status=503, times=1000)
+    event = builders.payment_failed_event(builders.invoice("cus_1", id="in_1SecretBack"))
+    assert pipeline.post_webhook(event, secret=secret).status_code == 503
+    # The outage ends; Stripe sends the same webhook again.
+    secret_manager.reset()
+    secret_manager.load({"secrets": {"projects/acme/secrets/whsec": {"2": secret}}})
+    answer = pipeline.post_webhook(event, secret=secret)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
+    [message] = pipeline.published()
+    assert message["attributes"]["invoice_id"] == "in_1SecretBack"

@@ -524,3 +524,440 @@ def test_a_connected_accounts_objects_are_seen_only_on_its_behalf(stripe_api):
     stranger = requests.get(url, headers={**auth, "Stripe-Account": "acct_1Other"}, timeout=5)
     assert stranger.status_code == 403
     assert "does not have access to account 'acct_1Other'" in stranger.json()["error"]["message"]
+
+
+# --- an invoice's payments and their PaymentIntents ----------------------------------------
+
+INTENT = "payments.data.payment.payment_intent"
+
+
+def raw_invoice(server, invoice_id, *expand, account=None):
+    """GET /v1/invoices/ID with `expand[]=...`, as JSON (with the connected account's header)."""
+    headers = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+    if account is not None:
+        headers["Stripe-Account"] = account
+    query = "&".join(f"expand[]={path}" for path in expand)
+    return requests.get(
+        f"{server.url}/v1/invoices/{invoice_id}?{query}", headers=headers, timeout=5
+    )
+
+
+def test_payments_are_left_out_of_an_invoice_unless_asked_for(server, seeded):
+    invoice_id = seeded[1]["id"]
+    assert "payments" not in raw_invoice(server, invoice_id).json()
+    [payment] = raw_invoice(server, invoice_id, "payments").json()["payments"]["data"]
+    assert (payment["object"], payment["invoice"], payment["status"]) == (
+        "invoice_payment",
+        invoice_id,
+        "open",
+    )
+    # Included, not expanded: the PaymentIntent is its id.
+    assert payment["payment"]["payment_intent"].startswith("pi_")
+
+
+def test_a_path_inside_the_payments_brings_them_with_each_payment_intent(server, client):
+    cus = builders.customer()
+    declined = builders.payment_intent(decline_code="insufficient_funds", customer=cus["id"])
+    inv = builders.invoice(cus, payment=declined)
+    server.load({"customers": [cus], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer", INTENT]})
+    intent = got.payments.data[0].payment.payment_intent
+    assert (type(intent).__name__, intent.id, intent.status) == (
+        "PaymentIntent",
+        declined["id"],
+        "requires_payment_method",
+    )
+    error = intent.last_payment_error
+    assert (error.type, error.code, error.decline_code, error.message) == (
+        "card_error",
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    )
+    assert got.customer.id == cus["id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "listing"),
+    [
+        ("payments.data.payment.payment_intent.customer", False),
+        ("lines.data.pricing.price_details.price.product", False),
+        # Four levels on an invoice are five on a list of invoices: Stripe refuses them there.
+        (f"data.{INTENT}", True),
+    ],
+)
+def test_an_expansion_deeper_than_four_levels_is_refused_as_stripe_refuses_it(
+    server, seeded, path, listing
+):
+    headers = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+    url = f"{server.url}/v1/invoices" + ("" if listing else f"/{seeded[1]['id']}")
+    answer = requests.get(url, params={"expand[]": path}, headers=headers, timeout=5)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["type"], error["code"], error["message"]) == (
+        "invalid_request_error",
+        "property_expansion_max_depth",
+        f"You cannot expand more than 4 levels of a property. Property: {path}",
+    )
+
+
+def test_the_depth_is_judged_before_anything_else_of_the_path(server, seeded):
+    # Five levels of nothing that exists: still the depth that is refused.
+    answer = raw_invoice(server, seeded[1]["id"], "a.b.c.d.e")
+    assert answer.json()["error"]["code"] == "property_expansion_max_depth"
+    assert "cannot be expanded (a.b.c.d)" in raw_invoice(server, seeded[1]["id"], "a.b.c.d").text
+
+
+def test_a_connected_accounts_payment_intent_is_expanded_on_its_behalf(server):
+    cus = builders.customer()
+    inv = builders.invoice(cus)
+    server.load({"accounts": [{"id": "acct_1Pays", "customers": [cus], "invoices": [inv]}]})
+    found = raw_invoice(server, inv["id"], INTENT, account="acct_1Pays").json()
+    intent = found["payments"]["data"][0]["payment"]["payment_intent"]
+    assert (intent["object"], intent["last_payment_error"]["decline_code"]) == (
+        "payment_intent",
+        "generic_decline",
+    )
+
+
+def test_paying_an_invoice_settles_its_latest_payment_intent(server, seeded):
+    invoice_id = seeded[1]["id"]
+    server.pay_invoice(invoice_id)
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    [payment] = found["payments"]["data"]
+    intent = payment["payment"]["payment_intent"]
+    assert (found["status"], payment["status"], payment["amount_paid"]) == ("paid", "paid", 2500)
+    assert (intent["status"], intent["last_payment_error"], intent["amount_received"]) == (
+        "succeeded",
+        None,
+        2500,
+    )
+
+
+def test_a_payment_intent_can_change_mid_test(server, seeded):
+    invoice_id = seeded[1]["id"]
+    intent_id = raw_invoice(server, invoice_id, "payments").json()["payments"]["data"][0][
+        "payment"
+    ]["payment_intent"]
+    answer = requests.post(
+        f"{server.url}/_control/payment_intents/{intent_id}",
+        json={"status": "requires_action", "last_payment_error": None},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    assert found["payments"]["data"][0]["payment"]["payment_intent"]["status"] == "requires_action"
+
+
+def test_a_new_payment_patched_into_an_invoice_is_kept_like_a_loaded_one(server, seeded):
+    invoice_id = seeded[1]["id"]
+    newer = builders.payment_intent(code="processing_error", decline_code=None)
+    payments = builders.invoice("cus_x", id=invoice_id, payment=newer)["payments"]
+    server.update_invoice(invoice_id, {"attempt_count": 2, "payments": payments})
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    intent = found["payments"]["data"][0]["payment"]["payment_intent"]
+    assert (intent["id"], intent["last_payment_error"]["code"]) == (newer["id"], "processing_error")
+    assert "decline_code" not in intent["last_payment_error"]
+
+
+def test_events_carry_no_payments_as_stripe_includes_them_only_on_request():
+    invoice = builders.invoice(builders.customer())
+    assert invoice["payments"]["data"]
+    for event in (
+        builders.payment_failed_event(invoice),
+        builders.invoice_paid_event(builders.paid(invoice)),
+    ):
+        assert "payments" not in event["data"]["object"]
+        assert event["data"]["object"]["id"] == invoice["id"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "payments"),
+    [
+        ({}, [("requires_payment_method", "generic_decline")]),
+        ({"status": "paid"}, [("succeeded", None)]),
+        ({"status": "draft", "attempt_count": 0}, []),
+        ({"attempt_count": 0}, []),
+        ({"payment": None}, []),
+    ],
+)
+def test_the_invoice_builder_gives_an_attempted_invoice_its_payment(changes, payments):
+    invoice = builders.invoice(builders.customer(), **changes)
+    found = []
+    for payment in invoice["payments"]["data"]:
+        intent = payment["payment"]["payment_intent"]
+        error = intent["last_payment_error"] or {}
+        found.append((intent["status"], error.get("decline_code")))
+        assert (payment["invoice"], intent["amount"], intent["customer"]) == (
+            invoice["id"],
+            invoice["amount_due"],
+            invoice["customer"],
+        )
+    assert found == payments
+    assert invoice["payments"]["total_count"] == len(payments)
+
+
+def test_a_payment_waiting_for_3d_secure_has_its_next_action_and_no_error():
+    intent = builders.payment_intent(status="requires_action", code=None)
+    assert (intent["status"], intent["last_payment_error"], intent["latest_charge"]) == (
+        "requires_action",
+        None,
+        None,
+    )
+    assert intent["next_action"]["type"] == "use_stripe_sdk"
+
+
+@pytest.mark.parametrize(
+    ("changes", "retry_in"),
+    [
+        ({}, 3 * 86400),
+        ({"attempt_count": 4}, 3 * 86400),
+        ({"status": "paid"}, None),
+        ({"status": "void"}, None),
+        ({"status": "draft", "attempt_count": 0}, None),
+        ({"next_payment_attempt": None}, None),
+    ],
+)
+def test_an_open_attempted_invoice_is_retried_by_stripe_three_days_on(changes, retry_in):
+    invoice = builders.invoice("cus_x", created=1_800_000_000, **changes)
+    expected = None if retry_in is None else 1_800_000_000 + retry_in
+    assert invoice["next_payment_attempt"] == expected
+
+
+# --- webhook endpoints (deploy.sh creates the ingest function's) ----------------------------------
+
+HOOK_URL = "https://us-central1-acme.cloudfunctions.net/dunning-ingest"
+PRODUCT_EVENTS = ["invoice.payment_failed", "invoice.paid", "invoice.payment_action_required"]
+NO_WEBHOOKS_KEY, READ_WEBHOOKS_KEY, WRITE_WEBHOOKS_KEY = (
+    "rk_test_invoicesOnly",
+    "rk_test_readsHooks",
+    "rk_test_managesHooks",
+)
+
+
+def new_endpoint(client: stripe.StripeClient, **params) -> stripe.WebhookEndpoint:
+    return client.v1.webhook_endpoints.create(
+        params={"url": HOOK_URL, "enabled_events": PRODUCT_EVENTS, **params}
+    )
+
+
+def endpoint_ids(client: stripe.StripeClient) -> list[str]:
+    return [endpoint.id for endpoint in client.v1.webhook_endpoints.list().data]
+
+
+def test_an_endpoint_s_secret_is_in_the_answer_that_creates_it_and_nowhere_else(client):
+    from shared.core.signing_secret import stripe_secret_problem
+
+    created = new_endpoint(client, api_version=stripe.api_version, metadata={"connect": "false"})
+    assert stripe_secret_problem(created.secret) is None
+    assert (created.url, created.enabled_events, created.api_version, created.status) == (
+        HOOK_URL,
+        PRODUCT_EVENTS,
+        "2026-10-28.endive",
+        "enabled",
+    )
+    assert created.metadata.to_dict() == {"connect": "false"}
+    fetched = client.v1.webhook_endpoints.retrieve(created.id).to_dict()
+    [listed] = [endpoint.to_dict() for endpoint in client.v1.webhook_endpoints.list().data]
+    assert fetched == listed == {k: v for k, v in created.to_dict().items() if k != "secret"}
+    # Each endpoint gets its own secret.
+    assert new_endpoint(client).secret != created.secret
+
+
+def test_webhook_endpoints_are_listed_newest_first_page_by_page(server, client):
+    endpoints = [builders.webhook_endpoint(HOOK_URL, ["*"], created=1_000 + n) for n in range(3)]
+    server.load({"webhook_endpoints": endpoints})
+    first = client.v1.webhook_endpoints.list(params={"limit": 2})
+    assert [e.id for e in first.data] == [endpoints[2]["id"], endpoints[1]["id"]]
+    assert first.has_more is True
+    rest = client.v1.webhook_endpoints.list(
+        params={"limit": 2, "starting_after": first.data[-1].id}
+    )
+    assert ([e.id for e in rest.data], rest.has_more) == ([endpoints[0]["id"]], False)
+    with pytest.raises(stripe.InvalidRequestError, match="unknown parameter: created"):
+        client.v1.webhook_endpoints.list(params={"created": 1_000})
+
+
+def test_a_key_sees_the_webhook_endpoints_of_its_own_mode_only(server, client):
+    created = new_endpoint(client)
+    live = make_client(server, STRIPE_LIVE_KEY)
+    assert endpoint_ids(live) == []
+    with pytest.raises(stripe.InvalidRequestError, match="No such webhook endpoint"):
+        live.v1.webhook_endpoints.retrieve(created.id)
+    assert endpoint_ids(client) == [created.id]
+
+
+def test_the_sdk_s_event_types_and_versions_are_the_ones_accepted():
+    from standins.stripe_api import ENDPOINT_API_VERSIONS, ENDPOINT_EVENTS
+
+    assert {*PRODUCT_EVENTS, "*", "invoice.payment_succeeded"} <= ENDPOINT_EVENTS
+    assert len(ENDPOINT_EVENTS) > 200
+    assert stripe.api_version in ENDPOINT_API_VERSIONS
+
+
+@pytest.mark.parametrize(
+    ("params", "param", "message"),
+    [
+        ({"url": None}, "url", "Missing required param: url."),
+        ({"enabled_events": None}, "enabled_events", "Missing required param: enabled_events."),
+        ({"url": "ftp://hooks.example.com/x"}, "url", "Invalid URL: ftp://hooks.example.com/x"),
+        ({"url": "hooks.example.com/x"}, "url", "An explicit scheme"),
+        ({"url": "http://127.0.0.1:8080/hook"}, "url", "URL must be publicly accessible"),
+        ({"url": "https://localhost/hook"}, "url", "URL must be publicly accessible"),
+        ({"url": "https://10.1.2.3/hook"}, "url", "URL must be publicly accessible"),
+        (
+            {"enabled_events": ["invoice.paid", "invoice.payment_faild"]},
+            "enabled_events[1]",
+            "Invalid enabled_events[1]",
+        ),
+        ({"api_version": "2026-13-45.nope"}, "api_version", "Invalid api_version"),
+        ({"connect": "yes"}, "connect", "Invalid boolean: yes"),
+        ({"secret": "whsec_mine"}, "secret", "Received unknown parameter: secret"),
+    ],
+)
+def test_an_invalid_endpoint_is_refused_with_stripe_s_error_and_nothing_is_made(
+    server, params, param, message
+):
+    form = {"url": HOOK_URL, "enabled_events[]": PRODUCT_EVENTS, **params}
+    if "enabled_events" in params:
+        form["enabled_events[]"] = form.pop("enabled_events")
+    answer = requests.post(
+        f"{server.url}/v1/webhook_endpoints",
+        data={key: value for key, value in form.items() if value is not None},
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    error = answer.json()["error"]
+    assert (answer.status_code, error["type"], error["param"]) == (
+        400,
+        "invalid_request_error",
+        param,
+    )
+    assert message in error["message"]
+    assert endpoint_ids(make_client(server)) == []
+
+
+def test_enabled_events_must_be_an_array(server):
+    answer = requests.post(
+        f"{server.url}/v1/webhook_endpoints",
+        data={"url": HOOK_URL, "enabled_events": "invoice.paid"},
+        headers={"Authorization": f"Bearer {STRIPE_TEST_KEY}"},
+        timeout=5,
+    )
+    assert (answer.status_code, answer.json()["error"]["message"]) == (400, "Invalid array")
+
+
+def test_a_live_endpoint_must_use_https(server):
+    live = make_client(server, STRIPE_LIVE_KEY)
+    with pytest.raises(stripe.InvalidRequestError, match="live mode must use HTTPS"):
+        new_endpoint(live, url="http://hooks.example.com/stripe")
+    assert (
+        new_endpoint(make_client(server), url="http://hooks.example.com/stripe").livemode is False
+    )
+
+
+def test_an_update_changes_the_events_and_status_never_the_version_or_connect(client):
+    created = new_endpoint(client, api_version=stripe.api_version)
+    updated = client.v1.webhook_endpoints.update(
+        created.id, params={"enabled_events": ["*"], "disabled": True}
+    )
+    assert (updated.enabled_events, updated.status, updated.api_version) == (
+        ["*"],
+        "disabled",
+        "2026-10-28.endive",
+    )
+    assert "secret" not in updated
+    for fixed in ({"api_version": "2025-01-27.acacia"}, {"connect": True}):
+        with pytest.raises(stripe.InvalidRequestError, match="Received unknown parameter"):
+            client.v1.webhook_endpoints.update(created.id, params=fixed)
+
+
+def test_a_deleted_endpoint_is_gone(client):
+    created = new_endpoint(client)
+    deleted = client.v1.webhook_endpoints.delete(created.id)
+    assert (deleted.id, deleted.deleted) == (created.id, True)
+    assert endpoint_ids(client) == []
+    with pytest.raises(stripe.InvalidRequestError) as gone:
+        client.v1.webhook_endpoints.delete(created.id)
+    assert (gone.value.http_status, gone.value.code) == (404, "resource_missing")
+
+
+def test_a_repeated_create_with_its_idempotency_key_makes_one_endpoint(client):
+    options = {"idempotency_key": "deploy-1"}
+    params = {"url": HOOK_URL, "enabled_events": PRODUCT_EVENTS}
+    first = client.v1.webhook_endpoints.create(params=params, options=options)
+    again = client.v1.webhook_endpoints.create(params=params, options=options)
+    assert (again.id, again.secret) == (first.id, first.secret)
+    assert endpoint_ids(client) == [first.id]
+
+
+def test_an_account_has_at_most_16_endpoints_in_each_mode(server, client):
+    server.load(
+        {"webhook_endpoints": [builders.webhook_endpoint(HOOK_URL, ["*"]) for _ in range(16)]}
+    )
+    with pytest.raises(stripe.InvalidRequestError, match="maximum of 16 test webhook endpoints"):
+        new_endpoint(client)
+    assert new_endpoint(make_client(server, STRIPE_LIVE_KEY)).livemode is True
+
+
+@pytest.fixture
+def restricted() -> Iterator[StripeStandin]:
+    keys = {
+        NO_WEBHOOKS_KEY: ["rak_invoice_read"],
+        READ_WEBHOOKS_KEY: ["rak_webhook_read"],
+        WRITE_WEBHOOKS_KEY: ["rak_webhook_write"],
+    }
+    with StripeStandin(restricted_keys=keys) as srv:
+        yield srv
+
+
+@pytest.mark.parametrize(
+    ("key", "listed", "created"),
+    [
+        (NO_WEBHOOKS_KEY, "rak_webhook_read", "rak_webhook_write"),
+        (READ_WEBHOOKS_KEY, None, "rak_webhook_write"),
+        # A write permission includes the read one.
+        (WRITE_WEBHOOKS_KEY, None, None),
+        (STRIPE_TEST_KEY, None, None),
+    ],
+)
+def test_a_restricted_key_may_use_webhook_endpoints_only_with_their_permission(
+    restricted, key, listed, created
+):
+    client = make_client(restricted, key)
+    for call, needed in (
+        (lambda: client.v1.webhook_endpoints.list(params={"limit": 1}), listed),
+        (lambda: new_endpoint(client), created),
+    ):
+        if needed is None:
+            call()
+            continue
+        with pytest.raises(stripe.PermissionError) as refused:
+            call()
+        assert refused.value.http_status == 403
+        assert refused.value.user_message == (
+            f"The provided key '{key[:8]}****{key[-4:]}' does not have the required permissions "
+            "for this endpoint on account 'acct_1StandIn'. Having the "
+            f"'{needed}' permission would allow this request to continue."
+        )
+    # Nothing was made by a refused request.
+    assert len(endpoint_ids(make_client(restricted))) == (created is None)
+
+
+def test_a_restricted_key_is_checked_before_the_parameters(restricted):
+    """An empty create is refused 403 without the write permission and 400 with it: a check
+    that creates nothing (tools/stripe_webhook.py asks it before anything is made)."""
+    with pytest.raises(stripe.PermissionError):
+        make_client(restricted, READ_WEBHOOKS_KEY).v1.webhook_endpoints.create(params={})
+    with pytest.raises(stripe.InvalidRequestError) as missing:
+        make_client(restricted, WRITE_WEBHOOKS_KEY).v1.webhook_endpoints.create(params={})
+    assert missing.value.code == "parameter_missing"
+
+
+def test_a_restricted_key_reads_invoices_only_with_their_permission(restricted):
+    cus = builders.customer()
+    inv = builders.invoice(cus)
+    restricted.load({"customers": [cus], "invoices": [inv]})
+    assert make_client(restricted, NO_WEBHOOKS_KEY).v1.invoices.retrieve(inv["id"]).id == inv["id"]
+    with pytest.raises(stripe.PermissionError, match="rak_invoice_read"):
+        make_client(restricted, READ_WEBHOOKS_KEY).v1.invoices.retrieve(inv["id"])

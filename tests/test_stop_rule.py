@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from shared.core.entry import EntryKey, Part
 from shared.core.linq_events import (
     Delivery,
     LineChange,
@@ -189,7 +190,7 @@ def test_anything_else_does_not_opt_in(text):
 def reply(*texts: str, **changes: Any) -> Reply:
     fields: dict[str, Any] = {
         "chat_id": "chat_1",
-        "sender": PHONE,
+        "from_handle": PHONE,
         "texts": texts,
         "quote": " ".join(texts),
         "sent_at": T1,
@@ -260,16 +261,19 @@ def test_the_later_word_wins_in_whatever_order_it_arrives(current, opted_out, at
     assert hear_word(current, opted_out, at) == after
 
 
+TEXT, LINK = Part.TEXT, Part.LINK
+
+
 @pytest.mark.parametrize(
     ("sent", "part"),
     [
-        ([("text", None)], "text"),
-        ([("text", "delivered")], None),
-        ([("text", "delivered"), ("link", None)], "link"),
-        ([("text", None), ("link", None)], "text"),
-        ([("text", "failed"), ("link", None)], "link"),
-        ([("text", "failed"), ("link", "failed")], "text"),
-        ([("text", "delivered"), ("link", "delivered")], None),
+        ([(TEXT, None)], TEXT),
+        ([(TEXT, True)], None),
+        ([(TEXT, True), (LINK, None)], LINK),
+        ([(TEXT, None), (LINK, None)], TEXT),
+        ([(TEXT, False), (LINK, None)], LINK),
+        ([(TEXT, False), (LINK, False)], TEXT),
+        ([(TEXT, True), (LINK, True)], None),
     ],
 )
 def test_a_failure_without_a_message_id_is_the_part_it_must_have_been(sent, part):
@@ -429,7 +433,7 @@ def linq(event_type: str, **data: Any) -> dict[str, Any]:
             linq(
                 "message.delivered", id="msg_1", idempotency_key="in_1Ab-2-text", chat={"id": "c1"}
             ),
-            Delivery(True, "in_1Ab-2", "text", "msg_1", "c1", None, None),
+            Delivery(True, EntryKey("in_1Ab", 2), Part.TEXT, "msg_1", "c1", None, None),
         ),
         # `message.failed` names the message and the chat.
         (
@@ -441,7 +445,9 @@ def linq(event_type: str, **data: Any) -> dict[str, Any]:
                 code=4001,
                 reason="Carrier rejected",
             ),
-            Delivery(False, "in_1Ab-2", "link", "msg_2", "c1", 4001, "Carrier rejected"),
+            Delivery(
+                False, EntryKey("in_1Ab", 2), Part.LINK, "msg_2", "c1", 4001, "Carrier rejected"
+            ),
         ),
         # A key the product did not set, a code that is not a number.
         (
@@ -474,3 +480,17 @@ def linq(event_type: str, **data: Any) -> dict[str, Any]:
 )
 def test_linq_s_events_are_read_into_facts(event, fact):
     assert read_event(event) == fact
+
+
+def test_a_delivery_names_the_entry_and_the_part_of_the_key_the_product_set():
+    data = {"id": "m1", "idempotency_key": "in_1Abc-2-link", "chat": {"id": "c1"}}
+    fact = read_event({"event_type": "message.delivered", "data": data})
+    assert (fact.key, fact.part, fact.message_id, fact.chat_id) == (
+        EntryKey("in_1Abc", 2),
+        Part.LINK,
+        "m1",
+        "c1",
+    )
+    data["idempotency_key"] = "someone-elses-key"
+    fact = read_event({"event_type": "message.delivered", "data": data})
+    assert (fact.key, fact.part) == (None, None)

@@ -5,14 +5,16 @@ python -m tools.config_table     prints it; tests/test_settings.py checks the RE
 
 from __future__ import annotations
 
+from typing import Any
+
 from shared.workflow.settings import VARIABLES, Variable
 
 HEADER = ("| variable | read by | meaning | default |", "|---|---|---|---|")
 
 
-def row(variable: Variable) -> str:
+def row(variable: Variable[Any]) -> str:
     readers = "local only" if variable.local else ", ".join(variable.readers)
-    return f"| `{variable.name}` | {readers} | {variable.meaning} | {variable.default} |"
+    return f"| `{variable.name}` | {readers} | {variable.meaning} | {variable.shown_default} |"
 
 
 def table() -> str:

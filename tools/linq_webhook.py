@@ -11,37 +11,35 @@ intake reads is chosen by `version=2026-02-03` in the URL's query, which the com
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Self, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import requests
-from google.api_core.exceptions import Conflict, GoogleAPICallError
-from google.auth.credentials import AnonymousCredentials
+from google.api_core.exceptions import GoogleAPICallError
 from google.auth.exceptions import DefaultCredentialsError
 from google.cloud import secretmanager
 
 from shared.adapters.linq import TIMEOUT, LinqClient
 from shared.adapters.secrets import SecretResolver
 from shared.core.errors import ConfigError, RecoveryError
-from shared.workflow.settings import DEFAULT_LINQ_API_BASE, Reader, Settings, http_url
+from shared.workflow.settings import (
+    GOOGLE_CLOUD_PROJECT,
+    LINQ_API_BASE,
+    LINQ_API_KEY,
+    Reader,
+    Settings,
+    http_url,
+)
+from tools.secret_store import Refused, ensure_secret, secret_manager, store
 
 EVENTS = ("message.received", "message.failed", "message.delivered", "phone_number.status_updated")
 WEBHOOK_VERSION = "2026-02-03"
 SECRET_ID = "linq-webhook-secret"  # noqa: S105 -- the secret's name, not its value
-# Local only: the Secret Manager stand-in's address (tests). Unset, the client goes to Google.
-SECRET_MANAGER_API_BASE = "SECRET_MANAGER_API_BASE"  # noqa: S105 -- a variable's name
 EXAMPLE_URL = "https://us-central1-my-project.cloudfunctions.net/dunning-linq"
-LOCAL_EXAMPLE = "http://127.0.0.1:8085"
-
-
-class Refused(Exception):
-    """Linq or Secret Manager refused a call; the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +53,9 @@ class LinqWebhookSettings(Settings):
     @classmethod
     def read(cls, env: Reader) -> Self:
         return cls(
-            linq_api_key=env.secret("LINQ_API_KEY"),
-            linq_api_base=env.base_url("LINQ_API_BASE", DEFAULT_LINQ_API_BASE),
-            project=env.required("GOOGLE_CLOUD_PROJECT"),
+            linq_api_key=LINQ_API_KEY.read(env),
+            linq_api_base=LINQ_API_BASE.read(env),
+            project=GOOGLE_CLOUD_PROJECT.read(env),
         )
 
 
@@ -79,31 +77,23 @@ def target_url(url: str) -> str:
     return urlunsplit(parts._replace(query=f"{parts.query}&{version}" if parts.query else version))
 
 
-def secret_manager(env: Mapping[str, str]) -> secretmanager.SecretManagerServiceClient:
-    """A Secret Manager client over REST (a few calls need no gRPC channel) with the caller's
-    Google credentials, or, when SECRET_MANAGER_API_BASE is set (local only), one that talks to
-    that stand-in without credentials."""
-    base = env.get(SECRET_MANAGER_API_BASE, "").strip()
-    if not base:
-        return secretmanager.SecretManagerServiceClient(transport="rest")
-    return secretmanager.SecretManagerServiceClient(
-        transport="rest",
-        credentials=AnonymousCredentials(),
-        client_options={"api_endpoint": http_url(SECRET_MANAGER_API_BASE, base, LOCAL_EXAMPLE)},
-    )
+def subscription_body(url: str) -> dict[str, Any]:
+    """What creates the subscription of `url` to the events the intake handles."""
+    return {"target_url": url, "subscribed_events": list(EVENTS)}
 
 
 class Subscriptions(LinqClient):
     """The account's webhook subscriptions, through the product's Linq client."""
 
+    def listed(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/webhook-subscriptions").get("subscriptions") or []
+
     def find(self, url: str) -> dict[str, Any] | None:
-        listed = self._call("GET", "/webhook-subscriptions").get("subscriptions") or []
-        return next((one for one in listed if one.get("target_url") == url), None)
+        return next((one for one in self.listed() if one.get("target_url") == url), None)
 
     def create(self, url: str) -> dict[str, Any]:
         """The new subscription, with its `signing_secret`."""
-        body = {"target_url": url, "subscribed_events": list(EVENTS)}
-        return self._call("POST", "/webhook-subscriptions", body)
+        return self._call("POST", "/webhook-subscriptions", subscription_body(url))
 
     def delete(self, subscription_id: str) -> None:
         # Linq answers 204 without a body, which LinqClient's JSON calls take for an error.
@@ -111,20 +101,24 @@ class Subscriptions(LinqClient):
         self._session.delete(path, timeout=TIMEOUT).raise_for_status()
 
 
-def ensure_secret(client: secretmanager.SecretManagerServiceClient, project: str) -> str:
-    """The secret's name, the secret created (replicated automatically) if it did not exist.
-    Done before Linq is asked, so a project that refuses it costs no subscription."""
-    request = {"parent": f"projects/{project}", "secret_id": SECRET_ID}
-    # ALREADY_EXISTS: over REST the client raises it as a bare 409 Conflict.
-    with contextlib.suppress(Conflict):
-        client.create_secret(request={**request, "secret": {"replication": {"automatic": {}}}})
-    return f"projects/{project}/secrets/{SECRET_ID}"
+@dataclass(frozen=True)
+class Registered:
+    """The subscription of a URL, and the version of the secret its signing secret went to
+    (None: it existed already, and nothing was stored)."""
+
+    subscription: dict[str, Any]
+    version: str | None
+    said: str
 
 
 def register(
-    url: str, linq: Subscriptions, client: secretmanager.SecretManagerServiceClient, project: str
-) -> str:
-    """Subscribe `url` unless it is already; what was done, to print."""
+    url: str,
+    linq: Subscriptions,
+    client: secretmanager.SecretManagerServiceClient,
+    project: str,
+    secret_id: str = SECRET_ID,
+) -> Registered:
+    """Subscribe `url` unless it is already, the signing secret stored in `secret_id`."""
     existing = linq.find(url)
     if existing is not None:
         events = ", ".join(existing.get("subscribed_events") or [])
@@ -133,31 +127,26 @@ def register(
         if missing:
             said += f"\nit does not receive {', '.join(sorted(missing))}: delete it in Linq, then"
             said += " run this again"
-        return said
-    secret = ensure_secret(client, project)
+        return Registered(existing, None, said)
+    secret = ensure_secret(client, project, secret_id)
     created = linq.create(url)
-    try:
-        version = client.add_secret_version(
-            request={"parent": secret, "payload": {"data": created["signing_secret"].encode()}}
-        )
-    except GoogleAPICallError as exc:
-        # Linq will not show the secret again: a subscription without it only fails to verify,
-        # so it goes too, and a second run starts afresh.
-        try:
-            linq.delete(created["id"])
-        except requests.RequestException as undo:
-            raise Refused(
-                f"Secret Manager refused the signing secret ({exc}), and deleting subscription "
-                f"{created['id']} failed ({undo}): delete it in Linq, then run this again"
-            ) from exc
-        raise Refused(
-            f"Secret Manager refused the signing secret ({exc}); the subscription was deleted"
-        ) from exc
-    events = ", ".join(created.get("subscribed_events", EVENTS))
-    return (
-        f"created subscription {created['id']} for {url} ({events})\n"
-        f"signing secret stored in {version.name} (Linq shows it only once; it is not printed)"
+    # A subscription whose secret is lost could only fail to verify: it goes too.
+    version = store(
+        client,
+        secret,
+        created["signing_secret"],
+        lambda: linq.delete(created["id"]),
+        "the subscription",
+        created["id"],
+        "Linq",
     )
+    events = ", ".join(created.get("subscribed_events", EVENTS))
+    said = (
+        f"created subscription {created['id']} for {url} ({events})\n"
+        f"signing secret stored in {version} (Linq shows it only once; it is not printed)"
+    )
+    subscription = {key: value for key, value in created.items() if key != "signing_secret"}
+    return Registered(subscription, version, said)
 
 
 def run(argv: Sequence[str] | None, out: TextIO) -> int:
@@ -171,10 +160,11 @@ def run(argv: Sequence[str] | None, out: TextIO) -> int:
     parser.add_argument("url", metavar="URL", help=f"the intake's https URL, e.g. {EXAMPLE_URL}")
     url = target_url(parser.parse_args(argv).url)
     # One client, made when first needed: a wrong variable is reported before missing credentials.
-    client = functools.cache(lambda: secret_manager(os.environ))
-    settings = LinqWebhookSettings.from_env(secrets=SecretResolver(client))
+    client = functools.cache(lambda: secret_manager(env))
+    env = Reader(os.environ, SecretResolver(client))
+    settings = LinqWebhookSettings.read(env)
     linq = Subscriptions(settings.linq_api_key, settings.linq_api_base)
-    out.write(register(url, linq, client(), settings.project) + "\n")
+    out.write(register(url, linq, client(), settings.project).said + "\n")
     return 0
 
 

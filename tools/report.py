@@ -20,109 +20,50 @@ import datetime as dt
 import itertools
 import sys
 from collections.abc import Iterator, Sequence
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import google.auth.exceptions
-import requests
 import rich.console
 import rich.progress
 
-from shared.adapters.google import rest_session
-from shared.adapters.ledger import _SCOPE, COLLECTION, PAID, _decode
+from shared.adapters.firestore import FirestoreDocuments
+from shared.adapters.ledger import COLLECTION, Ledger
 from shared.core.attribution import GROUPS, HOLDOUT, TREATED
+from shared.core.entry import Entry, Payment
 from shared.core.errors import ConfigError, RetryableError
 from shared.core.money import format_amount
 from shared.core.outcome import Action
 from shared.workflow.settings import ReportSettings
 from tools.lift import Lift
 from tools.since import parse_age
-from tools.tally import FIELDS, Tally
+from tools.tally import Tally
 
 # Entries per query: a 100,000-entry ledger is 20 requests, and a page (about 500 bytes an entry
 # as JSON, a few KB once parsed) stays far below the 200 MiB the report is held to.
 PAGE_SIZE = 5000
+# A page takes the emulator seconds to answer.
 TIMEOUT = (3.05, 30.0)
 
 
-# A ledger document as the report reads it: its invoice, the last part of its key (an attempt's
-# number, or PAID), and its fields.
-Document = tuple[str, str, dict[str, Any]]
+def open_ledger(project: str, database: str) -> tuple[Ledger, str]:
+    """The ledger to read, and where it is (`projects/P/databases/D`)."""
+    try:
+        documents = FirestoreDocuments(project, database, timeout=TIMEOUT)
+    except google.auth.exceptions.DefaultCredentialsError as exc:
+        raise ConfigError(
+            "no Google credentials to read the ledger with: run "
+            "`gcloud auth application-default login` (an account that may read Firestore "
+            f"in {project})"
+        ) from exc
+    return Ledger(documents), documents.database
 
 
-def document(found: dict[str, Any]) -> Document:
-    """A ledger document, its fields decoded as the ledger itself decodes them."""
-    fields = {k: _decode(v) for k, v in (found.get("fields") or {}).items()}
-    invoice, _, part = found["name"].rsplit("/", 1)[1].rpartition("-")
-    return invoice, part, fields
+def _invoice_of(record: Entry | Payment) -> str:
+    return record.invoice_id if isinstance(record, Payment) else record.key.invoice_id
 
 
-class LedgerReader:
-    """The ledger's entries by name, page by page, over Firestore's REST API."""
-
-    def __init__(self, project: str, database: str) -> None:
-        try:
-            self._session, base = rest_session(
-                _SCOPE, "FIRESTORE_EMULATOR_HOST", "https://firestore.googleapis.com"
-            )
-        except google.auth.exceptions.DefaultCredentialsError as exc:
-            raise ConfigError(
-                "no Google credentials to read the ledger with: run "
-                "`gcloud auth application-default login` (an account that may read Firestore "
-                f"in {project})"
-            ) from exc
-        self.where = f"projects/{project}/databases/{database}"
-        self._documents = f"{base}/v1/{self.where}/documents"
-
-    def _call(self, method: str, url: str, **kwargs: Any) -> Any:
-        try:
-            answer = self._session.request(method, url, timeout=TIMEOUT, **kwargs)
-        except requests.RequestException as exc:
-            raise RetryableError(f"Firestore unreachable: {type(exc).__name__}") from exc
-        if not answer.ok:
-            raise RetryableError(f"Firestore {answer.status_code}: {answer.text[:300]}")
-        return answer.json()
-
-    def count(self) -> int:
-        """How many documents the ledger holds (an aggregation: one read per 1,000)."""
-        query = {
-            "structuredAggregationQuery": {
-                "structuredQuery": {"from": [{"collectionId": COLLECTION}]},
-                "aggregations": [{"alias": "entries", "count": {}}],
-            }
-        }
-        rows = self._call("POST", f"{self._documents}:runAggregationQuery", json=query)
-        found = [row["result"] for row in rows if "result" in row]
-        return int(found[0]["aggregateFields"]["entries"]["integerValue"]) if found else 0
-
-    def pages(self) -> Iterator[list[Document]]:
-        """The documents in pages of PAGE_SIZE, by name, each page after the last one's name.
-
-        A query ordered by `__name__` with a cursor, rather than listing the collection with a
-        page token: the emulator returns at most 150 documents a listed page and spends seconds
-        on each request however small, which made a 100,000-entry ledger a half-hour read.
-        """
-        query: dict[str, Any] = {
-            "from": [{"collectionId": COLLECTION}],
-            # Only what the report needs: the plan (recipient, text) and the lease never travel.
-            "select": {"fields": [{"fieldPath": name} for name in FIELDS]},
-            "orderBy": [{"field": {"fieldPath": "__name__"}, "direction": "ASCENDING"}],
-            "limit": PAGE_SIZE,
-        }
-        while True:
-            rows = self._call(
-                "POST", f"{self._documents}:runQuery", json={"structuredQuery": query}
-            )
-            documents = [row["document"] for row in rows if "document" in row]
-            yield [document(found) for found in documents]
-            if len(documents) < PAGE_SIZE:
-                return
-            last = {"referenceValue": documents[-1]["name"]}
-            query["startAt"] = {"values": [last], "before": False}
-
-
-def read(reader: LedgerReader, tally: Tally, err: TextIO) -> None:
+def read(ledger: Ledger, tally: Tally, err: TextIO) -> None:
     """Fold every invoice of the ledger into `tally`, with a progress bar on a terminal."""
     with rich.progress.Progress(
         rich.progress.TextColumn("reading the ledger ["),
@@ -133,20 +74,21 @@ def read(reader: LedgerReader, tally: Tally, err: TextIO) -> None:
         transient=True,
         disable=not err.isatty(),
     ) as progress:
-        task = progress.add_task("ledger", total=reader.count() if err.isatty() else None)
+        task = progress.add_task("ledger", total=ledger.count() if err.isatty() else None)
 
-        def documents() -> Iterator[Document]:
-            for page in reader.pages():
+        def records() -> Iterator[Entry | Payment]:
+            for page in ledger.pages(PAGE_SIZE):
                 yield from page
                 progress.advance(task, len(page))
 
-        for _, invoice in itertools.groupby(documents(), key=itemgetter(0)):
-            entries, payment = [], None
-            for _, part, fields in invoice:
-                if part == PAID:
-                    payment = fields
+        for _, invoice in itertools.groupby(records(), key=_invoice_of):
+            entries: list[Entry] = []
+            payment = None
+            for record in invoice:
+                if isinstance(record, Payment):
+                    payment = record
                 else:
-                    entries.append(fields)
+                    entries.append(record)
             tally.add_invoice(entries, payment)
 
 
@@ -169,7 +111,8 @@ def _n(count: int, noun: str) -> str:
 
 
 def _line(label: str, value: str) -> str:
-    return f"{label:<26}{value}".rstrip()
+    # A label longer than the column (a long decline code) still leaves a space before its value.
+    return f"{label:<25} {value}".rstrip()
 
 
 def render(tally: Tally, where: str) -> list[str]:
@@ -202,6 +145,8 @@ def render(tally: Tally, where: str) -> list[str]:
                 f"{_of(tally.paid[group], tally.groups[group])}: {_amounts(tally, group)}",
             )
         )
+    lines += ["", _line("By first decline code", "paid of invoices, rate, as assigned")]
+    lines += [_line(f"  {code}", _by_group(tally, code)) for code in tally.decline_codes()]
     lift = tally.lift()
     lines += ["", _line(LIFT, _lift(lift))]
     lines += _per_protocol(tally, lift)
@@ -225,6 +170,15 @@ def _of(paid: int, invoices: int) -> str:
     """`2 of 8, 25.0 %`; `0 of 0, -`."""
     share = f"{paid / invoices * 100:.1f} %" if invoices else "-"
     return f"{paid:,} of {invoices:,}, {share}"
+
+
+def _by_group(tally: Tally, code: str) -> str:
+    """`treated 2 of 3, 66.7 %; holdout 0 of 1, 0.0 %`: the groups the code's invoices are in."""
+    return "; ".join(
+        f"{group} {_of(tally.declines_paid[code, group], tally.declines[code, group])}"
+        for group in GROUPS
+        if tally.declines[code, group]
+    )
 
 
 def _lift(lift: Lift | str) -> str:
@@ -286,9 +240,9 @@ def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
     settings = ReportSettings.from_env()
     now = dt.datetime.now(dt.UTC)
     tally = Tally(since=None if args.since is None else now - dt.timedelta(seconds=args.since))
-    reader = LedgerReader(settings.project, settings.firestore_database)
-    read(reader, tally, err)
-    out.write("\n".join(render(tally, reader.where)) + "\n")
+    ledger, where = open_ledger(settings.project, settings.firestore_database)
+    read(ledger, tally, err)
+    out.write("\n".join(render(tally, where)) + "\n")
     if args.out is not None:
         # Only with --out: matplotlib takes a second to import and tens of MB.
         from tools import report_files

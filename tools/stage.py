@@ -4,7 +4,6 @@ Each function gets its main.py, the shared/ modules it imports (transitively, la
 included) and a requirements.txt that pins every package it needs, direct and transitive, to
 the version CI installed, tested and audited, with the hashes of its files (requirements-dev.lock):
 nothing is left for Cloud Build to resolve, and its pip installs no other file.
-BUILD_DIR/recover.env.yaml gets the recover function's plain variables.
 
     python -m tools.stage BUILD_DIR     (deploy.sh runs it, with the checkout's environment)
 """
@@ -13,13 +12,10 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-import json
-import os
 import shutil
 import sys
 from pathlib import Path
 
-from shared.workflow.settings import LANGUAGE_TEMPLATE_PREFIX, RECOVER, plain_names
 from tools import lock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,9 +34,6 @@ TARGET = {
     "os_name": "posix",
     "platform_machine": "x86_64",
 }
-# The recover function's plain variables (beside its source, so not uploaded with it): the ones
-# shared/workflow/settings.py says it reads, secrets and local-only ones aside.
-RECOVER_ENV = plain_names(RECOVER)
 # Import name -> the distribution that provides it. google.api_core comes with either Google
 # client library.
 PROVIDERS = {
@@ -196,28 +189,12 @@ def stage_function(function: str, out: Path) -> None:
     print(f"== staged {out}: {' '.join(modules)}; {versions}", file=sys.stderr)
 
 
-def quoted(value: str) -> str:
-    """A YAML double-quoted scalar that reads back as exactly `value`."""
-    text = json.dumps(value, ensure_ascii=False)
-    # json.dumps escaped quotes, backslashes and control characters; escape what YAML would not
-    # keep verbatim either (line separators and other non-printables).
-    return "".join(
-        c if c.isprintable() else f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}"
-        for c in text
-    )
-
-
 def main(build: Path) -> None:
     for function in FUNCTIONS:
         out = build / function
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         stage_function(function, out)
-    languages = sorted(n for n in os.environ if n.startswith(LANGUAGE_TEMPLATE_PREFIX))
-    names = [*RECOVER_ENV, *languages]
-    values = {name: os.environ[name] for name in names if os.environ.get(name, "").strip()}
-    with open(build / "recover.env.yaml", "w", encoding="utf-8") as f:
-        f.writelines(f"{name}: {quoted(value)}\n" for name, value in values.items())
 
 
 if __name__ == "__main__":

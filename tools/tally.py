@@ -1,7 +1,7 @@
 """The report's arithmetic: one invoice's ledger entries and payment at a time, folded into
 running totals.
 
-Pure: no network. tools/report.py feeds it from Firestore; the tests feed it by hand too. The
+Pure: no network. tools/report.py feeds it from the ledger; the tests feed it by hand too. The
 groups are the product's own (shared/core/attribution.py): as assigned at the holdout draw.
 """
 
@@ -11,32 +11,17 @@ import datetime as dt
 import statistics
 from array import array
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after, texted
+from shared.core.attribution import HOLDOUT, TREATED, assignment, attribute, minutes_after
+from shared.core.entry import Entry, Payment
 from tools.lift import Lift, newcombe, too_small
 
-# What the report reads of each document: an entry's (its outcome and assignment; of its plan
-# only the line, which tells an entry of the previous version that had passed the draw, never
-# the recipient) and, on the payment's document, `paid_*` (the previous version recorded them on
-# the entry).
-FIELDS = (
-    "created_at",
-    "attempt",
-    "action",
-    "group",
-    "plan.line",
-    "due_at",
-    "texted_at",
-    "paid_at",
-    "paid_amount",
-    "paid_currency",
-)
 NO_OUTCOME = "(no outcome yet)"
-
-Fields = Mapping[str, Any]
+# An invoice none of whose entries recorded a decline code: written before entries recorded one,
+# never read (outside TEXT_ON_ATTEMPTS, unreadable), or a payment without an error (3-D Secure).
+NO_DECLINE_CODE = "(none recorded)"
 
 
 @dataclass
@@ -61,6 +46,9 @@ class Tally:
     # Invoices by the group they were assigned, and those of them paid.
     groups: Counter[str] = field(default_factory=Counter)
     paid: Counter[str] = field(default_factory=Counter)
+    # Invoices by (decline code, group), and those of them paid.
+    declines: Counter[tuple[str, str]] = field(default_factory=Counter)
+    declines_paid: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Per protocol: the treated invoices that were texted, and those of them paid.
     treated_texted: int = 0
     treated_texted_paid: int = 0
@@ -72,39 +60,42 @@ class Tally:
     # exact.
     minutes: array[float] = field(default_factory=lambda: array("d"))
 
-    def add_invoice(self, entries: Sequence[Fields], payment: Fields | None = None) -> None:
-        """Count one invoice: its ledger entries (one per failed attempt) and its payment's
-        document, if it was paid."""
+    def add_invoice(self, entries: Sequence[Entry], payment: Payment | None = None) -> None:
+        """Count one invoice: its ledger entries (one per failed attempt) and its payment, if it
+        was paid."""
         kept = [e for e in entries if self.since is None or _on_or_after(e, self.since)]
         if not kept:
             return
         self.invoices += 1
         self.entries += len(kept)
         for entry in kept:
-            self.outcomes[entry.get("action") or NO_OUTCOME] += 1
-            self.texts += texted(entry)
-            self.deferred += entry.get("due_at") is not None
+            self.outcomes[entry.action.value if entry.action is not None else NO_OUTCOME] += 1
+            self.texts += entry.texted
+            self.deferred += entry.due_at is not None
         group = assignment(entries)
         self.groups[group] += 1
-        was_texted = any(texted(entry) for entry in entries)
+        declined = (decline_code(entries), group)
+        self.declines[declined] += 1
+        was_texted = any(entry.texted for entry in entries)
         self.texted_invoices += was_texted
         per_protocol = group == TREATED and was_texted
         self.treated_texted += per_protocol
         # The previous version recorded the payment on an entry, once.
         if payment is None:
-            payment = next((e for e in entries if e.get("paid_at") is not None), None)
-        if payment is None or payment.get("paid_at") is None:
+            payment = next((e.paid for e in entries if e.paid is not None), None)
+        if payment is None or payment.paid_at is None:
             return
-        paid_at = payment["paid_at"]
+        paid_at = payment.paid_at
         self.paid[group] += 1
+        self.declines_paid[declined] += 1
         self.treated_texted_paid += per_protocol
-        currency = payment.get("paid_currency") or "?"
+        currency = payment.currency or "?"
         for totals in (
             self.recovered.setdefault((group, currency), Recovered()),
             self.by_day.setdefault((paid_at.date(), group, currency), Recovered()),
         ):
             totals.invoices += 1
-            totals.amount += payment.get("paid_amount") or 0
+            totals.amount += payment.amount or 0
         found = attribute(entries, paid_at)
         minutes = None if found is None else minutes_after(found, paid_at)
         # A text that went out only after the payment did not bring it.
@@ -113,6 +104,13 @@ class Tally:
 
     def rate(self, group: str) -> float | None:
         return self.paid[group] / self.groups[group] if self.groups[group] else None
+
+    def decline_codes(self) -> list[str]:
+        """The invoices' decline codes, the one of the most invoices first."""
+        invoices: Counter[str] = Counter()
+        for (code, _), count in self.declines.items():
+            invoices[code] += count
+        return sorted(invoices, key=lambda code: (-invoices[code], code))
 
     def lift(self) -> Lift | str:
         """The treated group's rate minus the holdout's with its interval, or why not."""
@@ -137,7 +135,14 @@ class Tally:
         return deciles[4], deciles[8]
 
 
-def _on_or_after(entry: Fields, since: dt.datetime) -> bool:
+def decline_code(entries: Sequence[Entry]) -> str:
+    """The invoice's decline code: its earliest attempt's that recorded one, the failure that
+    first brought it in (as a rule before any text of it, so the groups within one code are
+    drawn from the same failures)."""
+    recorded = [(e.key.attempt, e.decline_code) for e in entries if e.decline_code is not None]
+    return min(recorded)[1] if recorded else NO_DECLINE_CODE
+
+
+def _on_or_after(entry: Entry, since: dt.datetime) -> bool:
     # An entry without a creation time cannot be placed in the window.
-    created = entry.get("created_at")
-    return created is not None and created >= since
+    return entry.created_at is not None and entry.created_at >= since

@@ -8,15 +8,16 @@ import requests
 
 
 def rest_session(
-    scope: str, emulator_variable: str, service_base: str
+    scope: str, emulator_variable: str, service_base: str, emulator_host: str | None = None
 ) -> tuple[requests.Session, str]:
     """A keep-alive session and the base URL for one Google API.
 
-    With `emulator_variable` set (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST) the session goes
-    to that emulator over plain HTTP; otherwise google-auth finds the function's service account
-    (imported only then: the emulators need no credentials).
+    With `emulator_variable` set (FIRESTORE_EMULATOR_HOST, PUBSUB_EMULATOR_HOST), or an
+    `emulator_host` named, the session goes to that emulator over plain HTTP; otherwise
+    google-auth finds the function's service account (imported only then: the emulators need no
+    credentials).
     """
-    emulator = os.environ.get(emulator_variable)
+    emulator = emulator_host or os.environ.get(emulator_variable)
     if emulator:
         session = requests.Session()
         # The Firestore emulator treats this token as an administrator (security rules bypassed);

@@ -12,7 +12,6 @@ import stripe
 from shared.core.errors import WebhookRejected
 from shared.core.event import Message, from_stripe_event
 
-MAX_BODY_BYTES = 1024 * 1024
 # Stripe's default: a signature older than five minutes is refused (replay protection).
 TOLERANCE_SECONDS = 300
 # Unix seconds; twelve digits last until the year 33658, and a longer run is no timestamp.

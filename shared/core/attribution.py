@@ -10,11 +10,11 @@ TEXT_ON_ATTEMPTS, ...) is in neither group: it was never a candidate for a text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
+from shared.core.entry import Entry
 from shared.core.outcome import Action
 
 TREATED, HOLDOUT, NOT_ASSIGNED = "treated", "holdout", "not_assigned"
@@ -23,8 +23,6 @@ GROUPS = (TREATED, HOLDOUT, NOT_ASSIGNED)
 # An entry written before the ledger recorded the assignment carries no `group`; these outcomes
 # (and a recorded plan, a deferral, a text) only ever came after the draw, so it was treated.
 _AFTER_THE_DRAW = frozenset({Action.SENT, Action.DEFERRED, Action.UNREACHABLE})
-
-Fields = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -39,37 +37,30 @@ class Attribution:
     reason: str | None
 
 
-def texted(entry: Fields) -> bool:
-    """Whether the entry's text went out: `texted_at` is recorded as it does, and stays when the
-    entry then ends `failed` (the link refused) or never ends (a crash after the text)."""
-    return entry.get("texted_at") is not None or entry.get("action") == Action.SENT
-
-
-def assigned(entry: Fields) -> str | None:
+def assigned(entry: Entry) -> str | None:
     """The group the entry was assigned at the draw, or None when it never reached it."""
-    group = entry.get("group")
-    if group is not None:
-        return group if group in (TREATED, HOLDOUT) else None
-    if entry.get("action") == Action.HOLDOUT:
+    if entry.group is not None:
+        return entry.group if entry.group in (TREATED, HOLDOUT) else None
+    if entry.action is Action.HOLDOUT:
         return HOLDOUT
-    after = ("plan", "due_at")
-    if texted(entry) or entry.get("action") in _AFTER_THE_DRAW or any(map(entry.get, after)):
+    after = entry.plan is not None or entry.due_at is not None
+    if entry.texted or entry.action in _AFTER_THE_DRAW or after:
         return TREATED
     return None
 
 
-def _attempt(entry: Fields) -> int:
-    return entry.get("attempt") or 0
+def _attempt(entry: Entry) -> int:
+    return entry.key.attempt
 
 
-def assignment(entries: Sequence[Fields]) -> str:
+def assignment(entries: Sequence[Entry]) -> str:
     """The invoice's group: the assignment of its earliest attempt that reached the draw (the
     same for all of them while HOLDOUT_PERCENT stays), or NOT_ASSIGNED."""
     drawn = [(_attempt(entry), group) for entry in entries if (group := assigned(entry))]
     return min(drawn)[1] if drawn else NOT_ASSIGNED
 
 
-def attribute(entries: Sequence[Fields], paid_at: datetime | None = None) -> Attribution | None:
+def attribute(entries: Sequence[Entry], paid_at: datetime | None = None) -> Attribution | None:
     """How the payment at `paid_at` of an invoice whose ledger entries (one per failed attempt)
     are `entries` relates to the texts; None when it has none (the ledger never saw it).
 
@@ -79,19 +70,19 @@ def attribute(entries: Sequence[Fields], paid_at: datetime | None = None) -> Att
     if not entries:
         return None
     group = assignment(entries)
-    texts = [entry for entry in entries if texted(entry)]
+    texts = [entry for entry in entries if entry.texted]
     if texts:
         before = [
             entry
             for entry in texts
-            if paid_at is not None and entry.get("texted_at") and entry["texted_at"] <= paid_at
+            if paid_at is not None and entry.texted_at is not None and entry.texted_at <= paid_at
         ]
         chosen = max(before or texts, key=_attempt)
-        return Attribution(group, chosen.get("attempt"), chosen.get("texted_at"), None)
+        return Attribution(group, chosen.key.attempt, chosen.texted_at, None)
     latest = max(entries, key=_attempt)
-    action = latest.get("action") or str(latest.get("state") or "unknown")
-    why = f"{action}: {latest['reason']}" if latest.get("reason") else action
-    return Attribution(group, latest.get("attempt"), None, why)
+    action = latest.action.value if latest.action is not None else latest.state.value
+    why = f"{action}: {latest.reason}" if latest.reason else action
+    return Attribution(group, latest.key.attempt, None, why)
 
 
 def minutes_after(found: Attribution, paid_at: datetime) -> float | None:

@@ -6,21 +6,23 @@ one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt with its own text, an open invoice, a live
-subscription, a link to send, a customer, a phone, our own opt-out list, the holdout group, the
-recipient's quiet hours. Which line it goes out from is the shell's choice (it may have to fall
-over to another line), recorded with the plan before the first send. Once a plan is recorded the
-decision is made: a retry or a takeover only checks that the invoice still wants paying (and,
-before the text, that it is not night), and sends what was planned.
+subscription, a decline the customer can fix, a link to send, a customer, a phone, our own
+opt-out list, the holdout group, the recipient's quiet hours. Which line it goes out from is the
+shell's choice (it may have to fall over to another line), recorded with the plan before the
+first send. Once a plan is recorded the decision is made: a retry or a takeover only checks
+that the invoice still wants paying (and, before the text, that it is not night), and sends
+what was planned.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from shared.core.attribution import HOLDOUT, TREATED
+from shared.core.entry import Entry, Plan, Progress
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Customer, Invoice
@@ -28,31 +30,8 @@ from shared.core.message import Templates, placeholder_values
 from shared.core.money import format_amount
 from shared.core.outcome import Action, Outcome, failed, sent, skipped
 from shared.core.phone import to_e164
-from shared.core.policy import AttemptPolicy
-from shared.core.quiet_hours import QuietHours, candidate_zones, when_to_send
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What the first owner of a failed payment decided to send. It is recorded in the ledger
-    before the first send and replayed byte for byte by every retry or takeover, so the requests
-    always match their idempotency keys. `line` is None until the shell picks one."""
-
-    to: str
-    text: str
-    link: str
-    line: str | None = None
-
-
-@dataclass(frozen=True)
-class Entry:
-    """The ledger entry of a failed payment, as far as the decision needs it."""
-
-    plan: Plan | None = None
-    # Set once the text went out: only the link is left to send.
-    chat_id: str | None = None
-    # The outcome recorded when the entry is done for good; None while it may still be sent.
-    ended: Action | None = None
+from shared.core.policy import AttemptPolicy, QuietHours
+from shared.core.quiet_hours import candidate_zones, when_to_send
 
 
 @dataclass(frozen=True)
@@ -66,7 +45,8 @@ class Facts:
     # not be (`read_error`).
     invoice: Invoice | None = None
     read_error: PermanentError | None = None
-    entry: Entry = Entry()
+    # The payment's own ledger entry, as its owner holds it (None: a dry run, which owns none).
+    entry: Entry | None = None
     # When the recipient replied STOP, if they are on our own opt-out list (looked up for the
     # number `recipient` gives, or the recorded plan's).
     opted_out_at: datetime | None = None
@@ -89,6 +69,9 @@ class Rules(Protocol):
 
     @property
     def templates(self) -> Templates: ...
+
+    @property
+    def action_templates(self) -> Templates: ...
 
     @property
     def brand(self) -> str | None: ...
@@ -161,8 +144,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     invoice = facts.invoice
     if invoice is None:
         raise ValueError("decide needs the invoice once screen() lets the message through")
-    if facts.entry.plan is not None:
-        return _resume(facts, invoice, rules)
+    if facts.entry is not None and facts.entry.progress in (Progress.PLANNED, Progress.TEXTED):
+        return _resume(facts, facts.entry, invoice, rules)
     # A thin event names no attempt: the invoice's own count is the one the policy judges.
     if facts.job.attempt_count is None and not rules.attempts.allows(invoice.attempt_count):
         return _not_in_policy(invoice.attempt_count, rules)
@@ -170,6 +153,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
         return stale
     if (closed := _closed(invoice)) is not None:
         return Finish(closed)
+    if (retried := _processor_error(invoice)) is not None:
+        return Finish(retried)
     if invoice.hosted_invoice_url is None:
         return Finish(failed("open invoice has no hosted_invoice_url to link to"))
     customer = invoice.customer
@@ -210,9 +195,12 @@ def _replied_stop(at: datetime) -> str:
 
 
 def render_text(invoice: Invoice, rules: Rules) -> str:
-    """The text in the customer's language, with the amount in the invoice's currency."""
+    """The text in the customer's language, with the amount in the invoice's currency: asking
+    the customer to confirm the payment when it waits for that (3-D Secure), as the invoice is
+    now, whichever event brought it."""
     customer = invoice.customer
-    template = rules.templates.for_locales(customer.preferred_locales)
+    templates = rules.action_templates if invoice.needs_action else rules.templates
+    template = templates.for_locales(customer.preferred_locales)
     amount = format_amount(invoice.amount_remaining, invoice.currency)
     return template.render(
         placeholder_values(customer.name, invoice.description, amount, rules.brand)
@@ -238,8 +226,7 @@ def _night(phone: str, customer: Customer, now: datetime, rules: Rules) -> Defer
     deferral = when_to_send(now, rules.quiet_hours, zones)
     if deferral is None or deferral.due_at <= now:
         return None
-    due = deferral.due_at.isoformat().replace("+00:00", "Z")
-    outcome = Outcome(Action.DEFERRED, reason=deferral.reason, due_at=due)
+    outcome = Outcome(Action.DEFERRED, reason=deferral.reason, due_at=_utc(deferral.due_at))
     return Defer(outcome, deferral.due_at, deferral.zones)
 
 
@@ -256,7 +243,7 @@ def _superseded(facts: Facts, invoice: Invoice, rules: Rules) -> Finish | None:
     attempt = facts.job.attempt_count
     if attempt is None or attempt >= invoice.attempt_count:
         return None
-    if not _texted(invoice.attempt_count, facts.newest, rules):
+    if not _texted(invoice, facts.newest, rules):
         return None
     return Finish(
         skipped(
@@ -266,8 +253,9 @@ def _superseded(facts: Facts, invoice: Invoice, rules: Rules) -> Finish | None:
     )
 
 
-def _texted(attempt: int, entry: Entry | None, rules: Rules) -> bool:
-    """Whether `attempt`, recorded as `entry` (None: not yet), was or will be texted."""
+def _texted(invoice: Invoice, entry: Entry | None, rules: Rules) -> bool:
+    """Whether the invoice's own attempt, recorded as `entry` (None: not yet), was or will be
+    texted."""
     if entry is not None:
         if entry.chat_id is not None:
             return True
@@ -275,8 +263,9 @@ def _texted(attempt: int, entry: Entry | None, rules: Rules) -> bool:
             return entry.ended is Action.SENT
         if entry.plan is not None:
             return True  # decided, and being sent
-    # Its own event is on its way, or its run is deciding: the policy is the first thing it asks.
-    return rules.attempts.allows(attempt)
+    # Its own event is on its way, or its run is deciding: the policy is the first thing it
+    # asks, and a decline that is not the customer's gets no text either.
+    return rules.attempts.allows(invoice.attempt_count) and _processor_error(invoice) is None
 
 
 def _closed(invoice: Invoice) -> Outcome | None:
@@ -291,27 +280,46 @@ def _closed(invoice: Invoice) -> Outcome | None:
     return None
 
 
-def _resume(facts: Facts, invoice: Invoice, rules: Rules) -> Decision:
+def _processor_error(invoice: Invoice) -> Outcome | None:
+    """Why the latest payment is not the customer's to fix, while Stripe has a retry of it
+    scheduled (its retries get past the processor's and the issuer's troubles); None otherwise.
+    Once Stripe has stopped retrying, the customer is the one left to pay: they get the text."""
+    payment = invoice.payment
+    retry = invoice.next_payment_attempt
+    if payment is None or not payment.processor_error or retry is None:
+        return None
+    return skipped(
+        Action.PROCESSOR_ERROR,
+        f"decline code {payment.decline_code} is not the customer's to fix; Stripe retries at "
+        f"{_utc(datetime.fromtimestamp(retry, UTC))}",
+    )
+
+
+def _utc(moment: datetime) -> str:
+    """A moment in UTC as result lines write it: 2026-11-27T14:00:00Z."""
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _resume(facts: Facts, entry: Entry, invoice: Invoice, rules: Rules) -> Decision:
     """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
     recipient replied STOP since. A text not sent yet is also held to the guards of time: it is
     superseded once the invoice failed again and the newer attempt has its own text (one text,
     not two), and it waits for the morning when the retry comes after nightfall
     (Pub/Sub retries through a Linq outage for hours). A link whose text went out follows it,
     whatever the attempt and the hour."""
-    entry = facts.entry
     assert entry.plan is not None
     closed = _closed(invoice)
     if closed is None and facts.opted_out_at is not None:
         closed = skipped(Action.OPTED_OUT, _replied_stop(facts.opted_out_at))
     if closed is None:
-        if entry.chat_id is None:
+        if entry.progress is Progress.PLANNED:
             if (stale := _superseded(facts, invoice, rules)) is not None:
                 return stale
             night = _night(entry.plan.to, invoice.customer, facts.now, rules)
             if night is not None:
                 return night
         return Send(entry.plan, entry.chat_id)
-    if entry.chat_id is None:
+    if entry.progress is Progress.PLANNED:
         return Finish(closed)
     # The text went out before the invoice was paid (or its subscription ended, or the recipient
     # said STOP): it counts as sent, and the link is not sent after the fact.

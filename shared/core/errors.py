@@ -86,6 +86,11 @@ class ConfigError(DunningError):
     """A setting is missing or malformed; the message names the variable and what was expected."""
 
 
+class SecretUnavailable(ConfigError):
+    """Secret Manager could not serve a secret just now (no credentials, an outage, a timeout, a
+    value that is not text); the message names the variable and the secret, never the value."""
+
+
 class WebhookRejected(DunningError):
     """The request is not an authentic, readable Stripe event; the message says why, briefly.
 

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from shared.core.entry import EntryKey, Part, read_idempotency_key
+
 DELIVERED, FAILED = "message.delivered", "message.failed"
 RECEIVED, LINE_STATUS = "message.received", "phone_number.status_updated"
 SUBSCRIBED_EVENTS = (RECEIVED, FAILED, DELIVERED, LINE_STATUS)
-# The idempotency keys the product sets: `{invoice_id}-{attempt}-text` and `-link`.
-_KEY = re.compile(r"(?P<entry>in_[A-Za-z0-9]+-\d+)-(?P<part>text|link)")
 _WORRYING_REPUTATIONS = frozenset({"AT_RISK", "CRITICAL"})
 
 # --- the STOP rule ---------------------------------------------------------------------------
@@ -210,14 +210,14 @@ def list_change(reply: Reply) -> Word | None:
     return None
 
 
-def failed_part(sent: Sequence[tuple[str, str | None]]) -> str | None:
+def failed_part(sent: Sequence[tuple[Part, bool | None]]) -> Part | None:
     """The part a `message.failed` without a message id must be about, given the parts that went
-    out into its chat in order, each with Linq's word on it so far (`delivered`, `failed` or
-    None): the first Linq has said nothing of, else the first not delivered (a delivery is
-    final). None when every part that went out was delivered."""
-    for wanted in (lambda status: status is None, lambda status: status != "delivered"):
-        for part, status in sent:
-            if wanted(status):
+    out into its chat in order, each with Linq's word on it so far (delivered True, failed
+    False, or None): the first Linq has said nothing of, else the first not delivered (a
+    delivery is final). None when every part that went out was delivered."""
+    for wanted in (lambda delivered: delivered is None, lambda delivered: delivered is not True):
+        for part, delivered in sent:
+            if wanted(delivered):
                 return part
     return None
 
@@ -233,8 +233,9 @@ class Delivery:
     # The ledger entry and the part, from the idempotency key the product set, when the event
     # carries it (`message.delivered` does; `message.failed` names only the message and chat, and
     # the SDK makes even those optional).
-    entry: str | None
-    part: str | None
+    key: EntryKey | None
+    part: Part | None
+    # Linq's id of the message.
     message_id: str | None
     chat_id: str | None
     code: int | None
@@ -249,7 +250,8 @@ class Reply:
     """A message in a chat: one a recipient sent, unless `outbound`."""
 
     chat_id: str | None
-    sender: str | None
+    # The handle the message came from (the person's, unless `outbound`).
+    from_handle: str | None
     # The text parts, in order: what the STOP rule reads.
     texts: tuple[str, ...]
     # What the team is shown: the text parts, and a word for each other part (`[photo]`).
@@ -259,7 +261,7 @@ class Reply:
     reconciled: bool
     # A group chat: never acted upon (Linq never marks a group thread opted out).
     group: bool
-    # Sent by our own line (`direction` outbound, or the sender is us), whatever the event type.
+    # Sent by our own line (`direction` outbound, or it came from us), whatever the event type.
     outbound: bool = False
     # Linq marks the chat opted out (`chat.health_status`), and since.
     chat_opted_out: bool = False
@@ -294,14 +296,14 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
     """The fact an event states, or None for an event type the product does not act on."""
     kind, data = event.get("event_type"), _mapping(event.get("data"))
     if kind in (DELIVERED, FAILED):
-        key = _KEY.fullmatch(str(data.get("idempotency_key") or ""))
+        keyed = read_idempotency_key(str(data.get("idempotency_key") or ""))
         code = data.get("code")
         marked, marked_at = _mark(_mapping(data.get("chat")))
         # `message.delivered` is a message (`id`, `chat.id`); `message.failed` names them.
         return Delivery(
             delivered=kind == DELIVERED,
-            entry=key["entry"] if key else None,
-            part=key["part"] if key else None,
+            key=keyed[0] if keyed else None,
+            part=keyed[1] if keyed else None,
             message_id=_str(data.get("message_id")) or _str(data.get("id")),
             chat_id=_str(data.get("chat_id")) or _str(_mapping(data.get("chat")).get("id")),
             code=code if isinstance(code, int) and not isinstance(code, bool) else None,
@@ -312,22 +314,22 @@ def read_event(event: Mapping[str, Any]) -> LinqFact | None:
     if kind == RECEIVED:
         chat = _mapping(data.get("chat"))
         parts = [p for p in _list(data.get("parts")) if isinstance(p, Mapping)]
-        sender = data.get("sender_handle")
+        from_handle = data.get("sender_handle")
         own = _handle(chat.get("owner_handle"))
         zero_retention = data.get("zero_retention") is True
         quote = " ".join(_shown(part) for part in parts)
         marked, marked_at = _mark(chat)
         return Reply(
             chat_id=_str(chat.get("id")),
-            sender=_handle(sender),
+            from_handle=_handle(from_handle),
             texts=tuple(str(p.get("value") or "") for p in parts if p.get("type") == "text"),
             quote=quote or ("[not kept: a zero-retention line]" if zero_retention else "[empty]"),
             sent_at=_moment(data.get("sent_at")),
             reconciled=bool(data.get("reconciled_at")),
             group=bool(chat.get("is_group")),
             outbound=data.get("direction") == "outbound"
-            or (isinstance(sender, Mapping) and sender.get("is_me") is True)
-            or (own is not None and own == _handle(sender)),
+            or (isinstance(from_handle, Mapping) and from_handle.get("is_me") is True)
+            or (own is not None and own == _handle(from_handle)),
             chat_opted_out=marked,
             marked_at=marked_at,
         )

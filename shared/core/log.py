@@ -31,7 +31,9 @@ _NANP = re.compile(r"(?<![\w+])\(?\d{3}\)?[ .-]?\d{3}[ .-]\d{4}(?!\d)")
 # there is one way to read them and the pattern cannot backtrack into a quadratic search.
 LOCAL_PART = r"(?<![\w.+-])[\w.+-]++"
 _EMAIL = re.compile(LOCAL_PART + r"@((?:[\w-]+\.)+[^\W\d_]{2,})(?![\w-])")
-_SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_|whsec_)[A-Za-z0-9]+")
+# A Stripe key or signing secret is letters and digits; a Standard Webhooks secret (Linq's) is
+# `whsec_` and base64, whose `+`, `/` and `=` must not end the match half-way.
+_SECRET = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_)[A-Za-z0-9]+|\b(whsec_)[A-Za-z0-9+/=]+")
 _BEARER = re.compile(r"\b([Bb]earer\s+)\S+")
 
 
@@ -56,7 +58,9 @@ def redact(text: str, region: str = "US") -> str:
     text = _E164.sub(lambda match: mask_phone(match.group()) or "", text)
     text = _NANP.sub(lambda match: "***-***-" + match.group()[-4:], text)
     text = _EMAIL.sub(lambda match: "***@" + match.group(1), text)
-    text = _SECRET.sub(lambda match: match.group(1) + "****" + match.group()[-4:], text)
+    text = _SECRET.sub(
+        lambda match: (match.group(1) or match.group(2)) + "****" + match.group()[-4:], text
+    )
     return _BEARER.sub(lambda match: match.group(1) + "****", text)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,11 +15,9 @@ import phonenumbers
 from phonenumbers.timezone import UNKNOWN_TIMEZONE, time_zones_for_number
 from phonenumbers.tzdata import TIMEZONE_DATA
 
-from shared.core.errors import ConfigError
 from shared.core.places import area_code_zones, zones_of
+from shared.core.policy import QuietHours
 
-OFF = "off"
-DEFAULT_QUIET_HOURS = "21:00-08:00"
 # A number and an address that say nothing about a place (a +800 freephone or a satellite number,
 # no address country): the window is applied in UTC rather than not at all.
 UNKNOWN_PLACE_ZONE = "UTC"
@@ -29,28 +26,7 @@ NANP = "1"
 # The window repeats daily, so a day ahead holds every kind of moment there is to find.
 HORIZON = timedelta(hours=24)
 
-_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
 _DAY = timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class QuietHours:
-    """Local times from `start` (included) to `end` (excluded) at which nothing is sent.
-
-    `start` after `end` means the window crosses midnight (21:00-08:00). It is judged by what the
-    recipient's clock reads, so on the night clocks go back a window may be entered twice.
-    """
-
-    start: time
-    end: time
-
-    def covers(self, local: time) -> bool:
-        if self.start < self.end:
-            return self.start <= local < self.end
-        return local >= self.start or local < self.end
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 @dataclass(frozen=True)
@@ -65,29 +41,6 @@ class Deferral:
     zones: tuple[str, ...]
     reason: str
     partial: bool
-
-
-def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | None:
-    """`off` (any case) for no quiet hours, else `HH:MM-HH:MM` in the recipient's local time."""
-    value = text.strip()
-    if value.lower() == OFF:
-        return None
-    match = _WINDOW.fullmatch(value)
-    if match is None:
-        raise ConfigError(
-            f"{variable} must be '{OFF}' or a local-time window HH:MM-HH:MM with hours 00-23, "
-            f"such as {DEFAULT_QUIET_HOURS} (which crosses midnight), got {text!r}"
-        )
-    start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
-    window = QuietHours(time(start_hour, start_minute), time(end_hour, end_minute))
-    # Equal ends read either as "never quiet" or "always quiet": the first is what 'off' says
-    # plainly, the second would hold every text forever, so neither is guessed.
-    if window.start == window.end:
-        raise ConfigError(
-            f"{variable} must start and end at different times ('{OFF}' texts at any hour; "
-            f"a window of the whole day would never text), got {text!r}"
-        )
-    return window
 
 
 def candidate_zones(

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.adapters.ledger import ACTIVE, Ledger
+from shared.adapters.ledger import Ledger
+from shared.core.entry import Entry, EntryKey, Part, PartReport, State
 from shared.core.errors import RetryableError
 from shared.core.linq_events import (
     Delivery,
@@ -29,9 +30,6 @@ from shared.core.log import INFO, WARNING, mask_phone, redact
 from shared.core.outcome import Action
 from shared.core.phone import region_of
 from shared.core.quote import quote
-
-# A ledger entry as the lookups return it: key, version and fields.
-Found = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -51,8 +49,8 @@ def handle(
     forget_lines: Callable[[], None],
     now: dt.datetime,
 ) -> Said:
-    """Act on one Linq event; raises RetryableError when a retry may succeed (and while another
-    run holds the event: it may never finish)."""
+    """Act on one Linq event heard at `now`; raises RetryableError when a retry may succeed (and
+    while another run holds the event: it may never finish)."""
     claim = ledger.claim_event(webhook_id, uuid.uuid4().hex)
     if claim is None:
         said = Said(INFO, "duplicate Linq event ignored")
@@ -60,7 +58,7 @@ def handle(
         try:
             said = _act(ledger, event, forget_lines, now)
         except BaseException:
-            ledger.release_event(claim)
+            ledger.end_event_lease(claim)
             raise
         ledger.finish_event(claim)
     if "action" not in said.fields:
@@ -85,7 +83,7 @@ def _act(
 
 
 def _delivery(ledger: Ledger, fact: Delivery, now: dt.datetime) -> Said:
-    said = _delivery_report(ledger, fact)
+    said = _delivery_report(ledger, fact, now)
     if not fact.chat_opted_out or fact.chat_id is None:
         return said
     # Linq's mark on the chat rides on every message event: an opt-out whatever the message.
@@ -98,16 +96,18 @@ def _delivery(ledger: Ledger, fact: Delivery, now: dt.datetime) -> Said:
     return replace(said, fields={**said.fields, "opt_out_recorded": changed}, note=note)
 
 
-def _delivery_report(ledger: Ledger, fact: Delivery) -> Said:
+def _delivery_report(ledger: Ledger, fact: Delivery, now: dt.datetime) -> Said:
     sent = _sent(ledger, fact)
     if sent is None:
         return Said(INFO, "ignored: a message the product did not send")
-    entry, part = sent
+    key, part = sent
     if part is None:
         return Said(INFO, "ignored: every message sent into the chat was delivered")
-    recorded = ledger.record_delivery(entry, part, fact.delivered, fact.code, fact.reason)
-    invoice_id, attempt = entry.rsplit("-", 1)
-    where = {"invoice_id": invoice_id, "attempt": int(attempt), "part": part}
+    report = (
+        PartReport(True, now) if fact.delivered else PartReport(False, now, fact.code, fact.reason)
+    )
+    recorded = ledger.record_report(key, part, report)
+    where = {"invoice_id": key.invoice_id, "attempt": key.attempt, "part": part.value}
     if recorded is None:
         return Said(INFO, "ignored: no ledger entry for the message's key", where)
     if not recorded:
@@ -118,12 +118,12 @@ def _delivery_report(ledger: Ledger, fact: Delivery) -> Said:
     return Said(WARNING, "delivery failed", {**where, **failure})
 
 
-def _sent(ledger: Ledger, fact: Delivery) -> tuple[str, str | None] | None:
+def _sent(ledger: Ledger, fact: Delivery) -> tuple[EntryKey, Part | None] | None:
     """The ledger entry and part of the message: by the idempotency key the product set when the
-    event carries it, else by the message id recorded at send time, else (a `message.failed`
+    event carries it, else by Linq's message id recorded at send time, else (a `message.failed`
     without a message id) by its chat and the steps the entry recorded."""
-    if fact.entry is not None and fact.part is not None:
-        return fact.entry, fact.part
+    if fact.key is not None and fact.part is not None:
+        return fact.key, fact.part
     if fact.message_id is None:
         return _sent_into(ledger, fact.chat_id) if fact.chat_id is not None else None
     found = ledger.sent_message(fact.message_id)
@@ -135,10 +135,10 @@ def _sent(ledger: Ledger, fact: Delivery) -> tuple[str, str | None] | None:
         # A chat of ours whose run has not recorded the message yet (Linq can report a failure
         # within moments of the send): try again shortly rather than lose it.
         raise RetryableError("the run that sent this message has not recorded it yet")
-    return found
+    return (found[0].key, found[1]) if found is not None else None
 
 
-def _sent_into(ledger: Ledger, chat_id: str) -> tuple[str, str | None] | None:
+def _sent_into(ledger: Ledger, chat_id: str) -> tuple[EntryKey, Part | None] | None:
     """The latest entry whose text went into `chat_id`, and the part a failure without a message
     id must be about (None when all that went out was delivered)."""
     entries = ledger.entries_of_chat(chat_id)
@@ -147,26 +147,18 @@ def _sent_into(ledger: Ledger, chat_id: str) -> tuple[str, str | None] | None:
     if _sending_in(entries):
         # Its run is still sending: which part failed is known once it has recorded both.
         raise RetryableError("the run sending into this chat has not finished yet")
-    key, _, fields = max(entries, key=_texted_at)
-    went_out = [("text", _status(fields, "text"))]
-    if fields.get("link_message_id") or fields.get("link_delivery"):
-        went_out.append(("link", _status(fields, "link")))
-    return key, failed_part(went_out)
+    latest = max(entries, key=_texted_at)
+    went_out = [(part, None if r is None else r.delivered) for part, r in latest.went_out()]
+    return latest.key, failed_part(went_out)
 
 
-def _status(fields: Mapping[str, Any], part: str) -> str | None:
-    report = fields.get(f"{part}_delivery")
-    return report.get("status") if isinstance(report, Mapping) else None
+def _sending_in(entries: list[Entry]) -> bool:
+    return any(entry.state is State.ACTIVE for entry in entries)
 
 
-def _sending_in(entries: list[Found]) -> bool:
-    return any(fields.get("state") == ACTIVE for _, _, fields in entries)
-
-
-def _texted_at(found: Found) -> dt.datetime:
-    fields = found[2]
-    moment = fields.get("texted_at") or fields.get("created_at")
-    return moment if isinstance(moment, dt.datetime) else dt.datetime.min.replace(tzinfo=dt.UTC)
+def _texted_at(entry: Entry) -> dt.datetime:
+    moment = entry.texted_at or entry.created_at
+    return moment if moment is not None else dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 # --- replies and STOP ---------------------------------------------------------------------------
@@ -175,33 +167,31 @@ def _texted_at(found: Found) -> dt.datetime:
 @dataclass(frozen=True)
 class _Person:
     """Whom a chat's messages come from, as our ledger knows them: the latest entry that texted
-    them, and their handles (the sender's, and the numbers we texted in the chat)."""
+    them, and their handles (the one the message came from, and the numbers we texted in the
+    chat)."""
 
-    latest: Mapping[str, Any]
+    latest: Entry
     handles: list[str]
 
     @classmethod
-    def of(cls, entries: list[Found], sender: str | None) -> _Person:
-        texted = [to for _, _, fields in entries if (to := _texted_to(fields)) is not None]
-        handles = list(dict.fromkeys([*([sender] if sender else []), *texted]))
-        return cls(max(entries, key=_texted_at)[2], handles)
+    def of(cls, entries: list[Entry], from_handle: str | None) -> _Person:
+        texted = [to for entry in entries if (to := entry.texted_to) is not None]
+        handles = list(dict.fromkeys([*([from_handle] if from_handle else []), *texted]))
+        return cls(max(entries, key=_texted_at), handles)
 
     @property
     def where(self) -> dict[str, Any]:
-        return {
-            "invoice_id": self.latest.get("invoice_id"),
-            "customer_id": self.latest.get("customer_id"),
-        }
+        return {"invoice_id": self.latest.key.invoice_id, "customer_id": self.latest.customer_id}
 
     @property
     def who(self) -> str:
-        name = self.latest.get("first_name") or "the customer"
-        return f"{name} ({self.latest.get('customer_id')}, invoice {self.latest.get('invoice_id')})"
+        name = self.latest.first_name or "the customer"
+        return f"{name} ({self.latest.customer_id}, invoice {self.latest.key.invoice_id})"
 
     @property
     def number(self) -> str | None:
         """The number we texted them at (the latest entry's), else their first handle."""
-        return _texted_to(self.latest) or (self.handles[0] if self.handles else None)
+        return self.latest.texted_to or (self.handles[0] if self.handles else None)
 
     def listed(self, ledger: Ledger, opted_out: bool, at: dt.datetime, chat_id: str | None) -> bool:
         """Every handle of theirs on our opt-out list (or off it) as of `at`; whether the list
@@ -226,14 +216,14 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
     if word is None and fact.reconciled:
         return Said(INFO, "ignored: reconciled history or a group chat", where)
     # Our own line is never one of the person's handles.
-    sender = None if fact.outbound else fact.sender
-    entries = _entries_of(ledger, fact.chat_id, sender)
+    from_handle = None if fact.outbound else fact.from_handle
+    entries = _entries_of(ledger, fact.chat_id, from_handle)
     at = (word.at if word else None) or fact.sent_at or now
     if not entries:
-        return _stranger(ledger, word, sender, at, where)
-    person = _Person.of(entries, sender)
+        return _stranger(ledger, word, from_handle, at, where)
+    person = _Person.of(entries, from_handle)
     where.update(person.where)
-    region = region_of(person.number) or region_of(fact.sender) or "US"
+    region = region_of(person.number) or region_of(fact.from_handle) or "US"
     said = None if fact.outbound else quote(fact.quote, region)
     if word is not None and word.opted_out:
         changed = person.listed(ledger, True, at, fact.chat_id)
@@ -260,14 +250,18 @@ def _reply(ledger: Ledger, fact: Reply, now: dt.datetime) -> Said:
 
 
 def _stranger(
-    ledger: Ledger, word: Word | None, sender: str | None, at: dt.datetime, where: dict[str, Any]
+    ledger: Ledger,
+    word: Word | None,
+    from_handle: str | None,
+    at: dt.datetime,
+    where: dict[str, Any],
 ) -> Said:
     """A message on a chat no entry of ours texted into, from a handle no entry texted."""
     lifted = (
         word is not None
         and not word.opted_out
-        and sender is not None
-        and ledger.set_opt_out(sender, False, at, where)
+        and from_handle is not None
+        and ledger.set_opt_out(from_handle, False, at, where)
     )
     if lifted:
         return Said(
@@ -278,13 +272,14 @@ def _stranger(
     return Said(INFO, "ignored: a reply on a chat the product did not open", where)
 
 
-def _entries_of(ledger: Ledger, chat_id: str | None, sender: str | None) -> list[Found]:
-    """The entries whose text went into the chat; else those whose plan texts the sender, in any
-    state: a run that sent the text but never recorded its chat (Linq's answer was lost, or the
-    run died) may since have been deferred, failed or ended, and its chat is ours all the same."""
+def _entries_of(ledger: Ledger, chat_id: str | None, from_handle: str | None) -> list[Entry]:
+    """The entries whose text went into the chat; else those whose plan texts the handle the
+    message came from, in any state: a run that sent the text but never recorded its chat
+    (Linq's answer was lost, or the run died) may since have been deferred, failed or ended, and
+    its chat is ours all the same."""
     entries = ledger.entries_of_chat(chat_id) if chat_id else []
-    if not entries and sender is not None:
-        entries = ledger.entries_to(sender)
+    if not entries and from_handle is not None:
+        entries = ledger.entries_to(from_handle)
     return entries
 
 
@@ -292,13 +287,6 @@ def _masked(handle: str | None) -> str:
     return (
         mask_phone(handle) if handle and handle.startswith("+") else redact(handle or "")
     ) or "?"
-
-
-def _texted_to(fields: Mapping[str, Any]) -> str | None:
-    """The number an entry's recorded plan texts, if it has one."""
-    plan = fields.get("plan")
-    to = plan.get("to") if isinstance(plan, Mapping) else None
-    return to if isinstance(to, str) else None
 
 
 # --- line health --------------------------------------------------------------------------------

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from shared.adapters.ledger import Ledger
 from shared.core.attribution import attribute, minutes_after
+from shared.core.clock import Clock
+from shared.core.entry import Payment
 from shared.core.event import InvoicePaid
 
 
@@ -22,7 +23,7 @@ class Attributed:
 
 
 def attribute_payment(
-    ledger: Ledger, paid: InvoicePaid, message_id: str, now: dt.datetime
+    ledger: Ledger, paid: InvoicePaid, pubsub_message_id: str, clock: Clock
 ) -> Attributed | None:
     """Record `paid` in the ledger and say how it relates to the texts; None when the ledger
     never saw the invoice, or another delivery of the payment recorded it first.
@@ -32,32 +33,33 @@ def attribute_payment(
     redelivery of the message that recorded it (its run died before the line, or its write
     timed out but committed) restates what was recorded.
     """
-    paid_at = dt.datetime.fromtimestamp(paid.paid_at, dt.UTC) if paid.paid_at else now
-    entries = [fields for _, _, fields in ledger.entries(paid.invoice_id)]
+    paid_at = dt.datetime.fromtimestamp(paid.paid_at, dt.UTC) if paid.paid_at else clock()
+    entries = ledger.entries(paid.invoice_id)
     found = attribute(entries, paid_at)
     # The previous version recorded a payment on the entry itself.
-    if found is None or any(entry.get("paid_at") is not None for entry in entries):
+    if found is None or any(entry.paid is not None for entry in entries):
         return None
     minutes = minutes_after(found, paid_at)
     said = Attributed(
         found.attempt, None if minutes is None else round(minutes, 1), found.group, found.reason
     )
-    payment: dict[str, Any] = {
-        "paid_at": paid_at,
-        "paid_amount": paid.amount,
-        "paid_currency": paid.currency,
-        "paid_event": paid.event_id,
-        "message_id": message_id,
-        "group": said.group,
-        "attempt": said.attempt,
-        "minutes_after_text": said.minutes_after_text,
-        "reason": said.reason,
-    }
-    first = ledger.record_payment(paid.invoice_id, payment)
+    payment = Payment(
+        paid.invoice_id,
+        paid_at,
+        paid.amount,
+        paid.currency,
+        paid.event_id,
+        pubsub_message_id,
+        said.group,
+        said.attempt,
+        said.minutes_after_text,
+        said.reason,
+    )
+    first = ledger.record_payment(payment)
     if first is None:
         return said
-    if first.get("message_id") != message_id:
+    if first.pubsub_message_id != pubsub_message_id:
         return None
     return Attributed(
-        first.get("attempt"), first.get("minutes_after_text"), first["group"], first.get("reason")
+        first.attempt, first.minutes_after_text, first.group or said.group, first.reason
     )

@@ -13,24 +13,17 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from typing import TypeVar
 
-from shared.adapters.ledger import ACTIVE, DEFERRED, DONE, RELEASED, Held, Lease, Ledger
+from shared.adapters.ledger import Lease, Ledger
 from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
-from shared.core.decide import (
-    Defer,
-    Entry,
-    Facts,
-    Finish,
-    Plan,
-    Send,
-    decide,
-    recipient,
-    screen,
-)
+from shared.core.clock import Clock, utc_now
+from shared.core.decide import Defer, Facts, Finish, Send, decide, recipient, screen
+from shared.core.decline import LatestPayment
+from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
     LeaseLostError,
     LineIneligibleError,
@@ -47,7 +40,7 @@ from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import pick_sender
 from shared.core.sms import sms_cost
-from shared.workflow.recover_settings import RecoverSettings
+from shared.workflow.settings import RecoverSettings
 
 U = TypeVar("U")
 
@@ -62,6 +55,8 @@ class RunResult:
     outcome: Outcome
     # The entry's assignment at the holdout draw, once it reached it.
     group: str | None = None
+    # The invoice's latest payment as read (why it failed), when the invoice was read.
+    payment: LatestPayment | None = None
 
 
 @dataclass(frozen=True)
@@ -74,38 +69,35 @@ class Ignored:
     state: str | None = None
 
 
-def payment_key(invoice_id: str, attempt: int) -> str:
-    """One failed payment: the ledger's document id and the stem of Linq's idempotency keys."""
-    return f"{invoice_id}-{attempt}"
-
-
-def idempotency_key(invoice_id: str, attempt: int, part: str) -> str:
-    """The same failed payment always yields the same keys, so Linq sends each part once."""
-    return f"{payment_key(invoice_id, attempt)}-{part}"
-
-
 class Recovery:
-    """Runs the workflow with one instance's settings and clients."""
+    """Runs the workflow with one instance's settings, clients and clock."""
 
     def __init__(
-        self, settings: RecoverSettings, stripe: StripeGateway, linq: LinqClient, ledger: Ledger
+        self,
+        settings: RecoverSettings,
+        stripe: StripeGateway,
+        linq: LinqClient,
+        ledger: Ledger,
+        clock: Clock = utc_now,
     ) -> None:
         self._settings = settings
         self._stripe = stripe
         self._linq = linq
         self._ledger = ledger
+        self._clock = clock
         # Independent calls run side by side: the claim, the invoice read and (on a cold instance)
         # the line list; later the plan record and the recipient check, the link and its record.
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
 
-    def run(self, job: FailedPayment, message_id: str) -> RunResult | Ignored:
-        """The outcome for `job`, or why this message gets none.
+    def run(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
+        """The outcome for `job`, delivered as Pub/Sub message `pubsub_message_id`, or why this
+        message gets none.
 
-        Raises RetryableError when a retry may succeed (having released its lease first).
+        Raises RetryableError when a retry may succeed (having ended its lease first).
         """
         if self._settings.dry_run:
             return self._dry_run(job)
-        return self._recover(job, message_id)
+        return self._recover(job, pubsub_message_id)
 
     # --- facts ------------------------------------------------------------------------------
 
@@ -123,27 +115,31 @@ class Recovery:
         """The invoice, unless the message alone already decides (policy, mode)."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
-            return Facts(job, _now())
+            return Facts(job, self._clock())
         invoice, error = self._read_invoice(job)
-        return Facts(job, _now(), invoice, error)
+        return Facts(job, self._clock(), invoice, error)
 
     # --- live -------------------------------------------------------------------------------
 
-    def _recover(self, job: FailedPayment, message_id: str) -> RunResult | Ignored:
+    def _recover(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
         run = uuid.uuid4().hex
         # The message's attempt is claimed while Stripe is read: the common case costs no extra
         # round trip. A thin event names no attempt, so it claims once the invoice has said.
-        speculative: Future[Lease | Held] | None = None
+        speculative: Future[Lease | Entry] | None = None
         if job.attempt_count is not None:
-            speculative = self._pool.submit(self._claim, job, job.attempt_count, message_id, run)
+            speculative = self._pool.submit(
+                self._claim, job, job.attempt_count, pubsub_message_id, run
+            )
         try:
             facts = self._facts(job)
         except RetryableError:
             # A payment another run holds (or has finished) needs no invoice: say so, and only
-            # retry what this run owns.
+            # retry what this run owns, or an earlier run of this message may.
             held = self._abandon(speculative)
-            if held is not None and not (held.state == ACTIVE and held.message_id == message_id):
-                return self._held(job, held, message_id, None)
+            if held is not None:
+                meaning = holding(held, job.event_id, pubsub_message_id)
+                if meaning is not Holding.EARLIER_RUN:
+                    return self._held(job, held, meaning, None)
             raise
         except BaseException:
             self._abandon(speculative)
@@ -152,63 +148,67 @@ class Recovery:
         claim = speculative.result() if speculative is not None else None
         if isinstance(claim, Lease) and attempt is not None and attempt < (job.attempt_count or 0):
             # The invoice decides which attempt this is: it has not reached the message's.
-            self._release(claim)
+            self._end_lease(claim)
             claim = None
         if claim is None and attempt is not None:
-            claim = self._claim(job, attempt, message_id, run)
-        if isinstance(claim, Held):
-            return self._held(job, claim, message_id, facts.invoice)
+            claim = self._claim(job, attempt, pubsub_message_id, run)
+        if isinstance(claim, Entry):
+            meaning = holding(claim, job.event_id, pubsub_message_id)
+            return self._held(job, claim, meaning, facts.invoice)
         if claim is not None:
             # The entry's own attempt: the invoice's, or an older one this message superseded.
-            attempt = int(claim.key.rsplit("-", 1)[1])
+            attempt = claim.key.attempt
         owner = _Owner(self._ledger, self._pool, claim) if claim is not None else None
         try:
-            entry = owner.lease.entry if owner is not None else facts.entry
-            facts = self._recorded(facts, entry)
+            facts = replace(facts, entry=owner.lease.entry) if owner is not None else facts
+            facts = self._recorded(facts)
             decision = decide(facts, self._settings)
             group = None
             if owner is not None:
-                owner.lease = owner.lease.draw(decision.group)
+                payment = _payment(facts.invoice)
+                code = payment.decline_code if payment is not None else None
+                owner.lease = owner.lease.draw(decision.group).read_decline(code)
                 group = owner.lease.assigned
-            outcome = self._execute(decision, job, attempt, owner, _name(facts.invoice))
+            outcome = self._execute(decision, attempt, owner, _name(facts.invoice))
         except LeaseLostError as exc:
-            key = owner.lease.key if owner is not None else job.invoice_id
+            key = str(owner.lease.key) if owner is not None else job.invoice_id
             return Ignored(f"stopped: {exc.reason}; another run carries on", key)
         except BaseException:
-            self._release(owner.lease if owner is not None else None)
+            self._end_lease(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome, group)
+        return RunResult(
+            job.invoice_id, customer_id, attempt, outcome, group, _payment(facts.invoice)
+        )
 
-    def _recorded(self, facts: Facts, entry: Entry) -> Facts:
-        """The facts with what the ledger knows: the entry, our own STOP list and, for a message
-        older than the invoice, the entry of the invoice's attempt (read beside the STOP list)."""
+    def _recorded(self, facts: Facts) -> Facts:
+        """The facts with what else the ledger knows: our own STOP list and, for a message older
+        than the invoice, the entry of the invoice's attempt (read beside the STOP list)."""
         newest: Future[Entry | None] | None = None
         job, invoice = facts.job, facts.invoice
         older = job.attempt_count
         if invoice is not None and older is not None and older < invoice.attempt_count:
-            key = payment_key(job.invoice_id, invoice.attempt_count)
+            key = EntryKey(job.invoice_id, invoice.attempt_count)
             newest = self._pool.submit(self._ledger.entry, key)
-        opted_out_at = self._opted_out(facts, entry)
+        opted_out_at = self._opted_out(facts)
         return replace(
             facts,
-            entry=entry,
             opted_out_at=opted_out_at,
             newest=newest.result() if newest is not None else None,
         )
 
-    def _opted_out(self, facts: Facts, entry: Entry) -> datetime | None:
+    def _opted_out(self, facts: Facts) -> datetime | None:
         """Our own STOP list, for the number this run would text: checked before any Linq call,
         on every line and every Linq account."""
-        phone = entry.plan.to if entry.plan is not None else None
+        phone = facts.entry.texted_to if facts.entry is not None else None
         if phone is None and facts.invoice is not None:
             phone = recipient(facts.invoice, self._settings)
         return self._ledger.opted_out_at(phone) if phone is not None else None
 
-    def _claim(self, job: FailedPayment, attempt: int, message_id: str, run: str) -> Lease | Held:
-        return self._ledger.claim(
-            payment_key(job.invoice_id, attempt), job, message_id, run, attempt
-        )
+    def _claim(
+        self, job: FailedPayment, attempt: int, pubsub_message_id: str, run: str
+    ) -> Lease | Entry:
+        return self._ledger.claim(EntryKey(job.invoice_id, attempt), job, pubsub_message_id, run)
 
     @staticmethod
     def _attempt(job: FailedPayment, invoice: Invoice | None) -> int | None:
@@ -216,27 +216,27 @@ class Recovery:
         return invoice.attempt_count if invoice is not None else job.attempt_count
 
     def _held(
-        self, job: FailedPayment, held: Held, message_id: str, invoice: Invoice | None
+        self, job: FailedPayment, held: Entry, meaning: Holding, invoice: Invoice | None
     ) -> RunResult | Ignored:
         """What to say about a failed payment another run holds or has finished."""
-        if held.state == ACTIVE and held.message_id == message_id:
-            # An earlier run of this very message may still be going (or died without releasing):
-            # retry once its lease has run out, rather than acknowledge and perhaps lose it.
+        attempt = held.key.attempt
+        if meaning is Holding.EARLIER_RUN:
+            # An earlier run of this very message may still be going (or died without ending its
+            # lease): retry once its lease has run out, rather than acknowledge and perhaps lose it.
             raise RetryableError(
                 f"an earlier run of this message holds {held.key} until {held.lease_until}; "
                 "retrying after that"
             )
-        attempt = int(held.key.rsplit("-", 1)[1])
-        if held.state == DONE and held.message_id == message_id and held.action is not None:
+        if meaning is Holding.RESTATE and held.action is not None:
             # Pub/Sub redelivers only a message whose run did not finish: that run's outcome
             # reached the ledger, but its result line may not have (a write that timed out yet
             # committed, a crash). Restate it; nothing is sent.
-            outcome = Outcome(Action(held.action), reason=held.reason, chat_id=held.chat_id)
+            outcome = Outcome(held.action, reason=held.reason, chat_id=held.chat_id)
             customer_id = _customer_id(job, invoice)
-            return RunResult(job.invoice_id, customer_id, attempt, outcome, held.group)
-        if held.event_id == job.event_id:
-            return Ignored("duplicate delivery ignored", held.key, held.event_id, held.state)
-        if held.state == DONE and held.action == Action.SENT.value:
+            return RunResult(
+                job.invoice_id, customer_id, attempt, outcome, held.group, _payment(invoice)
+            )
+        if meaning is Holding.ALREADY_TEXTED:
             # Another event for an attempt already texted: a customer's manual retry that failed
             # too, a backfill, a thin event beside a snapshot one. Not a redelivery.
             return RunResult(
@@ -247,18 +247,13 @@ class Recovery:
                     Action.ALREADY_TEXTED,
                     f"attempt {attempt} was already texted for event {held.event_id}",
                 ),
+                payment=_payment(invoice),
             )
-        if held.state in (DEFERRED, RELEASED):
-            return Ignored(
-                f"deferred for quiet hours until {held.due_at}", held.key, held.event_id, held.state
-            )
-        message = "already handled" if held.state == DONE else "in progress for another event"
-        return Ignored(message, held.key, held.event_id, held.state)
+        return Ignored(_IGNORED[meaning](held), str(held.key), held.event_id, held.state.value)
 
     def _execute(
         self,
         decision: Finish | Send | Defer,
-        job: FailedPayment,
         attempt: int | None,
         owner: _Owner | None,
         name: str | None = None,
@@ -272,14 +267,13 @@ class Recovery:
             return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
-        assert attempt is not None
-        keys = {part: idempotency_key(job.invoice_id, attempt, part) for part in ("text", "link")}
+        key = owner.lease.key
         plan, chat_id = decision.plan, decision.chat_id
         texted_now = chat_id is None
         text_id: str | None = None
         if chat_id is None:
             try:
-                plan, texted = self._text(plan, keys["text"], owner, name)
+                plan, texted = self._text(plan, key.idempotency_key(Part.TEXT), owner, name)
                 chat_id, text_id = texted.chat_id, texted.message_id
             except (OptedOutError, UnreachableError) as exc:
                 action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
@@ -290,7 +284,7 @@ class Recovery:
         record = partial(self._ledger.record_text, owner.lease, chat_id, text_id)
         try:
             link_id = owner.alongside(
-                partial(self._linq.send_link, chat_id, plan.link, keys["link"]),
+                partial(self._linq.send_link, chat_id, plan.link, key.idempotency_key(Part.LINK)),
                 record if texted_now else None,
             )
         except OptedOutError as exc:
@@ -334,41 +328,45 @@ class Recovery:
         if not self._linq.capability(to, line).reachable:
             raise UnreachableError("no iMessage, SMS or RCS for the number")
 
-    def _release(self, lease: Lease | Held | None) -> None:
-        """Give the lease back before a retry; best effort, since it expires anyway."""
+    def _end_lease(self, lease: Lease | Entry | None) -> None:
+        """End the lease before a retry; best effort, since it runs out anyway."""
         if not isinstance(lease, Lease):
             return
         try:
-            self._ledger.release(lease)
+            self._ledger.end_lease(lease)
         except (RetryableError, LeaseLostError) as exc:
-            log(WARNING, f"lease not released: {exc.reason}", key=lease.key)
+            log(WARNING, f"lease not ended: {exc.reason}", key=str(lease.key))
 
-    def _abandon(self, speculative: Future[Lease | Held] | None) -> Held | None:
-        """Give back a claim made while the run could not go on; returns it when it was held."""
+    def _abandon(self, speculative: Future[Lease | Entry] | None) -> Entry | None:
+        """Give back a claim made while the run could not go on; returns the entry when another
+        run held it."""
         if speculative is None:
             return None
         try:
             claim = speculative.result()
         except (RetryableError, LeaseLostError):
             return None
-        if isinstance(claim, Held):
+        if isinstance(claim, Entry):
             return claim
-        self._release(claim)
+        self._end_lease(claim)
         return None
 
     # --- dry run ----------------------------------------------------------------------------
 
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
-        facts = self._facts(job)
-        facts = self._recorded(facts, facts.entry)
+        facts = self._recorded(self._facts(job))
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
             decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
         )
         return RunResult(
-            job.invoice_id, _customer_id(job, facts.invoice), attempt, dry_run(would_be)
+            job.invoice_id,
+            _customer_id(job, facts.invoice),
+            attempt,
+            dry_run(would_be),
+            payment=_payment(facts.invoice),
         )
 
     def _would_send(self, decision: Send) -> Outcome:
@@ -383,8 +381,13 @@ class Recovery:
         return Outcome(Action.SENT, text=plan.text, phone=plan.to)
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+# What an Ignored line says of each entry a message could not claim that is not its to restate.
+_IGNORED: dict[Holding, Callable[[Entry], str]] = {
+    Holding.DUPLICATE: lambda _: "duplicate delivery ignored",
+    Holding.WAITING: lambda held: f"deferred for quiet hours until {held.due_at}",
+    Holding.HANDLED: lambda _: "already handled",
+    Holding.IN_PROGRESS: lambda _: "in progress for another event",
+}
 
 
 def _name(invoice: Invoice | None) -> str | None:
@@ -396,6 +399,10 @@ def _name(invoice: Invoice | None) -> str | None:
 
 def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:
     return (invoice.customer.id if invoice is not None else None) or job.customer_id
+
+
+def _payment(invoice: Invoice | None) -> LatestPayment | None:
+    return invoice.payment if invoice is not None else None
 
 
 class _Owner:

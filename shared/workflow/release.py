@@ -6,24 +6,22 @@ two overlapping sweeps exactly one marks it; then the payment is published again
 token, which lets its recover run (and no other message) take the entry over and decide again on
 the invoice as it is then. A sweep that dies before marking loses nothing (the entry is still
 due); one that dies between marking and publishing leaves a release nobody takes over, which a
-later sweep finds once it is STALE old and releases again.
+later sweep finds once it is STALE_RELEASE old (shared/core/entry.py) and releases again.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
-from shared.adapters.ledger import RELEASED, Due, Ledger
+from shared.adapters.ledger import Due, Ledger
 from shared.adapters.publisher import Publisher
+from shared.core.clock import Clock, utc_now
+from shared.core.entry import State
 
 # Entries handled per query; a sweep queries again until nothing is due.
 BATCH = 500
-# A release not taken over in this time lost its message: the next sweep releases it again.
-# Longer than Pub/Sub's first redeliveries, so a message merely slow to arrive is not doubled.
-STALE = dt.timedelta(minutes=15)
 # Marks and publishes in flight at once: a morning release of a thousand takes seconds.
 WORKERS = 8
 
@@ -39,20 +37,21 @@ class SweepResult:
 
 
 class Sweep:
-    """Releases what is due, with one ledger and one publisher per instance."""
+    """Releases what is due, with one ledger, one publisher and one clock per instance."""
 
-    def __init__(self, ledger: Ledger, publisher: Publisher) -> None:
-        self._ledger, self._publisher = ledger, publisher
+    def __init__(self, ledger: Ledger, publisher: Publisher, clock: Clock = utc_now) -> None:
+        self._ledger, self._publisher, self._clock = ledger, publisher, clock
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="release")
 
-    def run(self, now: dt.datetime) -> SweepResult:
+    def run(self) -> SweepResult:
+        now = self._clock()
         total = SweepResult()
         seen: set[str] = set()
         while True:
-            due = [d for d in self._ledger.due(now, BATCH, now - STALE) if d.key not in seen]
+            due = [d for d in self._ledger.due(now, BATCH) if str(d.entry.key) not in seen]
             if not due:
                 return total
-            seen.update(d.key for d in due)
+            seen.update(str(d.entry.key) for d in due)
             outcomes = list(self._pool.map(self._release, due))
             total = SweepResult(
                 total.released + sum(1 for o in outcomes if o == "released"),
@@ -61,11 +60,11 @@ class Sweep:
             )
 
     def _release(self, due: Due) -> str:
-        """Mark, then publish: a crash between the two is caught by the STALE rule."""
+        """Mark, then publish: a crash between the two is caught by the STALE_RELEASE rule."""
         token = uuid.uuid4().hex
-        again = due.state == RELEASED
-        if not self._ledger.mark_released(due, token):
+        again = due.entry.state is State.RELEASED
+        if not self._ledger.release(due, token):
             return "skipped"
-        payment = replace(due.job, release=token)
+        payment = replace(due.entry.job(), release=token)
         self._publisher.publish(payment.to_json(), payment.attributes())
         return "again" if again else "released"

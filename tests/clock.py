@@ -1,0 +1,28 @@
+"""A clock a test moves: the ledger, the workflow and the sweep read it instead of the time."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+
+class TestClock:
+    """Stands still until the test moves it; shared by every thread that reads it."""
+
+    __test__ = False  # not a test class, whatever pytest's name rule says
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def advance(self, by: timedelta) -> None:
+        with self._lock:
+            self._now += by
+
+    def set(self, moment: datetime) -> None:
+        with self._lock:
+            self._now = moment
