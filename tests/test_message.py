@@ -187,6 +187,11 @@ A_URL = (
         # STOP must be a word of the text as it is sent, not of the template's letters.
         ("Hi {first_name}, reply ST{amount}OP", NO_STOP),
         ("Hi, reply {first_name}STOP", NO_STOP),
+        # Nor of a word in another script, full-width letters and digits included.
+        ("Hi, reply éSTOP", NO_STOP),
+        ("Hi, reply STOP1", NO_STOP),
+        ("Hi, reply ＳＴＯＰ１", NO_STOP),
+        ("Hi, reply STOP_", NO_STOP),
         ("Pay at https://acme.com. Reply STOP", A_URL),
         ("Pay at acme.com. Reply STOP", A_URL),
         ("Pay at pay-here.click. Reply STOP", A_URL),
@@ -218,6 +223,20 @@ def test_bad_templates_are_refused_with_the_reason(template, complaint):
     with pytest.raises(ConfigError) as caught:
         Template.parse(template)
     assert str(caught.value) == complaint
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # Chinese and Japanese write no space between words: STOP against them is a word.
+        "{first_name}様、{amount}のお支払いができませんでした。配信停止はSTOPと返信してください。",
+        "{first_name}，您的{amount}付款失败。回复STOP退订。",
+        "{first_name}님, {amount} 결제가 실패했습니다. 수신거부 STOP",
+        "Hi {first_name}, (STOP) to opt out",
+    ],
+)
+def test_stop_is_a_word_beside_scripts_that_write_no_spaces(template):
+    assert Template.parse(template).fields
 
 
 def test_escaped_braces_are_text():

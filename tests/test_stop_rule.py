@@ -85,6 +85,10 @@ OPT_OUTS = [
     "S T O P",
     "s.t.o.p.",
     "Liked it, but stop texting me",
+    # Chinese and Japanese put no space between words: STOP against them is a word still.
+    "回复STOP退订",
+    "STOPです",
+    "ＳＴＯＰでお願いします",
 ]
 
 NOT_OPT_OUTS = [
@@ -123,6 +127,8 @@ NOT_OPT_OUTS = [
     'Reacted 👍 to "Hi Jane, your payment didn\'t go through. Reply STOP to opt out."',
     "START",
     "",
+    # A Japanese reply without the word: the team reads it.
+    "来週払います",
 ]
 
 
