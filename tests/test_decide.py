@@ -9,14 +9,26 @@ from typing import Any
 import pytest
 
 from shared.core.attribution import HOLDOUT, TREATED
-from shared.core.decide import Defer, Facts, Finish, Hold, Send, decide, in_holdout, screen
+from shared.core.decide import (
+    Defer,
+    Facts,
+    Finish,
+    Hold,
+    Send,
+    decide,
+    in_holdout,
+    recipient,
+    render_text,
+    screen,
+)
 from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
-from shared.core.invoice import Invoice, parse_invoice
+from shared.core.invoice import Customer, Invoice, parse_invoice
 from shared.core.message import DEFAULT_ACTION_TEMPLATE, DEFAULT_TEMPLATE, Template, Templates
 from shared.core.outcome import Action
 from shared.core.policy import AttemptPolicy, QuietHours, parse_quiet_hours
+from shared.core.sms import sms_cost
 from standins import builders
 
 LINK = "https://invoice.stripe.com/i/acct_1/test_abc"
@@ -95,6 +107,10 @@ ACTION = (
 
 # Noon in San Francisco, the default customer's number: outside the default quiet hours.
 NOON = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
+
+
+# When the recipient replied STOP (our own opt-out list).
+STOPPED = datetime(2026, 11, 26, 14, 59, 30, tzinfo=UTC)
 
 
 def facts(**changes: Any) -> Facts:
@@ -199,8 +215,31 @@ FINISHES = [
         ("skipped:no_phone", "phone on file is not a valid number"),
     ),
     (
+        "on our own opt-out list",
+        facts(opted_out_at=STOPPED),
+        Rules(),
+        ("skipped:opted_out", "replied STOP on 2026-11-26 14:59 UTC (our own opt-out list)"),
+    ),
+    (
         "resumed, invoice paid before the text",
         facts(invoice=invoice(status="paid"), entry=recorded(plan=replace(PLAN, line="+1202"))),
+        Rules(),
+        ("skipped:not_open", "invoice is paid"),
+    ),
+    (
+        "resumed, the recipient said STOP before the text",
+        facts(opted_out_at=STOPPED, entry=recorded(plan=replace(PLAN, line="+1202"))),
+        Rules(),
+        ("skipped:opted_out", "replied STOP on 2026-11-26 14:59 UTC (our own opt-out list)"),
+    ),
+    # The invoice's own reason comes first.
+    (
+        "resumed, paid and said STOP",
+        facts(
+            invoice=invoice(status="paid"),
+            opted_out_at=STOPPED,
+            entry=recorded(plan=replace(PLAN, line="+1202")),
+        ),
         Rules(),
         ("skipped:not_open", "invoice is paid"),
     ),
@@ -221,6 +260,17 @@ def test_an_open_invoice_with_a_phone_is_planned_with_the_exact_text():
 def test_the_policy_comes_before_everything_even_an_unreadable_invoice():
     given = facts(invoice=None, read_error=PermanentError("Stripe rejected the API key"))
     assert outcome(decide(given, Rules(attempts=AttemptPolicy.parse("1"))))[0] == "skipped:policy"
+
+
+def test_a_thin_event_whose_invoice_is_at_an_attempt_the_policy_allows_is_sent():
+    given = facts(job=job(attempt_count=None))
+    assert decide(given, Rules(attempts=AttemptPolicy.parse("2"))) == Send(PLAN, group=TREATED)
+
+
+def test_an_invoice_is_needed_once_screen_lets_the_message_through():
+    message = r"^decide needs the invoice once screen\(\) lets the message through$"
+    with pytest.raises(ValueError, match=message):
+        decide(facts(invoice=None), Rules())
 
 
 def test_the_mode_comes_before_the_invoice():
@@ -254,6 +304,18 @@ def test_invoice_paid_between_text_and_link_counts_as_sent_without_the_link():
         "chat_1",
         "link not sent: invoice is paid",
     )
+    # What the text that went out costs, from the plan.
+    assert decision.outcome.cost == sms_cost(PLAN.text)
+
+
+def test_a_stop_between_text_and_link_counts_as_sent_without_the_link():
+    entry = recorded(replace(PLAN, line="+1"), "chat_1")
+    decision = decide(facts(opted_out_at=STOPPED, entry=entry), Rules())
+    assert isinstance(decision, Finish)
+    assert (decision.outcome.action.value, decision.outcome.reason) == (
+        "sent",
+        "link not sent: replied STOP on 2026-11-26 14:59 UTC (our own opt-out list)",
+    )
 
 
 def test_a_newer_attempt_does_not_stop_a_resumed_link():
@@ -284,6 +346,7 @@ PLANNED = replace(PLAN, line="+1")
     [
         ("the newer attempt's event not handled yet", "all", 2, None, True),
         ("the newer attempt being decided", "all", 2, recorded(), True),
+        ("the newer attempt being decided, outside the policy", "1", 2, recorded(), False),
         ("the newer attempt planned", "all", 2, recorded(plan=PLANNED), True),
         ("the newer attempt texted", "all", 2, recorded(PLANNED, "chat_2", Action.SENT), True),
         # Its text went out and the link failed: texted all the same.
@@ -399,6 +462,14 @@ def test_a_deferral_already_due_sends_now():
     # Judged at the window's end: a released payment is decided again and goes out.
     morning = datetime(2026, 11, 26, 16, 0, tzinfo=UTC)
     assert decide(facts(now=morning), Rules()) == Send(PLAN, group=TREATED)
+
+
+def test_when_no_moment_suits_every_zone_and_now_suits_the_most_it_is_sent_now():
+    # A New York number with an address in Russia: never daytime in all of them. At 02:00 in
+    # New York the most of them are awake that ever are.
+    customer = builders.customer(phone="+1 212 555 0100", country="RU")
+    given = facts(now=datetime(2026, 11, 26, 7, 0, tzinfo=UTC), invoice=invoice(customer))
+    assert decide(given, Rules()) == Send(replace(PLAN, to="+12125550100"), group=TREATED)
 
 
 def test_a_recorded_plan_is_not_deferred():
@@ -695,3 +766,32 @@ def test_an_older_attempts_recorded_plan_beside_a_newer_processors_decline_is_se
     # Decided when its own decline was the customer's; the newer attempt gets no text.
     given = facts(job=OLDER, invoice=invoice(payment=PROCESSING), entry=recorded(plan=PLANNED))
     assert decide(given, Rules()) == Send(PLANNED)
+
+
+def customer(**fields: Any) -> Customer:
+    return Customer(**{"id": "cus_1", "name": "Jane Doe", "phone": None, "country": None, **fields})
+
+
+@pytest.mark.parametrize(
+    ("who", "number"),
+    [
+        (customer(phone="(415) 555-0100"), "+14155550100"),
+        (customer(phone="07911 123456", country="GB"), "+447911123456"),
+        (customer(phone="call me"), None),
+        (customer(), None),
+        # Deleted: never contacted, whatever number is left on it.
+        (customer(phone="+14155550100", deleted=True), None),
+    ],
+)
+def test_the_recipient_is_the_customers_valid_number(who, number):
+    assert recipient(replace(invoice(), customer=who), Rules()) == number
+
+
+def test_the_text_is_in_the_customers_language_with_the_amount_and_the_brand():
+    spanish = Template.parse(
+        "{brand}: Hola {first_name}, {amount} de {description}. STOP", brand="Acme"
+    )
+    rules = Rules(templates=Templates(DEFAULT_TEXT.default, {"es": spanish}), brand="Acme")
+    customer = builders.customer(name="Ana Lima", preferred_locales=["es-419"])
+    given = invoice(customer, amount_remaining=4200, currency="eur")
+    assert render_text(given, rules) == "Acme: Hola Ana, €42.00 de Pro plan. STOP"

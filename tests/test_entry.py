@@ -539,3 +539,19 @@ def test_a_document_id_names_its_invoice_and_entry(document_id, read):
 )
 def test_an_idempotency_key_names_the_entry_and_the_part(key, read):
     assert read_idempotency_key(key) == read
+
+
+@pytest.mark.parametrize(
+    ("earlier", "read", "kept"),
+    [
+        (None, "insufficient_funds", "insufficient_funds"),
+        ("try_again_later", "insufficient_funds", "insufficient_funds"),
+        # A run that read no code (the invoice unread, a payment without an error) keeps the
+        # earlier run's.
+        ("try_again_later", None, "try_again_later"),
+        (None, None, None),
+    ],
+)
+def test_the_decline_code_is_the_last_one_a_run_read(earlier, read, kept):
+    current = entry(State.ACTIVE, decline_code=earlier)
+    assert model.note_decline(current, read) == replace(current, decline_code=kept)

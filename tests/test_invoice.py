@@ -2,7 +2,13 @@
 
 import pytest
 
-from shared.core.invoice import FALLBACK_DESCRIPTION, describe_line, parse_invoice
+from shared.core.invoice import (
+    FALLBACK_DESCRIPTION,
+    Customer,
+    Invoice,
+    describe_line,
+    parse_invoice,
+)
 from standins import builders
 
 
@@ -170,3 +176,97 @@ def test_an_invoice_billed_to_a_customer_account_gives_its_own_address_state():
     data["customer_address"] = {"country": "CA", "state": "NU"}
     customer = parse_invoice(data).customer
     assert (customer.country, customer.state) == ("CA", "NU")
+
+
+NOBODY = Customer(None, "", None, None)
+
+
+def bare(**fields):
+    """An invoice with as little as Stripe may send: its id, and `fields`."""
+    return {"id": "in_1", **fields}
+
+
+def read(**fields):
+    """The invoice `bare` reads as: what is absent read as empty, but for `fields`."""
+    defaults = {
+        "id": "in_1",
+        "status": "",
+        "amount_remaining": 0,
+        "currency": "",
+        "hosted_invoice_url": None,
+        "attempt_count": 0,
+        "livemode": False,
+        "description": FALLBACK_DESCRIPTION,
+        "customer": NOBODY,
+    }
+    return Invoice(**{**defaults, **fields})
+
+
+# The fields read as Stripe sends them.
+AS_SENT = {
+    "status": "open",
+    "amount_remaining": 900,
+    "currency": "eur",
+    "hosted_invoice_url": "https://invoice.stripe.com/i/x",
+    "attempt_count": 3,
+    "livemode": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("case", "data", "invoice"),
+    [
+        ("nothing but an id", bare(), read()),
+        ("as sent", bare(**AS_SENT), read(**AS_SENT)),
+        # Without amount_remaining (an older API version): what is due.
+        (
+            "amount due only",
+            bare(amount_remaining=None, amount_due=700),
+            read(amount_remaining=700),
+        ),
+        ("an empty link", bare(hosted_invoice_url=""), read()),
+        (
+            "a subscription that is not an id",
+            bare(parent={"subscription_details": {"subscription": 5}}),
+            read(),
+        ),
+        (
+            "a subscription status that is not a word",
+            bare(parent={"subscription_details": {"subscription": {"id": 5, "status": 5}}}),
+            read(),
+        ),
+        # Billed to an Accounts v2 customer account: the invoice's own copies of its contact.
+        (
+            "a customer account",
+            bare(
+                customer=None,
+                customer_account="acct_1",
+                customer_name=" Ana\tLima ",
+                customer_phone="+14155550100",
+                customer_address={"country": "CA", "state": "NU"},
+            ),
+            read(customer=Customer("acct_1", "Ana Lima", "+14155550100", "CA", state="NU")),
+        ),
+        (
+            "a bare customer id",
+            bare(customer="cus_1"),
+            read(customer=Customer("cus_1", "", None, None)),
+        ),
+        (
+            "a deleted customer",
+            bare(customer={"id": "cus_1", "deleted": True, "name": "Ana", "phone": "+1"}),
+            read(customer=Customer("cus_1", "", None, None, deleted=True)),
+        ),
+        # The customer's address gives the state when it has one, even without its country.
+        (
+            "a customer's state, the invoice's country",
+            bare(
+                customer={"id": "cus_1", "name": "Ana", "address": {"state": "CA"}},
+                customer_address={"country": "MX", "state": "Jalisco"},
+            ),
+            read(customer=Customer("cus_1", "Ana", None, "MX", state="CA")),
+        ),
+    ],
+)
+def test_an_invoice_is_read_field_by_field(case, data, invoice):
+    assert parse_invoice(data) == invoice

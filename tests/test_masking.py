@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +322,70 @@ ECHOES = {
         "text '[what we sent]...' is invalid",
     ),
 }
+
+
+# A text with a quotation and a letter beyond ASCII: it has three written forms (as sent,
+# JSON-escaped, JSON-escaped with its letters kept), and a link inside it.
+LINK = "https://invoice.stripe.com/i/acct_1/test_abc"
+QUOTED = f'Hi Zoë, your "Pro plan" payment failed: pay at {LINK} now. Reply STOP'
+
+
+@pytest.mark.parametrize(
+    ("case", "message", "request_body", "kept"),
+    [
+        *((echo, written, SENT, kept) for echo, (written, kept) in ECHOES.items()),
+        (
+            "escaped, letters kept",
+            f"bad text {json.dumps(QUOTED, ensure_ascii=False)}",
+            {"text": QUOTED, "link": LINK},
+            'bad text "[what we sent]"',
+        ),
+        # The text, not the link inside it, is what goes: nothing of it is left around the link.
+        (
+            "a text with its link",
+            f"text <{QUOTED}> refused",
+            {"link": LINK, "text": QUOTED},
+            "text <[what we sent]> refused",
+        ),
+        (
+            "quoted three times",
+            f"{TEXT} | {TEXT} | {TEXT}",
+            SENT,
+            "[what we sent] | [what we sent] | [what we sent]",
+        ),
+        ("cut at the end of the message", f"text: {TEXT[:40]}", SENT, "text: [what we sent]"),
+        # Sixteen characters are content; fifteen are a word of the API's.
+        (
+            "sixteen characters",
+            "bad value 0123456789abcdef",
+            {"v": "0123456789abcdef"},
+            "bad value [what we sent]",
+        ),
+        (
+            "fifteen characters",
+            "bad value 0123456789abcde",
+            {"v": "0123456789abcde"},
+            "bad value 0123456789abcde",
+        ),
+        # A key named before the body it quotes is no body.
+        (
+            "a content key before any object",
+            '"value": is required, got {"to": []}',
+            None,
+            '"value": is required, got {"to": []}',
+        ),
+        (
+            "an object",
+            {"at": datetime(2026, 11, 26, tzinfo=UTC)},
+            None,
+            '{"at": "2026-11-26 00:00:00+00:00"}',
+        ),
+        # Cut in the window, then cleaned down to less than the limit: still marked as cut.
+        ("cut, then shorter", "error" + " " * 1000 + "tail", None, "error…"),
+    ],
+)
+def test_a_vendor_message_keeps_its_words_not_ours(case, message, request_body, kept):
+    assert vendor_message(message, request_body) == kept
 
 
 def linq_fault(status: int, message: Any) -> dict[str, Any]:

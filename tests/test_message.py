@@ -152,30 +152,96 @@ def test_description_made_only_of_a_url_falls_back():
     assert "payment for your subscription" in render("Jane", "https://acme.com")
 
 
+NO_STOP = (
+    "MESSAGE_TEMPLATE must tell the recipient how to opt out with the word STOP (for example "
+    "'Reply STOP to opt out.')"
+)
+A_URL = (
+    "MESSAGE_TEMPLATE contains a URL (or a placeholder against a dot and a word, which renders "
+    "as one); Linq rejects a URL in the first message of a new chat, and the payment link "
+    "follows in its own message"
+)
+
+
 @pytest.mark.parametrize(
     ("template", "complaint"),
     [
-        ("Hi {name}, Reply STOP", "unknown placeholder {name}"),
-        ("Pay here {url}. Reply STOP", "must not contain {url}"),
-        ("Hi {first_name}, please pay.", "opt out with the word STOP"),
-        ("Hi {first_name}, reply stop to opt out", "opt out with the word STOP"),
-        ("Pay at https://acme.com. Reply STOP", "contains a URL"),
-        ("Pay at acme.com. Reply STOP", "contains a URL"),
-        ("Pay at pay-here.click. Reply STOP", "contains a URL"),
-        ("Pay at ｅｖｉｌ．ｃｏｍ. Reply STOP", "contains a URL"),
-        ("Hi {first_name}.com, Reply STOP", "a placeholder against a dot and a word"),
-        ("Hi {description}.Reply STOP", "a placeholder against a dot and a word"),
-        ("Hi {first_name!r}. Reply STOP", "without a format or conversion"),
-        ("Hi {}. Reply STOP", "unknown placeholder {}"),
-        ("Hi {first_name. Reply STOP", "not a valid template"),
-        ("   ", "is empty"),
-        ("x" * 330 + " Reply STOP", "characters before any customer data"),
+        (
+            "Hi {name}, Reply STOP",
+            "MESSAGE_TEMPLATE has an unknown placeholder {name}; allowed: {first_name}, "
+            "{description}, {amount}, {brand}",
+        ),
+        (
+            "Pay here {url}. Reply STOP",
+            "MESSAGE_TEMPLATE must not contain {url}: the payment link is sent as its own message "
+            "after the text, because Linq rejects a URL in the first message",
+        ),
+        # Checked past escaped braces too.
+        (
+            "Hi {{friend}}, pay here {url}. Reply STOP",
+            "MESSAGE_TEMPLATE must not contain {url}: the payment link is sent as its own message "
+            "after the text, because Linq rejects a URL in the first message",
+        ),
+        ("Hi {first_name}, please pay.", NO_STOP),
+        ("Hi {first_name}, reply stop to opt out", NO_STOP),
+        # STOP must be a word of the text as it is sent, not of the template's letters.
+        ("Hi {first_name}, reply ST{amount}OP", NO_STOP),
+        ("Hi, reply {first_name}STOP", NO_STOP),
+        # Nor of a word in another script, full-width letters and digits included.
+        ("Hi, reply éSTOP", NO_STOP),
+        ("Hi, reply STOP1", NO_STOP),
+        ("Hi, reply ＳＴＯＰ１", NO_STOP),
+        ("Hi, reply STOP_", NO_STOP),
+        ("Pay at https://acme.com. Reply STOP", A_URL),
+        ("Pay at acme.com. Reply STOP", A_URL),
+        ("Pay at pay-here.click. Reply STOP", A_URL),
+        ("Pay at ｅｖｉｌ．ｃｏｍ. Reply STOP", A_URL),
+        ("Hi {first_name}.com, Reply STOP", A_URL),
+        ("Hi {description}.Reply STOP", A_URL),
+        (
+            "Hi {first_name!r}. Reply STOP",
+            "MESSAGE_TEMPLATE: write {first_name} without a format or conversion",
+        ),
+        (
+            "Hi {}. Reply STOP",
+            "MESSAGE_TEMPLATE has an unknown placeholder {}; allowed: {first_name}, "
+            "{description}, {amount}, {brand}",
+        ),
+        (
+            "Hi {first_name. Reply STOP",
+            "MESSAGE_TEMPLATE is not a valid template: expected '}' before end of string",
+        ),
+        ("   ", "MESSAGE_TEMPLATE is empty; unset it to use the default text"),
+        (
+            "x" * 330 + " Reply STOP",
+            "MESSAGE_TEMPLATE is 341 characters before any customer data (counting BRAND_NAME "
+            "and the longest amount); the text must stay under 320",
+        ),
     ],
 )
 def test_bad_templates_are_refused_with_the_reason(template, complaint):
-    with pytest.raises(ConfigError, match="MESSAGE_TEMPLATE") as caught:
+    with pytest.raises(ConfigError) as caught:
         Template.parse(template)
-    assert complaint in str(caught.value)
+    assert str(caught.value) == complaint
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # Chinese and Japanese write no space between words: STOP against them is a word.
+        "{first_name}様、{amount}のお支払いができませんでした。配信停止はSTOPと返信してください。",
+        "{first_name}，您的{amount}付款失败。回复STOP退订。",
+        "{first_name}님, {amount} 결제가 실패했습니다. 수신거부 STOP",
+        "Hi {first_name}, (STOP) to opt out",
+    ],
+)
+def test_stop_is_a_word_beside_scripts_that_write_no_spaces(template):
+    assert Template.parse(template).fields
+
+
+def test_escaped_braces_are_text():
+    template = Template.parse("Hi {{friend}} {first_name}, Reply STOP")
+    assert render("Sam Lee", "Pro plan", template) == "Hi {friend} Sam, Reply STOP"
 
 
 def test_brand_placeholder_needs_brand_name():
@@ -235,6 +301,31 @@ def test_template_follows_the_first_preferred_locale(locales, expected):
 def test_custom_template_with_both_placeholders_twice():
     template = Template.parse("{first_name}: {description}/{description}, {first_name}. STOP")
     assert render("Sam Lee", "Pro plan", template) == "Sam: Pro plan/Pro plan, Sam. STOP"
+
+
+def test_a_value_written_twice_gives_half_the_excess_each_time():
+    template = Template.parse("x" * 200 + " {description} / {description} STOP")
+    cut = "Enterprise Enterprise Enterprise Enterprise Enterpri..."
+    assert render("Sam", "Enterprise " * 10, template) == "x" * 200 + f" {cut} / {cut} STOP"
+
+
+def test_a_template_without_a_description_shortens_the_name():
+    template = Template.parse("x" * 290 + " {first_name} STOP")
+    assert render("Bartholomew" * 4, "Pro plan", template) == (
+        "x" * 290 + " BartholomewBartholom... STOP"
+    )
+
+
+def test_the_values_are_the_first_name_the_description_the_amount_and_the_brand():
+    assert placeholder_values("Jane Doe", "Pro plan", "$25.00", None) == {
+        "first_name": "Jane",
+        "description": "Pro plan",
+        "amount": "$25.00",
+        "brand": "",
+    }
+    assert placeholder_values(None, "https://x.co", "¥2,500", "Acme")["description"] == (
+        "your subscription"
+    )
 
 
 @pytest.mark.parametrize(

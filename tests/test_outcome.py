@@ -7,7 +7,16 @@ from dataclasses import replace
 import pytest
 
 from shared.core.decline import LatestPayment
-from shared.core.outcome import Action, Outcome, dry_run, failed, log_result, sent, skipped
+from shared.core.outcome import (
+    Action,
+    Outcome,
+    dry_run,
+    failed,
+    log_recovery,
+    log_result,
+    sent,
+    skipped,
+)
 from standins import builders
 
 
@@ -93,6 +102,100 @@ def test_dry_run_line_is_exactly_this():
         '"phone": "+1******0100", "text": "Hi Jane. Reply STOP", "segments": 1, '
         '"encoding": "GSM-7", "event_id": "evt_1"}\n'
     )
+
+
+DEFERRED = Outcome(
+    Action.DEFERRED,
+    reason="03:12 in America/Chicago; due 2026-11-27T14:00:00Z",
+    due_at="2026-11-27T14:00:00Z",
+)
+
+
+def test_a_deferred_line_of_a_connected_account_is_exactly_this():
+    stream = io.StringIO()
+    log_result(
+        DEFERRED,
+        invoice_id="in_1",
+        customer_id="cus_1",
+        event_id="evt_1",
+        attempt=2,
+        account="acct_1A",
+        group="treated",
+        stream=stream,
+    )
+    assert stream.getvalue() == (
+        '{"severity": "INFO", "message": "deferred: quiet hours at the recipient", '
+        '"invoice_id": "in_1", "customer_id": "cus_1", "attempt": 2, '
+        '"action": "deferred:quiet_hours", '
+        '"reason": "03:12 in America/Chicago; due 2026-11-27T14:00:00Z", '
+        '"due_at": "2026-11-27T14:00:00Z", "group": "treated", "event_id": "evt_1", '
+        '"account": "acct_1A"}\n'
+    )
+
+
+def test_a_dry_run_of_a_deferral_says_when_it_would_be_due():
+    entry = json.loads(line_for(dry_run(DEFERRED)))
+    assert (entry["reason"], entry["due_at"]) == (
+        "deferred:quiet_hours: 03:12 in America/Chicago; due 2026-11-27T14:00:00Z",
+        "2026-11-27T14:00:00Z",
+    )
+
+
+def test_only_a_sent_line_names_the_chat():
+    # A text that went out before its link was refused ends `failed`: the chat stays unsaid.
+    entry = json.loads(line_for(replace(failed("link refused"), chat_id="chat_9")))
+    assert "chat_id" not in entry
+
+
+def test_a_recovered_line_is_exactly_this():
+    stream = io.StringIO()
+    log_recovery(
+        invoice_id="in_1",
+        customer_id="cus_1",
+        attempt=1,
+        amount=2500,
+        currency="usd",
+        minutes_after_text=42.5,
+        group="treated",
+        reason=None,
+        event_id="evt_2",
+        account="acct_1A",
+        stream=stream,
+    )
+    assert stream.getvalue() == (
+        '{"severity": "INFO", "message": "recovered", "invoice_id": "in_1", '
+        '"customer_id": "cus_1", "attempt": 1, "action": "recovered", "amount": 2500, '
+        '"currency": "usd", "minutes_after_text": 42.5, "group": "treated", '
+        '"event_id": "evt_2", "account": "acct_1A"}\n'
+    )
+
+
+def test_a_recovered_line_without_a_text_says_why():
+    stream = io.StringIO()
+    log_recovery(
+        invoice_id="in_1",
+        customer_id=None,
+        attempt=2,
+        amount=0,
+        currency="jpy",
+        minutes_after_text=None,
+        group="holdout",
+        reason="skipped:holdout: in the holdout group",
+        event_id="evt_2",
+        stream=stream,
+    )
+    assert json.loads(stream.getvalue()) == {
+        "severity": "INFO",
+        "message": "recovered",
+        "invoice_id": "in_1",
+        "attempt": 2,
+        "action": "recovered",
+        "amount": 0,
+        "currency": "jpy",
+        "group": "holdout",
+        "reason": "skipped:holdout: in the holdout group",
+        "event_id": "evt_2",
+    }
 
 
 def test_a_ucs2_text_costs_its_segments():

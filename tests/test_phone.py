@@ -2,13 +2,14 @@
 
 import io
 import json
+from datetime import UTC, datetime
 
 import pytest
 import requests
 
 from shared.adapters import linq
-from shared.core.log import log, mask_phone, redact
-from shared.core.phone import to_e164
+from shared.core.log import log, mask_phone, redact, redact_value
+from shared.core.phone import is_region, region_of, to_e164
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 
 
@@ -25,6 +26,10 @@ from standins.signing_secrets import new_linq_secret, new_stripe_secret
         ("+44 7911 123456", ["US"], "+447911123456"),
         ("06 12 34 56 78", ["FR", "US"], "+33612345678"),
         ("030 1234567", ["de"], "+49301234567"),
+        # No region to try: only a number with its country code reads.
+        ("+44 7911 123456", [None], "+447911123456"),
+        ("\uff0b44 7911 123456", [], "+447911123456"),
+        ("07911 123456", [None], None),
     ],
 )
 def test_valid_numbers_become_e164(raw, regions, expected):
@@ -39,6 +44,32 @@ def test_address_country_is_tried_before_the_default_region():
 @pytest.mark.parametrize("raw", [None, "", "   ", "n/a", "12", "555", "+999 1234", "0000000000"])
 def test_unusable_numbers_are_none(raw):
     assert to_e164(raw, ["US"]) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "region"),
+    [
+        ("+442079460000", "GB"),
+        ("+14155550100", "US"),
+        ("+16135550100", "CA"),
+        # International freephone belongs to no region; an Apple ID is no number.
+        ("+80012345678", None),
+        ("jane.doe@icloud.com", None),
+        ("4155550100", None),
+        ("+", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_the_region_of_a_number(number, region):
+    assert region_of(number) == region
+
+
+@pytest.mark.parametrize(
+    ("code", "known"), [("US", True), ("GB", True), ("001", False), ("XX", False)]
+)
+def test_a_region_is_one_phonenumbers_knows(code, known):
+    assert is_region(code) is known
 
 
 @pytest.mark.parametrize(
@@ -144,6 +175,24 @@ def test_numbers_nested_in_a_vendors_error_fields_are_masked_too(capsys):
     line = capsys.readouterr().out
     assert "4155550106" not in line + repr(error.detail) + str(error)
     assert json.loads(line)["linq_message"] == '{"to": ["+1******0106 is not reachable"]}'
+
+
+def test_a_log_line_keeps_letters_as_written_and_any_value_as_text():
+    stream = io.StringIO()
+    when = datetime(2026, 11, 26, 14, 59, tzinfo=UTC)
+    log("INFO", "reply from Zoë", stream=stream, at=when, parts=("a", "b"))
+    assert stream.getvalue() == (
+        '{"severity": "INFO", "message": "reply from Zoë", '
+        '"at": "2026-11-26 14:59:00+00:00", "parts": ["a", "b"]}\n'
+    )
+
+
+def test_every_string_in_a_value_is_masked_and_nothing_else_changes():
+    value = {"to": ["+14155550100", 7], "error": {"code": 2024, "message": "no +447911123456"}}
+    assert redact_value(value) == {
+        "to": ["+1******0100", 7],
+        "error": {"code": 2024, "message": "no +44******3456"},
+    }
 
 
 def test_a_lone_surrogate_in_a_field_still_gives_one_json_line():

@@ -1,6 +1,7 @@
 """QUIET_HOURS: the window, the recipient's zones, and when a deferred text is due."""
 
 from datetime import UTC, datetime, time, timedelta
+from time import tzset
 from zoneinfo import ZoneInfo
 
 import phonenumbers
@@ -9,8 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from phonenumbers.tzdata import TIMEZONE_DATA
 
+from shared.core import quiet_hours
 from shared.core.errors import ConfigError
-from shared.core.places import AREA_CODES, NAMES, ZONES
+from shared.core.places import AREA_CODES, NAMES, ZONES, area_code_zones
 from shared.core.policy import QuietHours, parse_quiet_hours
 from shared.core.quiet_hours import candidate_zones, when_to_send
 
@@ -140,6 +142,9 @@ def test_the_error_names_the_variable_it_was_read_from():
     ],
 )
 def test_the_candidate_zones_of_a_recipient(e164, address_country, zones):
+    # Worked out afresh: a country's zones are cached for the instance, and an earlier test's
+    # answer would hide how they are found.
+    quiet_hours._country_zones.cache_clear()
     assert candidate_zones(e164, address_country) == zones
 
 
@@ -218,6 +223,11 @@ MULTI_ZONE_AREA_CODES = [
 ]
 
 
+def test_an_area_code_of_one_zone_spans_none():
+    assert area_code_zones("212") == frozenset()
+    assert area_code_zones("915") == {"America/Denver", "America/Chicago"}
+
+
 @pytest.mark.parametrize(("e164", "spans"), MULTI_ZONE_AREA_CODES)
 def test_an_area_code_that_spans_time_zones_is_judged_in_all_of_them(e164, spans):
     assert clocks(candidate_zones(e164, None)) == clocks(spans)
@@ -288,6 +298,15 @@ def test_an_exchange_phonenumbers_knows_is_judged_in_every_zone_of_its_area_code
             "N.L.",
             ("America/Matamoros", "America/Mexico_City", "America/Monterrey"),
         ),
+        # A name that starts like the country's code is a name (AU, Australian...); another
+        # country's code is no state here (MX-CA is not California).
+        (
+            "+12125550100",
+            "AU",
+            "Australian Capital Territory",
+            ("America/New_York", "Australia/Sydney"),
+        ),
+        ("+12125550100", "US", "MX-CA", NEW_YORK),
         # A state nobody knows: the country's zones when it is another country's, else nothing.
         ("+12125550100", "US", "Calif.", NEW_YORK),
         ("+442079460000", "FR", "Île-de-France", ("Europe/London", "Europe/Paris")),
@@ -361,6 +380,8 @@ def test_every_area_code_of_the_table_spans_zones_that_exist():
         ("2026-03-08T07:30:00", NIGHT, NEW_YORK, "2026-03-08T12:00:00"),
         # A quiet end the clock skips (02:30 on 2026-03-08) is passed at 03:00 EDT.
         ("2026-03-08T06:00:00", QuietHours(time(21), time(2, 30)), NEW_YORK, "2026-03-08T07:00:00"),
+        # ... to the second: London's 01:06 on 2026-03-29 is passed at 02:00 BST (01:00Z).
+        ("2026-03-29T00:00:00", QuietHours(time(21), time(1, 6)), LONDON, "2026-03-29T01:00:00"),
         # A quiet end the clock reads twice (01:30 on 2026-11-01): 01:10 EDT is due at 01:30 EDT,
         # and 01:10 EST is quiet again, due at 01:30 EST.
         ("2026-11-01T05:10:00", QuietHours(time(21), time(1, 30)), NEW_YORK, "2026-11-01T05:30:00"),
@@ -387,6 +408,14 @@ def test_every_area_code_of_the_table_spans_zones_that_exist():
         ("2026-11-27T22:00:00", NIGHT, RUSSIA, "2026-11-28T06:00:00"),
         ("2026-11-28T08:59:00", NIGHT, RUSSIA, None),
         ("2026-11-28T09:00:00", NIGHT, RUSSIA, "2026-11-29T06:00:00"),
+        # Awake 09:00-10:00 only: 09:00 in San Juan now, New York's 09:00 an hour later. The
+        # only moment both are awake is 24 hours on, New York's clocks having gone forward.
+        (
+            "2026-03-07T13:00:00",
+            QuietHours(time(10), time(9)),
+            ("America/New_York", "America/Puerto_Rico"),
+            "2026-03-08T13:00:00",
+        ),
     ],
 )
 def test_the_text_is_due_when_every_zone_is_out_of_quiet_hours(now, window, zones, due_at):
@@ -423,7 +452,11 @@ def test_when_no_moment_suits_every_zone_the_most_zones_win():
     # (Kaliningrad wakes, Kamchatka asleep) to 10:00Z: the first of these.
     deferral = when_to_send(utc("2026-11-27T22:00:00"), QuietHours(time(20), time(10)), RUSSIA)
     assert deferral is not None
-    assert (deferral.due_at, deferral.partial) == (utc("2026-11-28T07:00:00"), True)
+    assert (deferral.due_at, deferral.zones, deferral.partial) == (
+        utc("2026-11-28T07:00:00"),
+        RUSSIA,
+        True,
+    )
     assert deferral.reason == (
         "00:00 in Europe/Kaliningrad, 01:00 in Europe/Moscow, 03:00 in Asia/Yekaterinburg, "
         "08:00 in Asia/Vladivostok; due 2026-11-28T07:00:00Z; no moment in the next 24 hours "
@@ -439,10 +472,88 @@ def test_when_now_already_suits_the_most_zones_it_is_due_now():
 
 
 def test_now_must_be_aware_and_zones_given():
-    with pytest.raises(ValueError, match="aware"):
+    with pytest.raises(ValueError, match=r"^now must be an aware datetime$"):
         when_to_send(datetime(2026, 11, 27, 9), NIGHT, CHICAGO)
-    with pytest.raises(ValueError, match="zone"):
+    with pytest.raises(ValueError, match=r"^at least one time zone is needed$"):
         when_to_send(utc("2026-11-27T09:00:00"), NIGHT, ())
+
+
+@pytest.fixture
+def machine_zone(monkeypatch):
+    """Sets the machine's own time zone (Cloud Functions run in UTC; a laptop need not)."""
+
+    def set_zone(zone: str) -> None:
+        monkeypatch.setenv("TZ", zone)
+        tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    tzset()
+
+
+KIRITIMATI, WEST_OF_SAMOA = "Pacific/Kiritimati", "Etc/GMT+12"  # UTC+14 and UTC-12
+
+
+@pytest.mark.parametrize(
+    ("machine", "now", "window", "zones", "reason"),
+    [
+        (
+            KIRITIMATI,
+            "2026-11-27T09:00:00",
+            NIGHT,
+            CHICAGO,
+            "03:00 in America/Chicago; due 2026-11-27T14:00:00Z",
+        ),
+        # The window's end skipped, then read twice: due at the clock change, and at 01:30 EST.
+        (
+            KIRITIMATI,
+            "2026-03-08T06:30:00",
+            NIGHT,
+            NEW_YORK,
+            "01:30 in America/New_York; due 2026-03-08T12:00:00Z",
+        ),
+        (
+            KIRITIMATI,
+            "2026-11-01T06:10:00",
+            QuietHours(time(21), time(1, 30)),
+            NEW_YORK,
+            "01:10 in America/New_York; due 2026-11-01T06:30:00Z",
+        ),
+        # Already 2026-11-28 on the machine, and due later on 2026-11-26 in Pago Pago.
+        (
+            KIRITIMATI,
+            "2026-11-27T10:30:00",
+            QuietHours(time(23), time(23, 45)),
+            ("Pacific/Pago_Pago",),
+            "23:30 in Pacific/Pago_Pago; due 2026-11-27T10:45:00Z",
+        ),
+        # Still 2026-11-26 on the machine, and due on 2026-11-29 in Kiritimati.
+        (
+            WEST_OF_SAMOA,
+            "2026-11-27T10:30:00",
+            QuietHours(time(0, 15), time(0, 10)),
+            (KIRITIMATI,),
+            "00:30 in Pacific/Kiritimati; due 2026-11-28T10:10:00Z",
+        ),
+        (
+            KIRITIMATI,
+            "2026-11-28T07:30:00",
+            QuietHours(time(20), time(10)),
+            RUSSIA,
+            "09:30 in Europe/Kaliningrad; due 2026-11-28T07:30:00Z; no moment in the next 24 "
+            "hours is outside quiet hours in every zone, still inside them then: 09:30 in "
+            "Europe/Kaliningrad",
+        ),
+    ],
+)
+def test_the_machine_s_own_time_zone_changes_nothing(
+    machine_zone, machine, now, window, zones, reason
+):
+    machine_zone(machine)
+    deferral = when_to_send(utc(now), window, zones)
+    assert deferral is not None
+    assert deferral.reason == reason
+    assert deferral.due_at.tzinfo is UTC
 
 
 # Clock changes, where a window boundary may be skipped or read twice: New York (March,

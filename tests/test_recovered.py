@@ -21,7 +21,7 @@ from shared.core.attribution import assigned, assignment, attribute
 from shared.core.decide import in_holdout
 from shared.core.entry import RETENTION, Entry, EntryKey, Payment, Plan, State, payment_id
 from shared.core.errors import RetryableError
-from shared.core.event import InvoicePaid, from_stripe_event, paid_at_first_try
+from shared.core.event import InvoicePaid
 from shared.core.outcome import Action
 from shared.workflow.recovered import attribute_payment
 from standins import builders
@@ -52,45 +52,7 @@ def deliver_paid(pipeline, invoice: dict[str, Any], **event: Any) -> list[dict[s
     return log_lines(pipeline.capsys.readouterr().out)
 
 
-# --- the first-try filter ------------------------------------------------------------------
-
-
-def finalized(**changes: Any) -> dict[str, Any]:
-    invoice = builders.invoice("cus_1", attempt_count=1)
-    invoice.update(changes)
-    return invoice
-
-
-@pytest.mark.parametrize(
-    ("invoice", "first_try"),
-    [
-        # The monthly renewal: charged as it is finalized, paid at once.
-        (
-            builders.paid(finalized(), at=finalized()["status_transitions"]["finalized_at"] + 5),
-            True,
-        ),
-        # Paid hours later at attempt 1: the customer paid after the first attempt failed.
-        (paid_later(finalized()), False),
-        # Paid at an automatic retry.
-        (builders.paid(finalized(attempt_count=3)), False),
-        # Settled by the merchant by hand.
-        (builders.paid(finalized(paid_out_of_band=True), at=finalized()["created"]), False),
-        # Never attempted (a zero total, a credit balance): nothing failed.
-        (builders.paid(finalized(attempted=False)), True),
-    ],
-    ids=["renewal", "paid-later", "retry", "out-of-band", "not-attempted"],
-)
-def test_the_first_try_filter(invoice, first_try):
-    assert paid_at_first_try(invoice) is first_try
-
-
-def test_an_invoice_paid_event_becomes_a_payment_message():
-    invoice = paid_later(builders.invoice("cus_1", id="in_Paid1", amount_due=4200, currency="eur"))
-    payment = from_stripe_event(builders.invoice_paid_event(invoice, id="evt_Paid1"))
-    assert isinstance(payment, InvoicePaid)
-    assert (payment.amount, payment.currency, payment.first_try) == (4200, "eur", False)
-    assert payment.attributes()["event_type"] == "invoice.paid"
-    assert b'"event_type":"invoice.paid"' in payment.to_json()
+# --- the first-try filter (the pure rule: tests/test_event.py) ----------------------------------
 
 
 def test_a_first_try_payment_is_answered_and_not_published(pipeline):

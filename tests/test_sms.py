@@ -71,6 +71,9 @@ def test_characters_outside_gsm_03_38_need_ucs2(character):
         ("😜" + "2" * 69, SmsCost(UCS_2, 2)),
         ("á" * 66 + "😜" + "á" * 66, SmsCost(UCS_2, 3)),
         ("á" * 65 + "😜" + "á" * 67, SmsCost(UCS_2, 2)),
+        # The first character beyond the 16-bit plane is two code units, the last within it one.
+        ("á" * 69 + "\U00010000", SmsCost(UCS_2, 2)),
+        ("á" * 69 + "\uffff", SmsCost(UCS_2, 1)),
     ],
 )
 def test_segments_are_these(text, expected):

@@ -15,6 +15,7 @@ import pytest
 from shared.core.entry import EntryKey, Part
 from shared.core.linq_events import (
     Delivery,
+    LineChange,
     Listing,
     Reply,
     Word,
@@ -84,6 +85,10 @@ OPT_OUTS = [
     "S T O P",
     "s.t.o.p.",
     "Liked it, but stop texting me",
+    # Chinese and Japanese put no space between words: STOP against them is a word still.
+    "回复STOP退订",
+    "STOPです",
+    "ＳＴＯＰでお願いします",
 ]
 
 NOT_OPT_OUTS = [
@@ -113,11 +118,17 @@ NOT_OPT_OUTS = [
     "Will pay at end of day",
     "No, text me the link again",
     "Who is this?",
+    # Single letters in a row that spell nothing ("i", "m", "a").
+    "I'm a bit short, will pay Friday",
+    # A word for our messages four words after a weak one is not aimed by it.
+    "I quit my job today text me later",
     # A reaction sent over SMS quotes the message reacted to: our text's own "Reply STOP".
     "Liked \u201cHi Jane, your payment didn't go through. Reply STOP to opt out.\u201d",
     'Reacted 👍 to "Hi Jane, your payment didn\'t go through. Reply STOP to opt out."',
     "START",
     "",
+    # A Japanese reply without the word: the team reads it.
+    "来週払います",
 ]
 
 
@@ -147,7 +158,16 @@ def test_a_stop_at_the_end_of_a_megabyte_is_found_and_a_megabyte_without_one_is_
 
 
 @pytest.mark.parametrize(
-    "text", ["START", "start", "Unstop", "UNSTOP.", "\uff53\uff54\uff41\uff52\uff54", " Start! "]
+    "text",
+    [
+        "START",
+        "start",
+        "Unstop",
+        "UNSTOP.",
+        "\uff53\uff54\uff41\uff52\uff54",
+        " Start! ",
+        "  ¡¡START!!",
+    ],
 )
 def test_only_start_or_unstop_as_the_whole_message_opts_in(text):
     assert is_opt_in(text)
@@ -196,6 +216,8 @@ def reply(*texts: str, **changes: Any) -> Reply:
         (reply("STOP", "STOP"), Word(True, T1)),
         (reply("CANCEL", "I get paid Friday"), Word(True, T1)),
         (reply("cancel these", "texts"), Word(True, T1)),
+        # Parts that say nothing alone and revoke read together.
+        (reply("no more", "texts"), Word(True, T1)),
         # Nothing to read: a photo, or a message on a zero-retention line (parts always empty).
         (reply(), None),
         # Linq's mark on the chat opts out, whatever the text says, as of the mark.
@@ -207,6 +229,7 @@ def reply(*texts: str, **changes: Any) -> Reply:
         (reply("START", chat_opted_out=True, marked_at=T0), Word(False, T1)),
         (reply("START", chat_opted_out=True, marked_at=T2), Word(True, T2)),
         (reply("START", chat_opted_out=True), Word(True, T1)),
+        (reply("START", chat_opted_out=True, marked_at=T1), Word(True, T1)),
         # Our own line's message (our text says "Reply STOP to opt out") is nobody's word...
         (reply("Hi Jane. Reply STOP to opt out.", outbound=True), None),
         (reply("START", outbound=True), None),
@@ -269,7 +292,7 @@ def test_a_failure_without_a_message_id_is_the_part_it_must_have_been(sent, part
 def received(*parts: dict[str, Any], **data: Any) -> dict[str, Any]:
     chat = {
         "id": "chat_1",
-        "is_group": False,
+        "is_group": data.pop("is_group", False),
         "owner_handle": {"handle": LINE, "is_me": True},
         "health_status": data.pop("health", {"status": "HEALTHY"}),
     }
@@ -353,6 +376,116 @@ def test_the_text_parts_are_read_apart_and_together():
 def test_a_failure_without_a_message_id_is_read_with_its_chat():
     failed = {"event_type": "message.failed", "data": {"code": 4001, "chat_id": "c1"}}
     assert read_event(failed) == Delivery(False, None, None, None, "c1", 4001, None)
+
+
+@pytest.mark.parametrize(
+    ("data", "fact"),
+    [
+        (
+            {},
+            Reply("chat_1", PHONE, ("I'll pay",), "I'll pay", T1, reconciled=False, group=False),
+        ),
+        (
+            {"reconciled_at": T2.isoformat(), "is_group": True},
+            Reply("chat_1", PHONE, ("I'll pay",), "I'll pay", T1, reconciled=True, group=True),
+        ),
+        # Older formats: the sender as a plain string, a moment without its offset (UTC).
+        (
+            {"sender_handle": PHONE, "sent_at": T1.replace(tzinfo=None).isoformat()},
+            Reply("chat_1", PHONE, ("I'll pay",), "I'll pay", T1, reconciled=False, group=False),
+        ),
+        # A moment with another offset is the same instant.
+        (
+            {"sent_at": "2026-11-26T15:59:01+01:00"},
+            Reply("chat_1", PHONE, ("I'll pay",), "I'll pay", T1, reconciled=False, group=False),
+        ),
+        # What the SDK allows to be missing or empty reads as unknown.
+        (
+            {"sender_handle": {"handle": ""}, "sent_at": "Thursday"},
+            Reply("chat_1", None, ("I'll pay",), "I'll pay", None, reconciled=False, group=False),
+        ),
+    ],
+)
+def test_a_received_message_is_read_into_a_reply(data, fact):
+    assert read_event(received(text("I'll pay"), **data)) == fact
+
+
+@pytest.mark.parametrize(
+    ("parts", "texts", "quote"),
+    [
+        (None, (), "[empty]"),
+        ([{"type": "text"}], ("",), "[empty]"),
+        ([media("image/heic/1")], (), "[photo]"),
+        ([{"type": "sticker"}], (), "[sticker]"),
+        ([{"type": "not a word"}, {"type": 5}, {}], (), "[attachment] [attachment] [attachment]"),
+    ],
+)
+def test_parts_of_any_shape_are_read_and_named(parts, texts, quote):
+    event = received()
+    event["data"]["parts"] = parts
+    fact = read_event(event)
+    assert (fact.texts, fact.quote) == (texts, quote)
+
+
+def linq(event_type: str, **data: Any) -> dict[str, Any]:
+    return {"event_type": event_type, "data": data}
+
+
+@pytest.mark.parametrize(
+    ("event", "fact"),
+    [
+        # `message.delivered` is the message itself; the key says which entry and part.
+        (
+            linq(
+                "message.delivered", id="msg_1", idempotency_key="in_1Ab-2-text", chat={"id": "c1"}
+            ),
+            Delivery(True, EntryKey("in_1Ab", 2), Part.TEXT, "msg_1", "c1", None, None),
+        ),
+        # `message.failed` names the message and the chat.
+        (
+            linq(
+                "message.failed",
+                message_id="msg_2",
+                chat_id="c1",
+                idempotency_key="in_1Ab-2-link",
+                code=4001,
+                reason="Carrier rejected",
+            ),
+            Delivery(
+                False, EntryKey("in_1Ab", 2), Part.LINK, "msg_2", "c1", 4001, "Carrier rejected"
+            ),
+        ),
+        # A key the product did not set, a code that is not a number.
+        (
+            linq("message.failed", message_id="m", idempotency_key="order-7-text", code="4001"),
+            Delivery(False, None, None, "m", None, None, None),
+        ),
+        (
+            linq("message.failed", message_id="", id="m", chat_id="", chat={"id": ""}, code=True),
+            Delivery(False, None, None, "m", None, None, None),
+        ),
+        (
+            linq("message.failed", message_id=7, chat={"id": "c2"}, code=4001),
+            Delivery(False, None, None, None, "c2", 4001, None),
+        ),
+        (
+            linq(
+                "phone_number.status_updated",
+                phone_number=LINE,
+                previous_status="ACTIVE",
+                new_status="FLAGGED",
+                previous_reputation="HEALTHY",
+                new_reputation="AT_RISK",
+            ),
+            LineChange(LINE, ("ACTIVE", "FLAGGED"), ("HEALTHY", "AT_RISK")),
+        ),
+        (linq("phone_number.status_updated"), LineChange("", (None, None), (None, None))),
+        (linq("chat.created", id="c1"), None),
+        ({"data": {"id": "m"}}, None),
+    ],
+)
+def test_linq_s_events_are_read_into_facts(event, fact):
+    assert read_event(event) == fact
 
 
 def test_a_delivery_names_the_entry_and_the_part_of_the_key_the_product_set():

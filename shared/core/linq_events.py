@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.core.entry import EntryKey, Part, read_idempotency_key
+from shared.core.text import CJK
 
 DELIVERED, FAILED = "message.delivered", "message.failed"
 RECEIVED, LINE_STATUS = "message.received", "phone_number.status_updated"
@@ -62,7 +63,9 @@ _REACTION = re.compile(
 )
 # Sentences end at these; a weak word judged alone is judged within its sentence.
 _SENTENCE = re.compile(r"[.!?;:,\n\r]+")
-_WORD = re.compile(r"[^\W_]+")
+# A word: letters and digits of a script that spaces its words, or a run of Chinese or Japanese,
+# which do not ("回复STOP退订", "STOPです": STOP is a word of its own).
+_WORD = re.compile(rf"(?:(?!{CJK})[^\W_])+|(?:(?={CJK})[^\W_])+")
 # The only words that put a number back on the list: the whole trimmed message (CTIA).
 _OPT_IN = frozenset({"start", "unstop"})
 

@@ -13,7 +13,7 @@ from shared.core.errors import ConfigError
 from shared.core.invoice import FALLBACK_DESCRIPTION
 from shared.core.money import LONGEST_AMOUNT
 from shared.core.sms import is_gsm7, sms_cost
-from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, normalise, shorten
+from shared.core.text import CJK, ELLIPSIS, GSM_ELLIPSIS, clean, normalise, shorten
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "
@@ -67,11 +67,12 @@ _LINK_SHAPE = re.compile(
 # Chinese, Japanese or Korean character, where 。 is the full stop that ends a sentence. Else
 # every sentence would read as a host, and a Japanese template with "。Reply STOP" be refused;
 # a host with a label in those scripts next to the dot (ペイパル。com) is the price.
-_CJK = (
-    r"[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
-    r"\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]"
-)
-_IDEOGRAPHIC_DOT = re.compile(rf"(?<!{_CJK})\u3002(?!{_CJK})")
+_IDEOGRAPHIC_DOT = re.compile(rf"(?<!{CJK})\u3002(?!{CJK})")
+# STOP must stand as a word of its own: not beside a letter or digit of a script that spaces its
+# words ("AbSTOP", "ＳＴＯＰ１"), but beside Chinese or Japanese, which write no spaces between
+# words ("回复STOP退订", "STOPと返信"), it does.
+_WORD_LETTER = rf"(?:(?!{CJK})\w|[\uff10-\uff19\uff21-\uff3a\uff41-\uff5a])"
+_OPT_OUT_WORD = re.compile(rf"(?<!{_WORD_LETTER}){OPT_OUT_KEYWORD}(?!{_WORD_LETTER})")
 # A number to call or text: a tel:, sms:, FaceTime... URI, or seven digits or more (any script's
 # digits) with nothing but what people write between a phone number's digits: white space, dots,
 # dashes, slashes, brackets, middle dots, underscores, blank-looking characters. Seven is the
@@ -209,13 +210,11 @@ class Template:
         if not text.strip():
             raise ConfigError(f"{variable} is empty; unset it to use the default text")
         fields: list[str] = []
-        literal = []
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
             raise ConfigError(f"{variable} is not a valid template: {exc}") from None
-        for prefix, name, spec, conversion in parsed:
-            literal.append(prefix)
+        for _, name, spec, conversion in parsed:
             if name is None:
                 continue
             if name == "url":
@@ -233,15 +232,16 @@ class Template:
             if name == "brand" and brand is None:
                 raise ConfigError(f"{variable} uses {{brand}}: set BRAND_NAME, or remove it")
             fields.append(name)
-        words = "".join(literal)
-        if not re.search(rf"\b{OPT_OUT_KEYWORD}\b", words):
+        template = cls(text=text, fields=tuple(fields))
+        # With a word in every placeholder: "{first_name}.com" reads as a host, and in
+        # "ST{amount}OP" or "Reply {first_name}STOP" the word STOP is not one.
+        sample = template._format(dict.fromkeys(PLACEHOLDERS, "Ab"))
+        if not _OPT_OUT_WORD.search(sample):
             raise ConfigError(
                 f"{variable} must tell the recipient how to opt out with the word "
                 f"{OPT_OUT_KEYWORD} (for example 'Reply STOP to opt out.')"
             )
-        template = cls(text=text, fields=tuple(fields))
-        # With a word in every placeholder, so that "{first_name}.com" is caught too.
-        if contains_url(template._format(dict.fromkeys(PLACEHOLDERS, "Ab"))):
+        if contains_url(sample):
             raise ConfigError(
                 f"{variable} contains a URL (or a placeholder against a dot and a word, which "
                 "renders as one); Linq rejects a URL in the first message of a new chat, and the "

@@ -27,7 +27,9 @@ def to_e164(raw: str | None, regions: Iterable[str | None]) -> str | None:
         number = _parse(raw, region)
         if number is not None:
             return number
-    return _parse(raw, None) if raw.strip().startswith(E164_PREFIX) else None
+    # Read without a region, only a number with its country code (`+`, or a full-width `＋`)
+    # is one.
+    return _parse(raw, None)
 
 
 def _parse(raw: str, region: str | None) -> str | None:

@@ -15,6 +15,12 @@ ELLIPSIS = "…"
 # The same in GSM 03.38's alphabet, which has no "…": for a text that can stay GSM-7 on SMS.
 GSM_ELLIPSIS = "..."
 
+# A character of Chinese, Japanese or Korean (with their punctuation and full-width forms): the
+# scripts where a word may touch the next with no space.
+CJK = (
+    r"[\u1100-\u11ff\u2e80-\u2fdf\u3000-\u31ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f"
+    r"\uac00-\ud7ff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003ffff]"
+)
 _ZWJ = "\u200d"
 # Bidi overrides, embeddings and isolates can make a text read differently from what was sent.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
