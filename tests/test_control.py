@@ -126,16 +126,19 @@ def test_the_window_begins_at_the_last_resume_when_that_is_later():
 # --- the guard's word on a new text --------------------------------------------------------------
 
 
-def checked(
-    at: datetime, failures: int, successes: int, verdict: Verdict, look: Look | None = None
-) -> Control:
-    return Control(check=Check(at, failures, successes, True, verdict), look=look)
+def checked(at: datetime, failures: int, successes: int, verdict: Verdict) -> Control:
+    return Control(check=Check(at, failures, successes, True, verdict))
 
 
 LOOKING = Look(NOW - SECOND, 70)
 # A calm verdict at 50 failures with 600 successes covers up to 100 failures (twice those it
 # counted); the guard looks again past 75 (halfway), or once it is a minute old.
 CALM = checked(NOW - SECOND, 50, 600, Verdict.CALM)
+# 60 successes keep up to 60 failures under 50 %: halfway is 55.
+FEW = checked(NOW - SECOND, 50, 60, Verdict.CALM)
+MINUTE_OLD = checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM)
+TWO_MINUTES_OLD = checked(NOW - 2 * CHECK_EVERY, 50, 600, Verdict.CALM)
+UNKNOWN = checked(NOW - SECOND, 50, 0, Verdict.UNKNOWN)
 GATES = [
     ("texting paused", PAUSED, 0, Gate.PAUSED),
     ("texting paused, under SURGE_MIN", PAUSED, 10, Gate.PAUSED),
@@ -153,43 +156,23 @@ GATES = [
     ("calm, past what it covers", CALM, 101, Gate.CHECK),
     ("calm, past halfway, another run looking", replace(CALM, look=LOOKING), 90, Gate.SEND),
     ("calm, past what it covers, another run looking", replace(CALM, look=LOOKING), 101, Gate.WAIT),
-    (
-        "calm with few successes: halfway to what they keep under the share",
-        checked(NOW - SECOND, 50, 60, Verdict.CALM),
-        56,
-        Gate.CHECK,
-    ),
-    (
-        "calm with few successes: under halfway",
-        checked(NOW - SECOND, 50, 60, Verdict.CALM),
-        55,
-        Gate.SEND,
-    ),
-    ("calm a minute ago", checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM), 60, Gate.CHECK),
+    ("calm with few successes: halfway to what they keep under the share", FEW, 56, Gate.CHECK),
+    ("calm with few successes: under halfway", FEW, 55, Gate.SEND),
+    ("calm a minute ago", MINUTE_OLD, 60, Gate.CHECK),
     (
         "calm a minute ago, another run looking: still covered",
-        checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM, LOOKING),
+        replace(MINUTE_OLD, look=LOOKING),
         60,
         Gate.SEND,
     ),
     (
-        "calm two minutes ago, another run looking: no longer covered",
-        checked(NOW - 2 * CHECK_EVERY, 50, 600, Verdict.CALM, LOOKING),
+        "calm two minutes ago, another run looking",
+        replace(TWO_MINUTES_OLD, look=LOOKING),
         60,
         Gate.WAIT,
     ),
-    (
-        "calm a minute ago, under SURGE_MIN now",
-        checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM),
-        20,
-        Gate.SEND,
-    ),
-    (
-        "Stripe could not be asked: texting goes on",
-        checked(NOW - SECOND, 50, 0, Verdict.UNKNOWN),
-        500,
-        Gate.SEND,
-    ),
+    ("calm a minute ago, under SURGE_MIN now", MINUTE_OLD, 20, Gate.SEND),
+    ("Stripe could not be asked: texting goes on", UNKNOWN, 500, Gate.SEND),
     (
         "Stripe could not be asked a minute ago",
         checked(NOW - CHECK_EVERY, 50, 0, Verdict.UNKNOWN),

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from shared.adapters.documents import Conflict, Document, Documents, Fields
+from shared.adapters.documents import Conflict, Document, Documents, Fields, Where
 from shared.core import control as controls
 from shared.core import entry as model
 from shared.core.clock import Clock, utc_now
@@ -577,7 +577,7 @@ class Ledger:
     def failures_since(self, start: dt.datetime) -> int:
         """The failed payments Stripe reported at or after `start`: an aggregation, one read per
         1,000 entries counted."""
-        return self._documents.count(COLLECTION, at_least=("failed_at", start))
+        return self._documents.count(COLLECTION, Where("failed_at", start, at_least=True))
 
     def accounts_failed_since(self, start: dt.datetime) -> set[str | None]:
         """The Stripe accounts of those failed payments: None for the platform's own, else each
@@ -587,7 +587,7 @@ class Ledger:
 
     def paused_count(self) -> int:
         """How many failed payments are held while texting is paused."""
-        return self._documents.count(COLLECTION, equal=("state", State.PAUSED.value))
+        return self._documents.count(COLLECTION, Where("state", State.PAUSED.value))
 
     # --- the whole ledger: the report, and a ledger written at once -------------------------
 
