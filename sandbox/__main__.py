@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -159,20 +160,20 @@ def run_demo(report_dir: Path) -> int:
         webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
         stack.linq.load({"phone_numbers": [builders.linq_line(SENDER_LINE)]})
         prepare(stack.stripe, stack.linq, demo, webhook=webhook)
-        _say(
-            f"Posting {len(demo)} signed webhooks (invoice.payment_failed; "
-            "invoice.payment_action_required for the 3-D Secure customer); results as they "
-            "arrive:"
-        )
         # The customers who fail while texting is paused come later.
         paused = [case for case in demo if case.paused]
         first = [case for case in demo if not case.paused]
+        _say(
+            f"Posting {len(first)} signed webhooks (invoice.payment_failed; "
+            "invoice.payment_action_required for the 3-D Secure customer); results as they "
+            "arrive:"
+        )
         for case in first:
             _post(stack, case, case.events[0])
         tail = _Tail(stack.log("recover"), _is_result)
         _await(tail, len(first), RESULT_TIMEOUT_S)
         paused_at = time.monotonic()
-        _operator(stack, "pause", "--reason", "sandbox: checking a new text")
+        _operator(stack, "pause", "--reason", "checking a new text before it goes out")
         seconds = [(case, kind) for case in demo for kind in case.events[1:]]
         for case, kind in seconds:
             _say(f"Stripe's other event for {case.label.split(',')[0]}'s attempt, {kind}:")
@@ -243,7 +244,7 @@ def run_demo(report_dir: Path) -> int:
 def _operator(stack: LocalStack, *argv: str) -> None:
     """`./dev ARGV` as the operator runs it, what it prints, and what the team's Slack heard."""
     notes = len(stack.slack.notes())
-    _say(f"The operator runs ./dev {' '.join(argv)}:")
+    _say(f"The operator runs ./dev {shlex.join(argv)}:")
     for line in stack.operator(*argv).splitlines():
         _say(f"  {line}")
     for note in stack.slack.notes()[notes:]:
@@ -276,7 +277,7 @@ def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail, done: 
     """Linq's webhooks, as the product hears them: the deliveries of the texts just sent, two
     replies (one for the team, one STOP) and the STOP-sayer's next failed payment (after the
     `done` result lines so far)."""
-    texted = [c for c in demo if c.expected == "sent" and not c.deferred]
+    texted = [c for c in demo if c.expected == "sent" and not (c.deferred or c.paused)]
     _say(
         f"Linq reports each message delivered (signed webhooks to the Linq intake: {LINQ_EVENTS}):"
     )
