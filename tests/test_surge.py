@@ -1,6 +1,6 @@
 """A surge pauses itself, through the functions in-process: failed payments counted in the ledger,
-Stripe asked how many succeeded only past SURGE_MIN, then once per doubling and once a minute,
-one look at a time across instances; a surge across several instances at once, a billing day
+Stripe asked how many succeeded only past SURGE_MIN, then again as the failures grow by half and
+once a minute, one look at a time across instances; a surge across several instances at once, a billing day
 that holds nothing and pauses nothing, Stripe unable to answer, and a resume in the middle of a
 surge."""
 
@@ -155,7 +155,7 @@ def test_stripe_unable_to_answer_is_no_pause_on_a_guess(world, linq_api):
     assert world.ledger.control().check.verdict is Verdict.UNKNOWN
 
 
-def test_stripe_is_asked_once_per_doubling_and_once_a_minute_across_instances(world, linq_api):
+def test_stripe_is_asked_again_as_failures_grow_and_once_a_minute_across_instances(world, linq_api):
     successes(world, 100)
     first, second = world.instance(), world.instance()
     for index in range(5):
@@ -177,7 +177,7 @@ def test_stripe_is_asked_once_per_doubling_and_once_a_minute_across_instances(wo
     assert world.ledger.control().check.failures == 10
 
 
-def test_a_billing_day_one_after_another_holds_nothing_and_looks_once_per_doubling(world, linq_api):
+def test_a_billing_day_one_after_another_holds_nothing_and_looks_as_failures_grow(world, linq_api):
     # 80 failures, each among 14 successes (6.7 %), across three instances: each verdict is
     # renewed halfway to its reach, before the failures outgrow it, so no text waits; Stripe is
     # asked at 5, 8, 13, 20, 31, 47 and 71 failures, for twice as many successes each time: one
