@@ -1,8 +1,8 @@
 """A surge pauses itself, through the functions in-process: failed payments counted in the ledger,
 Stripe asked how many succeeded only past SURGE_MIN, then again as the failures grow by half and
-once a minute, one look at a time across instances; a surge across several instances at once, a billing day
-that holds nothing and pauses nothing, Stripe unable to answer, and a resume in the middle of a
-surge."""
+once a minute, one look at a time across instances; a surge across several instances at once, a
+billing day that holds nothing and pauses nothing, Stripe unable to answer, and a resume in the
+middle of a surge."""
 
 from __future__ import annotations
 
