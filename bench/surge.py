@@ -3,10 +3,9 @@ none of them; a billing day's ordinary failures pause nothing."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -19,13 +18,19 @@ from bench.sweep import SLOTS, _post_tick
 from shared.core.control import SURGE_GUARD
 from shared.workflow.settings import SURGE_MIN
 from standins import builders
-from standins.stack import REPO, LocalStack, json_lines
+from standins.stack import LocalStack, json_lines
 
 NAME = "surge"
 # The failures and all of Stripe's payments of each run arrive within this many seconds.
 SPREAD_S = 60.0
 PAUSED = "deferred:paused"
+# How the line of a run retried while another run's look is under way begins.
+LOOKING = "will retry: surge check"
 SURGE_MIN_DEFAULT = int(SURGE_MIN.default or 0)
+# A billing day's texts that wait for a look at Stripe: those that come while the first look has
+# no verdict yet (later looks begin before the last verdict runs out), at most 1 % of the full
+# run's failures; each back within seconds.
+RETRIED_MAX, WAIT_MAX_S = 20, 15.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,10 @@ class Run:
     attempts: int
     sent_before_resume: int
     held: int
+    # Payments retried while another run's look at Stripe was under way, and how long each
+    # waited from its webhook to its text.
+    retried: int
+    waits: tuple[float, ...]
     paused_by: str | None
     reason: str | None
     resume_out: str
@@ -56,12 +65,14 @@ class Run:
     outcomes: burst.Outcomes
 
 
-def _arrive(stack: LocalStack, batch: list[fixtures.Case], attempts: int) -> None:
+def _arrive(stack: LocalStack, batch: list[fixtures.Case], attempts: int) -> dict[str, float]:
     """The failures posted as signed webhooks, and Stripe's successful payments added to its
-    events list beside them in the same proportion, all within SPREAD_S."""
+    events list beside them in the same proportion, all within SPREAD_S; when each was posted
+    (unix time, by phone)."""
     paid_per_failure = (attempts - len(batch)) / len(batch)
     session = requests.Session()
     began, owed = time.monotonic(), 0.0
+    posted: dict[str, float] = {}
     for index, case in enumerate(batch):
         owed += paid_per_failure
         if owed >= 1:
@@ -72,26 +83,24 @@ def _arrive(stack: LocalStack, batch: list[fixtures.Case], attempts: int) -> Non
             stack.stripe.load({"events": paid})
             owed -= int(owed)
         method, body, headers = fixtures.signed_posts([case.event])[0]
+        posted[case.phone] = time.time()
         answer = session.request(method, stack.urls["ingest"], data=body, headers=headers)
         if not answer.ok:
             raise RuntimeError(f"a webhook was answered {answer.status_code}")
         pace = began + SPREAD_S * (index + 1) / len(batch) - time.monotonic()
         if pace > 0:
             time.sleep(pace)
+    return posted
 
 
-def _control(stack: LocalStack, command: str) -> str:
-    """`./dev <command>` against the stack's ledger, as an operator runs it."""
-    env = {**stack.function_env("release"), "PYTHONPATH": str(REPO)}
-    found = subprocess.run(
-        [sys.executable, "-m", "tools.pause", *command.split()],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return found.stdout.strip()
+def _waits(stack: LocalStack, posted: dict[str, float], retried: set[str]) -> tuple[float, ...]:
+    """Seconds from the webhook to the text of each customer whose payment was retried."""
+    texted = {
+        message["to"][0]: datetime.fromisoformat(message["created_at"]).timestamp()
+        for message in stack.linq.messages()
+        if message["parts"] and message["parts"][0]["type"] == "text"
+    }
+    return tuple(texted[phone] - posted[phone] for phone in retried if phone in texted)
 
 
 def _one(workdir: Path, name: str, failed: int, attempts: int) -> Run:
@@ -116,16 +125,18 @@ def _one(workdir: Path, name: str, failed: int, attempts: int) -> Run:
 
         pusher = Pusher(stack, SLOTS, max_attempts=burst.MAX_DELIVERY_ATTEMPTS).start()
         try:
-            _arrive(stack, batch, attempts)
+            posted = _arrive(stack, batch, attempts)
             stack.wait_until(lambda: len(ended()) == failed, 60 + failed, "a result for each")
-            status = _control(stack, "pause --status")
+            status = stack.operator("pause", "--status")
             paused = status.startswith("Texting is paused")
             paused_by = SURGE_GUARD if paused and f"by {SURGE_GUARD}" in status else None
             actions = list(ended().values())
             sent_before = actions.count("sent")
             held = actions.count(PAUSED)
             reason = next((r["reason"] for r in stack.results() if r["action"] == PAUSED), None)
-            resume_out = _control(stack, "resume") if paused else ""
+            # What paused it, without who and when (a date and time of day in the figures).
+            reason = reason.split(": ", 1)[-1] if reason else None
+            resume_out = stack.operator("resume") if paused else ""
             began = time.monotonic()
             _post_tick(requests.Session(), stack.urls["release"])
 
@@ -136,13 +147,19 @@ def _one(workdir: Path, name: str, failed: int, attempts: int) -> Run:
         finally:
             pusher.stop()
         sweeps = [line for line in json_lines(stack.log("release")) if "released" in line]
-        lines = [r for r in json_lines(stack.log("recover")) if r.get("action") != PAUSED]
+        logged = json_lines(stack.log("recover"))
+        lines = [r for r in logged if r.get("action") != PAUSED]
         outcomes = burst.count_outcomes(stack, batch, lines)
+        looking = {r["invoice_id"] for r in logged if str(r.get("message")).startswith(LOOKING)}
+        phones = {case.invoice_id: case.phone for case in batch}
+        waits = _waits(stack, posted, {phones[i] for i in looking if i in phones})
     return Run(
         failed,
         attempts,
         sent_before,
         held,
+        len(looking),
+        waits,
         paused_by,
         reason if paused_by else None,
         resume_out,
@@ -167,6 +184,8 @@ def _row(label: str, run: Run) -> dict[str, str]:
         "paused": run.reason or "no",
         "sent before resume": str(run.sent_before_resume),
         "deferred:paused": str(run.held),
+        "retried for a look": str(run.retried),
+        "their wait s (max)": f"{max(run.waits):.1f}" if run.waits else "-",
         "released by one tick": str(run.released),
         "tick → all sent s": f"{run.drain_seconds:.1f}",
         "outcome": f"{done.sent} sent, {done}",
@@ -197,13 +216,27 @@ def headlines(surge: Run, day: Run) -> list[Headline]:
             f"Surge guard, a billing day ({day.failed:,} of {day.attempts:,} failing in a "
             "minute): paused?",
             "paused" if day.paused_by or day.reason else "not paused",
-            "not paused, none lost",
+            "not paused, none held, none lost",
             "–",
             verdict(
-                day.paused_by is None and day.outcomes.clean and day.outcomes.sent == day.failed
+                day.paused_by is None
+                and day.held == 0
+                and day.outcomes.clean
+                and day.outcomes.sent == day.failed
             ),
         ),
+        Headline(
+            "Surge guard, a billing day: texts that waited for a look at Stripe",
+            f"{day.retried} of {day.failed:,}; {_longest(day)}",
+            f"at most {RETRIED_MAX}, each within {WAIT_MAX_S:.0f} s",
+            "–",
+            verdict(day.retried <= RETRIED_MAX and max(day.waits, default=0.0) <= WAIT_MAX_S),
+        ),
     ]
+
+
+def _longest(day: Run) -> str:
+    return f"longest {max(day.waits):.1f} s from webhook to text" if day.waits else "none waited"
 
 
 def render(surge: Run, day: Run) -> Result:
@@ -229,10 +262,17 @@ def render(surge: Run, day: Run) -> Result:
         Row(
             f"billing day: {day.failed:,} failures among {day.attempts:,} attempts in a minute",
             "paused" if day.paused_by or day.reason else "not paused",
-            f"{day.held} held for a check, {day.outcomes.sent}/{day.failed} sent, "
+            f"{day.held} deferred:paused, {day.outcomes.sent}/{day.failed} sent, "
             f"{day.outcomes.lost} lost, {day.outcomes.doubled} doubled",
-            "not paused, 0 lost",
+            "not paused, none deferred:paused, 0 lost",
             summary[2].verdict,
+        ),
+        Row(
+            "billing day: texts that waited for a look at Stripe (retried)",
+            f"{day.retried} of {day.failed:,}",
+            _longest(day),
+            f"≤ {RETRIED_MAX}, each ≤ {WAIT_MAX_S:.0f} s",
+            summary[3].verdict,
         ),
     ]
     details = section(
@@ -246,8 +286,10 @@ def render(surge: Run, day: Run) -> Result:
         "`./dev pause --status`, `./dev resume` when paused, and one release tick; the clock runs "
         "from the tick's POST until every payment has a `sent` line. Lost: a payment without a "
         "`sent` line, its text or its link; doubled: a second `sent` line, text or link. A "
-        "payment held while a check of the guard was under way is `deferred:paused` too, and "
-        "the tick releases it whether or not texting was paused.",
+        "payment that no verdict of the guard covered while another run's look at Stripe was "
+        "under way is retried (its run answers 500; the pusher redelivers it after 1-5 s, "
+        "Pub/Sub after 10 s and more): `retried for a look` counts those, and their wait runs "
+        "from the webhook's POST to the text's `created_at` at the Linq stand-in.",
         markdown_table([_row("surge", surge), _row("billing day", day)]),
     )
     return Result(NAME, rows, details, headlines=summary)

@@ -1,7 +1,8 @@
 """`./dev sandbox`: run the product on this machine and show what it does for each demo customer.
 
 Default mode: Pub/Sub emulator, both functions and local Stripe/Linq/Slack stand-ins loaded with
-demo customers; one signed webhook per customer; each result line as it arrives; a table; the
+demo customers; one signed webhook per customer (one of them while the operator has paused
+texting, released on resume); each result line as it arrives; a table; the
 report over the run's ledger, kept with its CSV files and chart in `.sandbox/report/` (`./dev
 report --from-sandbox` prints it again); then every process is stopped. `--live`: the same two
 functions on the emulator against the real Stripe and Linq accounts in your environment, fed by
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +37,7 @@ from sandbox.demo import (
 from shared.adapters.linq import LinqClient
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.control import CACHE_FOR
 from shared.core.errors import ConfigError, PermanentError, RecoveryError
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
@@ -164,21 +167,26 @@ def run_demo(report_dir: Path) -> int:
         stack.kill("recover")
         stack.start_function("recover", QUIET_HOURS=window)
         _say(f"QUIET_HOURS={window}: night in Tokyo now, not in California or London.")
+        # The customers who fail while texting is paused come later.
+        paused = [case for case in demo if case.paused]
+        first = [case for case in demo if not case.paused]
         _say(
-            f"Posting {len(demo)} signed webhooks (invoice.payment_failed; "
+            f"Posting {len(first)} signed webhooks (invoice.payment_failed; "
             "invoice.payment_action_required for the 3-D Secure customer); results as they "
             "arrive:"
         )
         # The night owl's first: the night need only last until that one is in.
-        for case in sorted(demo, key=lambda case: not case.deferred):
+        for case in sorted(first, key=lambda case: not case.deferred):
             _post(stack, case, case.events[0])
         tail = _Tail(stack.log("recover"), _is_result)
-        _await(tail, len(demo), RESULT_TIMEOUT_S)
+        _await(tail, len(first), RESULT_TIMEOUT_S)
+        paused_at = time.monotonic()
+        _operator(stack, "pause", "--reason", "checking a new text before it goes out")
         seconds = [(case, kind) for case in demo for kind in case.events[1:]]
         for case, kind in seconds:
             _say(f"Stripe's other event for {case.label.split(',')[0]}'s attempt, {kind}:")
             _post(stack, case, kind)
-        done = len(demo) + len(seconds)
+        done = len(first) + len(seconds)
         _await(tail, done, RESULT_TIMEOUT_S)
         _listen_to_linq(stack, demo, tail, done)
         payers = [case for case in demo if case.pays]
@@ -189,16 +197,26 @@ def run_demo(report_dir: Path) -> int:
         for case in payers:
             stack.stripe.pay_invoice(case.invoice["id"])
         again = sum(case.fails_again for case in demo)
-        _await(tail, done + again + len(payers), RESULT_TIMEOUT_S)
+        done += again + len(payers)
+        _await(tail, done, RESULT_TIMEOUT_S)
+        # An instance acts on the control document as it read it for up to CACHE_FOR.
+        time.sleep(max(0.0, paused_at + CACHE_FOR.total_seconds() - time.monotonic()))
+        _say(f"While texting is paused ({CACHE_FOR.total_seconds():g} s on), a payment fails:")
+        for case in paused:
+            _post(stack, case, case.events[0])
+        done += len(paused)
+        _await(tail, done, RESULT_TIMEOUT_S)
+        _operator(stack, "pause", "--status")
+        _operator(stack, "resume")
+        done += len(paused)
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
         _say(
             f"Deferred until the window ends in Tokyo at {morning.astimezone(TOKYO):%H:%M:%S} "
             f"local (in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here "
-            "(every 5 minutes when deployed):"
+            "(every 5 minutes when deployed), and hands back what was held:"
         )
-        total = done + again + len(payers) + deferred
-        _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
+        _await(tail, done + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
         report = _report(stack, report_dir)
@@ -231,6 +249,16 @@ def run_demo(report_dir: Path) -> int:
     return 0 if stopped == len(pids) else 1
 
 
+def _operator(stack: LocalStack, *argv: str) -> None:
+    """`./dev ARGV` as the operator runs it, what it prints, and what the team's Slack heard."""
+    notes = len(stack.slack.notes())
+    _say(f"The operator runs ./dev {shlex.join(argv)}:")
+    for line in stack.operator(*argv).splitlines():
+        _say(f"  {line}")
+    for note in stack.slack.notes()[notes:]:
+        _say(f"  Slack: {note['text']}")
+
+
 def _report(stack: LocalStack, directory: Path) -> list[str]:
     """What `./dev report --out DIR` prints for the sandbox's ledger; the text and the files go
     to `directory`."""
@@ -257,7 +285,7 @@ def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail, done: 
     """Linq's webhooks, as the product hears them: the deliveries of the texts just sent, two
     replies (one for the team, one STOP) and the STOP-sayer's next failed payment (after the
     `done` result lines so far)."""
-    texted = [c for c in demo if c.expected == "sent" and not c.deferred]
+    texted = [c for c in demo if c.expected == "sent" and not (c.deferred or c.paused)]
     _say(
         f"Linq reports each message delivered (signed webhooks to the Linq intake: {LINQ_EVENTS}):"
     )

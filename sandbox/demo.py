@@ -28,6 +28,8 @@ class DemoCase:
     phone: str | None  # the E.164 number Linq should see, when a text is expected to go out
     # At night where the customer is: deferred first, then released by the sweep.
     deferred: bool = False
+    # Fails while the operator has paused texting: held, then released by the sweep on resume.
+    paused: bool = False
     # Pays after the text (or, held out, untexted): Stripe sends invoice.paid.
     pays: bool = False
     # Answers the text (Linq sends message.received); `fails_again`: a second attempt fails.
@@ -49,6 +51,7 @@ class DemoCase:
     def expected_actions(self) -> list[str]:
         """Every result line the invoice should get, in order."""
         actions = ["deferred:quiet_hours"] if self.deferred else []
+        actions += ["deferred:paused"] if self.paused else []
         actions += self.event_actions
         actions += ["skipped:opted_out"] if self.fails_again else []
         actions += ["recovered"] if self.pays else []
@@ -62,6 +65,7 @@ def _case(
     invoice: Any = None,
     subscription_status: str = "past_due",
     deferred: bool = False,
+    paused: bool = False,
     pays: bool = False,
     replies: str | None = None,
     fails_again: bool = False,
@@ -91,6 +95,7 @@ def _case(
         bill,
         texted,
         deferred,
+        paused,
         pays,
         replies,
         fails_again,
@@ -120,9 +125,10 @@ def cases() -> list[DemoCase]:
         ),
         _case("Grace Hopper, no phone", "skipped:no_phone", None, name="Grace Hopper", phone=None),
         _case(
-            "Alan Turing, UK number without +44",
+            "Alan Turing, UK number without +44, fails while paused",
             "sent",
             "+447911123456",
+            paused=True,
             name="Alan Turing",
             phone="07911 123456",
             country="GB",

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
@@ -22,6 +23,7 @@ import requests
 from shared.workflow.settings import (
     DEFAULT_LINQ_EVENTS_TOPIC,
     DEFAULT_TOPIC,
+    PAUSE,
     SWEEP_TOPIC,
     is_product_variable,
     read_by,
@@ -275,7 +277,21 @@ class LocalStack:
             if self._slack:
                 offered["SLACK_WEBHOOK_URL"] = f"{self.urls['slack']}/services/T000/B000/sandbox"
         read = {v.name: offered[v.name] for v in read_by(name) if v.name in offered}
-        return {**base_env(), **read, **self._extra_env[name]}
+        return {**base_env(), **read, **self._extra_env.get(name, {})}
+
+    def operator(self, *argv: str) -> str:
+        """`./dev pause ARGV` (`pause`, `resume`, `pause --status`) against this stack's ledger
+        and Slack, as an operator runs it; what it prints."""
+        env = {**self.function_env(PAUSE), "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-m", "tools.pause", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return done.stdout.strip()
 
     @property
     def push_endpoint(self) -> str:

@@ -11,10 +11,13 @@ import pytest
 from shared.core import control as controls
 from shared.core.control import (
     CHECK_EVERY,
+    LOOK_FOR,
     SURGE_GUARD,
+    TAKEOVER,
     Check,
     Control,
     Gate,
+    Look,
     Pause,
     SurgeRule,
     Verdict,
@@ -44,7 +47,9 @@ def test_a_second_pause_changes_nothing_and_the_first_reason_stands():
 
 
 def test_a_resume_starts_the_guard_afresh_and_only_a_pause_can_be_resumed():
-    checked = replace(PAUSED, check=Check(NOW - SECOND, 400, 20, True, Verdict.SURGE))
+    checked = replace(
+        PAUSED, check=Check(NOW - SECOND, 400, 20, True, Verdict.SURGE), look=Look(NOW, 500)
+    )
     resumed = controls.resume(checked, "ops@acme.test", NOW)
     assert resumed == Control(resumed_by="ops@acme.test", resumed_at=NOW)
     assert controls.resume(resumed, "ops@acme.test", NOW) is None
@@ -121,38 +126,53 @@ def test_the_window_begins_at_the_last_resume_when_that_is_later():
 # --- the guard's word on a new text --------------------------------------------------------------
 
 
-def checked(at: datetime, failures: int, successes: int, verdict: Verdict | None) -> Control:
+def checked(at: datetime, failures: int, successes: int, verdict: Verdict) -> Control:
     return Control(check=Check(at, failures, successes, True, verdict))
 
 
+LOOKING = Look(NOW - SECOND, 70)
+# A calm verdict at 50 failures with 600 successes covers up to 100 failures (twice those it
+# counted); the guard looks again past 75 (halfway), or once it is a minute old.
+CALM = checked(NOW - SECOND, 50, 600, Verdict.CALM)
+# 60 successes keep up to 60 failures under 50 %: halfway is 55.
+FEW = checked(NOW - SECOND, 50, 60, Verdict.CALM)
+MINUTE_OLD = checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM)
+TWO_MINUTES_OLD = checked(NOW - 2 * CHECK_EVERY, 50, 600, Verdict.CALM)
+UNKNOWN = checked(NOW - SECOND, 50, 0, Verdict.UNKNOWN)
 GATES = [
     ("texting paused", PAUSED, 0, Gate.PAUSED),
     ("texting paused, under SURGE_MIN", PAUSED, 10, Gate.PAUSED),
     ("under SURGE_MIN: no look at Stripe", Control(), 49, Gate.SEND),
     ("SURGE_MIN reached, never checked", Control(), 50, Gate.CHECK),
-    ("a check under way", checked(NOW - SECOND, 50, 0, None), 60, Gate.WAIT),
+    ("the first look under way", Control(look=LOOKING), 60, Gate.WAIT),
     (
-        "a check under way for a minute: its run died",
-        checked(NOW - CHECK_EVERY, 50, 0, None),
+        "a look under way for TAKEOVER: its checker died",
+        Control(look=Look(NOW - TAKEOVER, 50)),
         60,
         Gate.CHECK,
     ),
-    ("calm within the minute", checked(NOW - SECOND, 50, 600, Verdict.CALM), 90, Gate.SEND),
-    ("calm, failures doubled since", checked(NOW - SECOND, 50, 600, Verdict.CALM), 101, Gate.WAIT),
-    ("calm, the share now over", checked(NOW - SECOND, 50, 60, Verdict.CALM), 61, Gate.WAIT),
-    ("calm a minute ago", checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM), 60, Gate.CHECK),
+    ("calm, under halfway to what it covers", CALM, 75, Gate.SEND),
+    ("calm, past halfway: look again, this text is covered", CALM, 76, Gate.CHECK),
+    ("calm, past what it covers", CALM, 101, Gate.CHECK),
+    ("calm, past halfway, another run looking", replace(CALM, look=LOOKING), 90, Gate.SEND),
+    ("calm, past what it covers, another run looking", replace(CALM, look=LOOKING), 101, Gate.WAIT),
+    ("calm with few successes: halfway to what they keep under the share", FEW, 56, Gate.CHECK),
+    ("calm with few successes: under halfway", FEW, 55, Gate.SEND),
+    ("calm a minute ago", MINUTE_OLD, 60, Gate.CHECK),
     (
-        "calm a minute ago, under SURGE_MIN now",
-        checked(NOW - CHECK_EVERY, 50, 600, Verdict.CALM),
-        20,
+        "calm a minute ago, another run looking: still covered",
+        replace(MINUTE_OLD, look=LOOKING),
+        60,
         Gate.SEND,
     ),
     (
-        "Stripe could not be asked: texting goes on",
-        checked(NOW - SECOND, 50, 0, Verdict.UNKNOWN),
-        500,
-        Gate.SEND,
+        "calm two minutes ago, another run looking",
+        replace(TWO_MINUTES_OLD, look=LOOKING),
+        60,
+        Gate.WAIT,
     ),
+    ("calm a minute ago, under SURGE_MIN now", MINUTE_OLD, 20, Gate.SEND),
+    ("Stripe could not be asked: texting goes on", UNKNOWN, 500, Gate.SEND),
     (
         "Stripe could not be asked a minute ago",
         checked(NOW - CHECK_EVERY, 50, 0, Verdict.UNKNOWN),
@@ -160,10 +180,10 @@ GATES = [
         Gate.CHECK,
     ),
     (
-        "a surge resumed by hand, the check left",
+        "a surge verdict without its pause covers nothing",
         checked(NOW - SECOND, 50, 0, Verdict.SURGE),
         60,
-        Gate.WAIT,
+        Gate.CHECK,
     ),
 ]
 
@@ -175,13 +195,33 @@ def test_the_guards_word_on_a_new_text(case, control, failures, expected):
     assert gate(control, failures, NOW, RULE) is expected
 
 
-def test_one_check_begins_and_another_instance_waits_for_it():
+@pytest.mark.parametrize(
+    ("check", "most"),
+    [
+        (Check(NOW, 50, 600, True, Verdict.CALM), 100),  # twice the failures counted
+        (Check(NOW, 50, 60, True, Verdict.CALM), 60),  # what 60 successes keep under 50 %
+        (Check(NOW, 50, 0, False, Verdict.UNKNOWN, "Stripe: down"), None),
+        (Check(NOW, 50, 0, True, Verdict.SURGE), 0),
+    ],
+)
+def test_what_a_verdict_covers(check, most):
+    assert controls.reach(check, RULE) == most
+
+
+def test_one_look_begins_and_another_instance_waits_for_it():
     began = controls.begin_check(Control(), 57, NOW, RULE)
-    assert began == Control(check=Check(NOW, 57))
+    assert began == Control(look=Look(NOW, 57))
     assert controls.begin_check(began, 60, NOW + SECOND, RULE) is None
     assert gate(began, 60, NOW + SECOND, RULE) is Gate.WAIT
     assert controls.begin_check(Control(), 49, NOW, RULE) is None
     assert controls.begin_check(PAUSED, 500, NOW, RULE) is None
+
+
+def test_a_renewing_look_keeps_the_last_verdict_until_its_own():
+    renewing = controls.begin_check(CALM, 80, NOW, RULE)
+    assert renewing == replace(CALM, look=Look(NOW, 80))
+    ended = controls.end_check(renewing, NOW, 900, False, RULE, NOW + SECOND)
+    assert ended == Control(check=Check(NOW, 80, 900, False, Verdict.CALM))
 
 
 def test_a_surge_found_pauses_texting_for_the_guard_with_the_counts():
@@ -191,6 +231,7 @@ def test_a_surge_found_pauses_texting_for_the_guard_with_the_counts():
         pause=Pause("surge: 412 of 530 payments failed in 10 minutes", SURGE_GUARD, NOW + SECOND),
         check=Check(NOW, 412, 118, True, Verdict.SURGE),
     )
+    assert gate(ended, 500, NOW + SECOND, RULE) is Gate.PAUSED
     assert ended.held() == (
         "texting paused by the surge guard at 2026-11-26 12:00 UTC: "
         "surge: 412 of 530 payments failed in 10 minutes"
@@ -212,19 +253,30 @@ def test_stripe_unable_to_answer_is_no_reason_to_pause():
     assert ended.check == Check(NOW, 300, 0, False, Verdict.UNKNOWN, "Stripe: rate limited")
 
 
-def test_a_check_replaced_meanwhile_records_nothing():
+def test_a_count_stopped_for_time_before_it_settled_is_no_reason_to_pause():
+    began = controls.begin_check(Control(), 300, NOW, RULE)
+    ended = controls.end_check(began, NOW, 200, False, RULE, NOW + LOOK_FOR)
+    assert ended == Control(
+        check=Check(
+            NOW, 300, 200, False, Verdict.UNKNOWN, "only 200 payments counted in 20 s of paging"
+        )
+    )
+
+
+def test_a_look_replaced_meanwhile_records_nothing():
     began = controls.begin_check(Control(), 300, NOW, RULE)
     assert began is not None
     resumed_meanwhile = Control(resumed_by="ops", resumed_at=NOW + SECOND)
     assert controls.end_check(resumed_meanwhile, NOW, 0, True, RULE, NOW + SECOND) is None
-    later = controls.begin_check(began, 300, NOW + CHECK_EVERY, RULE)
-    assert controls.end_check(later, NOW, 0, True, RULE, NOW + CHECK_EVERY) is None
+    taken_over = controls.begin_check(began, 300, NOW + TAKEOVER, RULE)
+    assert taken_over == Control(look=Look(NOW + TAKEOVER, 300))
+    assert controls.end_check(taken_over, NOW, 0, True, RULE, NOW + TAKEOVER) is None
     ended = controls.end_check(began, NOW, 0, True, RULE, NOW + SECOND)
     assert controls.end_check(ended, NOW, 0, True, RULE, NOW + SECOND) is None
 
 
 def test_a_surge_found_while_paused_by_hand_keeps_the_operators_reason():
-    manual = replace(PAUSED, check=Check(NOW, 400))
+    manual = replace(PAUSED, look=Look(NOW, 400))
     ended = controls.end_check(manual, NOW, 10, True, RULE, NOW + SECOND)
     assert ended is not None
     assert ended.pause == PAUSED.pause

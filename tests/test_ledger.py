@@ -32,7 +32,7 @@ from shared.adapters.ledger import (
     Ledger,
 )
 from shared.adapters.memory import MemoryDocuments
-from shared.core.control import SURGE_GUARD, Check, Control, Pause, SurgeRule
+from shared.core.control import SURGE_GUARD, Check, Control, Look, Pause, SurgeRule, Verdict
 from shared.core.entry import (
     RETENTION,
     STALE_RELEASE,
@@ -854,15 +854,16 @@ def test_a_pause_and_a_resume_are_one_document_read_back_whole(ledger, documents
 
 
 @pytest.mark.parametrize("racers", [2, 10])
-def test_racing_instances_begin_one_check_a_minute(ledger, clock, racers):
+def test_racing_instances_begin_one_look_at_a_time(ledger, clock, racers):
     began = race(racers, lambda _: ledger.begin_check(5, RULE)[1])
     assert sum(began) == 1
     control = ledger.control()
-    assert control.check == Check(NOW, 5)
+    assert (control.look, control.check) == (Look(NOW, 5), None)
     ended, changed = ledger.end_check(NOW, 1, True, RULE)
     assert changed
     assert ended.pause == Pause("surge: 5 of 6 payments failed in 10 minutes", SURGE_GUARD, NOW)
     assert ledger.control() == ended
+    assert (ended.look, ended.check) == (None, Check(NOW, 5, 1, True, Verdict.SURGE))
     assert ledger.end_check(NOW, 1, True, RULE) == (ended, False)
 
 
@@ -873,7 +874,7 @@ def test_a_check_ended_after_a_resume_records_nothing(ledger, clock):
     control, changed = ledger.end_check(NOW, 0, True, RULE)
     assert not changed
     assert control.pause is None
-    assert control.check is None
+    assert (control.look, control.check) == (None, None)
 
 
 def reported(ledger: Ledger, invoice_id: str, failed_at: dt.datetime | None, account=None):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,15 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
     # One masking rule for every country: the country code and the last four digits.
     [turing] = [line for line in done.stdout.splitlines() if line.startswith("Alan Turing")]
     assert " +44******3456: text " in turing
+    # A pause and a resume: Alan's payment fails while texting is paused, is kept, and is
+    # released and texted once the operator resumes; the team's Slack hears both.
+    assert " deferred:paused → sent " in turing
+    reason = "checking a new text before it goes out"
+    assert f"The operator runs ./dev pause --reason '{reason}':" in done.stdout
+    assert re.search(rf"\n  Slack: Texting paused by .+ at .+: {reason}\. ", done.stdout)
+    held = "\n  1 failed payment(s) held (deferred:paused). `./dev resume` ends it.\n"
+    assert held in done.stdout
+    assert re.search(r"\n  Slack: Texting resumed by .+ 1 paused payment\(s\) go back", done.stdout)
     [ada] = [line for line in done.stdout.splitlines() if line.startswith("Ada Lovelace")]
     assert " +1******0101: text " in ada
     assert backus.split()[-1] == "nothing"

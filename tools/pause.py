@@ -115,7 +115,7 @@ def status(control: Control, held: int) -> list[str]:
         if control.resumed_at is not None:
             lines.append(f"Last resumed by {control.resumed_by} at {_when(control.resumed_at)}.")
     check = control.check
-    if check is not None and check.verdict is not None:
+    if check is not None:
         found = f"{check.failures} failed, {check.successes}{'' if check.complete else '+'} paid"
         lines.append(
             f"Surge guard: last asked Stripe at {_when(check.at)}: {found}, {check.verdict}."

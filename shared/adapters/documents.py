@@ -29,6 +29,16 @@ class Document:
     fields: Fields
 
 
+@dataclass(frozen=True)
+class Where:
+    """A condition on one field of a document: it equals `value`, or with `at_least` it is at
+    least `value` (as Firestore's range filter compares: values of one kind only)."""
+
+    path: str
+    value: Any
+    at_least: bool = False
+
+
 class Documents(Protocol):
     """A collection-of-documents database with conditional writes."""
 
@@ -75,14 +85,8 @@ class Documents(Protocol):
         """Every document by id, `size` at a time, with only the fields at `paths`."""
         ...
 
-    def count(
-        self,
-        collection: str,
-        equal: tuple[str, Any] | None = None,
-        at_least: tuple[str, Any] | None = None,
-    ) -> int:
-        """How many documents the collection holds: all, or those whose field `equal[0]` equals
-        `equal[1]`, or whose field `at_least[0]` is at least `at_least[1]`."""
+    def count(self, collection: str, where: Where | None = None) -> int:
+        """How many documents the collection holds: all, or those `where` holds for."""
         ...
 
     def put(

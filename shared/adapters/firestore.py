@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import requests
 
-from shared.adapters.documents import Conflict, Document, Fields
+from shared.adapters.documents import Conflict, Document, Fields, Where
 from shared.adapters.google import rest_session
 from shared.core.errors import RetryableError
 
@@ -201,23 +201,12 @@ class FirestoreDocuments:
             last = {"referenceValue": self._name(collection, page[-1].id)}
             query["startAt"] = {"values": [last], "before": False}
 
-    def count(
-        self,
-        collection: str,
-        equal: tuple[str, Any] | None = None,
-        at_least: tuple[str, Any] | None = None,
-    ) -> int:
+    def count(self, collection: str, where: Where | None = None) -> int:
         """An aggregation: one read per 1,000 documents counted."""
-        filters = []
-        if equal is not None:
-            filters.append(_compare(equal[0], "EQUAL", equal[1]))
-        if at_least is not None:
-            filters.append(_compare(at_least[0], "GREATER_THAN_OR_EQUAL", at_least[1]))
         structured: dict[str, Any] = {"from": [{"collectionId": collection}]}
-        if len(filters) == 1:
-            structured["where"] = filters[0]
-        elif filters:
-            structured["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
+        if where is not None:
+            op = "GREATER_THAN_OR_EQUAL" if where.at_least else "EQUAL"
+            structured["where"] = _compare(where.path, op, where.value)
         query = {
             "structuredAggregationQuery": {
                 "structuredQuery": structured,

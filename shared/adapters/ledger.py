@@ -21,11 +21,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
-from shared.adapters.documents import Conflict, Document, Documents, Fields
+from shared.adapters.documents import Conflict, Document, Documents, Fields, Where
 from shared.core import control as controls
 from shared.core import entry as model
 from shared.core.clock import Clock, utc_now
-from shared.core.control import Check, Control, Pause, SurgeRule, Verdict
+from shared.core.control import Check, Control, Look, Pause, SurgeRule, Verdict
 from shared.core.entry import (
     RETENTION,
     STALE_RELEASE,
@@ -556,8 +556,8 @@ class Ledger:
         return self._change_control(lambda c, now: controls.resume(c, by, now))
 
     def begin_check(self, failures: int, rule: SurgeRule) -> tuple[Control, bool]:
-        """Begin the surge guard's look at Stripe, unless another instance began one within
-        the minute; the document, and whether this call began it."""
+        """Begin the surge guard's look at Stripe, unless its last verdict is fresh or another
+        run's look is under way; the document, and whether this call began it."""
         return self._change_control(lambda c, now: controls.begin_check(c, failures, now, rule))
 
     def end_check(
@@ -568,8 +568,8 @@ class Ledger:
         rule: SurgeRule,
         detail: str | None = None,
     ) -> tuple[Control, bool]:
-        """Record the verdict of the check begun at `began` (a surge pauses texting); whether it
-        was still the document's check to end."""
+        """Record the verdict of the look begun at `began` (a surge pauses texting); whether it
+        was still the document's look to end."""
         return self._change_control(
             lambda c, now: controls.end_check(c, began, successes, complete, rule, now, detail)
         )
@@ -577,7 +577,7 @@ class Ledger:
     def failures_since(self, start: dt.datetime) -> int:
         """The failed payments Stripe reported at or after `start`: an aggregation, one read per
         1,000 entries counted."""
-        return self._documents.count(COLLECTION, at_least=("failed_at", start))
+        return self._documents.count(COLLECTION, Where("failed_at", start, at_least=True))
 
     def accounts_failed_since(self, start: dt.datetime) -> set[str | None]:
         """The Stripe accounts of those failed payments: None for the platform's own, else each
@@ -587,7 +587,7 @@ class Ledger:
 
     def paused_count(self) -> int:
         """How many failed payments are held while texting is paused."""
-        return self._documents.count(COLLECTION, equal=("state", State.PAUSED.value))
+        return self._documents.count(COLLECTION, Where("state", State.PAUSED.value))
 
     # --- the whole ledger: the report, and a ledger written at once -------------------------
 
@@ -861,23 +861,26 @@ def _control(document: Document) -> Control:
         pause = Pause(str(fields.get("reason") or ""), str(fields.get("paused_by") or "?"), at)
     check = None
     check_at = _moment(fields.get("check_at"))
-    if check_at is not None:
-        verdict = fields.get("check_verdict")
+    verdict = fields.get("check_verdict")
+    if check_at is not None and verdict in set(Verdict):
         check = Check(
             check_at,
             int(fields.get("check_failures") or 0),
             int(fields.get("check_successes") or 0),
             bool(fields.get("check_complete")),
-            Verdict(verdict) if verdict in set(Verdict) else None,
+            Verdict(verdict),
             fields.get("check_detail"),
         )
-    return Control(pause, fields.get("resumed_by"), _moment(fields.get("resumed_at")), check)
+    look_at = _moment(fields.get("look_at"))
+    look = Look(look_at, int(fields.get("look_failures") or 0)) if look_at is not None else None
+    resumed_at = _moment(fields.get("resumed_at"))
+    return Control(pause, fields.get("resumed_by"), resumed_at, check, look)
 
 
 def _control_fields(control: Control) -> Fields:
     """The whole document, every field written (None where it has no value), so a write leaves
     nothing of what it replaces."""
-    pause, check = control.pause, control.check
+    pause, check, look = control.pause, control.check, control.look
     return {
         "paused": pause is not None,
         "reason": pause.reason if pause else None,
@@ -889,8 +892,10 @@ def _control_fields(control: Control) -> Fields:
         "check_failures": check.failures if check else None,
         "check_successes": check.successes if check else None,
         "check_complete": check.complete if check else None,
-        "check_verdict": check.verdict.value if check and check.verdict else None,
+        "check_verdict": check.verdict.value if check else None,
         "check_detail": check.detail if check else None,
+        "look_at": look.at if look else None,
+        "look_failures": look.failures if look else None,
     }
 
 

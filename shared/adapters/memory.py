@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from shared.adapters.documents import Conflict, Document, Fields
+from shared.adapters.documents import Conflict, Document, Fields, Where
 
 
 class MemoryDocuments:
@@ -110,18 +110,12 @@ class MemoryDocuments:
             if len(page) < size:
                 return
 
-    def count(
-        self,
-        collection: str,
-        equal: tuple[str, Any] | None = None,
-        at_least: tuple[str, Any] | None = None,
-    ) -> int:
+    def count(self, collection: str, where: Where | None = None) -> int:
         with self._lock:
             return sum(
                 1
                 for _, fields in self._collection(collection).values()
-                if (equal is None or _at(fields, equal[0]) == equal[1])
-                and (at_least is None or _at_least(fields, at_least))
+                if where is None or _holds(fields, where)
             )
 
     def put(
@@ -165,6 +159,12 @@ def _at_least(fields: Mapping[str, Any], bound: tuple[str, Any]) -> bool:
     it (a value of another kind never is)."""
     value = _at(fields, bound[0])
     return _comparable(value, bound[1]) and value >= bound[1]
+
+
+def _holds(fields: Mapping[str, Any], where: Where) -> bool:
+    if where.at_least:
+        return _at_least(fields, (where.path, where.value))
+    return bool(_at(fields, where.path) == where.value)
 
 
 def _comparable(value: Any, bound: Any) -> bool:

@@ -1,10 +1,10 @@
-"""Whether texting is on: the operator's pause, the surge guard's rule and its last look at
+"""Whether texting is on: the operator's pause, the surge guard's rule and its looks at
 Stripe, held in one control document; each change to it a pure function.
 
 `./dev pause` and `./dev resume` write the document; every recover run reads it beside the invoice
 (an instance keeps what it read for at most CACHE_FOR); the release sweep reads it before it hands
-paused payments back. The surge guard writes its checks there too, so that instances agree on
-when Stripe was last asked.
+paused payments back. The surge guard writes its looks there too, so that instances agree on
+when Stripe was last asked and take turns asking it.
 """
 
 from __future__ import annotations
@@ -16,11 +16,16 @@ from datetime import datetime, timedelta
 
 # How long an instance may act on the document as it read it.
 CACHE_FOR = timedelta(seconds=10)
-# The guard asks Stripe at most this often, across instances.
+# A verdict covers new texts for twice this, and up to GROWTH times the failures it counted
+# (a surge that begins after a calm look is held then rather than texted for long). The guard
+# looks again once the verdict is half spent: this old, or the failures grown halfway to what it
+# covers, so that the next verdict is in before the last runs out and no text waits for it.
 CHECK_EVERY = timedelta(minutes=1)
-# A calm verdict stops covering the failures once they have grown this many times since the check:
-# a surge that begins after a calm check is held at once rather than texted until the next one.
 GROWTH = 2
+# A look stops counting after this long (Stripe's paging is slow): what it counted is its answer.
+LOOK_FOR = timedelta(seconds=20)
+# A look under way this long has lost its checker (a crash, a timeout): another run takes over.
+TAKEOVER = LOOK_FOR + timedelta(seconds=10)
 # Who pauses texting when a surge does.
 SURGE_GUARD = "the surge guard"
 
@@ -44,17 +49,25 @@ class Verdict(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class Look:
+    """The guard's look at Stripe under way: begun at `at`, with the failed payments counted
+    then."""
+
+    at: datetime
+    failures: int
+
+
+@dataclass(frozen=True)
 class Check:
-    """The guard's look at Stripe begun at `at`, with the failed payments counted then; its
-    verdict is None while it is under way."""
+    """The guard's last finished look at Stripe: begun at `at`, with the failures counted then."""
 
     at: datetime
     failures: int
     # `invoice.paid` events of the window counted: all of them when `complete`, else at least
     # that many (the count stops once it settles the question).
-    successes: int = 0
-    complete: bool = False
-    verdict: Verdict | None = None
+    successes: int
+    complete: bool
+    verdict: Verdict
     # Why Stripe could not be asked, for an UNKNOWN verdict.
     detail: str | None = None
 
@@ -67,6 +80,7 @@ class Control:
     resumed_by: str | None = None
     resumed_at: datetime | None = None
     check: Check | None = None
+    look: Look | None = None
 
     def held(self) -> str | None:
         """Why no new text may go out, or None while texting is on."""
@@ -92,7 +106,7 @@ def resume(control: Control, by: str, now: datetime) -> Control | None:
     (the operator has judged those before it) and asks Stripe anew. None when it is not paused."""
     if control.pause is None:
         return None
-    return Control(pause=None, resumed_by=by, resumed_at=now, check=None)
+    return Control(pause=None, resumed_by=by, resumed_at=now)
 
 
 # --- the surge guard ---------------------------------------------------------------------------
@@ -138,23 +152,36 @@ class Gate(enum.StrEnum):
     """What the guard says of a new text about to go out."""
 
     SEND = "send"
-    # Ask Stripe (the run that takes the check does, the others wait for it).
+    # Ask Stripe first (the run that begins the look does; the others go by the last verdict).
     CHECK = "check"
-    # Hold it: a check is under way, or the last one (within the minute) no longer covers the
-    # failures counted now.
+    # Not yet: no verdict covers it and another run's look is under way (its verdict is seconds
+    # away).
     WAIT = "wait"
     PAUSED = "paused"
 
 
-def _covers(check: Check, failures: int, now: datetime, rule: SurgeRule) -> bool:
-    """Whether the last check's verdict still lets texts go with `failures` counted now."""
-    if check.verdict is None or now - check.at >= CHECK_EVERY:
-        return False
+def reach(check: Check, rule: SurgeRule) -> int | None:
+    """The most failures the verdict lets texts go with (None: any number, Stripe could not be
+    asked; 0: none, a surge): up to GROWTH times those it counted, and no more than the
+    successes it counted keep under the share."""
     if check.verdict is Verdict.UNKNOWN:
-        return True
+        return None
     if check.verdict is Verdict.SURGE:
-        return False
-    return failures <= GROWTH * check.failures and not rule.is_surge(failures, check.successes)
+        return 0
+    return min(GROWTH * check.failures, check.successes * rule.share // (100 - rule.share))
+
+
+def _covers(check: Check, failures: int, now: datetime, rule: SurgeRule) -> bool:
+    """Whether the last verdict still lets texts go with `failures` counted now."""
+    most = reach(check, rule)
+    return now - check.at < 2 * CHECK_EVERY and (most is None or failures <= most)
+
+
+def _spent(check: Check, failures: int, now: datetime, rule: SurgeRule) -> bool:
+    """Whether the verdict is half spent, so that the guard looks again."""
+    most = reach(check, rule)
+    grown = most is not None and 2 * failures > check.failures + most
+    return grown or now - check.at >= CHECK_EVERY
 
 
 def gate(control: Control, failures: int, now: datetime, rule: SurgeRule) -> Gate:
@@ -163,28 +190,29 @@ def gate(control: Control, failures: int, now: datetime, rule: SurgeRule) -> Gat
         return Gate.PAUSED
     if failures < rule.minimum:
         return Gate.SEND
-    check = control.check
-    if check is not None and _covers(check, failures, now, rule):
-        return Gate.SEND
-    if check is None or now - check.at >= CHECK_EVERY:
+    check, look = control.check, control.look
+    covered = check is not None and _covers(check, failures, now, rule)
+    if look is not None and now - look.at < TAKEOVER:
+        return Gate.SEND if covered else Gate.WAIT
+    if check is None or not covered or _spent(check, failures, now, rule):
         return Gate.CHECK
-    return Gate.WAIT
+    return Gate.SEND
 
 
 def waiting(failures: int, rule: SurgeRule) -> str:
-    """Why a text is held while the guard has no verdict that covers it."""
+    """Why a text waits for a look under way."""
     return (
-        f"surge check: {failures} payments failed in the last {rule.span}; held until the "
+        f"surge check: {failures} payments failed in the last {rule.span}; retried once the "
         "surge guard has asked Stripe how many succeeded"
     )
 
 
 def begin_check(control: Control, failures: int, now: datetime, rule: SurgeRule) -> Control | None:
-    """The check begun by this run, or None when the guard has no check to make (another
-    instance began one within the minute, or texting is paused)."""
+    """The look begun by this run, or None when the guard has none to make (another run's is
+    under way, the last verdict is fresh, or texting is paused)."""
     if gate(control, failures, now, rule) is not Gate.CHECK:
         return None
-    return replace(control, check=Check(now, failures))
+    return replace(control, look=Look(now, failures))
 
 
 def end_check(
@@ -196,21 +224,25 @@ def end_check(
     now: datetime,
     detail: str | None = None,
 ) -> Control | None:
-    """The verdict of the check begun at `began` recorded: a surge pauses texting (unless it is
-    paused already). `detail` set: Stripe could not be asked. None when the check is no longer
-    the document's (a resume, or a later check, replaced it)."""
-    check = control.check
-    if check is None or check.at != began or check.verdict is not None:
+    """The verdict of the look begun at `began` recorded: a surge pauses texting (unless it is
+    paused already). `detail` set: Stripe could not be asked. None when the look is no longer
+    the document's (a resume, or a takeover, replaced it)."""
+    look = control.look
+    if look is None or look.at != began:
         return None
+    surge = rule.is_surge(look.failures, successes)
+    if detail is None and surge and not complete:
+        # The count stopped for time before it settled the question: no pause on a guess.
+        detail = f"only {successes} payments counted in {LOOK_FOR.seconds} s of paging"
     if detail is not None:
         verdict = Verdict.UNKNOWN
-    elif rule.is_surge(check.failures, successes):
+    elif surge:
         verdict = Verdict.SURGE
     else:
         verdict = Verdict.CALM
-    looked = replace(check, successes=successes, complete=complete, verdict=verdict, detail=detail)
-    ended = replace(control, check=looked)
+    check = Check(look.at, look.failures, successes, complete, verdict, detail)
+    ended = replace(control, check=check, look=None)
     if verdict is Verdict.SURGE and ended.pause is None:
-        surge = Pause(rule.reason(check.failures, successes), SURGE_GUARD, now)
+        surge = Pause(rule.reason(look.failures, successes), SURGE_GUARD, now)
         ended = replace(ended, pause=surge)
     return ended

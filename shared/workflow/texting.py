@@ -1,6 +1,6 @@
 """Whether this instance may send a new text: the control document, kept at most CACHE_FOR, and
 the surge guard, which asks Stripe how many payments succeeded once the failures of its window
-reach SURGE_MIN (shared/core/control.py has the rule).
+reach SURGE_MIN, and again as they grow (shared/core/control.py has the rule).
 
 Every recover run reads the control document (through the cache) and counts the window's
 failures beside the invoice, so neither costs a step on the way to the text. Only a run about to
@@ -21,6 +21,7 @@ from shared.adapters.stripe_gateway import StripeGateway, Throttle
 from shared.core.clock import Clock
 from shared.core.control import (
     CACHE_FOR,
+    LOOK_FOR,
     SURGE_GUARD,
     Control,
     Gate,
@@ -29,7 +30,7 @@ from shared.core.control import (
     gate,
     waiting,
 )
-from shared.core.errors import RecoveryError
+from shared.core.errors import RecoveryError, RetryableError
 from shared.core.event import PAID_TYPE
 
 T = TypeVar("T")
@@ -87,7 +88,11 @@ class Texting:
         return self._ledger.failures_since(self._clock() - self.rule.window)
 
     def guard(self, failures: int) -> Word:
-        """The guard's word on a new text, `failures` counted in the window beside the invoice."""
+        """The guard's word on a new text, `failures` counted in the window beside the invoice.
+
+        Raises RetryableError when another run's look at Stripe is under way and no verdict
+        covers the text: the message comes back in seconds, once the look has its verdict.
+        """
         rule = self.rule
         if rule is None or failures < rule.minimum:
             return Word(None)
@@ -103,18 +108,18 @@ class Texting:
             if began:
                 return self._check(control, rule, start, failures)
             word = gate(control, failures, self._clock(), rule)
-        if word is Gate.SEND:
-            return Word(None)
-        return Word(control.held() if word is Gate.PAUSED else waiting(failures, rule))
+        if word is Gate.WAIT:
+            raise RetryableError(waiting(failures, rule))
+        return Word(control.held() if word is Gate.PAUSED else None)
 
     def _check(self, control: Control, rule: SurgeRule, start: datetime, failures: int) -> Word:
         """Ask Stripe how many payments of the window succeeded and record the verdict: a surge
         pauses texting. Stripe unable to answer: no pause on a guess, texting goes on."""
-        assert control.check is not None
-        began = control.check.at
+        assert control.look is not None
+        began = control.look.at
         detail = None
         try:
-            successes, complete = self._successes(start, rule.enough(failures))
+            successes, complete = self._successes(start, rule.enough(failures), began)
         except RecoveryError as exc:
             successes, complete, detail = 0, False, exc.reason
         control, ended = self._ledger.end_check(began, successes, complete, rule, detail)
@@ -123,20 +128,22 @@ class Texting:
         alerts: tuple[str, ...] = ()
         if ended and check is not None and check.verdict is Verdict.SURGE:
             alerts = (_surge_alert(control, rule),)
-        elif ended and detail is not None:
-            alerts = (_unknown_alert(failures, rule, detail),)
+        elif ended and check is not None and check.detail is not None:
+            alerts = (_unknown_alert(failures, rule, check.detail),)
         return Word(control.held(), alerts)
 
-    def _successes(self, start: datetime, enough: int) -> tuple[int, bool]:
+    def _successes(self, start: datetime, enough: int, began: datetime) -> tuple[int, bool]:
         """The `invoice.paid` events of the window, on every Stripe account among its failures,
-        counted until there are `enough` (False: it stopped there) or none is left (True)."""
+        counted until there are `enough` or LOOK_FOR has passed since the look `began` (False:
+        it stopped there), or none is left (True). At most ceil(enough / 100) pages an account,
+        and no more than the throttle's pace allows in LOOK_FOR."""
         accounts = self._ledger.accounts_failed_since(start) or {None}
         since = int(start.timestamp())
         counted = 0
         for account in sorted(accounts, key=lambda account: account or ""):
             for _ in self._stripe.events(PAID_TYPE, since, account, self._paced):
                 counted += 1
-                if counted >= enough:
+                if counted >= enough or self._clock() - began >= LOOK_FOR:
                     return counted, False
         return counted, True
 
