@@ -49,6 +49,8 @@ def test_failed_payment_is_published_then_acknowledged(pipeline, kind):
         "customer_id": "cus_Ingest1",
         "event_id": "evt_Ingest1",
         "event_type": kind,
+        # When Stripe reported the failure (the event's `created`): the surge guard's window.
+        "failed_at": 1795600000,
         "invoice_id": "in_Ingest1",
         "livemode": False,
     }
