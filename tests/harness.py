@@ -42,6 +42,8 @@ from tests.clock import TestClock
 ROOT = Path(__file__).resolve().parent.parent
 # Made afresh for each test run: the intakes refuse any secret written in the repository.
 WEBHOOK_SECRET = new_stripe_secret()
+# The Connect endpoint's, which signs connected accounts' events (tests that serve them set it).
+CONNECT_SECRET = new_stripe_secret()
 LINQ_SECRET = new_linq_secret()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
