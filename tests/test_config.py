@@ -343,6 +343,9 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "RECOVER_TIMEOUT_S=120",
         "LEDGER_COLLECTION=dunning_sends",
         "SWEEP_TOPIC=dunning-release-sweep",
+        "PLACEHOLDER=not-set-yet",
+        # No connected account served: no Connect endpoint is made.
+        "CONNECT_SERVED=''",
         # Unset, each key is deployed from the secret of that name, at its newest version.
         "STRIPE_KEY_SECRET=stripe-api-key",
         "STRIPE_KEY_GIVEN=''",
@@ -351,6 +354,12 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "LINQ_KEY_GIVEN=''",
         "LINQ_API_KEY_VERSION=''",
     ]
+
+
+@pytest.mark.parametrize("accounts", ["*", "acct_1A2b3C,acct_4D5e6F"])
+def test_deploy_makes_a_connect_endpoint_while_connected_accounts_are_served(tmp_path, accounts):
+    shell = prepare(tmp_path, "demo-proj", "us-central1", {"STRIPE_CONNECT_ACCOUNTS": accounts})
+    assert "CONNECT_SERVED=1" in shell.splitlines()
 
 
 @pytest.mark.parametrize(
