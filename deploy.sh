@@ -160,8 +160,15 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
   PUBSUB_TOPIC                  topic id failed payments are published to (and deferred ones
                                 re-published to) (ingest, release, deploy.sh; default:
                                 stripe-payment-failed)
-  LINQ_SENDER                   E.164 line to send from when the account has several (recover;
-                                default: first usable line)
+  LINQ_SENDER                   E.164 line every text goes out from, whatever its health or count
+                                (LINQ_LINE_DAILY_LIMIT does not apply to it) (recover; default: each
+                                customer's own line: a stable hash of their number over the usable
+                                lines)
+  LINQ_LINE_DAILY_LIMIT         how many messages a line may send in a UTC day (each text and each
+                                link is one, counted in Firestore) before new texts go out from the
+                                customer's next line; the link of a text already sent and a resumed
+                                plan keep their line. 1 to 700,000 (recover; default: 7000 (Linq's
+                                recommended ceiling per line per day, inbound and outbound))
   DEFAULT_PHONE_REGION          region for numbers written without a country code (recover; default:
                                 US (the customer's address country wins))
   MESSAGE_TEMPLATE              the text; placeholders {first_name} {description} {amount} {brand};
@@ -173,6 +180,15 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 <LANG>, a two- or three-letter ISO 639 code in upper case
                                 (MESSAGE_TEMPLATE_ES); checked like MESSAGE_TEMPLATE (recover;
                                 default: MESSAGE_TEMPLATE)
+  ACTION_TEMPLATE               the text when the invoice's latest payment waits for the customer to
+                                confirm it (3-D Secure: its PaymentIntent is requires_action); the
+                                same placeholders and checks as MESSAGE_TEMPLATE (recover; default:
+                                the built-in 3-D Secure text (the branded one when BRAND_NAME is
+                                set))
+  ACTION_TEMPLATE_<LANG>        the 3-D Secure text for customers whose first preferred locale is in
+                                language <LANG> (ACTION_TEMPLATE_ES); checked like MESSAGE_TEMPLATE
+                                (recover; default: MESSAGE_TEMPLATE_<LANG> of that language, else
+                                ACTION_TEMPLATE)
   BRAND_NAME                    who is writing, for {brand}: at most 40 characters, not a URL or a
                                 domain (Linq's first-message rule) (recover; default: none; a
                                 template with {brand} then fails to start)

@@ -33,14 +33,15 @@ def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:
 
 # A ledger write by the field that only that write of shared/adapters/ledger.py sets, checked in
 # this order: Ledger.claim (a new entry, or taking over one whose lease ran out), record_plan,
-# record_text, finish, defer, the sweep's release; Ledger.end_lease (a run that will be retried
-# hands its lease back) sets only the lease.
+# record_text, finish, defer, the sweep's release, count_sent (a message counted on its line);
+# Ledger.end_lease (a run that will be retried hands its lease back) sets only the lease.
 _WRITES = (
     ("plan", "plan"),
     ("texted_at", "chat recorded"),
     ("finished_at", "outcome"),
     ("due_at", "defer"),
     ("released_at", "mark released"),
+    ("day", "count sent"),
     ("run", "take over"),
 )
 

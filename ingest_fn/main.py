@@ -193,6 +193,7 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
             event_id=payment.event_id,
             attempt=payment.attempt_count if isinstance(payment, FailedPayment) else None,
             account=payment.account,
+            event_type=payment.event_type if isinstance(payment, FailedPayment) else None,
         )
         return _answer(200, "ignored: connected account not enabled")
     return _queue(

@@ -73,9 +73,12 @@ def _note(result: RunResult, released: bool) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
     held = " (held for the recipient's quiet hours)" if released else ""
+    # The team can tell a payment the bank wants confirmed from a declined card.
+    waiting = result.payment is not None and result.payment.needs_action
+    confirm = " (3-D Secure: the bank asks the customer to confirm)" if waiting else ""
     return (
-        f"Dunning text {outcome.action}{held} for {result.invoice_id} ({result.customer_id}): "
-        f"{tail}"
+        f"Dunning text {outcome.action}{held}{confirm} for {result.invoice_id} "
+        f"({result.customer_id}): {tail}"
     )
 
 
@@ -127,6 +130,8 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         event_id=job.event_id,
         account=job.account,
         group=result.group,
+        payment=result.payment,
+        event_type=job.event_type,
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
     if result.outcome.action is not Action.DEFERRED:

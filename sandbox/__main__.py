@@ -30,9 +30,10 @@ from sandbox.demo import (
     prepare,
     quiet_hours_for_demo,
 )
+from shared.core.event import ACTION_TYPE, PAID_TYPE, SNAPSHOT_TYPE
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
-from shared.workflow.settings import INGEST, LANGUAGE_TEMPLATE_PREFIX, RECOVER, VARIABLES
+from shared.workflow.settings import INGEST, RECOVER, VARIABLES, family_of
 from standins import builders
 from standins.emulator import DEFAULT_PROJECT
 from standins.stack import (
@@ -45,6 +46,9 @@ from standins.stack import (
 )
 
 RESULT_TIMEOUT_S = 30.0
+# What the Stripe endpoint (or `stripe listen`) must send: a failed payment, one waiting for
+# 3-D Secure, and a payment after either.
+STRIPE_EVENTS = (SNAPSHOT_TYPE, ACTION_TYPE, PAID_TYPE)
 # The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
 # this long past the window's end for the released text.
 SWEEP_EVERY_S = 5.0
@@ -93,6 +97,23 @@ def _compact(entry: dict[str, Any]) -> str:
     return json.dumps(entry, ensure_ascii=False)
 
 
+def _texts_to(case: DemoCase, messages: list[dict[str, Any]]) -> list[str]:
+    """The texts (not the links) Linq received for the case's number; an empty one if none."""
+    found = [
+        m["parts"][0]["value"]
+        for m in messages
+        if m["to"] == [case.phone] and m["parts"][0]["type"] == "text"
+    ]
+    return found or [""]
+
+
+def _post(stack: LocalStack, case: DemoCase, kind: str) -> None:
+    """Stripe's event `kind` for the case's failed attempt, signed, to the ingest function."""
+    answer = stack.post_webhook(builders.payment_failed_event(case.invoice, type=kind))
+    if answer.status_code != 200:
+        raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
+
+
 def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
     if case.phone is None:
         return "-"
@@ -122,14 +143,22 @@ def run_demo() -> int:
         webhook = {"url": stack.urls["ingest"], "secret": SANDBOX_WEBHOOK_SECRET}
         stack.linq.load({"phone_numbers": [builders.linq_line(SENDER_LINE)]})
         prepare(stack.stripe, stack.linq, demo, webhook=webhook)
-        _say(f"Posting {len(demo)} signed invoice.payment_failed webhooks; results as they arrive:")
+        _say(
+            f"Posting {len(demo)} signed webhooks (invoice.payment_failed; "
+            "invoice.payment_action_required for the 3-D Secure customer); results as they "
+            "arrive:"
+        )
         for case in demo:
-            answer = stack.post_webhook(builders.payment_failed_event(case.invoice))
-            if answer.status_code != 200:
-                raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
+            _post(stack, case, case.events[0])
         tail = _Tail(stack.log("recover"), _is_result)
         _await(tail, len(demo), RESULT_TIMEOUT_S)
-        _listen_to_linq(stack, demo, tail)
+        seconds = [(case, kind) for case in demo for kind in case.events[1:]]
+        for case, kind in seconds:
+            _say(f"Stripe's other event for {case.label.split(',')[0]}'s attempt, {kind}:")
+            _post(stack, case, kind)
+        done = len(demo) + len(seconds)
+        _await(tail, done, RESULT_TIMEOUT_S)
+        _listen_to_linq(stack, demo, tail, done)
         payers = [case for case in demo if case.pays]
         _say(
             f"{len(payers)} customers pay (two after their text, one held out untexted); Stripe "
@@ -138,7 +167,7 @@ def run_demo() -> int:
         for case in payers:
             stack.stripe.pay_invoice(case.invoice["id"])
         again = sum(case.fails_again for case in demo)
-        _await(tail, len(demo) + again + len(payers), RESULT_TIMEOUT_S)
+        _await(tail, done + again + len(payers), RESULT_TIMEOUT_S)
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
         _say(
@@ -146,7 +175,7 @@ def run_demo() -> int:
             f"(in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every "
             "5 minutes when deployed):"
         )
-        total = len(demo) + again + len(payers) + deferred
+        total = done + again + len(payers) + deferred
         _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
@@ -160,6 +189,8 @@ def run_demo() -> int:
         actions = [entry["action"] for entry in lines if entry["invoice_id"] == case.invoice["id"]]
         expected = case.expected_actions
         mark = "" if actions == expected else f"   <-- expected {' → '.join(expected)}"
+        if case.opens is not None and not _texts_to(case, messages)[0].startswith(case.opens):
+            mark += f'   <-- expected a text opening "{case.opens}"'
         if mark:
             wrong.append(case.label)
         shown = " → ".join(actions) or "(none)"
@@ -199,9 +230,10 @@ def _report(stack: LocalStack) -> list[str]:
     return done.stdout.rstrip("\n").splitlines()
 
 
-def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail) -> None:
+def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail, done: int) -> None:
     """Linq's webhooks, as the product hears them: the deliveries of the texts just sent, two
-    replies (one for the team, one STOP) and the STOP-sayer's next failed payment."""
+    replies (one for the team, one STOP) and the STOP-sayer's next failed payment (after the
+    `done` result lines so far)."""
     texted = [c for c in demo if c.expected == "sent" and not c.deferred]
     _say(
         f"Linq reports each message delivered (signed webhooks to the Linq intake: {LINQ_EVENTS}):"
@@ -227,7 +259,7 @@ def _listen_to_linq(stack: LocalStack, demo: list[DemoCase], tail: _Tail) -> Non
         )
         if answer.status_code != 200:
             raise StackError(f"ingest answered {answer.status_code}: {answer.text}")
-        _await(tail, len(demo) + 1, RESULT_TIMEOUT_S)
+        _await(tail, done + 1, RESULT_TIMEOUT_S)
         _say(
             f"  Linq requests for it: {len(stack.linq.requests()) - before} (our own list said no)"
         )
@@ -273,7 +305,7 @@ def run_live(port: int) -> int:
     env = {
         name: value
         for name, value in os.environ.items()
-        if value and (name in passed or name.startswith(LANGUAGE_TEMPLATE_PREFIX))
+        if value and (name in passed or family_of(name) is not None)
     }
     ingest_env = {"STRIPE_WEBHOOK_SECRET": env.pop("STRIPE_WEBHOOK_SECRET")}
     with LocalStack(
@@ -284,7 +316,7 @@ def run_live(port: int) -> int:
         )
         _say("In another terminal:")
         _say(
-            f"  stripe listen --events invoice.payment_failed --latest "
+            f"  stripe listen --events {','.join(STRIPE_EVENTS)} --latest "
             f"--forward-to {stack.urls['ingest']}/"
         )
         _say("Result lines, errors and warnings appear below; Ctrl-C stops every process.")

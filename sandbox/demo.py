@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.core.decide import in_holdout
+from shared.core.event import ACTION_TYPE, SNAPSHOT_TYPE
 from standins import builders
 
 SENDER_LINE = "+12025550100"
@@ -32,12 +33,23 @@ class DemoCase:
     # Answers the text (Linq sends message.received); `fails_again`: a second attempt fails.
     replies: str | None = None
     fails_again: bool = False
+    # Stripe's events for the failed attempt, in the order they are posted: both of an attempt
+    # that needs 3-D Secure, one text between them.
+    events: tuple[str, ...] = (SNAPSHOT_TYPE,)
+    # How the text must start, where the case is about its wording.
+    opens: str | None = None
+
+    @property
+    def event_actions(self) -> list[str]:
+        """The result line of each of `events`, posted one after the other: the first decides,
+        any other finds the attempt texted."""
+        return [self.expected] + ["skipped:already_texted"] * (len(self.events) - 1)
 
     @property
     def expected_actions(self) -> list[str]:
         """Every result line the invoice should get, in order."""
         actions = ["deferred:quiet_hours"] if self.deferred else []
-        actions.append(self.expected)
+        actions += self.event_actions
         actions += ["skipped:opted_out"] if self.fails_again else []
         actions += ["recovered"] if self.pays else []
         return actions
@@ -53,6 +65,9 @@ def _case(
     pays: bool = False,
     replies: str | None = None,
     fails_again: bool = False,
+    payment: dict[str, Any] | None = None,
+    events: tuple[str, ...] = (SNAPSHOT_TYPE,),
+    opens: str | None = None,
     **customer: Any,
 ) -> DemoCase:
     record = builders.customer(**customer)
@@ -65,14 +80,27 @@ def _case(
     if pays:
         # Finalized an hour ago, when its first attempt failed: a payment now is not a first try.
         invoice["created"] = int(time.time()) - 3600
+    if payment is not None:
+        invoice["payment"] = {**payment, "customer": record["id"]}
     bill = builders.invoice(record, id=invoice_id, subscription=subscription, **invoice)
     return DemoCase(
-        label, expected, record, subscription, bill, texted, deferred, pays, replies, fails_again
+        label,
+        expected,
+        record,
+        subscription,
+        bill,
+        texted,
+        deferred,
+        pays,
+        replies,
+        fails_again,
+        events,
+        opens,
     )
 
 
 def cases() -> list[DemoCase]:
-    """Twelve customers: every branch a new user wants to see, with fresh ids each run."""
+    """Fourteen customers: every branch a new user wants to see, with fresh ids each run."""
     return [
         _case(
             "Ada Lovelace, pays after the text",
@@ -136,6 +164,24 @@ def cases() -> list[DemoCase]:
             pays=True,
             name="Radia Perlman",
             phone="+14155550109",
+        ),
+        _case(
+            "Katalin Kariko, her bank asks her to confirm (3-D Secure)",
+            "sent",
+            "+14155550114",
+            payment=builders.payment_intent(status="requires_action", code=None),
+            events=(ACTION_TYPE, SNAPSHOT_TYPE),
+            opens="Hi Katalin, your bank asks you to confirm your $25.00 payment",
+            name="Katalin Kariko",
+            phone="+14155550114",
+        ),
+        _case(
+            "John Backus, the card processor failed",
+            "skipped:processor_error",
+            "+14155550115",
+            payment=builders.payment_intent(code="processing_error", decline_code=None),
+            name="John Backus",
+            phone="+14155550115",
         ),
         _case(
             "Ken Thompson, replies",

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).parent / "fixtures"
+# When Stripe's Smart Retries try a failed invoice again, in the invoices built here.
+RETRY_AFTER_S = 3 * 86400
 DEFAULT_LINE = "1 × Pro plan (at $25.00 / month)"
 _ALPHANUMERIC = string.ascii_letters + string.digits
 _UNSET: Any = object()
@@ -114,6 +116,109 @@ def subscription(
     }
 
 
+# Stripe's message for a card error, by its code (or decline code); any other says this.
+_CARD_DECLINED = "Your card was declined."
+_ERROR_MESSAGES = {
+    "insufficient_funds": "Your card has insufficient funds.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
+    "authentication_required": "Your card was declined. This transaction requires authentication.",
+}
+
+
+def payment_intent(
+    *,
+    id: str | None = None,
+    status: str = "requires_payment_method",
+    code: str | None = "card_declined",
+    decline_code: str | None = "generic_decline",
+    error_type: str = "card_error",
+    amount: int = 2500,
+    currency: str = "usd",
+    customer: str | None = None,
+    livemode: bool = False,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """The PaymentIntent of an invoice's payment, as Stripe has it after an off-session attempt.
+
+    By default the issuer declined the card (`requires_payment_method`, its `last_payment_error`
+    a `card_error` with code `card_declined` and decline code `generic_decline`). Stripe gives
+    some card errors a code and no decline code (`code="processing_error", decline_code=None`,
+    as its test card 4000000000000119 does). `code=None`: no error. A payment waiting for the
+    customer's confirmation is `status="requires_action", code=None`, with its `next_action`.
+    """
+    intent_id = id or new_id("pi_3", 23)
+    now = int(time.time()) if created is None else created
+    method = new_id("pm_1", 23)
+    error = None
+    if code is not None:
+        error = {
+            "charge": new_id("ch_3", 23),
+            "code": code,
+            "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+            "message": _ERROR_MESSAGES.get(decline_code or code, _CARD_DECLINED),
+            "payment_method": {"id": method, "object": "payment_method", "type": "card"},
+            "type": error_type,
+        }
+        if decline_code is not None:
+            error["decline_code"] = decline_code
+    action = None
+    if status == "requires_action":
+        action = {"type": "use_stripe_sdk", "use_stripe_sdk": {"type": "three_d_secure_redirect"}}
+    succeeded = status == "succeeded"
+    return {
+        "id": intent_id,
+        "object": "payment_intent",
+        "amount": amount,
+        "amount_received": amount if succeeded else 0,
+        "capture_method": "automatic_async",
+        "confirmation_method": "automatic",
+        "created": now,
+        "currency": currency,
+        "customer": customer,
+        "description": "Subscription update",
+        "last_payment_error": error,
+        "latest_charge": error["charge"] if error else None,
+        "livemode": livemode,
+        "metadata": {},
+        "next_action": action,
+        "payment_method": method,
+        "payment_method_types": ["card"],
+        "setup_future_usage": "off_session",
+        "status": status,
+    }
+
+
+def invoice_payment(
+    invoice_id: str,
+    intent: Mapping[str, Any] | str,
+    *,
+    livemode: bool = False,
+    created: int | None = None,
+) -> dict[str, Any]:
+    """An InvoicePayment of `invoice_id` (Stripe's `payments` of an invoice) whose payment is
+    `intent`, a PaymentIntent: the object (the Stripe stand-in keeps it as one of its own), or
+    its id as an invoice read without expanding it shows it."""
+    now = int(time.time()) if created is None else created
+    known = intent if isinstance(intent, Mapping) else {}
+    paid = known.get("status") == "succeeded"
+    return {
+        "id": new_id("inpay_1", 23),
+        "object": "invoice_payment",
+        "amount_paid": known.get("amount") if paid else None,
+        "amount_requested": known.get("amount"),
+        "created": now,
+        "currency": known.get("currency"),
+        "invoice": invoice_id,
+        "is_default": True,
+        "livemode": livemode,
+        "payment": {"type": "payment_intent", "payment_intent": copy.deepcopy(intent)},
+        "status": "paid" if paid else "open",
+        "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
+    }
+
+
 def invoice(
     customer: Mapping[str, Any] | str,
     *,
@@ -127,6 +232,8 @@ def invoice(
     livemode: bool | None = None,
     created: int | None = None,
     subscription: Mapping[str, Any] | str | None = _UNSET,
+    payment: Mapping[str, Any] | str | None = _UNSET,
+    next_payment_attempt: int | None = _UNSET,
     **overrides: Any,
 ) -> dict[str, Any]:
     """An endive-shaped invoice from the synthetic event, for `customer` (a dict or an id).
@@ -134,7 +241,11 @@ def invoice(
     Given a customer dict, the frozen `customer_*` fields copy it, as Stripe does at
     finalization. `subscription` (a dict or an id) is the parent subscription; None makes a
     one-off invoice without one; unset keeps the fixture's id, unknown to the stand-in.
-    `overrides` set any other top-level field last.
+    `payment` is the PaymentIntent of its latest payment (see `payment_intent`), in its
+    `payments`; unset: once attempted, a card the issuer declined (`generic_decline`), or, paid,
+    one that succeeded; None: no payment. `next_payment_attempt` is when Stripe retries (unix
+    time; None: it has stopped); unset: three days after `created` while the invoice is open and
+    was attempted. `overrides` set any other top-level field last.
     """
     obj = _fixture("sample_invoice.payment_failed.synthetic.json")["data"]["object"]
     invoice_id = id or new_id("in_1", 23)
@@ -197,8 +308,34 @@ def invoice(
             livemode=livemode,
         )
         line["pricing"]["unit_amount_decimal"] = str(amount_due)
+    if next_payment_attempt is _UNSET:
+        next_payment_attempt = now + RETRY_AFTER_S if status == "open" and attempt_count else None
+    obj["next_payment_attempt"] = next_payment_attempt
+    if payment is _UNSET and attempt_count > 0 and status != "draft":
+        payment = payment_intent(
+            status="succeeded" if paid else "requires_payment_method",
+            code=None if paid else "card_declined",
+            amount=amount_due,
+            currency=currency,
+            customer=customer_id,
+            livemode=livemode,
+            created=now,
+        )
+    payments = [] if payment in (None, _UNSET) else [payment]
+    obj["payments"] = {
+        "object": "list",
+        "data": [invoice_payment(invoice_id, p, livemode=livemode, created=now) for p in payments],
+        "has_more": False,
+        "total_count": len(payments),
+        "url": f"/v1/invoice_payments?invoice={invoice_id}",
+    }
     obj.update(copy.deepcopy(overrides))
     return obj
+
+
+# Fields Stripe leaves out of an object unless `expand[]` asks for them ("includable"), and so
+# out of every event.
+INCLUDABLE = {"invoice": ("payments",)}
 
 
 def payment_failed_event(
@@ -218,7 +355,9 @@ def payment_failed_event(
         livemode=bool(invoice.get("livemode")) if livemode is None else livemode,
         created=int(time.time()) if created is None else created,
     )
-    event["data"]["object"] = copy.deepcopy(dict(invoice))
+    event["data"]["object"] = {
+        k: copy.deepcopy(v) for k, v in invoice.items() if k not in INCLUDABLE["invoice"]
+    }
     return event
 
 
@@ -228,7 +367,24 @@ def paid(invoice: Mapping[str, Any], *, at: int | None = None) -> dict[str, Any]
     paid_at = int(time.time()) if at is None else at
     out.update(status="paid", amount_paid=out["amount_due"], amount_remaining=0)
     out["status_transitions"] = {**out.get("status_transitions", {}), "paid_at": paid_at}
+    # The latest payment (Stripe lists newest first) is the one that paid it.
+    for payment in ((out.get("payments") or {}).get("data") or [])[:1]:
+        payment.update(status="paid", amount_paid=payment.get("amount_requested"))
+        payment["status_transitions"] = {"canceled_at": None, "paid_at": paid_at}
+        intent = payment["payment"]["payment_intent"]
+        if isinstance(intent, dict):
+            intent.update(settled(intent))
     return out
+
+
+def settled(intent: Mapping[str, Any]) -> dict[str, Any]:
+    """What changes in a PaymentIntent once it succeeds."""
+    return {
+        "status": "succeeded",
+        "amount_received": intent.get("amount"),
+        "last_payment_error": None,
+        "next_action": None,
+    }
 
 
 def invoice_paid_event(invoice: Mapping[str, Any], **event: Any) -> dict[str, Any]:

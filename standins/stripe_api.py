@@ -44,17 +44,21 @@ DEFAULT_GLOBAL_RATE_LIVE = 100
 
 _KEY_RE = re.compile(r"^(sk|rk)_(test|live)_[A-Za-z0-9]{4,}$")
 _RATE_WINDOW_S = 1.0
-_KINDS = ("customer", "subscription", "invoice", "event", "webhook_endpoint")
+_KINDS = ("customer", "subscription", "invoice", "event", "payment_intent", "webhook_endpoint")
 # An invoice's subscription (basil and later): expandable like `customer`.
 SUBSCRIPTION_PATH = "parent.subscription_details.subscription"
+# The PaymentIntent of each of an invoice's payments (InvoicePayment objects, in `payments`).
+PAYMENT_INTENT_PATH = "payments.data.payment.payment_intent"
 # The paths `expand[]` may name in each kind of object; the last part of a path names the kind of
-# object it holds. None: the endpoint takes no `expand` at all.
+# object it holds, or an includable field. None: the endpoint takes no `expand` at all.
 _EXPANDABLE: dict[str, Collection[str] | None] = {
-    "invoice": ("customer", SUBSCRIPTION_PATH),
+    "invoice": ("customer", SUBSCRIPTION_PATH, "payments", PAYMENT_INTENT_PATH),
     "customer": (),
     "event": None,
     "webhook_endpoint": (),
 }
+# Stripe refuses a path of more parts than this, a list's `data` counted, before anything else.
+MAX_EXPAND_DEPTH = 4
 # Parameters every list takes, besides the fields it filters on (webhook endpoints take no
 # `created`).
 _PAGING = ("created", "limit", "starting_after")
@@ -202,6 +206,13 @@ def _expansions(
                 raise StripeApiError(400, "Invalid array", param=key)
             expand.extend(values)
     for path in expand:
+        if len(path.split(".")) > MAX_EXPAND_DEPTH:
+            raise StripeApiError(
+                400,
+                f"You cannot expand more than {MAX_EXPAND_DEPTH} levels of a property. "
+                f"Property: {path}",
+                code="property_expansion_max_depth",
+            )
         if path not in (expandable or ()):
             raise StripeApiError(400, f"This property cannot be expanded ({path}).", param="expand")
     return set(expand)
@@ -337,6 +348,18 @@ def signed(
     return body.encode(), {"Stripe-Signature": header, "Content-Type": "application/json"}
 
 
+def _own_payment_intents(invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    """The PaymentIntents written inside `invoice`'s payments, each left there as its id."""
+    intents = []
+    for payment in (invoice.get("payments") or {}).get("data") or []:
+        details = payment.get("payment") or {}
+        intent = details.get("payment_intent")
+        if isinstance(intent, dict):
+            intents.append(intent)
+            details["payment_intent"] = intent.get("id")
+    return intents
+
+
 def _key_mode(key: str) -> str:
     match = _KEY_RE.fullmatch(key)
     if match is None:
@@ -395,7 +418,7 @@ class StripeStandin(StandinServer):
         self.api.before_request(self._authenticate)
         self.api.after_request(_stamp)
         self.api.register_error_handler(StripeApiError, StripeApiError.response)
-        for kind in ("invoice", "customer"):
+        for kind in ("invoice", "customer", "payment_intent"):
             self.control_route(
                 "POST", f"/{kind}s/<id>", lambda id, kind=kind: self._patch(kind, id, json_body())
             )
@@ -419,8 +442,10 @@ class StripeStandin(StandinServer):
 
     def _load(self, scenario: Mapping[str, Any]) -> None:
         """Upsert `{"customers": [...], "subscriptions": [...], "invoices": [...],
-        "events": [...]}` (Stripe-shaped dicts) by id, the platform's or, under `accounts`, a
-        connected account's."""
+        "payment_intents": [...], "events": [...], "webhook_endpoints": [...]}` (Stripe-shaped
+        dicts) by id, the platform's or, under `accounts`, a connected account's. A PaymentIntent
+        inside an invoice's payments (as builders.invoice makes them) is kept as an object of its
+        own."""
         if "webhook" in scenario:
             self._webhook = {
                 "url": scenario["webhook"]["url"],
@@ -430,16 +455,22 @@ class StripeStandin(StandinServer):
             if not str(account.get("id", "")).startswith("acct_"):
                 raise ValueError(f"a connected account needs an acct_ id: {account!r:.80}")
             self._accounts.add(account["id"])
-            self._load(account)
-            for kind in _KINDS:
-                self._owners.update(
-                    (obj["id"], account["id"]) for obj in account.get(f"{kind}s", [])
-                )
-        for kind, store in self._stores.items():
-            for obj in scenario.get(f"{kind}s", []):
+            self._owners.update((object_id, account["id"]) for object_id in self._store(account))
+        self._store(scenario)
+
+    def _store(self, scenario: Mapping[str, Any]) -> list[str]:
+        """Store the objects of `scenario`; returns their ids."""
+        objects = {
+            kind: [copy.deepcopy(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
+        }
+        for invoice in objects["invoice"]:
+            objects["payment_intent"] += _own_payment_intents(invoice)
+        for kind, found in objects.items():
+            for obj in found:
                 if obj.get("object") != kind or not obj.get("id"):
                     raise ValueError(f"not a Stripe {kind} object with an id: {obj!r:.80}")
-                store[obj["id"]] = copy.deepcopy(obj)
+                self._stores[kind][obj["id"]] = obj
+        return [obj["id"] for found in objects.values() for obj in found]
 
     def pay_invoice(self, invoice_id: str) -> dict[str, Any]:
         """The customer pays a stored invoice now. As Stripe does, `invoice.paid` is stored and,
@@ -448,6 +479,10 @@ class StripeStandin(StandinServer):
         with self._lock:
             invoice = self._stores["invoice"][invoice_id]
             invoice.update(builders.paid(invoice))
+            for payment in (invoice.get("payments") or {}).get("data", [])[:1]:
+                intent = self._stores["payment_intent"].get(payment["payment"]["payment_intent"])
+                if intent is not None:
+                    intent.update(builders.settled(intent))
             event = builders.invoice_paid_event(invoice)
             self._stores["event"][event["id"]] = copy.deepcopy(event)
             endpoint = self._webhook
@@ -465,10 +500,20 @@ class StripeStandin(StandinServer):
     def update_customer(self, customer_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
         return self._patch("customer", customer_id, patch)
 
+    def update_payment_intent(self, intent_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        return self._patch("payment_intent", intent_id, patch)
+
     def _patch(self, kind: str, object_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
-        """Shallow-merge `patch` into a stored object (raises KeyError if unknown)."""
+        """Shallow-merge `patch` into a stored object (raises KeyError if unknown); new
+        PaymentIntents in an invoice's payments are kept as their own, as `_load` keeps them."""
         with self._lock:
-            self._stores[kind][object_id].update(copy.deepcopy(dict(patch)))
+            changes = copy.deepcopy(dict(patch))
+            owner = self._owners.get(object_id)
+            for intent in _own_payment_intents(changes) if kind == "invoice" else []:
+                self._stores["payment_intent"][intent["id"]] = intent
+                if owner is not None:
+                    self._owners[intent["id"]] = owner
+            self._stores[kind][object_id].update(changes)
             return copy.deepcopy(self._stores[kind][object_id])
 
     def _extra_stats(self) -> dict[str, Any]:
@@ -566,22 +611,37 @@ class StripeStandin(StandinServer):
     def _render(
         self, kind: str, obj: Mapping[str, Any], mode: str, expand: Iterable[str] = ()
     ) -> dict[str, Any]:
-        """The object as the API returns it: a deleted customer as its stub, and each path to
-        expand holding the object it names (as in Stripe, an id it cannot resolve stays an id)."""
+        """The object as the API returns it: a deleted customer as its stub, an includable field
+        only when a path to expand starts with it, and each path to expand holding the object it
+        names (as in Stripe, an id it cannot resolve stays an id)."""
         if kind == "customer" and obj.get("deleted"):
             return {"id": obj["id"], "object": "customer", "deleted": True}
         out = copy.deepcopy(dict(obj))
-        for path in expand:
-            *parents, name = path.removeprefix("data.").split(".")
-            holder: Any = out
-            for parent in parents:
-                holder = holder.get(parent) if isinstance(holder, dict) else None
-            if not isinstance(holder, dict):
-                continue
-            linked = self._stores[name].get(str(holder.get(name)))
-            if linked is not None and self._visible(linked, mode):
-                holder[name] = self._render(name, linked, mode)
+        # A list's paths start with its `data`: each object in it is rendered with the rest.
+        paths = [path.removeprefix("data.").split(".") for path in expand]
+        for field in builders.INCLUDABLE.get(kind, ()):
+            if not any(parts[0] == field for parts in paths):
+                out.pop(field, None)
+        for parts in paths:
+            self._expand(out, parts, mode)
         return out
+
+    def _expand(self, holder: Any, parts: list[str], mode: str) -> None:
+        """Follow `parts` down from `holder` (into every object of a list), and put in place of
+        the id the last part names the object of that kind."""
+        if isinstance(holder, list):
+            for item in holder:
+                self._expand(item, parts, mode)
+            return
+        if not isinstance(holder, dict):
+            return
+        name, *rest = parts
+        if rest:
+            self._expand(holder.get(name), rest, mode)
+            return
+        linked = self._stores[name].get(str(holder.get(name))) if name in self._stores else None
+        if linked is not None and self._visible(linked, mode):
+            holder[name] = self._render(name, linked, mode)
 
     # Endpoints -----------------------------------------------------------------------------
 

@@ -77,7 +77,11 @@ class _Firestore:
             self._conflict = False
             return _answer(409, {"error": {"status": "ALREADY_EXISTS"}})
         if path.endswith(":commit"):
-            return _answer(200, {"writeResults": [{"updateTime": "2026-11-26T00:00:00Z"}]})
+            result = {
+                "updateTime": "2026-11-26T00:00:00Z",
+                "transformResults": [{"integerValue": "1"}],
+            }
+            return _answer(200, {"writeResults": [result]})
         if path.endswith(":runQuery"):
             return _answer(200, [{"readTime": "2026-11-26T00:00:00Z"}])
         document = {"fields": {"state": {"stringValue": "failed"}}, "updateTime": "v1"}
@@ -105,6 +109,8 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
     ledger.end_lease(lease)
     ledger.release(Due("v1", Entry(EntryKey("in_1", 1), State.DEFERRED, due_at=now)), "token")
     ledger.due(now, 10)
+    ledger.count_sent("+12025550101")
+    ledger.sent_today()
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == [
         "claim",
@@ -115,6 +121,8 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
         "end lease",
         "mark released",
         "query",
+        "query",
+        "count sent",
         "query",
     ]
 

@@ -12,15 +12,19 @@ import pytest
 from shared.adapters.secrets import SecretResolver
 from shared.core.accounts import ConnectedAccounts, EndpointKind
 from shared.core.errors import ConfigError
-from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE, Template
+from shared.core.message import (
+    BRANDED_ACTION_TEMPLATE,
+    BRANDED_TEMPLATE,
+    DEFAULT_ACTION_TEMPLATE,
+    DEFAULT_TEMPLATE,
+    Template,
+)
 from shared.core.policy import AttemptPolicy, QuietHours
 from shared.core.signing_secret import Signing
 from shared.workflow.settings import (
     BY_NAME,
     DEFAULT_LINQ_API_BASE,
     DEFAULT_STRIPE_API_BASE,
-    LANGUAGE_TEMPLATE_PREFIX,
-    LANGUAGE_TEMPLATES,
     VARIABLES,
     BackfillSettings,
     IngestSettings,
@@ -28,6 +32,7 @@ from shared.workflow.settings import (
     Reader,
     RecoverSettings,
     Variable,
+    family_of,
 )
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tools.deploy_env import check, prepare
@@ -50,6 +55,8 @@ def test_recover_defaults():
     assert settings.default_region == "US"
     assert settings.templates.default.text == DEFAULT_TEMPLATE
     assert settings.templates.by_language == {}
+    assert settings.action_templates.default.text == DEFAULT_ACTION_TEMPLATE
+    assert settings.action_templates.by_language == {}
     assert (settings.brand, str(settings.attempts), settings.dry_run) == (None, "all", False)
     assert settings.slack_webhook_url is None
     assert settings.stripe_mode == "test"
@@ -88,9 +95,9 @@ def test_missing_recover_variable_is_named(name):
 
 def declared(name: str) -> Variable[Any]:
     """The declaration `name` is read through (MESSAGE_TEMPLATE_ES: the language templates')."""
-    if name.startswith(LANGUAGE_TEMPLATE_PREFIX):
-        return LANGUAGE_TEMPLATES
-    return BY_NAME[name]
+    variable = BY_NAME.get(name) or family_of(name)
+    assert variable is not None, f"{name} is not declared"
+    return variable
 
 
 def read(name: str, value: str | None, **others: str) -> Any:
@@ -137,6 +144,9 @@ GOOD = [
     ("PUBSUB_TOPIC", "payments.failed", "payments.failed"),
     ("LINQ_SENDER", None, None),
     ("LINQ_SENDER", "+1 (202) 555-0101", "+12025550101"),
+    ("LINQ_LINE_DAILY_LIMIT", None, 7000),
+    ("LINQ_LINE_DAILY_LIMIT", " 100 ", 100),
+    ("LINQ_LINE_DAILY_LIMIT", "700000", 700_000),
     ("DEFAULT_PHONE_REGION", None, "US"),
     ("DEFAULT_PHONE_REGION", "gb", "GB"),
     ("MESSAGE_TEMPLATE", None, DEFAULT_TEMPLATE),
@@ -148,6 +158,14 @@ GOOD = [
     ),
     ("MESSAGE_TEMPLATE_FIL", "Kumusta. Reply STOP.", {"fil": "Kumusta. Reply STOP."}),
     ("MESSAGE_TEMPLATE_DE", "", {}),
+    ("ACTION_TEMPLATE", None, DEFAULT_ACTION_TEMPLATE),
+    ("ACTION_TEMPLATE", f" {TEMPLATE}", f" {TEMPLATE}"),
+    (
+        "ACTION_TEMPLATE_ES",
+        "Hola {first_name}, confirma tu pago. Responde STOP.",
+        {"es": "Hola {first_name}, confirma tu pago. Responde STOP."},
+    ),
+    ("ACTION_TEMPLATE_DE", "", {}),
     ("BRAND_NAME", None, None),
     ("BRAND_NAME", "  Acme  Cloud ", "Acme Cloud"),
     ("TEXT_ON_ATTEMPTS", None, AttemptPolicy()),
@@ -220,6 +238,10 @@ MALFORMED = [
     ("LINQ_API_BASE", "http://10.0.0.5:8080", "must use https"),
     ("LINQ_API_BASE", "https://api.linqapp.com/api/partner/v3", "must not end in /v3"),
     ("LINQ_SENDER", "202-555-0101", "E.164"),
+    ("LINQ_LINE_DAILY_LIMIT", "0", "must be a whole number from 1 to 700000"),
+    ("LINQ_LINE_DAILY_LIMIT", "700001", "must be a whole number from 1 to 700000"),
+    ("LINQ_LINE_DAILY_LIMIT", "7,000", "must be a whole number from 1 to 700000"),
+    ("LINQ_LINE_DAILY_LIMIT", "off", "must be a whole number from 1 to 700000"),
     ("DEFAULT_PHONE_REGION", "USA", "two-letter region"),
     ("SLACK_WEBHOOK_URL", "hooks.slack.com/x", "must be an https URL"),
     ("SLACK_WEBHOOK_URL", "http://hooks.slack.com/services/T/B/X", "must use https"),
@@ -230,6 +252,17 @@ MALFORMED = [
     ("MESSAGE_TEMPLATE_SPANISH", "Hola. STOP", "two- or three-letter ISO 639"),
     ("MESSAGE_TEMPLATE_", "Hola. STOP", "two- or three-letter ISO 639"),
     ("MESSAGE_TEMPLATE_PT_BR", "Olá. STOP", "two- or three-letter ISO 639"),
+    ("ACTION_TEMPLATE", "Confirm your {amount} payment.", "STOP"),
+    ("ACTION_TEMPLATE", "Confirm at {url}. Reply STOP", "must not contain {url}"),
+    ("ACTION_TEMPLATE", "Confirm at bank.com. Reply STOP", "contains a URL"),
+    ("ACTION_TEMPLATE", "{brand}: confirm. Reply STOP", "set BRAND_NAME"),
+    ("ACTION_TEMPLATE", "Confirm {when}. Reply STOP", "unknown placeholder {when}"),
+    ("ACTION_TEMPLATE", "x" * 320 + " STOP", "the text must stay under 320"),
+    ("ACTION_TEMPLATE", " ", "is empty"),
+    ("ACTION_TEMPLATE_ES", "Confirma tu pago.", "STOP"),
+    ("ACTION_TEMPLATE_es", "Confirma. STOP", "such as ACTION_TEMPLATE_ES"),
+    ("ACTION_TEMPLATE_SPANISH", "Confirma. STOP", "two- or three-letter ISO 639"),
+    ("ACTION_TEMPLATE_", "Confirma. STOP", "two- or three-letter ISO 639"),
     ("TEXT_ON_ATTEMPTS", "1 and 3", "such as 1,3"),
     ("TEXT_ON_ATTEMPTS", "0", "such as 1,3"),
     ("DRY_RUN", "maybe", "true or false"),
@@ -399,6 +432,36 @@ def test_operator_controls_are_read():
 def test_brand_name_makes_the_branded_text_the_default():
     settings = RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "Acme"})
     assert settings.templates.default.text == BRANDED_TEMPLATE
+    assert settings.action_templates.default.text == BRANDED_ACTION_TEMPLATE
+
+
+def test_the_3d_secure_texts_of_each_language():
+    settings = RecoverSettings.from_env(
+        {
+            **RECOVER,
+            "ACTION_TEMPLATE": "Hi {first_name}, please confirm {amount}. Reply STOP.",
+            "ACTION_TEMPLATE_ES": "Hola {first_name}, confirma {amount}. Responde STOP.",
+            "MESSAGE_TEMPLATE_ES": "Hola {first_name}, tu pago falló. Responde STOP.",
+            "MESSAGE_TEMPLATE_FR": "Bonjour {first_name}, votre paiement a échoué. STOP.",
+            "ACTION_TEMPLATE_DE": "",
+        }
+    )
+    action = settings.action_templates
+    assert action.default.text == "Hi {first_name}, please confirm {amount}. Reply STOP."
+    # Its own Spanish text; French has none and keeps its failure text (the customer's own
+    # language); a language with neither gets ACTION_TEMPLATE.
+    assert action.for_locales(["es-419"]).text.startswith("Hola {first_name}, confirma")
+    assert action.for_locales(["fr"]).text.startswith("Bonjour {first_name}, votre paiement")
+    assert action.for_locales(["de"]) == action.default
+    assert action.for_locales(["ja"]) == action.default
+    # And the failure texts know nothing of the 3-D Secure ones.
+    assert settings.templates.for_locales(["es"]).text.startswith("Hola {first_name}, tu pago")
+    assert sorted(settings.templates.by_language) == ["es", "fr"]
+
+
+def test_the_3d_secure_default_fits_with_the_longest_brand_and_amount():
+    settings = RecoverSettings.from_env({**RECOVER, "BRAND_NAME": "A" * 40})
+    assert settings.action_templates.default.text == BRANDED_ACTION_TEMPLATE
 
 
 def test_an_own_template_stays_as_written_with_a_brand_name():

@@ -14,7 +14,7 @@ from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice, parse_invoice
-from shared.core.message import DEFAULT_TEMPLATE, Template, Templates
+from shared.core.message import DEFAULT_ACTION_TEMPLATE, DEFAULT_TEMPLATE, Template, Templates
 from shared.core.outcome import Action
 from shared.core.policy import AttemptPolicy, QuietHours, parse_quiet_hours
 from standins import builders
@@ -38,6 +38,7 @@ def recorded(
 
 EVERY_ATTEMPT = AttemptPolicy()
 DEFAULT_TEXT = Templates(Template.parse(DEFAULT_TEMPLATE), {})
+ACTION_TEXT = Templates(Template.parse(DEFAULT_ACTION_TEMPLATE, "ACTION_TEMPLATE"), {})
 NIGHTS = parse_quiet_hours("21:00-08:00")
 
 
@@ -47,15 +48,20 @@ class Rules:
     stripe_mode: str = "test"
     default_region: str = "US"
     templates: Templates = DEFAULT_TEXT
+    action_templates: Templates = ACTION_TEXT
     brand: str | None = None
     quiet_hours: QuietHours | None = NIGHTS
     holdout_percent: int = 0
 
 
 def invoice(customer: dict[str, Any] | None = None, **changes: Any) -> Invoice:
-    """An invoice as the recover function reads it: customer (and subscription) expanded."""
+    """An invoice as the recover function reads it: customer (and subscription, and its latest
+    payment's PaymentIntent: `payment`) expanded."""
     customer = customer or builders.customer()
-    data = builders.invoice(customer, hosted_invoice_url=LINK, attempt_count=2)
+    payment = {"payment": changes.pop("payment")} if "payment" in changes else {}
+    data = builders.invoice(
+        customer, hosted_invoice_url=LINK, attempt_count=2, next_payment_attempt=RETRY, **payment
+    )
     data["customer"] = customer
     subscription = changes.pop("subscription", None)
     data.update(changes)
@@ -75,6 +81,17 @@ def job(**changes: Any) -> FailedPayment:
     fields.update(changes)
     return FailedPayment(**fields)
 
+
+# When Stripe retries the invoice: 2026-11-28 09:46:40 UTC.
+RETRY = 1_795_859_200
+# The processor could not answer (Stripe's test card 4000000000000119: a code, no decline code).
+PROCESSING = builders.payment_intent(code="processing_error", decline_code=None)
+# Waiting for the customer to confirm the payment (3-D Secure).
+CONFIRM = builders.payment_intent(status="requires_action", code=None)
+ACTION = (
+    "Hi Jane, your bank asks you to confirm your $25.00 payment for Pro plan. You can confirm it "
+    "with the link below. Reply STOP to opt out."
+)
 
 # Noon in San Francisco, the default customer's number: outside the default quiet hours.
 NOON = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
@@ -146,6 +163,16 @@ FINISHES = [
         facts(invoice=invoice(subscription={"id": "sub_1", "status": "canceled"})),
         Rules(),
         ("skipped:canceled", "subscription sub_1 is canceled"),
+    ),
+    (
+        "a decline that is the processor's, Stripe retrying",
+        facts(invoice=invoice(payment=PROCESSING)),
+        Rules(),
+        (
+            "skipped:processor_error",
+            "decline code processing_error is not the customer's to fix; Stripe retries at "
+            "2026-11-28T09:46:40Z",
+        ),
     ),
     (
         "no hosted invoice URL",
@@ -418,6 +445,8 @@ DRAWS = [
     ("no phone", facts(invoice=invoice(builders.customer(phone=None))), Rules(), None),
     ("paid", facts(invoice=invoice(status="paid")), Rules(), None),
     ("on our STOP list", facts(opted_out_at=NOON), Rules(), None),
+    ("the processor's decline", facts(invoice=invoice(payment=PROCESSING)), Rules(), None),
+    ("waiting for 3-D Secure", facts(invoice=invoice(payment=CONFIRM)), Rules(), TREATED),
     ("resumed: drawn by the run that planned it", facts(entry=RESUMED), Rules(), None),
     ("resumed at night", facts(now=NIGHT, entry=RESUMED), Rules(), None),
 ]
@@ -440,3 +469,162 @@ def test_the_holdout_hash_is_stable_and_close_to_the_share():
     # Known answers: pin the hash, so an invoice never changes group between versions.
     assert [n for n in range(100) if in_holdout(f"in_{n}", 10)][:5] == [26, 30, 33, 69, 72]
     assert not any(in_holdout(invoice_id, 0) for invoice_id in ids)
+
+
+# --- whose decline it is, and 3-D Secure ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "code", ["approve_with_id", "issuer_not_available", "reenter_transaction", "try_again_later"]
+)
+def test_every_decline_that_is_not_the_customers_ends_with_its_code(code):
+    given = facts(invoice=invoice(payment=builders.payment_intent(decline_code=code)))
+    action, reason = outcome(decide(given, Rules()))
+    assert (action, reason.split(" is not")[0]) == (
+        "skipped:processor_error",
+        f"decline code {code}",
+    )
+
+
+@pytest.mark.parametrize(
+    "intent",
+    [
+        builders.payment_intent(),
+        builders.payment_intent(decline_code="insufficient_funds"),
+        builders.payment_intent(code="expired_card", decline_code=None),
+        builders.payment_intent(decline_code="authentication_required"),
+        # Not expanded, or no payment at all: nothing says it is not the customer's.
+        "pi_3NotExpanded",
+        None,
+    ],
+)
+def test_a_decline_the_customer_can_fix_is_texted(intent):
+    given = facts(invoice=invoice(payment=intent))
+    assert decide(given, Rules()) == Send(PLAN, group=TREATED)
+
+
+def test_once_stripe_stops_retrying_the_processors_decline_is_the_customers_to_pay():
+    # No retry scheduled: nobody else will try the payment again.
+    given = facts(invoice=invoice(payment=PROCESSING, next_payment_attempt=None))
+    assert decide(given, Rules()) == Send(PLAN, group=TREATED)
+
+
+HELD_OUT = next(f"in_{n}" for n in range(1000) if in_holdout(f"in_{n}", 50))
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "rules", "action"),
+    [
+        ("paid", facts(invoice=invoice(payment=PROCESSING, status="paid")), Rules(), "not_open"),
+        (
+            "subscription ended",
+            facts(
+                invoice=invoice(payment=PROCESSING, subscription={"id": "s", "status": "canceled"})
+            ),
+            Rules(),
+            "canceled",
+        ),
+        (
+            "no link",
+            facts(invoice=invoice(payment=PROCESSING, hosted_invoice_url=None)),
+            Rules(),
+            "processor_error",
+        ),
+        (
+            "no phone",
+            facts(invoice=invoice(builders.customer(phone=None), payment=PROCESSING)),
+            Rules(),
+            "processor_error",
+        ),
+        (
+            "on our STOP list",
+            facts(invoice=invoice(payment=PROCESSING), opted_out_at=NOON),
+            Rules(),
+            "processor_error",
+        ),
+        (
+            "in the holdout group",
+            facts(invoice=replace(invoice(payment=PROCESSING), id=HELD_OUT)),
+            Rules(holdout_percent=50),
+            "processor_error",
+        ),
+        (
+            "at night",
+            facts(now=NIGHT, invoice=invoice(payment=PROCESSING)),
+            Rules(),
+            "processor_error",
+        ),
+    ],
+)
+def test_the_processors_decline_comes_after_the_invoice_and_before_the_customer(
+    case, given, rules, action
+):
+    decision = decide(given, rules)
+    assert isinstance(decision, Finish)
+    # Said at once (never deferred), and never drawn: it is no texted payment in either group.
+    assert (decision.outcome.action.value, decision.group) == (f"skipped:{action}", None)
+
+
+def test_a_payment_waiting_for_3d_secure_asks_the_customer_to_confirm_it():
+    given = facts(invoice=invoice(payment=CONFIRM))
+    assert decide(given, Rules()) == Send(Plan(PLAN.to, ACTION, LINK), group=TREATED)
+
+
+def test_a_payment_waiting_for_3d_secure_is_the_customers_whatever_its_code_says():
+    confirm = builders.payment_intent(status="requires_action", decline_code="try_again_later")
+    assert decide(facts(invoice=invoice(payment=confirm)), Rules()) == Send(
+        Plan(PLAN.to, ACTION, LINK), group=TREATED
+    )
+
+
+@pytest.mark.parametrize("event_id", ["evt_failed", "evt_action"])
+def test_the_wording_is_the_invoices_as_read_never_the_events(event_id):
+    # Whichever of Stripe's two events of an attempt is decided on, the invoice says the words.
+    for intent, text in ((CONFIRM, ACTION), (builders.payment_intent(), TEXT)):
+        given = facts(job=job(event_id=event_id), invoice=invoice(payment=intent))
+        assert decide(given, Rules()).plan.text == text
+
+
+def test_the_3d_secure_text_is_in_the_customers_language():
+    spanish = Template.parse("Hola {first_name}, confirma tu pago de {amount}. Responde STOP.")
+    rules = Rules(action_templates=replace(ACTION_TEXT, by_language={"es": spanish}))
+    customer = builders.customer(preferred_locales=["es-419"])
+    decision = decide(facts(invoice=invoice(customer, payment=CONFIRM)), rules)
+    assert decision.plan.text == "Hola Jane, confirma tu pago de $25.00. Responde STOP."
+    # The failure text is another family: a Spanish customer whose card was declined gets it.
+    assert decide(facts(invoice=invoice(customer)), rules).plan.text == TEXT
+
+
+@pytest.mark.parametrize("intent", [PROCESSING, CONFIRM])
+def test_a_recorded_plan_is_sent_as_recorded_whatever_the_payment_says_now(intent):
+    entry = recorded(plan=replace(PLAN, line="+1"))
+    assert decide(facts(invoice=invoice(payment=intent), entry=entry), Rules()) == Send(entry.plan)
+
+
+@pytest.mark.parametrize(
+    ("case", "newest", "retry", "expected"),
+    [
+        # The newer attempt will get no text: it does not supersede the older one, which is
+        # judged on the invoice as read, the processor's like the newer.
+        ("newer not handled yet", None, True, "skipped:processor_error"),
+        ("newer being decided", recorded(), True, "skipped:processor_error"),
+        ("newer ended so", recorded(ended=Action.PROCESSOR_ERROR), True, "skipped:processor_error"),
+        # What was decided or sent for the newer attempt stands.
+        ("newer planned", recorded(plan=PLANNED), True, "skipped:superseded"),
+        ("newer texted", recorded(PLANNED, "chat_2", Action.SENT), True, "skipped:superseded"),
+        # Stripe stopped retrying: the newer attempt is texted, the older superseded.
+        ("no retry left", None, False, "skipped:superseded"),
+    ],
+)
+def test_a_newer_attempt_the_processor_declined_supersedes_only_with_a_text(
+    case, newest, retry, expected
+):
+    retry_at = {} if retry else {"next_payment_attempt": None}
+    given = facts(job=OLDER, invoice=invoice(payment=PROCESSING, **retry_at), newest=newest)
+    assert outcome(decide(given, Rules()))[0] == expected
+
+
+def test_an_older_attempts_recorded_plan_beside_a_newer_processors_decline_is_sent():
+    # Decided when its own decline was the customer's; the newer attempt gets no text.
+    given = facts(job=OLDER, invoice=invoice(payment=PROCESSING), entry=recorded(plan=PLANNED))
+    assert decide(given, Rules()) == Send(PLANNED)

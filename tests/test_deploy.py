@@ -219,6 +219,8 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Run:
         SLACK="1",
         MESSAGE_TEMPLATE=TEMPLATE,
         MESSAGE_TEMPLATE_ES="Hola {first_name}: responde STOP",
+        ACTION_TEMPLATE="{first_name}, confirm {amount}: reply STOP to opt out",
+        ACTION_TEMPLATE_ES="{first_name}, confirma {amount}: responde STOP",
         BRAND_NAME="Acme",
         TEXT_ON_ATTEMPTS="1,3",
         DRY_RUN="true",
@@ -777,6 +779,8 @@ def test_recover_plain_settings_go_through_an_env_vars_file(tuned: Run) -> None:
         "FIRESTORE_DATABASE": "dunning",
         "MESSAGE_TEMPLATE": TEMPLATE,
         "MESSAGE_TEMPLATE_ES": "Hola {first_name}: responde STOP",
+        "ACTION_TEMPLATE": "{first_name}, confirm {amount}: reply STOP to opt out",
+        "ACTION_TEMPLATE_ES": "{first_name}, confirma {amount}: responde STOP",
         "BRAND_NAME": "Acme",
         "TEXT_ON_ATTEMPTS": "1,3",
         "DRY_RUN": "true",
@@ -1697,6 +1701,7 @@ def dashboard_queries() -> list[str]:
 def result_line_fields() -> set[str]:
     """The keys a result line can carry: one written by log_result with every field set, and
     the recovered line's."""
+    from shared.core.decline import LatestPayment
     from shared.core.outcome import Action, Outcome, log_result
 
     stream = io.StringIO()
@@ -1716,6 +1721,9 @@ def result_line_fields() -> set[str]:
         event_id="evt_1",
         attempt=1,
         account="acct_1",
+        group="treated",
+        payment=LatestPayment("requires_payment_method", "insufficient_funds"),
+        event_type="invoice.payment_failed",
         stream=stream,
     )
     return set(json.loads(stream.getvalue())) | RECOVERED_LINE_KEYS

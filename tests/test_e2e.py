@@ -11,6 +11,7 @@ from standins.stack import json_lines
 from tests.harness import customer_calls
 from tests.stack_support import (
     clean_run,
+    lines_for,
     messages_to,
     one_note,
     parts_sent_to,
@@ -49,17 +50,25 @@ CASES = [c for c in demo.cases() if not c.deferred and c.expected != "skipped:ho
 @pytest.mark.parametrize("case", CASES, ids=[case.label for case in CASES])
 def test_each_demo_customer_through_the_emulator(stack, case):
     demo.prepare(stack.stripe, stack.linq, [case])
-    assert stack.post_webhook(builders.payment_failed_event(case.invoice)).status_code == 200
-    [result] = wait_for_result(stack, case.invoice)
-    assert result["action"] == case.expected
+    # Stripe's events for the attempt, each once the one before has its result line.
+    for count, kind in enumerate(case.events, start=1):
+        event = builders.payment_failed_event(case.invoice, type=kind)
+        assert stack.post_webhook(event).status_code == 200
+        wait_for_result(stack, case.invoice, count)
+    assert [r["action"] for r in results_for(stack, case.invoice)] == case.event_actions
     if case.expected == "sent":
         assert parts_sent_to(stack, case.phone) == ["text", "link"]
+        [text] = [m for m in messages_to(stack, case.phone) if m["endpoint"] == "chats"]
+        assert text["parts"][0]["value"].startswith(case.opens or "Hi ")
     elif case.expected in ("skipped:unreachable", "skipped:opted_out"):
         assert stack.linq.messages() == []
     else:
         assert customer_calls(stack.linq) == []
-    [note] = one_note(stack)
-    assert case.expected in note["text"]
+    stack.wait_until(lambda: len(stack.slack.notes()) == len(case.events), what="a note each")
+    notes = [note["text"] for note in stack.slack.notes()]
+    assert [action for action in case.event_actions if any(action in n for n in notes)] == (
+        case.event_actions
+    )
 
 
 def test_a_send_linq_refuses_fails_through_the_emulator(stack):
@@ -115,6 +124,38 @@ def test_webhook_publishes_one_message_with_its_attributes(stack):
     event = builders.payment_failed_event(invoice)
     stack.post_webhook(event)
     [message] = stack.emulator.pull(stack.audit_subscription)
-    assert message["attributes"] == {"event_id": event["id"], "invoice_id": invoice["id"]}
+    assert message["attributes"] == {
+        "event_id": event["id"],
+        "invoice_id": invoice["id"],
+        "event_type": "invoice.payment_failed",
+    }
     wait_for_result(stack, invoice)
     assert messages_to(stack, "+14155550113")
+
+
+def test_both_events_of_a_3d_secure_attempt_posted_at_once_text_once(stack):
+    confirm = builders.payment_intent(status="requires_action", code=None)
+    invoice = store(stack, {"payment": confirm}, phone="+14155550116")
+    events = [
+        builders.payment_failed_event(invoice, type=kind)
+        for kind in ("invoice.payment_action_required", "invoice.payment_failed") * 2
+    ]
+    # Each event twice (Stripe's redelivery), all four at once.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(stack.post_webhook, events))
+    assert [a.status_code for a in answers] == [200] * 4
+    ignored = {"duplicate delivery ignored", "in progress for another event", "already handled"}
+
+    def settled() -> bool:
+        said = [line for line in lines_for(stack, invoice) if line.get("message") in ignored]
+        return len(said) + len(results_for(stack, invoice)) == 4 and bool(
+            results_for(stack, invoice)
+        )
+
+    stack.wait_until(settled, what="a line for each of the four messages")
+    actions = sorted(r["action"] for r in results_for(stack, invoice))
+    # One text; every other message found it in progress, or found it texted.
+    assert actions == ["sent"] + ["skipped:already_texted"] * (len(actions) - 1)
+    [text] = [m for m in messages_to(stack, "+14155550116") if m["endpoint"] == "chats"]
+    assert text["parts"][0]["value"].startswith("Hi Jane, your bank asks you to confirm")
+    assert parts_sent_to(stack, "+14155550116") == ["text", "link"]

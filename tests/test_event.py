@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -24,8 +25,53 @@ def test_snapshot_event_becomes_a_compact_message():
         customer_id="cus_Jane",
         attempt_count=3,
         livemode=False,
+        event_type="invoice.payment_failed",
     )
-    assert payment.attributes() == {"event_id": "evt_Test1", "invoice_id": "in_Test1"}
+    assert payment.attributes() == {
+        "event_id": "evt_Test1",
+        "invoice_id": "in_Test1",
+        "event_type": "invoice.payment_failed",
+    }
+    assert payment.to_json() == (
+        b'{"attempt_count":3,"customer_id":"cus_Jane","event_id":"evt_Test1",'
+        b'"event_type":"invoice.payment_failed","invoice_id":"in_Test1","livemode":false}'
+    )
+
+
+def test_a_3d_secure_event_is_the_same_failed_payment_with_its_own_type():
+    invoice = builders.invoice("cus_Jane", id="in_Test1", attempt_count=2)
+    failed = builders.payment_failed_event(invoice, id="evt_Failed")
+    action = builders.payment_failed_event(
+        invoice, id="evt_Action", type="invoice.payment_action_required"
+    )
+    one, other = from_stripe_event(failed), from_stripe_event(action)
+    assert (other.event_id, other.event_type) == ("evt_Action", "invoice.payment_action_required")
+    # Everything that names the failed payment (and so its ledger entry) is the same.
+    assert replace(other, event_id="evt_Failed", event_type=one.event_type) == one
+    assert other.attributes()["event_type"] == "invoice.payment_action_required"
+    assert from_pubsub(pubsub_data(other.to_json())) == other
+
+
+@pytest.mark.parametrize(
+    ("kind", "read"),
+    [
+        ("invoice.payment_failed", "invoice.payment_failed"),
+        ("invoice.payment_action_required", "invoice.payment_action_required"),
+        ("v1.invoice.payment_failed", "v1.invoice.payment_failed"),
+        # Not a type that reports a failed payment: a message never says it came from one.
+        ("invoice.paid", None),
+        ("anything", None),
+        (7, None),
+    ],
+)
+def test_a_message_says_the_event_type_that_brought_it_and_nothing_else(kind, read):
+    payload = {"event_id": "evt_1", "invoice_id": "in_1", "event_type": kind}
+    data = pubsub_data(json.dumps(payload).encode())
+    if kind == "invoice.paid":
+        # The type of a paid invoice makes it a payment, not a failed one.
+        assert not isinstance(from_pubsub(data), FailedPayment)
+        return
+    assert from_pubsub(data).event_type == read
 
 
 def test_message_bytes_are_exactly_this():
@@ -45,6 +91,11 @@ def test_an_event_of_a_connected_account_carries_the_account():
     assert payment.attributes()["account"] == "acct_1Connected"
     thin = {**builders.thin_payment_failed_event("in_1"), "context": "acct_1Connected"}
     assert from_stripe_event(thin).account == "acct_1Connected"
+    action = {
+        **builders.payment_failed_event(invoice, type="invoice.payment_action_required"),
+        "account": "acct_1Connected",
+    }
+    assert from_stripe_event(action).account == "acct_1Connected"
     assert from_stripe_event({**event, "account": "not an account"}).account is None
 
 
@@ -72,9 +123,10 @@ def test_other_event_types_are_neither_failed_payments_nor_payments():
         assert from_stripe_event({"id": "evt_1", "type": kind, "data": {}}) is None
 
 
-def test_failed_payment_event_without_invoice_is_an_error():
+@pytest.mark.parametrize("kind", ["invoice.payment_failed", "invoice.payment_action_required"])
+def test_failed_payment_event_without_invoice_is_an_error(kind):
     with pytest.raises(MalformedEventError, match="without an invoice id"):
-        from_stripe_event({"id": "evt_1", "type": "invoice.payment_failed", "data": {}})
+        from_stripe_event({"id": "evt_1", "type": kind, "data": {}})
 
 
 def test_failed_payment_event_without_its_own_id_is_an_error():

@@ -10,6 +10,8 @@ import pytest
 import requests
 
 from shared.adapters.ledger import COLLECTION
+from shared.core.lines import Line
+from shared.core.sender import line_order
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
 from standins.stack import json_lines
 from tests.stack_support import (
@@ -343,10 +345,12 @@ def test_malformed_message_is_logged_and_acknowledged(stack):
 
 
 def test_ineligible_picked_line_falls_over_to_the_next(stack):
-    stack.linq.load({"ineligible": [SENDER]})
-    _, result = send_and_wait(stack, "+14155550134")
+    phone = "+14155550134"
+    first, then = line_order([Line(SENDER, "HEALTHY"), Line(SECOND, "HEALTHY")], phone)
+    stack.linq.load({"ineligible": [first.number]})
+    _, result = send_and_wait(stack, phone)
     assert result["action"] == "sent"
-    assert {m["from"] for m in stack.linq.messages()} == {SECOND}
+    assert {m["from"] for m in stack.linq.messages()} == {then.number}
 
 
 def test_ineligible_configured_line_is_retried_until_it_recovers(stack):

@@ -20,6 +20,8 @@ from standins.processes import FunctionProcess
 from standins.stack import FUNCTIONS, base_env, json_lines, signed_webhook
 from tests.harness import CONNECT_SECRET, LINQ_SECRET, WEBHOOK_SECRET, log_lines
 
+ACTION_REQUIRED = "invoice.payment_action_required"
+
 
 @pytest.fixture
 def pipeline(emulated_pipeline):
@@ -27,23 +29,43 @@ def pipeline(emulated_pipeline):
     return emulated_pipeline
 
 
-def failed_event():
+def failed_event(kind: str = "invoice.payment_failed"):
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
-    return builders.payment_failed_event(invoice, id="evt_Ingest1", created=1795600000)
+    return builders.payment_failed_event(invoice, id="evt_Ingest1", created=1795600000, type=kind)
 
 
-def test_failed_payment_is_published_then_acknowledged(pipeline):
-    answer = pipeline.post_webhook(failed_event())
+@pytest.mark.parametrize("kind", ["invoice.payment_failed", ACTION_REQUIRED])
+def test_failed_payment_is_published_then_acknowledged(pipeline, kind):
+    answer = pipeline.post_webhook(failed_event(kind))
     assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
     [message] = pipeline.published()
-    assert message["attributes"] == {"event_id": "evt_Ingest1", "invoice_id": "in_Ingest1"}
+    assert message["attributes"] == {
+        "event_id": "evt_Ingest1",
+        "invoice_id": "in_Ingest1",
+        "event_type": kind,
+    }
     assert json.loads(base64.b64decode(message["data"])) == {
         "attempt_count": 2,
         "customer_id": "cus_Ingest1",
         "event_id": "evt_Ingest1",
+        "event_type": kind,
         "invoice_id": "in_Ingest1",
         "livemode": False,
     }
+
+
+def test_both_events_of_one_3d_secure_attempt_are_queued_as_the_same_payment(pipeline):
+    # Stripe sends both for an attempt that needs authentication: each is queued, and the
+    # recover function makes them one text (tests/test_decline_flow.py).
+    invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
+    for kind in (ACTION_REQUIRED, "invoice.payment_failed"):
+        answer = pipeline.post_webhook(builders.payment_failed_event(invoice, type=kind))
+        assert answer.status_code == 200
+    payloads = [json.loads(base64.b64decode(m["data"])) for m in pipeline.published()]
+    assert sorted(p["event_type"] for p in payloads) == sorted(
+        ["invoice.payment_failed", ACTION_REQUIRED]
+    )
+    assert {(p["invoice_id"], p["attempt_count"]) for p in payloads} == {("in_Ingest1", 2)}
 
 
 def test_queued_line_names_the_event_but_holds_no_body(pipeline):
@@ -76,6 +98,7 @@ def test_other_event_types_are_acknowledged_and_not_published(pipeline):
     assert pipeline.published() == []
 
 
+@pytest.mark.parametrize("kind", ["invoice.payment_failed", ACTION_REQUIRED])
 @pytest.mark.parametrize(
     ("kwargs", "reason"),
     [
@@ -83,8 +106,8 @@ def test_other_event_types_are_acknowledged_and_not_published(pipeline):
         ({"timestamp": int(time.time()) - 301}, "signature timestamp too old"),
     ],
 )
-def test_forged_or_stale_webhook_is_refused_and_not_published(pipeline, kwargs, reason):
-    answer = pipeline.post_webhook(failed_event(), **kwargs)
+def test_forged_or_stale_webhook_is_refused_and_not_published(pipeline, kwargs, reason, kind):
+    answer = pipeline.post_webhook(failed_event(kind), **kwargs)
     assert (answer.status_code, answer.get_data(as_text=True)) == (400, f"rejected: {reason}")
     assert pipeline.published() == []
 
@@ -235,16 +258,20 @@ def connected_events(account: str | None) -> dict[str, dict]:
     paid = builders.paid(invoice, at=invoice["status_transitions"]["finalized_at"] + 3600)
     events = {
         "snapshot": failed_event(),
+        "action": failed_event(ACTION_REQUIRED),
         "thin": builders.thin_payment_failed_event("in_Ingest1", id="evt_Thin1"),
         "paid": builders.invoice_paid_event(paid, id="evt_Paid1"),
     }
     if account is None:
         return events
-    named = {"snapshot": "account", "thin": "context", "paid": "account"}
-    return {kind: {**event, named[kind]: account} for kind, event in events.items()}
+    # A thin event names its connected account in `context`, a snapshot one in `account`.
+    return {
+        kind: {**event, "context" if kind == "thin" else "account": account}
+        for kind, event in events.items()
+    }
 
 
-@pytest.mark.parametrize("kind", ["snapshot", "thin", "paid"])
+@pytest.mark.parametrize("kind", ["snapshot", "action", "thin", "paid"])
 @pytest.mark.parametrize("enabled", [None, "", "acct_1Another", "acct_1Another, acct_1Third"])
 def test_a_connected_accounts_event_is_acknowledged_and_never_queued_unless_enabled(
     pipeline, kind, enabled
@@ -268,15 +295,16 @@ def test_a_connected_accounts_event_is_acknowledged_and_never_queued_unless_enab
         "message": "skipped: connected account not enabled",
         "invoice_id": "in_Ingest1",
         **({"customer_id": "cus_Ingest1"} if kind != "thin" else {}),
-        **({"attempt": 2} if kind == "snapshot" else {}),
+        **({"attempt": 2} if kind in ("snapshot", "action") else {}),
         "action": "skipped:account_not_enabled",
         "reason": "acct_1Connected is not in STRIPE_CONNECT_ACCOUNTS",
         "event_id": event["id"],
+        **({"event_type": event["type"]} if kind != "paid" else {}),
         "account": CONNECTED,
     }
 
 
-@pytest.mark.parametrize("kind", ["snapshot", "thin", "paid"])
+@pytest.mark.parametrize("kind", ["snapshot", "action", "thin", "paid"])
 @pytest.mark.parametrize("enabled", ["*", CONNECTED, f" acct_1Another , {CONNECTED} "])
 def test_an_enabled_connected_accounts_event_is_queued_with_its_account(pipeline, kind, enabled):
     pipeline.configure(
@@ -315,7 +343,7 @@ CROSSED_CONNECTED = "a connected account's event, signed with the platform endpo
 CROSSED_PLATFORM = "the platform's own event, signed with the Connect endpoint's secret"
 
 
-@pytest.mark.parametrize("kind", ["snapshot", "thin", "paid"])
+@pytest.mark.parametrize("kind", ["snapshot", "action", "thin", "paid"])
 @pytest.mark.parametrize(
     ("connect", "account", "signed_with", "reason"),
     [

@@ -1,8 +1,9 @@
 """The ledger's contract, run on both stores (the Firestore emulator, and the one in memory the
 workflow's tests use), so that a difference between them fails a test: racing claims and
 takeovers, stale writers, forced interleavings, the sweep's query, the lookups, the payment and
-opt-out records, the Linq events, the TTL field, documents an earlier version wrote. At most one
-run ever holds a failed payment, proven by the record. Leases run out by moving the clock."""
+opt-out records, the Linq events, each line's count of the day, the TTL field, documents an
+earlier version wrote. At most one run ever holds a failed payment, proven by the record. Leases
+run out by moving the clock."""
 
 from __future__ import annotations
 
@@ -140,6 +141,25 @@ def test_racing_creates_make_one_document(documents, racers):
         return True
 
     assert sum(race(racers, create)) == 1
+
+
+def test_an_increment_counts_from_nothing_and_keeps_the_other_fields(documents):
+    assert documents.increment(COLLECTION, "doc-1", "n", 1, {"day": "d1"}) == 1
+    version = documents.read(COLLECTION, "doc-1").version
+    documents.write(COLLECTION, "doc-1", {"note": "kept"}, version)
+    assert documents.increment(COLLECTION, "doc-1", "n", 2, {"day": "d1", "at": NOW}) == 3
+    found = documents.read(COLLECTION, "doc-1")
+    assert found.fields == {"n": 3, "day": "d1", "at": NOW, "note": "kept"}
+    # A field that is no number is counted from 0, as Firestore's increment transform does.
+    documents.write(COLLECTION, "doc-2", {"n": "seven"}, None)
+    assert documents.increment(COLLECTION, "doc-2", "n", 1, {}) == 1
+
+
+@pytest.mark.parametrize("racers", [2, 10])
+def test_racing_increments_lose_none_and_each_sees_its_own_count(documents, racers):
+    seen = race(racers, lambda _: documents.increment(COLLECTION, "doc-1", "n", 1, {}))
+    assert sorted(seen) == list(range(1, racers + 1))
+    assert documents.read(COLLECTION, "doc-1").fields["n"] == racers
 
 
 # --- one owner at a time ------------------------------------------------------------------
@@ -432,6 +452,18 @@ def test_the_group_drawn_is_written_once_by_the_next_write(ledger, key):
     assert stored(ledger, key).group == "treated"
 
 
+def test_the_decline_code_read_is_written_by_the_next_write_and_the_latest_read_counts(ledger, key):
+    lease = claim(ledger, key, 1)
+    assert isinstance(lease, Lease)
+    lease = ledger.record_plan(lease.read_decline("insufficient_funds"), PLAN)
+    assert (lease.declined, stored(ledger, key).decline_code) == (None, "insufficient_funds")
+    # A run that read no code (the payment has no error) leaves the one read before.
+    lease = ledger.record_text(lease.read_decline(None), "chat_1")
+    assert stored(ledger, key).decline_code == "insufficient_funds"
+    ledger.finish(lease.read_decline("expired_card"), sent("chat_1"))
+    assert stored(ledger, key).decline_code == "expired_card"
+
+
 # --- documents an earlier version wrote -------------------------------------------------------
 
 
@@ -588,12 +620,75 @@ def test_a_payment_an_earlier_version_recorded_still_reads(ledger, documents):
     assert (found.pubsub_message_id, found.group) == ("m-old", "treated")
 
 
+# --- the messages each line sent today ---------------------------------------------------------
+
+LINE_A, LINE_B = "+12025550101", "+12025550102"
+
+
+def test_each_line_counts_its_messages_for_its_utc_day_and_starts_again_at_midnight(ledger, clock):
+    clock.set(dt.datetime(2026, 11, 26, 23, 59, 59, tzinfo=dt.UTC))
+    assert ledger.sent_today() == {}
+    assert [ledger.count_sent(LINE_A) for _ in range(3)] == [1, 2, 3]
+    assert ledger.count_sent(LINE_B) == 1
+    assert ledger.sent_today() == {LINE_A: 3, LINE_B: 1}
+    clock.advance(dt.timedelta(seconds=1))  # 00:00 UTC: a new day for every line
+    assert ledger.sent_today() == {}
+    assert ledger.count_sent(LINE_B) == 1
+    assert ledger.sent_today() == {LINE_B: 1}
+    # The day is UTC's, whatever the clock's zone: 08:59 on the 27th in Tokyo is 23:59 on the
+    # 26th in UTC.
+    clock.set(dt.datetime(2026, 11, 27, 8, 59, tzinfo=dt.timezone(dt.timedelta(hours=9))))
+    assert ledger.sent_today() == {LINE_A: 3, LINE_B: 1}
+
+
+class ContendedCounts:
+    """A store whose increments Firestore aborts for contention `times` times (nothing written)."""
+
+    def __init__(self, inner: Documents, times: int) -> None:
+        self._inner, self._times = inner, times
+
+    def increment(self, *args: Any) -> int:
+        if self._times:
+            self._times -= 1
+            raise Conflict("ABORTED")
+        return self._inner.increment(*args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_count_aborted_for_contention_is_made_again_and_once(documents, clock):
+    contended = Ledger(ContendedCounts(documents, 2), clock=clock)  # type: ignore[arg-type]
+    assert contended.count_sent(LINE_A) == 1
+    assert contended.sent_today() == {LINE_A: 1}
+
+
+def test_a_count_that_keeps_meeting_contention_is_retried_later(documents, clock):
+    contended = Ledger(ContendedCounts(documents, 99), clock=clock)  # type: ignore[arg-type]
+    with pytest.raises(RetryableError, match=r"the count of line \+1\*+0101 keeps meeting"):
+        contended.count_sent(LINE_A)
+    assert contended.sent_today() == {}
+
+
+def test_racing_counts_of_one_line_lose_none(ledger):
+    seen = race(8, lambda _: [ledger.count_sent(LINE_A) for _ in range(5)])
+    assert sorted(count for counts in seen for count in counts) == list(range(1, 41))
+    assert ledger.sent_today() == {LINE_A: 40}
+
+
 # --- the report's pages, and a ledger written at once -----------------------------------------
 
 
 def test_the_pages_come_by_name_with_only_what_the_report_reads(ledger):
     entries = [
-        Entry(EntryKey("in_A", 2), State.DONE, plan=PLAN, action=Action.SENT, texted_at=NOW),
+        Entry(
+            EntryKey("in_A", 2),
+            State.DONE,
+            plan=PLAN,
+            action=Action.SENT,
+            texted_at=NOW,
+            decline_code="insufficient_funds",
+        ),
         Entry(EntryKey("in_A", 1), State.DONE, action=Action.NO_PHONE, created_at=NOW),
         Entry(EntryKey("in_B", 1), State.DEFERRED, due_at=NOW, group="treated", run="r"),
     ]

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from shared.core.errors import ConfigError
 from shared.core.log import redact
 from shared.core.message import (
+    BRANDED_ACTION_TEMPLATE,
     BRANDED_TEMPLATE,
+    DEFAULT_ACTION_TEMPLATE,
     DEFAULT_TEMPLATE,
     MAX_TEXT_LENGTH,
     Template,
@@ -58,6 +60,32 @@ def test_custom_template_with_brand_and_amount_is_exactly_this():
     assert text == (
         "Kōbō Studio here. Yuki, ¥2,500 for Team plan is unpaid. Reply STOP to opt out."
     )
+
+
+def test_3d_secure_text_is_exactly_this():
+    action = Template.parse(DEFAULT_ACTION_TEMPLATE, "ACTION_TEMPLATE")
+    assert render("Jane Doe", "Pro plan", action) == (
+        "Hi Jane, your bank asks you to confirm your $25.00 payment for Pro plan. You can "
+        "confirm it with the link below. Reply STOP to opt out."
+    )
+    branded = Template.parse(BRANDED_ACTION_TEMPLATE, "ACTION_TEMPLATE", brand="Acme")
+    assert render("Jane Doe", "Pro plan", branded, brand="Acme") == (
+        "Acme: Hi Jane, your bank asks you to confirm your $25.00 payment for Pro plan. You can "
+        "confirm it with the link below. Reply STOP to opt out."
+    )
+
+
+@pytest.mark.parametrize("currency", ["idr", "kwd", "usd"])
+def test_3d_secure_text_at_its_cap_keeps_brand_amount_and_opt_out(currency):
+    brand = "B" * 40
+    amount = format_amount(largest_amount(currency), currency)
+    template = Template.parse(BRANDED_ACTION_TEMPLATE, "ACTION_TEMPLATE", brand=brand)
+    text = render("Bartholomew" * 5, "Enterprise " * 60, template, amount, brand)
+    assert len(text) == MAX_TEXT_LENGTH
+    assert text.startswith(f"{brand}: Hi Bartholomew")
+    assert f"to confirm your {amount} payment for Enterprise" in text
+    assert text.endswith(". You can confirm it with the link below. Reply STOP to opt out.")
+    assert sms_cost(text) == SmsCost(GSM_7, 3)
 
 
 def test_brand_and_amount_are_never_shortened():

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from shared.core.decline import LatestPayment
 from shared.core.outcome import Action, Outcome, dry_run, failed, log_result, sent, skipped
 from standins import builders
 
@@ -38,6 +39,42 @@ def test_skip_line_is_exactly_this():
         '"customer_id": "cus_1", "action": "skipped:no_phone", "reason": "no phone on file", '
         '"event_id": "evt_1"}\n'
     )
+
+
+def test_a_line_with_the_latest_payment_and_the_event_type_is_exactly_this():
+    stream = io.StringIO()
+    log_result(
+        skipped(Action.PROCESSOR_ERROR, "decline code processing_error is not the customer's"),
+        invoice_id="in_1",
+        customer_id="cus_1",
+        event_id="evt_1",
+        attempt=2,
+        payment=LatestPayment("requires_payment_method", "processing_error"),
+        event_type="invoice.payment_action_required",
+        stream=stream,
+    )
+    assert stream.getvalue() == (
+        '{"severity": "INFO", "message": "skipped: not the customer\'s to fix", '
+        '"invoice_id": "in_1", "customer_id": "cus_1", "attempt": 2, '
+        '"action": "skipped:processor_error", '
+        '"reason": "decline code processing_error is not the customer\'s", '
+        '"decline_code": "processing_error", "payment_status": "requires_payment_method", '
+        '"event_id": "evt_1", "event_type": "invoice.payment_action_required"}\n'
+    )
+
+
+def test_a_payment_waiting_for_3d_secure_has_a_status_and_no_decline_code():
+    stream = io.StringIO()
+    log_result(
+        sent("chat_9"),
+        invoice_id="in_1",
+        customer_id="cus_1",
+        event_id="evt_1",
+        payment=LatestPayment("requires_action"),
+        stream=stream,
+    )
+    entry = json.loads(stream.getvalue())
+    assert (entry["payment_status"], "decline_code" in entry) == ("requires_action", False)
 
 
 def test_policy_skip_line_is_exactly_this():
@@ -105,6 +142,7 @@ def test_failed_line_is_an_error_with_its_reason():
         (Action.SUPERSEDED, "skipped: a newer attempt superseded it"),
         (Action.ALREADY_TEXTED, "skipped: already texted for this attempt"),
         (Action.HOLDOUT, "skipped: holdout group"),
+        (Action.PROCESSOR_ERROR, "skipped: not the customer's to fix"),
     ],
 )
 def test_every_skip_has_its_message(action, message):
@@ -124,6 +162,7 @@ def test_action_vocabulary_is_closed():
         "skipped:superseded",
         "skipped:already_texted",
         "skipped:holdout",
+        "skipped:processor_error",
         "skipped:account_not_enabled",
         "deferred:quiet_hours",
         "recovered",

@@ -27,19 +27,20 @@ def links(linq_api):
 def test_each_demo_customer_ends_as_the_demo_says(pipeline, linq_api, stripe_api, case):
     pipeline.configure(HOLDOUT_PERCENT=str(demo.HOLDOUT_PERCENT))
     demo.prepare(stripe_api, linq_api, [case])
-    event = builders.payment_failed_event(case.invoice)
-    [result] = pipeline.deliver(event)
-    assert (result["action"], result["event_id"], result["invoice_id"]) == (
-        case.expected,
-        event["id"],
-        case.invoice["id"],
-    )
+    # Stripe's events for the attempt, one after the other (the 3-D Secure customer's two).
+    events = [builders.payment_failed_event(case.invoice, type=kind) for kind in case.events]
+    lines = [line for event in events for line in pipeline.deliver(event)]
+    assert [(r["action"], r["event_id"], r["invoice_id"], r["event_type"]) for r in lines] == [
+        (action, event["id"], case.invoice["id"], event["type"])
+        for action, event in zip(case.event_actions, events, strict=True)
+    ]
     if case.expected == "sent":
         assert [(m["endpoint"], m["from"], m["to"]) for m in linq_api.messages()] == [
             ("chats", SENDER, [case.phone]),
             ("messages", SENDER, [case.phone]),
         ]
         assert links(linq_api) == [case.invoice["hosted_invoice_url"]]
+        assert texts(linq_api)[0].startswith(case.opens or "Hi ")
     elif case.expected in ("skipped:unreachable", "skipped:opted_out"):
         # Linq was asked about the number (reachability, the opt-out refusal); nothing was sent.
         assert linq_api.messages() == []

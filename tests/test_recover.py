@@ -6,6 +6,8 @@ import pytest
 
 from shared.adapters import linq as linq_module
 from shared.core.entry import State
+from shared.core.lines import Line
+from shared.core.sender import line_order
 from standins import builders
 from tests.harness import SECOND_SENDER, SENDER, customer_calls, entry, log_lines
 
@@ -78,26 +80,34 @@ def test_no_imessage_but_sms_still_sends(pipeline, linq_api):
     assert len(linq_api.messages()) == 2
 
 
+def own_lines(to=PHONE):
+    """SENDER and SECOND_SENDER in `to`'s own order (rendezvous hashing)."""
+    return [line.number for line in line_order([Line(SENDER, ""), Line(SECOND_SENDER, "")], to)]
+
+
 def test_configured_sender_is_used(pipeline, linq_api):
     linq_api.load(
         {"phone_numbers": [builders.linq_line(SENDER), builders.linq_line(SECOND_SENDER)]}
     )
-    pipeline.configure(LINQ_SENDER=SECOND_SENDER)
+    # Not the customer's own line: the configured one wins.
+    configured = own_lines()[1]
+    pipeline.configure(LINQ_SENDER=configured)
     assert pipeline.result(pipeline.customer_with_invoice())["action"] == "sent"
-    assert {m["from"] for m in linq_api.messages()} == {SECOND_SENDER}
+    assert {m["from"] for m in linq_api.messages()} == {configured}
 
 
 def test_critical_lines_are_passed_over(pipeline, linq_api):
+    first, then = own_lines()
     linq_api.load(
         {
             "phone_numbers": [
-                builders.linq_line(SENDER, reputation="CRITICAL"),
-                builders.linq_line(SECOND_SENDER, reputation="AT_RISK"),
+                builders.linq_line(first, reputation="CRITICAL"),
+                builders.linq_line(then, reputation="AT_RISK"),
             ]
         }
     )
     pipeline.result(pipeline.customer_with_invoice())
-    assert {m["from"] for m in linq_api.messages()} == {SECOND_SENDER}
+    assert {m["from"] for m in linq_api.messages()} == {then}
 
 
 def test_line_list_is_read_once_per_instance(pipeline, linq_api):
@@ -448,14 +458,17 @@ def test_linq_timeout_is_retried(pipeline, linq_api, monkeypatch):
 
 
 def test_ineligible_picked_line_falls_over_to_the_next(pipeline, linq_api):
+    first, then = own_lines()
     linq_api.load(
         {
             "phone_numbers": [builders.linq_line(SENDER), builders.linq_line(SECOND_SENDER)],
-            "ineligible": [SENDER],
+            "ineligible": [first],
         }
     )
     assert pipeline.result(pipeline.customer_with_invoice())["action"] == "sent"
-    assert {m["from"] for m in linq_api.messages()} == {SECOND_SENDER}
+    assert {m["from"] for m in linq_api.messages()} == {then}
+    chats = [r["body"]["from"] for r in linq_api.requests() if r["path"] == "/v3/chats"]
+    assert chats == [first, then]
 
 
 def test_ineligible_configured_line_is_retried_later(pipeline, linq_api):

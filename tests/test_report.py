@@ -116,8 +116,8 @@ def treated(invoice, attempt, created, action, **fields):
     return entry(invoice, attempt, created, action, "treated", **fields)
 
 
-def held(invoice, attempt, created):
-    return entry(invoice, attempt, created, "skipped:holdout", "holdout")
+def held(invoice, attempt, created, **fields):
+    return entry(invoice, attempt, created, "skipped:holdout", "holdout", **fields)
 
 
 def paid(invoice, at, amount, currency, group):
@@ -128,17 +128,25 @@ def paid(invoice, at, amount, currency, group):
 # 15 invoices, 19 entries and 8 payments. in_T1 and in_T10 test that an invoice's documents stay
 # together.
 LEDGER = [
-    sent("in_T1", 1, ago(2)),
+    sent("in_T1", 1, ago(2), decline_code="insufficient_funds"),
     paid("in_T1", ago(2, -90), 2500, "usd", "treated"),
     # Deferred for the night, then texted; the invoice failed again and was paid 30 minutes
     # after its second text.
-    sent("in_T10", 1, ago(3), texted_at=ago(3, -480), due_at=ago(3, -480)),
-    sent("in_T10", 2, ago(1)),
+    sent(
+        "in_T10",
+        1,
+        ago(3),
+        texted_at=ago(3, -480),
+        due_at=ago(3, -480),
+        decline_code="expired_card",
+    ),
+    sent("in_T10", 2, ago(1), decline_code="insufficient_funds"),
     paid("in_T10", ago(1, -30), 1000, "eur", "treated"),
     sent("in_T2", 1, ago(5)),
-    # Not drawn at its first attempt (no phone), treated at its second.
-    entry("in_T3", 1, ago(6), "skipped:no_phone"),
-    sent("in_T3", 2, ago(3)),
+    # Not drawn at its first attempt (no phone), treated at its second; the decline code of its
+    # first failure is the invoice's.
+    entry("in_T3", 1, ago(6), "skipped:no_phone", decline_code="generic_decline"),
+    sent("in_T3", 2, ago(3), decline_code="insufficient_funds"),
     # Treated, never texted: an unreachable number that paid; a night-time failure paid before
     # the morning; one still waiting for its morning.
     treated("in_U1", 1, ago(2), "skipped:unreachable", plan=PLAN),
@@ -146,12 +154,12 @@ LEDGER = [
     treated("in_D1", 1, ago(2), "skipped:not_open", due_at=ago(2, -300)),
     paid("in_D1", ago(2, -120), 1500, "usd", "treated"),
     treated("in_D2", 1, ago(minutes=120), "deferred:quiet_hours", due_at=ago(minutes=-300)),
-    held("in_H1", 1, ago(4)),
+    held("in_H1", 1, ago(4), decline_code="insufficient_funds"),
     paid("in_H1", ago(3), 5000, "usd", "holdout"),
     held("in_H2", 1, ago(4)),
     held("in_H2", 2, ago(1)),
     # Never reached the draw: in neither group.
-    entry("in_N1", 1, ago(2), "skipped:no_phone"),
+    entry("in_N1", 1, ago(2), "skipped:no_phone", decline_code="insufficient_funds"),
     paid("in_N1", ago(1), 3000, "jpy", "not_assigned"),
     entry("in_N2", 1, ago(2), "skipped:opted_out"),
     entry("in_N3", 1, ago(2), "failed", state="failed"),
@@ -185,6 +193,14 @@ Recovered, as assigned    paid of invoices, rate: amount
   treated                 6 of 9, 66.7 %: €10.00, £15.00, $67.00
   holdout                 1 of 2, 50.0 %: $50.00
   not_assigned            1 of 4, 25.0 %: ¥3,000
+
+By first decline code     paid of invoices, rate, as assigned
+  (none recorded)         treated 4 of 6, 66.7 %; holdout 0 of 1, 0.0 %; not_assigned 0 of 3, \
+0.0 %
+  insufficient_funds      treated 1 of 1, 100.0 %; holdout 1 of 1, 100.0 %; not_assigned 1 of 1, \
+100.0 %
+  expired_card            treated 1 of 1, 100.0 %
+  generic_decline         treated 0 of 1, 0.0 %
 
 Lift (treated - holdout)  not enough data: treated has 9 invoices and holdout has 2 invoices; \
 each group needs at least 30
@@ -354,6 +370,7 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "outcomes.csv",
         "recovered.csv",
         "recovered_by_day.csv",
+        "recovered_by_decline_code.csv",
         "recovery.png",
         "summary.csv",
     ]
@@ -427,6 +444,17 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
             [day(ago(40)), "treated", "gbp", "1", "1500", "15.00"],
         ]
     )
+    assert rows("recovered_by_decline_code.csv") == [
+        ["decline_code", "group", "invoices", "paid", "rate"],
+        ["(none recorded)", "treated", "6", "4", "0.6667"],
+        ["(none recorded)", "holdout", "1", "0", "0.0000"],
+        ["(none recorded)", "not_assigned", "3", "0", "0.0000"],
+        ["insufficient_funds", "treated", "1", "1", "1.0000"],
+        ["insufficient_funds", "holdout", "1", "1", "1.0000"],
+        ["insufficient_funds", "not_assigned", "1", "1", "1.0000"],
+        ["expired_card", "treated", "1", "1", "1.0000"],
+        ["generic_decline", "treated", "1", "0", "0.0000"],
+    ]
     assert (out_dir / "recovery.png").read_bytes()[:8] == PNG_SIGNATURE
     assert out.splitlines()[-1].startswith(f"Written: {out_dir / 'summary.csv'}, ")
     for path in out_dir.iterdir():

@@ -48,9 +48,19 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
         "sent",
         "skipped:no_phone",
         "skipped:not_open",
+        "skipped:processor_error",
         "deferred:quiet_hours",
     }
     assert "deferred:quiet_hours → sent" in done.stdout  # released by the sweep, then sent
+    # 3-D Secure: asked to confirm, once for Stripe's two events of the attempt.
+    [confirm] = [line for line in done.stdout.splitlines() if line.startswith("Katalin")]
+    assert "sent → skipped:already_texted " in confirm
+    assert 'text "Hi Katalin, your bank asks you to conf…" + link' in confirm
+    # The processor's decline: skipped, its code said, nothing sent.
+    [processor] = [r for r in results if r["action"] == "skipped:processor_error"]
+    assert processor["reason"].startswith("decline code processing_error is not the customer's")
+    [backus] = [line for line in done.stdout.splitlines() if line.startswith("John Backus")]
+    assert backus.split()[-1] == "nothing"
     # Listening to Linq: deliveries, a reply for the team, a STOP and the next failure skipped.
     assert {r["action"] for r in results} >= {"delivered", "reply_received", "opt_out_recorded"}
     assert "  Slack: Reply from Ken (" in done.stdout
@@ -58,15 +68,18 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running():
     assert 'opted out, no more texts to +1******0111: "Stop texting me"' in done.stdout
     assert "sent → skipped:opted_out" in done.stdout
     assert "  Linq requests for it: 0 " in done.stdout
-    # The report over the sandbox's ledger, by the groups as assigned at the draw: eight
+    # The report over the sandbox's ledger, by the groups as assigned at the draw: nine
     # treated (two paid after a text; an unreachable one and Linq's refusal among the others),
-    # one held out and paid, three that never reached the draw.
+    # one held out and paid, four that never reached the draw (the processor's decline one).
     assert "  Recovery report: projects/demo-proj/databases/dunning" in done.stdout
-    assert "    treated                 2 of 8, 25.0 %: $50.00" in done.stdout
+    assert "    treated                 2 of 9, 22.2 %: $50.00" in done.stdout
     assert "    holdout                 1 of 1, 100.0 %: $25.00" in done.stdout
-    assert "    not_assigned            0 of 3, 0.0 %: -" in done.stdout
-    assert "  Lift (treated - holdout)  not enough data: treated has 8 invoices" in done.stdout
-    assert "  Per protocol (texted)     2 of 6, 33.3 % (6 of 8 treated invoices" in done.stdout
+    assert "    not_assigned            0 of 4, 0.0 %: -" in done.stdout
+    assert "    skipped:processor_error 1" in done.stdout
+    # By the decline code each run recorded: the processor's decline never reached the draw.
+    assert "    processing_error        not_assigned 0 of 1, 0.0 %" in done.stdout
+    assert "  Lift (treated - holdout)  not enough data: treated has 9 invoices" in done.stdout
+    assert "  Per protocol (texted)     2 of 7, 28.6 % (7 of 9 treated invoices" in done.stdout
     assert "recovery.png" in done.stdout
     stopped = [line for line in done.stdout.splitlines() if line.startswith("Stopped")]
     [summary] = stopped
@@ -135,6 +148,15 @@ def live_sandbox(stripe_api, linq_api) -> Iterator[tuple[int, Output]]:
 
 def test_live_mode_uses_the_api_bases_given_and_shows_retries(live_sandbox, stripe_api, linq_api):
     port, output = live_sandbox
+    # The hint subscribes `stripe listen` to every event the endpoint must send.
+    hint = (
+        "stripe listen --events invoice.payment_failed,invoice.payment_action_required,"
+        "invoice.paid --latest --forward-to "
+    )
+    deadline = time.monotonic() + 10
+    while not any(line.strip().startswith(hint) for line in output.lines):
+        assert time.monotonic() < deadline, "\n".join(output.lines)
+        time.sleep(0.05)
     linq_api.load({"phone_numbers": [builders.linq_line("+12025550100")]})
     first, second = builders.customer(phone="+14155550150"), builders.customer(phone="+14155550151")
     invoices = [builders.invoice(first), builders.invoice(second)]

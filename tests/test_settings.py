@@ -17,7 +17,7 @@ from shared.workflow.settings import (
     DEPLOY,
     DEPLOYED,
     INGEST,
-    LANGUAGE_TEMPLATES,
+    LANGUAGE,
     LINQ_EVENTS,
     LINQ_INTAKE,
     LINQ_WEBHOOK,
@@ -55,6 +55,7 @@ VALID = {
     "GOOGLE_CLOUD_PROJECT": "demo-proj",
     "BRAND_NAME": "Acme",
     "MESSAGE_TEMPLATE_ES": "{brand}: hola {first_name}. Responde STOP.",
+    "ACTION_TEMPLATE_ES": "{brand}: confirma tu pago, {first_name}. Responde STOP.",
 }
 SETTINGS: dict[str, type[Settings]] = {
     INGEST: IngestSettings,
@@ -85,7 +86,9 @@ class Recording(Reader):
 
 
 def names(variables: Any) -> set[str]:
-    return {variable.name for variable in variables}
+    """The variables' names, a family's (MESSAGE_TEMPLATE_<LANG>) by the one of its names these
+    tests set (MESSAGE_TEMPLATE_ES)."""
+    return {variable.name.replace(LANGUAGE, "ES") for variable in variables}
 
 
 @pytest.mark.parametrize(("reader", "settings"), SETTINGS.items())
@@ -94,9 +97,6 @@ def test_each_settings_object_reads_exactly_the_variables_declared_for_it(reader
     settings.read(env)
     # The emulator hosts are read by the adapters, which reach Google's APIs.
     declared = names(v for v in read_by(reader) if not v.local)
-    if reader in LANGUAGE_TEMPLATES.readers:
-        # The family is read by name: the one set here.
-        declared = declared - {LANGUAGE_TEMPLATES.name} | {"MESSAGE_TEMPLATE_ES"}
     assert env.asked == declared
 
 
@@ -168,16 +168,15 @@ def test_deploy_sets_exactly_the_secrets_each_function_reads(plan, function, rea
 
 @pytest.mark.parametrize("function", DEPLOYED)
 def test_deploy_passes_each_function_every_plain_variable_it_reads_and_no_other(function):
-    everything = {v.name: "1" for v in VARIABLES if v is not LANGUAGE_TEMPLATES}
+    everything = {v.name: "1" for v in VARIABLES if not v.family}
     resources = {
         "PUBSUB_TOPIC": "failed",
         "LINQ_EVENTS_TOPIC": "linq",
         "FIRESTORE_DATABASE": "ledger",
     }
-    env = Reader({**everything, **resources, "MESSAGE_TEMPLATE_ES": "STOP"}, SecretResolver())
-    plain = {v.name for v in read_by(function) if not v.secret and not v.local}
-    if function in LANGUAGE_TEMPLATES.readers:
-        plain = plain - {LANGUAGE_TEMPLATES.name} | {"MESSAGE_TEMPLATE_ES"}
+    languages = {"MESSAGE_TEMPLATE_ES": "STOP", "ACTION_TEMPLATE_ES": "STOP"}
+    env = Reader({**everything, **resources, **languages}, SecretResolver())
+    plain = names(v for v in read_by(function) if not v.secret and not v.local)
     assert set(function_env(env, function)) == plain
 
 

@@ -526,6 +526,204 @@ def test_a_connected_accounts_objects_are_seen_only_on_its_behalf(stripe_api):
     assert "does not have access to account 'acct_1Other'" in stranger.json()["error"]["message"]
 
 
+# --- an invoice's payments and their PaymentIntents ----------------------------------------
+
+INTENT = "payments.data.payment.payment_intent"
+
+
+def raw_invoice(server, invoice_id, *expand, account=None):
+    """GET /v1/invoices/ID with `expand[]=...`, as JSON (with the connected account's header)."""
+    headers = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+    if account is not None:
+        headers["Stripe-Account"] = account
+    query = "&".join(f"expand[]={path}" for path in expand)
+    return requests.get(
+        f"{server.url}/v1/invoices/{invoice_id}?{query}", headers=headers, timeout=5
+    )
+
+
+def test_payments_are_left_out_of_an_invoice_unless_asked_for(server, seeded):
+    invoice_id = seeded[1]["id"]
+    assert "payments" not in raw_invoice(server, invoice_id).json()
+    [payment] = raw_invoice(server, invoice_id, "payments").json()["payments"]["data"]
+    assert (payment["object"], payment["invoice"], payment["status"]) == (
+        "invoice_payment",
+        invoice_id,
+        "open",
+    )
+    # Included, not expanded: the PaymentIntent is its id.
+    assert payment["payment"]["payment_intent"].startswith("pi_")
+
+
+def test_a_path_inside_the_payments_brings_them_with_each_payment_intent(server, client):
+    cus = builders.customer()
+    declined = builders.payment_intent(decline_code="insufficient_funds", customer=cus["id"])
+    inv = builders.invoice(cus, payment=declined)
+    server.load({"customers": [cus], "invoices": [inv]})
+    got = client.v1.invoices.retrieve(inv["id"], params={"expand": ["customer", INTENT]})
+    intent = got.payments.data[0].payment.payment_intent
+    assert (type(intent).__name__, intent.id, intent.status) == (
+        "PaymentIntent",
+        declined["id"],
+        "requires_payment_method",
+    )
+    error = intent.last_payment_error
+    assert (error.type, error.code, error.decline_code, error.message) == (
+        "card_error",
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    )
+    assert got.customer.id == cus["id"]
+
+
+@pytest.mark.parametrize(
+    ("path", "listing"),
+    [
+        ("payments.data.payment.payment_intent.customer", False),
+        ("lines.data.pricing.price_details.price.product", False),
+        # Four levels on an invoice are five on a list of invoices: Stripe refuses them there.
+        (f"data.{INTENT}", True),
+    ],
+)
+def test_an_expansion_deeper_than_four_levels_is_refused_as_stripe_refuses_it(
+    server, seeded, path, listing
+):
+    headers = {"Authorization": f"Bearer {STRIPE_TEST_KEY}"}
+    url = f"{server.url}/v1/invoices" + ("" if listing else f"/{seeded[1]['id']}")
+    answer = requests.get(url, params={"expand[]": path}, headers=headers, timeout=5)
+    assert answer.status_code == 400
+    error = answer.json()["error"]
+    assert (error["type"], error["code"], error["message"]) == (
+        "invalid_request_error",
+        "property_expansion_max_depth",
+        f"You cannot expand more than 4 levels of a property. Property: {path}",
+    )
+
+
+def test_the_depth_is_judged_before_anything_else_of_the_path(server, seeded):
+    # Five levels of nothing that exists: still the depth that is refused.
+    answer = raw_invoice(server, seeded[1]["id"], "a.b.c.d.e")
+    assert answer.json()["error"]["code"] == "property_expansion_max_depth"
+    assert "cannot be expanded (a.b.c.d)" in raw_invoice(server, seeded[1]["id"], "a.b.c.d").text
+
+
+def test_a_connected_accounts_payment_intent_is_expanded_on_its_behalf(server):
+    cus = builders.customer()
+    inv = builders.invoice(cus)
+    server.load({"accounts": [{"id": "acct_1Pays", "customers": [cus], "invoices": [inv]}]})
+    found = raw_invoice(server, inv["id"], INTENT, account="acct_1Pays").json()
+    intent = found["payments"]["data"][0]["payment"]["payment_intent"]
+    assert (intent["object"], intent["last_payment_error"]["decline_code"]) == (
+        "payment_intent",
+        "generic_decline",
+    )
+
+
+def test_paying_an_invoice_settles_its_latest_payment_intent(server, seeded):
+    invoice_id = seeded[1]["id"]
+    server.pay_invoice(invoice_id)
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    [payment] = found["payments"]["data"]
+    intent = payment["payment"]["payment_intent"]
+    assert (found["status"], payment["status"], payment["amount_paid"]) == ("paid", "paid", 2500)
+    assert (intent["status"], intent["last_payment_error"], intent["amount_received"]) == (
+        "succeeded",
+        None,
+        2500,
+    )
+
+
+def test_a_payment_intent_can_change_mid_test(server, seeded):
+    invoice_id = seeded[1]["id"]
+    intent_id = raw_invoice(server, invoice_id, "payments").json()["payments"]["data"][0][
+        "payment"
+    ]["payment_intent"]
+    answer = requests.post(
+        f"{server.url}/_control/payment_intents/{intent_id}",
+        json={"status": "requires_action", "last_payment_error": None},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    assert found["payments"]["data"][0]["payment"]["payment_intent"]["status"] == "requires_action"
+
+
+def test_a_new_payment_patched_into_an_invoice_is_kept_like_a_loaded_one(server, seeded):
+    invoice_id = seeded[1]["id"]
+    newer = builders.payment_intent(code="processing_error", decline_code=None)
+    payments = builders.invoice("cus_x", id=invoice_id, payment=newer)["payments"]
+    server.update_invoice(invoice_id, {"attempt_count": 2, "payments": payments})
+    found = raw_invoice(server, invoice_id, INTENT).json()
+    intent = found["payments"]["data"][0]["payment"]["payment_intent"]
+    assert (intent["id"], intent["last_payment_error"]["code"]) == (newer["id"], "processing_error")
+    assert "decline_code" not in intent["last_payment_error"]
+
+
+def test_events_carry_no_payments_as_stripe_includes_them_only_on_request():
+    invoice = builders.invoice(builders.customer())
+    assert invoice["payments"]["data"]
+    for event in (
+        builders.payment_failed_event(invoice),
+        builders.invoice_paid_event(builders.paid(invoice)),
+    ):
+        assert "payments" not in event["data"]["object"]
+        assert event["data"]["object"]["id"] == invoice["id"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "payments"),
+    [
+        ({}, [("requires_payment_method", "generic_decline")]),
+        ({"status": "paid"}, [("succeeded", None)]),
+        ({"status": "draft", "attempt_count": 0}, []),
+        ({"attempt_count": 0}, []),
+        ({"payment": None}, []),
+    ],
+)
+def test_the_invoice_builder_gives_an_attempted_invoice_its_payment(changes, payments):
+    invoice = builders.invoice(builders.customer(), **changes)
+    found = []
+    for payment in invoice["payments"]["data"]:
+        intent = payment["payment"]["payment_intent"]
+        error = intent["last_payment_error"] or {}
+        found.append((intent["status"], error.get("decline_code")))
+        assert (payment["invoice"], intent["amount"], intent["customer"]) == (
+            invoice["id"],
+            invoice["amount_due"],
+            invoice["customer"],
+        )
+    assert found == payments
+    assert invoice["payments"]["total_count"] == len(payments)
+
+
+def test_a_payment_waiting_for_3d_secure_has_its_next_action_and_no_error():
+    intent = builders.payment_intent(status="requires_action", code=None)
+    assert (intent["status"], intent["last_payment_error"], intent["latest_charge"]) == (
+        "requires_action",
+        None,
+        None,
+    )
+    assert intent["next_action"]["type"] == "use_stripe_sdk"
+
+
+@pytest.mark.parametrize(
+    ("changes", "retry_in"),
+    [
+        ({}, 3 * 86400),
+        ({"attempt_count": 4}, 3 * 86400),
+        ({"status": "paid"}, None),
+        ({"status": "void"}, None),
+        ({"status": "draft", "attempt_count": 0}, None),
+        ({"next_payment_attempt": None}, None),
+    ],
+)
+def test_an_open_attempted_invoice_is_retried_by_stripe_three_days_on(changes, retry_in):
+    invoice = builders.invoice("cus_x", created=1_800_000_000, **changes)
+    expected = None if retry_in is None else 1_800_000_000 + retry_in
+    assert invoice["next_payment_attempt"] == expected
+
+
 # --- webhook endpoints (deploy.sh creates the ingest function's) ----------------------------------
 
 HOOK_URL = "https://us-central1-acme.cloudfunctions.net/dunning-ingest"

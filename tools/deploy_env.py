@@ -34,8 +34,6 @@ from shared.workflow.settings import (
     FIRESTORE_DATABASE,
     FIRESTORE_LOCATION,
     GOOGLE_CLOUD_PROJECT,
-    LANGUAGE_TEMPLATE_PREFIX,
-    LANGUAGE_TEMPLATES,
     LINQ_API_KEY,
     LINQ_EVENTS_TOPIC,
     PUBSUB_TOPIC,
@@ -84,8 +82,9 @@ def function_env(env: Reader, function: str) -> dict[str, str]:
     for variable in VARIABLES:
         if function not in variable.readers or not deployed(variable):
             continue
-        if variable is LANGUAGE_TEMPLATES:
-            names = [name for name in env.names() if name.startswith(LANGUAGE_TEMPLATE_PREFIX)]
+        family = variable.family
+        if family is not None:
+            names = [name for name in env.names() if name.startswith(family)]
         else:
             names = [variable.name]
         for name in names:

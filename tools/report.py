@@ -111,7 +111,8 @@ def _n(count: int, noun: str) -> str:
 
 
 def _line(label: str, value: str) -> str:
-    return f"{label:<26}{value}".rstrip()
+    # A label longer than the column (a long decline code) still leaves a space before its value.
+    return f"{label:<25} {value}".rstrip()
 
 
 def render(tally: Tally, where: str) -> list[str]:
@@ -144,6 +145,8 @@ def render(tally: Tally, where: str) -> list[str]:
                 f"{_of(tally.paid[group], tally.groups[group])}: {_amounts(tally, group)}",
             )
         )
+    lines += ["", _line("By first decline code", "paid of invoices, rate, as assigned")]
+    lines += [_line(f"  {code}", _by_group(tally, code)) for code in tally.decline_codes()]
     lift = tally.lift()
     lines += ["", _line(LIFT, _lift(lift))]
     lines += _per_protocol(tally, lift)
@@ -167,6 +170,15 @@ def _of(paid: int, invoices: int) -> str:
     """`2 of 8, 25.0 %`; `0 of 0, -`."""
     share = f"{paid / invoices * 100:.1f} %" if invoices else "-"
     return f"{paid:,} of {invoices:,}, {share}"
+
+
+def _by_group(tally: Tally, code: str) -> str:
+    """`treated 2 of 3, 66.7 %; holdout 0 of 1, 0.0 %`: the groups the code's invoices are in."""
+    return "; ".join(
+        f"{group} {_of(tally.declines_paid[code, group], tally.declines[code, group])}"
+        for group in GROUPS
+        if tally.declines[code, group]
+    )
 
 
 def _lift(lift: Lift | str) -> str:

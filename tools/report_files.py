@@ -9,6 +9,9 @@
   currency, in Stripe's minor units and in the currency's units.
 - `recovered_by_day.csv` (`day,group,currency,invoices,amount_minor,amount`): the same by the
   UTC day of the payment.
+- `recovered_by_decline_code.csv` (`decline_code,group,invoices,paid,rate`): invoices and those
+  paid by the decline code of their first failure and the group they were assigned, the code of
+  the most invoices first.
 - `recovery.png`: each arm's recovery rate with its 95 % interval, and the lift with its own; the
   amount recovered per assigned invoice, cumulative by day, treated against holdout, one panel
   per currency; and the funnel failed -> reached the draw -> treated -> texted -> paid.
@@ -110,6 +113,16 @@ def _money(totals: Recovered, currency: str) -> tuple[int, int, Decimal]:
     return totals.invoices, totals.amount, _units(totals.amount, currency)
 
 
+def _by_decline_code(tally: Tally) -> list[tuple[str, str, int, int, str]]:
+    rows = []
+    for code in tally.decline_codes():
+        for group in GROUPS:
+            invoices, paid = tally.declines[code, group], tally.declines_paid[code, group]
+            if invoices:
+                rows.append((code, group, invoices, paid, _share(paid / invoices)))
+    return rows
+
+
 def write(tally: Tally, directory: Path) -> list[Path]:
     """Write the CSV files and the chart into `directory` (made if missing); returns them."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -134,6 +147,11 @@ def write(tally: Tally, directory: Path) -> list[Path]:
                 (day.isoformat(), group, currency, *_money(totals, currency))
                 for (day, group, currency), totals in sorted(tally.by_day.items())
             ),
+        ),
+        _write_csv(
+            directory / "recovered_by_decline_code.csv",
+            ("decline_code", "group", "invoices", "paid", "rate"),
+            _by_decline_code(tally),
         ),
         chart(tally, directory / CHART),
     ]

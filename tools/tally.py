@@ -19,6 +19,9 @@ from shared.core.entry import Entry, Payment
 from tools.lift import Lift, newcombe, too_small
 
 NO_OUTCOME = "(no outcome yet)"
+# An invoice none of whose entries recorded a decline code: written before entries recorded one,
+# never read (outside TEXT_ON_ATTEMPTS, unreadable), or a payment without an error (3-D Secure).
+NO_DECLINE_CODE = "(none recorded)"
 
 
 @dataclass
@@ -43,6 +46,9 @@ class Tally:
     # Invoices by the group they were assigned, and those of them paid.
     groups: Counter[str] = field(default_factory=Counter)
     paid: Counter[str] = field(default_factory=Counter)
+    # Invoices by (decline code, group), and those of them paid.
+    declines: Counter[tuple[str, str]] = field(default_factory=Counter)
+    declines_paid: Counter[tuple[str, str]] = field(default_factory=Counter)
     # Per protocol: the treated invoices that were texted, and those of them paid.
     treated_texted: int = 0
     treated_texted_paid: int = 0
@@ -68,6 +74,8 @@ class Tally:
             self.deferred += entry.due_at is not None
         group = assignment(entries)
         self.groups[group] += 1
+        declined = (decline_code(entries), group)
+        self.declines[declined] += 1
         was_texted = any(entry.texted for entry in entries)
         self.texted_invoices += was_texted
         per_protocol = group == TREATED and was_texted
@@ -79,6 +87,7 @@ class Tally:
             return
         paid_at = payment.paid_at
         self.paid[group] += 1
+        self.declines_paid[declined] += 1
         self.treated_texted_paid += per_protocol
         currency = payment.currency or "?"
         for totals in (
@@ -95,6 +104,13 @@ class Tally:
 
     def rate(self, group: str) -> float | None:
         return self.paid[group] / self.groups[group] if self.groups[group] else None
+
+    def decline_codes(self) -> list[str]:
+        """The invoices' decline codes, the one of the most invoices first."""
+        invoices: Counter[str] = Counter()
+        for (code, _), count in self.declines.items():
+            invoices[code] += count
+        return sorted(invoices, key=lambda code: (-invoices[code], code))
 
     def lift(self) -> Lift | str:
         """The treated group's rate minus the holdout's with its interval, or why not."""
@@ -117,6 +133,14 @@ class Tally:
             return self.minutes[0], self.minutes[0]
         deciles = statistics.quantiles(self.minutes, n=10, method="inclusive")
         return deciles[4], deciles[8]
+
+
+def decline_code(entries: Sequence[Entry]) -> str:
+    """The invoice's decline code: its earliest attempt's that recorded one, the failure that
+    first brought it in (as a rule before any text of it, so the groups within one code are
+    drawn from the same failures)."""
+    recorded = [(e.key.attempt, e.decline_code) for e in entries if e.decline_code is not None]
+    return min(recorded)[1] if recorded else NO_DECLINE_CODE
 
 
 def _on_or_after(entry: Entry, since: dt.datetime) -> bool:

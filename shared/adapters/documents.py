@@ -44,6 +44,15 @@ class Documents(Protocol):
         Raises Conflict when the precondition does not hold."""
         ...
 
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        """Add `by` to the whole number in field `counter` (one that is not a number counts as
+        0) and set the fields in `values`, creating the document if need be: one write, with no
+        precondition, that no other write made at the same time can undo or repeat (Firestore's
+        increment transform). Returns the counter as this write left it."""
+        ...
+
     def find(self, collection: str, path: str, value: Any) -> list[Document]:
         """Every document whose field `path` (dotted for a field of a map) equals `value`."""
         ...

@@ -121,16 +121,32 @@ class FirestoreDocuments:
     def write(
         self, collection: str, document_id: str, values: Mapping[str, Any], version: str | None
     ) -> str:
+        condition = {"exists": False} if version is None else {"updateTime": version}
+        written = self._commit(collection, document_id, values, currentDocument=condition)
+        return str(written["updateTime"])
+
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        transform = {"fieldPath": counter, "increment": encode(by)}
+        written = self._commit(collection, document_id, values, updateTransforms=[transform])
+        return int(decode(written["transformResults"][0]))
+
+    def _commit(
+        self, collection: str, document_id: str, values: Mapping[str, Any], **more: Any
+    ) -> dict[str, Any]:
+        """Set the fields in `values` of one document, the write completed by `more` (its
+        precondition, its transforms); returns the write's result."""
         write = {
             "update": {
                 "name": self._name(collection, document_id),
                 "fields": {k: encode(v) for k, v in values.items()},
             },
             "updateMask": {"fieldPaths": sorted(values)},
-            "currentDocument": {"exists": False} if version is None else {"updateTime": version},
+            **more,
         }
         answer = self._answer("POST", f"{self._documents}:commit", json={"writes": [write]})
-        return str(answer["writeResults"][0]["updateTime"])
+        return dict(answer["writeResults"][0])
 
     def find(self, collection: str, path: str, value: Any) -> list[Document]:
         where = _compare(path, "EQUAL", value)

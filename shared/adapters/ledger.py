@@ -1,5 +1,6 @@
 """The send ledger: one document per failed payment, owned by one run at a time; beside it our
-own opt-out list and the Linq events acted on. The only module that knows how they are stored.
+own opt-out list, the Linq events acted on, and how many messages each line sent each day. The
+only module that knows how they are stored.
 
 Each entry moves as `shared/core/entry.py`'s table says. Every change to a record is one
 conditional write (`_conditional`): read (or take what this run last wrote), apply a pure change,
@@ -40,24 +41,29 @@ from shared.core.errors import LeaseLostError, RetryableError
 from shared.core.event import FailedPayment
 from shared.core.lease import DEFAULT_LEASE
 from shared.core.linq_events import Listing, hear_word
+from shared.core.log import mask_phone
 from shared.core.outcome import Action, Outcome
+from shared.core.sender import utc_day
 
 COLLECTION = "dunning_sends"
 # Our own STOP list, one document per handle (`_opt_out_id`): every line and every Linq account.
 OPT_OUTS = "dunning_optouts"
 # Linq webhook ids, each owned by one run at a time through a lease and marked done once acted on.
 LINQ_EVENTS = "dunning_linq_events"
+# The messages each line sent each UTC day, one document per line and day (`_line_count_id`).
+LINE_COUNTS = "dunning_line_counts"
 # Tries of one conditional write before the run gives up and is retried.
 _TRIES = 5
-# What the report reads of each document: an entry's outcome and assignment (of its plan only the
-# line, which tells an entry of the previous version that had passed the draw, never the
-# recipient), and on the payment's document, `paid_*`.
+# What the report reads of each document: an entry's outcome, assignment and decline code (of its
+# plan only the line, which tells an entry of the previous version that had passed the draw, never
+# the recipient), and on the payment's document, `paid_*`.
 _REPORT_FIELDS = (
     "state",
     "created_at",
     "attempt",
     "action",
     "group",
+    "decline_code",
     "plan.line",
     "due_at",
     "texted_at",
@@ -87,6 +93,8 @@ class Lease:
     # This run's own draw at the holdout point, until a write records it: the first draw is the
     # one that counts.
     drawn: str | None = None
+    # The decline code this run read on the invoice, until a write records it.
+    declined: str | None = None
 
     @property
     def key(self) -> EntryKey:
@@ -102,6 +110,11 @@ class Lease:
         if group is None or self.entry.group is not None:
             return self
         return replace(self, drawn=group)
+
+    def read_decline(self, code: str | None) -> Lease:
+        """This run read decline code `code` on the invoice (None: none): the owner's next write
+        records it on the entry."""
+        return replace(self, declined=code)
 
     @property
     def assigned(self) -> str | None:
@@ -198,10 +211,10 @@ class Ledger:
         def change(current: Entry | None) -> _Write[Lease]:
             if current is None:
                 raise LeaseLostError(f"ledger entry {lease.key} is gone")
-            after = model.draw(move(current), lease.drawn)
+            after = model.note_decline(model.draw(move(current), lease.drawn), lease.declined)
 
             def then(version: str) -> Lease:
-                return replace(lease, version=version, entry=after, drawn=None)
+                return replace(lease, version=version, entry=after, drawn=None, declined=None)
 
             return _Write(_changed(current, after), then)
 
@@ -467,6 +480,34 @@ class Ledger:
             (claim.version, mine),
         )
 
+    # --- the messages each line sent today ---------------------------------------------------
+
+    def count_sent(self, line: str) -> int:
+        """Count one message sent from `line` today (UTC, by the ledger's clock), however many
+        runs count at once; returns the line's count for the day so far."""
+        now = self._clock()
+        day = utc_day(now)
+        values = {"line": line, "day": day, "updated_at": now}
+        for _ in range(_TRIES):
+            try:
+                return self._documents.increment(
+                    LINE_COUNTS, _line_count_id(day, line), "sent", 1, values
+                )
+            except Conflict:
+                # ABORTED: contention that committed nothing, so the count is made again.
+                continue
+        raise RetryableError(f"the count of line {mask_phone(line)} keeps meeting contention")
+
+    def sent_today(self) -> dict[str, int]:
+        """How many messages each line has sent today (UTC, by the ledger's clock): one query
+        of today's documents, so it needs no line list. A line that sent nothing is absent."""
+        found = self._documents.find(LINE_COUNTS, "day", utc_day(self._clock()))
+        return {
+            document.fields["line"]: sent
+            for document in found
+            if isinstance(sent := document.fields.get("sent"), int)
+        }
+
     # --- the whole ledger: the report, and a ledger written at once -------------------------
 
     def count(self) -> int:
@@ -541,6 +582,7 @@ def _entry(document: Document) -> Entry:
         action=_action(fields.get("action")),
         reason=fields.get("reason"),
         group=fields.get("group"),
+        decline_code=fields.get("decline_code"),
         due_at=_moment(fields.get("due_at")),
         zones=tuple(zones.split(",")) if isinstance(zones, str) and zones else (),
         release=fields.get("release"),
@@ -582,6 +624,7 @@ def _entry_fields(entry: Entry) -> Fields:
         "link_message_id",
         "reason",
         "group",
+        "decline_code",
         "due_at",
         "release",
         "released_at",
@@ -714,6 +757,11 @@ def _listing(document: Document) -> Listing:
         _moment(fields.get("changed_at")),
         _moment(fields.get("heard_at")),
     )
+
+
+def _line_count_id(day: str, line: str) -> str:
+    """A line's count of one day: `2026-11-27_+12025550101` (an E.164 line is safe in an id)."""
+    return f"{day}_{line}"
 
 
 def _event_id(webhook_id: str) -> str:

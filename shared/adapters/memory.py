@@ -1,7 +1,7 @@
 """Documents in memory, keeping Firestore's promises: a create only if absent, an update only if
-unchanged since the version read, the sweep's query with its order and limit, lookups by field,
-pages by id. Thread-safe. The tests run the workflow on it; the contract suite in
-tests/test_ledger.py holds it to what the Firestore emulator does."""
+unchanged since the version read, an increment no other write undoes, the sweep's query with its
+order and limit, lookups by field, pages by id. Thread-safe. The tests run the workflow on it;
+the contract suite in tests/test_ledger.py holds it to what the Firestore emulator does."""
 
 from __future__ import annotations
 
@@ -42,6 +42,21 @@ class MemoryDocuments:
             fields = copy.deepcopy(found[1]) if found is not None else {}
             fields.update(copy.deepcopy(dict(values)))
             return self._store(documents, document_id, fields)
+
+    def increment(
+        self, collection: str, document_id: str, counter: str, by: int, values: Mapping[str, Any]
+    ) -> int:
+        with self._lock:
+            documents = self._collection(collection)
+            found = documents.get(document_id)
+            fields = copy.deepcopy(found[1]) if found is not None else {}
+            fields.update(copy.deepcopy(dict(values)))
+            current = fields.get(counter)
+            counted = isinstance(current, int) and not isinstance(current, bool)
+            after: int = (current if counted else 0) + by
+            fields[counter] = after
+            self._store(documents, document_id, fields)
+            return after
 
     def _store(
         self, documents: dict[str, tuple[str, Fields]], document_id: str, fields: Fields

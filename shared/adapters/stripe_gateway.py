@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 import stripe
 
@@ -23,10 +24,9 @@ TIMEOUT = (3.05, 8.0)
 MAX_NETWORK_RETRIES = 2
 # Stripe's largest page.
 PAGE_SIZE = 100
-# What the SDK imports on first use: the client with its services, and the classes an invoice
-# read with its expansions becomes (stripe-python loads each resource module when it first meets
-# that object in an answer).
-_PRELOADED = ("StripeClient", "Invoice", "InvoiceLineItem", "Customer", "Subscription")
+# What the SDK imports on first use: the client. The invoice read makes no typed objects (see
+# `StripeGateway.invoice`), so no resource module is needed.
+_PRELOADED = ("StripeClient",)
 
 
 def preload() -> None:
@@ -78,12 +78,20 @@ class StripeGateway:
         """
         options: dict[str, Any] = {"stripe_account": account} if account else {}
         try:
-            found = self._client.v1.invoices.retrieve(
-                invoice_id, params={"expand": list(EXPAND)}, options=options
+            # The answer as plain JSON, through the same requests, retries and errors as
+            # `v1.invoices.retrieve`: stripe-python would otherwise make a typed object of the
+            # invoice and of each object expanded in it, importing each one's module on the
+            # first run (the PaymentIntent's alone, tens of milliseconds: BENCHMARKS.md, cold
+            # start), only for parse_invoice to read them as dicts.
+            found = self._client.raw_request(
+                "get",
+                f"/v1/invoices/{quote(invoice_id, safe='')}",
+                expand=list(EXPAND),
+                **options,
             )
         except stripe.StripeError as exc:
             raise translate(exc) from exc
-        return parse_invoice(found.to_dict())
+        return parse_invoice(found.data)
 
     def failed_payment_events(
         self, created_since: int, starting_after: str | None = None, account: str | None = None

@@ -6,18 +6,19 @@ one row of a table test (tests/test_decide.py).
 
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt with its own text, an open invoice, a live
-subscription, a link to send, a customer, a phone, our own opt-out list, the holdout group, the
-recipient's quiet hours. Which line it goes out from is the shell's choice (it may have to fall
-over to another line), recorded with the plan before the first send. Once a plan is recorded the
-decision is made: a retry or a takeover only checks that the invoice still wants paying (and,
-before the text, that it is not night), and sends what was planned.
+subscription, a decline the customer can fix, a link to send, a customer, a phone, our own
+opt-out list, the holdout group, the recipient's quiet hours. Which line it goes out from is the
+shell's choice (it may have to fall over to another line), recorded with the plan before the
+first send. Once a plan is recorded the decision is made: a retry or a takeover only checks
+that the invoice still wants paying (and, before the text, that it is not night), and sends
+what was planned.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from shared.core.attribution import HOLDOUT, TREATED
@@ -68,6 +69,9 @@ class Rules(Protocol):
 
     @property
     def templates(self) -> Templates: ...
+
+    @property
+    def action_templates(self) -> Templates: ...
 
     @property
     def brand(self) -> str | None: ...
@@ -149,6 +153,8 @@ def decide(facts: Facts, rules: Rules) -> Decision:
         return stale
     if (closed := _closed(invoice)) is not None:
         return Finish(closed)
+    if (retried := _processor_error(invoice)) is not None:
+        return Finish(retried)
     if invoice.hosted_invoice_url is None:
         return Finish(failed("open invoice has no hosted_invoice_url to link to"))
     customer = invoice.customer
@@ -189,9 +195,12 @@ def _replied_stop(at: datetime) -> str:
 
 
 def render_text(invoice: Invoice, rules: Rules) -> str:
-    """The text in the customer's language, with the amount in the invoice's currency."""
+    """The text in the customer's language, with the amount in the invoice's currency: asking
+    the customer to confirm the payment when it waits for that (3-D Secure), as the invoice is
+    now, whichever event brought it."""
     customer = invoice.customer
-    template = rules.templates.for_locales(customer.preferred_locales)
+    templates = rules.action_templates if invoice.needs_action else rules.templates
+    template = templates.for_locales(customer.preferred_locales)
     amount = format_amount(invoice.amount_remaining, invoice.currency)
     return template.render(
         placeholder_values(customer.name, invoice.description, amount, rules.brand)
@@ -217,8 +226,7 @@ def _night(phone: str, customer: Customer, now: datetime, rules: Rules) -> Defer
     deferral = when_to_send(now, rules.quiet_hours, zones)
     if deferral is None or deferral.due_at <= now:
         return None
-    due = deferral.due_at.isoformat().replace("+00:00", "Z")
-    outcome = Outcome(Action.DEFERRED, reason=deferral.reason, due_at=due)
+    outcome = Outcome(Action.DEFERRED, reason=deferral.reason, due_at=_utc(deferral.due_at))
     return Defer(outcome, deferral.due_at, deferral.zones)
 
 
@@ -235,7 +243,7 @@ def _superseded(facts: Facts, invoice: Invoice, rules: Rules) -> Finish | None:
     attempt = facts.job.attempt_count
     if attempt is None or attempt >= invoice.attempt_count:
         return None
-    if not _texted(invoice.attempt_count, facts.newest, rules):
+    if not _texted(invoice, facts.newest, rules):
         return None
     return Finish(
         skipped(
@@ -245,8 +253,9 @@ def _superseded(facts: Facts, invoice: Invoice, rules: Rules) -> Finish | None:
     )
 
 
-def _texted(attempt: int, entry: Entry | None, rules: Rules) -> bool:
-    """Whether `attempt`, recorded as `entry` (None: not yet), was or will be texted."""
+def _texted(invoice: Invoice, entry: Entry | None, rules: Rules) -> bool:
+    """Whether the invoice's own attempt, recorded as `entry` (None: not yet), was or will be
+    texted."""
     if entry is not None:
         if entry.chat_id is not None:
             return True
@@ -254,8 +263,9 @@ def _texted(attempt: int, entry: Entry | None, rules: Rules) -> bool:
             return entry.ended is Action.SENT
         if entry.plan is not None:
             return True  # decided, and being sent
-    # Its own event is on its way, or its run is deciding: the policy is the first thing it asks.
-    return rules.attempts.allows(attempt)
+    # Its own event is on its way, or its run is deciding: the policy is the first thing it
+    # asks, and a decline that is not the customer's gets no text either.
+    return rules.attempts.allows(invoice.attempt_count) and _processor_error(invoice) is None
 
 
 def _closed(invoice: Invoice) -> Outcome | None:
@@ -268,6 +278,26 @@ def _closed(invoice: Invoice) -> Outcome | None:
             f"subscription {invoice.subscription_id} is {invoice.subscription_status}",
         )
     return None
+
+
+def _processor_error(invoice: Invoice) -> Outcome | None:
+    """Why the latest payment is not the customer's to fix, while Stripe has a retry of it
+    scheduled (its retries get past the processor's and the issuer's troubles); None otherwise.
+    Once Stripe has stopped retrying, the customer is the one left to pay: they get the text."""
+    payment = invoice.payment
+    retry = invoice.next_payment_attempt
+    if payment is None or not payment.processor_error or retry is None:
+        return None
+    return skipped(
+        Action.PROCESSOR_ERROR,
+        f"decline code {payment.decline_code} is not the customer's to fix; Stripe retries at "
+        f"{_utc(datetime.fromtimestamp(retry, UTC))}",
+    )
+
+
+def _utc(moment: datetime) -> str:
+    """A moment in UTC as result lines write it: 2026-11-27T14:00:00Z."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _resume(facts: Facts, entry: Entry, invoice: Invoice, rules: Rules) -> Decision:

@@ -270,6 +270,9 @@ class Entry:
     action: Action | None = None
     reason: str | None = None
     group: str | None = None
+    # Why the attempt's payment failed: the decline code of the invoice's latest payment, as the
+    # last run that read one found it.
+    decline_code: str | None = None
     # Night at the recipient, and the sweep's release.
     due_at: datetime | None = None
     zones: tuple[str, ...] = ()
@@ -484,6 +487,12 @@ def end_lease(entry: Entry, run: str, now: datetime) -> Entry:
 def draw(entry: Entry, drawn: str | None) -> Entry:
     """The entry with the group its owner drew, unless it has one: the first draw counts."""
     return entry if drawn is None or entry.group is not None else replace(entry, group=drawn)
+
+
+def note_decline(entry: Entry, code: str | None) -> Entry:
+    """The entry with the decline code its owner read on the invoice; one that read none (the
+    invoice unread, a payment without an error) leaves what an earlier run read."""
+    return entry if code is None else replace(entry, decline_code=code)
 
 
 def release(entry: Entry, token: str, now: datetime) -> Entry | None:

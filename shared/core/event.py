@@ -13,12 +13,17 @@ from typing import Any
 from shared.core.errors import MalformedEventError, MalformedMessageError
 
 SNAPSHOT_TYPE = "invoice.payment_failed"
+# A payment that needs the customer to confirm it (3-D Secure). Stripe sends it beside
+# invoice.payment_failed for the same attempt: both are one failed payment, one text.
+ACTION_TYPE = "invoice.payment_action_required"
 PAID_TYPE = "invoice.paid"
 # A payment this soon after the invoice was finalized is the first attempt succeeding (a card is
 # charged at finalization): nobody can have been texted and have paid in between.
 FIRST_TRY_SECONDS = 60
 # Thin event notifications (GA since API version 2026-09-30) carry only the invoice id.
 THIN_TYPE = "v1.invoice.payment_failed"
+# The events that report a failed payment, as the message names the one that brought it.
+FAILED_TYPES = (SNAPSHOT_TYPE, ACTION_TYPE, THIN_TYPE)
 # A Stripe account id, as events name a connected account.
 ACCOUNT_ID = re.compile(r"acct_[A-Za-z0-9]{1,64}")
 
@@ -37,6 +42,9 @@ class FailedPayment:
     # Set by the release sweep on a payment deferred for quiet hours: the token its ledger entry
     # was released with, which lets this message (and no other) take the entry over.
     release: str | None = None
+    # The Stripe event that reported it (one of FAILED_TYPES); None from a backfill or a release.
+    # Only said, never decided on: the invoice as read decides the text.
+    event_type: str | None = None
 
     def to_json(self) -> bytes:
         """Compact JSON; a field that is None is left out (from_pubsub reads it back as None)."""
@@ -46,10 +54,8 @@ class FailedPayment:
     def attributes(self) -> dict[str, str]:
         """Message attributes, so operators can filter and dead letters stay identifiable."""
         attributes = {"event_id": self.event_id, "invoice_id": self.invoice_id}
-        if self.account is not None:
-            attributes["account"] = self.account
-        if self.release is not None:
-            attributes["release"] = self.release
+        optional = {"account": self.account, "release": self.release, "event_type": self.event_type}
+        attributes.update({name: value for name, value in optional.items() if value is not None})
         return attributes
 
 
@@ -104,21 +110,26 @@ def paid_at_first_try(invoice: Mapping[str, Any]) -> bool:
     """
     if not invoice.get("attempted"):
         return True
-    if invoice.get("paid_out_of_band") or (_int(invoice.get("attempt_count")) or 0) > 1:
+    if invoice.get("paid_out_of_band") or (json_int(invoice.get("attempt_count")) or 0) > 1:
         return False
-    transitions = _mapping(invoice.get("status_transitions"))
-    finalized, paid = _int(transitions.get("finalized_at")), _int(transitions.get("paid_at"))
+    transitions = json_object(invoice.get("status_transitions"))
+    finalized, paid = (
+        json_int(transitions.get("finalized_at")),
+        json_int(transitions.get("paid_at")),
+    )
     if finalized is None or paid is None:
         return False
     return paid - finalized < FIRST_TRY_SECONDS
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
-    """`value` when it is a JSON object, else an empty one: webhook bodies can hold anything."""
+def json_object(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one: webhook bodies (and Stripe's answers)
+    can hold anything."""
     return value if isinstance(value, Mapping) else {}
 
 
-def _int(value: Any) -> int | None:
+def json_int(value: Any) -> int | None:
+    """`value` when it is a JSON integer (not a boolean), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -135,22 +146,24 @@ def event_account(event: Mapping[str, Any]) -> str | None:
 
 
 def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
-    """The failed payment or the payment an event reports, or None for any other event type.
+    """The failed payment (`invoice.payment_failed`, `invoice.payment_action_required`, or the
+    thin `v1.invoice.payment_failed`) or the payment (`invoice.paid`) an event reports, or None
+    for any other event type.
 
     Raises MalformedEventError when such an event lacks its invoice id or its id.
     """
     kind = event.get("type")
-    invoice = _mapping(_mapping(event.get("data")).get("object"))
+    invoice = json_object(json_object(event.get("data")).get("object"))
     customer = invoice.get("customer")
     if isinstance(customer, Mapping):
         customer = customer.get("id")
     invoice_id = invoice.get("id")
     attempt = invoice.get("attempt_count")
     if kind == THIN_TYPE:
-        related = _mapping(event.get("related_object"))
+        related = json_object(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
-    elif kind not in (SNAPSHOT_TYPE, PAID_TYPE):
+    elif kind not in (SNAPSHOT_TYPE, ACTION_TYPE, PAID_TYPE):
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
         raise MalformedEventError(f"{kind} event without an invoice id")
@@ -168,12 +181,12 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
         currency = invoice.get("currency")
         return InvoicePaid(
             **common,
-            amount=_int(invoice.get("amount_paid")) or 0,
+            amount=json_int(invoice.get("amount_paid")) or 0,
             currency=currency if isinstance(currency, str) else "",
-            paid_at=_int(_mapping(invoice.get("status_transitions")).get("paid_at")),
+            paid_at=json_int(json_object(invoice.get("status_transitions")).get("paid_at")),
             first_try=paid_at_first_try(invoice),
         )
-    return FailedPayment(**common, attempt_count=_int(attempt))
+    return FailedPayment(**common, attempt_count=json_int(attempt), event_type=kind)
 
 
 def from_pubsub(data: Mapping[str, Any] | None) -> Message:
@@ -208,12 +221,14 @@ def from_pubsub(data: Mapping[str, Any] | None) -> Message:
         currency = payload.get("currency")
         return InvoicePaid(
             **common,
-            amount=_int(payload.get("amount")) or 0,
+            amount=json_int(payload.get("amount")) or 0,
             currency=currency if isinstance(currency, str) else "",
-            paid_at=_int(payload.get("paid_at")),
+            paid_at=json_int(payload.get("paid_at")),
         )
+    kind = payload.get("event_type")
     return FailedPayment(
         **common,
-        attempt_count=_int(payload.get("attempt_count")),
+        attempt_count=json_int(payload.get("attempt_count")),
         release=release if isinstance(release := payload.get("release"), str) else None,
+        event_type=kind if kind in FAILED_TYPES else None,
     )

@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shared.core.decline import LatestPayment, latest_payment
 from shared.core.text import clean
 
 FALLBACK_DESCRIPTION = "your subscription"
+# The latest payment's PaymentIntent, for why it failed: `payments` is not in an invoice unless
+# asked for, and asking for a path inside it brings it. Four levels, Stripe's deepest expansion.
+PAYMENT_INTENT_PATH = "payments.data.payment.payment_intent"
 # What the recover function expands when it reads an invoice: still one request.
-EXPAND = ("customer", "parent.subscription_details.subscription")
+EXPAND = ("customer", "parent.subscription_details.subscription", PAYMENT_INTENT_PATH)
 
 # Stripe writes subscription line descriptions itself: "1 × Pro plan (at $25.00 / month)",
 # "Pro plan (Tier 1 at $0.00 / month)", "Remaining time on 2 × Pro plan after 25 Nov 2026".
@@ -55,10 +59,19 @@ class Invoice:
     # when Stripe did not expand it (the text then goes out: a missed notice costs more).
     subscription_id: str | None = None
     subscription_status: str | None = None
+    # The latest payment (its PaymentIntent's status and why it failed); None without one.
+    payment: LatestPayment | None = None
+    # When Stripe tries the payment again (unix time); None once it has stopped retrying.
+    next_payment_attempt: int | None = None
 
     @property
     def subscription_ended(self) -> bool:
         return self.subscription_status in ENDED_SUBSCRIPTION
+
+    @property
+    def needs_action(self) -> bool:
+        """Whether the latest payment waits for the customer to confirm it (3-D Secure)."""
+        return self.payment is not None and self.payment.needs_action
 
     @property
     def why_not_open(self) -> str | None:
@@ -122,7 +135,8 @@ def _state(address: Mapping[str, Any]) -> str | None:
 
 
 def parse_invoice(data: Mapping[str, Any]) -> Invoice:
-    """An invoice retrieved with its customer and subscription expanded (`EXPAND`)."""
+    """An invoice retrieved with its customer, subscription and latest PaymentIntent expanded
+    (`EXPAND`)."""
     details = (data.get("parent") or {}).get("subscription_details") or {}
     subscription = details.get("subscription")
     if isinstance(subscription, Mapping):
@@ -132,6 +146,7 @@ def parse_invoice(data: Mapping[str, Any]) -> Invoice:
     lines = (data.get("lines") or {}).get("data") or []
     first_line = lines[0].get("description") if lines else None
     remaining = data.get("amount_remaining")
+    retry_at = data.get("next_payment_attempt")
     return Invoice(
         id=data["id"],
         status=data.get("status") or "",
@@ -144,4 +159,6 @@ def parse_invoice(data: Mapping[str, Any]) -> Invoice:
         customer=parse_customer(data.get("customer"), data),
         subscription_id=subscription_id if isinstance(subscription_id, str) else None,
         subscription_status=status if isinstance(status, str) else None,
+        payment=latest_payment(data),
+        next_payment_attempt=retry_at if isinstance(retry_at, int) else None,
     )

@@ -25,6 +25,13 @@ BRANDED_TEMPLATE = (
     "{brand}: Hi {first_name}, your {amount} payment for {description} didn't go through. "
     "You can update your card and retry with the link below. Reply STOP to opt out."
 )
+# When the invoice's payment waits for the customer to confirm it (3-D Secure): nothing failed
+# that a new card would fix, the bank asks for a confirmation (ACTION_TEMPLATE).
+DEFAULT_ACTION_TEMPLATE = (
+    "Hi {first_name}, your bank asks you to confirm your {amount} payment for {description}. "
+    "You can confirm it with the link below. Reply STOP to opt out."
+)
+BRANDED_ACTION_TEMPLATE = f"{{brand}}: {DEFAULT_ACTION_TEMPLATE}"
 # "Under 320 characters". On SMS that is at most 3 segments of GSM-7, or 5 of UCS-2 (sms.py).
 MAX_TEXT_LENGTH = 319
 PLACEHOLDERS = ("first_name", "description", "amount", "brand")
@@ -292,7 +299,9 @@ class Template:
 
 @dataclass(frozen=True)
 class Templates:
-    """MESSAGE_TEMPLATE and the MESSAGE_TEMPLATE_<LANG> variants, by lower-case language code."""
+    """A text and its language variants, by lower-case language code: MESSAGE_TEMPLATE and the
+    MESSAGE_TEMPLATE_<LANG>, or ACTION_TEMPLATE and its own (with the MESSAGE_TEMPLATE_<LANG> of
+    a language it has none for)."""
 
     default: Template
     by_language: Mapping[str, Template]

@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import TextIO
 
+from shared.core.decline import LatestPayment
 from shared.core.log import ERROR, INFO, WARNING, log, mask_phone
 from shared.core.sms import SmsCost, sms_cost
 
@@ -23,6 +24,8 @@ class Action(enum.StrEnum):
     SUPERSEDED = "skipped:superseded"
     ALREADY_TEXTED = "skipped:already_texted"
     HOLDOUT = "skipped:holdout"
+    # A decline that is the processor's or the issuer's, not the customer's: Stripe retries it.
+    PROCESSOR_ERROR = "skipped:processor_error"
     # A connected account's event that STRIPE_CONNECT_ACCOUNTS does not name (the ingest's line).
     ACCOUNT_NOT_ENABLED = "skipped:account_not_enabled"
     DEFERRED = "deferred:quiet_hours"
@@ -53,6 +56,7 @@ _MESSAGES = {
     Action.SUPERSEDED: "skipped: a newer attempt superseded it",
     Action.ALREADY_TEXTED: "skipped: already texted for this attempt",
     Action.HOLDOUT: "skipped: holdout group",
+    Action.PROCESSOR_ERROR: "skipped: not the customer's to fix",
     Action.ACCOUNT_NOT_ENABLED: "skipped: connected account not enabled",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
     Action.RECOVERED: "recovered",
@@ -141,13 +145,16 @@ def log_result(
     attempt: int | None = None,
     account: str | None = None,
     group: str | None = None,
+    payment: LatestPayment | None = None,
+    event_type: str | None = None,
     stream: TextIO | None = None,
 ) -> None:
     """Print the run's one result line: `chat_id` only when sent, `reason` for everything else
     (and for a text whose link did not follow), for a dry run that got as far as a usable
     number, the masked `phone` and the `text`, with a text its SMS `segments` and `encoding`,
-    and once the payment reached the holdout draw, the `group` it was assigned (treated or
-    holdout)."""
+    once the payment reached the holdout draw, the `group` it was assigned (treated or
+    holdout), and once the invoice was read, its latest payment's `decline_code` and
+    `payment_status` (its PaymentIntent's), and the Stripe `event_type` that brought it."""
     cost = outcome.cost
     log(
         outcome.severity,
@@ -165,7 +172,10 @@ def log_result(
         encoding=cost.encoding if cost is not None else None,
         due_at=outcome.due_at,
         group=group,
+        decline_code=payment.decline_code if payment is not None else None,
+        payment_status=payment.status if payment is not None else None,
         event_id=event_id,
+        event_type=event_type,
         account=account,
     )
 

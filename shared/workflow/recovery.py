@@ -1,10 +1,11 @@
 """The recovery shell: gather the facts, ask `decide`, carry out the decision step by step.
 
-One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel,
-asks the pure decision what to do, and then either records an outcome or carries out a plan:
-record the plan ∥ check the recipient, send the text, send the link ∥ record the chat, record the
-outcome. Each send is a recovery point, so a retry or a takeover resumes where the last owner
-stopped, with the recorded plan.
+One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel
+(and today's count of each line), asks the pure decision what to do, and then either records an
+outcome or carries out a plan: record the plan ∥ check the recipient, send the text, send the
+link ∥ record the chat, record the outcome. Each send is a recovery point, so a retry or a
+takeover resumes where the last owner stopped, with the recorded plan; each message sent is
+counted against its line's daily limit beside the step that follows it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.clock import Clock, utc_now
 from shared.core.decide import Defer, Facts, Finish, Send, decide, recipient, screen
+from shared.core.decline import LatestPayment
 from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
     LeaseLostError,
@@ -34,10 +36,10 @@ from shared.core.errors import (
 )
 from shared.core.event import FailedPayment
 from shared.core.invoice import Invoice
-from shared.core.log import WARNING, log
+from shared.core.log import WARNING, log, mask_phone
 from shared.core.message import first_name
 from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
-from shared.core.sender import pick_sender
+from shared.core.sender import LineLoad, pick_sender
 from shared.core.sms import sms_cost
 from shared.workflow.settings import RecoverSettings
 
@@ -54,6 +56,8 @@ class RunResult:
     outcome: Outcome
     # The entry's assignment at the holdout draw, once it reached it.
     group: str | None = None
+    # The invoice's latest payment as read (why it failed), when the invoice was read.
+    payment: LatestPayment | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,10 @@ class Recovery:
         self._linq = linq
         self._ledger = ledger
         self._clock = clock
-        # Independent calls run side by side: the claim, the invoice read and (on a cold instance)
-        # the line list; later the plan record and the recipient check, the link and its record.
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="recover")
+        # Independent calls run side by side: the claim, the invoice read, today's line counts and
+        # (on a cold instance) the line list; later the plan record and the recipient check, the
+        # link and its record, and the count of each message sent.
+        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="recover")
 
     def run(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
         """The outcome for `job`, delivered as Pub/Sub message `pubsub_message_id`, or why this
@@ -108,13 +113,25 @@ class Recovery:
         except PermanentError as exc:
             return None, exc
 
-    def _facts(self, job: FailedPayment) -> Facts:
-        """The invoice, unless the message alone already decides (policy, mode)."""
+    def _facts(self, job: FailedPayment) -> tuple[Facts, Callable[[], LineLoad]]:
+        """The invoice, unless the message alone already decides (policy, mode); and, read
+        beside it, how many messages each line has sent today."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
-            return Facts(job, self._clock())
+            # Nothing will be sent: no count is read.
+            return Facts(job, self._clock()), partial(LineLoad, self._settings.line_daily_limit)
+        load = self._line_load()
         invoice, error = self._read_invoice(job)
-        return Facts(job, self._clock(), invoice, error)
+        return Facts(job, self._clock(), invoice, error), load
+
+    def _line_load(self) -> Callable[[], LineLoad]:
+        """Today's count of each line, read from now on in the background, for when a new plan
+        picks its line. LINQ_SENDER is used whatever its count: with it nothing is read."""
+        limit = self._settings.line_daily_limit
+        if self._settings.linq_sender is not None:
+            return partial(LineLoad, limit)
+        counts = self._pool.submit(self._ledger.sent_today)
+        return lambda: LineLoad(limit, counts.result())
 
     # --- live -------------------------------------------------------------------------------
 
@@ -128,7 +145,7 @@ class Recovery:
                 self._claim, job, job.attempt_count, pubsub_message_id, run
             )
         try:
-            facts = self._facts(job)
+            facts, load = self._facts(job)
         except RetryableError:
             # A payment another run holds (or has finished) needs no invoice: say so, and only
             # retry what this run owns, or an earlier run of this message may.
@@ -162,9 +179,11 @@ class Recovery:
             decision = decide(facts, self._settings)
             group = None
             if owner is not None:
-                owner.lease = owner.lease.draw(decision.group)
+                payment = _payment(facts.invoice)
+                code = payment.decline_code if payment is not None else None
+                owner.lease = owner.lease.draw(decision.group).read_decline(code)
                 group = owner.lease.assigned
-            outcome = self._execute(decision, attempt, owner, _name(facts.invoice))
+            outcome = self._execute(decision, owner, load, _name(facts.invoice))
         except LeaseLostError as exc:
             key = str(owner.lease.key) if owner is not None else job.invoice_id
             return Ignored(f"stopped: {exc.reason}; another run carries on", key)
@@ -172,7 +191,9 @@ class Recovery:
             self._end_lease(owner.lease if owner is not None else None)
             raise
         customer_id = _customer_id(job, facts.invoice)
-        return RunResult(job.invoice_id, customer_id, attempt, outcome, group)
+        return RunResult(
+            job.invoice_id, customer_id, attempt, outcome, group, _payment(facts.invoice)
+        )
 
     def _recorded(self, facts: Facts) -> Facts:
         """The facts with what else the ledger knows: our own STOP list and, for a message older
@@ -226,7 +247,9 @@ class Recovery:
             # committed, a crash). Restate it; nothing is sent.
             outcome = Outcome(held.action, reason=held.reason, chat_id=held.chat_id)
             customer_id = _customer_id(job, invoice)
-            return RunResult(job.invoice_id, customer_id, attempt, outcome, held.group)
+            return RunResult(
+                job.invoice_id, customer_id, attempt, outcome, held.group, _payment(invoice)
+            )
         if meaning is Holding.ALREADY_TEXTED:
             # Another event for an attempt already texted: a customer's manual retry that failed
             # too, a backfill, a thin event beside a snapshot one. Not a redelivery.
@@ -238,14 +261,15 @@ class Recovery:
                     Action.ALREADY_TEXTED,
                     f"attempt {attempt} was already texted for event {held.event_id}",
                 ),
+                payment=_payment(invoice),
             )
         return Ignored(_IGNORED[meaning](held), str(held.key), held.event_id, held.state.value)
 
     def _execute(
         self,
         decision: Finish | Send | Defer,
-        attempt: int | None,
         owner: _Owner | None,
+        load: Callable[[], LineLoad],
         name: str | None = None,
     ) -> Outcome:
         if isinstance(decision, Finish):
@@ -257,13 +281,28 @@ class Recovery:
             return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
+        tally = _Tally(self._ledger, self._pool)
+        try:
+            return self._send(decision, owner, load, name, tally)
+        finally:
+            tally.settle()
+
+    def _send(
+        self,
+        decision: Send,
+        owner: _Owner,
+        load: Callable[[], LineLoad],
+        name: str | None,
+        tally: _Tally,
+    ) -> Outcome:
+        """Send what `decision` still has to: the text (unless it went out), then the link."""
         key = owner.lease.key
         plan, chat_id = decision.plan, decision.chat_id
         texted_now = chat_id is None
         text_id: str | None = None
         if chat_id is None:
             try:
-                plan, texted = self._text(plan, key.idempotency_key(Part.TEXT), owner, name)
+                plan, texted = self._text(plan, key.idempotency_key(Part.TEXT), owner, name, load)
                 chat_id, text_id = texted.chat_id, texted.message_id
             except (OptedOutError, UnreachableError) as exc:
                 action = Action.OPTED_OUT if isinstance(exc, OptedOutError) else Action.UNREACHABLE
@@ -271,6 +310,7 @@ class Recovery:
                 return owner.finish(skipped(action, prefix + exc.reason))
             except PermanentError as exc:
                 return owner.finish(failed(exc.reason))
+            tally.sent(plan.line)
         record = partial(self._ledger.record_text, owner.lease, chat_id, text_id)
         try:
             link_id = owner.alongside(
@@ -284,9 +324,12 @@ class Recovery:
         except PermanentError as exc:
             refused = failed(f"text sent, link refused: {exc.reason}")
             return owner.finish(replace(refused, chat_id=chat_id, cost=sms_cost(plan.text)))
+        tally.sent(plan.line)
         return owner.finish(sent(chat_id, plan.text), link_id)
 
-    def _text(self, plan: Plan, key: str, owner: _Owner, name: str | None) -> tuple[Plan, Sent]:
+    def _text(
+        self, plan: Plan, key: str, owner: _Owner, name: str | None, load: Callable[[], LineLoad]
+    ) -> tuple[Plan, Sent]:
         """Send the text from the planned line (a new plan picks one and records it first);
         returns the plan as sent and the chat."""
         recorded = plan.line is not None
@@ -295,7 +338,8 @@ class Recovery:
         while True:
             line = plan.line
             if line is None:
-                line = pick_sender(self._linq.lines(), configured, ineligible).number
+                lines = self._linq.lines()
+                line = pick_sender(lines, plan.to, load(), configured, ineligible).number
             planned = replace(plan, line=line)
             owner.alongside(
                 partial(self._check, plan.to, line),
@@ -345,20 +389,27 @@ class Recovery:
 
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
-        facts = self._recorded(self._facts(job))
+        facts, load = self._facts(job)
+        facts = self._recorded(facts)
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
         would_be = (
-            decision.outcome if not isinstance(decision, Send) else self._would_send(decision)
+            decision.outcome
+            if not isinstance(decision, Send)
+            else self._would_send(decision, load())
         )
         return RunResult(
-            job.invoice_id, _customer_id(job, facts.invoice), attempt, dry_run(would_be)
+            job.invoice_id,
+            _customer_id(job, facts.invoice),
+            attempt,
+            dry_run(would_be),
+            payment=_payment(facts.invoice),
         )
 
-    def _would_send(self, decision: Send) -> Outcome:
+    def _would_send(self, decision: Send, load: LineLoad) -> Outcome:
         plan = decision.plan
         try:
-            line = pick_sender(self._linq.lines(), self._settings.linq_sender)
+            line = pick_sender(self._linq.lines(), plan.to, load, self._settings.linq_sender)
             self._check(plan.to, line.number)
         except UnreachableError as exc:
             return replace(skipped(Action.UNREACHABLE, exc.reason), text=plan.text, phone=plan.to)
@@ -387,6 +438,10 @@ def _customer_id(job: FailedPayment, invoice: Invoice | None) -> str | None:
     return (invoice.customer.id if invoice is not None else None) or job.customer_id
 
 
+def _payment(invoice: Invoice | None) -> LatestPayment | None:
+    return invoice.payment if invoice is not None else None
+
+
 class _Owner:
     """The lease of one run, kept current across its writes (some run beside a Linq call)."""
 
@@ -407,3 +462,32 @@ class _Owner:
     def finish(self, outcome: Outcome, link_id: str | None = None) -> Outcome:
         self._ledger.finish(self.lease, outcome, link_id)
         return outcome
+
+
+class _Tally:
+    """The messages one run sends, each counted against its line's daily limit beside the step
+    that follows the send (the link and the chat's record, the outcome): no stage is added.
+
+    A count that cannot be written is a WARNING line, never a retry: the message went out, and a
+    retry would not send it again. A run that dies right after a send may leave the message
+    uncounted (its record written, its count not) or counted twice (its count written, its record
+    not: the resume sends it again, a replay for Linq, and counts it again)."""
+
+    def __init__(self, ledger: Ledger, pool: ThreadPoolExecutor) -> None:
+        self._ledger, self._pool = ledger, pool
+        self._pending: list[Future[None]] = []
+
+    def sent(self, line: str | None) -> None:
+        if line is not None:
+            self._pending.append(self._pool.submit(self._count, line))
+
+    def _count(self, line: str) -> None:
+        try:
+            self._ledger.count_sent(line)
+        except RetryableError as exc:
+            log(WARNING, f"line count not recorded: {exc.reason}", line=mask_phone(line))
+
+    def settle(self) -> None:
+        """Wait for the counts: an instance may lose its CPU once the run has answered."""
+        for pending in self._pending:
+            pending.result()

@@ -26,6 +26,7 @@ from shared.core.lease import DEFAULT_LEASE, RECOVER_TIMEOUT
 from shared.core.phone import is_region, to_e164
 from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, AttemptPolicy, QuietHours
 from shared.core.policy import parse_quiet_hours as _parse_quiet_hours
+from shared.core.sender import DEFAULT_LINE_DAILY_LIMIT
 from shared.core.signing_secret import Signing, linq_secret_problem, stripe_secret_problem
 from shared.core.text import clean
 
@@ -58,13 +59,16 @@ DEFAULT_FIRESTORE_DATABASE = "dunning"
 # every five minutes), which deploy.sh and the local stack create.
 SWEEP_TOPIC = "dunning-release-sweep"
 REQUIRED = "required"
-LANGUAGE_TEMPLATE_PREFIX = "MESSAGE_TEMPLATE_"
+# How a family of variables is named: one per language, `<LANG>` an ISO 639 code.
+LANGUAGE = "<LANG>"
 # A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
 MAX_BODY_SECONDS = 15.0
 # The brand opens every text and is never shortened, so it has to stay short.
 MAX_BRAND_LENGTH = 40
 # More than half untexted would cost more recoveries than the measurement is worth.
 MAX_HOLDOUT_PERCENT = 50
+# Linq recommends about 7,000 messages per line per day: a hundred times that is a typo.
+MAX_LINE_DAILY_LIMIT = 700_000
 # A dead run holds its payment for as long as its lease: more than an hour is a typo.
 MAX_LEASE_SECONDS = 3600
 # The dead-letter topic and subscription deploy.sh makes for a topic add up to 17 characters to
@@ -77,8 +81,8 @@ _STRIPE_KEY = re.compile(r"^(sk|rk)_(test|live)_\S+$")
 _TOPIC = re.compile(r"^(?!goog)[A-Za-z][A-Za-z0-9._~+%-]{2,254}$")
 # Firestore database ids: 4-63 lower-case letters, digits and hyphens, a letter first.
 _DATABASE = re.compile(r"^[a-z][a-z0-9-]{2,61}[a-z0-9]$")
-# MESSAGE_TEMPLATE_ES, MESSAGE_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
-_LANGUAGE_TEMPLATE = re.compile(rf"^{LANGUAGE_TEMPLATE_PREFIX}([A-Z]{{2,3}})$")
+# The <LANG> of MESSAGE_TEMPLATE_ES, ACTION_TEMPLATE_FIL: an ISO 639-1 or 639-2/3 language code.
+_LANGUAGE_CODE = re.compile(r"[A-Z]{2,3}")
 _VERSION = re.compile(r"^[1-9][0-9]*$")
 _SLACK_EXAMPLE = "https://hooks.slack.com/services/T000/B000/XXXX"
 _TRUE, _FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
@@ -114,6 +118,12 @@ class Variable(Generic[T]):
     @property
     def required(self) -> bool:
         return self.when_unset == REQUIRED
+
+    @property
+    def family(self) -> str | None:
+        """The prefix of a family's names (`MESSAGE_TEMPLATE_` of `MESSAGE_TEMPLATE_<LANG>`), or
+        None for a variable of one name."""
+        return self.name.removesuffix(LANGUAGE) if self.name.endswith(LANGUAGE) else None
 
     @property
     def shown_default(self) -> str:
@@ -321,33 +331,51 @@ def _brand(env: Reader, variable: Variable[Any]) -> str | None:
 
 
 def _template(env: Reader, variable: Variable[Any]) -> Template:
+    """MESSAGE_TEMPLATE: see `_text`."""
+    from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE
+
+    return _text(env, variable, DEFAULT_TEMPLATE, BRANDED_TEMPLATE)
+
+
+def _action_template(env: Reader, variable: Variable[Any]) -> Template:
+    """ACTION_TEMPLATE, the 3-D Secure text: see `_text`."""
+    from shared.core.message import BRANDED_ACTION_TEMPLATE, DEFAULT_ACTION_TEMPLATE
+
+    return _text(env, variable, DEFAULT_ACTION_TEMPLATE, BRANDED_ACTION_TEMPLATE)
+
+
+def _text(env: Reader, variable: Variable[Any], default: str, branded: str) -> Template:
     """The text as written (its own spacing kept), else the default text (the branded one when
     BRAND_NAME is set), checked with BRAND_NAME counted in."""
-    from shared.core.message import BRANDED_TEMPLATE, DEFAULT_TEMPLATE, Template
+    # Imported here: the intakes, which import this module, read no text, and the message module
+    # is a good part of their cold start.
+    from shared.core.message import Template
 
     brand = BRAND_NAME.read(env)
-    text = env.raw(variable.name) or (BRANDED_TEMPLATE if brand else DEFAULT_TEMPLATE)
+    text = env.raw(variable.name) or (branded if brand else default)
     return Template.parse(text, variable.name, brand)
 
 
 def _language_templates(env: Reader, variable: Variable[Any]) -> dict[str, Template]:
-    """Every MESSAGE_TEMPLATE_<LANG>, by lower-case language, each checked under its own name."""
+    """Every variable of the family (MESSAGE_TEMPLATE_<LANG>, ACTION_TEMPLATE_<LANG>) that is set,
+    by lower-case language, each checked under its own name."""
     from shared.core.message import Template
 
+    prefix = variable.name.removesuffix(LANGUAGE)
     brand = BRAND_NAME.read(env)
     by_language = {}
     for name in env.names():
-        if not name.startswith(LANGUAGE_TEMPLATE_PREFIX):
+        if not name.startswith(prefix):
             continue
-        match = _LANGUAGE_TEMPLATE.match(name)
-        if match is None:
+        code = name.removeprefix(prefix)
+        if not _LANGUAGE_CODE.fullmatch(code):
             raise ConfigError(
                 f"{name} is not a language template: the name must end in a two- or three-letter "
-                f"ISO 639 language code in upper case, such as {LANGUAGE_TEMPLATE_PREFIX}ES"
+                f"ISO 639 language code in upper case, such as {prefix}ES"
             )
         text = env.raw(name)
         if text:
-            by_language[match.group(1).lower()] = Template.parse(text, name, brand)
+            by_language[code.lower()] = Template.parse(text, name, brand)
     return by_language
 
 
@@ -369,6 +397,11 @@ def _whole(env: Reader, variable: Variable[Any], unit: str, low: int, high: int,
 def _holdout(env: Reader, variable: Variable[Any]) -> int:
     why = " (the share of failed payments kept untexted)"
     return _whole(env, variable, "a whole number", 0, MAX_HOLDOUT_PERCENT, why)
+
+
+def _line_daily_limit(env: Reader, variable: Variable[Any]) -> int:
+    why = " (messages one line sends in a UTC day before new texts go out from another)"
+    return _whole(env, variable, "a whole number", 1, MAX_LINE_DAILY_LIMIT, why)
 
 
 def _lease(env: Reader, variable: Variable[Any]) -> timedelta:
@@ -537,9 +570,21 @@ PUBSUB_TOPIC: Variable[str] = Variable(
 LINQ_SENDER: Variable[str | None] = Variable(
     "LINQ_SENDER",
     (RECOVER,),
-    "E.164 line to send from when the account has several",
+    "E.164 line every text goes out from, whatever its health or count (`LINQ_LINE_DAILY_LIMIT` "
+    "does not apply to it)",
     _sender,
-    when_unset="first usable line",
+    when_unset="each customer's own line: a stable hash of their number over the usable lines",
+)
+LINQ_LINE_DAILY_LIMIT: Variable[int] = Variable(
+    "LINQ_LINE_DAILY_LIMIT",
+    (RECOVER,),
+    "how many messages a line may send in a UTC day (each text and each link is one, counted "
+    "in Firestore) before new texts go out from the customer's next line; the link of a text "
+    "already sent and a resumed plan keep their line. 1 to "
+    f"{MAX_LINE_DAILY_LIMIT:,}",
+    _line_daily_limit,
+    default=str(DEFAULT_LINE_DAILY_LIMIT),
+    when_unset="(Linq's recommended ceiling per line per day, inbound and outbound)",
 )
 DEFAULT_PHONE_REGION: Variable[str] = Variable(
     "DEFAULT_PHONE_REGION",
@@ -559,13 +604,30 @@ MESSAGE_TEMPLATE: Variable[Template] = Variable(
     when_unset="the built-in text (the branded one when `BRAND_NAME` is set)",
 )
 LANGUAGE_TEMPLATES: Variable[dict[str, Template]] = Variable(
-    f"{LANGUAGE_TEMPLATE_PREFIX}<LANG>",
+    f"MESSAGE_TEMPLATE_{LANGUAGE}",
     (RECOVER,),
     "the text for customers whose first preferred locale is in language `<LANG>`, a two- or "
     "three-letter ISO 639 code in upper case (`MESSAGE_TEMPLATE_ES`); checked like "
     "`MESSAGE_TEMPLATE`",
     _language_templates,
     when_unset="`MESSAGE_TEMPLATE`",
+)
+ACTION_TEMPLATE: Variable[Template] = Variable(
+    "ACTION_TEMPLATE",
+    (RECOVER,),
+    "the text when the invoice's latest payment waits for the customer to confirm it (3-D "
+    "Secure: its PaymentIntent is `requires_action`); the same placeholders and checks as "
+    "`MESSAGE_TEMPLATE`",
+    _action_template,
+    when_unset="the built-in 3-D Secure text (the branded one when `BRAND_NAME` is set)",
+)
+ACTION_LANGUAGE_TEMPLATES: Variable[dict[str, Template]] = Variable(
+    f"ACTION_TEMPLATE_{LANGUAGE}",
+    (RECOVER,),
+    "the 3-D Secure text for customers whose first preferred locale is in language `<LANG>` "
+    "(`ACTION_TEMPLATE_ES`); checked like `MESSAGE_TEMPLATE`",
+    _language_templates,
+    when_unset="`MESSAGE_TEMPLATE_<LANG>` of that language, else `ACTION_TEMPLATE`",
 )
 BRAND_NAME: Variable[str | None] = Variable(
     "BRAND_NAME",
@@ -764,9 +826,12 @@ VARIABLES: tuple[Variable[Any], ...] = (
     FIRESTORE_DATABASE,
     PUBSUB_TOPIC,
     LINQ_SENDER,
+    LINQ_LINE_DAILY_LIMIT,
     DEFAULT_PHONE_REGION,
     MESSAGE_TEMPLATE,
     LANGUAGE_TEMPLATES,
+    ACTION_TEMPLATE,
+    ACTION_LANGUAGE_TEMPLATES,
     BRAND_NAME,
     TEXT_ON_ATTEMPTS,
     DRY_RUN,
@@ -782,6 +847,8 @@ VARIABLES: tuple[Variable[Any], ...] = (
     *DEPLOY_ONLY,
 )
 BY_NAME = {variable.name: variable for variable in VARIABLES}
+# The variables of many names, one per language.
+FAMILIES = tuple(variable for variable in VARIABLES if variable.family)
 
 
 def read_by(reader: str) -> tuple[Variable[Any], ...]:
@@ -789,13 +856,16 @@ def read_by(reader: str) -> tuple[Variable[Any], ...]:
     return tuple(variable for variable in VARIABLES if reader in variable.readers)
 
 
+def family_of(name: str) -> Variable[Any] | None:
+    """The family `name` is one of (`MESSAGE_TEMPLATE_ES`: MESSAGE_TEMPLATE_<LANG>), or None."""
+    return next((v for v in FAMILIES if v.family and name.startswith(v.family)), None)
+
+
 def is_product_variable(name: str) -> bool:
     """Whether `name` is a variable the product or one of its tools reads (language templates
     included); deploy.sh's own are not."""
-    variable = BY_NAME.get(name)
-    if variable is None:
-        return name.startswith(LANGUAGE_TEMPLATE_PREFIX)
-    return variable.readers != (DEPLOY,)
+    variable = BY_NAME.get(name) or family_of(name)
+    return variable is not None and variable.readers != (DEPLOY,)
 
 
 # --- each function's settings -------------------------------------------------------------------
@@ -903,7 +973,7 @@ class LinqIntakeSettings(IntakeSettings):
 
 @dataclass(frozen=True)
 class RecoverSettings(Settings):
-    """What the recover function needs: API access, sender choice, the texts and the operator's
+    """What the recover function needs: API access, the line choice, the texts and the operator's
     controls (which attempts get a text, dry run, quiet hours, holdout, the lease)."""
 
     stripe_api_key: str
@@ -913,9 +983,12 @@ class RecoverSettings(Settings):
     stripe_api_base: str
     linq_api_base: str
     linq_sender: str | None
+    line_daily_limit: int
     default_region: str
     brand: str | None
     templates: Templates
+    # The text asking to confirm a payment that waits for it (3-D Secure).
+    action_templates: Templates
     attempts: AttemptPolicy
     dry_run: bool
     slack_webhook_url: str | None
@@ -931,6 +1004,11 @@ class RecoverSettings(Settings):
     def read(cls, env: Reader) -> Self:
         from shared.core.message import Templates
 
+        templates = Templates(MESSAGE_TEMPLATE.read(env), LANGUAGE_TEMPLATES.read(env))
+        # A language with a MESSAGE_TEMPLATE_<LANG> and no ACTION_TEMPLATE_<LANG> keeps its own:
+        # the customer reads their language, and the link still opens the page where they
+        # confirm, rather than a text in a language they may not read.
+        action_by_language = {**templates.by_language, **ACTION_LANGUAGE_TEMPLATES.read(env)}
         return cls(
             stripe_api_key=STRIPE_API_KEY.read(env),
             linq_api_key=LINQ_API_KEY.read(env),
@@ -939,9 +1017,11 @@ class RecoverSettings(Settings):
             stripe_api_base=STRIPE_API_BASE.read(env),
             linq_api_base=LINQ_API_BASE.read(env),
             linq_sender=LINQ_SENDER.read(env),
+            line_daily_limit=LINQ_LINE_DAILY_LIMIT.read(env),
             default_region=DEFAULT_PHONE_REGION.read(env),
             brand=BRAND_NAME.read(env),
-            templates=Templates(MESSAGE_TEMPLATE.read(env), LANGUAGE_TEMPLATES.read(env)),
+            templates=templates,
+            action_templates=Templates(ACTION_TEMPLATE.read(env), action_by_language),
             attempts=TEXT_ON_ATTEMPTS.read(env),
             dry_run=DRY_RUN.read(env),
             slack_webhook_url=SLACK_WEBHOOK_URL.read(env),
