@@ -1261,6 +1261,25 @@ def test_served_connected_accounts_get_a_connect_endpoint_beside_the_platforms_o
     assert len(world.endpoints()) == 2
 
 
+def test_a_deployment_that_starts_serving_connected_accounts_gets_only_the_connect_endpoint(
+    world: World,
+) -> None:
+    """The platform's endpoint and its secret stay as they are: its events keep arriving."""
+    first = world.deploy(**world.keys)
+    assert first.returncode == 0, first.stderr
+    [account] = world.answered(world.stripe, CREATE_ENDPOINT)
+    run = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="acct_1A2b3C")
+    assert run.returncode == 0, run.stderr
+    [_, connect] = world.answered(world.stripe, CREATE_ENDPOINT)
+    assert connect["body"]["connect"] == ["true"]
+    assert world.answered(world.stripe, DELETE_ENDPOINT) == []
+    assert f"Stripe endpoint {account['response']['id']} for {INGEST_URL} exists" in run.stderr
+    assert world.stored(ACCOUNT_SECRET_NAME) == ["not-set-yet", account["response"]["secret"]]
+    assert world.stored(CONNECT_SECRET_NAME) == ["not-set-yet", connect["response"]["secret"]]
+    # Deployed with the Connect placeholder first (its kind answered 503 meanwhile), then pinned.
+    assert world.deploys("dunning-ingest")[-2:] == [ingest_pinned(2, 1), ingest_pinned(2, 2)]
+
+
 def test_a_run_that_stops_serving_connected_accounts_keeps_the_connect_endpoint_verified(
     world: World,
 ) -> None:
