@@ -445,10 +445,13 @@ class Pipeline:
             }
         )
 
-    def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Webhook in, every published message pushed to recover; returns the result lines."""
+    def deliver(
+        self, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET
+    ) -> list[dict[str, Any]]:
+        """Webhook in (signed with `secret`: the Connect endpoint's for a connected account's
+        event), every published message pushed to recover; returns the result lines."""
         self.capsys.readouterr()
-        answer = self.post_webhook(event)
+        answer = self.post_webhook(event, secret=secret)
         assert answer.status_code == 200, answer.get_data(as_text=True)
         for message in self.published():
             self.push(message)
