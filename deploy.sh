@@ -20,8 +20,9 @@ set -euo pipefail
 # ---- Tunables ------------------------------------------------------------------------------------
 RUNTIME=python313 # GA until 2029-10-10; google-cloud-pubsub needs Python >= 3.10.
 
-# ingest: verifies the signature and publishes; the publish is bounded at about 6 s
-# (shared/adapters/publisher.py), so 30 s covers a cold start plus the whole publish budget.
+# ingest: verifies the signature and publishes; the publish is bounded at 4 s, retries included
+# (TOTAL_TIMEOUT_S, shared/adapters/publisher.py), so 30 s covers a cold start plus the whole
+# publish budget.
 INGEST_TIMEOUT_S=30
 INGEST_MEMORY=256Mi # the default; one small request at a time.
 # One request per instance: a concurrency above 1 needs --cpu=1 (6x the CPU of 256Mi) and THREADS;
@@ -210,6 +211,16 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 (the ledger lease), in whole seconds up to 3600; deploy.sh refuses
                                 one that is not longer than the recover function's timeout (120 s),
                                 so no run outlives its lease (recover; default: 180)
+  SURGE_MIN                     the surge guard: how many failed payments within SURGE_WINDOW make
+                                it ask Stripe how many payments succeeded meanwhile; when the failed
+                                ones are more than SURGE_SHARE of all, texting pauses itself as
+                                ./dev pause would (deferred:paused), and Slack is told. A whole
+                                number up to 100,000, or off (recover; default: 50)
+  SURGE_WINDOW                  the surge guard's window: minutes or hours such as 10m or 1h, from
+                                1m to 24h (recover; default: 10m)
+  SURGE_SHARE                   the surge guard's share: a surge is when more than this percentage
+                                of the payments Stripe attempted in SURGE_WINDOW failed (1 to 99)
+                                (recover; default: 50)
   LINQ_EVENTS_TOPIC             topic id verified Linq webhooks are published to (linq-intake,
                                 deploy.sh; default: linq-events)
   REGION                        the functions' region when --region is not given (deploy.sh;

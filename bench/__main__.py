@@ -12,12 +12,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import burst, cold_start, cost, ingest, report_ledger, sweep, webhook_to_text
+from bench import burst, cold_start, cost, ingest, report_ledger, surge, sweep, webhook_to_text
 from bench.env import LATENCY_MS, BenchEnv
-from bench.report import MISS, Result, machine, render, text_table, write
+from bench.report import MISS, Result, machine, render, run_meta, text_table, write
 from standins.stack import REPO
 
-NAMES = ("ingest", "webhook_to_text", "cold_start", "burst", "cost", "sweep", "report_ledger")
+NAMES = (
+    "ingest",
+    "webhook_to_text",
+    "cold_start",
+    "burst",
+    "cost",
+    "sweep",
+    "report_ledger",
+    "surge",
+)
 # Benchmarks 1-3 share one stack; webhook_to_text goes first, so its first event meets a
 # recover process that has served nothing yet.
 SHARED = {"webhook_to_text": webhook_to_text, "ingest": ingest, "cold_start": cold_start}
@@ -82,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
             timed("sweep", lambda: sweep.run(workdir, results, args.quick))
         if "report_ledger" in chosen:
             timed("report_ledger", lambda: report_ledger.run(workdir, args.quick))
+        if "surge" in chosen:
+            timed("surge", lambda: surge.run(workdir, args.quick))
     finally:
         if args.keep:
             print(f"bench: logs kept in {workdir}", file=sys.stderr)
@@ -95,17 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         + (" --quick" if args.quick else "")
         + "".join(f" --only {name}" for name in args.only or ())
     )
-    meta = {
-        "Date": started.strftime("%Y-%m-%d %H:%M UTC"),
-        "Command": f"`{command}`",
-        "Duration": f"{elapsed:.0f} s",
-        **machine(),
-        "Injected latency": f"{LATENCY_MS:.0f} ms per Stripe/Linq/Slack call",
-    }
+    meta = machine() | run_meta(started, command, elapsed, LATENCY_MS)
     print()
     print(text_table(ordered))
     print()
-    print(f"{command}: {elapsed:.0f} s on {meta['CPUs (nproc)']} CPUs ({meta['CPU model']})")
+    print(f"{command}: {elapsed:.0f} s on {meta['CPUs']} CPUs ({meta['CPU model']})")
     if output is not None:
         write(output, render(ordered, meta))
         print(f"written to {output}")

@@ -33,16 +33,20 @@ def proxy_calls(service: str, journal: Iterable[dict[str, Any]]) -> list[Call]:
 
 # A ledger write by the field that only that write of shared/adapters/ledger.py sets, checked in
 # this order: Ledger.claim (a new entry, or taking over one whose lease ran out), record_plan,
-# record_text, finish, defer, the sweep's release, count_sent (a message counted on its line);
+# record_text, finish, defer, pause (an outcome without an end or a due time), the sweep's
+# release, count_sent (a message counted on its line), a write of the control document (a pause,
+# a resume, the surge guard's check);
 # Ledger.end_lease (a run that will be retried hands its lease back) sets only the lease.
 _WRITES = (
     ("plan", "plan"),
     ("texted_at", "chat recorded"),
     ("finished_at", "outcome"),
     ("due_at", "defer"),
+    ("action", "pause"),
     ("released_at", "mark released"),
     ("day", "count sent"),
     ("run", "take over"),
+    ("paused", "control"),
 )
 
 
@@ -52,6 +56,8 @@ def _ledger_op(entry: dict[str, Any]) -> str:
         return "read"
     if entry["path"].endswith(":runQuery"):
         return "query"
+    if entry["path"].endswith(":runAggregationQuery"):
+        return "count"
     if not entry["path"].endswith(":commit"):
         return f"{entry['method']} {entry['path']}"
     return " + ".join(_write(write) for write in entry.get("writes") or []) or "commit"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from bench import burst
 from bench.env import LATENCY_MS
-from bench.report import INFO, Result, Row, markdown_table, section
+from bench.report import INFO, Headline, Result, Row, markdown_table, section
 from bench.stats import fmt
 
 NAME = "cost"
@@ -32,6 +32,28 @@ def billed_seconds(seconds: float) -> float:
 
 def instance_cost(seconds: float) -> float:
     return seconds * (VCPU * CPU_PER_VCPU_S + MEMORY_GIB * MEMORY_PER_GIB_S)
+
+
+def headlines(
+    total: float, cpu_only: float, cpu: dict[str, float], rss: dict[str, float]
+) -> list[Headline]:
+    """What 1,000 recoveries cost on Google Cloud, and the CPU and memory one takes."""
+    return [
+        Headline(
+            "Google Cloud per 1,000 recoveries (list prices, before the free tier)",
+            f"${total:.4f}",
+            "–",
+            f"the CPU actually used: ${cpu_only:.5f}",
+        ),
+        Headline(
+            "CPU per recovery (recover + ingest); peak memory",
+            f"{cpu['recover'] * 1000:.1f} + {cpu['ingest'] * 1000:.1f} ms; "
+            f"{rss['recover']:.0f} / {rss['ingest']:.0f} MiB",
+            f"fits the {MEMORY_GIB * 1024:.0f} MiB deployed: "
+            f"{'yes' if max(rss.values()) < MEMORY_GIB * 1024 else 'NO'}",
+            "–",
+        ),
+    ]
 
 
 def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Result:
@@ -109,4 +131,4 @@ def run(workdir: Path, earlier: dict[str, Result], quick: bool = False) -> Resul
         "are billed separately and not included.",
         markdown_table(table),
     )
-    return Result(NAME, rows, details)
+    return Result(NAME, rows, details, headlines=headlines(total, cpu_only, cpu, rss))

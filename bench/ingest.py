@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from bench import fixtures
 from bench.env import BenchEnv
 from bench.load import Prepared, Timings, concurrent, sequential
-from bench.report import INFO, Result, Row, markdown_table, section, verdict
+from bench.report import INFO, Headline, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, ratio, summary_ms
 from standins.emulator import PubSubEmulator
 
@@ -171,6 +171,36 @@ def _against_floor(s: dict[str, dict[str, float]], name: str) -> list[Row]:
     return rows
 
 
+def headlines(s: dict[str, dict[str, float]]) -> list[Headline]:
+    """How long Stripe waits for its answer, against a function that does nothing and against
+    a handler that recovers before it answers."""
+    floor = "a function that does nothing"
+    rows = [
+        Headline(
+            f"Stripe's webhook answered, {label}",
+            f"{fmt(s['ingest'][q], 2)} ms",
+            f"at most {margin:.0f} ms more than the baseline",
+            f"{floor}: {fmt(s['bare'][q], 2)} ms",
+            verdict(s["ingest"][q] - s["bare"][q] <= margin),
+        )
+        for q, label, margin in (
+            ("p50", "median", P50_MARGIN_MS),
+            ("p99", "99th percentile", P99_MARGIN_MS),
+        )
+    ]
+    speedup = ratio(s["sync"]["p50"], s["ingest"]["p50"])
+    rows.append(
+        Headline(
+            "Stripe's webhook answered, against texting first",
+            f"{fmt(speedup, 0)}× faster",
+            f"at least {SPEEDUP:.0f}× faster",
+            f"a handler that recovers before it answers: {fmt(s['sync']['p50'], 0)} ms",
+            verdict(speedup >= SPEEDUP),
+        )
+    )
+    return rows
+
+
 def render(measured: Measured, latency_ms: float) -> Result:
     """The summary rows and the report section."""
     s, throughput, n = measured.latency, measured.throughput, measured.counts
@@ -247,4 +277,4 @@ def render(measured: Measured, latency_ms: float) -> Result:
         "subscribers.",
         markdown_table(table),
     )
-    return Result(NAME, rows, details)
+    return Result(NAME, rows, details, headlines=headlines(s))

@@ -1,4 +1,5 @@
-"""Results of a bench run: the summary table, details per benchmark, and BENCHMARKS.md."""
+"""Results of a bench run: the table a user reads first, the machine, every figure, the details
+per benchmark, and BENCHMARKS.md's generated block."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +31,27 @@ class Row:
     verdict: str = INFO
 
 
+@dataclass(frozen=True)
+class Headline:
+    """One line of the table a user reads first: a figure they care about, in plain words."""
+
+    figure: str
+    measured: str
+    target: str
+    baseline: str
+    verdict: str = INFO
+
+
 @dataclass
 class Result:
-    """What one benchmark measured: table rows, a markdown section, and raw data for others."""
+    """What one benchmark measured: table rows, a markdown section, and raw data for others;
+    `headlines`, the few of its figures a user reads first."""
 
     name: str
     rows: list[Row] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    headlines: list[Headline] = field(default_factory=list)
 
 
 def verdict(ok: bool) -> str:
@@ -58,6 +73,24 @@ def markdown_table(rows: Sequence[Mapping[str, str]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row[h].replace("|", "\\|") for h in header) + " |" for row in rows]
     return lines
+
+
+HEADLINE_HEADER = ["figure", "measured", "target", "baseline (same run)", "verdict"]
+IN_WORDS = {PASS: "met", MISS: "**missed**", INFO: "–"}
+
+
+def headline_rows(results: list[Result]) -> list[dict[str, str]]:
+    return [
+        dict(
+            zip(
+                HEADLINE_HEADER,
+                (h.figure, h.measured, h.target, h.baseline, IN_WORDS[h.verdict]),
+                strict=True,
+            )
+        )
+        for result in results
+        for h in result.headlines
+    ]
 
 
 SUMMARY_HEADER = ["benchmark", "figure", "measured", "baseline", "ratio / target", "verdict"]
@@ -84,7 +117,7 @@ def text_table(results: list[Result]) -> str:
 
 
 def machine() -> dict[str, str]:
-    """nproc, CPU model, RAM, OS and Python: what a reader needs to compare figures."""
+    """nproc, CPU model, RAM, OS, Python and Java: what a reader needs to compare figures."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -96,21 +129,37 @@ def machine() -> dict[str, str]:
     java = subprocess.run(["java", "-version"], capture_output=True, text=True, check=False)
     java_version = [*(java.stderr or java.stdout).splitlines(), "?"][0]
     return {
-        "CPUs (nproc)": str(os.cpu_count()),
+        "CPUs": str(os.cpu_count()),
         "CPU model": cpu,
         "RAM": f"{psutil.virtual_memory().total / 1024**3:.1f} GiB",
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version(),
-        "Java (emulators)": java_version,
+        "Java": java_version,
+    }
+
+
+def run_meta(started: datetime, command: str, seconds: float, latency_ms: float) -> dict[str, str]:
+    """The run beside the machine: the latency injected, the day (not the time: the figures are
+    a run's, not a diary's), the command and how long it took."""
+    return {
+        "injected latency": f"{latency_ms:.0f} ms per Stripe/Linq/Slack call",
+        "run on": started.strftime("%Y-%m-%d"),
+        "command": f"`{command}`",
+        "duration": f"{seconds:.0f} s",
     }
 
 
 def render(results: list[Result], meta: dict[str, str]) -> list[str]:
-    """The generated part of BENCHMARKS.md."""
+    """The generated part of BENCHMARKS.md: the figures a user cares about with their targets and
+    baselines, the machine and the run in one line, then every figure and each benchmark's
+    details. `meta`: the machine (`machine()`) and the run (date, command, duration, latency)."""
+    headlines = headline_rows(results)
     return section(
         BEGIN,
-        "## Figures",
-        [f"- **{key}**: {value}" for key, value in meta.items()],
+        "## Results",
+        *([markdown_table(headlines)] if headlines else []),
+        "**Machine and run:** " + "; ".join(f"{key}: {value}" for key, value in meta.items()) + ".",
+        "## All figures",
         markdown_table(summary_rows(results)),
         *(result.details for result in results),
         END,

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bench.report import INFO, Result, Row, section, verdict
+from bench.report import INFO, Headline, Result, Row, section, verdict
 from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import Ledger
 from shared.core.entry import Entry, EntryKey, Payment, State
@@ -145,8 +145,7 @@ def measure(emulator: FirestoreEmulator, out: Path) -> tuple[float, float, float
 
     The peak is the report process's own VmHWM, read by the process as it exits, so no growth
     between two samples is missed. Not wait4()'s ru_maxrss: Linux carries the spawning process's
-    high-water mark into the child across exec, so that figure was the bench's own (144 MiB in a
-    full run, 97 MiB with `--only report_ledger`).
+    high-water mark into the child across exec, so that figure would be the bench's own.
     """
     env = {
         **os.environ,
@@ -169,6 +168,19 @@ def measure(emulator: FirestoreEmulator, out: Path) -> tuple[float, float, float
         raise RuntimeError(f"./dev report exited {child.returncode}:\n{text}")
     peak_mib = int(peak_file.read_text()) / 1024
     return seconds, usage.ru_utime + usage.ru_stime, peak_mib, text
+
+
+def headlines(count: int, seconds: float, peak_mib: float) -> list[Headline]:
+    """The report over a large ledger: how long it takes and the memory it needs."""
+    return [
+        Headline(
+            f"`./dev report` over {count:,} ledger entries: time; peak memory",
+            f"{seconds:.0f} s; {peak_mib:.0f} MiB",
+            f"memory under {TARGET_MIB} MiB",
+            "–",
+            verdict(peak_mib < TARGET_MIB),
+        )
+    ]
 
 
 def run(workdir: Path, quick: bool = False) -> Result:
@@ -217,4 +229,4 @@ def run(workdir: Path, quick: bool = False) -> Result:
         "own VmHWM, read as it exits. Its output:",
         ["```", *output.rstrip().splitlines(), "```"],
     )
-    return Result(NAME, rows, details)
+    return Result(NAME, rows, details, headlines=headlines(count, seconds, peak_mib))

@@ -20,7 +20,7 @@ from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, function_process
 from bench.load import concurrent
 from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
-from bench.report import Result, Row, markdown_table, section, verdict
+from bench.report import Headline, Result, Row, markdown_table, section, verdict
 from bench.report_ledger import write_ledger
 from bench.stats import fmt, median, percentile, ratio
 from shared.core.entry import RETENTION, Entry, EntryKey, State
@@ -345,6 +345,45 @@ def _tick_row(label: str, entries: str, ticks: Ticks) -> dict[str, str]:
     }
 
 
+def headlines(morning: Morning, day: float, bare_day: float) -> list[Headline]:
+    """The morning release (how soon it is out, what it lost or doubled, how hard it asked
+    Stripe) and what the sweep costs when nothing is due."""
+    done = morning.outcomes
+    return [
+        Headline(
+            f"Morning release of {morning.due:,} texts held for the night: all published",
+            f"{fmt(morning.publish_seconds, 1)} s after the tick; all texted after "
+            f"{fmt(morning.drain_seconds, 1)} s",
+            f"published within {PUBLISH_TARGET_S:.0f} s",
+            "–",
+            verdict(
+                morning.publish_seconds <= PUBLISH_TARGET_S and morning.released == morning.due
+            ),
+        ),
+        Headline(
+            "Morning release: lost, doubled; Stripe requests per second at the peak",
+            f"{done.lost} lost, {done.doubled} doubled; {morning.peak_stripe}/s, "
+            f"{morning.stripe_429} refused",
+            f"none lost or doubled; under Stripe's {DEFAULT_ENDPOINT_RATE}/s",
+            "–",
+            verdict(
+                done.clean
+                and done.dead_letters == 0
+                and done.sent == morning.due
+                and morning.peak_stripe < DEFAULT_ENDPOINT_RATE
+                and morning.stripe_429 == 0
+            ),
+        ),
+        Headline(
+            f"The release sweep with nothing due, per {DAYS_PER_MONTH} days "
+            f"({TICKS_PER_DAY} ticks a day)",
+            f"${day * DAYS_PER_MONTH:.4f}",
+            "–",
+            f"a function that does nothing: ${bare_day * DAYS_PER_MONTH:.4f}",
+        ),
+    ]
+
+
 def render(measured: Measured, earlier: dict[str, Result]) -> Result:
     """The summary rows and the report section."""
     counts, ticks, morning = measured.counts, measured.ticks, measured.morning
@@ -357,6 +396,7 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         if burst_run is not None and burst_run.slots == SLOTS
         else ""
     )
+    summary = headlines(morning, day, bare_day)
     rows = [
         Row(
             f"tick, nothing due among {counts.not_due:,} entries: wall p50 (ms)",
@@ -382,9 +422,7 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
             fmt(morning.publish_seconds, 1),
             f"{morning.released} released; all results after {fmt(morning.drain_seconds, 1)} s",
             f"≤ {PUBLISH_TARGET_S:.0f} s",
-            verdict(
-                morning.publish_seconds <= PUBLISH_TARGET_S and morning.released == morning.due
-            ),
+            summary[0].verdict,
         ),
         Row(
             f"morning release: peak Stripe requests/s at {SLOTS} slots",
@@ -469,4 +507,4 @@ def render(measured: Measured, earlier: dict[str, Result]) -> Result:
         "result line, text or link.",
         markdown_table(morning_table),
     )
-    return Result(NAME, rows, details)
+    return Result(NAME, rows, details, headlines=summary)

@@ -13,7 +13,7 @@ import requests
 from bench import fixtures
 from bench.chain import Call, describe, external_seconds, shape, stages, until, within
 from bench.env import BenchEnv
-from bench.report import Result, Row, markdown_table, section, verdict
+from bench.report import Headline, Result, Row, markdown_table, section, verdict
 from bench.stats import fmt, median, p99
 from standins.stack import signed_webhook
 
@@ -123,6 +123,29 @@ def _spread(counts: Iterable[int]) -> str:
     return ", ".join(f"{calls} ({n}×)" for calls, n in sorted(Counter(counts).items()))
 
 
+def headlines(
+    total_ms: float, external_ms: float, overhead_ms: float, warm_calls: int, cold_calls: int
+) -> list[Headline]:
+    """The warm median from failed payment to text and our share of it; the calls made one
+    after another before the text."""
+    return [
+        Headline(
+            "Failed payment to text sent, median",
+            f"{fmt(total_ms, 0)} ms, of which {fmt(overhead_ms, 0)} ms our own work",
+            f"our own work at most {OVERHEAD_TARGET_MS:.0f} ms",
+            f"waiting on Stripe, Linq and the ledger: {fmt(external_ms, 0)} ms",
+            verdict(overhead_ms <= OVERHEAD_TARGET_MS),
+        ),
+        Headline(
+            "Calls made one after another before the text (warm; first after a start)",
+            f"{warm_calls}; {cold_calls}",
+            f"at most {WARM_CALLS}; {COLD_CALLS}",
+            "–",
+            verdict(warm_calls <= WARM_CALLS and cold_calls <= COLD_CALLS),
+        ),
+    ]
+
+
 def render(samples: list[Sample], latency_ms: float) -> Result:
     """The summary rows, the report section and what the cost benchmark reads."""
     cold, warm = samples[0], samples[1:]
@@ -185,4 +208,5 @@ def render(samples: list[Sample], latency_ms: float) -> Result:
     )
     # The cost benchmark bills recover for the time its warm run waits on the outside.
     all_calls = median([external_seconds(s.chain) * 1000 for s in warm])
-    return Result(NAME, rows, details, {"warm_external_all_ms": all_calls})
+    summary = headlines(total, external, overhead, len(longest.to_text), len(cold.to_text))
+    return Result(NAME, rows, details, {"warm_external_all_ms": all_calls}, summary)

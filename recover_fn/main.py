@@ -72,7 +72,7 @@ def _services() -> _Services:
 def _note(result: RunResult, released: bool) -> str:
     outcome = result.outcome
     tail = f"chat {outcome.chat_id}" if outcome.chat_id else outcome.reason
-    held = " (held for the recipient's quiet hours)" if released else ""
+    held = " (held for the recipient's quiet hours or a pause)" if released else ""
     # The team can tell a payment the bank wants confirmed from a declined card.
     waiting = result.payment is not None and result.payment.needs_action
     confirm = " (3-D Secure: the bank asks the customer to confirm)" if waiting else ""
@@ -134,8 +134,10 @@ def recover_payment(cloud_event: CloudEvent) -> None:
         event_type=job.event_type,
     )
     # A deferral is only a result line: its note comes with the send or skip that ends it.
-    if result.outcome.action is not Action.DEFERRED:
+    if result.outcome.action not in (Action.DEFERRED, Action.PAUSED):
         services.slack.notify(_note(result, released=job.release is not None))
+    for alert in result.alerts:
+        services.slack.notify(alert)
 
 
 def _recovered(services: _Services, paid: InvoicePaid, pubsub_message_id: str) -> None:

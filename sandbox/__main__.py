@@ -1,9 +1,11 @@
 """`./dev sandbox`: run the product on this machine and show what it does for each demo customer.
 
 Default mode: Pub/Sub emulator, both functions and local Stripe/Linq/Slack stand-ins loaded with
-demo customers; one signed webhook per customer; each result line as it arrives; a table; then
-every process is stopped. `--live`: the same two functions on the emulator against the real
-Stripe and Linq accounts in your environment, fed by `stripe listen --forward-to`.
+demo customers; one signed webhook per customer; each result line as it arrives; a table; the
+report over the run's ledger, kept with its CSV files and chart in `.sandbox/report/` (`./dev
+report --from-sandbox` prints it again); then every process is stopped. `--live`: the same two
+functions on the emulator against the real Stripe and Linq accounts in your environment, fed by
+`stripe listen --forward-to`.
 """
 
 from __future__ import annotations
@@ -30,10 +32,23 @@ from sandbox.demo import (
     prepare,
     quiet_hours_for_demo,
 )
-from shared.core.event import ACTION_TYPE, PAID_TYPE, SNAPSHOT_TYPE
+from shared.adapters.linq import LinqClient
+from shared.adapters.secrets import SecretResolver
+from shared.adapters.stripe_gateway import StripeGateway
+from shared.core.errors import ConfigError, PermanentError, RecoveryError
 from shared.core.log import mask_phone
 from shared.core.outcome import Action
-from shared.workflow.settings import INGEST, RECOVER, VARIABLES, family_of
+from shared.workflow.settings import (
+    INGEST,
+    LINQ_API_BASE,
+    LINQ_API_KEY,
+    RECOVER,
+    STRIPE_API_BASE,
+    STRIPE_API_KEY,
+    VARIABLES,
+    Reader,
+    family_of,
+)
 from standins import builders
 from standins.emulator import DEFAULT_PROJECT
 from standins.stack import (
@@ -44,11 +59,10 @@ from standins.stack import (
     base_env,
     json_lines,
 )
+from tools.report import SANDBOX_REPORT
+from tools.stripe_webhook import EVENTS as STRIPE_EVENTS
 
 RESULT_TIMEOUT_S = 30.0
-# What the Stripe endpoint (or `stripe listen`) must send: a failed payment, one waiting for
-# 3-D Secure, and a payment after either.
-STRIPE_EVENTS = (SNAPSHOT_TYPE, ACTION_TYPE, PAID_TYPE)
 # The sandbox ticks the release sweep this often (Cloud Scheduler: every five minutes), and waits
 # this long past the window's end for the released text.
 SWEEP_EVERY_S = 5.0
@@ -130,7 +144,7 @@ def _received(case: DemoCase, messages: list[dict[str, Any]]) -> str:
     return f"{mask_phone(case.phone)}: " + " + ".join(described)
 
 
-def run_demo() -> int:
+def run_demo(report_dir: Path) -> int:
     demo = cases()
     started = time.monotonic()
     window, morning = quiet_hours_for_demo(datetime.now(UTC))
@@ -179,7 +193,7 @@ def run_demo() -> int:
         _await(tail, total, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
         messages = stack.linq.messages()
-        report = _report(stack)
+        report = _report(stack, report_dir)
         pids = stack.pids
     _say()
     width = max(len(case.label) for case in demo)
@@ -199,6 +213,7 @@ def run_demo() -> int:
     _say("./dev report, as an operator runs it against the ledger (here: the emulator's):")
     for line in report:
         _say(f"  {line}" if line else "")
+    _say(f"Kept in {report_dir}: ./dev report --from-sandbox prints it again.")
     _say()
     stopped = sum(not os.path.exists(f"/proc/{pid}") for pid in pids)
     _say(f"Stopped {stopped} of {len(pids)} processes; done in {time.monotonic() - started:.1f} s.")
@@ -208,16 +223,16 @@ def run_demo() -> int:
     return 0 if stopped == len(pids) else 1
 
 
-def _report(stack: LocalStack) -> list[str]:
-    """What `./dev report --out DIR` prints for the sandbox's ledger (the files go to DIR)."""
+def _report(stack: LocalStack, directory: Path) -> list[str]:
+    """What `./dev report --out DIR` prints for the sandbox's ledger; the text and the files go
+    to `directory`."""
     env = {
         **base_env(),
         "GOOGLE_CLOUD_PROJECT": DEFAULT_PROJECT,
         "FIRESTORE_EMULATOR_HOST": stack.firestore.host,
     }
-    out = stack.workdir / "report"
     done = subprocess.run(
-        [sys.executable, "-m", "tools.report", "--out", str(out)],
+        [sys.executable, "-m", "tools.report", "--out", str(directory)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -296,11 +311,32 @@ def _await(tail: _Tail, count: int, timeout: float, tick: Callable[[], None] | N
         time.sleep(0.05)
 
 
+def check_keys(env: Reader) -> str | None:
+    """One cheap authenticated request to each of Stripe and Linq, before anything starts: None
+    when both take their key, else one line naming the key refused (or not checked). A key or
+    base malformed is a ConfigError."""
+    stripe = StripeGateway(STRIPE_API_KEY.read(env), STRIPE_API_BASE.read(env))
+    linq = LinqClient(LINQ_API_KEY.read(env), LINQ_API_BASE.read(env))
+    for key, check in ((STRIPE_API_KEY, stripe.check_key), (LINQ_API_KEY, linq.lines)):
+        try:
+            check()
+        except PermanentError as exc:
+            return f"--live: {key.name} refused: {exc.reason}"
+        except RecoveryError as exc:
+            return f"--live: {key.name} could not be checked: {exc.reason}"
+    return None
+
+
 def run_live(port: int) -> int:
     missing = [name for name in LIVE_REQUIRED if not os.environ.get(name)]
     if missing:
-        _say(f"--live needs {', '.join(missing)} in the environment (see README, 'Live sandbox')")
+        needs = ", ".join(missing)
+        _say(f"--live needs {needs} in the environment (see docs/sandbox.md, 'Live sandbox')")
         return 2
+    refused = check_keys(Reader(os.environ, SecretResolver()))
+    if refused is not None:
+        _say(refused)
+        return 1
     passed = {v.name for v in LIVE_VARIABLES}
     env = {
         name: value
@@ -337,12 +373,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="./dev sandbox", description=__doc__.splitlines()[0])
     parser.add_argument("--live", action="store_true", help="use real Stripe and Linq accounts")
     parser.add_argument("--port", type=int, default=8080, help="ingest port in --live mode")
+    parser.add_argument(
+        "--report-dir",
+        type=Path,
+        default=SANDBOX_REPORT,
+        metavar="DIR",
+        help="where the demo keeps its report (default: .sandbox/report in the checkout)",
+    )
     args = parser.parse_args(argv)
     try:
-        return run_live(args.port) if args.live else run_demo()
+        return run_live(args.port) if args.live else run_demo(args.report_dir.resolve())
     except StackError as exc:
         _say(f"sandbox failed: {exc}")
         return 1
+    except ConfigError as exc:
+        _say(f"--live: {exc}")
+        return 2
 
 
 if __name__ == "__main__":

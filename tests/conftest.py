@@ -3,6 +3,7 @@ them), fresh stand-ins per test, and the in-process pipeline over them."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -88,3 +89,15 @@ def emulated_pipeline(
     world = Pipeline(monkeypatch, capsys, stripe_api, linq_api, slack_api, backend)
     yield world
     world.linq_inbox.close()
+
+
+@pytest.fixture
+def fake_gcloud(tmp_path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A `gcloud` first on PATH whose account is ops@acme.test: who runs `./dev pause` here."""
+    account = "ops@acme.test"
+    script = tmp_path / "bin" / "gcloud"
+    script.parent.mkdir()
+    script.write_text('#!/bin/sh\n[ "$*" = "config get-value account" ] && echo ' + account + "\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{script.parent}:{os.environ['PATH']}")
+    return account

@@ -38,6 +38,7 @@ from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
 from tests.clock import TestClock
+from tools import pause
 
 ROOT = Path(__file__).resolve().parent.parent
 # Made afresh for each test run: the intakes refuse any secret written in the repository.
@@ -317,6 +318,11 @@ class Pipeline:
             self._recover = self._app("recover_fn/main.py", "recover_payment", "cloudevent")
         return self._recover
 
+    def instance(self) -> Any:
+        """Another instance of the recover function (its module loaded afresh: its own clients
+        and caches), for `push(..., instance=)`."""
+        return self._app("recover_fn/main.py", "recover_payment", "cloudevent")
+
     def app(self, source: str, target: str, signature: str) -> Any:
         """A test client of one entry point, built once per configuration."""
         if target not in self._apps:
@@ -415,9 +421,10 @@ class Pipeline:
         """Messages the functions put on the failed-payment topic (pulled and acknowledged)."""
         return self.backend.pull(self.topic)
 
-    def push(self, message: dict[str, Any]) -> Any:
-        """Hand one Pub/Sub message to the recover function as Eventarc would."""
-        return self.recover_client.post(
+    def push(self, message: dict[str, Any], instance: Any = None) -> Any:
+        """Hand one Pub/Sub message to the recover function (or to `instance`) as Eventarc
+        would."""
+        return (instance or self.recover_client).post(
             "/",
             headers={
                 "ce-id": message.get("messageId", uuid.uuid4().hex),
@@ -431,8 +438,11 @@ class Pipeline:
             },
         )
 
-    def recover(self, payment: FailedPayment, message_id: str | None = None) -> Any:
-        """Run the recover function on `payment` as if it had come through Pub/Sub.
+    def recover(
+        self, payment: FailedPayment, message_id: str | None = None, instance: Any = None
+    ) -> Any:
+        """Run the recover function (or `instance`) on `payment` as if it had come through
+        Pub/Sub.
 
         Reuse a `message_id` to model Pub/Sub redelivering the same message; a new one models
         another message (a duplicate publish) for the same event.
@@ -442,7 +452,8 @@ class Pipeline:
                 "data": base64.b64encode(payment.to_json()).decode(),
                 "attributes": payment.attributes(),
                 "messageId": message_id or uuid.uuid4().hex[:12],
-            }
+            },
+            instance,
         )
 
     def deliver(
@@ -457,6 +468,19 @@ class Pipeline:
             self.push(message)
         return results(self.capsys.readouterr().out)
 
+    def control(self, *argv: str) -> tuple[int, str, str]:
+        """`./dev pause ...` or `./dev resume` (argv starts with which) on this world's ledger and
+        clock; its exit status, stdout and stderr. Who runs it is the gcloud account of a
+        `gcloud` on PATH (see `fake_gcloud`)."""
+        for name, value in self.env.items():
+            if value is not None:
+                self.monkeypatch.setenv(name, value)
+        self.monkeypatch.setattr(pause, "open_ledger", lambda *_: (self.ledger, "here"))
+        self.capsys.readouterr()
+        status = pause.main(list(argv))
+        captured = self.capsys.readouterr()
+        return status, captured.out, captured.err
+
     def payment(self, invoice: dict[str, Any], **changes: Any) -> FailedPayment:
         fields = {
             "event_id": builders.new_id("evt_1", 23),
@@ -469,18 +493,26 @@ class Pipeline:
         return FailedPayment(**fields)
 
     def run(
-        self, invoice: dict[str, Any], message_id: str | None = None, **changes: Any
+        self,
+        invoice: dict[str, Any],
+        message_id: str | None = None,
+        instance: Any = None,
+        **changes: Any,
     ) -> tuple[int, list[dict[str, Any]]]:
         """Recover `invoice` once; returns the HTTP status and every JSON log line."""
         self.capsys.readouterr()
-        status = self.recover(self.payment(invoice, **changes), message_id).status_code
+        status = self.recover(self.payment(invoice, **changes), message_id, instance).status_code
         return status, log_lines(self.capsys.readouterr().out)
 
     def result(
-        self, invoice: dict[str, Any], message_id: str | None = None, **changes: Any
+        self,
+        invoice: dict[str, Any],
+        message_id: str | None = None,
+        instance: Any = None,
+        **changes: Any,
     ) -> dict[str, Any]:
         """Recover `invoice` once, expecting an acknowledged run with exactly one result line."""
-        status, lines = self.run(invoice, message_id, **changes)
+        status, lines = self.run(invoice, message_id, instance, **changes)
         found = [entry for entry in lines if "action" in entry]
         assert status == 200, lines
         assert len(found) == 1, lines

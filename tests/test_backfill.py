@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from shared.adapters.stripe_gateway import Throttle
 from standins import builders
 from tests.harness import log_lines
-from tools.backfill import MAX_SINCE_S, Progress, Throttle, backfill_event_id, main, parse_since
+from tools.backfill import MAX_SINCE_S, Progress, backfill_event_id, main, parse_since
 
 DAY = 86400
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -3,16 +3,29 @@
 import datetime as dt
 import json
 import math
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from bench import fixtures, ingest
+from bench import cold_start, fixtures, ingest
 from bench.chain import Call, external_seconds, proxy_calls, shape, stages, until
 from bench.journal_proxy import commit_writes
 from bench.load import Timings
-from bench.report import BEGIN, END, MISS, PASS, Result, Row, render, write
+from bench.report import (
+    BEGIN,
+    END,
+    HEADLINE_HEADER,
+    MISS,
+    PASS,
+    Headline,
+    Result,
+    Row,
+    render,
+    run_meta,
+    write,
+)
 from bench.stats import median, p99, percentile, ratio
 from bench.sweep import Ticks, night_around, peak_per_second
 from shared.adapters.firestore import FirestoreDocuments
@@ -21,7 +34,12 @@ from shared.adapters.linq_webhook import parse_linq_webhook
 from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.event import FailedPayment, InvoicePaid, from_stripe_event
 from shared.core.outcome import Action, Outcome
-from standins.stack import SANDBOX_LINQ_SECRET
+from standins.stack import REPO, SANDBOX_LINQ_SECRET
+
+# What belongs in git's history, not in BENCHMARKS.md: an issue number, a commit, a time of day.
+DIARY = re.compile(
+    r"\bissues? \d|#\d|\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b|\b\d{1,2}:\d{2}\b"
+)
 
 
 def test_overlapping_calls_are_one_stage_and_the_longest_counts():
@@ -59,6 +77,69 @@ def test_the_generated_block_is_replaced_and_hand_written_text_kept(tmp_path):
     assert "| x | figure | 1 | 2 | ≤ 3 | pass |" in text
 
 
+def _fixed_run() -> list[str]:
+    """The generated block of a small fixed run: two benchmarks, one of them missing a target."""
+    starts = Result(
+        "cold start",
+        [Row("recover: start → first run answered (ms)", "250", "bare 100", "2.50× (≤ 2×)", MISS)],
+        ["### 3. Cold start", "", "Each function spawned 9 times."],
+        headlines=cold_start.headlines(100.0, 150.0, 250.0),
+    )
+    cost = Result(
+        "cost",
+        [Row("per 1,000 recoveries (USD)", "$0.0031", "CPU $0.0004", "list prices")],
+        ["### 5. Cost", "", "CPU time from the burst."],
+        headlines=[Headline("Google Cloud per 1,000 recoveries", "$0.0031", "–", "CPU $0.0004")],
+    )
+    machine = {"CPUs": "2", "CPU model": "AMD EPYC", "RAM": "23.5 GiB", "OS": "Linux 6.1"}
+    machine |= {"Python": "3.11.7", "Java": 'openjdk version "17.0.15"'}
+    started = dt.datetime(2026, 11, 26, 16, 53, tzinfo=dt.UTC)
+    return render([starts, cost], machine | run_meta(started, "./dev bench", 532.4, 50.0))
+
+
+def test_the_block_opens_with_the_users_table_then_the_machine_then_every_figure():
+    lines = _fixed_run()
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings == ["## Results", "## All figures", "### 3. Cold start", "### 5. Cost"]
+    table = lines.index("## Results") + 2
+    assert lines[table] == "| " + " | ".join(HEADLINE_HEADER) + " |"
+    assert lines[table + 2 : table + 5] == [
+        "| Cold start to the first answer: ingest | 150 ms (1.50×) | at most 2× the baseline "
+        "| a function that does nothing: 100 ms | met |",
+        "| Cold start to the first answer: recover, net of its calls to Stripe, Linq and the "
+        "ledger | 250 ms (2.50×) | at most 2× the baseline | a function that does nothing: "
+        "100 ms | **missed** |",
+        "| Google Cloud per 1,000 recoveries | $0.0031 | – | CPU $0.0004 | – |",
+    ]
+    assert lines[table + 5 : table + 7] == [
+        "",
+        "**Machine and run:** CPUs: 2; CPU model: AMD EPYC; RAM: 23.5 GiB; OS: Linux 6.1; "
+        'Python: 3.11.7; Java: openjdk version "17.0.15"; injected latency: 50 ms per '
+        "Stripe/Linq/Slack call; run on: 2026-11-26; command: `./dev bench`; duration: 532 s.",
+    ]
+    figures = lines.index("## All figures")
+    assert "| cold start | recover: start → first run answered (ms) | 250 |" in lines[figures + 4]
+
+
+def test_neither_the_block_nor_benchmarks_md_keeps_a_diary():
+    assert DIARY.findall("issue 24, #12, at df122b4, 16:53 UTC") == [
+        "issue 2",
+        "#1",
+        "df122b4",
+        "16:53",
+    ]
+    assert DIARY.findall("\n".join(_fixed_run())) == []
+    assert DIARY.findall((REPO / "BENCHMARKS.md").read_text()) == []
+
+
+def test_benchmarks_md_opens_with_its_generated_block():
+    text = (REPO / "BENCHMARKS.md").read_text()
+    title, sentence, block = text.split("\n\n", 3)[:3]
+    assert title == "# Benchmarks"
+    assert not sentence.startswith(("#", "<!--"))
+    assert block == BEGIN
+
+
 class _Firestore:
     """Answers the ledger's requests as the emulator would, once each, and keeps them as the
     journal proxy sees them. A first commit on `conflict` is refused: the entry exists."""
@@ -84,6 +165,9 @@ class _Firestore:
             return _answer(200, {"writeResults": [result]})
         if path.endswith(":runQuery"):
             return _answer(200, [{"readTime": "2026-11-26T00:00:00Z"}])
+        if path.endswith(":runAggregationQuery"):
+            counted = {"aggregateFields": {"documents": {"integerValue": "3"}}}
+            return _answer(200, [{"result": counted}])
         document = {"fields": {"state": {"stringValue": "failed"}}, "updateTime": "v1"}
         return _answer(200, {"name": path, **document})
 
@@ -106,11 +190,14 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
     lease = ledger.record_text(lease, "chat_1")
     ledger.finish(lease, Outcome(Action.SENT, chat_id="chat_1"))
     ledger.defer(lease, Outcome(Action.DEFERRED, "night"), now, ("America/Chicago",))
+    ledger.pause(lease, Outcome(Action.PAUSED, "texting paused"))
     ledger.end_lease(lease)
     ledger.release(Due("v1", Entry(EntryKey("in_1", 1), State.DEFERRED, due_at=now)), "token")
     ledger.due(now, 10)
     ledger.count_sent("+12025550101")
     ledger.sent_today()
+    assert ledger.failures_since(now) == 3
+    ledger.pause_texting("incident", "ops")
     names = [call.what for call in proxy_calls("ledger", firestore.journal)]
     assert names == [
         "claim",
@@ -118,12 +205,17 @@ def test_every_ledger_call_is_named_by_what_it_writes(monkeypatch):
         "chat recorded",
         "outcome",
         "defer",
+        "pause",
         "end lease",
         "mark released",
         "query",
         "query",
+        "query",
         "count sent",
         "query",
+        "count",
+        "read",
+        "control",
     ]
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.core.attribution import HOLDOUT, TREATED
-from shared.core.decide import Defer, Facts, Finish, Send, decide, in_holdout, screen
+from shared.core.decide import Defer, Facts, Finish, Hold, Send, decide, in_holdout, screen
 from shared.core.entry import Entry, EntryKey, Plan, State
 from shared.core.errors import PermanentError
 from shared.core.event import FailedPayment
@@ -288,7 +288,7 @@ PLANNED = replace(PLAN, line="+1")
         ("the newer attempt texted", "all", 2, recorded(PLANNED, "chat_2", Action.SENT), True),
         # Its text went out and the link failed: texted all the same.
         ("the newer attempt texted, link failed", "all", 2, recorded(PLANNED, "chat_2"), True),
-        # TEXT_ON_ATTEMPTS=1 (and README's 1,4): attempt 2 never gets a text.
+        # TEXT_ON_ATTEMPTS=1 (and docs/configuration.md's 1,4): attempt 2 never gets a text.
         ("the newer attempt outside the policy", "1", 2, None, False),
         ("the newer attempt outside 1,4", "1,4", 2, None, False),
         ("the newer attempt skipped by the policy", "1", 2, recorded(ended=Action.POLICY), False),
@@ -449,6 +449,14 @@ DRAWS = [
     ("waiting for 3-D Secure", facts(invoice=invoice(payment=CONFIRM)), Rules(), TREATED),
     ("resumed: drawn by the run that planned it", facts(entry=RESUMED), Rules(), None),
     ("resumed at night", facts(now=NIGHT, entry=RESUMED), Rules(), None),
+    ("paused", facts(paused="texting paused"), Rules(), TREATED),
+    (
+        "held out while paused",
+        facts(invoice=replace(invoice(), id=HELD), paused="texting paused"),
+        Rules(holdout_percent=10),
+        HOLDOUT,
+    ),
+    ("resumed while paused", facts(entry=RESUMED, paused="texting paused"), Rules(), None),
 ]
 
 
@@ -469,6 +477,65 @@ def test_the_holdout_hash_is_stable_and_close_to_the_share():
     # Known answers: pin the hash, so an invoice never changes group between versions.
     assert [n for n in range(100) if in_holdout(f"in_{n}", 10)][:5] == [26, 30, 33, 69, 72]
     assert not any(in_holdout(invoice_id, 0) for invoice_id in ids)
+
+
+# --- texting paused --------------------------------------------------------------------------
+
+PAUSED = "texting paused by ops@acme.test at 2026-11-26 19:58 UTC: processor incident"
+
+
+def held(decision: Any) -> tuple[str, str | None]:
+    assert isinstance(decision, Hold), decision
+    return decision.outcome.action.value, decision.outcome.reason
+
+
+def test_a_payment_while_texting_is_paused_is_held_with_the_pause_as_its_reason():
+    assert held(decide(facts(paused=PAUSED), Rules())) == ("deferred:paused", PAUSED)
+
+
+@pytest.mark.parametrize(
+    ("case", "given", "rules", "expected"),
+    [
+        # Every guard before the draw still ends the run: nothing waits that would never be sent.
+        ("outside the policy", facts(), Rules(attempts=AttemptPolicy.parse("1")), "skipped:policy"),
+        ("paid", facts(invoice=invoice(status="paid")), Rules(), "skipped:not_open"),
+        (
+            "no phone",
+            facts(invoice=invoice(builders.customer(phone=None))),
+            Rules(),
+            "skipped:no_phone",
+        ),
+        ("on our STOP list", facts(opted_out_at=NOON), Rules(), "skipped:opted_out"),
+        (
+            "held out",
+            facts(invoice=replace(invoice(), id=HELD)),
+            Rules(holdout_percent=10),
+            "skipped:holdout",
+        ),
+        ("superseded", facts(job=job(attempt_count=1)), Rules(), "skipped:superseded"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else "",
+)
+def test_the_pause_comes_after_the_draw_and_every_guard_before_it(case, given, rules, expected):
+    assert outcome(decide(replace(given, paused=PAUSED), rules))[0] == expected
+
+
+def test_the_pause_comes_before_the_night():
+    # Paused at night: held for the pause; once texting is on, the night is judged again.
+    assert held(decide(facts(now=NIGHT, paused=PAUSED), Rules()))[0] == "deferred:paused"
+
+
+def test_a_recorded_plan_whose_text_did_not_go_out_waits_while_texting_is_paused():
+    entry = recorded(plan=replace(PLAN, line="+1"))
+    assert held(decide(facts(entry=entry, paused=PAUSED), Rules())) == ("deferred:paused", PAUSED)
+    # The invoice paid meanwhile, or a STOP: it ends, it does not wait.
+    paid = facts(entry=entry, paused=PAUSED, invoice=invoice(status="paid"))
+    assert outcome(decide(paid, Rules()))[0] == "skipped:not_open"
+
+
+def test_a_link_whose_text_went_out_follows_it_while_texting_is_paused():
+    entry = recorded(plan=replace(PLAN, line="+1"), chat_id="chat_1")
+    assert decide(facts(entry=entry, paused=PAUSED), Rules()) == Send(entry.plan, "chat_1")
 
 
 # --- whose decline it is, and 3-D Secure ------------------------------------------------------

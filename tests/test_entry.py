@@ -159,6 +159,40 @@ def test_a_move_is_allowed_only_when_the_table_has_it(role, source, target):
             False,
         ),
         (Mover(Role.SWEEP, NOW), entry(State.RELEASED), State.RELEASED, False),
+        # The owner pauses its own active entry; nobody else does.
+        (Mover(Role.OWNER, NOW, "run_a"), entry(State.ACTIVE), State.PAUSED, True),
+        (Mover(Role.OWNER, NOW, "run_b"), entry(State.ACTIVE), State.PAUSED, False),
+        (Mover(Role.OWNER, NOW, "run_a"), permissive(State.DEFERRED), State.PAUSED, False),
+        # The sweep releases a paused entry while texting is on, whatever its due time says ...
+        (Mover(Role.SWEEP, NOW), entry(State.PAUSED), State.RELEASED, True),
+        (
+            Mover(Role.SWEEP, NOW, texting_paused=False),
+            entry(State.PAUSED, due_at=NOW + LEASE),
+            State.RELEASED,
+            True,
+        ),
+        # ... and not while it is paused.
+        (
+            Mover(Role.SWEEP, NOW, texting_paused=True),
+            permissive(State.PAUSED),
+            State.RELEASED,
+            False,
+        ),
+        # A message never takes a paused entry over, its token or not: only the sweep's does,
+        # once released.
+        (
+            Mover(Role.MESSAGE, NOW, "run_b", "token"),
+            permissive(State.PAUSED),
+            State.ACTIVE,
+            False,
+        ),
+        # A deferral due while texting is paused is still released: its run is paused in turn.
+        (
+            Mover(Role.SWEEP, NOW, texting_paused=True),
+            entry(State.DEFERRED, due_at=NOW),
+            State.RELEASED,
+            True,
+        ),
     ],
 )
 def test_each_condition_of_the_table(who, current, target, expected):
@@ -174,7 +208,8 @@ def test_every_state_can_be_reached_and_only_done_is_final():
 
 
 def test_a_first_claim_makes_the_entry_of_the_message():
-    made = model.claim(None, KEY, JOB, "run_b", "m-1", NOW, LEASE)
+    reported = replace(JOB, failed_at=int((NOW - SECOND).timestamp()))
+    made = model.claim(None, KEY, reported, "run_b", "m-1", NOW, LEASE)
     assert made == Entry(
         KEY,
         State.ACTIVE,
@@ -185,10 +220,13 @@ def test_a_first_claim_makes_the_entry_of_the_message():
         customer_id="cus_1",
         account="acct_1",
         livemode=True,
+        failed_at=NOW - SECOND,
         created_at=NOW,
         updated_at=NOW,
         expire_at=NOW + RETENTION,
     )
+    # A backfill is no new failure: it names no time.
+    assert model.claim(None, KEY, JOB, "run_b", "m-1", NOW, LEASE).failed_at is None
 
 
 def test_a_takeover_keeps_what_earlier_owners_recorded_and_names_the_new_run():
@@ -287,6 +325,29 @@ def test_a_deferral_holds_the_entry_until_its_due_time():
     )
 
 
+def test_a_pause_holds_the_entry_until_texting_resumes():
+    held = Outcome(Action.PAUSED, reason="texting paused by ops at 2026-11-26 12:00 UTC: incident")
+    mine = entry(State.ACTIVE, plan=PLAN, lease_until=NOW + LEASE, due_at=NOW - LEASE)
+    paused = model.pause(mine, "run_a", held, LATER)
+    assert paused == replace(
+        mine,
+        state=State.PAUSED,
+        action=Action.PAUSED,
+        reason=held.reason,
+        lease_until=LATER,
+        updated_at=LATER,
+    )
+    assert paused.progress is Progress.PLANNED
+    # Released once texting is on, and the message the sweep publishes takes it over.
+    assert model.release(paused, "token", LATER, texting_paused=True) is None
+    released = model.release(paused, "token", LATER)
+    assert released == replace(
+        paused, state=State.RELEASED, release="token", released_at=LATER, updated_at=LATER
+    )
+    carrying = replace(JOB, release="token")
+    assert model.claim(released, KEY, carrying, "run_b", "m-2", LATER, LEASE) is not None
+
+
 def test_ending_the_lease_lets_the_next_message_in_at_once():
     mine = entry(State.ACTIVE, plan=PLAN, lease_until=NOW + LEASE)
     ended = model.end_lease(mine, "run_a", LATER)
@@ -301,14 +362,20 @@ def test_ending_the_lease_lets_the_next_message_in_at_once():
         lambda e: model.record_text(e, "run_a", "chat_1", None, NOW, LEASE),
         lambda e: model.finish(e, "run_a", skipped(Action.NO_PHONE, "none"), None, NOW),
         lambda e: model.defer(e, "run_a", Outcome(Action.DEFERRED), NOW, (), NOW),
+        lambda e: model.pause(e, "run_a", Outcome(Action.PAUSED), NOW),
         lambda e: model.end_lease(e, "run_a", NOW),
     ],
-    ids=["plan", "text", "finish", "defer", "end-lease"],
+    ids=["plan", "text", "finish", "defer", "pause", "end-lease"],
 )
 @pytest.mark.parametrize(
     "current",
-    [entry(State.ACTIVE, run="run_b"), entry(State.DONE), entry(State.DEFERRED)],
-    ids=["taken-over", "done", "deferred"],
+    [
+        entry(State.ACTIVE, run="run_b"),
+        entry(State.DONE),
+        entry(State.DEFERRED),
+        entry(State.PAUSED),
+    ],
+    ids=["taken-over", "done", "deferred", "paused"],
 )
 def test_a_run_that_lost_the_entry_cannot_write_it(write, current):
     with pytest.raises(LeaseLostError):
@@ -414,6 +481,8 @@ def test_an_entry_queues_its_failed_payment_again():
             Holding.ALREADY_TEXTED,
         ),
         (entry(State.DEFERRED, pubsub_message_id="m-1"), "evt_9", "m-2", Holding.WAITING),
+        (entry(State.PAUSED, pubsub_message_id="m-1"), "evt_9", "m-2", Holding.WAITING),
+        (entry(State.PAUSED, pubsub_message_id="m-1"), "evt_1", "m-2", Holding.DUPLICATE),
         (entry(State.RELEASED, pubsub_message_id="m-1"), "evt_9", "m-2", Holding.WAITING),
         (
             entry(State.DONE, pubsub_message_id="m-1", action=Action.NO_PHONE),

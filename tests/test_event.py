@@ -3,6 +3,7 @@
 import base64
 import json
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +18,7 @@ def pubsub_data(payload: bytes) -> dict:
 
 def test_snapshot_event_becomes_a_compact_message():
     invoice = builders.invoice("cus_Jane", id="in_Test1", attempt_count=3)
-    event = builders.payment_failed_event(invoice, id="evt_Test1")
+    event = builders.payment_failed_event(invoice, id="evt_Test1", created=1_795_600_000)
     payment = from_stripe_event(event)
     assert payment == FailedPayment(
         event_id="evt_Test1",
@@ -25,6 +26,7 @@ def test_snapshot_event_becomes_a_compact_message():
         customer_id="cus_Jane",
         attempt_count=3,
         livemode=False,
+        failed_at=1_795_600_000,
         event_type="invoice.payment_failed",
     )
     assert payment.attributes() == {
@@ -34,7 +36,8 @@ def test_snapshot_event_becomes_a_compact_message():
     }
     assert payment.to_json() == (
         b'{"attempt_count":3,"customer_id":"cus_Jane","event_id":"evt_Test1",'
-        b'"event_type":"invoice.payment_failed","invoice_id":"in_Test1","livemode":false}'
+        b'"event_type":"invoice.payment_failed","failed_at":1795600000,"invoice_id":"in_Test1",'
+        b'"livemode":false}'
     )
 
 
@@ -110,12 +113,17 @@ def test_a_message_queued_by_the_previous_version_is_still_read():
 
 
 def test_thin_event_carries_the_invoice_id_only():
-    event = builders.thin_payment_failed_event("in_Thin1", id="evt_Thin1")
+    created = datetime(2026, 11, 26, 12, 0, 5, 250_000, tzinfo=UTC)
+    event = builders.thin_payment_failed_event("in_Thin1", id="evt_Thin1", created=created)
     payment = from_stripe_event(event)
     assert payment is not None
     assert (payment.event_id, payment.invoice_id) == ("evt_Thin1", "in_Thin1")
     assert payment.customer_id is None
     assert payment.attempt_count is None
+    # Its `created` is an ISO timestamp: the surge guard counts it by the second.
+    assert payment.failed_at == int(datetime(2026, 11, 26, 12, 0, 5, tzinfo=UTC).timestamp())
+    unreadable = {**event, "created": "yesterday"}
+    assert from_stripe_event(unreadable).failed_at is None
 
 
 def test_other_event_types_are_neither_failed_payments_nor_payments():
@@ -138,6 +146,8 @@ def test_failed_payment_event_without_its_own_id_is_an_error():
 def test_round_trip_through_pubsub():
     payment = FailedPayment("evt_1", "in_1", None, None, True, None)
     assert from_pubsub(pubsub_data(payment.to_json())) == payment
+    reported = FailedPayment("evt_1", "in_1", "cus_1", 2, False, "acct_1A", failed_at=1_795_600_000)
+    assert from_pubsub(pubsub_data(reported.to_json())) == reported
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from shared.adapters.documents import Conflict, Documents
 from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import (
     COLLECTION,
+    CONTROL,
     DEFAULT_LEASE,
     LINQ_EVENTS,
     OPT_OUTS,
@@ -31,6 +32,7 @@ from shared.adapters.ledger import (
     Ledger,
 )
 from shared.adapters.memory import MemoryDocuments
+from shared.core.control import SURGE_GUARD, Check, Control, Pause, SurgeRule
 from shared.core.entry import (
     RETENTION,
     STALE_RELEASE,
@@ -822,6 +824,127 @@ def test_every_record_carries_its_ttl(ledger, documents, key):
     assert documents.read(COLLECTION, f"{key.invoice_id}-paid").fields["expire_at"] == ttl
     [event] = [d for page in documents.pages(LINQ_EVENTS, ["expire_at"], 10) for d in page]
     assert event.fields == {"expire_at": ttl}
+
+
+# --- whether texting is on, and the surge guard's count -----------------------------------------
+
+RULE = SurgeRule(minimum=3, window=dt.timedelta(minutes=10), share=50)
+
+
+def test_a_pause_and_a_resume_are_one_document_read_back_whole(ledger, documents, clock):
+    assert ledger.control() == Control()
+    paused, changed = ledger.pause_texting("processor incident", "ops@acme.test")
+    assert changed
+    assert paused == Control(pause=Pause("processor incident", "ops@acme.test", NOW))
+    assert ledger.control() == paused
+    again, changed = ledger.pause_texting("another", "someone")
+    assert (again, changed) == (paused, False)
+    clock.advance(dt.timedelta(minutes=5))
+    resumed, changed = ledger.resume_texting("lead@acme.test")
+    assert changed
+    assert (
+        ledger.control()
+        == resumed
+        == Control(resumed_by="lead@acme.test", resumed_at=NOW + dt.timedelta(minutes=5))
+    )
+    assert ledger.resume_texting("lead@acme.test") == (resumed, False)
+    # One document: nothing of the pause is left in it.
+    [document] = [d for page in documents.pages(CONTROL, ["paused", "reason"], 10) for d in page]
+    assert document.fields == {"paused": False, "reason": None}
+
+
+@pytest.mark.parametrize("racers", [2, 10])
+def test_racing_instances_begin_one_check_a_minute(ledger, clock, racers):
+    began = race(racers, lambda _: ledger.begin_check(5, RULE)[1])
+    assert sum(began) == 1
+    control = ledger.control()
+    assert control.check == Check(NOW, 5)
+    ended, changed = ledger.end_check(NOW, 1, True, RULE)
+    assert changed
+    assert ended.pause == Pause("surge: 5 of 6 payments failed in 10 minutes", SURGE_GUARD, NOW)
+    assert ledger.control() == ended
+    assert ledger.end_check(NOW, 1, True, RULE) == (ended, False)
+
+
+def test_a_check_ended_after_a_resume_records_nothing(ledger, clock):
+    ledger.begin_check(5, RULE)
+    ledger.pause_texting("by hand", "ops")
+    ledger.resume_texting("ops")
+    control, changed = ledger.end_check(NOW, 0, True, RULE)
+    assert not changed
+    assert control.pause is None
+    assert control.check is None
+
+
+def reported(ledger: Ledger, invoice_id: str, failed_at: dt.datetime | None, account=None):
+    payment = FailedPayment(
+        f"evt_{invoice_id}",
+        invoice_id,
+        "cus_1",
+        1,
+        False,
+        account,
+        failed_at=int(failed_at.timestamp()) if failed_at is not None else None,
+    )
+    lease = ledger.claim(EntryKey(invoice_id, 1), payment, f"m_{invoice_id}", f"run_{invoice_id}")
+    assert isinstance(lease, Lease)
+    return lease
+
+
+def test_the_failures_of_the_window_are_counted_by_when_stripe_reported_them(ledger):
+    reported(ledger, "in_old", NOW - dt.timedelta(minutes=11))
+    reported(ledger, "in_edge", NOW - dt.timedelta(minutes=10))
+    reported(ledger, "in_new", NOW - dt.timedelta(minutes=1), "acct_1A")
+    reported(ledger, "in_other", NOW, "acct_1B")
+    reported(ledger, "in_backfilled", None)
+    assert ledger.record_payment(Payment("in_new", NOW)) is None
+    assert ledger.failures_since(NOW - dt.timedelta(minutes=10)) == 3
+    assert ledger.failures_since(NOW + dt.timedelta(seconds=1)) == 0
+    since = NOW - dt.timedelta(minutes=10)
+    assert ledger.accounts_failed_since(since) == {None, "acct_1A", "acct_1B"}
+    assert ledger.accounts_failed_since(NOW - dt.timedelta(minutes=1)) == {"acct_1A", "acct_1B"}
+
+
+def paused_entry(ledger: Ledger, invoice_id: str) -> EntryKey:
+    lease = reported(ledger, invoice_id, NOW)
+    ledger.pause(lease, Outcome(Action.PAUSED, "texting paused"))
+    return lease.key
+
+
+def test_a_paused_entry_is_released_once_texting_is_on_the_oldest_first(ledger, clock):
+    keys = []
+    for index in range(3):
+        keys.append(paused_entry(ledger, f"in_paused{index}"))
+        clock.advance(dt.timedelta(minutes=1))
+    deferred(ledger, EntryKey("in_night", 1), NOW + dt.timedelta(hours=9))
+    assert ledger.paused_count() == 3
+    entry = stored(ledger, keys[0])
+    assert (entry.state, entry.action, entry.reason) == (
+        State.PAUSED,
+        Action.PAUSED,
+        "texting paused",
+    )
+    # While texting is paused, the sweep finds none of them, and may release none.
+    assert ledger.due(clock(), 10, texting_paused=True) == []
+    found = ledger.due(clock(), 10)
+    assert [d.entry.key for d in found] == keys
+    assert [d.entry.key for d in ledger.due(clock(), 2)] == keys[:2]
+    assert not ledger.release(found[0], "token_a", texting_paused=True)
+    assert ledger.release(found[0], "token_a")
+    assert not ledger.release(found[0], "token_b")
+    assert ledger.paused_count() == 2
+    assert isinstance(claim(ledger, keys[0], 7, release="token_a"), Lease)
+
+
+def test_a_message_for_a_paused_payment_cannot_claim_it(ledger, key):
+    lease = claim(ledger, key, 1)
+    assert isinstance(lease, Lease)
+    ledger.pause(lease, Outcome(Action.PAUSED, "texting paused"))
+    held = claim(ledger, key, 2)
+    assert isinstance(held, Entry)
+    assert held.state is State.PAUSED
+    with pytest.raises(LeaseLostError):
+        ledger.finish(lease, sent("chat_1"))
 
 
 # --- the Firestore adapter's error map ------------------------------------------------------------

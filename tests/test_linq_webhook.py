@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,11 +14,12 @@ from google.cloud import secretmanager
 from shared.core.errors import ConfigError
 from standins.linq_api import LINQ_TOKEN, LinqStandin
 from standins.secretmanager_api import SecretManagerStandin
-from tools.linq_webhook import EVENTS, main, target_url
+from tools.linq_webhook import EVENTS, EXAMPLE_URL, main, target_url
 
+ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "acme"
 SECRET = f"projects/{PROJECT}/secrets/linq-webhook-secret"
-INTAKE = "https://us-central1-acme.cloudfunctions.net/dunning-linq"
+INTAKE = "https://us-central1-acme.cloudfunctions.net/dunning-linq-intake"
 TARGET = f"{INTAKE}?version=2026-02-03"
 
 Run = Callable[..., tuple[int, str]]
@@ -205,3 +208,9 @@ def test_the_target_url_asks_for_the_2026_02_03_format(url, target):
 def test_a_url_asking_for_another_format_is_refused(url):
     with pytest.raises(ConfigError, match="2026-02-03"):
         target_url(url)
+
+
+def test_the_example_url_names_the_intake_deploy_sh_creates():
+    deploy = (ROOT / "deploy.sh").read_text()
+    [intake] = re.findall(r"^LINQ_INTAKE_FN=(\S+)$", deploy, flags=re.MULTILINE)
+    assert EXAMPLE_URL.endswith(f"/{intake}")

@@ -8,19 +8,15 @@ installed metadata.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fake_dev import FILES, ROOT, Dev, fake_checkout
 from tools import lock
 
-ROOT = Path(__file__).resolve().parent.parent
-FILES = ("requirements.txt", "requirements-dev.txt", "requirements-dev.lock")
 # The development tools other work relies on: in requirements-dev.txt and so in the lock.
 DEV_TOOLS = {"linq-python": "0.65.0", "pytest-xdist": "3.8.0", "mutmut": "3.8.1"}
 SHA = "sha256:" + "a" * 64
@@ -274,76 +270,10 @@ def test_usage() -> None:
 
 # --- ./dev setup and ./dev lock, against a fake python3 -----------------------------------------
 
-# A python3 that makes a fake environment whose python records each command (and the files it is
-# given with --requirement) and fails when told to.
-FAKE_PYTHON3 = r"""#!/bin/bash
-set -eu
-case "$1" in
-  -c) exit 0 ;;
-  -m)
-    echo "\$ python3 $*" >> "${FAKE_LOG:?}"
-    [[ $2 == venv ]] || exit 3
-    venv=${*: -1}
-    mkdir -p "$venv/bin"
-    for tool in python pip-compile; do cp "${BASH_SOURCE[0]%/*}/fake-tool" "$venv/bin/$tool"; done
-    exit 0 ;;
-esac
-exit 3
-"""
-# Any program of the fake environment: records its command line, the requirements file it is
-# given and the CUSTOM_COMPILE_COMMAND it sees, and fails when FAKE_FAIL is in its arguments.
-FAKE_TOOL = r"""#!/bin/bash
-log=${FAKE_LOG:?}
-echo "\$ ${0##*/} $*" >> "$log"
-previous=""
-for arg in "$@"; do
-  [[ $previous == --requirement ]] && { echo "<<< $arg"; cat "$arg"; echo ">>>"; } >> "$log"
-  previous=$arg
-done
-echo "CUSTOM_COMPILE_COMMAND=${CUSTOM_COMPILE_COMMAND:-}" >> "$log"
-[[ -z ${FAKE_FAIL:-} || "$*" != *"$FAKE_FAIL"* ]]
-"""
-
-
-@dataclass
-class Dev:
-    root: Path
-    log: Path
-
-    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        self.log.write_text("")
-        return subprocess.run(
-            ["./dev", *args],
-            cwd=self.root,
-            env={
-                "PATH": f"{self.root / 'fakebin'}{os.pathsep}/usr/bin{os.pathsep}/bin",
-                "HOME": str(self.root),
-                "FAKE_LOG": str(self.log),
-                **env,
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def calls(self) -> list[str]:
-        """The command lines run, in order."""
-        return [line[2:] for line in self.log.read_text().splitlines() if line.startswith("$ ")]
-
 
 @pytest.fixture
 def dev(tmp_path: Path) -> Dev:
-    shutil.copyfile(ROOT / "dev", tmp_path / "dev")
-    (tmp_path / "dev").chmod(0o755)
-    for name in FILES:
-        shutil.copyfile(ROOT / name, tmp_path / name)
-    fakebin = tmp_path / "fakebin"
-    fakebin.mkdir()
-    for name, text in (("python3", FAKE_PYTHON3), ("fake-tool", FAKE_TOOL)):
-        (fakebin / name).write_text(text)
-        (fakebin / name).chmod(0o755)
-    return Dev(tmp_path, tmp_path / "calls.log")
+    return fake_checkout(tmp_path)
 
 
 def test_setup_installs_the_lock_by_hash_and_pip_first(dev: Dev) -> None:

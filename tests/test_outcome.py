@@ -165,6 +165,7 @@ def test_action_vocabulary_is_closed():
         "skipped:processor_error",
         "skipped:account_not_enabled",
         "deferred:quiet_hours",
+        "deferred:paused",
         "recovered",
         "delivered",
         "delivery_failed",

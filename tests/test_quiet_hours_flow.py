@@ -192,8 +192,8 @@ def test_an_older_attempt_deferred_beside_a_newer_one_is_superseded(night, linq_
 def test_an_older_attempt_deferred_beside_a_newer_one_outside_the_policy_is_texted(
     night, linq_api, policy
 ):
-    # TEXT_ON_ATTEMPTS=1 (or README's 1,4): attempt 1 fails at night, attempt 2 gets no text by
-    # policy. In the morning attempt 1 is the only text there is: it goes out.
+    # TEXT_ON_ATTEMPTS=1 (or docs/configuration.md's 1,4): attempt 1 fails at night, attempt 2
+    # gets no text by policy. In the morning attempt 1 is the only text there is: it goes out.
     night.configure(TEXT_ON_ATTEMPTS=policy)
     invoice = night.customer_with_invoice(attempt_count=1)
     assert night.result(invoice)["action"] == "deferred:quiet_hours"
@@ -281,11 +281,11 @@ def test_a_sweep_that_dies_halfway_loses_nothing(night, linq_api, monkeypatch):
             return queue.publish(data, attributes)
 
     class DyingLedger(Ledger):
-        def release(self, due: Due, token: str) -> bool:
+        def release(self, due: Due, token: str, texting_paused: bool = False) -> bool:
             calls.append("mark")
             if calls.count("mark") == 3:
                 raise SystemExit("the instance is gone")  # the third: never marked
-            return super().release(due, token)
+            return super().release(due, token, texting_paused)
 
     monkeypatch.setattr(release_module, "WORKERS", 1)
     dying = sweeper(night, DyingLedger, DyingPublisher())

@@ -18,8 +18,8 @@ from bench.report_ledger import write_ledger
 from shared.core.entry import Entry, EntryKey, Payment, Plan, State
 from shared.core.outcome import Action
 from tools.lift import MIN_GROUP_INVOICES, newcombe, rate_interval, too_small
-from tools.report import PAGE_SIZE, main, open_ledger, read
-from tools.tally import Tally
+from tools.report import PAGE_SIZE, SANDBOX_REPORT, main, open_ledger, read
+from tools.tally import NO_OUTCOME, Tally
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "dunning"
@@ -178,16 +178,18 @@ EXPECTED_ALL = """\
 Recovery report: projects/{project}/databases/dunning, dunning_sends, all entries
 
 Failed payments           19 entries, 15 invoices
-Texted                    7 entries, 6 invoices
-Skipped                   9 entries
-  skipped:holdout         3
-  skipped:no_phone        2
-  skipped:not_open        1
-  skipped:opted_out       1
-  skipped:policy          1
-  skipped:unreachable     1
-Other outcomes            (no outcome yet) 1, deferred:quiet_hours 1, failed 1
-Deferred (quiet hours)    3 entries
+  Texted                  7 entries, 6 invoices
+  Not texted              12 entries
+    skipped:holdout       3
+    skipped:no_phone      2
+    skipped:not_open      1
+    skipped:opted_out     1
+    skipped:policy        1
+    skipped:unreachable   1
+    (no outcome yet)      1
+    deferred:quiet_hours  1
+    failed                1
+Deferred for quiet hours  3 of these 19 entries: 1 texted, 2 not
 
 Recovered, as assigned    paid of invoices, rate: amount
   treated                 6 of 9, 66.7 %: €10.00, £15.00, $67.00
@@ -265,9 +267,9 @@ def test_since_keeps_recent_entries_and_reads_each_invoice_whole(ledger, report)
     # $25 + $20 + $15 + $7 and €10.
     assert lines[2:6] == [
         "Failed payments           17 entries, 14 invoices",
-        "Texted                    5 entries, 5 invoices",
-        "Skipped                   9 entries",
-        "  skipped:holdout         3",
+        "  Texted                  5 entries, 5 invoices",
+        "  Not texted              12 entries",
+        "    skipped:holdout       3",
     ]
     assert "  treated                 5 of 8, 62.5 %: €10.00, $67.00" in lines
     # 30, 90 and 47,520 minutes.
@@ -372,6 +374,7 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "recovered_by_day.csv",
         "recovered_by_decline_code.csv",
         "recovery.png",
+        "report.txt",
         "summary.csv",
     ]
 
@@ -386,7 +389,9 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
         "invoices": "15",
         "texts_sent": "7",
         "texted_invoices": "6",
+        "entries_not_texted": "12",
         "entries_deferred": "3",
+        "entries_deferred_texted": "1",
         "treated_invoices": "9",
         "treated_paid": "6",
         "treated_rate": "0.6667",
@@ -459,6 +464,44 @@ def test_out_writes_the_figures_as_csv_and_a_png_chart(ledger, report, tmp_path)
     assert out.splitlines()[-1].startswith(f"Written: {out_dir / 'summary.csv'}, ")
     for path in out_dir.iterdir():
         assert PHONE.encode() not in path.read_bytes()
+
+
+def test_a_kept_report_prints_again_without_a_ledger_or_a_project(ledger, report, tmp_path):
+    """What `./dev sandbox` keeps (`--out` into its folder), `--from-sandbox` prints again: the
+    text as it was printed, and where the files are."""
+    ledger(LEDGER)
+    code, out, _ = report("--out", str(tmp_path))
+    assert code == 0
+    assert out.startswith((tmp_path / "report.txt").read_text())
+    assert (tmp_path / "report.txt").read_text() == EXPECTED_ALL.format(project=ledger.project)
+    done = command({}, "--from-sandbox", str(tmp_path))
+    assert (done.returncode, done.stderr) == (0, "")
+    text, where = done.stdout.rsplit("\n\n", 1)
+    assert text + "\n" == EXPECTED_ALL.format(project=ledger.project)
+    files = "outcomes.csv, recovered.csv, recovered_by_day.csv, recovered_by_decline_code.csv, "
+    assert where == f"In {tmp_path}: {files}recovery.png, report.txt, summary.csv\n"
+
+
+def test_no_kept_report_says_to_run_the_sandbox_with_exit_2(tmp_path):
+    done = command({}, "--from-sandbox", str(tmp_path / "none"))
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"report: no report in {tmp_path / 'none'}: run ./dev sandbox first\n"
+
+
+def test_from_sandbox_reads_a_folder_of_the_checkout_git_ignores():
+    assert SANDBOX_REPORT.parent.parent == ROOT
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--quiet", str(SANDBOX_REPORT / "report.txt")],
+        cwd=ROOT,
+        check=False,
+    )
+    assert ignored.returncode == 0
+
+
+def test_from_sandbox_prints_a_kept_report_only(tmp_path):
+    done = command({}, "--from-sandbox", str(tmp_path), "--since", "30d")
+    assert done.returncode == 2
+    assert "--from-sandbox prints a report already made: no --since, no --out" in done.stderr
 
 
 def test_an_empty_ledger_reports_zeros_and_still_draws(ledger, report, tmp_path):
@@ -545,6 +588,9 @@ def test_a_text_that_went_out_counts_as_texted_whatever_the_entry_ended_as():
     assert tally.groups == {"treated": 2}
     assert tally.paid == {"treated": 1}
     assert (tally.texts, tally.treated_texted, tally.treated_texted_paid) == (2, 2, 1)
+    # Each counted once: among the texted, none among the entries not texted.
+    assert tally.outcomes == {"failed": 1, NO_OUTCOME: 1}
+    assert tally.untexted == {}
     assert list(tally.minutes) == [30.0]
 
 

@@ -1,5 +1,5 @@
 """The one list of variables (shared/workflow/settings.py) and everything derived from it: what each
-function's settings read, the README's Configuration table, deploy.sh (what it checks, passes
+function's settings read, docs/configuration.md's table, deploy.sh (what it checks, passes
 and documents in --help), the local stack and the live sandbox."""
 
 from __future__ import annotations
@@ -21,11 +21,13 @@ from shared.workflow.settings import (
     LINQ_EVENTS,
     LINQ_INTAKE,
     LINQ_WEBHOOK,
+    PAUSE,
     RECOVER,
     RELEASE,
     REPORT,
     VARIABLES,
     BackfillSettings,
+    ControlSettings,
     IngestSettings,
     LinqEventSettings,
     LinqIntakeSettings,
@@ -63,6 +65,7 @@ SETTINGS: dict[str, type[Settings]] = {
     BACKFILL: BackfillSettings,
     RELEASE: ReleaseSettings,
     REPORT: ReportSettings,
+    PAUSE: ControlSettings,
     LINQ_INTAKE: LinqIntakeSettings,
     LINQ_EVENTS: LinqEventSettings,
     LINQ_WEBHOOK: LinqWebhookSettings,
@@ -108,7 +111,7 @@ def test_every_reader_of_a_variable_is_a_settings_object_or_deploy_sh():
 
 def test_the_readme_configuration_table_is_the_one_list():
     # Regenerate with: python -m tools.config_table
-    assert table() in (ROOT / "README.md").read_text()
+    assert table() in (ROOT / "docs" / "configuration.md").read_text()
 
 
 def test_deploy_sh_help_lists_every_variable_it_checks_or_passes_as_declared():

@@ -5,6 +5,7 @@ reach its vulnerability service."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -127,7 +128,8 @@ def _pypi_advisories(name: str, version: str) -> tuple[str, list[str]] | None:
     return latest, advisories if latest == version else []
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(prog="./dev audit", description=__doc__).parse_args(argv)
     refusals = refused()
     for refusal in refusals:
         print(f"audit: REFUSED on python{TARGET_PYTHON} (Linux x86_64): {refusal}")
@@ -143,7 +145,7 @@ def main() -> int:
         version = version or dependency["skip_reason"].rsplit("(", 1)[-1].rstrip(")")
         found = _pypi_advisories(name, version)
         if found is None or found[0] != version:
-            latest = f", latest {found[0]}" if found else ""
+            latest = f" (latest {found[0]})" if found else ""
             unaudited.append(f"{name} {version}{latest}")
             continue
         audited += 1
@@ -154,8 +156,10 @@ def main() -> int:
     if unaudited:
         print(
             f"audit: {len(unaudited)} packages could not be audited here (no advisory data for "
-            "versions older than the latest): " + ", ".join(unaudited)
+            "versions older than the latest):"
         )
+        for line in unaudited:
+            print(f"  {line}")
     return 1 if vulnerable or refusals else 0
 
 

@@ -16,27 +16,24 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TextIO, TypeVar
+from typing import TextIO, TypeVar
 
 import rich.console
 import rich.progress
 
 from shared.adapters.publisher import Publisher
-from shared.adapters.stripe_gateway import StripeGateway
+from shared.adapters.stripe_gateway import READS_PER_SECOND, StripeGateway, Throttle
 from shared.core.errors import ConfigError, NotFoundError, PermanentError, RetryableError
-from shared.core.event import FailedPayment
+from shared.core.event import SNAPSHOT_TYPE, FailedPayment
 from shared.core.money import format_amount
 from shared.workflow.settings import BackfillSettings
 from tools.since import parse_age
 
 # Stripe keeps events for 30 days.
 MAX_SINCE_S = 30 * 86400
-# Stripe allows 25 reads a second per endpoint, and the recover function reads every queued
-# invoice from the same endpoint: the backfill takes 10 a second and leaves it the rest.
-READS_PER_SECOND = 10.0
 # A 429 can still come from the account's other traffic: wait and try again this many times.
 RATE_LIMIT_TRIES = 4
 
@@ -64,27 +61,6 @@ class Target:
 
     invoice_id: str
     attempt: int | None = None
-
-
-class Throttle:
-    """Spaces calls evenly at no more than `per_second`."""
-
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second
-        self._clock, self._sleep = clock, sleep
-        self._next = 0.0
-
-    def wait(self) -> None:
-        now = self._clock()
-        if now < self._next:
-            self._sleep(self._next - now)
-            now = self._next
-        self._next = now + self._interval
 
 
 class Progress:
@@ -160,24 +136,14 @@ class Backfill:
         latest failed attempt: older attempts are superseded, and texting a customer once per
         past attempt, all at once, would be spam."""
         targets: dict[str, Target] = {}
-        for event in self._events(int(now) - seconds):
+        events = self._stripe.events(SNAPSHOT_TYPE, int(now) - seconds, self._account, self._read)
+        for event in events:
             invoice = event.get("data", {}).get("object", {})
             invoice_id, attempt = invoice.get("id"), invoice.get("attempt_count")
             if isinstance(invoice_id, str) and invoice_id not in targets:
                 attempt = attempt if isinstance(attempt, int) else None
                 targets[invoice_id] = Target(invoice_id, attempt)
         return list(targets.values())
-
-    def _events(self, since: int) -> Iterator[dict[str, Any]]:
-        after: str | None = None
-        while True:
-            page, more = self._read(
-                partial(self._stripe.failed_payment_events, since, after, self._account)
-            )
-            yield from (dict(event) for event in page)
-            if not more or not page:
-                return
-            after = page[-1]["id"]
 
     def queue(self, target: Target, progress: Progress) -> None:
         """Queue `target` if its invoice is still open and has failed at least once."""

@@ -1,6 +1,7 @@
-"""The README's Configuration table, from the one list of variables (shared/workflow/settings.py).
+"""The configuration table of docs/configuration.md, from the one list of variables
+(shared/workflow/settings.py).
 
-python -m tools.config_table     prints it; tests/test_settings.py checks the README holds it
+python -m tools.config_table     prints it; tests/test_settings.py checks the page holds it
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ from tools.secret_store import Refused, ensure_secret, secret_manager, store
 EVENTS = ("message.received", "message.failed", "message.delivered", "phone_number.status_updated")
 WEBHOOK_VERSION = "2026-02-03"
 SECRET_ID = "linq-webhook-secret"  # noqa: S105 -- the secret's name, not its value
-EXAMPLE_URL = "https://us-central1-my-project.cloudfunctions.net/dunning-linq"
+EXAMPLE_URL = "https://us-central1-my-project.cloudfunctions.net/dunning-linq-intake"
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,9 @@ it goes: it never holds more than one page and one invoice's documents.
 entries does, and its group is read from all its entries, because it was assigned at the first
 attempt that reached the draw, which may be older. Exit status: 0 done; 1 the ledger could not be
 read (running it again is safe: it only reads); 2 a wrong argument or variable.
+
+`./dev sandbox` keeps its report (the text, the CSV files and the chart) in `.sandbox/report/` of
+the checkout; `--from-sandbox` prints it again, without a ledger or credentials.
 """
 
 from __future__ import annotations
@@ -33,7 +36,6 @@ from shared.core.attribution import GROUPS, HOLDOUT, TREATED
 from shared.core.entry import Entry, Payment
 from shared.core.errors import ConfigError, RetryableError
 from shared.core.money import format_amount
-from shared.core.outcome import Action
 from shared.workflow.settings import ReportSettings
 from tools.lift import Lift
 from tools.since import parse_age
@@ -44,6 +46,9 @@ from tools.tally import Tally
 PAGE_SIZE = 5000
 # A page takes the emulator seconds to answer.
 TIMEOUT = (3.05, 30.0)
+# Where `./dev sandbox` keeps its report (ignored by git), and the report's text among the files.
+SANDBOX_REPORT = Path(__file__).resolve().parent.parent / ".sandbox" / "report"
+TEXT = "report.txt"
 
 
 def open_ledger(project: str, database: str) -> tuple[Ledger, str]:
@@ -120,21 +125,23 @@ def render(tally: Tally, where: str) -> list[str]:
     window = "all entries"
     if tally.since is not None:
         window = f"entries created since {tally.since:%Y-%m-%d %H:%M} UTC"
-    skipped = sorted((a, n) for a, n in tally.outcomes.items() if a.startswith("skipped:"))
-    others = sorted(
-        (a, n)
-        for a, n in tally.outcomes.items()
-        if a != Action.SENT and not a.startswith("skipped:")
+    # The entries not texted by outcome, the skips first: with the texted, every entry.
+    untexted = sorted(
+        tally.untexted.items(),
+        key=lambda item: (not item[0].startswith("skipped:"), item[0]),
     )
     lines = [
         f"Recovery report: {where}, {COLLECTION}, {window}",
         "",
         _line("Failed payments", f"{_n(tally.entries, 'entry')}, {_n(tally.invoices, 'invoice')}"),
-        _line("Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.texted_invoices, 'invoice')}"),
-        _line("Skipped", _n(sum(n for _, n in skipped), "entry")),
-        *(_line(f"  {action}", f"{count:,}") for action, count in skipped),
-        *([_line("Other outcomes", ", ".join(f"{a} {n:,}" for a, n in others))] if others else []),
-        _line("Deferred (quiet hours)", _n(tally.deferred, "entry")),
+        _line("  Texted", f"{_n(tally.texts, 'entry')}, {_n(tally.texted_invoices, 'invoice')}"),
+        _line("  Not texted", _n(tally.entries - tally.texts, "entry")),
+        *(_line(f"    {action}", f"{count:,}") for action, count in untexted),
+        _line(
+            "Deferred for quiet hours",
+            f"{tally.deferred:,} of these {_n(tally.entries, 'entry')}: "
+            f"{tally.deferred_texted:,} texted, {tally.deferred - tally.deferred_texted:,} not",
+        ),
         "",
         _line("Recovered, as assigned", "paid of invoices, rate: amount"),
     ]
@@ -192,7 +199,7 @@ def _lift(lift: Lift | str) -> str:
 
 def _per_protocol(tally: Tally, lift: Lift | str) -> list[str]:
     """The treated invoices that were texted, labelled for what it is: the customers the texts
-    could reach, who differ from the holdout's (see README, Measuring recovery)."""
+    could reach, who differ from the holdout's (see docs/measuring.md)."""
     if not tally.treated_texted:
         return [_line("Per protocol (texted)", "no treated invoice was texted")]
     lines = [
@@ -230,24 +237,55 @@ def _parser() -> argparse.ArgumentParser:
         "--since", type=parse_age, help="entries created in the last N days or hours: 30d, 48h"
     )
     parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="also write the figures as CSV and a PNG chart"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help=f"also write the report as {TEXT}, the figures as CSV and a PNG chart",
+    )
+    parser.add_argument(
+        "--from-sandbox",
+        type=Path,
+        nargs="?",
+        const=SANDBOX_REPORT,
+        metavar="DIR",
+        help="print the last `./dev sandbox` report again, from its files (default: "
+        f"{SANDBOX_REPORT.relative_to(SANDBOX_REPORT.parents[1])}); no ledger is read",
     )
     return parser
 
 
+def kept(directory: Path) -> str:
+    """The report kept in `directory` by `--out`, and where its files are."""
+    try:
+        text = (directory / TEXT).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no report in {directory}: run ./dev sandbox first") from exc
+    files = ", ".join(sorted(path.name for path in directory.iterdir()))
+    return f"{text}\nIn {directory}: {files}\n"
+
+
 def run(argv: Sequence[str] | None, out: TextIO, err: TextIO) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.from_sandbox is not None:
+        if args.since is not None or args.out is not None:
+            parser.error("--from-sandbox prints a report already made: no --since, no --out")
+        out.write(kept(args.from_sandbox))
+        return 0
     settings = ReportSettings.from_env()
     now = dt.datetime.now(dt.UTC)
     tally = Tally(since=None if args.since is None else now - dt.timedelta(seconds=args.since))
     ledger, where = open_ledger(settings.project, settings.firestore_database)
     read(ledger, tally, err)
-    out.write("\n".join(render(tally, where)) + "\n")
+    text = "\n".join(render(tally, where)) + "\n"
+    out.write(text)
     if args.out is not None:
         # Only with --out: matplotlib takes a second to import and tens of MB.
         from tools import report_files
 
         written = report_files.write(tally, args.out)
+        (args.out / TEXT).write_text(text, encoding="utf-8")
+        written.append(args.out / TEXT)
         out.write(f"\nWritten: {', '.join(str(path) for path in written)}\n")
     return 0
 

@@ -1,9 +1,10 @@
 """`./dev report --out DIR`: the report's figures as CSV files and one PNG chart.
 
-- `summary.csv` (`figure,value`): entries, invoices, texts, deferrals, each group's invoices,
-  payments and recovery rate (with its 95 % interval for the two arms), the lift and its 95 %
-  interval (or why there is none), the per-protocol figures (the treated invoices that were
-  texted), and the median and p90 minutes from text to payment.
+- `summary.csv` (`figure,value`): entries, invoices, texts, entries not texted, deferrals (and
+  those of them texted since), each group's invoices, payments and recovery rate (with its 95 %
+  interval for the two arms), the lift and its 95 % interval (or why there is none), the
+  per-protocol figures (the treated invoices that were texted), and the median and p90 minutes
+  from text to payment.
 - `outcomes.csv` (`action,entries`): every entry's outcome, skips by reason included.
 - `recovered.csv` (`group,currency,invoices,amount_minor,amount`): payments by group and
   currency, in Stripe's minor units and in the currency's units.
@@ -65,7 +66,9 @@ def summary(tally: Tally) -> list[tuple[str, object]]:
         ("invoices", tally.invoices),
         ("texts_sent", tally.texts),
         ("texted_invoices", tally.texted_invoices),
+        ("entries_not_texted", tally.entries - tally.texts),
         ("entries_deferred", tally.deferred),
+        ("entries_deferred_texted", tally.deferred_texted),
     ]
     for group in GROUPS:
         rate = tally.rate(group)

@@ -16,10 +16,12 @@ from typing import Any
 import stripe
 
 from shared.adapters.stripe_gateway import PAGE_SIZE, StripeGateway, translate
+from shared.core.event import ACTION_TYPE, PAID_TYPE, SNAPSHOT_TYPE
 
 # What the product reads: the failed payment, the payment after it (measured against the texts),
 # and the payment that waits for the customer's bank (3-D Secure).
-EVENTS = ("invoice.payment_failed", "invoice.paid", "invoice.payment_action_required")
+# One list for the endpoint deploy.sh makes and the `stripe listen` the live sandbox suggests.
+EVENTS = (SNAPSHOT_TYPE, PAID_TYPE, ACTION_TYPE)
 # The version the code is written for: every event comes in it, whatever the account's default.
 API_VERSION = stripe.api_version
 DESCRIPTION = "dunning by text: failed payments to the ingest function (deploy.sh)"

@@ -41,8 +41,13 @@ class Tally:
     invoices: int = 0
     texts: int = 0
     texted_invoices: int = 0
-    deferred: int = 0
+    # Every entry's outcome, and those of the entries not texted: with the texted, they are all.
     outcomes: Counter[str] = field(default_factory=Counter)
+    untexted: Counter[str] = field(default_factory=Counter)
+    # Entries deferred for quiet hours at some point, and those of them texted since: a deferral
+    # is a state an entry passed through, not an outcome beside the others.
+    deferred: int = 0
+    deferred_texted: int = 0
     # Invoices by the group they were assigned, and those of them paid.
     groups: Counter[str] = field(default_factory=Counter)
     paid: Counter[str] = field(default_factory=Counter)
@@ -69,9 +74,13 @@ class Tally:
         self.invoices += 1
         self.entries += len(kept)
         for entry in kept:
-            self.outcomes[entry.action.value if entry.action is not None else NO_OUTCOME] += 1
+            outcome = entry.action.value if entry.action is not None else NO_OUTCOME
+            self.outcomes[outcome] += 1
+            if not entry.texted:
+                self.untexted[outcome] += 1
             self.texts += entry.texted
             self.deferred += entry.due_at is not None
+            self.deferred_texted += entry.due_at is not None and entry.texted
         group = assignment(entries)
         self.groups[group] += 1
         declined = (decline_code(entries), group)
@@ -122,7 +131,7 @@ class Tally:
         )
 
     def per_protocol_rate(self) -> float | None:
-        """The rate of the treated invoices that were texted: not the lift's (see README)."""
+        """The rate of the treated invoices that were texted: not the lift's (docs/measuring.md)."""
         return self.treated_texted_paid / self.treated_texted if self.treated_texted else None
 
     def minutes_to_pay(self) -> tuple[float, float] | None:

@@ -64,12 +64,25 @@ class Documents(Protocol):
         `at_most[0]` is at most `at_most[1]`, ordered by that field (then by id)."""
         ...
 
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        """Every document whose field `at_least[0]` is at least `at_least[1]`, with only the
+        fields at `paths`."""
+        ...
+
     def pages(self, collection: str, paths: Sequence[str], size: int) -> Iterator[list[Document]]:
         """Every document by id, `size` at a time, with only the fields at `paths`."""
         ...
 
-    def count(self, collection: str) -> int:
-        """How many documents the collection holds."""
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
+        """How many documents the collection holds: all, or those whose field `equal[0]` equals
+        `equal[1]`, or whose field `at_least[0]` is at least `at_least[1]`."""
         ...
 
     def put(

@@ -168,6 +168,17 @@ class FirestoreDocuments:
             }
         )
 
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        return self._query(
+            {
+                "from": [{"collectionId": collection}],
+                "select": {"fields": [{"fieldPath": path} for path in paths]},
+                "where": _compare(at_least[0], "GREATER_THAN_OR_EQUAL", at_least[1]),
+            }
+        )
+
     def _query(self, query: Mapping[str, Any]) -> list[Document]:
         rows = self._answer("POST", f"{self._documents}:runQuery", json={"structuredQuery": query})
         return [_document(row["document"]) for row in rows if "document" in row]
@@ -190,11 +201,26 @@ class FirestoreDocuments:
             last = {"referenceValue": self._name(collection, page[-1].id)}
             query["startAt"] = {"values": [last], "before": False}
 
-    def count(self, collection: str) -> int:
-        """An aggregation: one read per 1,000 documents."""
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
+        """An aggregation: one read per 1,000 documents counted."""
+        filters = []
+        if equal is not None:
+            filters.append(_compare(equal[0], "EQUAL", equal[1]))
+        if at_least is not None:
+            filters.append(_compare(at_least[0], "GREATER_THAN_OR_EQUAL", at_least[1]))
+        structured: dict[str, Any] = {"from": [{"collectionId": collection}]}
+        if len(filters) == 1:
+            structured["where"] = filters[0]
+        elif filters:
+            structured["where"] = {"compositeFilter": {"op": "AND", "filters": filters}}
         query = {
             "structuredAggregationQuery": {
-                "structuredQuery": {"from": [{"collectionId": collection}]},
+                "structuredQuery": structured,
                 "aggregations": [{"alias": "documents", "count": {}}],
             }
         }

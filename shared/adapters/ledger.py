@@ -1,6 +1,6 @@
 """The send ledger: one document per failed payment, owned by one run at a time; beside it our
-own opt-out list, the Linq events acted on, and how many messages each line sent each day. The
-only module that knows how they are stored.
+own opt-out list, the Linq events acted on, how many messages each line sent each day, and the
+control document that says whether texting is on. The only module that knows how they are stored.
 
 Each entry moves as `shared/core/entry.py`'s table says. Every change to a record is one
 conditional write (`_conditional`): read (or take what this run last wrote), apply a pure change,
@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Generic, TypeVar
 
 from shared.adapters.documents import Conflict, Document, Documents, Fields
+from shared.core import control as controls
 from shared.core import entry as model
 from shared.core.clock import Clock, utc_now
+from shared.core.control import Check, Control, Pause, SurgeRule, Verdict
 from shared.core.entry import (
     RETENTION,
     STALE_RELEASE,
@@ -52,6 +54,8 @@ OPT_OUTS = "dunning_optouts"
 LINQ_EVENTS = "dunning_linq_events"
 # The messages each line sent each UTC day, one document per line and day (`_line_count_id`).
 LINE_COUNTS = "dunning_line_counts"
+# Whether texting is on (shared/core/control.py): one document.
+CONTROL, TEXTING = "dunning_control", "texting"
 # Tries of one conditional write before the run gives up and is retried.
 _TRIES = 5
 # What the report reads of each document: an entry's outcome, assignment and decline code (of its
@@ -286,6 +290,12 @@ class Ledger:
         now = self._clock()
         self._own(lease, lambda e: model.defer(e, lease.run, outcome, due_at, zones, now))
 
+    def pause(self, lease: Lease, outcome: Outcome) -> None:
+        """Hold the payment while texting is paused: the release sweep hands it back once it
+        resumes."""
+        now = self._clock()
+        self._own(lease, lambda e: model.pause(e, lease.run, outcome, now))
+
     def end_lease(self, lease: Lease) -> None:
         """End the lease now, so the redelivery (or another message) need not wait for it."""
         now = self._clock()
@@ -293,13 +303,18 @@ class Ledger:
 
     # --- the release sweep ------------------------------------------------------------------
 
-    def due(self, now: dt.datetime, limit: int) -> list[Due]:
-        """Entries to release: deferred ones whose `due_at` has passed, and released ones whose
-        release is STALE_RELEASE old and was never taken over (a sweep that died after marking
-        them, a message lost): at most `limit` of each, the longest waiting first."""
+    def due(self, now: dt.datetime, limit: int, texting_paused: bool = False) -> list[Due]:
+        """Entries to release: deferred ones whose `due_at` has passed, paused ones once texting
+        is on (the oldest failure first), and released ones whose release is STALE_RELEASE old
+        and was never taken over (a sweep that died after marking them, a message lost): at most
+        `limit` of each, the longest waiting first."""
         found = self._documents.up_to(
             COLLECTION, ("state", State.DEFERRED.value), ("due_at", now), limit
         )
+        if not texting_paused:
+            found += self._documents.up_to(
+                COLLECTION, ("state", State.PAUSED.value), ("created_at", now), limit
+            )
         found += self._documents.up_to(
             COLLECTION,
             ("state", State.RELEASED.value),
@@ -308,13 +323,15 @@ class Ledger:
         )
         return [Due(document.version, _entry(document)) for document in found]
 
-    def release(self, due: Due, token: str) -> bool:
-        """Hand `due` back with `token`, unless another sweep got there first, or a message took
-        it over (False then)."""
+    def release(self, due: Due, token: str, texting_paused: bool = False) -> bool:
+        """Hand `due` back with `token`, unless another sweep got there first, a message took it
+        over, or it waits for texting to resume (False then)."""
         now = self._clock()
 
         def change(current: Entry | None) -> _Write[bool] | bool:
-            after = model.release(current, token, now) if current is not None else None
+            after = (
+                model.release(current, token, now, texting_paused) if current is not None else None
+            )
             if after is None:
                 return False
             return _Write(_changed(current, after), lambda _: True)
@@ -508,6 +525,70 @@ class Ledger:
             if isinstance(sent := document.fields.get("sent"), int)
         }
 
+    # --- whether texting is on, and the surge guard's count ----------------------------------
+
+    def control(self) -> Control:
+        """The control document as it is now (none yet: texting on, never checked)."""
+        found = self._documents.read(CONTROL, TEXTING)
+        return _control(found) if found is not None else Control()
+
+    def _change_control(
+        self, change: Callable[[Control, dt.datetime], Control | None]
+    ) -> tuple[Control, bool]:
+        """Apply `change` to the control document conditionally on the version read; the
+        document after, and whether this call changed it."""
+
+        def write(current: Control | None) -> _Write[tuple[Control, bool]] | tuple[Control, bool]:
+            before = current or Control()
+            after = change(before, self._clock())
+            if after is None:
+                return before, False
+            return _Write(_control_fields(after), lambda _: (after, True))
+
+        return self._conditional(CONTROL, TEXTING, _control, write, "the control document")
+
+    def pause_texting(self, reason: str, by: str) -> tuple[Control, bool]:
+        """Pause texting; whether this call paused it (it may be paused already)."""
+        return self._change_control(lambda c, now: controls.pause(c, reason, by, now))
+
+    def resume_texting(self, by: str) -> tuple[Control, bool]:
+        """Texting on again; whether this call resumed it (it may not have been paused)."""
+        return self._change_control(lambda c, now: controls.resume(c, by, now))
+
+    def begin_check(self, failures: int, rule: SurgeRule) -> tuple[Control, bool]:
+        """Begin the surge guard's look at Stripe, unless another instance began one within
+        the minute; the document, and whether this call began it."""
+        return self._change_control(lambda c, now: controls.begin_check(c, failures, now, rule))
+
+    def end_check(
+        self,
+        began: dt.datetime,
+        successes: int,
+        complete: bool,
+        rule: SurgeRule,
+        detail: str | None = None,
+    ) -> tuple[Control, bool]:
+        """Record the verdict of the check begun at `began` (a surge pauses texting); whether it
+        was still the document's check to end."""
+        return self._change_control(
+            lambda c, now: controls.end_check(c, began, successes, complete, rule, now, detail)
+        )
+
+    def failures_since(self, start: dt.datetime) -> int:
+        """The failed payments Stripe reported at or after `start`: an aggregation, one read per
+        1,000 entries counted."""
+        return self._documents.count(COLLECTION, at_least=("failed_at", start))
+
+    def accounts_failed_since(self, start: dt.datetime) -> set[str | None]:
+        """The Stripe accounts of those failed payments: None for the platform's own, else each
+        connected account's id."""
+        found = self._documents.at_least(COLLECTION, ("failed_at", start), ("account",))
+        return {document.fields.get("account") for document in found}
+
+    def paused_count(self) -> int:
+        """How many failed payments are held while texting is paused."""
+        return self._documents.count(COLLECTION, equal=("state", State.PAUSED.value))
+
     # --- the whole ledger: the report, and a ledger written at once -------------------------
 
     def count(self) -> int:
@@ -563,6 +644,7 @@ def _entry(document: Document) -> Entry:
         customer_id=fields.get("customer_id"),
         account=fields.get("account"),
         livemode=bool(fields.get("livemode")),
+        failed_at=_moment(fields.get("failed_at")),
         # The report's projection reads a plan's line alone: the rest reads empty.
         plan=Plan(
             str(plan.get("to") or ""),
@@ -617,6 +699,7 @@ def _entry_fields(entry: Entry) -> Fields:
         "lease_until",
         "customer_id",
         "account",
+        "failed_at",
         "first_name",
         "chat_id",
         "texted_at",
@@ -768,6 +851,47 @@ def _event_id(webhook_id: str) -> str:
     """A Linq event's document id: Linq's webhook id may hold `/` or any printable ASCII, which
     a Firestore document id cannot, so the id is hashed (and kept as a field)."""
     return "wh-" + hashlib.sha256(webhook_id.encode()).hexdigest()
+
+
+def _control(document: Document) -> Control:
+    fields = document.fields
+    pause = None
+    if fields.get("paused"):
+        at = _moment(fields.get("paused_at")) or dt.datetime.fromtimestamp(0, dt.UTC)
+        pause = Pause(str(fields.get("reason") or ""), str(fields.get("paused_by") or "?"), at)
+    check = None
+    check_at = _moment(fields.get("check_at"))
+    if check_at is not None:
+        verdict = fields.get("check_verdict")
+        check = Check(
+            check_at,
+            int(fields.get("check_failures") or 0),
+            int(fields.get("check_successes") or 0),
+            bool(fields.get("check_complete")),
+            Verdict(verdict) if verdict in set(Verdict) else None,
+            fields.get("check_detail"),
+        )
+    return Control(pause, fields.get("resumed_by"), _moment(fields.get("resumed_at")), check)
+
+
+def _control_fields(control: Control) -> Fields:
+    """The whole document, every field written (None where it has no value), so a write leaves
+    nothing of what it replaces."""
+    pause, check = control.pause, control.check
+    return {
+        "paused": pause is not None,
+        "reason": pause.reason if pause else None,
+        "paused_by": pause.by if pause else None,
+        "paused_at": pause.at if pause else None,
+        "resumed_by": control.resumed_by,
+        "resumed_at": control.resumed_at,
+        "check_at": check.at if check else None,
+        "check_failures": check.failures if check else None,
+        "check_successes": check.successes if check else None,
+        "check_complete": check.complete if check else None,
+        "check_verdict": check.verdict.value if check and check.verdict else None,
+        "check_detail": check.detail if check else None,
+    }
 
 
 def _event(document: Document) -> _Event:

@@ -88,6 +88,16 @@ class MemoryDocuments:
         matched.sort(key=lambda row: (row[0], row[1]))
         return [_document(key, found) for _, key, found in matched[:limit]]
 
+    def at_least(
+        self, collection: str, at_least: tuple[str, Any], paths: Sequence[str]
+    ) -> list[Document]:
+        with self._lock:
+            return [
+                Document(key, version, _project(fields, paths))
+                for key, (version, fields) in sorted(self._collection(collection).items())
+                if _at_least(fields, at_least)
+            ]
+
     def pages(self, collection: str, paths: Sequence[str], size: int) -> Iterator[list[Document]]:
         with self._lock:
             documents = sorted(self._collection(collection).items())
@@ -100,9 +110,19 @@ class MemoryDocuments:
             if len(page) < size:
                 return
 
-    def count(self, collection: str) -> int:
+    def count(
+        self,
+        collection: str,
+        equal: tuple[str, Any] | None = None,
+        at_least: tuple[str, Any] | None = None,
+    ) -> int:
         with self._lock:
-            return len(self._collection(collection))
+            return sum(
+                1
+                for _, fields in self._collection(collection).values()
+                if (equal is None or _at(fields, equal[0]) == equal[1])
+                and (at_least is None or _at_least(fields, at_least))
+            )
 
     def put(
         self,
@@ -138,6 +158,13 @@ def _at(fields: Mapping[str, Any], path: str) -> Any:
             return None
         value = value.get(name)
     return value
+
+
+def _at_least(fields: Mapping[str, Any], bound: tuple[str, Any]) -> bool:
+    """Whether the field at `bound[0]` is at least `bound[1]`, as a Firestore range filter reads
+    it (a value of another kind never is)."""
+    value = _at(fields, bound[0])
+    return _comparable(value, bound[1]) and value >= bound[1]
 
 
 def _comparable(value: Any, bound: Any) -> bool:

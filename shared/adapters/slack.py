@@ -18,8 +18,9 @@ MAX_NOTE = 3000
 _MARKUP = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
 
-def note_payload(text: str) -> dict[str, Any]:
-    """The incoming-webhook payload of a one-line note that Slack shows exactly as written.
+def note_payload(text: str, mask: bool = True) -> dict[str, Any]:
+    """The incoming-webhook payload of a one-line note that Slack shows exactly as written, every
+    number and address in it masked (`mask` False: the caller masked what is not its own).
 
     A note quotes customers (a reply, a name), and mrkdwn has no escape for `*`, `_`, `~` or a
     backtick, so no note is mrkdwn: it goes as a `plain_text` section (Slack's text object that
@@ -27,7 +28,8 @@ def note_payload(text: str) -> dict[str, Any]:
     ours), and with both unfurls off, so that no link in it makes Slack fetch a preview or an
     image into the channel. `text` is only the notification's fallback.
     """
-    line = shorten(clean(redact(text[: 2 * MAX_NOTE])), MAX_NOTE)
+    cut = text[: 2 * MAX_NOTE]
+    line = shorten(clean(redact(cut) if mask else cut), MAX_NOTE)
     return {
         "text": line.translate(_MARKUP),
         "blocks": [
@@ -45,11 +47,14 @@ class SlackNotifier:
         self._url = webhook_url
         self._session = session or requests.Session()
 
-    def notify(self, text: str) -> None:
+    def notify(self, text: str, mask: bool = True) -> None:
+        """Post `text`, masked (`mask` False: the caller masked what needs it, and names the
+        operator by their address)."""
         if self._url is None:
             return
         try:
-            response = self._session.post(self._url, json=note_payload(text), timeout=TIMEOUT)
+            payload = note_payload(text, mask)
+            response = self._session.post(self._url, json=payload, timeout=TIMEOUT)
         except requests.RequestException as exc:
             log(WARNING, "slack note not delivered", error=type(exc).__name__)
             return

@@ -1,9 +1,11 @@
-"""Stripe adapter: the invoice read the workflow makes (and the event list the backfill reads),
-with Stripe's errors turned into ours."""
+"""Stripe adapter: the invoice read the workflow makes, and the event lists the backfill and the
+surge guard read at a pace Stripe allows, with Stripe's errors turned into ours."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -24,6 +26,10 @@ TIMEOUT = (3.05, 8.0)
 MAX_NETWORK_RETRIES = 2
 # Stripe's largest page.
 PAGE_SIZE = 100
+# Stripe allows 25 reads a second per endpoint, and the recover function reads every invoice from
+# one endpoint: a reader of many pages (the backfill, the surge guard) takes 10 a second and
+# leaves it the rest.
+READS_PER_SECOND = 10.0
 # What the SDK imports on first use: the client. The invoice read makes no typed objects (see
 # `StripeGateway.invoice`), so no resource module is needed.
 _PRELOADED = ("StripeClient",)
@@ -93,14 +99,31 @@ class StripeGateway:
             raise translate(exc) from exc
         return parse_invoice(found.data)
 
-    def failed_payment_events(
-        self, created_since: int, starting_after: str | None = None, account: str | None = None
-    ) -> tuple[list[Mapping[str, Any]], bool]:
-        """One page of `invoice.payment_failed` events created at or after `created_since` (unix
-        time), newest first, and whether more pages follow: the platform's, or with `account`
-        that connected account's (the platform's list holds none of them)."""
+    def events(
+        self,
+        kind: str,
+        created_since: int,
+        account: str | None = None,
+        read: Callable[[Callable[[], Page]], Page] = lambda page: page(),
+    ) -> Iterator[Mapping[str, Any]]:
+        """Every event of type `kind` created at or after `created_since` (unix time), newest
+        first, a page at a time, each page's request made through `read` (a pace, retries): the
+        platform's, or with `account` that connected account's (the platform's list holds none
+        of them)."""
+        after: str | None = None
+        while True:
+            page, more = read(partial(self._events_page, kind, created_since, after, account))
+            yield from page
+            if not more or not page:
+                return
+            after = page[-1]["id"]
+
+    def _events_page(
+        self, kind: str, created_since: int, starting_after: str | None, account: str | None
+    ) -> Page:
+        """One page of events, and whether more pages follow."""
         params: dict[str, Any] = {
-            "type": "invoice.payment_failed",
+            "type": kind,
             "created": {"gte": created_since},
             "limit": PAGE_SIZE,
         }
@@ -112,3 +135,36 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return [event.to_dict() for event in page.data], bool(page.has_more)
+
+    def check_key(self) -> None:
+        """One invoice listed: Stripe takes the key, and it may read invoices (what the recover
+        function does with it). Nothing is changed."""
+        try:
+            self._client.raw_request("get", "/v1/invoices", limit=1)
+        except stripe.StripeError as exc:
+            raise translate(exc) from exc
+
+
+# A page of events, and whether more follow.
+Page = tuple[list[Mapping[str, Any]], bool]
+
+
+class Throttle:
+    """Spaces calls evenly at no more than `per_second`."""
+
+    def __init__(
+        self,
+        per_second: float = READS_PER_SECOND,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock, self._sleep = clock, sleep
+        self._next = 0.0
+
+    def wait(self) -> None:
+        now = self._clock()
+        if now < self._next:
+            self._sleep(self._next - now)
+            now = self._next
+        self._next = now + self._interval

@@ -7,11 +7,11 @@ one row of a table test (tests/test_decide.py).
 Order of the guards for a failed payment nobody has planned yet: the operator's attempt policy,
 the key's mode, a readable invoice, a newer attempt with its own text, an open invoice, a live
 subscription, a decline the customer can fix, a link to send, a customer, a phone, our own
-opt-out list, the holdout group, the recipient's quiet hours. Which line it goes out from is the
-shell's choice (it may have to fall over to another line), recorded with the plan before the
-first send. Once a plan is recorded the decision is made: a retry or a takeover only checks
-that the invoice still wants paying (and, before the text, that it is not night), and sends
-what was planned.
+opt-out list, the holdout group, texting paused, the recipient's quiet hours. Which line it goes
+out from is the shell's choice (it may have to fall over to another line), recorded with the plan
+before the first send. Once a plan is recorded the decision is made: a retry or a takeover only
+checks that the invoice still wants paying (and, before the text, that texting is on and it is
+not night), and sends what was planned.
 """
 
 from __future__ import annotations
@@ -53,6 +53,8 @@ class Facts:
     # For a message about an older attempt than the invoice's: the ledger entry of the invoice's
     # attempt, None when there is none (yet).
     newest: Entry | None = None
+    # Why no new text may go out now (texting paused, or the surge guard holding it), or None.
+    paused: str | None = None
 
 
 class Rules(Protocol):
@@ -113,7 +115,15 @@ class Defer:
     group: str | None = None
 
 
-Decision = Finish | Send | Defer
+@dataclass(frozen=True)
+class Hold:
+    """Nothing now: texting is paused. Hold the payment until it resumes, then decide again."""
+
+    outcome: Outcome
+    group: str | None = None
+
+
+Decision = Finish | Send | Defer | Hold
 
 
 def screen(job: FailedPayment, rules: Rules) -> Finish | None:
@@ -176,7 +186,10 @@ def decide(facts: Facts, rules: Rules) -> Decision:
             ),
             HOLDOUT,
         )
-    # Past the draw: treated, whatever happens next (the night, Linq's check and refusals).
+    # Past the draw: treated, whatever happens next (a pause, the night, Linq's check and
+    # refusals).
+    if facts.paused is not None:
+        return Hold(Outcome(Action.PAUSED, reason=facts.paused), group=TREATED)
     if (night := _night(phone, customer, facts.now, rules)) is not None:
         return replace(night, group=TREATED)
     return Send(Plan(phone, render_text(invoice, rules), invoice.hosted_invoice_url), group=TREATED)
@@ -304,9 +317,9 @@ def _resume(facts: Facts, entry: Entry, invoice: Invoice, rules: Rules) -> Decis
     """A recorded plan is carried out as recorded, unless the invoice stopped wanting it or the
     recipient replied STOP since. A text not sent yet is also held to the guards of time: it is
     superseded once the invoice failed again and the newer attempt has its own text (one text,
-    not two), and it waits for the morning when the retry comes after nightfall
-    (Pub/Sub retries through a Linq outage for hours). A link whose text went out follows it,
-    whatever the attempt and the hour."""
+    not two), it waits while texting is paused, and it waits for the morning when the retry comes
+    after nightfall (Pub/Sub retries through a Linq outage for hours). A link whose text went out
+    follows it, whatever the attempt, the pause and the hour."""
     assert entry.plan is not None
     closed = _closed(invoice)
     if closed is None and facts.opted_out_at is not None:
@@ -315,6 +328,8 @@ def _resume(facts: Facts, entry: Entry, invoice: Invoice, rules: Rules) -> Decis
         if entry.progress is Progress.PLANNED:
             if (stale := _superseded(facts, invoice, rules)) is not None:
                 return stale
+            if facts.paused is not None:
+                return Hold(Outcome(Action.PAUSED, reason=facts.paused))
             night = _night(entry.plan.to, invoice.customer, facts.now, rules)
             if night is not None:
                 return night

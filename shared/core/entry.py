@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.core.errors import LeaseLostError
@@ -38,6 +38,8 @@ class State(enum.StrEnum):
     FAILED = "failed"
     # Night at the recipient: held until `due_at`.
     DEFERRED = "deferred"
+    # Texting was paused when its run would have sent: held until texting resumes.
+    PAUSED = "paused"
     # Handed back by the release sweep with a token: only the message carrying it takes it over.
     RELEASED = "released"
 
@@ -71,6 +73,7 @@ class Condition(enum.StrEnum):
     CARRIES_THE_RELEASE = "the message carries the entry's release token"
     HOLDS_THE_LEASE = "the entry names the mover's run"
     DUE = "its due time has passed"
+    TEXTING_ON = "texting is not paused"
     RELEASE_STALE = "it was released STALE_RELEASE ago or more and never taken over"
 
 
@@ -83,7 +86,8 @@ class Transition:
     condition: Condition
 
 
-# Every move an entry can make. DONE moves no more; a DEFERRED entry is moved by the sweep only.
+# Every move an entry can make. DONE moves no more; a DEFERRED or PAUSED entry is moved by the
+# sweep only.
 # Linq's delivery reports are written on an entry in any state and move nothing.
 TRANSITIONS: tuple[Transition, ...] = (
     # The first message for the payment claims it.
@@ -98,7 +102,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(Role.OWNER, State.ACTIVE, State.DONE, Condition.HOLDS_THE_LEASE),
     Transition(Role.OWNER, State.ACTIVE, State.FAILED, Condition.HOLDS_THE_LEASE),
     Transition(Role.OWNER, State.ACTIVE, State.DEFERRED, Condition.HOLDS_THE_LEASE),
+    Transition(Role.OWNER, State.ACTIVE, State.PAUSED, Condition.HOLDS_THE_LEASE),
     Transition(Role.SWEEP, State.DEFERRED, State.RELEASED, Condition.DUE),
+    Transition(Role.SWEEP, State.PAUSED, State.RELEASED, Condition.TEXTING_ON),
     # A release whose message was lost (a sweep that died after marking it) is released again.
     Transition(Role.SWEEP, State.RELEASED, State.RELEASED, Condition.RELEASE_STALE),
 )
@@ -107,12 +113,13 @@ TRANSITIONS: tuple[Transition, ...] = (
 @dataclass(frozen=True)
 class Mover:
     """Who wants to move an entry, when, and what they carry: the owner its run token, a message
-    the sweep published its release token."""
+    the sweep published its release token, the sweep whether texting is paused as it read it."""
 
     role: Role
     now: datetime
     run: str | None = None
     release: str | None = None
+    texting_paused: bool = False
 
 
 def allowed(entry: Entry | None, mover: Mover, target: State) -> bool:
@@ -136,6 +143,8 @@ def _holds(condition: Condition, entry: Entry, mover: Mover) -> bool:
         return mover.run is not None and mover.run == entry.run
     if condition is Condition.DUE:
         return entry.due_at is not None and entry.due_at <= mover.now
+    if condition is Condition.TEXTING_ON:
+        return not mover.texting_paused
     # RELEASE_STALE: the sweep that marked it died before its message went out.
     return entry.released_at is not None and entry.released_at <= mover.now - STALE_RELEASE
 
@@ -252,10 +261,11 @@ class Entry:
     event_id: str | None = None
     pubsub_message_id: str | None = None
     lease_until: datetime | None = None
-    # The payment as its first message named it.
+    # The payment as its first message named it, and when Stripe reported the failure.
     customer_id: str | None = None
     account: str | None = None
     livemode: bool = False
+    failed_at: datetime | None = None
     # The recovery points: the plan (and whom to name when the recipient answers), then the chat
     # the text opened, and Linq's ids of the messages sent.
     plan: Plan | None = None
@@ -344,7 +354,8 @@ class Holding(enum.StrEnum):
     DUPLICATE = "duplicate"
     # Another event for an attempt already texted.
     ALREADY_TEXTED = "already_texted"
-    # Deferred for the recipient's night, or released to the sweep's message.
+    # Deferred for the recipient's night or while texting is paused, or released to the sweep's
+    # message.
     WAITING = "waiting"
     HANDLED = "handled"
     IN_PROGRESS = "in_progress"
@@ -362,7 +373,7 @@ def holding(entry: Entry, event_id: str, pubsub_message_id: str) -> Holding:
         return Holding.DUPLICATE
     if entry.state is State.DONE and entry.action is Action.SENT:
         return Holding.ALREADY_TEXTED
-    if entry.state in (State.DEFERRED, State.RELEASED):
+    if entry.state in (State.DEFERRED, State.PAUSED, State.RELEASED):
         return Holding.WAITING
     return Holding.HANDLED if entry.state is State.DONE else Holding.IN_PROGRESS
 
@@ -389,6 +400,7 @@ def claim(
             customer_id=job.customer_id,
             account=job.account,
             livemode=job.livemode,
+            failed_at=datetime.fromtimestamp(job.failed_at, UTC) if job.failed_at else None,
             created_at=now,
         )
     return replace(
@@ -479,6 +491,13 @@ def defer(
     )
 
 
+def pause(entry: Entry, run: str, outcome: Outcome, now: datetime) -> Entry:
+    """Held while texting is paused: the release sweep hands it back once texting resumes."""
+    return _as_owner(
+        entry, run, State.PAUSED, now, action=outcome.action, reason=outcome.reason, lease_until=now
+    )
+
+
 def end_lease(entry: Entry, run: str, now: datetime) -> Entry:
     """The lease ended now, so the redelivery (or another message) need not wait for it."""
     return _as_owner(entry, run, State.ACTIVE, now, lease_until=now)
@@ -495,10 +514,11 @@ def note_decline(entry: Entry, code: str | None) -> Entry:
     return entry if code is None else replace(entry, decline_code=code)
 
 
-def release(entry: Entry, token: str, now: datetime) -> Entry | None:
-    """The entry handed back by the sweep with `token`, or None when the sweep may not move it
-    (another sweep released it first, or a message took it over)."""
-    if not allowed(entry, Mover(Role.SWEEP, now), State.RELEASED):
+def release(entry: Entry, token: str, now: datetime, texting_paused: bool = False) -> Entry | None:
+    """The entry handed back by the sweep with `token` (`texting_paused`: as the sweep read the
+    control), or None when the sweep may not move it (another sweep released it first, a
+    message took it over, or it waits for texting to resume)."""
+    if not allowed(entry, Mover(Role.SWEEP, now, texting_paused=texting_paused), State.RELEASED):
         return None
     return replace(entry, state=State.RELEASED, release=token, released_at=now, updated_at=now)
 

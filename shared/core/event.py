@@ -8,6 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.core.errors import MalformedEventError, MalformedMessageError
@@ -42,6 +43,9 @@ class FailedPayment:
     # Set by the release sweep on a payment deferred for quiet hours: the token its ledger entry
     # was released with, which lets this message (and no other) take the entry over.
     release: str | None = None
+    # When Stripe reported the failure (the event's `created`, unix time): the surge guard counts
+    # the failures of its window by it. None for a backfill, which is no new failure.
+    failed_at: int | None = None
     # The Stripe event that reported it (one of FAILED_TYPES); None from a backfill or a release.
     # Only said, never decided on: the invoice as read decides the text.
     event_type: str | None = None
@@ -133,6 +137,17 @@ def json_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def _created(value: Any) -> int | None:
+    """An event's `created` as unix time: a snapshot event's is a number, a thin event's an ISO
+    8601 timestamp."""
+    if isinstance(value, str):
+        try:
+            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+        except ValueError:
+            return None
+    return json_int(value)
+
+
 def _account(value: Any) -> str | None:
     """A Stripe account id (`acct_...`), or None: anything else is not an account to read from."""
     return value if isinstance(value, str) and ACCOUNT_ID.fullmatch(value) else None
@@ -186,7 +201,12 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
             paid_at=json_int(json_object(invoice.get("status_transitions")).get("paid_at")),
             first_try=paid_at_first_try(invoice),
         )
-    return FailedPayment(**common, attempt_count=json_int(attempt), event_type=kind)
+    return FailedPayment(
+        **common,
+        attempt_count=json_int(attempt),
+        failed_at=_created(event.get("created")),
+        event_type=kind,
+    )
 
 
 def from_pubsub(data: Mapping[str, Any] | None) -> Message:
@@ -230,5 +250,6 @@ def from_pubsub(data: Mapping[str, Any] | None) -> Message:
         **common,
         attempt_count=json_int(payload.get("attempt_count")),
         release=release if isinstance(release := payload.get("release"), str) else None,
+        failed_at=json_int(payload.get("failed_at")),
         event_type=kind if kind in FAILED_TYPES else None,
     )

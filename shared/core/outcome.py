@@ -29,6 +29,8 @@ class Action(enum.StrEnum):
     # A connected account's event that STRIPE_CONNECT_ACCOUNTS does not name (the ingest's line).
     ACCOUNT_NOT_ENABLED = "skipped:account_not_enabled"
     DEFERRED = "deferred:quiet_hours"
+    # Texting is paused (`./dev pause`, or the surge guard): held until it resumes.
+    PAUSED = "deferred:paused"
     # Not an end of a failed payment but a later fact about it: the invoice was paid.
     RECOVERED = "recovered"
     # What Linq told us afterwards (the linq_event subscriber's lines).
@@ -59,6 +61,7 @@ _MESSAGES = {
     Action.PROCESSOR_ERROR: "skipped: not the customer's to fix",
     Action.ACCOUNT_NOT_ENABLED: "skipped: connected account not enabled",
     Action.DEFERRED: "deferred: quiet hours at the recipient",
+    Action.PAUSED: "deferred: texting is paused",
     Action.RECOVERED: "recovered",
     Action.DELIVERED: "delivered",
     Action.DELIVERY_FAILED: "delivery failed",

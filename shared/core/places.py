@@ -4,7 +4,7 @@ the US and Canada that span more than one zone.
 Quiet hours are judged in every zone the recipient may be in. The tables hold official time (the
 US Department of Transportation's boundaries, provincial, state and federal law), one IANA zone
 for each clock kept in the place today (where several zones keep one clock, that of its largest
-town). Unofficial local time is not counted (README: known limits).
+town). Unofficial local time is not counted (RELIABILITY.md: known limits).
 """
 
 from __future__ import annotations

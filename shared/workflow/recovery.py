@@ -1,11 +1,12 @@
 """The recovery shell: gather the facts, ask `decide`, carry out the decision step by step.
 
-One failed payment is one ledger entry. A run claims it (a lease), reads the invoice in parallel
-(and today's count of each line), asks the pure decision what to do, and then either records an
-outcome or carries out a plan: record the plan ∥ check the recipient, send the text, send the
-link ∥ record the chat, record the outcome. Each send is a recovery point, so a retry or a
-takeover resumes where the last owner stopped, with the recorded plan; each message sent is
-counted against its line's daily limit beside the step that follows it.
+One failed payment is one ledger entry. A run claims it (a lease), reads the invoice, whether
+texting is on, the surge guard's count and today's count of each line in parallel, asks the pure
+decision what to do (and, for a new text, the surge guard), and then either records an outcome or
+carries out a plan: record the plan ∥ check the recipient, send the text, send the link ∥ record
+the chat, record the outcome. Each send is a recovery point, so a retry or a takeover resumes
+where the last owner stopped, with the recorded plan; each message sent is counted against its
+line's daily limit beside the step that follows it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from shared.adapters.ledger import Lease, Ledger
 from shared.adapters.linq import LinqClient, Sent
 from shared.adapters.stripe_gateway import StripeGateway
 from shared.core.clock import Clock, utc_now
-from shared.core.decide import Defer, Facts, Finish, Send, decide, recipient, screen
+from shared.core.decide import Decision, Defer, Facts, Finish, Hold, Send, decide, recipient, screen
 from shared.core.decline import LatestPayment
 from shared.core.entry import Entry, EntryKey, Holding, Part, Plan, holding
 from shared.core.errors import (
@@ -42,6 +43,7 @@ from shared.core.outcome import Action, Outcome, dry_run, failed, sent, skipped
 from shared.core.sender import LineLoad, pick_sender
 from shared.core.sms import sms_cost
 from shared.workflow.settings import RecoverSettings
+from shared.workflow.texting import Texting
 
 U = TypeVar("U")
 
@@ -58,6 +60,8 @@ class RunResult:
     group: str | None = None
     # The invoice's latest payment as read (why it failed), when the invoice was read.
     payment: LatestPayment | None = None
+    # What the team must hear beside the outcome's note (the surge guard's alerts).
+    alerts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,12 @@ class Recovery:
         self._linq = linq
         self._ledger = ledger
         self._clock = clock
-        # Independent calls run side by side: the claim, the invoice read, today's line counts and
-        # (on a cold instance) the line list; later the plan record and the recipient check, the
-        # link and its record, and the count of each message sent.
-        self._pool = ThreadPoolExecutor(max_workers=5, thread_name_prefix="recover")
+        self.texting = Texting(ledger, stripe, settings.surge, clock)
+        # Independent calls run side by side: the claim, the invoice read, the control document,
+        # the surge guard's count, today's line counts and (on a cold instance) the line list;
+        # later the plan record and the recipient check, the link and its record, and the count
+        # of each message sent.
+        self._pool = ThreadPoolExecutor(max_workers=7, thread_name_prefix="recover")
 
     def run(self, job: FailedPayment, pubsub_message_id: str) -> RunResult | Ignored:
         """The outcome for `job`, delivered as Pub/Sub message `pubsub_message_id`, or why this
@@ -113,16 +119,25 @@ class Recovery:
         except PermanentError as exc:
             return None, exc
 
-    def _facts(self, job: FailedPayment) -> tuple[Facts, Callable[[], LineLoad]]:
-        """The invoice, unless the message alone already decides (policy, mode); and, read
-        beside it, how many messages each line has sent today."""
+    def _facts(
+        self, job: FailedPayment, count: bool
+    ) -> tuple[Facts, Callable[[], LineLoad], Future[int] | None]:
+        """The invoice and whether texting is paused, unless the message alone already decides
+        (policy, mode); read beside them, how many messages each line has sent today and, with
+        `count`, the surge guard's count of the window's failures."""
         self._pool.submit(self._linq.lines)  # warms the line cache while Stripe answers
         if screen(job, self._settings) is not None:
             # Nothing will be sent: no count is read.
-            return Facts(job, self._clock()), partial(LineLoad, self._settings.line_daily_limit)
+            unread = partial(LineLoad, self._settings.line_daily_limit)
+            return Facts(job, self._clock()), unread, None
+        # A payment the sweep released reads it afresh: it was released because texting is on,
+        # and an instance that still holds a pause it read before the resume would hold it again.
+        control = self._pool.submit(self.texting.control, job.release is not None)
+        failures = self._pool.submit(self.texting.failures) if count else None
         load = self._line_load()
         invoice, error = self._read_invoice(job)
-        return Facts(job, self._clock(), invoice, error), load
+        paused = control.result().held()
+        return Facts(job, self._clock(), invoice, error, paused=paused), load, failures
 
     def _line_load(self) -> Callable[[], LineLoad]:
         """Today's count of each line, read from now on in the background, for when a new plan
@@ -145,7 +160,7 @@ class Recovery:
                 self._claim, job, job.attempt_count, pubsub_message_id, run
             )
         try:
-            facts, load = self._facts(job)
+            facts, load, failures = self._facts(job, count=self.texting.rule is not None)
         except RetryableError:
             # A payment another run holds (or has finished) needs no invoice: say so, and only
             # retry what this run owns, or an earlier run of this message may.
@@ -177,6 +192,13 @@ class Recovery:
             facts = replace(facts, entry=owner.lease.entry) if owner is not None else facts
             facts = self._recorded(facts)
             decision = decide(facts, self._settings)
+            alerts: tuple[str, ...] = ()
+            if isinstance(decision, Send) and decision.chat_id is None and failures is not None:
+                # A new text: the surge guard has its word once the window's failures are many.
+                word = self.texting.guard(failures.result())
+                alerts = word.alerts
+                if word.held is not None:
+                    decision = decide(replace(facts, paused=word.held), self._settings)
             group = None
             if owner is not None:
                 payment = _payment(facts.invoice)
@@ -192,7 +214,13 @@ class Recovery:
             raise
         customer_id = _customer_id(job, facts.invoice)
         return RunResult(
-            job.invoice_id, customer_id, attempt, outcome, group, _payment(facts.invoice)
+            job.invoice_id,
+            customer_id,
+            attempt,
+            outcome,
+            group,
+            payment=_payment(facts.invoice),
+            alerts=alerts,
         )
 
     def _recorded(self, facts: Facts) -> Facts:
@@ -267,7 +295,7 @@ class Recovery:
 
     def _execute(
         self,
-        decision: Finish | Send | Defer,
+        decision: Decision,
         owner: _Owner | None,
         load: Callable[[], LineLoad],
         name: str | None = None,
@@ -278,6 +306,10 @@ class Recovery:
             # A deferral needs its entry: the release sweep finds it there.
             assert owner is not None
             self._ledger.defer(owner.lease, decision.outcome, decision.due_at, decision.zones)
+            return decision.outcome
+        if isinstance(decision, Hold):
+            assert owner is not None
+            self._ledger.pause(owner.lease, decision.outcome)
             return decision.outcome
         # A plan is only made for a claimed key.
         assert owner is not None
@@ -389,7 +421,7 @@ class Recovery:
 
     def _dry_run(self, job: FailedPayment) -> RunResult:
         """Every lookup and decision a live run makes, nothing sent and nothing recorded."""
-        facts, load = self._facts(job)
+        facts, load, _ = self._facts(job, count=False)
         facts = self._recorded(facts)
         decision = decide(facts, self._settings)
         attempt = self._attempt(job, facts.invoice)
@@ -421,7 +453,11 @@ class Recovery:
 # What an Ignored line says of each entry a message could not claim that is not its to restate.
 _IGNORED: dict[Holding, Callable[[Entry], str]] = {
     Holding.DUPLICATE: lambda _: "duplicate delivery ignored",
-    Holding.WAITING: lambda held: f"deferred for quiet hours until {held.due_at}",
+    Holding.WAITING: lambda held: (
+        "deferred while texting is paused"
+        if held.action is Action.PAUSED
+        else f"deferred for quiet hours until {held.due_at}"
+    ),
     Holding.HANDLED: lambda _: "already handled",
     Holding.IN_PROGRESS: lambda _: "in progress for another event",
 }

@@ -1,6 +1,8 @@
-"""The release sweep: deferred payments whose morning has come go back to the recover function.
+"""The release sweep: deferred payments whose morning has come, and paused ones once texting is on
+again, go back to the recover function.
 
-Run every five minutes (Cloud Scheduler -> its own topic -> release_deferred). Each due entry is
+Run every five minutes (Cloud Scheduler -> its own topic -> release_deferred). It reads the
+control document first: while texting is paused, paused payments stay. Each due entry is
 first marked `released` with a fresh token, conditionally on the version the sweep read, so of
 two overlapping sweeps exactly one marks it; then the payment is published again with that
 token, which lets its recover run (and no other message) take the entry over and decide again on
@@ -14,6 +16,7 @@ from __future__ import annotations
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 
 from shared.adapters.ledger import Due, Ledger
 from shared.adapters.publisher import Publisher
@@ -45,25 +48,27 @@ class Sweep:
 
     def run(self) -> SweepResult:
         now = self._clock()
+        paused = self._ledger.control().pause is not None
         total = SweepResult()
         seen: set[str] = set()
         while True:
-            due = [d for d in self._ledger.due(now, BATCH) if str(d.entry.key) not in seen]
+            found = self._ledger.due(now, BATCH, paused)
+            due = [d for d in found if str(d.entry.key) not in seen]
             if not due:
                 return total
             seen.update(str(d.entry.key) for d in due)
-            outcomes = list(self._pool.map(self._release, due))
+            outcomes = list(self._pool.map(partial(self._release, paused=paused), due))
             total = SweepResult(
                 total.released + sum(1 for o in outcomes if o == "released"),
                 total.released_again + sum(1 for o in outcomes if o == "again"),
                 total.skipped + sum(1 for o in outcomes if o == "skipped"),
             )
 
-    def _release(self, due: Due) -> str:
+    def _release(self, due: Due, paused: bool) -> str:
         """Mark, then publish: a crash between the two is caught by the STALE_RELEASE rule."""
         token = uuid.uuid4().hex
         again = due.entry.state is State.RELEASED
-        if not self._ledger.release(due, token):
+        if not self._ledger.release(due, token, paused):
             return "skipped"
         payment = replace(due.entry.job(), release=token)
         self._publisher.publish(payment.to_json(), payment.attributes())

@@ -3,7 +3,7 @@ reads it, what it means, its default, its parser, whether it is a secret, and wh
 checks of it beyond that; the one reader of the environment; and each function's settings,
 read through the declarations.
 
-deploy.sh (tools/deploy_env.py), `deploy.sh --help`, the README's Configuration table
+deploy.sh (tools/deploy_env.py), `deploy.sh --help`, docs/configuration.md's table
 (tools/config_table.py), the local stack and the sandbox all take the variables from `VARIABLES`;
 tests/test_settings.py fails when one disagrees.
 """
@@ -21,10 +21,11 @@ from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
 from shared.core.accounts import ConnectedAccounts, EndpointKind
+from shared.core.control import SurgeRule
 from shared.core.errors import ConfigError
 from shared.core.lease import DEFAULT_LEASE, RECOVER_TIMEOUT
 from shared.core.phone import is_region, to_e164
-from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, AttemptPolicy, QuietHours
+from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, OFF, AttemptPolicy, QuietHours
 from shared.core.policy import parse_quiet_hours as _parse_quiet_hours
 from shared.core.sender import DEFAULT_LINE_DAILY_LIMIT
 from shared.core.signing_secret import Signing, linq_secret_problem, stripe_secret_problem
@@ -42,6 +43,8 @@ INGEST, RECOVER, BACKFILL = "ingest", "recover", "backfill"
 RELEASE = "release"
 # `./dev report`: reads the ledger from a checkout.
 REPORT = "report"
+# `./dev pause` and `./dev resume`: write the control document from a checkout.
+PAUSE = "pause"
 # Listening to Linq: the HTTP intake (linq_webhook) and its subscriber (linq_event).
 LINQ_INTAKE, LINQ_EVENTS = "linq-intake", "linq-events"
 # `./dev linq-webhook`: subscribes the Linq intake.
@@ -71,6 +74,11 @@ MAX_HOLDOUT_PERCENT = 50
 MAX_LINE_DAILY_LIMIT = 700_000
 # A dead run holds its payment for as long as its lease: more than an hour is a typo.
 MAX_LEASE_SECONDS = 3600
+# The surge guard's window: Stripe keeps events 30 days, but a surge is a matter of minutes or
+# hours, and a day of `invoice.paid` events is as far as a check should page.
+_SURGE_WINDOW = re.compile(r"^([1-9][0-9]*)([mh])$")
+MAX_SURGE_WINDOW = timedelta(hours=24)
+MAX_SURGE_MIN = 100_000
 # The dead-letter topic and subscription deploy.sh makes for a topic add up to 17 characters to
 # its id, and Pub/Sub ids stop at 255: 200 leaves them room.
 MAX_DEPLOYED_TOPIC = 200
@@ -127,7 +135,7 @@ class Variable(Generic[T]):
 
     @property
     def shown_default(self) -> str:
-        """The default as the README and `deploy.sh --help` show it."""
+        """The default as docs/configuration.md and `deploy.sh --help` show it."""
         if self.default is None:
             return self.when_unset
         return " ".join(filter(None, (f"`{self.default}`", self.when_unset)))
@@ -409,6 +417,39 @@ def _lease(env: Reader, variable: Variable[Any]) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def _surge_min(env: Reader, variable: Variable[Any]) -> int | None:
+    """None: `off`, the guard disabled."""
+    text = _required(env, variable)
+    if text.lower() == OFF:
+        return None
+    why = " (failed payments in SURGE_WINDOW before the guard asks Stripe), or off"
+    return _whole(env, variable, "a whole number", 1, MAX_SURGE_MIN, why)
+
+
+def _surge_window(env: Reader, variable: Variable[Any]) -> timedelta:
+    text = _required(env, variable)
+    match = _SURGE_WINDOW.match(text.lower())
+    window = timedelta()
+    if match is not None:
+        window = timedelta(**{"minutes" if match.group(2) == "m" else "hours": int(match.group(1))})
+    if not timedelta(minutes=1) <= window <= MAX_SURGE_WINDOW:
+        raise ConfigError(
+            f"{variable.name} must be minutes or hours such as 10m or 1h, from 1m to 24h, "
+            f"got {text!r}"
+        )
+    return window
+
+
+def _surge_share(env: Reader, variable: Variable[Any]) -> int:
+    text = _required(env, variable).removesuffix("%").strip()
+    if not text.isdigit() or not 1 <= int(text) <= 99:
+        raise ConfigError(
+            f"{variable.name} must be a percentage from 1 to 99 (of the payments Stripe "
+            f"attempted that failed), got {env.value(variable.name)!r}"
+        )
+    return int(text)
+
+
 # deploy.sh itself uses the next two as they are set: white space is not trimmed away.
 
 
@@ -530,7 +571,18 @@ LINQ_API_KEY: Variable[str] = Variable(
 )
 GOOGLE_CLOUD_PROJECT: Variable[str] = Variable(
     "GOOGLE_CLOUD_PROJECT",
-    (INGEST, RECOVER, BACKFILL, RELEASE, REPORT, LINQ_INTAKE, LINQ_EVENTS, LINQ_WEBHOOK, DEPLOY),
+    (
+        INGEST,
+        RECOVER,
+        BACKFILL,
+        RELEASE,
+        REPORT,
+        PAUSE,
+        LINQ_INTAKE,
+        LINQ_EVENTS,
+        LINQ_WEBHOOK,
+        DEPLOY,
+    ),
     "project of the topic (ingest, backfill) and of the send ledger (recover); `deploy.sh`'s "
     "project when `--project` is not given",
     _required,
@@ -554,7 +606,7 @@ LINQ_API_BASE: Variable[str] = Variable(
 )
 FIRESTORE_DATABASE: Variable[str] = Variable(
     "FIRESTORE_DATABASE",
-    (RECOVER, RELEASE, REPORT, LINQ_EVENTS, DEPLOY),
+    (RECOVER, RELEASE, REPORT, PAUSE, LINQ_EVENTS, DEPLOY),
     "Firestore database (native mode) holding the send ledger",
     _database,
     default=DEFAULT_FIRESTORE_DATABASE,
@@ -684,6 +736,31 @@ LEASE_SECONDS: Variable[timedelta] = Variable(
     default=f"{DEFAULT_LEASE.total_seconds():g}",
     deploy=_outlives_a_run,
 )
+SURGE_MIN: Variable[int | None] = Variable(
+    "SURGE_MIN",
+    (RECOVER,),
+    "the surge guard: how many failed payments within `SURGE_WINDOW` make it ask Stripe how "
+    "many payments succeeded meanwhile; when the failed ones are more than `SURGE_SHARE` of all, "
+    "texting pauses itself as `./dev pause` would (`deferred:paused`), and Slack is told. A "
+    f"whole number up to {MAX_SURGE_MIN:,}, or `off`",
+    _surge_min,
+    default="50",
+)
+SURGE_WINDOW: Variable[timedelta] = Variable(
+    "SURGE_WINDOW",
+    (RECOVER,),
+    "the surge guard's window: minutes or hours such as `10m` or `1h`, from 1m to 24h",
+    _surge_window,
+    default="10m",
+)
+SURGE_SHARE: Variable[int] = Variable(
+    "SURGE_SHARE",
+    (RECOVER,),
+    "the surge guard's share: a surge is when more than this percentage of the payments Stripe "
+    "attempted in `SURGE_WINDOW` failed (1 to 99)",
+    _surge_share,
+    default="50",
+)
 LINQ_WEBHOOK_SECRET: Variable[str] = Variable(
     "LINQ_WEBHOOK_SECRET",
     (LINQ_INTAKE,),
@@ -705,9 +782,9 @@ LINQ_EVENTS_TOPIC: Variable[str] = Variable(
 )
 SLACK_WEBHOOK_URL: Variable[str | None] = Variable(
     "SLACK_WEBHOOK_URL",
-    (RECOVER, LINQ_EVENTS),
-    "Slack incoming webhook for an internal note per outcome (dry runs included); "
-    "`https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
+    (RECOVER, LINQ_EVENTS, PAUSE),
+    "Slack incoming webhook for an internal note per outcome (dry runs included), and for each "
+    "pause and resume; `https://` (plain `http://` only for `127.0.0.1` and `localhost`)",
     _slack_url,
     when_unset="off",
     secret=True,
@@ -722,7 +799,7 @@ PUBSUB_EMULATOR_HOST: Variable[str | None] = Variable(
 )
 FIRESTORE_EMULATOR_HOST: Variable[str | None] = Variable(
     "FIRESTORE_EMULATOR_HOST",
-    (RECOVER, RELEASE, REPORT, LINQ_EVENTS),
+    (RECOVER, RELEASE, REPORT, PAUSE, LINQ_EVENTS),
     "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
     _as_set,
     when_unset="unset",
@@ -838,6 +915,9 @@ VARIABLES: tuple[Variable[Any], ...] = (
     QUIET_HOURS,
     HOLDOUT_PERCENT,
     LEASE_SECONDS,
+    SURGE_MIN,
+    SURGE_WINDOW,
+    SURGE_SHARE,
     LINQ_WEBHOOK_SECRET,
     LINQ_EVENTS_TOPIC,
     SLACK_WEBHOOK_URL,
@@ -995,6 +1075,8 @@ class RecoverSettings(Settings):
     lease: timedelta
     quiet_hours: QuietHours | None
     holdout_percent: int
+    # None: SURGE_MIN=off.
+    surge: SurgeRule | None
 
     @property
     def stripe_mode(self) -> str:
@@ -1028,7 +1110,14 @@ class RecoverSettings(Settings):
             lease=LEASE_SECONDS.read(env),
             quiet_hours=QUIET_HOURS.read(env),
             holdout_percent=HOLDOUT_PERCENT.read(env),
+            surge=_surge_rule(env),
         )
+
+
+def _surge_rule(env: Reader) -> SurgeRule | None:
+    minimum = SURGE_MIN.read(env)
+    window, share = SURGE_WINDOW.read(env), SURGE_SHARE.read(env)
+    return None if minimum is None else SurgeRule(minimum, window, share)
 
 
 @dataclass(frozen=True)
@@ -1079,6 +1168,23 @@ class ReportSettings(Settings):
         return cls(
             project=GOOGLE_CLOUD_PROJECT.read(env),
             firestore_database=FIRESTORE_DATABASE.read(env),
+        )
+
+
+@dataclass(frozen=True)
+class ControlSettings(Settings):
+    """What `./dev pause` and `./dev resume` need: where the ledger is, and the team's Slack."""
+
+    project: str
+    firestore_database: str
+    slack_webhook_url: str | None
+
+    @classmethod
+    def read(cls, env: Reader) -> Self:
+        return cls(
+            project=GOOGLE_CLOUD_PROJECT.read(env),
+            firestore_database=FIRESTORE_DATABASE.read(env),
+            slack_webhook_url=SLACK_WEBHOOK_URL.read(env),
         )
 
 
