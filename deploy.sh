@@ -199,10 +199,11 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
   DRY_RUN                       true: decide everything, send nothing, record nothing, log dry_run
                                 lines (true/false, 1/0, yes/no) (recover; default: false)
   QUIET_HOURS                   the window, in the recipient's local time, in which nothing is sent:
-                                HH:MM-HH:MM (may cross midnight), or off; a failure inside it is
-                                deferred to the window's end (deferred:quiet_hours) and sent then if
-                                it still should be (recover; default: 21:00-08:00 (US rules for such
-                                messages: 08:00-21:00 local))
+                                HH:MM-HH:MM (may cross midnight; HH:MM:SS to the second), or off; a
+                                failure inside it is deferred to the window's end
+                                (deferred:quiet_hours) and sent then if it still should be (recover;
+                                default: 21:00-08:00 (US rules for such messages: 08:00-21:00
+                                local))
   HOLDOUT_PERCENT               the share of failed payments kept untexted to measure what the texts
                                 cause (skipped:holdout), 0 to 50; chosen by a stable hash of the
                                 invoice id, so an invoice stays in its group across attempts and

@@ -9,73 +9,27 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
-import time
 from typing import Any
 
 import flask
 import urllib3
-from werkzeug.http import remove_hop_by_hop_headers
 
+from standins import recording_proxy
 from standins.serving import Server, serve_until_signalled
-
-METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def create_app(target: str) -> flask.Flask:
-    """Forward every request to `target` (HOST:PORT) and journal it; GET `/_journal` reads the
-    journal, POST `/_journal` clears it."""
-    app = flask.Flask(__name__)
-    host, port = target.rsplit(":", 1)
+    """Forward every request to `target` (HOST:PORT) and journal it, with what each commit
+    writes."""
+
+    def describe(request: flask.Request) -> dict[str, Any]:
+        if not request.path.endswith(":commit"):
+            return {}
+        return {"writes": commit_writes(request.get_json(silent=True))}
+
     # A pooled connection the emulator has closed is retried once on a new one, any method.
-    upstream = urllib3.HTTPConnectionPool(
-        host, int(port), maxsize=32, retries=urllib3.Retry(1, allowed_methods=None), timeout=30
-    )
-    journal: list[dict[str, Any]] = []
-    lock = threading.Lock()
-
-    @app.get("/_journal")
-    def read() -> list[dict[str, Any]]:
-        with lock:
-            return list(journal)
-
-    @app.post("/_journal")
-    def clear() -> dict[str, bool]:
-        with lock:
-            journal.clear()
-        return {"ok": True}
-
-    @app.route("/<path:_>", methods=METHODS)
-    def forward(_: str) -> flask.Response:
-        request = flask.request
-        started = time.time()
-        headers = list(request.headers.items())
-        remove_hop_by_hop_headers(headers)
-        # The request target as the client wrote it, query and escapes included.
-        answer = upstream.request(
-            request.method,
-            request.environ["RAW_URI"],
-            body=request.get_data() or None,
-            headers=dict(headers),
-            decode_content=False,
-        )
-        ended = time.time()
-        entry = {
-            "method": request.method,
-            "path": request.path,
-            "status": answer.status,
-            "t_start": started,
-            "t_end": ended,
-        }
-        if request.path.endswith(":commit"):
-            entry["writes"] = commit_writes(request.get_json(silent=True))
-        with lock:
-            journal.append(entry)
-        answer_headers = list(answer.headers.items())
-        remove_hop_by_hop_headers(answer_headers)
-        return flask.Response(answer.data, answer.status, answer_headers)
-
-    return app
+    retries = urllib3.Retry(1, allowed_methods=None)
+    return recording_proxy.create_app(target, describe, retries)
 
 
 def commit_writes(body: Any) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from shared.adapters.firestore import TIMEOUT as FIRESTORE_TIMEOUT
 from shared.adapters.firestore import FirestoreDocuments
 from shared.adapters.ledger import Ledger
 from shared.adapters.linq import LinqClient
@@ -61,10 +62,15 @@ class _Services:
 @functools.cache
 def _services() -> _Services:
     settings = RecoverSettings.from_env()
-    documents = FirestoreDocuments(settings.project, settings.firestore_database)
+    read = settings.read_timeout
+    documents = FirestoreDocuments(
+        settings.project,
+        settings.firestore_database,
+        timeout=(FIRESTORE_TIMEOUT[0], read or FIRESTORE_TIMEOUT[1]),
+    )
     ledger = Ledger(documents, settings.lease, utc_now)
-    linq = LinqClient(settings.linq_api_key, settings.linq_api_base)
-    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base)
+    linq = LinqClient(settings.linq_api_key, settings.linq_api_base, read_timeout=read)
+    stripe = StripeGateway(settings.stripe_api_key, settings.stripe_api_base, read)
     recovery = Recovery(settings, stripe, linq, ledger, utc_now)
     return _Services(recovery, ledger, linq, SlackNotifier(settings.slack_webhook_url))
 

@@ -7,7 +7,6 @@ import glob
 import os
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,13 @@ class Emulator(Child):
     component = ""
     java_args: tuple[str, ...] = ()
 
-    def __init__(self, project: str = DEFAULT_PROJECT, port: int = 0) -> None:
+    def __init__(self, log: Path, project: str = DEFAULT_PROJECT) -> None:
+        """`log`: where its output goes (the caller's to remove)."""
         self.project = project
-        port = port or free_port()
-        self._log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-", suffix=".log")  # noqa: SIM115
         self._http = requests.Session()
-        super().__init__(self.name, self.command(port), port, Path(self._log.name))
-
-    def command(self, port: int) -> list[str]:
         jar = str(find_jar(self.jar, self.component))
-        java = [arg.format(jar=jar) for arg in self.java_args]
-        return [*_JVM, *java, "--host=127.0.0.1", f"--port={port}"]
+        java = [*_JVM, *(arg.format(jar=jar) for arg in self.java_args), "--host=127.0.0.1"]
+        super().__init__(self.name, lambda port: [*java, f"--port={port}"], free_port(), log)
 
     @property
     def host(self) -> str:

@@ -23,6 +23,12 @@ class StackError(RuntimeError):
     """Something did not come up; the message says what, with the end of its log."""
 
 
+# What a process logs when its port was taken, between free_port() choosing it and the process's
+# own bind, by another process (a parallel test run, another user of the machine).
+PORT_TAKEN = ("Address already in use", "Connection in use")
+PORT_ATTEMPTS = 3
+
+
 def die_with_parent(command: list[str]) -> list[str]:
     """`command`, run so that it gets SIGTERM when the thread that started it ends: a killed
     test run or sandbox then leaves no emulator or function behind. Start processes from the
@@ -62,24 +68,32 @@ def wait_for(
 
 class Child:
     """One process of ours, serving on 127.0.0.1:`port`: `launch` starts it, `wait_ready` waits
-    until it serves (`start` does both), `stop` ends it."""
+    until it serves (`start` does both), `stop` ends it.
+
+    `command` may be a function of the port: then a first start that finds its port taken is
+    moved to another one (PORT_TAKEN); a fixed command keeps its port, as a restart must."""
 
     def __init__(
         self,
         name: str,
-        command: list[str],
+        command: list[str] | Callable[[int], list[str]],
         port: int,
         log: Path,
         env: Mapping[str, str] | None = None,
     ) -> None:
-        self.name, self.command, self.port, self.log = name, command, port, log
+        self._command_for = command if callable(command) else None
+        self.command = command(port) if callable(command) else command
+        self.name, self.port, self.log = name, port, log
         self.url = f"http://127.0.0.1:{port}"
         self._env = None if env is None else dict(env)
         self.process: subprocess.Popen[bytes] | None = None
         self.spawned_at = 0.0
+        self._served = False
+        self._log_start = 0
 
     def launch(self) -> Self:
         """Start without waiting; `spawned_at` is the monotonic time just before."""
+        self._log_start = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as log:
             self.spawned_at = time.monotonic()
             self.process = subprocess.Popen(
@@ -101,18 +115,39 @@ class Child:
 
     def wait_ready(self, timeout: float = 30.0) -> Self:
         """Poll `ready` until it holds; when the process exits or time runs out, StackError,
-        and the process is stopped."""
-        try:
-            wait_for(
-                self.ready,
-                timeout,
-                lambda: f"{self.name} did not get ready in {timeout:.0f} s:\n{self.tail()}",
-                self.check_alive,
-            )
-        except StackError:
-            self.stop()
-            raise
-        return self
+        and the process is stopped (unless it can move off a port that was taken)."""
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                wait_for(
+                    self.ready,
+                    timeout,
+                    lambda: f"{self.name} did not get ready in {timeout:.0f} s:\n{self.tail()}",
+                    self.check_alive,
+                )
+            except StackError:
+                self.stop()
+                if attempt == PORT_ATTEMPTS or not self._move_off_a_taken_port():
+                    raise
+                self.launch()
+            else:
+                self._served = True
+                return self
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _move_off_a_taken_port(self) -> bool:
+        """Whether the last launch lost its port to another process and, never having served
+        and having a command for any port, could be given another."""
+        if self._served or self._command_for is None:
+            return False
+        with self.log.open("rb") as log:
+            log.seek(self._log_start)
+            said = log.read().decode(errors="replace")
+        if not any(sign in said for sign in PORT_TAKEN):
+            return False
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = self._command_for(self.port)
+        return True
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:
@@ -135,14 +170,19 @@ class Child:
             return None
         return self.process.pid
 
-    def stop(self, grace_s: float = 10.0) -> None:
+    def terminate(self) -> None:
         """SIGTERM the session the process leads (started with `start_new_session`), children
-        included; SIGKILL it after `grace_s`."""
+        included, without waiting: several processes then stop side by side."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """`terminate`, then wait; SIGKILL the session after `grace_s`."""
         process = self.process
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        self.terminate()
         try:
             process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import flask
 import requests
 
 from shared.workflow.settings import (
@@ -29,6 +31,8 @@ from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
 from standins.linq_api import LINQ_TOKEN
 from standins.processes import REPO, Child, FunctionProcess, free_port, wait_for
 from standins.processes import StackError as StackError  # re-exported: the sandbox imports it
+from standins.recording_proxy import create_app as recording_proxy
+from standins.serving import Server
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from standins.stripe_api import STRIPE_TEST_KEY, signed
 
@@ -64,18 +68,42 @@ def signed_webhook(
     return signed(event, secret, timestamp)
 
 
+def _push_described(request: flask.Request) -> dict[str, Any]:
+    """What the push journal keeps of a push: the message's id and attributes (its data, which
+    names a customer, stays out)."""
+    message = (request.get_json(silent=True) or {}).get("message") or {}
+    return {"message_id": message.get("messageId"), "attributes": message.get("attributes") or {}}
+
+
 def json_lines(path: Path) -> list[dict[str, Any]]:
     """The JSON objects logged one per line in `path` (other lines are skipped)."""
-    entries = []
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return entries
-    for line in text.splitlines():
-        if line.startswith("{") and line.endswith("}"):
-            with contextlib.suppress(ValueError):
-                entries.append(json.loads(line))
-    return entries
+    return JsonLog(path).entries()
+
+
+class JsonLog:
+    """The JSON objects a growing log holds one per line, each line parsed once: a test that
+    polls a log thousands of lines long reads only what was added since it last looked."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._read = 0
+        self._entries: list[dict[str, Any]] = []
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry so far, oldest first; a line not yet ended waits for the next look."""
+        try:
+            with self.path.open("rb") as log:
+                log.seek(self._read)
+                added = log.read()
+        except FileNotFoundError:
+            return []
+        whole = added[: added.rfind(b"\n") + 1]
+        self._read += len(whole)
+        for line in whole.decode(errors="replace").splitlines():
+            if line.startswith("{") and line.endswith("}"):
+                with contextlib.suppress(ValueError):
+                    self._entries.append(json.loads(line))
+        return list(self._entries)
 
 
 class LocalStack:
@@ -98,6 +126,7 @@ class LocalStack:
         ingest_port: int = 0,
         slack: bool = False,
         workdir: Path | None = None,
+        journal_pushes: bool = False,
     ) -> None:
         self._standins = standins
         self._latency_ms = latency_ms
@@ -111,10 +140,15 @@ class LocalStack:
         self._release = release
         self._linq_events = linq_events
         self._slack = slack
+        # Pub/Sub's pushes to the recover function pass through a recording proxy: `pushes()`.
+        self._push_proxy: Server | None = None
+        self._journal_pushes = journal_pushes
+        # A working directory of its own is removed when the stack stops; the caller's stays.
+        self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="dunning-stack-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.emulator = PubSubEmulator()
-        self.firestore = FirestoreEmulator()
+        self.emulator = PubSubEmulator(self.log(PubSubEmulator.name))
+        self.firestore = FirestoreEmulator(self.log(FirestoreEmulator.name))
         self._processes: dict[str, Child] = {e.name: e for e in (self.emulator, self.firestore)}
         self.urls: dict[str, str] = {}
         # The topics deploy.sh creates when their variables are unset.
@@ -126,6 +160,7 @@ class LocalStack:
         # A second, pull subscription on the topic: lets tests see exactly what was published.
         self.audit_subscription = f"{self.topic}-audit"
         self._http = requests.Session()
+        self._json_logs: dict[str, JsonLog] = {}
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -146,6 +181,12 @@ class LocalStack:
                     self._start_standin(name, extra)
             self._create_topics()
             self.start_function("recover")
+            if self._journal_pushes:
+                # As long as the function's own timeout (deploy.sh): a push is never cut short.
+                app = recording_proxy(
+                    f"127.0.0.1:{self._ports['recover']}", _push_described, timeout=120
+                )
+                self._push_proxy = Server(app).start()
             self.create_push_subscription()
             if self._release:
                 self.start_function("release")
@@ -164,9 +205,20 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        """Stop every process this stack started, by process group, the emulators last."""
-        for process in reversed(self._processes.values()):
-            process.stop()
+        """Stop every process this stack started, by process group, side by side: the
+        emulators last, so that no function meets a missing emulator on its way out. Then
+        remove the working directory if the stack made it."""
+        emulators = {self.emulator.name, self.firestore.name}
+        for last in (False, True):
+            group = [p for name, p in self._processes.items() if (name in emulators) == last]
+            for process in group:
+                process.terminate()
+            for process in group:
+                process.stop()
+        if self._push_proxy is not None:
+            self._push_proxy.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def pid(self, name: str) -> int | None:
         """The process id of one of this stack's processes (a function, a stand-in, an
@@ -181,10 +233,11 @@ class LocalStack:
     # --- processes --------------------------------------------------------------------------
 
     def _start_standin(self, name: str, extra: tuple[str, ...]) -> None:
-        port = free_port()
-        command = [sys.executable, "-m", "standins", name, f"--port={port}"]
-        command += ["--latency-ms", str(self._latency_ms), *extra]
-        process = Child(f"{name} stand-in", command, port, self.log(name), base_env())
+        def command(port: int) -> list[str]:
+            latency = ["--latency-ms", str(self._latency_ms)]
+            return [sys.executable, "-m", "standins", name, f"--port={port}", *latency, *extra]
+
+        process = Child(f"{name} stand-in", command, free_port(), self.log(name), base_env())
         self._processes[name] = process
         self.urls[name] = process.start(15).url
 
@@ -226,7 +279,10 @@ class LocalStack:
 
     @property
     def push_endpoint(self) -> str:
-        """Where Pub/Sub pushes the topic's messages: the recover function."""
+        """Where Pub/Sub pushes the topic's messages: the recover function (through the push
+        journal when there is one)."""
+        if self._push_proxy is not None:
+            return f"{self._push_proxy.url}/projects/{DEFAULT_PROJECT}/topics/{self.topic}"
         return self._endpoint("recover", self.topic)
 
     def _endpoint(self, name: str, topic: str) -> str:
@@ -297,9 +353,22 @@ class LocalStack:
         body, headers = signed_webhook(event, secret, timestamp)
         return self._http.post(self.urls["ingest"], data=body, headers=headers, timeout=timeout)
 
+    def pushes(self) -> list[dict[str, Any]]:
+        """Each push Pub/Sub has made to the recover function and had answered, oldest first:
+        `message_id`, `attributes` and the function's `status` (2xx acknowledges the message;
+        502: the function was not there to answer). Needs `journal_pushes`."""
+        if self._push_proxy is None:
+            raise StackError("this stack keeps no push journal (journal_pushes=False)")
+        answer = self._http.get(f"{self._push_proxy.url}/_journal", timeout=10)
+        return list(answer.json())
+
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        """The JSON lines one process has logged so far, oldest first."""
+        return self._json_logs.setdefault(name, JsonLog(self.log(name))).entries()
+
     def results(self) -> list[dict[str, Any]]:
         """Result lines the recover function has logged so far, oldest first."""
-        return [entry for entry in json_lines(self.log("recover")) if "action" in entry]
+        return [entry for entry in self.entries("recover") if "action" in entry]
 
     def wait_until(
         self, condition: Callable[[], bool], timeout: float = 30.0, what: str = "the condition"

@@ -1,22 +1,108 @@
 """Shared fixtures: the emulators (one each per session, started only for a test that needs
-them), fresh stand-ins per test, and the in-process pipeline over them."""
+them), fresh stand-ins per test, and the in-process pipeline over them; the `integration` marker
+on every test that starts a process or an emulator; how pytest-xdist shares the tests out."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
 import stripe
+from xdist.scheduler import LoadScopeScheduling
 
 from standins import LinqStandin, SlackStandin, StripeStandin
 from standins.emulator import FirestoreEmulator, PubSubEmulator
 from tests.harness import EmulatorBackend, MemoryBackend, Pipeline
 
+INTEGRATION = "integration"
+# Asking for any of these starts the emulators: such a test is an integration test, marked or not.
+EMULATOR_FIXTURES = frozenset({"emulators"})
+# The audit events (sys.addaudithook) of everything that starts a program.
+PROCESS_EVENTS = frozenset(
+    {"subprocess.Popen", "os.system", "os.posix_spawn", "os.spawn", "os.exec", "os.fork"}
+)
+# The test running now that may not start one (None: any test that may, or none at all).
+_may_not_start: str | None = None
+# The modules that run the product as processes (standins.stack), slowest first. Each runs on
+# one worker, which starts its stack once (a module-scoped fixture), and they are handed out
+# before anything else: they wait on processes more than they use a CPU.
+STACK_MODULES = (
+    "tests/test_faults.py",
+    "tests/test_sandbox.py",
+    "tests/test_load.py",
+    "tests/test_e2e.py",
+)
+
+
+def _refuse_processes(event: str, args: tuple[Any, ...]) -> None:
+    if event in PROCESS_EVENTS and _may_not_start is not None:
+        raise RuntimeError(
+            f"{_may_not_start} starts a process ({event}) but is not marked `{INTEGRATION}`: "
+            "mark it (pytest.mark.integration), or keep it in-process for the quick loop"
+        )
+
+
+# Installed once per interpreter (an audit hook cannot be removed); it acts only while a test
+# without the marker runs, so `-m "not integration"` can be trusted to start nothing.
+sys.addaudithook(_refuse_processes)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Before `-m` selects: a test that asks for the emulators is marked integration. The stack
+    modules come first, each whole and in the order of STACK_MODULES."""
+    for item in items:
+        if EMULATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(INTEGRATION)
+    rank = {module: index for index, module in enumerate(STACK_MODULES)}
+    items.sort(key=lambda item: rank.get(_module(item.nodeid), len(rank)))
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+class _StackModulesOnOneWorker(LoadScopeScheduling):
+    """pytest-xdist's scheduling by scope, where a stack module is one scope and every other
+    test a scope of its own; scopes go out in the collection's order."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        module = _module(nodeid)
+        return module if module in STACK_MODULES else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> LoadScopeScheduling | None:
+    """`-n` with the default `--dist load`: stack modules stay whole."""
+    if config.getvalue("dist") != "load":
+        return None
+    # The collection's order is the priority: no reordering by the number of tests.
+    config.option.loadscopereorder = False
+    return _StackModulesOnOneWorker(config, log)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Setup, call and teardown of a test without the marker may start no process."""
+    global _may_not_start
+    if item.get_closest_marker(INTEGRATION) is None:
+        _may_not_start = item.nodeid
+    try:
+        return (yield)
+    finally:
+        _may_not_start = None
+
 
 @pytest.fixture(scope="session")
-def emulators() -> Iterator[tuple[PubSubEmulator, FirestoreEmulator]]:
-    pubsub, firestore = PubSubEmulator(), FirestoreEmulator()
+def emulators(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[PubSubEmulator, FirestoreEmulator]]:
+    logs = tmp_path_factory.mktemp("emulators")
+    pubsub = PubSubEmulator(logs / f"{PubSubEmulator.name}.log")
+    firestore = FirestoreEmulator(logs / f"{FirestoreEmulator.name}.log")
     try:
         pubsub.launch()
         firestore.launch()

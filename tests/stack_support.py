@@ -7,21 +7,23 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
-from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack, json_lines
+from standins.stack import SANDBOX_WEBHOOK_SECRET, LocalStack
 
 SENDER = "+12025550100"
 SECRETS = (STRIPE_TEST_KEY, LINQ_TOKEN, SANDBOX_WEBHOOK_SECRET, "T000/B000/sandbox")
 
 
 @contextmanager
-def running_stack(**options: Any) -> Iterator[LocalStack]:
-    """A stack for one test module; afterwards every process it started must be gone."""
+def running_stack(workdir: Path, **options: Any) -> Iterator[LocalStack]:
+    """A stack for one test module, its logs in `workdir` (pytest's: kept when a test fails);
+    afterwards every process it started must be gone."""
     # Quiet hours are tested on purpose; elsewhere a run at night in California must not defer.
     options["recover_env"] = {"QUIET_HOURS": "off", **options.get("recover_env", {})}
-    with LocalStack(**options) as stack:
+    with LocalStack(workdir=workdir, **options) as stack:
         try:
             yield stack
         finally:
@@ -60,9 +62,7 @@ def results_for(stack: LocalStack, invoice: dict[str, Any]) -> list[dict[str, An
 
 
 def lines_for(stack: LocalStack, invoice: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        line for line in json_lines(stack.log("recover")) if line.get("invoice_id") == invoice["id"]
-    ]
+    return [line for line in stack.entries("recover") if line.get("invoice_id") == invoice["id"]]
 
 
 def wait_for_result(
@@ -72,6 +72,24 @@ def wait_for_result(
         lambda: len(results_for(stack, invoice)) >= count, timeout, f"{count} result(s)"
     )
     return results_for(stack, invoice)
+
+
+def acknowledged(stack: LocalStack, **attributes: str) -> list[int]:
+    """The function's answer to each push of the messages with these attributes, once one was
+    acknowledged (2xx): the run that answered it had written all its lines and its note, and
+    Pub/Sub will not deliver the message again. Needs a stack with `journal_pushes`."""
+
+    def answers() -> list[int]:
+        return [
+            push["status"]
+            for push in stack.pushes()
+            if attributes.items() <= push["attributes"].items()
+        ]
+
+    stack.wait_until(
+        lambda: any(200 <= status < 300 for status in answers()), what=f"an ack of {attributes}"
+    )
+    return answers()
 
 
 def messages_to(stack: LocalStack, phone: str) -> list[dict[str, Any]]:

@@ -80,7 +80,7 @@ def test_since_queues_each_open_invoice_once_at_its_latest_failed_attempt(pipeli
     retried = failed_invoice(pipeline, attempts=(1, 2))
     paid = failed_invoice(pipeline, status="paid", age_s=2 * 3600)
     failed_invoice(pipeline, age_s=8 * DAY)
-    code, out, _ = backfill("--since", "7d")
+    code, out, err = backfill("--since", "7d", "--progress")
     assert code == 0
     assert out.splitlines() == [
         "2 invoice(s) with a failed payment in that time, newest first",
@@ -88,6 +88,8 @@ def test_since_queues_each_open_invoice_once_at_its_latest_failed_attempt(pipeli
         f"skipped {paid['id']}: invoice is paid",
         "1 queued, 1 skipped, 0 not found",
     ]
+    # Into a pipe, --progress writes the final bar only.
+    assert err.endswith("] 2/2\n")
     [message] = queued(pipeline)
     assert message == {
         "attempt_count": 2,

@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.firestore import TIMEOUT as FIRESTORE_TIMEOUT
+from shared.adapters.linq import TIMEOUT as LINQ_TIMEOUT
 from shared.adapters.secrets import SecretResolver
+from shared.adapters.stripe_gateway import TIMEOUT as STRIPE_TIMEOUT
 from shared.core.accounts import ConnectedAccounts, EndpointKind
 from shared.core.errors import ConfigError
 from shared.core.message import (
@@ -25,6 +28,7 @@ from shared.workflow.settings import (
     BY_NAME,
     DEFAULT_LINQ_API_BASE,
     DEFAULT_STRIPE_API_BASE,
+    READ_TIMEOUT_SECONDS,
     VARIABLES,
     BackfillSettings,
     IngestSettings,
@@ -61,6 +65,18 @@ def test_recover_defaults():
     assert settings.slack_webhook_url is None
     assert settings.stripe_mode == "test"
     assert (settings.project, settings.firestore_database) == ("demo-proj", "dunning")
+    assert settings.read_timeout is None
+
+
+def test_a_shortened_read_timeout_is_read():
+    settings = RecoverSettings.from_env({**RECOVER, "READ_TIMEOUT_SECONDS": "1.5"})
+    assert settings.read_timeout == 1.5
+
+
+def test_the_read_timeout_unset_is_each_adapter_s_own():
+    assert STRIPE_TIMEOUT[1] == LINQ_TIMEOUT[1]
+    shown = f"{LINQ_TIMEOUT[1]:g} for Stripe and Linq, {FIRESTORE_TIMEOUT[1]:g} for the ledger"
+    assert READ_TIMEOUT_SECONDS.when_unset == shown
 
 
 def test_recover_overrides_are_normalised():
@@ -200,6 +216,8 @@ GOOD = [
     ),
     ("PUBSUB_EMULATOR_HOST", "127.0.0.1:8681", "127.0.0.1:8681"),
     ("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8682", "127.0.0.1:8682"),
+    ("READ_TIMEOUT_SECONDS", None, None),
+    ("READ_TIMEOUT_SECONDS", " 1.5 ", 1.5),
     ("SECRET_MANAGER_API_BASE", "http://127.0.0.1:8085", "http://127.0.0.1:8085"),
     ("REGION", "europe-west1", "europe-west1"),
     ("CLOUDSDK_FUNCTIONS_REGION", "europe-west1", "europe-west1"),
@@ -219,7 +237,13 @@ GOOD = [
 ]
 
 
-@pytest.mark.parametrize(("name", "value", "expected"), GOOD)
+# The signing secret, made per run, is named by what it is: xdist's workers must collect the
+# same test ids.
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    GOOD,
+    ids=lambda value: "signing-secret" if value == SIGNING_SECRET else None,
+)
 def test_each_variable_reads_as_its_readers_use_it(name, value, expected):
     assert shown(read(name, value)) == expected
 
@@ -292,6 +316,9 @@ MALFORMED = [
     ("LEASE_SECONDS", "0", "must be whole seconds from 1 to 3600"),
     ("LEASE_SECONDS", "3601", "must be whole seconds from 1 to 3600"),
     ("LEASE_SECONDS", "3m", "must be whole seconds from 1 to 3600"),
+    ("READ_TIMEOUT_SECONDS", "0", "must be a number of seconds above 0 and at most 60"),
+    ("READ_TIMEOUT_SECONDS", "61", "must be a number of seconds above 0 and at most 60"),
+    ("READ_TIMEOUT_SECONDS", "a second", "must be a number of seconds above 0 and at most 60"),
     ("SURGE_MIN", "0", "must be a whole number from 1 to 100000"),
     ("SURGE_MIN", "fifty", "or off"),
     ("SURGE_MIN", "100001", "from 1 to 100000"),
@@ -534,6 +561,9 @@ def test_ingest_defaults():
         # What the Dashboard gives: 32 letters and digits; the shortest accepted: 24.
         *("whsec_" + "".join(secrets.choice(ALNUM) for _ in range(n)) for n in (32, 24)),
     ],
+    # Named by kind, not value: the values are made afresh, and xdist's workers must collect
+    # the same test ids.
+    ids=["stripe-listen", "dashboard", "shortest"],
 )
 def test_real_signing_secrets_are_used(secret):
     settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})

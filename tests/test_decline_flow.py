@@ -392,6 +392,7 @@ with StripeStandin() as server:
 """
 
 
+@pytest.mark.integration
 def test_the_invoice_read_imports_no_stripe_resource_module_on_a_new_instance():
     # The PaymentIntent's module alone costs tens of milliseconds to import: a first run that
     # made typed objects of the answer would pay for it (BENCHMARKS.md, cold start).

@@ -37,6 +37,8 @@ from tools.go_live import Kind, Move, Pinned, by_kind, decide, form, masked, mis
 from tools.secret_store import Refused
 from tools.stripe_webhook import Endpoint, endpoint_params
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
 VENV_BIN = Path(sys.executable).parent

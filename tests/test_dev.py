@@ -12,6 +12,9 @@ import pytest
 
 from tests.fake_dev import ROOT, Dev, fake_checkout
 
+# Every test here runs ./dev (a shell, and the fake python3 it calls).
+pytestmark = pytest.mark.integration
+
 # The commands a new user is told about; the list in `dev` may hold more.
 KNOWN = {
     "sandbox",

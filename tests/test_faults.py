@@ -3,8 +3,8 @@
 import json
 import os
 import signal
-import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,9 +13,9 @@ from shared.adapters.ledger import COLLECTION
 from shared.core.lines import Line
 from shared.core.sender import line_order
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, builders
-from standins.stack import json_lines
 from tests.stack_support import (
     SENDER,
+    acknowledged,
     clean_run,
     find_leaks,
     lines_for,
@@ -26,13 +26,18 @@ from tests.stack_support import (
     wait_for_result,
 )
 
+pytestmark = pytest.mark.integration
+
 SECOND = "+12025550199"
-DELIVERY_ATTEMPTS = 8
+# The fewest Pub/Sub allows; no case here but the dead letter needs more than three.
+DELIVERY_ATTEMPTS = 5
 # A run killed mid-way leaves its lease to run out before the redelivery may resume; production
 # leases outlast the function's timeout, these stay short so the tests need not wait minutes.
 LEASE_SECONDS = "3"
-# Longer than the product's 8 s read timeout for Stripe and Linq.
-TIMEOUT_DELAY_S = 9.0
+# The deployed read timeouts (8 s for Stripe and Linq, 5 s for the ledger), shortened alike.
+READ_TIMEOUT_SECONDS = "3"
+# Longer than the read timeout.
+TIMEOUT_DELAY_S = 4.0
 LINQ_429 = {
     "success": False,
     "error": {"status": 429, "code": 1007, "message": "Rate limited.", "retry_after": 1},
@@ -41,17 +46,21 @@ LINQ_429 = {
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(tmp_path_factory):
     options = {
         "min_backoff_s": 0.5,
         "max_backoff_s": 2.0,
         "max_delivery_attempts": DELIVERY_ATTEMPTS,
-        "recover_env": {"LEASE_SECONDS": LEASE_SECONDS},
+        "recover_env": {
+            "LEASE_SECONDS": LEASE_SECONDS,
+            "READ_TIMEOUT_SECONDS": READ_TIMEOUT_SECONDS,
+        },
         "slack": True,
+        "journal_pushes": True,
         # Linq does not publish its capability-check limit; keep it out of these tests' way.
         "linq_args": ("--capability-limit", "100000"),
     }
-    with running_stack(**options) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), **options) as running:
         yield running
 
 
@@ -73,41 +82,31 @@ def retries_logged(stack, invoice):
 
 
 # --- transient failures: retried, one text in the end ----------------------------------------
-
-
-@pytest.mark.parametrize(("status", "times"), [(500, 3), (503, 3), (429, 1)])
-def test_stripe_outage_or_rate_limit_on_the_invoice_read(stack, status, times):
-    stack.stripe.add_fault(r"^/v1/invoices/", status=status, times=times)
-    invoice, result = send_and_wait(stack, "+14155550120")
-    assert result["action"] == "sent"
-    assert parts_sent_to(stack, "+14155550120") == ["text", "link"]
-    [retry] = retries_logged(stack, invoice)
-    assert (retry["severity"], retry["status"]) == ("ERROR", status)
+# Each vendor's error classes (5xx, 429, 4xx) are told apart in-process, in test_recover.py; here
+# what only Pub/Sub's redelivery shows.
 
 
 def test_stripe_timeout_on_the_invoice_read(stack):
-    stack.stripe.add_fault(r"^/v1/invoices/", delay_s=TIMEOUT_DELAY_S, reset=True)
+    # Answered, but after the read timeout: a client that waited for it would read it once.
+    stack.stripe.add_fault(r"^/v1/invoices/", delay_s=TIMEOUT_DELAY_S)
     invoice, result = send_and_wait(stack, "+14155550121")
     assert result["action"] == "sent"
     assert parts_sent_to(stack, "+14155550121") == ["text", "link"]
-    # stripe-python retried the timed-out read inside the same run (the stand-in journals the
-    # abandoned request only when its delay ends).
-    stack.wait_until(lambda: len(stack.stripe.requests()) == 2, what="two invoice reads")
+    # stripe-python gave up on the late answer and read again inside the same run (the
+    # stand-in journals the abandoned request only when its delay ends); a client that waited
+    # would have read once. (On a busy machine the second read may time out too.)
+    stack.wait_until(lambda: len(stack.stripe.requests()) >= 2, what="a second invoice read")
     assert retries_logged(stack, invoice) == []
 
 
 @pytest.mark.parametrize("path", [r"^/v3/capability/", r"^/v3/chats$", r"/messages$"])
-@pytest.mark.parametrize(
-    "fault",
-    [{"status": 503}, {"status": 429, "body": LINQ_429, "headers": {"Retry-After": "1"}}],
-    ids=["5xx", "429"],
-)
-def test_linq_outage_or_rate_limit_on_every_call(stack, path, fault):
+def test_linq_rate_limit_on_every_call(stack, path):
+    fault = {"status": 429, "body": LINQ_429, "headers": {"Retry-After": "1"}}
     stack.linq.add_fault(path, method=None, **fault)
     invoice, result = send_and_wait(stack, "+14155550122")
     assert result["action"] == "sent"
     assert parts_sent_to(stack, "+14155550122") == ["text", "link"]
-    assert retries_logged(stack, invoice)[0]["status"] == fault["status"]
+    assert retries_logged(stack, invoice)[0]["status"] == 429
 
 
 def test_linq_line_list_failure_on_a_cold_instance(stack):
@@ -132,6 +131,10 @@ def test_linq_timeouts_on_every_call(stack):
         assert [r["action"] for r in wait_for_result(stack, invoice, timeout=90)] == ["sent"]
     assert [parts_sent_to(stack, phone) for phone in phones] == [["text", "link"]] * 3
     assert stack.linq.stats()["faults_injected"] == 3
+    # Each ended in the read timeout, before the stand-in dropped the connection.
+    retries = [line for invoice in invoices for line in retries_logged(stack, invoice)]
+    assert len(retries) == 3
+    assert all(line["message"].endswith(" timed out") for line in retries), retries
 
 
 def test_crash_after_the_text_sends_only_the_link_on_retry(stack):
@@ -165,6 +168,19 @@ def frozen(emulator):
         yield
     finally:
         os.kill(emulator.pid, signal.SIGCONT)
+
+
+def unread_by(emulator) -> bool:
+    """Whether a request to the (frozen) emulator waits unread in its socket: the kernel took
+    the bytes, the emulator has not read them (the receive queue in /proc/net; Java's sockets
+    are IPv6 ones, with the IPv4 address mapped)."""
+    port = f":{emulator.port:04X}"
+    for table in ("tcp", "tcp6"):
+        for line in Path("/proc/net", table).read_text().splitlines()[1:]:
+            local, queues = line.split()[1], line.split()[4]
+            if local.endswith(port) and int(queues.split(":")[1], 16) > 0:
+                return True
+    return False
 
 
 def test_owner_killed_after_the_claim_is_taken_over_once_its_lease_runs_out(stack):
@@ -209,10 +225,12 @@ def test_owner_killed_as_its_outcome_is_written_has_it_restated_not_resent(stack
     invoice = store(stack, phone=phone)
     stack.post_webhook(builders.payment_failed_event(invoice))
     stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text"], what="the text")
-    time.sleep(0.3)  # the chat record, beside the held link, is written by now
+    # The chat is recorded beside the held link.
+    stack.wait_until(lambda: "chat_id" in ledger_entry(stack, invoice), what="the chat record")
     with frozen(stack.firestore):
         stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text", "link"], what="the link")
-        time.sleep(0.3)  # the outcome write is on its way to the frozen ledger
+        # The outcome, the run's one ledger write after the link, is on its way.
+        stack.wait_until(lambda: unread_by(stack.firestore), what="the outcome write")
         stack.kill("recover")
     stack.start_function("recover")
     [result] = wait_for_result(stack, invoice)
@@ -228,7 +246,7 @@ def test_ledger_down_during_the_last_write_is_retried_and_texts_once(stack):
     stack.post_webhook(builders.payment_failed_event(invoice))
     stack.wait_until(lambda: parts_sent_to(stack, phone) == ["text"], what="the text")
     with frozen(stack.firestore):
-        # Longer than the ledger's 5 s read timeout, twice: the outcome and the release fail.
+        # Longer than the ledger's read timeout, twice: the outcome and the release fail.
         stack.wait_until(lambda: retries_logged(stack, invoice), timeout=30, what="a retry")
     [result] = wait_for_result(stack, invoice)
     assert result["action"] == "sent"
@@ -241,33 +259,34 @@ def test_pubsub_down_answers_503_and_stripes_retry_is_published(stack):
     event = builders.payment_failed_event(invoice)
     stack.emulator.stop()
     try:
-        started = time.monotonic()
+        # Answered within the post's 30 s timeout: unbounded, the publish would retry for 600 s.
         answer = stack.post_webhook(event)
-        elapsed = time.monotonic() - started
     finally:
         stack.restart_emulator()
     assert answer.status_code == 503
-    # A hang guard, not a speed check: unbounded, the publish would retry for 600 s.
-    assert elapsed < 30, elapsed
-    # Stripe retries with backoff until it gets a 2xx.
-    deadline = time.monotonic() + 90
-    while stack.post_webhook(event).status_code != 200:
-        assert time.monotonic() < deadline, "ingest never recovered"
-        time.sleep(1.0)
+    # Stripe sends the event again until it gets a 2xx.
+    stack.wait_until(
+        lambda: stack.post_webhook(event).status_code == 200, 90, "the ingest to publish again"
+    )
     assert [r["action"] for r in wait_for_result(stack, invoice)] == ["sent"]
     assert parts_sent_to(stack, "+14155550128") == ["text", "link"]
 
 
 def test_message_that_keeps_failing_is_dead_lettered_with_the_reason(stack):
     invoice = store(stack, phone="+14155550129")
-    stack.stripe.add_fault(f"^/v1/invoices/{invoice['id']}$", status=500, times=1000)
+    # Stripe's header for an error not worth retrying at once: one invoice read per delivery
+    # (stripe-python's own retries are shown above), so each delivery fails fast.
+    no_retry = {"Stripe-Should-Retry": "false"}
+    path = f"^/v1/invoices/{invoice['id']}$"
+    stack.stripe.add_fault(path, status=500, times=1000, headers=no_retry)
     stack.post_webhook(builders.payment_failed_event(invoice))
     dead = []
-    deadline = time.monotonic() + 90
-    while not dead:
-        assert time.monotonic() < deadline, "nothing reached the dead-letter topic"
-        time.sleep(0.5)
-        dead = stack.emulator.pull(stack.dead_letter_subscription)
+
+    def dead_lettered() -> bool:
+        dead.extend(stack.emulator.pull(stack.dead_letter_subscription))
+        return bool(dead)
+
+    stack.wait_until(dead_lettered, 90, "a message on the dead-letter topic")
     [message] = dead
     assert message["attributes"]["invoice_id"] == invoice["id"]
     assert message["attributes"]["CloudPubSubDeadLetterSourceDeliveryCount"] == str(
@@ -280,62 +299,35 @@ def test_message_that_keeps_failing_is_dead_lettered_with_the_reason(stack):
 
 
 # --- permanent failures: logged once, acknowledged --------------------------------------------
-
-
-def settles_without_retry(stack, invoice):
-    [result] = wait_for_result(stack, invoice)
-    time.sleep(2.5)  # longer than the subscription's maximum backoff: a nack would show by now
-    assert len(results_for(stack, invoice)) == 1
-    assert retries_logged(stack, invoice) == []
-    return result
-
-
-def test_unknown_invoice_fails_once(stack):
-    invoice = builders.invoice(builders.customer(phone="+14155550130"))
-    stack.post_webhook(builders.payment_failed_event(invoice))
-    result = settles_without_retry(stack, invoice)
-    assert (result["action"], result["severity"]) == ("failed", "ERROR")
-    assert "No such invoice" in result["reason"]
-    assert len(stack.stripe.requests()) == 1
-
-
-def test_stripe_auth_error_fails_once(stack):
-    invoice = store(stack, phone="+14155550131")
-    stack.stripe.add_fault(r"^/v1/invoices/", status=401)
-    stack.post_webhook(builders.payment_failed_event(invoice))
-    result = settles_without_retry(stack, invoice)
-    assert result["action"] == "failed"
-    assert result["reason"].startswith("Stripe rejected the API key")
+# The other final errors (an unknown invoice, a rejected key, a test/live mismatch) end the same
+# way in-process, in test_recover.py.
 
 
 def test_linq_client_error_fails_once(stack):
     stack.linq.load({"blocked": ["+14155550132"]})
     invoice = store(stack, phone="+14155550132")
     stack.post_webhook(builders.payment_failed_event(invoice))
-    result = settles_without_retry(stack, invoice)
+    [result] = wait_for_result(stack, invoice)
+    # Acknowledged at its one delivery: Pub/Sub has nothing to deliver again.
+    assert len(acknowledged(stack, invoice_id=invoice["id"])) == 1
+    assert len(results_for(stack, invoice)) == 1
+    assert retries_logged(stack, invoice) == []
     assert result["reason"].startswith("Linq 403 (code 2026)")
     assert len([r for r in stack.linq.requests() if r["path"] == "/v3/chats"]) == 1
-
-
-def test_live_event_with_a_test_key_fails_and_says_so(stack):
-    invoice = store(stack, phone="+14155550133")
-    stack.post_webhook(builders.payment_failed_event(invoice, livemode=True))
-    result = settles_without_retry(stack, invoice)
-    assert "event is live-mode but STRIPE_API_KEY is a test key" in result["reason"]
-    assert stack.stripe.requests() == []
 
 
 def test_malformed_message_is_logged_and_acknowledged(stack):
     dropped = lambda: [  # noqa: E731
         line
-        for line in json_lines(stack.log("recover"))
+        for line in stack.entries("recover")
         if line["message"].startswith("malformed message dropped")
     ]
     # Counted before the publish: the line may be written before the count could be taken after.
     before = len(dropped())
-    stack.emulator.publish(stack.topic, b"{not json", {"event_id": "evt_bad"})
-    stack.wait_until(lambda: len(dropped()) == before + 1, what="the malformed-message line")
-    time.sleep(2.5)
+    event_id = builders.new_id("evt_bad", 12)
+    stack.emulator.publish(stack.topic, b"{not json", {"event_id": event_id})
+    # Acknowledged at its one delivery: Pub/Sub has nothing to deliver again.
+    assert len(acknowledged(stack, event_id=event_id)) == 1
     assert len(dropped()) == before + 1
     assert dropped()[-1]["severity"] == "ERROR"
     assert stack.emulator.pull(stack.dead_letter_subscription) == []
@@ -426,7 +418,8 @@ def test_vendor_error_text_with_a_number_a_key_and_an_email_leaks_nowhere(stack,
     invoice = store(stack, phone=LEAKY_PHONE, email=LEAKY_EMAIL)
     stack.post_webhook(builders.payment_failed_event(invoice))
     wait_for_result(stack, invoice)
-    time.sleep(0.5)  # a traceback is written after the answer
+    # The run that wrote the result has answered: every line and note of the case is written.
+    acknowledged(stack, invoice_id=invoice["id"])
     assert find_leaks(stack, [LEAKY_PHONE], [LEAKY_EMAIL]) == []
 
 

@@ -1,4 +1,5 @@
-"""Load: 1,000 signed webhooks (10% duplicates) through the emulator; nothing lost, none twice."""
+"""Load: 300 signed webhooks (10% duplicates) at once through the emulator; nothing lost, none
+twice. Thousands at once, and the throughput, are the bench's to measure (BENCHMARKS.md, burst)."""
 
 import collections
 import concurrent.futures
@@ -7,16 +8,17 @@ import time
 import pytest
 
 from standins import builders
-from standins.stack import json_lines
 from tests.stack_support import SENDER, find_leaks, running_stack
 
-WEBHOOKS = 1000
+pytestmark = pytest.mark.integration
+
+WEBHOOKS = 300
 DUPLICATE_SHARE = 0.10
 POSTERS = 8
 
 
 @pytest.fixture(scope="module")
-def stack():
+def stack(tmp_path_factory):
     options = {
         # 20 ms per Stripe and Linq call stands in for the network; Stripe's documented 25/s
         # limits stay on, Linq's capability-check limit (unpublished) is lifted.
@@ -24,13 +26,16 @@ def stack():
         "linq_args": ("--capability-limit", "1000000"),
         # As in production, a rate-limited message is retried well past a burst, never dropped.
         "max_delivery_attempts": 20,
+        # As in production, a lease a run could not release (the ledger slow to answer on a
+        # busy machine) runs out well inside the redeliveries (here 20 at 1 to 5 s apart).
+        "recover_env": {"LEASE_SECONDS": "20"},
         "slack": True,
     }
-    with running_stack(**options) as running:
+    with running_stack(tmp_path_factory.mktemp("stack"), **options) as running:
         yield running
 
 
-def test_thousand_webhooks_with_duplicates(stack, capsys):
+def test_a_burst_of_webhooks_with_duplicates(stack, capsys):
     unique = int(WEBHOOKS * (1 - DUPLICATE_SHARE))
     customers = [builders.customer(phone=f"+1415555{i:04d}") for i in range(unique)]
     invoices = [builders.invoice(c, attempt_count=1 + i % 3) for i, c in enumerate(customers)]
@@ -46,7 +51,7 @@ def test_thousand_webhooks_with_duplicates(stack, capsys):
     assert collections.Counter(statuses) == {200: WEBHOOKS}
 
     def handled() -> tuple[list[dict], list[dict]]:
-        lines = json_lines(stack.log("recover"))
+        lines = stack.entries("recover")
         results = [line for line in lines if "action" in line]
         duplicates = [line for line in lines if line["message"] == "duplicate delivery ignored"]
         return results, duplicates

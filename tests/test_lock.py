@@ -276,6 +276,7 @@ def dev(tmp_path: Path) -> Dev:
     return fake_checkout(tmp_path)
 
 
+@pytest.mark.integration
 def test_setup_installs_the_lock_by_hash_and_pip_first(dev: Dev) -> None:
     done = dev.run("setup")
     assert done.returncode == 0, done.stderr
@@ -294,6 +295,7 @@ def test_setup_installs_the_lock_by_hash_and_pip_first(dev: Dev) -> None:
     assert lock.read_text(given, "pip.lock") == {"pip": lock.read()["pip"]}
 
 
+@pytest.mark.integration
 def test_setup_does_nothing_when_the_lock_is_unchanged(dev: Dev) -> None:
     assert dev.run("setup").returncode == 0
     again = dev.run("setup")
@@ -306,6 +308,7 @@ def test_setup_does_nothing_when_the_lock_is_unchanged(dev: Dev) -> None:
     assert dev.calls() == []
 
 
+@pytest.mark.integration
 def test_setup_installs_again_when_the_lock_changes(dev: Dev) -> None:
     assert dev.run("setup").returncode == 0
     with (dev.root / "requirements-dev.lock").open("a") as f:
@@ -314,6 +317,7 @@ def test_setup_installs_again_when_the_lock_changes(dev: Dev) -> None:
     assert dev.calls()[0] == "python3 -m venv --clear .venv"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("failing", ["pip.lock", "requirements-dev.lock", "tools.lock installed"])
 def test_a_failed_install_is_tried_again_next_time(dev: Dev, failing: str) -> None:
     done = dev.run("setup", FAKE_FAIL=failing)
@@ -323,6 +327,25 @@ def test_a_failed_install_is_tried_again_next_time(dev: Dev, failing: str) -> No
     assert dev.calls()[0] == "python3 -m venv --clear .venv"
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("argv", "runs"),
+    [
+        (
+            ["test", "-m", "not integration"],
+            "python -m pytest -n auto -m not integration",
+        ),
+        (["test", "-n", "0"], "python -m pytest -n auto -n 0"),
+        (["backfill", "--since", "7d"], "python -m tools.backfill --since 7d"),
+    ],
+)
+def test_a_command_runs_its_module_with_the_arguments_given(dev: Dev, argv, runs) -> None:
+    assert dev.run("setup").returncode == 0
+    assert dev.run(*argv).returncode == 0
+    assert dev.calls() == [runs]
+
+
+@pytest.mark.integration
 def test_lint_holds_the_lock_to_the_requirements(dev: Dev) -> None:
     assert dev.run("setup").returncode == 0
     for tool in ("ruff", "lint-imports", "shellcheck"):
@@ -335,6 +358,7 @@ def test_lint_holds_the_lock_to_the_requirements(dev: Dev) -> None:
     assert not any(call.startswith("shellcheck") for call in dev.calls())
 
 
+@pytest.mark.integration
 def test_lock_regenerates_with_hashes_for_every_file(dev: Dev) -> None:
     done = dev.run("lock", "--upgrade-package", "stripe")
     assert done.returncode == 0, done.stderr

@@ -180,6 +180,7 @@ def test_a_megabyte_vendor_message_is_masked_through_a_window_of_its_bound(shape
     assert len(said) <= MAX_VENDOR_MESSAGE
 
 
+@pytest.mark.integration
 def test_the_log_mask_of_a_megabyte_of_hostile_text_runs_in_linear_time():
     # A log line is masked whole (a traceback, a vendor's answer): every pattern must read its
     # input once. A guard, not a measure: each shape takes about a second or less here (run

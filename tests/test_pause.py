@@ -72,6 +72,7 @@ def sweep_and_push(world) -> list[dict[str, Any]]:
 # --- a pause -------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_pause_holds_every_new_failure_and_tells_the_team_who_why_and_when(world, linq_api):
     at = f"{world.clock():%Y-%m-%d %H:%M} UTC"
     out = paused(world, settle=False)
@@ -98,6 +99,7 @@ def test_a_pause_holds_every_new_failure_and_tells_the_team_who_why_and_when(wor
     assert len(world.slack.notes()) == 1  # a held payment is only a result line
 
 
+@pytest.mark.integration
 def test_within_ten_seconds_of_a_pause_no_instance_decides_a_new_text(world, linq_api):
     # An instance keeps what it read of the control document for at most 10 s: the bound is
     # exact, measured on the functions' clock.
@@ -123,6 +125,7 @@ def test_within_ten_seconds_of_a_pause_no_instance_decides_a_new_text(world, lin
     ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("in_flight", [1, 3])
 def test_a_pause_racing_sends_lets_out_only_the_texts_already_decided(
     world, linq_api, monkeypatch, in_flight
@@ -163,6 +166,7 @@ def test_a_pause_racing_sends_lets_out_only_the_texts_already_decided(
     assert len(linq_api.messages()) == 2 * in_flight
 
 
+@pytest.mark.integration
 def test_a_link_whose_text_went_out_still_follows_during_a_pause(world, linq_api):
     invoice = world.customer_with_invoice()
     payment = world.payment(invoice)
@@ -175,6 +179,7 @@ def test_a_link_whose_text_went_out_still_follows_during_a_pause(world, linq_api
     assert texts(linq_api) == [("+14155550100", "text"), ("+14155550100", "link")]
 
 
+@pytest.mark.integration
 def test_a_text_planned_before_the_pause_waits_and_goes_as_planned_after_the_resume(
     world, linq_api
 ):
@@ -196,6 +201,7 @@ def test_a_text_planned_before_the_pause_waits_and_goes_as_planned_after_the_res
     assert (text["parts"][0]["value"], link["parts"][0]["value"]) == (planned.text, planned.link)
 
 
+@pytest.mark.integration
 def test_a_message_for_a_paused_payment_waits_with_it(world, linq_api):
     paused(world)
     invoice = world.customer_with_invoice()
@@ -212,6 +218,7 @@ def test_a_message_for_a_paused_payment_waits_with_it(world, linq_api):
     assert linq_api.messages() == []
 
 
+@pytest.mark.integration
 def test_a_dry_run_while_paused_says_so_and_records_nothing(world):
     paused(world)
     world.configure(DRY_RUN="true")
@@ -225,6 +232,7 @@ def test_a_dry_run_while_paused_says_so_and_records_nothing(world):
 # --- the night, and the release after the resume -------------------------------------------------
 
 
+@pytest.mark.integration
 def test_a_pause_while_payments_wait_for_the_night_holds_them_in_the_morning(world, linq_api):
     world.configure(QUIET_HOURS=night_around_now())
     invoices = [world.customer_with_invoice(customer(i)) for i in range(2)]
@@ -241,6 +249,7 @@ def test_a_pause_while_payments_wait_for_the_night_holds_them_in_the_morning(wor
     assert len(linq_api.messages()) == 4
 
 
+@pytest.mark.integration
 def test_the_resume_hands_payments_back_oldest_first_and_every_rule_applies_again(
     world, linq_api, monkeypatch
 ):
@@ -290,6 +299,7 @@ def test_the_resume_hands_payments_back_oldest_first_and_every_rule_applies_agai
     assert linq_api.messages() == []
 
 
+@pytest.mark.integration
 def test_the_payments_held_while_paused_are_sent_once_each_after_the_resume(world, linq_api):
     paused(world)
     invoices = [world.customer_with_invoice(customer(i)) for i in range(5)]
@@ -320,6 +330,7 @@ def test_the_payments_held_while_paused_are_sent_once_each_after_the_resume(worl
 # --- the command ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_status_says_whether_texting_is_paused_and_changes_nothing(world):
     status, out, _ = world.control("pause", "--status")
     assert (status, out) == (0, "Texting is on.\n")
@@ -338,6 +349,7 @@ def test_status_says_whether_texting_is_paused_and_changes_nothing(world):
     assert (status, out) == (0, f"Texting is on.\nLast resumed by {WHO} at {resumed_at}.\n")
 
 
+@pytest.mark.integration
 def test_pausing_twice_keeps_the_first_reason_and_resuming_twice_changes_nothing(world):
     at = f"{world.clock():%Y-%m-%d %H:%M} UTC"
     paused(world, "first", settle=False)
@@ -351,6 +363,7 @@ def test_pausing_twice_keeps_the_first_reason_and_resuming_twice_changes_nothing
     assert len(world.slack.notes()) == 2
 
 
+@pytest.mark.integration
 def test_a_pause_without_a_reason_says_none_was_given(world):
     out = paused_without_reason(world)
     assert out.splitlines()[0].endswith(": no reason given.")
@@ -398,6 +411,7 @@ def test_every_command_answers_help_without_running(command, monkeypatch, capsys
     assert capsys.readouterr().out.startswith(f"usage: ./dev {command} ")
 
 
+@pytest.mark.integration
 def test_who_is_the_gcloud_account_else_the_user_at_this_machine(fake_gcloud, monkeypatch):
     assert pause.who() == f"{fake_gcloud} (gcloud account)"
     monkeypatch.setattr(pause.shutil, "which", lambda _: None)
@@ -405,6 +419,7 @@ def test_who_is_the_gcloud_account_else_the_user_at_this_machine(fake_gcloud, mo
     assert "@" in pause.who()
 
 
+@pytest.mark.integration
 def test_who_without_a_gcloud_account_is_the_user_at_this_machine(tmp_path, monkeypatch):
     unset = tmp_path / "gcloud"
     unset.write_text("#!/bin/sh\necho '(unset)' >&2\n")
@@ -413,6 +428,7 @@ def test_who_without_a_gcloud_account_is_the_user_at_this_machine(tmp_path, monk
     assert pause.who().endswith(" (user at this machine)")
 
 
+@pytest.mark.integration
 def test_a_ledger_that_cannot_be_reached_is_exit_1(fake_gcloud, monkeypatch, capsys):
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "demo-proj")
     monkeypatch.setenv("FIRESTORE_EMULATOR_HOST", "127.0.0.1:9")  # nothing listens there

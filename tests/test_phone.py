@@ -116,8 +116,9 @@ def test_keys_are_masked_whole(text, masked):
     assert redact(text) == masked
 
 
-# Made per run: a signing secret written here would be one anyone can read.
-@pytest.mark.parametrize("secret", [new_stripe_secret(), new_linq_secret()])
+# Made per run: a signing secret written here would be one anyone can read. Named by kind, not
+# value: xdist's workers must collect the same test ids.
+@pytest.mark.parametrize("secret", [new_stripe_secret(), new_linq_secret()], ids=["stripe", "linq"])
 def test_signing_secrets_are_masked_whole(secret):
     # A Standard Webhooks secret (Linq's) is base64: masked to its end, not cut at `+`, `/`, `=`.
     secret = secret[:10] + "+/" + secret[10:]

@@ -42,7 +42,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePubsub]:
     server = FakePubsub()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    # shutdown() waits out one poll: the default 0.5 s would be spent at every test's end.
+    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
     monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{server.server_port}")
     # Stay on REST: the gRPC client is what a warm instance switches to, not what this tests.
     monkeypatch.setattr(Publisher, "_load_grpc_soon", lambda self: None)

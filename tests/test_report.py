@@ -482,12 +482,14 @@ def test_a_kept_report_prints_again_without_a_ledger_or_a_project(ledger, report
     assert where == f"In {tmp_path}: {files}recovery.png, report.txt, summary.csv\n"
 
 
+@pytest.mark.integration
 def test_no_kept_report_says_to_run_the_sandbox_with_exit_2(tmp_path):
     done = command({}, "--from-sandbox", str(tmp_path / "none"))
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr == f"report: no report in {tmp_path / 'none'}: run ./dev sandbox first\n"
 
 
+@pytest.mark.integration
 def test_from_sandbox_reads_a_folder_of_the_checkout_git_ignores():
     assert SANDBOX_REPORT.parent.parent == ROOT
     ignored = subprocess.run(
@@ -498,6 +500,7 @@ def test_from_sandbox_reads_a_folder_of_the_checkout_git_ignores():
     assert ignored.returncode == 0
 
 
+@pytest.mark.integration
 def test_from_sandbox_prints_a_kept_report_only(tmp_path):
     done = command({}, "--from-sandbox", str(tmp_path), "--since", "30d")
     assert done.returncode == 2
@@ -549,6 +552,7 @@ def command(env, *argv):
     )
 
 
+@pytest.mark.integration
 def test_a_missing_project_is_a_clear_error_with_exit_2():
     done = command({})
     assert done.returncode == 2
@@ -556,12 +560,14 @@ def test_a_missing_project_is_a_clear_error_with_exit_2():
     assert done.stderr.startswith("report: GOOGLE_CLOUD_PROJECT is required")
 
 
+@pytest.mark.integration
 def test_a_malformed_since_is_an_argument_error_with_exit_2():
     done = command({"GOOGLE_CLOUD_PROJECT": "p"}, "--since", "30")
     assert done.returncode == 2
     assert "give hours or days, such as 48h or 7d, not '30'" in done.stderr
 
 
+@pytest.mark.integration
 def test_an_unreachable_ledger_stops_with_exit_1():
     done = command(
         {"GOOGLE_CLOUD_PROJECT": "p", "FIRESTORE_EMULATOR_HOST": "127.0.0.1:9"},

@@ -22,6 +22,8 @@ from standins.signing_secrets import new_stripe_secret
 from standins.stack import signed_webhook
 from tools.stripe_webhook import EVENTS
 
+pytestmark = pytest.mark.integration
+
 # What `stripe listen` would print for the live sandbox, made afresh for each run.
 LIVE_SECRET = new_stripe_secret()
 
@@ -46,8 +48,12 @@ def run(*argv: str, env: dict[str, str], timeout: float) -> subprocess.Completed
 
 
 def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
-    kept = tmp_path / "report"
-    done = run("sandbox", "--report-dir", str(kept), env=clean_env(), timeout=180)
+    # A temporary directory of its own, to see that it leaves nothing there.
+    temporary, kept = tmp_path / "tmp", tmp_path / "report"
+    temporary.mkdir()
+    done = run(
+        "sandbox", "--report-dir", str(kept), env=clean_env(TMPDIR=str(temporary)), timeout=180
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "expected" not in done.stdout  # no case ended with another action than its own
     results = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("  {")]
@@ -109,6 +115,7 @@ def test_the_demo_shows_every_case_and_leaves_nothing_running(tmp_path):
     [summary] = stopped
     counts = summary.split()[1], summary.split()[3]
     assert counts[0] == counts[1], summary
+    assert list(temporary.iterdir()) == []
 
 
 class Output:

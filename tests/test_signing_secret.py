@@ -175,6 +175,7 @@ def written_secrets() -> dict[str, str]:
     return found
 
 
+@pytest.mark.integration
 def test_every_whsec_value_in_the_repository_is_refused_by_both_intakes():
     found = written_secrets()
     # The scan sees what it should: the Standard Webhooks test vector the Linq tests keep, and

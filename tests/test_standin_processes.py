@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,9 @@ import pytest
 import requests
 
 from standins import LINQ_TOKEN
+from standins.processes import Child, StackError, port_open
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,3 +59,30 @@ def test_process_mode_serves_and_exits_cleanly(tmp_path, name, check, stop):
     finally:
         process.send_signal(stop)
     assert process.wait(timeout=10) == 0
+
+
+# A program that serves on the port it is given until it is stopped.
+SERVE = (
+    "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); "
+    "time.sleep(60)"
+)
+
+
+def serving_on(port: int) -> list[str]:
+    return [sys.executable, "-c", SERVE.format(port=port)]
+
+
+def test_a_process_whose_port_was_taken_before_it_served_moves_to_another(tmp_path):
+    with socket.socket() as other:
+        # Bound, not listening: the port is taken, and nothing there answers.
+        other.bind(("127.0.0.1", 0))
+        taken = other.getsockname()[1]
+        moved = Child("probe", serving_on, taken, tmp_path / "probe.log").start(10)
+        try:
+            assert moved.port != taken
+            assert port_open(moved.port)
+        finally:
+            moved.stop()
+        # A fixed command (a function restarted where its subscription points) keeps its port.
+        with pytest.raises(StackError, match="fixed exited with status 1"):
+            Child("fixed", serving_on(taken), taken, tmp_path / "fixed.log").start(10)

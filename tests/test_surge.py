@@ -206,6 +206,7 @@ def test_a_check_under_way_holds_another_instances_text_until_the_sweep(
     assert texted(linq_api) == 6
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("in_flight", [2, 4])
 def test_a_surge_across_several_instances_texts_at_most_surge_min_and_those_in_flight(
     world, linq_api, in_flight
@@ -272,6 +273,7 @@ def test_a_surge_across_several_instances_texts_at_most_surge_min_and_those_in_f
     assert keys == sorted(f"{i['id']}-1-{part}" for i in invoices for part in ("text", "link"))
 
 
+@pytest.mark.integration
 def test_a_resume_during_a_surge_counts_only_the_failures_after_it(world, linq_api):
     first = [failure(world, index) for index in range(8)]
     assert [line["action"] for line in first] == ["sent"] * 4 + ["deferred:paused"] * 4

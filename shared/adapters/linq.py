@@ -95,8 +95,14 @@ class LinqClient:
     """One keep-alive HTTP session per instance against `{api_base}/v3/...`."""
 
     def __init__(
-        self, api_key: str, api_base: str, session: requests.Session | None = None
+        self,
+        api_key: str,
+        api_base: str,
+        session: requests.Session | None = None,
+        read_timeout: float | None = None,
     ) -> None:
+        """`read_timeout`: seconds to wait for an answer, when not TIMEOUT's."""
+        self._timeout = (TIMEOUT[0], read_timeout or TIMEOUT[1])
         self._base = api_base.rstrip("/") + "/v3"
         self._session = session or requests.Session()
         self._session.headers.update(
@@ -108,7 +114,8 @@ class LinqClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            response = self._session.request(method, self._base + path, json=body, timeout=TIMEOUT)
+            url = self._base + path
+            response = self._session.request(method, url, json=body, timeout=self._timeout)
         except requests.Timeout as exc:
             raise RetryableError(f"Linq {method} {path} timed out", vendor="linq") from exc
         except requests.RequestException as exc:

@@ -67,12 +67,14 @@ def translate(exc: stripe.StripeError) -> RecoveryError:
 class StripeGateway:
     """Reads invoices with their customer through one configured `StripeClient` per instance."""
 
-    def __init__(self, api_key: str, api_base: str) -> None:
+    def __init__(self, api_key: str, api_base: str, read_timeout: float | None = None) -> None:
+        """`read_timeout`: seconds to wait for an answer, when not TIMEOUT's."""
+        timeout = (TIMEOUT[0], read_timeout or TIMEOUT[1])
         # StripeClient never retries unless told to, and its default timeout is 80 s.
         self._client = stripe.StripeClient(
             api_key,
             base_addresses={"api": api_base},
-            http_client=stripe.RequestsClient(timeout=TIMEOUT),
+            http_client=stripe.RequestsClient(timeout=timeout),
             max_network_retries=MAX_NETWORK_RETRIES,
         )
 

@@ -13,7 +13,8 @@ ALL = "all"
 OFF = "off"
 DEFAULT_QUIET_HOURS = "21:00-08:00"
 _NUMBERS = re.compile(r"^\s*[1-9][0-9]*\s*(?:,\s*[1-9][0-9]*\s*)*$")
-_WINDOW = re.compile(r"([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)")
+_CLOCK = r"([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?"
+_WINDOW = re.compile(f"{_CLOCK}-{_CLOCK}")
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,16 @@ class QuietHours:
         return local >= self.start or local < self.end
 
     def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+        return f"{_clock(self.start)}-{_clock(self.end)}"
+
+
+def _clock(moment: time) -> str:
+    return f"{moment:%H:%M:%S}" if moment.second else f"{moment:%H:%M}"
 
 
 def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | None:
-    """`off` (any case) for no quiet hours, else `HH:MM-HH:MM` in the recipient's local time."""
+    """`off` (any case) for no quiet hours, else `HH:MM-HH:MM` in the recipient's local time
+    (`HH:MM:SS` where a second matters: the sandbox's short night)."""
     value = text.strip()
     if value.lower() == OFF:
         return None
@@ -74,8 +80,8 @@ def parse_quiet_hours(text: str, variable: str = "QUIET_HOURS") -> QuietHours | 
             f"{variable} must be '{OFF}' or a local-time window HH:MM-HH:MM with hours 00-23, "
             f"such as {DEFAULT_QUIET_HOURS} (which crosses midnight), got {text!r}"
         )
-    start_hour, start_minute, end_hour, end_minute = (int(part) for part in match.groups())
-    window = QuietHours(time(start_hour, start_minute), time(end_hour, end_minute))
+    parts = [int(part or 0) for part in match.groups()]
+    window = QuietHours(time(*parts[:3]), time(*parts[3:]))
     # Equal ends read either as "never quiet" or "always quiet": the first is what 'off' says
     # plainly, the second would hold every text forever, so neither is guessed.
     if window.start == window.end:

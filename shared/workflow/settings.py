@@ -66,6 +66,8 @@ REQUIRED = "required"
 LANGUAGE = "<LANG>"
 # A webhook's body is at most 1 MiB and comes right after its headers: seconds are plenty.
 MAX_BODY_SECONDS = 15.0
+# A shortened read timeout (READ_TIMEOUT_SECONDS) at most this long.
+MAX_READ_TIMEOUT_SECONDS = 60.0
 # The brand opens every text and is never shortened, so it has to stay short.
 MAX_BRAND_LENGTH = 40
 # More than half untexted would cost more recoveries than the measurement is worth.
@@ -263,18 +265,26 @@ def _connected_accounts(env: Reader, variable: Variable[Any]) -> ConnectedAccoun
     return ConnectedAccounts.parse(env.value(variable.name), variable.name)
 
 
-def _body_seconds(env: Reader, variable: Variable[Any]) -> float:
-    text = _required(env, variable)
+def _seconds(text: str, variable: Variable[Any], maximum: float) -> float:
     try:
         seconds = float(text)
     except ValueError:
         seconds = math.nan
-    if not 0 < seconds <= MAX_BODY_SECONDS:
+    if not 0 < seconds <= maximum:
         raise ConfigError(
-            f"{variable.name} must be a number of seconds above 0 and at most "
-            f"{MAX_BODY_SECONDS:g}, got {text!r}"
+            f"{variable.name} must be a number of seconds above 0 and at most {maximum:g}, "
+            f"got {text!r}"
         )
     return seconds
+
+
+def _body_seconds(env: Reader, variable: Variable[Any]) -> float:
+    return _seconds(_required(env, variable), variable, MAX_BODY_SECONDS)
+
+
+def _read_timeout(env: Reader, variable: Variable[Any]) -> float | None:
+    text = env.value(variable.name)
+    return None if text is None else _seconds(text, variable, MAX_READ_TIMEOUT_SECONDS)
 
 
 def _topic(env: Reader, variable: Variable[Any]) -> str:
@@ -710,7 +720,8 @@ QUIET_HOURS: Variable[QuietHours | None] = Variable(
     "QUIET_HOURS",
     (RECOVER,),
     "the window, in the recipient's local time, in which nothing is sent: `HH:MM-HH:MM` "
-    "(may cross midnight), or `off`; a failure inside it is deferred to the window's end "
+    "(may cross midnight; `HH:MM:SS` to the second), or `off`; a failure inside it is "
+    "deferred to the window's end "
     "(`deferred:quiet_hours`) and sent then if it still should be",
     _quiet_hours,
     default=DEFAULT_QUIET_HOURS,
@@ -803,6 +814,17 @@ FIRESTORE_EMULATOR_HOST: Variable[str | None] = Variable(
     "send the ledger to the Firestore emulator (`./dev` and the tests set it)",
     _as_set,
     when_unset="unset",
+    local=True,
+)
+READ_TIMEOUT_SECONDS: Variable[float | None] = Variable(
+    "READ_TIMEOUT_SECONDS",
+    (RECOVER,),
+    "how long a call to Stripe, Linq or the ledger waits for its answer before it counts as "
+    f"timed out (and is retried), in seconds (more than 0, at most "
+    f"{MAX_READ_TIMEOUT_SECONDS:g}): the tests shorten it to show timeouts without waiting "
+    "for the deployed ones",
+    _read_timeout,
+    when_unset="8 for Stripe and Linq, 5 for the ledger",
     local=True,
 )
 SECRET_MANAGER_API_BASE: Variable[str | None] = Variable(
@@ -923,6 +945,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     SLACK_WEBHOOK_URL,
     PUBSUB_EMULATOR_HOST,
     FIRESTORE_EMULATOR_HOST,
+    READ_TIMEOUT_SECONDS,
     SECRET_MANAGER_API_BASE,
     *DEPLOY_ONLY,
 )
@@ -1075,6 +1098,8 @@ class RecoverSettings(Settings):
     lease: timedelta
     quiet_hours: QuietHours | None
     holdout_percent: int
+    # None: each adapter's own read timeout.
+    read_timeout: float | None
     # None: SURGE_MIN=off.
     surge: SurgeRule | None
 
@@ -1110,6 +1135,7 @@ class RecoverSettings(Settings):
             lease=LEASE_SECONDS.read(env),
             quiet_hours=QUIET_HOURS.read(env),
             holdout_percent=HOLDOUT_PERCENT.read(env),
+            read_timeout=READ_TIMEOUT_SECONDS.read(env),
             surge=_surge_rule(env),
         )
 
