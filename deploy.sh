@@ -2,15 +2,16 @@
 # Deploys "dunning by text" to Google Cloud and makes it live: the secrets, Pub/Sub topics,
 # service accounts, IAM grants, the ingest (HTTP) and recover (Pub/Sub) functions, the
 # quiet-hours release, the Linq intake (HTTP) and its subscriber, the dead-letter policies, the
-# log-based metrics and dashboard of monitoring/, then the Stripe webhook endpoint and the Linq
-# webhook subscription of the two intakes (tools/go_live.py), which are deployed again pinned to
-# the signing secrets those return.
+# log-based metrics and dashboard of monitoring/, then the Stripe webhook endpoints (the
+# platform's, and a Connect one while connected accounts are served) and the Linq webhook
+# subscription of the two intakes (tools/go_live.py), which are deployed again pinned to the
+# signing secrets those return.
 #
 #   STRIPE_API_KEY=... LINQ_API_KEY=... ./deploy.sh --project P --region R [--dry-run]
 #
 # Idempotent: every resource is created only when missing, IAM bindings are added (a no-op when
 # present), a function is redeployed only when its staged code, requirements or deploy flags
-# changed (a hash of them is kept in the function's `deploy-hash` label), and the endpoint and
+# changed (a hash of them is kept in the function's `deploy-hash` label), and the endpoints and
 # the subscription are found by their URLs: a second run changes nothing and rotates nothing. The
 # keys are checked with Stripe and Linq before anything is created. A secret's value is never
 # printed and never on a command line. Run ./deploy.sh --help for the variables it reads.
@@ -88,11 +89,9 @@ BUILD_SA_NAME=dunning-build
 SOURCE_BUCKET_PREFIX=gs://gcf-v2-sources # + -PROJECT_NUMBER-REGION, as Cloud Functions names it
 IMAGE_REPOSITORY=gcf-artifacts           # in the functions' region
 WEBHOOK_SECRET=stripe-webhook-secret
+CONNECT_HOOK_SECRET=stripe-connect-webhook-secret # the Connect endpoint's
 SLACK_SECRET=slack-webhook-url
 LINQ_HOOK_SECRET=linq-webhook-secret
-# What a signing secret holds until the vendor's own is stored: the intake answers 503 meanwhile
-# and verifies nothing, so the sender retries.
-PLACEHOLDER=not-set-yet
 DASHBOARD_NAME="Dunning by text" # displayName in monitoring/dashboard.json
 APIS=(cloudfunctions.googleapis.com run.googleapis.com eventarc.googleapis.com
   pubsub.googleapis.com secretmanager.googleapis.com cloudbuild.googleapis.com
@@ -107,9 +106,10 @@ usage() {
   cat <<'EOF'
 Usage: STRIPE_API_KEY=... LINQ_API_KEY=... deploy.sh --project PROJECT --region REGION [--dry-run]
 
-Deploys everything, creates the Stripe webhook endpoint and the Linq webhook subscription of the
-two intakes, stores their signing secrets in Secret Manager and deploys the intakes again pinned
-to them; run again, it changes nothing. Needs gcloud's credentials and Application Default
+Deploys everything, creates the Stripe webhook endpoint (and a Connect one while connected
+accounts are served) and the Linq webhook subscription of the two intakes, stores their signing
+secrets in Secret Manager and deploys the intakes again pinned to them; run again, it changes
+nothing. Needs gcloud's credentials and Application Default
 Credentials (gcloud auth application-default login) for Secret Manager.
 
   --project P   Google Cloud project (else $GOOGLE_CLOUD_PROJECT or $CLOUDSDK_CORE_PROJECT)
@@ -132,9 +132,10 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 besides the platform's own: * for every connected account, or
                                 account ids separated by commas (acct_1A2b3C,acct_4D5e6F). Any other
                                 connected account's event is acknowledged, never queued, with a
-                                skipped:account_not_enabled result line. Set, deploy.sh creates the
-                                Stripe endpoint with connect=true (ingest, deploy.sh; default: none:
-                                the platform's own invoices only)
+                                skipped:account_not_enabled result line. Set, deploy.sh makes a
+                                Connect endpoint (connect=true) for the ingest function beside the
+                                platform's own (ingest, deploy.sh; default: none: the platform's own
+                                invoices only)
   WEBHOOK_BODY_SECONDS          how long an intake waits for a webhook's body once its headers are
                                 in, in seconds (more than 0, at most 15: the body, the secret and
                                 the publish fit the intake's 30 s); a body not whole by then is
@@ -233,6 +234,9 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 functions' region)
   STRIPE_WEBHOOK_SECRET_VERSION the version of the secret deployed as STRIPE_WEBHOOK_SECRET to pin
                                 (deploy.sh; default: the newest ENABLED one, never latest)
+  STRIPE_CONNECT_WEBHOOK_SECRET_VERSION the version of the secret deployed as
+                                STRIPE_CONNECT_WEBHOOK_SECRET to pin (deploy.sh; default: the newest
+                                ENABLED one, never latest)
   STRIPE_API_KEY_VERSION        the version of the secret deployed as STRIPE_API_KEY to pin
                                 (deploy.sh; default: the newest ENABLED one, never latest)
   LINQ_API_KEY_VERSION          the version of the secret deployed as LINQ_API_KEY to pin
@@ -250,9 +254,10 @@ the list is tools/deploy_env.py's, from shared/workflow/settings.py):
                                 (deploy.sh; default: .venv/bin/python (./dev setup makes it))
 
 Secrets: stripe-api-key and linq-api-key are made from the keys' values when missing (or are
-the secrets their sm:// references name); stripe-webhook-secret and linq-webhook-secret are made
-holding a placeholder, then get the signing secrets Stripe and Linq return as new versions. The
-optional slack-webhook-url is yours to create:
+the secrets their sm:// references name); stripe-webhook-secret, linq-webhook-secret and, while
+connected accounts are served, stripe-connect-webhook-secret are made holding a placeholder, then
+get the signing secrets Stripe and Linq return as new versions. The optional slack-webhook-url is
+yours to create:
     printf %s "$VALUE" | gcloud secrets create slack-webhook-url --data-file=-
 EOF
 }
@@ -316,10 +321,13 @@ BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-ser
 # wrong); each function's plain ones go to BUILD_DIR/<function>.env.yaml, and the names the
 # resources below are created with come back as shell assignments of these, with, for each key,
 # its secret, how STRIPE_API_KEY / LINQ_API_KEY give it (value, reference or not at all) and the
-# version to pin (STRIPE_API_KEY_VERSION / LINQ_API_KEY_VERSION, or the reference's):
+# version to pin (STRIPE_API_KEY_VERSION / LINQ_API_KEY_VERSION, or the reference's); the
+# placeholder a signing secret holds until the vendor's own is stored (the intake answers 503
+# meanwhile and verifies nothing, so the sender retries); and whether connected accounts are
+# served (STRIPE_CONNECT_ACCOUNTS: the ingest function then has a Connect endpoint too):
 TOPIC="" LINQ_TOPIC="" FIRESTORE_DATABASE="" FIRESTORE_LOCATION="" RECOVER_TIMEOUT_S=""
 LEDGER_COLLECTION="" SWEEP_TOPIC="" STRIPE_KEY_SECRET="" STRIPE_KEY_GIVEN="" LINQ_KEY_SECRET=""
-LINQ_KEY_GIVEN=""
+LINQ_KEY_GIVEN="" PLACEHOLDER="" CONNECT_SERVED=""
 names=$(PYTHONPATH=$ROOT "$PYTHON" -m tools.deploy_env "$BUILD_DIR" "$PROJECT" "$REGION") || exit $?
 eval "$names"
 DLQ_TOPIC=$TOPIC-dead-letter
@@ -542,6 +550,19 @@ for name in "$WEBHOOK_SECRET" "$LINQ_HOOK_SECRET"; do
 done
 secret_version "$WEBHOOK_SECRET" STRIPE_WEBHOOK_SECRET_VERSION
 WEBHOOK_VERSION=$VERSION
+# The Connect endpoint's signing secret: made while connected accounts are served, and deployed
+# whenever it exists, so that a Connect endpoint kept after they no longer are is still verified
+# (its events are then acknowledged, never texted).
+CONNECT_HOOK_VERSION=""
+if [[ -n $CONNECT_SERVED ]]; then
+  exists missing gcloud secrets describe "$CONNECT_HOOK_SECRET" --project="$PROJECT" ||
+    printf %s "$PLACEHOLDER" | make_secret "$CONNECT_HOOK_SECRET"
+fi
+if [[ -n $CONNECT_SERVED ]] ||
+  exists missing gcloud secrets describe "$CONNECT_HOOK_SECRET" --project="$PROJECT"; then
+  secret_version "$CONNECT_HOOK_SECRET" STRIPE_CONNECT_WEBHOOK_SECRET_VERSION
+  CONNECT_HOOK_VERSION=$VERSION
+fi
 RECOVER_SECRETS="STRIPE_API_KEY=$STRIPE_KEY_SECRET:$STRIPE_KEY_VERSION"
 RECOVER_SECRETS+=",LINQ_API_KEY=$LINQ_KEY_SECRET:$LINQ_KEY_VERSION"
 RECOVER_SECRET_NAMES=("$STRIPE_KEY_SECRET" "$LINQ_KEY_SECRET")
@@ -626,11 +647,16 @@ done
 
 # ---- 8. IAM: least privilege for each function ---------------------------------------------------
 note "IAM: least privilege for each function"
-# ingest: publish to its topic, read the webhook signing secret; nothing else.
+# ingest: publish to its topic, read the endpoints' signing secrets; nothing else.
 grant gcloud pubsub topics add-iam-policy-binding "$TOPIC" --project="$PROJECT" \
   --member="serviceAccount:$INGEST_SA" --role=roles/pubsub.publisher
-grant gcloud secrets add-iam-policy-binding "$WEBHOOK_SECRET" --project="$PROJECT" \
-  --member="serviceAccount:$INGEST_SA" --role=roles/secretmanager.secretAccessor --condition=None
+ingest_secrets=("$WEBHOOK_SECRET")
+[[ -z $CONNECT_HOOK_VERSION ]] || ingest_secrets+=("$CONNECT_HOOK_SECRET")
+for secret in "${ingest_secrets[@]}"; do
+  grant gcloud secrets add-iam-policy-binding "$secret" --project="$PROJECT" \
+    --member="serviceAccount:$INGEST_SA" --role=roles/secretmanager.secretAccessor \
+    --condition=None
+done
 # recover: read its own secrets, and read and write the ledger's database only (Firestore roles
 # are granted on the project; the condition narrows this one to the one database).
 for secret in "${RECOVER_SECRET_NAMES[@]}"; do
@@ -706,12 +732,14 @@ deploy_intake() {
     --concurrency="$INGEST_CONCURRENCY" --max-instances="$4" --timeout="${INGEST_TIMEOUT_S}s" \
     --env-vars-file="$BUILD_DIR/$5.env.yaml" --set-secrets="$6"
 }
-# deploy_ingest VERSION and deploy_linq_intake VERSION: each pinned to VERSION of its signing
-# secret (deployed again in step 13 once the vendor's own is stored). The Linq intake has a public
-# URL of its own, which step 13 subscribes to Linq's events.
+# deploy_ingest VERSION CONNECT_VERSION and deploy_linq_intake VERSION: each pinned to VERSION of
+# its signing secret (the ingest to CONNECT_VERSION of the Connect endpoint's too, unless empty),
+# deployed again in step 13 once the vendor's own is stored. The Linq intake has a public URL of
+# its own, which step 13 subscribes to Linq's events.
 deploy_ingest() {
-  deploy_intake "$INGEST_FN" stripe_webhook "$INGEST_SA" "$INGEST_MAX_INSTANCES" ingest \
-    "STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$1"
+  local secrets="STRIPE_WEBHOOK_SECRET=$WEBHOOK_SECRET:$1"
+  [[ -z $2 ]] || secrets+=",STRIPE_CONNECT_WEBHOOK_SECRET=$CONNECT_HOOK_SECRET:$2"
+  deploy_intake "$INGEST_FN" stripe_webhook "$INGEST_SA" "$INGEST_MAX_INSTANCES" ingest "$secrets"
 }
 deploy_linq_intake() {
   deploy_intake "$LINQ_INTAKE_FN" linq_webhook "$LINQ_INTAKE_SA" "$LINQ_INTAKE_MAX_INSTANCES" \
@@ -719,7 +747,7 @@ deploy_linq_intake() {
 }
 
 note "ingest function"
-deploy_ingest "$WEBHOOK_VERSION"
+deploy_ingest "$WEBHOOK_VERSION" "$CONNECT_HOOK_VERSION"
 
 note "recover function"
 # Ingress internal-only: only Eventarc's push from the project's own Pub/Sub reaches it, never
@@ -807,50 +835,55 @@ dashboards=$(query '' gcloud monitoring dashboards list --project="$PROJECT" \
   run gcloud monitoring dashboards create --project="$PROJECT" \
     --config-from-file="$ROOT/monitoring/dashboard.json"
 
-# ---- 13. Live: the Stripe endpoint and the Linq subscription, the intakes pinned to them ----------
-note "Stripe webhook endpoint and Linq webhook subscription"
+# ---- 13. Live: the Stripe endpoints and the Linq subscription, the intakes pinned to them --------
+note "Stripe webhook endpoints and Linq webhook subscription"
 url=$(query '<ingest-url>' gcloud functions describe "$INGEST_FN" --region="$REGION" \
   --project="$PROJECT" '--format=value(serviceConfig.uri)')
 linq_url=$(query '<linq-intake-url>' gcloud functions describe "$LINQ_INTAKE_FN" \
   --region="$REGION" --project="$PROJECT" '--format=value(serviceConfig.uri)')
 [[ -n $url && -n $linq_url ]] || die "could not read the URLs of $INGEST_FN and $LINQ_INTAKE_FN"
-# Each is found by its URL, or made and its signing secret stored as a new version of its
-# secret; what is live comes back as these (tools/go_live.py's Live.assignments).
-STRIPE_ENDPOINT="" STRIPE_ENDPOINT_CREATED="" STRIPE_MODE="" STRIPE_EVENTS="" WEBHOOK_NEW_VERSION=""
-LINQ_SUBSCRIPTION="" LINQ_HOOK_NEW_VERSION=""
+# Each is found by its URL (an endpoint by whether it is a Connect one too), or made and its
+# signing secret stored as a new version of its secret; what is live comes back as these
+# (tools/go_live.py's Live.assignments), with what a failure from here on leaves.
+STRIPE_ENDPOINT="" STRIPE_CONNECT_ENDPOINT="" STRIPE_MODE="" STRIPE_EVENTS=""
+STRIPE_CONNECT_EVENTS="" WEBHOOK_NEW_VERSION="" CONNECT_WEBHOOK_NEW_VERSION=""
+LINQ_SUBSCRIPTION="" LINQ_HOOK_NEW_VERSION="" KEPT_NOTE=""
 connect=(connect "$url" "$linq_url" --stripe-secret="$WEBHOOK_SECRET:$WEBHOOK_VERSION"
   --linq-secret="$LINQ_HOOK_SECRET:$LINQ_HOOK_VERSION")
+[[ -z $CONNECT_HOOK_VERSION ]] ||
+  connect+=(--connect-secret="$CONNECT_HOOK_SECRET:$CONNECT_HOOK_VERSION")
 if ((PRINT_ONLY)); then
   go_live "${connect[@]}"
   STRIPE_ENDPOINT='<endpoint-id>' STRIPE_MODE='<mode>' STRIPE_EVENTS='<events>'
   LINQ_SUBSCRIPTION='<subscription-id>'
   WEBHOOK_NEW_VERSION='<new-version>' LINQ_HOOK_NEW_VERSION='<new-version>'
+  if [[ -n $CONNECT_SERVED ]]; then
+    STRIPE_CONNECT_ENDPOINT='<connect-endpoint-id>' STRIPE_CONNECT_EVENTS='<events>'
+    CONNECT_WEBHOOK_NEW_VERSION='<new-version>'
+  fi
 else
   live=$(go_live "${connect[@]}") || exit $?
   eval "$live"
 fi
-# An endpoint this run made is deleted again if deploying the intakes fails: the next run starts
-# clean.
-undo_endpoint=$STRIPE_ENDPOINT_CREATED
-withdraw_endpoint() {
+# An endpoint made above keeps its stored secret whatever fails next (nothing is lost: the
+# ingest answers 503 and Stripe retries); a failure says so, and what the next run does.
+say_kept() {
   local status=$?
-  if ((status != 0)) && [[ -n $undo_endpoint ]]; then
-    note "deleting the Stripe endpoint this run made ($undo_endpoint)"
-    go_live undo "$undo_endpoint" || true
-  fi
+  ((status == 0)) || [[ -z $KEPT_NOTE ]] || printf 'deploy.sh: %s\n' "$KEPT_NOTE" >&2
 }
-trap withdraw_endpoint EXIT
-if [[ -n $WEBHOOK_NEW_VERSION ]]; then
-  note "ingest function, with the endpoint's signing secret"
-  deploy_ingest "$WEBHOOK_NEW_VERSION"
-  WEBHOOK_VERSION=$WEBHOOK_NEW_VERSION
+trap say_kept EXIT
+if [[ -n $WEBHOOK_NEW_VERSION$CONNECT_WEBHOOK_NEW_VERSION ]]; then
+  note "ingest function, with the endpoints' signing secrets"
+  [[ -z $WEBHOOK_NEW_VERSION ]] || WEBHOOK_VERSION=$WEBHOOK_NEW_VERSION
+  [[ -z $CONNECT_WEBHOOK_NEW_VERSION ]] || CONNECT_HOOK_VERSION=$CONNECT_WEBHOOK_NEW_VERSION
+  deploy_ingest "$WEBHOOK_VERSION" "$CONNECT_HOOK_VERSION"
 fi
 if [[ -n $LINQ_HOOK_NEW_VERSION ]]; then
   note "Linq intake, with the subscription's signing secret"
   deploy_linq_intake "$LINQ_HOOK_NEW_VERSION"
   LINQ_HOOK_VERSION=$LINQ_HOOK_NEW_VERSION
 fi
-undo_endpoint=""
+trap - EXIT
 
 # ---- 14. What is live, and where to watch it -----------------------------------------------------
 services=""
@@ -859,12 +892,19 @@ for fn in "$INGEST_FN" "$RECOVER_FN" "$RELEASE_FN" "$LINQ_INTAKE_FN" "$LINQ_EVEN
 done
 results="resource.type=\"cloud_run_revision\" AND resource.labels.service_name=($services)"
 results+=" AND jsonPayload.action:*"
+connect_endpoint=""
+if [[ -n $STRIPE_CONNECT_ENDPOINT ]]; then
+  connect_endpoint="
+  Stripe Connect endpoint $STRIPE_CONNECT_ENDPOINT -> $url (connected accounts' events)
+    events: $STRIPE_CONNECT_EVENTS
+    signing secret: $CONNECT_HOOK_SECRET version $CONNECT_HOOK_VERSION"
+fi
 cat <<EOF
 
 Live in project $PROJECT ($REGION), Stripe in $STRIPE_MODE mode:
   Stripe endpoint $STRIPE_ENDPOINT -> $url
     events: $STRIPE_EVENTS
-    signing secret: $WEBHOOK_SECRET version $WEBHOOK_VERSION
+    signing secret: $WEBHOOK_SECRET version $WEBHOOK_VERSION$connect_endpoint
   Linq subscription $LINQ_SUBSCRIPTION -> $linq_url
     signing secret: $LINQ_HOOK_SECRET version $LINQ_HOOK_VERSION
   Functions: $INGEST_FN and $LINQ_INTAKE_FN (public), $RECOVER_FN,

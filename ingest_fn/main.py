@@ -21,15 +21,23 @@ from shared.adapters.linq_webhook import check_headers, parse_linq_webhook
 from shared.adapters.publisher import Publisher
 from shared.adapters.request_body import BodyNotRead, declared_too_large, read_body
 from shared.adapters.webhook import check_signature_header, parse_webhook
-from shared.core.errors import ConfigError, RetryableError, SecretUnavailable, WebhookRejected
+from shared.core.errors import (
+    ConfigError,
+    NotSetUp,
+    RetryableError,
+    SecretUnavailable,
+    WebhookRejected,
+)
 from shared.core.event import FailedPayment, InvoicePaid
 from shared.core.log import ERROR, INFO, WARNING, log
 from shared.core.outcome import Action, log_result, skipped
+from shared.core.signing_secret import Signing
 from shared.workflow.settings import IngestSettings, IntakeSettings, LinqIntakeSettings
 
 Response = tuple[str, int, dict[str, str]]
 Intake = TypeVar("Intake", bound=IntakeSettings)
 TEXT = {"Content-Type": "text/plain; charset=utf-8"}
+NOT_SET_UP = "endpoint not set up yet, retry later"
 
 
 @dataclass(frozen=True)
@@ -37,23 +45,16 @@ class _Sender:
     """Who sends an intake its webhooks, as its log lines and answers name them."""
 
     label: str
-    variable: str
     owner: str
     fix: str
 
 
 STRIPE = _Sender(
     "webhook",
-    "STRIPE_WEBHOOK_SECRET",
     "endpoint's",
     "store the whsec_... secret Stripe gave for the endpoint and redeploy",
 )
-LINQ = _Sender(
-    "Linq webhook",
-    "LINQ_WEBHOOK_SECRET",
-    "subscription's",
-    "run ./dev linq-webhook and redeploy",
-)
+LINQ = _Sender("Linq webhook", "subscription's", "run ./dev linq-webhook and redeploy")
 
 
 @functools.cache
@@ -123,17 +124,24 @@ def _settings_or_answer(
     except ConfigError as exc:
         log(ERROR, f"configuration error: {exc}")
         return _closing(500, "misconfigured")
-    if settings.webhook_secret is None:
+    if not any(signing.secret for signing in settings.signings):
         # The first deployment, before the sender's endpoint exists: nothing can be verified,
-        # and a guessable secret must never verify. Both senders retry a 503 (Stripe for up to
-        # three days, Linq for about 30 minutes), so what arrives meanwhile is delivered after.
-        log(
-            WARNING,
-            f"{sender.label} not verified: {sender.variable} is not the {sender.owner} signing "
-            f"secret yet ({settings.not_set_up}); {sender.fix}",
-        )
-        return _closing(503, "endpoint not set up yet, retry later")
+        # and a guessable secret must never verify.
+        _not_set_up(sender, settings.signings)
+        return _closing(503, NOT_SET_UP)
     return settings
+
+
+def _not_set_up(sender: _Sender, signings: tuple[Signing, ...]) -> None:
+    """Say why a webhook only a secret not set up yet could verify is answered 503. Both senders
+    retry a 503 (Stripe for up to three days, Linq for about 30 minutes), so what arrives
+    meanwhile is delivered once the secret is in place."""
+    pending = "; ".join(
+        f"{signing.variable} is not the {sender.owner} signing secret yet ({signing.problem})"
+        for signing in signings
+        if signing.secret is None
+    )
+    log(WARNING, f"{sender.label} not verified: {pending}; {sender.fix}")
 
 
 def _queue(
@@ -160,9 +168,10 @@ def stripe_webhook(request: flask.Request) -> Response | flask.Response:
         return received
     settings, body = received
     try:
-        payment = parse_webhook(
-            body, request.headers.get("Stripe-Signature"), settings.webhook_secret
-        )
+        payment = parse_webhook(body, request.headers.get("Stripe-Signature"), settings.endpoints)
+    except NotSetUp as exc:
+        _not_set_up(STRIPE, exc.signings)
+        return _answer(503, NOT_SET_UP)
     except WebhookRejected as exc:
         log(WARNING, f"webhook rejected: {exc}", bytes=len(body))
         return _answer(400, f"rejected: {exc}")
@@ -219,7 +228,7 @@ def linq_webhook(request: flask.Request) -> Response | flask.Response:
         return received
     settings, body = received
     try:
-        event = parse_linq_webhook(body, request.headers, settings.webhook_secret)
+        event = parse_linq_webhook(body, request.headers, settings.signing.secret)
     except WebhookRejected as exc:
         log(WARNING, f"Linq webhook rejected: {exc}", bytes=len(body))
         return _answer(400, f"rejected: {exc}")

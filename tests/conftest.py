@@ -51,6 +51,14 @@ sys.addaudithook(_refuse_processes)
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A signing secret the run made for itself is named by what it is, not by its value: xdist's
+    workers must collect the same test ids, and a secret has no place in a test's name."""
+    if isinstance(val, str) and "whsec_" in val:
+        return f"{argname}-whsec"
+    return None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Before `-m` selects: a test that asks for the emulators is marked integration. The stack
     modules come first, each whole and in the order of STACK_MODULES."""

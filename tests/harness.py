@@ -43,6 +43,8 @@ from tools import pause
 ROOT = Path(__file__).resolve().parent.parent
 # Made afresh for each test run: the intakes refuse any secret written in the repository.
 WEBHOOK_SECRET = new_stripe_secret()
+# The Connect endpoint's, which signs connected accounts' events (tests that serve them set it).
+CONNECT_SECRET = new_stripe_secret()
 LINQ_SECRET = new_linq_secret()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
@@ -454,10 +456,13 @@ class Pipeline:
             instance,
         )
 
-    def deliver(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Webhook in, every published message pushed to recover; returns the result lines."""
+    def deliver(
+        self, event: dict[str, Any], *, secret: str = WEBHOOK_SECRET
+    ) -> list[dict[str, Any]]:
+        """Webhook in (signed with `secret`: the Connect endpoint's for a connected account's
+        event), every published message pushed to recover; returns the result lines."""
         self.capsys.readouterr()
-        answer = self.post_webhook(event)
+        answer = self.post_webhook(event, secret=secret)
         assert answer.status_code == 200, answer.get_data(as_text=True)
         for message in self.published():
             self.push(message)

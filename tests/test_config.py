@@ -13,7 +13,7 @@ from shared.adapters.firestore import TIMEOUT as FIRESTORE_TIMEOUT
 from shared.adapters.linq import TIMEOUT as LINQ_TIMEOUT
 from shared.adapters.secrets import SecretResolver
 from shared.adapters.stripe_gateway import TIMEOUT as STRIPE_TIMEOUT
-from shared.core.accounts import ConnectedAccounts
+from shared.core.accounts import ConnectedAccounts, EndpointKind
 from shared.core.errors import ConfigError
 from shared.core.message import (
     BRANDED_ACTION_TEMPLATE,
@@ -23,6 +23,7 @@ from shared.core.message import (
     Template,
 )
 from shared.core.policy import AttemptPolicy, QuietHours
+from shared.core.signing_secret import Signing
 from shared.workflow.settings import (
     BY_NAME,
     DEFAULT_LINQ_API_BASE,
@@ -143,6 +144,8 @@ GOOD = [
         "acct_1A, acct_1B",
         ConnectedAccounts(frozenset({"acct_1A", "acct_1B"})),
     ),
+    ("STRIPE_CONNECT_WEBHOOK_SECRET", None, None),
+    ("STRIPE_CONNECT_WEBHOOK_SECRET", f" {SIGNING_SECRET} ", SIGNING_SECRET),
     ("WEBHOOK_BODY_SECONDS", None, 10.0),
     ("WEBHOOK_BODY_SECONDS", " 2.5 ", 2.5),
     ("LINQ_API_KEY", "linq_token", "linq_token"),
@@ -221,6 +224,7 @@ GOOD = [
     ("CLOUDSDK_CORE_PROJECT", "demo-proj", "demo-proj"),
     ("FIRESTORE_LOCATION", "eur3", "eur3"),
     ("STRIPE_WEBHOOK_SECRET_VERSION", None, None),
+    ("STRIPE_CONNECT_WEBHOOK_SECRET_VERSION", "2", "2"),
     ("STRIPE_API_KEY_VERSION", "7", "7"),
     ("LINQ_API_KEY_VERSION", "12", "12"),
     ("SLACK_WEBHOOK_URL_VERSION", "1", "1"),
@@ -249,6 +253,7 @@ MALFORMED = [
     ("STRIPE_API_KEY", None, "is required"),
     ("STRIPE_WEBHOOK_SECRET", None, "is required"),
     ("STRIPE_CONNECT_ACCOUNTS", "all", "must be *"),
+    ("STRIPE_CONNECT_WEBHOOK_SECRET", "sm://demo", "is not of the form sm://PROJECT/SECRET"),
     ("WEBHOOK_BODY_SECONDS", "0", "must be a number of seconds"),
     ("LINQ_API_KEY", " ", "is required"),
     ("GOOGLE_CLOUD_PROJECT", None, "is required"),
@@ -326,6 +331,7 @@ MALFORMED = [
     ("SURGE_SHARE", "0.5", "from 1 to 99"),
     ("LINQ_WEBHOOK_SECRET", None, "is required"),
     ("STRIPE_WEBHOOK_SECRET_VERSION", "latest", "must be a version number"),
+    ("STRIPE_CONNECT_WEBHOOK_SECRET_VERSION", "latest", "must be a version number"),
     ("STRIPE_API_KEY_VERSION", "0", "must be a version number"),
     ("LINQ_API_KEY_VERSION", "v2", "must be a version number"),
     ("SLACK_WEBHOOK_URL_VERSION", "1.0", "must be a version number"),
@@ -417,6 +423,9 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "RECOVER_TIMEOUT_S=120",
         "LEDGER_COLLECTION=dunning_sends",
         "SWEEP_TOPIC=dunning-release-sweep",
+        "PLACEHOLDER=not-set-yet",
+        # No connected account served: no Connect endpoint is made.
+        "CONNECT_SERVED=''",
         # Unset, each key is deployed from the secret of that name, at its newest version.
         "STRIPE_KEY_SECRET=stripe-api-key",
         "STRIPE_KEY_GIVEN=''",
@@ -425,6 +434,12 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "LINQ_KEY_GIVEN=''",
         "LINQ_API_KEY_VERSION=''",
     ]
+
+
+@pytest.mark.parametrize("accounts", ["*", "acct_1A2b3C,acct_4D5e6F"])
+def test_deploy_makes_a_connect_endpoint_while_connected_accounts_are_served(tmp_path, accounts):
+    shell = prepare(tmp_path, "demo-proj", "us-central1", {"STRIPE_CONNECT_ACCOUNTS": accounts})
+    assert "CONNECT_SERVED=1" in shell.splitlines()
 
 
 @pytest.mark.parametrize(
@@ -533,7 +548,9 @@ def test_plain_http_is_allowed_on_this_machine_only(host):
 
 def test_ingest_defaults():
     settings = IngestSettings.from_env(INGEST)
-    assert (settings.webhook_secret, settings.not_set_up) == (SIGNING_SECRET, None)
+    assert settings.signing == Signing("STRIPE_WEBHOOK_SECRET", SIGNING_SECRET, None)
+    # No connected account served and no Connect secret: the platform's endpoint only.
+    assert settings.endpoints == {EndpointKind.ACCOUNT: settings.signing}
     assert (settings.project, settings.topic) == ("demo-proj", "stripe-payment-failed")
 
 
@@ -550,7 +567,7 @@ def test_ingest_defaults():
 )
 def test_real_signing_secrets_are_used(secret):
     settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
-    assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
+    assert settings.signing == Signing("STRIPE_WEBHOOK_SECRET", secret, None)
 
 
 @pytest.mark.parametrize(
@@ -571,9 +588,12 @@ def test_real_signing_secrets_are_used(secret):
 )
 def test_a_secret_that_is_no_signing_secret_means_the_endpoint_is_not_set_up(secret, problem):
     settings = IngestSettings.from_env({**INGEST, "STRIPE_WEBHOOK_SECRET": secret})
-    assert settings.webhook_secret is None
-    assert problem in settings.not_set_up
-    assert secret not in settings.not_set_up
+    assert settings.signing.secret is None
+    assert problem in settings.signing.problem
+    assert secret not in settings.signing.problem
+    # The Connect endpoint's secret is held to the same rules.
+    connect = IngestSettings.from_env({**INGEST, "STRIPE_CONNECT_WEBHOOK_SECRET": secret}).connect
+    assert connect == Signing("STRIPE_CONNECT_WEBHOOK_SECRET", None, settings.signing.problem)
 
 
 LINQ_INTAKE = {"GOOGLE_CLOUD_PROJECT": "demo-proj"}
@@ -595,15 +615,15 @@ LINQ_INTAKE = {"GOOGLE_CLOUD_PROJECT": "demo-proj"}
 )
 def test_a_linq_secret_that_is_no_signing_secret_means_the_intake_is_not_set_up(secret, problem):
     settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
-    assert settings.webhook_secret is None
-    assert problem in settings.not_set_up
-    assert secret not in settings.not_set_up
+    assert settings.signing.secret is None
+    assert problem in settings.signing.problem
+    assert secret not in settings.signing.problem
 
 
 def test_a_generated_linq_secret_verifies():
     secret = new_linq_secret()
     settings = LinqIntakeSettings.from_env({**LINQ_INTAKE, "LINQ_WEBHOOK_SECRET": secret})
-    assert (settings.webhook_secret, settings.not_set_up) == (secret, None)
+    assert settings.signing == Signing("LINQ_WEBHOOK_SECRET", secret, None)
 
 
 @pytest.mark.parametrize("name", ["STRIPE_WEBHOOK_SECRET", "GOOGLE_CLOUD_PROJECT"])
@@ -657,6 +677,40 @@ def test_connected_accounts_are_served_only_when_the_platform_says_so(value, ser
     accounts = IngestSettings.from_env(env).accounts
     assert [account for account in served if not accounts.serves(account)] == []
     assert [account for account in not_served if accounts.serves(account)] == []
+
+
+CONNECT_SECRET = new_stripe_secret()
+UNSET_WHILE_SERVED = "it is unset, and STRIPE_CONNECT_ACCOUNTS names connected accounts"
+
+
+@pytest.mark.parametrize(
+    ("accounts", "secret", "connect"),
+    [
+        # No Connect endpoint: a connected account's event can only be refused.
+        (None, None, None),
+        ("", None, None),
+        # Served, the secret given: the Connect endpoint's events are verified with it.
+        ("*", CONNECT_SECRET, Signing("STRIPE_CONNECT_WEBHOOK_SECRET", CONNECT_SECRET)),
+        ("acct_1A", CONNECT_SECRET, Signing("STRIPE_CONNECT_WEBHOOK_SECRET", CONNECT_SECRET)),
+        # Given while none is served (a Connect endpoint kept after serving stopped): verified,
+        # then acknowledged as an account not enabled.
+        (None, CONNECT_SECRET, Signing("STRIPE_CONNECT_WEBHOOK_SECRET", CONNECT_SECRET)),
+        # Served without the secret: not set up yet, so those events wait (503), never refused.
+        ("*", None, Signing("STRIPE_CONNECT_WEBHOOK_SECRET", None, UNSET_WHILE_SERVED)),
+        ("acct_1A", " ", Signing("STRIPE_CONNECT_WEBHOOK_SECRET", None, UNSET_WHILE_SERVED)),
+    ],
+)
+def test_the_connect_endpoints_secret_is_held_when_given_and_awaited_when_accounts_are_served(
+    accounts, secret, connect
+):
+    env = {**INGEST, "STRIPE_CONNECT_ACCOUNTS": accounts, "STRIPE_CONNECT_WEBHOOK_SECRET": secret}
+    settings = IngestSettings.from_env({k: v for k, v in env.items() if v is not None})
+    assert settings.connect == connect
+    expected = {EndpointKind.ACCOUNT: settings.signing}
+    if connect is not None:
+        expected[EndpointKind.CONNECT] = connect
+    assert settings.endpoints == expected
+    assert settings.signings == tuple(expected.values())
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 
 from standins import builders
 from standins.processes import REPO
-from tests.harness import SENDER, customer_calls, entry, log_lines
+from tests.harness import CONNECT_SECRET, SENDER, customer_calls, entry, log_lines
 from tests.test_quiet_hours_flow import morning, night_around_now, push_all, released
 from tests.test_recovered import deliver_paid, paid_later
 from tools.report import read, render
@@ -318,7 +318,9 @@ def test_the_second_event_after_the_text_says_already_texted(pipeline, linq_api,
 def test_a_connected_accounts_3d_secure_payment_is_read_and_worded_on_that_account(
     pipeline, linq_api
 ):
-    pipeline.configure(STRIPE_CONNECT_ACCOUNTS="acct_1Connected")
+    pipeline.configure(
+        STRIPE_CONNECT_ACCOUNTS="acct_1Connected", STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET
+    )
     customer = builders.customer()
     invoice = builders.invoice(customer, payment=confirm())
     pipeline.stripe.load(
@@ -328,7 +330,8 @@ def test_a_connected_accounts_3d_secure_payment_is_read_and_worded_on_that_accou
         **builders.payment_failed_event(invoice, type=ACTION_REQUIRED),
         "account": "acct_1Connected",
     }
-    [result] = pipeline.deliver(event)
+    # Stripe sends a connected account's events through the Connect endpoint only.
+    [result] = pipeline.deliver(event, secret=CONNECT_SECRET)
     assert (result["action"], result["account"], result["payment_status"]) == (
         "sent",
         "acct_1Connected",

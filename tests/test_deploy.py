@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ from standins.linq_api import LinqStandin
 from standins.secretmanager_api import SecretManagerStandin
 from standins.stripe_api import StripeStandin
 from tools import lock
+from tools.go_live import Kind, Move, Pinned, by_kind, decide, form, masked, missed
+from tools.secret_store import Refused
+from tools.stripe_webhook import Endpoint, endpoint_params
 
 pytestmark = pytest.mark.integration
 
@@ -256,6 +260,8 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud secrets create linq-webhook-secret --project=demo "
         "--replication-policy=automatic --data-file=-",
         "gcloud secrets versions list stripe-webhook-secret",
+        # No connected account served: the Connect endpoint's secret only if one exists.
+        "gcloud secrets describe stripe-connect-webhook-secret",
         "gcloud secrets describe slack-webhook-url",
         "gcloud secrets versions list linq-webhook-secret",
         f"gcloud pubsub topics describe {TOPIC}",
@@ -1026,7 +1032,7 @@ def test_no_key_or_signing_secret_reaches_a_command_line_the_output_or_a_file(
         *world.endpoint_secrets(),
         *world.subscription_secrets(),
     ]
-    assert len(values) == 4
+    assert len(values) == 5  # the keys, both endpoints' secrets, the subscription's
     # Every command deploy.sh ran through gcloud and Python (what ps shows), what it printed,
     # and every file it or the fake gcloud wrote (the staged functions, their env files).
     places = {
@@ -1086,69 +1092,277 @@ def test_a_key_that_cannot_serve_stops_the_run_before_anything_is_created(
         assert value not in run.stdout + run.stderr
 
 
+ACCOUNT_SECRET_NAME, CONNECT_SECRET_NAME = "stripe-webhook-secret", "stripe-connect-webhook-secret"
+DELETE_ENDPOINT = "DELETE /v1/webhook_endpoints/{id}"
+
+
+def ingest_pinned(account: int, connect: int | None = None) -> str:
+    """The ingest function's --set-secrets, pinned to these versions."""
+    pinned = f"STRIPE_WEBHOOK_SECRET={ACCOUNT_SECRET_NAME}:{account}"
+    if connect is not None:
+        pinned += f",STRIPE_CONNECT_WEBHOOK_SECRET={CONNECT_SECRET_NAME}:{connect}"
+    return pinned
+
+
 @pytest.mark.parametrize(
-    "failing",
+    ("failing", "connect"),
     [
-        "storing its secret",
-        "Secret Manager dropping the connection",
-        "the Linq subscription",
-        "the redeploy",
+        ("storing its secret", False),
+        ("Secret Manager dropping the connection", False),
+        # The account endpoint's secret stored first: it is kept, the Connect endpoint deleted.
+        ("storing the Connect endpoint's secret", True),
     ],
 )
-def test_a_failure_after_the_endpoint_was_created_deletes_it_and_the_next_run_is_clean(
-    world: World, failing: str
+def test_an_endpoint_whose_secret_could_not_be_stored_is_deleted_and_the_next_run_is_clean(
+    world: World, failing: str, connect: bool
 ) -> None:
-    failure: dict[str, str] = {}
-    if failing.startswith(("storing", "Secret Manager")):
-        # Made by an earlier deployment: the only version added to it is the endpoint's secret.
-        placeholders(world, stripe_webhook_secret=["not-set-yet"])
-        refusal = {"status": 403} if failing.startswith("storing") else {"reset": True}
-        world.secrets.add_fault(r"/stripe-webhook-secret:addVersion$", **refusal)
-    elif failing == "the Linq subscription":
-        world.linq.add_fault(r"^/v3/webhook-subscriptions$", method="POST", status=500)
-    else:
-        failure = {"FAIL_DEPLOY": "STRIPE_WEBHOOK_SECRET=stripe-webhook-secret:2"}
-    run = world.deploy(**world.keys, **failure)
+    served = {"STRIPE_CONNECT_ACCOUNTS": "*"} if connect else {}
+    secret = CONNECT_SECRET_NAME if connect else ACCOUNT_SECRET_NAME
+    # Made by an earlier deployment: the only version added to it is the endpoint's secret.
+    placeholders(world, **{secret.replace("-", "_"): ["not-set-yet"]})
+    refusal = {"reset": True} if "dropping" in failing else {"status": 403}
+    world.secrets.add_fault(rf"/{secret}:addVersion$", **refusal)
+    run = world.deploy(**world.keys, **served)
     assert run.returncode == 1
-    [made] = world.answered(world.stripe, CREATE_ENDPOINT)
-    [deleted] = world.answered(world.stripe, "DELETE /v1/webhook_endpoints/{id}")
-    assert deleted["path"].endswith(made["response"]["id"])
-    assert world.endpoints() == []
-    # The payments that failed meanwhile are not lost: Stripe does not send them anywhere else.
-    assert "./dev backfill --since 1h queues any payment that failed meanwhile" in run.stderr
+    made = world.answered(world.stripe, CREATE_ENDPOINT)
+    [deleted] = world.answered(world.stripe, DELETE_ENDPOINT)
+    # Nothing can verify it: deleted, and what Stripe will not resend is said.
+    assert deleted["path"].endswith(made[-1]["response"]["id"])
+    assert [e["id"] for e in world.endpoints()] == [m["response"]["id"] for m in made[:-1]]
+    if connect:
+        assert (
+            "Stripe sends a deleted Connect endpoint's events nowhere else: for each connected "
+            "account served, ./dev backfill --account acct_... --since 1h"
+        ) in run.stderr
+        assert (
+            f"made by this run, is kept: its signing secret is stored ({ACCOUNT_SECRET_NAME} "
+            "version 2)"
+        ) in run.stderr
+    else:
+        assert "./dev backfill --since 1h queues any payment that failed meanwhile" in run.stderr
 
-    again = world.deploy(**world.keys)
+    again = world.deploy(**world.keys, **served)
     assert again.returncode == 0, again.stderr
-    [endpoint] = world.endpoints()
-    newest = world.endpoint_secrets()[-1]
-    assert endpoint["id"] == world.answered(world.stripe, CREATE_ENDPOINT)[-1]["response"]["id"]
-    stored = world.stored("stripe-webhook-secret")
-    assert stored[-1] == newest
-    assert world.deploys("dunning-ingest")[-1] == (
-        f"STRIPE_WEBHOOK_SECRET=stripe-webhook-secret:{len(stored)}"
+    # The endpoint kept is found; the deleted one made again, its secret stored this time.
+    remade = world.answered(world.stripe, CREATE_ENDPOINT)[len(made) :]
+    assert len(remade) == 1
+    assert sorted(e["id"] for e in world.endpoints()) == sorted(
+        [m["response"]["id"] for m in made[:-1]] + [remade[0]["response"]["id"]]
     )
+    stored = world.stored(secret)
+    assert stored[-1] == remade[0]["response"]["secret"]
+    pinned = ingest_pinned(2, len(stored)) if connect else ingest_pinned(len(stored))
+    assert world.deploys("dunning-ingest")[-1] == pinned
     assert len(world.subscriptions()) == 1
 
 
-def test_served_connected_accounts_make_a_connect_endpoint_which_stays_one(world: World) -> None:
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "the Linq subscription",
+        "storing the Linq subscription's secret",
+        "the ingest function's redeploy",
+        "the Linq intake's redeploy",
+    ],
+)
+def test_an_endpoint_whose_secret_is_stored_is_kept_whatever_fails_and_the_next_run_completes(
+    world: World, failing: str
+) -> None:
+    """Once its secret is stored nothing is lost by keeping it: the ingest answers 503 until it
+    is pinned to that secret, and Stripe retries for up to three days. A deleted endpoint's
+    events go nowhere."""
+    failure: dict[str, str] = {}
+    if failing == "the Linq subscription":
+        world.linq.add_fault(r"^/v3/webhook-subscriptions$", method="POST", status=500)
+    elif failing.startswith("storing"):
+        placeholders(world, linq_webhook_secret=["not-set-yet"])
+        world.secrets.add_fault(r"/linq-webhook-secret:addVersion$", status=403)
+    elif failing == "the ingest function's redeploy":
+        failure = {"FAIL_DEPLOY": ingest_pinned(2, 2)}
+    else:
+        failure = {"FAIL_DEPLOY": "LINQ_WEBHOOK_SECRET=linq-webhook-secret:2"}
+    served = {"STRIPE_CONNECT_ACCOUNTS": "*"}
+    run = world.deploy(**world.keys, **served, **failure)
+    assert run.returncode == 1
+    made = world.answered(world.stripe, CREATE_ENDPOINT)
+    assert len(made) == 2
+    assert world.answered(world.stripe, DELETE_ENDPOINT) == []
+    assert sorted(e["id"] for e in world.endpoints()) == sorted(m["response"]["id"] for m in made)
+    stored = {name: world.stored(name) for name in (ACCOUNT_SECRET_NAME, CONNECT_SECRET_NAME)}
+    assert stored == {
+        ACCOUNT_SECRET_NAME: ["not-set-yet", made[0]["response"]["secret"]],
+        CONNECT_SECRET_NAME: ["not-set-yet", made[1]["response"]["secret"]],
+    }
+    for endpoint, name in zip(made, stored, strict=True):
+        assert (
+            f"{endpoint['response']['id']}, made by this run, is kept: its signing secret is "
+            f"stored ({name} version 2)"
+        ) in run.stderr
+    assert "Run deploy.sh again: it finds the endpoint by its URL" in run.stderr
+    assert "backfill" not in run.stderr
+
+    marks = world.marks()
+    again = world.deploy(**world.keys, **served)
+    assert again.returncode == 0, again.stderr
+    # No new endpoint, no new secret version; the ingest pinned to the versions stored.
+    assert world.answered(world.stripe, CREATE_ENDPOINT) == made
+    assert {name: world.stored(name) for name in stored} == stored
+    assert world.deploys("dunning-ingest")[-1] == ingest_pinned(2, 2)
+    assert world.deploys("dunning-linq-intake")[-1] == "LINQ_WEBHOOK_SECRET=linq-webhook-secret:2"
+    assert "signing secret: stripe-webhook-secret version 2" in again.stdout
+    assert "signing secret: stripe-connect-webhook-secret version 2" in again.stdout
+    assert [c for c in world.changes_since(marks) if "/webhook_endpoints" in c] == []
+
+
+def connect_flags(world: World) -> dict[str, bool]:
+    """Each endpoint Stripe created, by id: whether it was asked for with connect=true."""
+    return {
+        entry["response"]["id"]: entry["body"].get("connect") == ["true"]
+        for entry in world.answered(world.stripe, CREATE_ENDPOINT)
+    }
+
+
+def test_served_connected_accounts_get_a_connect_endpoint_beside_the_platforms_own(
+    world: World,
+) -> None:
     run = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="acct_1A2b3C")
     assert run.returncode == 0, run.stderr
-    [created] = world.answered(world.stripe, CREATE_ENDPOINT)
-    assert (created["body"]["connect"], created["body"]["metadata[connect]"]) == (
+    # Two endpoints for the one URL: Stripe sends a Connect endpoint the connected accounts'
+    # events only, and an account endpoint the platform's own only.
+    account, connect = world.answered(world.stripe, CREATE_ENDPOINT)
+    assert "connect" not in account["body"]
+    assert account["body"]["metadata[connect]"] == ["false"]
+    assert (connect["body"]["connect"], connect["body"]["metadata[connect]"]) == (
         ["true"],
         ["true"],
     )
-    assert "created Stripe Connect endpoint" in run.stderr
+    assert {e["url"] for e in world.endpoints()} == {INGEST_URL}
+    # Each secret where the ingest function reads that kind's: never the other way round.
+    assert world.stored(ACCOUNT_SECRET_NAME) == ["not-set-yet", account["response"]["secret"]]
+    assert world.stored(CONNECT_SECRET_NAME) == ["not-set-yet", connect["response"]["secret"]]
+    assert world.deploys("dunning-ingest") == [ingest_pinned(1, 1), ingest_pinned(2, 2)]
+    granted = [c for c in world.calls if c.startswith("secrets add-iam-policy-binding ")]
+    assert {c.split(" ")[2] for c in granted if "dunning-ingest@" in c} == {
+        ACCOUNT_SECRET_NAME,
+        CONNECT_SECRET_NAME,
+    }
+    assert f"created Stripe Connect endpoint {connect['response']['id']}" in run.stderr
     assert "connected accounts' events only, not the platform's own" in run.stderr
-    # Stripe cannot make it an account endpoint: stop, change nothing, say what to do.
+    assert f"Stripe endpoint {account['response']['id']} -> {INGEST_URL}\n" in run.stdout
+    assert (
+        f"Stripe Connect endpoint {connect['response']['id']} -> {INGEST_URL} (connected "
+        "accounts' events)\n"
+    ) in run.stdout
+    assert "signing secret: stripe-connect-webhook-secret version 2" in run.stdout
+
+    # Found again by URL and kind: nothing changes.
     marks = world.marks()
-    again = world.deploy(**world.keys)
-    assert again.returncode == 1
-    assert "was created with connect=true, and STRIPE_CONNECT_ACCOUNTS now does not ask" in (
-        again.stderr
-    )
+    again = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="acct_1A2b3C")
+    assert again.returncode == 0, again.stderr
+    assert world.changes_since(marks) == []
+    assert len(world.endpoints()) == 2
+
+
+def test_a_deployment_that_starts_serving_connected_accounts_gets_only_the_connect_endpoint(
+    world: World,
+) -> None:
+    """The platform's endpoint and its secret stay as they are: its events keep arriving."""
+    first = world.deploy(**world.keys)
+    assert first.returncode == 0, first.stderr
+    [account] = world.answered(world.stripe, CREATE_ENDPOINT)
+    run = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="acct_1A2b3C")
+    assert run.returncode == 0, run.stderr
+    [_, connect] = world.answered(world.stripe, CREATE_ENDPOINT)
+    assert connect["body"]["connect"] == ["true"]
+    assert world.answered(world.stripe, DELETE_ENDPOINT) == []
+    assert f"Stripe endpoint {account['response']['id']} for {INGEST_URL} exists" in run.stderr
+    assert world.stored(ACCOUNT_SECRET_NAME) == ["not-set-yet", account["response"]["secret"]]
+    assert world.stored(CONNECT_SECRET_NAME) == ["not-set-yet", connect["response"]["secret"]]
+    # Deployed with the Connect placeholder first (its kind answered 503 meanwhile), then pinned.
+    assert world.deploys("dunning-ingest")[-2:] == [ingest_pinned(2, 1), ingest_pinned(2, 2)]
+
+
+def test_a_run_that_stops_serving_connected_accounts_keeps_the_connect_endpoint_verified(
+    world: World,
+) -> None:
+    """Its events are then verified and acknowledged as any account not enabled is
+    (skipped:account_not_enabled), never refused: refused, Stripe would retry them for days and
+    disable the endpoint. Deleting it is the operator's call; serving again finds it."""
+    first = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="*")
+    assert first.returncode == 0, first.stderr
+    connect = next(id for id, is_connect in connect_flags(world).items() if is_connect)
+    marks = world.marks()
+    stopped = world.deploy(**world.keys)
+    assert stopped.returncode == 0, stopped.stderr
+    assert (
+        f"Stripe Connect endpoint {connect} for {INGEST_URL} is kept: no connected account is "
+        "served now"
+    ) in stopped.stderr
+    # Nothing changes at Stripe or in Secret Manager; the ingest, redeployed without the
+    # account list, keeps the Connect endpoint's secret.
+    assert world.vendor_writes() == [CREATE_ENDPOINT] * 2 + ["POST /v3/webhook-subscriptions"]
     assert [c for c in world.changes_since(marks) if not c.startswith("functions deploy ")] == []
-    assert len(world.endpoints()) == 1
+    assert world.deploys("dunning-ingest")[-1] == ingest_pinned(2, 2)
+    ingest_env = (world.tmp / "build" / "ingest.env.yaml").read_text()
+    assert "STRIPE_CONNECT_ACCOUNTS" not in ingest_env
+    assert f"Stripe Connect endpoint {connect} -> {INGEST_URL}" in stopped.stdout
+
+    # Serving again: the same endpoints, nothing made.
+    again = world.deploy(**world.keys, STRIPE_CONNECT_ACCOUNTS="*")
+    assert again.returncode == 0, again.stderr
+    assert len(world.answered(world.stripe, CREATE_ENDPOINT)) == 2
+    assert world.deploys("dunning-ingest")[-1] == ingest_pinned(2, 2)
+
+
+@pytest.mark.parametrize(
+    ("connect", "served", "remade"),
+    [
+        (False, False, True),
+        (True, True, True),
+        # A Connect endpoint no longer wanted is not made again.
+        (True, False, False),
+    ],
+)
+def test_an_endpoint_deploy_sh_made_whose_secret_was_never_stored_is_made_again(
+    world: World, connect: bool, served: bool, remade: bool
+) -> None:
+    """A run stopped between creating an endpoint and storing its secret (killed, say) leaves
+    the placeholder pinned: the secret Stripe returned is gone, and Stripe's API cannot roll
+    one (an endpoint's update takes its URL, events, description, metadata and status; the
+    Dashboard alone rolls secrets), so the endpoint is deleted and made again."""
+    from standins import builders
+    from tools.stripe_webhook import DESCRIPTION
+
+    hour_ago = int(time.time()) - 3600 - 5
+    made = builders.webhook_endpoint(
+        INGEST_URL,
+        EVENTS,
+        api_version="2026-10-28.endive",
+        description=DESCRIPTION,
+        metadata={"connect": "true" if connect else "false"},
+        created=hour_ago,
+    )
+    world.stripe.load({"webhook_endpoints": [made]})
+    secret = CONNECT_SECRET_NAME if connect else ACCOUNT_SECRET_NAME
+    placeholders(world, **{secret.replace("-", "_"): ["not-set-yet"]})
+    run = world.deploy(**world.keys, **({"STRIPE_CONNECT_ACCOUNTS": "*"} if served else {}))
+    assert run.returncode == 0, run.stderr
+    [deleted] = world.answered(world.stripe, DELETE_ENDPOINT)
+    assert deleted["path"].endswith(made["id"])
+    assert "whose signing secret was never stored" in run.stderr
+    # Covering the deleted endpoint's whole life: Stripe resends its events nowhere.
+    if connect:
+        assert "./dev backfill --account acct_... --since 2h" in run.stderr
+    else:
+        assert "./dev backfill --since 2h queues any payment that failed meanwhile" in run.stderr
+    flags = connect_flags(world)
+    assert list(flags.values()).count(connect) == (1 if remade else 0)
+    assert made["id"] not in {e["id"] for e in world.endpoints()}
+    if remade:
+        [new] = [id for id, is_connect in flags.items() if is_connect == connect]
+        assert world.stored(secret)[-1] == world.endpoint_secrets()[list(flags).index(new)]
+    else:
+        assert world.stored(secret) == ["not-set-yet"]
 
 
 @pytest.mark.parametrize(
@@ -1196,14 +1410,18 @@ def test_an_endpoint_made_by_hand_is_kept_with_its_secret_and_given_what_it_lack
 
 
 @pytest.mark.parametrize(
-    ("endpoints", "reason"),
+    ("endpoints", "served", "reason"),
     [
-        (1, "stripe-webhook-secret version 1 is not its signing secret"),
-        (2, "2 Stripe webhook endpoints send to https://dunning-ingest-abc.a.run.app"),
+        # Made by hand, its secret not stored: its owner may still add it (the Dashboard shows
+        # it), so it is theirs to delete.
+        (1, False, "stripe-webhook-secret version 1 is not its signing secret"),
+        (2, False, "2 Stripe webhook endpoints send to https://dunning-ingest-abc.a.run.app"),
+        # With connected accounts served, one of each kind: Stripe does not say which this is.
+        (1, True, "was made elsewhere, and Stripe does not say whether it is a Connect endpoint"),
     ],
 )
 def test_an_endpoint_that_cannot_be_verified_stops_the_run_and_changes_nothing_at_stripe(
-    world: World, endpoints: int, reason: str
+    world: World, endpoints: int, served: bool, reason: str
 ) -> None:
     from standins import builders
 
@@ -1214,7 +1432,7 @@ def test_an_endpoint_that_cannot_be_verified_stops_the_run_and_changes_nothing_a
             ]
         }
     )
-    run = world.deploy(**world.keys)
+    run = world.deploy(**world.keys, **({"STRIPE_CONNECT_ACCOUNTS": "*"} if served else {}))
     assert run.returncode == 1
     assert reason in run.stderr
     assert world.vendor_writes() == []
@@ -1272,17 +1490,26 @@ def test_a_dry_run_prints_the_stripe_and_linq_calls_with_the_keys_masked_and_mak
     curls = [argv for argv in run.commands if argv[0] == "curl"]
     assert [argv[argv.index("-u") + 1] for argv in curls if "-u" in argv] == [
         f"sk_test_****{stripe_key[-4:]}:"
-    ] * 4
+    ] * 5
     assert [argv[argv.index("-H") + 1] for argv in curls if "-H" in argv] == [
         "Authorization: Bearer ****"
     ] * 3
-    [create] = [argv for argv in curls if "url=<ingest-url>" in argv]
-    data = [create[i + 1] for i, arg in enumerate(create) if arg == "-d"]
-    assert [f"enabled_events[]={event}" for event in EVENTS] == [
-        d for d in data if d.startswith("enabled_events")
+    # The platform's endpoint, then the Connect one, each followed by its secret's new version.
+    account, connect = [argv for argv in curls if "url=<ingest-url>" in argv]
+    for create, kind in ((account, "false"), (connect, "true")):
+        data = [create[i + 1] for i, arg in enumerate(create) if arg == "-d"]
+        assert [f"enabled_events[]={event}" for event in EVENTS] == [
+            d for d in data if d.startswith("enabled_events")
+        ]
+        assert {"api_version=2026-10-28.endive", f"metadata[connect]={kind}"} <= set(data)
+        assert ("connect=true" in data) == (kind == "true")
+        assert create[1] == f"{world.stripe.url}/v1/webhook_endpoints"
+    stored = [argv[4] for argv in run.find("secrets", "versions", "add")]
+    assert stored == [
+        "stripe-webhook-secret",
+        "stripe-connect-webhook-secret",
+        "linq-webhook-secret",
     ]
-    assert {"api_version=2026-10-28.endive", "connect=true", "metadata[connect]=true"} <= set(data)
-    assert create[1] == f"{world.stripe.url}/v1/webhook_endpoints"
     # The keys' secrets are made from the values (on stdin), the signing secrets from the
     # placeholder.
     made = [argv[3] for argv in run.find("secrets", "create")]
@@ -1291,7 +1518,18 @@ def test_a_dry_run_prints_the_stripe_and_linq_calls_with_the_keys_masked_and_mak
         "linq-api-key",
         "stripe-webhook-secret",
         "linq-webhook-secret",
+        "stripe-connect-webhook-secret",
     ]
+    # The ingest function gets both, and is deployed again pinned to the new versions.
+    assert [
+        flag(argv, "--set-secrets") for argv in run.find("functions", "deploy", "dunning-ingest")
+    ] == [
+        "STRIPE_WEBHOOK_SECRET=stripe-webhook-secret:<latest-enabled>,"
+        "STRIPE_CONNECT_WEBHOOK_SECRET=stripe-connect-webhook-secret:<latest-enabled>",
+        "STRIPE_WEBHOOK_SECRET=stripe-webhook-secret:<new-version>,"
+        "STRIPE_CONNECT_WEBHOOK_SECRET=stripe-connect-webhook-secret:<new-version>",
+    ]
+    assert "Stripe Connect endpoint <connect-endpoint-id> -> <ingest-url>" in run.stdout
     assert all(flag(argv, "--data-file") == "-" for argv in run.find("secrets", "create"))
 
 
@@ -1684,24 +1922,28 @@ def test_a_body_deadline_out_of_bounds_stops_the_deploy(tmp_path: Path, seconds:
     ],
 )
 def test_a_dry_run_masks_a_key_as_stripe_does_and_shows_a_reference(key: str, shown: str) -> None:
-    from tools.go_live import masked
-
     assert masked(key) == shown
 
 
-@pytest.mark.parametrize(("age", "hours"), [(0, 1), (3600, 1), (3601, 2), (86_400, 24)])
-def test_the_backfill_after_a_deleted_endpoint_covers_its_whole_life(age: int, hours: int) -> None:
-    from tools.go_live import missed
-    from tools.stripe_webhook import Endpoint
-
-    endpoint = Endpoint("we_1", INGEST_URL, tuple(EVENTS), None, True, False, False, 1_000_000)
-    assert f"./dev backfill --since {hours}h " in missed(endpoint, now=1_000_000 + age)
+@pytest.mark.parametrize(
+    ("age", "hours"),
+    # Stripe keeps events 30 days, and the backfill reads no further back.
+    [(0, 1), (3600, 1), (3601, 2), (86_400, 24), (30 * 86_400, 720), (90 * 86_400, 720)],
+)
+@pytest.mark.parametrize(
+    ("connect", "command"),
+    [(False, "./dev backfill --since"), (True, "./dev backfill --account acct_... --since")],
+)
+def test_the_backfill_after_a_deleted_endpoint_covers_its_whole_life(
+    age: int, hours: int, connect: bool, command: str
+) -> None:
+    endpoint = Endpoint("we_1", INGEST_URL, tuple(EVENTS), None, True, connect, False, 1_000_000)
+    said = missed(endpoint, now=1_000_000 + age)
+    assert f"{command} {hours}h " in said
+    assert ("for each connected account served" in said) == connect
 
 
 def test_a_dry_run_encodes_the_endpoint_as_stripe_s_form() -> None:
-    from tools.go_live import form
-    from tools.stripe_webhook import endpoint_params
-
     assert list(form(endpoint_params("https://x.example/h", connect=True))) == [
         "url=https://x.example/h",
         *(f"enabled_events[]={event}" for event in EVENTS),
@@ -1710,3 +1952,74 @@ def test_a_dry_run_encodes_the_endpoint_as_stripe_s_form() -> None:
         "metadata[connect]=true",
         "connect=true",
     ]
+
+
+# --- what a run does about each kind of endpoint, decided before anything changes at Stripe ------
+
+
+def an_endpoint(connect: bool | None) -> Endpoint:
+    """An endpoint for the ingest URL: made by deploy.sh (`connect` recorded) or elsewhere."""
+    return Endpoint(
+        f"we_{secrets.token_hex(4)}", INGEST_URL, tuple(EVENTS), None, True, connect, False, 0
+    )
+
+
+def kind(connect: bool, wanted: bool = True, secret: bool = True) -> Kind:
+    name = CONNECT_SECRET_NAME if connect else ACCOUNT_SECRET_NAME
+    return Kind(connect, Pinned(name, "2") if secret else None, wanted)
+
+
+STORED = "whsec_" + secrets.token_hex(32)
+TYPED = "whsec_" + "x" * 32
+
+
+@pytest.mark.parametrize(
+    ("of", "found", "held", "move"),
+    [
+        # None found: made when wanted.
+        (kind(False), [], None, "make"),
+        (kind(True), [], None, "make"),
+        (kind(True, wanted=False), [], None, "nothing"),
+        # Found, its secret stored: kept, made by deploy.sh or by hand, wanted or not.
+        (kind(False), [an_endpoint(False)], STORED, "keep"),
+        (kind(False), [an_endpoint(None)], STORED, "keep"),
+        (kind(True), [an_endpoint(True)], STORED, "keep"),
+        (kind(True, wanted=False), [an_endpoint(True)], STORED, "keep"),
+        # Made by deploy.sh, its secret never stored: made again, or deleted if not wanted.
+        (kind(False), [an_endpoint(False)], "not-set-yet", "remake"),
+        (kind(True), [an_endpoint(True)], "not-set-yet", "remake"),
+        (kind(True, wanted=False), [an_endpoint(True)], "not-set-yet", "drop"),
+        (kind(True, wanted=False, secret=False), [an_endpoint(True)], None, "drop"),
+        # What only its owner can settle: refused, nothing changed.
+        (kind(False), [an_endpoint(None)], "not-set-yet", "stripe-webhook-secret version 2 is not"),
+        (kind(False), [an_endpoint(False)], TYPED, "(it looks typed by hand, not generated"),
+        (kind(False), [an_endpoint(False)] * 2, STORED, "2 Stripe webhook endpoints send to"),
+        (kind(True), [an_endpoint(True)] * 2, STORED, "2 Stripe webhook Connect endpoints send"),
+    ],
+)
+def test_each_kind_of_endpoint_is_kept_made_remade_dropped_or_refused(
+    of: Kind, found: list[Endpoint], held: str | None, move: str
+) -> None:
+    if move in {m.value for m in Move}:
+        assert decide(of, found, held) is Move(move)
+    else:
+        with pytest.raises(Refused) as refused:
+            decide(of, found, held)
+        assert move in str(refused.value)
+        assert held not in str(refused.value)
+
+
+@pytest.mark.parametrize("served", [False, True])
+def test_an_endpoint_made_elsewhere_is_the_platforms_unless_connected_accounts_are_served(
+    served: bool,
+) -> None:
+    account, connect, elsewhere = an_endpoint(False), an_endpoint(True), an_endpoint(None)
+    if served:
+        with pytest.raises(Refused, match=f"Stripe endpoint {elsewhere.id} .* was made elsewhere"):
+            by_kind([account, connect, elsewhere], served)
+    else:
+        assert by_kind([account, connect, elsewhere], served) == {
+            False: [account, elsewhere],
+            True: [connect],
+        }
+    assert by_kind([account, connect], served) == {False: [account], True: [connect]}

@@ -18,7 +18,7 @@ from standins import builders
 from standins.emulator import free_port
 from standins.processes import FunctionProcess
 from standins.stack import FUNCTIONS, base_env, json_lines, signed_webhook
-from tests.harness import LINQ_SECRET, WEBHOOK_SECRET, log_lines
+from tests.harness import CONNECT_SECRET, LINQ_SECRET, WEBHOOK_SECRET, log_lines
 
 ACTION_REQUIRED = "invoice.payment_action_required"
 
@@ -252,19 +252,24 @@ def test_a_linq_secret_anyone_can_know_verifies_nothing(pipeline, known):
 CONNECTED = "acct_1Connected"
 
 
-def connected_events(account: str) -> dict[str, dict]:
+def connected_events(account: str | None) -> dict[str, dict]:
     """A connected account's failed payment as each event kind names it, and its payment after
-    a failure (an invoice.paid the ingest would carry)."""
+    a failure (an invoice.paid the ingest would carry); None: the platform's own, which name
+    no account."""
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=2)
     paid = builders.paid(invoice, at=invoice["status_transitions"]["finalized_at"] + 3600)
+    events = {
+        "snapshot": failed_event(),
+        "action": failed_event(ACTION_REQUIRED),
+        "thin": builders.thin_payment_failed_event("in_Ingest1", id="evt_Thin1"),
+        "paid": builders.invoice_paid_event(paid, id="evt_Paid1"),
+    }
+    if account is None:
+        return events
+    # A thin event names its connected account in `context`, a snapshot one in `account`.
     return {
-        "snapshot": {**failed_event(), "account": account},
-        "action": {**failed_event(ACTION_REQUIRED), "account": account},
-        "thin": {
-            **builders.thin_payment_failed_event("in_Ingest1", id="evt_Thin1"),
-            "context": account,
-        },
-        "paid": {**builders.invoice_paid_event(paid, id="evt_Paid1"), "account": account},
+        kind: {**event, "context" if kind == "thin" else "account": account}
+        for kind, event in events.items()
     }
 
 
@@ -273,10 +278,14 @@ def connected_events(account: str) -> dict[str, dict]:
 def test_a_connected_accounts_event_is_acknowledged_and_never_queued_unless_enabled(
     pipeline, kind, enabled
 ):
-    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=enabled)
+    # A Connect endpoint whose secret the ingest holds (kept after serving stopped, or serving
+    # other accounts): its events are verified, then acknowledged.
+    pipeline.configure(
+        STRIPE_CONNECT_ACCOUNTS=enabled, STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET
+    )
     event = connected_events(CONNECTED)[kind]
     pipeline.capsys.readouterr()
-    answer = pipeline.post_webhook(event)
+    answer = pipeline.post_webhook(event, secret=CONNECT_SECRET)
     assert (answer.status_code, answer.get_data(as_text=True)) == (
         200,
         "ignored: connected account not enabled",
@@ -300,8 +309,10 @@ def test_a_connected_accounts_event_is_acknowledged_and_never_queued_unless_enab
 @pytest.mark.parametrize("kind", ["snapshot", "action", "thin", "paid"])
 @pytest.mark.parametrize("enabled", ["*", CONNECTED, f" acct_1Another , {CONNECTED} "])
 def test_an_enabled_connected_accounts_event_is_queued_with_its_account(pipeline, kind, enabled):
-    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=enabled)
-    answer = pipeline.post_webhook(connected_events(CONNECTED)[kind])
+    pipeline.configure(
+        STRIPE_CONNECT_ACCOUNTS=enabled, STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET
+    )
+    answer = pipeline.post_webhook(connected_events(CONNECTED)[kind], secret=CONNECT_SECRET)
     assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
     [message] = pipeline.published()
     assert message["attributes"]["account"] == CONNECTED
@@ -309,7 +320,9 @@ def test_an_enabled_connected_accounts_event_is_queued_with_its_account(pipeline
 
 
 def test_the_platforms_own_events_are_queued_whatever_accounts_are_enabled(pipeline):
-    pipeline.configure(STRIPE_CONNECT_ACCOUNTS="acct_1Another")
+    pipeline.configure(
+        STRIPE_CONNECT_ACCOUNTS="acct_1Another", STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET
+    )
     assert pipeline.post_webhook(failed_event()).status_code == 200
     [message] = pipeline.published()
     assert "account" not in message["attributes"]
@@ -318,13 +331,109 @@ def test_the_platforms_own_events_are_queued_whatever_accounts_are_enabled(pipel
 def test_a_connected_accounts_renewal_paid_at_once_costs_no_line(pipeline):
     invoice = builders.invoice("cus_Ingest1", id="in_Ingest1", attempt_count=1)
     event = {**builders.invoice_paid_event(builders.paid(invoice)), "account": CONNECTED}
+    pipeline.configure(STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET)
     pipeline.capsys.readouterr()
-    answer = pipeline.post_webhook(event)
+    answer = pipeline.post_webhook(event, secret=CONNECT_SECRET)
     assert (answer.status_code, answer.get_data(as_text=True)) == (
         200,
         "ignored: paid at its first attempt",
     )
     assert log_lines(pipeline.capsys.readouterr().out) == []
+
+
+CROSSED_CONNECTED = "a connected account's event, signed with the platform endpoint's secret"
+CROSSED_PLATFORM = "the platform's own event, signed with the Connect endpoint's secret"
+
+
+@pytest.mark.parametrize("kind", ["snapshot", "action", "thin", "paid"])
+@pytest.mark.parametrize(
+    ("connect", "account", "signed_with", "reason"),
+    [
+        (True, CONNECTED, WEBHOOK_SECRET, CROSSED_CONNECTED),
+        # No Connect endpoint at all: the platform's secret is all there is, and it cannot do.
+        (False, CONNECTED, WEBHOOK_SECRET, CROSSED_CONNECTED),
+        (True, None, CONNECT_SECRET, CROSSED_PLATFORM),
+    ],
+)
+def test_an_event_signed_with_the_other_kind_of_endpoints_secret_is_refused(
+    pipeline, kind, connect, account, signed_with, reason
+):
+    """Stripe sends a Connect endpoint the connected accounts' events only and the platform's
+    endpoint the platform's own only: whoever learnt one secret cannot forge the other kind."""
+    pipeline.configure(
+        STRIPE_CONNECT_ACCOUNTS="*" if connect else None,
+        STRIPE_CONNECT_WEBHOOK_SECRET=CONNECT_SECRET if connect else None,
+    )
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(connected_events(account)[kind], secret=signed_with)
+    assert (answer.status_code, answer.get_data(as_text=True)) == (400, f"rejected: {reason}")
+    assert pipeline.published() == []
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert (line["severity"], line["message"]) == ("WARNING", f"webhook rejected: {reason}")
+
+
+def placeholder_for(variable: str) -> dict[str, str]:
+    """The ingest's secrets with `variable` still holding deploy.sh's placeholder."""
+    secrets = {
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_CONNECT_WEBHOOK_SECRET": CONNECT_SECRET,
+    }
+    return {**secrets, variable: "not-set-yet"}
+
+
+@pytest.mark.parametrize(
+    ("pending", "waits", "taken"),
+    [
+        ("STRIPE_CONNECT_WEBHOOK_SECRET", "connected", "platform"),
+        ("STRIPE_WEBHOOK_SECRET", "platform", "connected"),
+    ],
+)
+def test_while_one_endpoints_secret_is_a_placeholder_only_its_kind_is_answered_503(
+    pipeline, pending, waits, taken
+):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS="*", **placeholder_for(pending))
+    events = {"platform": failed_event(), "connected": connected_events(CONNECTED)["snapshot"]}
+    secrets = {"platform": WEBHOOK_SECRET, "connected": CONNECT_SECRET}
+    pipeline.capsys.readouterr()
+    # The kind whose secret is in place is verified and queued.
+    answer = pipeline.post_webhook(events[taken], secret=secrets[taken])
+    assert (answer.status_code, answer.get_data(as_text=True)) == (200, "queued")
+    assert len(pipeline.published()) == 1
+    # The other kind cannot be verified yet: signed with its endpoint's secret (which the
+    # ingest does not hold), or with the one in place, Stripe is asked to retry it.
+    for signed_with in (secrets[waits], secrets[taken]):
+        answer = pipeline.post_webhook(events[waits], secret=signed_with)
+        assert (answer.status_code, answer.get_data(as_text=True)) == (
+            503,
+            "endpoint not set up yet, retry later",
+        )
+    assert pipeline.published() == []
+    output = pipeline.capsys.readouterr().out
+    queued, *waiting = log_lines(output)
+    assert queued["message"] == "queued"
+    assert len(waiting) == 2
+    for line in waiting:
+        assert line["severity"] == "WARNING"
+        assert line["message"].startswith(
+            f"webhook not verified: {pending} is not the endpoint's signing secret yet ("
+        )
+        # Only the secret not set up is named.
+        assert line["message"].count("SECRET is not") == 1
+    assert "not-set-yet" not in output
+
+
+def test_connected_accounts_served_without_the_connect_secret_wait_for_it(pipeline):
+    pipeline.configure(STRIPE_CONNECT_ACCOUNTS=CONNECTED)
+    pipeline.capsys.readouterr()
+    answer = pipeline.post_webhook(connected_events(CONNECTED)["snapshot"], secret=CONNECT_SECRET)
+    assert answer.status_code == 503
+    [line] = log_lines(pipeline.capsys.readouterr().out)
+    assert (
+        "STRIPE_CONNECT_WEBHOOK_SECRET is not the endpoint's signing secret yet (it is unset, and "
+        "STRIPE_CONNECT_ACCOUNTS names connected accounts)"
+    ) in line["message"]
+    assert pipeline.post_webhook(failed_event()).status_code == 200
+    assert len(pipeline.published()) == 1
 
 
 @pytest.mark.parametrize("value", ["acct_1A;acct_1B", "acct_1A,,acct_1B", "all", "acct_1A *"])

@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.adapters.request_body import MAX_BODY_BYTES
+from shared.core.accounts import EndpointKind
 from shared.core.errors import WebhookRejected
-from shared.core.event import InvoicePaid, from_stripe_event
+from shared.core.event import InvoicePaid, event_account, from_stripe_event
 from standins import builders
 from standins.signing_secrets import new_stripe_secret
 from tests.harness import ROOT
@@ -49,6 +50,9 @@ event_like = st.fixed_dictionaries(
                 {"id": st.sampled_from(["in_1Thin", "cus_1", ""]), "type": st.just("invoice")}
             ),
         ),
+        # A connected account's (Stripe Connect), which this ingest's one secret cannot take.
+        "account": st.one_of(st.none(), st.just("acct_1Prop"), st.text(max_size=12)),
+        "context": st.one_of(st.none(), st.just("acct_1Prop"), st.text(max_size=12)),
     }
 )
 
@@ -146,6 +150,8 @@ def expected_answer(body: str, stale: bool) -> tuple[int, str]:
         return 400, "rejected: body is nested too deeply"
     if not isinstance(event, dict):
         return 400, "rejected: body is not a JSON object"
+    if event_account(event) is not None:
+        return 400, f"rejected: {EndpointKind.CONNECT.crossed}"
     try:
         payment = from_stripe_event(event)
     except WebhookRejected as exc:

@@ -139,7 +139,8 @@ def test_the_variables_declared_for_deploy_sh_are_the_ones_it_and_its_tools_read
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory: pytest.TempPathFactory):
-    return dry_run(tmp_path_factory.mktemp("deploy"), SLACK="1")
+    # Slack on and connected accounts served: every optional secret is deployed.
+    return dry_run(tmp_path_factory.mktemp("deploy"), SLACK="1", STRIPE_CONNECT_ACCOUNTS="*")
 
 
 def secrets_deployed(plan, function: str) -> set[str]:

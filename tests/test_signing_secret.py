@@ -186,7 +186,7 @@ def test_every_whsec_value_in_the_repository_is_refused_by_both_intakes():
     accepted = {
         value: where
         for value, where in found.items()
-        if IngestSettings.from_env({**env, "STRIPE_WEBHOOK_SECRET": value}).webhook_secret
-        or LinqIntakeSettings.from_env({**env, "LINQ_WEBHOOK_SECRET": value}).webhook_secret
+        if IngestSettings.from_env({**env, "STRIPE_WEBHOOK_SECRET": value}).signing.secret
+        or LinqIntakeSettings.from_env({**env, "LINQ_WEBHOOK_SECRET": value}).signing.secret
     }
     assert accepted == {}

@@ -38,6 +38,7 @@ from shared.workflow.settings import (
     LINQ_EVENTS_TOPIC,
     PUBSUB_TOPIC,
     STRIPE_API_KEY,
+    STRIPE_CONNECT_ACCOUNTS,
     SWEEP_TOPIC,
     VARIABLES,
     Reader,
@@ -53,6 +54,9 @@ RESOURCES = (GOOGLE_CLOUD_PROJECT, PUBSUB_TOPIC, LINQ_EVENTS_TOPIC, FIRESTORE_DA
 KEYS = ((STRIPE_API_KEY, "STRIPE", "stripe-api-key"), (LINQ_API_KEY, "LINQ", "linq-api-key"))
 # deploy.sh --help: names padded to this column, lines cut at this width.
 HELP_COLUMN, HELP_WIDTH = 32, 100
+# What a signing secret holds until the vendor's own is stored: the intake answers 503 meanwhile
+# and verifies nothing, so the sender retries.
+PLACEHOLDER = "not-set-yet"
 
 
 def deployed(variable: Variable[Any]) -> bool:
@@ -146,7 +150,7 @@ def key_source(env: Reader, variable: Variable[str], prefix: str, default: str) 
 
 
 def shell_names(env: Reader, region: str) -> dict[str, str]:
-    """The names deploy.sh creates resources with, checked."""
+    """The names deploy.sh creates resources with, checked, and what it makes them with."""
     names = {
         "TOPIC": PUBSUB_TOPIC.read(env),
         "LINQ_TOPIC": LINQ_EVENTS_TOPIC.read(env),
@@ -155,6 +159,9 @@ def shell_names(env: Reader, region: str) -> dict[str, str]:
         "RECOVER_TIMEOUT_S": f"{RECOVER_TIMEOUT.total_seconds():g}",
         "LEDGER_COLLECTION": COLLECTION,
         "SWEEP_TOPIC": SWEEP_TOPIC,
+        "PLACEHOLDER": PLACEHOLDER,
+        # Connected accounts served: the ingest function gets a Connect endpoint too.
+        "CONNECT_SERVED": "1" if STRIPE_CONNECT_ACCOUNTS.read(env) else "",
     }
     for variable, prefix, default in KEYS:
         names.update(key_source(env, variable, prefix, default))

@@ -1,21 +1,24 @@
 """deploy.sh's Stripe and Linq steps: the keys checked before anything is created, then the Stripe
-webhook endpoint and the Linq webhook subscription of the deployed intakes, each found by its URL
-or created, its signing secret stored straight into Secret Manager as a new version and never
-shown. A run that finds both changes nothing and rotates nothing.
+webhook endpoints and the Linq webhook subscription of the deployed intakes, each found by its URL
+(an endpoint by its URL and by whether it is a Connect endpoint) or created, its signing secret
+stored straight into Secret Manager as a new version and never shown. A run that finds them all
+changes nothing and rotates nothing.
 
     python -m tools.go_live check [--dry-run]
     python -m tools.go_live connect INGEST_URL LINQ_URL --stripe-secret NAME:VERSION \\
-        --linq-secret NAME:VERSION [--dry-run]
-    python -m tools.go_live undo ENDPOINT_ID
+        [--connect-secret NAME:VERSION] --linq-secret NAME:VERSION [--dry-run]
 
 The keys come from STRIPE_API_KEY and LINQ_API_KEY (a value or an sm:// reference), never from
 the command line; NAME:VERSION are the signing secrets' names and the versions deploy.sh pins,
-which hold the secrets of an endpoint or subscription that exists. `connect` prints, on stdout,
+which hold the secrets of an endpoint or subscription that exists. The platform's own events come
+through an account endpoint; with STRIPE_CONNECT_ACCOUNTS set, the connected accounts' come through
+a Connect endpoint of the same URL, whose secret is --connect-secret. `connect` prints, on stdout,
 shell assignments of what is live for deploy.sh; everything said to people goes to stderr. An
-endpoint `connect` created is deleted again when a later step fails: by `connect` itself (the
-Linq steps), or by `undo` (deploy.sh's redeploy). `--dry-run` prints the calls, keys masked, and
-makes none. Exit status: 0 done, 1 Stripe, Linq or Secret Manager refused, 2 a wrong variable or
-argument, or no Google credentials.
+endpoint whose secret could not be stored is deleted again (nothing could verify it); once its
+secret is stored, it is kept whatever fails next, and the next run finds it and pins the intake
+to that secret. `--dry-run` prints the calls, keys masked, and makes none. Exit status: 0 done,
+1 Stripe, Linq or Secret Manager refused, 2 a wrong variable or argument, or no Google
+credentials.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Self
 
 import requests
@@ -52,6 +56,8 @@ from shared.workflow.settings import (
     Settings,
     stripe_key_mode,
 )
+from tools.backfill import MAX_SINCE_S
+from tools.deploy_env import PLACEHOLDER
 from tools.linq_webhook import WEBHOOK_VERSION, Subscriptions, register, subscription_body
 from tools.linq_webhook import target_url as linq_target
 from tools.secret_store import Refused, ensure_secret, secret_manager, store
@@ -63,16 +69,10 @@ _STRIPE_KEY_PREFIX = re.compile(r"(?:sk|rk)_(?:test|live)_")
 _MASK_MIN = 16
 
 
-def serves_connected_accounts(env: Reader) -> bool:
-    """Whether STRIPE_CONNECT_ACCOUNTS names any: the endpoint is then a Connect endpoint."""
-    accounts = STRIPE_CONNECT_ACCOUNTS.read(env)
-    return accounts.every or bool(accounts.ids)
-
-
 @dataclass(frozen=True)
 class GoLiveSettings(Settings):
     """What the steps need: both keys, both APIs, the project that keeps the secrets, and
-    whether connected accounts are served (the endpoint is then a Connect endpoint)."""
+    whether connected accounts are served (a Connect endpoint is then wanted too)."""
 
     stripe_api_key: str
     linq_api_key: str
@@ -89,7 +89,7 @@ class GoLiveSettings(Settings):
             stripe_api_base=STRIPE_API_BASE.read(env),
             linq_api_base=LINQ_API_BASE.read(env),
             project=GOOGLE_CLOUD_PROJECT.read(env),
-            connect=serves_connected_accounts(env),
+            connect=bool(STRIPE_CONNECT_ACCOUNTS.read(env)),
         )
 
 
@@ -109,24 +109,116 @@ class Pinned:
 
 
 @dataclass(frozen=True)
-class Live:
-    """What `connect` leaves live, and what it made (a new version: None when nothing was)."""
+class Kind:
+    """One kind of Stripe endpoint for the ingest URL: an account endpoint (the platform's own
+    events) or a Connect one (`connect`: its connected accounts'), the signing secret deploy.sh
+    pins for it (None: there is none), and whether this run wants one."""
+
+    connect: bool
+    pinned: Pinned | None
+    wanted: bool
+
+    @property
+    def noun(self) -> str:
+        return "Connect endpoint" if self.connect else "endpoint"
+
+
+class Move(Enum):
+    """What a run does about one kind of endpoint, decided before anything changes at Stripe."""
+
+    KEEP = "keep"
+    MAKE = "make"
+    # Made by deploy.sh, its secret never stored (a run killed between the two): Stripe shows a
+    # secret only in the answer that creates the endpoint and has no API to roll one, so the
+    # endpoint is deleted and made again.
+    REMAKE = "remake"
+    # The same, of a kind no longer wanted: deleted.
+    DROP = "drop"
+    NOTHING = "nothing"
+
+
+def by_kind(found: Sequence[Endpoint], served: bool) -> dict[bool, list[Endpoint]]:
+    """The endpoints found for the URL, as Connect (True) or account (False) ones. Stripe shows
+    `connect` nowhere: deploy.sh records it in the metadata of those it makes, and one made
+    elsewhere counts as an account endpoint, unless connected accounts are served."""
+    unknown = [endpoint for endpoint in found if endpoint.connect is None]
+    if served and unknown:
+        raise Refused(
+            f"Stripe endpoint {unknown[0].id} for {unknown[0].url} was made elsewhere, and Stripe "
+            "does not say whether it is a Connect endpoint; with STRIPE_CONNECT_ACCOUNTS set the "
+            "ingest function has one of each kind: give it the metadata connect=true or "
+            "connect=false (Dashboard: Developers > Webhooks), then run this again"
+        )
+    return {kind: [e for e in found if bool(e.connect) == kind] for kind in (False, True)}
+
+
+def decide(kind: Kind, found: Sequence[Endpoint], held: str | None) -> Move:
+    """What to do about `kind`'s endpoints `found` for the ingest URL, the value of its pinned
+    secret being `held` (None: there is no secret). Refused: what stops the run, and what to do."""
+    if len(found) > 1:
+        raise Refused(
+            f"{len(found)} Stripe webhook {kind.noun}s send to {found[0].url} "
+            f"({', '.join(e.id for e in found)}); the ingest function verifies one signing secret "
+            "of each kind: delete all but one, then run this again"
+        )
+    if not found:
+        return Move.MAKE if kind.wanted else Move.NOTHING
+    [endpoint] = found
+    problem = "there is none" if held is None else stripe_secret_problem(held)
+    if problem is None:
+        return Move.KEEP
+    if endpoint.connect is not None and held in (None, PLACEHOLDER):
+        return Move.REMAKE if kind.wanted else Move.DROP
+    # Made elsewhere, or its secret replaced by another value: what to do is the operator's call.
+    assert kind.pinned is not None  # an endpoint of a kind without a secret is deploy.sh's own
+    raise not_its_secret(f"Stripe {kind.noun}", endpoint.url, kind.pinned, problem)
+
+
+def not_its_secret(thing: str, url: str, pinned: Pinned, problem: str) -> Refused:
+    """The refusal of a `thing` for `url` that exists, whose pinned secret is not its own: the
+    intake would answer 503 forever, the vendor showing the secret only at creation."""
+    return Refused(
+        f"a {thing} for {url} exists, but {pinned.name} version {pinned.version} is not its "
+        f"signing secret ({problem}), and the secret is shown only when it is created: delete "
+        "it, then run this again (or add its secret as a new version)"
+    )
+
+
+@dataclass(frozen=True)
+class Made:
+    """An endpoint this run made, and the version its signing secret went to."""
 
     endpoint: Endpoint
-    created: bool
+    secret: str
+    version: str
+
+
+@dataclass(frozen=True)
+class Live:
+    """What `connect` leaves live (a Connect endpoint: None when there is none), what it made
+    (a new version: None when nothing was), and what a failure from here on leaves."""
+
+    endpoint: Endpoint
+    connect_endpoint: Endpoint | None
     webhook_version: str | None
+    connect_version: str | None
     subscription: str
     linq_version: str | None
+    kept: str
 
     def assignments(self) -> str:
+        connect = self.connect_endpoint
         values = {
             "STRIPE_ENDPOINT": self.endpoint.id,
-            "STRIPE_ENDPOINT_CREATED": self.endpoint.id if self.created else "",
+            "STRIPE_CONNECT_ENDPOINT": "" if connect is None else connect.id,
             "STRIPE_MODE": "live" if self.endpoint.livemode else "test",
             "STRIPE_EVENTS": ", ".join(self.endpoint.events),
+            "STRIPE_CONNECT_EVENTS": "" if connect is None else ", ".join(connect.events),
             "WEBHOOK_NEW_VERSION": _number(self.webhook_version),
+            "CONNECT_WEBHOOK_NEW_VERSION": _number(self.connect_version),
             "LINQ_SUBSCRIPTION": self.subscription,
             "LINQ_HOOK_NEW_VERSION": _number(self.linq_version),
+            "KEPT_NOTE": self.kept,
         }
         return "".join(f"{name}={shlex.quote(value)}\n" for name, value in values.items())
 
@@ -134,6 +226,24 @@ class Live:
 def _number(version: str | None) -> str:
     """`projects/P/secrets/S/versions/3` as `3`."""
     return "" if version is None else version.rsplit("/", 1)[-1]
+
+
+def kept(made: Sequence[Made]) -> str:
+    """What a failure after the endpoints were made leaves: nothing lost, and what the next run
+    does about it ("" when this run made none)."""
+    if not made:
+        return ""
+    each = "\n".join(
+        f"Stripe {'Connect endpoint' if m.endpoint.connect else 'endpoint'} {m.endpoint.id}, "
+        f"made by this run, is kept: its signing secret is stored ({m.secret} version "
+        f"{_number(m.version)})"
+        for m in made
+    )
+    return (
+        f"{each}\nNothing is lost: until the ingest function is deployed pinned to it, it answers "
+        "503 and Stripe retries each webhook for up to three days. Run deploy.sh again: it finds "
+        "the endpoint by its URL and deploys the ingest function pinned to that version"
+    )
 
 
 class Steps:
@@ -165,45 +275,107 @@ class Steps:
         self.say(f"Stripe takes the key ({mode} mode), which may manage webhook endpoints")
         self.say("Linq takes the token")
 
-    def connect(self, ingest_url: str, linq_url: str, stripe: Pinned, linq: Pinned) -> Live:
-        """The Stripe endpoint, then the Linq subscription; a failure in the Linq steps deletes
-        the endpoint this run created, so that the next run starts clean."""
+    def connect(
+        self,
+        ingest_url: str,
+        linq_url: str,
+        stripe: Pinned,
+        connect: Pinned | None,
+        linq: Pinned,
+    ) -> Live:
+        """The Stripe endpoints (an account one, and a Connect one while connected accounts are
+        served), then the Linq subscription. Every kind is judged before anything changes at
+        Stripe, so a refusal leaves it as it was; an endpoint whose secret is stored is kept
+        whatever fails next."""
+        if self.settings.connect and connect is None:
+            raise ConfigError(
+                "STRIPE_CONNECT_ACCOUNTS names connected accounts: give --connect-secret, the "
+                "Connect endpoint's signing secret"
+            )
         linq_url = linq_target(linq_url)
         client = self._secrets()
-        endpoint, webhook_version = self._endpoint(ingest_url, stripe, client)
+        kinds = (Kind(False, stripe, True), Kind(True, connect, self.settings.connect))
+        found = by_kind(self.endpoints.find(ingest_url), self.settings.connect)
+        moves = [
+            (kind, found[kind.connect], decide(kind, found[kind.connect], self._held(kind, found)))
+            for kind in kinds
+        ]
+        made: list[Made] = []
         try:
+            live = [self._carry_out(ingest_url, *move, client, made) for move in moves]
             registered = register(linq_url, self.linq, client, self.settings.project, linq.name)
             self.say(registered.said)
             if registered.version is None:
-                self._require_stored(linq, linq_secret_problem, "Linq subscription", linq_url)
+                self._require_linq_stored(linq, linq_url)
         except BaseException:
-            if webhook_version is not None:
-                self.withdraw(endpoint)
+            if made:
+                self.say(kept(made))
             raise
+        (account, webhook_version), (connect_endpoint, connect_version) = live
+        assert account is not None  # an account endpoint is always wanted
         return Live(
-            endpoint,
-            webhook_version is not None,
+            account,
+            connect_endpoint,
             webhook_version,
+            connect_version,
             str(registered.subscription["id"]),
             registered.version,
+            kept(made),
         )
 
-    def _endpoint(
-        self, url: str, pinned: Pinned, client: secretmanager.SecretManagerServiceClient
-    ) -> tuple[Endpoint, str | None]:
-        """The endpoint of `url`, and the version its new secret went to (None: it existed)."""
-        connect = self.settings.connect
-        found = self.endpoints.find(url)
-        if len(found) > 1:
-            raise Refused(
-                f"{len(found)} Stripe webhook endpoints send to {url} "
-                f"({', '.join(e.id for e in found)}); the ingest function verifies one signing "
-                "secret: delete all but one, then run this again"
+    def _held(self, kind: Kind, found: dict[bool, list[Endpoint]]) -> str | None:
+        """The value of `kind`'s pinned secret, read only when an endpoint of that kind exists
+        (None: there is no secret)."""
+        if kind.pinned is None or not found[kind.connect]:
+            return None
+        return self._value(kind.pinned)
+
+    def _value(self, pinned: Pinned) -> str:
+        reference = f"{PREFIX}{self.settings.project}/{pinned.name}#{pinned.version}"
+        resolver = SecretResolver(self._secrets)
+        return resolver.resolve(f"{pinned.name}:{pinned.version}", reference)
+
+    def _carry_out(
+        self,
+        url: str,
+        kind: Kind,
+        found: list[Endpoint],
+        move: Move,
+        client: secretmanager.SecretManagerServiceClient,
+        made: list[Made],
+    ) -> tuple[Endpoint | None, str | None]:
+        """`move` made: the endpoint of `kind` left live (None: none), and the version its new
+        secret went to (None: nothing was stored)."""
+        if move is Move.NOTHING:
+            return None, None
+        if move is Move.KEEP:
+            return self._existing(found[0], kind), None
+        old = found[0] if found else None
+        if old is not None:
+            self.endpoints.delete(old.id)
+            self.say(
+                f"deleted Stripe {kind.noun} {old.id}, whose signing secret was never stored "
+                "(a run stopped between making it and storing it), so nothing could verify it"
+                + ("; it is made again" if move is Move.REMAKE else "")
+                + f"\n{missed(old)}"
             )
-        if found:
-            return self._existing(found[0], pinned, connect), None
+        if move is Move.DROP:
+            return None, None
+        assert kind.pinned is not None  # a wanted kind has a secret
+        endpoint, version = self._make(url, kind, kind.pinned, client)
+        made.append(Made(endpoint, kind.pinned.name, version))
+        return endpoint, version
+
+    def _make(
+        self,
+        url: str,
+        kind: Kind,
+        pinned: Pinned,
+        client: secretmanager.SecretManagerServiceClient,
+    ) -> tuple[Endpoint, str]:
+        """A new endpoint of `kind`, and the version its secret went to."""
         secret_name = ensure_secret(client, self.settings.project, pinned.name)
-        endpoint, secret = self.endpoints.create(url, connect)
+        endpoint, secret = self.endpoints.create(url, kind.connect)
         try:
             version = store(
                 client,
@@ -222,30 +394,28 @@ class Steps:
             # Anything else (an interrupt) leaves an endpoint whose secret may never be stored.
             self.withdraw(endpoint)
             raise
-        kind = "Connect endpoint" if connect else "endpoint"
         said = (
-            f"created Stripe {kind} {endpoint.id} for {url} ({', '.join(endpoint.events)}; "
+            f"created Stripe {kind.noun} {endpoint.id} for {url} ({', '.join(endpoint.events)}; "
             f"API version {endpoint.api_version})\n"
             f"signing secret stored in {version} (Stripe shows it only once; it is not printed)"
         )
-        if connect:
+        if kind.connect:
             said += "\nStripe sends it the connected accounts' events only, not the platform's own"
         self.say(said)
         return endpoint, version
 
-    def _existing(self, endpoint: Endpoint, pinned: Pinned, connect: bool) -> Endpoint:
-        """An endpoint found by its URL: kept, with its secret, once it is known to be stored."""
-        if endpoint.connect is not None and endpoint.connect != connect:
-            asked = "asks" if connect else "does not ask"
-            raise Refused(
-                f"Stripe endpoint {endpoint.id} for {endpoint.url} was created with "
-                f"connect={str(endpoint.connect).lower()}, and STRIPE_CONNECT_ACCOUNTS now "
-                f"{asked} for connected accounts' events; Stripe cannot change that: delete the "
-                "endpoint (Dashboard: Developers > Webhooks), then run this again"
+    def _existing(self, endpoint: Endpoint, kind: Kind) -> Endpoint:
+        """An endpoint found by its URL and kind, its secret stored: kept, with its secret."""
+        if not kind.wanted:
+            self.say(
+                f"Stripe Connect endpoint {endpoint.id} for {endpoint.url} is kept: no connected "
+                "account is served now (STRIPE_CONNECT_ACCOUNTS), so its events are verified and "
+                "acknowledged, never texted (skipped:account_not_enabled); delete it (Dashboard: "
+                "Developers > Webhooks) to stop them"
             )
-        self._require_stored(pinned, stripe_secret_problem, "Stripe endpoint", endpoint.url)
+            return endpoint
         completed = self.endpoints.complete(endpoint)
-        said = f"Stripe endpoint {endpoint.id} for {endpoint.url} exists; nothing created"
+        said = f"Stripe {kind.noun} {endpoint.id} for {endpoint.url} exists; nothing created"
         if endpoint.missing:
             said += f"; it is now sent {', '.join(endpoint.missing)} too"
         if not endpoint.enabled:
@@ -260,23 +430,14 @@ class Steps:
         self.say(said)
         return completed
 
-    def _require_stored(
-        self, pinned: Pinned, problem_of: Callable[[str], str | None], thing: str, url: str
-    ) -> None:
-        """The pinned version holds a signing secret as the vendor generates them: else the
-        intake would answer 503 forever, the vendor showing the secret only at creation."""
-        reference = f"{PREFIX}{self.settings.project}/{pinned.name}#{pinned.version}"
-        resolver = SecretResolver(self._secrets)
-        problem = problem_of(resolver.resolve(f"{pinned.name}:{pinned.version}", reference))
+    def _require_linq_stored(self, pinned: Pinned, url: str) -> None:
+        """The subscription found keeps the secret deploy.sh pins."""
+        problem = linq_secret_problem(self._value(pinned))
         if problem is not None:
-            raise Refused(
-                f"a {thing} for {url} exists, but {pinned.name} version {pinned.version} is not "
-                f"its signing secret ({problem}), and the secret is shown only when it is "
-                "created: delete it, then run this again (or add its secret as a new version)"
-            )
+            raise not_its_secret("Linq subscription", url, pinned, problem)
 
     def withdraw(self, endpoint: Endpoint) -> None:
-        """Delete an endpoint this run created, after a later step failed."""
+        """Delete an endpoint this run created, whose secret could not be stored."""
         try:
             self.endpoints.delete(endpoint.id)
         except RecoveryError as exc:
@@ -295,12 +456,18 @@ class Steps:
 
 def missed(endpoint: Endpoint, now: float | None = None) -> str:
     """What to do about the payments that failed while a deleted endpoint existed: Stripe
-    does not send its events anywhere else."""
+    does not send its events anywhere else, and keeps them 30 days."""
     age = (time.time() if now is None else now) - endpoint.created
-    hours = max(1, math.ceil(age / 3600))
+    since = f"{max(1, math.ceil(min(age, MAX_SINCE_S) / 3600))}h"
+    if endpoint.connect:
+        return (
+            "Stripe sends a deleted Connect endpoint's events nowhere else: for each connected "
+            f"account served, ./dev backfill --account acct_... --since {since} queues any of "
+            "its payments that failed meanwhile"
+        )
     return (
         "Stripe sends a deleted endpoint's events nowhere else: ./dev backfill --since "
-        f"{hours}h queues any payment that failed meanwhile"
+        f"{since} queues any payment that failed meanwhile"
     )
 
 
@@ -342,7 +509,7 @@ class Plan:
         self._stripe = STRIPE_API_BASE.read(env) + "/v1/webhook_endpoints"
         self._linq = LINQ_API_BASE.read(env) + "/v3/webhook-subscriptions"
         self._project = GOOGLE_CLOUD_PROJECT.read(env)
-        self._connect = serves_connected_accounts(env)
+        self._connect = bool(STRIPE_CONNECT_ACCOUNTS.read(env))
 
     def _show(self, *argv: str) -> None:
         self._out("+ " + shlex.join(argv))
@@ -360,11 +527,16 @@ class Plan:
         self._stripe_call("-X", "POST")
         self._linq_call()
 
-    def connect(self, ingest_url: str, linq_url: str, stripe: Pinned, linq: Pinned) -> None:
+    def connect(
+        self, ingest_url: str, linq_url: str, stripe: Pinned, connect: Pinned | None, linq: Pinned
+    ) -> None:
         """Every call of a first run: nothing found, everything created."""
         self._stripe_call("-G", params={"limit": 100})
-        self._stripe_call(params=endpoint_params(ingest_url, self._connect))
+        self._stripe_call(params=endpoint_params(ingest_url, connect=False))
         self._store(stripe)
+        if self._connect and connect is not None:
+            self._stripe_call(params=endpoint_params(ingest_url, connect=True))
+            self._store(connect)
         self._linq_call()
         self._linq_call(subscription_body(f"{linq_url}?version={WEBHOOK_VERSION}"))
         self._store(linq)
@@ -392,16 +564,14 @@ def parser() -> argparse.ArgumentParser:
     steps = parser.add_subparsers(dest="step", required=True)
     check = steps.add_parser("check", help="the keys, before anything is created")
     check.add_argument("--dry-run", action="store_true", help="print the calls only")
-    connect = steps.add_parser("connect", help="the Stripe endpoint and the Linq subscription")
+    connect = steps.add_parser("connect", help="the Stripe endpoints and the Linq subscription")
     connect.add_argument("ingest_url", metavar="INGEST_URL")
     connect.add_argument("linq_url", metavar="LINQ_URL")
-    for vendor in ("stripe", "linq"):
+    for secret, required in (("stripe", True), ("connect", False), ("linq", True)):
         connect.add_argument(
-            f"--{vendor}-secret", type=Pinned.parse, required=True, metavar="NAME:VERSION"
+            f"--{secret}-secret", type=Pinned.parse, required=required, metavar="NAME:VERSION"
         )
     connect.add_argument("--dry-run", action="store_true", help="print the calls only")
-    undo = steps.add_parser("undo", help="delete an endpoint `connect` created")
-    undo.add_argument("endpoint_id", metavar="ENDPOINT_ID")
     return parser
 
 
@@ -419,17 +589,18 @@ def run(argv: Sequence[str] | None) -> int:
         if args.step == "check":
             plan.check()
         else:
-            plan.connect(args.ingest_url, args.linq_url, args.stripe_secret, args.linq_secret)
+            plan.connect(*_connect_arguments(args))
         return 0
     steps = Steps(GoLiveSettings.read(env), client, say)
     if args.step == "check":
         steps.check()
-    elif args.step == "connect":
-        live = steps.connect(args.ingest_url, args.linq_url, args.stripe_secret, args.linq_secret)
-        sys.stdout.write(live.assignments())
     else:
-        steps.withdraw(steps.endpoints.retrieve(args.endpoint_id))
+        sys.stdout.write(steps.connect(*_connect_arguments(args)).assignments())
     return 0
+
+
+def _connect_arguments(args: argparse.Namespace) -> tuple[str, str, Pinned, Pinned | None, Pinned]:
+    return args.ingest_url, args.linq_url, args.stripe_secret, args.connect_secret, args.linq_secret
 
 
 def main(argv: Sequence[str] | None = None) -> int:

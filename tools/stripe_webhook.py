@@ -1,6 +1,7 @@
-"""The ingest function's Stripe webhook endpoint, through Stripe's API (stripe-python): the key
-checked for the permission to manage endpoints, the endpoint found by its URL, created, given
-the events it lacks, and deleted. Stripe's refusals come out as our errors, with Stripe's reason.
+"""The ingest function's Stripe webhook endpoints, through Stripe's API (stripe-python): the key
+checked for the permission to manage endpoints, the endpoints found by their URL, created (an
+account endpoint, or a Connect one), given the events they lack, and deleted. Stripe's refusals
+come out as our errors, with Stripe's reason.
 
 Stripe shows an endpoint's signing secret once, in the answer that creates it: `create` hands it
 to the caller to store at once, and nothing here prints it.
@@ -130,12 +131,6 @@ class Endpoints(StripeGateway):
         except stripe.StripeError as exc:
             raise translate(exc) from exc
         return Endpoint.of(updated.to_dict())
-
-    def retrieve(self, endpoint_id: str) -> Endpoint:
-        try:
-            return Endpoint.of(self._client.v1.webhook_endpoints.retrieve(endpoint_id).to_dict())
-        except stripe.StripeError as exc:
-            raise translate(exc) from exc
 
     def delete(self, endpoint_id: str) -> None:
         try:

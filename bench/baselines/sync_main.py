@@ -21,17 +21,19 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.adapters.webhook import parse_webhook
+from shared.core.accounts import EndpointKind
 from shared.core.errors import ConfigError, WebhookRejected
 from shared.core.event import FailedPayment
+from shared.core.signing_secret import Signing
 from shared.workflow.settings import IngestSettings
 
 
 @functools.cache
-def _secret() -> str:
+def _secrets() -> dict[EndpointKind, Signing]:
     settings = IngestSettings.from_env()
-    if settings.webhook_secret is None:
-        raise ConfigError(f"STRIPE_WEBHOOK_SECRET is no signing secret: {settings.not_set_up}")
-    return settings.webhook_secret
+    if settings.signing.secret is None:
+        raise ConfigError(f"STRIPE_WEBHOOK_SECRET is no signing secret: {settings.signing.problem}")
+    return settings.endpoints
 
 
 @functools.cache
@@ -71,7 +73,7 @@ def payment_event(payment: FailedPayment, project: str) -> CloudEvent:
 def sync_webhook(request: flask.Request) -> tuple[str, int]:
     try:
         payment = parse_webhook(
-            request.get_data(), request.headers.get("Stripe-Signature"), _secret()
+            request.get_data(), request.headers.get("Stripe-Signature"), _secrets()
         )
     except WebhookRejected as exc:
         return f"rejected: {exc}", 400

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import stripe
 
-from shared.core.errors import WebhookRejected
-from shared.core.event import Message, from_stripe_event
+from shared.core.accounts import EndpointKind
+from shared.core.errors import NotSetUp, WebhookRejected
+from shared.core.event import Message, event_account, from_stripe_event
+from shared.core.signing_secret import Signing
 
 # Stripe's default: a signature older than five minutes is refused (replay protection).
 TOLERANCE_SECONDS = 300
@@ -64,19 +67,46 @@ def load_json(text: str) -> Any:
         raise WebhookRejected("body is not JSON") from None
 
 
-def parse_webhook(body: bytes, signature: str | None, secret: str) -> Message | None:
-    """The failed payment or the payment in a verified webhook body, or None for another event
-    type."""
+def parse_webhook(
+    body: bytes, signature: str | None, secrets: Mapping[EndpointKind, Signing]
+) -> Message | None:
+    """The failed payment or the payment in a webhook body, or None for another event type.
+
+    The body is verified with the signing secret of each kind of endpoint the ingest hears from
+    (`secrets`), and its event taken only when the secret of the kind Stripe sends it through
+    verifies it (a connected account's event the Connect endpoint's, the platform's own the
+    account endpoint's): one secret's leak cannot forge the other kind's events. NotSetUp when
+    only a secret not set up yet could: Stripe retries the 503 until it is in place.
+    """
     check_signature_header(signature, time.time())
     payload = body_text(body)
-    try:
-        # Verified against the exact raw bytes: re-serialised JSON would not match. The age was
-        # checked above, so the library is asked about the signature alone; with the header's
-        # shape checked, a mismatch is the only way it can fail.
-        stripe.WebhookSignature.verify_header(payload, signature, secret)
-    except stripe.SignatureVerificationError:
-        raise WebhookRejected("signature does not match") from None
+    verified = {
+        kind
+        for kind, signing in secrets.items()
+        if signing.secret is not None and _signed_with(payload, signature, signing.secret)
+    }
+    pending = {kind: signing for kind, signing in secrets.items() if signing.secret is None}
+    if not verified:
+        if pending:
+            raise NotSetUp(tuple(pending.values()))
+        raise WebhookRejected("signature does not match")
     event = load_json(payload)
     if not isinstance(event, dict):
         raise WebhookRejected("body is not a JSON object")
+    kind = EndpointKind.sending(event_account(event))
+    if kind in pending:
+        raise NotSetUp((pending[kind],))
+    if kind not in verified:
+        raise WebhookRejected(kind.crossed)
     return from_stripe_event(event)
+
+
+def _signed_with(payload: str, signature: str | None, secret: str) -> bool:
+    # Verified against the exact raw bytes: re-serialised JSON would not match. The age was
+    # checked already, so the library is asked about the signature alone; with the header's
+    # shape checked, a mismatch is the only way it can fail.
+    try:
+        stripe.WebhookSignature.verify_header(payload, signature, secret)
+    except stripe.SignatureVerificationError:
+        return False
+    return True

@@ -1,13 +1,36 @@
-"""Which Stripe Connect accounts the product serves besides the platform's own invoices."""
+"""Which Stripe Connect accounts the product serves besides the platform's own invoices, and
+which kind of Stripe endpoint each event comes through."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from shared.core.errors import ConfigError
 from shared.core.event import ACCOUNT_ID
 
 EVERY = "*"
+
+
+class EndpointKind(Enum):
+    """Stripe sends an account endpoint the platform's own events only, and a Connect endpoint
+    (`connect=true`) its connected accounts' only; each has a signing secret of its own."""
+
+    ACCOUNT = "account"
+    CONNECT = "Connect"
+
+    @classmethod
+    def sending(cls, account: str | None) -> EndpointKind:
+        """The kind Stripe sends an event of `account` (None: the platform's own) through."""
+        return cls.ACCOUNT if account is None else cls.CONNECT
+
+    @property
+    def crossed(self) -> str:
+        """Why an event this kind sends, signed with the other kind's secret, is refused: that
+        secret leaked and forged it, or someone sent it by hand."""
+        if self is EndpointKind.ACCOUNT:
+            return "the platform's own event, signed with the Connect endpoint's secret"
+        return "a connected account's event, signed with the platform endpoint's secret"
 
 
 @dataclass(frozen=True)
@@ -35,6 +58,10 @@ class ConnectedAccounts:
                 f"separated by commas, such as acct_1A2b3C,acct_4D5e6F; got {text!r}"
             )
         return cls(frozenset(ids))
+
+    def __bool__(self) -> bool:
+        """Whether any connected account is served."""
+        return self.every or bool(self.ids)
 
     def serves(self, account: str | None) -> bool:
         """Whether an event of `account` (None: the platform's own) is served."""

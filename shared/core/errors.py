@@ -9,6 +9,7 @@ from typing import Any
 
 from shared.core.log import redact, redact_value
 from shared.core.quote import cut_window
+from shared.core.signing_secret import Signing
 from shared.core.text import ELLIPSIS, clean, shorten
 
 # What of a vendor's error message our errors keep (their reason, the log line, the team's
@@ -96,6 +97,16 @@ class WebhookRejected(DunningError):
 
     The message is the ingest function's 400 answer, so it never echoes the request back.
     """
+
+
+class NotSetUp(DunningError):
+    """A webhook that only a signing secret not set up yet could verify (`signings`, which name
+    their variables and problems, never their values): the intake answers 503, and the sender
+    retries until that secret is in place."""
+
+    def __init__(self, signings: tuple[Signing, ...]) -> None:
+        super().__init__(", ".join(signing.variable for signing in signings))
+        self.signings = signings
 
 
 class MalformedEventError(WebhookRejected):

@@ -153,6 +153,13 @@ def _account(value: Any) -> str | None:
     return value if isinstance(value, str) and ACCOUNT_ID.fullmatch(value) else None
 
 
+def event_account(event: Mapping[str, Any]) -> str | None:
+    """The connected account a Stripe event belongs to (Stripe Connect), or None for the
+    platform's own: `account`, or `context` on a thin event."""
+    thin = event.get("type") == THIN_TYPE
+    return _account(event.get("context") if thin else event.get("account"))
+
+
 def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
     """The failed payment (`invoice.payment_failed`, `invoice.payment_action_required`, or the
     thin `v1.invoice.payment_failed`) or the payment (`invoice.paid`) an event reports, or None
@@ -161,7 +168,6 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
     Raises MalformedEventError when such an event lacks its invoice id or its id.
     """
     kind = event.get("type")
-    account = event.get("account")
     invoice = json_object(json_object(event.get("data")).get("object"))
     customer = invoice.get("customer")
     if isinstance(customer, Mapping):
@@ -172,8 +178,6 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
         related = json_object(event.get("related_object"))
         invoice_id = related.get("id") if related.get("type") == "invoice" else None
         customer, attempt = None, None
-        # A thin event names a connected account in its context.
-        account = event.get("context")
     elif kind not in (SNAPSHOT_TYPE, ACTION_TYPE, PAID_TYPE):
         return None
     if not isinstance(invoice_id, str) or not invoice_id.startswith("in_"):
@@ -186,7 +190,7 @@ def from_stripe_event(event: Mapping[str, Any]) -> Message | None:
         "invoice_id": invoice_id,
         "customer_id": customer if isinstance(customer, str) else None,
         "livemode": bool(event.get("livemode")),
-        "account": _account(account),
+        "account": event_account(event),
     }
     if kind == PAID_TYPE:
         currency = invoice.get("currency")

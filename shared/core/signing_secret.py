@@ -21,7 +21,8 @@ import base64
 import hashlib
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 PREFIX = "whsec_"
 # What Stripe issues: whsec_ and 32 letters and digits (the Dashboard) or 64 hex digits (the
@@ -67,6 +68,22 @@ _WORDS = re.compile(
 KNOWN = "it is a published example, or was committed to a repository: a placeholder"
 TYPED = "it looks typed by hand, not generated: a placeholder"
 TOO_LONG = f"it is longer than any signing secret ({_MAX_RANDOM_CHARS} characters after whsec_)"
+
+
+@dataclass(frozen=True)
+class Signing:
+    """A signing secret as an intake holds it: `secret` when it is one its sender generated;
+    else None, and `problem` says what keeps the value from being one, without quoting it (the
+    secret is not set up yet, and verifies nothing)."""
+
+    variable: str
+    secret: str | None
+    problem: str | None = None
+
+    @classmethod
+    def of(cls, variable: str, value: str, problem_of: Callable[[str], str | None]) -> Signing:
+        problem = problem_of(value)
+        return cls(variable, None if problem else value, problem)
 
 
 def stripe_secret_problem(secret: str) -> str | None:

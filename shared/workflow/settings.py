@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from urllib.parse import urlsplit
 
 from shared.adapters.secrets import SecretResolver
-from shared.core.accounts import ConnectedAccounts
+from shared.core.accounts import ConnectedAccounts, EndpointKind
 from shared.core.control import SurgeRule
 from shared.core.errors import ConfigError
 from shared.core.lease import DEFAULT_LEASE, RECOVER_TIMEOUT
@@ -28,7 +28,7 @@ from shared.core.phone import is_region, to_e164
 from shared.core.policy import ALL, DEFAULT_QUIET_HOURS, OFF, AttemptPolicy, QuietHours
 from shared.core.policy import parse_quiet_hours as _parse_quiet_hours
 from shared.core.sender import DEFAULT_LINE_DAILY_LIMIT
-from shared.core.signing_secret import linq_secret_problem, stripe_secret_problem
+from shared.core.signing_secret import Signing, linq_secret_problem, stripe_secret_problem
 from shared.core.text import clean
 
 if TYPE_CHECKING:
@@ -525,12 +525,12 @@ STRIPE_API_KEY: Variable[str] = Variable(
 STRIPE_WEBHOOK_SECRET: Variable[str] = Variable(
     "STRIPE_WEBHOOK_SECRET",
     (INGEST,),
-    "`whsec_...` signing secret of the webhook endpoint (`whsec_` and at least 24 letters and "
-    'digits, as Stripe generated them). Anything else means "not set up yet": a placeholder '
-    "such as `not-set-yet` (before the endpoint exists), a value published or committed to a "
-    "repository, or one typed by hand (a repeated or sequential run, words). Every webhook is "
-    "then answered 503 without being verified, and a WARNING line per request names the "
-    "problem",
+    "`whsec_...` signing secret of the webhook endpoint Stripe sends the platform's own events "
+    "(`whsec_` and at least 24 letters and digits, as Stripe generated them). Anything else "
+    'means "not set up yet": a placeholder such as `not-set-yet` (before the endpoint exists), a '
+    "value published or committed to a repository, or one typed by hand (a repeated or "
+    "sequential run, words). The platform's own events, and any webhook no secret verifies, are "
+    "then answered 503, and a WARNING line per request names the problem",
     _secret,
     when_unset=REQUIRED,
     secret=True,
@@ -541,10 +541,24 @@ STRIPE_CONNECT_ACCOUNTS: Variable[ConnectedAccounts] = Variable(
     "the Stripe Connect accounts whose failed payments are texted, besides the platform's "
     "own: `*` for every connected account, or account ids separated by commas "
     "(`acct_1A2b3C,acct_4D5e6F`). Any other connected account's event is acknowledged, "
-    "never queued, with a `skipped:account_not_enabled` result line. Set, `deploy.sh` creates "
-    "the Stripe endpoint with `connect=true`",
+    "never queued, with a `skipped:account_not_enabled` result line. Set, `deploy.sh` makes a "
+    "Connect endpoint (`connect=true`) for the ingest function beside the platform's own",
     _connected_accounts,
     when_unset="none: the platform's own invoices only",
+)
+STRIPE_CONNECT_WEBHOOK_SECRET: Variable[str | None] = Variable(
+    "STRIPE_CONNECT_WEBHOOK_SECRET",
+    (INGEST,),
+    "`whsec_...` signing secret of the Connect webhook endpoint, which Stripe sends the "
+    "connected accounts' events only; held to the rules of `STRIPE_WEBHOOK_SECRET`. An event "
+    "that names a connected account is taken only when this secret verifies it, the platform's "
+    "own only when `STRIPE_WEBHOOK_SECRET` does: signed with the other one, it is refused (400). "
+    "Until it is a signing secret (a placeholder such as `not-set-yet`), a connected account's "
+    "event and any webhook `STRIPE_WEBHOOK_SECRET` does not verify are answered 503 unverified",
+    _optional_secret,
+    when_unset="none: a connected account's event is refused; with `STRIPE_CONNECT_ACCOUNTS` set, "
+    "not set up yet (503)",
+    secret=True,
 )
 WEBHOOK_BODY_SECONDS: Variable[float] = Variable(
     "WEBHOOK_BODY_SECONDS",
@@ -824,6 +838,7 @@ SECRET_MANAGER_API_BASE: Variable[str | None] = Variable(
 )
 SECRETS = (
     STRIPE_WEBHOOK_SECRET,
+    STRIPE_CONNECT_WEBHOOK_SECRET,
     STRIPE_API_KEY,
     LINQ_API_KEY,
     SLACK_WEBHOOK_URL,
@@ -901,6 +916,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     STRIPE_API_KEY,
     STRIPE_WEBHOOK_SECRET,
     STRIPE_CONNECT_ACCOUNTS,
+    STRIPE_CONNECT_WEBHOOK_SECRET,
     WEBHOOK_BODY_SECONDS,
     LINQ_API_KEY,
     GOOGLE_CLOUD_PROJECT,
@@ -975,40 +991,70 @@ class IntakeSettings(Settings):
     """What a webhook intake needs: the sender's signing secret and where to publish.
 
     While the secret is no real signing secret (the first deployment, before the sender's
-    endpoint exists), `webhook_secret` is None and `not_set_up` says what is wrong with the value,
-    never quoting it. The intake then verifies nothing and answers 503, so the sender retries and
-    nothing is lost.
+    endpoint exists), `signing.secret` is None and `signing.problem` says what is wrong with the
+    value, never quoting it. The intake then verifies nothing and answers 503, so the sender
+    retries and nothing is lost.
     """
 
-    webhook_secret: str | None
-    not_set_up: str | None
+    signing: Signing
     project: str
     topic: str
     # How long the body may take to arrive once the headers are in.
     body_seconds: float
 
-    @classmethod
-    def _of(cls, secret: str, problem_of: Callable[[str], str | None], **fields: Any) -> Self:
-        problem = problem_of(secret)
-        return cls(None if problem else secret, problem, **fields)
+    @property
+    def signings(self) -> tuple[Signing, ...]:
+        """Every signing secret the intake verifies with."""
+        return (self.signing,)
 
 
 @dataclass(frozen=True)
 class IngestSettings(IntakeSettings):
-    """The Stripe intake: STRIPE_WEBHOOK_SECRET, publishing to PUBSUB_TOPIC the events of the
-    platform and of the connected accounts STRIPE_CONNECT_ACCOUNTS names."""
+    """The Stripe intake: the signing secrets of the platform's account endpoint
+    (STRIPE_WEBHOOK_SECRET) and of its Connect endpoint (STRIPE_CONNECT_WEBHOOK_SECRET; None when
+    there is none), publishing to PUBSUB_TOPIC the events of the platform and of the connected
+    accounts STRIPE_CONNECT_ACCOUNTS names."""
 
+    connect: Signing | None
     accounts: ConnectedAccounts
+
+    @property
+    def endpoints(self) -> dict[EndpointKind, Signing]:
+        """The signing secret of each kind of endpoint the intake hears from."""
+        kinds = {EndpointKind.ACCOUNT: self.signing}
+        if self.connect is not None:
+            kinds[EndpointKind.CONNECT] = self.connect
+        return kinds
+
+    @property
+    def signings(self) -> tuple[Signing, ...]:
+        return tuple(self.endpoints.values())
 
     @classmethod
     def read(cls, env: Reader) -> Self:
-        return cls._of(
-            STRIPE_WEBHOOK_SECRET.read(env),
-            stripe_secret_problem,
+        accounts = STRIPE_CONNECT_ACCOUNTS.read(env)
+        connect_secret = STRIPE_CONNECT_WEBHOOK_SECRET.read(env)
+        connect = None
+        if connect_secret is not None:
+            connect = Signing.of(
+                STRIPE_CONNECT_WEBHOOK_SECRET.name, connect_secret, stripe_secret_problem
+            )
+        elif accounts:
+            # The accounts' events come, and nothing can verify them: Stripe retries them.
+            connect = Signing(
+                STRIPE_CONNECT_WEBHOOK_SECRET.name,
+                None,
+                f"it is unset, and {STRIPE_CONNECT_ACCOUNTS.name} names connected accounts",
+            )
+        return cls(
+            Signing.of(
+                STRIPE_WEBHOOK_SECRET.name, STRIPE_WEBHOOK_SECRET.read(env), stripe_secret_problem
+            ),
             project=GOOGLE_CLOUD_PROJECT.read(env),
             topic=PUBSUB_TOPIC.read(env),
             body_seconds=WEBHOOK_BODY_SECONDS.read(env),
-            accounts=STRIPE_CONNECT_ACCOUNTS.read(env),
+            connect=connect,
+            accounts=accounts,
         )
 
 
@@ -1018,9 +1064,10 @@ class LinqIntakeSettings(IntakeSettings):
 
     @classmethod
     def read(cls, env: Reader) -> Self:
-        return cls._of(
-            LINQ_WEBHOOK_SECRET.read(env),
-            linq_secret_problem,
+        return cls(
+            Signing.of(
+                LINQ_WEBHOOK_SECRET.name, LINQ_WEBHOOK_SECRET.read(env), linq_secret_problem
+            ),
             project=GOOGLE_CLOUD_PROJECT.read(env),
             topic=LINQ_EVENTS_TOPIC.read(env),
             body_seconds=WEBHOOK_BODY_SECONDS.read(env),
