@@ -72,7 +72,7 @@ state=${0%/*}/state
 echo "$*" >> "$state/calls"
 key() { local id=${3%%@*}; printf '%s' "$state/$1_$2_${id//\//_}"; }
 case "$1 $2 $3 " in
-  "secrets "*) exec "$FAKE_PYTHON" "$FAKE_SECRETS" "$@" ;;
+  "secrets "*) exec "${0%/*}/warm-python" "$FAKE_SECRETS" "$@" ;;
   "functions deploy "*)
     if [[ -n ${FAIL_DEPLOY:-} && "$*" == *"$FAIL_DEPLOY"* ]]; then
       echo "ERROR: (gcloud.functions.deploy) Build failed" >&2
@@ -163,18 +163,85 @@ def function_env(argv: list[str]) -> dict[str, str]:
     }
 
 
-def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
+# The tests' Python commands start warm (tests/warm_python.py). deploy.sh's tools.stage is the
+# session's staging copied (what it stages does not change within a session), except in the plan's
+# run, whose staging the tests of staging read.
+WARM = ROOT / "tests" / "warm_python.py"
+WARMED = ("tools.go_live", "tools.deploy_env", "tools.stage", "tests.fake_gcloud_secrets")
+PYTHON = """#!/bin/sh
+echo "$*" >> "$0-argv"
+if [ -n {staged} ] && [ "$1 $2" = "-m tools.stage" ]; then
+  rm -rf "$3/ingest" "$3/recover" && mkdir -p "$3" &&
+    exec cp -R {staged}/ingest {staged}/recover "$3"
+fi
+exec {python} -I -S {client} {socket} "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Pythons:
+    """The warm Python's socket and the session's staging."""
+
+    socket: Path
+    staged: Path
+
+    def install(self, bin_dir: Path, *, stage: bool) -> None:
+        """bin_dir/python, deploy.sh's Python, recording its arguments in python-argv; and
+        bin_dir/warm-python, the fake gcloud's."""
+        for name, staged in (("python", "" if stage else str(self.staged)), ("warm-python", "")):
+            script = bin_dir / name
+            script.write_text(
+                PYTHON.format(
+                    staged=shlex.quote(staged),
+                    python=shlex.quote(sys.executable),
+                    client=shlex.quote(str(WARM)),
+                    socket=shlex.quote(str(self.socket)),
+                )
+            )
+            script.chmod(0o755)
+
+
+_pythons: list[Pythons] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pythons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pythons]:
+    from tools import stage
+
+    home = tmp_path_factory.mktemp("python")
+    stage.main(home / "build")
+    server = subprocess.Popen(
+        [sys.executable, str(WARM), "--serve", str(home / "socket"), *WARMED],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline() == "ready\n"
+        _pythons.append(Pythons(home / "socket", home / "build"))
+        yield _pythons[0]
+    finally:
+        _pythons.clear()
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, stage: bool = False, **env: str) -> Run:
     fakebin = tmp / "bin"
     fakebin.mkdir(exist_ok=True)
     gcloud = fakebin / "gcloud"
     gcloud.write_text(fake)
     gcloud.chmod(0o755)
+    _pythons[0].install(fakebin, stage=stage)
     build = tmp / "build"
     environment = {
         "PATH": f"{fakebin}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "HOME": str(tmp),
         "LC_ALL": "C.UTF-8",
-        "PYTHON": sys.executable,
+        "PYTHON": str(fakebin / "python"),
         "BUILD_DIR": str(build),
         **env,
     }
@@ -192,14 +259,14 @@ def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
     return Run(done.returncode, done.stdout, done.stderr, build, calls)
 
 
-def dry_run(tmp: Path, **env: str) -> Run:
-    return deploy(tmp, "--project", PROJECT, "--region", REGION, "--dry-run", **env)
+def dry_run(tmp: Path, *, stage: bool = False, **env: str) -> Run:
+    return deploy(tmp, "--project", PROJECT, "--region", REGION, "--dry-run", stage=stage, **env)
 
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """One dry run with the defaults, shared by the tests that only read it."""
-    return dry_run(tmp_path_factory.mktemp("deploy"))
+    """One dry run with the defaults, shared by the tests that only read it; it stages."""
+    return dry_run(tmp_path_factory.mktemp("deploy"), stage=True)
 
 
 TEMPLATE = 'Hi {first_name}, "{description}": didn\'t go through, #1 — reply STOP'
@@ -837,11 +904,6 @@ class World:
 
     def deploy(self, **env: str) -> Run:
         """deploy.sh --project demo --region us-central1, its Python recording its arguments."""
-        bin_dir = self.tmp / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        python = bin_dir / "python"
-        python.write_text(f'#!/bin/sh\necho "$*" >> "$0-argv"\nexec {sys.executable} "$@"\n')
-        python.chmod(0o755)
         return deploy(
             self.tmp,
             "--project",
@@ -849,12 +911,10 @@ class World:
             "--region",
             REGION,
             fake=STATEFUL,
-            PYTHON=str(python),
             STRIPE_API_BASE=self.stripe.url,
             LINQ_API_BASE=self.linq.url,
             SECRET_MANAGER_API_BASE=self.secrets.url,
             FAKE_SECRETS=str(FAKE_SECRETS),
-            FAKE_PYTHON=sys.executable,
             **env,
         )
 
