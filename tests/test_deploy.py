@@ -166,7 +166,7 @@ def function_env(argv: list[str]) -> dict[str, str]:
 # The tests' Python commands start warm (tests/warm_python.py). deploy.sh's tools.stage is the
 # session's staging copied (what it stages does not change within a session), except in the plan's
 # run, whose staging the tests of staging read.
-WARM = ROOT / "tests" / "warm_python.py"
+WARM_CLIENT = ROOT / "tests" / "warm_client.py"
 WARMED = ("tools.go_live", "tools.deploy_env", "tools.stage", "tests.fake_gcloud_secrets")
 PYTHON = """#!/bin/sh
 echo "$*" >> "$0-argv"
@@ -194,7 +194,7 @@ class Pythons:
                 PYTHON.format(
                     staged=shlex.quote(staged),
                     python=shlex.quote(sys.executable),
-                    client=shlex.quote(str(WARM)),
+                    client=shlex.quote(str(WARM_CLIENT)),
                     socket=shlex.quote(str(self.socket)),
                 )
             )
@@ -211,7 +211,7 @@ def pythons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pythons]:
     home = tmp_path_factory.mktemp("python")
     stage.main(home / "build")
     server = subprocess.Popen(
-        [sys.executable, str(WARM), "--serve", str(home / "socket"), *WARMED],
+        [sys.executable, "-m", "tests.warm_python", str(home / "socket"), *WARMED],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,

@@ -2,49 +2,31 @@
 commands (tools.deploy_env, tools.go_live, the fake gcloud's secrets) would otherwise spend most
 of its time importing the same libraries again.
 
-    python tests/warm_python.py --serve SOCKET MODULE...   the server: imports MODULE... (and
-                                                           what they import), says "ready", then
-                                                           forks a child per command
-    python -I -S tests/warm_python.py SOCKET ARGS...       a command, run as `python ARGS...`
-                                                           would run it (-m MODULE or a script)
+    python -m tests.warm_python SOCKET MODULE...       imports MODULE... (and what they
+                                                       import), says "ready", then forks a
+                                                       child per command
+    python -I -S tests/warm_client.py SOCKET ARGS...   a command, run as `python ARGS...` would
+                                                       run it (-m MODULE or a script)
 
 The command gets the client's standard input, output and error (passed over the socket), its
 environment, working directory and arguments, and runs in a fresh `__main__` as `python` would
-run it: only the libraries are warm. The client exits with its status. The client imports only
-the standard library's socket and json, which `-I -S` keeps quick.
+run it: only the libraries are warm. The client exits with its status.
 """
 
 from __future__ import annotations
 
-import json
+import importlib
 import os
+import runpy
+import signal
 import socket
-import struct
 import sys
+import traceback
 
-_HEADER = struct.Struct("!I")
-_STATUS = struct.Struct("!i")
-_STDIO = (0, 1, 2)
-
-
-def client(path: str, argv: list[str]) -> int:
-    request = json.dumps({"argv": argv, "env": dict(os.environ), "cwd": os.getcwd()}).encode()
-    with socket.socket(socket.AF_UNIX) as conn:
-        conn.connect(path)
-        socket.send_fds(conn, [_HEADER.pack(len(request)) + request], list(_STDIO))
-        status = b""
-        while len(status) < _STATUS.size and (chunk := conn.recv(_STATUS.size)):
-            status += chunk
-    # No status: the command died without saying (a crash), as a failure.
-    return _STATUS.unpack(status)[0] if len(status) == _STATUS.size else 1
+from tests.warm_client import SIZE, STDIO
 
 
 def serve(path: str, preload: list[str]) -> None:
-    import importlib
-    import signal
-
-    # Not this file's folder (python puts it first): the tests' modules shadow nothing.
-    sys.path.remove(os.path.dirname(os.path.abspath(__file__)))
     for module in preload:
         importlib.import_module(module)
         # Run as __main__ later, fresh: only what it imported stays warm.
@@ -83,24 +65,20 @@ def _reap(options: int) -> None:
 
 
 def _child(conn: socket.socket) -> int:
-    import runpy
-    import signal
-    import traceback
-
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, len(_STDIO))
-    while len(data) < _HEADER.size or len(data) < _HEADER.size + _HEADER.unpack_from(data)[0]:
+    data, fds, _, _ = socket.recv_fds(conn, 1 << 16, len(STDIO))
+    while len(data) < SIZE or len(data) < SIZE + int.from_bytes(data[:SIZE], "big"):
         data += conn.recv(1 << 16)
-    request = json.loads(data[_HEADER.size :])
-    for target, fd in zip(_STDIO, fds, strict=True):
+    cwd, count, *rest = (os.fsdecode(field) for field in data[SIZE:].split(b"\0"))
+    argv, environ = rest[: int(count)], rest[int(count) :]
+    for target, fd in zip(STDIO, fds, strict=True):
         os.dup2(fd, target)
         os.close(fd)
-    os.chdir(request["cwd"])
+    os.chdir(cwd)
     os.environ.clear()
-    os.environ.update(request["env"])
-    argv: list[str] = request["argv"]
+    os.environ.update(entry.split("=", 1) for entry in environ)
     # What `python` puts first on sys.path: the working directory for -m, else the script's.
-    first = request["cwd"] if argv[0] == "-m" else os.path.dirname(os.path.abspath(argv[0]))
+    first = cwd if argv[0] == "-m" else os.path.dirname(os.path.abspath(argv[0]))
     extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:0] = [first, *extra]
     try:
@@ -118,7 +96,7 @@ def _child(conn: socket.socket) -> int:
         status = 1
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    conn.sendall(_STATUS.pack(status))
+    conn.sendall(status.to_bytes(SIZE, "big", signed=True))
     return status
 
 
@@ -133,7 +111,4 @@ def _exit_status(code: object) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--serve":
-        serve(sys.argv[2], sys.argv[3:])
-    else:
-        sys.exit(client(sys.argv[1], sys.argv[2:]))
+    serve(sys.argv[1], sys.argv[2:])
