@@ -5,7 +5,8 @@ re-run changes nothing.
 No test here reaches Google Cloud, Stripe or Linq: the dry runs see a `gcloud` that fails loudly
 if it is ever called, and the runs that go live a small stateful fake whose `secrets` commands
 reach the Secret Manager stand-in (tests/fake_gcloud_secrets.py), beside the Stripe and Linq
-stand-ins.
+stand-ins. Every Python command deploy.sh or the fake runs is forked from a warm server
+(tests/warm_python.py): the same code, without importing the same libraries fifty times a test.
 """
 
 from __future__ import annotations
@@ -872,11 +873,13 @@ def test_project_and_region_may_come_from_the_environment(tuned: Run) -> None:
     assert "--project=env-proj" in tuned.one("services", "enable")
 
 
-def test_help_exits_zero_with_usage(tmp_path: Path) -> None:
+def test_help_exits_zero_with_usage_and_documents_the_intakes_settings(tmp_path: Path) -> None:
     run = deploy(tmp_path, "--help")
     assert run.returncode == 0
     assert "--project" in run.stdout
     assert "--dry-run" in run.stdout
+    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
+    assert "WEBHOOK_BODY_SECONDS" in run.stdout
 
 
 # --- live in one command: the Stripe endpoint and the Linq subscription ------------------------
@@ -1709,12 +1712,6 @@ def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, acc
     assert run.returncode == 2
     assert "STRIPE_CONNECT_ACCOUNTS must be * (every connected account) or Stripe" in run.stderr
     assert run.stdout == ""
-
-
-def test_help_documents_the_intakes_settings(tmp_path: Path) -> None:
-    run = deploy(tmp_path, "--help")
-    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
-    assert "WEBHOOK_BODY_SECONDS" in run.stdout
 
 
 def test_the_body_deadline_reaches_both_intakes(tmp_path: Path) -> None:
