@@ -73,7 +73,7 @@ state=${0%/*}/state
 echo "$*" >> "$state/calls"
 key() { local id=${3%%@*}; printf '%s' "$state/$1_$2_${id//\//_}"; }
 case "$1 $2 $3 " in
-  "secrets "*) exec "${0%/*}/warm-python" "$FAKE_SECRETS" "$@" ;;
+  "secrets "*) exec "${0%/*}/fake-python" "$FAKE_SECRETS" "$@" ;;
   "functions deploy "*)
     if [[ -n ${FAIL_DEPLOY:-} && "$*" == *"$FAIL_DEPLOY"* ]]; then
       echo "ERROR: (gcloud.functions.deploy) Build failed" >&2
@@ -164,11 +164,15 @@ def function_env(argv: list[str]) -> dict[str, str]:
     }
 
 
-# The tests' Python commands start warm (tests/warm_python.py). deploy.sh's tools.stage is the
-# session's staging copied (what it stages does not change within a session), except in the plan's
-# run, whose staging the tests of staging read.
+# The tests' Python commands start warm (tests/warm_python.py): deploy.sh's from a server of
+# its tools' libraries, the fake gcloud's from one of the standard library's (a small process
+# forks faster). deploy.sh's tools.stage is the session's staging copied (what it stages does not
+# change within a session), except in the plan's run, whose staging the tests of staging read.
 WARM_CLIENT = ROOT / "tests" / "warm_client.py"
-WARMED = ("tools.go_live", "tools.deploy_env", "tools.stage", "tests.fake_gcloud_secrets")
+WARMED = {
+    "python": ("tools.go_live", "tools.deploy_env", "tools.stage"),
+    "fake-python": ("tests.fake_gcloud_secrets",),
+}
 PYTHON = """#!/bin/sh
 echo "$*" >> "$0-argv"
 if [ -n {staged} ] && [ "$1 $2" = "-m tools.stage" ]; then
@@ -177,26 +181,30 @@ if [ -n {staged} ] && [ "$1 $2" = "-m tools.stage" ]; then
 fi
 exec {python} -I -S {client} {socket} "$@"
 """
+FAKE_PYTHON = """#!/bin/sh
+exec {python} -I -S {client} {socket} "$@"
+"""
 
 
 @dataclass(frozen=True)
 class Pythons:
-    """The warm Python's socket and the session's staging."""
+    """The warm servers' sockets, by the name of the script that runs a command there, and the
+    session's staging."""
 
-    socket: Path
+    sockets: dict[str, Path]
     staged: Path
 
     def install(self, bin_dir: Path, *, stage: bool) -> None:
         """bin_dir/python, deploy.sh's Python, recording its arguments in python-argv; and
-        bin_dir/warm-python, the fake gcloud's."""
-        for name, staged in (("python", "" if stage else str(self.staged)), ("warm-python", "")):
+        bin_dir/fake-python, the fake gcloud's."""
+        for name, template in (("python", PYTHON), ("fake-python", FAKE_PYTHON)):
             script = bin_dir / name
             script.write_text(
-                PYTHON.format(
-                    staged=shlex.quote(staged),
+                template.format(
+                    staged=shlex.quote("" if stage else str(self.staged)),
                     python=shlex.quote(sys.executable),
                     client=shlex.quote(str(WARM_CLIENT)),
-                    socket=shlex.quote(str(self.socket)),
+                    socket=shlex.quote(str(self.sockets[name])),
                 )
             )
             script.chmod(0o755)
@@ -211,23 +219,29 @@ def pythons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pythons]:
 
     home = tmp_path_factory.mktemp("python")
     stage.main(home / "build")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tests.warm_python", str(home / "socket"), *WARMED],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    sockets = {name: home / f"{name}.socket" for name in WARMED}
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.warm_python", str(sockets[name]), *modules],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, modules in WARMED.items()
+    ]
     try:
-        assert server.stdout is not None
-        assert server.stdout.readline() == "ready\n"
-        _pythons.append(Pythons(home / "socket", home / "build"))
+        for server in servers:
+            assert server.stdout is not None
+            assert server.stdout.readline() == "ready\n"
+        _pythons.append(Pythons(sockets, home / "build"))
         yield _pythons[0]
     finally:
         _pythons.clear()
-        server.terminate()
-        server.wait(timeout=10)
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
 
 
 def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, stage: bool = False, **env: str) -> Run:
