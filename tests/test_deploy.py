@@ -5,7 +5,8 @@ re-run changes nothing.
 No test here reaches Google Cloud, Stripe or Linq: the dry runs see a `gcloud` that fails loudly
 if it is ever called, and the runs that go live a small stateful fake whose `secrets` commands
 reach the Secret Manager stand-in (tests/fake_gcloud_secrets.py), beside the Stripe and Linq
-stand-ins.
+stand-ins. Every Python command deploy.sh or the fake runs is forked from a warm server
+(tests/warm_python.py): the same code, without importing the same libraries fifty times a test.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ state=${0%/*}/state
 echo "$*" >> "$state/calls"
 key() { local id=${3%%@*}; printf '%s' "$state/$1_$2_${id//\//_}"; }
 case "$1 $2 $3 " in
-  "secrets "*) exec "$FAKE_PYTHON" "$FAKE_SECRETS" "$@" ;;
+  "secrets "*) exec "${0%/*}/fake-python" "$FAKE_SECRETS" "$@" ;;
   "functions deploy "*)
     if [[ -n ${FAIL_DEPLOY:-} && "$*" == *"$FAIL_DEPLOY"* ]]; then
       echo "ERROR: (gcloud.functions.deploy) Build failed" >&2
@@ -167,18 +168,99 @@ def function_env(argv: list[str]) -> dict[str, str]:
     }
 
 
-def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
+# The tests' Python commands start warm (tests/warm_python.py): deploy.sh's from a server of
+# its tools' libraries, the fake gcloud's from one of the standard library's (a small process
+# forks faster). deploy.sh's tools.stage is the session's staging copied (what it stages does not
+# change within a session), except in the plan's run, whose staging the tests of staging read.
+WARM_CLIENT = ROOT / "tests" / "warm_client.py"
+WARMED = {
+    "python": ("tools.go_live", "tools.deploy_env", "tools.stage"),
+    "fake-python": ("tests.fake_gcloud_secrets",),
+}
+PYTHON = """#!/bin/sh
+echo "$*" >> "$0-argv"
+if [ -n {staged} ] && [ "$1 $2" = "-m tools.stage" ]; then
+  rm -rf "$3/ingest" "$3/recover" && mkdir -p "$3" &&
+    exec cp -R {staged}/ingest {staged}/recover "$3"
+fi
+exec {python} -I -S {client} {socket} "$@"
+"""
+FAKE_PYTHON = """#!/bin/sh
+exec {python} -I -S {client} {socket} "$@"
+"""
+
+
+@dataclass(frozen=True)
+class Pythons:
+    """The warm servers' sockets, by the name of the script that runs a command there, and the
+    session's staging."""
+
+    sockets: dict[str, Path]
+    staged: Path
+
+    def install(self, bin_dir: Path, *, stage: bool) -> None:
+        """bin_dir/python, deploy.sh's Python, recording its arguments in python-argv; and
+        bin_dir/fake-python, the fake gcloud's."""
+        for name, template in (("python", PYTHON), ("fake-python", FAKE_PYTHON)):
+            script = bin_dir / name
+            script.write_text(
+                template.format(
+                    staged=shlex.quote("" if stage else str(self.staged)),
+                    python=shlex.quote(sys.executable),
+                    client=shlex.quote(str(WARM_CLIENT)),
+                    socket=shlex.quote(str(self.sockets[name])),
+                )
+            )
+            script.chmod(0o755)
+
+
+_pythons: list[Pythons] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def pythons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pythons]:
+    from tools import stage
+
+    home = tmp_path_factory.mktemp("python")
+    stage.main(home / "build")
+    sockets = {name: home / f"{name}.socket" for name in WARMED}
+    servers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.warm_python", str(sockets[name]), *modules],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name, modules in WARMED.items()
+    ]
+    try:
+        for server in servers:
+            assert server.stdout is not None
+            assert server.stdout.readline() == "ready\n"
+        _pythons.append(Pythons(sockets, home / "build"))
+        yield _pythons[0]
+    finally:
+        _pythons.clear()
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, stage: bool = False, **env: str) -> Run:
     fakebin = tmp / "bin"
     fakebin.mkdir(exist_ok=True)
     gcloud = fakebin / "gcloud"
     gcloud.write_text(fake)
     gcloud.chmod(0o755)
+    _pythons[0].install(fakebin, stage=stage)
     build = tmp / "build"
     environment = {
         "PATH": f"{fakebin}{os.pathsep}/usr/bin{os.pathsep}/bin",
         "HOME": str(tmp),
         "LC_ALL": "C.UTF-8",
-        "PYTHON": sys.executable,
+        "PYTHON": str(fakebin / "python"),
         "BUILD_DIR": str(build),
         **env,
     }
@@ -196,14 +278,14 @@ def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, **env: str) -> Run:
     return Run(done.returncode, done.stdout, done.stderr, build, calls)
 
 
-def dry_run(tmp: Path, **env: str) -> Run:
-    return deploy(tmp, "--project", PROJECT, "--region", REGION, "--dry-run", **env)
+def dry_run(tmp: Path, *, stage: bool = False, **env: str) -> Run:
+    return deploy(tmp, "--project", PROJECT, "--region", REGION, "--dry-run", stage=stage, **env)
 
 
 @pytest.fixture(scope="module")
 def plan(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    """One dry run with the defaults, shared by the tests that only read it."""
-    return dry_run(tmp_path_factory.mktemp("deploy"))
+    """One dry run with the defaults, shared by the tests that only read it; it stages."""
+    return dry_run(tmp_path_factory.mktemp("deploy"), stage=True)
 
 
 TEMPLATE = 'Hi {first_name}, "{description}": didn\'t go through, #1 — reply STOP'
@@ -811,11 +893,13 @@ def test_project_and_region_may_come_from_the_environment(tuned: Run) -> None:
     assert "--project=env-proj" in tuned.one("services", "enable")
 
 
-def test_help_exits_zero_with_usage(tmp_path: Path) -> None:
+def test_help_exits_zero_with_usage_and_documents_the_intakes_settings(tmp_path: Path) -> None:
     run = deploy(tmp_path, "--help")
     assert run.returncode == 0
     assert "--project" in run.stdout
     assert "--dry-run" in run.stdout
+    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
+    assert "WEBHOOK_BODY_SECONDS" in run.stdout
 
 
 # --- live in one command: the Stripe endpoint and the Linq subscription ------------------------
@@ -843,11 +927,6 @@ class World:
 
     def deploy(self, **env: str) -> Run:
         """deploy.sh --project demo --region us-central1, its Python recording its arguments."""
-        bin_dir = self.tmp / "bin"
-        bin_dir.mkdir(exist_ok=True)
-        python = bin_dir / "python"
-        python.write_text(f'#!/bin/sh\necho "$*" >> "$0-argv"\nexec {sys.executable} "$@"\n')
-        python.chmod(0o755)
         return deploy(
             self.tmp,
             "--project",
@@ -855,12 +934,10 @@ class World:
             "--region",
             REGION,
             fake=STATEFUL,
-            PYTHON=str(python),
             STRIPE_API_BASE=self.stripe.url,
             LINQ_API_BASE=self.linq.url,
             SECRET_MANAGER_API_BASE=self.secrets.url,
             FAKE_SECRETS=str(FAKE_SECRETS),
-            FAKE_PYTHON=sys.executable,
             **env,
         )
 
@@ -1887,12 +1964,6 @@ def test_a_malformed_connected_account_list_stops_the_deploy(tmp_path: Path, acc
     assert run.returncode == 2
     assert "STRIPE_CONNECT_ACCOUNTS must be * (every connected account) or Stripe" in run.stderr
     assert run.stdout == ""
-
-
-def test_help_documents_the_intakes_settings(tmp_path: Path) -> None:
-    run = deploy(tmp_path, "--help")
-    assert "STRIPE_CONNECT_ACCOUNTS" in run.stdout
-    assert "WEBHOOK_BODY_SECONDS" in run.stdout
 
 
 def test_the_body_deadline_reaches_both_intakes(tmp_path: Path) -> None:
