@@ -326,8 +326,8 @@ BUILD_SA_PATH=projects/$PROJECT/serviceAccounts/$BUILD_SA # the form --build-ser
 # meanwhile and verifies nothing, so the sender retries); and whether connected accounts are
 # served (STRIPE_CONNECT_ACCOUNTS: the ingest function then has a Connect endpoint too):
 TOPIC="" LINQ_TOPIC="" FIRESTORE_DATABASE="" FIRESTORE_LOCATION="" RECOVER_TIMEOUT_S=""
-LEDGER_COLLECTION="" SWEEP_TOPIC="" STRIPE_KEY_SECRET="" STRIPE_KEY_GIVEN="" LINQ_KEY_SECRET=""
-LINQ_KEY_GIVEN="" PLACEHOLDER="" CONNECT_SERVED=""
+LEDGER_COLLECTION="" LINQ_EVENTS_COLLECTION="" SWEEP_TOPIC="" STRIPE_KEY_SECRET=""
+STRIPE_KEY_GIVEN="" LINQ_KEY_SECRET="" LINQ_KEY_GIVEN="" PLACEHOLDER="" CONNECT_SERVED=""
 names=$(PYTHONPATH=$ROOT "$PYTHON" -m tools.deploy_env "$BUILD_DIR" "$PROJECT" "$REGION") || exit $?
 eval "$names"
 DLQ_TOPIC=$TOPIC-dead-letter
@@ -624,13 +624,16 @@ exists missing gcloud firestore databases describe --database="$FIRESTORE_DATABA
   --project="$PROJECT" ||
   run gcloud firestore databases create --database="$FIRESTORE_DATABASE" --project="$PROJECT" \
     --location="$FIRESTORE_LOCATION" --type=firestore-native --delete-protection
-ttls=$(query '' gcloud firestore fields ttls list --collection-group="$LEDGER_COLLECTION" \
-  --database="$FIRESTORE_DATABASE" --project="$PROJECT" '--format=value(name)')
-if [[ $'\n'$ttls$'\n' != *"/fields/$LEDGER_TTL_FIELD"$'\n'* ]]; then
-  run gcloud firestore fields ttls update "$LEDGER_TTL_FIELD" \
-    --collection-group="$LEDGER_COLLECTION" --database="$FIRESTORE_DATABASE" \
-    --project="$PROJECT" --enable-ttl --async
-fi
+# The ledger's entries and the Linq webhook ids acted on both carry expire_at.
+for group in "$LEDGER_COLLECTION" "$LINQ_EVENTS_COLLECTION"; do
+  ttls=$(query '' gcloud firestore fields ttls list --collection-group="$group" \
+    --database="$FIRESTORE_DATABASE" --project="$PROJECT" '--format=value(name)')
+  if [[ $'\n'$ttls$'\n' != *"/fields/$LEDGER_TTL_FIELD"$'\n'* ]]; then
+    run gcloud firestore fields ttls update "$LEDGER_TTL_FIELD" \
+      --collection-group="$group" --database="$FIRESTORE_DATABASE" \
+      --project="$PROJECT" --enable-ttl --async
+  fi
+done
 
 # The release sweep's queries: deferred entries by due time, releases by age (state == X and
 # time <= T needs a composite index).

@@ -380,6 +380,8 @@ def test_dry_run_prints_the_full_ordered_plan(plan: Run) -> None:
         "gcloud firestore databases create --database=dunning",
         "gcloud firestore fields ttls list --collection-group=dunning_sends",
         "gcloud firestore fields ttls update expire_at --collection-group=dunning_sends",
+        "gcloud firestore fields ttls list --collection-group=dunning_linq_events",
+        "gcloud firestore fields ttls update expire_at --collection-group=dunning_linq_events",
         "gcloud firestore indexes composite list --database=dunning",
         "gcloud firestore indexes composite create --collection-group=dunning_sends",
         "gcloud firestore indexes composite create --collection-group=dunning_sends",
@@ -665,17 +667,21 @@ def test_recover_may_use_only_the_ledger_database(plan: Run) -> None:
     )
 
 
-def test_ledger_database_gets_a_ttl_policy_on_the_ledger_records(plan: Run) -> None:
+def test_ledger_database_gets_a_ttl_policy_on_every_collection_that_expires(plan: Run) -> None:
     from shared.adapters import ledger
 
     create = plan.one("firestore", "databases", "create")
     assert flag(create, "--database") == "dunning"
     assert flag(create, "--location") == REGION
     assert flag(create, "--type") == "firestore-native"
-    ttl = plan.one("firestore", "fields", "ttls", "update", "expire_at")
-    assert flag(ttl, "--collection-group") == ledger.COLLECTION
-    assert "--enable-ttl" in ttl
-    assert "expire_at" in Path(ledger.__file__).read_text()
+    ttls = plan.find("firestore", "fields", "ttls", "update", "expire_at")
+    # The entries and the Linq webhook ids acted on carry expire_at; nothing else does.
+    groups = [flag(ttl, "--collection-group") for ttl in ttls]
+    assert groups == [ledger.COLLECTION, ledger.LINQ_EVENTS]
+    assert all("--enable-ttl" in ttl for ttl in ttls)
+    source = Path(ledger.__file__).read_text()
+    assert source.count('"expire_at": now + RETENTION') == 1  # the Linq event's claim
+    assert "expire_at=now + RETENTION" in source  # an entry's, and the payment's record
 
 
 def test_trigger_account_may_invoke_the_recover_function(plan: Run) -> None:

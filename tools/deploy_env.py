@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from shared.adapters.ledger import COLLECTION
+from shared.adapters.ledger import COLLECTION, LINQ_EVENTS
 from shared.adapters.secrets import SecretResolver, parse_reference
 from shared.core.errors import ConfigError
 from shared.core.lease import RECOVER_TIMEOUT
@@ -158,6 +158,8 @@ def shell_names(env: Reader, region: str) -> dict[str, str]:
         "FIRESTORE_LOCATION": FIRESTORE_LOCATION.read(env) or region,
         "RECOVER_TIMEOUT_S": f"{RECOVER_TIMEOUT.total_seconds():g}",
         "LEDGER_COLLECTION": COLLECTION,
+        # The Linq webhook ids acted on: kept as long as the ledger's entries, then expired.
+        "LINQ_EVENTS_COLLECTION": LINQ_EVENTS,
         "SWEEP_TOPIC": SWEEP_TOPIC,
         "PLACEHOLDER": PLACEHOLDER,
         # Connected accounts served: the ingest function gets a Connect endpoint too.
