@@ -4,10 +4,10 @@ and the webhooks Linq sends about them."""
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import mimetypes
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -600,17 +600,17 @@ class LinqStandin(StandinServer):
         )
 
     def _publish(self, line: str, event: dict[str, Any]) -> None:
-        """Send `event` to every subscription to its type that covers `line`, as Linq does: once
-        the answer to the request that caused it has been written (a call from Python: now)."""
-        sender = self._sender
+        """Queue `event` for every subscription to its type that covers `line`. Linq sends it
+        once the answer to the request that caused it has been written (a call from Python:
+        at once)."""
+        answered = None
+        if flask.has_request_context():
+            answered = threading.Event()
+            flask.request.environ[AFTER_ANSWER](answered.set)
         for subscription, secret in self._subscriptions.values():
             lines = subscription["phone_numbers"] or [line]
             if event["event_type"] in subscription["subscribed_events"] and line in lines:
-                send = functools.partial(sender.send, subscription["target_url"], secret, event)
-                if flask.has_request_context():
-                    flask.request.environ[AFTER_ANSWER](send)
-                else:
-                    send()
+                self._sender.send(subscription["target_url"], secret, event, answered)
 
     def _publish_delivery(self, chat: _Chat, sent: Mapping[str, Any]) -> None:
         """What Linq reports a moment after accepting `sent`: delivered, or failed (for an

@@ -40,33 +40,34 @@ def signed_headers(secret: str, webhook_id: str, body: str) -> dict[str, str]:
 
 
 class WebhookSender:
-    """Posts signed events from one background thread, in the order they were sent. A
-    connection error, 5xx or 429 is tried again after each of RETRY_BACKOFF_S; any other
-    answer is final."""
+    """Posts signed events from one background thread, in the order they were queued, each once
+    the answer to the request that caused it has been written. A connection error, 5xx or 429
+    is tried again after each of RETRY_BACKOFF_S; any other answer is final."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
         self._stopping = threading.Event()
-        # close() and a send from a request's thread (once its answer is out) may cross.
-        self._closing = threading.Lock()
         # Each attempt, oldest first: url, event, attempt (from 1), status (None when the
         # connection failed), error. Only the sending thread appends.
         self.attempts: list[dict[str, Any]] = []
 
-    def send(self, url: str, secret: str, event: dict[str, Any]) -> None:
-        """Queue `event`; after close() it is dropped."""
-        with self._closing:
-            if not self._stopping.is_set():
-                self._pool.submit(self._deliver, url, secret, json.dumps(event))
+    def send(
+        self, url: str, secret: str, event: dict[str, Any], answered: threading.Event | None
+    ) -> None:
+        """Queue `event`, to go once `answered` is set (None: no request caused it). It keeps its
+        place: what is queued after it waits for it."""
+        self._pool.submit(self._deliver, url, secret, json.dumps(event), answered)
 
     def close(self) -> None:
         """Drop what is still queued; an attempt under way is not retried."""
-        with self._closing:
-            self._stopping.set()
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        self._stopping.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _deliver(self, url: str, secret: str, body: str) -> None:
+    def _deliver(self, url: str, secret: str, body: str, answered: threading.Event | None) -> None:
         event = json.loads(body)
+        if answered is not None:
+            # Set by the request's thread even when the answer could not be written.
+            answered.wait()
         for attempt, wait in enumerate((0.0, *RETRY_BACKOFF_S), start=1):
             if self._stopping.wait(wait):
                 return
