@@ -7,6 +7,7 @@ import copy
 import json
 import mimetypes
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +41,7 @@ from standins.builders import (
     linq_time,
 )
 from standins.linkrule import contains_url
+from standins.serving import AFTER_ANSWER
 from standins.signing_secrets import new_linq_secret
 from standins.webhooks import WebhookSender
 
@@ -48,8 +50,6 @@ DEFAULT_PAIR_LIMIT = 30
 DEFAULT_PAIR_WINDOW_S = 60.0
 DEFAULT_CAPABILITY_LIMIT = 60
 DEFAULT_CAPABILITY_WINDOW_S = 60.0
-# Linq reports a delivery after the send was answered; the stand-in waits this long.
-WEBHOOK_DELAY_S = 0.2
 # The events the stand-in sends (Linq has many more), in the 2026-02-03 payload format only,
 # each built as standins.builders builds it for the tests.
 WEBHOOK_EVENTS = (
@@ -260,7 +260,7 @@ class LinqStandin(StandinServer):
         self.tokens = frozenset(tokens)
         self.pair_limit, self.pair_window_s = pair_limit, pair_window_s
         self.capability_limit, self.capability_window_s = capability_limit, capability_window_s
-        self._sender = WebhookSender(WEBHOOK_DELAY_S)
+        self._sender = WebhookSender()
         super().__init__(port, **common)
 
     def _routes(self) -> None:
@@ -305,7 +305,7 @@ class LinqStandin(StandinServer):
         self._line_status: dict[str, str] = {}
         # Events queued before a reset are dropped with their sender.
         self._sender.close()
-        self._sender = WebhookSender(WEBHOOK_DELAY_S)
+        self._sender = WebhookSender()
 
     def stop(self) -> None:
         super().stop()
@@ -600,11 +600,17 @@ class LinqStandin(StandinServer):
         )
 
     def _publish(self, line: str, event: dict[str, Any]) -> None:
-        """Queue `event` for every subscription to its type that covers `line`."""
+        """Queue `event` for every subscription to its type that covers `line`. Linq sends it
+        once the answer to the request that caused it has been written (a call from Python:
+        at once)."""
+        answered = None
+        if flask.has_request_context():
+            answered = threading.Event()
+            flask.request.environ[AFTER_ANSWER](answered.set)
         for subscription, secret in self._subscriptions.values():
             lines = subscription["phone_numbers"] or [line]
             if event["event_type"] in subscription["subscribed_events"] and line in lines:
-                self._sender.send(subscription["target_url"], secret, event)
+                self._sender.send(subscription["target_url"], secret, event, answered)
 
     def _publish_delivery(self, chat: _Chat, sent: Mapping[str, Any]) -> None:
         """What Linq reports a moment after accepting `sent`: delivered, or failed (for an

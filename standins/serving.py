@@ -14,10 +14,16 @@ from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Response
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
+    from collections.abc import Callable
+
+    from _typeshed.wsgi import WSGIApplication, WSGIEnvironment
 
 # The WSGI environ key of a function an app calls to have the connection dropped unanswered.
 DROP_CONNECTION = "standins.drop_connection"
+# The WSGI environ key of a function an app calls with a callable to run once the answer has been
+# written to the connection (or the connection dropped): what the request caused that the
+# client must not see before the answer.
+AFTER_ANSWER = "standins.after_answer"
 
 
 def serve_until_signalled(server: Server, banner: str) -> int:
@@ -54,7 +60,21 @@ class _Handler(WSGIRequestHandler):
         finally:
             self.server.track(self.connection, open_=False)
 
+    def make_environ(self) -> WSGIEnvironment:
+        environ = super().make_environ()
+        environ[AFTER_ANSWER] = self._after_answer.append
+        return environ
+
     def run_wsgi(self) -> None:
+        self._after_answer: list[Callable[[], None]] = []
+        try:
+            self._answer()
+        finally:
+            # Also when the answer could not be written: what the request caused still happens.
+            for action in self._after_answer:
+                action()
+
+    def _answer(self) -> None:
         if "Transfer-Encoding" in self.headers:
             # A chunked upload has no length to stop at: Werkzeug reads it and closes after.
             super().run_wsgi()

@@ -40,32 +40,36 @@ def signed_headers(secret: str, webhook_id: str, body: str) -> dict[str, str]:
 
 
 class WebhookSender:
-    """Posts signed events from one background thread, in the order they were queued, each
-    `delay_s` after it was queued (so the request that caused it is answered first). A
-    connection error, 5xx or 429 is tried again after each of RETRY_BACKOFF_S; any other
-    answer is final."""
+    """Posts signed events from one background thread, in the order they were queued, each once
+    the answer to the request that caused it has been written. A connection error, 5xx or 429
+    is tried again after each of RETRY_BACKOFF_S; any other answer is final."""
 
-    def __init__(self, delay_s: float) -> None:
-        self._delay_s = delay_s
+    def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
         self._stopping = threading.Event()
         # Each attempt, oldest first: url, event, attempt (from 1), status (None when the
         # connection failed), error. Only the sending thread appends.
         self.attempts: list[dict[str, Any]] = []
 
-    def send(self, url: str, secret: str, event: dict[str, Any]) -> None:
-        due = time.monotonic() + self._delay_s
-        self._pool.submit(self._deliver, url, secret, json.dumps(event), due)
+    def send(
+        self, url: str, secret: str, event: dict[str, Any], answered: threading.Event | None
+    ) -> None:
+        """Queue `event`, to go once `answered` is set (None: no request caused it). It keeps its
+        place: what is queued after it waits for it."""
+        self._pool.submit(self._deliver, url, secret, json.dumps(event), answered)
 
     def close(self) -> None:
         """Drop what is still queued; an attempt under way is not retried."""
         self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _deliver(self, url: str, secret: str, body: str, due: float) -> None:
+    def _deliver(self, url: str, secret: str, body: str, answered: threading.Event | None) -> None:
         event = json.loads(body)
-        for attempt, wait in enumerate((due - time.monotonic(), *RETRY_BACKOFF_S), start=1):
-            if self._stopping.wait(max(0.0, wait)):
+        if answered is not None:
+            # Set by the request's thread even when the answer could not be written.
+            answered.wait()
+        for attempt, wait in enumerate((0.0, *RETRY_BACKOFF_S), start=1):
+            if self._stopping.wait(wait):
                 return
             # Signed at each attempt: receivers reject a timestamp older than five minutes.
             headers = signed_headers(secret, event["event_id"], body)

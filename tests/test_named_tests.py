@@ -2,7 +2,9 @@
 renamed or removed test must take the citation with it."""
 
 import ast
+import functools
 import re
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import pytest
@@ -19,20 +21,21 @@ REFERENCE = re.compile(r"(?:tests/)?(test_\w+\.py)(?:::(test_\w+))?|`(test_\w+)(
 PASSAGE = re.compile(r"\n\s*\n|\n(?=\|)")
 
 
-def defined_tests() -> dict[str, set[str]]:
-    """The test functions (and methods) each test file defines."""
+@functools.cache
+def defined_tests() -> Mapping[str, frozenset[str]]:
+    """The test functions (and methods) each test file defines; read once for every document."""
     found = {}
     for path in (ROOT / "tests").glob("test_*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        found[path.name] = {
+        found[path.name] = frozenset(
             node.name
             for node in ast.walk(tree)
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
-        }
+        )
     return found
 
 
-def missing_in(text: str, tests: dict[str, set[str]]) -> list[str]:
+def missing_in(text: str, tests: Mapping[str, Collection[str]]) -> list[str]:
     """Each reference in `text` to a test file or test that does not exist."""
     everywhere = set().union(*tests.values())
     missing = []

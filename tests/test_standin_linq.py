@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import select
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from standins import builders
 from standins.client import StandinClient
 from standins.linkrule import contains_url
 from standins.linq_api import LINQ_TOKEN, WEBHOOK_EVENTS, LinqStandin, is_opt_out
-from standins.serving import Server
+from standins.serving import AFTER_ANSWER, Server
 from standins.webhooks import RETRY_BACKOFF_S, sign
 
 REPO = Path(__file__).resolve().parents[1]
@@ -506,10 +508,13 @@ class Receiver:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.answers: list[int] = []
+        # Called as each request arrives, before it is kept.
+        self.on_arrival: Callable[[], None] = lambda: None
         self.server = Server(self._app).start()
         self.url = f"{self.server.url}/linq?version=2026-02-03"
 
     def _app(self, environ: Any, start_response: Any) -> Any:
+        self.on_arrival()
         request = Request(environ)
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = request.get_data(as_text=True)
@@ -607,6 +612,41 @@ def test_undeliverable_recipient_gets_message_failed(hooked, receiver, api):
     }
     assert (failed["data"]["message_id"], failed["data"]["code"]) == (chat["message"]["id"], 4001)
     assert [e["event_type"] for e in receiver.events(2)] == ["message.failed", "message.failed"]
+
+
+def test_what_a_request_causes_runs_once_its_answer_has_been_written():
+    answered_first: list[bool] = []
+
+    def check() -> None:
+        # The client does not read: the answer, once written, waits in its socket.
+        answered_first.append(bool(select.select([client], [], [], 0)[0]))
+
+    def app(environ: Any, start_response: Any) -> Any:
+        environ[AFTER_ANSWER](check)
+        return Response("answered")(environ, start_response)
+
+    with Server(app) as server, socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert wait_for(lambda: answered_first) == [True]
+
+
+def test_a_delivery_is_sent_only_once_the_send_has_been_answered(hooked, receiver):
+    body = json.dumps({"from": LINE, "to": [SAM], "message": OPENER}).encode()
+    head = (
+        f"POST /v3/chats HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {LINQ_TOKEN}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    answered_first: list[bool] = []
+    with socket.create_connection(("127.0.0.1", hooked.port), timeout=5) as client:
+        # The client does not read: the answer, once written, waits in its socket.
+        receiver.on_arrival = lambda: answered_first.append(
+            bool(select.select([client], [], [], 0)[0])
+        )
+        client.sendall(head.encode() + body)
+        (delivered,) = receiver.events(1)
+        assert client.recv(12) == b"HTTP/1.1 201"
+    assert delivered["event_type"] == "message.delivered"
+    assert answered_first == [True]
 
 
 def test_a_flapping_delivery_is_failed_then_delivered(hooked, receiver, api):
