@@ -68,6 +68,9 @@ class BenchEnv:
             recover_env={
                 "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{proxy_port}",
                 "QUIET_HOURS": "off",
+                # Only failures and no successful payment: a surge by the guard's rule (its own
+                # benchmark is surge.py).
+                "SURGE_MIN": "off",
             },
             workdir=workdir / "stack",
         )
