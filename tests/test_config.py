@@ -422,6 +422,7 @@ def test_deploy_creates_what_the_defaults_name(tmp_path):
         "FIRESTORE_LOCATION=us-central1",
         "RECOVER_TIMEOUT_S=120",
         "LEDGER_COLLECTION=dunning_sends",
+        "LINQ_EVENTS_COLLECTION=dunning_linq_events",
         "SWEEP_TOPIC=dunning-release-sweep",
         "PLACEHOLDER=not-set-yet",
         # No connected account served: no Connect endpoint is made.
