@@ -185,7 +185,7 @@ def headlines(count: int, seconds: float, peak_mib: float) -> list[Headline]:
 
 def run(workdir: Path, quick: bool = False) -> Result:
     count = QUICK_ENTRIES if quick else ENTRIES
-    emulator = LedgerEmulator()
+    emulator = LedgerEmulator(workdir / "ledger-emulator.log")
     emulator.launch()
     try:
         emulator.wait_ready()
