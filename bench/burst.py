@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import fixtures
-from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, NO_SURGE_GUARD
 from bench.load import concurrent
 from bench.procs import cpu_seconds, peak_rss_mib, with_children
 from bench.pusher import Pusher
@@ -135,12 +135,10 @@ def burst(workdir: Path, slots: int | None, events: int) -> Run:
     stack = LocalStack(
         latency_ms=LATENCY_MS,
         linq_args=LINQ_NO_CAPABILITY_LIMIT,
-        # Every payment of a burst fails with none succeeding: a surge by the guard's rule. The
-        # guard has a benchmark of its own (surge.py); here the figures are the send path's.
         recover_env={
             "THREADS": str(slots or EMULATOR_THREADS),
             "QUIET_HOURS": "off",
-            "SURGE_MIN": "off",
+            **NO_SURGE_GUARD,
         },
         max_delivery_attempts=MAX_DELIVERY_ATTEMPTS,
         workdir=workdir / f"burst-{slots or 'emulator'}-{events}",

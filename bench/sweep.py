@@ -16,7 +16,7 @@ from cloudevents.conversion import to_binary
 
 from bench import burst, cost, fixtures
 from bench.baselines.sync_main import pubsub_event
-from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, function_process
+from bench.env import LATENCY_MS, LINQ_NO_CAPABILITY_LIMIT, NO_SURGE_GUARD, function_process
 from bench.load import concurrent
 from bench.procs import cpu_seconds, first_answer, with_children
 from bench.pusher import Pusher
@@ -298,9 +298,7 @@ def measure(workdir: Path, quick: bool) -> Measured:
         recover_env={
             "THREADS": str(SLOTS),
             "QUIET_HOURS": night_around(datetime.now(UTC)),
-            # A morning of 1,000 failures and no successful payment: a surge by the guard's rule
-            # (its own benchmark is surge.py); here the figures are the release's.
-            "SURGE_MIN": "off",
+            **NO_SURGE_GUARD,
         },
         release=True,
         max_delivery_attempts=burst.MAX_DELIVERY_ATTEMPTS,
