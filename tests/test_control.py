@@ -281,3 +281,29 @@ def test_a_surge_found_while_paused_by_hand_keeps_the_operators_reason():
     assert ended is not None
     assert ended.pause == PAUSED.pause
     assert ended.check.verdict is Verdict.SURGE
+
+
+def test_a_verdict_covers_whole_failures_only():
+    # 100 successes keep 42 failures under 30 %, not 42.86: a share that does not divide.
+    check = Check(NOW, 40, 100, True, Verdict.CALM)
+    assert controls.reach(check, SurgeRule(minimum=10, window=RULE.window, share=30)) == 42
+
+
+def test_a_verdict_covers_up_to_its_reach_and_not_one_failure_more():
+    # While another run looks, a text goes only if the last verdict covers it.
+    control = Control(check=Check(NOW - SECOND, 50, 600, True, Verdict.CALM), look=Look(NOW, 90))
+    assert gate(control, 100, NOW, RULE) is Gate.SEND
+    assert gate(control, 101, NOW, RULE) is Gate.WAIT
+
+
+def test_a_fresh_verdict_that_no_longer_covers_nor_is_half_spent_looks_again():
+    # 50 successes reach 50 failures; 55 are past it, yet not half spent (2 x 55 = 60 + 50).
+    control = Control(check=Check(NOW - SECOND, 60, 50, True, Verdict.CALM))
+    assert gate(control, 55, NOW, RULE) is Gate.CHECK
+
+
+def test_a_text_waiting_for_a_look_says_why_whole():
+    assert controls.waiting(73, RULE) == (
+        "surge check: 73 payments failed in the last 10 minutes; retried once the surge guard "
+        "has asked Stripe how many succeeded"
+    )

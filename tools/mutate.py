@@ -61,6 +61,7 @@ QUICK_LOOP = (
     "tests/test_attribution.py",
     "tests/test_entry.py",
     "tests/test_clock.py",
+    "tests/test_control.py",
     "tests/test_decline.py",
     "tests/test_signing_secret.py",
     "tests/test_config.py",
