@@ -462,6 +462,11 @@ GREETING = "Hi {}, your payment for Pro plan didn't go through."
         ("smsto:911 Jane", "Jane"),
         ("facetime:+18005550199 Jane", "Jane"),
         ("Jane(800)555-0199 Doe", "Doe"),
+        # Found by Hypothesis: the URI stopped at a space inside its number, the rest survived.
+        ("tel:0\u00a0000000:0 Jane", "Jane"),
+        ("tel:+1\u2009800\u2009555\u20090199 Jane", "Jane"),
+        ("sms:+1 (800) 555-0199 Jane", "Jane"),
+        ("tel:８００ ５５５ ０１９９ Jane", "Jane"),
     ],
 )
 def test_a_phone_number_in_the_name_never_reaches_the_text(name, greeted):
@@ -603,6 +608,11 @@ def test_a_phone_number_anywhere_in_customer_data_never_survives(number, before,
         # The halves of a number meet once the link between them is gone: one number.
         ("Pro 800 555 evil.com 0199 plan", "Pro plan"),
         ("Pro 800 555 tel:x 0199 plan", "Pro plan"),
+        # A tel: URI goes with the words its number goes on into, and no further.
+        ("tel:0\u00a0000000:0", ""),
+        ("Pro tel:+1 800 555-0199 plan", "Pro plan"),
+        ("Pro tel:+18005550199 2 seats", "Pro seats"),
+        ("Pro tel:x 2 seats", "Pro 2 seats"),
         # Or once a word holding another number is gone, whose run the next word goes on with.
         ("Pro 555 x8005550199 0199 plan", "Pro 555 plan"),
         ("Pro 555 x8005550199 zz 0199 plan", "Pro 555 zz 0199 plan"),

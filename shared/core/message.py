@@ -119,11 +119,7 @@ def without_links(value: str) -> str:
     """`value`, normalised, without the words that read as a link or a phone number, so
     customer data can neither break the opener nor give the recipient a number to call."""
     words = [(word, _skeleton(word)) for word in clean(normalise(value)).split()]
-    return " ".join(_without_numbers([(word, read) for word, read in words if not _is_link(read)]))
-
-
-def _is_link(read: str) -> bool:
-    return bool(_LINK_SHAPE.search(read) or _CALL_URI.search(read))
+    return " ".join(_without_numbers(words))
 
 
 @dataclass(frozen=True)
@@ -136,9 +132,10 @@ class _Run:
 
 def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
     """The words of `words` (each with its skeleton) but every one that holds part of a run of
-    MIN_PHONE_DIGITS digits or more, as the text reads once they are gone: two halves of a number
-    that only meet when what stood between them goes are one number. Each word is read once and
-    dropped at most once."""
+    MIN_PHONE_DIGITS digits or more, as the text reads once they are gone, and every one that
+    reads as a link: two halves of a number that only meet when what stood between them goes are
+    one number, and a tel: or sms: URI goes with the words its number goes on into. Each word is
+    read once and dropped at most once."""
     kept: list[tuple[str, _Run | None]] = []
     # Inside a run already cut out: the words it goes on into go too.
     cutting = False
@@ -147,6 +144,11 @@ def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
             cutting = _still_open(read[goes_on.end() :])
             continue
         cutting = False
+        if (uri := _CALL_URI.search(read)) is not None:
+            cutting = _still_open(read[uri.end() :].lstrip("+"))
+            continue
+        if _LINK_SHAPE.search(read):
+            continue
         run = kept[-1][1] if kept else None
         for i, ch in enumerate(read):
             if ch.isdecimal():
