@@ -211,10 +211,15 @@ def run_demo(report_dir: Path) -> int:
         done += len(paused)
         deferred = sum(case.deferred for case in demo)
         wait = max(0.0, (morning - datetime.now(UTC)).total_seconds())
+        ends = f"{morning.astimezone(TOKYO):%H:%M:%S} local"
         _say(
-            f"Deferred until the window ends in Tokyo at {morning.astimezone(TOKYO):%H:%M:%S} "
-            f"local (in {wait:.0f} s); the release sweep runs every {SWEEP_EVERY_S:.0f} s here "
-            "(every 5 minutes when deployed), and hands back what was held:"
+            (
+                f"The night in Tokyo ends at {ends} (in {wait:.0f} s)"
+                if wait
+                else f"The night in Tokyo ended at {ends}, while texting was paused"
+            )
+            + f"; the release sweep runs every {SWEEP_EVERY_S:.0f} s here (every 5 minutes when "
+            "deployed), and hands back what was held:"
         )
         _await(tail, done + deferred, wait + RELEASE_TIMEOUT_S, stack.sweep)
         lines = tail.poll()
