@@ -44,15 +44,7 @@ def normalise(value: str) -> str:
 def skeleton(value: str) -> str:
     if value.isascii():
         return value
-    return message._IDEOGRAPHIC_DOT.sub(".", "".join(map(_as_read, value)))
-
-
-def _as_read(ch: str) -> str:
-    kind = unicodedata.category(ch)
-    if kind.startswith("M"):
-        return ""
-    digit = unicodedata.digit(ch, None) if kind == "No" else None
-    return ch if digit is None else str(digit)
+    return message._IDEOGRAPHIC_DOT.sub(".", "".join(map(message._as_read, value)))
 
 
 def without_links(value: str) -> str:
