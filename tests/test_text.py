@@ -1,8 +1,11 @@
 """Unicode handling of customer data: cleaning, characters never broken in two."""
 
 import pytest
+from hypothesis import given, settings
 
-from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, graphemes, shorten
+from shared.core import text
+from shared.core.text import ELLIPSIS, GSM_ELLIPSIS, clean, graphemes, normalise, shorten
+from tests import text_rules_before as before
 
 FAMILY = "👨\u200d👩\u200d👧\u200d👦"
 FLAG_FR = "🇫🇷"
@@ -63,3 +66,18 @@ def test_clean_collapses_space_and_drops_controls_and_bidi_overrides():
 
 def test_clean_keeps_right_to_left_text():
     assert clean("  محمد   علي ") == "محمد علي"
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=before.hostile_texts)
+def test_clean_and_normalise_answer_as_they_did_character_by_character(value):
+    assert clean(value) == before.clean(value)
+    assert normalise(value) == before.normalise(value)
+
+
+def test_a_text_of_many_distinct_characters_grows_no_table_without_end():
+    # Ten thousand distinct characters (format characters among them) through the table that
+    # remembers what each one is.
+    value = "".join(map(chr, range(0x2000, 0x4710)))
+    assert normalise(value) == before.normalise(value)
+    assert len(text._FORMAT_DROPPED) <= text._REMEMBERED < 10_000

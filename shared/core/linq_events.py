@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.core.entry import EntryKey, Part, read_idempotency_key
-from shared.core.text import CJK
+from shared.core.text import CJK, without_format
 
 DELIVERED, FAILED = "message.delivered", "message.failed"
 RECEIVED, LINE_STATUS = "message.received", "phone_number.status_updated"
@@ -64,10 +64,38 @@ _REACTION = re.compile(
 # Sentences end at these; a weak word judged alone is judged within its sentence.
 _SENTENCE = re.compile(r"[.!?;:,\n\r]+")
 # A word: letters and digits of a script that spaces its words, or a run of Chinese or Japanese,
-# which do not ("回复STOP退订", "STOPです": STOP is a word of its own).
-_WORD = re.compile(rf"(?:(?!{CJK})[^\W_])+|(?:(?={CJK})[^\W_])+")
+# which do not ("回复STOP退订", "STOPです": STOP is a word of its own); or a line break, which
+# `_lines` puts where a sentence ends.
+_WORD_OR_END = re.compile(rf"(?:(?!{CJK})[^\W_])+|(?:(?={CJK})[^\W_])+|\n")
 # The only words that put a number back on the list: the whole trimmed message (CTIA).
 _OPT_IN = frozenset({"start", "unstop"})
+
+# The rules below read a reply once each, in C, as `_lines` writes it: its words joined by single
+# spaces, and a line break of its own where a sentence ends (" \n ").
+_WORD_STARTS = r"(?<![^ \n])"
+_WORD_ENDS = r"(?![^ \n])"
+_SENTENCE_ENDS = r"(?= \n|\Z)"
+
+
+def _any_of(words: frozenset[str]) -> str:
+    return "(?:" + "|".join(sorted(map(re.escape, words))) + ")"
+
+
+_WEAK_WORD, _FILLER_WORD = _any_of(_WEAK), _any_of(_FILLER)
+_STRONG_WORD = re.compile(rf"{_WORD_STARTS}(?:{_STRONG.pattern}){_WORD_ENDS}")
+# A sentence of weak words and filler only ("Cancel please").
+_WEAK_ALONE = re.compile(
+    rf"(?:\A|(?<=\n ))(?:{_FILLER_WORD} )*{_WEAK_WORD}"
+    rf"(?: (?:{_FILLER_WORD}|{_WEAK_WORD}))*{_SENTENCE_ENDS}"
+)
+# A weak word with a word for our messages within _AIM words after it ("cancel these texts").
+_WEAK_AIMED = re.compile(
+    rf"{_WORD_STARTS}{_WEAK_WORD}(?: [^ \n]+){{0,{_AIM - 1}}} {_any_of(_MESSAGING)}{_WORD_ENDS}"
+)
+# A weak word that ends its sentence but for filler ("these texts need to end").
+_WEAK_LAST = re.compile(rf"{_WORD_STARTS}{_WEAK_WORD}(?: {_FILLER_WORD})*{_SENTENCE_ENDS}")
+# A run of two or more words of one letter, each, between longer words ("s t o p").
+_LETTERS = re.compile(r"(?:\A|(?<=\S\S ))\S(?: \S)+(?= \S\S|\Z)")
 
 
 def is_opt_out(text: str) -> bool:
@@ -81,13 +109,14 @@ def is_opt_out(text: str) -> bool:
     readable = _readable(text)
     if _REACTION.match(readable):
         return False
-    for sentence in _SENTENCE.split(readable):
-        words = _WORD.findall(sentence)
-        if any(_STRONG.fullmatch(word) for word in words):
-            return True
-        if _PHRASES.search(" ".join(words)) or _aimed(words):
-            return True
-    return _spelled(_WORD.findall(readable))
+    lines = _lines(readable)
+    return (
+        _STRONG_WORD.search(lines) is not None
+        or _PHRASES.search(lines) is not None
+        or _aimed(lines)
+        # The words alone: every sentence's end taken out with the space before it.
+        or _spelled(lines.replace(" \n", "").lstrip("\n "))
+    )
 
 
 def is_opt_in(text: str) -> bool:
@@ -96,41 +125,34 @@ def is_opt_in(text: str) -> bool:
     return _trimmed(_readable(text)) in _OPT_IN
 
 
-def _spelled(words: Sequence[str]) -> bool:
-    """A STOP word spelled out letter by letter (`S T O P`, `s.t.o.p`)."""
-    run: list[str] = []
-    for word in [*words, ""]:
-        if len(word) == 1:
-            run.append(word)
-            continue
-        if len(run) > 1 and _STRONG.fullmatch("".join(run)):
-            return True
-        run = []
-    return False
+def _lines(readable: str) -> str:
+    """`readable` as its words, joined by single spaces, and a line break of its own for the end
+    of each sentence."""
+    return " ".join(_WORD_OR_END.findall(_SENTENCE.sub("\n", readable)))
 
 
-def _aimed(words: Sequence[str]) -> bool:
-    """A weak word that is the whole sentence (but for filler), or aimed at our messages."""
-    weak = [i for i, word in enumerate(words) if word in _WEAK]
-    if not weak:
-        return False
-    if all(word in _WEAK or word in _FILLER for word in words):
+def _spelled(words: str) -> bool:
+    """A STOP word spelled out letter by letter (`S T O P`, `s.t.o.p`), in `words` joined by
+    single spaces."""
+    return any(_STRONG.fullmatch(run[::2]) for run in _LETTERS.findall(words))
+
+
+def _aimed(lines: str) -> bool:
+    """A weak word that is the whole of its sentence (but for filler), or aimed at our messages,
+    in `lines` (`_lines`)."""
+    if _WEAK_ALONE.search(lines) or _WEAK_AIMED.search(lines):
         return True
-    for i in weak:
-        if any(word in _MESSAGING for word in words[i + 1 : i + 1 + _AIM]):
-            return True
     # "these texts need to end": the weak word ends the sentence, after a word for our messages.
-    last = max((i for i, word in enumerate(words) if word not in _FILLER), default=-1)
-    return last in weak and any(word in _MESSAGING for word in words[:last])
+    for weak in _WEAK_LAST.finditer(lines):
+        sentence = lines.rfind("\n", 0, weak.start()) + 1
+        if not _MESSAGING.isdisjoint(lines[sentence : weak.start()].split()):
+            return True
+    return False
 
 
 def _readable(text: str) -> str:
     """The text as read: NFKC, invisible format characters dropped, case folded."""
-    normal = unicodedata.normalize("NFKC", text)
-    # Format characters are never printable: most messages need no pass character by character.
-    if not normal.isprintable():
-        normal = "".join(c for c in normal if unicodedata.category(c) != "Cf")
-    return normal.casefold()
+    return without_format(unicodedata.normalize("NFKC", text)).casefold()
 
 
 def _trimmed(text: str) -> str:

@@ -6,14 +6,23 @@ import math
 import re
 import string
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared.core.errors import ConfigError
 from shared.core.invoice import FALLBACK_DESCRIPTION
 from shared.core.money import LONGEST_AMOUNT
 from shared.core.sms import is_gsm7, sms_cost
-from shared.core.text import CJK, ELLIPSIS, GSM_ELLIPSIS, clean, normalise, shorten
+from shared.core.text import (
+    CJK,
+    ELLIPSIS,
+    GSM_ELLIPSIS,
+    CharacterMap,
+    clean,
+    normalise,
+    shorten,
+)
 
 DEFAULT_TEMPLATE = (
     "Hi {first_name}, your payment for {description} didn't go through. "
@@ -87,10 +96,16 @@ _JOINING = (
     ".-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b/()[]{}_·•\u2027\u30fb"
     "\u2800\u3164\u115f\u1160"
 )
-_JOINERS = frozenset(_JOINING)
+_JOINED = rf"[{re.escape(_JOINING)}]*"
+_JOINERS_ONLY = re.compile(_JOINED)
 # A word's start that goes on with the digit run of the word before.
-_RUN_GOES_ON = re.compile(rf"(?:[{re.escape(_JOINING)}]*\d)+")
+_RUN_GOES_ON = re.compile(rf"(?:{_JOINED}\d)+")
+# What a run of digits may hold: digits and what joins them.
+_IN_A_RUN = re.compile(rf"[{re.escape(_JOINING)}\d]*")
+_DIGIT = re.compile(r"\d")
 MIN_PHONE_DIGITS = 7
+# A run of that many digits, with only what joins digits between them.
+_NUMBER = re.compile(rf"\d(?:{_JOINED}\d){{{MIN_PHONE_DIGITS - 1}}}")
 
 
 def _skeleton(text: str) -> str:
@@ -99,7 +114,7 @@ def _skeleton(text: str) -> str:
     full stops read as dots where they end no sentence."""
     if text.isascii():
         return text
-    return _IDEOGRAPHIC_DOT.sub(".", "".join(map(_as_read, text)))
+    return _IDEOGRAPHIC_DOT.sub(".", text.translate(_AS_READ))
 
 
 def _as_read(ch: str) -> str:
@@ -110,6 +125,9 @@ def _as_read(ch: str) -> str:
     return ch if digit is None else str(digit)
 
 
+_AS_READ = CharacterMap(_as_read)
+
+
 def contains_url(text: str) -> bool:
     """Whether `text` holds anything that reads as a link."""
     return _LINK_SHAPE.search(_skeleton(normalise(text))) is not None
@@ -118,19 +136,21 @@ def contains_url(text: str) -> bool:
 def without_links(value: str) -> str:
     """`value`, normalised, without the words that read as a link or a phone number, so
     customer data can neither break the opener nor give the recipient a number to call."""
-    words = [(word, _skeleton(word)) for word in clean(normalise(value)).split()]
-    return " ".join(_without_numbers(words))
+    text = clean(normalise(value))
+    words = text.split()
+    # An ASCII word is its own skeleton.
+    reads = words if text.isascii() else list(map(_skeleton, words))
+    return " ".join(_without_numbers(zip(words, reads, strict=True)))
 
 
-@dataclass(frozen=True)
-class _Run:
+class _Run(NamedTuple):
     """A run of digits still open after a word: how many, and the kept word it starts in."""
 
     digits: int
     start: int
 
 
-def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
+def _without_numbers(words: Iterable[tuple[str, str]]) -> list[str]:
     """The words of `words` (each with its skeleton) but every one that holds part of a run of
     MIN_PHONE_DIGITS digits or more, as the text reads once they are gone, and every one that
     reads as a link: two halves of a number that only meet when what stood between them goes are
@@ -141,7 +161,7 @@ def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
     cutting = False
     for word, read in words:
         if cutting and (goes_on := _RUN_GOES_ON.match(read)) is not None:
-            cutting = _still_open(read[goes_on.end() :])
+            cutting = _still_open(read, goes_on.end())
             continue
         cutting = False
         if (uri := _CALL_URI.search(read)) is not None:
@@ -150,23 +170,32 @@ def _without_numbers(words: list[tuple[str, str]]) -> list[str]:
         if _LINK_SHAPE.search(read):
             continue
         run = kept[-1][1] if kept else None
-        for i, ch in enumerate(read):
-            if ch.isdecimal():
-                run = _Run(run.digits + 1, run.start) if run else _Run(1, len(kept))
-                if run.digits >= MIN_PHONE_DIGITS:
-                    del kept[run.start :]
-                    cutting = _still_open(read[i + 1 :])
-                    break
-            elif ch not in _JOINERS:
-                run = None
-        else:
-            kept.append((word, run))
+        if _DIGIT.search(read) is None:
+            # The run goes on through a word of what joins digits, and ends at any other.
+            kept.append((word, run if _JOINERS_ONLY.fullmatch(read) else None))
+            continue
+        # Read with the digits of the run still open before it (zeros: only their count
+        # matters), the word ends a number where the run reaches MIN_PHONE_DIGITS.
+        carried = run.digits if run else 0
+        reading = "0" * carried + read
+        if (number := _NUMBER.search(reading)) is not None:
+            if run and number.start() < carried:
+                del kept[run.start :]
+            cutting = _still_open(reading, number.end())
+            continue
+        # The run still open after the word: its last stretch of digits and joiners, which
+        # goes back into the run before it when it is the whole word.
+        tail = _IN_A_RUN.match(reading[::-1]).group()
+        digits = len(_DIGIT.findall(tail))
+        start = run.start if run and len(tail) == len(reading) else len(kept)
+        kept.append((word, _Run(digits, start) if digits else None))
     return [word for word, _ in kept]
 
 
-def _still_open(rest: str) -> bool:
-    """Whether a digit run that reaches `rest`, the end of a word, may go on into the next."""
-    return all(ch.isdecimal() or ch in _JOINERS for ch in rest)
+def _still_open(text: str, start: int = 0) -> bool:
+    """Whether a digit run that reaches `text[start:]`, the end of a word, may go on into the
+    next."""
+    return _IN_A_RUN.fullmatch(text, start) is not None
 
 
 def _first_word(name: str | None) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,7 +24,8 @@ CJK = (
 _ZWJ = "\u200d"
 # Bidi overrides, embeddings and isolates can make a text read differently from what was sent.
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-_SPACE_RUNS = re.compile(r"\s+")
+# Unicode's control characters (Cc), fixed for good.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
 # Invisible characters that emoji need: a joiner between two pictographs (👩‍💻), and the tag run
 # of a subdivision flag (🏴 and tags: England). Every other format character goes.
 _PICTOGRAPH = "\u2600-\u27bf\U0001f000-\U0001faff"
@@ -34,17 +35,47 @@ _EMOJI_FORMAT = re.compile(
 )
 
 
+# How many characters a `CharacterMap` remembers: far more than a text in any one script uses,
+# and a bound on what a text of many distinct characters makes it hold.
+_REMEMBERED = 4096
+
+
+class CharacterMap(dict[int, str]):
+    """A `str.translate` table that works each character out by `rule` the first time it meets
+    it, so that a text is translated in C, one dictionary look-up a character. It remembers at
+    most _REMEMBERED characters: past that it starts again, so no text grows it without end,
+    and nothing is worked out before it is needed (no table of every code point at import)."""
+
+    def __init__(self, rule: Callable[[str], str]) -> None:
+        super().__init__()
+        self._rule = rule
+
+    def __missing__(self, code: int) -> str:
+        read = self._rule(chr(code))
+        if len(self) >= _REMEMBERED:
+            self.clear()
+        self[code] = read
+        return read
+
+
+_FORMAT_DROPPED = CharacterMap(lambda ch: "" if unicodedata.category(ch) == "Cf" else ch)
+
+
 def clean(value: str | None) -> str:
     """Collapse white space and drop control and bidi-override characters."""
     if not value:
         return ""
-    value = _BIDI_CONTROLS.sub("", value)
-    value = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value)
-    return _SPACE_RUNS.sub(" ", value).strip()
+    return " ".join(_CONTROLS.sub(" ", _BIDI_CONTROLS.sub("", value)).split())
 
 
-def _without_format(value: str) -> str:
-    return "".join(ch for ch in value if unicodedata.category(ch) != "Cf")
+def without_format(value: str) -> str:
+    """`value` without its invisible format characters (Unicode's Cf: zero-width space, bidi
+    marks, tag characters...)."""
+    # ASCII holds none, and a format character is never printable: most texts are left as
+    # they are after one pass in C.
+    if value.isascii() or value.isprintable():
+        return value
+    return value.translate(_FORMAT_DROPPED)
 
 
 def normalise(value: str) -> str:
@@ -54,9 +85,9 @@ def normalise(value: str) -> str:
     value = unicodedata.normalize("NFKC", value)
     kept, start = [], 0
     for match in _EMOJI_FORMAT.finditer(value):
-        kept += [_without_format(value[start : match.start()]), match.group()]
+        kept += [without_format(value[start : match.start()]), match.group()]
         start = match.end()
-    return "".join([*kept, _without_format(value[start:])])
+    return "".join([*kept, without_format(value[start:])])
 
 
 @functools.cache
