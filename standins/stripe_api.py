@@ -25,6 +25,7 @@ from standins.base import (
     UNRECOGNIZED,
     IdempotencyKeys,
     Reply,
+    Routes,
     SlidingLimit,
     StandinServer,
     bearer_token,
@@ -398,31 +399,40 @@ class StripeStandin(StandinServer):
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
         super().__init__(port, **common)
 
-    def _routes(self) -> None:
-        self.route("GET", "/v1/invoices", lambda: self._list("invoice", "status", "customer"))
-        self.route("GET", "/v1/invoices/<id>", lambda id: self._retrieve("invoice", id))
-        self.route("POST", "/v1/invoices/<id>", self._update_invoice)
-        self.route("GET", "/v1/customers/<id>", lambda id: self._retrieve("customer", id))
-        self.route("GET", "/v1/events", lambda: self._list("event", "type"))
-        self.route(
+    @classmethod
+    def _routes(cls, routes: Routes) -> None:
+        routes.route(
+            "GET", "/v1/invoices", lambda server: server._list("invoice", "status", "customer")
+        )
+        routes.route("GET", "/v1/invoices/<id>", lambda server, id: server._retrieve("invoice", id))
+        routes.route("POST", "/v1/invoices/<id>", cls._update_invoice)
+        routes.route(
+            "GET", "/v1/customers/<id>", lambda server, id: server._retrieve("customer", id)
+        )
+        routes.route("GET", "/v1/events", lambda server: server._list("event", "type"))
+        routes.route(
             "GET",
             "/v1/webhook_endpoints",
-            lambda: self._list("webhook_endpoint", paging=_ENDPOINT_PAGING),
+            lambda server: server._list("webhook_endpoint", paging=_ENDPOINT_PAGING),
         )
-        self.route("POST", "/v1/webhook_endpoints", self._create_endpoint)
-        self.route(
-            "GET", "/v1/webhook_endpoints/<id>", lambda id: self._retrieve("webhook_endpoint", id)
+        routes.route("POST", "/v1/webhook_endpoints", cls._create_endpoint)
+        routes.route(
+            "GET",
+            "/v1/webhook_endpoints/<id>",
+            lambda server, id: server._retrieve("webhook_endpoint", id),
         )
-        self.route("POST", "/v1/webhook_endpoints/<id>", self._update_endpoint)
-        self.route("DELETE", "/v1/webhook_endpoints/<id>", self._delete_endpoint)
-        self.api.before_request(self._authenticate)
-        self.api.after_request(_stamp)
-        self.api.register_error_handler(StripeApiError, StripeApiError.response)
+        routes.route("POST", "/v1/webhook_endpoints/<id>", cls._update_endpoint)
+        routes.route("DELETE", "/v1/webhook_endpoints/<id>", cls._delete_endpoint)
+        routes.before_request(cls._authenticate)
+        routes.api.after_request(_stamp)
+        routes.api.register_error_handler(StripeApiError, StripeApiError.response)
         for kind in ("invoice", "customer", "payment_intent"):
-            self.control_route(
-                "POST", f"/{kind}s/<id>", lambda id, kind=kind: self._patch(kind, id, json_body())
+            routes.control_route(
+                "POST",
+                f"/{kind}s/<id>",
+                lambda server, id, kind=kind: server._patch(kind, id, json_body()),
             )
-        self.control_route("POST", "/invoices/<id>/pay", lambda id: self.pay_invoice(id))
+        routes.control_route("POST", "/invoices/<id>/pay", cls.pay_invoice)
 
     # Scenario and Python controls ----------------------------------------------------------
 
