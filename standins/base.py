@@ -224,9 +224,17 @@ class StandinServer(Server, ABC):
     scenario_keys: frozenset[str] = frozenset()
 
     def __init__(
-        self, port: int = 0, *, latency_s: float = 0.0, scenario: Mapping[str, Any] | None = None
+        self,
+        port: int = 0,
+        *,
+        latency_s: float = 0.0,
+        scenario: Mapping[str, Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: the seconds the rate limits' windows slide by (a test's own moves when it
+        says)."""
         self._lock = threading.RLock()
+        self._clock = clock
         self._latency_s = latency_s
         self._faults: list[Fault] = []
         self._journal: list[dict[str, Any]] = []

@@ -8,7 +8,6 @@ import json
 import mimetypes
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -413,6 +412,13 @@ class LinqStandin(StandinServer):
         """Every webhook delivery attempt (WebhookSender.attempts), as it is now."""
         return copy.deepcopy(list(self._sender.attempts))
 
+    def wait_for_webhooks(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        """`webhooks()` once `count` delivery attempts have been made; TimeoutError if they
+        are not made within `timeout_s`."""
+        if not self._sender.wait(count, timeout_s):
+            raise TimeoutError(f"{len(self._sender.attempts)} webhook attempt(s), not {count}")
+        return self.webhooks()
+
     def messages(self) -> list[dict[str, Any]]:
         """Accepted outbound messages in order (idempotent replays excluded)."""
         with self._lock:
@@ -565,7 +571,7 @@ class LinqStandin(StandinServer):
     def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
         """Count the request against `limit`, or answer Linq's 429 (code 1007) with its
         Retry-After when a key has no room (counted for the tests, not against the limit)."""
-        now = time.monotonic()
+        now = self._clock()
         retry_after = limit.retry_after(keys, now)
         if retry_after is not None:
             self._rate_limited += 1

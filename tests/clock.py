@@ -1,4 +1,5 @@
-"""A clock a test moves: the ledger, the workflow and the sweep read it instead of the time."""
+"""Clocks a test moves: the ledger, the workflow and the sweep read one instead of the time,
+the stand-ins' rate limits the other."""
 
 from __future__ import annotations
 
@@ -26,3 +27,22 @@ class TestClock:
     def set(self, moment: datetime) -> None:
         with self._lock:
             self._now = moment
+
+
+class TestSeconds:
+    """A monotonic clock (seconds, as time.monotonic counts them) that stands still until the
+    test moves it."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self._now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._now += seconds

@@ -15,6 +15,7 @@ import stripe
 
 from standins import builders
 from standins.stripe_api import STRIPE_LIVE_KEY, STRIPE_TEST_KEY, StripeStandin
+from tests.clock import TestSeconds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,13 +33,13 @@ def server() -> Iterator[StripeStandin]:
 
 
 def make_client(
-    server: StripeStandin, key: str = STRIPE_TEST_KEY, timeout: float = 5
+    server: StripeStandin, key: str = STRIPE_TEST_KEY, timeout: float = 5, retries: int = 2
 ) -> stripe.StripeClient:
     return stripe.StripeClient(
         key,
         base_addresses={"api": server.url},
         http_client=stripe.RequestsClient(timeout=timeout),
-        max_network_retries=2,
+        max_network_retries=retries,
     )
 
 
@@ -386,12 +387,19 @@ def test_concurrent_burst_admits_exactly_the_endpoint_limit():
 
 
 def test_rate_window_slides():
-    with StripeStandin(endpoint_rate=2) as srv:
-        client = make_client(srv)
+    clock = TestSeconds()
+    with StripeStandin(endpoint_rate=2, clock=clock) as srv:
+        client = make_client(srv, retries=0)
         client.v1.invoices.list()
+        clock.advance(0.5)
         client.v1.invoices.list()
-        time.sleep(1.05)
+        with pytest.raises(stripe.RateLimitError):
+            client.v1.invoices.list()
+        # The first request leaves the window a second after it came, the second stays in it.
+        clock.advance(0.5)
         assert client.v1.invoices.list().data == []
+        with pytest.raises(stripe.RateLimitError):
+            client.v1.invoices.list()
 
 
 def test_stats_report_peak_and_429s():
