@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import gc
 import importlib.util
 import itertools
 import json
@@ -59,10 +60,11 @@ _FUNCTION = "harness.function"
 
 
 @functools.cache
-def _served(source: str, target: str, signature: str) -> flask.Flask:
+def _served(source: str, target: str, signature: str) -> tuple[flask.Flask, int]:
     """functions-framework's app of one entry point, built once per process by the framework
     itself (~30 ms: Flask, its URL rules, the module's first load, a directory more on sys.path);
-    the function its view calls is the one each request's environ names (`_instance`)."""
+    the function its view calls is the one each request's environ names (`_instance`). And
+    gc.get_freeze_count() once that first load is over."""
 
     def function(*args: Any) -> Any:
         return flask.request.environ[_FUNCTION](*args)
@@ -70,12 +72,14 @@ def _served(source: str, target: str, signature: str) -> flask.Flask:
     with mock.patch.object(
         functions_framework._function_registry, "get_user_function", return_value=function
     ):
-        return functions_framework.create_app(target, str(ROOT / source), signature)
+        app = functions_framework.create_app(target, str(ROOT / source), signature)
+    return app, gc.get_freeze_count()
 
 
 @functools.cache
 def _code(source: str) -> CodeType:
-    """A function module's code, compiled once per process (the tests write no bytecode)."""
+    """A function module's code, compiled once per process (the quick loop may write no
+    bytecode)."""
     path = ROOT / source
     return compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
 
@@ -84,7 +88,7 @@ def _instance(source: str, target: str, signature: str) -> Any:
     """A test client of a new instance of an entry point: its module loaded afresh, as
     functions-framework loads it (a new module object, in sys.modules as "main"), with its own
     settings, clients and caches, behind the entry point's app."""
-    app = _served(source, target, signature)
+    app, frozen = _served(source, target, signature)
     path = ROOT / source
     spec = importlib.util.spec_from_file_location(
         path.stem, path, submodule_search_locations=[str(path.parent)]
@@ -92,7 +96,10 @@ def _instance(source: str, target: str, signature: str) -> Any:
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = module
-    with app.app_context():
+    # recover_fn freezes the objects alive at its first load in a process, and asks at every load
+    # whether that is done: gc.get_freeze_count() walks every frozen object, ~25 ms in a test
+    # worker. Its answer is the one counted after the first load, since nothing thaws them.
+    with app.app_context(), mock.patch.object(gc, "get_freeze_count", return_value=frozen):
         exec(_code(source), module.__dict__)  # noqa: S102 (the loader's exec_module, compiled once)
     client = app.test_client()
     client.environ_base[_FUNCTION] = functions_framework._function_registry.get_user_function(
