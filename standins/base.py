@@ -242,7 +242,7 @@ class StandinServer(Server, ABC):
         self._reset_state()
         if scenario is not None:
             self.load(scenario)
-        super().__init__(self._serve, port)
+        super().__init__(self._app, port)
 
     @classmethod
     @functools.cache
@@ -259,7 +259,7 @@ class StandinServer(Server, ABC):
         cls._routes(routes)
         return routes
 
-    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         environ[_SERVING] = self
         return self._built().app(environ, start_response)
 

@@ -19,10 +19,9 @@ import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import CodeType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from unittest import mock
 
 import flask
@@ -30,6 +29,7 @@ import functions_framework
 import pytest
 import standardwebhooks
 import stripe
+from werkzeug.wrappers import Request, Response
 
 from shared.adapters import firestore, publisher
 from shared.adapters.documents import Documents
@@ -42,10 +42,16 @@ from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
+from standins.serving import Server
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
 from tests.clock import TestClock
 from tools import pause
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 # Made afresh for each test run: the intakes refuse any secret written in the repository.
@@ -221,29 +227,17 @@ class LinqInbox:
     (headers and raw body, signed by the stand-in) for the harness to hand to the intake."""
 
     def __init__(self) -> None:
-        inbox = self
         self.received: list[tuple[dict[str, str], bytes]] = []
         self._arrived = threading.Condition()
+        self._server = Server(self._keep).start()
+        self.url = f"{self._server.url}/linq"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with inbox._arrived:
-                    inbox.received.append((dict(self.headers.items()), body))
-                    inbox._arrived.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/linq"
-        # Polled often: shutting the inbox down waits for the loop's next look.
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        ).start()
+    def _keep(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        with self._arrived:
+            self.received.append((dict(request.headers.items()), request.get_data()))
+            self._arrived.notify_all()
+        return Response(status=200)(environ, start_response)
 
     def take(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
         """The next `count` webhooks, waiting for them (the stand-in sends a moment later)."""
@@ -254,8 +248,7 @@ class LinqInbox:
             return taken
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:
