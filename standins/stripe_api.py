@@ -3,7 +3,6 @@ restricted-key permissions, errors, idempotency and limits."""
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import operator
@@ -471,7 +470,7 @@ class StripeStandin(StandinServer):
     def _store(self, scenario: Mapping[str, Any]) -> list[str]:
         """Store the objects of `scenario`; returns their ids."""
         objects = {
-            kind: [copy.deepcopy(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
+            kind: [builders.copy_json(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
         }
         for invoice in objects["invoice"]:
             objects["payment_intent"] += _own_payment_intents(invoice)
@@ -494,7 +493,7 @@ class StripeStandin(StandinServer):
                 if intent is not None:
                     intent.update(builders.settled(intent))
             event = builders.invoice_paid_event(invoice)
-            self._stores["event"][event["id"]] = copy.deepcopy(event)
+            self._stores["event"][event["id"]] = builders.copy_json(event)
             endpoint = self._webhook
         status = None
         if endpoint is not None:
@@ -517,14 +516,14 @@ class StripeStandin(StandinServer):
         """Shallow-merge `patch` into a stored object (raises KeyError if unknown); new
         PaymentIntents in an invoice's payments are kept as their own, as `_load` keeps them."""
         with self._lock:
-            changes = copy.deepcopy(dict(patch))
+            changes = builders.copy_json(dict(patch))
             owner = self._owners.get(object_id)
             for intent in _own_payment_intents(changes) if kind == "invoice" else []:
                 self._stores["payment_intent"][intent["id"]] = intent
                 if owner is not None:
                     self._owners[intent["id"]] = owner
             self._stores[kind][object_id].update(changes)
-            return copy.deepcopy(self._stores[kind][object_id])
+            return builders.copy_json(self._stores[kind][object_id])
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -626,7 +625,7 @@ class StripeStandin(StandinServer):
         names (as in Stripe, an id it cannot resolve stays an id)."""
         if kind == "customer" and obj.get("deleted"):
             return {"id": obj["id"], "object": "customer", "deleted": True}
-        out = copy.deepcopy(dict(obj))
+        out = builders.copy_json(dict(obj))
         # A list's paths start with its `data`: each object in it is rendered with the rest.
         paths = [path.removeprefix("data.").split(".") for path in expand]
         for field in builders.INCLUDABLE.get(kind, ()):
