@@ -1,5 +1,5 @@
-"""Clocks a test moves: the ledger, the workflow and the sweep read one instead of the time,
-the stand-ins' rate limits the other."""
+"""Clocks a test moves: the ledger, the workflow and the sweep read one instead of the time;
+the stand-ins' rate limits and the retries' backoffs the other."""
 
 from __future__ import annotations
 
@@ -31,17 +31,27 @@ class TestClock:
 
 class TestSeconds:
     """A monotonic clock (seconds, as time.monotonic counts them) that stands still until the
-    test moves it."""
+    test moves it, or until code sleeps on it: a sleep moves it on at once, and is kept for the
+    test to read. It stands in for the `time` module of code that reads only monotonic() and
+    sleep()."""
 
     __test__ = False
 
     def __init__(self) -> None:
         self._now = 0.0
         self._lock = threading.Lock()
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         with self._lock:
             return self._now
+
+    def monotonic(self) -> float:
+        return self()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
 
     def advance(self, seconds: float) -> None:
         with self._lock:

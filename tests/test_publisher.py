@@ -13,6 +13,7 @@ from shared.adapters import publisher
 from shared.adapters.publisher import Publisher
 from shared.core.errors import RetryableError
 from standins.serving import Server
+from tests.clock import TestSeconds
 
 
 class FakePubsub:
@@ -32,26 +33,12 @@ class FakePubsub:
         return Response(json.dumps(reply), status)(environ, start_response)
 
 
-class FakeTime:
-    """The publisher's clock: a backoff moves it on at once, and is kept for the test to read."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 @pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    fake = FakeTime()
-    monkeypatch.setattr(publisher, "time", fake)
-    return fake
+def clock(monkeypatch: pytest.MonkeyPatch) -> TestSeconds:
+    """The publisher's time: a backoff moves it on at once."""
+    seconds = TestSeconds()
+    monkeypatch.setattr(publisher, "time", seconds)
+    return seconds
 
 
 @pytest.fixture
@@ -64,7 +51,9 @@ def pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePubsub]:
     fake.server.stop()
 
 
-def test_transient_answers_are_retried_then_published(pubsub: FakePubsub, clock: FakeTime) -> None:
+def test_transient_answers_are_retried_then_published(
+    pubsub: FakePubsub, clock: TestSeconds
+) -> None:
     pubsub.answers = [503, 429, 500]
     message_id = Publisher("p", "t").publish(b"{}", {"invoice_id": "in_1"})
     assert message_id == "4"
@@ -81,7 +70,7 @@ def test_a_permanent_answer_is_not_retried(pubsub: FakePubsub) -> None:
     assert len(pubsub.bodies) == 1
 
 
-def test_an_outage_ends_inside_the_budget(pubsub: FakePubsub, clock: FakeTime) -> None:
+def test_an_outage_ends_inside_the_budget(pubsub: FakePubsub, clock: TestSeconds) -> None:
     pubsub.answers = [503] * 100
     with pytest.raises(RetryableError, match="HTTP 503"):
         Publisher("p", "t").publish(b"{}", {})
