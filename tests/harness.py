@@ -63,6 +63,9 @@ SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
 # The WSGI environ key of the function an instance's test client has its requests served by.
 _FUNCTION = "harness.function"
+# Held while an instance is loaded: threads of a test may start instances at once, and a load
+# patches what every thread sees (functions-framework's registry, gc) and sets sys.modules.
+_LOADING = threading.Lock()
 
 
 @functools.cache
@@ -94,23 +97,25 @@ def _instance(source: str, target: str, signature: str) -> Any:
     """A test client of a new instance of an entry point: its module loaded afresh, as
     functions-framework loads it (a new module object, in sys.modules as "main"), with its own
     settings, clients and caches, behind the entry point's app."""
-    app, frozen = _served(source, target, signature)
     path = ROOT / source
-    spec = importlib.util.spec_from_file_location(
-        path.stem, path, submodule_search_locations=[str(path.parent)]
-    )
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    # recover_fn freezes the objects alive at its first load in a process, and asks at every load
-    # whether that is done: gc.get_freeze_count() walks every frozen object, ~25 ms in a test
-    # worker. Its answer is the one counted after the first load, since nothing thaws them.
-    with app.app_context(), mock.patch.object(gc, "get_freeze_count", return_value=frozen):
-        exec(_code(source), module.__dict__)  # noqa: S102 (the loader's exec_module, compiled once)
+    with _LOADING:
+        app, frozen = _served(source, target, signature)
+        spec = importlib.util.spec_from_file_location(
+            path.stem, path, submodule_search_locations=[str(path.parent)]
+        )
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        # recover_fn freezes the objects alive at its first load in a process, and asks at every
+        # load whether that is done: gc.get_freeze_count() walks every frozen object, ~25 ms in
+        # a test worker. Its answer is the one counted after the first load: nothing thaws them.
+        with app.app_context(), mock.patch.object(gc, "get_freeze_count", return_value=frozen):
+            exec(_code(source), module.__dict__)  # noqa: S102 (exec_module, compiled once)
+        function = functions_framework._function_registry.get_user_function(
+            str(path), module, target
+        )
     client = app.test_client()
-    client.environ_base[_FUNCTION] = functions_framework._function_registry.get_user_function(
-        str(path), module, target
-    )
+    client.environ_base[_FUNCTION] = function
     return client
 
 
