@@ -431,7 +431,9 @@ class StripeStandin(StandinServer):
                 f"/{kind}s/<id>",
                 lambda server, id, kind=kind: server._patch(kind, id, json_body()),
             )
-        routes.control_route("POST", "/invoices/<id>/pay", cls.pay_invoice)
+        routes.control_route(
+            "POST", "/invoices/<id>/pay", lambda server, id: server.pay_invoice(id)
+        )
 
     # Scenario and Python controls ----------------------------------------------------------
 

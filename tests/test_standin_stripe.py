@@ -14,6 +14,7 @@ import requests
 import stripe
 
 from standins import builders
+from standins.client import StandinClient
 from standins.stripe_api import STRIPE_LIVE_KEY, STRIPE_TEST_KEY, StripeStandin
 from tests.clock import TestSeconds
 
@@ -640,6 +641,17 @@ def test_paying_an_invoice_settles_its_latest_payment_intent(server, seeded):
         None,
         2500,
     )
+
+
+def test_the_control_client_pays_an_invoice(server, client, seeded):
+    invoice_id = seeded[1]["id"]
+    paid = StandinClient(server.url).pay_invoice(invoice_id)
+    assert (paid["event"]["type"], paid["event"]["data"]["object"]["id"]) == (
+        "invoice.paid",
+        invoice_id,
+    )
+    assert paid["delivered"] is None
+    assert client.v1.invoices.retrieve(invoice_id).status == "paid"
 
 
 def test_a_payment_intent_can_change_mid_test(server, seeded):
