@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import flask
 from flask import current_app, g, request
@@ -35,6 +35,14 @@ _PARAMETER, _TEMPLATE = re.compile(r"<(?:\w+:)?(\w+)>"), r"{\1}"
 
 # A vendor's answer: body (a str goes out as text/plain, anything else as JSON), status, headers.
 Reply = tuple[Any, int, dict[str, str]]
+
+
+class Clock(Protocol):
+    """Time as a stand-in reads it: the `time` module, or a test's clock."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float, /) -> None: ...
 
 
 @dataclass
@@ -229,10 +237,10 @@ class StandinServer(Server, ABC):
         *,
         latency_s: float = 0.0,
         scenario: Mapping[str, Any] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = time,
     ) -> None:
-        """`clock`: the seconds the rate limits' windows slide by (a test's own moves when it
-        says)."""
+        """`clock`: what the rate limits' windows slide by and the latency and injected delays
+        are slept on; the `time` module unless a test gives its own."""
         self._lock = threading.RLock()
         self._clock = clock
         self._latency_s = latency_s
@@ -398,7 +406,7 @@ class StandinServer(Server, ABC):
             g.fault = fault = self._take_fault(request.method, request.path)
         delay = self._latency_s + (fault.delay_s if fault else 0.0)
         if delay:
-            time.sleep(delay)
+            self._clock.sleep(delay)
         if fault is None or (fault.status is None and not fault.reset):
             return None
         if fault.status is None:

@@ -571,7 +571,7 @@ class LinqStandin(StandinServer):
     def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
         """Count the request against `limit`, or answer Linq's 429 (code 1007) with its
         Retry-After when a key has no room (counted for the tests, not against the limit)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         retry_after = limit.retry_after(keys, now)
         if retry_after is not None:
             self._rate_limited += 1

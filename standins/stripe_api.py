@@ -593,7 +593,7 @@ class StripeStandin(StandinServer):
 
     def _check_rate(self, mode: str, endpoint: str) -> None:
         """A request counts against both limits only when both have room for it."""
-        now = self._clock()
+        now = self._clock.monotonic()
         buckets = (
             ("endpoint-rate", self._endpoint_limit, (mode, endpoint)),
             ("global-rate", self._global_limits[mode], mode),

@@ -30,10 +30,9 @@ class TestClock:
 
 
 class TestSeconds:
-    """A monotonic clock (seconds, as time.monotonic counts them) that stands still until the
-    test moves it, or until code sleeps on it: a sleep moves it on at once, and is kept for the
-    test to read. It stands in for the `time` module of code that reads only monotonic() and
-    sleep()."""
+    """The `time` module of code that reads only monotonic() and sleep() (the stand-ins, a
+    retry's backoff): its seconds stand still until the test moves them or the code sleeps, and a
+    sleep moves them on at once and is kept for the test to read."""
 
     __test__ = False
 
@@ -42,12 +41,9 @@ class TestSeconds:
         self._lock = threading.Lock()
         self.slept: list[float] = []
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         with self._lock:
             return self._now
-
-    def monotonic(self) -> float:
-        return self()
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)

@@ -8,7 +8,6 @@ import re
 import select
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -462,11 +461,14 @@ def test_injected_reset_drops_the_connection(server, api):
     assert server.requests()[-1]["status"] is None
 
 
-def test_latency_applies_to_api_calls(server, api):
-    server.set_latency(0.15)
-    started = time.monotonic()
-    api.get(f"{server.url}/v3/phone_numbers", timeout=5)
-    assert time.monotonic() - started >= 0.15
+def test_latency_applies_to_api_calls(api):
+    clock = TestSeconds()
+    scenario = {"phone_numbers": [builders.linq_line(LINE)]}
+    with LinqStandin(scenario=scenario, clock=clock) as srv:
+        srv.set_latency(0.15)
+        api.get(f"{srv.url}/v3/phone_numbers", timeout=5)
+        requests.get(f"{srv.url}/_control/stats", timeout=5).raise_for_status()
+        assert clock.slept == [0.15]
 
 
 def test_control_messages_lists_what_linq_received(server, api):
