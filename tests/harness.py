@@ -80,8 +80,10 @@ def _served(source: str, target: str, signature: str) -> tuple[flask.Flask, int]
 
     with mock.patch.object(
         functions_framework._function_registry, "get_user_function", return_value=function
-    ):
+    ) as chosen:
         app = functions_framework.create_app(target, str(ROOT / source), signature)
+    # Were the framework to find the function another way, every instance would run this load's.
+    assert chosen.called, "functions-framework no longer asks get_user_function for the function"
     return app, gc.get_freeze_count()
 
 
