@@ -25,8 +25,9 @@ SERVERS: dict[str, type[StandinServer]] = {
     "linq": LinqStandin,
     "slack": SlackStandin,
 }
-# Keyword arguments every stand-in takes, set by the common options.
-COMMON = ("latency_s", "scenario")
+# Keyword arguments every stand-in takes: set by the common options, or (the clock) only by a
+# test that runs the stand-in in-process.
+COMMON = ("latency_s", "scenario", "clock")
 
 
 def _options(server: type[StandinServer]) -> list[inspect.Parameter]:

@@ -3,7 +3,6 @@ Linq webhooks (in the shapes of Linq's SDK models)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import secrets
 import string
@@ -20,6 +19,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 RETRY_AFTER_S = 3 * 86400
 DEFAULT_LINE = "1 × Pro plan (at $25.00 / month)"
 _ALPHANUMERIC = string.ascii_letters + string.digits
+# Each of the 256 byte values as one of the alphanumerics (a little more often the first few: an
+# id need only be unique and look like Stripe's, not be secret).
+_ID_CHARACTERS = bytes((_ALPHANUMERIC * 5)[:256], "ascii")
 _UNSET: Any = object()
 # The Linq webhook payload format the product subscribes to (`?version=` on its URL).
 LINQ_WEBHOOK_VERSION = "2026-02-03"
@@ -33,7 +35,18 @@ _REPUTATION_GUIDE = (
 
 def new_id(prefix: str, length: int = 24) -> str:
     """A Stripe-looking id such as `in_1Qx...`: prefix plus random alphanumerics."""
-    return prefix + "".join(secrets.choice(_ALPHANUMERIC) for _ in range(length))
+    return prefix + secrets.token_bytes(length).translate(_ID_CHARACTERS).decode()
+
+
+def copy_json(data: Any) -> Any:
+    """A copy of JSON data (a Stripe or Linq object): its dicts and lists new, the rest shared,
+    since it cannot change. A third of the time of copy.deepcopy, which a stand-in's every
+    answer and a builder's every object pay."""
+    if isinstance(data, dict):
+        return {key: copy_json(value) for key, value in data.items()}
+    if isinstance(data, list):
+        return [copy_json(value) for value in data]
+    return data
 
 
 @cache
@@ -213,7 +226,7 @@ def invoice_payment(
         "invoice": invoice_id,
         "is_default": True,
         "livemode": livemode,
-        "payment": {"type": "payment_intent", "payment_intent": copy.deepcopy(intent)},
+        "payment": {"type": "payment_intent", "payment_intent": copy_json(intent)},
         "status": "paid" if paid else "open",
         "status_transitions": {"canceled_at": None, "paid_at": now if paid else None},
     }
@@ -253,7 +266,7 @@ def invoice(
     customer_id, livemode = _owner(customer, livemode)
     if isinstance(customer, Mapping) and not customer.get("deleted"):
         frozen = ("name", "phone", "email", "address")
-        obj.update({f"customer_{name}": copy.deepcopy(customer.get(name)) for name in frozen})
+        obj.update({f"customer_{name}": copy_json(customer.get(name)) for name in frozen})
     mode = "live" if livemode else "test"
     token = new_id("", 40)
     if hosted_invoice_url is _UNSET:
@@ -329,7 +342,7 @@ def invoice(
         "total_count": len(payments),
         "url": f"/v1/invoice_payments?invoice={invoice_id}",
     }
-    obj.update(copy.deepcopy(overrides))
+    obj.update(copy_json(overrides))
     return obj
 
 
@@ -356,14 +369,14 @@ def payment_failed_event(
         created=int(time.time()) if created is None else created,
     )
     event["data"]["object"] = {
-        k: copy.deepcopy(v) for k, v in invoice.items() if k not in INCLUDABLE["invoice"]
+        k: copy_json(v) for k, v in invoice.items() if k not in INCLUDABLE["invoice"]
     }
     return event
 
 
 def paid(invoice: Mapping[str, Any], *, at: int | None = None) -> dict[str, Any]:
     """`invoice` as Stripe has it once paid (at `at`, unix time; now by default), in full."""
-    out = copy.deepcopy(dict(invoice))
+    out = copy_json(dict(invoice))
     paid_at = int(time.time()) if at is None else at
     out.update(status="paid", amount_paid=out["amount_due"], amount_remaining=0)
     out["status_transitions"] = {**out.get("status_transitions", {}), "paid_at": paid_at}
@@ -536,7 +549,7 @@ def linq_event(event_type: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "created_at": linq_time(),
         "partner_id": LINQ_PARTNER_ID,
         "trace_id": uuid.uuid4().hex,
-        "data": copy.deepcopy(dict(data)),
+        "data": copy_json(dict(data)),
     }
 
 
@@ -576,7 +589,7 @@ def linq_message(
         "read_at": None,
     }
     data.update(fields)
-    return copy.deepcopy(data)
+    return copy_json(data)
 
 
 def linq_received(

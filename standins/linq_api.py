@@ -8,7 +8,6 @@ import json
 import mimetypes
 import re
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from werkzeug.exceptions import BadRequest
 from standins.base import (
     IdempotencyKeys,
     Reply,
+    Routes,
     SlidingLimit,
     StandinServer,
     bearer_token,
@@ -263,24 +263,27 @@ class LinqStandin(StandinServer):
         self._sender = WebhookSender()
         super().__init__(port, **common)
 
-    def _routes(self) -> None:
-        self.route("GET", "/v3/phone_numbers", self._lines)
-        self.route("POST", "/v3/capability/check_imessage", self._check_imessage)
-        self.route("POST", "/v3/chats", self._idempotent(self._create_chat))
-        self.route("POST", "/v3/chats/<chat_id>/messages", self._idempotent(self._send_message))
-        self.route("POST", "/v3/webhook-subscriptions", self._create_subscription)
-        self.route("GET", "/v3/webhook-subscriptions", self._list_subscriptions)
-        self.route("DELETE", "/v3/webhook-subscriptions/<id>", self._delete_subscription)
-        self.api.before_request(self._authenticate)
-        self.api.register_error_handler(LinqApiError, LinqApiError.response)
-        self.api.register_error_handler(
+    @classmethod
+    def _routes(cls, routes: Routes) -> None:
+        routes.route("GET", "/v3/phone_numbers", cls._lines)
+        routes.route("POST", "/v3/capability/check_imessage", cls._check_imessage)
+        routes.route("POST", "/v3/chats", cls._idempotent(cls._create_chat))
+        routes.route("POST", "/v3/chats/<chat_id>/messages", cls._idempotent(cls._send_message))
+        routes.route("POST", "/v3/webhook-subscriptions", cls._create_subscription)
+        routes.route("GET", "/v3/webhook-subscriptions", cls._list_subscriptions)
+        routes.route("DELETE", "/v3/webhook-subscriptions/<id>", cls._delete_subscription)
+        routes.before_request(cls._authenticate)
+        routes.api.register_error_handler(LinqApiError, LinqApiError.response)
+        routes.api.register_error_handler(
             BadRequest,
             lambda _: _bad_request(1003, "Request body must be valid JSON").response(),
         )
-        self.control_route("POST", "/inbound", self._inbound_control)
-        self.control_route("GET", "/messages", self.messages)
-        self.control_route("GET", "/webhooks", self.webhooks)
-        self.control_route("POST", "/line_status", lambda: self.set_line_status(**json_body()))
+        routes.control_route("POST", "/inbound", cls._inbound_control)
+        routes.control_route("GET", "/messages", cls.messages)
+        routes.control_route("GET", "/webhooks", cls.webhooks)
+        routes.control_route(
+            "POST", "/line_status", lambda server: server.set_line_status(**json_body())
+        )
 
     # Scenario and Python controls ----------------------------------------------------------
 
@@ -409,6 +412,13 @@ class LinqStandin(StandinServer):
         """Every webhook delivery attempt (WebhookSender.attempts), as it is now."""
         return copy.deepcopy(list(self._sender.attempts))
 
+    def wait_for_webhooks(self, count: int, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+        """`webhooks()` once `count` delivery attempts have been made; TimeoutError if they
+        are not made within `timeout_s`."""
+        if not self._sender.wait(count, timeout_s):
+            raise TimeoutError(f"{len(self._sender.attempts)} webhook attempt(s), not {count}")
+        return self.webhooks()
+
     def messages(self) -> list[dict[str, Any]]:
         """Accepted outbound messages in order (idempotent replays excluded)."""
         with self._lock:
@@ -473,19 +483,21 @@ class LinqStandin(StandinServer):
 
     # Idempotency ---------------------------------------------------------------------------
 
-    def _idempotent(self, send: Callable[..., Reply]) -> Callable[..., Reply]:
-        """A send endpoint that answers a repeated `message.idempotency_key` with the answer it
-        got first, without sending again (IdempotencyKeys)."""
+    @staticmethod
+    def _idempotent(send: Callable[..., Reply]) -> Callable[..., Reply]:
+        """A send endpoint (`send(stand_in, body, **params)`) that answers a repeated
+        `message.idempotency_key` with the answer it got first, without sending again
+        (IdempotencyKeys)."""
 
-        def view(**params: str) -> Reply:
-            body = self._json_object()
+        def view(server: LinqStandin, **params: str) -> Reply:
+            body = server._json_object()
             message = body.get("message")
             key = message.get("idempotency_key") if isinstance(message, dict) else None
             reused = f"idempotency_key '{key}' was already used for a different request"
-            reply, _ = self._keys.answer(
+            reply, _ = server._keys.answer(
                 key if isinstance(key, str) else None,
                 f"{flask.request.path} {json.dumps(body, sort_keys=True)}",
-                lambda: send(body, **params),
+                lambda: send(server, body, **params),
                 lambda: LinqApiError(409, 1005, f"{reused}; use a new key for a new message"),
             )
             return reply
@@ -559,7 +571,7 @@ class LinqStandin(StandinServer):
     def _spend(self, limit: SlidingLimit, keys: list[Any]) -> None:
         """Count the request against `limit`, or answer Linq's 429 (code 1007) with its
         Retry-After when a key has no room (counted for the tests, not against the limit)."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         retry_after = limit.retry_after(keys, now)
         if retry_after is not None:
             self._rate_limited += 1

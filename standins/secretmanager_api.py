@@ -11,7 +11,7 @@ from typing import Any
 
 import flask
 
-from standins.base import Reply, StandinServer, json_body
+from standins.base import Reply, Routes, StandinServer, json_body
 
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL"}
 
@@ -38,15 +38,18 @@ class SecretManagerStandin(StandinServer):
     vendor = "Secret Manager"
     scenario_keys = frozenset({"secrets", "denied"})
 
-    def _routes(self) -> None:
+    @classmethod
+    def _routes(cls, routes: Routes) -> None:
         path = "/v1/projects/<project>/secrets/<secret>"
-        self.route("GET", f"{path}/versions/<version>:access", self._access, name="versions:access")
-        self.route("POST", "/v1/projects/<project>/secrets", self._create)
-        self.route("POST", f"{path}:addVersion", self._add_version)
-        self.route("GET", path, self._get)
-        self.route("GET", f"{path}/versions", self._list_versions)
-        self.route("GET", f"{path}/versions/<version>", self._get_version)
-        self.api.register_error_handler(SecretManagerError, SecretManagerError.response)
+        routes.route(
+            "GET", f"{path}/versions/<version>:access", cls._access, name="versions:access"
+        )
+        routes.route("POST", "/v1/projects/<project>/secrets", cls._create)
+        routes.route("POST", f"{path}:addVersion", cls._add_version)
+        routes.route("GET", path, cls._get)
+        routes.route("GET", f"{path}/versions", cls._list_versions)
+        routes.route("GET", f"{path}/versions/<version>", cls._get_version)
+        routes.api.register_error_handler(SecretManagerError, SecretManagerError.response)
 
     def _reset_state(self) -> None:
         self._secrets: dict[str, dict[str, bytes]] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import selectors
 import signal
 import socket
 import struct
@@ -115,6 +116,8 @@ class Server(ThreadedWSGIServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # Written to by `stop`: the serving loop wakes on it at once.
+        self._wake_up = socket.socketpair()
         super().__init__("127.0.0.1", port, app, handler=_Handler)
 
     def track(self, connection: socket.socket, *, open_: bool) -> None:
@@ -129,26 +132,40 @@ class Server(ThreadedWSGIServer):
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Self:
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
+        self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
         return self
+
+    def _serve(self) -> None:
+        """Accept connections until `stop` wakes the loop: socketserver's serve_forever would
+        notice a shutdown only at its next poll, and a test stops several servers."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_up[0], selectors.EVENT_READ)
+            while True:
+                ready = [key.fileobj for key, _ in selector.select()]
+                if self._wake_up[0] in ready:
+                    return
+                self._handle_request_noblock()
 
     def stop(self) -> None:
         """Stop accepting, then end the kept-alive connections, which would otherwise go on
         answering from a stopped server."""
         if self._thread is not None:
-            self.shutdown()
+            self._wake_up[1].send(b"\0")
+            self._thread.join()
+            self._thread = None
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
         self.server_close()
+
+    def server_close(self) -> None:
+        super().server_close()
+        for end in self._wake_up:
+            end.close()
 
     def __enter__(self) -> Self:
         return self.start()

@@ -13,7 +13,7 @@ from typing import Any
 import flask
 from werkzeug.exceptions import BadRequest
 
-from standins.base import Reply, StandinServer
+from standins.base import Reply, Routes, StandinServer
 
 _FAULT_TEXT = {
     400: "invalid_payload",
@@ -51,10 +51,11 @@ class SlackStandin(StandinServer):
     vendor = "Slack"
     scenario_keys = frozenset({"no_service", "archived"})
 
-    def _routes(self) -> None:
-        self.route("POST", "/services/<path:hook>", self._post, name="/services/...")
-        self.api.register_error_handler(BadRequest, lambda _: ("invalid_payload", 400))
-        self.control_route("GET", "/notes", self.notes)
+    @classmethod
+    def _routes(cls, routes: Routes) -> None:
+        routes.route("POST", "/services/<path:hook>", cls._post, name="/services/...")
+        routes.api.register_error_handler(BadRequest, lambda _: ("invalid_payload", 400))
+        routes.control_route("GET", "/notes", cls.notes)
 
     def _reset_state(self) -> None:
         self._notes: list[dict[str, Any]] = []

@@ -3,7 +3,6 @@ restricted-key permissions, errors, idempotency and limits."""
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 import json
 import operator
@@ -25,6 +24,7 @@ from standins.base import (
     UNRECOGNIZED,
     IdempotencyKeys,
     Reply,
+    Routes,
     SlidingLimit,
     StandinServer,
     bearer_token,
@@ -398,31 +398,42 @@ class StripeStandin(StandinServer):
         self.global_rates = {"test": global_rate_test, "live": global_rate_live}
         super().__init__(port, **common)
 
-    def _routes(self) -> None:
-        self.route("GET", "/v1/invoices", lambda: self._list("invoice", "status", "customer"))
-        self.route("GET", "/v1/invoices/<id>", lambda id: self._retrieve("invoice", id))
-        self.route("POST", "/v1/invoices/<id>", self._update_invoice)
-        self.route("GET", "/v1/customers/<id>", lambda id: self._retrieve("customer", id))
-        self.route("GET", "/v1/events", lambda: self._list("event", "type"))
-        self.route(
+    @classmethod
+    def _routes(cls, routes: Routes) -> None:
+        routes.route(
+            "GET", "/v1/invoices", lambda server: server._list("invoice", "status", "customer")
+        )
+        routes.route("GET", "/v1/invoices/<id>", lambda server, id: server._retrieve("invoice", id))
+        routes.route("POST", "/v1/invoices/<id>", cls._update_invoice)
+        routes.route(
+            "GET", "/v1/customers/<id>", lambda server, id: server._retrieve("customer", id)
+        )
+        routes.route("GET", "/v1/events", lambda server: server._list("event", "type"))
+        routes.route(
             "GET",
             "/v1/webhook_endpoints",
-            lambda: self._list("webhook_endpoint", paging=_ENDPOINT_PAGING),
+            lambda server: server._list("webhook_endpoint", paging=_ENDPOINT_PAGING),
         )
-        self.route("POST", "/v1/webhook_endpoints", self._create_endpoint)
-        self.route(
-            "GET", "/v1/webhook_endpoints/<id>", lambda id: self._retrieve("webhook_endpoint", id)
+        routes.route("POST", "/v1/webhook_endpoints", cls._create_endpoint)
+        routes.route(
+            "GET",
+            "/v1/webhook_endpoints/<id>",
+            lambda server, id: server._retrieve("webhook_endpoint", id),
         )
-        self.route("POST", "/v1/webhook_endpoints/<id>", self._update_endpoint)
-        self.route("DELETE", "/v1/webhook_endpoints/<id>", self._delete_endpoint)
-        self.api.before_request(self._authenticate)
-        self.api.after_request(_stamp)
-        self.api.register_error_handler(StripeApiError, StripeApiError.response)
+        routes.route("POST", "/v1/webhook_endpoints/<id>", cls._update_endpoint)
+        routes.route("DELETE", "/v1/webhook_endpoints/<id>", cls._delete_endpoint)
+        routes.before_request(cls._authenticate)
+        routes.api.after_request(_stamp)
+        routes.api.register_error_handler(StripeApiError, StripeApiError.response)
         for kind in ("invoice", "customer", "payment_intent"):
-            self.control_route(
-                "POST", f"/{kind}s/<id>", lambda id, kind=kind: self._patch(kind, id, json_body())
+            routes.control_route(
+                "POST",
+                f"/{kind}s/<id>",
+                lambda server, id, kind=kind: server._patch(kind, id, json_body()),
             )
-        self.control_route("POST", "/invoices/<id>/pay", lambda id: self.pay_invoice(id))
+        routes.control_route(
+            "POST", "/invoices/<id>/pay", lambda server, id: server.pay_invoice(id)
+        )
 
     # Scenario and Python controls ----------------------------------------------------------
 
@@ -461,7 +472,7 @@ class StripeStandin(StandinServer):
     def _store(self, scenario: Mapping[str, Any]) -> list[str]:
         """Store the objects of `scenario`; returns their ids."""
         objects = {
-            kind: [copy.deepcopy(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
+            kind: [builders.copy_json(o) for o in scenario.get(f"{kind}s", [])] for kind in _KINDS
         }
         for invoice in objects["invoice"]:
             objects["payment_intent"] += _own_payment_intents(invoice)
@@ -484,7 +495,7 @@ class StripeStandin(StandinServer):
                 if intent is not None:
                     intent.update(builders.settled(intent))
             event = builders.invoice_paid_event(invoice)
-            self._stores["event"][event["id"]] = copy.deepcopy(event)
+            self._stores["event"][event["id"]] = builders.copy_json(event)
             endpoint = self._webhook
         status = None
         if endpoint is not None:
@@ -507,14 +518,14 @@ class StripeStandin(StandinServer):
         """Shallow-merge `patch` into a stored object (raises KeyError if unknown); new
         PaymentIntents in an invoice's payments are kept as their own, as `_load` keeps them."""
         with self._lock:
-            changes = copy.deepcopy(dict(patch))
+            changes = builders.copy_json(dict(patch))
             owner = self._owners.get(object_id)
             for intent in _own_payment_intents(changes) if kind == "invoice" else []:
                 self._stores["payment_intent"][intent["id"]] = intent
                 if owner is not None:
                     self._owners[intent["id"]] = owner
             self._stores[kind][object_id].update(changes)
-            return copy.deepcopy(self._stores[kind][object_id])
+            return builders.copy_json(self._stores[kind][object_id])
 
     def _extra_stats(self) -> dict[str, Any]:
         return {
@@ -582,7 +593,7 @@ class StripeStandin(StandinServer):
 
     def _check_rate(self, mode: str, endpoint: str) -> None:
         """A request counts against both limits only when both have room for it."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         buckets = (
             ("endpoint-rate", self._endpoint_limit, (mode, endpoint)),
             ("global-rate", self._global_limits[mode], mode),
@@ -616,7 +627,7 @@ class StripeStandin(StandinServer):
         names (as in Stripe, an id it cannot resolve stays an id)."""
         if kind == "customer" and obj.get("deleted"):
             return {"id": obj["id"], "object": "customer", "deleted": True}
-        out = copy.deepcopy(dict(obj))
+        out = builders.copy_json(dict(obj))
         # A list's paths start with its `data`: each object in it is rendered with the rest.
         paths = [path.removeprefix("data.").split(".") for path in expand]
         for field in builders.INCLUDABLE.get(kind, ()):

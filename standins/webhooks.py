@@ -48,8 +48,9 @@ class WebhookSender:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks")
         self._stopping = threading.Event()
         # Each attempt, oldest first: url, event, attempt (from 1), status (None when the
-        # connection failed), error. Only the sending thread appends.
+        # connection failed), error. Only the sending thread appends, and notifies `_attempted`.
         self.attempts: list[dict[str, Any]] = []
+        self._attempted = threading.Condition()
 
     def send(
         self, url: str, secret: str, event: dict[str, Any], answered: threading.Event | None
@@ -57,6 +58,11 @@ class WebhookSender:
         """Queue `event`, to go once `answered` is set (None: no request caused it). It keeps its
         place: what is queued after it waits for it."""
         self._pool.submit(self._deliver, url, secret, json.dumps(event), answered)
+
+    def wait(self, count: int, timeout_s: float) -> bool:
+        """Whether `count` attempts have been made, waiting up to `timeout_s` for them."""
+        with self._attempted:
+            return self._attempted.wait_for(lambda: len(self.attempts) >= count, timeout_s)
 
     def close(self) -> None:
         """Drop what is still queued; an attempt under way is not retried."""
@@ -79,8 +85,16 @@ class WebhookSender:
                 status, error = None, f"{type(exc).__name__}: {exc}"
             else:
                 status, error = response.status_code, None
-            self.attempts.append(
-                {"url": url, "event": event, "attempt": attempt, "status": status, "error": error}
-            )
+            with self._attempted:
+                self.attempts.append(
+                    {
+                        "url": url,
+                        "event": event,
+                        "attempt": attempt,
+                        "status": status,
+                        "error": error,
+                    }
+                )
+                self._attempted.notify_all()
             if status is not None and status < 500 and status != 429:
                 return

@@ -8,21 +8,28 @@ show (a real publish, the backfill's own publisher)."""
 from __future__ import annotations
 
 import base64
+import functools
+import gc
+import importlib.util
 import itertools
 import json
+import sys
 import threading
 import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from types import CodeType
+from typing import TYPE_CHECKING, Any, Protocol
+from unittest import mock
 
+import flask
 import functions_framework
 import pytest
 import standardwebhooks
 import stripe
+from werkzeug.wrappers import Request, Response
 
 from shared.adapters import firestore, publisher
 from shared.adapters.documents import Documents
@@ -35,10 +42,16 @@ from shared.core.event import FailedPayment
 from shared.workflow.settings import DEFAULT_FIRESTORE_DATABASE
 from standins import LINQ_TOKEN, STRIPE_TEST_KEY, LinqStandin, SlackStandin, StripeStandin, builders
 from standins.emulator import DEFAULT_PROJECT, FirestoreEmulator, PubSubEmulator
+from standins.serving import Server
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from tests import linq_sdk
 from tests.clock import TestClock
 from tools import pause
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 ROOT = Path(__file__).resolve().parent.parent
 # Made afresh for each test run: the intakes refuse any secret written in the repository.
@@ -48,6 +61,64 @@ CONNECT_SECRET = new_stripe_secret()
 LINQ_SECRET = new_linq_secret()
 SENDER = "+12025550101"
 SECOND_SENDER = "+12025550102"
+# The WSGI environ key of the function an instance's test client has its requests served by.
+_FUNCTION = "harness.function"
+# Held while an instance is loaded: threads of a test may start instances at once, and a load
+# patches what every thread sees (functions-framework's registry, gc) and sets sys.modules.
+_LOADING = threading.Lock()
+
+
+@functools.cache
+def _served(source: str, target: str, signature: str) -> tuple[flask.Flask, int]:
+    """functions-framework's app of one entry point, built once per process by the framework
+    itself (~30 ms: Flask, its URL rules, the module's first load, a directory more on sys.path);
+    the function its view calls is the one each request's environ names (`_instance`). And
+    gc.get_freeze_count() once that first load is over."""
+
+    def function(*args: Any) -> Any:
+        return flask.request.environ[_FUNCTION](*args)
+
+    with mock.patch.object(
+        functions_framework._function_registry, "get_user_function", return_value=function
+    ) as chosen:
+        app = functions_framework.create_app(target, str(ROOT / source), signature)
+    # Were the framework to find the function another way, every instance would run this load's.
+    assert chosen.called, "functions-framework no longer asks get_user_function for the function"
+    return app, gc.get_freeze_count()
+
+
+@functools.cache
+def _code(source: str) -> CodeType:
+    """A function module's code, compiled once per process (the quick loop may write no
+    bytecode)."""
+    path = ROOT / source
+    return compile(path.read_bytes(), str(path), "exec", dont_inherit=True)
+
+
+def _instance(source: str, target: str, signature: str) -> Any:
+    """A test client of a new instance of an entry point: its module loaded afresh, as
+    functions-framework loads it (a new module object, in sys.modules as "main"), with its own
+    settings, clients and caches, behind the entry point's app."""
+    path = ROOT / source
+    with _LOADING:
+        app, frozen = _served(source, target, signature)
+        spec = importlib.util.spec_from_file_location(
+            path.stem, path, submodule_search_locations=[str(path.parent)]
+        )
+        assert spec is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[path.stem] = module
+        # recover_fn freezes the objects alive at its first load in a process, and asks at every
+        # load whether that is done: gc.get_freeze_count() walks every frozen object, ~25 ms in
+        # a test worker. Its answer is the one counted after the first load: nothing thaws them.
+        with app.app_context(), mock.patch.object(gc, "get_freeze_count", return_value=frozen):
+            exec(_code(source), module.__dict__)  # noqa: S102 (exec_module, compiled once)
+        function = functions_framework._function_registry.get_user_function(
+            str(path), module, target
+        )
+    client = app.test_client()
+    client.environ_base[_FUNCTION] = function
+    return client
 
 
 class Backend(Protocol):
@@ -163,29 +234,17 @@ class LinqInbox:
     (headers and raw body, signed by the stand-in) for the harness to hand to the intake."""
 
     def __init__(self) -> None:
-        inbox = self
         self.received: list[tuple[dict[str, str], bytes]] = []
         self._arrived = threading.Condition()
+        self._server = Server(self._keep).start()
+        self.url = f"{self._server.url}/linq"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with inbox._arrived:
-                    inbox.received.append((dict(self.headers.items()), body))
-                    inbox._arrived.notify_all()
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/linq"
-        # Polled often: shutting the inbox down waits for the loop's next look.
-        threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        ).start()
+    def _keep(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request(environ)
+        with self._arrived:
+            self.received.append((dict(request.headers.items()), request.get_data()))
+            self._arrived.notify_all()
+        return Response(status=200)(environ, start_response)
 
     def take(self, count: int, timeout: float = 10.0) -> list[tuple[dict[str, str], bytes]]:
         """The next `count` webhooks, waiting for them (the stand-in sends a moment later)."""
@@ -196,8 +255,7 @@ class LinqInbox:
             return taken
 
     def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 def log_lines(text: str) -> list[dict[str, Any]]:
@@ -304,7 +362,7 @@ class Pipeline:
                 self.monkeypatch.delenv(name, raising=False)
             else:
                 self.monkeypatch.setenv(name, value)
-        return functions_framework.create_app(target, str(ROOT / source), signature).test_client()
+        return _instance(source, target, signature)
 
     @property
     def ingest(self) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.linq import LinqClient
 from standins import builders
 from standins.processes import REPO
 from tests.harness import CONNECT_SECRET, SENDER, customer_calls, entry, log_lines
@@ -266,18 +267,26 @@ def two_events(pipeline, invoice: dict[str, Any]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("intent", [confirm(), builders.payment_intent()], ids=["3ds", "declined"])
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)], ids=["action-first", "failed-first"])
 def test_both_events_of_one_attempt_arriving_at_once_are_one_text(
-    pipeline, linq_api, intent, order
+    pipeline, linq_api, monkeypatch, intent, order
 ):
     invoice = pipeline.customer_with_invoice(payment=intent, attempt_count=2)
     messages = two_events(pipeline, invoice)
-    # The owner is kept busy at Linq while the other message arrives.
-    linq_api.add_fault(r"^/v3/chats$", delay_s=0.5)
+    # The owner is kept busy at Linq until the other message has been answered.
+    answered = threading.Event()
+    real = LinqClient.create_chat
+
+    def busy(self: LinqClient, *args: Any, **kwargs: Any) -> Any:
+        assert answered.wait(10)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LinqClient, "create_chat", busy)
     barrier = threading.Barrier(2)
     statuses: list[int] = []
 
     def push(message: dict[str, Any]) -> None:
         barrier.wait()
         statuses.append(pipeline.push(message).status_code)
+        answered.set()
 
     pipeline.capsys.readouterr()
     threads = [threading.Thread(target=push, args=(messages[i],)) for i in order]

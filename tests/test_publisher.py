@@ -3,60 +3,62 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import pytest
+from werkzeug.wrappers import Request, Response
 
 from shared.adapters import publisher
 from shared.adapters.publisher import Publisher
 from shared.core.errors import RetryableError
+from standins.serving import Server
+from tests.clock import TestSeconds
 
 
-class FakePubsub(ThreadingHTTPServer):
+class FakePubsub:
+    """Pub/Sub's REST publish on loopback: each body kept, answered with the statuses queued in
+    `answers`, then 200 and the message's id."""
+
     def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.answers: list[int] = []
         self.bodies: list[dict] = []
+        self.server = Server(self._publish).start()
+
+    def _publish(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        request = Request(environ)
+        self.bodies.append({"path": request.path, **json.loads(request.get_data())})
+        status = self.answers.pop(0) if self.answers else 200
+        reply = {"messageIds": [str(len(self.bodies))]} if status == 200 else {}
+        return Response(json.dumps(reply), status)(environ, start_response)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: FakePubsub
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.bodies.append({"path": self.path, **body})
-        status = self.server.answers.pop(0) if self.server.answers else 200
-        reply = {"messageIds": [str(len(self.server.bodies))]} if status == 200 else {}
-        data = json.dumps(reply).encode()
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
+@pytest.fixture(autouse=True)
+def clock(monkeypatch: pytest.MonkeyPatch) -> TestSeconds:
+    """The publisher's time: a backoff moves it on at once."""
+    seconds = TestSeconds()
+    monkeypatch.setattr(publisher, "time", seconds)
+    return seconds
 
 
 @pytest.fixture
 def pubsub(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePubsub]:
-    server = FakePubsub()
-    # shutdown() waits out one poll: the default 0.5 s would be spent at every test's end.
-    threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True).start()
-    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{server.server_port}")
+    fake = FakePubsub()
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", f"127.0.0.1:{fake.server.port}")
     # Stay on REST: the gRPC client is what a warm instance switches to, not what this tests.
     monkeypatch.setattr(Publisher, "_load_grpc_soon", lambda self: None)
-    yield server
-    server.shutdown()
-    server.server_close()
+    yield fake
+    fake.server.stop()
 
 
-def test_transient_answers_are_retried_then_published(pubsub: FakePubsub) -> None:
+def test_transient_answers_are_retried_then_published(
+    pubsub: FakePubsub, clock: TestSeconds
+) -> None:
     pubsub.answers = [503, 429, 500]
     message_id = Publisher("p", "t").publish(b"{}", {"invoice_id": "in_1"})
     assert message_id == "4"
     assert len(pubsub.bodies) == 4
+    assert clock.slept == [0.1, 0.2, 0.4]
     assert {b["path"] for b in pubsub.bodies} == {"/v1/projects/p/topics/t:publish"}
     assert pubsub.bodies[0]["messages"] == [{"data": "e30=", "attributes": {"invoice_id": "in_1"}}]
 
@@ -68,15 +70,14 @@ def test_a_permanent_answer_is_not_retried(pubsub: FakePubsub) -> None:
     assert len(pubsub.bodies) == 1
 
 
-def test_an_outage_ends_inside_the_budget(
-    pubsub: FakePubsub, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(publisher, "TOTAL_TIMEOUT_S", 0.5)
+def test_an_outage_ends_inside_the_budget(pubsub: FakePubsub, clock: TestSeconds) -> None:
     pubsub.answers = [503] * 100
     with pytest.raises(RetryableError, match="HTTP 503"):
         Publisher("p", "t").publish(b"{}", {})
-    # 0.1 + 0.2 s of backoff fit in 0.5 s, 0.4 more would not: three attempts.
-    assert len(pubsub.bodies) == 3
+    # Doubling to 1 s, the backoff fits 3.5 s of TOTAL_TIMEOUT_S's 4; one more second would
+    # not: seven attempts.
+    assert clock.slept == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert len(pubsub.bodies) == 7
 
 
 def test_a_token_fetch_that_fails_is_a_retryable_error_and_is_retried(

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 from google.api_core import exceptions
+from google.api_core.retry import retry_base, retry_unary
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import secretmanager
 
@@ -14,6 +15,7 @@ from shared.workflow.settings import RecoverSettings
 from standins import builders
 from standins.processes import free_port
 from standins.secretmanager_api import SecretManagerStandin
+from tests.clock import TestSeconds
 from tests.harness import log_lines
 
 
@@ -132,9 +134,13 @@ NOT_TEXT = b"\xff\xfewhsec_" + b"9f2c" * 16
 
 @pytest.fixture
 def quick_reads(monkeypatch):
-    """The resolver's bounds, shortened: a timeout in the test costs a fraction of a second."""
+    """The resolver's read timeout shortened (a timeout in the test costs a fraction of a
+    second), and the library's retries backing off on a clock of the test's: an outage outlasts
+    the resolver's bound without waiting for it."""
     monkeypatch.setattr(secrets_module, "ATTEMPT_TIMEOUT_S", 0.2)
-    monkeypatch.setattr(secrets_module, "TOTAL_TIMEOUT_S", 0.6)
+    clock = TestSeconds()
+    monkeypatch.setattr(retry_unary, "time", clock)
+    monkeypatch.setattr(retry_base, "time", clock)
 
 
 def no_credentials(monkeypatch, secret_manager, client_factory):

@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+import queue
 import re
 import select
 import socket
-import time
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
 from werkzeug.wrappers import Request, Response
 
-from standins import builders
+from standins import builders, webhooks
 from standins.client import StandinClient
 from standins.linkrule import contains_url
 from standins.linq_api import LINQ_TOKEN, WEBHOOK_EVENTS, LinqStandin, is_opt_out
 from standins.serving import AFTER_ANSWER, Server
 from standins.webhooks import RETRY_BACKOFF_S, sign
+from tests.clock import TestSeconds
 
 REPO = Path(__file__).resolve().parents[1]
 LINE, OTHER_LINE = "+12223334444", "+12223335555"
@@ -393,15 +395,17 @@ def test_default_pair_limit_is_documented_30_per_60s():
 
 def test_pair_limit_returns_429_with_retry_after():
     scenario = {"phone_numbers": [builders.linq_line(LINE)]}
-    with LinqStandin(scenario=scenario, pair_limit=3, pair_window_s=0.4) as srv:
+    clock = TestSeconds()
+    with LinqStandin(scenario=scenario, pair_limit=3, pair_window_s=60, clock=clock) as srv:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {LINQ_TOKEN}"
         chat = create_chat(session, srv).json()["chat"]
         for _ in range(2):
             post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
+        clock.advance(59.9)
         limited = post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
         other_pair = create_chat(session, srv, to=(ALEX,))
-        time.sleep(0.45)
+        clock.advance(0.1)
         after_window = post(session, srv, f"/v3/chats/{chat['id']}/messages", {"message": LINK})
     assert error_code(limited) == (429, 1007)
     assert limited.headers["Retry-After"] == "1"
@@ -457,11 +461,14 @@ def test_injected_reset_drops_the_connection(server, api):
     assert server.requests()[-1]["status"] is None
 
 
-def test_latency_applies_to_api_calls(server, api):
-    server.set_latency(0.15)
-    started = time.monotonic()
-    api.get(f"{server.url}/v3/phone_numbers", timeout=5)
-    assert time.monotonic() - started >= 0.15
+def test_latency_applies_to_api_calls(api):
+    clock = TestSeconds()
+    scenario = {"phone_numbers": [builders.linq_line(LINE)]}
+    with LinqStandin(scenario=scenario, clock=clock) as srv:
+        srv.set_latency(0.15)
+        api.get(f"{srv.url}/v3/phone_numbers", timeout=5)
+        requests.get(f"{srv.url}/_control/stats", timeout=5).raise_for_status()
+        assert clock.slept == [0.15]
 
 
 def test_control_messages_lists_what_linq_received(server, api):
@@ -489,16 +496,6 @@ def test_reset_clears_chats_and_messages(server, api):
 VECTOR_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 VECTOR_ID, VECTOR_TIMESTAMP = "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330
 VECTOR_BODY = '{"test": 2432232314}'
-T = TypeVar("T")
-
-
-def wait_for(condition: Callable[[], T], timeout_s: float = 10.0) -> T:
-    """`condition()` once it is truthy; fails after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.02)
-    return value
 
 
 class Receiver:
@@ -507,6 +504,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self._arrived = threading.Condition()
         self.answers: list[int] = []
         # Called as each request arrives, before it is kept.
         self.on_arrival: Callable[[], None] = lambda: None
@@ -518,14 +516,18 @@ class Receiver:
         request = Request(environ)
         headers = {name.lower(): value for name, value in request.headers.items()}
         body = request.get_data(as_text=True)
-        self.requests.append({"path": request.full_path, "headers": headers, "body": body})
+        with self._arrived:
+            self.requests.append({"path": request.full_path, "headers": headers, "body": body})
+            self._arrived.notify_all()
         status = self.answers.pop(0) if self.answers else 200
         return Response("", status)(environ, start_response)
 
     def events(self, count: int) -> list[dict[str, Any]]:
         """The first `count` events received (waiting for them), decoded."""
-        received = wait_for(lambda: len(self.requests) >= count and self.requests)
-        return [json.loads(request["body"]) for request in received[:count]]
+        with self._arrived:
+            arrived = self._arrived.wait_for(lambda: len(self.requests) >= count, timeout=10)
+        assert arrived, f"{len(self.requests)} webhook(s) received, not {count}"
+        return [json.loads(request["body"]) for request in self.requests[:count]]
 
 
 @pytest.fixture
@@ -540,6 +542,13 @@ def hooked(server: LinqStandin, receiver: Receiver) -> LinqStandin:
     """The stand-in sending every event to `receiver`, signed with the test vector's secret."""
     server.load({"webhook": {"url": receiver.url, "secret": VECTOR_SECRET}})
     return server
+
+
+@pytest.fixture
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many webhook retries as Linq's stand-in makes, without its waits between them: the
+    tries are what a test shows."""
+    monkeypatch.setattr(webhooks, "RETRY_BACKOFF_S", (0.0,) * len(RETRY_BACKOFF_S))
 
 
 def send_link(api, server, chat_id: str) -> requests.Response:
@@ -615,11 +624,11 @@ def test_undeliverable_recipient_gets_message_failed(hooked, receiver, api):
 
 
 def test_what_a_request_causes_runs_once_its_answer_has_been_written():
-    answered_first: list[bool] = []
+    answered_first: queue.Queue[bool] = queue.Queue()
 
     def check() -> None:
         # The client does not read: the answer, once written, waits in its socket.
-        answered_first.append(bool(select.select([client], [], [], 0)[0]))
+        answered_first.put(bool(select.select([client], [], [], 0)[0]))
 
     def app(environ: Any, start_response: Any) -> Any:
         environ[AFTER_ANSWER](check)
@@ -627,7 +636,7 @@ def test_what_a_request_causes_runs_once_its_answer_has_been_written():
 
     with Server(app) as server, socket.create_connection(("127.0.0.1", server.port)) as client:
         client.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        assert wait_for(lambda: answered_first) == [True]
+        assert answered_first.get(timeout=10) is True
 
 
 def test_a_delivery_is_sent_only_once_the_send_has_been_answered(hooked, receiver):
@@ -717,12 +726,13 @@ def test_line_status_rejects_unknown_values(server):
         server.set_line_status(LINE, status="PAUSED")
 
 
-def test_5xx_and_429_are_retried_with_the_same_id(hooked, receiver, api):
+def test_5xx_and_429_are_retried_with_the_same_id(hooked, receiver, api, quick_retries):
     receiver.answers = [503, 429]
     create_chat(api, hooked)
-    wait_for(lambda: len(receiver.requests) == 3 and len(hooked.webhooks()) == 3)
-    assert [a["status"] for a in hooked.webhooks()] == [503, 429, 200]
-    assert [a["attempt"] for a in hooked.webhooks()] == [1, 2, 3]
+    attempts = hooked.wait_for_webhooks(3)
+    assert [a["status"] for a in attempts] == [503, 429, 200]
+    assert [a["attempt"] for a in attempts] == [1, 2, 3]
+    assert len(receiver.requests) == 3
     assert len({r["headers"]["webhook-id"] for r in receiver.requests}) == 1
 
 
@@ -732,19 +742,17 @@ def test_other_4xx_is_not_retried(hooked, receiver, api):
     send_link(api, hooked, chat["id"])
     receiver.events(2)
     # The receiver hears the request before the stand-in journals its answer.
-    wait_for(lambda: len(hooked.webhooks()) == 2)
-    assert [a["status"] for a in hooked.webhooks()] == [400, 200]
+    assert [a["status"] for a in hooked.wait_for_webhooks(2)] == [400, 200]
 
 
-def test_an_unreachable_endpoint_is_tried_a_few_times_then_given_up(server, api):
+def test_an_unreachable_endpoint_is_tried_a_few_times_then_given_up(server, api, quick_retries):
     closed = Server(lambda environ, start_response: [])
     url = closed.url
     closed.server_close()
     server.load({"webhook": {"url": url, "secret": VECTOR_SECRET}})
     create_chat(api, server)
-    attempts = wait_for(
-        lambda: len(server.webhooks()) == len(RETRY_BACKOFF_S) + 1 and server.webhooks()
-    )
+    attempts = server.wait_for_webhooks(len(RETRY_BACKOFF_S) + 1)
+    assert len(attempts) == len(RETRY_BACKOFF_S) + 1
     assert all(a["status"] is None and "ConnectionError" in a["error"] for a in attempts)
 
 
@@ -825,7 +833,7 @@ def test_the_control_client_drives_webhooks(hooked, receiver, api):
     assert client.set_line_status(LINE, reputation="CRITICAL")["new_reputation"] == "CRITICAL"
     receiver.events(3)
     # The receiver hears a request before the stand-in journals its answer.
-    wait_for(lambda: len(client.webhooks()) == 3)
+    hooked.wait_for_webhooks(3)
     assert [a["event"]["event_type"] for a in client.webhooks()] == [
         "message.delivered",
         "message.received",

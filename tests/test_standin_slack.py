@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import pytest
 import requests
 
 from standins.slack_api import SlackStandin
+from tests.clock import TestSeconds
 
 REPO = Path(__file__).resolve().parents[1]
 HOOK = "/services/T000/B000/XXXX"
@@ -73,11 +73,12 @@ def test_injected_500_then_recovers(server):
     assert (first.status_code, second.status_code) == (500, 200)
 
 
-def test_latency_applies(server):
-    requests.post(f"{server.url}/_control/latency", json={"latency_s": 0.15}, timeout=5)
-    started = time.monotonic()
-    requests.post(f"{server.url}{HOOK}", json={"text": "x"}, timeout=5)
-    assert time.monotonic() - started >= 0.15
+def test_latency_applies():
+    clock = TestSeconds()
+    with SlackStandin(clock=clock) as srv:
+        requests.post(f"{srv.url}/_control/latency", json={"latency_s": 0.15}, timeout=5)
+        requests.post(f"{srv.url}{HOOK}", json={"text": "x"}, timeout=5)
+        assert clock.slept == [0.15]
 
 
 def test_reset_clears_notes(server):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,7 +13,9 @@ import requests
 import stripe
 
 from standins import builders
+from standins.client import StandinClient
 from standins.stripe_api import STRIPE_LIVE_KEY, STRIPE_TEST_KEY, StripeStandin
+from tests.clock import TestSeconds
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,13 +33,13 @@ def server() -> Iterator[StripeStandin]:
 
 
 def make_client(
-    server: StripeStandin, key: str = STRIPE_TEST_KEY, timeout: float = 5
+    server: StripeStandin, key: str = STRIPE_TEST_KEY, timeout: float = 5, retries: int = 2
 ) -> stripe.StripeClient:
     return stripe.StripeClient(
         key,
         base_addresses={"api": server.url},
         http_client=stripe.RequestsClient(timeout=timeout),
-        max_network_retries=2,
+        max_network_retries=retries,
     )
 
 
@@ -386,12 +387,19 @@ def test_concurrent_burst_admits_exactly_the_endpoint_limit():
 
 
 def test_rate_window_slides():
-    with StripeStandin(endpoint_rate=2) as srv:
-        client = make_client(srv)
+    clock = TestSeconds()
+    with StripeStandin(endpoint_rate=2, clock=clock) as srv:
+        client = make_client(srv, retries=0)
         client.v1.invoices.list()
+        clock.advance(0.5)
         client.v1.invoices.list()
-        time.sleep(1.05)
+        with pytest.raises(stripe.RateLimitError):
+            client.v1.invoices.list()
+        # The first request leaves the window a second after it came, the second stays in it.
+        clock.advance(0.5)
         assert client.v1.invoices.list().data == []
+        with pytest.raises(stripe.RateLimitError):
+            client.v1.invoices.list()
 
 
 def test_stats_report_peak_and_429s():
@@ -441,18 +449,14 @@ def test_fault_over_http_with_custom_body(server, client, seeded):
     assert exc.value.json_body == {"error": {"x": 1}}
 
 
-def test_latency_delays_api_but_not_control(server, client, seeded):
-    requests.post(f"{server.url}/_control/latency", json={"latency_s": 0.2}, timeout=5)
-    started = time.monotonic()
-    client.v1.invoices.retrieve(seeded[1]["id"])
-    assert time.monotonic() - started >= 0.2
-    # A latency far beyond the control request's timeout: were control routes delayed too,
-    # this would raise ReadTimeout.
-    requests.post(f"{server.url}/_control/latency", json={"latency_s": 60}, timeout=5)
-    try:
-        requests.get(f"{server.url}/_control/stats", timeout=5).raise_for_status()
-    finally:
-        requests.post(f"{server.url}/_control/latency", json={"latency_s": 0}, timeout=5)
+def test_latency_delays_api_but_not_control():
+    clock = TestSeconds()
+    invoice = builders.invoice(builders.customer())
+    with StripeStandin(clock=clock, scenario={"invoices": [invoice]}) as srv:
+        requests.post(f"{srv.url}/_control/latency", json={"latency_s": 0.2}, timeout=5)
+        make_client(srv).v1.invoices.retrieve(invoice["id"])
+        requests.get(f"{srv.url}/_control/stats", timeout=5).raise_for_status()
+        assert clock.slept == [0.2]
 
 
 def test_control_patch_changes_invoice_mid_test(server, client, seeded):
@@ -632,6 +636,17 @@ def test_paying_an_invoice_settles_its_latest_payment_intent(server, seeded):
         None,
         2500,
     )
+
+
+def test_the_control_client_pays_an_invoice(server, client, seeded):
+    invoice_id = seeded[1]["id"]
+    paid = StandinClient(server.url).pay_invoice(invoice_id)
+    assert (paid["event"]["type"], paid["event"]["data"]["object"]["id"]) == (
+        "invoice.paid",
+        invoice_id,
+    )
+    assert paid["delivered"] is None
+    assert client.v1.invoices.retrieve(invoice_id).status == "paid"
 
 
 def test_a_payment_intent_can_change_mid_test(server, seeded):
