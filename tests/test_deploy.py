@@ -38,7 +38,8 @@ from tools.go_live import Kind, Move, Pinned, by_kind, decide, form, masked, mis
 from tools.secret_store import Refused
 from tools.stripe_webhook import Endpoint, endpoint_params
 
-pytestmark = pytest.mark.integration
+# deploy.sh runs on warm Pythons (`pythons`); a module that runs it asks for them too.
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("pythons")]
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "deploy.sh"
@@ -217,7 +218,7 @@ class Pythons:
 _pythons: list[Pythons] = []
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def pythons(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pythons]:
     from tools import stage
 
@@ -254,6 +255,8 @@ def deploy(tmp: Path, *args: str, fake: str = TRIPWIRE, stage: bool = False, **e
     gcloud = fakebin / "gcloud"
     gcloud.write_text(fake)
     gcloud.chmod(0o755)
+    if not _pythons:
+        raise RuntimeError("deploy.sh runs on the warm Pythons: ask for the `pythons` fixture")
     _pythons[0].install(fakebin, stage=stage)
     build = tmp / "build"
     environment = {

@@ -41,7 +41,7 @@ from shared.workflow.settings import (
 )
 from standins.signing_secrets import new_linq_secret, new_stripe_secret
 from standins.stack import FUNCTIONS, LocalStack, base_env
-from tests.test_deploy import dry_run, flag
+from tests.test_deploy import dry_run, flag, pythons  # noqa: F401 (the fixture dry_run needs)
 from tools.config_table import table
 from tools.deploy_env import deployed, function_env, help_text, shell_names
 from tools.go_live import GoLiveSettings
@@ -159,6 +159,7 @@ def secrets_deployed(plan, function: str) -> set[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.usefixtures("pythons")
 @pytest.mark.parametrize(
     ("function", "reader"),
     [
