@@ -107,8 +107,9 @@ class LedgerEmulator(FirestoreEmulator):
     """The Firestore emulator with room for the whole ledger: it builds its index of all the
     collection's documents in memory for every query, which a 256 MiB heap cannot at 100,000."""
 
-    def command(self, port: int) -> list[str]:
-        return [HEAP if arg.startswith("-Xmx") else arg for arg in super().command(port)]
+    def __init__(self, log: Path) -> None:
+        super().__init__(log)
+        self.command = [HEAP if arg.startswith("-Xmx") else arg for arg in self.command]
 
 
 def write_ledger(
